@@ -1,0 +1,81 @@
+"""Exceptions raised by tmplc.  Every error says where (line:column, message index) and what to do."""
+
+from __future__ import annotations
+
+
+class TmplcError(Exception):
+    """Base class of every tmplc error."""
+
+
+class SpecError(TmplcError, ValueError):
+    """A spec cannot be parsed or its structure cannot be recovered without guessing.
+
+    Attributes:
+        line: 1-based line in the spec source (or the file holding it).
+        column: 1-based column.
+        message: the bare message, without location or caret.
+        source_line: the offending line of source, when known.
+        filename: the file the spec came from, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        line: int = 1,
+        column: int = 1,
+        source_line: str | None = None,
+        filename: str | None = None,
+    ) -> None:
+        self.message = message
+        self.line = line
+        self.column = column
+        self.source_line = source_line
+        self.filename = filename
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        text = f"line {self.line}, column {self.column}: {self.message}"
+        if self.source_line is not None:
+            shown = self.source_line.replace("\t", " ")
+            text += f"\n    {shown}\n    {' ' * (self.column - 1)}^"
+        return text
+
+    def relocated(self, filename: str | None, line_offset: int = 0, column_offset: int = 0,
+                  source_line: str | None = None) -> "SpecError":
+        """The same error with its position moved into the file that holds the spec."""
+        return SpecError(
+            self.message,
+            self.line + line_offset,
+            self.column + column_offset,
+            source_line if source_line is not None else self.source_line,
+            filename,
+        )
+
+    def cli_text(self) -> str:
+        """`FILE:LINE:COL: error: message` plus the source line and caret, as the CLI prints it."""
+        where = f"{self.filename or '<spec>'}:{self.line}:{self.column}"
+        text = f"{where}: error: {self.message}"
+        if self.source_line is not None:
+            shown = self.source_line.replace("\t", " ")
+            text += f"\n    {shown}\n    {' ' * (self.column - 1)}^"
+        return text
+
+
+class MessageError(TmplcError, ValueError):
+    """A conversation that the format cannot render; `.index` is the offending message's index."""
+
+    def __init__(self, index: int | None, message: str, row: int | None = None) -> None:
+        self.index = index
+        self.row = row
+        self.message = message
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if index is not None:
+            where.append(f"message {index}")
+        prefix = (", ".join(where) + ": ") if where else ""
+        super().__init__(prefix + message)
+
+
+class RegistryError(TmplcError, LookupError):
+    """A name that is neither a registry entry, an alias, a file, nor spec text."""

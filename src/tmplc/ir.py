@@ -1,0 +1,209 @@
+"""The one IR: an immutable description of a chat format.
+
+A format is a preamble, an optional system block, and a user and an assistant turn,
+each turn being ``prefix + content + suffix``.  Every literal character of a rendered
+conversation belongs to exactly one of these pieces, which is what makes loss masks
+and "no dangling newline" checks exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tmplc.render import Segment
+
+Role = Literal["system", "user", "assistant"]
+Placement = Literal["standalone", "first_user"]
+
+
+@dataclass(frozen=True)
+class Text:
+    """Literal text."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class SpecialToken:
+    """The tokenizer's BOS or EOS token string (``{BOS}`` / ``{EOS}`` in a spec)."""
+
+    name: Literal["BOS", "EOS"]
+
+
+Piece = Union[Text, SpecialToken]
+Fragment = tuple[Piece, ...]
+
+
+def fragment(pieces: Iterable[Piece | str]) -> Fragment:
+    """Normalise pieces: strings become Text, adjacent Text merge, empty Text vanish."""
+    out: list[Piece] = []
+    for p in pieces:
+        if isinstance(p, str):
+            p = Text(p)
+        if isinstance(p, Text):
+            if not p.value:
+                continue
+            if out and isinstance(out[-1], Text):
+                out[-1] = Text(out[-1].value + p.value)
+                continue
+        out.append(p)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """``prefix + content + suffix`` for one role.  ``trim`` strips the content (Python ``str.strip``)."""
+
+    prefix: Fragment = ()
+    suffix: Fragment = ()
+    trim: bool = False
+
+
+@dataclass(frozen=True)
+class SystemBlock:
+    """Where and how the system message is rendered.
+
+    ``standalone``: before the first turn, after the preamble.  ``first_user``: inside the
+    first user turn, between the user prefix and the user content (Llama-2, Mistral v1, Gemma).
+    ``default`` is rendered when the conversation has no system message; ``None`` means the
+    block is omitted then.
+    """
+
+    placement: Placement = "standalone"
+    prefix: Fragment = ()
+    suffix: Fragment = ()
+    trim: bool = False
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The layout of a format: what the two-repetition spec describes."""
+
+    preamble: Fragment = ()
+    system: SystemBlock | None = None
+    user: Turn = Turn()
+    assistant: Turn = Turn()
+
+    def uses(self, name: Literal["BOS", "EOS"]) -> bool:
+        """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""
+        frags = [self.preamble, self.user.prefix, self.user.suffix,
+                 self.assistant.prefix, self.assistant.suffix]
+        if self.system is not None:
+            frags += [self.system.prefix, self.system.suffix]
+        return any(isinstance(p, SpecialToken) and p.name == name for f in frags for p in f)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a registry entry or YAML spec file says besides the layout."""
+
+    name: str = "custom"
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    bos_token: str | None = None
+    eos_token: str | None = None
+    eot_token: str | None = None
+    stop: tuple[str, ...] = ()
+    notes: str = ""
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """A chat format: layout (``structure``) plus metadata.  Build one with ``tmplc.load``."""
+
+    structure: Structure
+    meta: Metadata = field(default_factory=Metadata)
+
+    # -- identity -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def bos_token(self) -> str | None:
+        """The BOS token string this format renders, or None when it renders no BOS."""
+        return self.meta.bos_token if self.structure.uses("BOS") else None
+
+    @property
+    def eos_token(self) -> str | None:
+        """The tokenizer's EOS token string as declared, or None."""
+        return self.meta.eos_token
+
+    @property
+    def eot_token(self) -> str | None:
+        """The end-of-turn token string (what ends an assistant turn), or None."""
+        return self.meta.eot_token or self.meta.eos_token
+
+    @property
+    def stop_strings(self) -> tuple[str, ...]:
+        """Strings at which generation must stop: declared ``stop``, else the end-of-turn token."""
+        if self.meta.stop:
+            return self.meta.stop
+        return tuple(t for t in dict.fromkeys([self.meta.eot_token, self.meta.eos_token]) if t)
+
+    @property
+    def default_system(self) -> str | None:
+        return self.structure.system.default if self.structure.system else None
+
+    def with_meta(self, **changes: Any) -> "ChatFormat":
+        """A copy with metadata fields replaced."""
+        return replace(self, meta=replace(self.meta, **changes))
+
+    # -- meaning --------------------------------------------------------------------
+    def segments(
+        self,
+        messages: Sequence[dict],
+        add_generation_prompt: bool = False,
+        continue_final_message: bool = False,
+        *,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+    ) -> list["Segment"]:
+        """The rendered conversation as pieces, each with its role, part and trainability."""
+        from tmplc.render import render_segments
+
+        return render_segments(self, messages, add_generation_prompt, continue_final_message,
+                               bos_token=bos_token, eos_token=eos_token)
+
+    def render(
+        self,
+        messages: Sequence[dict],
+        add_generation_prompt: bool = False,
+        continue_final_message: bool = False,
+        *,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+    ) -> str:
+        """Render a conversation.  This is the reference every target must reproduce byte for byte."""
+        return "".join(s.text for s in self.segments(
+            messages, add_generation_prompt, continue_final_message,
+            bos_token=bos_token, eos_token=eos_token))
+
+    # -- targets --------------------------------------------------------------------
+    def to_jinja(self, *, generation_tags: bool = True) -> str:
+        """An HF chat template (``tokenizer.chat_template``) rendering exactly like ``render``."""
+        from tmplc.targets.jinja import to_jinja
+
+        return to_jinja(self, generation_tags=generation_tags)
+
+    def to_spec(self) -> str:
+        """Canonical two-repetition spec text; parsing it gives back ``self.structure``."""
+        from tmplc.targets.spec import to_spec
+
+        return to_spec(self.structure)
+
+    def to_yaml(self) -> str:
+        """A registry-style YAML spec file: canonical spec plus metadata."""
+        from tmplc.targets.spec import to_yaml
+
+        return to_yaml(self)
+
+    def to_dict(self) -> dict:
+        """The IR as JSON-serialisable data (``tmplc compile --to json``)."""
+        from tmplc.targets.json_ir import to_dict
+
+        return to_dict(self)

@@ -1,0 +1,65 @@
+"""A sandboxed jinja2 environment that renders chat templates the way transformers does.
+
+ImmutableSandboxedEnvironment with ``trim_blocks`` and ``lstrip_blocks``, the globals
+``raise_exception``, ``strftime_now`` (fixed to a given date: output never depends on the clock)
+and the ``tojson`` filter, plus the ``{% generation %}`` tag (rendered transparently).
+Untrusted templates (from model repositories) are rendered only here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.exceptions import TemplateError
+from jinja2.ext import Extension
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+class GenerationTag(Extension):
+    """``{% generation %}...{% endgeneration %}``: renders its body unchanged."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.Scope(body, lineno=lineno)
+
+
+class TemplateRaised(TemplateError):
+    """The template called ``raise_exception(message)``."""
+
+
+def _raise(message: Any) -> None:
+    raise TemplateRaised(str(message))
+
+
+def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
+            separators=None, sort_keys: bool = False) -> str:
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def make_env(today: _dt.date = _dt.date(2026, 1, 1)) -> ImmutableSandboxedEnvironment:
+    """A fresh HF-compatible sandboxed environment (``strftime_now`` returns ``today``)."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[GenerationTag, "jinja2.ext.loopcontrols"])
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise
+    env.globals["strftime_now"] = lambda fmt: _dt.datetime.combine(today, _dt.time()).strftime(fmt)
+    return env
+
+
+def render_template(template: str, messages: list[dict], *, add_generation_prompt: bool = False,
+                    bos_token: str | None = None, eos_token: str | None = None, **extra: Any) -> str:
+    """Render a chat template in the sandbox with HF's variables."""
+    env = make_env()
+    ctx: dict[str, Any] = {"messages": messages, "add_generation_prompt": add_generation_prompt}
+    if bos_token is not None:
+        ctx["bos_token"] = bos_token
+    if eos_token is not None:
+        ctx["eos_token"] = eos_token
+    ctx.update(extra)
+    return env.from_string(template).render(**ctx)

@@ -1,0 +1,1 @@
+"""The spec language: Lark grammar -> atoms (parse.py) -> layout (structure.py); files (files.py)."""

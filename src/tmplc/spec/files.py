@@ -1,0 +1,146 @@
+"""Spec sources: spec text, plain spec files and YAML spec files (the registry's format).
+
+A YAML spec file is a mapping with ``spec`` (the two-repetition text; use a ``|`` block scalar,
+``|-`` when the spec must not end with a newline) and optional metadata: ``name``,
+``description``, ``aliases``, ``bos_token``, ``eos_token``, ``eot_token``, ``stop``,
+``default_system`` and ``notes``.  Errors in the spec are reported at their line and column
+in the YAML file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tmplc.errors import SpecError
+from tmplc.ir import ChatFormat, Metadata, Structure
+from tmplc.spec.parse import parse_atoms
+from tmplc.spec.structure import recover_structure
+
+META_KEYS = ("name", "description", "aliases", "bos_token", "eos_token", "eot_token", "stop",
+             "default_system", "notes")
+
+
+def parse_structure(text: str) -> Structure:
+    """Spec text -> layout (no metadata)."""
+    return recover_structure(parse_atoms(text), text)
+
+
+def parse_spec(text: str, *, name: str = "custom", **meta: Any) -> ChatFormat:
+    """Parse two-repetition spec text into a ChatFormat.  ``meta`` may set any metadata field
+    (``bos_token=``, ``eos_token=``, ``eot_token=``, ``stop=``, ``description=``, ...) and
+    ``default_system=``.  Raises SpecError with line, column and caret."""
+    st = parse_structure(text)
+    default_system = meta.pop("default_system", None)
+    st = _apply_default_system(st, default_system, None)
+    for key in ("aliases", "stop"):
+        if key in meta and meta[key] is not None:
+            meta[key] = tuple(meta[key])
+    return ChatFormat(st, Metadata(name=name, **{k: v for k, v in meta.items() if v is not None}))
+
+
+def _apply_default_system(st: Structure, default: str | None, err_at) -> Structure:
+    if default is None:
+        return st
+    if st.system is None:
+        raise err_at("default_system is set but the spec has no {SYSTEM} placeholder") if err_at else \
+            SpecError("default_system is set but the spec has no {SYSTEM} placeholder")
+    if st.system.default is not None and st.system.default != default:
+        msg = "the default system message is given twice ({SYSTEM=...} and default_system) and they differ"
+        raise err_at(msg) if err_at else SpecError(msg)
+    return replace(st, system=replace(st.system, default=default))
+
+
+def _node_for(root: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    if isinstance(root, yaml.MappingNode):
+        for k, v in root.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return k, v
+    return None
+
+
+def load_spec_file(path: str | Path) -> ChatFormat:
+    """Load a plain spec file or a YAML spec file (``.yaml``/``.yml``)."""
+    path = Path(path)
+    raw = path.read_text(encoding="utf-8")
+    filename = str(path)
+    if path.suffix not in (".yaml", ".yml"):
+        try:
+            fmt = parse_spec(raw, name=path.stem)
+        except SpecError as e:
+            raise e.relocated(filename) from None
+        return fmt.with_meta(source=filename)
+    return load_yaml_spec(raw, filename)
+
+
+def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
+    """Parse a YAML spec file's text (see the module docstring for its keys)."""
+    raw_lines = raw.split("\n")
+
+    def err(msg: str, node: yaml.Node | None) -> SpecError:
+        line = node.start_mark.line + 1 if node is not None else 1
+        col = node.start_mark.column + 1 if node is not None else 1
+        src = raw_lines[line - 1] if line <= len(raw_lines) else None
+        return SpecError(msg, line, col, src, filename)
+
+    try:
+        root = yaml.compose(raw)
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        src = raw_lines[line - 1] if line <= len(raw_lines) else None
+        raise SpecError(f"invalid YAML: {getattr(e, 'problem', e)}", line, col, src, filename) from None
+    if not isinstance(data, dict):
+        raise err("a YAML spec file is a mapping with a 'spec' key and optional metadata", root)
+    for k, _ in root.value:
+        if k.value not in META_KEYS and k.value != "spec":
+            raise err(f"unknown key {k.value!r}; known keys: spec, " + ", ".join(META_KEYS), k)
+    kv = _node_for(root, "spec")
+    if kv is None or not isinstance(data.get("spec"), str):
+        raise err("missing 'spec': the two-repetition spec text (use a '|' block scalar)", root)
+    spec_node = kv[1]
+    text = data["spec"]
+    for key in ("name", "description", "bos_token", "eos_token", "eot_token", "notes", "default_system"):
+        if key in data and data[key] is not None and not isinstance(data[key], str):
+            raise err(f"{key!r} must be a string", _node_for(root, key)[1])
+    for key in ("aliases", "stop"):
+        if key in data and not (isinstance(data[key], list) and all(isinstance(x, str) for x in data[key])):
+            raise err(f"{key!r} must be a list of strings", _node_for(root, key)[1])
+    try:
+        st = parse_structure(text)
+    except SpecError as e:
+        if spec_node.style == "|":
+            first = spec_node.start_mark.line + 1  # 0-based index of the first content line
+            indent = 0
+            for ln in raw_lines[first:]:
+                if ln.strip():
+                    indent = len(ln) - len(ln.lstrip(" "))
+                    break
+            line = first + e.line
+            src = raw_lines[line - 1] if line <= len(raw_lines) else None
+            raise e.relocated(filename, line_offset=first, column_offset=indent, source_line=src) from None
+        raise SpecError(f"in 'spec' (line {e.line}, column {e.column} of the spec text): {e.message}",
+                        spec_node.start_mark.line + 1, spec_node.start_mark.column + 1,
+                        raw_lines[spec_node.start_mark.line], filename) from None
+    st = _apply_default_system(st, data.get("default_system"),
+                               lambda m: err(m, (_node_for(root, "default_system") or (None, root))[1]))
+    meta = Metadata(
+        name=data.get("name") or Path(filename).stem,
+        description=data.get("description") or "",
+        aliases=tuple(data.get("aliases") or ()),
+        bos_token=data.get("bos_token"),
+        eos_token=data.get("eos_token"),
+        eot_token=data.get("eot_token"),
+        stop=tuple(data.get("stop") or ()),
+        notes=data.get("notes") or "",
+        source=filename,
+    )
+    if st.uses("BOS") and meta.bos_token is None:
+        raise err("the spec uses {BOS} but bos_token is not set", kv[0])
+    if st.uses("EOS") and meta.eos_token is None:
+        raise err("the spec uses {EOS} but eos_token is not set", kv[0])
+    return ChatFormat(st, meta)

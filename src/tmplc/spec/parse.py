@@ -1,0 +1,174 @@
+"""Parse spec text with the Lark grammar (grammars/chat_spec.lark) into a flat list of atoms.
+
+An atom is one literal character or one placeholder, each with its source position, so that
+structure recovery can compare the two repetitions atom by atom and point at the exact
+column where they differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer, UnexpectedInput
+
+from tmplc.errors import SpecError
+from tmplc.resources import grammar_path
+
+PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT")
+FILTERS = ("trim",)
+
+
+@dataclass(frozen=True)
+class Atom:
+    """One character of literal text (``kind == "char"``) or one placeholder (``kind`` = its name)."""
+
+    kind: str
+    value: str
+    line: int
+    column: int
+    filter: str | None = None
+    default: str | None = None
+
+    @property
+    def key(self) -> tuple:
+        """What identifies the atom when comparing repetitions (position excluded)."""
+        return (self.kind, self.value, self.filter, self.default)
+
+    def show(self) -> str:
+        if self.kind == "char":
+            return self.value
+        inner = self.kind + (f"|{self.filter}" if self.filter else "")
+        if self.default is not None:
+            inner += "=" + self.default
+        return "{" + inner + "}"
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                lexer="contextual", propagate_positions=True, maybe_placeholders=False)
+
+
+def _chars(text: str, line: int, column: int) -> list[Atom]:
+    out = []
+    for ch in text:
+        out.append(Atom("char", ch, line, column))
+        if ch == "\n":
+            line, column = line + 1, 1
+        else:
+            column += 1
+    return out
+
+
+class _ToAtoms(Transformer):
+    def __init__(self, source_lines: list[str]) -> None:
+        super().__init__()
+        self._lines = source_lines
+
+    def _err(self, msg: str, tok: Token) -> SpecError:
+        return SpecError(msg, tok.line, tok.column, _line(self._lines, tok.line))
+
+    def start(self, items):
+        return [a for group in items for a in group]
+
+    def text(self, items):
+        tok = items[0]
+        return _chars(str(tok), tok.line, tok.column)
+
+    def default_text(self, items):
+        return str(items[0])
+
+    def lbrace(self, items):
+        tok = items[0]
+        return [Atom("char", "{", tok.line, tok.column)]
+
+    def rbrace(self, items):
+        tok = items[0]
+        return [Atom("char", "}", tok.line, tok.column)]
+
+    def filter(self, items):
+        return ("filter", items[0])
+
+    def default(self, items):
+        parts = []
+        for it in items:
+            parts.append(it if isinstance(it, str) else "".join(a.value for a in it))
+        return ("default", "".join(parts))
+
+    def placeholder(self, items):
+        open_tok, name_tok = items[0], items[1]
+        name = str(name_tok)
+        filt = default = None
+        for it in items[2:-1]:
+            if it[0] == "filter":
+                filt = it[1]
+            else:
+                default = it[1]
+        if name not in PLACEHOLDERS:
+            hint = ""
+            if name.upper() in PLACEHOLDERS:
+                hint = f" (placeholders are upper case: {{{name.upper()}}})"
+            raise self._err(
+                f"unknown placeholder {{{name}}}{hint}; known: "
+                + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                + "; write {{ and }} for literal braces", open_tok)
+        if filt is not None:
+            if str(filt) not in FILTERS:
+                raise self._err(f"unknown filter |{filt} on {{{name}}}; the only filter is |trim", open_tok)
+            if name not in ("INPUT", "OUTPUT", "SYSTEM"):
+                raise self._err(f"|{filt} applies only to {{INPUT}}, {{OUTPUT}} and {{SYSTEM}}", open_tok)
+            filt = str(filt)
+        if default is not None and name != "SYSTEM":
+            raise self._err(f"only {{SYSTEM}} takes a default (={default!r})", open_tok)
+        return [Atom(name, "", open_tok.line, open_tok.column, filt, default)]
+
+
+def _line(lines: list[str], n: int) -> str | None:
+    return lines[n - 1] if 1 <= n <= len(lines) else None
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    lines = text.split("\n")
+    return sum(len(l) + 1 for l in lines[: line - 1]) + column - 1
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    line = before.count("\n") + 1
+    return line, offset - (before.rfind("\n") + 1) + 1
+
+
+def _syntax_error(text: str, err: UnexpectedInput) -> SpecError:
+    lines = text.split("\n")
+    line, column = getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1
+    if line < 1:
+        line, column = _line_col(text, len(text))
+    off = min(_offset(text, line, column), len(text))
+    tok = getattr(err, "token", None)
+    if tok is not None and tok.type == "PH_CLOSE" and text[off:off + 1] == "}":
+        msg = "a lone '}': write '}}' for a literal brace"
+    else:
+        # find the unmatched "{" that opened the broken placeholder
+        start = text.rfind("{", 0, off + 1)
+        if start >= 0:
+            line, column = _line_col(text, start)
+        frag = text[start:start + 24].split("\n")[0]
+        msg = (f"a '{{' that does not start a placeholder ({frag!r}): placeholders look like "
+               "{INPUT}, {OUTPUT}, {SYSTEM}; write '{{' for a literal brace")
+    return SpecError(msg, line, column, _line(lines, line))
+
+
+def parse_atoms(text: str) -> list[Atom]:
+    """Parse spec text into atoms; syntax errors raise SpecError with line, column and caret."""
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as err:
+        raise _syntax_error(text, err) from None
+    try:
+        return _ToAtoms(text.split("\n")).transform(tree)
+    except Exception as err:  # lark wraps transformer errors in VisitError
+        orig = getattr(err, "orig_exc", None)
+        if isinstance(orig, SpecError):
+            raise orig from None
+        raise

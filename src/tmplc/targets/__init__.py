@@ -1,0 +1,1 @@
+"""Targets: one small generator per output format, each reading only the IR."""

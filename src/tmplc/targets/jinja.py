@@ -1,0 +1,98 @@
+"""IR -> HF Jinja chat template (``tokenizer.chat_template``).
+
+The template is written so that its meaning does not depend on whitespace options: every tag
+strips the source whitespace around it (``{%- -%}``) and all output comes from ``{{ '...' }}``
+string literals and message contents, so ``trim_blocks``/``lstrip_blocks`` (HF) and engines
+without them (llama.cpp) render the same bytes.  It uses only if/for/set, ``loop.first``,
+``loop.index0``, ``|length``, ``|trim`` and ``raise_exception``: the subset every engine has.
+
+BOS policy (HF convention): a ``{BOS}`` in the spec becomes ``{{ bos_token }}`` in the template,
+and ``apply_chat_template`` tokenizes without adding special tokens, so BOS appears exactly where
+the spec puts it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tmplc.ir import Fragment, SpecialToken
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tmplc.ir import ChatFormat
+
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def jinja_string(s: str) -> str:
+    """A single-quoted Jinja string literal for ``s``."""
+    return "'" + "".join(_ESCAPES.get(c, c) for c in s) + "'"
+
+
+def _out(frag: Fragment) -> str:
+    parts = []
+    for p in frag:
+        if isinstance(p, SpecialToken):
+            parts.append("{{- bos_token -}}" if p.name == "BOS" else "{{- eos_token -}}")
+        else:
+            parts.append("{{- " + jinja_string(p.value) + " -}}")
+    return "".join(parts)
+
+
+def _content(expr: str, trim: bool) -> str:
+    return "{{- " + expr + (" | trim" if trim else "") + " -}}"
+
+
+def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
+    """Generate the chat template.  ``generation_tags`` wraps assistant content and suffix in
+    ``{% generation %}`` for ``return_assistant_tokens_mask`` (HF only; llama.cpp lacks the tag)."""
+    st = fmt.structure
+    name = fmt.name.replace("#}", "# }")
+    L: list[str] = [f"{{#- tmplc chat template: {name} -#}}"]
+    L.append("{%- set has_system = messages | length > 0 and messages[0]['role'] == 'system' -%}")
+    L.append(_out(st.preamble))
+    sb = st.system
+    if sb is None:
+        L.append("{%- if has_system -%}{{- raise_exception('tmplc: message 0: format "
+                 + jinja_string(fmt.name)[1:-1] + " has no system message slot') -}}{%- endif -%}")
+        block = ""
+    else:
+        block = ("{%- if has_system -%}" + _out(sb.prefix) + _content("messages[0]['content']", sb.trim)
+                 + _out(sb.suffix))
+        if sb.default is not None:
+            block += ("{%- else -%}" + _out(sb.prefix)
+                      + ("{{- " + jinja_string(sb.default.strip() if sb.trim else sb.default) + " -}}")
+                      + _out(sb.suffix))
+        block += "{%- endif -%}"
+        if sb.placement == "standalone":
+            L.append(block)
+    inline = sb is not None and sb.placement == "first_user"
+    first_turn = "((has_system and loop.index0 == 1) or (not has_system and loop.first))"
+    L.append("{%- for message in messages -%}")
+    L.append("{%- if message['role'] == 'system' -%}"
+             "{%- if not loop.first -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ "
+             "': a system message is only allowed as the first message') -}}{%- endif -%}")
+    L.append("{%- elif message['role'] == 'user' -%}" + _out(st.user.prefix))
+    if inline:
+        L.append("{%- if " + first_turn + " -%}" + block + "{%- endif -%}")
+    L.append(_content("message['content']", st.user.trim) + _out(st.user.suffix))
+    L.append("{%- elif message['role'] == 'assistant' -%}")
+    if inline:
+        cond = "has_system" if sb.default is None else "true"
+        L.append("{%- if " + first_turn + " and " + cond + " -%}{{- raise_exception('tmplc: message ' ~ "
+                 "loop.index0 ~ ': this format places the system message inside the first user turn, "
+                 "but the first turn after it is an assistant message') -}}{%- endif -%}")
+    L.append(_out(st.assistant.prefix))
+    body = _content("message['content']", st.assistant.trim) + _out(st.assistant.suffix)
+    if generation_tags:
+        body = "{%- generation -%}" + body + "{%- endgeneration -%}"
+    L.append(body)
+    L.append("{%- else -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': unknown role \\'' ~ "
+             "message['role'] ~ '\\': this format supports system, user and assistant') -}}")
+    L.append("{%- endif -%}")
+    L.append("{%- endfor -%}")
+    if inline:
+        L.append("{%- if has_system and messages | length == 1 -%}{{- raise_exception('tmplc: message 0: "
+                 "this format places the system message inside the first user turn, but the "
+                 "conversation has no user message') -}}{%- endif -%}")
+    L.append("{%- if add_generation_prompt -%}" + _out(st.assistant.prefix) + "{%- endif -%}")
+    return "\n".join(x for x in L if x)

@@ -1,0 +1,79 @@
+"""IR -> canonical spec text (and YAML spec files).  Parsing the output gives back the IR."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import yaml
+
+from tmplc.errors import SpecError
+from tmplc.ir import Fragment, SpecialToken, Structure
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tmplc.ir import ChatFormat
+
+
+def escape(text: str) -> str:
+    """Spec-escape literal text: ``{`` -> ``{{``, ``}`` -> ``}}``."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _frag(f: Fragment) -> str:
+    return "".join("{" + p.name + "}" if isinstance(p, SpecialToken) else escape(p.value) for p in f)
+
+
+def _ph(name: str, trim: bool, default: str | None = None) -> str:
+    inner = name + ("|trim" if trim else "")
+    if default is not None:
+        inner += "=" + escape(default)
+    return "{" + inner + "}"
+
+
+def to_spec(st: Structure) -> str:
+    """Canonical spec text for a layout.  Raises SpecError if the layout has no spec that
+    parses back to it (e.g. fixed text before a standalone system block)."""
+    from tmplc.spec.structure import default_split
+    from tmplc.spec.files import parse_structure
+
+    sb = st.system
+    system = ""
+    if sb is not None:
+        system = _frag(sb.prefix) + _ph("SYSTEM", sb.trim, sb.default) + _frag(sb.suffix)
+    mid = st.user.suffix + st.assistant.prefix
+    split_needed = default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix)
+    split = "{SPLIT}" if split_needed else ""
+    exchange_tail = (_ph("INPUT", st.user.trim) + _frag(st.user.suffix) + split
+                     + _frag(st.assistant.prefix) + _ph("OUTPUT", st.assistant.trim)
+                     + _frag(st.assistant.suffix))
+    head = _frag(st.preamble)
+    if sb is not None and sb.placement == "standalone":
+        head += system + _frag(st.user.prefix)
+    elif sb is not None:
+        head += _frag(st.user.prefix) + system
+    else:
+        head += _frag(st.user.prefix)
+    text = head + exchange_tail + _frag(st.user.prefix) + exchange_tail
+    back = parse_structure(text)
+    if back != st:
+        raise SpecError("this layout cannot be written as a two-repetition spec that parses back "
+                        f"to it (the spec {text!r} reads differently)")
+    return text
+
+
+def to_yaml(fmt: "ChatFormat") -> str:
+    """A YAML spec file (the registry's format) holding the canonical spec and the metadata."""
+    m = fmt.meta
+    data: dict = {"name": m.name}
+    if m.description:
+        data["description"] = m.description
+    if m.aliases:
+        data["aliases"] = list(m.aliases)
+    for key in ("bos_token", "eos_token", "eot_token"):
+        if getattr(m, key) is not None:
+            data[key] = getattr(m, key)
+    if m.stop:
+        data["stop"] = list(m.stop)
+    data["spec"] = fmt.to_spec()
+    if m.notes:
+        data["notes"] = m.notes
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
