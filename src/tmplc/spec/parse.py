@@ -91,10 +91,7 @@ class _ToAtoms(Transformer):
         return ("filter", items[0])
 
     def default(self, items):
-        parts = []
-        for it in items:
-            parts.append(it if isinstance(it, str) else "".join(a.value for a in it))
-        return ("default", "".join(parts))
+        return ("default", "".join(items))
 
     def placeholder(self, items):
         open_tok, name_tok = items[0], items[1]

@@ -25,7 +25,10 @@ def _frag(f: Fragment) -> str:
 def _ph(name: str, trim: bool, default: str | None = None) -> str:
     inner = name + ("|trim" if trim else "")
     if default is not None:
-        inner += "=" + escape(default)
+        if "{" in default or "}" in default:
+            raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
+                            "hold; write it as default_system in a YAML spec (ChatFormat.to_yaml())")
+        inner += "=" + default
     return "{" + inner + "}"
 
 
@@ -73,7 +76,14 @@ def to_yaml(fmt: "ChatFormat") -> str:
             data[key] = getattr(m, key)
     if m.stop:
         data["stop"] = list(m.stop)
-    data["spec"] = fmt.to_spec()
+    st = fmt.structure
+    default = st.system.default if st.system else None
+    if default is not None and ("{" in default or "}" in default):
+        from dataclasses import replace
+
+        st = replace(st, system=replace(st.system, default=None))
+        data["default_system"] = default
+    data["spec"] = to_spec(st)
     if m.notes:
         data["notes"] = m.notes
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

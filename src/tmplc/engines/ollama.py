@@ -1,0 +1,260 @@
+"""Render Ollama Modelfile TEMPLATEs with a real Go ``text/template`` engine.
+
+The Go program in ``ollama_harness/main.go`` re-implements what Ollama's
+``template/template.go`` does around ``text/template`` (FuncMap,
+``missingkey=zero``, the appended ``{{ .Response }}``, ``collate``, the
+messages/legacy/FIM mode switch, the Modelfile SYSTEM rule of the chat
+handler); see the comment at the top of that file for the exact behaviours
+and the Ollama commit they were checked against.
+
+The binary is built with ``go build`` on first use into a cache directory
+(``$TMPLC_CACHE_DIR`` or ``~/.cache/tmplc``), keyed by a hash of its sources,
+so an edited ``main.go`` is rebuilt automatically.  All jobs of one
+:func:`render_ollama` call are rendered by a single process.
+
+Install Go (1.19 or newer, standard library only) with::
+
+    apt-get install golang-go
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from tmplc.errors import TmplcError
+
+__all__ = [
+    "GoNotFoundError",
+    "HarnessError",
+    "OllamaRenderError",
+    "find_go",
+    "harness_binary",
+    "render_ollama",
+    "render_ollama_one",
+]
+
+_HARNESS_FILES = ("main.go", "go.mod")
+_BUILD_LOCK = threading.Lock()
+_BINARY_CACHE: dict[str, Path] = {}
+
+
+class GoNotFoundError(TmplcError, RuntimeError):
+    """No Go toolchain was found to build the Ollama template harness."""
+
+
+class HarnessError(TmplcError, RuntimeError):
+    """The harness could not be built, or the harness process failed as a whole."""
+
+
+class OllamaRenderError(TmplcError, RuntimeError):
+    """One job failed in Go: a template parse error, an execution error, or a panic.
+
+    Instances are *returned* by :func:`render_ollama` in place of the output of
+    the failing job (so one bad job does not hide the others) and *raised* by
+    :func:`render_ollama_one`.
+
+    Attributes:
+        message: the error text produced by Go (``template: :1: unclosed action``...).
+        index: the position of the job in the batch.
+    """
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        self.message = message
+        self.index = index
+        super().__init__(message if index is None else f"job {index}: {message}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OllamaRenderError):
+            return NotImplemented
+        return (self.message, self.index) == (other.message, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.message, self.index))
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    match = re.search(r"go-(\d+(?:\.\d+)*)", path)
+    return tuple(int(p) for p in match.group(1).split(".")) if match else ()
+
+
+def find_go() -> Path:
+    """Return the ``go`` executable: ``$TMPLC_GO``, then ``PATH``, then Debian's locations.
+
+    Raises:
+        GoNotFoundError: when none exists.
+    """
+    explicit = os.environ.get("TMPLC_GO")
+    if explicit:
+        if os.access(explicit, os.X_OK):
+            return Path(explicit)
+        raise GoNotFoundError(f"TMPLC_GO={explicit!r} is not an executable Go binary")
+    on_path = shutil.which("go")
+    if on_path:
+        return Path(on_path)
+    candidates = ["/usr/lib/go/bin/go"]
+    candidates += sorted(glob.glob("/usr/lib/go-1.*/bin/go"), key=_version_key, reverse=True)
+    candidates += ["/usr/local/go/bin/go"]
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise GoNotFoundError(
+        "Go is needed to render Ollama templates with the real text/template engine, but no `go` "
+        "was found on PATH, in /usr/lib/go/bin or in /usr/lib/go-1.*/bin. Install it with "
+        "`apt-get install golang-go` (Go >= 1.19, no modules are downloaded), or set TMPLC_GO "
+        "to the go binary."
+    )
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("TMPLC_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "tmplc"
+
+
+def _harness_sources() -> dict[str, bytes]:
+    root = files("tmplc.engines") / "ollama_harness"
+    return {name: (root / name).read_bytes() for name in _HARNESS_FILES}
+
+
+def harness_binary() -> Path:
+    """Return the path of the harness binary, building it first if needed.
+
+    The binary is ``<cache>/ollama-harness-<sha256 of the sources>``; building
+    happens in a temporary directory and the result is moved into place
+    atomically, so concurrent test processes are safe.
+
+    Raises:
+        GoNotFoundError: no Go toolchain.
+        HarnessError: ``go build`` failed.
+    """
+    sources = _harness_sources()
+    digest = hashlib.sha256()
+    for name in _HARNESS_FILES:
+        digest.update(name.encode() + b"\0" + sources[name] + b"\0")
+    key = digest.hexdigest()[:16]
+    with _BUILD_LOCK:
+        cached = _BINARY_CACHE.get(key)
+        if cached is not None and cached.exists():
+            return cached
+        cache = _cache_dir()
+        suffix = ".exe" if sys.platform == "win32" else ""
+        binary = cache / f"ollama-harness-{key}{suffix}"
+        if not binary.exists():
+            _build(sources, cache, binary)
+        _BINARY_CACHE[key] = binary
+        return binary
+
+
+def _build(sources: Mapping[str, bytes], cache: Path, binary: Path) -> None:
+    go = find_go()
+    cache.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("GOCACHE", str(cache / "go-build"))
+    env.setdefault("GOPATH", str(cache / "gopath"))
+    env.update({"GO111MODULE": "on", "GOFLAGS": "", "GOPROXY": "off",
+                "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"})
+    with tempfile.TemporaryDirectory(prefix="tmplc-go-", dir=cache) as tmp:
+        for name, data in sources.items():
+            Path(tmp, name).write_bytes(data)
+        out = Path(tmp, binary.name)
+        proc = subprocess.run(
+            [str(go), "build", "-trimpath", "-o", str(out), "."],
+            cwd=tmp, env=env, capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise HarnessError(
+                f"`go build` of the Ollama template harness failed ({go}):\n"
+                f"{proc.stderr.strip() or proc.stdout.strip()}"
+            )
+        os.replace(out, binary)
+
+
+def _job_payload(job: Mapping[str, Any], index: int) -> dict[str, Any]:
+    if "template" not in job or not isinstance(job["template"], str):
+        raise TypeError(f"job {index}: 'template' must be a str")
+    messages = job.get("messages", [])
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+        raise TypeError(f"job {index}: 'messages' must be a list of dicts")
+    payload: dict[str, Any] = {"template": job["template"], "messages": [dict(m) for m in messages]}
+    for key in ("system", "think", "prompt", "suffix", "date"):
+        if job.get(key) is not None:
+            payload[key] = job[key]
+    return payload
+
+
+def render_ollama(jobs: Sequence[Mapping[str, Any]]) -> list[str | OllamaRenderError]:
+    """Render every job the way Ollama would, in one harness process.
+
+    Each job is a mapping with:
+
+    - ``template`` (str): the Modelfile TEMPLATE text;
+    - ``messages`` (list of ``{"role", "content"}``, optionally ``thinking``,
+      ``tool_calls``, ``tool_name``, ``tool_call_id``): the /api/chat messages;
+    - ``system`` (str, optional): the Modelfile SYSTEM default, prepended as a
+      system message when the first message is not a system message;
+    - ``think`` (bool or "low"/"medium"/"high"/"max", optional): sets
+      ``.Think``/``.ThinkLevel``/``.IsThinkSet`` as Ollama does; absent = unset;
+    - ``prompt``/``suffix`` (optional): both non-empty selects Ollama's FIM mode;
+    - ``date`` ("YYYY-MM-DD", optional): what ``currentDate`` returns (default: today).
+
+    Returns:
+        One entry per job, in order: the rendered string, or an
+        :class:`OllamaRenderError` describing that job's parse/execute error.
+
+    Raises:
+        GoNotFoundError: no Go toolchain to build the harness.
+        HarnessError: the build or the harness process failed as a whole.
+        TypeError: a job is malformed.
+    """
+    payload = [_job_payload(job, i) for i, job in enumerate(jobs)]
+    if not payload:
+        return []
+    binary = harness_binary()
+    data = json.dumps(payload, ensure_ascii=True).encode("ascii")
+    proc = subprocess.run([str(binary)], input=data, capture_output=True)
+    if proc.returncode != 0:
+        raise HarnessError(
+            f"Ollama template harness exited with {proc.returncode}: "
+            f"{proc.stderr.decode('utf-8', 'replace').strip()}"
+        )
+    results = json.loads(proc.stdout.decode("utf-8"))
+    if not isinstance(results, list) or len(results) != len(payload):
+        raise HarnessError(f"harness returned {len(results)} results for {len(payload)} jobs")
+    out: list[str | OllamaRenderError] = []
+    for i, item in enumerate(results):
+        if "output" in item:
+            out.append(item["output"])
+        else:
+            out.append(OllamaRenderError(str(item.get("error", "unknown error")), i))
+    return out
+
+
+def render_ollama_one(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    system: str | None = None,
+) -> str:
+    """Render one conversation; raise :class:`OllamaRenderError` if Go reports an error."""
+    job: dict[str, Any] = {"template": template, "messages": list(messages)}
+    if system is not None:
+        job["system"] = system
+    (result,) = render_ollama([job])
+    if isinstance(result, OllamaRenderError):
+        raise OllamaRenderError(result.message)
+    return result

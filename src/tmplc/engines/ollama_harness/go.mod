@@ -1,0 +1,3 @@
+module tmplcharness
+
+go 1.19

