@@ -202,6 +202,24 @@ class ChatFormat:
 
         return to_yaml(self)
 
+    def to_ollama(self, from_: str | None = None) -> str:
+        """A complete Ollama Modelfile (FROM, TEMPLATE in messages mode, SYSTEM, PARAMETER stop)."""
+        from tmplc.targets.ollama import to_ollama
+
+        return to_ollama(self, from_=from_)
+
+    def to_llamacpp(self) -> "Any":
+        """The llama.cpp target: GGUF ``tokenizer.chat_template``, built-in name, server/cli flags."""
+        from tmplc.targets.llamacpp import to_llamacpp
+
+        return to_llamacpp(self)
+
+    def tokenize(self, messages: Sequence[dict], tokenizer: Any, **kwargs: Any) -> dict:
+        """Token ids, labels and attention mask with exact loss masks (see tmplc.formatter)."""
+        from tmplc.formatter import tokenize_messages
+
+        return tokenize_messages(self, messages, tokenizer, **kwargs)
+
     def to_dict(self) -> dict:
         """The IR as JSON-serialisable data (``tmplc compile --to json``)."""
         from tmplc.targets.json_ir import to_dict

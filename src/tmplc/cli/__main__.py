@@ -1,0 +1,5 @@
+import sys
+
+from tmplc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""``tmplc compile SPEC --to TARGET``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tmplc.cli.common import write_output
+
+# target name -> (description, function(fmt, args) -> str)
+TARGETS: dict[str, tuple[str, object]] = {
+    "jinja": ("HF chat template (tokenizer.chat_template)", lambda f, a: f.to_jinja()),
+    "spec": ("canonical two-repetition spec text", lambda f, a: f.to_spec()),
+    "yaml": ("YAML spec file with metadata (registry format)", lambda f, a: f.to_yaml()),
+    "json": ("the IR as JSON", lambda f, a: json.dumps(f.to_dict(), indent=2, ensure_ascii=False) + "\n"),
+    "ollama": ("Ollama Modelfile (FROM, TEMPLATE, SYSTEM, PARAMETER stop)",
+               lambda f, a: f.to_ollama(from_=a.from_)),
+    "llamacpp": ("llama.cpp: GGUF chat template, built-in name, llama-server/llama-cli arguments",
+                 lambda f, a: f.to_llamacpp().report()),
+}
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "compile", help="compile a spec to a target",
+        description="Compile SPEC (a registry name or alias, a spec/YAML file, or spec text) to a target. "
+                    "Targets: " + "; ".join(f"{k}: {v[0]}" for k, v in TARGETS.items()),
+    )
+    p.add_argument("spec", metavar="SPEC", help="registry name/alias, spec or YAML file, or spec text")
+    p.add_argument("--to", dest="target", default="jinja", choices=list(TARGETS), help="target (default: jinja)")
+    p.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--from", dest="from_", metavar="PATH",
+                   help="with --to ollama: the model for the Modelfile's FROM line (default: a placeholder)")
+    return p
+
+
+def run(args) -> int:
+    from tmplc.api import load
+
+    fmt = load(args.spec)
+    write_output(TARGETS[args.target][1](fmt, args), args.out)
+    return 0

@@ -1,0 +1,50 @@
+"""Helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from tmplc.errors import MessageError
+
+
+def write_output(text: str, out: str | None) -> None:
+    """Write exactly ``text`` to ``out`` or stdout (nothing added)."""
+    if out:
+        Path(out).write_text(text, encoding="utf-8", newline="")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def read_conversations(path: str) -> list[list[dict]]:
+    """A JSON list of messages (one conversation) or a JSONL file of conversations.
+
+    A JSONL line may be a list of messages or an object with ``messages``.  Errors name the
+    file and line (JSONL rows are 0-based in the message index sense: row N = line N+1)."""
+    raw = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    stripped = raw.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise MessageError(None, f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+        if data and all(isinstance(x, list) for x in data):
+            return data
+        return [data]
+    convs = []
+    for n, line in enumerate(raw.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise MessageError(None, f"{path}:{n + 1}:{e.colno}: invalid JSON: {e.msg}", row=len(convs)) from None
+        if isinstance(item, dict) and "messages" in item:
+            item = item["messages"]
+        if not isinstance(item, list):
+            raise MessageError(None, f"{path}:{n + 1}: each line must be a list of messages or "
+                               "an object with 'messages'", row=len(convs))
+        convs.append(item)
+    return convs
