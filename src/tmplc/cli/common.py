@@ -24,15 +24,17 @@ def read_conversations(path: str) -> list[list[dict]]:
     A JSONL line may be a list of messages or an object with ``messages``.  Errors name the
     file and line (JSONL rows are 0-based in the message index sense: row N = line N+1)."""
     raw = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    stripped = raw.lstrip()
-    if stripped.startswith("["):
+    lines = [l for l in raw.splitlines() if l.strip()]
+    if raw.lstrip().startswith("["):
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise MessageError(None, f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-        if data and all(isinstance(x, list) for x in data):
-            return data
-        return [data]
+            if len(lines) <= 1:
+                raise MessageError(None, f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+        else:
+            if data and all(isinstance(x, list) for x in data):
+                return data
+            return [data]
     convs = []
     for n, line in enumerate(raw.splitlines()):
         if not line.strip():

@@ -1,0 +1,112 @@
+"""The tmplc command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import tmplc
+
+
+def tmplc_cli(*args, input=None):
+    return subprocess.run([sys.executable, "-m", "tmplc.cli", *args], capture_output=True, text=True, input=input)
+
+
+CONV = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi\n"},
+        {"role": "assistant", "content": " Hello! "}]
+
+
+def test_help_for_every_command():
+    res = tmplc_cli("--help")
+    assert res.returncode == 0
+    from tmplc.cli import _commands
+
+    for cmd in _commands():
+        assert cmd in res.stdout
+        sub = tmplc_cli(cmd, "--help")
+        assert sub.returncode == 0 and "usage: tmplc " + cmd in sub.stdout
+
+
+def test_list_shows_names_aliases_descriptions():
+    res = tmplc_cli("list")
+    assert res.returncode == 0
+    for name in tmplc.registry:
+        fmt = tmplc.registry[name]
+        assert name in res.stdout and fmt.meta.description in res.stdout
+    names = tmplc_cli("list", "--names").stdout.split()
+    assert names == list(tmplc.registry)
+
+
+@pytest.mark.parametrize("target", ["jinja", "spec", "yaml", "json"])
+def test_compile_targets(target, tmp_path):
+    res = tmplc_cli("compile", "chatml", "--to", target)
+    assert res.returncode == 0, res.stderr
+    fmt = tmplc.load("chatml")
+    if target == "jinja":
+        assert res.stdout == fmt.to_jinja()
+    elif target == "spec":
+        assert tmplc.parse_spec(res.stdout).structure == fmt.structure
+    elif target == "yaml":
+        p = tmp_path / "x.yaml"
+        p.write_text(res.stdout)
+        assert tmplc.load(str(p)).structure == fmt.structure
+    else:
+        from tmplc.targets.json_ir import from_dict
+
+        assert from_dict(json.loads(res.stdout)).structure == fmt.structure
+    out = tmp_path / "out.txt"
+    assert tmplc_cli("compile", "chatml", "--to", target, "--out", str(out)).returncode == 0
+    assert out.read_text() == res.stdout
+
+
+def test_render_prints_exactly_the_text(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(CONV))
+    fmt = tmplc.load("chatml")
+    res = tmplc_cli("render", "chatml", "--messages", str(p))
+    assert res.returncode == 0 and res.stdout == fmt.render(CONV)
+    res = tmplc_cli("render", "chatml", "--messages", str(p), "--add-generation-prompt")
+    assert res.stdout == fmt.render(CONV, add_generation_prompt=True)
+    jl = tmp_path / "m.jsonl"
+    jl.write_text(json.dumps(CONV) + "\n" + json.dumps({"messages": CONV[1:]}) + "\n")
+    res = tmplc_cli("render", "chatml", "--messages", str(jl))
+    assert res.stdout == fmt.render(CONV) + fmt.render(CONV[1:])
+
+
+def test_render_show_marks_trainable_segments(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(CONV))
+    res = tmplc_cli("render", "chatml", "--messages", str(p), "--show", "--plain")
+    assert res.returncode == 0
+    assert res.stdout.endswith("<|im_start|>assistant\n[[ Hello! ]][[<|im_end|>\n]]")
+
+
+def test_spec_error_is_file_line_col_and_exit_2(tmp_path):
+    p = tmp_path / "bad.spec"
+    p.write_text("U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nB: {OUTPUT}\n")
+    res = tmplc_cli("compile", str(p))
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"{p}:4:1: error: the repetitions differ")
+    assert "Traceback" not in res.stderr
+    assert res.stderr.splitlines()[1].strip() == "B: {OUTPUT}"
+    assert res.stderr.splitlines()[2] == "    ^"
+
+
+def test_bad_messages_and_unknown_names_exit_2(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps([{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]))
+    res = tmplc_cli("render", "chatml", "--messages", str(p))
+    assert res.returncode == 2 and "message 1: unknown role 'robot'" in res.stderr and "Traceback" not in res.stderr
+    res = tmplc_cli("compile", "chatmll")
+    assert res.returncode == 2 and "did you mean" in res.stderr and "chatml" in res.stderr
+    p.write_text("[{]")
+    res = tmplc_cli("render", "chatml", "--messages", str(p))
+    assert res.returncode == 2 and f"{p}:1:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_spec_text_on_the_command_line():
+    res = tmplc_cli("compile", "Q: {INPUT}\nA: {OUTPUT}\nQ: {INPUT}\nA: {OUTPUT}\n", "--to", "spec")
+    assert res.returncode == 0 and res.stdout == "Q: {INPUT}\nA: {OUTPUT}\nQ: {INPUT}\nA: {OUTPUT}\n"
