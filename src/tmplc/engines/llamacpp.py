@@ -252,7 +252,10 @@ def ensure_llamacpp_driver() -> Path:
 def _run_once(binary: Path, payload: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
     """Run the driver on *payload*; return the results it finished and, if it died, why."""
     data = json.dumps(list(payload), ensure_ascii=False).encode("utf-8")
-    proc = subprocess.run([str(binary)], input=data, capture_output=True)
+    try:
+        proc = subprocess.run([str(binary)], input=data, capture_output=True)
+    except OSError as exc:
+        raise LlamaCppDriverError(f"cannot run the llama.cpp driver {binary}: {exc}") from exc
     results: list[dict[str, Any]] = []
     lines = proc.stdout.decode("utf-8", "replace").splitlines()
     for line in lines[1:]:
@@ -266,8 +269,11 @@ def _run_once(binary: Path, payload: Sequence[Mapping[str, Any]]) -> tuple[list[
     stderr = proc.stderr.decode("utf-8", "replace").strip()
     if proc.returncode == 0 and len(results) == len(payload):
         return results, None
-    if proc.returncode == 2 and not lines:
-        raise LlamaCppDriverError(f"the llama.cpp driver rejected its input: {stderr}")
+    if not lines or lines[0].strip() != "[":
+        # it died before looking at any job: nothing to blame on a single job
+        raise LlamaCppDriverError(
+            f"the llama.cpp driver {binary} failed (exit {proc.returncode}) before rendering: {stderr[-2000:]}"
+        )
     return results, f"the llama.cpp driver died (exit {proc.returncode}) on this job: {stderr[-2000:]}"
 
 

@@ -220,6 +220,8 @@ def fetch_llamacpp(*, log: bool = True) -> Path:
                 f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}\nsha256 {actual}\nfiles {count}\n",
                 encoding="utf-8",
             )
+            if _is_complete(root):  # another process finished first
+                return root
             if root.exists():  # an incomplete earlier attempt
                 shutil.rmtree(root, ignore_errors=True)
             try:

