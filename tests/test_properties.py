@@ -82,11 +82,13 @@ def test_jinja_refuses_what_the_reference_refuses(fmt, msgs):
     assert_engine_matches(fmt, msgs, lambda m: render_template(template, m, bos_token=BOS, eos_token=EOS))
 
 
-def _assistant_tail(fmt, content):
-    st_ = fmt.structure
-    text = content.strip() if st_.assistant.trim else content
-    suffix = "".join(s.text for s in render_segments(
-        fmt, [{"role": "assistant", "content": ""}], bos_token=BOS, eos_token=EOS) if s.part == "suffix")
+def _assistant_tail(fmt, msgs):
+    """Content (trimmed if the format trims) + assistant suffix of the last message."""
+    last = len(msgs) - 1
+    content = msgs[-1]["content"]
+    text = content.strip() if fmt.structure.assistant.trim else content
+    suffix = "".join(s.text for s in render_segments(fmt, msgs, bos_token=BOS, eos_token=EOS)
+                     if s.message_index == last and s.part == "suffix")
     return text + suffix
 
 
@@ -106,7 +108,7 @@ def test_append_only_and_generation_prompt_identity(fmt, msgs):
     assert prev == full
     last = msgs[-1]
     head = _ref(fmt, msgs[:-1], add_generation_prompt=True)
-    assert head + _assistant_tail(fmt, last["content"]) == full
+    assert head + _assistant_tail(fmt, msgs) == full
     cont = _ref(fmt, msgs, continue_final_message=True)
     assert full.startswith(cont)
     assert cont == head + (last["content"].strip() if fmt.structure.assistant.trim else last["content"])

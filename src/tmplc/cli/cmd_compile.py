@@ -17,6 +17,7 @@ TARGETS: dict[str, tuple[str, object]] = {
                lambda f, a: f.to_ollama(from_=a.from_)),
     "llamacpp": ("llama.cpp: GGUF chat template, built-in name, llama-server/llama-cli arguments",
                  lambda f, a: f.to_llamacpp().report()),
+    "all": ("every target into --out DIR, with manifest.json (target -> file -> sha256)", None),
 }
 
 
@@ -28,7 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("spec", metavar="SPEC", help="registry name/alias, spec or YAML file, or spec text")
     p.add_argument("--to", dest="target", default="jinja", choices=list(TARGETS), help="target (default: jinja)")
-    p.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout (--to all: a directory)")
     p.add_argument("--from", dest="from_", metavar="PATH",
                    help="with --to ollama: the model for the Modelfile's FROM line (default: a placeholder)")
     return p
@@ -38,5 +39,21 @@ def run(args) -> int:
     from tmplc.api import load
 
     fmt = load(args.spec)
+    if args.target == "all":
+        from tmplc.targets.bundle import write_all
+
+        if not args.out:
+            import sys
+
+            print("tmplc compile: error: --to all writes a directory: give it with --out DIR", file=sys.stderr)
+            return 2
+        manifest = write_all(fmt, args.out)
+        for target, files in manifest["targets"].items():
+            for rel in files:
+                print(f"{target:<9} {args.out.rstrip('/')}/{rel}")
+        for target, reason in manifest["refused"].items():
+            print(f"{target:<9} refused: {reason}")
+        print(f"manifest  {args.out.rstrip('/')}/manifest.json")
+        return 0
     write_output(TARGETS[args.target][1](fmt, args), args.out)
     return 0

@@ -1,0 +1,76 @@
+"""``--to all``: every target written into one directory, plus a manifest.
+
+Files::
+
+    chat_template.jinja            HF chat template
+    tokenizer_config.json          fragment to merge into a tokenizer_config.json
+    Modelfile                      Ollama
+    llama.cpp/chat_template.jinja  for GGUF tokenizer.chat_template / --chat-template-file
+    llama.cpp/args.txt             llama-server / llama-cli arguments and GGUF metadata
+    spec.yaml, format.spec         canonical spec (with metadata / plain)
+    format.json                    the IR
+    manifest.json                  target -> file -> sha256 (for export-time validation)
+
+A target that refuses the format (e.g. Ollama cannot express ``|trim``) is recorded in the
+manifest under ``refused`` with its reason instead of being silently skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from tmplc.errors import TmplcError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tmplc.ir import ChatFormat
+
+
+def _tokenizer_config(fmt: "ChatFormat") -> str:
+    cfg: dict = {"chat_template": fmt.to_jinja()}
+    if fmt.meta.bos_token is not None:
+        cfg["bos_token"] = fmt.meta.bos_token
+    if fmt.meta.eos_token is not None:
+        cfg["eos_token"] = fmt.meta.eos_token
+    return json.dumps(cfg, indent=2, ensure_ascii=False) + "\n"
+
+
+def _targets(fmt: "ChatFormat") -> dict[str, Callable[[], dict[str, str]]]:
+    def llamacpp() -> dict[str, str]:
+        return fmt.to_llamacpp().files()
+
+    return {
+        "jinja": lambda: {"chat_template.jinja": fmt.to_jinja(),
+                          "tokenizer_config.json": _tokenizer_config(fmt)},
+        "ollama": lambda: {"Modelfile": fmt.to_ollama()},
+        "llamacpp": llamacpp,
+        "spec": lambda: {"spec.yaml": fmt.to_yaml(), "format.spec": fmt.to_spec()},
+        "json": lambda: {"format.json": json.dumps(fmt.to_dict(), indent=2, ensure_ascii=False) + "\n"},
+    }
+
+
+def write_all(fmt: "ChatFormat", out_dir: str | Path) -> dict:
+    """Write every target into ``out_dir``; return (and write) the manifest."""
+    from tmplc import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest: dict = {"tmplc": __version__, "format": fmt.name, "targets": {}, "refused": {}}
+    for target, make in _targets(fmt).items():
+        try:
+            files = make()
+        except TmplcError as e:
+            manifest["refused"][target] = str(e)
+            continue
+        entry = {}
+        for rel, text in files.items():
+            path = out / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = text.encode("utf-8")
+            path.write_bytes(data)
+            entry[rel] = hashlib.sha256(data).hexdigest()
+        manifest["targets"][target] = entry
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return manifest
