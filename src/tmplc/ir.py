@@ -202,11 +202,20 @@ class ChatFormat:
 
         return to_yaml(self)
 
-    def to_ollama(self, from_: str | None = None) -> str:
-        """A complete Ollama Modelfile (FROM, TEMPLATE in messages mode, SYSTEM, PARAMETER stop)."""
+    @property
+    def trims(self) -> bool:
+        """Whether any content is ``|trim``-med (a transformation Ollama templates cannot carry)."""
+        st = self.structure
+        return st.user.trim or st.assistant.trim or bool(st.system and st.system.trim)
+
+    def to_ollama(self, from_: str | None = None, *, allow_untrimmed: bool = False) -> str:
+        """A complete Ollama Modelfile (FROM, TEMPLATE in messages mode, SYSTEM, PARAMETER stop).
+
+        Formats with ``|trim`` are refused unless ``allow_untrimmed=True`` (then contents are
+        rendered as sent, and the Modelfile says so)."""
         from tmplc.targets.ollama import to_ollama
 
-        return to_ollama(self, from_=from_)
+        return to_ollama(self, from_=from_, allow_untrimmed=allow_untrimmed)
 
     def to_llamacpp(self) -> "Any":
         """The llama.cpp target: GGUF ``tokenizer.chat_template``, built-in name, server/cli flags."""

@@ -14,7 +14,7 @@ TARGETS: dict[str, tuple[str, object]] = {
     "yaml": ("YAML spec file with metadata (registry format)", lambda f, a: f.to_yaml()),
     "json": ("the IR as JSON", lambda f, a: json.dumps(f.to_dict(), indent=2, ensure_ascii=False) + "\n"),
     "ollama": ("Ollama Modelfile (FROM, TEMPLATE, SYSTEM, PARAMETER stop)",
-               lambda f, a: f.to_ollama(from_=a.from_)),
+               lambda f, a: f.to_ollama(from_=a.from_, allow_untrimmed=a.allow_untrimmed)),
     "llamacpp": ("llama.cpp: GGUF chat template, built-in name, llama-server/llama-cli arguments",
                  lambda f, a: f.to_llamacpp().report()),
     "all": ("every target into --out DIR, with manifest.json (target -> file -> sha256)", None),
@@ -32,6 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout (--to all: a directory)")
     p.add_argument("--from", dest="from_", metavar="PATH",
                    help="with --to ollama: the model for the Modelfile's FROM line (default: a placeholder)")
+    p.add_argument("--allow-untrimmed", action="store_true",
+                   help="with --to ollama: accept a format with |trim (Ollama templates cannot trim; contents "
+                        "are then rendered as sent, and the Modelfile says so). --to all does this and reports it.")
     return p
 
 
@@ -47,12 +50,14 @@ def run(args) -> int:
 
             print("tmplc compile: error: --to all writes a directory: give it with --out DIR", file=sys.stderr)
             return 2
-        manifest = write_all(fmt, args.out)
+        manifest = write_all(fmt, args.out, from_=args.from_)
         for target, files in manifest["targets"].items():
             for rel in files:
                 print(f"{target:<9} {args.out.rstrip('/')}/{rel}")
         for target, reason in manifest["refused"].items():
             print(f"{target:<9} refused: {reason}")
+        for target, note in manifest["caveats"].items():
+            print(f"{target:<9} caveat: {note}")
         print(f"manifest  {args.out.rstrip('/')}/manifest.json")
         return 0
     write_output(TARGETS[args.target][1](fmt, args), args.out)

@@ -11,8 +11,9 @@ Files::
     format.json                    the IR
     manifest.json                  target -> file -> sha256 (for export-time validation)
 
-A target that refuses the format (e.g. Ollama cannot express ``|trim``) is recorded in the
-manifest under ``refused`` with its reason instead of being silently skipped.
+A target that refuses the format is recorded in the manifest under ``refused`` with its reason
+instead of being silently skipped.  A format with ``|trim`` gets a Modelfile that renders
+contents as sent (Ollama templates cannot trim); that is recorded under ``caveats`` and printed.
 """
 
 from __future__ import annotations
@@ -37,28 +38,32 @@ def _tokenizer_config(fmt: "ChatFormat") -> str:
     return json.dumps(cfg, indent=2, ensure_ascii=False) + "\n"
 
 
-def _targets(fmt: "ChatFormat") -> dict[str, Callable[[], dict[str, str]]]:
+def _targets(fmt: "ChatFormat", from_: str | None) -> dict[str, Callable[[], dict[str, str]]]:
     def llamacpp() -> dict[str, str]:
         return fmt.to_llamacpp().files()
 
     return {
         "jinja": lambda: {"chat_template.jinja": fmt.to_jinja(),
                           "tokenizer_config.json": _tokenizer_config(fmt)},
-        "ollama": lambda: {"Modelfile": fmt.to_ollama()},
+        "ollama": lambda: {"Modelfile": fmt.to_ollama(from_=from_, allow_untrimmed=True)},
         "llamacpp": llamacpp,
         "spec": lambda: {"spec.yaml": fmt.to_yaml(), "format.spec": fmt.to_spec()},
         "json": lambda: {"format.json": json.dumps(fmt.to_dict(), indent=2, ensure_ascii=False) + "\n"},
     }
 
 
-def write_all(fmt: "ChatFormat", out_dir: str | Path) -> dict:
+def write_all(fmt: "ChatFormat", out_dir: str | Path, *, from_: str | None = None) -> dict:
     """Write every target into ``out_dir``; return (and write) the manifest."""
     from tmplc import __version__
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    manifest: dict = {"tmplc": __version__, "format": fmt.name, "targets": {}, "refused": {}}
-    for target, make in _targets(fmt).items():
+    manifest: dict = {"tmplc": __version__, "format": fmt.name, "targets": {}, "refused": {}, "caveats": {}}
+    if fmt.trims:
+        manifest["caveats"]["ollama"] = ("the format trims message content (|trim) and Ollama templates "
+                                         "cannot: the Modelfile renders contents as sent, so strip them "
+                                         "before sending")
+    for target, make in _targets(fmt, from_).items():
         try:
             files = make()
         except TmplcError as e:

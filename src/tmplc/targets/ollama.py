@@ -1,0 +1,545 @@
+'''IR -> Ollama Modelfile (``FROM``, ``TEMPLATE``, ``SYSTEM``, ``PARAMETER stop``).
+
+The TEMPLATE is a Go ``text/template`` in Ollama's *messages mode* (``range $i, $_ :=
+.Messages`` with ``$last := eq (len (slice $.Messages $i)) 1``; no ``loop.last``).  Run by
+Ollama, it renders every conversation exactly like the reference renderer
+(:mod:`tmplc.render`), under Ollama's conventions, which are documented here:
+
+* **What the template sees.**  Ollama merges consecutive messages of the same role with
+  ``"\\n\\n"`` before rendering, and prepends the Modelfile ``SYSTEM`` as a system message when
+  the first message is not a system one.  So the Ollama rendering of ``messages`` equals the
+  reference rendering of the *merged* list (with the default system message applied by the
+  format, which is what ``SYSTEM`` does).
+* **Generation prompt.**  Ollama has no ``add_generation_prompt`` flag.  The template appends the
+  assistant prefix when the last message is not an assistant message (= the reference with
+  ``add_generation_prompt=True``), and treats a trailing assistant message as a prefill: its
+  suffix (the end-of-turn) is left out so the model continues it (= ``continue_final_message=True``).
+* **BOS.**  Ollama's runtime adds BOS when it tokenizes, so the BOS that would *start* the
+  rendering is never written: a ``{BOS}`` at the start of the preamble is dropped, and so is one
+  at the start of whatever comes first when the preamble is empty (the standalone system prefix,
+  or the prefix of the first turn).  Any other ``{BOS}`` (Llama-2's per-turn ``<s>``) is written as
+  the literal ``bos_token`` string; Ollama tokenizes the prompt with special-token parsing, so it
+  becomes the BOS token again.  A format whose leading BOS depends on whether some message
+  content is empty is refused (:class:`TargetError`).  ``{EOS}`` is the literal ``eos_token``.
+* **Trim.**  Ollama's template functions cannot strip a string, so a format with ``|trim``
+  (Llama-3, Gemma, ...) cannot be reproduced for contents with whitespace at their edges.
+  :func:`to_ollama` refuses such formats unless ``allow_untrimmed=True``; then contents are
+  rendered as sent (exact whenever they have no leading/trailing whitespace; clients should strip
+  them), the Modelfile says so in a comment, and a trimmed *default* system message is stripped
+  at compile time (exact).
+* **Errors.**  Go templates have no ``raise_exception``; what the reference refuses (a system
+  message that is not first, a system message for a format without a system slot, an unknown
+  role, a system message that must go inside the first user turn when that turn is missing)
+  makes the template execute ``{{ template "tmplc: <reason>" . }}``, so Ollama fails the request
+  with ``template "tmplc: <reason>" not defined``.
+* **Default system message.**  Written as ``SYSTEM``.  When ``SYSTEM`` cannot carry it (an empty
+  default, which Ollama ignores, or text the Modelfile parser cannot hold: non-printable
+  characters), it is built into the TEMPLATE instead, for conversations whose first message is
+  not a system message.
+* **Stop strings.**  One ``PARAMETER stop`` per ``fmt.stop_strings``.  No sampling parameters.
+
+Modelfile quoting (from Ollama's ``parser/parser.go``, ported as :func:`parse_modelfile`): a value
+is read to the end of its line and whitespace-trimmed; ``"..."`` / ``"""..."""`` values may span
+lines and end at the first newline where the whitespace-trimmed text read so far ends with the
+closing quote(s); there are no escape sequences, and characters that Go's ``strconv.IsPrint``
+rejects (other than space, tab, CR, LF) are silently dropped.  So the TEMPLATE is written as
+``"""<template>"""`` and any literal text that could be damaged (edge whitespace, quotes, ``{{``,
+non-printable characters, CR) is emitted through a Go string literal ``{{ "..." }}`` (whose
+escapes are plain ASCII); the rest stays readable.  ``SYSTEM`` and stop values are written bare,
+``"""..."""`` or ``"..."``, whichever reads back exactly; every value (and the whole file) is
+verified by reading it back with :func:`parse_modelfile`, and one that cannot be written is a
+:class:`TargetError`.
+
+Caveat (Ollama >= 0.30): if the GGUF also carries a ``tokenizer.chat_template`` advertising more
+capabilities (tools, thinking), Ollama may prefer it over this TEMPLATE; start the server with
+``OLLAMA_GO_TEMPLATE=1`` to force the TEMPLATE.
+'''
+
+from __future__ import annotations
+
+import unicodedata
+from typing import TYPE_CHECKING, Sequence
+
+from tmplc.errors import TmplcError
+from tmplc.ir import Fragment, SpecialToken, Text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tmplc.ir import ChatFormat
+
+__all__ = ["TargetError", "to_ollama", "parse_modelfile", "modelfile_fields", "go_string",
+           "FROM_PLACEHOLDER"]
+
+FROM_PLACEHOLDER = "<path-to-model.gguf>"
+
+
+class TargetError(TmplcError, ValueError):
+    """A format (or a value of it) that the Ollama target cannot write exactly."""
+
+
+# --------------------------------------------------------------------------------------------
+# Ollama's Modelfile parser (parser/parser.go ParseFile), ported rune for rune
+
+_NIL, _NAME, _VALUE, _PARAMETER, _MESSAGE, _COMMENT = range(6)
+_COMMANDS = ("from", "license", "template", "system", "adapter", "draft", "renderer", "parser",
+             "parameter", "message", "requires")
+_WS = " \t\r\n"  # the only whitespace that can reach the buffer (everything else is non-printable)
+
+
+def go_isprint(c: str) -> bool:
+    """Go's ``strconv.IsPrint``: categories L, M, N, P, S and the ASCII space."""
+    return c == " " or unicodedata.category(c)[0] in "LMNPS"
+
+
+def _unquote(s: str) -> tuple[str, bool]:
+    if s[:3] == '"""':
+        if len(s) >= 6 and s[-3:] == '"""':
+            return s[3:-3], True
+        return "", False
+    if s[:1] == '"':
+        if len(s) >= 2 and s[-1] == '"':
+            return s[1:-1], True
+        return "", False
+    return s, True
+
+
+def _unquote_buffer(buf: list[str]) -> tuple[str, bool]:
+    """``unquote(strings.TrimSpace(buffer))`` without joining the buffer unless it is needed
+    (the buffer holds single characters; only " \t\r\n" among them are white space)."""
+    i, j = 0, len(buf)
+    while i < j and buf[i] in _WS:
+        i += 1
+    while j > i and buf[j - 1] in _WS:
+        j -= 1
+    if i < j and buf[i] == '"':
+        head = "".join(buf[i:i + 3])
+        tail = "".join(buf[max(i, j - 3):j])
+        if head == '"""':
+            if not (j - i >= 6 and tail == '"""'):
+                return "", False
+        elif not (j - i >= 2 and tail[-1] == '"'):
+            return "", False
+    return _unquote("".join(buf[i:j]))
+
+
+def _is_alpha(c: str) -> bool:
+    return "a" <= c <= "z" or "A" <= c <= "Z"
+
+
+def _next_state(c: str, cs: int) -> tuple[int, str]:
+    """parseRuneForState; "" stands for Go's rune 0 (written nowhere)."""
+    if cs == _NIL:
+        if c == "#":
+            return _COMMENT, ""
+        if c in _WS:
+            return _NIL, ""
+        return _NAME, c
+    if cs == _NAME:
+        if _is_alpha(c):
+            return _NAME, c
+        if c in " \t":
+            return _VALUE, ""
+        raise TargetError("Modelfile: " + 'command must be one of "from", "license", ...')
+    if cs == _VALUE:
+        if c in _WS:
+            return _NIL, c
+        return _VALUE, c
+    if cs in (_PARAMETER, _MESSAGE):
+        if _is_alpha(c) or (cs == _PARAMETER and (c.isdigit() and c.isascii() or c == "_")):
+            return cs, c
+        if c in " \t":
+            return _VALUE, ""
+        raise TargetError("Modelfile: unexpected EOF")
+    # comment
+    if c in "\r\n":
+        return _NIL, ""
+    return _COMMENT, ""
+
+
+def parse_modelfile(text: str) -> list[tuple[str, str]]:
+    """Read a Modelfile exactly as Ollama's ``parser.ParseFile`` does.
+
+    Returns the commands as ``(name, args)``: ``("model", FROM value)``, ``("template", ...)``,
+    ``("system", ...)``, ``(parameter name, value)``, ``("message", "role: text")``...
+    Raises TargetError where Ollama reports an error.
+    """
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    cmds: list[tuple[str, str]] = []
+    name = ""
+    role = ""
+    curr = _NIL
+    buf: list[str] = []
+    for c in text:
+        nxt, r = _next_state(c, curr)
+        if nxt != curr:
+            if curr == _NAME:
+                word = "".join(buf)
+                if word.lower() not in _COMMANDS:
+                    raise TargetError(f"Modelfile: unknown command {word!r}")
+                low = word.lower()
+                if low == "from":
+                    name = "model"
+                elif low == "parameter":
+                    nxt = _PARAMETER
+                elif low == "message":
+                    nxt = _MESSAGE
+                    name = low
+                else:
+                    name = low
+            elif curr == _PARAMETER:
+                name = "".join(buf)
+            elif curr == _MESSAGE:
+                role = "".join(buf)
+                if role not in ("system", "user", "assistant"):
+                    raise TargetError(f"Modelfile: invalid message role {role!r}")
+            elif curr == _VALUE:
+                s, ok = _unquote_buffer(buf)
+                if not ok or r in " \t":
+                    buf.append(r)
+                    continue
+                if role:
+                    s, role = role + ": " + s, ""
+                cmds.append((name, s))
+            buf = []
+            curr = nxt
+        if r and go_isprint(r):
+            buf.append(r)
+    if curr == _VALUE:
+        s, ok = _unquote("".join(buf).strip(_WS))
+        if not ok:
+            raise TargetError("Modelfile: unexpected EOF (an unterminated quoted value)")
+        if role:
+            s = role + ": " + s
+        cmds.append((name, s))
+    elif curr not in (_NIL, _COMMENT):
+        raise TargetError("Modelfile: unexpected EOF")
+    if not any(n == "model" for n, _ in cmds):
+        raise TargetError("Modelfile: no FROM line")
+    return cmds
+
+
+def modelfile_fields(text: str) -> dict:
+    """What ``ollama create`` takes from a Modelfile: ``from``, ``template``, ``system`` (last one
+    wins, None when absent) and ``stop`` (every ``PARAMETER stop``, in order)."""
+    out: dict = {"from": None, "template": None, "system": None, "stop": []}
+    for name, args in parse_modelfile(text):
+        if name == "model":
+            out["from"] = args
+        elif name in ("template", "system"):
+            out[name] = args
+        elif name == "stop":
+            out["stop"].append(args)
+    return out
+
+
+def _value_reads_back(command: str, value: str, written: str) -> bool:
+    try:
+        cmds = parse_modelfile(f"FROM x\n{command} {written}\n")
+    except TargetError:
+        return False
+    want = {"FROM": "model"}.get(command, command.split()[-1].lower())
+    return cmds[1:] == [(want, value)]
+
+
+def _quote(command: str, value: str, what: str) -> str:
+    """The shortest of bare, ``\"\"\"...\"\"\"`` and ``\"...\"`` that Ollama reads back as ``value``."""
+    for written in (value, '"""' + value + '"""', '"' + value + '"'):
+        if _value_reads_back(command, value, written):
+            return written
+    bad = sorted({c for c in value if not (go_isprint(c) or c in _WS)})
+    if bad:
+        why = ("it contains characters that Ollama's Modelfile parser silently drops (not "
+               "strconv.IsPrint): " + ", ".join(f"U+{ord(c):04X}" for c in bad))
+    else:
+        why = ('no quoting reads it back exactly (Modelfile values have no escapes; a line of it '
+               'ends with a quote)')
+    raise TargetError(f"cannot write {what} {value!r} in a Modelfile: {why}")
+
+
+# --------------------------------------------------------------------------------------------
+# Go template text
+
+_GO_ESC = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def go_string(s: str) -> str:
+    """A Go interpreted string literal for ``s`` that survives the Modelfile parser: printable
+    characters stay, the rest become escapes."""
+    out = []
+    for c in s:
+        if c in _GO_ESC:
+            out.append(_GO_ESC[c])
+        elif go_isprint(c):
+            out.append(c)
+        elif ord(c) <= 0xFFFF:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _emit(s: str) -> str:
+    return "{{ " + go_string(s) + " }}" if s else ""
+
+
+def _raw_ok(core: str) -> bool:
+    return ("{{" not in core and not core.endswith("{") and '"""' not in core
+            and all(go_isprint(c) or c in "\n\t" for c in core))
+
+
+def literal(text: str) -> str:
+    """Template source that outputs ``text``: readable raw text where that is safe whatever
+    actions surround it (``{{-``/``-}}`` trim only template text, never action output), Go string
+    literals for edge whitespace and anything else."""
+    if not text:
+        return ""
+    core = text.strip(_WS)
+    if core and _raw_ok(core):
+        lead = text[: len(text) - len(text.lstrip(_WS))]
+        trail = text[len(text.rstrip(_WS)):]
+        return _emit(lead) + core + _emit(trail)
+    return _emit(text)
+
+
+def _error(reason: str) -> str:
+    return "{{ template " + go_string("tmplc: " + reason) + " . }}"
+
+
+# --------------------------------------------------------------------------------------------
+# the generator
+
+
+class _Gen:
+    def __init__(self, fmt: "ChatFormat", allow_untrimmed: bool) -> None:
+        self.fmt = fmt
+        self.st = fmt.structure
+        st = self.st
+        trims = [n for n, t in (("user", st.user.trim), ("assistant", st.assistant.trim),
+                                ("system", st.system is not None and st.system.trim)) if t]
+        if trims and not allow_untrimmed:
+            raise TargetError(
+                f"format {fmt.name!r} strips the {', '.join(trims)} content (|trim), which an Ollama "
+                "template cannot do (Ollama's template functions have no trim). Pass "
+                "allow_untrimmed=True (CLI: --allow-untrimmed) to emit a template that renders contents as sent (identical "
+                "whenever contents have no leading/trailing whitespace), or remove |trim from the spec.")
+        self.untrimmed = trims
+
+    # -- pieces -----------------------------------------------------------------------------
+    def token(self, p: SpecialToken, where: str) -> str:
+        tok = self.fmt.meta.bos_token if p.name == "BOS" else self.fmt.meta.eos_token
+        if tok is None:
+            raise TargetError(f"format {self.fmt.name!r} uses {{{p.name}}} in the {where}, but declares "
+                              f"no {p.name.lower()}_token, and Ollama needs it written as text there")
+        return tok
+
+    def text(self, frag: Fragment, where: str, drop_leading_bos: bool = False) -> str:
+        out = []
+        for k, p in enumerate(frag):
+            if isinstance(p, SpecialToken):
+                if k == 0 and drop_leading_bos and p.name == "BOS":
+                    continue
+                out.append(self.token(p, where))
+            else:
+                out.append(p.value)
+        return "".join(out)
+
+    def out(self, frag: Fragment, where: str) -> str:
+        return literal(self.text(frag, where))
+
+    def prefix_out(self, frag: Fragment, where: str, lead_cond: str | None) -> str:
+        """A turn prefix whose leading BOS is dropped when the Go condition ``lead_cond`` holds."""
+        if lead_cond is None or not (frag and frag[0] == SpecialToken("BOS")):
+            return self.out(frag, where)
+        bos = self.token(frag[0], where)
+        return "{{ if not " + lead_cond + " }}" + literal(bos) + "{{ end }}" + literal(
+            self.text(frag[1:], where))
+
+    # -- BOS analysis -----------------------------------------------------------------------
+    def bos_plan(self) -> tuple[bool, bool, bool]:
+        """(drop the preamble's first BOS, drop the standalone system prefix's first BOS, drop
+        the first turn prefix's first BOS)."""
+        st = self.st
+        if st.preamble:
+            return st.preamble[0] == SpecialToken("BOS"), False, False
+        if not st.uses("BOS"):
+            return False, False, False
+        sb = st.system
+        C = "content"
+        paths: list[list] = []
+        turns_u = [st.user.prefix, C, st.user.suffix, st.assistant.prefix, C, st.assistant.suffix,
+                   st.user.prefix]
+        turns_a = [st.assistant.prefix, C, st.assistant.suffix, st.user.prefix, C, st.user.suffix,
+                   st.assistant.prefix]
+        if sb is not None and sb.placement == "standalone":
+            for t in (turns_u, turns_a):
+                paths.append([sb.prefix, C, sb.suffix] + t)
+            if sb.default is None:
+                paths += [turns_u, turns_a]
+        elif sb is not None:
+            paths.append([st.user.prefix, sb.prefix, C, sb.suffix, C, st.user.suffix,
+                          st.assistant.prefix])
+            paths += [turns_u, turns_a]
+        else:
+            paths += [turns_u, turns_a]
+        for path in paths:
+            state = "nothing"
+            for k, item in enumerate(path):
+                if item == C:
+                    if state == "nothing":
+                        state = "maybe"
+                    continue
+                if not item:
+                    continue
+                if item[0] == SpecialToken("BOS") and state != "something" and (state == "maybe" or k > 0):
+                    raise TargetError(
+                        f"format {self.fmt.name!r}: whether its rendering starts with {{BOS}} depends "
+                        "on the layout in a way the Ollama target cannot reproduce (Ollama adds the "
+                        "leading BOS itself); start the spec with {BOS} or a fixed text")
+                state = "something"
+        first_is_sys = sb is not None and sb.placement == "standalone"
+        return (False, first_is_sys and bool(sb.prefix) and sb.prefix[0] == SpecialToken("BOS"), True)
+
+    # -- the template -----------------------------------------------------------------------
+    def template(self, default_in_template: str | None) -> str:
+        st, sb, name = self.st, self.st.system, self.fmt.name
+        drop_pre, drop_sys, drop_turn = self.bos_plan()
+        L: list[str] = []
+        pre = literal(self.text(st.preamble, "preamble", drop_pre))
+        sys0 = "(eq (index $.Messages 0).Role \"system\")"
+        after_sys = "(and (eq $i 1) " + sys0 + ")"
+        # the Go condition under which a turn prefix is the very first thing rendered
+        lead_cond = None
+        if drop_turn:
+            if sb is not None and sb.placement == "standalone":
+                lead_cond = "(eq $i 0)" if sb.default is None else None
+            elif sb is not None:
+                lead_cond = "(or (eq $i 0) " + after_sys + ")"
+            else:
+                lead_cond = "(eq $i 0)"
+
+        def sys_block(content_expr: str | None, default: str | None = None) -> str:
+            s = self.text(sb.prefix, "system prefix", drop_sys and sb.placement == "standalone")
+            body = literal(s)
+            body += ("{{ " + content_expr + " }}") if content_expr else literal(default or "")
+            return body + self.out(sb.suffix, "system suffix")
+
+        L.append("{{- range $i, $_ := .Messages }}" if not pre else pre + "\n{{- range $i, $_ := .Messages }}")
+        L.append("{{- $last := eq (len (slice $.Messages $i)) 1 }}")
+        if sb is not None and sb.placement == "standalone" and default_in_template is not None:
+            L.append("{{- if and (eq $i 0) (ne .Role \"system\") }}" + sys_block(None, default_in_template)
+                     + "{{- end }}")
+        # system
+        L.append("{{- if eq .Role \"system\" }}")
+        if sb is None:
+            L.append(_error(f"format {name} has no system message slot ({{SYSTEM}} is not in its spec)"))
+        else:
+            L.append("{{- if ne $i 0 }}" + _error("a system message is only allowed as the first message")
+                     + "{{- end }}")
+            if sb.placement == "standalone":
+                L[-1] += sys_block(".Content")
+            else:
+                L.append("{{- if $last }}" + _error(
+                    f"format {name} places the system message inside the first user turn, but the "
+                    "conversation has no user message") + "{{- end }}")
+        # user
+        L.append("{{- else if eq .Role \"user\" }}" + self.prefix_out(st.user.prefix, "user prefix", lead_cond))
+        if sb is not None and sb.placement == "first_user":
+            L.append("{{- if " + after_sys + " }}" + sys_block("(index $.Messages 0).Content"))
+            if default_in_template is not None:
+                L.append("{{- else if eq $i 0 }}" + sys_block(None, default_in_template))
+            L.append("{{- end }}{{ .Content }}" + self.out(st.user.suffix, "user suffix"))
+        else:
+            L[-1] += "{{ .Content }}" + self.out(st.user.suffix, "user suffix")
+        # assistant
+        L.append("{{- else if eq .Role \"assistant\" }}")
+        if sb is not None and sb.placement == "first_user":
+            cond = after_sys if default_in_template is None else "(or (eq $i 0) " + after_sys + ")"
+            L.append("{{- if " + cond + " }}" + _error(
+                f"format {name} places the system message inside the first user turn, but the first "
+                "turn after it is an assistant message") + "{{- end }}")
+        L[-1] += self.prefix_out(st.assistant.prefix, "assistant prefix", lead_cond) + "{{ .Content }}"
+        suffix = self.out(st.assistant.suffix, "assistant suffix")
+        if suffix:
+            L[-1] += "{{ if not $last }}" + suffix + "{{ end }}"
+        L.append("{{- else }}" + _error("unknown role: this format supports system, user and assistant"))
+        L.append("{{- end }}")
+        gen = self.out(st.assistant.prefix, "assistant prefix")
+        if gen:
+            L.append("{{- if and $last (ne .Role \"assistant\") }}" + gen + "{{ end }}")
+        L.append("{{- end }}")
+        return "\n".join(L)
+
+
+def _comment(text: str) -> str:
+    return "\n".join("# " + line if line else "#" for line in text.replace("\r", "").split("\n"))
+
+
+def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: bool = False) -> str:
+    """A complete Modelfile for ``fmt`` (see the module docstring for the conventions).
+
+    Args:
+        from_: the ``FROM`` value (GGUF path, safetensors directory or Ollama model name);
+            default: the placeholder :data:`FROM_PLACEHOLDER`, which ``ollama create`` rejects.
+        allow_untrimmed: emit a template for a format with ``|trim`` that renders contents as
+            sent (a documented difference) instead of raising.
+
+    Raises:
+        TargetError: the format cannot be reproduced by an Ollama TEMPLATE, or a value cannot be
+            written in a Modelfile.
+    """
+    gen = _Gen(fmt, allow_untrimmed)
+    sb = fmt.structure.system
+    default = None
+    if sb is not None and sb.default is not None:
+        default = sb.default.strip() if sb.trim else sb.default
+    system_value: str | None = None
+    default_in_template: str | None = None
+    if default is not None:
+        try:
+            if default == "":
+                raise TargetError("empty")
+            system_value = _quote("SYSTEM", default, "the default system message")
+        except TargetError:
+            default_in_template = default
+    template = gen.template(default_in_template)
+
+    lines = [_comment(f"Modelfile generated by tmplc from the chat format {fmt.name!r}.")]
+    lines.append(_comment("The TEMPLATE renders exactly like `tmplc render`, with Ollama's conventions: "
+                          "no BOS (Ollama adds it),\ngeneration prompt unless the last message is an "
+                          "assistant one (then it is continued),\nconsecutive same-role messages merged "
+                          "by Ollama."))
+    if gen.untrimmed:
+        lines.append(_comment(f"NOTE: this format strips the {', '.join(gen.untrimmed)} content (|trim); "
+                              "Ollama templates cannot,\nso contents are rendered as sent: strip them "
+                              "before sending."))
+    if default_in_template is not None:
+        lines.append(_comment("The default system message is built into the TEMPLATE (a SYSTEM line "
+                              "cannot hold it)."))
+    if from_ is None:
+        lines.append(_comment("Replace the placeholder below (or use `tmplc compile --from PATH`) with a "
+                              "GGUF file,\na safetensors directory or an Ollama model name."))
+        from_value = FROM_PLACEHOLDER
+    else:
+        from_value = _quote("FROM", from_, "the FROM value")
+    lines.append("FROM " + from_value)
+    if not _value_reads_back("TEMPLATE", template, '"""' + template + '"""'):
+        raise TargetError(f"internal error: the TEMPLATE for {fmt.name!r} does not read back from the "
+                          "Modelfile; please report it")
+    lines.append('TEMPLATE """' + template + '"""')
+    if system_value is not None:
+        lines.append("SYSTEM " + system_value)
+    stops: Sequence[str] = fmt.stop_strings
+    for s in stops:
+        if s == "":
+            continue
+        lines.append("PARAMETER stop " + _quote("PARAMETER stop", s, "the stop string"))
+    text = "\n".join(lines) + "\n"
+    # the whole file must read back as intended
+    fields = modelfile_fields(text)
+    want = {"from": from_value if from_ is None else from_, "template": template,
+            "system": default if system_value is not None else None,
+            "stop": [s for s in stops if s]}
+    if fields != want:
+        raise TargetError(f"internal error: the Modelfile for {fmt.name!r} does not read back as "
+                          f"written ({fields} != {want}); please report it")
+    return text

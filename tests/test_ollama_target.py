@@ -1,0 +1,469 @@
+"""The Ollama target: Modelfiles whose TEMPLATE, run by a real Go text/template engine driven the
+way Ollama drives it (tmplc.engines.ollama), renders exactly like the reference renderer.
+
+Ollama's conventions, applied to the reference side of every comparison:
+- consecutive same-role messages are merged with "\\n\\n" before rendering;
+- no BOS at the start (Ollama's runtime adds it);
+- generation prompt when the last message is not an assistant message, otherwise the trailing
+  assistant message is continued (reference ``continue_final_message=True``);
+- the Modelfile SYSTEM is the format's default system message.
+
+Every Go render of one test (or of one hypothesis example) goes through ONE ``render_ollama`` call.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tmplc.engines.ollama import GoNotFoundError, OllamaRenderError, find_go, harness_binary, render_ollama
+from tmplc.errors import MessageError, TmplcError
+from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from tmplc.registry import registry
+from tmplc.targets.ollama import (
+    FROM_PLACEHOLDER,
+    TargetError,
+    go_string,
+    modelfile_fields,
+    parse_modelfile,
+    to_ollama,
+)
+
+from strategies import chat_formats, conversations
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def go_harness() -> None:
+    """Build the harness once; without Go, skip locally but fail on CI."""
+    try:
+        find_go()
+    except GoNotFoundError as exc:
+        if IN_CI:
+            pytest.fail(f"Go is required on CI: {exc}")
+        pytest.skip(f"Go not installed: {exc}")
+    harness_binary()
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+
+SENTINEL = "\x00\ue000tmplc-BOS\ue001\x00"
+ERROR = object()
+
+
+def u(t: str) -> dict:
+    return {"role": "user", "content": t}
+
+
+def a(t: str) -> dict:
+    return {"role": "assistant", "content": t}
+
+
+def s(t: str) -> dict:
+    return {"role": "system", "content": t}
+
+
+def merge(msgs: list[dict]) -> list[dict]:
+    """Ollama's collate: consecutive same-role messages joined with "\\n\\n"."""
+    out: list[dict] = []
+    for m in msgs:
+        if out and out[-1]["role"] == m["role"]:
+            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
+        else:
+            out.append(dict(m))
+    return out
+
+
+def expected(fmt: ChatFormat, msgs: list[dict]):
+    """The reference rendering under Ollama's conventions, or ERROR when the reference refuses."""
+    m = merge(msgs)
+    kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else \
+        {"add_generation_prompt": True}
+    try:
+        out = fmt.render(m, bos_token=SENTINEL, **kw)
+    except MessageError:
+        return ERROR
+    if out.startswith(SENTINEL):
+        out = out[len(SENTINEL):]
+    return out.replace(SENTINEL, fmt.meta.bos_token or "")
+
+
+def untrimmed(fmt: ChatFormat) -> ChatFormat:
+    """What a format with |trim renders as under allow_untrimmed: contents as sent, the default
+    system message stripped at compile time."""
+    st_ = fmt.structure
+    sb = st_.system
+    if sb is not None:
+        default = sb.default.strip() if (sb.trim and sb.default is not None) else sb.default
+        sb = SystemBlock(sb.placement, sb.prefix, sb.suffix, False, default)
+    return ChatFormat(Structure(st_.preamble, sb, Turn(st_.user.prefix, st_.user.suffix, False),
+                                Turn(st_.assistant.prefix, st_.assistant.suffix, False)), fmt.meta)
+
+
+def has_trim(fmt: ChatFormat) -> bool:
+    st_ = fmt.structure
+    return st_.user.trim or st_.assistant.trim or (st_.system is not None and st_.system.trim)
+
+
+def stripped(msgs: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"].strip()} for m in msgs]
+
+
+@functools.lru_cache(maxsize=None)
+def fields_of(modelfile: str) -> dict:
+    return modelfile_fields(modelfile)
+
+
+@functools.lru_cache(maxsize=None)
+def modelfile_for(fmt: ChatFormat) -> str:
+    return to_ollama(fmt, allow_untrimmed=True)
+
+
+class Batch:
+    """Collects (Modelfile, messages, expected) cases and renders them all in one Go call."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict] = []
+        self.cases: list[tuple[str, list[dict], object]] = []
+
+    def add(self, modelfile: str, msgs: list[dict], want, label: str = "") -> None:
+        f = fields_of(modelfile)
+        self.jobs.append({"template": f["template"], "messages": msgs, "system": f["system"]})
+        self.cases.append((label, msgs, want))
+
+    def check(self) -> int:
+        results = render_ollama(self.jobs)
+        failures = []
+        for (label, msgs, want), got, job in zip(self.cases, results, self.jobs):
+            if want is ERROR:
+                ok = isinstance(got, OllamaRenderError) and "tmplc: " in got.message
+            else:
+                ok = got == want
+            if not ok:
+                failures.append(f"{label}: messages={msgs!r}\n  system={job['system']!r}\n"
+                                f"  expected={'<error>' if want is ERROR else want!r}\n  got     ={got!r}\n"
+                                f"  template:\n{job['template']}")
+        assert not failures, f"{len(failures)} of {len(self.cases)} differ; first:\n" + failures[0]
+        return len(self.cases)
+
+
+def add_format_cases(batch: Batch, fmt: ChatFormat, convs: list[list[dict]], label: str) -> None:
+    """Every conversation, through the Modelfile of ``fmt`` (allow_untrimmed when needed)."""
+    mf = modelfile_for(fmt)
+    if has_trim(fmt):
+        # documented difference: contents as sent; exact for contents without edge whitespace
+        for c in convs:
+            batch.add(mf, c, expected(untrimmed(fmt), c), label + " (untrimmed)")
+            batch.add(mf, stripped(c), expected(fmt, stripped(c)), label + " (pre-stripped)")
+    else:
+        for c in convs:
+            batch.add(mf, c, expected(fmt, c), label)
+
+
+REGISTRY = sorted(registry)
+
+NASTY_CONVERSATIONS = [
+    [u("Hi")],
+    [u("Hi"), a("Hello!")],
+    [s("Be brief."), u("Hi"), a("Hello!"), u("Bye")],
+    [s(""), u(""), a("")],
+    [s(" pad \n"), u("\n{{ .Content }}\n"), a('say """hi"""\n'), u('"""')],
+    [u("a"), u("b"), a("c"), a("d"), u("e")],  # merged by Ollama
+    [s("x"), s("y"), u("q")],  # two system messages merge into one
+    [a("I start."), u("ok")],
+    [u("q"), s("late system")],  # refused (reference: system only first)
+    [u("x"), {"role": "tool", "content": "1"}],  # refused (unknown role)
+    [s("only a system message")],
+    [u("<s>[INST] </s> <|eot_id|> <|im_end|> {% raw %} \\ \t é 日本 🙂 \u00a0\u200b")],
+]
+
+
+# ------------------------------------------------------------------------------------------
+# equality with the reference
+
+
+def test_registry_is_not_empty() -> None:
+    assert len(REGISTRY) >= 2 and "chatml" in REGISTRY
+
+
+def test_registry_fixed_conversations_in_one_call() -> None:
+    batch = Batch()
+    for name in REGISTRY:
+        add_format_cases(batch, registry[name], NASTY_CONVERSATIONS, name)
+    assert batch.check() >= len(REGISTRY) * len(NASTY_CONVERSATIONS)
+
+
+# Drawing is what costs time here (not Go): each example draws a few conversations and renders
+# them with every format, in one Go call.
+@settings(max_examples=30)
+@given(st.lists(conversations(max_exchanges=4), min_size=3, max_size=3))
+def test_registry_random_conversations(convs) -> None:
+    batch = Batch()
+    for name in REGISTRY:
+        add_format_cases(batch, registry[name], convs, name)
+    batch.check()
+
+
+@settings(max_examples=40)
+@given(st.lists(chat_formats(), min_size=6, max_size=6),
+       st.lists(conversations(max_exchanges=3), min_size=3, max_size=3))
+def test_random_formats(formats, convs) -> None:
+    batch = Batch()
+    refused = 0
+    for k, fmt in enumerate(formats):
+        try:
+            add_format_cases(batch, fmt, convs, f"format {k}: {fmt.structure}")
+        except TargetError as exc:
+            # only the documented refusal: a leading BOS that depends on content emptiness
+            assert "starts with {BOS}" in str(exc), str(exc)
+            refused += 1
+    if batch.jobs:
+        batch.check()
+    assert refused < 6
+
+
+def test_consecutive_same_role_messages_are_merged() -> None:
+    fmt = registry["chatml"]
+    mf = modelfile_fields(to_ollama(fmt))
+    msgs = [u("a"), u("b"), a("c"), a("d"), u("e")]
+    (got,) = render_ollama([{"template": mf["template"], "messages": msgs, "system": mf["system"]}])
+    assert got == fmt.render([u("a\n\nb"), a("c\n\nd"), u("e")], add_generation_prompt=True)
+    assert got == (
+        "<|im_start|>user\na\n\nb<|im_end|>\n<|im_start|>assistant\nc\n\nd<|im_end|>\n"
+        "<|im_start|>user\ne<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_trailing_assistant_is_a_prefill_and_user_gets_the_generation_prompt() -> None:
+    mf = modelfile_fields(to_ollama(registry["chatml"]))
+    jobs = [{"template": mf["template"], "messages": m} for m in ([u("x")], [u("x"), a("The answer is")])]
+    assert render_ollama(jobs) == [
+        "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\nThe answer is",
+    ]
+
+
+def test_refusals_are_template_errors_naming_the_reason() -> None:
+    mf = modelfile_fields(to_ollama(registry["chatml"]))
+    jobs = [{"template": mf["template"], "messages": m}
+            for m in ([u("q"), s("late")], [u("q"), {"role": "tool", "content": "1"}])]
+    r = render_ollama(jobs)
+    assert isinstance(r[0], OllamaRenderError) and "only allowed as the first message" in r[0].message
+    assert isinstance(r[1], OllamaRenderError) and "unknown role" in r[1].message
+
+
+# ------------------------------------------------------------------------------------------
+# BOS, EOS, stops, FROM
+
+
+def bos_format(preamble, user_prefix, system=None, bos="<s>", eos="</s>") -> ChatFormat:
+    return ChatFormat(Structure(fragment(preamble), system, Turn(fragment(user_prefix), fragment([" [/INST]"])),
+                                Turn(fragment([" "]), fragment([" ", SpecialToken("EOS")]))),
+                      Metadata(name="t", bos_token=bos, eos_token=eos))
+
+
+def test_no_bos_and_literal_eos() -> None:
+    for name in REGISTRY:
+        fmt = registry[name]
+        mf = to_ollama(fmt, allow_untrimmed=True)
+        tmpl = modelfile_fields(mf)["template"]
+        assert "range $i, $_ := .Messages" in tmpl and "$last := eq (len (slice $.Messages $i)) 1" in tmpl
+        assert "loop.last" not in tmpl and "bos_token" not in tmpl
+        assert "{BOS}" not in mf and "{EOS}" not in mf
+        if fmt.meta.bos_token and not any(
+                SpecialToken("BOS") in f for f in (fmt.structure.user.prefix, fmt.structure.assistant.suffix,
+                                                    fmt.structure.user.suffix, fmt.structure.assistant.prefix)):
+            assert fmt.meta.bos_token not in tmpl, name
+
+
+def test_llama2_style_bos_is_dropped_only_where_it_leads() -> None:
+    sb = SystemBlock("first_user", fragment(["<<SYS>>\n"]), fragment(["\n<</SYS>>\n\n"]))
+    fmt = bos_format([], [SpecialToken("BOS"), "[INST] "], sb)
+    mf = modelfile_fields(to_ollama(fmt))
+    batch = Batch()
+    msgs = [u("a"), a("b"), u("c")]
+    batch.add(to_ollama(fmt), msgs, "[INST] a [/INST] b </s><s>[INST] c [/INST] ")
+    batch.add(to_ollama(fmt), [s("S")] + msgs,
+              "[INST] <<SYS>>\nS\n<</SYS>>\n\na [/INST] b </s><s>[INST] c [/INST] ")
+    batch.add(to_ollama(fmt), [a("x"), u("y")], " x </s><s>[INST] y [/INST] ")
+    batch.check()
+    assert mf["template"].count("<s>") == 1
+
+
+def test_leading_bos_of_the_preamble_is_dropped() -> None:
+    fmt = bos_format([SpecialToken("BOS"), "HEAD\n"], ["[INST] "])
+    tmpl = modelfile_fields(to_ollama(fmt))["template"]
+    assert "<s>" not in tmpl and tmpl.startswith("HEAD")
+
+
+def test_bos_inside_turns_needs_a_bos_token() -> None:
+    fmt = bos_format(["H"], [SpecialToken("BOS"), "[INST] "], bos=None)
+    with pytest.raises(TargetError, match="bos_token"):
+        to_ollama(fmt)
+    fmt = bos_format(["H"], ["[INST] "], eos=None)
+    with pytest.raises(TargetError, match="eos_token"):
+        to_ollama(fmt)
+
+
+def test_ambiguous_leading_bos_is_refused() -> None:
+    # no preamble, empty user prefix: whether the render starts with the BOS of the user
+    # suffix depends on whether the first user content is empty
+    fmt = ChatFormat(Structure((), None, Turn((), fragment([SpecialToken("BOS"), "x"])),
+                               Turn(fragment(["A:"]), ())),
+                     Metadata(name="odd", bos_token="<s>", eos_token="</s>"))
+    with pytest.raises(TargetError, match="starts with \\{BOS\\}"):
+        to_ollama(fmt)
+
+
+def test_stop_parameters_and_no_sampling_parameters() -> None:
+    for name in REGISTRY:
+        fmt = registry[name]
+        mf = to_ollama(fmt, allow_untrimmed=True)
+        assert modelfile_fields(mf)["stop"] == list(fmt.stop_strings)
+        params = [n for n, _ in parse_modelfile(mf) if n not in ("model", "template", "system")]
+        assert set(params) <= {"stop"}, name
+
+
+def test_from_placeholder_and_from_path() -> None:
+    fmt = registry["chatml"]
+    assert modelfile_fields(to_ollama(fmt))["from"] == FROM_PLACEHOLDER
+    assert modelfile_fields(to_ollama(fmt, from_="./my model.gguf"))["from"] == "./my model.gguf"
+    assert modelfile_fields(to_ollama(fmt, from_=" padded "))["from"] == " padded "
+    assert fmt.to_ollama(from_="qwen2.5:7b") == to_ollama(fmt, from_="qwen2.5:7b")
+
+
+def test_trim_is_refused_unless_allowed() -> None:
+    trimmed = [n for n in REGISTRY if has_trim(registry[n])]
+    if not trimmed:
+        pytest.skip("no registry entry uses |trim")
+    with pytest.raises(TargetError, match="allow_untrimmed"):
+        to_ollama(registry[trimmed[0]])
+    assert "|trim" in to_ollama(registry[trimmed[0]], allow_untrimmed=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Modelfile quoting
+
+
+def chatml_with_default(default: str, stop: tuple[str, ...] = ("<|im_end|>",)) -> ChatFormat:
+    sb = SystemBlock("standalone", fragment(["<|im_start|>system\n"]), fragment(["<|im_end|>\n"]),
+                     default=default)
+    return ChatFormat(Structure((), sb, Turn(fragment(["<|im_start|>user\n"]), fragment(["<|im_end|>\n"])),
+                                Turn(fragment(["<|im_start|>assistant\n"]), fragment(["<|im_end|>\n"]))),
+                      Metadata(name="q", eos_token="<|im_end|>", stop=stop))
+
+
+TRICKY_VALUES = [
+    "plain", "two  spaces", ' "quoted" ', 'ends with "', '"starts with quote', '""', '"', '"""',
+    'a """ b', 'line ends with """\nnext', 'x\n"""', "back\\slash \\n \\\"", "\nleading newline",
+    "trailing newline\n", "\n\n", "  ", "\ttab\t", "multi\nline\n\nvalue", "crlf\r\nline",
+    "# not a comment", "TEMPLATE x", "{{ .System }}", "é 日本 🙂",
+]
+
+
+def test_system_values_round_trip_or_go_into_the_template() -> None:
+    batch = Batch()
+    in_system = 0
+    for value in TRICKY_VALUES:
+        fmt = chatml_with_default(value)
+        mf = to_ollama(fmt)
+        system = modelfile_fields(mf)["system"]
+        assert system in (value, None), value
+        in_system += system == value
+        for c in ([u("q")], [s("mine"), u("q"), a("r")]):
+            batch.add(mf, c, expected(fmt, c), repr(value))
+    batch.check()
+    # only what a SYSTEM line cannot hold (a line ending with the closing quote) is built in
+    assert in_system >= len(TRICKY_VALUES) - 2
+
+
+@pytest.mark.parametrize("value", ["<|im_end|>", "\n\n", "###", ' "x" ', '"""', "a\nb", "\\n", "#x"])
+def test_stop_value_round_trips(value: str) -> None:
+    fmt = chatml_with_default("d", stop=(value, "<|im_end|>"))
+    assert modelfile_fields(to_ollama(fmt))["stop"] == [value, "<|im_end|>"]
+
+
+def test_unwritable_stop_is_an_error() -> None:
+    with pytest.raises(TargetError, match="U\\+200B"):
+        to_ollama(chatml_with_default("d", stop=("a\u200bb",)))
+
+
+def test_defaults_a_system_line_cannot_hold_go_into_the_template() -> None:
+    batch = Batch()
+    for default in ["", "nbsp\u00a0zwsp\u200b", "esc\x1b"]:
+        fmt = chatml_with_default(default)
+        mf = to_ollama(fmt)
+        assert modelfile_fields(mf)["system"] is None
+        for c in ([u("q")], [s("mine"), u("q")], [a("first"), u("q")]):
+            batch.add(mf, c, expected(fmt, c), repr(default))
+    batch.check()
+
+
+def test_tricky_literals_in_the_layout_render_exactly() -> None:
+    # layout text with quotes, triple quotes at line ends, braces, backslashes, CR, non-printables
+    pieces = ['"""\n', "{{ x }}\n", "{", "}", '\\"', "\r\n", "\u00a0", "\u200b", "\t", ' "', '"""']
+    batch = Batch()
+    for k, p in enumerate(pieces):
+        fmt = ChatFormat(Structure(fragment([p + "P"]), SystemBlock("standalone", fragment(["S" + p]),
+                                                                      fragment([p])),
+                                   Turn(fragment(["U:" + p]), fragment([p])),
+                                   Turn(fragment([p + "A:"]), fragment(['"""' + p]))),
+                         Metadata(name=f"tricky{k}", eos_token="E"))
+        mf = to_ollama(fmt)
+        for c in ([u("q")], [s("sys"), u("q"), a("r")], [u('x"""'), a("\n")]):
+            batch.add(mf, c, expected(fmt, c), repr(p))
+    batch.check()
+
+
+def test_go_string_escapes() -> None:
+    assert go_string('a"b\\c\nd\te\rf') == '"a\\"b\\\\c\\nd\\te\\rf"'
+    assert go_string("\u00a0\x1b\U0001F642é") == '"\\u00a0\\u001b🙂é"'
+
+
+# The parser port, on the examples of Ollama's own parser rules (anchors/ollama.md §3 and
+# parser/parser.go): values are trimmed, quotes may span lines, no escapes, non-printables dropped.
+
+def test_parser_port_follows_ollamas_rules() -> None:
+    def one(text: str):
+        return parse_modelfile("FROM m\n" + text)[1:]
+
+    assert one("SYSTEM You are   helpful. \n") == [("system", "You are   helpful.")]
+    assert one('TEMPLATE """\n{{ .Prompt }}\n"""\n') == [("template", "\n{{ .Prompt }}\n")]
+    assert one('SYSTEM "a\nb"\n') == [("system", "a\nb")]
+    assert one('SYSTEM """say "hi""""\n') == [("system", 'say "hi"')]
+    assert one('SYSTEM a\\nb \\"c\\"\n') == [("system", 'a\\nb \\"c\\"')]
+    assert one("SYSTEM a\u00a0b\u200bc\td\x1be\n") == [("system", "abc\tde")]
+    assert one('SYSTEM "a\r\nb"\n') == [("system", "a\r\nb")]
+    # early termination: a content line ending with """ closes the value
+    assert one('TEMPLATE """x\n  """doc"""\nSYSTEM y\n') == [("template", 'x\n  """doc'), ("system", "y")]
+    with pytest.raises(TargetError):  # ... and the rest is read as commands
+        one('TEMPLATE """x\n  """doc"""\n"""\n')
+    assert one("PARAMETER stop <|im_end|>\nPARAMETER stop \"<|eot_id|>\"\n") == [
+        ("stop", "<|im_end|>"), ("stop", "<|eot_id|>")]
+    assert one("# comment\nsystem lower case\n") == [("system", "lower case")]
+    with pytest.raises(TargetError, match="no FROM"):
+        parse_modelfile("SYSTEM x\n")
+    with pytest.raises(TargetError):
+        parse_modelfile('FROM m\nSYSTEM """never closed\n')
+
+
+def test_cli_compile_to_ollama(capsys) -> None:
+    from tmplc.cli import main  # type: ignore[attr-defined]
+
+    rc = main(["compile", "chatml", "--to", "ollama", "--from", "./m.gguf"])
+    assert rc in (0, None)
+    out = capsys.readouterr().out
+    assert modelfile_fields(out)["from"] == "./m.gguf"
+    assert out == to_ollama(registry["chatml"], from_="./m.gguf")
+
+
+def test_errors_are_tmplc_errors() -> None:
+    assert issubclass(TargetError, TmplcError) and issubclass(TargetError, ValueError)
+    assert re.search(r"\bTEMPLATE\b", to_ollama(registry["chatml"]))
