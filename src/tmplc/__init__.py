@@ -9,6 +9,9 @@ Public API::
     ChatFormat.name, .bos_token, .eos_token
     tmplc.registry  (mapping name -> ChatFormat; iterate for names)
     tmplc.SpecError, tmplc.MessageError, tmplc.RegistryError
+    tmplc.from_jinja(template, bos_token=..., eos_token=...) -> ChatFormat   (or ConversionRefused)
+    tmplc.from_ollama(template, system=None) -> ChatFormat
+    tmplc.load_template_source(path), tmplc.identify(fmt), tmplc.ConversionRefused
 
 Importing tmplc never imports torch or transformers.
 """
@@ -22,8 +25,19 @@ from tmplc.spec.files import load_spec_file, parse_spec
 
 __version__ = "0.1.0"
 
+_CONVERT = ("from_jinja", "from_ollama", "load_template_source", "identify", "ConversionRefused")
+
+
+def __getattr__(name: str):  # lazy: the converter is not needed to compile
+    if name in _CONVERT:
+        import tmplc.convert as _convert
+
+        return getattr(_convert, name)
+    raise AttributeError(f"module 'tmplc' has no attribute {name!r}")
+
+
 __all__ = [
     "ChatFormat", "Metadata", "MessageError", "RegistryError", "Segment", "SpecError",
     "SpecialToken", "Structure", "SystemBlock", "Text", "TmplcError", "Turn",
-    "load", "load_spec_file", "parse_spec", "registry",
+    "load", "load_spec_file", "parse_spec", "registry", *_CONVERT,
 ]

@@ -47,17 +47,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except SpecError as e:
-        print(e.cli_text(), file=sys.stderr)
-        return 2
-    except (MessageError, RegistryError) as e:
-        print(f"tmplc: error: {e}", file=sys.stderr)
-        return 2
     except TmplcError as e:
-        print(f"tmplc: error: {e}", file=sys.stderr)
-        return 1
+        if type(e).__name__ in ("ConversionRefused", "SandboxError"):
+            print(f"tmplc: conversion refused: {getattr(e, 'reason', e)}", file=sys.stderr)
+            return 3
+        return _report(e)
     except BrokenPipeError:  # e.g. `tmplc compile x | head`
         return 0
+
+
+def _report(e: TmplcError) -> int:
+    """Print a tmplc error the way the CLI promises (no traceback) and return its exit code."""
+    if isinstance(e, SpecError):
+        print(e.cli_text(), file=sys.stderr)
+        return 2
+    print(f"tmplc: error: {e}", file=sys.stderr)
+    return 2 if isinstance(e, (MessageError, RegistryError)) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,104 @@
+"""``tmplc convert SRC --to TARGET``: import a template (exactly, or refuse with exit 3)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+TARGETS = ("jinja", "ollama", "llamacpp", "spec", "yaml", "json", "all")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "convert", help="import an HF/Ollama chat template into tmplc (exact, or refused with a reason)",
+        description="Convert SRC (a tokenizer_config.json, a chat_template.jinja, a model folder, a GGUF "
+                    "file, or an Ollama Modelfile) into a tmplc format and write it as TARGET. The "
+                    "template is probed in a sandbox, its structure recovered and verified byte for "
+                    "byte; anything tmplc cannot reproduce exactly is refused (exit 3) with the reason.",
+    )
+    p.add_argument("src", metavar="SRC", help="tokenizer_config.json, *.jinja, model folder, *.gguf or Modelfile")
+    p.add_argument("--to", dest="target", default="spec", choices=TARGETS, help="output (default: spec)")
+    p.add_argument("--out", "-o", metavar="PATH",
+                   help="write to PATH (a folder with --to all) instead of stdout")
+    p.add_argument("--bos-token", help="override the BOS token string")
+    p.add_argument("--eos-token", help="override the EOS token string")
+    p.add_argument("--name", help="name of the resulting format (default: from SRC)")
+    p.add_argument("--var", action="append", default=[], metavar="KEY=JSON",
+                   help="extra template variable baked into the result (e.g. date_string='\"26 Jul 2024\"' "
+                        "or enable_thinking=false); the value is JSON, else a string")
+    return p
+
+
+def _vars(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"tmplc convert: --var needs KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _render(fmt, target: str) -> str:
+    if target == "jinja":
+        return fmt.to_jinja()
+    if target == "spec":
+        return fmt.to_spec()
+    if target == "yaml":
+        return fmt.to_yaml()
+    if target == "json":
+        return json.dumps(fmt.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    if target == "ollama":
+        return fmt.to_ollama()
+    if target == "llamacpp":
+        return fmt.to_llamacpp().report()
+    raise ValueError(target)  # pragma: no cover
+
+
+_FILES = {"jinja": "chat_template.jinja", "spec": "format.spec", "yaml": "format.yaml", "json": "format.json",
+          "ollama": "Modelfile", "llamacpp": "llamacpp.txt"}
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    from tmplc.cli.common import write_output
+    from tmplc.convert import ConversionRefused, identify, load_template_source
+
+    src = load_template_source(args.src)
+    if args.bos_token is not None:
+        src = replace(src, bos_token=args.bos_token)
+    if args.eos_token is not None:
+        src = replace(src, eos_token=args.eos_token)
+    if args.name:
+        src = replace(src, name=args.name)
+    kw = _vars(args.var)
+    try:
+        fmt = src.convert(**kw)
+    except ConversionRefused as e:
+        print(f"tmplc: refused: {args.src}: {e.reason}", file=sys.stderr)
+        return 3
+    same = identify(fmt)
+    if same:
+        print(f"tmplc: {args.src} is equivalent to the registry entry {same!r}", file=sys.stderr)
+    if args.target != "all":
+        write_output(_render(fmt, args.target), args.out)
+        return 0
+    out = Path(args.out or f"{fmt.name}-converted")
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for target, fname in _FILES.items():
+        try:
+            text = _render(fmt, target)
+        except Exception as e:  # noqa: BLE001 - a target that cannot carry the format says why
+            print(f"tmplc: --to {target}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        (out / fname).write_text(text, encoding="utf-8", newline="")
+        print(out / fname)
+    return 1 if failed else 0

@@ -1,0 +1,35 @@
+"""``tmplc identify SRC``: which registry entry a template is equivalent to (by IR equality)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "identify", help="name the registry entry a template is equivalent to",
+        description="Convert SRC (tokenizer_config.json, *.jinja, model folder, *.gguf, Modelfile) exactly "
+                    "and print the registry entry whose layout and token strings are equal to it, or say "
+                    "there is none. Never matches by string similarity. Exit 0 when found, 1 when not, "
+                    "3 when the template cannot be converted exactly.",
+    )
+    p.add_argument("src", metavar="SRC")
+    return p
+
+
+def run(args) -> int:
+    from tmplc.convert import ConversionRefused, identify, load_template_source
+
+    src = load_template_source(args.src)
+    try:
+        fmt = src.convert()
+    except ConversionRefused as e:
+        print(f"tmplc: refused: {args.src}: {e.reason}", file=sys.stderr)
+        return 3
+    name = identify(fmt)
+    if name is None:
+        print(f"{args.src}: no registry entry is equivalent (convert it with `tmplc convert {args.src} --to yaml`)")
+        return 1
+    print(name)
+    return 0

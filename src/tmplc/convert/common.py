@@ -1,0 +1,284 @@
+"""What the Jinja and Ollama importers share: sentinels, probe texts -> spec text -> Structure,
+the verification conversations, and the diagnosis of a difference.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from tmplc.convert.errors import ConversionRefused
+from tmplc.errors import MessageError, SpecError
+from tmplc.ir import ChatFormat, Structure
+
+# Unique sentinels: letters and digits only (no whitespace to trim, no markup), mixed case so that
+# a case transformation shows up as a difference.
+SENT = {
+    "system": "Sy5tqZmXa",
+    "user1": "Us1qZmXb",
+    "assistant1": "As1qZmXc",
+    "user2": "Us2qZmXd",
+    "assistant2": "As2qZmXe",
+    "user3": "Us3qZmXf",
+    "bos": "BoSqZmXg",
+    "eos": "EoSqZmXh",
+}
+PAD = " \n "  # padding put around a sentinel to see whether the template strips content
+
+PLAIN_SYSTEM = "You are a helpful assistant."
+
+
+def probe_messages(system: bool, exchanges: int = 2, end_with_assistant: bool = True,
+                   pad: str | None = None) -> list[dict]:
+    """The probe conversation; ``pad`` = a role whose contents get PAD around the sentinel."""
+    def c(key: str, role: str) -> str:
+        s = SENT[key]
+        return PAD + s + PAD if pad == role else s
+
+    msgs = [{"role": "system", "content": c("system", "system")}] if system else []
+    for i in range(1, exchanges + 1):
+        msgs.append({"role": "user", "content": c(f"user{i}", "user")})
+        msgs.append({"role": "assistant", "content": c(f"assistant{i}", "assistant")})
+    if not end_with_assistant:
+        msgs.pop()
+    return msgs
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+_ROLE_OF = {"system": "system", "user1": "user", "user2": "user", "assistant1": "assistant",
+            "assistant2": "assistant"}
+
+
+def spec_from_render(text: str, *, system: bool, trim: dict[str, bool]) -> str:
+    """Turn a probe render into spec text: sentinels become placeholders, braces are escaped."""
+    keys = ["user1", "assistant1", "user2", "assistant2"] + (["system"] if system else [])
+    for key in keys:
+        n = text.count(SENT[key])
+        role = _ROLE_OF[key]
+        which = {"user1": "first user", "user2": "second user", "assistant1": "first assistant",
+                 "assistant2": "second assistant", "system": "system"}[key]
+        if n == 0:
+            if role == "system":
+                raise ConversionRefused("ignores the system message (its content does not appear in "
+                                        "the render)", "system")
+            raise ConversionRefused(f"does not render the {which} message's content "
+                                    "(drops or rewrites message content)", "content")
+        if n > 1:
+            raise ConversionRefused(f"renders the {which} message's content {n} times", "content")
+    names = {SENT["bos"]: "{BOS}", SENT["eos"]: "{EOS}"}
+    for key in keys:
+        role = _ROLE_OF[key]
+        ph = {"system": "SYSTEM", "user": "INPUT", "assistant": "OUTPUT"}[role]
+        names[SENT[key]] = "{" + ph + ("|trim" if trim.get(role) else "") + "}"
+    pattern = re.compile("|".join(re.escape(s) for s in names))
+    out, pos = [], 0
+    for m in pattern.finditer(text):
+        out.append(_escape(text[pos:m.start()]))
+        out.append(names[m.group(0)])
+        pos = m.end()
+    out.append(_escape(text[pos:]))
+    return "".join(out)
+
+
+def structure_from_render(text: str, *, system: bool, trim: dict[str, bool],
+                          user_end: str | None = None) -> Structure:
+    """Recover the layout from a probe render with the spec language's own structure rules.
+
+    ``user_end``: the observed user suffix (what a conversation ending with a user message
+    ends with, without generation prompt).  When it is a prefix of the text between a user
+    message and the answer, a ``{SPLIT}`` is put there: the boundary is observed, not inferred.
+    """
+    from tmplc.spec.files import parse_structure
+
+    spec = spec_from_render(text, system=system, trim=trim)
+    _check_repetition(text, system)
+    if user_end is not None:
+        spec = _insert_split(spec, _escape(user_end.replace(SENT["bos"], "\x00B").replace(SENT["eos"], "\x00E"))
+                             .replace("\x00B", "{BOS}").replace("\x00E", "{EOS}"))
+    try:
+        return parse_structure(spec)
+    except SpecError as e:
+        raise ConversionRefused("the probe conversation does not render as two repetitions of one "
+                                f"exchange: {e.message} (probe render as a spec: {spec!r})", "structure") from None
+
+
+def _insert_split(spec: str, user_end: str) -> str:
+    """Put ``{SPLIT}`` after ``user_end`` right after each ``{INPUT...}`` when both exchanges
+    continue with it (an empty assistant prefix puts it right before ``{OUTPUT}``)."""
+    parts = re.split(r"(\{INPUT(?:\|trim)?\})", spec)
+    if len(parts) != 5:
+        return spec
+    for k in (2, 4):
+        if not parts[k].startswith(user_end):
+            return spec
+        if "{OUTPUT" in user_end or "{OUTPUT" not in parts[k][len(user_end):]:
+            return spec
+    for k in (2, 4):
+        parts[k] = user_end + "{SPLIT}" + parts[k][len(user_end):]
+    return "".join(parts)
+
+
+def _check_repetition(text: str, system: bool) -> None:
+    """Precise reasons for the common ways a render is not two equal exchanges."""
+    try:
+        i1, o1 = text.index(SENT["user1"]), text.index(SENT["assistant1"])
+        i2, o2 = text.index(SENT["user2"]), text.index(SENT["assistant2"])
+    except ValueError:  # pragma: no cover - spec_from_render checked
+        return
+    if system and text.index(SENT["system"]) > i1:
+        raise ConversionRefused("places the system message after the first user message (e.g. inside "
+                                "the last user turn), which a chat format cannot express", "structure")
+    if not i1 < o1 < i2 < o2:
+        raise ConversionRefused("renders the messages out of order", "structure")
+    mid1 = text[i1 + len(SENT["user1"]):o1]
+    mid2 = text[i2 + len(SENT["user2"]):o2]
+    if mid1 != mid2:
+        raise ConversionRefused(
+            "different text on the last assistant turn: between the user message and the answer "
+            f"it renders {_show(mid2)} in the last exchange but {_show(mid1)} in the first one "
+            "(e.g. a reasoning block added to the final answer only)", "turns")
+
+
+def _show(s: str, limit: int = 80) -> str:
+    s = s.replace(SENT["bos"], "<BOS>").replace(SENT["eos"], "<EOS>")
+    return repr(s if len(s) <= limit else s[:limit] + "...")
+
+
+# ---------------------------------------------------------------------------------------------
+# verification conversations
+
+EDGE_CONTENTS = [
+    "", " ", "  padded  ", "\nnewlines\n", "\n\nleading", "trailing\n\n", "\t tab \t", "a\n\nb",
+    "{{ x }}", "{% if x %}", "{# c #}", "}} {", "<|im_end|>", "</s>", "<s>", "[INST]", "<think>t</think>a",
+    "</think>", "é 日本 🙂", "'\"\\", "<|eot_id|>", "<end_of_turn>", "###", "User:", "\r\n",
+]
+NASTY = ["{{ x }}", "{% if %}", "{#", "<|eot_id|>", "<|im_end|>", "</s>", "<s>", "[INST]",
+         "<start_of_turn>", "\\", "'", '"', "\n", "\n\n", " ", "\t", "}}", "{", "é", "日本", "🙂",
+         "<think>", "</think>", "<|", "|>"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One verification conversation."""
+
+    label: str
+    messages: tuple
+    add_generation_prompt: bool = False
+
+    @property
+    def msgs(self) -> list[dict]:
+        return [dict(m) for m in self.messages]
+
+
+def _conv(system: str | None, pairs: Sequence[tuple[str, str]], end_with_assistant: bool) -> tuple:
+    msgs = [{"role": "system", "content": system}] if system is not None else []
+    for u, a in pairs:
+        msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+    if not end_with_assistant:
+        msgs.pop()
+    return tuple(msgs)
+
+
+def _random_text(rng: random.Random) -> str:
+    k = rng.random()
+    if k < 0.1:
+        return ""
+    if k < 0.55:
+        alphabet = "abc XYZ\n\t .,:;!?-_()[]<>|/é日本🙂\u00a0"
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+    return "".join(rng.choice(NASTY) if rng.random() < 0.6 else rng.choice(["hi", "x", "ok", " ", "42"])
+                   for _ in range(rng.randint(1, 6)))
+
+
+def verification_cases(*, system: bool, n_random: int = 150, seed: int = 0,
+                       generation_prompt: bool = True) -> list[Case]:
+    """The fixed set (with/without system, 1-6 exchanges, generation prompt on/off, edge
+    contents) plus ``n_random`` seeded random conversations.  Every conversation is
+    ``[system] user assistant user assistant ...`` (ending with either role)."""
+    cases: list[Case] = []
+    systems: list[str | None] = [None, PLAIN_SYSTEM] if system else [None]
+    for sys_ in systems:
+        for n in range(1, 7):
+            pairs = [(f"Question {i}?", f"Answer {i}.") for i in range(1, n + 1)]
+            tag = f"{'with' if sys_ is not None else 'no'} system, {n} exchange{'s' * (n > 1)}"
+            cases.append(Case(f"{tag}, ending with the answer", _conv(sys_, pairs, True)))
+            cases.append(Case(f"{tag}, ending with the question", _conv(sys_, pairs, False)))
+            if generation_prompt:
+                cases.append(Case(f"{tag}, ending with the question, add_generation_prompt",
+                                  _conv(sys_, pairs, False), True))
+    for c in EDGE_CONTENTS:
+        r = repr(c)
+        cases.append(Case(f"user content {r}", _conv(None, [(c, "ok"), ("q", "a")], True)))
+        cases.append(Case(f"assistant content {r}", _conv(None, [("q", c), ("q2", c)], True)))
+        if system:
+            cases.append(Case(f"system content {r}", _conv(c, [("q", "a")], True)))
+        if generation_prompt:
+            cases.append(Case(f"user content {r}, add_generation_prompt", _conv(None, [("q", "a"), ("u", c)], False),
+                              True))
+    rng = random.Random(seed)
+    for k in range(n_random):
+        has_sys = system and rng.random() < 0.5
+        n = rng.randint(1, 6)
+        pairs = [(_random_text(rng), _random_text(rng)) for _ in range(n)]
+        end = rng.random() < 0.5
+        gen = (not end) and generation_prompt and rng.random() < 0.7
+        cases.append(Case(f"random conversation #{k}", _conv(_random_text(rng) if has_sys else None, pairs, end),
+                          gen))
+    return cases
+
+
+def diagnose(fmt: ChatFormat, case: Case, original: str, recovered: str, *, what: str = "the template",
+             render=None, **render_kw) -> ConversionRefused:
+    """A precise reason for ``original != recovered`` on ``case``.  ``render(case)`` is how the
+    format's side was rendered (default: ``fmt.render``)."""
+    msgs = case.msgs
+    if render is None:
+        def render(c):
+            return fmt.render(c.msgs, c.add_generation_prompt, **render_kw)
+    if msgs and msgs[0]["role"] == "system":
+        try:
+            without = render(replace(case, messages=case.messages[1:]))
+        except MessageError:
+            without = None
+        if without == original:
+            return ConversionRefused(f"treats a system message with content {msgs[0]['content']!r} as no "
+                                     f"system message ({case.label})", "system")
+    p = 0
+    while p < min(len(original), len(recovered)) and original[p] == recovered[p]:
+        p += 1
+    where = "at the end"
+    category = "turns"
+    try:
+        segs = fmt.segments(case.msgs, case.add_generation_prompt, **render_kw)
+    except MessageError:
+        segs = []
+    off = 0
+    for s in segs:
+        if off <= p < off + len(s.text) or (p == off + len(s.text) and s is segs[-1]):
+            if s.role is None:
+                where = "in the preamble"
+            elif s.part == "generation_prompt":
+                where = "in the generation prompt"
+            else:
+                n_role = sum(1 for m in case.messages[: (s.message_index or 0) + 1] if m["role"] == s.role)
+                ordinal = {1: "1st", 2: "2nd", 3: "3rd"}.get(n_role, f"{n_role}th")
+                where = f"on message {s.message_index} (the {ordinal} {s.role} turn, its {s.part})"
+                if s.part == "content":
+                    category = "content"
+            break
+        off += len(s.text)
+    lo = max(0, p - 20)
+    reason = (f"different text {where} of a conversation ({case.label}): {what} renders "
+              f"{_show(original[lo:p + 40])} where the recovered format renders {_show(recovered[lo:p + 40])}")
+    if category == "content":
+        reason = "transforms message content in a way the IR cannot carry: " + reason
+    return ConversionRefused(reason, category)
+
+
+def with_default(st: Structure, default: str | None) -> Structure:
+    return replace(st, system=replace(st.system, default=default))

