@@ -24,5 +24,6 @@ PY="${PYTHON:-python3}"
 .venv/bin/python -c "import tmplc, transformers, hypothesis, pytest" 
 
 bash scripts/fetch_fixtures.sh >/dev/null
-if [ -f scripts/fetch_llamacpp.py ]; then .venv/bin/python scripts/fetch_llamacpp.py --build >/dev/null; fi
+.venv/bin/python scripts/fetch_llamacpp.py --build >/dev/null
+.venv/bin/python scripts/fetch_corpus.py >/dev/null
 echo "setup done: .venv ready, fixtures in ${TMPLC_FIXTURES:-.cache/fixtures}"

@@ -55,7 +55,7 @@ def test_folder_prefers_tokenizer_config_and_notes_a_stale_copy(tmp_path):
 
 
 def test_gguf(tmp_path):
-    gguf = pytest.importorskip("gguf")
+    import gguf
     path = tmp_path / "m.gguf"
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_tokenizer_model("gpt2")
