@@ -21,7 +21,9 @@ PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c "import tmplc, transformers, hypothesis, pytest" 
+# the CPU build, pinned: a bare `torch` would pull a multi-GB CUDA build (only the collator test needs it)
+.venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c "import tmplc, transformers, hypothesis, pytest, datasets, tiktoken, torch"
 
 bash scripts/fetch_fixtures.sh >/dev/null
 .venv/bin/python scripts/fetch_llamacpp.py --build >/dev/null

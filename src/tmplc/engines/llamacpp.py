@@ -257,7 +257,7 @@ def _run_once(binary: Path, payload: Sequence[Mapping[str, Any]]) -> tuple[list[
     except OSError as exc:
         raise LlamaCppDriverError(f"cannot run the llama.cpp driver {binary}: {exc}") from exc
     results: list[dict[str, Any]] = []
-    lines = proc.stdout.decode("utf-8", "replace").splitlines()
+    lines = proc.stdout.decode("utf-8", "replace").split("\n")
     for line in lines[1:]:
         text = line.rstrip()
         if text == "]":

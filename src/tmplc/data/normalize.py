@@ -1,0 +1,216 @@
+"""Normalizers: rows in the common dataset shapes -> ``[{"role", "content"}, ...]``.
+
+Detected per row, in this order (``source="auto"``; or force one with ``source=``):
+
+* **merged** (when ``merged_prompt`` is given): user = the merged prompt, assistant = the
+  ``output_column`` value (see ``tmplc.data.merged``).
+* **openai**: ``messages``: a list of ``{"role", "content"}``.
+* **sharegpt**: ``conversations``: a list of ``{"from", "value"}``.
+* **alpaca**: ``instruction`` / ``input`` (optional) / ``output``: user = instruction, plus
+  ``"\\n\\n" + input`` when input is non-empty; an optional ``system`` column.
+* **prompt/completion**: ``prompt`` / ``completion``, as strings (user / assistant) or as message
+  lists (TRL's conversational prompt-completion).
+
+Message keys and role names are matched case-insensitively with aliases: role key ``role`` /
+``from`` / ``speaker``, content key ``content`` / ``value`` / ``text``; roles ``system``;
+``user`` = human / user / input / prompter / question / instruction; ``assistant`` = gpt /
+assistant / output / bot / model / answer / chatgpt / response.  Anything else rejects the row,
+naming the message.
+
+Default system message: with ``default_system``, a conversation without a system message gets
+one as message 0.
+
+``conversation_extension=N`` (N >= 2) joins each row with N-1 other rows drawn at random
+(``random.Random(seed)``, with replacement, from the normalized rows) into one multi-turn
+conversation: the row's own messages, then the others' messages without their system message.
+The number of rows does not change, so rows in = rows out + rows rejected still holds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from tmplc.data.merged import MergedPrompt, RowProblem, _empty
+from tmplc.data.readers import BadRow
+from tmplc.errors import MessageError, TmplcError
+
+ROLE_ALIASES = {
+    "system": "system",
+    "user": "user", "human": "user", "input": "user", "prompter": "user", "question": "user",
+    "instruction": "user",
+    "assistant": "assistant", "gpt": "assistant", "output": "assistant", "bot": "assistant",
+    "model": "assistant", "answer": "assistant", "chatgpt": "assistant", "response": "assistant",
+}
+ROLE_KEYS = ("role", "from", "speaker")
+CONTENT_KEYS = ("content", "value", "text")
+SOURCES = ("auto", "openai", "sharegpt", "alpaca", "prompt_completion", "merged")
+
+
+@dataclass
+class NormalizeReport:
+    rows_in: int = 0
+    rows_out: int = 0
+    rejected: Counter = field(default_factory=Counter)   # reason -> count
+    examples: list = field(default_factory=list)         # (row, reason), first 20
+    sources: Counter = field(default_factory=Counter)    # detected shape -> count
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def reject(self, row: int, reason: str) -> None:
+        key = reason.split(": ", 1)[1] if reason.startswith("message ") else reason
+        self.rejected[key] += 1
+        if len(self.examples) < 20:
+            self.examples.append((row, reason))
+
+
+def _ci_get(d: dict, keys: Sequence[str]):
+    low = {str(k).lower(): k for k in d}
+    for k in keys:
+        if k in low:
+            return low[k], d[low[k]]
+    return None, None
+
+
+def _messages(items: Any, what: str) -> list[dict]:
+    if not isinstance(items, (list, tuple)):
+        raise RowProblem(f"{what} must be a list of messages, got {type(items).__name__}")
+    out = []
+    for i, m in enumerate(items):
+        if not isinstance(m, dict):
+            raise MessageError(i, f"a message must be an object, got {type(m).__name__}")
+        rk, role = _ci_get(m, ROLE_KEYS)
+        if rk is None:
+            raise MessageError(i, f"no role key (one of {', '.join(ROLE_KEYS)}) in {sorted(m)}")
+        ck, content = _ci_get(m, CONTENT_KEYS)
+        if ck is None:
+            raise MessageError(i, f"no content key (one of {', '.join(CONTENT_KEYS)}) in {sorted(m)}")
+        norm = ROLE_ALIASES.get(str(role).strip().lower()) if role is not None else None
+        if norm is None:
+            raise MessageError(i, f"unknown role {role!r} (known: {', '.join(sorted(ROLE_ALIASES))})")
+        if content is None:
+            content = ""
+        if not isinstance(content, str):
+            raise MessageError(i, f"content must be text, got {type(content).__name__}")
+        out.append({"role": norm, "content": content})
+    if not out:
+        raise RowProblem(f"{what} is empty")
+    return out
+
+
+def _text(v: Any, col: str) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        raise RowProblem(f"column {col!r} is missing or null")
+    return v if isinstance(v, str) else str(v)
+
+
+def detect(row: dict, merged: MergedPrompt | None = None) -> str:
+    if merged is not None:
+        return "merged"
+    keys = {str(k).lower() for k in row}
+    if "messages" in keys:
+        return "openai"
+    if "conversations" in keys:
+        return "sharegpt"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    if "prompt" in keys and "completion" in keys:
+        return "prompt_completion"
+    raise RowProblem(f"no known shape: columns {sorted(row)} (expected messages, conversations, "
+                     "instruction/input/output, prompt/completion, or a merged_prompt)")
+
+
+def normalize_row(row: Any, *, source: str = "auto", merged: MergedPrompt | None = None,
+                  output_column: str = "output", default_system: str | None = None) -> tuple[list[dict], str]:
+    """(messages, detected source) for one row; raises RowProblem / MessageError with the reason."""
+    if isinstance(row, BadRow):
+        raise RowProblem(row.reason)
+    if not isinstance(row, dict):
+        raise RowProblem(f"a row must be an object, got {type(row).__name__}")
+    kind = detect(row, merged) if source == "auto" else source
+    if kind == "merged":
+        if merged is None:
+            raise TmplcError("source='merged' needs a merged_prompt")
+        msgs = [{"role": "user", "content": merged.render(row)},
+                {"role": "assistant", "content": _text(row.get(output_column), output_column)}]
+    elif kind == "openai":
+        msgs = _messages(_ci_get(row, ("messages",))[1], "messages")
+    elif kind == "sharegpt":
+        msgs = _messages(_ci_get(row, ("conversations",))[1], "conversations")
+    elif kind == "alpaca":
+        instr = _text(_ci_get(row, ("instruction",))[1], "instruction")
+        inp = _ci_get(row, ("input",))[1]
+        user = instr + ("\n\n" + str(inp) if not _empty(inp) else "")
+        msgs = [{"role": "user", "content": user},
+                {"role": "assistant", "content": _text(_ci_get(row, ("output",))[1], "output")}]
+        sys_ = _ci_get(row, ("system",))[1]
+        if not _empty(sys_):
+            msgs.insert(0, {"role": "system", "content": str(sys_)})
+    elif kind == "prompt_completion":
+        p = _ci_get(row, ("prompt",))[1]
+        c = _ci_get(row, ("completion",))[1]
+        pm = _messages(p, "prompt") if isinstance(p, list) else [{"role": "user", "content": _text(p, "prompt")}]
+        cm = _messages(c, "completion") if isinstance(c, list) else \
+            [{"role": "assistant", "content": _text(c, "completion")}]
+        msgs = pm + cm
+    else:
+        raise TmplcError(f"unknown source {kind!r}; one of {', '.join(SOURCES)}")
+    if default_system is not None and msgs[0]["role"] != "system":
+        msgs.insert(0, {"role": "system", "content": default_system})
+    return msgs, kind
+
+
+def normalize_rows(rows: Sequence[Any], *, source: str = "auto", merged_prompt: str | None = None,
+                   output_column: str = "output", default_system: str | None = None,
+                   conversation_extension: int = 1, seed: int = 3407,
+                   on_error: str = "skip") -> tuple[list[tuple[int, list[dict]]], NormalizeReport]:
+    """Normalize rows -> ([(row number, messages)], report).  ``on_error``: skip (count, report) |
+    raise (MessageError naming the 0-based row)."""
+    if on_error not in ("skip", "raise"):
+        raise TmplcError("on_error must be 'raise' or 'skip'")
+    if source not in SOURCES:
+        raise TmplcError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
+    merged = MergedPrompt.parse(merged_prompt) if merged_prompt is not None else None
+    if merged is not None:
+        cols: dict = {}
+        for r in rows:
+            if isinstance(r, dict):
+                cols.update(dict.fromkeys(r))
+        needed = merged.columns + [output_column]
+        missing = [c for c in needed if c not in cols]
+        if missing and rows:
+            raise TmplcError(f"merged_prompt/output column(s) {missing} do not exist in the data; "
+                             f"columns: {sorted(cols)}")
+    report = NormalizeReport(rows_in=len(rows))
+    out: list[tuple[int, list[dict]]] = []
+    for n, row in enumerate(rows):
+        try:
+            msgs, kind = normalize_row(row, source=source, merged=merged, output_column=output_column,
+                                       default_system=default_system)
+        except (RowProblem, MessageError) as e:
+            reason = str(e)
+            if on_error == "raise":
+                idx = e.index if isinstance(e, MessageError) else None
+                raise MessageError(idx, e.message if isinstance(e, MessageError) else reason, row=n) from None
+            report.reject(n, reason)
+            continue
+        report.sources[kind] += 1
+        out.append((n, msgs))
+    if conversation_extension and conversation_extension > 1 and out:
+        rng = random.Random(seed)
+        base = [m for _, m in out]
+        extended = []
+        for n, msgs in out:
+            joined = list(msgs)
+            for _ in range(conversation_extension - 1):
+                other = base[rng.randrange(len(base))]
+                joined.extend(m for m in other if m["role"] != "system")
+            extended.append((n, joined))
+        out = extended
+    report.rows_out = len(out)
+    assert report.rows_in == report.rows_out + report.rows_rejected
+    return out, report

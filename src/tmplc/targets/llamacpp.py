@@ -1,0 +1,409 @@
+"""IR -> llama.cpp: GGUF ``tokenizer.chat_template``, verified built-in name, llama-server/llama-cli args.
+
+What :func:`to_llamacpp` gives (a frozen :class:`LlamaCppTarget`):
+
+* ``chat_template`` -- the Jinja text to embed as GGUF ``tokenizer.chat_template`` (or to pass
+  with ``--chat-template-file``) for llama.cpp's own C++ Jinja engine (``--jinja``, the default of
+  llama-server).  It is the HF target (``to_jinja(fmt, generation_tags=False)``), which stays in
+  the subset that engine supports, with ONE llama.cpp-specific change, described below (trim).
+* ``builtin_name`` -- the name of llama.cpp's built-in (non-Jinja) template that llama.cpp's
+  detection (``llm_chat_detect_template``) picks for ``chat_template`` -- but only when that
+  built-in, run by llama.cpp's own code, renders the probe conversations exactly like the reference
+  (:data:`PROBE_CONVERSATIONS`).  Never a guess: when the engine is unavailable, or the detected
+  built-in differs, it is ``None`` and ``requires_jinja`` is True.  ``detected_builtin`` is what
+  llama.cpp would pick anyway (possibly a wrong one: said in ``notes``); ``builtin_by_name`` a
+  built-in that matches when chosen explicitly with ``--no-jinja --chat-template NAME``.
+* ``add_bos_token`` / ``gguf_metadata`` / ``stop`` / ``server_args`` / ``cli_args`` /
+  :meth:`~LlamaCppTarget.report` / :meth:`~LlamaCppTarget.files`.
+
+Conventions of llama.cpp that the equality claim is stated with (and tested by
+tests/test_llamacpp_target.py with the real engine):
+
+* **BOS.**  llama-server removes a leading ``bos_token`` string from the rendered prompt when the
+  GGUF says ``tokenizer.ggml.add_bos_token`` and then tokenizes with ``add_special``, so the BOS
+  token comes back exactly once.  ``add_bos_token`` is True iff every render of a conversation
+  that starts with a system or user message begins with ``{BOS}`` (Llama-3: the preamble; Llama-2:
+  the user prefix).  For such formats, a conversation that starts with an *assistant* message
+  (possible in formats whose BOS sits in the user prefix) gets a BOS that the reference lacks.
+  For every other format ``add_bos_token`` is False, and a ``{BOS}`` elsewhere in the template is
+  kept as text (llama-server parses special tokens in the rendered prompt).  ``add_eos_token`` is
+  always False: a chat prompt must not end with an added EOS.
+* **System message.**  Formats without a system slot raise on a system message; llama.cpp's
+  capability probe then says "no system role" and llama-server merges a leading system message
+  into the next message as ``system + "\\n" + content`` (and drops it if it is alone).  So such a
+  format renders, under llama-server, like the reference on that merged conversation.
+* ``add_generation_prompt`` is only defined when true; the template tests it with ``if``.
+
+**Trim.**  The IR's ``trim`` means Python's ``str.strip()``: it removes every Unicode whitespace
+character (``str.isspace``).  llama.cpp's ``|trim`` (and ``.strip()``) is C ``isspace`` over
+*bytes*: it only removes ``' \\t\\n\\v\\f\\r'``, and leaves the other 23 -- ``\\x1c``-``\\x1f``,
+U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000
+(:data:`NON_ASCII_SPACES`).  Refusing every format with trim (Llama-3, Gemma, Command-R, ...)
+would be useless, and a claim that silently fails on an ideographic space would be wrong, so the
+llama.cpp template replaces every ``x | trim`` by a call to a small macro, ``tmplc_strip(x)``,
+that computes exactly ``str.strip()`` in both engines: ``|trim`` then, while the text starts
+or ends with one of those 23 characters, remove it (matched as whole characters with
+``s[:k] in list`` / ``s[-k:] in list`` for k = 1, 2, 3, which is exact whether slicing counts
+bytes, as llama.cpp does, or characters, as Python does) and ``|trim`` again.  The macro costs
+about one extra millisecond per trimmed message in llama.cpp, and only when such a character is
+at an edge.  The same macro renders identically in jinja2, so the HF target could adopt it; as
+long as it does not, an HF template converted by ``convert_hf_to_gguf.py`` (which copies it
+verbatim) differs from the reference under ``llama-server --jinja`` exactly for those characters.
+The built-ins (``llama3``, ``gemma``, ...) trim with C ``isspace`` as well; a built-in name whose
+only difference is that is still claimed, with ``builtin_exact = False`` and the restriction in
+``notes`` (the ``--jinja`` path stays exact).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from tmplc.errors import TmplcError
+from tmplc.ir import SpecialToken
+from tmplc.targets.jinja import to_jinja
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tmplc.ir import ChatFormat
+
+__all__ = [
+    "ASCII_SPACES",
+    "NON_ASCII_SPACES",
+    "PROBE_CONVERSATIONS",
+    "LlamaCppTarget",
+    "escape_arg",
+    "llamacpp_template",
+    "to_llamacpp",
+]
+
+#: What llama.cpp's ``|trim`` removes (C ``isspace`` in the "C" locale).
+ASCII_SPACES = " \t\n\v\f\r"
+#: What Python's ``str.strip()`` removes besides :data:`ASCII_SPACES` (every other ``str.isspace`` character).
+NON_ASCII_SPACES = ("\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+                    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+TEMPLATE_FILE = "llama.cpp/chat_template.jinja"
+ARGS_FILE = "llama.cpp/args.txt"
+MODEL_PLACEHOLDER = "model.gguf"
+
+
+def _strip_macro() -> str:
+    ws = "[" + ", ".join("'" + c + "'" for c in NON_ASCII_SPACES) + "]"
+    s = "tmplc_ns.s"
+    edge = (f"({s}[:1] in tmplc_ws or {s}[:2] in tmplc_ws or {s}[:3] in tmplc_ws or "
+            f"{s}[-1:] in tmplc_ws or {s}[-2:] in tmplc_ws or {s}[-3:] in tmplc_ws)")
+    return (
+        "{%- macro tmplc_strip(text) -%}"
+        "{#- Python str.strip(): |trim only removes ASCII whitespace in llama.cpp -#}"
+        "{%- set tmplc_ws = " + ws + " -%}"
+        "{%- set tmplc_ns = namespace(s=text | trim, go=true) -%}"
+        "{%- if " + edge + " -%}"
+        "{%- for tmplc_i in range(" + s + " | length) -%}{%- if tmplc_ns.go -%}"
+        "{%- set tmplc_ns.go = false -%}"
+        "{%- for tmplc_k in [1, 2, 3] -%}"
+        "{%- if " + s + "[:tmplc_k] in tmplc_ws -%}{%- set " + s + " = " + s + "[tmplc_k:] -%}"
+        "{%- set tmplc_ns.go = true -%}{%- endif -%}"
+        "{%- if " + s + "[-tmplc_k:] in tmplc_ws -%}{%- set " + s + " = " + s + "[:-tmplc_k] -%}"
+        "{%- set tmplc_ns.go = true -%}{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- if tmplc_ns.go -%}{%- set " + s + " = " + s + " | trim -%}{%- endif -%}"
+        "{%- endif -%}{%- endfor -%}"
+        "{%- endif -%}"
+        "{{- " + s + " -}}"
+        "{%- endmacro -%}"
+    )
+
+
+_TRIMMED = ("messages[0]['content']", "message['content']")
+
+
+def llamacpp_template(fmt: "ChatFormat") -> str:
+    """The chat template for llama.cpp's Jinja engine: the HF target, with ``|trim`` made exact."""
+    base = to_jinja(fmt, generation_tags=False)
+    out = base
+    for expr in _TRIMMED:
+        out = out.replace("{{- " + expr + " | trim -}}", "{{- tmplc_strip(" + expr + ") -}}")
+    if "| trim" in out:  # pragma: no cover - a new construct in the HF target
+        raise TmplcError("tmplc internal error: the HF target uses |trim in a form the llama.cpp "
+                         "target does not rewrite")
+    if out != base:
+        first, _, rest = out.partition("\n")
+        out = first + "\n" + _strip_macro() + "\n" + rest
+    return out
+
+
+def escape_arg(s: str) -> str:
+    """``s`` written for a llama.cpp argument that goes through ``string_process_escapes``
+    (``-r``/``--reverse-prompt``, ``-p``, ...: escapes are processed by default, ``-e``)."""
+    return s.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+#: Probe conversations for the built-in claim (contents exercise edges, empties, special text).
+PROBE_CONVERSATIONS: tuple[tuple[dict, ...], ...] = tuple(tuple(m) for m in [
+    [{"role": "user", "content": "Hello"}],
+    [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello! How can I help?"}],
+    [{"role": "user", "content": "  two\nlines \n"}, {"role": "assistant", "content": "\tok  "},
+     {"role": "user", "content": "again"}],
+    [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}, {"role": "user", "content": "x"},
+     {"role": "assistant", "content": "y"}],
+    [{"role": "user", "content": "<|im_end|> {{ x }} [INST] </s>"}, {"role": "assistant", "content": "é 日本 🙂"}],
+    [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": " Be brief.\n"}, {"role": "user", "content": "Q1"},
+     {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"}],
+])
+#: Probes with non-ASCII whitespace at content edges: where C-isspace trimming differs from str.strip.
+UNICODE_SPACE_PROBES: tuple[tuple[dict, ...], ...] = tuple(tuple(m) for m in [
+    [{"role": "user", "content": "\u3000hi\xa0"}, {"role": "assistant", "content": "\u2003ok\x1c "}],
+    [{"role": "system", "content": "\xa0sys\u3000"}, {"role": "user", "content": " \u205fq"}],
+])
+
+
+@dataclass(frozen=True)
+class LlamaCppTarget:
+    """What ``tmplc compile --to llamacpp`` produces (see the module docstring)."""
+
+    name: str
+    chat_template: str
+    builtin_name: str | None
+    requires_jinja: bool
+    builtin_exact: bool
+    detected_builtin: str | None
+    builtin_by_name: str | None
+    stop: tuple[str, ...]
+    add_bos_token: bool
+    bos_token: str | None
+    server_args: tuple[str, ...]
+    cli_args: tuple[str, ...]
+    gguf_metadata: dict[str, Any] = field(hash=False)
+    special_tokens: dict[str, str] = field(hash=False)
+    notes: tuple[str, ...] = ()
+
+    def args_text(self) -> str:
+        lines = ["# llama-server (Jinja engine; the template file is this target's chat_template.jinja)",
+                 shlex.join(self.server_args), "",
+                 "# llama-cli (interactive chat)", shlex.join(self.cli_args)]
+        name = self.builtin_name or self.builtin_by_name
+        if name:
+            lines += ["", "# without --jinja: llama.cpp's built-in template " + repr(name)
+                      + ("" if self.builtin_exact else " (see notes: trimming differs)"),
+                      shlex.join(["llama-server", "-m", MODEL_PLACEHOLDER, "--no-jinja", "--chat-template", name,
+                                  *self._stop_args()])]
+        return "\n".join(lines) + "\n"
+
+    def _stop_args(self) -> list[str]:
+        out: list[str] = []
+        for s in self.stop:
+            out += ["-r", escape_arg(s)]
+        return out
+
+    def files(self) -> dict[str, str]:
+        """Suggested files for ``--to all``: the template (as GGUF/--chat-template-file text) and the args."""
+        return {TEMPLATE_FILE: self.chat_template, ARGS_FILE: self.args_text()}
+
+    def report(self) -> str:
+        L = [f"llama.cpp target for {self.name!r}", ""]
+        if self.builtin_name:
+            exact = "identical on the probe conversations" if self.builtin_exact else \
+                "identical except trimming of non-ASCII whitespace (see notes)"
+            L.append(f"built-in template: {self.builtin_name} (llama.cpp detects it from the template; {exact})")
+        else:
+            L.append("built-in template: none -- requires --jinja (the default of llama-server)")
+            if self.builtin_by_name:
+                L.append(f"  (the built-in {self.builtin_by_name!r} matches when selected explicitly: "
+                         f"--no-jinja --chat-template {self.builtin_by_name})")
+        if self.detected_builtin and self.detected_builtin != self.builtin_name:
+            L.append(f"  warning: without --jinja llama.cpp would pick the built-in {self.detected_builtin!r}, "
+                     "which renders differently")
+        L += ["", "llama-server:", "  " + shlex.join(self.server_args),
+              "llama-cli:", "  " + shlex.join(self.cli_args), "",
+              f"template file: {TEMPLATE_FILE} ({len(self.chat_template)} characters; written by --to all)",
+              "", "GGUF metadata:"]
+        for k, v in self.gguf_metadata.items():
+            if k == "tokenizer.chat_template":
+                L.append(f"  {k} = <the template file, {len(v)} characters>")
+            else:
+                L.append(f"  {k} = {v!r}" if not isinstance(v, bool) else f"  {k} = {str(v).lower()}")
+        if self.special_tokens:
+            L.append("  token ids to set from your tokenizer (these token strings):")
+            for k, v in self.special_tokens.items():
+                L.append(f"    {k} -> {v!r}")
+        if self.stop:
+            L += ["", "stop strings: " + ", ".join(repr(s) for s in self.stop)]
+        if self.notes:
+            L += ["", "notes:"] + ["  - " + n for n in self.notes]
+        return "\n".join(L) + "\n"
+
+
+def _leading_bos(fmt: "ChatFormat") -> bool:
+    """True iff every render of a conversation starting with system/user begins with ``{BOS}``."""
+    if not fmt.structure.uses("BOS"):
+        return False
+    sentinel = "\x00tmplc-bos\x00"
+    probes: list[list[dict]] = [[{"role": "user", "content": "u"}],
+                                [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]]
+    if fmt.structure.system is not None:
+        probes.append([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+    for p in probes:
+        text = fmt.render(p, bos_token=sentinel, eos_token=fmt.meta.eos_token or "</s>")
+        if not text.startswith(sentinel):
+            return False
+    return True
+
+
+def _merge_system(messages: Sequence[dict]) -> list[dict]:
+    """llama-server's ``system_message_not_supported`` workaround."""
+    msgs = [dict(m) for m in messages]
+    if msgs and msgs[0]["role"] == "system":
+        if len(msgs) > 1:
+            msgs[1]["content"] = msgs[0]["content"] + "\n" + msgs[1]["content"]
+        msgs.pop(0)
+    return msgs
+
+
+def expected_llamacpp(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool,
+                      add_bos_token: bool) -> str:
+    """What llama-server's prompt text is meant to be for ``messages`` (reference + llama.cpp conventions).
+
+    Raises MessageError where the reference refuses the (merged) conversation.
+    """
+    msgs = list(messages)
+    if fmt.structure.system is None:
+        msgs = _merge_system(msgs)
+    text = fmt.render(msgs, add_generation_prompt=add_generation_prompt)
+    bos = fmt.meta.bos_token
+    if add_bos_token and bos and text.startswith(bos):
+        text = text[len(bos):]
+    return text
+
+
+def _verify_builtins(fmt: "ChatFormat", template: str, add_bos_token: bool) -> tuple[
+        str | None, str | None, bool, str | None, list[str]]:
+    """(detected, verified name, exact, by-name alternative, notes) -- using llama.cpp's own code."""
+    from tmplc.errors import MessageError
+
+    notes: list[str] = []
+    try:
+        from tmplc.engines.llamacpp import builtin_names, detect_builtin, run_driver_jobs
+
+        detected = detect_builtin(template)
+        names = builtin_names()
+    except Exception as exc:  # engine unavailable (no sdist/compiler) or failed: claim nothing
+        return None, None, False, None, [f"built-in templates not checked (llama.cpp engine unavailable: "
+                                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                                         "use --jinja"]
+
+    def cases(convs):
+        out = []
+        for c in convs:
+            if fmt.structure.system is None and c and c[0]["role"] == "system":
+                continue  # outside the format's domain
+            for agp in (False, True):
+                try:
+                    exp = expected_llamacpp(fmt, c, agp, add_bos_token)
+                except (MessageError, TmplcError):
+                    continue
+                if fmt.structure.uses("BOS") and not add_bos_token:
+                    exp = None  # a built-in cannot emit this format's BOS: never identical
+                out.append((list(c), agp, exp))
+        return out
+
+    exact_cases, uni_cases = cases(PROBE_CONVERSATIONS), cases(UNICODE_SPACE_PROBES)
+    all_cases = exact_cases + uni_cases
+    candidates = ([detected] if detected else []) + [n for n in names if n != detected]
+    jobs = [{"builtin": n, "messages": [dict(m) for m in c], "add_generation_prompt": agp}
+            for n in candidates for (c, agp, _) in all_cases]
+    results = run_driver_jobs(jobs) if jobs and exact_cases else []
+    verdict: dict[str, tuple[bool, bool]] = {}
+    k = 0
+    for n in candidates:
+        ok = uni = bool(exact_cases)
+        for i, (_, _, exp) in enumerate(all_cases):
+            r = results[k] if k < len(results) else {}
+            k += 1
+            same = exp is not None and r.get("output") == exp
+            if i < len(exact_cases):
+                ok = ok and same
+            else:
+                uni = uni and same
+        verdict[n] = (ok, ok and uni)
+    name = detected if detected and verdict.get(detected, (False, False))[0] else None
+    exact = bool(name) and verdict[name][1]
+    by_name = None
+    if name is None:
+        exact_matches = [n for n in candidates if verdict[n][1]]
+        matches = exact_matches or [n for n in candidates if verdict[n][0]]
+        by_name = matches[0] if matches else None
+    chosen = name or by_name
+    if chosen and not verdict[chosen][1]:
+        exact = False
+        notes.append(f"the built-in {chosen!r} trims contents with C isspace: it keeps non-ASCII whitespace "
+                     "(U+00A0, U+3000, U+2028, \\x1c, ...) at content edges that this format strips; "
+                     "the --jinja template is exact")
+    if chosen:
+        notes.append(f"the built-in {chosen!r} reads contents as C strings: a content is cut at U+0000")
+    if detected and detected != name:
+        notes.append(f"without --jinja llama.cpp detects the built-in {detected!r} from this template, "
+                     "which does not render this format: keep --jinja")
+    return detected, name, exact, by_name, notes
+
+
+def to_llamacpp(fmt: "ChatFormat", *, check_builtins: bool = True) -> LlamaCppTarget:
+    """Compile ``fmt`` for llama.cpp (see the module docstring).  ``check_builtins=False`` skips the
+    built-in verification (which runs llama.cpp's engine) and claims no built-in."""
+    template = llamacpp_template(fmt)
+    add_bos = _leading_bos(fmt)
+    st = fmt.structure
+    notes: list[str] = []
+    if add_bos:
+        notes.append("add_bos_token: llama-server drops the template's leading BOS text and the tokenizer "
+                     "adds the BOS token, so it appears once")
+        if not (st.preamble and isinstance(st.preamble[0], SpecialToken) and st.preamble[0].name == "BOS"):
+            notes.append("this format's BOS is not a fixed preamble: a conversation that starts with an "
+                         "assistant message gets a BOS token the reference does not render")
+    elif st.uses("BOS"):
+        notes.append("add_bos_token is false: the BOS text in the template is parsed as the BOS token "
+                     "(keep tokenizer.ggml.add_bos_token false, or llama.cpp adds a second BOS)")
+    if st.system is None:
+        notes.append("no system slot: llama-server merges a system message into the next message as "
+                     "system + '\\n' + content (the template itself raises on a system message)")
+    if template != to_jinja(fmt, generation_tags=False):
+        notes.append("content trimming uses the tmplc_strip macro (exact str.strip); llama.cpp's |trim "
+                     "only strips ASCII whitespace")
+    if check_builtins:
+        detected, name, exact, by_name, bnotes = _verify_builtins(fmt, template, add_bos)
+    else:
+        detected, name, exact, by_name, bnotes = None, None, False, None, ["built-in templates not checked"]
+    notes += bnotes
+
+    stop = tuple(fmt.stop_strings)
+    stop_args: list[str] = []
+    for s in stop:
+        stop_args += ["-r", escape_arg(s)]
+    server_args = ("llama-server", "-m", MODEL_PLACEHOLDER, "--jinja", "--chat-template-file", TEMPLATE_FILE,
+                   *stop_args)
+    cli_args = ("llama-cli", "-m", MODEL_PLACEHOLDER, "--jinja", "--chat-template-file", TEMPLATE_FILE,
+                *stop_args)
+    if stop:
+        notes.append("-r/--reverse-prompt strings are matched on the generated text: a stop string that is a "
+                     "special token only shows up there with --special; llama.cpp also stops on its "
+                     "end-of-generation tokens (set tokenizer.ggml.eos_token_id/eot_token_id)")
+
+    metadata: dict[str, Any] = {
+        "tokenizer.chat_template": template,
+        "tokenizer.ggml.add_bos_token": add_bos,
+        "tokenizer.ggml.add_eos_token": False,
+    }
+    special: dict[str, str] = {}
+    if fmt.bos_token:
+        special["tokenizer.ggml.bos_token_id"] = fmt.bos_token
+    if fmt.eos_token:
+        special["tokenizer.ggml.eos_token_id"] = fmt.eos_token
+    if fmt.eot_token and fmt.eot_token != fmt.eos_token:
+        special["tokenizer.ggml.eot_token_id"] = fmt.eot_token
+    return LlamaCppTarget(
+        name=fmt.name, chat_template=template, builtin_name=name, requires_jinja=name is None,
+        builtin_exact=exact, detected_builtin=detected, builtin_by_name=by_name, stop=stop,
+        add_bos_token=add_bos, bos_token=fmt.bos_token, server_args=server_args, cli_args=cli_args,
+        gguf_metadata=metadata, special_tokens=special, notes=tuple(notes),
+    )
