@@ -1,0 +1,210 @@
+"""The whole contract in one module: for every registry entry and for hypothesis-generated
+formats and conversations, every target rendered by its REAL engine equals the reference
+renderer, each under its documented convention, and the no-dangling-newline invariants hold in
+every target.
+
+Engines and conventions:
+
+* jinja2 sandbox (HF's settings) and transformers ``apply_chat_template``: identical, with and
+  without ``add_generation_prompt``; both refuse what the reference refuses.
+* Ollama (Go ``text/template`` harness with Ollama's messages-mode semantics): consecutive
+  same-role messages merged with "\\n\\n"; no leading BOS; generation prompt when the last message
+  is not an assistant one, otherwise the last assistant message is continued (no suffix);
+  formats with ``|trim`` are compiled with ``allow_untrimmed=True`` and compared on contents that
+  are already stripped.
+* llama.cpp (its own C++ Jinja engine, as ``llama-server --jinja``): the template renders the
+  reference; with the GGUF's ``add_bos_token`` the leading BOS is removed from the text; formats
+  without a system slot get llama-server's merge of a leading system message into the next
+  message (``system + "\\n" + content``).
+
+Each hypothesis example is ONE batch: all engine renders of the example go through one process
+call per engine.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tmplc
+from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
+from tmplc.engines.ollama import OllamaRenderError, render_ollama
+from tmplc.jinja_env import render_template
+from tmplc.targets.ollama import modelfile_fields
+
+from conftest import load_tokenizer, missing_fixture
+from strategies import chat_formats, conversations
+
+BOS, EOS = "<s>", "</s>"
+REFUSED = object()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def engines():
+    from tmplc.engines.llamacpp import ensure_llamacpp_driver
+    from tmplc.engines.ollama import harness_binary
+
+    try:
+        harness_binary()
+    except Exception as e:  # GoNotFoundError, build failure
+        missing_fixture("the Go harness (Ollama engine)", f"apt-get install golang-go ({e})")
+    try:
+        ensure_llamacpp_driver()
+    except Exception as e:
+        missing_fixture("llama.cpp's Jinja engine", f"run: python scripts/fetch_llamacpp.py --build ({e})")
+
+
+def tokens(fmt):
+    """The BOS/EOS strings a format renders with: its own, else the generic ones."""
+    return fmt.meta.bos_token or BOS, fmt.meta.eos_token or EOS
+
+
+def _ref(fmt, msgs, **kw):
+    bos, eos = tokens(fmt)
+    try:
+        return fmt.render(msgs, bos_token=bos, eos_token=eos, **kw)
+    except tmplc.MessageError:
+        return REFUSED
+
+
+def _merge(msgs):
+    out = []
+    for m in msgs:
+        if out and out[-1]["role"] == m["role"]:
+            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
+        else:
+            out.append(dict(m))
+    return out
+
+
+def _strip_bos(text, bos):
+    return text[len(bos):] if text is not REFUSED and text.startswith(bos) else text
+
+
+@functools.lru_cache(maxsize=None)
+def _modelfile(fmt):
+    return modelfile_fields(fmt.to_ollama(allow_untrimmed=fmt.trims))
+
+
+@functools.lru_cache(maxsize=None)
+def _llamacpp(fmt):
+    return fmt.to_llamacpp()
+
+
+def ollama_expected(fmt, msgs):
+    m = _merge(msgs)
+    if fmt.trims:
+        m = [{"role": x["role"], "content": x["content"].strip()} for x in m]
+    kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else {"add_generation_prompt": True}
+    return _strip_bos(_ref(fmt, m, **kw), tokens(fmt)[0])
+
+
+def llamacpp_expected(fmt, msgs, gen, add_bos):
+    m = [dict(x) for x in msgs]
+    if fmt.structure.system is None and m and m[0]["role"] == "system":
+        sys_msg = m.pop(0)
+        if m:
+            m[0]["content"] = sys_msg["content"] + "\n" + m[0]["content"]
+    out = _ref(fmt, m, add_generation_prompt=gen)
+    return _strip_bos(out, tokens(fmt)[0]) if add_bos else out
+
+
+def check_all(cases):
+    """cases: list of (fmt, msgs, gen).  Renders every case in every engine (one call per
+    engine) and asserts equality with the reference under each convention."""
+    tok = load_tokenizer("llama3")
+    oll_jobs, ll_jobs = [], []
+    for fmt, msgs, gen in cases:
+        ref = _ref(fmt, msgs, add_generation_prompt=gen)
+        bos, eos = tokens(fmt)
+        tmpl = fmt.to_jinja()
+        # jinja2 sandbox
+        try:
+            got = render_template(tmpl, msgs, add_generation_prompt=gen, bos_token=bos, eos_token=eos)
+        except Exception:
+            got = REFUSED
+        assert got == ref, ("jinja2", fmt.name, msgs, gen)
+        # transformers (with the tokenizer's own bos/eos strings)
+        try:
+            got = tok.apply_chat_template(msgs, chat_template=tmpl, tokenize=False, add_generation_prompt=gen)
+        except Exception:
+            got = REFUSED
+        try:
+            want = fmt.render(msgs, add_generation_prompt=gen, bos_token=tok.bos_token, eos_token=tok.eos_token)
+        except tmplc.MessageError:
+            want = REFUSED
+        assert got == want, ("transformers", fmt.name, msgs, gen)
+        # Ollama
+        mf = _modelfile(fmt)
+        om = [{"role": x["role"], "content": x["content"].strip() if fmt.trims else x["content"]} for x in msgs]
+        oll_jobs.append(({"template": mf["template"], "messages": om,
+                          **({"system": mf["system"]} if mf["system"] else {})}, ollama_expected(fmt, msgs)))
+        # llama.cpp
+        target = _llamacpp(fmt)
+        ll_jobs.append(({"template": target.chat_template, "messages": msgs, "bos_token": bos, "eos_token": eos,
+                         "add_generation_prompt": gen, "add_bos": target.add_bos_token},
+                        llamacpp_expected(fmt, msgs, gen, target.add_bos_token)))
+    for (job, want), got in zip(oll_jobs, render_ollama([j for j, _ in oll_jobs])):
+        got = REFUSED if isinstance(got, OllamaRenderError) else got
+        assert got == want, ("ollama", job, got, want)
+    for (job, want), got in zip(ll_jobs, render_llamacpp([j for j, _ in ll_jobs])):
+        got = REFUSED if isinstance(got, LlamaCppRenderError) else got
+        assert got == want, ("llama.cpp", job, got, want)
+
+
+def with_prefixes(fmt, msgs):
+    """The conversation and its prefixes: every exchange boundary, with and without the
+    generation prompt (for the append-only invariants)."""
+    out = []
+    for end in range(1, len(msgs) + 1):
+        for gen in (False, True):
+            out.append((fmt, msgs[:end], gen))
+    return out
+
+
+def assert_chain(outputs):
+    """Each render (of a longer prefix of one conversation) extends the previous one."""
+    outs = [o for o in outputs if isinstance(o, str)]
+    assert len(outs) >= 2
+    for a, b in zip(outs, outs[1:]):
+        assert b.startswith(a), (a, b)
+
+
+@settings(max_examples=15)
+@given(st.lists(st.tuples(chat_formats(), conversations(max_exchanges=3), st.booleans()), min_size=6, max_size=6))
+def test_generated_formats_every_engine(batch):
+    check_all(batch)
+
+
+@settings(max_examples=10)
+@given(st.data())
+def test_registry_every_engine(data):
+    cases = []
+    for name in tmplc.registry:
+        fmt = tmplc.registry[name]
+        msgs = data.draw(conversations(max_exchanges=3, system=None if fmt.structure.system else False),
+                         label=name)
+        cases.append((fmt, msgs, data.draw(st.booleans())))
+    check_all(cases)
+
+
+@settings(max_examples=10)
+@given(chat_formats(), conversations(min_exchanges=2, max_exchanges=4, end_with_assistant=True, system=False))
+def test_no_dangling_newlines_in_any_engine(fmt, msgs):
+    check_all(with_prefixes(fmt, msgs))  # every engine equals the reference on every prefix ...
+    # ... and, on each engine's own output, a longer conversation extends a shorter one
+    prefixes = [msgs[:end] for end in range(1, len(msgs) + 1)]
+    tmpl = fmt.to_jinja()
+    bos, eos = tokens(fmt)
+    assert_chain([render_template(tmpl, m, bos_token=bos, eos_token=eos) for m in prefixes])
+    mf = _modelfile(fmt)
+    strip = (lambda c: c.strip()) if fmt.trims else (lambda c: c)
+    assert_chain(render_ollama([{"template": mf["template"],
+                                 "messages": [{"role": x["role"], "content": strip(x["content"])} for x in m],
+                                 **({"system": mf["system"]} if mf["system"] else {})} for m in prefixes]))
+    target = _llamacpp(fmt)
+    assert_chain(render_llamacpp([{"template": target.chat_template, "messages": m, "bos_token": bos,
+                                   "eos_token": eos, "add_generation_prompt": False} for m in prefixes]))
