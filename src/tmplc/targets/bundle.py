@@ -3,7 +3,7 @@
 Files::
 
     chat_template.jinja            HF chat template
-    tokenizer_config.json          fragment to merge into a tokenizer_config.json
+    tokenizer_config.json          fragment to merge into a tokenizer_config.json (eos = end of turn)
     Modelfile                      Ollama
     llama.cpp/chat_template.jinja  for GGUF tokenizer.chat_template / --chat-template-file
     llama.cpp/args.txt             llama-server / llama-cli arguments and GGUF metadata
@@ -30,11 +30,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _tokenizer_config(fmt: "ChatFormat") -> str:
+    """chat_template, bos_token and eos_token for tokenizer_config.json.
+
+    ``eos_token`` is the end-of-turn token (what ends an assistant turn) so that ``generate``
+    stops where the model was trained to stop -- the "model never stops" bug is an instruct
+    model whose config names the base EOS (``<|end_of_text|>``) while its turns end with
+    ``<|eot_id|>``.  When the spec itself uses ``{EOS}``, the template renders the tokenizer's
+    ``eos_token``, so that one is kept."""
     cfg: dict = {"chat_template": fmt.to_jinja()}
     if fmt.meta.bos_token is not None:
         cfg["bos_token"] = fmt.meta.bos_token
-    if fmt.meta.eos_token is not None:
-        cfg["eos_token"] = fmt.meta.eos_token
+    eos = fmt.meta.eos_token if fmt.structure.uses("EOS") else fmt.eot_token
+    if eos is not None:
+        cfg["eos_token"] = eos
     return json.dumps(cfg, indent=2, ensure_ascii=False) + "\n"
 
 
