@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tmplc.engines.ollama import GoNotFoundError, OllamaRenderError, find_go, harness_binary, render_ollama
 from tmplc.errors import MessageError, TmplcError
-from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Turn, fragment
 from tmplc.registry import registry
 from tmplc.targets.ollama import (
     FROM_PLACEHOLDER,

@@ -8,7 +8,6 @@ the full render.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest

@@ -61,7 +61,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Sequence
 
 from tmplc.errors import TmplcError
-from tmplc.ir import Fragment, SpecialToken, Text
+from tmplc.ir import Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
