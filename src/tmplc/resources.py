@@ -6,6 +6,7 @@ in a source checkout (editable install, or ``PYTHONPATH=src``) they are at the r
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,3 +28,13 @@ def grammar_path() -> Path:
 
 def templates_dir() -> Path:
     return data_dir("templates")
+
+
+def cache_dir() -> Path:
+    """tmplc's cache (built engines, fetched sources): ``$TMPLC_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/tmplc`` or ``~/.cache/tmplc``."""
+    configured = os.environ.get("TMPLC_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "tmplc"

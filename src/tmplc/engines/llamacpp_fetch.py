@@ -32,6 +32,7 @@ import threading
 from pathlib import Path
 
 from tmplc.errors import TmplcError
+from tmplc.resources import cache_dir
 
 __all__ = [
     "LLAMA_CPP_PYTHON_VERSION",
@@ -89,15 +90,6 @@ class LlamaCppUnavailableError(TmplcError, RuntimeError):
     """
 
 
-def cache_dir() -> Path:
-    """Return tmplc's cache directory: ``$TMPLC_CACHE_DIR``, else ``$XDG_CACHE_HOME/tmplc``
-    or ``~/.cache/tmplc`` (the same rule as the other engines)."""
-    configured = os.environ.get("TMPLC_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "tmplc"
 
 
 def llamacpp_source_dir() -> Path:

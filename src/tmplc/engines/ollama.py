@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tmplc.errors import TmplcError
+from tmplc.resources import cache_dir as _cache_dir
 
 __all__ = [
     "GoNotFoundError",
@@ -118,13 +119,6 @@ def find_go() -> Path:
     )
 
 
-def _cache_dir() -> Path:
-    configured = os.environ.get("TMPLC_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "tmplc"
 
 
 def _harness_sources() -> dict[str, bytes]:
