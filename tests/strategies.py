@@ -64,7 +64,9 @@ def structures(draw):
         preamble = draw(_frag())
         system = None
     elif kind == "standalone":
-        preamble = draw(st.sampled_from([(), (SpecialToken("BOS"),)]))
+        # any preamble: a fixed text before the system block (GLM's "[gMASK]<sop>") needs a
+        # {SPLIT} before the block in the spec; every target renders it before the block
+        preamble = draw(st.one_of(st.sampled_from([(), (SpecialToken("BOS"),)]), _frag()))
         system = SystemBlock("standalone", draw(_frag("S:", allow_tokens=False)), draw(_frag()),
                              draw(st.booleans()), default)
     else:

@@ -133,6 +133,42 @@ def test_explicit_split_overrides_default_rule():
     assert (c.user.suffix, c.assistant.prefix) == ((), (Text("\nA: "),))
 
 
+GLM = ("[gMASK]<sop>{SPLIT}<|system|>\n{SYSTEM}<|user|>\n{INPUT}{SPLIT}<|assistant|>\n{OUTPUT}"
+       "<|user|>\n{INPUT}{SPLIT}<|assistant|>\n{OUTPUT}")
+
+
+def test_split_before_system_marks_a_fixed_preamble():
+    f = tmplc.parse_spec(GLM)
+    st = f.structure
+    assert st.preamble == (Text("[gMASK]<sop>"),)
+    assert st.system.placement == "standalone" and st.system.prefix == (Text("<|system|>\n"),)
+    # the preamble is always rendered; the system block only with a system message
+    assert f.render(msgs(("hi", "yo"))) == "[gMASK]<sop><|user|>\nhi<|assistant|>\nyo"
+    assert f.render(msgs(("hi", "yo"), system="S")) == "[gMASK]<sop><|system|>\nS<|user|>\nhi<|assistant|>\nyo"
+    # canonical spec writes it, and only when needed
+    assert f.to_spec() == GLM
+    assert "{SPLIT}{BOS}" not in tmplc.parse_spec(LLAMA3).to_spec()
+    assert tmplc.parse_spec(LLAMA3).to_spec() == LLAMA3
+
+
+def test_split_before_system_is_exact_about_bos():
+    with_bos = tmplc.parse_spec("{BOS}{SPLIT}" + LLAMA3[5:]).structure
+    assert with_bos == tmplc.parse_spec(LLAMA3).structure  # redundant but allowed
+    no_bos = tmplc.parse_spec("{SPLIT}" + LLAMA3).structure
+    assert no_bos.preamble == () and no_bos.system.prefix[0] == BOS  # BOS only with a system message
+    assert tmplc.ChatFormat(no_bos).to_spec() == "{SPLIT}" + LLAMA3
+
+
+def test_split_before_system_decides_the_ambiguous_placement():
+    spec = "U:{SYSTEM}\nU:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n"
+    with pytest.raises(SpecError, match="put {SPLIT}"):
+        tmplc.parse_spec(spec)
+    st = tmplc.parse_spec("{SPLIT}" + spec).structure
+    assert st.preamble == () and st.system.placement == "standalone"
+    assert st.system.prefix == (Text("U:"),) and st.system.suffix == (Text("\n"),)
+    assert tmplc.ChatFormat(st).to_spec() == "{SPLIT}" + spec
+
+
 def test_brace_escapes_and_special_token_text_are_literal():
     f = tmplc.parse_spec("{{U}} {INPUT}\n<|a|>{OUTPUT}</s>\n{{U}} {INPUT}\n<|a|>{OUTPUT}</s>\n")
     assert f.structure.user.prefix == (Text("{U} "),)
@@ -167,6 +203,14 @@ ERRORS = [
     ("S{SYSTEM}:U: {INPUT}\nA: {OUTPUT}\nX: {INPUT}\nA: {OUTPUT}\n", 1, 2, "cannot place the system block"),
     ("U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\n", 3, 4, "second exchange has no {OUTPUT}"),
     ("U: {INPUT}{INPUT}\nA: {OUTPUT}\n", 1, 11, "{INPUT} again"),
+    # {SPLIT} before {SYSTEM}: where the preamble ends and a standalone system block begins
+    ("P{SPLIT}U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 1, 2, "has no {SYSTEM}"),
+    ("P{SPLIT}S{SPLIT}{SYSTEM}\nU: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 1, 10,
+     "appears twice before the first {INPUT}"),
+    ("P\nS:{SYSTEM}{SPLIT}\nU: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 2, 11, "{SPLIT} after {SYSTEM}"),
+    ("P{SPLIT}U: <<{SYSTEM}>>{INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 1, 2,
+     "inside the first user turn needs no {SPLIT}"),
+    ("U: {INPUT}\nA: {OUTPUT}\n{SPLIT}U: {INPUT}\nA: {OUTPUT}\n", 3, 1, "cannot go here"),
 ]
 
 

@@ -13,7 +13,10 @@ from strategies import conversations, plain_text
 from conftest import load_tokenizer, tokenizer_dir
 from tmplc import parse_spec, registry
 from tmplc.convert import ConversionRefused, from_jinja, identify
+from tmplc.ir import SpecialToken, Text
 from tmplc.jinja_env import render_template
+
+BOS_ = SpecialToken("BOS")
 
 
 def _fixture_template(name: str) -> dict:
@@ -127,6 +130,51 @@ def test_default_system_message_is_recovered():
     t = ("{% if messages[0].role != 'system' %}<|im_start|>system\nBe {nice}.<|im_end|>\n{% endif %}" + CHATML)
     fmt = from_jinja(t)
     assert fmt.default_system == "Be {nice}."
+
+
+GLM_LIKE = ("[gMASK]<sop>{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}{% endfor %}"
+            "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
+def test_fixed_text_before_the_system_block_becomes_the_preamble():
+    fmt = from_jinja(GLM_LIKE)
+    st = fmt.structure
+    assert st.preamble == (Text("[gMASK]<sop>"),) and st.system.placement == "standalone"
+    assert st.system.prefix == (Text("<|system|>\n"),) and st.system.default is None
+    assert fmt.to_spec() == ("[gMASK]<sop>{SPLIT}<|system|>\n{SYSTEM}<|user|>\n{INPUT}{SPLIT}<|assistant|>\n"
+                             "{OUTPUT}<|user|>\n{INPUT}{SPLIT}<|assistant|>\n{OUTPUT}")
+    assert parse_spec(fmt.to_spec()).structure == st
+
+
+def test_fixed_system_turn_before_the_optional_one_becomes_the_preamble():
+    """A template that always renders its own system turn, then the user's system turn if any
+    (functionary, Cohere): the fixed turn is the preamble, the default is None."""
+    t = ("{{ bos_token }}<|im_start|>system\nRules {{ '{x}' }}.<|im_end|>\n" + CHATML)
+    fmt = from_jinja(t, bos_token="<s>")
+    st = fmt.structure
+    assert st.preamble == (BOS_, Text("<|im_start|>system\nRules {x}.<|im_end|>\n"))
+    assert st.system.prefix == (Text("<|im_start|>system\n"),) and st.system.default is None
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    assert fmt.render(msgs) == render_template(t, msgs, bos_token="<s>")
+    assert fmt.to_spec().startswith("{BOS}<|im_start|>system\nRules {{x}}.<|im_end|>\n{SPLIT}<|im_start|>system\n")
+
+
+def test_fixed_text_with_a_default_system_message_keeps_the_block_as_recovered():
+    """With a default the block is always rendered, so fixed text before it may stay in the
+    block's prefix (both layouts render every conversation the same): the block as recovered
+    from the render with a system message is preferred."""
+    t = ("<pre>{% if messages[0].role != 'system' %}<|im_start|>system\nBe nice.<|im_end|>\n{% endif %}"
+         + CHATML)
+    st = from_jinja(t).structure
+    assert st.preamble == () and st.system.prefix == (Text("<pre><|im_start|>system\n"),)
+    assert st.system.default == "Be nice."
+
+
+def test_preamble_only_without_a_system_message_is_refused():
+    t = ("{% if messages[0].role != 'system' %}[gMASK]{% endif %}" + CHATML)
+    with pytest.raises(ConversionRefused) as e:
+        from_jinja(t)
+    assert e.value.category == "system" and "fixed text before the system block" in e.value.reason
 
 
 def test_trim_per_role_is_recovered():

@@ -7,6 +7,17 @@ sdist (:func:`tmplc.engines.llamacpp_fetch.fetch_llamacpp`).  The sdist's ``.jin
 token strings; they are converted with the neutral ``bos_token="<|bos|>"``,
 ``eos_token="<|eos|>"`` (a template that hard-codes its tokens renders them as text anyway).
 
+**Classes** (``Result.kind``, decided by rendering, not by words in the source):
+
+* ``text`` — *renders text-only conversations*: the template renders a plain
+  user/assistant conversation (ending with a user message, with the generation prompt) with
+  ``tools=None`` and ``documents=None`` (as transformers passes them) without raising.  This is
+  the population of the issue's "text-only" target; most modern templates in it still carry
+  optional tool/image branches that such a conversation never enters (``Entry.mentions`` records
+  whether the source mentions tools/functions or images/video/audio; the table splits on it).
+* ``needs-tools`` — raises on that conversation (``tool_use`` variants that iterate over
+  ``tools``, templates that read an undefined ``functions``...).
+
 **Wrong** = converted (not refused) but rendering differently from the original on a fresh
 conversation.  The check is independent of the converter's own verification: other
 conversations (its own seeded generator), the original rendered by *transformers*
@@ -49,14 +60,38 @@ class Entry:
     eos_token: str | None
 
     @property
-    def kind(self) -> str:
-        """``text`` (no tools, no multimodal), ``tools`` or ``multimodal``, from the source."""
+    def mentions(self) -> tuple[str, ...]:
+        """What the source text mentions besides text chat: ``tools`` (tool/function) and
+        ``multimodal`` (image/video/audio).  Informative only: mostly optional branches."""
         t = self.template
+        out = []
         if "tool" in t or "function" in t:
-            return "tools"
+            out.append("tools")
         if "image" in t or "video" in t or "audio" in t:
-            return "multimodal"
-        return "text"
+            out.append("multimodal")
+        return tuple(out)
+
+
+TEXT_PROBE = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi there."},
+              {"role": "user", "content": "How are you?"}]
+
+
+def classify(entry: Entry) -> str:
+    """``text`` when the template renders :data:`TEXT_PROBE` (generation prompt on, ``tools=None``,
+    ``documents=None``) without raising — in the sandbox —, else ``needs-tools``."""
+    from tmplc.convert.errors import ConversionRefused
+    from tmplc.convert.sandbox import render_batch
+
+    job = {"messages": TEXT_PROBE, "add_generation_prompt": True, "tools": None, "documents": None}
+    if entry.bos_token is not None:
+        job["bos_token"] = entry.bos_token
+    if entry.eos_token is not None:
+        job["eos_token"] = entry.eos_token
+    try:
+        [(kind, _)] = render_batch(entry.template, [job])
+    except ConversionRefused:
+        return "needs-tools"
+    return "text" if kind == "ok" else "needs-tools"
 
 
 def collect(*, fetch: bool = True) -> Path:
@@ -189,35 +224,53 @@ class Result:
     status: str               # converted | refused | wrong
     category: str = ""
     reason: str = ""
+    kind: str = "text"        # text | needs-tools (see classify)
+
+    @property
+    def kind_label(self) -> str:
+        """``kind`` plus what the source mentions, e.g. ``text (+tools, +multimodal)``."""
+        extra = ", ".join("+" + m for m in self.entry.mentions)
+        return f"{self.kind} ({extra})" if extra and self.kind == "text" else self.kind
 
 
 def evaluate(entry: Entry, n_check: int = 60) -> Result:
     from tmplc.convert import ConversionRefused, from_jinja
 
+    kind = classify(entry)
     try:
         fmt = from_jinja(entry.template, bos_token=entry.bos_token, eos_token=entry.eos_token,
                          format_name=entry.name)
     except ConversionRefused as e:
-        return Result(entry, "refused", e.category, e.reason)
+        return Result(entry, "refused", e.category, e.reason, kind)
     problem = independent_check(entry, fmt, n_check)
     if problem:
-        return Result(entry, "wrong", "wrong", problem)
+        return Result(entry, "wrong", "wrong", problem, kind)
     from tmplc.convert.identify import identify
 
-    return Result(entry, "converted", "", identify(fmt) or "")
+    return Result(entry, "converted", "", identify(fmt) or "", kind)
 
 
 def table(results: list[Result]) -> str:
     """The Markdown report."""
-    kinds = ("text", "tools", "multimodal")
+    text = [r for r in results if r.kind == "text"]
+    rows = [
+        ("all", results),
+        ("**renders text-only conversations** (tools=None)", text),
+        ("&nbsp;&nbsp;… source mentions no tools/images", [r for r in text if not r.entry.mentions]),
+        ("&nbsp;&nbsp;… source has (optional) tool/image branches", [r for r in text if r.entry.mentions]),
+        ("needs tools (raises on a plain conversation with tools=None)",
+         [r for r in results if r.kind == "needs-tools"]),
+    ]
     lines = ["| templates | total | converted exactly | refused | wrong |", "|---|---:|---:|---:|---:|"]
-    for label, sel in [("all", results)] + [(k, [r for r in results if r.entry.kind == k]) for k in kinds]:
+    for label, sel in rows:
         c = Counter(r.status for r in sel)
         pct = f" ({100 * c['converted'] / len(sel):.0f}%)" if sel else ""
         lines.append(f"| {label} | {len(sel)} | {c['converted']}{pct} | {c['refused']} | {c['wrong']} |")
-    lines += ["", "Refusals by reason:", "", "| reason (category) | count |", "|---|---:|"]
+    lines += ["", "Refusals by reason (all / text-only):", "", "| reason (category) | all | text-only |",
+              "|---|---:|---:|"]
+    by_text = Counter(r.category for r in text if r.status == "refused")
     for cat, k in Counter(r.category for r in results if r.status == "refused").most_common():
-        lines.append(f"| {cat} | {k} |")
+        lines.append(f"| {cat} | {k} | {by_text[cat]} |")
     lines += ["", "<details><summary>Per template</summary>", "", "| template | kind | result | detail |",
               "|---|---|---|---|"]
     for r in results:
@@ -227,6 +280,6 @@ def table(results: list[Result]) -> str:
         if r.status == "converted" and detail:
             detail = f"= registry `{detail}`"
         status = r.status if r.status != "refused" else f"refused ({r.category})"
-        lines.append(f"| {r.entry.name} | {r.entry.kind} | {status} | {detail} |")
+        lines.append(f"| {r.entry.name} | {r.kind_label} | {status} | {detail} |")
     lines += ["", "</details>"]
     return "\n".join(lines)

@@ -51,7 +51,7 @@ from tmplc.convert.common import (
 from tmplc.convert.errors import ConversionRefused, SandboxError
 from tmplc.convert.sandbox import DEFAULT_LIMITS, Limits, render_batch
 from tmplc.errors import MessageError
-from tmplc.ir import ChatFormat, Metadata
+from tmplc.ir import ChatFormat, Metadata, SpecialToken
 
 DATE_1 = _dt.date(2026, 1, 1)
 DATE_2 = _dt.date(1999, 12, 31)
@@ -62,11 +62,11 @@ _MARK = "\x00tmplc-default\x00"
 def _failure(kind: str, msg: str, what: str) -> ConversionRefused:
     if kind in ("security", "memory"):
         return SandboxError(msg if msg.startswith("sandbox") else f"sandbox: {msg}")
+    if kind == "raise":  # the template's own raise_exception: its message says why
+        return ConversionRefused(f"raises on {what}: {msg}", "raises")
     low = msg.lower()
     if "tool" in low or "function" in low and "undefined" in low:
         return ConversionRefused(f"depends on tools: {what}: {msg}", "tools")
-    if kind == "raise":
-        return ConversionRefused(f"raises on {what}: {msg}", "raises")
     return ConversionRefused(f"fails on {what}: {msg}", "raises")
 
 
@@ -225,31 +225,75 @@ def _user_end(q_text: str) -> str | None:
     return q_text[i + len(SENT["user2"]):] if i >= 0 else None
 
 
+def _fragment_splits(frag):
+    """Every way to cut a fragment in two (``head + tail == frag``), shortest head first."""
+    from tmplc.ir import Text, fragment
+
+    yield (), tuple(frag)
+    for i, p in enumerate(frag):
+        if isinstance(p, Text):
+            for j in range(1, len(p.value)):
+                yield (fragment(frag[:i] + (Text(p.value[:j]),)),
+                       fragment((Text(p.value[j:]),) + frag[i + 1:]))
+        yield fragment(frag[:i + 1]), fragment(frag[i + 1:])
+
+
 def _recover_default(st, nosys_text: str, tokens: dict):
-    """The default system message: what the render without a system message shows."""
-    def render(default):
-        f = ChatFormat(with_default(st, default))
+    """The layout of a conversation without a system message, from its probe render.
+
+    The system block recovered from the render *with* a system message is omitted (or shows a
+    default system message) without one.  For a standalone block the start of its prefix may
+    instead be fixed text rendered in every conversation (GLM's ``[gMASK]<sop>``, a fixed first
+    system turn): that part moves into the preamble (a ``{SPLIT}`` before the block in the
+    spec).  Candidates, in order: the block as recovered, then the shortest such move; without
+    then with a default.  Every candidate renders the probe with a system message identically,
+    and the one chosen renders the probe without one exactly; verification checks the rest."""
+    from dataclasses import replace
+
+    def render(s, default):
+        f = ChatFormat(with_default(s, default))
         return f.render(probe_messages(False), **tokens)
 
+    candidates = [st]
+    if st.system.placement == "standalone":
+        for head, tail in _fragment_splits(st.system.prefix):
+            if head:
+                candidates.append(replace(st, preamble=st.preamble + head,
+                                          system=replace(st.system, prefix=tail)))
     try:
-        if render(None) == nosys_text:
-            return st
-        marked = render(_MARK)
+        for cand in candidates:
+            found = _default_for(cand, nosys_text, render)
+            if found is not None:
+                return found
+        without = render(st, None)
     except MessageError as e:  # pragma: no cover - probe conversations are well formed
         raise ConversionRefused(f"the recovered format cannot render the probe: {e}", "structure") from None
+    raise ConversionRefused(
+        "renders a conversation without a system message differently from the recovered layout "
+        f"(neither without a system block, nor with a default system message, nor with fixed "
+        f"text before the system block): it renders {_show(nosys_text[:120])}, the layout without "
+        f"a system block renders {_show(without[:120])}",
+        "system")
+
+
+def _default_for(st, nosys_text: str, render):
+    """``st`` with the default system message that renders ``nosys_text`` (None if no default is
+    needed), or None when no default makes it render so."""
+    if render(st, None) == nosys_text:
+        return st
+    preamble = "".join(SENT[p.name.lower()] if isinstance(p, SpecialToken) else p.value for p in st.preamble)
+    if not nosys_text.startswith(preamble):
+        return None  # the preamble itself differs: no default can help
+    marked = render(st, _MARK)
     pre, post = marked.split(_MARK)
     if nosys_text.startswith(pre) and nosys_text.endswith(post) and len(nosys_text) >= len(pre) + len(post):
         default = nosys_text[len(pre):len(nosys_text) - len(post)]
-        if not any(s in default for s in SENT.values()) and render(default) == nosys_text:
+        if not any(s in default for s in SENT.values()) and render(st, default) == nosys_text:
             if st.system.trim and default != default.strip():
                 raise ConversionRefused("renders a default system message with surrounding whitespace "
                                         "although it trims system content", "system")
             return with_default(st, default)
-    raise ConversionRefused(
-        "renders a conversation without a system message differently from the recovered layout "
-        f"(neither without a system block nor with a default system message): it renders "
-        f"{_show(nosys_text[:120])}, the layout without a system block renders {_show(render(None)[:120])}",
-        "system")
+    return None
 
 
 def verify(fmt: ChatFormat, cases: list[Case], results: list[tuple[str, str]], *, what: str = "the template",

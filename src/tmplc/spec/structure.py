@@ -22,7 +22,15 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    contains the user prefix before ``{SYSTEM}``, the block sits inside the first user turn
    (Llama-2 ``<<SYS>>``); the preamble is what comes before that user prefix.  When the user
    prefix is empty both readings render the same text and standalone is chosen; when it is not
-   empty and both readings fit, the spec is ambiguous.
+   empty and both readings fit, the spec is ambiguous (a ``{SPLIT}`` in ``HEAD`` decides it).
+5. ``{SPLIT}`` in ``HEAD`` (at most one, before ``{SYSTEM}``) marks where the always-rendered
+   preamble ends and a standalone system block begins: ``[gMASK]<sop>{SPLIT}<|system|>\n{SYSTEM}
+   <|user|>...`` renders ``[gMASK]<sop>`` in every conversation and ``<|system|>\n...`` only with a
+   system message (or a default).  It makes the block standalone; it is an error when ``HEAD``
+   does not end with the user prefix after ``{SYSTEM}`` (the block would be inside the first user
+   turn, whose preamble rule 4 already places) or when there is no ``{SYSTEM}``.  It is needed
+   only when the preamble is more than the leading ``{BOS}``s (or to decide rule 4's ambiguity);
+   the canonical spec (``ChatFormat.to_spec``) writes it only then.
 """
 
 from __future__ import annotations
@@ -123,10 +131,30 @@ class _Recovery:
                 raise self.error("{SYSTEM} after the first {INPUT}: the system block comes "
                                  "before the first user content", a)
         splits = [i for i, a in enumerate(atoms) if a.kind == "SPLIT"]
+        head_splits = [i for i in splits if i < i1]
         for i in splits:
+            if i < i1:
+                continue
             if not (i1 < i < o1 or i2 < i < o2):
                 raise self.error("{SPLIT} marks where the user turn ends and the assistant "
-                                 "turn begins: it goes between {INPUT} and {OUTPUT}", atoms[i])
+                                 "turn begins (between {INPUT} and {OUTPUT}), or where the "
+                                 "preamble ends and the system block begins (before {SYSTEM}); "
+                                 "it cannot go here", atoms[i])
+        if len(head_splits) > 1:
+            raise self.error("{SPLIT} appears twice before the first {INPUT}: one {SPLIT} marks "
+                             "where the preamble ends and the system block begins",
+                             atoms[head_splits[1]])
+        for i in head_splits:
+            if not systems:
+                raise self.error("{SPLIT} before the first {INPUT} marks where the preamble ends "
+                                 "and the system block begins, but the spec has no {SYSTEM}: "
+                                 "without a system block everything before the user prefix is "
+                                 "the preamble; remove the {SPLIT}", atoms[i])
+            if atoms.index(systems[0]) < i:
+                raise self.error("{SPLIT} after {SYSTEM}: before the first {INPUT}, {SPLIT} marks "
+                                 "where the preamble ends and the system block begins, so it goes "
+                                 "before {SYSTEM} (before the system block's prefix)", atoms[i])
+        splits = [i for i in splits if i > i1]
 
         if a_i1.filter != a_i2.filter:
             raise self.error(f"the repetitions differ: {a_i1.show()} in the first exchange, "
@@ -211,6 +239,20 @@ class _Recovery:
         s = sys_at[0]
         sys_atom = head[s]
         standalone = len(head) >= n and _keys(head[len(head) - n:]) == up and s < len(head) - n
+        split_at = next((i for i, a in enumerate(head) if a.kind == "SPLIT"), None)
+        if split_at is not None:
+            if not standalone:
+                raise self.error(
+                    "{SPLIT} before {SYSTEM} marks where the preamble ends and a system block "
+                    "before the first turn begins, but the text before the first {INPUT} does not "
+                    f"end with the user prefix {_show(user_prefix)} after {{SYSTEM}} (it is "
+                    f"{_show(head)}); a system block inside the first user turn needs no {{SPLIT}}",
+                    head[split_at])
+            block = head[split_at + 1:len(head) - n]
+            j = next(i for i, a in enumerate(block) if a.kind == "SYSTEM")
+            system = SystemBlock("standalone", _to_fragment(block[:j]), _to_fragment(block[j + 1:]),
+                                 sys_atom.filter == "trim", sys_atom.default)
+            return head[:split_at], system
         inline_at = None
         for p in range(0, s - n + 1):
             if _keys(head[p:p + n]) == up:
@@ -220,8 +262,9 @@ class _Recovery:
             raise self.error(
                 f"ambiguous structure: the user prefix {_show(user_prefix)} appears both before "
                 "and after {SYSTEM}, so the system block could be before the first turn or "
-                "inside it; reword the spec so the user prefix appears once before {INPUT}",
-                sys_atom)
+                "inside it; reword the spec so the user prefix appears once before {INPUT}, or "
+                "put {SPLIT} where the preamble ends and a system block before the first turn "
+                "begins", sys_atom)
         if standalone:
             k = 0
             while k < s and head[k].kind == "BOS":

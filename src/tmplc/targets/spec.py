@@ -34,7 +34,9 @@ def _ph(name: str, trim: bool, default: str | None = None) -> str:
 
 def to_spec(st: Structure) -> str:
     """Canonical spec text for a layout.  Raises SpecError if the layout has no spec that
-    parses back to it (e.g. fixed text before a standalone system block)."""
+    parses back to it.  ``{SPLIT}`` is written only where the default rules would read the
+    spec differently: between user and assistant turn, and before a standalone system block
+    whose preamble is more than leading ``{BOS}``s (e.g. ``[gMASK]<sop>{SPLIT}<|system|>...``)."""
     from tmplc.spec.structure import default_split
     from tmplc.spec.files import parse_structure
 
@@ -56,7 +58,18 @@ def to_spec(st: Structure) -> str:
     else:
         head += _frag(st.user.prefix)
     text = head + exchange_tail + _frag(st.user.prefix) + exchange_tail
-    back = parse_structure(text)
+    try:
+        back = parse_structure(text)
+    except SpecError:
+        back = None
+    if back != st and sb is not None and sb.placement == "standalone":
+        # the preamble is more than the leading {BOS}s (or the placement is ambiguous):
+        # mark where the preamble ends and the system block begins
+        head = _frag(st.preamble) + "{SPLIT}" + system + _frag(st.user.prefix)
+        text = head + exchange_tail + _frag(st.user.prefix) + exchange_tail
+        back = parse_structure(text)
+    elif back is None:
+        back = parse_structure(text)  # re-raise the spec's own error
     if back != st:
         raise SpecError("this layout cannot be written as a two-repetition spec that parses back "
                         f"to it (the spec {text!r} reads differently)")
