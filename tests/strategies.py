@@ -57,7 +57,9 @@ def _frag(required: str = "", allow_tokens: bool = True):
 def structures(draw):
     """Random layouts that a spec can express (role markers keep user and assistant distinct)."""
     user = Turn(draw(_frag("U:")), draw(_frag()), draw(st.booleans()))
-    assistant = Turn(draw(_frag("A:")), draw(_frag()), draw(st.booleans()))
+    # the lead ({REPLY}): text the model writes before the content, e.g. Mistral's " "
+    lead = draw(st.one_of(st.just(()), st.just((Text(" "),)), _frag(allow_tokens=False)))
+    assistant = Turn(draw(_frag("A:")), draw(_frag()), draw(st.booleans()), lead)
     kind = draw(st.sampled_from(["none", "standalone", "first_user"]))
     default = draw(st.one_of(st.none(), st.text(st.characters(blacklist_characters="{}"), max_size=8)))
     if kind == "none":

@@ -234,6 +234,8 @@ EXPECTED_BUILTINS = {
     "chatml": "chatml", "qwen3": "chatml", "yi": "chatml", "granite": "granite", "phi-3": "phi3",
     "phi-4": "phi4", "llama-3": "llama3", "llama-3.1": "llama3", "llama-3.2": "llama3",
     "gemma": "gemma", "gemma-2": "gemma",
+    # with the {REPLY} lead its prompt ends with "[/INST]" exactly like the built-in
+    "mistral-v7": "mistral-v7",
 }
 
 
@@ -245,7 +247,7 @@ def test_builtin_claims(driver) -> None:
         if t.builtin_name:  # the claim is llama.cpp's own detection on the emitted template
             assert detect_builtin(t.chat_template) == t.builtin_name
     assert {n for n, t in TARGETS.items() if t.builtin_name and t.builtin_exact} == \
-        {"chatml", "qwen3", "yi", "granite", "phi-3", "phi-4"}
+        {"chatml", "qwen3", "yi", "granite", "phi-3", "phi-4", "mistral-v7"}
     # detection picks a built-in that renders differently: no claim, a warning
     assert TARGETS["mistral-v1"].detected_builtin == "llama2" and TARGETS["mistral-v1"].builtin_name is None
     assert "llama2" in TARGETS["mistral-v1"].report()

@@ -104,7 +104,7 @@ def untrimmed(fmt: ChatFormat) -> ChatFormat:
         default = sb.default.strip() if (sb.trim and sb.default is not None) else sb.default
         sb = SystemBlock(sb.placement, sb.prefix, sb.suffix, False, default)
     return ChatFormat(Structure(st_.preamble, sb, Turn(st_.user.prefix, st_.user.suffix, False),
-                                Turn(st_.assistant.prefix, st_.assistant.suffix, False)), fmt.meta)
+                                Turn(st_.assistant.prefix, st_.assistant.suffix, False, st_.assistant.lead)), fmt.meta)
 
 
 def has_trim(fmt: ChatFormat) -> bool:

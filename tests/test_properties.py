@@ -83,13 +83,15 @@ def test_jinja_refuses_what_the_reference_refuses(fmt, msgs):
 
 
 def _assistant_tail(fmt, msgs):
-    """Content (trimmed if the format trims) + assistant suffix of the last message."""
+    """What the model writes for the last message: lead + content (trimmed if the format trims)
+    + assistant suffix."""
     last = len(msgs) - 1
     content = msgs[-1]["content"]
     text = content.strip() if fmt.structure.assistant.trim else content
-    suffix = "".join(s.text for s in render_segments(fmt, msgs, bos_token=BOS, eos_token=EOS)
-                     if s.message_index == last and s.part == "suffix")
-    return text + suffix
+    segs = [s for s in render_segments(fmt, msgs, bos_token=BOS, eos_token=EOS) if s.message_index == last]
+    lead = "".join(s.text for s in segs if s.part == "lead")
+    suffix = "".join(s.text for s in segs if s.part == "suffix")
+    return lead + text + suffix
 
 
 @given(chat_formats(), conversations(min_exchanges=2, end_with_assistant=True, system=False))
@@ -111,7 +113,7 @@ def test_append_only_and_generation_prompt_identity(fmt, msgs):
     assert head + _assistant_tail(fmt, msgs) == full
     cont = _ref(fmt, msgs, continue_final_message=True)
     assert full.startswith(cont)
-    assert cont == head + (last["content"].strip() if fmt.structure.assistant.trim else last["content"])
+    assert full == cont + _assistant_tail(fmt, msgs)[len(cont) - len(head):]
 
 
 @given(chat_formats(), conversations(system=False))
@@ -120,4 +122,4 @@ def test_segments_partition_the_render(fmt, msgs):
     assert "".join(s.text for s in segs) == _ref(fmt, msgs)
     for s in segs:
         assert s.text
-        assert s.trainable == (s.role == "assistant" and s.part in ("content", "suffix"))
+        assert s.trainable == (s.role == "assistant" and s.part in ("lead", "content", "suffix"))

@@ -207,6 +207,7 @@ def test_generation_prompt_plus_reply_is_the_full_render(name):
     fmt = registry[name]
     a = fmt.structure.assistant
     suffix = _frag_text(fmt, a.suffix)
+    lead = _frag_text(fmt, a.lead)  # {REPLY}: text the model writes before the content
 
     @given(_convs(fmt, end_with_assistant=True))
     def check(msgs):
@@ -214,8 +215,8 @@ def test_generation_prompt_plus_reply_is_the_full_render(name):
         if a.trim:
             content = content.strip()
         prompt = fmt.render(msgs[:-1], add_generation_prompt=True)
-        assert prompt + content + suffix == fmt.render(msgs)
-        assert _render_jinja(fmt, msgs[:-1], True) + content + suffix == _render_jinja(fmt, msgs, False)
+        assert prompt + lead + content + suffix == fmt.render(msgs)
+        assert _render_jinja(fmt, msgs[:-1], True) + lead + content + suffix == _render_jinja(fmt, msgs, False)
 
     check()
 

@@ -299,3 +299,38 @@ def test_segments_own_every_character_and_mark_trainable():
     assert trained == [("yo", "content"), ("<|eot_id|>", "suffix")]
     assert [s.role for s in segs] == [None, "system", "system", "system", "user", "user", "user",
                                       "assistant", "assistant", "assistant"]
+
+
+def test_reply_marks_text_the_model_writes():
+    spec = "{BOS}[INST] {INPUT}[/INST]{SPLIT}{REPLY} {OUTPUT}{EOS}[INST] {INPUT}[/INST]{SPLIT}{REPLY} {OUTPUT}{EOS}"
+    f = tmplc.parse_spec(spec, bos_token="<s>", eos_token="</s>")
+    st = f.structure
+    assert st.user.suffix == (Text("[/INST]"),)
+    assert st.assistant.prefix == () and st.assistant.lead == (Text(" "),)
+    conv = msgs(("q", "a"))
+    assert f.render(conv) == "<s>[INST] q[/INST] a</s>"
+    # the generation prompt stops before the lead: the model writes " a"
+    assert f.render(conv[:1], add_generation_prompt=True) == "<s>[INST] q[/INST]"
+    assert f.render(conv, continue_final_message=True) == "<s>[INST] q[/INST] a"
+    trained = [(s.text, s.part) for s in f.segments(conv) if s.trainable]
+    assert trained == [(" ", "lead"), ("a", "content"), ("</s>", "suffix")]
+    assert tmplc.parse_spec(f.to_spec()).structure == st
+
+
+def test_reply_with_default_split_rules():
+    f = tmplc.parse_spec("USER: {INPUT}\nASSISTANT:{REPLY} {OUTPUT}</s>\nUSER: {INPUT}\nASSISTANT:{REPLY} {OUTPUT}</s>\n")
+    st = f.structure
+    assert (st.user.suffix, st.assistant.prefix, st.assistant.lead) == ((Text("\n"),), (Text("ASSISTANT:"),), (Text(" "),))
+
+
+@pytest.mark.parametrize("spec,line,column,words", [
+    ("U: {INPUT}{REPLY}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 3, 11, "repetitions differ"),
+    ("{REPLY}U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 1, 1, "{REPLY} marks where the model's reply"),
+    ("U: {INPUT}\n{REPLY}{SPLIT}A: {OUTPUT}\nU: {INPUT}\n{REPLY}{SPLIT}A: {OUTPUT}\n", 2, 1, "{SPLIT} after {REPLY}"),
+    ("U: {INPUT}\n{REPLY}A{REPLY}: {OUTPUT}\nU: {INPUT}\n{REPLY}A{REPLY}: {OUTPUT}\n", 2, 9, "twice"),
+])
+def test_reply_errors(spec, line, column, words):
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec(spec)
+    assert (e.value.line, e.value.column) == (line, column), str(e.value)
+    assert words in e.value.message

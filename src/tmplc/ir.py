@@ -54,11 +54,19 @@ def fragment(pieces: Iterable[Piece | str]) -> Fragment:
 
 @dataclass(frozen=True)
 class Turn:
-    """``prefix + content + suffix`` for one role.  ``trim`` strips the content (Python ``str.strip``)."""
+    """``prefix + lead + content + suffix`` for one role.  ``trim`` strips the content (Python
+    ``str.strip``).
+
+    ``lead`` (assistant only; ``{REPLY}`` in a spec) is template text that the *model* emits
+    before the content: the generation prompt is ``prefix`` alone, and ``lead`` trains with the
+    content.  Mistral's ``[/INST]`` + `` answer``: the space is the lead, because SentencePiece
+    makes `` answer`` one token (``▁answer``) that the model generates after ``[/INST]``.
+    """
 
     prefix: Fragment = ()
     suffix: Fragment = ()
     trim: bool = False
+    lead: Fragment = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class Structure:
     def uses(self, name: Literal["BOS", "EOS"]) -> bool:
         """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""
         frags = [self.preamble, self.user.prefix, self.user.suffix,
-                 self.assistant.prefix, self.assistant.suffix]
+                 self.assistant.prefix, self.assistant.lead, self.assistant.suffix]
         if self.system is not None:
             frags += [self.system.prefix, self.system.suffix]
         return any(isinstance(p, SpecialToken) and p.name == name for f in frags for p in f)

@@ -9,9 +9,10 @@ Conversation rules (every target reproduces them, or refuses at compile time):
   prefix and suffix (as HF templates do).  (Ollama merges them first; its target documents that.)
 * A conversation may start with an assistant message, except when the system block sits inside
   the first user turn and there is a system message (or default) to place.
-* ``add_generation_prompt`` appends the assistant prefix.  ``continue_final_message`` requires
-  the last message to be an assistant one and leaves out its suffix; the two are exclusive.
-* Trainable (the default masking policy): assistant content and the assistant suffix (so the
+* ``add_generation_prompt`` appends the assistant prefix (not the lead: the model writes it).
+  ``continue_final_message`` requires the last message to be an assistant one and leaves out
+  its suffix; the two are exclusive.
+* Trainable (the default masking policy): the assistant lead, content and suffix (so the
   end-of-turn token trains).  Everything else is context.
 """
 
@@ -26,7 +27,7 @@ from tmplc.ir import Fragment, SpecialToken
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
 
-Part = Literal["preamble", "prefix", "content", "suffix", "generation_prompt"]
+Part = Literal["preamble", "prefix", "lead", "content", "suffix", "generation_prompt"]
 ROLES = ("system", "user", "assistant")
 
 
@@ -143,6 +144,7 @@ def render_segments(
                                    "user turn, but the first turn after it is an assistant message")
             turn = st.assistant
             emit(text(turn.prefix), "assistant", "prefix", i)
+            emit(text(turn.lead), "assistant", "lead", i, True)
             emit(m["content"].strip() if turn.trim else m["content"], "assistant", "content", i, True)
             if not (continue_final_message and i == last):
                 emit(text(turn.suffix), "assistant", "suffix", i, True)

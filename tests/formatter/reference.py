@@ -19,14 +19,15 @@ def char_flags(segments, policy: str = "default") -> list[bool]:
     for s in segments:
         if policy == "default":
             f = s.trainable
+        # "lead" ({REPLY}) is text the model writes before the content: it trains with it
         elif policy == "assistant_no_eot":
-            f = s.role == "assistant" and s.part == "content"
+            f = s.role == "assistant" and s.part in ("lead", "content")
         elif policy == "assistant_header":
-            f = s.role == "assistant" and s.part in ("prefix", "content", "suffix")
+            f = s.role == "assistant" and s.part in ("prefix", "lead", "content", "suffix")
         elif policy == "last_turn":
-            f = s.role == "assistant" and s.part in ("content", "suffix") and s.message_index == last_asst
+            f = s.role == "assistant" and s.part in ("lead", "content", "suffix") and s.message_index == last_asst
         elif policy == "all":
-            f = s.part in ("prefix", "content", "suffix")
+            f = s.part in ("prefix", "lead", "content", "suffix")
         else:
             raise ValueError(policy)
         flags.extend([f] * len(s.text))

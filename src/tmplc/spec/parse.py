@@ -15,7 +15,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput
 from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 
-PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT")
+PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY")
 FILTERS = ("trim",)
 
 

@@ -43,8 +43,8 @@ def _content(expr: str, trim: bool) -> str:
 
 
 def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
-    """Generate the chat template.  ``generation_tags`` wraps assistant content and suffix in
-    ``{% generation %}`` for ``return_assistant_tokens_mask`` (HF only; llama.cpp lacks the tag)."""
+    """Generate the chat template.  ``generation_tags`` wraps the assistant lead, content and
+    suffix in ``{% generation %}`` for ``return_assistant_tokens_mask`` (HF; llama.cpp ignores it)."""
     st = fmt.structure
     name = fmt.name.replace("#}", "# }")
     L: list[str] = [f"{{#- tmplc chat template: {name} -#}}"]
@@ -82,7 +82,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
                  "loop.index0 ~ ': this format places the system message inside the first user turn, "
                  "but the first turn after it is an assistant message') -}}{%- endif -%}")
     L.append(_out(st.assistant.prefix))
-    body = _content("message['content']", st.assistant.trim) + _out(st.assistant.suffix)
+    body = (_out(st.assistant.lead) + _content("message['content']", st.assistant.trim)
+            + _out(st.assistant.suffix))
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
     L.append(body)

@@ -32,8 +32,8 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
                 "placement": sb.placement, "prefix": _frag(sb.prefix), "suffix": _frag(sb.suffix),
                 "trim": sb.trim, "default": sb.default},
             "user": {"prefix": _frag(st.user.prefix), "suffix": _frag(st.user.suffix), "trim": st.user.trim},
-            "assistant": {"prefix": _frag(st.assistant.prefix), "suffix": _frag(st.assistant.suffix),
-                          "trim": st.assistant.trim},
+            "assistant": {"prefix": _frag(st.assistant.prefix), "lead": _frag(st.assistant.lead),
+                          "suffix": _frag(st.assistant.suffix), "trim": st.assistant.trim},
         },
     }
 
@@ -46,7 +46,7 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
     st = Structure(_unfrag(s["preamble"]), system,
                    Turn(_unfrag(s["user"]["prefix"]), _unfrag(s["user"]["suffix"]), s["user"].get("trim", False)),
                    Turn(_unfrag(s["assistant"]["prefix"]), _unfrag(s["assistant"]["suffix"]),
-                        s["assistant"].get("trim", False)))
+                        s["assistant"].get("trim", False), _unfrag(s["assistant"].get("lead", []))))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

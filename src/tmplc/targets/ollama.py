@@ -366,9 +366,10 @@ class _Gen:
         sb = st.system
         C = "content"
         paths: list[list] = []
-        turns_u = [st.user.prefix, C, st.user.suffix, st.assistant.prefix, C, st.assistant.suffix,
+        a_head = st.assistant.prefix + st.assistant.lead  # what a history assistant turn starts with
+        turns_u = [st.user.prefix, C, st.user.suffix, a_head, C, st.assistant.suffix,
                    st.user.prefix]
-        turns_a = [st.assistant.prefix, C, st.assistant.suffix, st.user.prefix, C, st.user.suffix,
+        turns_a = [a_head, C, st.assistant.suffix, st.user.prefix, C, st.user.suffix,
                    st.assistant.prefix]
         if sb is not None and sb.placement == "standalone":
             for t in (turns_u, turns_a):
@@ -457,7 +458,8 @@ class _Gen:
             L.append("{{- if " + cond + " }}" + _error(
                 f"format {name} places the system message inside the first user turn, but the first "
                 "turn after it is an assistant message") + "{{- end }}")
-        L[-1] += self.prefix_out(st.assistant.prefix, "assistant prefix", lead_cond) + "{{ .Content }}"
+        L[-1] += (self.prefix_out(st.assistant.prefix + st.assistant.lead, "assistant prefix", lead_cond)
+                  + "{{ .Content }}")
         suffix = self.out(st.assistant.suffix, "assistant suffix")
         if suffix:
             L[-1] += "{{ if not $last }}" + suffix + "{{ end }}"

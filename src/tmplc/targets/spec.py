@@ -47,8 +47,9 @@ def to_spec(st: Structure) -> str:
     mid = st.user.suffix + st.assistant.prefix
     split_needed = default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix)
     split = "{SPLIT}" if split_needed else ""
+    reply = "{REPLY}" + _frag(st.assistant.lead) if st.assistant.lead else ""
     exchange_tail = (_ph("INPUT", st.user.trim) + _frag(st.user.suffix) + split
-                     + _frag(st.assistant.prefix) + _ph("OUTPUT", st.assistant.trim)
+                     + _frag(st.assistant.prefix) + reply + _ph("OUTPUT", st.assistant.trim)
                      + _frag(st.assistant.suffix))
     head = _frag(st.preamble)
     if sb is not None and sb.placement == "standalone":
