@@ -8,7 +8,8 @@ system prompt; the real Llama-3 tokenizer and tmplc's llama-3 format; one proces
 (TOKENIZERS_PARALLELISM=false, tiktoken in one thread).  Methods:
 
 * tmplc: ``tmplc.formatter.encode_rows`` (render + one tokenizer pass + labels), batches of 1,000;
-  with the auto backend (tiktoken, verified identical ids) and with ``backend="hf"``;
+  with the auto backend (tiktoken, verified identical ids; rows go through the compiled per-format
+  plan of ``tmplc.formatter.plan``, single-threaded) and with ``backend="hf"``;
 * transformers: ``apply_chat_template(conv, chat_template=fmt.to_jinja(), tokenize=True,
   return_dict=True, return_assistant_tokens_mask=True)`` per conversation;
 * floor: ``tokenizer(texts, add_special_tokens=False)`` on the already-rendered texts, batches of

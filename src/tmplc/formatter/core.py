@@ -39,6 +39,7 @@ from itertools import chain
 from typing import Any, Sequence
 
 from tmplc.errors import MessageError, TmplcError
+from tmplc.formatter.plan import get_plan
 from tmplc.formatter.policies import Policy, get_policy
 from tmplc.formatter.tokenizer_info import TokenizerInfo, tokenizer_info, warn_hazards
 
@@ -110,7 +111,7 @@ class _Row:
 # ----------------------------------------------------------------------------------------------
 # rendering
 
-_TEMPLATE_COUNTS: dict[str, int] = {}
+_TEMPLATE_COUNTS: dict[tuple[str, str], int] = {}
 
 
 def _render(fmt, messages, info: TokenizerInfo, opts: Options) -> _Row:
@@ -144,11 +145,12 @@ def _render(fmt, messages, info: TokenizerInfo, opts: Options) -> _Row:
                     inj = True
                     break
             else:
-                n = _TEMPLATE_COUNTS.get(s.text)
+                key = (rx.pattern, s.text)  # per tokenizer: another one's specials count differently
+                n = _TEMPLATE_COUNTS.get(key)
                 if n is None:
                     n = len(rx.findall(s.text))
                     if len(_TEMPLATE_COUNTS) < 4096:
-                        _TEMPLATE_COUNTS[s.text] = n
+                        _TEMPLATE_COUNTS[key] = n
                 tmpl += n
         if not inj and tmpl and len(rx.findall(text)) != tmpl:
             inj = True  # a special token formed across a content/template seam
@@ -255,6 +257,31 @@ def _pieces_ids(row: _Row, info: TokenizerInfo) -> list[int]:
     return ids
 
 
+def _plan_agrees(plan, fmt, info: TokenizerInfo, opts: Options) -> bool:
+    """A new plan must give the generic path's ids, labels and counts on the probe conversations."""
+    from tmplc.formatter.plan import PROBES
+
+    for msgs in PROBES:
+        out = plan.encode(msgs)
+        try:
+            row = _render(fmt, msgs, info, opts)
+        except MessageError:
+            if out is not None:
+                return False
+            continue
+        if out is None:
+            continue
+        ids = info.tiktoken().encode(row.text)
+        if list(out[0]) != ids or row.pieces or row.result is not None:
+            return False
+        labels = _offsets_path(row, info, __import__("numpy"))[1]
+        if list(out[1]) != labels or out[3] != len(labels) - labels.count(IGNORE):
+            return False
+        if info.bos_id is not None and out[2] != ids.count(info.bos_id):
+            return False
+    return True
+
+
 def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options,
                 row_numbers: Sequence[int] | None = None) -> list[RowResult]:
     """Tokenize and label many conversations (the engine behind every public entry point)."""
@@ -262,9 +289,27 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
 
     info = tokenizer_info(tokenizer)
     warn_hazards(fmt, info)
+    enc = None
+    if opts.backend != "hf":
+        enc = info.tiktoken()
+        if enc is None and opts.backend == "tiktoken":
+            raise TmplcError("backend='tiktoken' is not available for this tokenizer (needs the tiktoken "
+                             "package and a byte-level BPE vocabulary that verifies identical ids)")
+    # fast path (tiktoken backend): a compiled per-format plan gives ids and labels directly for the
+    # rows it provably handles exactly; every other row takes the generic path below
+    plan = get_plan(fmt, info, opts.policy, enc, check=lambda p: _plan_agrees(p, fmt, info, opts)) \
+        if enc is not None else None
+    fast: dict[int, tuple] = {}
     rows: list[_Row | None] = []
     results: list[RowResult] = []
     for k, msgs in enumerate(conversations):
+        if plan is not None:
+            out = plan.encode(msgs)
+            if out is not None:
+                fast[k] = out
+                rows.append(None)
+                results.append(RowResult())
+                continue
         try:
             r = _render(fmt, msgs, info, opts)
             rows.append(r)
@@ -278,12 +323,6 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
 
     # -- ids: one pass per row (one batch call) ------------------------------------------------
     table = info.surface
-    enc = None
-    if opts.backend != "hf":
-        enc = info.tiktoken()
-        if enc is None and opts.backend == "tiktoken":
-            raise TmplcError("backend='tiktoken' is not available for this tokenizer (needs the tiktoken "
-                             "package and a byte-level BPE vocabulary that verifies identical ids)")
     fast_idx = [k for k, r in enumerate(rows) if r is not None and not r.pieces and info.row_table_ok(r.text)]
     slow_idx = [k for k, r in enumerate(rows) if r is not None and (r.pieces or not info.row_table_ok(r.text))]
     if fast_idx:
@@ -369,53 +408,68 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
         r.ids, labels_of[k] = _offsets_path(r, info, np)
 
     # -- BOS, checks, truncation ----------------------------------------------------------------
-    bos = info.bos_id
-    maxlen = opts.max_seq_length
     for k, r in enumerate(rows):
         if r is None:
+            f = fast.get(k)
+            if f is not None:
+                _finish(results[k], f[0], f[1], f[2], f[3], info, opts, row_numbers, k)
             continue
-        res = results[k]
-        ids = list(r.ids)
-        labels = labels_of[k]
-        if bos is not None:
-            if info.adds_bos and (not ids or ids[0] != bos):
-                ids.insert(0, bos)
-                labels.insert(0, IGNORE)
-            nb = ids.count(bos)
-            if nb > 1 and not (res.special_in_content and opts.special_tokens == "control"):
-                rn = row_numbers[k] if row_numbers is not None else None
-                res.status, res.reason = "error", f"the rendered text holds {nb} BOS tokens (exactly one allowed)"
-                res.error = TmplcError((f"row {rn}: " if rn is not None else "") + res.reason)
-                continue
-        n_trained = len(labels) - labels.count(IGNORE)
-        res.n_tokens = len(ids)
-        if n_trained == 0:
-            res.status, res.reason = "dropped", "no trainable tokens"
-            res.n_trained = 0
-            continue
-        if maxlen is not None and len(ids) > maxlen:
-            if opts.truncation == "error":
-                rn = row_numbers[k] if row_numbers is not None else None
-                res.status = "error"
-                res.reason = f"{len(ids)} tokens > max_seq_length {maxlen}"
-                res.error = TmplcError((f"row {rn}: " if rn is not None else "") + res.reason +
-                                       " (truncation='error')")
-                continue
-            if opts.truncation == "drop":
-                res.status, res.reason = "dropped", "longer than max_seq_length"
-                continue
-            ids = ids[:maxlen]
-            labels = labels[:maxlen]
-            n_trained = len(labels) - labels.count(IGNORE)
-            res.n_tokens = maxlen
-            if n_trained == 0:
-                res.status, res.reason = "dropped", "no trainable tokens left after truncation"
-                continue
-            res.status = "truncated"
-        res.input_ids = ids
-        res.labels = labels
-        res.n_trained = n_trained
+        _finish(results[k], list(r.ids), labels_of[k], None, None, info, opts, row_numbers, k)
     return results
+
+
+def _finish(res: RowResult, ids: list[int], labels: list[int], nb: int | None, n_trained: int | None,
+            info: TokenizerInfo, opts: Options, row_numbers, k: int) -> None:
+    """BOS, the one-BOS check, dropping and truncation for one row.  ``nb`` (BOS count in ``ids``)
+    and ``n_trained`` are counted here when not given."""
+    bos = info.bos_id
+    maxlen = opts.max_seq_length
+    if bos is not None:
+        if info.adds_bos and (not ids or ids[0] != bos):
+            ids.insert(0, bos)
+            labels.insert(0, IGNORE)
+            if nb is not None:
+                nb += 1
+        if nb is None:
+            nb = ids.count(bos)
+        # Exactly one BOS at the start.  A BOS further in can only come from the template itself
+        # (content's special-token text is plain text unless special_tokens="control"): it is the
+        # format's own per-turn BOS (Llama-2's "<s>[INST]" on every turn), not a double BOS.
+        if len(ids) > 1 and ids[0] == bos and ids[1] == bos \
+                and not (res.special_in_content and opts.special_tokens == "control"):
+            rn = row_numbers[k] if row_numbers is not None else None
+            res.status, res.reason = "error", "the rendered text starts with two BOS tokens (double BOS)"
+            res.error = TmplcError((f"row {rn}: " if rn is not None else "") + res.reason)
+            return
+    if n_trained is None:
+        n_trained = len(labels) - labels.count(IGNORE)
+    res.n_tokens = len(ids)
+    if n_trained == 0:
+        res.status, res.reason = "dropped", "no trainable tokens"
+        res.n_trained = 0
+        return
+    if maxlen is not None and len(ids) > maxlen:
+        if opts.truncation == "error":
+            rn = row_numbers[k] if row_numbers is not None else None
+            res.status = "error"
+            res.reason = f"{len(ids)} tokens > max_seq_length {maxlen}"
+            res.error = TmplcError((f"row {rn}: " if rn is not None else "") + res.reason +
+                                   " (truncation='error')")
+            return
+        if opts.truncation == "drop":
+            res.status, res.reason = "dropped", "longer than max_seq_length"
+            return
+        ids = ids[:maxlen]
+        labels = labels[:maxlen]
+        n_trained = len(labels) - labels.count(IGNORE)
+        res.n_tokens = maxlen
+        if n_trained == 0:
+            res.status, res.reason = "dropped", "no trainable tokens left after truncation"
+            return
+        res.status = "truncated"
+    res.input_ids = ids
+    res.labels = labels
+    res.n_trained = n_trained
 
 
 def result_dict(res: RowResult, assistant_masks: bool = True) -> dict:
