@@ -258,3 +258,82 @@ def test_parse_spec_formats_with_split_and_first_user_system_round_trip():
                      "{BOS}[INST] {INPUT} [/INST]{SPLIT} {OUTPUT} {EOS}", bos_token="<s>", eos_token="</s>")
     back = from_jinja(fmt.to_jinja(), bos_token="<s>", eos_token="</s>")
     assert back.structure == fmt.structure
+
+
+# -- the assistant lead: a generation prompt that stops before the history's opening text -----
+
+MISTRAL_V3_STYLE = (
+    "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content }}[/INST]"
+    "{% elif m.role == 'assistant' %} {{ m.content | trim }}{{ eos_token }}"
+    "{% else %}{{ raise_exception('only user and assistant roles are supported') }}{% endif %}{% endfor %}")
+
+
+def test_template_without_generation_prompt_converts_to_a_lead():
+    fmt = from_jinja(MISTRAL_V3_STYLE, bos_token="<s>", eos_token="</s>")
+    st_ = fmt.structure
+    assert st_.user.suffix == (Text("[/INST]"),)
+    assert st_.assistant.prefix == ()
+    assert st_.assistant.lead == (Text(" "),)
+    assert st_.assistant.trim
+    assert fmt.to_spec() == ("{BOS}[INST] {INPUT}[/INST]{SPLIT}{REPLY} {OUTPUT|trim}{EOS}"
+                             "[INST] {INPUT}[/INST]{SPLIT}{REPLY} {OUTPUT|trim}{EOS}")
+    msgs = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+    assert fmt.render(msgs) == "<s>[INST] x[/INST] y</s>"
+    assert fmt.render(msgs[:1], True) == fmt.render(msgs[:1]) == "<s>[INST] x[/INST]"
+
+
+VICUNA_STYLE = (
+    "{{ bos_token }}{% if messages[0].role == 'system' %}{{ messages[0].content }} {% endif %}"
+    "{% for m in messages %}{% if m.role == 'user' %}USER: {{ m.content }} "
+    "{% elif m.role == 'assistant' %}ASSISTANT: {{ m.content }}{{ eos_token }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+
+
+def test_generation_prompt_that_is_a_prefix_of_the_history_turn_converts_to_a_lead():
+    fmt = from_jinja(VICUNA_STYLE, bos_token="<s>", eos_token="</s>")
+    st_ = fmt.structure
+    assert st_.user.suffix == (Text(" "),)
+    assert st_.assistant.prefix == (Text("ASSISTANT:"),)
+    assert st_.assistant.lead == (Text(" "),)
+    msgs = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+    assert fmt.render(msgs) == "<s>USER: x ASSISTANT: y</s>"
+    assert fmt.render(msgs[:1], True) == "<s>USER: x ASSISTANT:"
+    segs = fmt.segments(msgs)
+    assert [(s.text, s.trainable) for s in segs if s.role == "assistant"] == [
+        ("ASSISTANT:", False), (" ", True), ("y", True), ("</s>", True)]
+
+
+def test_generation_prompt_that_is_not_a_prefix_of_the_history_turn_is_refused():
+    t = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+         "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n\n</think>\n\n{% endif %}")
+    with pytest.raises(ConversionRefused) as e:
+        from_jinja(t)
+    assert e.value.category == "generation_prompt", e.value.reason
+    assert e.value.reason.startswith("renders a generation prompt that is not the start of an assistant turn")
+    assert "<think>" in e.value.reason
+    # a prompt that differs from the history text (not a prefix of it) is refused the same way
+    t2 = ("{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+          "{% if add_generation_prompt %}bot:{% endif %}")
+    with pytest.raises(ConversionRefused) as e:
+        from_jinja(t2)
+    assert e.value.category == "generation_prompt", e.value.reason
+    assert "'bot:'" in e.value.reason
+
+
+def test_template_always_appending_the_assistant_header_stays_refused():
+    # base Llama 3: the header follows every message, add_generation_prompt or not
+    t = ("{% for m in messages %}<{{ m.role }}>\n{{ m.content }}<eot>{% endfor %}<assistant>\n")
+    with pytest.raises(ConversionRefused) as e:
+        from_jinja(t)
+    assert e.value.category == "generation_prompt"
+    assert e.value.reason.startswith("ignores add_generation_prompt")
+
+
+@pytest.mark.parametrize("name", ["llama-2", "mistral-v1", "mistral-v3", "mistral-v7", "vicuna", "openchat",
+                                  "starling", "deepseek-v2"])
+def test_registry_leads_are_recovered(name):
+    fmt = registry[name]
+    assert fmt.structure.assistant.lead
+    back = from_jinja(fmt.to_jinja(), bos_token=fmt.meta.bos_token, eos_token=fmt.meta.eos_token, n_random=30)
+    assert back.structure.assistant.lead == fmt.structure.assistant.lead
+    assert back.structure == fmt.structure

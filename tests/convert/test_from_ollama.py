@@ -85,3 +85,27 @@ def test_modelfile_system_becomes_the_default():
     fmt = from_ollama(t2, system="Be brief.")
     assert fmt.default_system == "Be brief."
     assert os.environ is not None
+
+
+def test_prompt_that_stops_before_the_history_opening_text_becomes_the_lead():
+    # Vicuna-style: the prompt ends with "ASSISTANT:", an answer in the history follows "ASSISTANT: "
+    t = ("{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 }}"
+         "{{- if eq .Role \"system\" }}{{ .Content }} "
+         "{{- else if eq .Role \"user\" }}USER: {{ .Content }} {{ if $last }}ASSISTANT:{{ end }}"
+         "{{- else if eq .Role \"assistant\" }}ASSISTANT: {{ .Content }}{{ if not $last }}</s>{{ end }}"
+         "{{- end }}{{- end }}")
+    fmt = from_ollama(t, eos_token="</s>", n_random=40)
+    st = fmt.structure
+    assert st.assistant.lead and "".join(p.value for p in st.assistant.lead) == " "
+    msgs = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+    assert fmt.render(msgs[:1], True) == "USER: x ASSISTANT:"
+    assert fmt.render(msgs) == "USER: x ASSISTANT: y</s>"
+
+
+@pytest.mark.parametrize("name", ["vicuna", "openchat", "deepseek-v2", "mistral-v3", "llama-2"])
+def test_registry_leads_survive_the_ollama_round_trip(name):
+    fmt = registry[name]
+    mf = _ollama_target(fmt)
+    bos = fmt.meta.bos_token if fmt.structure.uses("BOS") else None
+    back = from_ollama(mf["template"], mf["system"], bos_token=bos, eos_token=fmt.meta.eos_token, n_random=40)
+    assert back.structure.assistant.lead

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from tmplc.convert.errors import ConversionRefused
 from tmplc.errors import MessageError, SpecError
-from tmplc.ir import ChatFormat, Structure
+from tmplc.ir import ChatFormat, SpecialToken, Structure, Text, fragment
 
 # Unique sentinels: letters and digits only (no whitespace to trim, no markup), mixed case so that
 # a case transformation shows up as a difference.
@@ -86,20 +86,26 @@ def spec_from_render(text: str, *, system: bool, trim: dict[str, bool]) -> str:
 
 
 def structure_from_render(text: str, *, system: bool, trim: dict[str, bool],
-                          user_end: str | None = None) -> Structure:
+                          user_end: str | None = None, reply_at: str | None = None) -> Structure:
     """Recover the layout from a probe render with the spec language's own structure rules.
 
     ``user_end``: the observed user suffix (what a conversation ending with a user message
     ends with, without generation prompt).  When it is a prefix of the text between a user
     message and the answer, a ``{SPLIT}`` is put there: the boundary is observed, not inferred.
+
+    ``reply_at``: the observed end of a prompt (what follows the last user message with the
+    generation prompt; ``user_end`` again when the template has none).  When it is a *proper*
+    prefix of the text between a user message and the answer (and starts with ``user_end``
+    where that is placed), a ``{REPLY}`` is put there: the rest is the assistant lead, text the
+    model writes before its content (Vicuna's ``ASSISTANT:`` prompt + `` answer``, Mistral's
+    ``[/INST]`` + `` answer``).
     """
     from tmplc.spec.files import parse_structure
 
     spec = spec_from_render(text, system=system, trim=trim)
     _check_repetition(text, system)
-    if user_end is not None:
-        spec = _insert_split(spec, _escape(user_end.replace(SENT["bos"], "\x00B").replace(SENT["eos"], "\x00E"))
-                             .replace("\x00B", "{BOS}").replace("\x00E", "{EOS}"))
+    spec = _insert_marks(spec, None if user_end is None else _as_spec(user_end),
+                         None if reply_at is None else _as_spec(reply_at))
     try:
         return parse_structure(spec)
     except SpecError as e:
@@ -107,19 +113,40 @@ def structure_from_render(text: str, *, system: bool, trim: dict[str, bool],
                                 f"exchange: {e.message} (probe render as a spec: {spec!r})", "structure") from None
 
 
-def _insert_split(spec: str, user_end: str) -> str:
+def _as_spec(raw: str) -> str:
+    """Raw probe text (no message sentinels) as spec text: braces escaped, BOS/EOS named."""
+    return (_escape(raw.replace(SENT["bos"], "\x00B").replace(SENT["eos"], "\x00E"))
+            .replace("\x00B", "{BOS}").replace("\x00E", "{EOS}"))
+
+
+def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
     """Put ``{SPLIT}`` after ``user_end`` right after each ``{INPUT...}`` when both exchanges
-    continue with it (an empty assistant prefix puts it right before ``{OUTPUT}``)."""
+    continue with it before ``{OUTPUT...}`` (an empty assistant prefix puts it right before
+    ``{OUTPUT}``), and ``{REPLY}`` after ``reply_at`` when both continue with it and more text
+    before ``{OUTPUT...}`` (``{SPLIT}{REPLY}`` when the two coincide)."""
     parts = re.split(r"(\{INPUT(?:\|trim)?\})", spec)
     if len(parts) != 5:
         return spec
+    mids = []
     for k in (2, 4):
-        if not parts[k].startswith(user_end):
+        pos = 0
+        for m in re.finditer(r"\{\{|\}\}|\{[A-Za-z|]+\}|.", parts[k], re.S):
+            if m.group(0).startswith("{OUTPUT"):
+                break
+            pos = m.end()
+        else:
             return spec
-        if "{OUTPUT" in user_end or "{OUTPUT" not in parts[k][len(user_end):]:
-            return spec
+        mids.append(parts[k][:pos])
+    split = user_end is not None and all(mid.startswith(user_end) for mid in mids)
+    reply = (reply_at is not None and all(mid.startswith(reply_at) and len(mid) > len(reply_at) for mid in mids)
+             and (not split or reply_at.startswith(user_end)))
     for k in (2, 4):
-        parts[k] = user_end + "{SPLIT}" + parts[k][len(user_end):]
+        p = parts[k]
+        if reply:
+            p = p[:len(reply_at)] + "{REPLY}" + p[len(reply_at):]
+        if split:
+            p = p[:len(user_end)] + "{SPLIT}" + p[len(user_end):]
+        parts[k] = p
     return "".join(parts)
 
 
@@ -282,3 +309,76 @@ def diagnose(fmt: ChatFormat, case: Case, original: str, recovered: str, *, what
 
 def with_default(st: Structure, default: str | None) -> Structure:
     return replace(st, system=replace(st.system, default=default))
+
+
+# ---------------------------------------------------------------------------------------------
+# the system block of a conversation without a system message
+
+_MARK = "\x00tmplc-default\x00"
+
+
+def _fragment_splits(frag):
+    """Every way to cut a fragment in two (``head + tail == frag``), shortest head first."""
+    yield (), tuple(frag)
+    for i, p in enumerate(frag):
+        if isinstance(p, Text):
+            for j in range(1, len(p.value)):
+                yield (fragment(frag[:i] + (Text(p.value[:j]),)),
+                       fragment((Text(p.value[j:]),) + frag[i + 1:]))
+        yield fragment(frag[:i + 1]), fragment(frag[i + 1:])
+
+
+def recover_default(st, nosys_text: str, tokens: dict):
+    """The layout of a conversation without a system message, from its probe render.
+
+    The system block recovered from the render *with* a system message is omitted (or shows a
+    default system message) without one.  For a standalone block the start of its prefix may
+    instead be fixed text rendered in every conversation (GLM's ``[gMASK]<sop>``, a fixed first
+    system turn): that part moves into the preamble (a ``{SPLIT}`` before the block in the
+    spec).  Candidates, in order: the block as recovered, then the shortest such move; without
+    then with a default.  Every candidate renders the probe with a system message identically,
+    and the one chosen renders the probe without one exactly; verification checks the rest."""
+    def render(s, default):
+        f = ChatFormat(with_default(s, default))
+        return f.render(probe_messages(False), **tokens)
+
+    candidates = [st]
+    if st.system.placement == "standalone":
+        for head, tail in _fragment_splits(st.system.prefix):
+            if head:
+                candidates.append(replace(st, preamble=st.preamble + head,
+                                          system=replace(st.system, prefix=tail)))
+    try:
+        for cand in candidates:
+            found = _default_for(cand, nosys_text, render)
+            if found is not None:
+                return found
+        without = render(st, None)
+    except MessageError as e:  # pragma: no cover - probe conversations are well formed
+        raise ConversionRefused(f"the recovered format cannot render the probe: {e}", "structure") from None
+    raise ConversionRefused(
+        "renders a conversation without a system message differently from the recovered layout "
+        f"(neither without a system block, nor with a default system message, nor with fixed "
+        f"text before the system block): it renders {_show(nosys_text[:120])}, the layout without "
+        f"a system block renders {_show(without[:120])}",
+        "system")
+
+
+def _default_for(st, nosys_text: str, render):
+    """``st`` with the default system message that renders ``nosys_text`` (None if no default is
+    needed), or None when no default makes it render so."""
+    if render(st, None) == nosys_text:
+        return st
+    preamble = "".join(SENT[p.name.lower()] if isinstance(p, SpecialToken) else p.value for p in st.preamble)
+    if not nosys_text.startswith(preamble):
+        return None  # the preamble itself differs: no default can help
+    marked = render(st, _MARK)
+    pre, post = marked.split(_MARK)
+    if nosys_text.startswith(pre) and nosys_text.endswith(post) and len(nosys_text) >= len(pre) + len(post):
+        default = nosys_text[len(pre):len(nosys_text) - len(post)]
+        if not any(s in default for s in SENT.values()) and render(st, default) == nosys_text:
+            if st.system.trim and default != default.strip():
+                raise ConversionRefused("renders a default system message with surrounding whitespace "
+                                        "although it trims system content", "system")
+            return with_default(st, default)
+    return None

@@ -7,7 +7,13 @@
 2. The two-exchange probe render becomes two-repetition spec text (sentinels -> ``{INPUT}``,
    ``{OUTPUT}``, ``{SYSTEM}``, ``{BOS}``, ``{EOS}``; braces escaped) and is parsed by the spec
    language's own parser and structure rules.  A render without a system message gives the
-   default system message (or none).  Whitespace probes give ``trim`` per role.
+   default system message (or none).  Whitespace probes give ``trim`` per role.  What follows
+   the last user message without the generation prompt places the user/assistant boundary
+   (``{SPLIT}``); what follows it with the prompt ends the assistant prefix: when that is a
+   proper prefix of the text before an answer in the history, the rest is the assistant
+   *lead* (``{REPLY}``), written by the model (Vicuna's ``ASSISTANT:`` prompt + `` answer``;
+   Mistral/Llama-2, which have no generation prompt: ``[/INST]`` + `` answer``).  A prompt that
+   is not such a prefix (an empty ``<think>`` block in the prompt only) is refused.
 3. The recovered format is verified: the original and ``fmt.render`` must produce the same bytes
    on every verification conversation (:func:`tmplc.convert.common.verification_cases`).
 
@@ -42,21 +48,20 @@ from tmplc.convert.common import (
     Case,
     diagnose,
     probe_messages,
+    recover_default,
     spec_from_render,
     structure_from_render,
     verification_cases,
-    with_default,
     _show,
 )
 from tmplc.convert.errors import ConversionRefused, SandboxError
 from tmplc.convert.sandbox import DEFAULT_LIMITS, Limits, render_batch
 from tmplc.errors import MessageError
-from tmplc.ir import ChatFormat, Metadata, SpecialToken
+from tmplc.ir import ChatFormat, Metadata
 
 DATE_1 = _dt.date(2026, 1, 1)
 DATE_2 = _dt.date(1999, 12, 31)
 _RESERVED = ("messages", "add_generation_prompt", "__today__")
-_MARK = "\x00tmplc-default\x00"
 
 
 def _failure(kind: str, msg: str, what: str) -> ConversionRefused:
@@ -134,8 +139,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     for n in ("q", "q+gen"):
         if res[n][0] != "ok":
             raise _failure(res[n][0], res[n][1], "a conversation ending with a user message")
-    q_text = res["q"][1]
-    gen_ignored = q_text == res["q+gen"][1]
+    q_text, gen_text = res["q"][1], res["q+gen"][1]
+    gen_ignored = q_text == gen_text
 
     has_system = sys_kind == "ok"
     spec_from_render(sys_text if has_system else nosys, system=has_system, trim={})  # every content once
@@ -165,7 +170,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     # -- 2. structure -------------------------------------------------------------------
     full = sys_text if has_system else nosys
     try:
-        st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text))
+        st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
+                                   reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None)
     except ConversionRefused:
         if gen_ignored and not _parses(nosys, trim, q_text):
             tail = q_text[q_text.rfind(SENT["user2"]) + len(SENT["user2"]):]
@@ -175,7 +181,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         raise
     tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"])
     if has_system:
-        st = _recover_default(st, nosys, tokens)
+        st = recover_default(st, nosys, tokens)
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "
                                 "(pass bos_token=, or use load_template_source)", "tokens")
@@ -183,6 +189,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         raise ConversionRefused("the template renders eos_token but no eos_token was given "
                                 "(pass eos_token=, or use load_template_source)", "tokens")
     fmt = ChatFormat(st, Metadata(name=format_name, bos_token=bos_token, eos_token=eos_token))
+    _check_generation_prompt(fmt, full, q_text, gen_text, tokens)
 
     # -- 3. verification ----------------------------------------------------------------
     real = {k: v for k, v in base.items() if k not in ("bos_token", "eos_token")}
@@ -218,82 +225,32 @@ def _parses(nosys: str, trim: dict, q_text: str) -> bool:
         return False
 
 
+def _check_generation_prompt(fmt: ChatFormat, full: str, q_text: str, gen_text: str, tokens: dict) -> None:
+    """A precise refusal when the generation prompt is not how an assistant turn starts in the
+    history (``prefix`` alone, the ``lead`` left to the model): checked on the probe."""
+    q = probe_messages(False, end_with_assistant=False)
+    try:
+        if fmt.render(q, False, **tokens) != q_text or fmt.render(q, True, **tokens) == gen_text:
+            return  # matches, or differs elsewhere: verification says where
+    except MessageError:  # pragma: no cover - probe conversations are well formed
+        return
+    after, user_end = _user_end(gen_text) or "", _user_end(q_text) or ""
+    i = full.find(SENT["user2"])
+    history = full[i + len(SENT["user2"]):full.find(SENT["assistant2"])] if i >= 0 else ""
+    where = "after the last user message"
+    if gen_text.startswith(q_text) and user_end and history.startswith(user_end):
+        after, history, where = after[len(user_end):], history[len(user_end):], f"after the user turn's end {_show(user_end)}"
+    raise ConversionRefused(
+        f"renders a generation prompt that is not the start of an assistant turn in the history: {where} "
+        f"the prompt is {_show(after)}, but in the history the answer follows {_show(history)} (the prompt "
+        "must be a prefix of that text; e.g. a reasoning block added to the prompt only)", "generation_prompt")
+
+
 def _user_end(q_text: str) -> str | None:
     """What follows the last user message when the conversation ends there (no generation
     prompt): the user suffix, observed — it places the user/assistant boundary."""
     i = q_text.rfind(SENT["user2"])
     return q_text[i + len(SENT["user2"]):] if i >= 0 else None
-
-
-def _fragment_splits(frag):
-    """Every way to cut a fragment in two (``head + tail == frag``), shortest head first."""
-    from tmplc.ir import Text, fragment
-
-    yield (), tuple(frag)
-    for i, p in enumerate(frag):
-        if isinstance(p, Text):
-            for j in range(1, len(p.value)):
-                yield (fragment(frag[:i] + (Text(p.value[:j]),)),
-                       fragment((Text(p.value[j:]),) + frag[i + 1:]))
-        yield fragment(frag[:i + 1]), fragment(frag[i + 1:])
-
-
-def _recover_default(st, nosys_text: str, tokens: dict):
-    """The layout of a conversation without a system message, from its probe render.
-
-    The system block recovered from the render *with* a system message is omitted (or shows a
-    default system message) without one.  For a standalone block the start of its prefix may
-    instead be fixed text rendered in every conversation (GLM's ``[gMASK]<sop>``, a fixed first
-    system turn): that part moves into the preamble (a ``{SPLIT}`` before the block in the
-    spec).  Candidates, in order: the block as recovered, then the shortest such move; without
-    then with a default.  Every candidate renders the probe with a system message identically,
-    and the one chosen renders the probe without one exactly; verification checks the rest."""
-    from dataclasses import replace
-
-    def render(s, default):
-        f = ChatFormat(with_default(s, default))
-        return f.render(probe_messages(False), **tokens)
-
-    candidates = [st]
-    if st.system.placement == "standalone":
-        for head, tail in _fragment_splits(st.system.prefix):
-            if head:
-                candidates.append(replace(st, preamble=st.preamble + head,
-                                          system=replace(st.system, prefix=tail)))
-    try:
-        for cand in candidates:
-            found = _default_for(cand, nosys_text, render)
-            if found is not None:
-                return found
-        without = render(st, None)
-    except MessageError as e:  # pragma: no cover - probe conversations are well formed
-        raise ConversionRefused(f"the recovered format cannot render the probe: {e}", "structure") from None
-    raise ConversionRefused(
-        "renders a conversation without a system message differently from the recovered layout "
-        f"(neither without a system block, nor with a default system message, nor with fixed "
-        f"text before the system block): it renders {_show(nosys_text[:120])}, the layout without "
-        f"a system block renders {_show(without[:120])}",
-        "system")
-
-
-def _default_for(st, nosys_text: str, render):
-    """``st`` with the default system message that renders ``nosys_text`` (None if no default is
-    needed), or None when no default makes it render so."""
-    if render(st, None) == nosys_text:
-        return st
-    preamble = "".join(SENT[p.name.lower()] if isinstance(p, SpecialToken) else p.value for p in st.preamble)
-    if not nosys_text.startswith(preamble):
-        return None  # the preamble itself differs: no default can help
-    marked = render(st, _MARK)
-    pre, post = marked.split(_MARK)
-    if nosys_text.startswith(pre) and nosys_text.endswith(post) and len(nosys_text) >= len(pre) + len(post):
-        default = nosys_text[len(pre):len(nosys_text) - len(post)]
-        if not any(s in default for s in SENT.values()) and render(st, default) == nosys_text:
-            if st.system.trim and default != default.strip():
-                raise ConversionRefused("renders a default system message with surrounding whitespace "
-                                        "although it trims system content", "system")
-            return with_default(st, default)
-    return None
 
 
 def verify(fmt: ChatFormat, cases: list[Case], results: list[tuple[str, str]], *, what: str = "the template",

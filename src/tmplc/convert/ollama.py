@@ -23,6 +23,9 @@ change what Ollama renders):
   the text before the first question (the rest is the assistant suffix);
 * the user/assistant boundary: the spec language's default rules; where they cannot decide,
   the whole text between a question and its answer is the user suffix (empty assistant prefix).
+  When the prompt (a conversation ending with a question) stops before the whole of that text
+  (``ASSISTANT:`` where the history has ``ASSISTANT: answer``), the rest is the assistant lead
+  (``{REPLY}``), and the undecidable boundary is the end of the prompt (empty assistant prefix).
 """
 
 from __future__ import annotations
@@ -34,17 +37,16 @@ from tmplc.convert.common import (
     Case,
     diagnose,
     probe_messages,
+    recover_default,
     structure_from_render,
     verification_cases,
     with_default,
-    _show,
 )
 from tmplc.convert.errors import ConversionRefused
 from tmplc.errors import MessageError
-from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, fragment
+from tmplc.ir import ChatFormat, Metadata, SpecialToken, fragment
 
 DATES = ("2026-01-01", "1999-12-31")
-_MARK = "\x00tmplc-default\x00"
 
 
 def _run(jobs: list[dict]):
@@ -102,14 +104,18 @@ def from_ollama(template: str, system: str | None = None, *, bos_token: str | No
         nosys_full = nosys + suffix
     else:
         nosys_full = nosys
+    mid = _mid(full)
+    prompt_end = res["q"][res["q"].index(SENT["user2"]) + len(SENT["user2"]):] if SENT["user2"] in res["q"] else None
+    reply_at = prompt_end if prompt_end is not None and mid.startswith(prompt_end) and mid != prompt_end else None
     try:
-        st = structure_from_render(full, system=has_system, trim=no_trim)
+        st = structure_from_render(full, system=has_system, trim=no_trim, reply_at=reply_at)
     except ConversionRefused as e:
         if "ambiguous structure: cannot tell where the user turn ends" not in e.reason:
             raise
-        st = structure_from_render(full, system=has_system, trim=no_trim, user_end=_mid(full))
+        st = structure_from_render(full, system=has_system, trim=no_trim, user_end=reply_at or mid,
+                                   reply_at=reply_at)
     if has_system:
-        st = _default(st, nosys_full)
+        st = recover_default(st, nosys_full, dict(bos_token=SENT["bos"], eos_token=SENT["eos"]))
     if system:  # the Modelfile SYSTEM is the default system message
         if st.system is None:
             raise ConversionRefused("the Modelfile sets SYSTEM but the template has no place for a system "
@@ -167,22 +173,3 @@ def _mid(full: str) -> str:
     """The whole text between the second question and its answer: used as the user suffix when
     the boundary is invisible in Ollama (empty assistant prefix)."""
     return full[full.index(SENT["user2"]) + len(SENT["user2"]):full.index(SENT["assistant2"])]
-
-
-def _default(st: Structure, nosys_text: str) -> Structure:
-    def render(default):
-        return ChatFormat(with_default(st, default)).render(probe_messages(False), bos_token=SENT["bos"],
-                                                             eos_token=SENT["eos"])
-
-    try:
-        if render(None) == nosys_text:
-            return st
-        pre, post = render(_MARK).split(_MARK)
-    except MessageError as e:  # pragma: no cover
-        raise ConversionRefused(f"the recovered format cannot render the probe: {e}", "structure") from None
-    if nosys_text.startswith(pre) and nosys_text.endswith(post) and len(nosys_text) >= len(pre) + len(post):
-        d = nosys_text[len(pre):len(nosys_text) - len(post)]
-        if render(d) == nosys_text:
-            return with_default(st, d)
-    raise ConversionRefused("renders a conversation without a system message differently from the recovered "
-                            f"layout: {_show(nosys_text[:120])}", "system")
