@@ -11,7 +11,6 @@ when CI=true.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strategies import chat_formats, conversations
+from conftest import missing_fixture
 from tmplc.engines import llamacpp as engine
 from tmplc.engines.llamacpp import (
     LlamaCppRenderError,
@@ -63,9 +63,7 @@ def driver():
     try:
         path = ensure_llamacpp_driver()
     except LlamaCppUnavailableError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"llama.cpp engine unavailable under CI: {exc}")
-        pytest.skip(f"llama.cpp engine unavailable: {exc}")
+        missing_fixture(f"llama.cpp's engine ({exc})", "run: python scripts/fetch_llamacpp.py --build")
     return path
 
 

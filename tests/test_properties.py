@@ -108,12 +108,13 @@ def test_append_only_and_generation_prompt_identity(fmt, msgs):
             assert cur.startswith(prev)
         prev = cur
     assert prev == full
-    last = msgs[-1]
     head = _ref(fmt, msgs[:-1], add_generation_prompt=True)
-    assert head + _assistant_tail(fmt, msgs) == full
+    tail = _assistant_tail(fmt, msgs)  # lead + content + suffix: what the model writes
+    assert head + tail == full
+    # continue_final_message leaves exactly the assistant suffix out
     cont = _ref(fmt, msgs, continue_final_message=True)
-    assert full.startswith(cont)
-    assert full == cont + _assistant_tail(fmt, msgs)[len(cont) - len(head):]
+    suffix = full[len(cont):]
+    assert full.startswith(cont) and tail.endswith(suffix) and head + tail[:len(tail) - len(suffix)] == cont
 
 
 @given(chat_formats(), conversations(system=False))

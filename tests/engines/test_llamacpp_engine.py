@@ -7,7 +7,6 @@ C++ compiler: skipped without them, failed when ``CI=true``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from tmplc.engines.llamacpp import (
     template_caps,
 )
 from tmplc.engines.llamacpp_fetch import llamacpp_source_dir
+from conftest import missing_fixture
 
 CHATML = (
     "{% for message in messages %}"
@@ -59,9 +59,7 @@ def driver() -> Path:
     try:
         return ensure_llamacpp_driver()
     except LlamaCppUnavailableError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"llama.cpp engine unavailable under CI: {exc}")
-        pytest.skip(f"llama.cpp engine unavailable: {exc}")
+        missing_fixture(f"llama.cpp's engine ({exc})", "run: python scripts/fetch_llamacpp.py --build")
 
 
 def test_chatml_template(driver: Path) -> None:

@@ -7,11 +7,11 @@ copied from the harness output.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
+from conftest import missing_fixture
 from tmplc.engines.ollama import (
     GoNotFoundError,
     OllamaRenderError,
@@ -28,9 +28,7 @@ def go_harness() -> None:
     try:
         find_go()
     except GoNotFoundError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"Go is required on CI: {exc}")
-        pytest.skip(f"Go not installed: {exc}")
+        missing_fixture(f"Go ({exc})", "apt-get install golang-go")
     harness_binary()
 
 
