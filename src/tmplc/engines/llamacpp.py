@@ -44,6 +44,7 @@ from typing import Any
 
 from tmplc.engines.llamacpp_fetch import (
     LLAMA_CPP_PYTHON_VERSION,
+    LLAMACPP_SOURCES,
     LlamaCppUnavailableError,
     cache_dir,
     fetch_llamacpp,
@@ -66,18 +67,6 @@ __all__ = [
     "template_caps",
 ]
 
-#: llama.cpp translation units (relative to vendor/llama.cpp) linked into the driver.
-LLAMACPP_SOURCES: tuple[str, ...] = (
-    "common/jinja/lexer.cpp",
-    "common/jinja/parser.cpp",
-    "common/jinja/runtime.cpp",
-    "common/jinja/value.cpp",
-    "common/jinja/string.cpp",
-    "common/jinja/caps.cpp",
-    "common/json.cpp",
-    "common/unicode.cpp",
-    "src/llama-chat.cpp",
-)
 _DRIVER_FILES: tuple[str, ...] = ("driver.cpp", "shim/ggml.h", "shim/llama.h")
 CXXFLAGS: tuple[str, ...] = ("-O1", "-std=c++17")
 

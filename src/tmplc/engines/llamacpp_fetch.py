@@ -66,8 +66,8 @@ EXTRACT_PATTERNS: tuple[str, ...] = (
     "src/llama-chat.cpp",
     "models/templates/*.jinja",
 )
-#: Files that must be present after extraction for the driver to build.
-REQUIRED_FILES: tuple[str, ...] = (
+#: llama.cpp translation units (relative to vendor/llama.cpp) linked into the driver.
+LLAMACPP_SOURCES: tuple[str, ...] = (
     "common/jinja/lexer.cpp",
     "common/jinja/parser.cpp",
     "common/jinja/runtime.cpp",
@@ -76,9 +76,10 @@ REQUIRED_FILES: tuple[str, ...] = (
     "common/jinja/caps.cpp",
     "common/json.cpp",
     "common/unicode.cpp",
-    "vendor/nlohmann/json.hpp",
     "src/llama-chat.cpp",
 )
+#: Files that must be present after extraction for the driver to build.
+REQUIRED_FILES: tuple[str, ...] = LLAMACPP_SOURCES + ("vendor/nlohmann/json.hpp",)
 
 _LOCK = threading.Lock()
 
