@@ -174,6 +174,7 @@ class Plan:
                 if _overlaps(t, s):
                     self.ok = False
         self._runs: dict[str, list[int]] = {}  # template-only runs (bounded: pairs of fragments)
+        self.prog = self._compile_program() if self.ok else None
 
     # ------------------------------------------------------------------------------------------
     def _has_added(self, text: str) -> bool:
@@ -182,8 +183,255 @@ class Plan:
                 return self.split_re is not None and self.split_re.search(text) is not None
         return False
 
+    # ------------------------------------------------------------------------------------------
+    def _flush_into(self, parts, ids, labels, ntr) -> bool:
+        """Encode the run ``parts`` (its non-empty pieces: text, flag, is_content) into ``ids`` and
+        ``labels`` (``ntr[0]`` += trained tokens), as ``flush`` of ``_encode_general`` does.
+        True: the run holds added-token text (the row goes to the generic path)."""
+        if not parts:
+            return False
+        lens = self.lens
+        if len(parts) == 1:
+            text, f, c = parts[0]
+            content = c
+            uniform = True
+        else:
+            text = "".join([p[0] for p in parts])
+            content = False
+            uniform = True
+            f = parts[0][1]
+            for p in parts:
+                if p[2]:
+                    content = True
+                if p[1] != f:
+                    uniform = False
+        if content:
+            if self._has_added(text):
+                return True
+            r = self.core_encode(text)
+        else:
+            r = self._runs.get(text)
+            if r is None:
+                if self._has_added(text):
+                    return True
+                r = self.core_encode(text)
+                if len(self._runs) < 256:
+                    self._runs[text] = r
+        ids.extend(r)
+        if uniform:
+            if f:
+                labels.extend(r)
+                ntr[0] += len(r)
+            else:
+                labels.extend([IGNORE] * len(r))
+            return False
+        iv: list[list[int]] = []
+        pos = 0
+        for t, tf, _ in parts:
+            nb = len(t) if t.isascii() else len(t.encode("utf-8"))
+            if tf and nb:
+                if iv and iv[-1][1] == pos:
+                    iv[-1][1] = pos + nb
+                else:
+                    iv.append([pos, pos + nb])
+            pos += nb
+        nr = len(r)
+        if len(iv) == 1 and iv[0][1] == pos and iv[0][0] <= 64:
+            s = iv[0][0]
+            cum = 0
+            k = 0
+            while k < nr and cum < s:
+                cum += lens[r[k]]
+                k += 1
+            labels.extend([IGNORE] * k)
+            labels.extend(r[k:])
+            ntr[0] += nr - k
+            return False
+        ends = list(accumulate([lens[x] for x in r]))
+        lab = [IGNORE] * nr
+        for s, e in iv:
+            lo = 0 if s == 0 else bisect_left(ends, s) + 1
+            hi = bisect_right(ends, e)
+            if hi > lo:
+                lab[lo:hi] = r[lo:hi]
+                ntr[0] += hi - lo
+        labels.extend(lab)
+        return False
+
+    def _compile_program(self):
+        """Per-role constants for formats whose turns are delimited by added tokens on both sides.
+
+        When every prefix and suffix (the system block's too) holds an added token, the assistant
+        lead holds none and a system block is standalone, a row is, per message, a fixed
+        *transition* (the previous suffix's middle, the template-only run between the two added
+        tokens, this prefix's middle) and one content run (prefix tail + lead + content + suffix
+        lead), then a fixed closing part.  Transitions, closings and empty-content runs are
+        computed here once, with ``_flush_into`` on exactly the pieces the general path collects,
+        so every row gets the general path's output.  None: the format does not have that shape."""
+        roles = {"user": (self.user_pre, self.user_suf, None, self.user_flag, self.user_trim),
+                 "assistant": (self.asst_pre, self.asst_suf, self.asst_lead, self.asst_flag, self.asst_trim)}
+        if self.has_system:
+            if self.sys_inline:
+                return None
+            roles["system"] = (self.sys_pre, self.sys_suf, None, self.sys_flag, self.sys_trim)
+        for pre, suf, lead, _, _ in roles.values():
+            if not pre[0].special or not suf[0].special or (lead is not None and lead[0].special):
+                return None
+
+        def mid(fr_f):
+            fr, f = fr_f
+            return list(fr.mid_ids), list(fr.mid_lab), (len(fr.mid_ids) if f else 0), fr.mid_bos
+
+        def piece(text, f):
+            return [(text, f, False)] if text else []
+
+        def join(*chunks):
+            """chunks: ("mid", (ids, labels, ntr, nbos)) or ("run", parts); None if a run fails."""
+            ids: list[int] = []
+            labels: list[int] = []
+            ntr, nbos = 0, 0
+            for kind, x in chunks:
+                if kind == "mid":
+                    ids += x[0]
+                    labels += x[1]
+                    ntr += x[2]
+                    nbos += x[3]
+                else:
+                    acc = [0]
+                    if self._flush_into(list(x), ids, labels, acc):
+                        return None
+                    ntr += acc[0]
+            return ids, labels, ntr, nbos
+
+        pfr, pf = self.preamble
+        if pfr.special:
+            start_chunks = [("run", piece(pfr.lead, pf)), ("mid", mid(self.preamble))]
+            start_pend = piece(pfr.tail, pf)
+        else:
+            start_chunks = []
+            start_pend = piece(pfr.text, pf)
+        # states: "start" (after the preamble) or a role (after its message)
+        pend = {"start": (start_chunks, start_pend)}
+        for role, (pre, suf, lead, cf, trim) in roles.items():
+            pend[role] = ([("mid", mid(suf))], piece(suf[0].tail, suf[1]))
+        trans = {}
+        for prev, (chunks, pp) in pend.items():
+            for role, (pre, suf, lead, cf, trim) in roles.items():
+                trans[(prev, role)] = join(*chunks, ("run", pp + piece(pre[0].lead, pre[1])), ("mid", mid(pre)))
+        final = {prev: join(*chunks, ("run", pp)) for prev, (chunks, pp) in pend.items()}
+        progs = {}
+        for role, (pre, suf, lead, cf, trim) in roles.items():
+            head = piece(pre[0].tail, pre[1])
+            if lead is not None:
+                head += piece(lead[0].text, lead[1])
+            tail = piece(suf[0].lead, suf[1])
+            empty = join(("run", head + tail))
+            head_text = "".join(p[0] for p in head)
+            tail_text = "".join(p[0] for p in tail)
+            s = 0
+            if len({p[1] for p in head + tail} | {cf}) == 1:
+                mode = 1 if cf else 0  # one uniform run
+            elif head and not any(p[1] for p in head) and cf and all(p[1] for p in tail) \
+                    and len(head_text.encode("utf-8")) <= 64:
+                mode = 2  # a masked head, then trainable to the end
+                s = len(head_text.encode("utf-8"))
+            else:
+                mode = 3  # any other mixed run: the general computation
+            progs[role] = (head_text, tail_text, mode, s, trim, head, tail, cf, empty)
+        return trans, final, progs
+
     def encode(self, messages) -> tuple | None:
         """(ids, labels, n_bos, n_trained) for one conversation, or None: use the generic path."""
+        prog = self.prog
+        if prog is None:
+            return self._encode_general(messages)
+        if not isinstance(messages, (list, tuple)):
+            return None
+        n = len(messages)
+        for i in range(n):
+            m = messages[i]
+            if not isinstance(m, dict):
+                return None
+            role = m.get("role")
+            if role not in ROLES or not isinstance(m.get("content"), str):
+                return None
+            if role == "system" and i != 0:
+                return None
+        trans, final, progs = prog
+        seq = messages
+        if n and messages[0]["role"] == "system":
+            if not self.has_system:
+                return None
+        elif self.has_system and self.sys_default is not None:
+            seq = [{"role": "system", "content": self.sys_default}]
+            seq.extend(messages)
+        ids: list[int] = []
+        labels: list[int] = []
+        n_bos = 0
+        n_tr = 0
+        prev = "start"
+        core_encode = self.core_encode
+        firsts = self.firsts
+        split_re = self.split_re
+        lens = self.lens
+        for m in seq:
+            role = m["role"]
+            t = trans[(prev, role)]
+            if t is None:
+                return None
+            ids += t[0]
+            labels += t[1]
+            n_tr += t[2]
+            n_bos += t[3]
+            head_text, tail_text, mode, s, trim, head, tail, cf, empty = progs[role]
+            c = m["content"]
+            if trim:
+                c = c.strip()
+            if not c:
+                if empty is None:
+                    return None
+                ids += empty[0]
+                labels += empty[1]
+                n_tr += empty[2]
+            else:
+                text = head_text + c + tail_text
+                for ch in firsts:  # _has_added, inlined
+                    if ch in text:
+                        if split_re is not None and split_re.search(text) is not None:
+                            return None
+                        break
+                if mode == 3:
+                    acc = [0]
+                    self._flush_into(head + [(c, cf, True)] + tail, ids, labels, acc)
+                    n_tr += acc[0]
+                else:
+                    r = core_encode(text)
+                    ids += r
+                    if mode == 1:
+                        labels += r
+                        n_tr += len(r)
+                    elif mode == 0:
+                        labels += [IGNORE] * len(r)
+                    else:
+                        nr = len(r)
+                        cum = 0
+                        k = 0
+                        while k < nr and cum < s:
+                            cum += lens[r[k]]
+                            k += 1
+                        labels += [IGNORE] * k
+                        labels += r[k:]
+                        n_tr += nr - k
+            prev = role
+        t = final[prev]
+        if t is None:
+            return None
+        ids += t[0]
+        labels += t[1]
+        return ids, labels, n_bos + t[3], n_tr + t[2]
+
+    def _encode_general(self, messages) -> tuple | None:
+        """``encode`` for a plan without a per-role program (the per-fragment path)."""
         if not isinstance(messages, (list, tuple)):
             return None
         n = len(messages)
