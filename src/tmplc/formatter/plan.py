@@ -449,87 +449,14 @@ class Plan:
         labels: list[int] = []
         parts: list = []  # current run: (text, flag, is_content)
         state = [0, 0, False]  # n_bos, n_trained, failed
-        core_encode = self.core_encode
-        lens = self.lens
-        runs_cache = self._runs
-        has_added = self._has_added
-
         def flush() -> None:
             if not parts:
                 return
-            if len(parts) == 1:
-                text, f, c = parts[0]
-                content = c
-                uniform = True
-            else:
-                text = "".join([p[0] for p in parts])
-                content = False
-                uniform = True
-                f = parts[0][1]
-                for p in parts:
-                    if p[2]:
-                        content = True
-                    if p[1] != f:
-                        uniform = False
-            if content:
-                if has_added(text):
-                    state[2] = True
-                    parts.clear()
-                    return
-                r = core_encode(text)
-            else:
-                r = runs_cache.get(text)
-                if r is None:
-                    if has_added(text):
-                        state[2] = True
-                        parts.clear()
-                        return
-                    r = core_encode(text)
-                    if len(runs_cache) < 256:
-                        runs_cache[text] = r
-            ids.extend(r)
-            if uniform:
-                if f:
-                    labels.extend(r)
-                    state[1] += len(r)
-                else:
-                    labels.extend([IGNORE] * len(r))
-                parts.clear()
-                return
-            # mixed run: trainable byte intervals (merged) -> token index ranges
-            iv: list[list[int]] = []
-            pos = 0
-            for t, tf, _ in parts:
-                nb = len(t) if t.isascii() else len(t.encode("utf-8"))
-                if tf and nb:
-                    if iv and iv[-1][1] == pos:
-                        iv[-1][1] = pos + nb
-                    else:
-                        iv.append([pos, pos + nb])
-                pos += nb
+            ntr = [0]
+            if self._flush_into(parts, ids, labels, ntr):
+                state[2] = True
+            state[1] += ntr[0]
             parts.clear()
-            nr = len(r)
-            if len(iv) == 1 and iv[0][1] == pos and iv[0][0] <= 64:
-                # masked head then trainable to the end (a header before a trained content)
-                s = iv[0][0]
-                cum = 0
-                k = 0
-                while k < nr and cum < s:
-                    cum += lens[r[k]]
-                    k += 1
-                labels.extend([IGNORE] * k)
-                labels.extend(r[k:])
-                state[1] += nr - k
-                return
-            ends = list(accumulate([lens[x] for x in r]))
-            lab = [IGNORE] * nr
-            for s, e in iv:
-                lo = 0 if s == 0 else bisect_left(ends, s) + 1
-                hi = bisect_right(ends, e)
-                if hi > lo:
-                    lab[lo:hi] = r[lo:hi]
-                    state[1] += hi - lo
-            labels.extend(lab)
 
         def add_frag(fr_f) -> None:
             fr, f = fr_f
