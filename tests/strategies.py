@@ -53,13 +53,19 @@ def _frag(required: str = "", allow_tokens: bool = True):
     return st.lists(piece, max_size=4).map(lambda ps: fragment([Text(required)] + ps if required else ps))
 
 
+_sides = st.sampled_from(["both", "both", "left", "right"])
+# {PROMPT=...}: what reasoning templates add to the generation prompt only
+_prompt_only = st.one_of(st.just(""), st.just(""), st.sampled_from(["<think>\n", "<think>", " ", "\n\n"]))
+
+
 @st.composite
 def structures(draw):
     """Random layouts that a spec can express (role markers keep user and assistant distinct)."""
-    user = Turn(draw(_frag("U:")), draw(_frag()), draw(st.booleans()))
+    user = Turn(draw(_frag("U:")), draw(_frag()), draw(st.booleans()), trim_side=draw(_sides))
     # the lead ({REPLY}): text the model writes before the content, e.g. Mistral's " "
     lead = draw(st.one_of(st.just(()), st.just((Text(" "),)), _frag(allow_tokens=False)))
-    assistant = Turn(draw(_frag("A:")), draw(_frag()), draw(st.booleans()), lead)
+    assistant = Turn(draw(_frag("A:")), draw(_frag()), draw(st.booleans()), lead, draw(_sides),
+                     draw(_prompt_only))
     kind = draw(st.sampled_from(["none", "standalone", "first_user"]))
     default = draw(st.one_of(st.none(), st.text(st.characters(blacklist_characters="{}"), max_size=8)))
     if kind == "none":
@@ -70,11 +76,11 @@ def structures(draw):
         # {SPLIT} before the block in the spec; every target renders it before the block
         preamble = draw(st.one_of(st.sampled_from([(), (SpecialToken("BOS"),)]), _frag()))
         system = SystemBlock("standalone", draw(_frag("S:", allow_tokens=False)), draw(_frag()),
-                             draw(st.booleans()), default)
+                             draw(st.booleans()), default, draw(_sides), draw(st.booleans()))
     else:
         preamble = draw(_frag())
         system = SystemBlock("first_user", draw(_frag("<<S>>", allow_tokens=False)), draw(_frag()),
-                             draw(st.booleans()), default)
+                             draw(st.booleans()), default, draw(_sides), draw(st.booleans()))
     return Structure(preamble, system, user, assistant)
 
 

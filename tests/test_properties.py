@@ -87,7 +87,9 @@ def _assistant_tail(fmt, msgs):
     + assistant suffix."""
     last = len(msgs) - 1
     content = msgs[-1]["content"]
-    text = content.strip() if fmt.structure.assistant.trim else content
+    a = fmt.structure.assistant
+    strip = {"both": str.strip, "left": str.lstrip, "right": str.rstrip}[a.trim_side]
+    text = strip(content) if a.trim else content
     segs = [s for s in render_segments(fmt, msgs, bos_token=BOS, eos_token=EOS) if s.message_index == last]
     lead = "".join(s.text for s in segs if s.part == "lead")
     suffix = "".join(s.text for s in segs if s.part == "suffix")
@@ -110,6 +112,10 @@ def test_append_only_and_generation_prompt_identity(fmt, msgs):
     assert prev == full
     head = _ref(fmt, msgs[:-1], add_generation_prompt=True)
     tail = _assistant_tail(fmt, msgs)  # lead + content + suffix: what the model writes
+    # the generation prompt is the history's text up to the reply, plus {PROMPT=...} text
+    po = fmt.structure.assistant.prompt_only
+    assert head.endswith(po)
+    head = head[:len(head) - len(po)]
     assert head + tail == full
     # continue_final_message leaves exactly the assistant suffix out
     cont = _ref(fmt, msgs, continue_final_message=True)

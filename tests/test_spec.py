@@ -199,7 +199,7 @@ ERRORS = [
     ("U: {INPUT}\n{SYSTEM}A: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 2, 1, "before the first user content"),
     ("{SYSTEM}{SYSTEM}U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 1, 9, "twice"),
     ("U: {INPUT|upper}\nA: {OUTPUT}\n", 1, 4, "unknown filter"),
-    ("U: {INPUT=x}\nA: {OUTPUT}\n", 1, 4, "only {SYSTEM} takes a default"),
+    ("U: {INPUT=x}\nA: {OUTPUT}\n", 1, 4, "only {SYSTEM} and {PROMPT} take a default"),
     ("S{SYSTEM}:U: {INPUT}\nA: {OUTPUT}\nX: {INPUT}\nA: {OUTPUT}\n", 1, 2, "cannot place the system block"),
     ("U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\n", 3, 4, "second exchange has no {OUTPUT}"),
     ("U: {INPUT}{INPUT}\nA: {OUTPUT}\n", 1, 11, "{INPUT} again"),

@@ -16,6 +16,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Role = Literal["system", "user", "assistant"]
 Placement = Literal["standalone", "first_user"]
+Side = Literal["both", "left", "right"]
+
+# the spec filter for each trim side, and back
+TRIM_FILTERS: dict[str, Side] = {"trim": "both", "lstrip": "left", "rstrip": "right"}
+TRIM_FILTER_OF: dict[Side, str] = {v: k for k, v in TRIM_FILTERS.items()}
+
+
+def apply_trim(content: str, trim: bool, side: Side = "both") -> str:
+    """Content as a turn renders it: Python ``str.strip``/``lstrip``/``rstrip`` (Unicode whitespace)."""
+    if not trim:
+        return content
+    if side == "left":
+        return content.lstrip()
+    if side == "right":
+        return content.rstrip()
+    return content.strip()
 
 
 @dataclass(frozen=True)
@@ -54,19 +70,32 @@ def fragment(pieces: Iterable[Piece | str]) -> Fragment:
 
 @dataclass(frozen=True)
 class Turn:
-    """``prefix + lead + content + suffix`` for one role.  ``trim`` strips the content (Python
-    ``str.strip``).
+    """``prefix + lead + content + suffix`` for one role.  ``trim`` strips whitespace from the
+    content: both ends (``str.strip``, ``{INPUT|trim}``), or only the ``trim_side`` ``"left"``
+    (``str.lstrip``, ``|lstrip``) or ``"right"`` (``str.rstrip``, ``|rstrip``).
 
     ``lead`` (assistant only; ``{REPLY}`` in a spec) is template text that the *model* emits
     before the content: the generation prompt is ``prefix`` alone, and ``lead`` trains with the
     content.  Mistral's ``[/INST]`` + `` answer``: the space is the lead, because SentencePiece
     makes `` answer`` one token (``▁answer``) that the model generates after ``[/INST]``.
+
+    ``prompt_only`` (assistant only; ``{PROMPT=...}`` in a spec) is text the *generation prompt*
+    adds after the prefix that rendered turns never contain: reasoning templates that open a
+    ``<think>`` block in the prompt but show answers without it (DeepSeek-R1: the prompt ends
+    ``<｜Assistant｜><think>\n``, a history turn is ``<｜Assistant｜>answer``).  A model trained on
+    the rendered turns never sees it: :func:`tmplc.lint.caveats` reports that.
     """
 
     prefix: Fragment = ()
     suffix: Fragment = ()
     trim: bool = False
     lead: Fragment = ()
+    trim_side: Side = "both"
+    prompt_only: str = ""
+
+    def content(self, text: str) -> str:
+        """``text`` as this turn renders it (trimmed or not)."""
+        return apply_trim(text, self.trim, self.trim_side)
 
 
 @dataclass(frozen=True)
@@ -76,7 +105,9 @@ class SystemBlock:
     ``standalone``: before the first turn, after the preamble.  ``first_user``: inside the
     first user turn, between the user prefix and the user content (Llama-2, Mistral v1, Gemma).
     ``default`` is rendered when the conversation has no system message; ``None`` means the
-    block is omitted then.
+    block is omitted then.  ``skip_empty`` (``{SYSTEM|nonempty}``): a system message whose
+    content is ``""`` counts as no system message (the block is omitted, or shows the default);
+    many templates test ``{% if system_message %}``.  ``trim``/``trim_side`` as in :class:`Turn`.
     """
 
     placement: Placement = "standalone"
@@ -84,6 +115,12 @@ class SystemBlock:
     suffix: Fragment = ()
     trim: bool = False
     default: str | None = None
+    trim_side: Side = "both"
+    skip_empty: bool = False
+
+    def content(self, text: str) -> str:
+        """``text`` as the block renders it (trimmed or not)."""
+        return apply_trim(text, self.trim, self.trim_side)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ Conversation rules (every target reproduces them, or refuses at compile time):
   prefix and suffix (as HF templates do).  (Ollama merges them first; its target documents that.)
 * A conversation may start with an assistant message, except when the system block sits inside
   the first user turn and there is a system message (or default) to place.
-* ``add_generation_prompt`` appends the assistant prefix (not the lead: the model writes it).
+* ``add_generation_prompt`` appends the assistant prefix (not the lead: the model writes it),
+  then the assistant's ``prompt_only`` text.
+* A system message with content ``""`` counts as no system message when the block is
+  ``skip_empty`` (the default, if any, is rendered instead).
   ``continue_final_message`` requires the last message to be an assistant one and leaves out
   its suffix; the two are exclusive.
 * Trainable (the default masking policy): the assistant lead, content and suffix (so the
@@ -109,13 +112,17 @@ def render_segments(
     if messages and messages[0]["role"] == "system":
         if st.system is None:
             raise MessageError(0, f"format {fmt.name!r} has no system message slot ({{SYSTEM}} is not in its spec)")
-        sys_content, sys_index, start = messages[0]["content"], 0, 1
+        start = 1
+        if st.system.skip_empty and messages[0]["content"] == "":
+            sys_content = st.system.default
+        else:
+            sys_content, sys_index = messages[0]["content"], 0
     elif st.system is not None and st.system.default is not None:
         sys_content = st.system.default
 
     def emit_system():
         sb = st.system
-        content = sys_content.strip() if sb.trim else sys_content
+        content = sb.content(sys_content)
         emit(text(sb.prefix), "system", "prefix", sys_index)
         emit(content, "system", "content", sys_index)
         emit(text(sb.suffix), "system", "suffix", sys_index)
@@ -136,7 +143,7 @@ def render_segments(
             if inline_pending:
                 emit_system()
                 inline_pending = False
-            emit(m["content"].strip() if turn.trim else m["content"], "user", "content", i)
+            emit(turn.content(m["content"]), "user", "content", i)
             emit(text(turn.suffix), "user", "suffix", i)
         elif m["role"] == "assistant":
             if inline_pending:
@@ -145,7 +152,7 @@ def render_segments(
             turn = st.assistant
             emit(text(turn.prefix), "assistant", "prefix", i)
             emit(text(turn.lead), "assistant", "lead", i, True)
-            emit(m["content"].strip() if turn.trim else m["content"], "assistant", "content", i, True)
+            emit(turn.content(m["content"]), "assistant", "content", i, True)
             if not (continue_final_message and i == last):
                 emit(text(turn.suffix), "assistant", "suffix", i, True)
         else:  # system not first: excluded by _check
@@ -154,5 +161,5 @@ def render_segments(
         raise MessageError(0, f"format {fmt.name!r} places the system message inside the first user "
                            "turn, but the conversation has no user message")
     if add_generation_prompt:
-        emit(text(st.assistant.prefix), "assistant", "generation_prompt", None)
+        emit(text(st.assistant.prefix) + st.assistant.prompt_only, "assistant", "generation_prompt", None)
     return segs

@@ -538,9 +538,12 @@ class Plan:
 # the layout fields the plan models; a format type with any other field gets no plan
 _KNOWN_FIELDS = {
     "Structure": {"preamble", "system", "user", "assistant"},
-    "Turn": {"prefix", "suffix", "trim", "lead"},
-    "SystemBlock": {"placement", "prefix", "suffix", "trim", "default"},
+    "Turn": {"prefix", "suffix", "trim", "lead", "trim_side", "prompt_only"},
+    "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty"},
 }
+# fields the plan knows only at these values (others take the generic path); ``prompt_only``
+# changes only the generation prompt, which training rows never contain
+_PLAN_VALUES = {"trim_side": "both", "skip_empty": False}
 
 PROBES = (
     [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Hi\n"},
@@ -567,6 +570,8 @@ def _fields_known(fmt) -> bool:
         if type(obj).__name__ != kind or not dataclasses.is_dataclass(obj):
             return False
         if {f.name for f in dataclasses.fields(obj)} - _KNOWN_FIELDS[kind]:
+            return False
+        if any(getattr(obj, k, v) != v for k, v in _PLAN_VALUES.items()):
             return False
     return True
 

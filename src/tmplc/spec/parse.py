@@ -15,8 +15,9 @@ from lark import Lark, Token, Transformer, UnexpectedInput
 from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 
-PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY")
-FILTERS = ("trim",)
+PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT")
+TRIMS = ("trim", "lstrip", "rstrip")
+FILTERS = TRIMS + ("nonempty",)
 
 
 @dataclass(frozen=True)
@@ -27,18 +28,23 @@ class Atom:
     value: str
     line: int
     column: int
-    filter: str | None = None
+    filters: tuple[str, ...] = ()
     default: str | None = None
+
+    @property
+    def trim(self) -> str | None:
+        """The trim filter (``trim``, ``lstrip``, ``rstrip``), or None."""
+        return next((f for f in self.filters if f in TRIMS), None)
 
     @property
     def key(self) -> tuple:
         """What identifies the atom when comparing repetitions (position excluded)."""
-        return (self.kind, self.value, self.filter, self.default)
+        return (self.kind, self.value, self.filters, self.default)
 
     def show(self) -> str:
         if self.kind == "char":
             return self.value
-        inner = self.kind + (f"|{self.filter}" if self.filter else "")
+        inner = self.kind + "".join(f"|{f}" for f in self.filters)
         if self.default is not None:
             inner += "=" + self.default
         return "{" + inner + "}"
@@ -96,10 +102,11 @@ class _ToAtoms(Transformer):
     def placeholder(self, items):
         open_tok, name_tok = items[0], items[1]
         name = str(name_tok)
-        filt = default = None
+        filts: list[str] = []
+        default = None
         for it in items[2:-1]:
             if it[0] == "filter":
-                filt = it[1]
+                filts.append(str(it[1]))
             else:
                 default = it[1]
         if name not in PLACEHOLDERS:
@@ -110,14 +117,24 @@ class _ToAtoms(Transformer):
                 f"unknown placeholder {{{name}}}{hint}; known: "
                 + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
                 + "; write {{ and }} for literal braces", open_tok)
-        if filt is not None:
-            if str(filt) not in FILTERS:
-                raise self._err(f"unknown filter |{filt} on {{{name}}}; the only filter is |trim", open_tok)
+        for filt in filts:
+            if filt not in FILTERS:
+                raise self._err(f"unknown filter |{filt} on {{{name}}}; filters: |trim, |lstrip, |rstrip "
+                                "(content whitespace) and |nonempty (on {SYSTEM})", open_tok)
             if name not in ("INPUT", "OUTPUT", "SYSTEM"):
                 raise self._err(f"|{filt} applies only to {{INPUT}}, {{OUTPUT}} and {{SYSTEM}}", open_tok)
-            filt = str(filt)
-        if default is not None and name != "SYSTEM":
-            raise self._err(f"only {{SYSTEM}} takes a default (={default!r})", open_tok)
+            if filt == "nonempty" and name != "SYSTEM":
+                raise self._err("|nonempty applies only to {SYSTEM} (an empty system message counts as "
+                                "none)", open_tok)
+        if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1:
+            raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "
+                            "|rstrip, and |nonempty once", open_tok)
+        if default is not None and name not in ("SYSTEM", "PROMPT"):
+            raise self._err(f"only {{SYSTEM}} and {{PROMPT}} take a default (={default!r})", open_tok)
+        if name == "PROMPT" and not default:
+            raise self._err("{PROMPT=text} needs its text: what the generation prompt adds after the "
+                            "assistant prefix (e.g. {PROMPT=<think>} then a newline)", open_tok)
+        filt = tuple(sorted(filts, key=FILTERS.index))
         return [Atom(name, "", open_tok.line, open_tok.column, filt, default)]
 
 

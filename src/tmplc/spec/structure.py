@@ -38,6 +38,10 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    ``[/INST]`` and the reply is `` answer</s>`` (SentencePiece makes `` answer`` one token,
    ``▁answer``, so the space must be the model's).  Rules 2a-d split the text before
    ``{REPLY}``.
+7. ``{PROMPT=text}`` (in both exchanges, right before ``{OUTPUT}``, or right after ``{REPLY}``)
+   is text the generation prompt adds after the assistant prefix and that rendered turns never
+   contain: ``<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}`` (DeepSeek-R1) prompts with
+   ``<｜Assistant｜><think>\n`` and renders an answer as ``<｜Assistant｜>answer``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from tmplc.errors import SpecError
-from tmplc.ir import Fragment, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from tmplc.ir import TRIM_FILTERS, Fragment, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
 from tmplc.spec.parse import Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
@@ -173,11 +177,20 @@ class _Recovery:
                                  "model's reply starts ({REPLY})", atoms[i])
         if sum(1 for i in replies if i < o1) > 1:
             raise self.error("{REPLY} appears twice in one exchange", atoms[replies[1]])
+        for i in (i for i, a in enumerate(atoms) if a.kind == "PROMPT"):
+            end = o1 if i1 < i < o1 else o2 if i2 < i < o2 else None
+            ok = end is not None and (atoms[i + 1].kind == "OUTPUT" and not any(
+                atoms[j].kind == "REPLY" for j in range(i1 if end == o1 else i2, i))
+                or atoms[i - 1].kind == "REPLY")
+            if not ok:
+                raise self.error("{PROMPT=...} is text the generation prompt adds after the assistant "
+                                 "prefix: it goes right before {OUTPUT} (right after {REPLY} when there "
+                                 "is one), in both exchanges", atoms[i])
 
-        if a_i1.filter != a_i2.filter:
+        if a_i1.filters != a_i2.filters:
             raise self.error(f"the repetitions differ: {a_i1.show()} in the first exchange, "
                              f"{a_i2.show()} in the second", a_i2)
-        if a_o1.filter != a_o2.filter:
+        if a_o1.filters != a_o2.filters:
             raise self.error(f"the repetitions differ: {a_o1.show()} in the first exchange, "
                              f"{a_o2.show()} in the second", a_o2)
 
@@ -204,6 +217,8 @@ class _Recovery:
         user_prefix = gap[len(tail):]
         assistant_suffix = tail
 
+        prompt_only = next((a.default for a in mid2 if a.kind == "PROMPT"), "")
+        mid2 = [a for a in mid2 if a.kind != "PROMPT"]
         reply = next((i for i, a in enumerate(mid2) if a.kind == "REPLY"), None)
         lead = mid2[reply + 1:] if reply is not None else []
         before_reply = mid2[:reply] if reply is not None else mid2
@@ -213,9 +228,10 @@ class _Recovery:
 
         preamble, system = self._head(head, user_prefix, a_i1)
 
-        user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.filter == "trim")
+        user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
+                    trim_side=_side(a_i1))
         assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
-                         a_o1.filter == "trim", _to_fragment(lead))
+                         a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only)
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "
@@ -271,8 +287,7 @@ class _Recovery:
                     head[split_at])
             block = head[split_at + 1:len(head) - n]
             j = next(i for i, a in enumerate(block) if a.kind == "SYSTEM")
-            system = SystemBlock("standalone", _to_fragment(block[:j]), _to_fragment(block[j + 1:]),
-                                 sys_atom.filter == "trim", sys_atom.default)
+            system = _system("standalone", block[:j], block[j + 1:], sys_atom)
             return head[:split_at], system
         inline_at = None
         for p in range(0, s - n + 1):
@@ -305,9 +320,17 @@ class _Recovery:
                 "[preamble] + that prefix + system block (system inside the first user turn); "
                 f"it is {_show(head)}", sys_atom)
         j = next(i for i, a in enumerate(block) if a.kind == "SYSTEM")
-        system = SystemBlock(placement, _to_fragment(block[:j]), _to_fragment(block[j + 1:]),
-                             sys_atom.filter == "trim", sys_atom.default)
+        system = _system(placement, block[:j], block[j + 1:], sys_atom)
         return preamble, system
+
+
+def _side(a: Atom):
+    return TRIM_FILTERS[a.trim] if a.trim else "both"
+
+
+def _system(placement, prefix: list[Atom], suffix: list[Atom], a: Atom) -> SystemBlock:
+    return SystemBlock(placement, _to_fragment(prefix), _to_fragment(suffix), a.trim is not None, a.default,
+                       _side(a), "nonempty" in a.filters)
 
 
 def recover_structure(atoms: list[Atom], text: str) -> Structure:

@@ -4,7 +4,8 @@ The template is written so that its meaning does not depend on whitespace option
 strips the source whitespace around it (``{%- -%}``) and all output comes from ``{{ '...' }}``
 string literals and message contents, so ``trim_blocks``/``lstrip_blocks`` (HF) and engines
 without them (llama.cpp) render the same bytes.  It uses only if/for/set, ``loop.first``,
-``loop.index0``, ``|length``, ``|trim`` and ``raise_exception``: the subset every engine has.
+``loop.index0``, ``|length``, ``|trim``, ``.lstrip()``/``.rstrip()`` (only for ``|lstrip``/``|rstrip``
+formats) and ``raise_exception``: the subset every engine has.
 
 BOS policy (HF convention): a ``{BOS}`` in the spec becomes ``{{ bos_token }}`` in the template,
 and ``apply_chat_template`` tokenizes without adding special tokens, so BOS appears exactly where
@@ -38,8 +39,17 @@ def _out(frag: Fragment) -> str:
     return "".join(parts)
 
 
-def _content(expr: str, trim: bool) -> str:
-    return "{{- " + expr + (" | trim" if trim else "") + " -}}"
+def content_expr(expr: str, part) -> str:
+    """``expr`` as the Turn/SystemBlock ``part`` renders it (``| trim``, ``.lstrip()``, ``.rstrip()``)."""
+    if not part.trim:
+        return expr
+    if part.trim_side == "both":
+        return expr + " | trim"
+    return "(" + expr + ")." + ("lstrip" if part.trim_side == "left" else "rstrip") + "()"
+
+
+def _content(expr: str, part) -> str:
+    return "{{- " + content_expr(expr, part) + " -}}"
 
 
 def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
@@ -49,18 +59,22 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
     name = fmt.name.replace("#}", "# }")
     L: list[str] = [f"{{#- tmplc chat template: {name} -#}}"]
     L.append("{%- set has_system = messages | length > 0 and messages[0]['role'] == 'system' -%}")
-    L.append(_out(st.preamble))
     sb = st.system
+    sys_on = "has_system"
+    if sb is not None and sb.skip_empty:  # an empty system message counts as none
+        L.append("{%- set system_shown = has_system and messages[0]['content'] != '' -%}")
+        sys_on = "system_shown"
+    L.append(_out(st.preamble))
     if sb is None:
         L.append("{%- if has_system -%}{{- raise_exception('tmplc: message 0: format "
                  + jinja_string(fmt.name)[1:-1] + " has no system message slot') -}}{%- endif -%}")
         block = ""
     else:
-        block = ("{%- if has_system -%}" + _out(sb.prefix) + _content("messages[0]['content']", sb.trim)
+        block = ("{%- if " + sys_on + " -%}" + _out(sb.prefix) + _content("messages[0]['content']", sb)
                  + _out(sb.suffix))
         if sb.default is not None:
             block += ("{%- else -%}" + _out(sb.prefix)
-                      + ("{{- " + jinja_string(sb.default.strip() if sb.trim else sb.default) + " -}}")
+                      + ("{{- " + jinja_string(sb.content(sb.default)) + " -}}")
                       + _out(sb.suffix))
         block += "{%- endif -%}"
         if sb.placement == "standalone":
@@ -74,15 +88,15 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
     L.append("{%- elif message['role'] == 'user' -%}" + _out(st.user.prefix))
     if inline:
         L.append("{%- if " + first_turn + " -%}" + block + "{%- endif -%}")
-    L.append(_content("message['content']", st.user.trim) + _out(st.user.suffix))
+    L.append(_content("message['content']", st.user) + _out(st.user.suffix))
     L.append("{%- elif message['role'] == 'assistant' -%}")
     if inline:
-        cond = "has_system" if sb.default is None else "true"
+        cond = sys_on if sb.default is None else "true"
         L.append("{%- if " + first_turn + " and " + cond + " -%}{{- raise_exception('tmplc: message ' ~ "
                  "loop.index0 ~ ': this format places the system message inside the first user turn, "
                  "but the first turn after it is an assistant message') -}}{%- endif -%}")
     L.append(_out(st.assistant.prefix))
-    body = (_out(st.assistant.lead) + _content("message['content']", st.assistant.trim)
+    body = (_out(st.assistant.lead) + _content("message['content']", st.assistant)
             + _out(st.assistant.suffix))
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
@@ -92,8 +106,11 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
     L.append("{%- endif -%}")
     L.append("{%- endfor -%}")
     if inline:
-        L.append("{%- if has_system and messages | length == 1 -%}{{- raise_exception('tmplc: message 0: "
+        L.append("{%- if " + sys_on + " and messages | length == 1 -%}{{- raise_exception('tmplc: message 0: "
                  "this format places the system message inside the first user turn, but the "
                  "conversation has no user message') -}}{%- endif -%}")
-    L.append("{%- if add_generation_prompt -%}" + _out(st.assistant.prefix) + "{%- endif -%}")
+    gen = _out(st.assistant.prefix)
+    if st.assistant.prompt_only:
+        gen += "{{- " + jinja_string(st.assistant.prompt_only) + " -}}"
+    L.append("{%- if add_generation_prompt -%}" + gen + "{%- endif -%}")
     return "\n".join(x for x in L if x)

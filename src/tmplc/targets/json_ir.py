@@ -30,10 +30,13 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
             "preamble": _frag(st.preamble),
             "system": None if sb is None else {
                 "placement": sb.placement, "prefix": _frag(sb.prefix), "suffix": _frag(sb.suffix),
-                "trim": sb.trim, "default": sb.default},
-            "user": {"prefix": _frag(st.user.prefix), "suffix": _frag(st.user.suffix), "trim": st.user.trim},
+                "trim": sb.trim, "trim_side": sb.trim_side, "default": sb.default,
+                "skip_empty": sb.skip_empty},
+            "user": {"prefix": _frag(st.user.prefix), "suffix": _frag(st.user.suffix), "trim": st.user.trim,
+                     "trim_side": st.user.trim_side},
             "assistant": {"prefix": _frag(st.assistant.prefix), "lead": _frag(st.assistant.lead),
-                          "suffix": _frag(st.assistant.suffix), "trim": st.assistant.trim},
+                          "suffix": _frag(st.assistant.suffix), "trim": st.assistant.trim,
+                          "trim_side": st.assistant.trim_side, "prompt_only": st.assistant.prompt_only},
         },
     }
 
@@ -42,11 +45,14 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
     s = d["structure"]
     sb = s.get("system")
     system = None if sb is None else SystemBlock(sb["placement"], _unfrag(sb["prefix"]), _unfrag(sb["suffix"]),
-                                                 sb.get("trim", False), sb.get("default"))
+                                                 sb.get("trim", False), sb.get("default"),
+                                                 sb.get("trim_side", "both"), sb.get("skip_empty", False))
+    u, a = s["user"], s["assistant"]
     st = Structure(_unfrag(s["preamble"]), system,
-                   Turn(_unfrag(s["user"]["prefix"]), _unfrag(s["user"]["suffix"]), s["user"].get("trim", False)),
-                   Turn(_unfrag(s["assistant"]["prefix"]), _unfrag(s["assistant"]["suffix"]),
-                        s["assistant"].get("trim", False), _unfrag(s["assistant"].get("lead", []))))
+                   Turn(_unfrag(u["prefix"]), _unfrag(u["suffix"]), u.get("trim", False),
+                        trim_side=u.get("trim_side", "both")),
+                   Turn(_unfrag(a["prefix"]), _unfrag(a["suffix"]), a.get("trim", False), _unfrag(a.get("lead", [])),
+                        a.get("trim_side", "both"), a.get("prompt_only", "")))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

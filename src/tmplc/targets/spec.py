@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from tmplc.errors import SpecError
-from tmplc.ir import Fragment, SpecialToken, Structure
+from tmplc.ir import TRIM_FILTER_OF, Fragment, SpecialToken, Structure
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -22,8 +22,12 @@ def _frag(f: Fragment) -> str:
     return "".join("{" + p.name + "}" if isinstance(p, SpecialToken) else escape(p.value) for p in f)
 
 
-def _ph(name: str, trim: bool, default: str | None = None) -> str:
-    inner = name + ("|trim" if trim else "")
+def _ph(name: str, part, default: str | None = None) -> str:
+    """A content placeholder for a Turn/SystemBlock ``part`` (its trim and, for the system
+    block, ``skip_empty``)."""
+    inner = name + (f"|{TRIM_FILTER_OF[part.trim_side]}" if part.trim else "")
+    if getattr(part, "skip_empty", False):
+        inner += "|nonempty"
     if default is not None:
         if "{" in default or "}" in default:
             raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
@@ -43,13 +47,20 @@ def to_spec(st: Structure) -> str:
     sb = st.system
     system = ""
     if sb is not None:
-        system = _frag(sb.prefix) + _ph("SYSTEM", sb.trim, sb.default) + _frag(sb.suffix)
+        system = _frag(sb.prefix) + _ph("SYSTEM", sb, sb.default) + _frag(sb.suffix)
     mid = st.user.suffix + st.assistant.prefix
     split_needed = default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix)
     split = "{SPLIT}" if split_needed else ""
-    reply = "{REPLY}" + _frag(st.assistant.lead) if st.assistant.lead else ""
-    exchange_tail = (_ph("INPUT", st.user.trim) + _frag(st.user.suffix) + split
-                     + _frag(st.assistant.prefix) + reply + _ph("OUTPUT", st.assistant.trim)
+    prompt = ""
+    if st.assistant.prompt_only:
+        po = st.assistant.prompt_only
+        if "{" in po or "}" in po:
+            raise SpecError("the generation prompt's extra text contains braces, which {PROMPT=...} "
+                            f"cannot hold: {po!r}")
+        prompt = "{PROMPT=" + po + "}"
+    reply = "{REPLY}" + prompt + _frag(st.assistant.lead) if st.assistant.lead else prompt
+    exchange_tail = (_ph("INPUT", st.user) + _frag(st.user.suffix) + split
+                     + _frag(st.assistant.prefix) + reply + _ph("OUTPUT", st.assistant)
                      + _frag(st.assistant.suffix))
     head = _frag(st.preamble)
     if sb is not None and sb.placement == "standalone":
