@@ -54,8 +54,9 @@ _ROLE_OF = {"system": "system", "user1": "user", "user2": "user", "assistant1": 
             "assistant2": "assistant"}
 
 
-def spec_from_render(text: str, *, system: bool, trim: dict[str, bool]) -> str:
-    """Turn a probe render into spec text: sentinels become placeholders, braces are escaped."""
+def spec_from_render(text: str, *, system: bool, trim: dict) -> str:
+    """Turn a probe render into spec text: sentinels become placeholders, braces are escaped.
+    ``trim``: role -> False/None, True (``|trim``) or a trim filter name (``lstrip``, ``rstrip``)."""
     keys = ["user1", "assistant1", "user2", "assistant2"] + (["system"] if system else [])
     for key in keys:
         n = text.count(SENT[key])
@@ -74,7 +75,8 @@ def spec_from_render(text: str, *, system: bool, trim: dict[str, bool]) -> str:
     for key in keys:
         role = _ROLE_OF[key]
         ph = {"system": "SYSTEM", "user": "INPUT", "assistant": "OUTPUT"}[role]
-        names[SENT[key]] = "{" + ph + ("|trim" if trim.get(role) else "") + "}"
+        t = trim.get(role)
+        names[SENT[key]] = "{" + ph + (f"|{'trim' if t is True else t}" if t else "") + "}"
     pattern = re.compile("|".join(re.escape(s) for s in names))
     out, pos = [], 0
     for m in pattern.finditer(text):
@@ -85,7 +87,7 @@ def spec_from_render(text: str, *, system: bool, trim: dict[str, bool]) -> str:
     return "".join(out)
 
 
-def structure_from_render(text: str, *, system: bool, trim: dict[str, bool],
+def structure_from_render(text: str, *, system: bool, trim: dict,
                           user_end: str | None = None, reply_at: str | None = None) -> Structure:
     """Recover the layout from a probe render with the spec language's own structure rules.
 
@@ -119,12 +121,35 @@ def _as_spec(raw: str) -> str:
             .replace("\x00B", "{BOS}").replace("\x00E", "{EOS}"))
 
 
+def _reply_point(mid: str, prompt: str) -> tuple[int, str] | None:
+    """Where the model's reply starts in ``mid`` (spec text between ``{INPUT}`` and
+    ``{OUTPUT}``) given the prompt's end ``prompt`` (spec text from the last ``{INPUT}``), and the
+    text the prompt adds there that the history does not have: ``(k, extra)``, or None.
+
+    * ``prompt`` a proper prefix of ``mid``: the rest of ``mid`` is the lead (``{REPLY}``).
+    * ``mid`` a prefix of ``prompt``: the prompt adds ``extra`` (``{PROMPT=...}``) before the
+      answer (DeepSeek-R1: ``<｜Assistant｜>`` + ``<think>\n``).
+    * otherwise they share a prefix up to a markup boundary (after ``>``, ``]``, a newline or a
+      space), after which the history has a lead and the prompt has extra text (GLM-4.7: prompt
+      ``<|assistant|><think>``, history ``<|assistant|></think>answer``)."""
+    if len(prompt) < len(mid) and mid.startswith(prompt):
+        return len(prompt), ""
+    if prompt.startswith(mid):
+        return len(mid), prompt[len(mid):]
+    c = 0
+    while c < min(len(mid), len(prompt)) and mid[c] == prompt[c]:
+        c += 1
+    while c > 0 and mid[c - 1] not in ">]\n ":
+        c -= 1
+    return (c, prompt[c:]) if c > 0 else None
+
+
 def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
     """Put ``{SPLIT}`` after ``user_end`` right after each ``{INPUT...}`` when both exchanges
     continue with it before ``{OUTPUT...}`` (an empty assistant prefix puts it right before
-    ``{OUTPUT}``), and ``{REPLY}`` after ``reply_at`` when both continue with it and more text
-    before ``{OUTPUT...}`` (``{SPLIT}{REPLY}`` when the two coincide)."""
-    parts = re.split(r"(\{INPUT(?:\|trim)?\})", spec)
+    ``{OUTPUT}``), and ``{REPLY}``/``{PROMPT=...}`` where the prompt ``reply_at`` leaves the
+    history (:func:`_reply_point`; ``{SPLIT}{REPLY}`` when the two coincide)."""
+    parts = re.split(r"(\{INPUT(?:\|[a-z]+)*\})", spec)
     if len(parts) != 5:
         return spec
     mids = []
@@ -138,12 +163,20 @@ def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
             return spec
         mids.append(parts[k][:pos])
     split = user_end is not None and all(mid.startswith(user_end) for mid in mids)
-    reply = (reply_at is not None and all(mid.startswith(reply_at) and len(mid) > len(reply_at) for mid in mids)
-             and (not split or reply_at.startswith(user_end)))
+    point = None
+    if reply_at is not None and mids[0] == mids[1]:
+        point = _reply_point(mids[0], reply_at)
+        if point is not None:
+            k, extra = point
+            if ("{" in extra or "}" in extra or (split and k < len(user_end))
+                    or (k == len(mids[0]) and not extra)):
+                point = None
     for k in (2, 4):
         p = parts[k]
-        if reply:
-            p = p[:len(reply_at)] + "{REPLY}" + p[len(reply_at):]
+        if point is not None:
+            at, extra = point
+            mark = ("{REPLY}" if at < len(mids[0]) else "") + ("{PROMPT=" + extra + "}" if extra else "")
+            p = p[:at] + mark + p[at:]
         if split:
             p = p[:len(user_end)] + "{SPLIT}" + p[len(user_end):]
         parts[k] = p
@@ -377,7 +410,7 @@ def _default_for(st, nosys_text: str, render):
     if nosys_text.startswith(pre) and nosys_text.endswith(post) and len(nosys_text) >= len(pre) + len(post):
         default = nosys_text[len(pre):len(nosys_text) - len(post)]
         if not any(s in default for s in SENT.values()) and render(st, default) == nosys_text:
-            if st.system.trim and default != default.strip():
+            if st.system.trim and default != st.system.content(default):
                 raise ConversionRefused("renders a default system message with surrounding whitespace "
                                         "although it trims system content", "system")
             return with_default(st, default)

@@ -118,6 +118,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         "pad:system": probe.job(P(True, pad="system")),
         "pad:user": probe.job(P(False, pad="user")),
         "pad:assistant": probe.job(P(False, pad="assistant")),
+        "sys:empty": probe.job([{"role": "system", "content": ""}] + P(False)),
     }
     names = list(jobs)
     res = dict(zip(names, probe.run([jobs[n] for n in names])))
@@ -144,27 +145,31 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
 
     has_system = sys_kind == "ok"
     spec_from_render(sys_text if has_system else nosys, system=has_system, trim={})  # every content once
-    trim: dict[str, bool] = {}
+    trim: dict[str, bool | str] = {}
     for role in ("system", "user", "assistant") if has_system else ("user", "assistant"):
         plain = sys_text if role == "system" else nosys
         pk, padded = res[f"pad:{role}"]
         if pk != "ok":
             raise _failure(pk, padded, f"{role} content with surrounding whitespace")
         keys = [k for k in SENT if k.startswith(role)]
-        untrimmed = plain
-        for k in keys:
-            untrimmed = untrimmed.replace(SENT[k], PAD + SENT[k] + PAD)
-        if padded == untrimmed:
-            trim[role] = False
-        elif padded == plain:
-            trim[role] = True
+
+        def padded_as(before: str, after: str) -> str:
+            out = plain
+            for k in keys:
+                out = out.replace(SENT[k], before + SENT[k] + after)
+            return out
+
+        found = [t for t, b, a in ((False, PAD, PAD), (True, "", ""), ("lstrip", "", PAD), ("rstrip", PAD, ""))
+                 if padded == padded_as(b, a)]
+        if found:
+            trim[role] = found[0]
         else:
             key = keys[0]
             i = padded.find(SENT[key])
             shown = padded[max(0, i - 6):i + len(SENT[key]) + 6] if i >= 0 else padded[:80]
             raise ConversionRefused(
-                f"trims {role} message content in a way the IR cannot carry (only trim = str.strip() "
-                f"is supported): content {PAD + 'X' + PAD!r} renders as "
+                f"trims {role} message content in a way the IR cannot carry (str.strip, lstrip and "
+                f"rstrip are supported): content {PAD + 'X' + PAD!r} renders as "
                 f"{shown.replace(SENT[key], 'X')!r}", "content")
 
     # -- 2. structure -------------------------------------------------------------------
@@ -182,6 +187,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"])
     if has_system:
         st = recover_default(st, nosys, tokens)
+        st = _recover_skip_empty(st, res["sys:empty"], nosys, tokens)
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "
                                 "(pass bos_token=, or use load_template_source)", "tokens")
@@ -215,6 +221,20 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     if vars:
         notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
     return fmt.with_meta(notes=notes)
+
+
+def _recover_skip_empty(st, empty_res: tuple[str, str], nosys: str, tokens: dict):
+    """``{SYSTEM|nonempty}`` when a system message with content "" renders exactly like no system
+    message (``{% if system_message %}``) and the block as recovered would render it."""
+    from dataclasses import replace
+
+    kind, text = empty_res
+    if kind != "ok" or text != nosys:
+        return st
+    msgs = [{"role": "system", "content": ""}] + probe_messages(False)
+    if ChatFormat(st).render(msgs, **tokens) == text:
+        return st
+    return replace(st, system=replace(st.system, skip_empty=True))
 
 
 def _parses(nosys: str, trim: dict, q_text: str) -> bool:
