@@ -23,6 +23,9 @@ TRIM_FILTERS: dict[str, Side] = {"trim": "both", "lstrip": "left", "rstrip": "ri
 TRIM_FILTER_OF: dict[Side, str] = {v: k for k, v in TRIM_FILTERS.items()}
 
 
+THINK_END = "</think>"
+
+
 def apply_trim(content: str, trim: bool, side: Side = "both") -> str:
     """Content as a turn renders it: Python ``str.strip``/``lstrip``/``rstrip`` (Unicode whitespace)."""
     if not trim:
@@ -84,6 +87,10 @@ class Turn:
     ``<think>`` block in the prompt but show answers without it (DeepSeek-R1: the prompt ends
     ``<｜Assistant｜><think>\n``, a history turn is ``<｜Assistant｜>answer``).  A model trained on
     the rendered turns never sees it: :func:`tmplc.lint.caveats` reports that.
+
+    ``drop_think`` (assistant only; ``{OUTPUT|drop_think}``): the content is rendered from after
+    its last ``</think>`` (``content.split('</think>')[-1]``, before any trim): reasoning
+    templates keep only the answer of earlier turns.
     """
 
     prefix: Fragment = ()
@@ -92,9 +99,12 @@ class Turn:
     lead: Fragment = ()
     trim_side: Side = "both"
     prompt_only: str = ""
+    drop_think: bool = False
 
     def content(self, text: str) -> str:
-        """``text`` as this turn renders it (trimmed or not)."""
+        """``text`` as this turn renders it (reasoning dropped, trimmed)."""
+        if self.drop_think:
+            text = text.split(THINK_END)[-1]
         return apply_trim(text, self.trim, self.trim_side)
 
 

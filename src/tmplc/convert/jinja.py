@@ -13,7 +13,8 @@
    proper prefix of the text before an answer in the history, the rest is the assistant
    *lead* (``{REPLY}``), written by the model (Vicuna's ``ASSISTANT:`` prompt + `` answer``;
    Mistral/Llama-2, which have no generation prompt: ``[/INST]`` + `` answer``).  A prompt that
-   is not such a prefix (an empty ``<think>`` block in the prompt only) is refused.
+   goes on where the history does not (``<think>\n`` in the prompt only) adds prompt-only text
+   (``{PROMPT=...}``); see below.
 3. The recovered format is verified: the original and ``fmt.render`` must produce the same bytes
    on every verification conversation (:func:`tmplc.convert.common.verification_cases`).
 
@@ -32,14 +33,24 @@ Conventions (where the issue is silent):
   raises on other shapes (consecutive users, a leading assistant), the format renders them.
 * A template that raises on a system message converts to a format without a system slot (the
   format then refuses system messages too); one that silently drops it is refused.
-* Content transformations: ``trim`` (``str.strip``) per role is the only one the IR carries
-  (every target has it: Jinja ``| trim``; Ollama/llama.cpp targets refuse or handle it); any
-  other (``lstrip``, ``strip('\\n')``, splitting off ``<think>`` blocks, escaping) is refused.
+* Content transformations the IR carries: ``trim``/``lstrip``/``rstrip`` (Python's, Unicode
+  whitespace) per role, and for answers ``drop_think`` (the text after the last ``</think>``,
+  as reasoning templates render earlier turns).  Jinja and llama.cpp carry them exactly; Ollama
+  templates cannot (no string functions): its target refuses them unless told to render
+  contents as sent.  Any other (``strip('\\n')``, reformatting a ``<think>`` block, escaping) is
+  refused.
+* Empty system message: a template that renders a system message with content ``""`` exactly
+  like no system message gets ``{SYSTEM|nonempty}``.
+* Generation prompt: where the prompt leaves the text that precedes an answer in the history,
+  the rest of the history's text is the lead (``{REPLY}``, written by the model) and the rest of
+  the prompt is prompt-only text (``{PROMPT=...}``; e.g. ``<think>\\n`` of DeepSeek-R1), which
+  :func:`tmplc.lint.caveats` reports: a model trained on the renders never sees it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import replace as _replace
 from typing import Any
 
 from tmplc.convert.common import (
@@ -59,6 +70,8 @@ from tmplc.convert.sandbox import DEFAULT_LIMITS, Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import ChatFormat, Metadata
 
+# reasoning in front of an answer: a template that renders the answer alone drops it (|drop_think)
+THINK = "<think>Th1nkqZmXi</think>"
 DATE_1 = _dt.date(2026, 1, 1)
 DATE_2 = _dt.date(1999, 12, 31)
 _RESERVED = ("messages", "add_generation_prompt", "__today__")
@@ -119,6 +132,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         "pad:user": probe.job(P(False, pad="user")),
         "pad:assistant": probe.job(P(False, pad="assistant")),
         "sys:empty": probe.job([{"role": "system", "content": ""}] + P(False)),
+        "think": probe.job([dict(m, content=THINK + m["content"]) if m["role"] == "assistant" else m
+                            for m in P(False)]),
     }
     names = list(jobs)
     res = dict(zip(names, probe.run([jobs[n] for n in names])))
@@ -184,6 +199,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                 "ignores add_generation_prompt: it renders the same text with and without it, "
                 f"always ending a conversation with {_show(tail)}", "generation_prompt") from None
         raise
+    if res["think"] == res["nosys"]:  # {OUTPUT|drop_think}: answers rendered without their reasoning
+        st = _replace(st, assistant=_replace(st.assistant, drop_think=True))
     tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"])
     if has_system:
         st = recover_default(st, nosys, tokens)

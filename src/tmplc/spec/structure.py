@@ -231,7 +231,8 @@ class _Recovery:
         user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
                     trim_side=_side(a_i1))
         assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
-                         a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only)
+                         a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only,
+                         "drop_think" in a_o1.filters)
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "

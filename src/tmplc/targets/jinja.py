@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tmplc.ir import Fragment, SpecialToken
+from tmplc.ir import THINK_END, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -41,6 +41,8 @@ def _out(frag: Fragment) -> str:
 
 def content_expr(expr: str, part) -> str:
     """``expr`` as the Turn/SystemBlock ``part`` renders it (``| trim``, ``.lstrip()``, ``.rstrip()``)."""
+    if getattr(part, "drop_think", False):
+        expr = "(" + expr + ").split(" + jinja_string(THINK_END) + ")[-1]"
     if not part.trim:
         return expr
     if part.trim_side == "both":

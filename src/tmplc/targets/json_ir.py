@@ -36,7 +36,8 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
                      "trim_side": st.user.trim_side},
             "assistant": {"prefix": _frag(st.assistant.prefix), "lead": _frag(st.assistant.lead),
                           "suffix": _frag(st.assistant.suffix), "trim": st.assistant.trim,
-                          "trim_side": st.assistant.trim_side, "prompt_only": st.assistant.prompt_only},
+                          "trim_side": st.assistant.trim_side, "prompt_only": st.assistant.prompt_only,
+                          "drop_think": st.assistant.drop_think},
         },
     }
 
@@ -52,7 +53,7 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
                    Turn(_unfrag(u["prefix"]), _unfrag(u["suffix"]), u.get("trim", False),
                         trim_side=u.get("trim_side", "both")),
                    Turn(_unfrag(a["prefix"]), _unfrag(a["suffix"]), a.get("trim", False), _unfrag(a.get("lead", [])),
-                        a.get("trim_side", "both"), a.get("prompt_only", "")))
+                        a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", False)))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

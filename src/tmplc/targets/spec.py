@@ -28,6 +28,8 @@ def _ph(name: str, part, default: str | None = None) -> str:
     inner = name + (f"|{TRIM_FILTER_OF[part.trim_side]}" if part.trim else "")
     if getattr(part, "skip_empty", False):
         inner += "|nonempty"
+    if getattr(part, "drop_think", False):
+        inner += "|drop_think"
     if default is not None:
         if "{" in default or "}" in default:
             raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
