@@ -66,7 +66,7 @@ def structures(draw):
     # the lead ({REPLY}): text the model writes before the content, e.g. Mistral's " "
     lead = draw(st.one_of(st.just(()), st.just((Text(" "),)), _frag(allow_tokens=False)))
     assistant = Turn(draw(_frag("A:")), draw(_frag()), draw(st.booleans()), lead, draw(_sides),
-                     draw(_prompt_only), draw(st.sampled_from([False, False, True])))
+                     draw(_prompt_only), draw(st.sampled_from(["", "", "last", "first"])))
     kind = draw(st.sampled_from(["none", "standalone", "first_user"]))
     default = draw(st.one_of(st.none(), st.text(st.characters(blacklist_characters="{}"), max_size=8)))
     if kind == "none":

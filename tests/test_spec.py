@@ -334,3 +334,365 @@ def test_reply_errors(spec, line, column, words):
         tmplc.parse_spec(spec)
     assert (e.value.line, e.value.column) == (line, column), str(e.value)
     assert words in e.value.message
+
+
+# --------------------------------------------------------------------------- |lstrip |rstrip |nonempty {PROMPT=...}
+from tmplc.ir import ChatFormat, Structure, SystemBlock, Turn  # noqa: E402
+from tmplc.spec.files import load_yaml_spec, parse_structure  # noqa: E402
+
+R1 = ("{BOS}{SYSTEM}<｜User｜>{INPUT}{SPLIT}<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}{EOS}"
+      "<｜User｜>{INPUT}{SPLIT}<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}{EOS}")
+CHATML_NONEMPTY = (
+    "<|im_start|>system\n{SYSTEM|nonempty}<|im_end|>\n"
+    "<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n{OUTPUT}<|im_end|>\n"
+    "<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n{OUTPUT}<|im_end|>\n"
+)
+
+
+def _chatml(system_ph: str) -> str:
+    return CHATML_NONEMPTY.replace("{SYSTEM|nonempty}", system_ph)
+
+
+def test_lstrip_rstrip_filters_set_the_trim_side():
+    spec = "S:{SYSTEM|rstrip}\nU:{INPUT|lstrip}\nA:{OUTPUT|rstrip}\nU:{INPUT|lstrip}\nA:{OUTPUT|rstrip}\n"
+    st = tmplc.parse_spec(spec).structure
+    assert (st.system.trim, st.system.trim_side) == (True, "right")
+    assert (st.user.trim, st.user.trim_side) == (True, "left")
+    assert (st.assistant.trim, st.assistant.trim_side) == (True, "right")
+    assert not st.system.skip_empty and st.assistant.prompt_only == ""
+    st2 = tmplc.parse_spec(spec.replace("{SYSTEM|rstrip}", "{SYSTEM|lstrip}")
+                           .replace("|lstrip}\nA", "|rstrip}\nA").replace("{OUTPUT|rstrip}", "{OUTPUT|lstrip}")).structure
+    assert (st2.system.trim_side, st2.user.trim_side, st2.assistant.trim_side) == ("left", "right", "left")
+    # |trim is side "both"; no filter: no trim (side stays the default "both")
+    st3 = tmplc.parse_spec(spec.replace("|rstrip", "|trim").replace("{INPUT|lstrip}", "{INPUT}")).structure
+    assert (st3.system.trim, st3.system.trim_side, st3.assistant.trim_side) == (True, "both", "both")
+    assert (st3.user.trim, st3.user.trim_side) == (False, "both")
+
+
+def test_lstrip_vs_rstrip_render():
+    f = tmplc.parse_spec("S:{SYSTEM|lstrip}\nU:{INPUT|lstrip}\nA:{OUTPUT|rstrip}\n"
+                         "U:{INPUT|lstrip}\nA:{OUTPUT|rstrip}\n")
+    m = msgs(("  x  ", "  x  "), system="  x  ")
+    assert f.render(m) == "S:x  \nU:x  \nA:  x\n"
+    g = tmplc.parse_spec("S:{SYSTEM|rstrip}\nU:{INPUT|rstrip}\nA:{OUTPUT|lstrip}\n"
+                         "U:{INPUT|rstrip}\nA:{OUTPUT|lstrip}\n")
+    assert g.render(m) == "S:  x\nU:  x\nA:x  \n"
+    # unicode whitespace (Python str.strip semantics) and inner whitespace kept
+    assert g.render(msgs(("\u3000a b\t\n", "\n\u00a0a b \u2003"))) == "U:\u3000a b\nA:a b \u2003\n"
+    # continue_final_message: the open turn's content is trimmed as well
+    assert g.render(msgs(("q", "  part  ")), continue_final_message=True) == "U:q\nA:part  "
+
+
+def test_nonempty_sets_skip_empty_and_combines():
+    st = tmplc.parse_spec(CHATML_NONEMPTY).structure
+    assert (st.system.skip_empty, st.system.trim, st.system.default) == (True, False, None)
+    for ph in ("{SYSTEM|trim|nonempty}", "{SYSTEM|nonempty|trim}"):
+        sb = tmplc.parse_spec(_chatml(ph)).structure.system
+        assert (sb.skip_empty, sb.trim, sb.trim_side) == (True, True, "both")
+    sb = tmplc.parse_spec(_chatml("{SYSTEM|rstrip|nonempty=Be brief.}")).structure.system
+    assert (sb.skip_empty, sb.trim, sb.trim_side, sb.default) == (True, True, "right", "Be brief.")
+    assert tmplc.parse_spec(CHATML_DEFAULT).structure.system.skip_empty is False
+
+
+CM_SYS = "<|im_start|>system\n{}<|im_end|>\n"
+CM_TAIL = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_nonempty_render_empty_vs_blank_system():
+    f = tmplc.parse_spec(CHATML_NONEMPTY)
+    conv = msgs(("hi", None))
+    # "" counts as no system message: no block at all
+    assert f.render(msgs(("hi", None), system=""), add_generation_prompt=True) == CM_TAIL
+    # " " is not empty: rendered as sent
+    assert f.render(msgs(("hi", None), system=" "), add_generation_prompt=True) == CM_SYS.format(" ") + CM_TAIL
+    assert f.render(conv, add_generation_prompt=True) == CM_TAIL
+    # without |nonempty an empty system message still renders its block
+    plain = tmplc.parse_spec(_chatml("{SYSTEM}"))
+    assert plain.render(msgs(("hi", None), system=""), add_generation_prompt=True) == CM_SYS.format("") + CM_TAIL
+    # |trim|nonempty: the emptiness test is on the content as sent, so " " renders an empty block
+    t = tmplc.parse_spec(_chatml("{SYSTEM|trim|nonempty}"))
+    assert t.render(msgs(("hi", None), system=" "), add_generation_prompt=True) == CM_SYS.format("") + CM_TAIL
+    assert t.render(msgs(("hi", None), system=""), add_generation_prompt=True) == CM_TAIL
+    assert t.render(msgs(("hi", None), system=" S "), add_generation_prompt=True) == CM_SYS.format("S") + CM_TAIL
+
+
+def test_nonempty_with_default_renders_the_default_for_empty_system():
+    f = tmplc.parse_spec(_chatml("{SYSTEM|nonempty=Be brief.}"))
+    expect_default = CM_SYS.format("Be brief.") + CM_TAIL
+    assert f.render(msgs(("hi", None), system=""), add_generation_prompt=True) == expect_default
+    assert f.render(msgs(("hi", None)), add_generation_prompt=True) == expect_default
+    assert f.render(msgs(("hi", None), system=" "), add_generation_prompt=True) == CM_SYS.format(" ") + CM_TAIL
+    # the default is not message 0: its segments carry no message index
+    segs = f.segments(msgs(("hi", "yo"), system=""))
+    assert [(s.text, s.message_index) for s in segs if s.role == "system"] == [
+        ("<|im_start|>system\n", None), ("Be brief.", None), ("<|im_end|>\n", None)]
+    assert [s.message_index for s in segs if s.role == "user"] == [1, 1, 1]
+    # without |nonempty, "" is a system message and replaces the default
+    g = tmplc.parse_spec(_chatml("{SYSTEM=Be brief.}"))
+    assert g.render(msgs(("hi", None), system=""), add_generation_prompt=True) == CM_SYS.format("") + CM_TAIL
+
+
+def test_nonempty_inside_the_first_user_turn():
+    spec = ("{BOS}[INST] <<SYS>>\n{SYSTEM|nonempty}\n<</SYS>>\n\n{INPUT} [/INST]{SPLIT}{REPLY} {OUTPUT} {EOS}"
+            "{BOS}[INST] {INPUT} [/INST]{SPLIT}{REPLY} {OUTPUT} {EOS}")
+    f = tmplc.parse_spec(spec, bos_token="<s>", eos_token="</s>")
+    assert f.structure.system.placement == "first_user" and f.structure.system.skip_empty
+    assert f.render(msgs(("q", "a"), system="")) == "<s>[INST] q [/INST] a </s>"
+    assert f.render(msgs(("q", "a"), system="S")) == "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\nq [/INST] a </s>"
+    # an empty system message is no system message: an assistant turn may come first (the
+    # BOS belongs to the user prefix here)
+    assert f.render([{"role": "system", "content": ""}, {"role": "assistant", "content": "a"}]) == " a </s>"
+    with pytest.raises(tmplc.MessageError):
+        f.render([{"role": "system", "content": "S"}, {"role": "assistant", "content": "a"}])
+
+
+def test_prompt_parses_to_prompt_only():
+    f = tmplc.parse_spec(R1, bos_token="<｜begin▁of▁sentence｜>", eos_token="<｜end▁of▁sentence｜>")
+    st = f.structure
+    assert st.assistant.prompt_only == "<think>\n"
+    assert st.assistant.prefix == (Text("<｜Assistant｜>"),) and st.assistant.lead == ()
+    assert st.user.prefix == (Text("<｜User｜>"),) and st.user.suffix == ()
+    assert st.user.prompt_only == ""
+    # the same spec without {PROMPT=...} is the same layout but for prompt_only
+    plain = tmplc.parse_spec(R1.replace("{PROMPT=<think>\n}", "")).structure
+    assert plain.assistant.prompt_only == "" and plain == Structure(
+        st.preamble, st.system, st.user, Turn(st.assistant.prefix, st.assistant.suffix))
+
+
+def test_prompt_render_only_in_the_generation_prompt():
+    f = tmplc.parse_spec(R1, bos_token="<B>", eos_token="<E>")
+    conv = msgs(("q1", "a1"), ("q2", None), system="S")
+    assert f.render(conv, add_generation_prompt=True) == (
+        "<B>S<｜User｜>q1<｜Assistant｜>a1<E><｜User｜>q2<｜Assistant｜><think>\n")
+    assert f.render(conv) == "<B>S<｜User｜>q1<｜Assistant｜>a1<E><｜User｜>q2"
+    full = msgs(("q1", "a1"), system="S")
+    assert f.render(full, continue_final_message=True) == "<B>S<｜User｜>q1<｜Assistant｜>a1"
+    gen = [s for s in f.segments(conv, add_generation_prompt=True) if s.part == "generation_prompt"]
+    assert [(s.text, s.trainable, s.message_index) for s in gen] == [("<｜Assistant｜><think>\n", False, None)]
+    assert not any("<think>" in s.text for s in f.segments(full))
+
+
+def test_prompt_after_reply():
+    spec = ("[INST] {INPUT} [/INST]{SPLIT}{REPLY}{PROMPT=<think>}  {OUTPUT}</s>"
+            "[INST] {INPUT} [/INST]{SPLIT}{REPLY}{PROMPT=<think>}  {OUTPUT}</s>")
+    f = tmplc.parse_spec(spec)
+    a = f.structure.assistant
+    assert (a.prefix, a.lead, a.prompt_only) == ((), (Text("  "),), "<think>")
+    assert f.structure.user.suffix == (Text(" [/INST]"),)
+    conv = msgs(("q", "a"))
+    assert f.render(conv) == "[INST] q [/INST]  a</s>"
+    # prefix (empty) + prompt text; the lead is the model's
+    assert f.render(conv[:1], add_generation_prompt=True) == "[INST] q [/INST]<think>"
+    assert f.to_spec() == spec
+
+
+ROUND_TRIP = {
+    "prompt_only": Structure(
+        (SpecialToken("BOS"),), SystemBlock("standalone"),
+        Turn((Text("<｜User｜>"),)), Turn((Text("<｜Assistant｜>"),), (EOS,), prompt_only="<think>\n")),
+    "prompt_only+lead": Structure(
+        (BOS,), None, Turn((Text("[INST] "),), (Text(" [/INST]"),), True),
+        Turn((), (EOS,), False, (Text(" "),), prompt_only="<think>\n\n")),
+    "prompt_only+lead+prefix": Structure(
+        (), None, Turn((Text("USER: "),), (Text("\n"),)),
+        Turn((Text("ASSISTANT:"),), (Text("</s>\n"),), True, (Text(" "),), "left", " | = x")),
+    "skip_empty": Structure(
+        (), SystemBlock("standalone", (Text("<|im_start|>system\n"),), (Text("<|im_end|>\n"),), skip_empty=True),
+        Turn((Text("<|im_start|>user\n"),), (Text("<|im_end|>\n"),)),
+        Turn((Text("<|im_start|>assistant\n"),), (Text("<|im_end|>\n"),))),
+    "skip_empty+default": Structure(
+        (), SystemBlock("standalone", (Text("<|im_start|>system\n"),), (Text("<|im_end|>\n"),),
+                        default="You are helpful.", skip_empty=True),
+        Turn((Text("<|im_start|>user\n"),), (Text("<|im_end|>\n"),)),
+        Turn((Text("<|im_start|>assistant\n"),), (Text("<|im_end|>\n"),))),
+    "skip_empty+empty default+trim": Structure(
+        (), SystemBlock("standalone", (Text("S:"),), (Text("\n"),), True, "", "right", True),
+        Turn((Text("U:"),), (Text("\n"),)), Turn((Text("A:"),), (Text("\n"),))),
+    "skip_empty first_user+default+lstrip": Structure(
+        (), SystemBlock("first_user", (Text("<<SYS>>\n"),), (Text("\n<</SYS>>\n\n"),), True, "Default",
+                        "left", True),
+        Turn((BOS, Text("[INST] ")), (Text(" [/INST]"),), True, trim_side="right"),
+        Turn((), (Text(" "), EOS), True, (Text(" "),), "left")),
+    "skip_empty after a fixed preamble": Structure(
+        (Text("[gMASK]<sop>"),), SystemBlock("standalone", (Text("<|system|>\n"),), (), skip_empty=True),
+        Turn((Text("<|user|>\n"),)), Turn((Text("<|assistant|>\n"),), (), prompt_only="<think>")),
+    "lstrip everywhere": Structure(
+        (BOS,), SystemBlock("standalone", (Text("S:"),), (Text("\n"),), True, trim_side="left"),
+        Turn((Text("U:"),), (Text("\n"),), True, trim_side="left"),
+        Turn((Text("A:"),), (Text("\n"),), True, trim_side="left")),
+    "rstrip everywhere": Structure(
+        (BOS,), SystemBlock("standalone", (Text("S:"),), (Text("\n"),), True, trim_side="right"),
+        Turn((Text("U:"),), (Text("\n"),), True, trim_side="right"),
+        Turn((Text("A:"),), (Text("\n"),), True, trim_side="right")),
+    "mixed sides + everything": Structure(
+        (BOS,), SystemBlock("standalone", (Text("S:"),), (EOS, Text("\n")), True, "d=1|x", "right", True),
+        Turn((Text("U:"),), (Text("\n"),), True, trim_side="both"),
+        Turn((Text("A:"),), (EOS, Text("\n")), True, (Text(" "),), "left", "<think>\n")),
+}
+
+
+@pytest.mark.parametrize("name", list(ROUND_TRIP))
+def test_round_trip_new_features(name):
+    st = ROUND_TRIP[name]
+    spec = ChatFormat(st).to_spec()
+    assert parse_structure(spec) == st, spec
+    assert parse_structure(ChatFormat(parse_structure(spec)).to_spec()) == st
+
+
+def test_canonical_spec_text_of_new_features():
+    assert tmplc.parse_spec(R1).to_spec() == R1
+    assert ChatFormat(ROUND_TRIP["skip_empty+default"]).to_spec().startswith(
+        "<|im_start|>system\n{SYSTEM|nonempty=You are helpful.}<|im_end|>\n")
+    assert ChatFormat(ROUND_TRIP["skip_empty+empty default+trim"]).to_spec().startswith("S:{SYSTEM|rstrip|nonempty=}\n")
+    assert ChatFormat(ROUND_TRIP["prompt_only+lead"]).to_spec() == (
+        "{BOS}[INST] {INPUT|trim} [/INST]{SPLIT}{REPLY}{PROMPT=<think>\n\n} {OUTPUT}{EOS}"
+        "[INST] {INPUT|trim} [/INST]{SPLIT}{REPLY}{PROMPT=<think>\n\n} {OUTPUT}{EOS}")
+    # filters are written in canonical order whatever order the spec used
+    assert tmplc.parse_spec(_chatml("{SYSTEM|nonempty|lstrip}")).to_spec() == _chatml("{SYSTEM|lstrip|nonempty}")
+
+
+def test_prompt_text_with_braces_cannot_be_written():
+    st = Structure((), None, Turn((Text("U:"),), (Text("\n"),)),
+                   Turn((Text("A:"),), (Text("\n"),), prompt_only="{x}"))
+    with pytest.raises(SpecError, match="braces"):
+        ChatFormat(st).to_spec()
+
+
+E4 = "U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n"  # the base spec the error cases edit
+
+NEW_ERRORS = [
+    # filters
+    ("U:{INPUT|upper}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 3, "unknown filter |upper"),
+    ("U:{INPUT|Trim}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 3, "unknown filter |Trim"),
+    ("U:{INPUT|nonempty}\nA:{OUTPUT}\nU:{INPUT|nonempty}\nA:{OUTPUT}\n", 1, 3, "|nonempty applies only to {SYSTEM}"),
+    ("U:{INPUT}\nA:{OUTPUT|nonempty}\nU:{INPUT}\nA:{OUTPUT|nonempty}\n", 2, 3, "|nonempty applies only to {SYSTEM}"),
+    ("U:{INPUT|trim|lstrip}\nA:{OUTPUT}\nU:{INPUT|trim|lstrip}\nA:{OUTPUT}\n", 1, 3, "conflicting or repeated filters"),
+    ("U:{INPUT}\nA:{OUTPUT|rstrip|lstrip}\nU:{INPUT}\nA:{OUTPUT}\n", 2, 3, "conflicting or repeated filters"),
+    ("U:{INPUT|trim|trim}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 3, "conflicting or repeated filters"),
+    ("{SYSTEM|nonempty|nonempty}U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 1, "conflicting or repeated filters"),
+    ("{SYSTEM|lstrip|nonempty|trim}U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 1,
+     "conflicting or repeated filters"),
+    ("{BOS|lstrip}U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 1, "applies only to {INPUT}, {OUTPUT} and {SYSTEM}"),
+    ("U:{INPUT|lstrip}\nA:{OUTPUT}\nU:{INPUT|rstrip}\nA:{OUTPUT}\n", 3, 3, "{INPUT|lstrip} in the first exchange"),
+    ("U:{INPUT}\nA:{OUTPUT|rstrip}\nU:{INPUT}\nA:{OUTPUT}\n", 4, 3, "{OUTPUT} in the second"),
+    # {PROMPT=...}
+    ("U:{INPUT}\nA:{PROMPT}{OUTPUT}\nU:{INPUT}\nA:{PROMPT}{OUTPUT}\n", 2, 3, "{PROMPT=text} needs its text"),
+    ("U:{INPUT}\nA:{PROMPT=}{OUTPUT}\nU:{INPUT}\nA:{PROMPT=}{OUTPUT}\n", 2, 3, "{PROMPT=text} needs its text"),
+    ("U:{INPUT}\nA:{PROMPT|trim=x}{OUTPUT}\nU:{INPUT}\nA:{PROMPT|trim=x}{OUTPUT}\n", 2, 3,
+     "applies only to {INPUT}, {OUTPUT} and {SYSTEM}"),
+    # after {INPUT} but not right before {OUTPUT}
+    ("U:{INPUT}{PROMPT=x}\nA:{OUTPUT}\nU:{INPUT}{PROMPT=x}\nA:{OUTPUT}\n", 1, 10, "right before {OUTPUT}"),
+    ("U:{INPUT}\n{PROMPT=x}A:{OUTPUT}\nU:{INPUT}\n{PROMPT=x}A:{OUTPUT}\n", 2, 1, "right before {OUTPUT}"),
+    ("U:{INPUT}\nA:{PROMPT=x}{PROMPT=x}{OUTPUT}\nU:{INPUT}\nA:{PROMPT=x}{PROMPT=x}{OUTPUT}\n", 2, 3,
+     "right before {OUTPUT}"),
+    # with {REPLY}: right after it, not elsewhere
+    ("U:{INPUT}\nA:{PROMPT=x}{REPLY} {OUTPUT}\nU:{INPUT}\nA:{PROMPT=x}{REPLY} {OUTPUT}\n", 2, 3, "right after {REPLY}"),
+    ("U:{INPUT}\nA:{REPLY} {PROMPT=x}{OUTPUT}\nU:{INPUT}\nA:{REPLY} {PROMPT=x}{OUTPUT}\n", 2, 11, "right after {REPLY}"),
+    # outside an exchange's {INPUT}..{OUTPUT}
+    ("{PROMPT=x}{SYSTEM}U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 1, "right before {OUTPUT}"),
+    ("{SYSTEM}{PROMPT=x}U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 9, "right before {OUTPUT}"),
+    ("U:{INPUT}\nA:{OUTPUT}{PROMPT=x}\nU:{INPUT}\nA:{OUTPUT}{PROMPT=x}\n", 2, 11, "right before {OUTPUT}"),
+    ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n{PROMPT=x}", 5, 1, "right before {OUTPUT}"),
+    # only in one exchange, or with different text
+    ("U:{INPUT}\nA:{PROMPT=x}{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 4, 3, "repetitions differ between {INPUT} and {OUTPUT}"),
+    ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{PROMPT=x}{OUTPUT}\n", 4, 3, "repetitions differ between {INPUT} and {OUTPUT}"),
+    ("U:{INPUT}\nA:{PROMPT=x}{OUTPUT}\nU:{INPUT}\nA:{PROMPT=y}{OUTPUT}\n", 4, 3, "'\\nA:{PROMPT=y}'"),
+    ("U:{INPUT}\nA:{PROMPT=x}{OUTPUT}\nU:{INPUT}{PROMPT=x}\nA:{OUTPUT}\n", 3, 10, "right before {OUTPUT}"),
+]
+
+
+@pytest.mark.parametrize("spec,line,column,words", NEW_ERRORS)
+def test_new_feature_errors(spec, line, column, words):
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec(spec)
+    err = e.value
+    assert (err.line, err.column) == (line, column), str(err)
+    assert words in err.message, err.message
+    text = str(err).split("\n")
+    assert text[1].strip() == spec.split("\n")[line - 1].strip()
+    assert text[2].index("^") == 4 + column - 1
+
+
+def test_prompt_text_differing_names_both():
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec("U:{INPUT}\nA:{PROMPT=x}{OUTPUT}\nU:{INPUT}\nA:{PROMPT=y}{OUTPUT}\n")
+    assert "'\\nA:{PROMPT=x}'" in e.value.message and "'\\nA:{PROMPT=y}'" in e.value.message
+
+
+def test_new_features_in_yaml_files(tmp_path):
+    p = tmp_path / "r1.yaml"
+    p.write_text("name: r1\nbos_token: <B>\neos_token: <E>\nspec: |-\n"
+                 "  {BOS}{SYSTEM|trim|nonempty}<U>{INPUT|rstrip}{SPLIT}<A>{PROMPT=<think>}{OUTPUT|lstrip}{EOS}"
+                 "<U>{INPUT|rstrip}{SPLIT}<A>{PROMPT=<think>}{OUTPUT|lstrip}{EOS}\n", encoding="utf-8")
+    f = tmplc.load(str(p))
+    st = f.structure
+    assert (st.system.skip_empty, st.system.trim_side, st.user.trim_side, st.assistant.trim_side) == (
+        True, "both", "right", "left")
+    assert st.assistant.prompt_only == "<think>"
+    assert f.render(msgs(("q ", " a"), ("r", None), system=""), add_generation_prompt=True) == (
+        "<B><U>q<A>a<E><U>r<A><think>")
+    assert load_yaml_spec(f.to_yaml()).structure == st
+    p.write_text("spec: |\n  U:{INPUT}\n  A:{OUTPUT|lstrip|trim}\n  U:{INPUT}\n  A:{OUTPUT}\n")
+    with pytest.raises(SpecError) as e:
+        tmplc.load(str(p))
+    assert (e.value.line, e.value.column) == (3, 5) and "conflicting" in e.value.message
+
+
+# -- HF transformers renders tmplc's Jinja for these formats exactly like the reference ---------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as hst  # noqa: E402
+
+HF_FORMATS = {name: ChatFormat(st) for name, st in ROUND_TRIP.items()}
+HF_FORMATS["r1"] = tmplc.parse_spec(R1)
+HF_FORMATS["chatml|trim|nonempty=d"] = tmplc.parse_spec(_chatml("{SYSTEM|trim|nonempty=d}"))
+_edge = hst.sampled_from(["", " ", "  x  ", "\n", "x", "\t a \n", "\u3000y\u2003", "<think>\nr</think>z"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=hst.sampled_from(sorted(HF_FORMATS)), system=hst.one_of(hst.none(), _edge),
+       turns=hst.lists(hst.tuples(_edge, _edge), min_size=1, max_size=3), last=hst.booleans(),
+       gen=hst.booleans(), first_assistant=hst.booleans())
+def test_transformers_renders_new_features_like_reference(name, system, turns, last, gen, first_assistant):
+    from transformers import AutoTokenizer  # noqa: F401  (the [hf] extra)
+
+    from conftest import load_tokenizer
+
+    tok = load_tokenizer("llama3")
+    fmt = HF_FORMATS[name]
+    m = msgs(*turns, system=system)
+    if not last:
+        m = m[:-1]
+    if first_assistant:
+        m = m[:1 if system is not None else 0] + [{"role": "assistant", "content": "  hi  "}] + m[1 if system is not None else 0:]
+    kw = dict(bos_token=tok.bos_token, eos_token=tok.eos_token)
+    try:
+        expected = fmt.render(m, add_generation_prompt=gen, **kw)
+    except tmplc.MessageError:
+        from jinja2.exceptions import TemplateError
+
+        with pytest.raises(TemplateError, match="tmplc: message"):
+            tok.apply_chat_template(m, chat_template=fmt.to_jinja(), tokenize=False, add_generation_prompt=gen)
+        return
+    got = tok.apply_chat_template(m, chat_template=fmt.to_jinja(), tokenize=False, add_generation_prompt=gen)
+    assert got == expected
+
+
+def test_transformers_hand_computed_cases():
+    from conftest import load_tokenizer
+
+    tok = load_tokenizer("llama3")
+    B, E = tok.bos_token, tok.eos_token
+
+    def hf(fmt, m, **kw):
+        return tok.apply_chat_template(m, chat_template=fmt.to_jinja(), tokenize=False, **kw)
+
+    r1 = HF_FORMATS["r1"]
+    assert hf(r1, msgs(("q", None)), add_generation_prompt=True) == f"{B}<｜User｜>q<｜Assistant｜><think>\n"
+    assert hf(r1, msgs(("q", "a"))) == f"{B}<｜User｜>q<｜Assistant｜>a{E}"
+    d = HF_FORMATS["chatml|trim|nonempty=d"]
+    assert hf(d, msgs(("hi", None), system=""), add_generation_prompt=True) == CM_SYS.format("d") + CM_TAIL
+    assert hf(d, msgs(("hi", None), system=" "), add_generation_prompt=True) == CM_SYS.format("") + CM_TAIL
+    lst = HF_FORMATS["lstrip everywhere"]
+    assert hf(lst, msgs(("  x  ", "  x  "), system="  x  ")) == f"{B}S:x  \nU:x  \nA:x  \n"
+    rst = HF_FORMATS["rstrip everywhere"]
+    assert hf(rst, msgs(("  x  ", "  x  "), system="  x  ")) == f"{B}S:  x\nU:  x\nA:  x\n"

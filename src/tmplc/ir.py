@@ -88,9 +88,11 @@ class Turn:
     ``<｜Assistant｜><think>\n``, a history turn is ``<｜Assistant｜>answer``).  A model trained on
     the rendered turns never sees it: :func:`tmplc.lint.caveats` reports that.
 
-    ``drop_think`` (assistant only; ``{OUTPUT|drop_think}``): the content is rendered from after
-    its last ``</think>`` (``content.split('</think>')[-1]``, before any trim): reasoning
-    templates keep only the answer of earlier turns.
+    ``drop_think`` (assistant only): reasoning templates keep only the answer of earlier turns.
+    ``"last"`` (``{OUTPUT|drop_think}``) renders the content from after its last ``</think>``
+    (``content.split('</think>')[-1]``), ``"first"`` (``{OUTPUT|drop_think_first}``) from after its
+    first (``content.split('</think>', 1)[-1]``); content without ``</think>`` is kept.  It
+    applies before any trim.
     """
 
     prefix: Fragment = ()
@@ -99,12 +101,12 @@ class Turn:
     lead: Fragment = ()
     trim_side: Side = "both"
     prompt_only: str = ""
-    drop_think: bool = False
+    drop_think: Literal["", "last", "first"] = ""
 
     def content(self, text: str) -> str:
         """``text`` as this turn renders it (reasoning dropped, trimmed)."""
         if self.drop_think:
-            text = text.split(THINK_END)[-1]
+            text = text.split(THINK_END, 1 if self.drop_think == "first" else -1)[-1]
         return apply_trim(text, self.trim, self.trim_side)
 
 

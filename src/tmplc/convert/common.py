@@ -215,7 +215,7 @@ def _show(s: str, limit: int = 80) -> str:
 EDGE_CONTENTS = [
     "", " ", "  padded  ", "\nnewlines\n", "\n\nleading", "trailing\n\n", "\t tab \t", "a\n\nb",
     "{{ x }}", "{% if x %}", "{# c #}", "}} {", "<|im_end|>", "</s>", "<s>", "[INST]", "<think>t</think>a",
-    "</think>", "é 日本 🙂", "'\"\\", "<|eot_id|>", "<end_of_turn>", "###", "User:", "\r\n",
+    "</think>", "<think>t</think>\n\n a \n", "<think>t</think>a</think>b", "x</think> y", "<think>\nt\n</think>\n\na", "é 日本 🙂", "'\"\\", "<|eot_id|>", "<end_of_turn>", "###", "User:", "\r\n",
 ]
 NASTY = ["{{ x }}", "{% if %}", "{#", "<|eot_id|>", "<|im_end|>", "</s>", "<s>", "[INST]",
          "<start_of_turn>", "\\", "'", '"', "\n", "\n\n", " ", "\t", "}}", "{", "é", "日本", "🙂",

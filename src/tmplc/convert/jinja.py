@@ -72,6 +72,7 @@ from tmplc.ir import ChatFormat, Metadata
 
 # reasoning in front of an answer: a template that renders the answer alone drops it (|drop_think)
 THINK = "<think>Th1nkqZmXi</think>"
+THINK_MID = "M1dqZmXj</think>"  # after a first </think>: kept by split('</think>', 1)[-1]
 DATE_1 = _dt.date(2026, 1, 1)
 DATE_2 = _dt.date(1999, 12, 31)
 _RESERVED = ("messages", "add_generation_prompt", "__today__")
@@ -134,6 +135,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         "sys:empty": probe.job([{"role": "system", "content": ""}] + P(False)),
         "think": probe.job([dict(m, content=THINK + m["content"]) if m["role"] == "assistant" else m
                             for m in P(False)]),
+        "think2": probe.job([dict(m, content=THINK + THINK_MID + m["content"]) if m["role"] == "assistant"
+                             else m for m in P(False)]),
     }
     names = list(jobs)
     res = dict(zip(names, probe.run([jobs[n] for n in names])))
@@ -199,8 +202,12 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                 "ignores add_generation_prompt: it renders the same text with and without it, "
                 f"always ending a conversation with {_show(tail)}", "generation_prompt") from None
         raise
-    if res["think"] == res["nosys"]:  # {OUTPUT|drop_think}: answers rendered without their reasoning
-        st = _replace(st, assistant=_replace(st.assistant, drop_think=True))
+    if res["think"] == res["nosys"]:  # answers rendered without their reasoning: |drop_think(_first)
+        first = nosys
+        for k in ("assistant1", "assistant2"):
+            first = first.replace(SENT[k], THINK_MID + SENT[k])
+        mode = "last" if res["think2"] == res["nosys"] else "first" if res["think2"] == ("ok", first) else ""
+        st = _replace(st, assistant=_replace(st.assistant, drop_think=mode))
     tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"])
     if has_system:
         st = recover_default(st, nosys, tokens)

@@ -543,7 +543,7 @@ _KNOWN_FIELDS = {
 }
 # fields the plan knows only at these values (others take the generic path); ``prompt_only``
 # changes only the generation prompt, which training rows never contain
-_PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": False}
+_PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": ""}
 
 PROBES = (
     [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Hi\n"},

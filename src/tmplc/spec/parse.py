@@ -17,7 +17,8 @@ from tmplc.resources import grammar_path
 
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT")
 TRIMS = ("trim", "lstrip", "rstrip")
-FILTERS = TRIMS + ("nonempty", "drop_think")
+THINKS = {"drop_think": "last", "drop_think_first": "first"}
+FILTERS = TRIMS + ("nonempty",) + tuple(THINKS)
 
 
 @dataclass(frozen=True)
@@ -120,18 +121,19 @@ class _ToAtoms(Transformer):
         for filt in filts:
             if filt not in FILTERS:
                 raise self._err(f"unknown filter |{filt} on {{{name}}}; filters: |trim, |lstrip, |rstrip "
-                                "(content whitespace), |nonempty (on {SYSTEM}) and |drop_think (on {OUTPUT})", open_tok)
+                                "(content whitespace), |nonempty (on {SYSTEM}), |drop_think and |drop_think_first (on {OUTPUT})", open_tok)
             if name not in ("INPUT", "OUTPUT", "SYSTEM"):
                 raise self._err(f"|{filt} applies only to {{INPUT}}, {{OUTPUT}} and {{SYSTEM}}", open_tok)
             if filt == "nonempty" and name != "SYSTEM":
                 raise self._err("|nonempty applies only to {SYSTEM} (an empty system message counts as "
                                 "none)", open_tok)
-            if filt == "drop_think" and name != "OUTPUT":
-                raise self._err("|drop_think applies only to {OUTPUT} (it renders an answer from after "
-                                "its last </think>)", open_tok)
-        if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1:
+            if filt in THINKS and name != "OUTPUT":
+                raise self._err(f"|{filt} applies only to {{OUTPUT}} (it renders an answer from after "
+                                "its reasoning's </think>)", open_tok)
+        if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1 or \
+                sum(f in THINKS for f in filts) > 1:
             raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "
-                            "|rstrip, and each other filter once", open_tok)
+                            "|rstrip, at most one of |drop_think, |drop_think_first, and |nonempty once", open_tok)
         if default is not None and name not in ("SYSTEM", "PROMPT"):
             raise self._err(f"only {{SYSTEM}} and {{PROMPT}} take a default (={default!r})", open_tok)
         if name == "PROMPT" and not default:

@@ -50,7 +50,7 @@ from typing import Sequence
 
 from tmplc.errors import SpecError
 from tmplc.ir import TRIM_FILTERS, Fragment, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
-from tmplc.spec.parse import Atom
+from tmplc.spec.parse import THINKS, Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 
@@ -232,7 +232,7 @@ class _Recovery:
                     trim_side=_side(a_i1))
         assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
                          a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only,
-                         "drop_think" in a_o1.filters)
+                         next((THINKS[f] for f in a_o1.filters if f in THINKS), ""))
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "
@@ -341,7 +341,7 @@ def recover_structure(atoms: list[Atom], text: str) -> Structure:
 
 def default_split(mid: Fragment, assistant_suffix: Fragment) -> tuple[Fragment, Fragment] | None:
     """The split the default rules give for ``mid``, or None when they cannot decide."""
-    from tmplc.spec.parse import Atom as _A
+    from tmplc.spec.parse import THINKS, Atom as _A
 
     def atoms_of(frag: Fragment) -> list[Atom]:
         out = []

@@ -41,8 +41,9 @@ def _out(frag: Fragment) -> str:
 
 def content_expr(expr: str, part) -> str:
     """``expr`` as the Turn/SystemBlock ``part`` renders it (``| trim``, ``.lstrip()``, ``.rstrip()``)."""
-    if getattr(part, "drop_think", False):
-        expr = "(" + expr + ").split(" + jinja_string(THINK_END) + ")[-1]"
+    if getattr(part, "drop_think", ""):
+        expr = ("(" + expr + ").split(" + jinja_string(THINK_END)
+                + (", 1" if part.drop_think == "first" else "") + ")[-1]")
     if not part.trim:
         return expr
     if part.trim_side == "both":

@@ -53,7 +53,7 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
                    Turn(_unfrag(u["prefix"]), _unfrag(u["suffix"]), u.get("trim", False),
                         trim_side=u.get("trim_side", "both")),
                    Turn(_unfrag(a["prefix"]), _unfrag(a["suffix"]), a.get("trim", False), _unfrag(a.get("lead", [])),
-                        a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", False)))
+                        a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", "")))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

@@ -57,12 +57,13 @@ only difference is that is still claimed, with ``builtin_exact = False`` and the
 from __future__ import annotations
 
 import shlex
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from tmplc.errors import TmplcError
 from tmplc.ir import SpecialToken
-from tmplc.targets.jinja import to_jinja
+from tmplc.targets.jinja import content_expr, to_jinja
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -88,26 +89,47 @@ ARGS_FILE = "llama.cpp/args.txt"
 MODEL_PLACEHOLDER = "model.gguf"
 
 
-def _strip_macro() -> str:
+#: The exact-strip macros: name -> (strip the left end, strip the right end, llama.cpp's ASCII-only
+#: strip that each round starts from, written for a Jinja expression).
+STRIP_MACROS: dict[str, tuple[bool, bool, str]] = {
+    "tmplc_strip": (True, True, "{} | trim"),
+    "tmplc_lstrip": (True, False, "({}).lstrip()"),
+    "tmplc_rstrip": (False, True, "({}).rstrip()"),
+}
+#: Which macro replaces each trim side (``Turn.trim_side``/``SystemBlock.trim_side``).
+_MACRO_OF_SIDE = {"both": "tmplc_strip", "left": "tmplc_lstrip", "right": "tmplc_rstrip"}
+
+
+def _strip_macro(name: str = "tmplc_strip") -> str:
+    """The macro ``name`` of :data:`STRIP_MACROS`: exactly Python's ``str.strip``/``lstrip``/``rstrip``."""
+    left, right, ascii_strip = STRIP_MACROS[name]
     ws = "[" + ", ".join("'" + c + "'" for c in NON_ASCII_SPACES) + "]"
     s = "tmplc_ns.s"
-    edge = (f"({s}[:1] in tmplc_ws or {s}[:2] in tmplc_ws or {s}[:3] in tmplc_ws or "
-            f"{s}[-1:] in tmplc_ws or {s}[-2:] in tmplc_ws or {s}[-3:] in tmplc_ws)")
+    checks = []
+    if left:
+        checks += [f"{s}[:{k}] in tmplc_ws" for k in (1, 2, 3)]
+    if right:
+        checks += [f"{s}[-{k}:] in tmplc_ws" for k in (1, 2, 3)]
+    edge = "(" + " or ".join(checks) + ")"
+    step = ""
+    if left:
+        step += ("{%- if " + s + "[:tmplc_k] in tmplc_ws -%}{%- set " + s + " = " + s + "[tmplc_k:] -%}"
+                 "{%- set tmplc_ns.go = true -%}{%- endif -%}")
+    if right:
+        step += ("{%- if " + s + "[-tmplc_k:] in tmplc_ws -%}{%- set " + s + " = " + s + "[:-tmplc_k] -%}"
+                 "{%- set tmplc_ns.go = true -%}{%- endif -%}")
+    python = {"tmplc_strip": "str.strip()", "tmplc_lstrip": "str.lstrip()", "tmplc_rstrip": "str.rstrip()"}[name]
+    ascii_name = {"tmplc_strip": "|trim", "tmplc_lstrip": ".lstrip()", "tmplc_rstrip": ".rstrip()"}[name]
     return (
-        "{%- macro tmplc_strip(text) -%}"
-        "{#- Python str.strip(): |trim only removes ASCII whitespace in llama.cpp -#}"
+        "{%- macro " + name + "(text) -%}"
+        "{#- Python " + python + ": " + ascii_name + " only removes ASCII whitespace in llama.cpp -#}"
         "{%- set tmplc_ws = " + ws + " -%}"
-        "{%- set tmplc_ns = namespace(s=text | trim, go=true) -%}"
+        "{%- set tmplc_ns = namespace(s=" + ascii_strip.format("text") + ", go=true) -%}"
         "{%- if " + edge + " -%}"
         "{%- for tmplc_i in range(" + s + " | length) -%}{%- if tmplc_ns.go -%}"
         "{%- set tmplc_ns.go = false -%}"
-        "{%- for tmplc_k in [1, 2, 3] -%}"
-        "{%- if " + s + "[:tmplc_k] in tmplc_ws -%}{%- set " + s + " = " + s + "[tmplc_k:] -%}"
-        "{%- set tmplc_ns.go = true -%}{%- endif -%}"
-        "{%- if " + s + "[-tmplc_k:] in tmplc_ws -%}{%- set " + s + " = " + s + "[:-tmplc_k] -%}"
-        "{%- set tmplc_ns.go = true -%}{%- endif -%}"
-        "{%- endfor -%}"
-        "{%- if tmplc_ns.go -%}{%- set " + s + " = " + s + " | trim -%}{%- endif -%}"
+        "{%- for tmplc_k in [1, 2, 3] -%}" + step + "{%- endfor -%}"
+        "{%- if tmplc_ns.go -%}{%- set " + s + " = " + ascii_strip.format(s) + " -%}{%- endif -%}"
         "{%- endif -%}{%- endfor -%}"
         "{%- endif -%}"
         "{{- " + s + " -}}"
@@ -119,17 +141,30 @@ _TRIMMED = ("messages[0]['content']", "message['content']")
 
 
 def llamacpp_template(fmt: "ChatFormat") -> str:
-    """The chat template for llama.cpp's Jinja engine: the HF target, with ``|trim`` made exact."""
+    """The chat template for llama.cpp's Jinja engine: the HF target, with ``|trim``, ``.lstrip()``
+    and ``.rstrip()`` of contents made exact (the ``tmplc_strip``/``tmplc_lstrip``/``tmplc_rstrip``
+    macros)."""
     base = to_jinja(fmt, generation_tags=False)
     out = base
+    st = fmt.structure
+    used: list[str] = []
+    for part in (st.system, st.user, st.assistant):
+        if part is None or not part.trim:
+            continue
+        name = _MACRO_OF_SIDE[part.trim_side]
+        for expr in _TRIMMED:
+            out = out.replace("{{- " + content_expr(expr, part) + " -}}", "{{- " + name + "(" + expr + ") -}}")
+        if name not in used:
+            used.append(name)
     for expr in _TRIMMED:
-        out = out.replace("{{- " + expr + " | trim -}}", "{{- tmplc_strip(" + expr + ") -}}")
-    if "| trim" in out:  # pragma: no cover - a new construct in the HF target
-        raise TmplcError("tmplc internal error: the HF target uses |trim in a form the llama.cpp "
-                         "target does not rewrite")
+        for side in ("both", "left", "right"):
+            if content_expr(expr, SimpleNamespace(trim=True, trim_side=side)) in out:  # pragma: no cover
+                raise TmplcError("tmplc internal error: the HF target strips contents in a form the "
+                                 "llama.cpp target does not rewrite")
     if out != base:
         first, _, rest = out.partition("\n")
-        out = first + "\n" + _strip_macro() + "\n" + rest
+        macros = "\n".join(_strip_macro(n) for n in STRIP_MACROS if n in used)
+        out = first + "\n" + macros + "\n" + rest
     return out
 
 
@@ -368,8 +403,9 @@ def to_llamacpp(fmt: "ChatFormat", *, check_builtins: bool = True) -> LlamaCppTa
         notes.append("no system slot: llama-server merges a system message into the next message as "
                      "system + '\\n' + content (the template itself raises on a system message)")
     if template != to_jinja(fmt, generation_tags=False):
-        notes.append("content trimming uses the tmplc_strip macro (exact str.strip); llama.cpp's |trim "
-                     "only strips ASCII whitespace")
+        notes.append("content trimming uses the tmplc_strip/tmplc_lstrip/tmplc_rstrip macros (exact "
+                     "str.strip/lstrip/rstrip); llama.cpp's |trim, .lstrip() and .rstrip() only strip ASCII "
+                     "whitespace")
     if check_builtins:
         detected, name, exact, by_name, bnotes = _verify_builtins(fmt, template, add_bos)
     else:

@@ -11,9 +11,11 @@ Ollama, it renders every conversation exactly like the reference renderer
   reference rendering of the *merged* list (with the default system message applied by the
   format, which is what ``SYSTEM`` does).
 * **Generation prompt.**  Ollama has no ``add_generation_prompt`` flag.  The template appends the
-  assistant prefix when the last message is not an assistant message (= the reference with
-  ``add_generation_prompt=True``), and treats a trailing assistant message as a prefill: its
-  suffix (the end-of-turn) is left out so the model continues it (= ``continue_final_message=True``).
+  assistant prefix, then the assistant's ``prompt_only`` text (``{PROMPT=...}``), when the last
+  message is not an assistant message (= the reference with ``add_generation_prompt=True``), and
+  treats a trailing assistant message as a prefill: its suffix (the end-of-turn) is left out so
+  the model continues it (= ``continue_final_message=True``; no ``prompt_only``, as in the
+  reference).
 * **BOS.**  Ollama's runtime adds BOS when it tokenizes, so the BOS that would *start* the
   rendering is never written: a ``{BOS}`` at the start of the preamble is dropped, and so is one
   at the start of whatever comes first when the preamble is empty (the standalone system prefix,
@@ -21,12 +23,14 @@ Ollama, it renders every conversation exactly like the reference renderer
   the literal ``bos_token`` string; Ollama tokenizes the prompt with special-token parsing, so it
   becomes the BOS token again.  A format whose leading BOS depends on whether some message
   content is empty is refused (:class:`TargetError`).  ``{EOS}`` is the literal ``eos_token``.
-* **Trim.**  Ollama's template functions cannot strip a string, so a format with ``|trim``
-  (Llama-3, Gemma, ...) cannot be reproduced for contents with whitespace at their edges.
-  :func:`to_ollama` refuses such formats unless ``allow_untrimmed=True``; then contents are
-  rendered as sent (exact whenever they have no leading/trailing whitespace; clients should strip
-  them), the Modelfile says so in a comment, and a trimmed *default* system message is stripped
-  at compile time (exact).
+* **Trim.**  Ollama's template functions cannot strip a string, so a format with ``|trim``,
+  ``|lstrip`` or ``|rstrip`` (Llama-3, Gemma, ...) cannot be reproduced for contents with
+  whitespace at their (stripped) edges.  :func:`to_ollama` refuses such formats unless
+  ``allow_untrimmed=True``; then contents are rendered as sent (exact whenever they have no
+  whitespace at the stripped edges; clients should strip them), the Modelfile says so in a
+  comment, and a stripped *default* system message is stripped (on its side) at compile time
+  (exact).  ``{OUTPUT|drop_think}`` (an answer rendered from after its last ``</think>``) is
+  refused: Ollama's template functions cannot search a string either.
 * **Errors.**  Go templates have no ``raise_exception``; what the reference refuses (a system
   message that is not first, a system message for a format without a system slot, an unknown
   role, a system message that must go inside the first user turn when that turn is missing)
@@ -36,6 +40,10 @@ Ollama, it renders every conversation exactly like the reference renderer
   default, which Ollama ignores, or text the Modelfile parser cannot hold: non-printable
   characters), it is built into the TEMPLATE instead, for conversations whose first message is
   not a system message.
+* **Empty system message** (``{SYSTEM|nonempty}``, ``skip_empty``).  A first system message
+  with content ``""`` counts as none: the template omits the block, or renders the default
+  system message, which it then holds itself (Ollama sends ``SYSTEM`` only when the first
+  message is not a system message, so it is not there).
 * **Stop strings.**  One ``PARAMETER stop`` per ``fmt.stop_strings``.  No sampling parameters.
 
 Modelfile quoting (from Ollama's ``parser/parser.go``, ported as :func:`parse_modelfile`): a value
@@ -61,7 +69,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Sequence
 
 from tmplc.errors import TmplcError
-from tmplc.ir import Fragment, SpecialToken
+from tmplc.ir import TRIM_FILTER_OF, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -301,6 +309,10 @@ def literal(text: str) -> str:
     return _emit(text)
 
 
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _error(reason: str) -> str:
     return "{{ template " + go_string("tmplc: " + reason) + " . }}"
 
@@ -314,14 +326,22 @@ class _Gen:
         self.fmt = fmt
         self.st = fmt.structure
         st = self.st
-        trims = [n for n, t in (("user", st.user.trim), ("assistant", st.assistant.trim),
-                                ("system", st.system is not None and st.system.trim)) if t]
+        if getattr(st.assistant, "drop_think", False):
+            raise TargetError(
+                f"format {fmt.name!r} renders answers from after their last '</think>' "
+                "({OUTPUT|drop_think}), which an Ollama template cannot do (Ollama's template "
+                "functions cannot search or split a string)")
+        parts = [(n, p) for n, p in (("user", st.user), ("assistant", st.assistant), ("system", st.system))
+                 if p is not None and p.trim]
+        trims = [f"{n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts]
+        filters = "/".join(dict.fromkeys("|" + TRIM_FILTER_OF[p.trim_side] for _, p in parts))
         if trims and not allow_untrimmed:
             raise TargetError(
-                f"format {fmt.name!r} strips the {', '.join(trims)} content (|trim), which an Ollama "
-                "template cannot do (Ollama's template functions have no trim). Pass "
-                "allow_untrimmed=True (CLI: --allow-untrimmed) to emit a template that renders contents as sent (identical "
-                "whenever contents have no leading/trailing whitespace), or remove |trim from the spec.")
+                f"format {fmt.name!r} strips the {_and(trims)}, which an Ollama template cannot do "
+                "(Ollama's template functions cannot strip a string). Pass allow_untrimmed=True "
+                "(CLI: --allow-untrimmed) to emit a template that renders contents as sent (identical "
+                f"whenever contents have no whitespace where {filters} strips it), or remove {filters} "
+                "from the spec.")
         self.untrimmed = trims
 
     # -- pieces -----------------------------------------------------------------------------
@@ -401,33 +421,45 @@ class _Gen:
         return (False, first_is_sys and bool(sb.prefix) and sb.prefix[0] == SpecialToken("BOS"), True)
 
     # -- the template -----------------------------------------------------------------------
-    def template(self, default_in_template: str | None) -> str:
+    def template(self, default: str | None, default_in_template: bool) -> str:
+        """The TEMPLATE.  ``default``: the default system message as rendered (stripped at compile
+        time); ``default_in_template``: SYSTEM cannot carry it, so the template renders it for
+        conversations whose first message is not a system message."""
         st, sb, name = self.st, self.st.system, self.fmt.name
         drop_pre, drop_sys, drop_turn = self.bos_plan()
         L: list[str] = []
         pre = literal(self.text(st.preamble, "preamble", drop_pre))
         sys0 = "(eq (index $.Messages 0).Role \"system\")"
         after_sys = "(and (eq $i 1) " + sys0 + ")"
+        skip = sb is not None and sb.skip_empty
+        # a first system message with content "" that counts as no system message ({SYSTEM|nonempty})
+        empty0 = "(eq (index $.Messages 0).Content \"\")"
+        after_shown = "(and " + after_sys + " (ne (index $.Messages 0).Content \"\"))" if skip else after_sys
         # the Go condition under which a turn prefix is the very first thing rendered
-        lead_cond = None
+        lead_cond = gen_cond = None
         if drop_turn:
             if sb is not None and sb.placement == "standalone":
-                lead_cond = "(eq $i 0)" if sb.default is None else None
+                if sb.default is None:
+                    lead_cond = ("(or (eq $i 0) (and " + after_sys + " " + empty0 + "))") if skip else "(eq $i 0)"
+                    if skip:  # a lone empty system message: the generation prompt comes first
+                        gen_cond = "(and (eq $i 0) (eq .Role \"system\") (eq .Content \"\"))"
             elif sb is not None:
                 lead_cond = "(or (eq $i 0) " + after_sys + ")"
+                if skip:  # a lone empty system message (a non-empty one is an error)
+                    gen_cond = "(and (eq $i 0) (eq .Role \"system\"))"
             else:
                 lead_cond = "(eq $i 0)"
 
-        def sys_block(content_expr: str | None, default: str | None = None) -> str:
+        def sys_block(content_expr: str | None, text: str | None = None) -> str:
             s = self.text(sb.prefix, "system prefix", drop_sys and sb.placement == "standalone")
             body = literal(s)
-            body += ("{{ " + content_expr + " }}") if content_expr else literal(default or "")
+            body += ("{{ " + content_expr + " }}") if content_expr else literal(text or "")
             return body + self.out(sb.suffix, "system suffix")
 
         L.append("{{- range $i, $_ := .Messages }}" if not pre else pre + "\n{{- range $i, $_ := .Messages }}")
         L.append("{{- $last := eq (len (slice $.Messages $i)) 1 }}")
-        if sb is not None and sb.placement == "standalone" and default_in_template is not None:
-            L.append("{{- if and (eq $i 0) (ne .Role \"system\") }}" + sys_block(None, default_in_template)
+        if sb is not None and sb.placement == "standalone" and default_in_template:
+            L.append("{{- if and (eq $i 0) (ne .Role \"system\") }}" + sys_block(None, default)
                      + "{{- end }}")
         # system
         L.append("{{- if eq .Role \"system\" }}")
@@ -437,24 +469,36 @@ class _Gen:
             L.append("{{- if ne $i 0 }}" + _error("a system message is only allowed as the first message")
                      + "{{- end }}")
             if sb.placement == "standalone":
-                L[-1] += sys_block(".Content")
+                if not skip:
+                    L[-1] += sys_block(".Content")
+                else:
+                    L.append("{{- if ne .Content \"\" }}" + sys_block(".Content")
+                             + ("{{- else }}" + sys_block(None, default) if default is not None else "")
+                             + "{{- end }}")
             else:
-                L.append("{{- if $last }}" + _error(
+                L.append("{{- if " + ("(and $last (ne .Content \"\"))" if skip else "$last") + " }}" + _error(
                     f"format {name} places the system message inside the first user turn, but the "
                     "conversation has no user message") + "{{- end }}")
         # user
         L.append("{{- else if eq .Role \"user\" }}" + self.prefix_out(st.user.prefix, "user prefix", lead_cond))
         if sb is not None and sb.placement == "first_user":
-            L.append("{{- if " + after_sys + " }}" + sys_block("(index $.Messages 0).Content"))
-            if default_in_template is not None:
-                L.append("{{- else if eq $i 0 }}" + sys_block(None, default_in_template))
+            L.append("{{- if " + after_shown + " }}" + sys_block("(index $.Messages 0).Content"))
+            # where the default goes: no system message (only when SYSTEM cannot carry it: else
+            # Ollama sends it as message 0), or an empty one that counts as none
+            where = (["(eq $i 0)"] if default_in_template else []) + \
+                ([after_sys] if skip and default is not None else [])
+            if where:
+                cond = where[0] if len(where) == 1 else "(or " + " ".join(where) + ")"
+                L.append("{{- else if " + cond + " }}" + sys_block(None, default))
             L.append("{{- end }}{{ .Content }}" + self.out(st.user.suffix, "user suffix"))
         else:
             L[-1] += "{{ .Content }}" + self.out(st.user.suffix, "user suffix")
         # assistant
         L.append("{{- else if eq .Role \"assistant\" }}")
         if sb is not None and sb.placement == "first_user":
-            cond = after_sys if default_in_template is None else "(or (eq $i 0) " + after_sys + ")"
+            # the system block (a message, or the default) is pending but the turn is an assistant one
+            pending = after_shown if default is None else after_sys
+            cond = pending if not default_in_template else "(or (eq $i 0) " + pending + ")"
             L.append("{{- if " + cond + " }}" + _error(
                 f"format {name} places the system message inside the first user turn, but the first "
                 "turn after it is an assistant message") + "{{- end }}")
@@ -465,7 +509,8 @@ class _Gen:
             L[-1] += "{{ if not $last }}" + suffix + "{{ end }}"
         L.append("{{- else }}" + _error("unknown role: this format supports system, user and assistant"))
         L.append("{{- end }}")
-        gen = self.out(st.assistant.prefix, "assistant prefix")
+        gen = (self.prefix_out(st.assistant.prefix, "assistant prefix", gen_cond)
+               + literal(st.assistant.prompt_only))
         if gen:
             L.append("{{- if and $last (ne .Role \"assistant\") }}" + gen + "{{ end }}")
         L.append("{{- end }}")
@@ -493,17 +538,17 @@ def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: b
     sb = fmt.structure.system
     default = None
     if sb is not None and sb.default is not None:
-        default = sb.default.strip() if sb.trim else sb.default
+        default = sb.content(sb.default)  # stripped (by its side) at compile time: exact
     system_value: str | None = None
-    default_in_template: str | None = None
+    default_in_template = False
     if default is not None:
         try:
             if default == "":
                 raise TargetError("empty")
             system_value = _quote("SYSTEM", default, "the default system message")
         except TargetError:
-            default_in_template = default
-    template = gen.template(default_in_template)
+            default_in_template = True
+    template = gen.template(default, default_in_template)
 
     lines = [_comment(f"Modelfile generated by tmplc from the chat format {fmt.name!r}.")]
     lines.append(_comment("The TEMPLATE renders exactly like `tmplc render`, with Ollama's conventions: "
@@ -511,10 +556,9 @@ def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: b
                           "assistant one (then it is continued),\nconsecutive same-role messages merged "
                           "by Ollama."))
     if gen.untrimmed:
-        lines.append(_comment(f"NOTE: this format strips the {', '.join(gen.untrimmed)} content (|trim); "
-                              "Ollama templates cannot,\nso contents are rendered as sent: strip them "
-                              "before sending."))
-    if default_in_template is not None:
+        lines.append(_comment(f"NOTE: this format strips the {_and(gen.untrimmed)};\nOllama templates "
+                              "cannot, so contents are rendered as sent: strip them before sending."))
+    if default_in_template:
         lines.append(_comment("The default system message is built into the TEMPLATE (a SYSTEM line "
                               "cannot hold it)."))
     if from_ is None:

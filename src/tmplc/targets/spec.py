@@ -28,8 +28,8 @@ def _ph(name: str, part, default: str | None = None) -> str:
     inner = name + (f"|{TRIM_FILTER_OF[part.trim_side]}" if part.trim else "")
     if getattr(part, "skip_empty", False):
         inner += "|nonempty"
-    if getattr(part, "drop_think", False):
-        inner += "|drop_think"
+    if getattr(part, "drop_think", ""):
+        inner += "|drop_think" + ("_first" if part.drop_think == "first" else "")
     if default is not None:
         if "{" in default or "}" in default:
             raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
