@@ -696,3 +696,11 @@ def test_transformers_hand_computed_cases():
     assert hf(lst, msgs(("  x  ", "  x  "), system="  x  ")) == f"{B}S:x  \nU:x  \nA:x  \n"
     rst = HF_FORMATS["rstrip everywhere"]
     assert hf(rst, msgs(("  x  ", "  x  "), system="  x  ")) == f"{B}S:  x\nU:  x\nA:  x\n"
+
+
+def test_trim_side_without_trim_is_refused_with_the_reason():
+    # trim_side means nothing without trim, and no spec filter writes it: to_spec says so
+    st = Structure((), None, Turn((Text("U:"),), (Text("\n"),), False, trim_side="left"),
+                   Turn((Text("A:"),), (Text("\n"),)))
+    with pytest.raises(SpecError, match=r"user turn has trim_side='left' but trim=False"):
+        ChatFormat(st).to_spec()

@@ -103,6 +103,10 @@ class Turn:
     prompt_only: str = ""
     drop_think: Literal["", "last", "first"] = ""
 
+    def __post_init__(self) -> None:
+        if not self.trim and self.trim_side != "both":  # one value per meaning
+            object.__setattr__(self, "trim_side", "both")
+
     def content(self, text: str) -> str:
         """``text`` as this turn renders it (reasoning dropped, trimmed)."""
         if self.drop_think:
@@ -129,6 +133,10 @@ class SystemBlock:
     default: str | None = None
     trim_side: Side = "both"
     skip_empty: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.trim and self.trim_side != "both":
+            object.__setattr__(self, "trim_side", "both")
 
     def content(self, text: str) -> str:
         """``text`` as the block renders it (trimmed or not)."""

@@ -244,22 +244,30 @@ def test_plan_takes_plain_prompt_only_rows():
 @settings(max_examples=20, deadline=None)
 @given(msgs=conversations(), policy=st.sampled_from(PLAN_POLICIES))
 def test_ungated_plan_is_exact_or_refused(monkeypatch_module, msgs, policy):
-    """With the field gate (``_PLAN_VALUES``) lifted, the probe check still keeps a wrong plan out:
-    any plan that get_plan returns gives the generic path's ids and labels."""
+    """With the field gate (``_PLAN_VALUES``) lifted, the plan does not model trim sides and
+    ``skip_empty``; the probe check must then refuse it: a plan that gets wrong ids or labels on a
+    row must fail ``_plan_agrees``, and get_plan (which runs the check) returns no wrong plan."""
     tok = load_tokenizer("llama3")
     pol = None if policy == "default" else policy
+    info = tokenizer_info(tok)
+    opts = core.make_options(pol)
     with monkeypatch_module.context() as mp:
         mp.setattr(plan_mod, "_PLAN_VALUES", {})
-        mp.setattr(plan_mod, "_PLANS", {})
-        for fmt in (SIDES_A, SIDES_B, NONEMPTY, NONEMPTY_DEFAULT, ALL):
-            plan = _plan(fmt, tok, pol)
-            if plan is None:
-                continue
-            got = plan.encode(msgs)
-            if got is None:
-                continue
-            out = _ours(fmt, msgs, tok, policy, backend="hf")
-            assert out is not None and (list(got[0]), list(got[1])) == (out["input_ids"], out["labels"])
+        for fmt in (SIDES_A, SIDES_B, SIDES_ONLY, NONEMPTY, NONEMPTY_DEFAULT, ALL):
+            mp.setattr(plan_mod, "_PLANS", {})
+            unchecked = _plan(fmt, tok, pol, check=False)
+            mp.setattr(plan_mod, "_PLANS", {})
+            checked = _plan(fmt, tok, pol)
+            for plan in (unchecked, checked):
+                got = plan.encode(msgs) if plan is not None else None
+                if got is None:
+                    continue
+                ids, labels, _, _, _ = reference(tok, fmt, msgs, policy)  # dropped rows included
+                exact = (list(got[0]), list(got[1])) == (ids, labels)
+                if plan is checked:
+                    assert exact
+                elif not exact:
+                    assert not core._plan_agrees(plan, fmt, info, opts)
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,7 @@ def _as_spec(raw: str) -> str:
             .replace("\x00B", "{BOS}").replace("\x00E", "{EOS}"))
 
 
-def _reply_point(mid: str, prompt: str) -> tuple[int, str] | None:
+def _reply_point(mid: str, prompt: str, floor: int = 0) -> tuple[int, str] | None:
     """Where the model's reply starts in ``mid`` (spec text between ``{INPUT}`` and
     ``{OUTPUT}``) given the prompt's end ``prompt`` (spec text from the last ``{INPUT}``), and the
     text the prompt adds there that the history does not have: ``(k, extra)``, or None.
@@ -129,8 +129,9 @@ def _reply_point(mid: str, prompt: str) -> tuple[int, str] | None:
     * ``prompt`` a proper prefix of ``mid``: the rest of ``mid`` is the lead (``{REPLY}``).
     * ``mid`` a prefix of ``prompt``: the prompt adds ``extra`` (``{PROMPT=...}``) before the
       answer (DeepSeek-R1: ``<｜Assistant｜>`` + ``<think>\n``).
-    * otherwise they share a prefix up to a markup boundary (after ``>``, ``]``, a newline or a
-      space), after which the history has a lead and the prompt has extra text (GLM-4.7: prompt
+    * otherwise they share a prefix (cut back, not below ``floor`` (the user turn's end), so that it
+      ends outside any ``<...>``/``[...]`` tag),
+      after which the history has a lead and the prompt has extra text (GLM-4.7: prompt
       ``<|assistant|><think>``, history ``<|assistant|></think>answer``)."""
     if len(prompt) < len(mid) and mid.startswith(prompt):
         return len(prompt), ""
@@ -139,8 +140,11 @@ def _reply_point(mid: str, prompt: str) -> tuple[int, str] | None:
     c = 0
     while c < min(len(mid), len(prompt)) and mid[c] == prompt[c]:
         c += 1
-    while c > 0 and mid[c - 1] not in ">]\n ":
-        c -= 1
+    for open_, close in ("<>", "[]"):  # never inside a tag: <think> vs </think> share "<"
+        j, k = mid.rfind(open_, 0, c), mid.rfind(close, 0, c)
+        end = mid.find(close, c)
+        if j > k and j >= floor and end >= 0 and open_ not in mid[c:end]:  # c is inside mid[j:end+1]
+            c = j
     return (c, prompt[c:]) if c > 0 else None
 
 
@@ -165,10 +169,12 @@ def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
     split = user_end is not None and all(mid.startswith(user_end) for mid in mids)
     point = None
     if reply_at is not None and mids[0] == mids[1]:
-        point = _reply_point(mids[0], reply_at)
+        point = _reply_point(mids[0], reply_at, len(user_end) if split else 0)
         if point is not None:
             k, extra = point
+            diverges = k < len(mids[0]) and extra  # both a lead and prompt-only text
             if ("{" in extra or "}" in extra or (split and k < len(user_end))
+                    or (diverges and k <= (len(user_end) if split else 0))
                     or (k == len(mids[0]) and not extra)):
                 point = None
     for k in (2, 4):

@@ -26,6 +26,12 @@ change what Ollama renders):
   When the prompt (a conversation ending with a question) stops before the whole of that text
   (``ASSISTANT:`` where the history has ``ASSISTANT: answer``), the rest is the assistant lead
   (``{REPLY}``), and the undecidable boundary is the end of the prompt (empty assistant prefix).
+  When the prompt instead goes on past that text (``<｜Assistant｜><think>\n`` where the history
+  has ``<｜Assistant｜>answer``), the extra text is ``{PROMPT=...}``.
+* ``{SYSTEM|nonempty}``: when a system message with content ``""`` renders exactly like a
+  conversation without one (``{{ if .System }}``; with the Modelfile ``SYSTEM``, which Ollama
+  sends only when the first message is not a system message), and the recovered block would
+  show it.
 """
 
 from __future__ import annotations
@@ -73,10 +79,14 @@ def from_ollama(template: str, system: str | None = None, *, bos_token: str | No
     if not isinstance(template, str):
         raise ConversionRefused(f"the template must be a string, got {type(template).__name__}", "syntax")
     P = probe_messages
-    names = ["nosys", "sys", "q", "nosys@2", "sys@2"]
-    msgs = [P(False), P(True), P(False, end_with_assistant=False), P(False), P(True)]
+    names = ["nosys", "sys", "q", "nosys@2", "sys@2", "sys:empty"]
+    msgs = [P(False), P(True), P(False, end_with_assistant=False), P(False), P(True),
+            [{"role": "system", "content": ""}] + P(False)]
     jobs = [{"template": template, "messages": m, "date": DATES[1 if n.endswith("@2") else 0]}
             for n, m in zip(names, msgs)]
+    if system:  # what a conversation without a system message renders with the Modelfile SYSTEM
+        names.append("nosys:SYSTEM")
+        jobs.append({"template": template, "messages": P(False), "system": system, "date": DATES[0]})
     res = dict(zip(names, _run(jobs)))
     nosys = res["nosys"]
     if not _ok(nosys):
@@ -106,21 +116,39 @@ def from_ollama(template: str, system: str | None = None, *, bos_token: str | No
         nosys_full = nosys
     mid = _mid(full)
     prompt_end = res["q"][res["q"].index(SENT["user2"]) + len(SENT["user2"]):] if SENT["user2"] in res["q"] else None
-    reply_at = prompt_end if prompt_end is not None and mid.startswith(prompt_end) and mid != prompt_end else None
-    try:
-        st = structure_from_render(full, system=has_system, trim=no_trim, reply_at=reply_at)
-    except ConversionRefused as e:
-        if "ambiguous structure: cannot tell where the user turn ends" not in e.reason:
-            raise
-        st = structure_from_render(full, system=has_system, trim=no_trim, user_end=reply_at or mid,
-                                   reply_at=reply_at)
+    # where the prompt leaves the history: a lead ({REPLY}: the prompt stops early) and/or text
+    # only the prompt has ({PROMPT=...}: DeepSeek-R1's "<think>\n")
+    reply_at = prompt_end if prompt_end is not None and prompt_end != mid else None
+    tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"])
+    # the user/assistant boundary: the spec rules, else (invisible in Ollama) where the prompt
+    # leaves the history (empty assistant prefix), else before all of it (empty user suffix); the
+    # first layout whose generation prompt ends like the template's
+    st = None
+    errors: list[ConversionRefused] = []
+    for k, user_end in enumerate([None] + ([mid] if reply_at is None else [_boundary(mid, reply_at), ""])):
+        try:
+            cand = structure_from_render(full, system=has_system, trim=no_trim, user_end=user_end,
+                                         reply_at=reply_at)
+        except ConversionRefused as e:
+            if k == 0 and "ambiguous structure: cannot tell where the user turn ends" not in e.reason:
+                raise
+            errors.append(e)
+            continue
+        st = st or cand
+        if prompt_end is None or _prompt_ends(cand, prompt_end, tokens):
+            st = cand
+            break
+    if st is None:
+        raise errors[-1]
     if has_system:
-        st = recover_default(st, nosys_full, dict(bos_token=SENT["bos"], eos_token=SENT["eos"]))
+        st = recover_default(st, nosys_full, tokens)
     if system:  # the Modelfile SYSTEM is the default system message
         if st.system is None:
             raise ConversionRefused("the Modelfile sets SYSTEM but the template has no place for a system "
                                     "message", "system")
         st = with_default(st, system)
+    if has_system:
+        st = _recover_skip_empty(st, res["sys:empty"], res["nosys:SYSTEM"] if system else nosys, prefill, tokens)
     if bos_token is not None:
         st = replace(st, preamble=fragment((SpecialToken("BOS"),) + st.preamble))
     fmt = ChatFormat(st, Metadata(name=format_name, bos_token=bos_token, eos_token=eos_token,
@@ -167,6 +195,49 @@ def _assistant_suffix(nosys: str) -> str:
     while k < min(len(head), len(gap)) and head[len(head) - 1 - k] == gap[len(gap) - 1 - k]:
         k += 1
     return gap[:len(gap) - k]
+
+
+def _boundary(mid: str, prompt: str) -> str:
+    """The undecidable user/assistant boundary (empty assistant prefix) where the prompt leaves
+    the history: the whole prompt when it stops early (the rest of ``mid`` is the lead), the whole
+    of ``mid`` when the prompt only adds text, else their common start cut after markup."""
+    if mid.startswith(prompt):
+        return prompt
+    if prompt.startswith(mid):
+        return mid
+    c = 0
+    while c < min(len(mid), len(prompt)) and mid[c] == prompt[c]:
+        c += 1
+    while c > 0 and mid[c - 1] not in ">]\n ":
+        c -= 1
+    return mid[:c] if c else mid
+
+
+def _prompt_ends(st, prompt_end: str, tokens: dict) -> bool:
+    """Whether ``st``'s generation prompt after the probe's last question is ``prompt_end``."""
+    msgs = probe_messages(False, end_with_assistant=False)
+    try:
+        text = ChatFormat(replace(st, system=None)).render(msgs, add_generation_prompt=True, **tokens)
+    except MessageError:
+        return False
+    return text.endswith(SENT["user2"] + prompt_end)
+
+
+def _recover_skip_empty(st, empty, nosys, prefill: bool, tokens: dict):
+    """``{SYSTEM|nonempty}`` when a system message with content "" renders exactly like no system
+    message (``{{ if .System }}``-style templates; with the Modelfile SYSTEM, if any, which Ollama
+    sends only when the first message is not a system one) and the block as recovered would show
+    it."""
+    if not _ok(empty) or not _ok(nosys) or empty != nosys:
+        return st
+    msgs = [{"role": "system", "content": ""}] + probe_messages(False)
+    kw = {"continue_final_message": True} if prefill else {}
+    try:
+        if ChatFormat(st).render(msgs, **kw, **tokens) == empty:
+            return st
+    except MessageError:
+        return st
+    return replace(st, system=replace(st.system, skip_empty=True))
 
 
 def _mid(full: str) -> str:

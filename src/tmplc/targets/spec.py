@@ -47,6 +47,11 @@ def to_spec(st: Structure) -> str:
     from tmplc.spec.files import parse_structure
 
     sb = st.system
+    for what, part in (("system block", sb), ("user turn", st.user), ("assistant turn", st.assistant)):
+        if part is not None and not part.trim and part.trim_side != "both":
+            raise SpecError(f"the {what} has trim_side={part.trim_side!r} but trim=False: no spec filter "
+                            "says that (|lstrip/|rstrip set both); set trim=True, or trim_side='both' "
+                            "(the content is not trimmed either way)")
     system = ""
     if sb is not None:
         system = _frag(sb.prefix) + _ph("SYSTEM", sb, sb.default) + _frag(sb.suffix)
