@@ -10,8 +10,9 @@ Engines and conventions:
 * Ollama (Go ``text/template`` harness with Ollama's messages-mode semantics): consecutive
   same-role messages merged with "\\n\\n"; no leading BOS; generation prompt when the last message
   is not an assistant one, otherwise the last assistant message is continued (no suffix);
-  formats with ``|trim`` are compiled with ``allow_untrimmed=True`` and compared on contents that
-  are already stripped.
+  formats with ``|trim``/``|lstrip``/``|rstrip`` are compiled with ``allow_untrimmed=True`` and
+  compared on contents that are already stripped; formats with ``|drop_think`` are refused by the
+  Ollama target (Go templates cannot split a string), which is asserted.
 * llama.cpp (its own C++ Jinja engine, as ``llama-server --jinja``): the template renders the
   reference; with the GGUF's ``add_bos_token`` the leading BOS is removed from the text; formats
   without a system slot get llama-server's merge of a leading system message into the next
@@ -33,7 +34,7 @@ import tmplc
 from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
 from tmplc.engines.ollama import OllamaRenderError, render_ollama
 from tmplc.jinja_env import render_template
-from tmplc.targets.ollama import modelfile_fields
+from tmplc.targets.ollama import TargetError, modelfile_fields
 
 from conftest import load_tokenizer, missing_fixture
 from strategies import chat_formats, conversations
@@ -138,10 +139,14 @@ def check_all(cases):
             want = REFUSED
         assert got == want, ("transformers", fmt.name, msgs, gen)
         # Ollama
-        mf = _modelfile(fmt)
-        om = [{"role": x["role"], "content": x["content"].strip() if fmt.trims else x["content"]} for x in msgs]
-        oll_jobs.append(({"template": mf["template"], "messages": om,
-                          **({"system": mf["system"]} if mf["system"] else {})}, ollama_expected(fmt, msgs)))
+        if fmt.structure.assistant.drop_think:
+            with pytest.raises(TargetError, match="drop_think"):
+                fmt.to_ollama(allow_untrimmed=True)
+        else:
+            mf = _modelfile(fmt)
+            om = [{"role": x["role"], "content": x["content"].strip() if fmt.trims else x["content"]} for x in msgs]
+            oll_jobs.append(({"template": mf["template"], "messages": om,
+                              **({"system": mf["system"]} if mf["system"] else {})}, ollama_expected(fmt, msgs)))
         # llama.cpp
         target = _llamacpp(fmt)
         ll_jobs.append(({"template": target.chat_template, "messages": msgs, "bos_token": bos, "eos_token": eos,
@@ -200,11 +205,18 @@ def test_no_dangling_newlines_in_any_engine(fmt, msgs):
     tmpl = fmt.to_jinja()
     bos, eos = tokens(fmt)
     assert_chain([render_template(tmpl, m, bos_token=bos, eos_token=eos) for m in prefixes])
-    mf = _modelfile(fmt)
-    strip = (lambda c: c.strip()) if fmt.trims else (lambda c: c)
-    assert_chain(render_ollama([{"template": mf["template"],
-                                 "messages": [{"role": x["role"], "content": strip(x["content"])} for x in m],
-                                 **({"system": mf["system"]} if mf["system"] else {})} for m in prefixes]))
+    if not fmt.structure.assistant.drop_think:
+        mf = _modelfile(fmt)
+        strip = (lambda c: c.strip()) if fmt.trims else (lambda c: c)
+        outs = render_ollama([{"template": mf["template"],
+                               "messages": [{"role": x["role"], "content": strip(x["content"])} for x in m],
+                               **({"system": mf["system"]} if mf["system"] else {})} for m in prefixes])
+        # Ollama prompts after a user message; {PROMPT=...} text is the prompt's, not the history's
+        po = fmt.structure.assistant.prompt_only
+        if po:
+            outs = [o[:len(o) - len(po)] if isinstance(o, str) and m[-1]["role"] == "user" and o.endswith(po) else o
+                    for o, m in zip(outs, prefixes)]
+        assert_chain(outs)
     target = _llamacpp(fmt)
     assert_chain(render_llamacpp([{"template": target.chat_template, "messages": m, "bos_token": bos,
                                    "eos_token": eos, "add_generation_prompt": False} for m in prefixes]))

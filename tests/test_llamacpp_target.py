@@ -12,6 +12,7 @@ when CI=true.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from tmplc.engines.llamacpp import (
     render_llamacpp,
     run_driver_jobs,
 )
+from tmplc import parse_spec
 from tmplc.errors import MessageError
 from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn
 from tmplc.registry import registry
@@ -347,3 +349,204 @@ def test_template_file_with_trailing_newline_renders_the_same(driver) -> None:
 
 def test_shared_wrapper_keeps_line_separators(driver) -> None:
     assert not _wrapper_splits_on_line_separators()
+
+
+# --- |lstrip / |rstrip, {SYSTEM|nonempty}, {PROMPT=...}, |drop_think ------------------------------
+
+def _fmt(name: str, *, system: SystemBlock | None = None, user: Turn | None = None,
+         assistant: Turn | None = None, preamble=()) -> ChatFormat:
+    return ChatFormat(Structure(tuple(preamble), system,
+                                user or Turn((Text("U:"),), (Text("\n"),)),
+                                assistant or Turn((Text("A:"),), (Text("\n"),))),
+                      Metadata(name=name, bos_token="<s>", eos_token="</s>"))
+
+
+_SIDES = ("both", "left", "right")
+# Unicode whitespace that llama.cpp's |trim/.lstrip()/.rstrip() (C isspace over bytes) keep
+_EDGE_CONTENTS = ["\u3000hi\u3000", "\xa0x\xa0", " \u3000 a b \xa0\n", "\n\u2028\x85y\u2029\x1c", "\u3000",
+                  "\xa0 \u3000", "", "  ", "é\u3000", "\u3000日本", "🙂\xa0", "a\u3000b", "\u205f\u2003z\u200a "]
+
+
+def test_lstrip_rstrip_are_exact_with_unicode_whitespace(driver) -> None:
+    cases = []
+    for side in _SIDES:
+        for where in ("system", "user", "assistant"):
+            sb = SystemBlock("standalone", (Text("S:"),), (Text("\n"),))
+            user = Turn((Text("U:"),), (Text("\n"),))
+            asst = Turn((Text("A:"),), (Text("\n"),))
+            if where == "system":
+                sb = SystemBlock("standalone", (Text("S:"),), (Text("\n"),), True, None, side)
+            elif where == "user":
+                user = Turn((Text("U:"),), (Text("\n"),), True, trim_side=side)
+            else:
+                asst = Turn((Text("A:"),), (Text("\n"),), True, trim_side=side)
+            fmt = _fmt(f"{where}-{side}", system=sb, user=user, assistant=asst)
+            tgt = to_llamacpp(fmt, check_builtins=False)
+            macro = {"both": "tmplc_strip(", "left": "tmplc_lstrip(", "right": "tmplc_rstrip("}[side]
+            assert macro in tgt.chat_template
+            for expr in ("messages[0]['content']", "message['content']"):  # llama.cpp's strips are ASCII-only
+                assert f"{expr} | trim" not in tgt.chat_template
+                assert f"({expr}).lstrip()" not in tgt.chat_template
+                assert f"({expr}).rstrip()" not in tgt.chat_template
+            for i, c in enumerate(_EDGE_CONTENTS):
+                other = _EDGE_CONTENTS[(i + 5) % len(_EDGE_CONTENTS)]
+                msgs = [{"role": "system", "content": c}, {"role": "user", "content": other},
+                        {"role": "assistant", "content": c}, {"role": "user", "content": c}]
+                cases.append((fmt.name, fmt, tgt, msgs, i % 2 == 0))
+    # the expected values really differ from ASCII-only stripping
+    assert _fmt("l", user=Turn((Text("U:"),), (), True, trim_side="left")).render(
+        [{"role": "user", "content": "\u3000\xa0x\u3000"}]) == "U:x\u3000"
+    assert _fmt("r", user=Turn((Text("U:"),), (), True, trim_side="right")).render(
+        [{"role": "user", "content": "\u3000x\xa0 \u3000"}]) == "U:\u3000x"
+    _check_batch(cases)
+
+
+def test_side_macros_render_the_same_in_jinja2() -> None:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    for side in _SIDES:
+        fmt = _fmt(side, system=SystemBlock("first_user", (Text("<<S>>"),), (Text("|"),), True, None, side),
+                   user=Turn((Text("U:"),), (Text("\n"),), True, trim_side=side),
+                   assistant=Turn((Text("A:"),), (Text("\n"),), True, trim_side=side))
+        tpl = env.from_string(to_llamacpp(fmt, check_builtins=False).chat_template)
+        for c in _EDGE_CONTENTS:
+            msgs = [{"role": "system", "content": c}, {"role": "user", "content": c},
+                    {"role": "assistant", "content": c}]
+            assert tpl.render(messages=msgs, bos_token="<s>", eos_token="</s>") == fmt.render(msgs), (side, c)
+
+
+_SYSTEM_CONVS = [
+    [{"role": "system", "content": ""}, {"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": ""}, {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"},
+     {"role": "user", "content": "Q2"}],
+    [{"role": "system", "content": ""}, {"role": "assistant", "content": "A"}, {"role": "user", "content": "Q"}],
+    [{"role": "system", "content": ""}],
+    [{"role": "system", "content": " "}, {"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "\u3000"}, {"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "Sys"}, {"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "Sys"}, {"role": "assistant", "content": "A"}],
+    [{"role": "system", "content": "Sys"}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "A"}],
+    [{"role": "assistant", "content": "A"}],
+    [],
+]
+
+
+def test_skip_empty_system_renders_like_reference(driver) -> None:
+    cases = []
+    for placement in ("standalone", "first_user"):
+        for default in (None, "Default sys"):
+            for skip in (True, False):
+                for trim in (False, True):
+                    sb = SystemBlock(placement, (Text("<<S>>"),), (Text("<</S>>"),), trim, default, "both", skip)
+                    fmt = _fmt(f"{placement}-{default}-{skip}-{trim}", system=sb, preamble=[Text("P|")])
+                    tgt = to_llamacpp(fmt, check_builtins=False)
+                    for msgs in _SYSTEM_CONVS:
+                        for agp in (False, True):
+                            cases.append((fmt.name, fmt, tgt, msgs, agp))
+    # what the reference means: an empty system message is no system message (or the default)
+    fmt = _fmt("x", system=SystemBlock("standalone", (Text("S:"),), (Text("\n"),), False, "D", "both", True))
+    assert fmt.render(_SYSTEM_CONVS[0]) == "S:D\nU:Hi\n"
+    assert fmt.render(_SYSTEM_CONVS[4]) == "S: \nU:Hi\n"
+    _check_batch(cases)
+
+
+def test_prompt_only_renders_like_reference(driver) -> None:
+    cases = []
+    for lead in ((), (Text(" "),), (Text("\n"), SpecialToken("EOS"))):
+        for prompt in ("<think>\n", " ", "\n\n", "<think>"):
+            asst = Turn((Text("<|assistant|>"),), (SpecialToken("EOS"),), False, lead, prompt_only=prompt)
+            fmt = _fmt(f"lead{lead!r}-{prompt!r}", assistant=asst,
+                       system=SystemBlock("standalone", (Text("S:"),), (Text("\n"),)))
+            tgt = to_llamacpp(fmt, check_builtins=False)
+            for msgs in _SYSTEM_CONVS:
+                for agp in (False, True):
+                    cases.append((fmt.name, fmt, tgt, msgs, agp))
+    fmt = _fmt("r1", assistant=Turn((Text("A:"),), (Text("\n"),), False, (Text(" "),), prompt_only="<think>\n"))
+    assert fmt.render([{"role": "user", "content": "q"}], add_generation_prompt=True) == "U:q\nA:<think>\n"
+    assert fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]) == "U:q\nA: a\n"
+    _check_batch(cases)
+
+
+def test_drop_think_renders_like_reference(driver) -> None:
+    contents = ["<think>\nhm\n</think>\n\nA", "a</think>b</think> c\u3000", "</think>", "no think", "",
+                "\u3000</think>\xa0x"]
+    cases = []
+    for mode in ("last", "first"):
+        for trim, side in ((False, "both"), (True, "both"), (True, "left"), (True, "right")):
+            fmt = _fmt(f"{mode}-{trim}-{side}",
+                       assistant=Turn((Text("A:"),), (Text("\n"),), trim, trim_side=side, drop_think=mode))
+            tgt = to_llamacpp(fmt, check_builtins=False)
+            for c in contents:
+                cases.append((fmt.name, fmt, tgt, [{"role": "user", "content": c},
+                                                   {"role": "assistant", "content": c}], False))
+    _check_batch(cases)
+
+
+_CHATML = "<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n" \
+          "{OUTPUT}<|im_end|>\n<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n{OUTPUT}<|im_end|>\n"
+
+
+@pytest.mark.parametrize("change", [
+    ("{SYSTEM}", "{SYSTEM|nonempty}"),
+    ("{INPUT}", "{INPUT|lstrip}"),
+    ("{INPUT}", "{INPUT|rstrip}"),
+    ("{OUTPUT}", "{OUTPUT|rstrip}"),
+    ("{OUTPUT}", "{PROMPT=<think>\n}{OUTPUT}"),
+    ("{OUTPUT}", "{OUTPUT|drop_think}"),
+])
+def test_new_features_get_no_builtin_that_renders_differently(driver, change) -> None:
+    plain = to_llamacpp(parse_spec(_CHATML))
+    assert plain.builtin_name == "chatml"
+    tgt = to_llamacpp(parse_spec(_CHATML.replace(*change)))
+    # llama.cpp would detect chatml from the template, but its built-in does not render the format
+    assert tgt.detected_builtin == "chatml"
+    assert tgt.builtin_name is None and tgt.builtin_by_name is None and tgt.requires_jinja
+    assert "warning" in tgt.report()
+
+
+def test_builtin_that_trims_the_system_message_is_not_claimed_for_nonempty(driver) -> None:
+    # gemma's built-in merges a system message into the first user turn, C-trimmed, and skips it
+    # when that is empty: identical for "" but not for a whitespace-only system message
+    turn = "<start_of_turn>user\n{INPUT|trim}<end_of_turn>\n<start_of_turn>model\n{OUTPUT|trim}<end_of_turn>\n"
+    spec = "{BOS}" + turn.replace("{INPUT|trim}", "{SYSTEM|nonempty|trim}\n\n{INPUT|trim}") + turn
+    fmt = parse_spec(spec).with_meta(bos_token="<bos>", eos_token="<eos>")
+    tgt = to_llamacpp(fmt)
+    assert tgt.detected_builtin == "gemma" and tgt.builtin_name is None and tgt.builtin_by_name is None
+    msgs = [{"role": "system", "content": " \n"}, {"role": "user", "content": "Hi"}]
+    (r,) = run_driver_jobs([{"builtin": "gemma", "messages": msgs, "add_generation_prompt": False}])
+    assert r["output"] != expected_llamacpp(fmt, msgs, False, tgt.add_bos_token)
+
+
+def test_builtins_that_render_the_new_features_are_found(driver) -> None:
+    # Orion's built-in skips an empty system message (|nonempty); bailing-think's generation
+    # prompt ends with <think> ({PROMPT=<think>}).  Neither is detected from a tmplc template,
+    # but each matches when named explicitly.
+    orion_sys = SystemBlock("first_user", (), (Text("\n\n"),), skip_empty=True)
+    orion = _fmt("orion", system=orion_sys, user=Turn((Text("Human: "),), (Text("\n\nAssistant: </s>"),)),
+                 assistant=Turn((), (Text("</s>"),)))
+    bailing = _fmt("bailing", system=SystemBlock("standalone", (Text("<role>SYSTEM</role>"),)),
+                   user=Turn((Text("<role>HUMAN</role>"),)),
+                   assistant=Turn((Text("<role>ASSISTANT</role>"),), prompt_only="<think>"))
+    assert to_llamacpp(orion).builtin_by_name == "orion"
+    assert to_llamacpp(bailing).builtin_by_name == "bailing-think"
+    # ... and without the feature, not (orion renders an empty system message's "\n\n"; bailing
+    # without <think> is the plain "bailing" built-in)
+    assert to_llamacpp(replace(orion, structure=replace(orion.structure, system=replace(
+        orion_sys, skip_empty=False)))).builtin_by_name is None
+    assert to_llamacpp(replace(bailing, structure=replace(bailing.structure, assistant=Turn(
+        (Text("<role>ASSISTANT</role>"),))))).builtin_by_name == "bailing"
+    jobs, want = [], []
+    for fmt, name in ((orion, "orion"), (bailing, "bailing-think")):
+        for msgs in _SYSTEM_CONVS:
+            if msgs and msgs[0]["content"] not in ("", "Sys") or (msgs and msgs[-1]["role"] == "system"):
+                continue
+            for agp in (False, True):
+                try:
+                    exp = fmt.render(msgs, add_generation_prompt=agp)
+                except MessageError:
+                    continue
+                jobs.append({"builtin": name, "messages": msgs, "add_generation_prompt": agp})
+                want.append(exp)
+    assert [r.get("output") for r in run_driver_jobs(jobs)] == want

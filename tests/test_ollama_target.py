@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -93,15 +94,15 @@ def expected(fmt: ChatFormat, msgs: list[dict]):
 
 
 def untrimmed(fmt: ChatFormat) -> ChatFormat:
-    """What a format with |trim renders as under allow_untrimmed: contents as sent, the default
-    system message stripped at compile time."""
+    """What a format with |trim/|lstrip/|rstrip renders as under allow_untrimmed: contents as sent,
+    the default system message stripped (on its side) at compile time; everything else kept."""
     st_ = fmt.structure
     sb = st_.system
     if sb is not None:
-        default = sb.default.strip() if (sb.trim and sb.default is not None) else sb.default
-        sb = SystemBlock(sb.placement, sb.prefix, sb.suffix, False, default)
-    return ChatFormat(Structure(st_.preamble, sb, Turn(st_.user.prefix, st_.user.suffix, False),
-                                Turn(st_.assistant.prefix, st_.assistant.suffix, False, st_.assistant.lead)), fmt.meta)
+        default = sb.content(sb.default) if sb.default is not None else None
+        sb = replace(sb, trim=False, default=default)
+    return ChatFormat(replace(st_, system=sb, user=replace(st_.user, trim=False),
+                              assistant=replace(st_.assistant, trim=False)), fmt.meta)
 
 
 def has_trim(fmt: ChatFormat) -> bool:
@@ -218,9 +219,11 @@ def test_random_formats(formats, convs) -> None:
         try:
             add_format_cases(batch, fmt, convs, f"format {k}: {fmt.structure}")
         except TargetError as exc:
-            # only the documented refusal: a leading BOS that depends on content emptiness
-            assert "starts with {BOS}" in str(exc), str(exc)
-            refused += 1
+            # only the documented refusals: a leading BOS that depends on content emptiness, and
+            # {OUTPUT|drop_think} (Go templates cannot search a string)
+            assert "starts with {BOS}" in str(exc) or (
+                fmt.structure.assistant.drop_think and "|drop_think" in str(exc)), str(exc)
+            refused += "starts with {BOS}" in str(exc)
     if batch.jobs:
         batch.check()
     assert refused < 6
@@ -463,3 +466,225 @@ def test_cli_compile_to_ollama(capsys) -> None:
 def test_errors_are_tmplc_errors() -> None:
     assert issubclass(TargetError, TmplcError) and issubclass(TargetError, ValueError)
     assert re.search(r"\bTEMPLATE\b", to_ollama(registry["chatml"]))
+
+
+# ------------------------------------------------------------------------------------------
+# {SYSTEM|nonempty} (skip_empty), {PROMPT=...} (prompt_only), |lstrip / |rstrip, |drop_think
+
+SKIP_CONVERSATIONS = [
+    [s(""), u("q"), a("r"), u("q2")],
+    [s(""), u("q"), a("r")],
+    [s(""), u("")],
+    [s("Be brief."), u("q"), a("r")],
+    [s(" "), u("q")],  # whitespace is not empty
+    [u("q"), a("r"), u("q2")],
+    [u("q")],
+    [s("")],  # a lone empty system message: nothing (or the default) then the generation prompt
+    [s("x")],
+    [s(""), a("first")],  # refused only when a system block (or default) is pending inline
+    [a("first"), u("q")],
+    [u("q"), s("")],  # refused: a system message that is not first
+]
+# merged by Ollama into "\n\n": not empty (only for formats that do not strip: merging creates
+# edge whitespace)
+MERGED_EMPTY_SYSTEMS = [[s(""), s(""), u("q")], [s(""), s("x"), u("q")]]
+
+SKIP_DEFAULTS = [None, "You are helpful.", "", "nbsp\u00a0x", " padded \n"]
+
+
+def skip_format(placement: str, default, *, bos: bool = False, trim: bool = False, side: str = "both",
+                preamble: tuple = ()) -> ChatFormat:
+    """ChatML-like (standalone) or Llama-2-like (first_user) with {SYSTEM|nonempty}."""
+    B = [SpecialToken("BOS")] if bos else []
+    if placement == "standalone":
+        sb = SystemBlock("standalone", fragment(B + ["<|im_start|>system\n"]), fragment(["<|im_end|>\n"]),
+                         trim, default, side, skip_empty=True)
+        user = Turn(fragment(B + ["<|im_start|>user\n"]), fragment(["<|im_end|>\n"]))
+        assistant = Turn(fragment(["<|im_start|>assistant\n"]), fragment(["<|im_end|>\n"]))
+    else:
+        sb = SystemBlock("first_user", fragment(["<<SYS>>\n"]), fragment(["\n<</SYS>>\n\n"]), trim, default,
+                         side, skip_empty=True)
+        user = Turn(fragment(B + ["[INST] "]), fragment([" [/INST]"]))
+        assistant = Turn((), fragment([" ", SpecialToken("EOS")]), lead=fragment([" "]))
+    return ChatFormat(Structure(fragment(preamble), sb, user, assistant),
+                      Metadata(name=f"skip-{placement}", bos_token="<s>", eos_token="</s>"))
+
+
+@pytest.mark.parametrize("placement", ["standalone", "first_user"])
+def test_skip_empty_system_renders_like_the_reference(placement) -> None:
+    batch = Batch()
+    for default in SKIP_DEFAULTS:
+        for bos in (False, True):
+            for preamble in ((), ("HEAD\n",)):
+                fmt = skip_format(placement, default, bos=bos, preamble=preamble)
+                mf = to_ollama(fmt)
+                for c in SKIP_CONVERSATIONS + MERGED_EMPTY_SYSTEMS:
+                    batch.add(mf, c, expected(fmt, c), f"default={default!r} bos={bos} preamble={preamble}")
+    assert batch.check() == 2 * 2 * len(SKIP_DEFAULTS) * len(SKIP_CONVERSATIONS + MERGED_EMPTY_SYSTEMS)
+
+
+def test_skip_empty_exact_renders() -> None:
+    """What the comparisons above mean, spelled out on ChatML with {SYSTEM|nonempty=D}."""
+    fmt = skip_format("standalone", "D")
+    mf = to_ollama(fmt)
+    assert modelfile_fields(mf)["system"] == "D"  # SYSTEM carries the default ...
+    # ... and the template holds it too: Ollama does not send SYSTEM when message 0 is a system one
+    assert "<|im_start|>system\nD<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n" == \
+        expected(fmt, [s(""), u("q")])
+    f = fields_of(mf)
+    jobs = [{"template": f["template"], "messages": m, "system": f["system"]}
+            for m in ([s(""), u("q")], [u("q")], [s("mine"), u("q")])]
+    assert render_ollama(jobs) == [
+        "<|im_start|>system\nD<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\nD<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\nmine<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n",
+    ]
+    # without a default, an empty system message is no system block at all (Llama-2 style, the
+    # leading BOS of the first turn is Ollama's)
+    fmt = skip_format("first_user", None, bos=True)
+    f = fields_of(to_ollama(fmt))
+    jobs = [{"template": f["template"], "messages": m} for m in ([s(""), u("q")], [s("S"), u("q")])]
+    assert render_ollama(jobs) == ["[INST] q [/INST]", "[INST] <<SYS>>\nS\n<</SYS>>\n\nq [/INST]"]
+
+
+def test_without_skip_empty_an_empty_system_message_shows_the_block() -> None:
+    fmt = skip_format("standalone", "D")
+    plain = ChatFormat(replace(fmt.structure, system=replace(fmt.structure.system, skip_empty=False)), fmt.meta)
+    f = fields_of(to_ollama(plain))
+    (got,) = render_ollama([{"template": f["template"], "messages": [s(""), u("q")], "system": f["system"]}])
+    assert got == expected(plain, [s(""), u("q")]) == \
+        "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_registry_formats_with_skip_empty() -> None:
+    batch = Batch()
+    for name in REGISTRY:
+        fmt = registry[name]
+        sb = fmt.structure.system
+        if sb is None:
+            continue
+        for default in (None, "Be nice."):
+            f = ChatFormat(replace(fmt.structure, system=replace(sb, skip_empty=True, default=default)),
+                           fmt.with_meta(name=name + "+nonempty").meta)
+            add_format_cases(batch, f, SKIP_CONVERSATIONS + NASTY_CONVERSATIONS, f.name)
+    batch.check()
+
+
+def prompt_format(prompt_only: str, lead: tuple = (), bos_prefix: bool = False) -> ChatFormat:
+    return ChatFormat(
+        Structure((), SystemBlock("standalone", fragment(["<|system|>"]), fragment(["\n"])),
+                  Turn(fragment(["<｜User｜>"])),
+                  Turn(fragment(([SpecialToken("BOS")] if bos_prefix else []) + ["<｜Assistant｜>"]),
+                       fragment(["<｜end▁of▁sentence｜>"]), lead=fragment(lead), prompt_only=prompt_only)),
+        Metadata(name="r1-like", bos_token="<s>", eos_token="<｜end▁of▁sentence｜>"))
+
+
+@pytest.mark.parametrize("lead", [(), (" ",), ("</think>\n\n",)])
+@pytest.mark.parametrize("prompt_only", ["<think>\n", " ", '"""\n{{ x }}'])
+def test_prompt_only_follows_the_assistant_prefix_in_the_generation_prompt(prompt_only, lead) -> None:
+    fmt = prompt_format(prompt_only, lead)
+    mf = to_ollama(fmt)
+    f = fields_of(mf)
+    jobs = [{"template": f["template"], "messages": m} for m in ([u("q")], [u("q"), a("r")], [u("q"), a("r"), u("q2")])]
+    lead_text = "".join(lead)
+    assert render_ollama(jobs) == [
+        "<｜User｜>q<｜Assistant｜>" + prompt_only,  # the generation prompt: prefix + prompt_only (no lead)
+        "<｜User｜>q<｜Assistant｜>" + lead_text + "r",  # a prefill: prefix + lead + content, no prompt_only
+        "<｜User｜>q<｜Assistant｜>" + lead_text + "r<｜end▁of▁sentence｜><｜User｜>q2<｜Assistant｜>" + prompt_only,
+    ]
+    batch = Batch()
+    for c in NASTY_CONVERSATIONS + SKIP_CONVERSATIONS:
+        batch.add(mf, c, expected(fmt, c))
+    batch.check()
+
+
+def test_registry_formats_with_prompt_only() -> None:
+    batch = Batch()
+    for name in REGISTRY:
+        fmt = registry[name]
+        for prompt_only in ("<think>\n", "\n\n"):
+            f = ChatFormat(replace(fmt.structure, assistant=replace(fmt.structure.assistant, prompt_only=prompt_only)),
+                           fmt.with_meta(name=name + "+prompt").meta)
+            add_format_cases(batch, f, NASTY_CONVERSATIONS, f.name)
+    batch.check()
+
+
+def side_format(side: str, where: str = "assistant", default: str | None = None) -> ChatFormat:
+    fmt = skip_format("standalone", default)
+    st_ = fmt.structure
+    if where == "system":
+        st_ = replace(st_, system=replace(st_.system, trim=True, trim_side=side))
+    else:
+        st_ = replace(st_, **{where: replace(getattr(st_, where), trim=True, trim_side=side)})
+    return ChatFormat(st_, fmt.meta)
+
+
+@pytest.mark.parametrize("side,filt", [("left", "|lstrip"), ("right", "|rstrip"), ("both", "|trim")])
+@pytest.mark.parametrize("where", ["user", "assistant", "system"])
+def test_lstrip_rstrip_refused_naming_the_filter(side, filt, where) -> None:
+    fmt = side_format(side, where)
+    with pytest.raises(TargetError) as e:
+        to_ollama(fmt)
+    msg = str(e.value)
+    assert f"the {where} content ({filt})" in msg and "allow_untrimmed" in msg and f"remove {filt}" in msg
+    mf = to_ollama(fmt, allow_untrimmed=True)
+    assert f"strips the {where} content ({filt})" in mf and "rendered as sent" in mf
+
+
+def test_mixed_filters_are_all_named() -> None:
+    fmt = side_format("left", "user")
+    fmt = ChatFormat(replace(fmt.structure, assistant=replace(fmt.structure.assistant, trim=True,
+                                                              trim_side="right")), fmt.meta)
+    with pytest.raises(TargetError, match=r"user content \(\|lstrip\) and the assistant content \(\|rstrip\)"):
+        to_ollama(fmt)
+
+
+@pytest.mark.parametrize("side", ["left", "right", "both"])
+def test_allow_untrimmed_renders_sides_as_sent_and_strips_the_default_by_its_side(side) -> None:
+    default = "  \n Be brief. \n "
+    want_default = {"left": default.lstrip(), "right": default.rstrip(), "both": default.strip()}[side]
+    batch = Batch()
+    for where in ("user", "assistant", "system"):
+        fmt = side_format(side, where, default=default)
+        mf = to_ollama(fmt, allow_untrimmed=True)
+        sysval = modelfile_fields(mf)["system"]
+        if where == "system":
+            assert sysval in (want_default, None)  # SYSTEM, or in the template if it cannot hold it
+        for c in NASTY_CONVERSATIONS + SKIP_CONVERSATIONS:
+            batch.add(mf, c, expected(untrimmed(fmt), c), f"{where} {side} (as sent)")
+            batch.add(mf, stripped(c), expected(fmt, stripped(c)), f"{where} {side} (pre-stripped)")
+    batch.check()
+    # the default is exact even with allow_untrimmed: stripped at compile time, on its side
+    fmt = side_format(side, "system", default=default)
+    f = fields_of(to_ollama(fmt, allow_untrimmed=True))
+    (got,) = render_ollama([{"template": f["template"], "messages": [u("q")], "system": f["system"]}])
+    assert got == expected(fmt, [u("q")]) and ("<|im_start|>system\n" + want_default + "<|im_end|>") in got
+
+
+@pytest.mark.parametrize("mode,filt", [("last", "{OUTPUT|drop_think}"), ("first", "{OUTPUT|drop_think_first}")])
+def test_drop_think_is_refused(mode, filt) -> None:
+    fmt = registry["chatml"]
+    fmt = ChatFormat(replace(fmt.structure, assistant=replace(fmt.structure.assistant, drop_think=mode)), fmt.meta)
+    for allow in (False, True):
+        with pytest.raises(TargetError) as e:
+            to_ollama(fmt, allow_untrimmed=allow)
+        assert filt in str(e.value) and f"their {mode} '</think>'" in str(e.value)
+
+
+@pytest.mark.parametrize("placement", ["standalone", "first_user"])
+@pytest.mark.parametrize("default", [None, "D"])
+def test_generation_prompt_after_a_lone_empty_system_message_drops_its_leading_bos(placement, default) -> None:
+    # nothing is rendered before the generation prompt, so its {BOS} is the one Ollama adds
+    fmt = skip_format(placement, default)
+    st_ = fmt.structure
+    fmt = ChatFormat(replace(st_, assistant=replace(st_.assistant, prefix=fragment(
+        [SpecialToken("BOS"), "<A>"]), prompt_only="<think>\n")), fmt.meta)
+    mf = to_ollama(fmt)
+    batch = Batch()
+    for c in SKIP_CONVERSATIONS + MERGED_EMPTY_SYSTEMS:
+        batch.add(mf, c, expected(fmt, c), placement)
+    batch.check()
+    f = fields_of(mf)
+    (got,) = render_ollama([{"template": f["template"], "messages": [s("")], "system": f["system"]}])
+    assert got == ("<A><think>\n" if placement == "first_user" or default is None
+                   else "<|im_start|>system\nD<|im_end|>\n<s><A><think>\n")

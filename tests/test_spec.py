@@ -199,7 +199,7 @@ ERRORS = [
     ("U: {INPUT}\n{SYSTEM}A: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 2, 1, "before the first user content"),
     ("{SYSTEM}{SYSTEM}U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 1, 9, "twice"),
     ("U: {INPUT|upper}\nA: {OUTPUT}\n", 1, 4, "unknown filter"),
-    ("U: {INPUT=x}\nA: {OUTPUT}\n", 1, 4, "only {SYSTEM} and {PROMPT} take a default"),
+    ("U: {INPUT=x}\nA: {OUTPUT}\n", 1, 4, "only {SYSTEM}, {PROMPT} and {DATE} take a default"),
     ("S{SYSTEM}:U: {INPUT}\nA: {OUTPUT}\nX: {INPUT}\nA: {OUTPUT}\n", 1, 2, "cannot place the system block"),
     ("U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\n", 3, 4, "second exchange has no {OUTPUT}"),
     ("U: {INPUT}{INPUT}\nA: {OUTPUT}\n", 1, 11, "{INPUT} again"),
@@ -698,9 +698,10 @@ def test_transformers_hand_computed_cases():
     assert hf(rst, msgs(("  x  ", "  x  "), system="  x  ")) == f"{B}S:  x\nU:  x\nA:  x\n"
 
 
-def test_trim_side_without_trim_is_refused_with_the_reason():
-    # trim_side means nothing without trim, and no spec filter writes it: to_spec says so
+def test_trim_side_without_trim_is_normalised():
+    # trim_side means nothing without trim: one value per meaning, so the layout has a spec
     st = Structure((), None, Turn((Text("U:"),), (Text("\n"),), False, trim_side="left"),
                    Turn((Text("A:"),), (Text("\n"),)))
-    with pytest.raises(SpecError, match=r"user turn has trim_side='left' but trim=False"):
-        ChatFormat(st).to_spec()
+    assert st.user.trim_side == "both" and st.user == Turn((Text("U:"),), (Text("\n"),))
+    assert ChatFormat(st).to_spec() == "U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n"
+    assert SystemBlock(trim=False, trim_side="right").trim_side == "both"

@@ -8,6 +8,7 @@ and "no dangling newline" checks exact.
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence, Union
 
@@ -51,7 +52,20 @@ class SpecialToken:
     name: Literal["BOS", "EOS"]
 
 
-Piece = Union[Text, SpecialToken]
+@dataclass(frozen=True)
+class DateToken:
+    """Today's date, formatted with ``strftime(format)`` (``{DATE=%d %b %Y}`` in a spec).
+
+    The date is an explicit variable of the format: ``render(..., date=...)`` (default: today,
+    as HF's ``strftime_now``), ``ChatFormat.with_date(d)`` fixes it (e.g. for training data)."""
+
+    format: str
+
+    def render(self, date: "_dt.date | None" = None) -> str:
+        return (date or _dt.date.today()).strftime(self.format)
+
+
+Piece = Union[Text, SpecialToken, DateToken]
 Fragment = tuple[Piece, ...]
 
 
@@ -160,6 +174,19 @@ class Structure:
             frags += [self.system.prefix, self.system.suffix]
         return any(isinstance(p, SpecialToken) and p.name == name for f in frags for p in f)
 
+    def fragments(self) -> list[Fragment]:
+        """Every literal fragment of the layout."""
+        frags = [self.preamble, self.user.prefix, self.user.suffix,
+                 self.assistant.prefix, self.assistant.lead, self.assistant.suffix]
+        if self.system is not None:
+            frags += [self.system.prefix, self.system.suffix]
+        return frags
+
+    @property
+    def dated(self) -> bool:
+        """Whether the layout renders the date (``{DATE=...}``)."""
+        return any(isinstance(p, DateToken) for f in self.fragments() for p in f)
+
 
 @dataclass(frozen=True)
 class Metadata:
@@ -227,12 +254,13 @@ class ChatFormat:
         *,
         bos_token: str | None = None,
         eos_token: str | None = None,
+        date: _dt.date | None = None,
     ) -> list["Segment"]:
         """The rendered conversation as pieces, each with its role, part and trainability."""
         from tmplc.render import render_segments
 
         return render_segments(self, messages, add_generation_prompt, continue_final_message,
-                               bos_token=bos_token, eos_token=eos_token)
+                               bos_token=bos_token, eos_token=eos_token, date=date)
 
     def render(
         self,
@@ -242,11 +270,27 @@ class ChatFormat:
         *,
         bos_token: str | None = None,
         eos_token: str | None = None,
+        date: _dt.date | None = None,
     ) -> str:
-        """Render a conversation.  This is the reference every target must reproduce byte for byte."""
+        """Render a conversation.  This is the reference every target must reproduce byte for byte.
+        ``date``: for a format with ``{DATE=...}``, the date to render (default: today)."""
         return "".join(s.text for s in self.segments(
             messages, add_generation_prompt, continue_final_message,
-            bos_token=bos_token, eos_token=eos_token))
+            bos_token=bos_token, eos_token=eos_token, date=date))
+
+    def with_date(self, date: _dt.date) -> "ChatFormat":
+        """A copy whose ``{DATE=...}`` pieces are fixed text for ``date`` (training data that
+        must not change with the day it is built)."""
+        def fix(frag: Fragment) -> Fragment:
+            return fragment(Text(p.render(date)) if isinstance(p, DateToken) else p for p in frag)
+
+        st = self.structure
+        system = st.system and replace(st.system, prefix=fix(st.system.prefix), suffix=fix(st.system.suffix))
+        new = Structure(fix(st.preamble), system,
+                        replace(st.user, prefix=fix(st.user.prefix), suffix=fix(st.user.suffix)),
+                        replace(st.assistant, prefix=fix(st.assistant.prefix), lead=fix(st.assistant.lead),
+                                suffix=fix(st.assistant.suffix)))
+        return replace(self, structure=new)
 
     # -- targets --------------------------------------------------------------------
     def to_jinja(self, *, generation_tags: bool = True) -> str:

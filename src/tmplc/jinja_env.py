@@ -53,9 +53,11 @@ def make_env(today: _dt.date = _dt.date(2026, 1, 1)) -> ImmutableSandboxedEnviro
 
 
 def render_template(template: str, messages: list[dict], *, add_generation_prompt: bool = False,
-                    bos_token: str | None = None, eos_token: str | None = None, **extra: Any) -> str:
-    """Render a chat template in the sandbox with HF's variables."""
-    env = make_env()
+                    bos_token: str | None = None, eos_token: str | None = None,
+                    today: _dt.date | None = None, **extra: Any) -> str:
+    """Render a chat template in the sandbox with HF's variables (``strftime_now``: ``today``,
+    default the real date, as HF)."""
+    env = make_env(today or _dt.date.today())
     ctx: dict[str, Any] = {"messages": messages, "add_generation_prompt": add_generation_prompt}
     if bos_token is not None:
         ctx["bos_token"] = bos_token

@@ -2,6 +2,7 @@
 
 Conversation rules (every target reproduces them, or refuses at compile time):
 
+* ``{DATE=...}`` renders ``date`` (default: today) with its strftime format.
 * Roles are ``system``, ``user`` and ``assistant``; any other role is a MessageError naming the
   message index.  Content must be a string.
 * A system message is allowed only as message 0.  A format without a system block refuses one.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Sequence
 
 from tmplc.errors import MessageError
-from tmplc.ir import Fragment, SpecialToken
+from tmplc.ir import DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -73,6 +74,7 @@ def render_segments(
     *,
     bos_token: str | None = None,
     eos_token: str | None = None,
+    date=None,
 ) -> list[Segment]:
     """Render ``messages`` with ``fmt`` into segments (see the module docstring for the rules)."""
     st = fmt.structure
@@ -89,7 +91,9 @@ def render_segments(
     def text(frag: Fragment) -> str:
         out = []
         for p in frag:
-            if isinstance(p, SpecialToken):
+            if isinstance(p, DateToken):
+                out.append(p.render(date))
+            elif isinstance(p, SpecialToken):
                 tok = bos if p.name == "BOS" else eos
                 if tok is None:
                     raise MessageError(None, f"format {fmt.name!r} uses {{{p.name}}} but no "

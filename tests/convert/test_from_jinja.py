@@ -185,7 +185,9 @@ def test_trim_per_role_is_recovered():
 
 
 @pytest.mark.parametrize("template, category, words", [
-    ("{{ strftime_now('%d %b %Y') }}" + CHATML, "date", "injects today's date"),
+    ("{{ strftime_now('day %j') }}" + CHATML, "date", "injects today's date (strftime_now) in a form"),
+    ("{% if messages[0].role != 'system' %}<|im_start|>system\nToday is {{ strftime_now('%Y-%m-%d') }}<|im_end|>\n"
+     "{% endif %}" + CHATML, "date", "renders today's date inside its default system message"),
     ("{% for m in messages %}{{ m.role }}: {{ m.content.lstrip(' ') }}\n{% endfor %}", "content",
      "trims system message content"),
     ("{% for m in messages %}{{ m.role }}: {{ m.content.strip('\\n') }}\n{% endfor %}"
@@ -233,9 +235,14 @@ def test_explicit_date_variable_makes_a_date_template_convertible():
          "{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'user' %}[{{ date_string }}] "
          "{% endif %}{{ m.content }}<|im_end|>\n{% endfor %}"
          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-    with pytest.raises(ConversionRefused, match="today's date"):
-        from_jinja(t)
-    fmt = from_jinja(t, date_string="26 Jul 2024")
+    import datetime as dt
+    from tmplc.ir import DateToken
+
+    dated = from_jinja(t)  # strftime_now: the date is a variable of the format, in every user turn
+    assert dated.structure.user.prefix == (Text("<|im_start|>user\n["), DateToken("%d %b %Y"), Text("] "))
+    assert dated.render([{"role": "user", "content": "x"}], date=dt.date(2025, 2, 3)) == \
+        "<|im_start|>user\n[03 Feb 2025] x<|im_end|>\n"
+    fmt = from_jinja(t, date_string="26 Jul 2024")  # a date passed explicitly is fixed text
     assert fmt.render([{"role": "user", "content": "x"}]) == "<|im_start|>user\n[26 Jul 2024] x<|im_end|>\n"
     assert "date_string='26 Jul 2024'" in fmt.meta.notes
 
@@ -403,3 +410,29 @@ def test_prompt_that_diverges_inside_the_history_gives_lead_and_prompt_only():
     fmt = from_jinja(t)
     a = fmt.structure.assistant
     assert (a.prefix, a.lead, a.prompt_only) == ((Text("<|assistant|>"),), (Text("</think>"),), "<think>")
+
+
+LLAMA32_LIKE = ("{{ bos_token }}{% if messages[0].role == 'system' %}{% set sys = messages[0].content %}"
+                "{% else %}{% set sys = '' %}{% endif %}<|start_header_id|>system<|end_header_id|>\n\n"
+                "Today Date: {{ strftime_now('%d %b %Y') }}\n\n{{ sys }}<|eot_id|>{% for m in messages %}"
+                "{% if m.role != 'system' %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}"
+                "<|eot_id|>{% endif %}{% endfor %}{% if add_generation_prompt %}"
+                "<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+
+
+def test_the_date_becomes_an_explicit_variable():
+    import datetime as dt
+
+    fmt = from_jinja(LLAMA32_LIKE, bos_token="<s>")
+    assert fmt.structure.dated
+    assert "Today Date: {DATE=%d %b %Y}\n\n{SYSTEM=}" in fmt.to_spec()
+    msgs = [{"role": "user", "content": "q"}]
+    d = dt.date(2024, 7, 26)
+    expected = ("<s><|start_header_id|>system<|end_header_id|>\n\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
+                "<|start_header_id|>user<|end_header_id|>\n\nq<|eot_id|>")
+    assert fmt.render(msgs, date=d) == expected
+    assert fmt.with_date(d).render(msgs) == expected and not fmt.with_date(d).structure.dated
+    # the HF target asks HF's strftime_now, as the original does: equal on any day
+    for day in (d, dt.date(2031, 12, 3)):
+        assert render_template(fmt.to_jinja(), msgs, bos_token="<s>", today=day) == \
+            render_template(LLAMA32_LIKE, msgs, bos_token="<s>", today=day) == fmt.render(msgs, date=day)

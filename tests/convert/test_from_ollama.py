@@ -55,16 +55,56 @@ def test_to_ollama_round_trip_is_identity_where_the_split_is_visible(name):
     assert back.structure == fmt.structure
 
 
-def test_library_style_template_with_if_system_is_refused_for_empty_system():
+def test_library_style_template_with_if_system_recovers_nonempty_system():
+    # {{ if .System }}: a system message with content "" is no system message ({SYSTEM|nonempty})
     t = ("{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
          "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 }}"
          "{{- if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n"
          "{{ else if eq .Role \"assistant\" }}<|im_start|>assistant\n{{ .Content }}"
          "{{ if not $last }}<|im_end|>\n{{ end }}{{ end }}{{ if and $last (ne .Role \"assistant\") }}"
          "<|im_start|>assistant\n{{ end }}{{ end }}")
-    with pytest.raises(ConversionRefused) as e:
-        from_ollama(t)
-    assert "no system message" in e.value.reason or "ignores" in e.value.reason
+    fmt = from_ollama(t, n_random=40)
+    assert fmt.structure.system.skip_empty and fmt.default_system is None
+    assert "{SYSTEM|nonempty}" in fmt.to_spec()
+    msgs = [{"role": "system", "content": ""}, {"role": "user", "content": "q"}]
+    (got,) = render_ollama([{"template": t, "messages": msgs}])
+    assert got == fmt.render(msgs, add_generation_prompt=True) == \
+        "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
+    # ... and the Ollama target carries it back
+    mf = _ollama_target(fmt)
+    (again,) = render_ollama([{"template": mf["template"], "messages": msgs}])
+    assert again == got
+    # with a Modelfile SYSTEM, an empty system message still shows no block (Ollama sends SYSTEM
+    # only when the first message is not a system one): {SYSTEM|nonempty=D} cannot say that
+    with pytest.raises(ConversionRefused, match="system content ''"):
+        from_ollama(t, system="Be brief.", n_random=10)
+
+
+def _with(fmt, *, skip=False, prompt=""):
+    from dataclasses import replace
+
+    from tmplc.ir import ChatFormat
+
+    st = fmt.structure
+    if skip:
+        st = replace(st, system=replace(st.system, skip_empty=True))
+    if prompt:
+        st = replace(st, assistant=replace(st.assistant, prompt_only=prompt))
+    return ChatFormat(st, fmt.meta.__class__(**{**fmt.meta.__dict__, "name": fmt.name + "+"}))
+
+
+@pytest.mark.parametrize("name", ["chatml", "vicuna", "llama-2", "mistral-v3", "llama-3"])
+@pytest.mark.parametrize("skip,prompt", [(True, ""), (False, "<think>\n"), (True, "<think>\n")])
+def test_nonempty_system_and_prompt_only_survive_the_ollama_round_trip(name, skip, prompt):
+    fmt = _with(registry[name], skip=skip, prompt=prompt)
+    mf = _ollama_target(fmt)
+    bos = fmt.meta.bos_token if fmt.structure.uses("BOS") else None
+    back = from_ollama(mf["template"], mf["system"], bos_token=bos, eos_token=fmt.meta.eos_token, n_random=40)
+    assert back.structure.system.skip_empty == skip
+    assert back.structure.assistant.prompt_only == prompt
+    assert back.structure.assistant.lead == fmt.structure.assistant.lead
+    if name == "chatml":
+        assert back.structure == fmt.structure
 
 
 def test_date_template_is_refused():

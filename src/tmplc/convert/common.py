@@ -11,7 +11,7 @@ from typing import Sequence
 
 from tmplc.convert.errors import ConversionRefused
 from tmplc.errors import MessageError, SpecError
-from tmplc.ir import ChatFormat, SpecialToken, Structure, Text, fragment
+from tmplc.ir import ChatFormat, DateToken, SpecialToken, Structure, Text, fragment
 
 # Unique sentinels: letters and digits only (no whitespace to trim, no markup), mixed case so that
 # a case transformation shows up as a difference.
@@ -25,6 +25,31 @@ SENT = {
     "bos": "BoSqZmXg",
     "eos": "EoSqZmXh",
 }
+DATE_SENT = "DaTeqZmXk"  # where a probe render shows the date ({DATE=...})
+
+
+class DateSentinel:
+    """Passed as ``date=`` to ``ChatFormat.render``: a ``{DATE=...}`` renders as DATE_SENT, as in
+    probe renders where the date was found."""
+
+    def strftime(self, _format: str) -> str:
+        return DATE_SENT
+
+
+DATE_FORMATS = ("%A, %B %d, %Y", "%A %d %B %Y", "%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y-%m-%d",
+                "%Y/%m/%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y%m%d", "%B %Y", "%b %Y", "%Y")
+
+
+def find_date_format(text1: str, date1, text2: str, date2) -> str | None:
+    """The strftime format under which ``text1`` (rendered on ``date1``) and ``text2`` (on
+    ``date2``) are the same text with the date in it, or None."""
+    for f in DATE_FORMATS:
+        a, b = date1.strftime(f), date2.strftime(f)
+        if a in text1 and text1.replace(a, DATE_SENT) == text2.replace(b, DATE_SENT):
+            return f
+    return None
+
+
 PAD = " \n "  # padding put around a sentinel to see whether the template strips content
 
 PLAIN_SYSTEM = "You are a helpful assistant."
@@ -54,7 +79,7 @@ _ROLE_OF = {"system": "system", "user1": "user", "user2": "user", "assistant1": 
             "assistant2": "assistant"}
 
 
-def spec_from_render(text: str, *, system: bool, trim: dict) -> str:
+def spec_from_render(text: str, *, system: bool, trim: dict, date_format: str | None = None) -> str:
     """Turn a probe render into spec text: sentinels become placeholders, braces are escaped.
     ``trim``: role -> False/None, True (``|trim``) or a trim filter name (``lstrip``, ``rstrip``)."""
     keys = ["user1", "assistant1", "user2", "assistant2"] + (["system"] if system else [])
@@ -72,6 +97,8 @@ def spec_from_render(text: str, *, system: bool, trim: dict) -> str:
         if n > 1:
             raise ConversionRefused(f"renders the {which} message's content {n} times", "content")
     names = {SENT["bos"]: "{BOS}", SENT["eos"]: "{EOS}"}
+    if date_format:
+        names[DATE_SENT] = "{DATE=" + date_format + "}"
     for key in keys:
         role = _ROLE_OF[key]
         ph = {"system": "SYSTEM", "user": "INPUT", "assistant": "OUTPUT"}[role]
@@ -88,7 +115,8 @@ def spec_from_render(text: str, *, system: bool, trim: dict) -> str:
 
 
 def structure_from_render(text: str, *, system: bool, trim: dict,
-                          user_end: str | None = None, reply_at: str | None = None) -> Structure:
+                          user_end: str | None = None, reply_at: str | None = None,
+                          date_format: str | None = None) -> Structure:
     """Recover the layout from a probe render with the spec language's own structure rules.
 
     ``user_end``: the observed user suffix (what a conversation ending with a user message
@@ -104,10 +132,10 @@ def structure_from_render(text: str, *, system: bool, trim: dict,
     """
     from tmplc.spec.files import parse_structure
 
-    spec = spec_from_render(text, system=system, trim=trim)
+    spec = spec_from_render(text, system=system, trim=trim, date_format=date_format)
     _check_repetition(text, system)
-    spec = _insert_marks(spec, None if user_end is None else _as_spec(user_end),
-                         None if reply_at is None else _as_spec(reply_at))
+    spec = _insert_marks(spec, None if user_end is None else _as_spec(user_end, date_format),
+                         None if reply_at is None else _as_spec(reply_at, date_format))
     try:
         return parse_structure(spec)
     except SpecError as e:
@@ -115,10 +143,12 @@ def structure_from_render(text: str, *, system: bool, trim: dict,
                                 f"exchange: {e.message} (probe render as a spec: {spec!r})", "structure") from None
 
 
-def _as_spec(raw: str) -> str:
-    """Raw probe text (no message sentinels) as spec text: braces escaped, BOS/EOS named."""
-    return (_escape(raw.replace(SENT["bos"], "\x00B").replace(SENT["eos"], "\x00E"))
-            .replace("\x00B", "{BOS}").replace("\x00E", "{EOS}"))
+def _as_spec(raw: str, date_format: str | None = None) -> str:
+    """Raw probe text (no message sentinels) as spec text: braces escaped, BOS/EOS (and the date)
+    named."""
+    out = (_escape(raw.replace(SENT["bos"], "\x00B").replace(SENT["eos"], "\x00E"))
+           .replace("\x00B", "{BOS}").replace("\x00E", "{EOS}"))
+    return out.replace(DATE_SENT, "{DATE=" + date_format + "}") if date_format else out
 
 
 def _reply_point(mid: str, prompt: str, floor: int = 0) -> tuple[int, str] | None:
@@ -408,13 +438,20 @@ def _default_for(st, nosys_text: str, render):
     needed), or None when no default makes it render so."""
     if render(st, None) == nosys_text:
         return st
-    preamble = "".join(SENT[p.name.lower()] if isinstance(p, SpecialToken) else p.value for p in st.preamble)
+    preamble = "".join(SENT[p.name.lower()] if isinstance(p, SpecialToken) else
+                       DATE_SENT if isinstance(p, DateToken) else p.value for p in st.preamble)
+    if DATE_SENT in preamble and DATE_SENT not in nosys_text:  # pragma: no cover - dates found in every probe
+        return None
     if not nosys_text.startswith(preamble):
         return None  # the preamble itself differs: no default can help
     marked = render(st, _MARK)
     pre, post = marked.split(_MARK)
     if nosys_text.startswith(pre) and nosys_text.endswith(post) and len(nosys_text) >= len(pre) + len(post):
         default = nosys_text[len(pre):len(nosys_text) - len(post)]
+        if DATE_SENT in default:
+            raise ConversionRefused("renders today's date inside its default system message: a default "
+                                    "system message is fixed text in tmplc (the date can be part of the "
+                                    "layout, {DATE=...}, not of the default message)", "date")
         if not any(s in default for s in SENT.values()) and render(st, default) == nosys_text:
             if st.system.trim and default != st.system.content(default):
                 raise ConversionRefused("renders a default system message with surrounding whitespace "

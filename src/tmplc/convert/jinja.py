@@ -54,7 +54,11 @@ from dataclasses import replace as _replace
 from typing import Any
 
 from tmplc.convert.common import (
+    DATE_FORMATS,
+    DATE_SENT,
     PAD,
+    DateSentinel,
+    find_date_format,
     SENT,
     Case,
     diagnose,
@@ -73,7 +77,7 @@ from tmplc.ir import ChatFormat, Metadata
 # reasoning in front of an answer: a template that renders the answer alone drops it (|drop_think)
 THINK = "<think>Th1nkqZmXi</think>"
 THINK_MID = "M1dqZmXj</think>"  # after a first </think>: kept by split('</think>', 1)[-1]
-DATE_1 = _dt.date(2026, 1, 1)
+DATE_1 = _dt.date(2026, 3, 14)  # every field distinct from DATE_2 and from each other
 DATE_2 = _dt.date(1999, 12, 31)
 _RESERVED = ("messages", "add_generation_prompt", "__today__")
 
@@ -150,11 +154,19 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     sys_kind, sys_text = res["sys"]
     if sys_kind in ("security", "memory"):
         raise _failure(sys_kind, sys_text, "a conversation with a system message")
-    for a, b in (("sys", "sys@2"), ("nosys", "nosys@2")):
-        if res[a] != res[b]:
-            raise ConversionRefused("injects today's date (strftime_now): the render changes with the "
-                                    "date; pass the date explicitly if the template reads it from a "
-                                    "variable (e.g. date_string=...)", "date")
+    date_format = None
+    if res["sys"] != res["sys@2"] or res["nosys"] != res["nosys@2"]:
+        pairs = [(t, res[k + "@2"][1]) for k, t in (("nosys", nosys), ("sys", sys_text))
+                 if res[k] != res[k + "@2"]]
+        found = {find_date_format(t1, DATE_1, t2, DATE_2) for t1, t2 in pairs}
+        date_format = found.pop() if len(found) == 1 else None
+        if date_format is None:
+            raise ConversionRefused("injects today's date (strftime_now) in a form tmplc does not recognise "
+                                    f"(formats tried: {', '.join(DATE_FORMATS)}); pass the date explicitly if "
+                                    "the template reads it from a variable (e.g. date_string=...)", "date")
+        stamp = DATE_1.strftime(date_format)
+        res = {k: (kind_, text_.replace(stamp, DATE_SENT)) for k, (kind_, text_) in res.items()}
+        nosys, sys_text = res["nosys"][1], res["sys"][1]
     for n in ("q", "q+gen"):
         if res[n][0] != "ok":
             raise _failure(res[n][0], res[n][1], "a conversation ending with a user message")
@@ -193,8 +205,9 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     # -- 2. structure -------------------------------------------------------------------
     full = sys_text if has_system else nosys
     try:
-        st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
-                                   reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None)
+            st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
+                                   reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None,
+                                   date_format=date_format)
     except ConversionRefused:
         if gen_ignored and not _parses(nosys, trim, q_text):
             tail = q_text[q_text.rfind(SENT["user2"]) + len(SENT["user2"]):]
@@ -208,7 +221,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
             first = first.replace(SENT[k], THINK_MID + SENT[k])
         mode = "last" if res["think2"] == res["nosys"] else "first" if res["think2"] == ("ok", first) else ""
         st = _replace(st, assistant=_replace(st.assistant, drop_think=mode))
-    tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"])
+    tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"], date=DateSentinel())
     if has_system:
         st = recover_default(st, nosys, tokens)
         st = _recover_skip_empty(st, res["sys:empty"], nosys, tokens)
@@ -233,11 +246,14 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     fixed = [i for i, c in enumerate(cases) if not c.label.startswith("random")]
     vjobs += [vprobe.job(cases[i].msgs, cases[i].add_generation_prompt, today=DATE_2) for i in fixed]
     out = vprobe.run(vjobs)
-    verify(fmt, cases, out[:len(cases)])
-    for i, r in zip(fixed, out[len(cases):]):
-        if r != out[i]:
-            raise ConversionRefused(f"injects today's date (strftime_now) in a conversation ({cases[i].label})",
-                                    "date")
+    verify(fmt, cases, out[:len(cases)], date=DATE_1)
+    if fmt.structure.dated:  # the date where the recovered {DATE=...} puts it, on another day too
+        verify(fmt, [cases[i] for i in fixed], out[len(cases):], date=DATE_2)
+    else:
+        for i, r in zip(fixed, out[len(cases):]):
+            if r != out[i]:
+                raise ConversionRefused(f"injects today's date (strftime_now) in a conversation "
+                                        f"({cases[i].label})", "date")
     if not has_system:
         notes = f"converted from an HF chat template; the template raises on a system message ({sys_text})"
     else:
@@ -298,17 +314,17 @@ def _user_end(q_text: str) -> str | None:
 
 
 def verify(fmt: ChatFormat, cases: list[Case], results: list[tuple[str, str]], *, what: str = "the template",
-           transform=None) -> None:
+           transform=None, date=None) -> None:
     """Require byte equality between the original's results and ``fmt.render`` on every case."""
     for case, (kind, text) in zip(cases, results):
         if kind != "ok":
             raise _failure(kind, text, f"a conversation ({case.label})")
         try:
-            mine = fmt.render(case.msgs, case.add_generation_prompt)
+            mine = fmt.render(case.msgs, case.add_generation_prompt, date=date)
         except MessageError as e:
             raise ConversionRefused(f"the recovered format cannot render a conversation the template "
                                     f"renders ({case.label}): {e}", "turns") from None
         if transform is not None:
             mine = transform(case, mine)
         if mine != text:
-            raise diagnose(fmt, case, text, mine, what=what)
+            raise diagnose(fmt, case, text, mine, what=what, date=date)

@@ -88,7 +88,7 @@ class Plan:
     """See the module docstring.  ``encode(messages)`` -> (ids, labels, n_bos, n_trained) or None."""
 
     def __init__(self, fmt, info, policy, enc, facts) -> None:
-        from tmplc.ir import SpecialToken
+        from tmplc.ir import SpecialToken, Text
 
         lens, added, firsts = facts
         self.lens = lens
@@ -105,6 +105,9 @@ class Plan:
         def text(frag) -> str:
             out = []
             for p in frag:
+                if not isinstance(p, (SpecialToken, Text)):  # {DATE}: the generic path renders it
+                    self.ok = False
+                    return ""
                 if isinstance(p, SpecialToken):
                     tok = bos if p.name == "BOS" else eos
                     if tok is None:

@@ -15,7 +15,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput
 from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 
-PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT")
+PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE")
 TRIMS = ("trim", "lstrip", "rstrip")
 THINKS = {"drop_think": "last", "drop_think_first": "first"}
 FILTERS = TRIMS + ("nonempty",) + tuple(THINKS)
@@ -134,8 +134,11 @@ class _ToAtoms(Transformer):
                 sum(f in THINKS for f in filts) > 1:
             raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "
                             "|rstrip, at most one of |drop_think, |drop_think_first, and |nonempty once", open_tok)
-        if default is not None and name not in ("SYSTEM", "PROMPT"):
-            raise self._err(f"only {{SYSTEM}} and {{PROMPT}} take a default (={default!r})", open_tok)
+        if default is not None and name not in ("SYSTEM", "PROMPT", "DATE"):
+            raise self._err(f"only {{SYSTEM}}, {{PROMPT}} and {{DATE}} take a default (={default!r})", open_tok)
+        if name == "DATE" and not (default and "%" in default):
+            raise self._err("{DATE=format} needs a strftime format, e.g. {DATE=%d %b %Y} (26 Jul 2024) or "
+                            "{DATE=%Y-%m-%d}", open_tok)
         if name == "PROMPT" and not default:
             raise self._err("{PROMPT=text} needs its text: what the generation prompt adds after the "
                             "assistant prefix (e.g. {PROMPT=<think>} then a newline)", open_tok)

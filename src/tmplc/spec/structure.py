@@ -49,7 +49,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from tmplc.errors import SpecError
-from tmplc.ir import TRIM_FILTERS, Fragment, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from tmplc.ir import TRIM_FILTERS, DateToken, Fragment, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
 from tmplc.spec.parse import THINKS, Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
@@ -70,6 +70,8 @@ def _to_fragment(atoms: Sequence[Atom]) -> Fragment:
             pieces.append(a.value)
         elif a.kind in ("BOS", "EOS"):
             pieces.append(SpecialToken(a.kind))
+        elif a.kind == "DATE":
+            pieces.append(DateToken(a.default))
         else:  # pragma: no cover - excluded by recover()
             raise AssertionError(a)
     return fragment(pieces)

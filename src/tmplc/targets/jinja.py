@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tmplc.ir import THINK_END, Fragment, SpecialToken
+from tmplc.ir import THINK_END, DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -34,6 +34,8 @@ def _out(frag: Fragment) -> str:
     for p in frag:
         if isinstance(p, SpecialToken):
             parts.append("{{- bos_token -}}" if p.name == "BOS" else "{{- eos_token -}}")
+        elif isinstance(p, DateToken):
+            parts.append("{{- strftime_now(" + jinja_string(p.format) + ") -}}")
         else:
             parts.append("{{- " + jinja_string(p.value) + " -}}")
     return "".join(parts)

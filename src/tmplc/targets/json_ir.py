@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from tmplc.ir import ChatFormat, Fragment, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from tmplc.ir import ChatFormat, DateToken, Fragment, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
 
 
 def _frag(f: Fragment) -> list:
-    return [p.value if isinstance(p, Text) else {"token": p.name} for p in f]
+    return [p.value if isinstance(p, Text) else {"date": p.format} if isinstance(p, DateToken)
+            else {"token": p.name} for p in f]
 
 
 def _unfrag(items: list) -> Fragment:
-    return fragment(Text(x) if isinstance(x, str) else SpecialToken(x["token"]) for x in items)
+    return fragment(Text(x) if isinstance(x, str) else DateToken(x["date"]) if "date" in x
+                    else SpecialToken(x["token"]) for x in items)
 
 
 def to_dict(fmt: ChatFormat) -> dict[str, Any]:

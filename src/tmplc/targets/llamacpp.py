@@ -33,6 +33,13 @@ tests/test_llamacpp_target.py with the real engine):
   into the next message as ``system + "\\n" + content`` (and drops it if it is alone).  So such a
   format renders, under llama-server, like the reference on that merged conversation.
 * ``add_generation_prompt`` is only defined when true; the template tests it with ``if``.
+  The generation prompt's ``{PROMPT=...}`` text (``prompt_only``) is a literal after the
+  assistant prefix, and ``{SYSTEM|nonempty}`` is the HF target's ``messages[0]['content'] != ''``
+  test: both render as in the reference, unchanged.  The built-in probes include empty and
+  whitespace-only system messages, one-sided whitespace and ``</think>`` in answers, each with
+  and without ``add_generation_prompt``, so a built-in is named for a format with these features
+  only when it renders them too (Orion's skips an empty system message; bailing-think's prompt
+  ends with ``<think>``).
 
 **Trim.**  The IR's ``trim`` means Python's ``str.strip()``: it removes every Unicode whitespace
 character (``str.isspace``).  llama.cpp's ``|trim`` (and ``.strip()``) is C ``isspace`` over
@@ -44,7 +51,11 @@ llama.cpp template replaces every ``x | trim`` by a call to a small macro, ``tmp
 that computes exactly ``str.strip()`` in both engines: ``|trim`` then, while the text starts
 or ends with one of those 23 characters, remove it (matched as whole characters with
 ``s[:k] in list`` / ``s[-k:] in list`` for k = 1, 2, 3, which is exact whether slicing counts
-bytes, as llama.cpp does, or characters, as Python does) and ``|trim`` again.  The macro costs
+bytes, as llama.cpp does, or characters, as Python does) and ``|trim`` again.  ``|lstrip`` /
+``|rstrip`` contents (the HF target's ``(x).lstrip()`` / ``(x).rstrip()``, just as ASCII-only in
+llama.cpp) get the one-sided variants ``tmplc_lstrip(x)`` / ``tmplc_rstrip(x)`` (Python's
+``str.lstrip()`` / ``str.rstrip()``); a ``|drop_think`` split stays inside the call.  Only the
+macros a format uses are emitted.  The macro costs
 about one extra millisecond per trimmed message in llama.cpp, and only when such a character is
 at an edge.  The same macro renders identically in jinja2, so the HF target could adopt it; as
 long as it does not, an HF template converted by ``convert_hf_to_gguf.py`` (which copies it
@@ -57,8 +68,8 @@ only difference is that is still claimed, with ``builtin_exact = False`` and the
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from tmplc.errors import TmplcError
@@ -153,14 +164,17 @@ def llamacpp_template(fmt: "ChatFormat") -> str:
             continue
         name = _MACRO_OF_SIDE[part.trim_side]
         for expr in _TRIMMED:
-            out = out.replace("{{- " + content_expr(expr, part) + " -}}", "{{- " + name + "(" + expr + ") -}}")
+            inner = content_expr(expr, replace(part, trim=False))  # e.g. |drop_think's split, kept
+            out = out.replace("{{- " + content_expr(expr, part) + " -}}", "{{- " + name + "(" + inner + ") -}}")
         if name not in used:
             used.append(name)
-    for expr in _TRIMMED:
+    for expr in _TRIMMED:  # what is left of the HF target's strips (its literals escape quotes)
         for side in ("both", "left", "right"):
-            if content_expr(expr, SimpleNamespace(trim=True, trim_side=side)) in out:  # pragma: no cover
-                raise TmplcError("tmplc internal error: the HF target strips contents in a form the "
-                                 "llama.cpp target does not rewrite")
+            for think in ("", "last", "first"):
+                if content_expr(expr, SimpleNamespace(trim=True, trim_side=side, drop_think=think)) in out:
+                    raise TmplcError(  # pragma: no cover - a new construct in the HF target
+                        "tmplc internal error: the HF target strips contents in a form the llama.cpp "
+                        "target does not rewrite")
     if out != base:
         first, _, rest = out.partition("\n")
         macros = "\n".join(_strip_macro(n) for n in STRIP_MACROS if n in used)
@@ -186,7 +200,21 @@ PROBE_CONVERSATIONS: tuple[tuple[dict, ...], ...] = tuple(tuple(m) for m in [
     [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "Hi"}],
     [{"role": "system", "content": " Be brief.\n"}, {"role": "user", "content": "Q1"},
      {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"}],
+    # an empty system message: a {SYSTEM|nonempty} block leaves it out (or shows its default)
+    [{"role": "system", "content": ""}, {"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": ""}, {"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
+     {"role": "user", "content": "Q2"}],
+    # a whitespace-only one is not empty (built-ins that trim it first, e.g. gemma, skip it)
+    [{"role": "system", "content": " \n"}, {"role": "user", "content": "Hi"}],
+    # whitespace at one edge only: |lstrip / |rstrip differ from |trim here
+    [{"role": "system", "content": "\nS "}, {"role": "user", "content": " left"},
+     {"role": "assistant", "content": "right\n"}, {"role": "user", "content": "\tboth \n"}],
+    # reasoning in an answer: |drop_think / |drop_think_first render only what follows </think>
+    [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "<think>\nhm\n</think>\n\nA1</think>B"},
+     {"role": "user", "content": "Q2"}],
 ])
+# Every probe is rendered with and without add_generation_prompt: the prompt's {PROMPT=...} text
+# (e.g. "<think>\n") must be what the built-in's generation prompt adds, or no built-in is named.
 #: Probes with non-ASCII whitespace at content edges: where C-isspace trimming differs from str.strip.
 UNICODE_SPACE_PROBES: tuple[tuple[dict, ...], ...] = tuple(tuple(m) for m in [
     [{"role": "user", "content": "\u3000hi\xa0"}, {"role": "assistant", "content": "\u2003ok\x1c "}],

@@ -29,8 +29,8 @@ Ollama, it renders every conversation exactly like the reference renderer
   ``allow_untrimmed=True``; then contents are rendered as sent (exact whenever they have no
   whitespace at the stripped edges; clients should strip them), the Modelfile says so in a
   comment, and a stripped *default* system message is stripped (on its side) at compile time
-  (exact).  ``{OUTPUT|drop_think}`` (an answer rendered from after its last ``</think>``) is
-  refused: Ollama's template functions cannot search a string either.
+  (exact).  ``{OUTPUT|drop_think}``/``|drop_think_first`` (an answer rendered from after its
+  last/first ``</think>``) is refused: Ollama's template functions cannot search a string either.
 * **Errors.**  Go templates have no ``raise_exception``; what the reference refuses (a system
   message that is not first, a system message for a format without a system slot, an unknown
   role, a system message that must go inside the first user turn when that turn is missing)
@@ -326,18 +326,20 @@ class _Gen:
         self.fmt = fmt
         self.st = fmt.structure
         st = self.st
-        if getattr(st.assistant, "drop_think", False):
+        think = getattr(st.assistant, "drop_think", "")
+        if think:
+            which, filt = ("first", "|drop_think_first") if think == "first" else ("last", "|drop_think")
             raise TargetError(
-                f"format {fmt.name!r} renders answers from after their last '</think>' "
-                "({OUTPUT|drop_think}), which an Ollama template cannot do (Ollama's template "
-                "functions cannot search or split a string)")
+                f"format {fmt.name!r} renders answers from after their {which} '</think>' "
+                f"({{OUTPUT{filt}}}), which an Ollama template cannot do (Ollama's template functions "
+                "cannot search or split a string)")
         parts = [(n, p) for n, p in (("user", st.user), ("assistant", st.assistant), ("system", st.system))
                  if p is not None and p.trim]
-        trims = [f"{n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts]
+        trims = [f"the {n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts]
         filters = "/".join(dict.fromkeys("|" + TRIM_FILTER_OF[p.trim_side] for _, p in parts))
         if trims and not allow_untrimmed:
             raise TargetError(
-                f"format {fmt.name!r} strips the {_and(trims)}, which an Ollama template cannot do "
+                f"format {fmt.name!r} strips {_and(trims)}, which an Ollama template cannot do "
                 "(Ollama's template functions cannot strip a string). Pass allow_untrimmed=True "
                 "(CLI: --allow-untrimmed) to emit a template that renders contents as sent (identical "
                 f"whenever contents have no whitespace where {filters} strips it), or remove {filters} "
@@ -434,13 +436,13 @@ class _Gen:
         skip = sb is not None and sb.skip_empty
         # a first system message with content "" that counts as no system message ({SYSTEM|nonempty})
         empty0 = "(eq (index $.Messages 0).Content \"\")"
-        after_shown = "(and " + after_sys + " (ne (index $.Messages 0).Content \"\"))" if skip else after_sys
+        after_shown = "(and (eq $i 1) " + sys0 + " (ne (index $.Messages 0).Content \"\"))" if skip else after_sys
         # the Go condition under which a turn prefix is the very first thing rendered
         lead_cond = gen_cond = None
         if drop_turn:
             if sb is not None and sb.placement == "standalone":
                 if sb.default is None:
-                    lead_cond = ("(or (eq $i 0) (and " + after_sys + " " + empty0 + "))") if skip else "(eq $i 0)"
+                    lead_cond = ("(or (eq $i 0) (and (eq $i 1) " + sys0 + " " + empty0 + "))") if skip else "(eq $i 0)"
                     if skip:  # a lone empty system message: the generation prompt comes first
                         gen_cond = "(and (eq $i 0) (eq .Role \"system\") (eq .Content \"\"))"
             elif sb is not None:
@@ -476,7 +478,7 @@ class _Gen:
                              + ("{{- else }}" + sys_block(None, default) if default is not None else "")
                              + "{{- end }}")
             else:
-                L.append("{{- if " + ("(and $last (ne .Content \"\"))" if skip else "$last") + " }}" + _error(
+                L.append("{{- if " + ("and $last (ne .Content \"\")" if skip else "$last") + " }}" + _error(
                     f"format {name} places the system message inside the first user turn, but the "
                     "conversation has no user message") + "{{- end }}")
         # user
@@ -556,7 +558,7 @@ def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: b
                           "assistant one (then it is continued),\nconsecutive same-role messages merged "
                           "by Ollama."))
     if gen.untrimmed:
-        lines.append(_comment(f"NOTE: this format strips the {_and(gen.untrimmed)};\nOllama templates "
+        lines.append(_comment(f"NOTE: this format strips {_and(gen.untrimmed)};\nOllama templates "
                               "cannot, so contents are rendered as sent: strip them before sending."))
     if default_in_template:
         lines.append(_comment("The default system message is built into the TEMPLATE (a SYSTEM line "

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from tmplc.errors import SpecError
-from tmplc.ir import TRIM_FILTER_OF, Fragment, SpecialToken, Structure
+from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken, Structure
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -18,8 +18,18 @@ def escape(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
+def _piece(p) -> str:
+    if isinstance(p, SpecialToken):
+        return "{" + p.name + "}"
+    if isinstance(p, DateToken):
+        if "{" in p.format or "}" in p.format:
+            raise SpecError(f"a date format with braces cannot be written as {{DATE=...}}: {p.format!r}")
+        return "{DATE=" + p.format + "}"
+    return escape(p.value)
+
+
 def _frag(f: Fragment) -> str:
-    return "".join("{" + p.name + "}" if isinstance(p, SpecialToken) else escape(p.value) for p in f)
+    return "".join(_piece(p) for p in f)
 
 
 def _ph(name: str, part, default: str | None = None) -> str:
@@ -47,11 +57,6 @@ def to_spec(st: Structure) -> str:
     from tmplc.spec.files import parse_structure
 
     sb = st.system
-    for what, part in (("system block", sb), ("user turn", st.user), ("assistant turn", st.assistant)):
-        if part is not None and not part.trim and part.trim_side != "both":
-            raise SpecError(f"the {what} has trim_side={part.trim_side!r} but trim=False: no spec filter "
-                            "says that (|lstrip/|rstrip set both); set trim=True, or trim_side='both' "
-                            "(the content is not trimmed either way)")
     system = ""
     if sb is not None:
         system = _frag(sb.prefix) + _ph("SYSTEM", sb, sb.default) + _frag(sb.suffix)
