@@ -18,7 +18,8 @@ Importing tmplc never imports torch or transformers.
 
 from tmplc.api import load
 from tmplc.errors import MessageError, RegistryError, SpecError, TmplcError
-from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn
+from tmplc import lint
+from tmplc.ir import ChatFormat, DateToken, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn
 from tmplc.registry import registry
 from tmplc.render import Segment
 from tmplc.spec.files import load_spec_file, parse_spec
@@ -37,7 +38,7 @@ def __getattr__(name: str):  # lazy: the converter is not needed to compile
 
 
 __all__ = [
-    "ChatFormat", "Metadata", "MessageError", "RegistryError", "Segment", "SpecError",
+    "ChatFormat", "DateToken", "Metadata", "MessageError", "RegistryError", "Segment", "SpecError",
     "SpecialToken", "Structure", "SystemBlock", "Text", "TmplcError", "Turn",
-    "load", "load_spec_file", "parse_spec", "registry", *_CONVERT,
+    "lint", "load", "load_spec_file", "parse_spec", "registry", *_CONVERT,
 ]

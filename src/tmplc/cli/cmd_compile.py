@@ -42,12 +42,16 @@ def run(args) -> int:
     from tmplc.api import load
 
     fmt = load(args.spec)
+    import sys
+
+    from tmplc.lint import caveats
+
+    for c in caveats(fmt):  # on stderr: stdout may be the compiled template
+        print(f"tmplc: caveat: {c}", file=sys.stderr)
     if args.target == "all":
         from tmplc.targets.bundle import write_all
 
         if not args.out:
-            import sys
-
             print("tmplc compile: error: --to all writes a directory: give it with --out DIR", file=sys.stderr)
             return 2
         manifest = write_all(fmt, args.out, from_=args.from_)

@@ -86,6 +86,10 @@ def run(args) -> int:
     same = identify(fmt)
     if same:
         print(f"tmplc: {args.src} is equivalent to the registry entry {same!r}", file=sys.stderr)
+    from tmplc.lint import caveats
+
+    for c in caveats(fmt):
+        print(f"tmplc: caveat: {c}", file=sys.stderr)
     if args.target != "all":
         write_output(_render(fmt, args.target), args.out)
         return 0

@@ -1,0 +1,61 @@
+"""Caveats of a format: exact renderings that still make fine-tunes go wrong.
+
+A converted template is reproduced byte for byte, including its inconsistencies; this module
+names them so that they are seen before training, not after.  Each caveat has a stable ``code``
+(for tests and filters) and a message that says what happens and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tmplc.ir import Text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tmplc.ir import ChatFormat
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """One finding: ``code`` (stable identifier) and ``message`` (what and what to do)."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def caveats(fmt: "ChatFormat") -> list[Caveat]:
+    """The caveats of ``fmt``, most serious first (empty for a consistent format)."""
+    st = fmt.structure
+    a = st.assistant
+    out: list[Caveat] = []
+    if not a.suffix or all(isinstance(p, Text) and not p.value.strip() for p in a.suffix):
+        out.append(Caveat(
+            "no-end-of-turn",
+            f"assistant turns end with {''.join(p.value for p in a.suffix if isinstance(p, Text))!r}: no "
+            "end-of-turn token is trained, so the model does not learn to stop; add one ({EOS} or the "
+            "format's end-of-turn token) after {OUTPUT}"))
+    if a.prompt_only:
+        out.append(Caveat(
+            "prompt-not-in-training",
+            f"the generation prompt adds {a.prompt_only!r} after the assistant prefix, which rendered "
+            "(training) turns never contain: a model fine-tuned on these renders is prompted at inference "
+            "with text it never saw before an answer (the original template does the same; tmplc keeps "
+            "it exactly). Train on answers that start with it (e.g. reasoning in <think>...</think>) with "
+            "a format whose turns contain it, or drop {PROMPT=...} for inference"))
+    if a.drop_think:
+        which = "last" if a.drop_think == "last" else "first"
+        out.append(Caveat(
+            "reasoning-dropped",
+            f"answers are rendered from after their {which} '</think>': reasoning in the training data is "
+            "dropped from every assistant turn (no reasoning is trained); to train reasoning, use a format "
+            "without |drop_think"))
+    if st.dated:
+        out.append(Caveat(
+            "renders-today",
+            "the format renders today's date ({DATE=...}): renders change with the day they are made; "
+            "fix the date for training data with ChatFormat.with_date(date)"))
+    return out
