@@ -27,7 +27,7 @@ def test_convert_to_spec_and_identify(tmp_path, capsys):
 
 
 def test_convert_refusal_exits_3_with_the_reason(tmp_path, capsys):
-    p = _cfg(tmp_path, "{{ strftime_now('%Y') }}" + CHATML)
+    p = _cfg(tmp_path, "{{ strftime_now('week %W') }}" + CHATML)
     assert main(["convert", str(p), "--to", "jinja"]) == 3
     assert "injects today's date" in capsys.readouterr().err
     assert main(["identify", str(p)]) == 3
