@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from dataclasses import replace
+
+from tmplc.ir import ChatFormat, DateToken, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
 
 NASTY = ["{{ x }}", "{% if %}", "{#", "<|eot_id|>", "<|im_end|>", "</s>", "<s>", "[INST]",
          "<start_of_turn>", "\\", "'", '"', "\n", "\n\n", " ", "\t", "}}", "{", "é", "日本", "🙂",
@@ -59,8 +61,48 @@ _sides = st.sampled_from(["both", "both", "left", "right"])
 _prompt_only = st.one_of(st.just(""), st.just(""), st.sampled_from(["<think>\n", "<think>", " ", "\n\n"]))
 
 
+#: {DATE=...} formats of generated layouts: Ollama carries the ISO ones (its currentDate), every
+#: other target all of them
+DATE_FORMATS = ("%Y-%m-%d", "%d %b %Y", "%B %d, %Y", "%A", "Today: %Y-%m-%d", "%-d.%m.%y")
+
+
+def _with_date(frag, date: DateToken, at: int):
+    """``frag`` with ``date`` inserted after the first ``at`` characters of its leading text (0: at
+    the start; clamped to that text, so role markers such as "U:" can stay first)."""
+    if frag and isinstance(frag[0], Text):
+        head = frag[0].value
+        at = min(at, len(head))
+        return fragment([Text(head[:at]), date, Text(head[at:]), *frag[1:]])
+    return fragment([date, *frag]) if at == 0 else fragment([*frag, date])
+
+
 @st.composite
-def structures(draw):
+def dated(draw, structure: Structure) -> Structure:
+    """Sometimes (about one layout in four) put a {DATE=...} in the preamble, the system prefix or
+    the user prefix, where chat templates put today's date."""
+    where = draw(st.sampled_from(["preamble", "system", "user"] + [""] * 9))
+    if not where or (where == "system" and structure.system is None):
+        return structure
+    date = DateToken(draw(st.sampled_from(DATE_FORMATS)))
+    if where == "preamble":
+        return replace(structure, preamble=_with_date(structure.preamble, date, draw(st.integers(0, 8))))
+    if where == "system":
+        sb = structure.system
+        return replace(structure, system=replace(sb, prefix=_with_date(sb.prefix, date, draw(st.integers(5, 9)))))
+    u = structure.user
+    return replace(structure, user=replace(u, prefix=_with_date(u.prefix, date, draw(st.integers(2, 8)))))
+
+
+@st.composite
+def structures(draw, dates: bool = True):
+    """Random layouts that a spec can express (role markers keep user and assistant distinct);
+    ``dates``: sometimes with a {DATE=...} (see :func:`dated`)."""
+    st_ = draw(_structures())
+    return draw(dated(st_)) if dates else st_
+
+
+@st.composite
+def _structures(draw):
     """Random layouts that a spec can express (role markers keep user and assistant distinct)."""
     user = Turn(draw(_frag("U:")), draw(_frag()), draw(st.booleans()), trim_side=draw(_sides))
     # the lead ({REPLY}): text the model writes before the content, e.g. Mistral's " "
@@ -86,5 +128,6 @@ def structures(draw):
 
 
 def chat_formats(structure_strategy=None):
+    """Generated formats (``structure_strategy``: default :func:`structures`, dates included)."""
     return (structure_strategy or structures()).map(
         lambda s: ChatFormat(s, Metadata(name="generated", bos_token="<s>", eos_token="</s>")))

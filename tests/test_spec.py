@@ -705,3 +705,60 @@ def test_trim_side_without_trim_is_normalised():
     assert st.user.trim_side == "both" and st.user == Turn((Text("U:"),), (Text("\n"),))
     assert ChatFormat(st).to_spec() == "U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n"
     assert SystemBlock(trim=False, trim_side="right").trim_side == "both"
+
+
+# ---------------------------------------------------------------------------------------------
+# {NOSYSTEM}...{/NOSYSTEM}: the text rendered instead of the system block without a system message
+
+SPARK_LIKE = ("{BOS}{NOSYSTEM}<|System|>\nyou are helpful.{EOS}{/NOSYSTEM}<|System|>\nyou are helpful.\n\n{SYSTEM}{EOS}"
+              "<|User|>{INPUT}{EOS}<|Bot|>{OUTPUT}{EOS}<|User|>{INPUT}{EOS}<|Bot|>{OUTPUT}{EOS}")
+
+
+def test_nosystem_block_parses_renders_and_round_trips():
+    fmt = tmplc.parse_spec(SPARK_LIKE, bos_token="<s>", eos_token="</s>")
+    sb = fmt.structure.system
+    assert sb.placement == "standalone" and sb.default is None
+    assert sb.absent == (Text("<|System|>\nyou are helpful."), SpecialToken("EOS"))
+    assert fmt.structure.preamble == (SpecialToken("BOS"),)
+    q = [{"role": "user", "content": "q"}]
+    assert fmt.render(q, True) == "<s><|System|>\nyou are helpful.</s><|User|>q</s><|Bot|>"
+    assert fmt.render([{"role": "system", "content": "S"}] + q) == \
+        "<s><|System|>\nyou are helpful.\n\nS</s><|User|>q</s>"
+    assert fmt.to_spec() == SPARK_LIKE
+    assert tmplc.parse_spec(fmt.to_spec()).structure == fmt.structure
+    from tmplc.targets.json_ir import from_dict
+    assert from_dict(fmt.to_dict()).structure == fmt.structure
+
+
+def test_nosystem_with_nonempty_and_date():
+    import datetime as dt
+
+    spec = ("{NOSYSTEM}[sys] Today is {DATE=%Y-%m-%d}.\n{/NOSYSTEM}[sys] {SYSTEM|nonempty}\n"
+            "[u] {INPUT}\n[a] {OUTPUT}\n[u] {INPUT}\n[a] {OUTPUT}\n")
+    fmt = tmplc.parse_spec(spec)
+    d = dt.date(2025, 5, 6)
+    for system in ([], [{"role": "system", "content": ""}]):
+        assert fmt.render(system + [{"role": "user", "content": "q"}], date=d) == "[sys] Today is 2025-05-06.\n[u] q\n"
+    assert fmt.render([{"role": "system", "content": "S"}, {"role": "user", "content": "q"}], date=d) == \
+        "[sys] S\n[u] q\n"
+    assert fmt.to_spec() == spec
+
+
+@pytest.mark.parametrize("spec, line, column, words", [
+    ("{NOSYSTEM}x{/NOSYSTEM}U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 1, "needs a {SYSTEM}"),
+    ("{NOSYSTEM}x{SYSTEM}\nU:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 1, "as a pair"),
+    ("{NOSYSTEM}x{INPUT}{/NOSYSTEM}S:{SYSTEM}\nU:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 1,
+     "before the first {INPUT}"),
+    ("{NOSYSTEM}x{SPLIT}{/NOSYSTEM}S:{SYSTEM}\nU:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 12,
+     "inside {NOSYSTEM}"),
+    ("P{SPLIT}{NOSYSTEM}x{/NOSYSTEM}S:{SYSTEM}\nU:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 9,
+     "remove the {SPLIT}"),
+    ("{NOSYSTEM}x{/NOSYSTEM}S:{SYSTEM=d}\nU:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 1,
+     "excludes a default"),
+    ("S:{SYSTEM}{NOSYSTEM}x{/NOSYSTEM}\nU:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 11, "before {SYSTEM}"),
+])
+def test_nosystem_errors(spec, line, column, words):
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec(spec)
+    assert (e.value.line, e.value.column) == (line, column), str(e.value)
+    assert words in e.value.message

@@ -138,6 +138,13 @@ class SystemBlock:
     block is omitted then.  ``skip_empty`` (``{SYSTEM|nonempty}``): a system message whose
     content is ``""`` counts as no system message (the block is omitted, or shows the default);
     many templates test ``{% if system_message %}``.  ``trim``/``trim_side`` as in :class:`Turn`.
+
+    ``absent`` (standalone blocks; ``{NOSYSTEM}...{/NOSYSTEM}`` in a spec) is literal text rendered
+    *instead of* the block when the conversation has no system message, for templates whose
+    system turn without a message is not the block around a default message: a fixed system
+    turn that a system message extends (``"<|System|>\nyou are a helpful assistant."`` vs.
+    ``"...assistant.\n\n" + message``), or one that holds today's date (``{DATE=...}``).  It
+    excludes ``default``.
     """
 
     placement: Placement = "standalone"
@@ -147,6 +154,7 @@ class SystemBlock:
     default: str | None = None
     trim_side: Side = "both"
     skip_empty: bool = False
+    absent: Fragment | None = None
 
     def __post_init__(self) -> None:
         if not self.trim and self.trim_side != "both":
@@ -168,11 +176,7 @@ class Structure:
 
     def uses(self, name: Literal["BOS", "EOS"]) -> bool:
         """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""
-        frags = [self.preamble, self.user.prefix, self.user.suffix,
-                 self.assistant.prefix, self.assistant.lead, self.assistant.suffix]
-        if self.system is not None:
-            frags += [self.system.prefix, self.system.suffix]
-        return any(isinstance(p, SpecialToken) and p.name == name for f in frags for p in f)
+        return any(isinstance(p, SpecialToken) and p.name == name for f in self.fragments() for p in f)
 
     def fragments(self) -> list[Fragment]:
         """Every literal fragment of the layout."""
@@ -180,6 +184,8 @@ class Structure:
                  self.assistant.prefix, self.assistant.lead, self.assistant.suffix]
         if self.system is not None:
             frags += [self.system.prefix, self.system.suffix]
+            if self.system.absent is not None:
+                frags.append(self.system.absent)
         return frags
 
     @property
@@ -285,7 +291,8 @@ class ChatFormat:
             return fragment(Text(p.render(date)) if isinstance(p, DateToken) else p for p in frag)
 
         st = self.structure
-        system = st.system and replace(st.system, prefix=fix(st.system.prefix), suffix=fix(st.system.suffix))
+        system = st.system and replace(st.system, prefix=fix(st.system.prefix), suffix=fix(st.system.suffix),
+                                       absent=None if st.system.absent is None else fix(st.system.absent))
         new = Structure(fix(st.preamble), system,
                         replace(st.user, prefix=fix(st.user.prefix), suffix=fix(st.user.suffix)),
                         replace(st.assistant, prefix=fix(st.assistant.prefix), lead=fix(st.assistant.lead),

@@ -14,6 +14,7 @@ Conversation rules (every target reproduces them, or refuses at compile time):
   then the assistant's ``prompt_only`` text.
 * A system message with content ``""`` counts as no system message when the block is
   ``skip_empty`` (the default, if any, is rendered instead).
+* Without a system message, a standalone block with ``absent`` text renders that text instead.
   ``continue_final_message`` requires the last message to be an assistant one and leaves out
   its suffix; the two are exclusive.
 * Trainable (the default masking policy): the assistant lead, content and suffix (so the
@@ -113,16 +114,18 @@ def render_segments(
     start = 0
     sys_content: str | None = None
     sys_index: int | None = None
+    no_message = st.system is not None
     if messages and messages[0]["role"] == "system":
         if st.system is None:
             raise MessageError(0, f"format {fmt.name!r} has no system message slot ({{SYSTEM}} is not in its spec)")
         start = 1
-        if st.system.skip_empty and messages[0]["content"] == "":
+        if not (st.system.skip_empty and messages[0]["content"] == ""):
+            sys_content, sys_index, no_message = messages[0]["content"], 0, False
+    if no_message:
+        if st.system.default is not None:
             sys_content = st.system.default
-        else:
-            sys_content, sys_index = messages[0]["content"], 0
-    elif st.system is not None and st.system.default is not None:
-        sys_content = st.system.default
+        elif st.system.absent is not None:
+            emit(text(st.system.absent), "system", "prefix", None)
 
     def emit_system():
         sb = st.system

@@ -436,3 +436,30 @@ def test_the_date_becomes_an_explicit_variable():
     for day in (d, dt.date(2031, 12, 3)):
         assert render_template(fmt.to_jinja(), msgs, bos_token="<s>", today=day) == \
             render_template(LLAMA32_LIKE, msgs, bos_token="<s>", today=day) == fmt.render(msgs, date=day)
+
+
+def test_a_system_turn_that_a_system_message_extends_becomes_nosystem_text():
+    # Spark-like: a fixed system prompt, extended by the system message when there is one
+    t = ("{{ bos_token }}<|System|>\nyou are helpful.{% if messages[0].role == 'system' %}\n\n"
+         "{{ messages[0].content }}{% endif %}{{ eos_token }}{% for m in messages %}{% if m.role == 'user' %}"
+         "<|User|>{{ m.content }}{{ eos_token }}{% elif m.role == 'assistant' %}<|Bot|>{{ m.content }}{{ eos_token }}"
+         "{% endif %}{% endfor %}{% if add_generation_prompt %}<|Bot|>{% endif %}")
+    fmt = from_jinja(t, bos_token="<s>", eos_token="</s>")
+    assert fmt.structure.system.absent == (Text("<|System|>\nyou are helpful."), SpecialToken("EOS"))
+    assert "{NOSYSTEM}<|System|>\nyou are helpful.{EOS}{/NOSYSTEM}" in fmt.to_spec()
+
+
+def test_the_date_in_a_default_system_turn_becomes_nosystem_text_with_a_date():
+    import datetime as dt
+    from tmplc.ir import DateToken
+
+    t = ("{% if messages[0].role == 'system' %}<|system|>{{ messages[0].content }}<|end|>{% else %}"
+         "<|system|>Today's Date: {{ strftime_now('%B %d, %Y') }}. You are Granite.<|end|>{% endif %}"
+         "{% for m in messages %}{% if m.role != 'system' %}<|{{ m.role }}|>{{ m.content }}<|end|>{% endif %}"
+         "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    fmt = from_jinja(t)
+    assert fmt.structure.system.absent == (Text("<|system|>Today's Date: "), DateToken("%B %d, %Y"),
+                                           Text(". You are Granite.<|end|>"))
+    q = [{"role": "user", "content": "q"}]
+    for day in (dt.date(2024, 7, 26), dt.date(2031, 1, 2)):
+        assert fmt.render(q, date=day) == render_template(t, q, today=day)

@@ -397,7 +397,7 @@ def _fragment_splits(frag):
         yield fragment(frag[:i + 1]), fragment(frag[i + 1:])
 
 
-def recover_default(st, nosys_text: str, tokens: dict):
+def recover_default(st, nosys_text: str, tokens: dict, date_format: str | None = None):
     """The layout of a conversation without a system message, from its probe render.
 
     The system block recovered from the render *with* a system message is omitted (or shows a
@@ -410,6 +410,7 @@ def recover_default(st, nosys_text: str, tokens: dict):
     def render(s, default):
         f = ChatFormat(with_default(s, default))
         return f.render(probe_messages(False), **tokens)
+    render.tokens = tokens
 
     candidates = [st]
     if st.system.placement == "standalone":
@@ -417,20 +418,61 @@ def recover_default(st, nosys_text: str, tokens: dict):
             if head:
                 candidates.append(replace(st, preamble=st.preamble + head,
                                           system=replace(st.system, prefix=tail)))
+    refusal = None
     try:
         for cand in candidates:
-            found = _default_for(cand, nosys_text, render)
+            try:
+                found = _default_for(cand, nosys_text, render)
+            except ConversionRefused as e:  # e.g. the date in a default message: {NOSYSTEM} may hold it
+                refusal = refusal or e
+                continue
             if found is not None:
                 return found
         without = render(st, None)
+        if st.system.placement == "standalone":
+            absent = _absent_for(st, nosys_text, render, date_format)
+            if absent is not None:
+                return replace(st, system=replace(st.system, absent=absent))
     except MessageError as e:  # pragma: no cover - probe conversations are well formed
         raise ConversionRefused(f"the recovered format cannot render the probe: {e}", "structure") from None
+    if refusal is not None:
+        raise refusal
     raise ConversionRefused(
         "renders a conversation without a system message differently from the recovered layout "
         f"(neither without a system block, nor with a default system message, nor with fixed "
         f"text before the system block): it renders {_show(nosys_text[:120])}, the layout without "
         f"a system block renders {_show(without[:120])}",
         "system")
+
+
+def _absent_for(st, nosys_text: str, render, date_format: str | None):
+    """The text a template renders in place of the system block without a system message
+    (``{NOSYSTEM}...{/NOSYSTEM}``), or None: what stands between the preamble and the first turn
+    of ``nosys_text`` where the layout without a block has nothing."""
+    without = render(st, None)
+    bare = ChatFormat(replace(st, system=None)).render([], **_tokens_of(render))
+    rest = without[len(bare):]
+    if not (without.startswith(bare) and nosys_text.startswith(bare) and nosys_text.endswith(rest)):
+        return None
+    text = nosys_text[len(bare):len(nosys_text) - len(rest)]
+    if not text or any(s in text for k, s in SENT.items() if k not in ("bos", "eos")):
+        return None
+    if DATE_SENT in text and not date_format:  # pragma: no cover - the sentinel only comes with a format
+        return None
+    pieces: list = []
+    names = {SENT["bos"]: SpecialToken("BOS"), SENT["eos"]: SpecialToken("EOS")}
+    if date_format:
+        names[DATE_SENT] = DateToken(date_format)
+    pos = 0
+    for m in re.finditer("|".join(re.escape(k) for k in names), text):
+        pieces += [text[pos:m.start()], names[m.group(0)]]
+        pos = m.end()
+    pieces.append(text[pos:])
+    return fragment(pieces)
+
+
+def _tokens_of(render) -> dict:
+    return getattr(render, "tokens", {})
 
 
 def _default_for(st, nosys_text: str, render):

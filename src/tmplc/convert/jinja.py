@@ -223,7 +223,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         st = _replace(st, assistant=_replace(st.assistant, drop_think=mode))
     tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"], date=DateSentinel())
     if has_system:
-        st = recover_default(st, nosys, tokens)
+        st = recover_default(st, nosys, tokens, date_format)
         st = _recover_skip_empty(st, res["sys:empty"], nosys, tokens)
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "

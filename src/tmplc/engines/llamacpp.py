@@ -28,6 +28,7 @@ All jobs of one call run in a single process.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -298,7 +299,7 @@ def _messages(messages: Any, where: str) -> list[dict[str, str]]:
     return out
 
 
-_RENDER_OPTIONAL = ("add_bos", "add_eos", "enable_thinking", "workarounds", "extra_context")
+_RENDER_OPTIONAL = ("add_bos", "add_eos", "enable_thinking", "workarounds", "extra_context", "date")
 
 
 def _render_payload(job: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -315,6 +316,9 @@ def _render_payload(job: Mapping[str, Any], index: int) -> dict[str, Any]:
     for key in _RENDER_OPTIONAL:
         if job.get(key) is not None:
             payload[key] = job[key]
+    if isinstance(payload.get("date"), (datetime.date, datetime.datetime)):
+        d = payload["date"]
+        payload["date"] = f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
     return payload
 
 
@@ -338,7 +342,10 @@ def render_llamacpp(jobs: Sequence[Mapping[str, Any]]) -> list[str | LlamaCppRen
       ``add_bos_token`` / ``add_eos_token`` is true;
     - optional ``enable_thinking`` (bool, default True), ``workarounds`` (bool, default True:
       apply llama-server's developer→system and no-system-role merges),
-      ``extra_context`` (dict added to the template context, like ``chat_template_kwargs``).
+      ``extra_context`` (dict added to the template context, like ``chat_template_kwargs``);
+    - optional ``date`` ("YYYY-MM-DD" or a ``datetime.date``): a *test hook* (llama.cpp has no
+      such option) fixing "now" to local midnight of that day for ``strftime_now`` and the
+      ``datetime``/``date_string`` variables; absent, they read the clock, as llama.cpp does.
 
     Returns:
         One entry per job: the rendered text, or a :class:`LlamaCppRenderError` for a job

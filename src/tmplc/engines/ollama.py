@@ -19,6 +19,7 @@ Install Go (1.19 or newer, standard library only) with::
 
 from __future__ import annotations
 
+import datetime
 import glob
 import hashlib
 import json
@@ -189,6 +190,9 @@ def _job_payload(job: Mapping[str, Any], index: int) -> dict[str, Any]:
     for key in ("system", "think", "prompt", "suffix", "date"):
         if job.get(key) is not None:
             payload[key] = job[key]
+    if isinstance(payload.get("date"), (datetime.date, datetime.datetime)):
+        d = payload["date"]
+        payload["date"] = f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
     return payload
 
 
@@ -205,7 +209,9 @@ def render_ollama(jobs: Sequence[Mapping[str, Any]]) -> list[str | OllamaRenderE
     - ``think`` (bool or "low"/"medium"/"high"/"max", optional): sets
       ``.Think``/``.ThinkLevel``/``.IsThinkSet`` as Ollama does; absent = unset;
     - ``prompt``/``suffix`` (optional): both non-empty selects Ollama's FIM mode;
-    - ``date`` ("YYYY-MM-DD", optional): what ``currentDate`` returns (default: today).
+    - ``date`` ("YYYY-MM-DD" or a ``datetime.date``, optional): a *test hook* (Ollama has no
+      such input) fixing the day ``currentDate``/``yesterdayDate`` see; absent, they read the
+      clock (local time), as Ollama does.
 
     Returns:
         One entry per job, in order: the rendered string, or an

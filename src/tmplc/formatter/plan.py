@@ -542,11 +542,11 @@ class Plan:
 _KNOWN_FIELDS = {
     "Structure": {"preamble", "system", "user", "assistant"},
     "Turn": {"prefix", "suffix", "trim", "lead", "trim_side", "prompt_only", "drop_think"},
-    "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty"},
+    "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},
 }
 # fields the plan knows only at these values (others take the generic path); ``prompt_only``
 # changes only the generation prompt, which training rows never contain
-_PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": ""}
+_PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": "", "absent": None}
 
 PROBES = (
     [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Hi\n"},

@@ -15,7 +15,8 @@ from lark import Lark, Token, Transformer, UnexpectedInput
 from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 
-PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE")
+PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
+                "/NOSYSTEM")
 TRIMS = ("trim", "lstrip", "rstrip")
 THINKS = {"drop_think": "last", "drop_think_first": "first"}
 FILTERS = TRIMS + ("nonempty",) + tuple(THINKS)

@@ -38,6 +38,9 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    ``[/INST]`` and the reply is `` answer</s>`` (SentencePiece makes `` answer`` one token,
    ``▁answer``, so the space must be the model's).  Rules 2a-d split the text before
    ``{REPLY}``.
+8. ``{NOSYSTEM}...{/NOSYSTEM}`` right where a standalone system block starts (in ``HEAD``, before
+   the block's prefix) holds the text rendered instead of the block when there is no system
+   message; it marks the block's start as a ``{SPLIT}`` would, and excludes a default.
 7. ``{PROMPT=text}`` (in both exchanges, right before ``{OUTPUT}``, or right after ``{REPLY}``)
    is text the generation prompt adds after the assistant prefix and that rendered turns never
    contain: ``<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}`` (DeepSeek-R1) prompts with
@@ -104,7 +107,47 @@ class _Recovery:
 
     # ------------------------------------------------------------------------------
     def run(self) -> Structure:
-        atoms = self.atoms
+        atoms, absent = self._absent(self.atoms)
+        st = self._run(atoms)
+        if absent is None:
+            return st
+        sb = st.system
+        if sb.placement != "standalone":  # pragma: no cover - the implied {SPLIT} makes it standalone
+            raise self.error("{NOSYSTEM} needs a system block before the first turn", absent[0])
+        if sb.default is not None:
+            raise self.error("{NOSYSTEM}...{/NOSYSTEM} is what renders without a system message: it "
+                             "excludes a default ({SYSTEM=...})", absent[0])
+        from dataclasses import replace
+
+        return replace(st, system=replace(sb, absent=_to_fragment(absent[1:-1])))
+
+    def _absent(self, atoms: list[Atom]):
+        """Take ``{NOSYSTEM}...{/NOSYSTEM}`` out of the atoms; a {SPLIT} stands where it was."""
+        opens = [i for i, a in enumerate(atoms) if a.kind == "NOSYSTEM"]
+        closes = [i for i, a in enumerate(atoms) if a.kind == "/NOSYSTEM"]
+        if not opens and not closes:
+            return atoms, None
+        if len(opens) != 1 or len(closes) != 1 or closes[0] < opens[0]:
+            at = atoms[(opens + closes)[1] if len(opens + closes) > 1 else (opens + closes)[0]]
+            raise self.error("{NOSYSTEM}...{/NOSYSTEM} appears once, as a pair, where the system block "
+                             "starts", at)
+        i, j = opens[0], closes[0]
+        first_input = next((k for k, a in enumerate(atoms) if a.kind == "INPUT"), len(atoms))
+        system = next((k for k, a in enumerate(atoms) if a.kind == "SYSTEM"), None)
+        if system is None or not j < system < first_input:
+            raise self.error("{NOSYSTEM}...{/NOSYSTEM} goes right where the system block starts, before "
+                             "{SYSTEM} (and before the first {INPUT}); the spec needs a {SYSTEM}", atoms[i])
+        for a in atoms[i + 1:j]:
+            if a.kind not in ("char", "BOS", "EOS", "DATE"):
+                raise self.error(f"{a.show()} inside {{NOSYSTEM}}: it holds literal text, {{BOS}}, {{EOS}} "
+                                 "and {DATE=...} only", a)
+        if any(a.kind == "SPLIT" for a in atoms[:first_input]):
+            raise self.error("{SPLIT} with {NOSYSTEM}: {NOSYSTEM} already marks where the system block "
+                             "starts; remove the {SPLIT}", atoms[i])
+        split = Atom("SPLIT", "", atoms[i].line, atoms[i].column)
+        return atoms[:i] + [split] + atoms[j + 1:], atoms[i:j + 1]
+
+    def _run(self, atoms: list[Atom]) -> Structure:
         if not atoms:
             raise self.error("empty spec: write one conversation with two exchanges, e.g. "
                              "'User: {INPUT}\\nBot: {OUTPUT}\\n' twice", None if self.text else None)

@@ -81,6 +81,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
             block += ("{%- else -%}" + _out(sb.prefix)
                       + ("{{- " + jinja_string(sb.content(sb.default)) + " -}}")
                       + _out(sb.suffix))
+        elif sb.absent is not None:
+            block += "{%- else -%}" + _out(sb.absent)
         block += "{%- endif -%}"
         if sb.placement == "standalone":
             L.append(block)

@@ -33,7 +33,7 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
             "system": None if sb is None else {
                 "placement": sb.placement, "prefix": _frag(sb.prefix), "suffix": _frag(sb.suffix),
                 "trim": sb.trim, "trim_side": sb.trim_side, "default": sb.default,
-                "skip_empty": sb.skip_empty},
+                "skip_empty": sb.skip_empty, "absent": None if sb.absent is None else _frag(sb.absent)},
             "user": {"prefix": _frag(st.user.prefix), "suffix": _frag(st.user.suffix), "trim": st.user.trim,
                      "trim_side": st.user.trim_side},
             "assistant": {"prefix": _frag(st.assistant.prefix), "lead": _frag(st.assistant.lead),
@@ -49,7 +49,8 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
     sb = s.get("system")
     system = None if sb is None else SystemBlock(sb["placement"], _unfrag(sb["prefix"]), _unfrag(sb["suffix"]),
                                                  sb.get("trim", False), sb.get("default"),
-                                                 sb.get("trim_side", "both"), sb.get("skip_empty", False))
+                                                 sb.get("trim_side", "both"), sb.get("skip_empty", False),
+                                                 None if sb.get("absent") is None else _unfrag(sb["absent"]))
     u, a = s["user"], s["assistant"]
     st = Structure(_unfrag(s["preamble"]), system,
                    Turn(_unfrag(u["prefix"]), _unfrag(u["suffix"]), u.get("trim", False),

@@ -63,6 +63,19 @@ verbatim) differs from the reference under ``llama-server --jinja`` exactly for 
 The built-ins (``llama3``, ``gemma``, ...) trim with C ``isspace`` as well; a built-in name whose
 only difference is that is still claimed, with ``builtin_exact = False`` and the restriction in
 ``notes`` (the ``--jinja`` path stays exact).
+
+**Date.**  ``{DATE=format}`` is the HF target's ``strftime_now(format)``, a global of llama.cpp's
+engine too: C ``strftime`` of ``localtime(now)`` into a 100-byte buffer (``common/jinja/value.cpp``),
+where the reference is Python's ``date.strftime``.  They agree on the date conversions of
+:data:`DATE_DIRECTIVES` (with glibc's flags ``-_0^#``) in the "C" locale, which llama-server keeps
+(it only sets ``LC_NUMERIC``).  A format with any other conversion is refused (:class:`TargetError`):
+time-of-day ones (``%H``, ``%p``, ``%c``, ...) would render llama.cpp's current time where the
+reference renders the date at 00:00, and time zones (``%z``, ``%Z``) are empty in the reference; so
+is one whose text cannot fit the buffer (99 bytes), or renders nothing (llama.cpp then raises).
+llama-cli sets the locale from the environment (``setlocale(LC_ALL, "")`` in
+``common/console.cpp``): with a non-C ``LC_TIME``/``LANG``, day and month names (``%a %A %b %B
+%h``) and ``%x`` are localised there (said in ``notes``).  No built-in renders a date: a built-in
+is only named for a dated format when its rendering does not depend on the date at all.
 """
 
 from __future__ import annotations
@@ -72,8 +85,10 @@ from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Sequence
 
+import datetime as _dt
+
 from tmplc.errors import TmplcError
-from tmplc.ir import SpecialToken
+from tmplc.ir import DateToken, SpecialToken
 from tmplc.targets.jinja import content_expr, to_jinja
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,9 +96,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ASCII_SPACES",
+    "DATE_DIRECTIVES",
     "NON_ASCII_SPACES",
     "PROBE_CONVERSATIONS",
     "LlamaCppTarget",
+    "TargetError",
+    "date_refusal",
     "escape_arg",
     "llamacpp_template",
     "to_llamacpp",
@@ -94,6 +112,69 @@ ASCII_SPACES = " \t\n\v\f\r"
 #: What Python's ``str.strip()`` removes besides :data:`ASCII_SPACES` (every other ``str.isspace`` character).
 NON_ASCII_SPACES = ("\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
                     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+#: strftime conversions that depend on the date only and that glibc's ``strftime`` in the "C" locale
+#: (llama.cpp's ``strftime_now``) and Python's ``date.strftime`` render alike (``%n``/``%t``: newline, tab).
+DATE_DIRECTIVES = "aAbBCdDeFgGhjmnuUVwWxyYt%"
+_DATE_FLAGS = "-_0^#"
+#: conversions whose text depends on the locale (llama-cli localises them)
+_LOCALE_DIRECTIVES = "aAbBhx"
+#: llama.cpp's strftime_now buffer (``char buf[100]``): at most 99 bytes of output
+_STRFTIME_MAX = 99
+
+
+class TargetError(TmplcError, ValueError):
+    """A format that the llama.cpp target cannot render exactly."""
+
+
+def _conversions(fmt: str) -> list[str] | None:
+    """The conversion characters of a strftime format, or None when one is malformed (a
+    trailing ``%``, a flag without a conversion)."""
+    out: list[str] = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] != "%":
+            i += 1
+            continue
+        i += 1
+        while i < len(fmt) and fmt[i] in _DATE_FLAGS:
+            i += 1
+        if i >= len(fmt):
+            return None
+        out.append(fmt[i])
+        i += 1
+    return out
+
+
+def date_refusal(fmt_: str) -> str | None:
+    """Why llama.cpp's ``strftime_now(fmt_)`` cannot render ``{DATE=fmt_}`` exactly, or None."""
+    convs = _conversions(fmt_)
+    if convs is None:
+        return "it ends with an incomplete conversion ('%' without a letter)"
+    if "\x00" in fmt_:
+        return "it contains U+0000, which ends a C format string"
+    bad = [c for c in dict.fromkeys(convs) if c not in DATE_DIRECTIVES]
+    if bad:
+        return ("llama.cpp's strftime_now is C strftime of the current time, and " + ", ".join(
+            "%" + c for c in bad) + " is not a date conversion that it renders like Python's "
+            "date.strftime (time of day, time zone, or platform-specific); use only %" +
+            " %".join(DATE_DIRECTIVES[:-1]) + " and %%")
+    # the longest text over a year (month and day names of every length), in UTF-8 bytes
+    try:
+        lengths = {len((_dt.date(2024, 1, 1) + _dt.timedelta(k)).strftime(fmt_).encode("utf-8"))
+                   for k in range(366)}
+    except (ValueError, UnicodeError) as e:  # the reference cannot render it either
+        return f"Python's strftime cannot render it ({e})"
+    if max(lengths) > _STRFTIME_MAX:
+        return f"it renders up to {max(lengths)} bytes, and llama.cpp's strftime_now fails above {_STRFTIME_MAX}"
+    if min(lengths) == 0:
+        return "it renders an empty text, which llama.cpp's strftime_now treats as a failure"
+    return None
+
+
+def _date_tokens(fmt: "ChatFormat") -> list[DateToken]:
+    return list(dict.fromkeys(p for f in fmt.structure.fragments() for p in f if isinstance(p, DateToken)))
+
 
 TEMPLATE_FILE = "llama.cpp/chat_template.jinja"
 ARGS_FILE = "llama.cpp/args.txt"
@@ -155,6 +236,11 @@ def llamacpp_template(fmt: "ChatFormat") -> str:
     """The chat template for llama.cpp's Jinja engine: the HF target, with ``|trim``, ``.lstrip()``
     and ``.rstrip()`` of contents made exact (the ``tmplc_strip``/``tmplc_lstrip``/``tmplc_rstrip``
     macros)."""
+    for tok in _date_tokens(fmt):
+        why = date_refusal(tok.format)
+        if why is not None:
+            raise TargetError(f"format {fmt.name!r}: {{DATE={tok.format}}} cannot be rendered exactly by "
+                              f"llama.cpp: {why}")
     base = to_jinja(fmt, generation_tags=False)
     out = base
     st = fmt.structure
@@ -325,19 +411,26 @@ def _merge_system(messages: Sequence[dict]) -> list[dict]:
 
 
 def expected_llamacpp(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool,
-                      add_bos_token: bool) -> str:
-    """What llama-server's prompt text is meant to be for ``messages`` (reference + llama.cpp conventions).
+                      add_bos_token: bool, date: "_dt.date | None" = None) -> str:
+    """What llama-server's prompt text is meant to be for ``messages`` (reference + llama.cpp
+    conventions) on ``date`` (default: today).
 
     Raises MessageError where the reference refuses the (merged) conversation.
     """
     msgs = list(messages)
     if fmt.structure.system is None:
         msgs = _merge_system(msgs)
-    text = fmt.render(msgs, add_generation_prompt=add_generation_prompt)
+    text = fmt.render(msgs, add_generation_prompt=add_generation_prompt, date=date)
     bos = fmt.meta.bos_token
     if add_bos_token and bos and text.startswith(bos):
         text = text[len(bos):]
     return text
+
+
+#: Days on which a dated format's probes are rendered for the built-in check: every date
+#: conversion differs between them (day, month, year, century, weekday, week, ISO year), so a
+#: built-in (which never renders a date) only matches a rendering that does not show the date.
+_DATES = (_dt.date(1999, 1, 1), _dt.date(2012, 11, 28))
 
 
 def _verify_builtins(fmt: "ChatFormat", template: str, add_bos_token: bool) -> tuple[
@@ -356,6 +449,8 @@ def _verify_builtins(fmt: "ChatFormat", template: str, add_bos_token: bool) -> t
                                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                                          "use --jinja"]
 
+    dated = fmt.structure.dated
+
     def cases(convs):
         out = []
         for c in convs:
@@ -363,7 +458,9 @@ def _verify_builtins(fmt: "ChatFormat", template: str, add_bos_token: bool) -> t
                 continue  # outside the format's domain
             for agp in (False, True):
                 try:
-                    exp = expected_llamacpp(fmt, c, agp, add_bos_token)
+                    exp = expected_llamacpp(fmt, c, agp, add_bos_token, _DATES[0])
+                    if dated and any(expected_llamacpp(fmt, c, agp, add_bos_token, d) != exp for d in _DATES[1:]):
+                        exp = None  # the rendering shows the date, which no built-in renders
                 except (MessageError, TmplcError):
                     continue
                 if fmt.structure.uses("BOS") and not add_bos_token:
@@ -430,6 +527,11 @@ def to_llamacpp(fmt: "ChatFormat", *, check_builtins: bool = True) -> LlamaCppTa
     if st.system is None:
         notes.append("no system slot: llama-server merges a system message into the next message as "
                      "system + '\\n' + content (the template itself raises on a system message)")
+    if st.dated:
+        notes.append("the date ({DATE=...}) is strftime_now: the local date where llama.cpp runs")
+        if any(c in _LOCALE_DIRECTIVES for tok in _date_tokens(fmt) for c in _conversions(tok.format) or ()):
+            notes.append("llama-cli sets the locale from the environment: run it with LC_ALL=C (LC_TIME=C), "
+                         "or day and month names in the date are localised (llama-server keeps the C locale)")
     if template != to_jinja(fmt, generation_tags=False):
         notes.append("content trimming uses the tmplc_strip/tmplc_lstrip/tmplc_rstrip macros (exact "
                      "str.strip/lstrip/rstrip); llama.cpp's |trim, .lstrip() and .rstrip() only strip ASCII "

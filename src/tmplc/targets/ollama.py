@@ -44,6 +44,11 @@ Ollama, it renders every conversation exactly like the reference renderer
   with content ``""`` counts as none: the template omits the block, or renders the default
   system message, which it then holds itself (Ollama sends ``SYSTEM`` only when the first
   message is not a system message, so it is not there).
+* **Date** (``{DATE=format}``).  Ollama's template functions have one date, ``currentDate``: it
+  ignores its arguments and returns the server's local date as ``YYYY-MM-DD`` (``time.Now()``,
+  Go layout ``2006-01-02``).  So ``{DATE=%Y-%m-%d}`` (or ``%F``, with any literal text and ``%%``
+  around it) is written as ``{{ currentDate }}`` and renders like the reference for that day;
+  any other format (``%d %b %Y``, ``%A``, ...) is refused (:class:`TargetError`, naming the format).
 * **Stop strings.**  One ``PARAMETER stop`` per ``fmt.stop_strings``.  No sampling parameters.
 
 Modelfile quoting (from Ollama's ``parser/parser.go``, ported as :func:`parse_modelfile`): a value
@@ -69,7 +74,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Sequence
 
 from tmplc.errors import TmplcError
-from tmplc.ir import TRIM_FILTER_OF, Fragment, SpecialToken
+from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -309,6 +314,37 @@ def literal(text: str) -> str:
     return _emit(text)
 
 
+# --------------------------------------------------------------------------------------------
+# {DATE=...}: Ollama's only date is currentDate (YYYY-MM-DD)
+
+CURRENT_DATE = "{{ currentDate }}"
+_ISO_RUNS = ("%Y-%m-%d", "%F")  # what currentDate renders, as strftime formats (glibc's %F = %Y-%m-%d)
+
+
+def date_pieces(fmt: str) -> list[str | None] | None:
+    """``fmt`` (a strftime format) as literal texts and ``None`` for "the date as YYYY-MM-DD"
+    (Ollama's ``currentDate``), or None when it has any other directive."""
+    out: list[str | None] = []
+    text = ""
+    i = 0
+    while i < len(fmt):
+        run = next((r for r in _ISO_RUNS if fmt.startswith(r, i)), None)
+        if run is not None:
+            if text:
+                out.append(text)
+            out.append(None)
+            text, i = "", i + len(run)
+        elif fmt.startswith("%%", i):
+            text, i = text + "%", i + 2
+        elif fmt[i] == "%":
+            return None
+        else:
+            text, i = text + fmt[i], i + 1
+    if text:
+        out.append(text)
+    return out
+
+
 def _and(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -333,6 +369,17 @@ class _Gen:
                 f"format {fmt.name!r} renders answers from after their {which} '</think>' "
                 f"({{OUTPUT{filt}}}), which an Ollama template cannot do (Ollama's template functions "
                 "cannot search or split a string)")
+        self.dated = False
+        for where, frag in self.fragments():
+            for p in frag:
+                if isinstance(p, DateToken):
+                    self.dated = True
+                    if date_pieces(p.format) is None:
+                        raise TargetError(
+                            f"format {fmt.name!r} renders the date as {{DATE={p.format}}} in the {where}, "
+                            "which an Ollama template cannot do: Ollama's only date function, currentDate, "
+                            f"always gives YYYY-MM-DD; {p.format!r} is not that (use {{DATE=%Y-%m-%d}}, "
+                            "optionally with literal text around it)")
         parts = [(n, p) for n, p in (("user", st.user), ("assistant", st.assistant), ("system", st.system))
                  if p is not None and p.trim]
         trims = [f"the {n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts]
@@ -346,6 +393,15 @@ class _Gen:
                 "from the spec.")
         self.untrimmed = trims
 
+    def fragments(self) -> list[tuple[str, Fragment]]:
+        st = self.st
+        out = [("preamble", st.preamble)]
+        if st.system is not None:
+            out += [("system prefix", st.system.prefix), ("system suffix", st.system.suffix)]
+        return out + [("user prefix", st.user.prefix), ("user suffix", st.user.suffix),
+                      ("assistant prefix", st.assistant.prefix), ("assistant lead", st.assistant.lead),
+                      ("assistant suffix", st.assistant.suffix)]
+
     # -- pieces -----------------------------------------------------------------------------
     def token(self, p: SpecialToken, where: str) -> str:
         tok = self.fmt.meta.bos_token if p.name == "BOS" else self.fmt.meta.eos_token
@@ -354,27 +410,33 @@ class _Gen:
                               f"no {p.name.lower()}_token, and Ollama needs it written as text there")
         return tok
 
-    def text(self, frag: Fragment, where: str, drop_leading_bos: bool = False) -> str:
-        out = []
+    def out(self, frag: Fragment, where: str, drop_leading_bos: bool = False) -> str:
+        """Template source that outputs ``frag``: literal text (BOS/EOS written as their token
+        strings), ``{{ currentDate }}`` for the date."""
+        out: list[str] = []
+        text = ""
         for k, p in enumerate(frag):
             if isinstance(p, SpecialToken):
                 if k == 0 and drop_leading_bos and p.name == "BOS":
                     continue
-                out.append(self.token(p, where))
+                text += self.token(p, where)
+            elif isinstance(p, DateToken):
+                for piece in date_pieces(p.format) or ():  # refused in __init__ when None
+                    if piece is None:
+                        out.append(literal(text) + CURRENT_DATE)
+                        text = ""
+                    else:
+                        text += piece
             else:
-                out.append(p.value)
-        return "".join(out)
-
-    def out(self, frag: Fragment, where: str) -> str:
-        return literal(self.text(frag, where))
+                text += p.value
+        return "".join(out) + literal(text)
 
     def prefix_out(self, frag: Fragment, where: str, lead_cond: str | None) -> str:
         """A turn prefix whose leading BOS is dropped when the Go condition ``lead_cond`` holds."""
         if lead_cond is None or not (frag and frag[0] == SpecialToken("BOS")):
             return self.out(frag, where)
         bos = self.token(frag[0], where)
-        return "{{ if not " + lead_cond + " }}" + literal(bos) + "{{ end }}" + literal(
-            self.text(frag[1:], where))
+        return "{{ if not " + lead_cond + " }}" + literal(bos) + "{{ end }}" + self.out(frag[1:], where)
 
     # -- BOS analysis -----------------------------------------------------------------------
     def bos_plan(self) -> tuple[bool, bool, bool]:
@@ -430,7 +492,7 @@ class _Gen:
         st, sb, name = self.st, self.st.system, self.fmt.name
         drop_pre, drop_sys, drop_turn = self.bos_plan()
         L: list[str] = []
-        pre = literal(self.text(st.preamble, "preamble", drop_pre))
+        pre = self.out(st.preamble, "preamble", drop_pre)
         sys0 = "(eq (index $.Messages 0).Role \"system\")"
         after_sys = "(and (eq $i 1) " + sys0 + ")"
         skip = sb is not None and sb.skip_empty
@@ -453,8 +515,7 @@ class _Gen:
                 lead_cond = "(eq $i 0)"
 
         def sys_block(content_expr: str | None, text: str | None = None) -> str:
-            s = self.text(sb.prefix, "system prefix", drop_sys and sb.placement == "standalone")
-            body = literal(s)
+            body = self.out(sb.prefix, "system prefix", drop_sys and sb.placement == "standalone")
             body += ("{{ " + content_expr + " }}") if content_expr else literal(text or "")
             return body + self.out(sb.suffix, "system suffix")
 
@@ -563,6 +624,8 @@ def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: b
     if default_in_template:
         lines.append(_comment("The default system message is built into the TEMPLATE (a SYSTEM line "
                               "cannot hold it)."))
+    if gen.dated:
+        lines.append(_comment("The date is Ollama's {{ currentDate }}: the server's local date, YYYY-MM-DD."))
     if from_ is None:
         lines.append(_comment("Replace the placeholder below (or use `tmplc compile --from PATH`) with a "
                               "GGUF file,\na safetensors directory or an Ollama model name."))

@@ -75,7 +75,9 @@ def to_spec(st: Structure) -> str:
                      + _frag(st.assistant.prefix) + reply + _ph("OUTPUT", st.assistant)
                      + _frag(st.assistant.suffix))
     head = _frag(st.preamble)
-    if sb is not None and sb.placement == "standalone":
+    if sb is not None and sb.absent is not None:  # {NOSYSTEM} marks where the block starts
+        head += "{NOSYSTEM}" + _frag(sb.absent) + "{/NOSYSTEM}" + system + _frag(st.user.prefix)
+    elif sb is not None and sb.placement == "standalone":
         head += system + _frag(st.user.prefix)
     elif sb is not None:
         head += _frag(st.user.prefix) + system
@@ -86,7 +88,7 @@ def to_spec(st: Structure) -> str:
         back = parse_structure(text)
     except SpecError:
         back = None
-    if back != st and sb is not None and sb.placement == "standalone":
+    if back != st and sb is not None and sb.placement == "standalone" and sb.absent is None:
         # the preamble is more than the leading {BOS}s (or the placement is ambiguous):
         # mark where the preamble ends and the system block begins
         head = _frag(st.preamble) + "{SPLIT}" + system + _frag(st.user.prefix)

@@ -18,7 +18,9 @@
 //    GGUF's add_bos_token is true; default false), "add_eos": bool (same for a trailing
 //    eos_token), "enable_thinking": bool (default true, llama-server's default),
 //    "workarounds": bool (default true: apply llama-server's message workarounds),
-//    "extra_context": object (added to the template context, like chat_template_kwargs)}
+//    "extra_context": object (added to the template context, like chat_template_kwargs),
+//    "date": "YYYY-MM-DD" (a TEST HOOK, not a llama.cpp option: "now" is local midnight of
+//    that day for strftime_now, datetime and date_string; default: the clock)}
 //      -> {"output": str} | {"error": str}
 //   {"caps": str}      -> {"caps": {name: bool}}  (jinja::caps_get of the template)
 //   {"detect": str}    -> {"name": str}  (llm_chat_detect_template; "" when unknown;
@@ -108,13 +110,37 @@ bool ends_with(const std::string & s, const std::string & p) {
     return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
 
-std::string format_time(const char * fmt) {
-    std::time_t now = std::time(nullptr);
+std::string format_time(const char * fmt, std::time_t now) {
     std::tm tm_buf{};
     localtime_r(&now, &tm_buf);
     char buf[64];
     size_t n = std::strftime(buf, sizeof(buf), fmt, &tm_buf);
     return std::string(buf, n);
+}
+
+// TEST HOOK (not a llama.cpp option): a job's "date" ("YYYY-MM-DD") fixes "now" to local
+// midnight of that day, for strftime_now (jinja::context::current_time) and for the
+// datetime/date_string variables. Without it, "now" is the clock, as in llama.cpp.
+std::time_t job_now(const std::string & date) {
+    if (date.empty()) {
+        return std::time(nullptr);
+    }
+    int y = 0, m = 0, d = 0;
+    char extra = 0;
+    if (std::sscanf(date.c_str(), "%4d-%2d-%2d%c", &y, &m, &d, &extra) != 3 || date.size() != 10 ||
+        m < 1 || m > 12 || d < 1 || d > 31) {
+        throw std::runtime_error("'date' must be YYYY-MM-DD, got '" + date + "'");
+    }
+    std::tm tm_buf{};
+    tm_buf.tm_year = y - 1900;
+    tm_buf.tm_mon = m - 1;
+    tm_buf.tm_mday = d;
+    tm_buf.tm_isdst = -1;
+    std::time_t t = std::mktime(&tm_buf);
+    if (t == static_cast<std::time_t>(-1) || tm_buf.tm_mday != d) {
+        throw std::runtime_error("'date' is not a valid day: '" + date + "'");
+    }
+    return t;
 }
 
 // The template-source preprocessing of common_chat_templates_init.
@@ -265,8 +291,9 @@ std::string render_jinja(const json & job) {
     inp["eos_token"] = eos;
     inp["enable_thinking"] = get_bool(job, "enable_thinking", true);
     // common_chat_extra_context()
-    inp["datetime"] = format_time("%b %d %Y");
-    inp["date_string"] = format_time("%d %b %Y");
+    const std::time_t now = job_now(get_string(job, "date"));
+    inp["datetime"] = format_time("%b %d %Y", now);
+    inp["date_string"] = format_time("%d %b %Y", now);
     if (job.contains("extra_context") && job.at("extra_context").is_object()) {
         for (const auto & kv : job.at("extra_context").items()) {
             inp[kv.key()] = kv.value();
@@ -277,6 +304,7 @@ std::string render_jinja(const json & job) {
     }
 
     jinja::context ctx(tmpl->src);
+    ctx.current_time = now;  // what strftime_now formats (the clock unless the "date" test hook)
     if (inp.contains("preserve_reasoning") && inp["preserve_reasoning"].is_boolean()) {
         jinja::caps_apply_preserve_reasoning(ctx, inp["preserve_reasoning"].get<bool>());
     }

@@ -21,6 +21,9 @@
 //	 "system": str?, "think": bool|"low"|"medium"|"high"|"max"|null,
 //	 "prompt": str?, "suffix": str?, "date": "YYYY-MM-DD"?}
 //
+// ("date" is a test hook, not an Ollama input: it fixes the day that
+// currentDate/yesterdayDate see; without it they read the clock, as in Ollama.)
+//
 // and a result is {"output": str} or {"error": str}. A parse error, an
 // execution error or a panic in one job never affects the other jobs. Jobs
 // are rendered concurrently (one worker per CPU) and a template shared by
@@ -165,12 +168,21 @@ func (t templateTools) String() string {
 // ---------------------------------------------------------------------------
 // Functions
 
-func makeFuncs(date string) template.FuncMap {
-	today := time.Now()
+// makeFuncs returns Ollama's FuncMap. currentDate and yesterdayDate are
+// Ollama's: they ignore their arguments and format time.Now() (read at each
+// call, local time) as "2006-01-02". TEST HOOK: a job's "date" ("YYYY-MM-DD";
+// Ollama has no such input) fixes what "now" is for both, so that tests can
+// compare with a reference rendered for a known date; without it they read
+// the clock, exactly as Ollama does. A "date" that does not parse is an
+// error of the job.
+func makeFuncs(date string) (template.FuncMap, error) {
+	now := time.Now
 	if date != "" {
-		if d, err := time.Parse("2006-01-02", date); err == nil {
-			today = d
+		d, err := time.ParseInLocation("2006-01-02", date, time.Local)
+		if err != nil {
+			return nil, fmt.Errorf("bad job: \"date\" must be YYYY-MM-DD: %v", err)
 		}
+		now = func() time.Time { return d }
 	}
 	return template.FuncMap{
 		"json": func(v any) string {
@@ -179,17 +191,17 @@ func makeFuncs(date string) template.FuncMap {
 		},
 		// The format argument is accepted and ignored, as in Ollama.
 		"currentDate": func(args ...string) string {
-			return today.Format("2006-01-02")
+			return now().Format("2006-01-02")
 		},
 		"yesterdayDate": func(args ...string) string {
-			return today.AddDate(0, 0, -1).Format("2006-01-02")
+			return now().AddDate(0, 0, -1).Format("2006-01-02")
 		},
 		// Ollama converts an api.ToolProperty; this harness has no tools, so
 		// every value is something else, for which Ollama returns "any".
 		"toTypeScriptType": func(v any) string {
 			return "any"
 		},
-	}
+	}, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -320,7 +332,11 @@ func cachedParse(src, date string) (*parsed, error) {
 	if r, ok := parseCache[k]; ok {
 		return r.p, r.err
 	}
-	p, err := parseTemplate(src, makeFuncs(date))
+	funcs, err := makeFuncs(date)
+	var p *parsed
+	if err == nil {
+		p, err = parseTemplate(src, funcs)
+	}
 	parseCache[k] = parseResult{p, err}
 	return p, err
 }
