@@ -34,7 +34,8 @@ def test_corpus_has_no_wrong_conversion(entries):
     wrong = [r for r in results if r.status == "wrong"]
     print("\n" + corpus.table(results))
     assert not wrong, "\n".join(f"{r.entry.name}: {r.reason}" for r in wrong)
-    assert sum(r.status == "converted" for r in results) >= 10
+    # a floor under the measured figure (BENCHMARKS.md): a change that loses conversions fails here
+    assert sum(r.status == "converted" for r in results) >= 36
     for r in results:
         if r.status == "refused":
             assert r.reason and r.category
