@@ -67,6 +67,32 @@ def test_tokenizer_config_fragment_drives_transformers(tmp_path):
     assert tok.eos_token == "<|eot_id|>" == fmt.eot_token
 
 
+DATED = ("<|im_start|>system\nToday: {DATE=%s}\n{SYSTEM}<|im_end|>\n"
+         + "<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n{OUTPUT}<|im_end|>\n" * 2)
+
+
+@pytest.mark.parametrize("date_fmt,refused", [
+    ("%Y-%m-%d", set()),  # Ollama's currentDate
+    ("%d %b %Y", {"ollama"}),  # Ollama has only YYYY-MM-DD
+    ("%d %b %Y %H:%M", {"ollama", "llamacpp"}),  # and llama.cpp's strftime_now has the time of day
+])
+def test_dated_formats_record_refusals_with_the_format(date_fmt, refused, tmp_path):
+    res = run_all(DATED % date_fmt, tmp_path)
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(manifest["refused"]) == refused
+    assert set(manifest["targets"]) == {"jinja", "ollama", "llamacpp", "spec", "json"} - refused
+    for target, reason in manifest["refused"].items():
+        assert "{DATE=" + date_fmt + "}" in reason and f"{target:<9} refused: " in res.stdout
+    if "ollama" in refused:
+        assert "YYYY-MM-DD" in manifest["refused"]["ollama"] and not (tmp_path / "Modelfile").exists()
+    else:
+        assert "{{ currentDate }}" in modelfile_fields((tmp_path / "Modelfile").read_text())["template"]
+    if "llamacpp" not in refused:
+        assert "strftime_now(" in (tmp_path / "llama.cpp" / "chat_template.jinja").read_text()
+    assert "strftime_now(" in (tmp_path / "chat_template.jinja").read_text()
+
+
 def test_all_needs_a_directory():
     res = subprocess.run([sys.executable, "-m", "tmplc.cli", "compile", "chatml", "--to", "all"],
                          capture_output=True, text=True)

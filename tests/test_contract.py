@@ -18,13 +18,22 @@ Engines and conventions:
   without a system slot get llama-server's merge of a leading system message into the next
   message (``system + "\\n" + content``).
 
+Dated formats (``{DATE=...}``) are compared on a drawn day: the reference renders it
+(``date=``), jinja2's sandbox gets it as ``strftime_now``'s day, the Ollama harness and the
+llama.cpp driver through their test hooks (a job's ``date``).  transformers' ``strftime_now``
+reads the clock: its reference is rendered for today (taken before and after, for midnight).
+The Ollama target carries only the YYYY-MM-DD date (Ollama's ``currentDate``) and must refuse
+every other format, naming it.
+
 Each hypothesis example is ONE batch: all engine renders of the example go through one process
 call per engine.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -33,6 +42,7 @@ from hypothesis import strategies as st
 import tmplc
 from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
 from tmplc.engines.ollama import OllamaRenderError, render_ollama
+from tmplc.ir import DateToken
 from tmplc.jinja_env import render_template
 from tmplc.targets.ollama import TargetError, modelfile_fields
 
@@ -41,6 +51,8 @@ from strategies import chat_formats, conversations
 
 BOS, EOS = "<s>", "</s>"
 REFUSED = object()
+DAY = datetime.date(2024, 9, 25)  # the day dated formats are compared on, unless a test draws one
+days = st.dates(datetime.date(1970, 1, 2), datetime.date(2099, 12, 31))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -71,6 +83,13 @@ def _ref(fmt, msgs, **kw):
         return REFUSED
 
 
+def ollama_carries_dates(fmt):
+    """Whether every {DATE=...} of ``fmt`` is the YYYY-MM-DD date (with literal text), all that
+    Ollama's currentDate gives."""
+    return all("%" not in re.sub("%Y-%m-%d|%F|%%", "", p.format)
+               for f in fmt.structure.fragments() for p in f if isinstance(p, DateToken))
+
+
 def _merge(msgs):
     out = []
     for m in msgs:
@@ -95,63 +114,83 @@ def _llamacpp(fmt):
     return fmt.to_llamacpp()
 
 
-def ollama_expected(fmt, msgs):
+def ollama_expected(fmt, msgs, day=DAY):
     m = _merge(msgs)
     if fmt.trims:
         m = [{"role": x["role"], "content": x["content"].strip()} for x in m]
     kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else {"add_generation_prompt": True}
-    return _strip_bos(_ref(fmt, m, **kw), tokens(fmt)[0])
+    return _strip_bos(_ref(fmt, m, date=day, **kw), tokens(fmt)[0])
 
 
-def llamacpp_expected(fmt, msgs, gen, add_bos):
+def llamacpp_expected(fmt, msgs, gen, add_bos, day=DAY):
     m = [dict(x) for x in msgs]
     if fmt.structure.system is None and m and m[0]["role"] == "system":
         sys_msg = m.pop(0)
         if m:
             m[0]["content"] = sys_msg["content"] + "\n" + m[0]["content"]
-    out = _ref(fmt, m, add_generation_prompt=gen)
+    out = _ref(fmt, m, add_generation_prompt=gen, date=day)
     return _strip_bos(out, tokens(fmt)[0]) if add_bos else out
 
 
-def check_all(cases):
+def ollama_refusal(fmt):
+    """The reason the Ollama target must refuse ``fmt`` (a regex for the TargetError), or None."""
+    if fmt.structure.assistant.drop_think:
+        return "drop_think"
+    if not ollama_carries_dates(fmt):
+        return r"\{DATE=.*only date function, currentDate, always gives YYYY-MM-DD"
+    return None
+
+
+def ollama_job(fmt, msgs, day=DAY):
+    """The harness job for ``msgs`` (contents stripped for a format that strips them)."""
+    mf = _modelfile(fmt)
+    om = [{"role": x["role"], "content": x["content"].strip() if fmt.trims else x["content"]} for x in msgs]
+    return {"template": mf["template"], "messages": om, "date": day,
+            **({"system": mf["system"]} if mf["system"] else {})}
+
+
+def check_all(cases, day=DAY):
     """cases: list of (fmt, msgs, gen).  Renders every case in every engine (one call per
-    engine) and asserts equality with the reference under each convention."""
+    engine) and asserts equality with the reference under each convention; dated formats on
+    ``day`` (transformers: today)."""
     tok = load_tokenizer("llama3")
     oll_jobs, ll_jobs = [], []
     for fmt, msgs, gen in cases:
-        ref = _ref(fmt, msgs, add_generation_prompt=gen)
+        ref = _ref(fmt, msgs, add_generation_prompt=gen, date=day)
         bos, eos = tokens(fmt)
         tmpl = fmt.to_jinja()
         # jinja2 sandbox
         try:
-            got = render_template(tmpl, msgs, add_generation_prompt=gen, bos_token=bos, eos_token=eos)
+            got = render_template(tmpl, msgs, add_generation_prompt=gen, bos_token=bos, eos_token=eos, today=day)
         except Exception:
             got = REFUSED
         assert got == ref, ("jinja2", fmt.name, msgs, gen)
-        # transformers (with the tokenizer's own bos/eos strings)
+        # transformers (with the tokenizer's own bos/eos strings; its strftime_now reads the clock)
+        before = datetime.date.today()
         try:
             got = tok.apply_chat_template(msgs, chat_template=tmpl, tokenize=False, add_generation_prompt=gen)
         except Exception:
             got = REFUSED
-        try:
-            want = fmt.render(msgs, add_generation_prompt=gen, bos_token=tok.bos_token, eos_token=tok.eos_token)
-        except tmplc.MessageError:
-            want = REFUSED
-        assert got == want, ("transformers", fmt.name, msgs, gen)
+        wants = []
+        for today in dict.fromkeys([before, datetime.date.today()]):  # the day it rendered
+            try:
+                wants.append(fmt.render(msgs, add_generation_prompt=gen, bos_token=tok.bos_token,
+                                        eos_token=tok.eos_token, date=today))
+            except tmplc.MessageError:
+                wants.append(REFUSED)
+        assert got in wants, ("transformers", fmt.name, msgs, gen)
         # Ollama
-        if fmt.structure.assistant.drop_think:
-            with pytest.raises(TargetError, match="drop_think"):
+        why = ollama_refusal(fmt)
+        if why is not None:
+            with pytest.raises(TargetError, match=why):
                 fmt.to_ollama(allow_untrimmed=True)
         else:
-            mf = _modelfile(fmt)
-            om = [{"role": x["role"], "content": x["content"].strip() if fmt.trims else x["content"]} for x in msgs]
-            oll_jobs.append(({"template": mf["template"], "messages": om,
-                              **({"system": mf["system"]} if mf["system"] else {})}, ollama_expected(fmt, msgs)))
+            oll_jobs.append((ollama_job(fmt, msgs, day), ollama_expected(fmt, msgs, day)))
         # llama.cpp
         target = _llamacpp(fmt)
         ll_jobs.append(({"template": target.chat_template, "messages": msgs, "bos_token": bos, "eos_token": eos,
-                         "add_generation_prompt": gen, "add_bos": target.add_bos_token},
-                        llamacpp_expected(fmt, msgs, gen, target.add_bos_token)))
+                         "add_generation_prompt": gen, "add_bos": target.add_bos_token, "date": day},
+                        llamacpp_expected(fmt, msgs, gen, target.add_bos_token, day)))
     for (job, want), got in zip(oll_jobs, render_ollama([j for j, _ in oll_jobs])):
         got = REFUSED if isinstance(got, OllamaRenderError) else got
         assert got == want, ("ollama", job, got, want)
@@ -179,9 +218,10 @@ def assert_chain(outputs):
 
 
 @settings(max_examples=15)
-@given(st.lists(st.tuples(chat_formats(), conversations(max_exchanges=3), st.booleans()), min_size=6, max_size=6))
-def test_generated_formats_every_engine(batch):
-    check_all(batch)
+@given(st.lists(st.tuples(chat_formats(), conversations(max_exchanges=3), st.booleans()), min_size=6, max_size=6),
+       days)
+def test_generated_formats_every_engine(batch, day):
+    check_all(batch, day)
 
 
 @settings(max_examples=10)
@@ -204,13 +244,9 @@ def test_no_dangling_newlines_in_any_engine(fmt, msgs):
     prefixes = [msgs[:end] for end in range(1, len(msgs) + 1)]
     tmpl = fmt.to_jinja()
     bos, eos = tokens(fmt)
-    assert_chain([render_template(tmpl, m, bos_token=bos, eos_token=eos) for m in prefixes])
-    if not fmt.structure.assistant.drop_think:
-        mf = _modelfile(fmt)
-        strip = (lambda c: c.strip()) if fmt.trims else (lambda c: c)
-        outs = render_ollama([{"template": mf["template"],
-                               "messages": [{"role": x["role"], "content": strip(x["content"])} for x in m],
-                               **({"system": mf["system"]} if mf["system"] else {})} for m in prefixes])
+    assert_chain([render_template(tmpl, m, bos_token=bos, eos_token=eos, today=DAY) for m in prefixes])
+    if ollama_refusal(fmt) is None:
+        outs = render_ollama([ollama_job(fmt, m) for m in prefixes])
         # Ollama prompts after a user message; {PROMPT=...} text is the prompt's, not the history's
         po = fmt.structure.assistant.prompt_only
         if po:
@@ -219,4 +255,5 @@ def test_no_dangling_newlines_in_any_engine(fmt, msgs):
         assert_chain(outs)
     target = _llamacpp(fmt)
     assert_chain(render_llamacpp([{"template": target.chat_template, "messages": m, "bos_token": bos,
-                                   "eos_token": eos, "add_generation_prompt": False} for m in prefixes]))
+                                   "eos_token": eos, "add_generation_prompt": False, "date": DAY}
+                                  for m in prefixes]))

@@ -27,6 +27,8 @@ def test_each_caveat():
     assert codes("U:{INPUT}\nA:{OUTPUT|drop_think}{EOS}U:{INPUT}\nA:{OUTPUT|drop_think}{EOS}") == \
         ["reasoning-dropped"]
     assert codes("[{DATE=%Y-%m-%d}]U:{INPUT}\nA:{OUTPUT}{EOS}U:{INPUT}\nA:{OUTPUT}{EOS}") == ["renders-today"]
+    assert codes("U:{INPUT}\nA:{OUTPUT}<end>{SPLIT}U:{INPUT}\nA:{OUTPUT}") == ["last-turn-open"]
+    assert codes("U:{INPUT}\nA:{OUTPUT}<end>{SPLIT}U:{INPUT}\nA:{OUTPUT}<return>") == []
     # the registry's SOLAR has no end-of-turn marker, faithfully to its official template
     assert [c.code for c in caveats(tmplc.load("solar"))] == ["no-end-of-turn"]
 

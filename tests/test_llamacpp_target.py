@@ -11,6 +11,7 @@ when CI=true.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -37,8 +38,10 @@ from tmplc.registry import registry
 from tmplc.targets.jinja import to_jinja
 from tmplc.targets.llamacpp import (
     ASCII_SPACES,
+    DATE_DIRECTIVES,
     NON_ASCII_SPACES,
     LlamaCppTarget,
+    TargetError,
     escape_arg,
     expected_llamacpp,
     to_llamacpp,
@@ -72,26 +75,31 @@ def driver():
 # --- helpers ----------------------------------------------------------------------------------
 
 TARGETS = {name: to_llamacpp(registry[name]) for name in registry}
+DAY = datetime.date(2024, 2, 29)  # the day of {DATE=...} in comparisons (the driver's test hook)
 
 
-def _job(fmt: ChatFormat, target: LlamaCppTarget, messages, agp: bool) -> dict:
+def _job(fmt: ChatFormat, target: LlamaCppTarget, messages, agp: bool, day: datetime.date = DAY) -> dict:
     return {"template": target.chat_template, "messages": messages, "bos_token": fmt.meta.bos_token or "",
-            "eos_token": fmt.meta.eos_token or "", "add_generation_prompt": agp, "add_bos": target.add_bos_token}
+            "eos_token": fmt.meta.eos_token or "", "add_generation_prompt": agp, "add_bos": target.add_bos_token,
+            "date": day}
 
 
-def _expected(fmt: ChatFormat, target: LlamaCppTarget, messages, agp: bool) -> str | None:
+def _expected(fmt: ChatFormat, target: LlamaCppTarget, messages, agp: bool,
+              day: datetime.date | None = DAY) -> str | None:
     try:
-        return expected_llamacpp(fmt, messages, agp, target.add_bos_token)
+        return expected_llamacpp(fmt, messages, agp, target.add_bos_token, day)
     except MessageError:
         return None
 
 
-def _check_batch(cases: list[tuple[str, ChatFormat, LlamaCppTarget, list, bool]]) -> None:
-    jobs = [_job(fmt, tgt, msgs, agp) for (_, fmt, tgt, msgs, agp) in cases]
+def _check_batch(cases: list[tuple], day: datetime.date = DAY) -> None:
+    """cases: (name, fmt, target, messages, add_generation_prompt[, day])."""
+    cases = [c if len(c) == 6 else (*c, day) for c in cases]
+    jobs = [_job(fmt, tgt, msgs, agp, d) for (_, fmt, tgt, msgs, agp, d) in cases]
     results = render(jobs)
     failures = []
-    for (name, fmt, tgt, msgs, agp), got in zip(cases, results):
-        exp = _expected(fmt, tgt, msgs, agp)
+    for (name, fmt, tgt, msgs, agp, d), got in zip(cases, results):
+        exp = _expected(fmt, tgt, msgs, agp, d)
         if exp is None:  # the reference refuses: llama.cpp must raise too (raise_exception)
             if not isinstance(got, LlamaCppRenderError):
                 failures.append((name, msgs, agp, "reference refuses", got))
@@ -99,7 +107,7 @@ def _check_batch(cases: list[tuple[str, ChatFormat, LlamaCppTarget, list, bool]]
             failures.append((name, msgs, agp, exp, got))
         elif tgt.add_bos_token and msgs and msgs[0]["role"] != "assistant":
             # the BOS token comes back from the tokenizer: the reference starts with it
-            ref = fmt.render(expected_input(fmt, msgs), add_generation_prompt=agp)
+            ref = fmt.render(expected_input(fmt, msgs), add_generation_prompt=agp, date=d)
             if not ref.startswith(fmt.meta.bos_token):
                 failures.append((name, msgs, agp, "reference without leading BOS", ref))
     assert not failures, f"{len(failures)} of {len(cases)} differ; first: {failures[0]!r}"
@@ -135,7 +143,7 @@ def test_random_formats_render_like_reference_in_llamacpp(driver, data) -> None:
         for c in data.draw(st.lists(conversations(), min_size=4, max_size=4), label="conversations"):
             for agp in (False, True):
                 cases.append(("generated", fmt, tgt, c, agp))
-    _check_batch(cases)
+    _check_batch(cases, data.draw(st.dates(datetime.date(1970, 1, 2), datetime.date(2099, 12, 31)), label="day"))
 
 
 def test_unicode_whitespace_edges_are_stripped_like_python(driver) -> None:
@@ -550,3 +558,104 @@ def test_builtins_that_render_the_new_features_are_found(driver) -> None:
                 jobs.append({"builtin": name, "messages": msgs, "add_generation_prompt": agp})
                 want.append(exp)
     assert [r.get("output") for r in run_driver_jobs(jobs)] == want
+
+
+# --- {DATE=...}: strftime_now ---------------------------------------------------------------
+
+DATE_SPECS = ["{DATE=%d %b %Y}", "{DATE=%Y-%m-%d}", "{DATE=%B %d, %Y}", "{DATE=%A}", "Today is {DATE=%A, %-d %B %Y}.\n",
+              "{DATE=%x %a %e %j %U %W %V %G %g %C %y %u %w %h %D %F %%}"]
+DATE_DAYS = [DAY, datetime.date(1999, 12, 31), datetime.date(2021, 1, 3), datetime.date(2030, 7, 4)]
+_DATE_CONVS = [[{"role": "user", "content": "q"}],
+               [{"role": "system", "content": "S"}, {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "r"}, {"role": "user", "content": "q2"}]]
+
+
+def _dated_chatml(date_spec: str, where: str) -> ChatFormat:
+    p = dict.fromkeys(("preamble", "system", "user", "assistant"), "")
+    p[where] = date_spec
+    turn = ("<|im_start|>user\n" + p["user"] + "{INPUT}<|im_end|>\n<|im_start|>assistant\n" + p["assistant"]
+            + "{OUTPUT}<|im_end|>\n")
+    spec = (("{BOS}" + date_spec + "{SPLIT}" if where == "preamble" else "")
+            + "<|im_start|>system\n" + p["system"] + "{SYSTEM}<|im_end|>\n" + turn + turn)
+    fmt = parse_spec(spec).with_meta(name="dated", bos_token="<s>", eos_token="<|im_end|>")
+    assert fmt.structure.dated
+    return fmt
+
+
+def test_common_date_formats_render_like_reference(driver) -> None:
+    """strftime_now in llama.cpp's engine, on fixed days (the driver's test hook), wherever the
+    date is: the reference's date.strftime, byte for byte."""
+    cases = []
+    for spec in DATE_SPECS:
+        for where in ("preamble", "system", "user", "assistant"):
+            fmt = _dated_chatml(spec, where)
+            tgt = to_llamacpp(fmt, check_builtins=False)
+            assert "strftime_now(" in tgt.chat_template
+            for day in DATE_DAYS:
+                for c in _DATE_CONVS:
+                    for agp in (False, True):
+                        cases.append((f"{spec} in {where}", fmt, tgt, c, agp, day))
+    _check_batch(cases)
+
+
+def test_date_without_the_hook_is_today(driver) -> None:
+    fmt = _dated_chatml("{DATE=%d %b %Y}", "system")
+    tgt = to_llamacpp(fmt, check_builtins=False)
+    job = dict(_job(fmt, tgt, _DATE_CONVS[1], True))
+    del job["date"]
+    before = datetime.date.today()
+    (got,) = render([job])
+    assert got in {_expected(fmt, tgt, _DATE_CONVS[1], True, d) for d in (before, datetime.date.today())}
+
+
+def test_every_accepted_conversion_agrees_with_python(driver) -> None:
+    """Each conversion of DATE_DIRECTIVES, bare and with each glibc flag, on days of every month
+    and weekday: C strftime (llama.cpp, "C" locale) == Python's date.strftime."""
+    days = [datetime.date(2024, 1, 1) + datetime.timedelta(k * 41) for k in range(18)] + DATE_DAYS
+    tpl = "{{ strftime_now(messages[0]['content']) }}"
+    jobs, want = [], []
+    for c in DATE_DIRECTIVES:
+        for flag in ("", "-", "_", "0", "^", "#"):
+            for day in days:
+                jobs.append({"template": tpl, "messages": [{"role": "user", "content": "%" + flag + c}],
+                             "date": day})
+                want.append(day.strftime("%" + flag + c))
+    got = render(jobs)
+    bad = [(j["messages"][0]["content"], j["date"], g, w) for j, g, w in zip(jobs, got, want) if g != w]
+    assert not bad, f"{len(bad)} of {len(jobs)} differ; first: {bad[0]!r}"
+
+
+@pytest.mark.parametrize("fmt_,why", [
+    ("%H:%M", "%H, %M"), ("%d %b %Y %p", "%p"), ("%c", "%c"), ("%z", "%z"), ("%Z", "%Z"), ("%s", "%s"),
+    ("%Y-%m-%d %", "incomplete"), ("%Y " + "x" * 120, "99"),
+])
+def test_date_formats_llamacpp_cannot_render_exactly_are_refused(fmt_, why) -> None:
+    fmt = _dated_chatml("{DATE=" + fmt_ + "}", "system")
+    with pytest.raises(TargetError) as e:
+        to_llamacpp(fmt)
+    assert "{DATE=" + fmt_ + "}" in str(e.value) and why in str(e.value)
+
+
+def test_dated_formats_never_claim_a_builtin(driver) -> None:
+    """No built-in renders a date: chatml is what llama.cpp detects, but it is not claimed (by
+    detection or by name) for a format that shows the date, whatever today is."""
+    for where in ("preamble", "system", "user", "assistant"):
+        for spec in ("{DATE=%Y-%m-%d}", "{DATE=%d %b %Y}\n"):
+            tgt = to_llamacpp(_dated_chatml(spec, where))
+            assert tgt.builtin_name is None and tgt.builtin_by_name is None and tgt.requires_jinja, (spec, where)
+            assert tgt.detected_builtin == "chatml" and "warning" in tgt.report()
+            assert any("strftime_now" in n for n in tgt.notes)
+
+
+def test_a_date_that_renders_no_date_keeps_the_builtin(driver) -> None:
+    """{DATE=%n} renders "\\n" on every day: ChatML written with it is still ChatML, and the
+    built-in is claimed, because it really renders identically (checked on different days)."""
+    fmt = parse_spec("<|im_start|>system{DATE=%n}{SYSTEM}<|im_end|>\n" + _CHATML.split("<|im_end|>\n", 1)[1])
+    assert fmt.structure.dated
+    assert to_llamacpp(fmt).builtin_name == "chatml"
+
+
+def test_locale_note_for_names(driver) -> None:
+    named = to_llamacpp(_dated_chatml("{DATE=%d %b %Y}", "system"), check_builtins=False)
+    numeric = to_llamacpp(_dated_chatml("{DATE=%Y-%m-%d}", "system"), check_builtins=False)
+    assert any("LC_ALL=C" in n for n in named.notes) and not any("LC_ALL=C" in n for n in numeric.notes)

@@ -13,6 +13,7 @@ Every Go render of one test (or of one hypothesis example) goes through ONE ``re
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 from dataclasses import replace
@@ -22,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tmplc.engines.ollama import GoNotFoundError, OllamaRenderError, find_go, harness_binary, render_ollama
+from tmplc import parse_spec
 from tmplc.errors import MessageError, TmplcError
 from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Turn, fragment
 from tmplc.registry import registry
@@ -54,6 +56,7 @@ def go_harness() -> None:
 
 SENTINEL = "\x00\ue000tmplc-BOS\ue001\x00"
 ERROR = object()
+DAY = datetime.date(2024, 2, 29)  # the day of {DATE=...} in every comparison (the harness's test hook)
 
 
 def u(t: str) -> dict:
@@ -79,13 +82,14 @@ def merge(msgs: list[dict]) -> list[dict]:
     return out
 
 
-def expected(fmt: ChatFormat, msgs: list[dict]):
-    """The reference rendering under Ollama's conventions, or ERROR when the reference refuses."""
+def expected(fmt: ChatFormat, msgs: list[dict], date: datetime.date = DAY):
+    """The reference rendering under Ollama's conventions (on ``date``), or ERROR when the
+    reference refuses."""
     m = merge(msgs)
     kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else \
         {"add_generation_prompt": True}
     try:
-        out = fmt.render(m, bos_token=SENTINEL, **kw)
+        out = fmt.render(m, bos_token=SENTINEL, date=date, **kw)
     except MessageError:
         return ERROR
     if out.startswith(SENTINEL):
@@ -131,9 +135,9 @@ class Batch:
         self.jobs: list[dict] = []
         self.cases: list[tuple[str, list[dict], object]] = []
 
-    def add(self, modelfile: str, msgs: list[dict], want, label: str = "") -> None:
+    def add(self, modelfile: str, msgs: list[dict], want, label: str = "", date: datetime.date = DAY) -> None:
         f = fields_of(modelfile)
-        self.jobs.append({"template": f["template"], "messages": msgs, "system": f["system"]})
+        self.jobs.append({"template": f["template"], "messages": msgs, "system": f["system"], "date": date})
         self.cases.append((label, msgs, want))
 
     def check(self) -> int:
@@ -219,10 +223,12 @@ def test_random_formats(formats, convs) -> None:
         try:
             add_format_cases(batch, fmt, convs, f"format {k}: {fmt.structure}")
         except TargetError as exc:
-            # only the documented refusals: a leading BOS that depends on content emptiness, and
-            # {OUTPUT|drop_think} (Go templates cannot search a string)
+            # only the documented refusals: a leading BOS that depends on content emptiness,
+            # {OUTPUT|drop_think} (Go templates cannot search a string), and a date that is not
+            # YYYY-MM-DD (Ollama's currentDate)
             assert "starts with {BOS}" in str(exc) or (
-                fmt.structure.assistant.drop_think and "|drop_think" in str(exc)), str(exc)
+                fmt.structure.assistant.drop_think and "|drop_think" in str(exc)) or (
+                "{DATE=" in str(exc) and "YYYY-MM-DD" in str(exc)), str(exc)
             refused += "starts with {BOS}" in str(exc)
     if batch.jobs:
         batch.check()
@@ -688,3 +694,103 @@ def test_generation_prompt_after_a_lone_empty_system_message_drops_its_leading_b
     (got,) = render_ollama([{"template": f["template"], "messages": [s("")], "system": f["system"]}])
     assert got == ("<A><think>\n" if placement == "first_user" or default is None
                    else "<|im_start|>system\nD<|im_end|>\n<s><A><think>\n")
+
+
+# ------------------------------------------------------------------------------------------
+# {DATE=...}: Ollama's currentDate (YYYY-MM-DD) or a refusal
+
+DATE_CONVERSATIONS = [[u("q")], [s("S"), u("q"), a("r"), u("q2")], [u("q"), a("r")], [a("first"), u("q")],
+                      [s("S")], [u("q"), s("late")]]
+
+
+def dated_chatml(date_spec: str, where: str) -> ChatFormat:
+    """ChatML with ``date_spec`` (``{DATE=...}`` and text) in the piece ``where``."""
+    p = dict.fromkeys(WHERES, "")
+    p[where] = date_spec
+    turn = ("<|im_start|>user\n" + p["user prefix"] + "{INPUT}" + p["user suffix"] + "<|im_end|>\n"
+            "<|im_start|>assistant\n" + p["assistant prefix"] + "{OUTPUT}" + p["assistant suffix"] + "<|im_end|>\n")
+    spec = (("{BOS}" + date_spec + "{SPLIT}" if where == "preamble" else "")
+            + "<|im_start|>system\n" + p["system prefix"] + "{SYSTEM}" + p["system suffix"] + "<|im_end|>\n"
+            + turn + turn)
+    fmt = parse_spec(spec).with_meta(name="dated", bos_token="<s>", eos_token="<|im_end|>")
+    assert fmt.structure.dated, spec
+    return fmt
+
+
+WHERES = ["preamble", "system prefix", "system suffix", "user prefix", "user suffix", "assistant prefix",
+          "assistant suffix"]
+
+
+@pytest.mark.parametrize("date_spec", ["{DATE=%Y-%m-%d}", "Today is {DATE=%Y-%m-%d}.\n",
+                                       "{DATE=[%F] 100%% }", "{{{DATE=%Y-%m-%d}}}", '{DATE=" %Y-%m-%d"}'])
+@pytest.mark.parametrize("where", WHERES)
+def test_iso_date_is_ollamas_current_date(date_spec, where) -> None:
+    """{DATE=%Y-%m-%d} (with text around it) is {{ currentDate }}: through the real Go engine, on
+    fixed days (the harness's test hook), every conversation renders like the reference."""
+    fmt = dated_chatml(date_spec, where)
+    mf = to_ollama(fmt)
+    assert "{{ currentDate }}" in fields_of(mf)["template"] and "currentDate" in mf.split("FROM")[0]
+    batch = Batch()
+    for day in (DAY, datetime.date(1999, 12, 31), datetime.date(2031, 1, 1)):
+        for c in DATE_CONVERSATIONS:
+            batch.add(mf, c, expected(fmt, c, day), f"{where} {day}", day)
+    batch.check()
+
+
+def test_iso_date_without_the_hook_is_todays_date() -> None:
+    """Without the test hook the harness reads the clock, as Ollama does: today's reference."""
+    fmt = dated_chatml("Today: {DATE=%Y-%m-%d}\n", "system prefix")
+    f = fields_of(to_ollama(fmt))
+    before = datetime.date.today()
+    (got,) = render_ollama([{"template": f["template"], "messages": [s("S"), u("q")]}])
+    assert got in {expected(fmt, [s("S"), u("q")], d) for d in (before, datetime.date.today())}
+
+
+@pytest.mark.parametrize("fmt_", ["%d %b %Y", "%B %d, %Y", "%A", "%Y/%m/%d", "%y-%m-%d", "%Y-%m", "%-d.%m.%Y",
+                                  "%Y-%m-%d %H:%M"])
+@pytest.mark.parametrize("where", ["preamble", "system prefix", "user prefix", "assistant suffix"])
+def test_other_date_formats_are_refused_naming_the_format(fmt_, where) -> None:
+    fmt = dated_chatml("{DATE=" + fmt_ + "}", where)
+    for allow in (False, True):
+        with pytest.raises(TargetError) as e:
+            to_ollama(fmt, allow_untrimmed=allow)
+        msg = str(e.value)
+        assert "{DATE=" + fmt_ + "}" in msg and where in msg and "currentDate" in msg and "YYYY-MM-DD" in msg
+
+
+def test_date_refusal_through_the_cli(capsys) -> None:
+    from tmplc.cli import main  # type: ignore[attr-defined]
+
+    rc = main(["compile", dated_chatml("{DATE=%d %b %Y}\n", "system prefix").to_spec(), "--to", "ollama"])
+    err = capsys.readouterr().err
+    assert rc not in (0, None) and "{DATE=%d %b %Y}" in err and "YYYY-MM-DD" in err
+
+
+# ------------------------------------------------------------------------------------------
+# {NOSYSTEM}...{/NOSYSTEM} (absent): rendered instead of the standalone block without a system message
+
+_TURNS = "<|U|>{INPUT}<|E|>\n<|A|>{OUTPUT}<|E|>\n" * 2
+
+
+@pytest.mark.parametrize("spec", [
+    "{NOSYSTEM}<|S|>you are helpful.{EOS}{/NOSYSTEM}<|S|>you are helpful.\n\n{SYSTEM}{EOS}" + _TURNS,
+    "{BOS}{NOSYSTEM}<|S|>you are helpful.{EOS}{/NOSYSTEM}<|S|>you are helpful.\n\n{SYSTEM}{EOS}" + _TURNS,
+    "{NOSYSTEM}{BOS}<|S|>Today is {DATE=%Y-%m-%d}.\n{/NOSYSTEM}{BOS}<|S|>{SYSTEM}\n" + _TURNS,
+    "{NOSYSTEM}<|S|>Today is {DATE=%Y-%m-%d}.\n{/NOSYSTEM}<|S|>{SYSTEM|nonempty}\n" + _TURNS,
+    "{NOSYSTEM}{BOS}<|S|>none{/NOSYSTEM}{BOS}<|S|>{SYSTEM|nonempty}\n" + _TURNS,
+    "P{NOSYSTEM}<|S|>none\n{/NOSYSTEM}<|S|>{SYSTEM|nonempty}\n" + _TURNS,
+])
+def test_nosystem_text_renders_like_the_reference(spec) -> None:
+    fmt = parse_spec(spec).with_meta(name="nosys", bos_token="<s>", eos_token="</s>")
+    assert fmt.structure.system.absent is not None
+    mf = to_ollama(fmt)
+    batch = Batch()
+    for c in SKIP_CONVERSATIONS + NASTY_CONVERSATIONS:
+        batch.add(mf, c, expected(fmt, c), spec)
+    batch.check()
+
+
+def test_nosystem_date_must_be_iso() -> None:
+    fmt = parse_spec("{NOSYSTEM}<|S|>Today is {DATE=%d %b %Y}.\n{/NOSYSTEM}<|S|>{SYSTEM}\n" + _TURNS)
+    with pytest.raises(TargetError, match=r"\{DATE=%d %b %Y\} in the \{NOSYSTEM\} text.*YYYY-MM-DD"):
+        to_ollama(fmt)

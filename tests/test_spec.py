@@ -210,7 +210,7 @@ ERRORS = [
     ("P\nS:{SYSTEM}{SPLIT}\nU: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 2, 11, "{SPLIT} after {SYSTEM}"),
     ("P{SPLIT}U: <<{SYSTEM}>>{INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n", 1, 2,
      "inside the first user turn needs no {SPLIT}"),
-    ("U: {INPUT}\nA: {OUTPUT}\n{SPLIT}U: {INPUT}\nA: {OUTPUT}\n", 3, 1, "cannot go here"),
+    ("U: {INPUT}\nA: {OUTPUT}\nU: {INPUT}\nA: {OUTPUT}\n{SPLIT}", 5, 1, "cannot go here"),
 ]
 
 
@@ -762,3 +762,41 @@ def test_nosystem_errors(spec, line, column, words):
         tmplc.parse_spec(spec)
     assert (e.value.line, e.value.column) == (line, column), str(e.value)
     assert words in e.value.message
+
+
+# ---------------------------------------------------------------------------------------------
+# {SPLIT} after the first {OUTPUT}: the last answer of a conversation ends differently
+
+def test_final_suffix_parses_renders_and_round_trips():
+    spec = "<u>{INPUT}</u>\n<a>{OUTPUT}<end>\n{SPLIT}<u>{INPUT}</u>\n<a>{OUTPUT}<return>"
+    fmt = tmplc.parse_spec(spec)
+    a = fmt.structure.assistant
+    assert a.suffix == (Text("<end>\n"),) and a.final_suffix == (Text("<return>"),)
+    assert fmt.structure.user.prefix == (Text("<u>"),)
+    m = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x"}]
+    assert fmt.render(m + m) == "<u>q</u>\n<a>x<end>\n<u>q</u>\n<a>x<return>"
+    assert fmt.render(m + m[:1], add_generation_prompt=True) == "<u>q</u>\n<a>x<end>\n<u>q</u>\n<a>"
+    assert fmt.render(m, continue_final_message=True) == "<u>q</u>\n<a>x"
+    assert fmt.to_spec() == spec
+    # an open last turn (nothing after the last answer)
+    open_ = tmplc.parse_spec("<u>{INPUT}</u>\n<a>{OUTPUT}<end>\n{SPLIT}<u>{INPUT}</u>\n<a>{OUTPUT}")
+    assert open_.structure.assistant.final_suffix == ()
+    assert open_.render(m + m) == "<u>q</u>\n<a>x<end>\n<u>q</u>\n<a>x"
+    # the same ending twice: no final_suffix (one value per meaning)
+    same = tmplc.parse_spec("<u>{INPUT}</u>\n<a>{OUTPUT}<end>\n{SPLIT}<u>{INPUT}</u>\n<a>{OUTPUT}<end>\n")
+    assert same.structure.assistant.final_suffix is None
+
+
+def test_final_suffix_in_hf_jinja():
+    fmt = tmplc.parse_spec("<u>{INPUT}</u>\n<a>{OUTPUT}<end>\n{SPLIT}<u>{INPUT}</u>\n<a>{OUTPUT}<return>")
+    from tmplc.jinja_env import render_template
+
+    m = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x"}]
+    for msgs, gen in ((m, False), (m + m, False), (m + m[:1], True)):
+        assert render_template(fmt.to_jinja(), msgs, add_generation_prompt=gen) == fmt.render(msgs, gen)
+
+
+def test_two_splits_after_the_first_output_is_an_error():
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec("U:{INPUT}\nA:{OUTPUT}\n{SPLIT}x{SPLIT}U:{INPUT}\nA:{OUTPUT}\n")
+    assert "appears twice" in e.value.message and (e.value.line, e.value.column) == (3, 9)

@@ -102,6 +102,10 @@ class Turn:
     ``<｜Assistant｜><think>\n``, a history turn is ``<｜Assistant｜>answer``).  A model trained on
     the rendered turns never sees it: :func:`tmplc.lint.caveats` reports that.
 
+    ``final_suffix`` (assistant only; a ``{SPLIT}`` after the first ``{OUTPUT}`` in a spec): the
+    suffix of an assistant message that is the *last* message, when it differs from ``suffix``
+    (gpt-oss ends the final answer with ``<|return|>``, others leave it open).
+
     ``drop_think`` (assistant only): reasoning templates keep only the answer of earlier turns.
     ``"last"`` (``{OUTPUT|drop_think}``) renders the content from after its last ``</think>``
     (``content.split('</think>')[-1]``), ``"first"`` (``{OUTPUT|drop_think_first}``) from after its
@@ -116,6 +120,7 @@ class Turn:
     trim_side: Side = "both"
     prompt_only: str = ""
     drop_think: Literal["", "last", "first"] = ""
+    final_suffix: Fragment | None = None
 
     def __post_init__(self) -> None:
         if not self.trim and self.trim_side != "both":  # one value per meaning
@@ -182,6 +187,8 @@ class Structure:
         """Every literal fragment of the layout."""
         frags = [self.preamble, self.user.prefix, self.user.suffix,
                  self.assistant.prefix, self.assistant.lead, self.assistant.suffix]
+        if self.assistant.final_suffix is not None:
+            frags.append(self.assistant.final_suffix)
         if self.system is not None:
             frags += [self.system.prefix, self.system.suffix]
             if self.system.absent is not None:
@@ -296,7 +303,9 @@ class ChatFormat:
         new = Structure(fix(st.preamble), system,
                         replace(st.user, prefix=fix(st.user.prefix), suffix=fix(st.user.suffix)),
                         replace(st.assistant, prefix=fix(st.assistant.prefix), lead=fix(st.assistant.lead),
-                                suffix=fix(st.assistant.suffix)))
+                                suffix=fix(st.assistant.suffix),
+                                final_suffix=None if st.assistant.final_suffix is None
+                                else fix(st.assistant.final_suffix)))
         return replace(self, structure=new)
 
     # -- targets --------------------------------------------------------------------

@@ -38,6 +38,14 @@ def caveats(fmt: "ChatFormat") -> list[Caveat]:
             f"assistant turns end with {''.join(p.value for p in a.suffix if isinstance(p, Text))!r}: no "
             "end-of-turn token is trained, so the model does not learn to stop; add one ({EOS} or the "
             "format's end-of-turn token) after {OUTPUT}"))
+    final = a.final_suffix
+    if final is not None and all(isinstance(p, Text) and not p.value.strip() for p in final) and a.suffix:
+        out.append(Caveat(
+            "last-turn-open",
+            f"the last answer of a conversation ends with {''.join(p.value for p in final if isinstance(p, Text))!r}"
+            " instead of the turn's ending: trained on such renders, the model does not learn to stop after "
+            "a final answer. Templates that do this often have a training variant (a variable such as "
+            "training_prompt or is_training: convert with --var training_prompt=true)"))
     if a.prompt_only:
         out.append(Caveat(
             "prompt-not-in-training",

@@ -14,6 +14,8 @@ Conversation rules (every target reproduces them, or refuses at compile time):
   then the assistant's ``prompt_only`` text.
 * A system message with content ``""`` counts as no system message when the block is
   ``skip_empty`` (the default, if any, is rendered instead).
+* An assistant message that is the last message ends with the assistant ``final_suffix`` when
+  the format has one.
 * Without a system message, a standalone block with ``absent`` text renders that text instead.
   ``continue_final_message`` requires the last message to be an assistant one and leaves out
   its suffix; the two are exclusive.
@@ -161,7 +163,8 @@ def render_segments(
             emit(text(turn.lead), "assistant", "lead", i, True)
             emit(turn.content(m["content"]), "assistant", "content", i, True)
             if not (continue_final_message and i == last):
-                emit(text(turn.suffix), "assistant", "suffix", i, True)
+                final = i == last and turn.final_suffix is not None
+                emit(text(turn.final_suffix if final else turn.suffix), "assistant", "suffix", i, True)
         else:  # system not first: excluded by _check
             raise MessageError(i, "a system message is only allowed as the first message")
     if inline_pending and sys_index is not None:

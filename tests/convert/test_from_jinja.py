@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from strategies import conversations, plain_text
 from conftest import load_tokenizer, tokenizer_dir
+import tmplc
 from tmplc import parse_spec, registry
 from tmplc.convert import ConversionRefused, from_jinja, identify
 from tmplc.ir import SpecialToken, Text
@@ -170,11 +171,11 @@ def test_fixed_text_with_a_default_system_message_keeps_the_block_as_recovered()
     assert st.system.default == "Be nice."
 
 
-def test_preamble_only_without_a_system_message_is_refused():
+def test_text_only_without_a_system_message_becomes_nosystem_text():
     t = ("{% if messages[0].role != 'system' %}[gMASK]{% endif %}" + CHATML)
-    with pytest.raises(ConversionRefused) as e:
-        from_jinja(t)
-    assert e.value.category == "system" and "fixed text before the system block" in e.value.reason
+    fmt = from_jinja(t)
+    assert fmt.structure.system.absent == (Text("[gMASK]"),)
+    assert fmt.to_spec().startswith("{NOSYSTEM}[gMASK]{/NOSYSTEM}<|im_start|>system\n{SYSTEM}")
 
 
 def test_trim_per_role_is_recovered():
@@ -186,8 +187,6 @@ def test_trim_per_role_is_recovered():
 
 @pytest.mark.parametrize("template, category, words", [
     ("{{ strftime_now('day %j') }}" + CHATML, "date", "injects today's date (strftime_now) in a form"),
-    ("{% if messages[0].role != 'system' %}<|im_start|>system\nToday is {{ strftime_now('%Y-%m-%d') }}<|im_end|>\n"
-     "{% endif %}" + CHATML, "date", "renders today's date inside its default system message"),
     ("{% for m in messages %}{{ m.role }}: {{ m.content.lstrip(' ') }}\n{% endfor %}", "content",
      "trims system message content"),
     ("{% for m in messages %}{{ m.role }}: {{ m.content.strip('\\n') }}\n{% endfor %}"
@@ -463,3 +462,19 @@ def test_the_date_in_a_default_system_turn_becomes_nosystem_text_with_a_date():
     q = [{"role": "user", "content": "q"}]
     for day in (dt.date(2024, 7, 26), dt.date(2031, 1, 2)):
         assert fmt.render(q, date=day) == render_template(t, q, today=day)
+
+
+def test_a_last_answer_that_ends_differently_gets_a_final_suffix():
+    # gpt-oss-like: <|end|> between turns, <|return|> after the last answer
+    t = ("{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}"
+         "{% if m.role == 'assistant' and loop.last %}<|return|>{% else %}<|end|>{% endif %}{% endfor %}"
+         "{% if add_generation_prompt %}<|start|>assistant<|message|>{% endif %}")
+    fmt = from_jinja(t)
+    a = fmt.structure.assistant
+    assert (a.suffix, a.final_suffix) == ((Text("<|end|>"),), (Text("<|return|>"),))
+    assert fmt.structure.user.prefix == (Text("<|start|>user<|message|>"),)
+    # an open last turn (Apertus-like) is converted too, and reported
+    t2 = t.replace("<|return|>", "")
+    fmt2 = from_jinja(t2)
+    assert fmt2.structure.assistant.final_suffix == ()
+    assert [c.code for c in tmplc.lint.caveats(fmt2)] == ["last-turn-open"]

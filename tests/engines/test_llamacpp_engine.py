@@ -203,3 +203,23 @@ def test_a_crashing_job_does_not_lose_the_others(driver: Path) -> None:
     ])
     assert results[0] == "a" and results[2] == "b"
     assert isinstance(results[1], LlamaCppRenderError) and "died" in results[1].message
+
+
+def test_strftime_now_and_the_date_test_hook(driver: Path) -> None:
+    """strftime_now is C strftime of "now"; the job's "date" (a test hook, not a llama.cpp option)
+    fixes "now" to local midnight of that day, for datetime/date_string too."""
+    import datetime
+
+    tpl = ("{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d') }}|{{ strftime_now('%B %d, %Y') }}|"
+           "{{ strftime_now('%A %j %H:%M') }}|{{ date_string }}|{{ datetime }}")
+    jobs = [{"template": tpl, "messages": [], "date": "2024-02-29"},
+            {"template": tpl, "messages": [], "date": datetime.date(1999, 12, 31)},
+            {"template": tpl, "messages": []},
+            {"template": tpl, "messages": [], "date": "2023-02-29"},
+            {"template": tpl, "messages": [], "date": "29.02.2024"}]
+    before = datetime.date.today()
+    got = render_llamacpp(jobs)
+    assert got[:2] == ["29 Feb 2024|2024-02-29|February 29, 2024|Thursday 060 00:00|29 Feb 2024|Feb 29 2024",
+                       "31 Dec 1999|1999-12-31|December 31, 1999|Friday 365 00:00|31 Dec 1999|Dec 31 1999"]
+    assert got[2].split("|")[1] in {before.isoformat(), datetime.date.today().isoformat()}
+    assert all(isinstance(r, LlamaCppRenderError) and "'date'" in r.message for r in got[3:])

@@ -253,6 +253,21 @@ def test_current_date_accepts_and_ignores_its_format() -> None:
     assert out == "2024-03-01 2024-03-01 2024-02-29[]"
 
 
+def test_current_date_reads_the_clock_without_the_test_hook() -> None:
+    """Ollama's currentDate/yesterdayDate format time.Now() (local); the job's "date" is only a
+    test hook of the harness.  A bad hook value is an error of that job."""
+    import datetime
+
+    tmpl = "{{ currentDate }}|{{ yesterdayDate }}{{ .Messages }}"
+    before = datetime.date.today()
+    out = render_ollama([{"template": tmpl, "messages": []}, {"template": tmpl, "messages": [], "date": "2024-3-1"},
+                         {"template": tmpl, "messages": [], "date": datetime.date(2025, 1, 1)}])
+    days = {before, datetime.date.today()}
+    assert out[0] in {f"{d.isoformat()}|{(d - datetime.timedelta(1)).isoformat()}[]" for d in days}
+    assert isinstance(out[1], OllamaRenderError) and "YYYY-MM-DD" in out[1].message
+    assert out[2] == "2025-01-01|2024-12-31[]"
+
+
 def test_think_values() -> None:
     tmpl = "{{ .Think }}/{{ .ThinkLevel }}/{{ .IsThinkSet }}{{ .Messages | len }}"
     jobs = [

@@ -37,7 +37,8 @@ class DateSentinel:
 
 
 DATE_FORMATS = ("%A, %B %d, %Y", "%A %d %B %Y", "%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y-%m-%d",
-                "%Y/%m/%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y%m%d", "%B %Y", "%b %Y", "%Y")
+                "%Y/%m/%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%d.%m.%y", "%-d.%m.%y", "%Y%m%d", "%B %Y",
+                "%b %Y", "%A", "%a", "%Y")
 
 
 def find_date_format(text1: str, date1, text2: str, date2) -> str | None:
@@ -116,7 +117,8 @@ def spec_from_render(text: str, *, system: bool, trim: dict, date_format: str | 
 
 def structure_from_render(text: str, *, system: bool, trim: dict,
                           user_end: str | None = None, reply_at: str | None = None,
-                          date_format: str | None = None) -> Structure:
+                          date_format: str | None = None, first_turn: str | None = None,
+                          mark_end: bool = True) -> Structure:
     """Recover the layout from a probe render with the spec language's own structure rules.
 
     ``user_end``: the observed user suffix (what a conversation ending with a user message
@@ -136,6 +138,12 @@ def structure_from_render(text: str, *, system: bool, trim: dict,
     _check_repetition(text, system)
     spec = _insert_marks(spec, None if user_end is None else _as_spec(user_end, date_format),
                          None if reply_at is None else _as_spec(reply_at, date_format))
+    marked = _mark_turn_end(spec, None if first_turn is None else _as_spec(first_turn, date_format)) \
+        if mark_end else spec
+    try:
+        return parse_structure(marked)
+    except SpecError:
+        pass
     try:
         return parse_structure(spec)
     except SpecError as e:
@@ -217,6 +225,30 @@ def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
             p = p[:len(user_end)] + "{SPLIT}" + p[len(user_end):]
         parts[k] = p
     return "".join(parts)
+
+
+def _mark_turn_end(spec: str, first_turn: str | None = None) -> str:
+    """When the last answer ends differently from the first (gpt-oss's ``<|return|>``, an open last
+    turn), put ``{SPLIT}`` where the first assistant turn ends: the user prefix is the longest text
+    both the first turn's start (``first_turn``: what a conversation without a system message
+    renders before the first user content; else ``HEAD``) and the text after the first answer end
+    with, never cut inside a ``<...>`` tag."""
+    ph = list(re.finditer(r"\{(?:INPUT|OUTPUT)(?:\|[a-z_]+)*\}", spec))
+    if len(ph) != 4:
+        return spec
+    head, gap, tail = spec[:ph[0].start()], spec[ph[1].end():ph[2].start()], spec[ph[3].end():]
+    if first_turn is not None:
+        head = first_turn
+    if gap.startswith(tail) and (tail or head.endswith(gap)):
+        return spec
+    n = 0
+    while n < min(len(head), len(gap)) and head[-1 - n] == gap[-1 - n]:
+        n += 1
+    c = len(gap) - n
+    if 0 < c < len(gap) and gap.rfind("<", 0, c) > gap.rfind(">", 0, c):  # inside a tag: after it
+        nxt = gap.find("<", c)
+        c = nxt if nxt >= 0 else len(gap)
+    return spec[:ph[1].end()] + gap[:c] + "{SPLIT}" + gap[c:] + spec[ph[2].start():]
 
 
 def _check_repetition(text: str, system: bool) -> None:

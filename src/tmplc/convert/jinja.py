@@ -204,17 +204,17 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
 
     # -- 2. structure -------------------------------------------------------------------
     full = sys_text if has_system else nosys
-    try:
-            st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
-                                   reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None,
-                                   date_format=date_format)
-    except ConversionRefused:
-        if gen_ignored and not _parses(nosys, trim, q_text):
-            tail = q_text[q_text.rfind(SENT["user2"]) + len(SENT["user2"]):]
-            raise ConversionRefused(
-                "ignores add_generation_prompt: it renders the same text with and without it, "
-                f"always ending a conversation with {_show(tail)}", "generation_prompt") from None
-        raise
+    if gen_ignored and not _parses(nosys, trim, q_text):
+        # the same text with and without add_generation_prompt, and the conversation does not
+        # parse as plain repetitions: an assistant header appended to every conversation
+        tail = q_text[q_text.rfind(SENT["user2"]) + len(SENT["user2"]):]
+        raise ConversionRefused(
+            "ignores add_generation_prompt: it renders the same text with and without it, "
+            f"always ending a conversation with {_show(tail)}", "generation_prompt")
+    st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
+                               reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None,
+                               date_format=date_format,
+                               first_turn=nosys[:nosys.find(SENT["user1"])] if SENT["user1"] in nosys else None)
     if res["think"] == res["nosys"]:  # answers rendered without their reasoning: |drop_think(_first)
         first = nosys
         for k in ("assistant1", "assistant2"):
@@ -279,7 +279,7 @@ def _recover_skip_empty(st, empty_res: tuple[str, str], nosys: str, tokens: dict
 
 def _parses(nosys: str, trim: dict, q_text: str) -> bool:
     try:
-        structure_from_render(nosys, system=False, trim=trim, user_end=_user_end(q_text))
+        structure_from_render(nosys, system=False, trim=trim, user_end=_user_end(q_text), mark_end=False)
         return True
     except ConversionRefused:
         return False

@@ -38,6 +38,10 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    ``[/INST]`` and the reply is `` answer</s>`` (SentencePiece makes `` answer`` one token,
    ``▁answer``, so the space must be the model's).  Rules 2a-d split the text before
    ``{REPLY}``.
+9. ``{SPLIT}`` between the first ``{OUTPUT}`` and the second ``{INPUT}`` marks where the first
+   assistant turn ends (the rest is the user prefix); ``TAIL`` is then the ending of the *last*
+   answer of a conversation, kept as ``final_suffix`` when it differs (gpt-oss:
+   ``{OUTPUT}<|end|>{SPLIT}<|start|>user...{OUTPUT}<|return|>``).
 8. ``{NOSYSTEM}...{/NOSYSTEM}`` right where a standalone system block starts (in ``HEAD``, before
    the block's prefix) holds the text rendered instead of the block when there is no system
    message; it marks the block's start as a ``{SPLIT}`` would, and excludes a default.
@@ -188,8 +192,12 @@ class _Recovery:
                                  "before the first user content", a)
         splits = [i for i, a in enumerate(atoms) if a.kind == "SPLIT"]
         head_splits = [i for i in splits if i < i1]
+        gap_splits = [i for i in splits if o1 < i < i2]
+        if len(gap_splits) > 1:
+            raise self.error("{SPLIT} appears twice between the first {OUTPUT} and the second {INPUT}",
+                             atoms[gap_splits[1]])
         for i in splits:
-            if i < i1:
+            if i < i1 or o1 < i < i2:
                 continue
             if not (i1 < i < o1 or i2 < i < o2):
                 raise self.error("{SPLIT} marks where the user turn ends and the assistant "
@@ -210,7 +218,7 @@ class _Recovery:
                 raise self.error("{SPLIT} after {SYSTEM}: before the first {INPUT}, {SPLIT} marks "
                                  "where the preamble ends and the system block begins, so it goes "
                                  "before {SYSTEM} (before the system block's prefix)", atoms[i])
-        splits = [i for i in splits if i > i1]
+        splits = [i for i in splits if i1 < i < o1 or i2 < i < o2]
         replies = [i for i, a in enumerate(atoms) if a.kind == "REPLY"]
         for i in replies:
             if not (i1 < i < o1 or i2 < i < o2):
@@ -250,7 +258,14 @@ class _Recovery:
         if len(splits) not in (0, 2):  # pragma: no cover - equal mids make this impossible
             raise self.error("{SPLIT} must appear in both exchanges", atoms[splits[0]])
 
-        if _keys(gap[:len(tail)]) != _keys(tail):
+        gap_split = [i for i, a in enumerate(gap) if a.kind == "SPLIT"]
+        final_suffix = None
+        if gap_split:  # rule 9: the assistant turn ends at {SPLIT}; TAIL is the last answer's ending
+            suffix_atoms, user_prefix = gap[:gap_split[0]], gap[gap_split[0] + 1:]
+            if _keys(suffix_atoms) != _keys(tail):
+                final_suffix = _to_fragment(tail)
+            tail = suffix_atoms
+        elif _keys(gap[:len(tail)]) != _keys(tail):
             k = _first_diff(gap, tail)
             hint = ""
             if tail and tail[-1].value == "\n" and _keys(gap[:len(tail) - 1]) == _keys(tail[:-1]):
@@ -258,8 +273,10 @@ class _Recovery:
             raise self.error(
                 "the repetitions differ after {OUTPUT}: the second assistant turn ends with "
                 f"{_show(tail)}, but the first is followed by {_show(gap)}, which must start "
-                f"with the same text{hint}", self._at(tail, k, a_o2))
-        user_prefix = gap[len(tail):]
+                f"with the same text{hint} (if the last answer ends differently, mark where the first "
+                "assistant turn ends with {SPLIT})", self._at(tail, k, a_o2))
+        else:
+            user_prefix = gap[len(tail):]
         assistant_suffix = tail
 
         prompt_only = next((a.default for a in mid2 if a.kind == "PROMPT"), "")
@@ -277,7 +294,7 @@ class _Recovery:
                     trim_side=_side(a_i1))
         assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
                          a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only,
-                         next((THINKS[f] for f in a_o1.filters if f in THINKS), ""))
+                         next((THINKS[f] for f in a_o1.filters if f in THINKS), ""), final_suffix)
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "

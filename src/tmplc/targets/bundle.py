@@ -12,7 +12,8 @@ Files::
     manifest.json                  target -> file -> sha256 (for export-time validation)
 
 A target that refuses the format is recorded in the manifest under ``refused`` with its reason
-instead of being silently skipped.  A format with ``|trim`` gets a Modelfile that renders
+instead of being silently skipped (e.g. Ollama for a ``{DATE=...}`` that is not ``%Y-%m-%d``, the
+only date its ``currentDate`` gives; llama.cpp for a date format with time-of-day conversions).  A format with ``|trim`` gets a Modelfile that renders
 contents as sent (Ollama templates cannot trim); that is recorded under ``caveats`` and printed.
 """
 

@@ -103,8 +103,11 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
                  "loop.index0 ~ ': this format places the system message inside the first user turn, "
                  "but the first turn after it is an assistant message') -}}{%- endif -%}")
     L.append(_out(st.assistant.prefix))
-    body = (_out(st.assistant.lead) + _content("message['content']", st.assistant)
-            + _out(st.assistant.suffix))
+    a = st.assistant
+    ending = _out(a.suffix)
+    if a.final_suffix is not None:
+        ending = "{%- if loop.last -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
+    body = _out(a.lead) + _content("message['content']", a) + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
     L.append(body)

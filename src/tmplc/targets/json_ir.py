@@ -39,7 +39,9 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
             "assistant": {"prefix": _frag(st.assistant.prefix), "lead": _frag(st.assistant.lead),
                           "suffix": _frag(st.assistant.suffix), "trim": st.assistant.trim,
                           "trim_side": st.assistant.trim_side, "prompt_only": st.assistant.prompt_only,
-                          "drop_think": st.assistant.drop_think},
+                          "drop_think": st.assistant.drop_think,
+                          "final_suffix": None if st.assistant.final_suffix is None
+                          else _frag(st.assistant.final_suffix)},
         },
     }
 
@@ -56,7 +58,8 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
                    Turn(_unfrag(u["prefix"]), _unfrag(u["suffix"]), u.get("trim", False),
                         trim_side=u.get("trim_side", "both")),
                    Turn(_unfrag(a["prefix"]), _unfrag(a["suffix"]), a.get("trim", False), _unfrag(a.get("lead", [])),
-                        a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", "")))
+                        a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", ""),
+                        None if a.get("final_suffix") is None else _unfrag(a["final_suffix"])))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

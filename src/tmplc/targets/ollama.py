@@ -36,6 +36,9 @@ Ollama, it renders every conversation exactly like the reference renderer
   role, a system message that must go inside the first user turn when that turn is missing)
   makes the template execute ``{{ template "tmplc: <reason>" . }}``, so Ollama fails the request
   with ``template "tmplc: <reason>" not defined``.
+* **No system message** (``{NOSYSTEM}...{/NOSYSTEM}``, ``absent``): the template renders that text
+  where the standalone block would be, for conversations whose first message is not a system
+  message (or, with ``{SYSTEM|nonempty}``, is an empty one).
 * **Default system message.**  Written as ``SYSTEM``.  When ``SYSTEM`` cannot carry it (an empty
   default, which Ollama ignores, or text the Modelfile parser cannot hold: non-printable
   characters), it is built into the TEMPLATE instead, for conversations whose first message is
@@ -398,6 +401,8 @@ class _Gen:
         out = [("preamble", st.preamble)]
         if st.system is not None:
             out += [("system prefix", st.system.prefix), ("system suffix", st.system.suffix)]
+            if getattr(st.system, "absent", None):
+                out.append(("{NOSYSTEM} text", st.system.absent))
         return out + [("user prefix", st.user.prefix), ("user suffix", st.user.suffix),
                       ("assistant prefix", st.assistant.prefix), ("assistant lead", st.assistant.lead),
                       ("assistant suffix", st.assistant.suffix)]
@@ -439,9 +444,16 @@ class _Gen:
         return "{{ if not " + lead_cond + " }}" + literal(bos) + "{{ end }}" + self.out(frag[1:], where)
 
     # -- BOS analysis -----------------------------------------------------------------------
+    @property
+    def absent(self) -> Fragment:
+        """The text a standalone block renders instead of itself without a system message
+        (``{NOSYSTEM}...{/NOSYSTEM}``), or ``()``."""
+        sb = self.st.system
+        return (getattr(sb, "absent", None) or ()) if sb is not None and sb.placement == "standalone" else ()
+
     def bos_plan(self) -> tuple[bool, bool, bool]:
-        """(drop the preamble's first BOS, drop the standalone system prefix's first BOS, drop
-        the first turn prefix's first BOS)."""
+        """(drop the preamble's first BOS, drop the standalone system prefix's first BOS (and the
+        {NOSYSTEM} text's), drop the first turn prefix's first BOS)."""
         st = self.st
         if st.preamble:
             return st.preamble[0] == SpecialToken("BOS"), False, False
@@ -458,8 +470,9 @@ class _Gen:
         if sb is not None and sb.placement == "standalone":
             for t in (turns_u, turns_a):
                 paths.append([sb.prefix, C, sb.suffix] + t)
-            if sb.default is None:
-                paths += [turns_u, turns_a]
+            if sb.default is None:  # no system message: the {NOSYSTEM} text, if any, then the turns
+                head = [self.absent] if self.absent else []
+                paths += [head + turns_u, head + turns_a]
         elif sb is not None:
             paths.append([st.user.prefix, sb.prefix, C, sb.suffix, C, st.user.suffix,
                           st.assistant.prefix])
@@ -491,6 +504,8 @@ class _Gen:
         conversations whose first message is not a system message."""
         st, sb, name = self.st, self.st.system, self.fmt.name
         drop_pre, drop_sys, drop_turn = self.bos_plan()
+        # the {NOSYSTEM} text comes first when there is no preamble: its leading BOS is Ollama's
+        drop_absent = drop_turn and bool(self.absent) and self.absent[0] == SpecialToken("BOS")
         L: list[str] = []
         pre = self.out(st.preamble, "preamble", drop_pre)
         sys0 = "(eq (index $.Messages 0).Role \"system\")"
@@ -501,9 +516,10 @@ class _Gen:
         after_shown = "(and (eq $i 1) " + sys0 + " (ne (index $.Messages 0).Content \"\"))" if skip else after_sys
         # the Go condition under which a turn prefix is the very first thing rendered
         lead_cond = gen_cond = None
+        absent = self.absent
         if drop_turn:
             if sb is not None and sb.placement == "standalone":
-                if sb.default is None:
+                if sb.default is None and not absent:
                     lead_cond = ("(or (eq $i 0) (and (eq $i 1) " + sys0 + " " + empty0 + "))") if skip else "(eq $i 0)"
                     if skip:  # a lone empty system message: the generation prompt comes first
                         gen_cond = "(and (eq $i 0) (eq .Role \"system\") (eq .Content \"\"))"
@@ -521,9 +537,13 @@ class _Gen:
 
         L.append("{{- range $i, $_ := .Messages }}" if not pre else pre + "\n{{- range $i, $_ := .Messages }}")
         L.append("{{- $last := eq (len (slice $.Messages $i)) 1 }}")
+        no_sys = None  # what is rendered instead of the block without a system message
         if sb is not None and sb.placement == "standalone" and default_in_template:
-            L.append("{{- if and (eq $i 0) (ne .Role \"system\") }}" + sys_block(None, default)
-                     + "{{- end }}")
+            no_sys = sys_block(None, default)
+        elif absent:  # {NOSYSTEM} (excludes a default)
+            no_sys = self.out(absent, "{NOSYSTEM} text", drop_absent)
+        if no_sys is not None:
+            L.append("{{- if and (eq $i 0) (ne .Role \"system\") }}" + no_sys + "{{- end }}")
         # system
         L.append("{{- if eq .Role \"system\" }}")
         if sb is None:
@@ -535,9 +555,10 @@ class _Gen:
                 if not skip:
                     L[-1] += sys_block(".Content")
                 else:
+                    other = sys_block(None, default) if default is not None else (
+                        self.out(absent, "{NOSYSTEM} text", drop_absent) if absent else "")
                     L.append("{{- if ne .Content \"\" }}" + sys_block(".Content")
-                             + ("{{- else }}" + sys_block(None, default) if default is not None else "")
-                             + "{{- end }}")
+                             + ("{{- else }}" + other if other else "") + "{{- end }}")
             else:
                 L.append("{{- if " + ("and $last (ne .Content \"\")" if skip else "$last") + " }}" + _error(
                     f"format {name} places the system message inside the first user turn, but the "

@@ -71,9 +71,13 @@ def to_spec(st: Structure) -> str:
                             f"cannot hold: {po!r}")
         prompt = "{PROMPT=" + po + "}"
     reply = "{REPLY}" + prompt + _frag(st.assistant.lead) if st.assistant.lead else prompt
-    exchange_tail = (_ph("INPUT", st.user) + _frag(st.user.suffix) + split
-                     + _frag(st.assistant.prefix) + reply + _ph("OUTPUT", st.assistant)
-                     + _frag(st.assistant.suffix))
+    exchange = (_ph("INPUT", st.user) + _frag(st.user.suffix) + split
+                + _frag(st.assistant.prefix) + reply + _ph("OUTPUT", st.assistant))
+    final = st.assistant.final_suffix
+    # the first exchange and what follows it up to the second user content; then the second exchange
+    middle = (exchange + _frag(st.assistant.suffix) + ("{SPLIT}" if final is not None else "")
+              + _frag(st.user.prefix))
+    last = exchange + _frag(st.assistant.suffix if final is None else final)
     head = _frag(st.preamble)
     if sb is not None and sb.absent is not None:  # {NOSYSTEM} marks where the block starts
         head += "{NOSYSTEM}" + _frag(sb.absent) + "{/NOSYSTEM}" + system + _frag(st.user.prefix)
@@ -83,7 +87,7 @@ def to_spec(st: Structure) -> str:
         head += _frag(st.user.prefix) + system
     else:
         head += _frag(st.user.prefix)
-    text = head + exchange_tail + _frag(st.user.prefix) + exchange_tail
+    text = head + middle + last
     try:
         back = parse_structure(text)
     except SpecError:
@@ -92,7 +96,7 @@ def to_spec(st: Structure) -> str:
         # the preamble is more than the leading {BOS}s (or the placement is ambiguous):
         # mark where the preamble ends and the system block begins
         head = _frag(st.preamble) + "{SPLIT}" + system + _frag(st.user.prefix)
-        text = head + exchange_tail + _frag(st.user.prefix) + exchange_tail
+        text = head + middle + last
         back = parse_structure(text)
     elif back is None:
         back = parse_structure(text)  # re-raise the spec's own error
