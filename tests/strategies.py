@@ -107,8 +107,10 @@ def _structures(draw):
     user = Turn(draw(_frag("U:")), draw(_frag()), draw(st.booleans()), trim_side=draw(_sides))
     # the lead ({REPLY}): text the model writes before the content, e.g. Mistral's " "
     lead = draw(st.one_of(st.just(()), st.just((Text(" "),)), _frag(allow_tokens=False)))
+    # the last answer's own ending (gpt-oss's <|return|>, an open last turn): sometimes
+    final = draw(st.one_of(st.none(), st.none(), st.none(), st.just(()), _frag()))
     assistant = Turn(draw(_frag("A:")), draw(_frag()), draw(st.booleans()), lead, draw(_sides),
-                     draw(_prompt_only), draw(st.sampled_from(["", "", "last", "first"])))
+                     draw(_prompt_only), draw(st.sampled_from(["", "", "last", "first"])), final)
     kind = draw(st.sampled_from(["none", "standalone", "first_user"]))
     default = draw(st.one_of(st.none(), st.text(st.characters(blacklist_characters="{}"), max_size=8)))
     if kind == "none":
@@ -118,8 +120,10 @@ def _structures(draw):
         # any preamble: a fixed text before the system block (GLM's "[gMASK]<sop>") needs a
         # {SPLIT} before the block in the spec; every target renders it before the block
         preamble = draw(st.one_of(st.sampled_from([(), (SpecialToken("BOS"),)]), _frag()))
+        # {NOSYSTEM}: text instead of the block without a system message (excludes a default)
+        absent = draw(st.one_of(st.none(), st.none(), _frag("N:"))) if default is None else None
         system = SystemBlock("standalone", draw(_frag("S:", allow_tokens=False)), draw(_frag()),
-                             draw(st.booleans()), default, draw(_sides), draw(st.booleans()))
+                             draw(st.booleans()), default, draw(_sides), draw(st.booleans()), absent)
     else:
         preamble = draw(_frag())
         system = SystemBlock("first_user", draw(_frag("<<S>>", allow_tokens=False)), draw(_frag()),

@@ -242,6 +242,10 @@ def test_no_dangling_newlines_in_any_engine(fmt, msgs):
     check_all(with_prefixes(fmt, msgs))  # every engine equals the reference on every prefix ...
     # ... and, on each engine's own output, a longer conversation extends a shorter one
     prefixes = [msgs[:end] for end in range(1, len(msgs) + 1)]
+    if fmt.structure.assistant.final_suffix is not None:
+        # the last answer ends differently (final_suffix): chain the conversations ending with a
+        # question, which every longer one extends
+        prefixes = [m for m in prefixes if m[-1]["role"] == "user"]
     tmpl = fmt.to_jinja()
     bos, eos = tokens(fmt)
     assert_chain([render_template(tmpl, m, bos_token=bos, eos_token=eos, today=DAY) for m in prefixes])

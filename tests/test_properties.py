@@ -88,6 +88,8 @@ def _assistant_tail(fmt, msgs):
     last = len(msgs) - 1
     content = msgs[-1]["content"]
     a = fmt.structure.assistant
+    if a.drop_think:  # written out here, independently of Turn.content
+        content = content.split("</think>", 1 if a.drop_think == "first" else -1)[-1]
     strip = {"both": str.strip, "left": str.lstrip, "right": str.rstrip}[a.trim_side]
     text = strip(content) if a.trim else content
     segs = [s for s in render_segments(fmt, msgs, bos_token=BOS, eos_token=EOS) if s.message_index == last]
@@ -104,12 +106,15 @@ def test_append_only_and_generation_prompt_identity(fmt, msgs):
     full = _ref(fmt, msgs)
     exchanges = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
     prev = None
+    # with a final_suffix the last answer ends differently: the history up to it (its suffix
+    # left out, continue_final_message) is what a longer conversation extends
+    final = fmt.structure.assistant.final_suffix is not None
     for end in exchanges:
         cur = _ref(fmt, msgs[: end + 1])
         if prev is not None:
             assert cur.startswith(prev)
-        prev = cur
-    assert prev == full
+        prev = _ref(fmt, msgs[: end + 1], continue_final_message=True) if final else cur
+    assert cur == full
     head = _ref(fmt, msgs[:-1], add_generation_prompt=True)
     tail = _assistant_tail(fmt, msgs)  # lead + content + suffix: what the model writes
     # the generation prompt is the history's text up to the reply, plus {PROMPT=...} text

@@ -125,6 +125,8 @@ class Turn:
     def __post_init__(self) -> None:
         if not self.trim and self.trim_side != "both":  # one value per meaning
             object.__setattr__(self, "trim_side", "both")
+        if self.final_suffix is not None and tuple(self.final_suffix) == tuple(self.suffix):
+            object.__setattr__(self, "final_suffix", None)
 
     def content(self, text: str) -> str:
         """``text`` as this turn renders it (reasoning dropped, trimmed)."""
@@ -164,6 +166,8 @@ class SystemBlock:
     def __post_init__(self) -> None:
         if not self.trim and self.trim_side != "both":
             object.__setattr__(self, "trim_side", "both")
+        if self.absent is not None and not self.absent:  # nothing instead of the block: omitted
+            object.__setattr__(self, "absent", None)
 
     def content(self, text: str) -> str:
         """``text`` as the block renders it (trimmed or not)."""

@@ -7,6 +7,7 @@ column where they differ.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -18,6 +19,8 @@ from tmplc.resources import grammar_path
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
                 "/NOSYSTEM")
 TRIMS = ("trim", "lstrip", "rstrip")
+# strftime conversions of a *date* that Python, HF's strftime_now and llama.cpp render alike
+DATE_CONVERSIONS = "aAbBCdDeFgGhjmnuUVwWxyYt%"
 THINKS = {"drop_think": "last", "drop_think_first": "first"}
 FILTERS = TRIMS + ("nonempty",) + tuple(THINKS)
 
@@ -140,6 +143,13 @@ class _ToAtoms(Transformer):
         if name == "DATE" and not (default and "%" in default):
             raise self._err("{DATE=format} needs a strftime format, e.g. {DATE=%d %b %Y} (26 Jul 2024) or "
                             "{DATE=%Y-%m-%d}", open_tok)
+        if name == "DATE":
+            bad = [m.group(0) for m in re.finditer(r"%[-_0^#]?(.?)", default) if m.group(1) not in DATE_CONVERSIONS
+                   or not m.group(1)]
+            if bad:
+                raise self._err(f"{{DATE={default}}}: {', '.join(bad)} is not a date conversion (the format "
+                                "renders a day, not a time: use %" + " %".join(DATE_CONVERSIONS[:-1])
+                                + " and %%)", open_tok)
         if name == "PROMPT" and not default:
             raise self._err("{PROMPT=text} needs its text: what the generation prompt adds after the "
                             "assistant prefix (e.g. {PROMPT=<think>} then a newline)", open_tok)
