@@ -118,7 +118,7 @@ def spec_from_render(text: str, *, system: bool, trim: dict, date_format: str | 
 def structure_from_render(text: str, *, system: bool, trim: dict,
                           user_end: str | None = None, reply_at: str | None = None,
                           date_format: str | None = None, first_turn: str | None = None,
-                          mark_end: bool = True) -> Structure:
+                          mark_end: bool = True, check=None) -> Structure:
     """Recover the layout from a probe render with the spec language's own structure rules.
 
     ``user_end``: the observed user suffix (what a conversation ending with a user message
@@ -138,17 +138,39 @@ def structure_from_render(text: str, *, system: bool, trim: dict,
     _check_repetition(text, system)
     spec = _insert_marks(spec, None if user_end is None else _as_spec(user_end, date_format),
                          None if reply_at is None else _as_spec(reply_at, date_format))
-    marked = _mark_turn_end(spec, None if first_turn is None else _as_spec(first_turn, date_format)) \
-        if mark_end else spec
-    try:
-        return parse_structure(marked)
-    except SpecError:
-        pass
+    found = None
+    for st in structure_candidates(spec, None if first_turn is None else _as_spec(first_turn, date_format),
+                                   mark_end):
+        if check is None:
+            return st
+        try:
+            return check(st)
+        except ConversionRefused as e:  # this reading does not explain the other probes: the next one
+            found = found or e
+    if found is not None:
+        raise found
     try:
         return parse_structure(spec)
     except SpecError as e:
         raise ConversionRefused("the probe conversation does not render as two repetitions of one "
                                 f"exchange: {e.message} (probe render as a spec: {spec!r})", "structure") from None
+
+
+def structure_candidates(spec: str, first_turn: str | None, mark_end: bool = True):
+    """The layouts a probe spec parses to: as written, then with the first assistant turn's end
+    marked (:func:`_turn_end_marks`), each that parses, once."""
+    from tmplc.spec.files import parse_structure
+
+    seen = []
+    specs = [spec] + (list(_turn_end_marks(spec, first_turn)) if mark_end else [])
+    for s in specs:
+        try:
+            st = parse_structure(s)
+        except SpecError:
+            continue
+        if st not in seen:
+            seen.append(st)
+            yield st
 
 
 def _as_spec(raw: str, date_format: str | None = None) -> str:
@@ -227,20 +249,20 @@ def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
     return "".join(parts)
 
 
-def _mark_turn_end(spec: str, first_turn: str | None = None) -> str:
+def _turn_end_marks(spec: str, first_turn: str | None = None):
     """When the last answer ends differently from the first (gpt-oss's ``<|return|>``, an open last
-    turn), put ``{SPLIT}`` where the first assistant turn ends: the user prefix is the longest text
-    both the first turn's start (``first_turn``: what a conversation without a system message
-    renders before the first user content; else ``HEAD``) and the text after the first answer end
-    with, never cut inside a ``<...>`` tag."""
+    turn), the specs with ``{SPLIT}`` where the first assistant turn may end, most likely first:
+    the user prefix is the longest text that both the first turn's start (``first_turn``: what a
+    conversation without a system message renders before the first user content; else ``HEAD``)
+    and the text after the first answer end with, never cut inside a ``<...>`` tag; then every
+    other cut, the longest user prefix first."""
     ph = list(re.finditer(r"\{(?:INPUT|OUTPUT)(?:\|[a-z_]+)*\}", spec))
     if len(ph) != 4:
-        return spec
+        return
     head, gap, tail = spec[:ph[0].start()], spec[ph[1].end():ph[2].start()], spec[ph[3].end():]
     if first_turn is not None:
         head = first_turn
-    if gap.startswith(tail) and (tail or head.endswith(gap)):
-        return spec
+    cuts = [0] + [m.end() for m in re.finditer(r"\{\{|\}\}|\{[^{}]*\}|.", gap, re.S)]  # atom boundaries
     n = 0
     while n < min(len(head), len(gap)) and head[-1 - n] == gap[-1 - n]:
         n += 1
@@ -248,7 +270,9 @@ def _mark_turn_end(spec: str, first_turn: str | None = None) -> str:
     if 0 < c < len(gap) and gap.rfind("<", 0, c) > gap.rfind(">", 0, c):  # inside a tag: after it
         nxt = gap.find("<", c)
         c = nxt if nxt >= 0 else len(gap)
-    return spec[:ph[1].end()] + gap[:c] + "{SPLIT}" + gap[c:] + spec[ph[2].start():]
+    order = ([c] if c in cuts else []) + [k for k in cuts if k != c]
+    for k in order:
+        yield spec[:ph[1].end()] + gap[:k] + "{SPLIT}" + gap[k:] + spec[ph[2].start():]
 
 
 def _check_repetition(text: str, system: bool) -> None:

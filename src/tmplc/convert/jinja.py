@@ -211,20 +211,28 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         raise ConversionRefused(
             "ignores add_generation_prompt: it renders the same text with and without it, "
             f"always ending a conversation with {_show(tail)}", "generation_prompt")
+    tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"], date=DateSentinel())
+
+    def complete(st):
+        """The rest of the layout from the other probes (raises when this reading cannot)."""
+        if res["think"] == res["nosys"]:  # answers rendered without their reasoning: |drop_think(_first)
+            first = nosys
+            for k in ("assistant1", "assistant2"):
+                first = first.replace(SENT[k], THINK_MID + SENT[k])
+            mode = "last" if res["think2"] == res["nosys"] else "first" if res["think2"] == ("ok", first) else ""
+            st = _replace(st, assistant=_replace(st.assistant, drop_think=mode))
+        if has_system:
+            st = recover_default(st, nosys, tokens, date_format)
+            st = _recover_skip_empty(st, res["sys:empty"], nosys, tokens)
+        elif ChatFormat(st).render(probe_messages(False), **tokens) != nosys:
+            raise ConversionRefused("the recovered layout does not render the probe", "structure")
+        return st
+
     st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
                                reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None,
                                date_format=date_format,
-                               first_turn=nosys[:nosys.find(SENT["user1"])] if SENT["user1"] in nosys else None)
-    if res["think"] == res["nosys"]:  # answers rendered without their reasoning: |drop_think(_first)
-        first = nosys
-        for k in ("assistant1", "assistant2"):
-            first = first.replace(SENT[k], THINK_MID + SENT[k])
-        mode = "last" if res["think2"] == res["nosys"] else "first" if res["think2"] == ("ok", first) else ""
-        st = _replace(st, assistant=_replace(st.assistant, drop_think=mode))
-    tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"], date=DateSentinel())
-    if has_system:
-        st = recover_default(st, nosys, tokens, date_format)
-        st = _recover_skip_empty(st, res["sys:empty"], nosys, tokens)
+                               first_turn=nosys[:nosys.find(SENT["user1"])] if SENT["user1"] in nosys else None,
+                               check=complete)
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "
                                 "(pass bos_token=, or use load_template_source)", "tokens")
