@@ -135,3 +135,20 @@ def chat_formats(structure_strategy=None):
     """Generated formats (``structure_strategy``: default :func:`structures`, dates included)."""
     return (structure_strategy or structures()).map(
         lambda s: ChatFormat(s, Metadata(name="generated", bos_token="<s>", eos_token="</s>")))
+
+
+def with_date_format(fmt: ChatFormat, date_format: str) -> ChatFormat:
+    """``fmt`` with every ``{DATE=...}`` set to ``date_format``, built in the IR: for target tests
+    of formats the spec language refuses (time-of-day conversions), where the target's own
+    refusal is what is tested."""
+    def fix(frag):
+        return None if frag is None else fragment(DateToken(date_format) if isinstance(p, DateToken) else p
+                                                  for p in frag)
+
+    s = fmt.structure
+    system = s.system and replace(s.system, prefix=fix(s.system.prefix), suffix=fix(s.system.suffix),
+                                  absent=fix(s.system.absent))
+    new = Structure(fix(s.preamble), system, replace(s.user, prefix=fix(s.user.prefix), suffix=fix(s.user.suffix)),
+                    replace(s.assistant, prefix=fix(s.assistant.prefix), lead=fix(s.assistant.lead),
+                            suffix=fix(s.assistant.suffix), final_suffix=fix(s.assistant.final_suffix)))
+    return replace(fmt, structure=new)

@@ -11,6 +11,8 @@ when CI=true.
 
 from __future__ import annotations
 
+import re
+
 import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -20,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import chat_formats, conversations
+from strategies import chat_formats, conversations, with_date_format
 from conftest import missing_fixture
 from tmplc.engines import llamacpp as engine
 from tmplc.engines.llamacpp import (
@@ -577,7 +579,12 @@ def _dated_chatml(date_spec: str, where: str) -> ChatFormat:
             + "{OUTPUT}<|im_end|>\n")
     spec = (("{BOS}" + date_spec + "{SPLIT}" if where == "preamble" else "")
             + "<|im_start|>system\n" + p["system"] + "{SYSTEM}<|im_end|>\n" + turn + turn)
-    fmt = parse_spec(spec).with_meta(name="dated", bos_token="<s>", eos_token="<|im_end|>")
+    # the spec language accepts date conversions only: other formats are set in the IR
+    formats = re.findall(r"\{DATE=([^{}]*)\}", spec)
+    fmt = parse_spec(re.sub(r"\{DATE=[^{}]*\}", "{DATE=%Y}", spec)).with_meta(
+        name="dated", bos_token="<s>", eos_token="<|im_end|>")
+    if formats:
+        fmt = with_date_format(fmt, formats[0])
     assert fmt.structure.dated
     return fmt
 

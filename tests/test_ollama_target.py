@@ -36,7 +36,7 @@ from tmplc.targets.ollama import (
     to_ollama,
 )
 
-from strategies import chat_formats, conversations
+from strategies import chat_formats, conversations, with_date_format
 from conftest import missing_fixture
 
 
@@ -712,7 +712,12 @@ def dated_chatml(date_spec: str, where: str) -> ChatFormat:
     spec = (("{BOS}" + date_spec + "{SPLIT}" if where == "preamble" else "")
             + "<|im_start|>system\n" + p["system prefix"] + "{SYSTEM}" + p["system suffix"] + "<|im_end|>\n"
             + turn + turn)
-    fmt = parse_spec(spec).with_meta(name="dated", bos_token="<s>", eos_token="<|im_end|>")
+    # the spec language accepts date conversions only: other formats are set in the IR
+    formats = re.findall(r"\{DATE=([^{}]*)\}", spec)
+    fmt = parse_spec(re.sub(r"\{DATE=[^{}]*\}", "{DATE=%Y}", spec)).with_meta(
+        name="dated", bos_token="<s>", eos_token="<|im_end|>")
+    if formats:
+        fmt = with_date_format(fmt, formats[0])
     assert fmt.structure.dated, spec
     return fmt
 

@@ -197,7 +197,9 @@ def test_append_only(name):
         for k in range(1, len(body) // 2 + 1):
             full = fmt.render(head + body[:2 * k])
             assert full.startswith(fmt.render(head + body[:2 * k - 1]))
-            assert full.startswith(fmt.render(head + body[:2 * k - 1], add_generation_prompt=True))
+            prompt = fmt.render(head + body[:2 * k - 1], add_generation_prompt=True)
+            po = fmt.structure.assistant.prompt_only  # (deepseek-r1's "<think>\n": the prompt's only)
+            assert prompt.endswith(po) and full.startswith(prompt[:len(prompt) - len(po)])
 
     check()
 
@@ -212,11 +214,17 @@ def test_generation_prompt_plus_reply_is_the_full_render(name):
     @given(_convs(fmt, end_with_assistant=True))
     def check(msgs):
         content = msgs[-1]["content"]
+        if a.drop_think:  # (deepseek-r1) the answer after its reasoning
+            content = content.split("</think>", 1 if a.drop_think == "first" else -1)[-1]
         if a.trim:
             content = content.strip()
+        # {PROMPT=...} text (deepseek-r1's "<think>\n") is the prompt's only
         prompt = fmt.render(msgs[:-1], add_generation_prompt=True)
+        assert prompt.endswith(a.prompt_only)
+        prompt = prompt[:len(prompt) - len(a.prompt_only)]
         assert prompt + lead + content + suffix == fmt.render(msgs)
-        assert _render_jinja(fmt, msgs[:-1], True) + lead + content + suffix == _render_jinja(fmt, msgs, False)
+        jprompt = _render_jinja(fmt, msgs[:-1], True)
+        assert jprompt[:len(jprompt) - len(a.prompt_only)] + lead + content + suffix == _render_jinja(fmt, msgs, False)
 
     check()
 
@@ -228,7 +236,8 @@ def test_generation_prompt_is_the_assistant_prefix(name):
         [{"role": "user", "content": "u"}]
     with_gp = fmt.render(msgs, add_generation_prompt=True)
     without = fmt.render(msgs)
-    assert with_gp == without + _frag_text(fmt, fmt.structure.assistant.prefix)
+    a = fmt.structure.assistant
+    assert with_gp == without + _frag_text(fmt, a.prefix) + a.prompt_only
 
 
 def test_stop_strings_cover_the_end_of_turn():

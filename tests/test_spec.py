@@ -800,3 +800,12 @@ def test_two_splits_after_the_first_output_is_an_error():
     with pytest.raises(SpecError) as e:
         tmplc.parse_spec("U:{INPUT}\nA:{OUTPUT}\n{SPLIT}x{SPLIT}U:{INPUT}\nA:{OUTPUT}\n")
     assert "appears twice" in e.value.message and (e.value.line, e.value.column) == (3, 9)
+
+
+@pytest.mark.parametrize("fmt_, bad", [("%d %b %Y %H:%M", "%H, %M"), ("%c", "%c"), ("%Y-%m-%d %", "%"),
+                                       ("%z", "%z")])
+def test_date_formats_are_date_conversions_only(fmt_, bad):
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec("{DATE=" + fmt_ + "}U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n")
+    assert (e.value.line, e.value.column) == (1, 1)
+    assert f"{bad} is not a date conversion" in e.value.message
