@@ -169,7 +169,9 @@ def add_format_cases(batch: Batch, fmt: ChatFormat, convs: list[list[dict]], lab
             batch.add(mf, c, expected(fmt, c), label)
 
 
-REGISTRY = sorted(registry)
+# the entries Ollama can carry: |drop_think (deepseek-r1) cannot be split by a Go template, which
+# test_registry_entries_ollama_cannot_carry_are_refused asserts
+REGISTRY = sorted(n for n in registry if not registry[n].structure.assistant.drop_think)
 
 NASTY_CONVERSATIONS = [
     [u("Hi")],
@@ -193,6 +195,14 @@ NASTY_CONVERSATIONS = [
 
 def test_registry_is_not_empty() -> None:
     assert len(REGISTRY) >= 2 and "chatml" in REGISTRY
+
+
+def test_registry_entries_ollama_cannot_carry_are_refused() -> None:
+    refused = sorted(set(registry) - set(REGISTRY))
+    assert refused == ["deepseek-r1"]
+    for name in refused:
+        with pytest.raises(TargetError, match=r"drop_think.*cannot search or split a string"):
+            to_ollama(registry[name], allow_untrimmed=True)
 
 
 def test_registry_fixed_conversations_in_one_call() -> None:
