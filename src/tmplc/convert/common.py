@@ -140,7 +140,7 @@ def structure_from_render(text: str, *, system: bool, trim: dict,
                          None if reply_at is None else _as_spec(reply_at, date_format))
     found = None
     for st in structure_candidates(spec, None if first_turn is None else _as_spec(first_turn, date_format),
-                                   mark_end):
+                                   mark_end, None if user_end is None else _as_spec(user_end, date_format)):
         if check is None:
             return st
         try:
@@ -156,13 +156,13 @@ def structure_from_render(text: str, *, system: bool, trim: dict,
                                 f"exchange: {e.message} (probe render as a spec: {spec!r})", "structure") from None
 
 
-def structure_candidates(spec: str, first_turn: str | None, mark_end: bool = True):
+def structure_candidates(spec: str, first_turn: str | None, mark_end: bool = True, turn_end: str | None = None):
     """The layouts a probe spec parses to: as written, then with the first assistant turn's end
     marked (:func:`_turn_end_marks`), each that parses, once."""
     from tmplc.spec.files import parse_structure
 
     seen = []
-    specs = [spec] + (list(_turn_end_marks(spec, first_turn)) if mark_end else [])
+    specs = [spec] + (list(_turn_end_marks(spec, first_turn, turn_end)) if mark_end else [])
     for s in specs:
         try:
             st = parse_structure(s)
@@ -249,13 +249,14 @@ def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
     return "".join(parts)
 
 
-def _turn_end_marks(spec: str, first_turn: str | None = None):
+def _turn_end_marks(spec: str, first_turn: str | None = None, turn_end: str | None = None):
     """When the last answer ends differently from the first (gpt-oss's ``<|return|>``, an open last
     turn), the specs with ``{SPLIT}`` where the first assistant turn may end, most likely first:
     the user prefix is the longest text that both the first turn's start (``first_turn``: what a
     conversation without a system message renders before the first user content; else ``HEAD``)
     and the text after the first answer end with, never cut inside a ``<...>`` tag; then every
-    other cut, the longest user prefix first."""
+    other cut, the longest user prefix first.  A cut after the user turn's own ending
+    (``turn_end``: turns that all end alike, gpt-oss's ``<|end|>``) comes before all of them."""
     ph = list(re.finditer(r"\{(?:INPUT|OUTPUT)(?:\|[a-z_]+)*\}", spec))
     if len(ph) != 4:
         return
@@ -271,6 +272,8 @@ def _turn_end_marks(spec: str, first_turn: str | None = None):
         nxt = gap.find("<", c)
         c = nxt if nxt >= 0 else len(gap)
     order = ([c] if c in cuts else []) + [k for k in cuts if k != c]
+    if turn_end and gap.startswith(turn_end) and len(turn_end) in cuts:
+        order = [len(turn_end)] + [k for k in order if k != len(turn_end)]
     for k in order:
         yield spec[:ph[1].end()] + gap[:k] + "{SPLIT}" + gap[k:] + spec[ph[2].start():]
 
