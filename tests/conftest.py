@@ -63,3 +63,14 @@ def load_tokenizer(name: str):
 @pytest.fixture
 def real_tokenizer():
     return load_tokenizer
+
+
+def ollama_merge(msgs: list[dict]) -> list[dict]:
+    """Ollama's collate: consecutive same-role messages joined with "\\n\\n"."""
+    out: list[dict] = []
+    for m in msgs:
+        if out and out[-1]["role"] == m["role"]:
+            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
+        else:
+            out.append(dict(m))
+    return out

@@ -46,7 +46,7 @@ from tmplc.ir import DateToken
 from tmplc.jinja_env import render_template
 from tmplc.targets.ollama import TargetError, modelfile_fields
 
-from conftest import load_tokenizer, missing_fixture
+from conftest import load_tokenizer, missing_fixture, ollama_merge
 from strategies import chat_formats, conversations
 
 BOS, EOS = "<s>", "</s>"
@@ -90,16 +90,6 @@ def ollama_carries_dates(fmt):
                for f in fmt.structure.fragments() for p in f if isinstance(p, DateToken))
 
 
-def _merge(msgs):
-    out = []
-    for m in msgs:
-        if out and out[-1]["role"] == m["role"]:
-            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
-        else:
-            out.append(dict(m))
-    return out
-
-
 def _strip_bos(text, bos):
     return text[len(bos):] if text is not REFUSED and text.startswith(bos) else text
 
@@ -115,7 +105,7 @@ def _llamacpp(fmt):
 
 
 def ollama_expected(fmt, msgs, day=DAY):
-    m = _merge(msgs)
+    m = ollama_merge(msgs)
     if fmt.trims:
         m = [{"role": x["role"], "content": x["content"].strip()} for x in m]
     kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else {"add_generation_prompt": True}

@@ -37,7 +37,7 @@ from tmplc.targets.ollama import (
 )
 
 from strategies import chat_formats, conversations, with_date_format
-from conftest import missing_fixture
+from conftest import missing_fixture, ollama_merge
 
 
 
@@ -71,21 +71,10 @@ def s(t: str) -> dict:
     return {"role": "system", "content": t}
 
 
-def merge(msgs: list[dict]) -> list[dict]:
-    """Ollama's collate: consecutive same-role messages joined with "\\n\\n"."""
-    out: list[dict] = []
-    for m in msgs:
-        if out and out[-1]["role"] == m["role"]:
-            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
-        else:
-            out.append(dict(m))
-    return out
-
-
 def expected(fmt: ChatFormat, msgs: list[dict], date: datetime.date = DAY):
     """The reference rendering under Ollama's conventions (on ``date``), or ERROR when the
     reference refuses."""
-    m = merge(msgs)
+    m = ollama_merge(msgs)
     kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else \
         {"add_generation_prompt": True}
     try:

@@ -27,19 +27,24 @@ class Caveat:
         return f"{self.code}: {self.message}"
 
 
+def _blank(frag) -> bool:
+    """No token and no visible text: nothing that could end a turn."""
+    return all(isinstance(p, Text) and not p.value.strip() for p in frag)
+
+
 def caveats(fmt: "ChatFormat") -> list[Caveat]:
     """The caveats of ``fmt``, most serious first (empty for a consistent format)."""
     st = fmt.structure
     a = st.assistant
     out: list[Caveat] = []
-    if not a.suffix or all(isinstance(p, Text) and not p.value.strip() for p in a.suffix):
+    if _blank(a.suffix):
         out.append(Caveat(
             "no-end-of-turn",
             f"assistant turns end with {''.join(p.value for p in a.suffix if isinstance(p, Text))!r}: no "
             "end-of-turn token is trained, so the model does not learn to stop; add one ({EOS} or the "
             "format's end-of-turn token) after {OUTPUT}"))
     final = a.final_suffix
-    if final is not None and all(isinstance(p, Text) and not p.value.strip() for p in final) and a.suffix:
+    if final is not None and _blank(final) and a.suffix:
         out.append(Caveat(
             "last-turn-open",
             f"the last answer of a conversation ends with {''.join(p.value for p in final if isinstance(p, Text))!r}"

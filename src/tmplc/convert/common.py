@@ -260,9 +260,8 @@ def _turn_end_marks(spec: str, first_turn: str | None = None, turn_end: str | No
     ph = list(re.finditer(r"\{(?:INPUT|OUTPUT)(?:\|[a-z_]+)*\}", spec))
     if len(ph) != 4:
         return
-    head, gap, tail = spec[:ph[0].start()], spec[ph[1].end():ph[2].start()], spec[ph[3].end():]
-    if first_turn is not None:
-        head = first_turn
+    head = first_turn if first_turn is not None else spec[:ph[0].start()]
+    gap = spec[ph[1].end():ph[2].start()]
     cuts = [0] + [m.end() for m in re.finditer(r"\{\{|\}\}|\{[^{}]*\}|.", gap, re.S)]  # atom boundaries
     n = 0
     while n < min(len(head), len(gap)) and head[-1 - n] == gap[-1 - n]:
@@ -469,7 +468,6 @@ def recover_default(st, nosys_text: str, tokens: dict, date_format: str | None =
     def render(s, default):
         f = ChatFormat(with_default(s, default))
         return f.render(probe_messages(False), **tokens)
-    render.tokens = tokens
 
     candidates = [st]
     if st.system.placement == "standalone":
@@ -489,7 +487,7 @@ def recover_default(st, nosys_text: str, tokens: dict, date_format: str | None =
                 return found
         without = render(st, None)
         if st.system.placement == "standalone":
-            absent = _absent_for(st, nosys_text, render, date_format)
+            absent = _absent_for(st, nosys_text, render, tokens, date_format)
             if absent is not None:
                 return replace(st, system=replace(st.system, absent=absent))
     except MessageError as e:  # pragma: no cover - probe conversations are well formed
@@ -504,12 +502,12 @@ def recover_default(st, nosys_text: str, tokens: dict, date_format: str | None =
         "system")
 
 
-def _absent_for(st, nosys_text: str, render, date_format: str | None):
+def _absent_for(st, nosys_text: str, render, tokens: dict, date_format: str | None):
     """The text a template renders in place of the system block without a system message
     (``{NOSYSTEM}...{/NOSYSTEM}``), or None: what stands between the preamble and the first turn
     of ``nosys_text`` where the layout without a block has nothing."""
     without = render(st, None)
-    bare = ChatFormat(replace(st, system=None)).render([], **_tokens_of(render))
+    bare = ChatFormat(replace(st, system=None)).render([], **tokens)
     rest = without[len(bare):]
     if not (without.startswith(bare) and nosys_text.startswith(bare) and nosys_text.endswith(rest)):
         return None
@@ -528,10 +526,6 @@ def _absent_for(st, nosys_text: str, render, date_format: str | None):
         pos = m.end()
     pieces.append(text[pos:])
     return fragment(pieces)
-
-
-def _tokens_of(render) -> dict:
-    return getattr(render, "tokens", {})
 
 
 def _default_for(st, nosys_text: str, render):

@@ -80,6 +80,20 @@ def _overlaps(t: str, s: str) -> bool:
     return False
 
 
+def _plain(messages) -> bool:
+    """Whether ``messages`` is a conversation the plan encodes (anything else: the generic path,
+    which reports the error with its message index)."""
+    if not isinstance(messages, (list, tuple)):
+        return False
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            return False
+        role = m.get("role")
+        if role not in ROLES or not isinstance(m.get("content"), str) or (role == "system" and i != 0):
+            return False
+    return True
+
+
 class _Frag:
     __slots__ = ("text", "lead", "tail", "special", "mid_ids", "mid_lab", "mid_bos")
 
@@ -348,18 +362,9 @@ class Plan:
         prog = self.prog
         if prog is None:
             return self._encode_general(messages)
-        if not isinstance(messages, (list, tuple)):
+        if not _plain(messages):
             return None
         n = len(messages)
-        for i in range(n):
-            m = messages[i]
-            if not isinstance(m, dict):
-                return None
-            role = m.get("role")
-            if role not in ROLES or not isinstance(m.get("content"), str):
-                return None
-            if role == "system" and i != 0:
-                return None
         trans, final, progs = prog
         seq = messages
         if n and messages[0]["role"] == "system":
@@ -435,18 +440,9 @@ class Plan:
 
     def _encode_general(self, messages) -> tuple | None:
         """``encode`` for a plan without a per-role program (the per-fragment path)."""
-        if not isinstance(messages, (list, tuple)):
+        if not _plain(messages):
             return None
         n = len(messages)
-        for i in range(n):
-            m = messages[i]
-            if not isinstance(m, dict):
-                return None
-            role = m.get("role")
-            if role not in ROLES or not isinstance(m.get("content"), str):
-                return None
-            if role == "system" and i != 0:
-                return None
 
         ids: list[int] = []
         labels: list[int] = []

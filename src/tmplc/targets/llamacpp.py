@@ -88,6 +88,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import datetime as _dt
 
 from tmplc.errors import TmplcError
+from tmplc.spec.parse import DATE_CONVERSIONS
 from tmplc.ir import DateToken, SpecialToken
 from tmplc.targets.jinja import content_expr, to_jinja
 
@@ -115,7 +116,7 @@ NON_ASCII_SPACES = ("\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u200
 
 #: strftime conversions that depend on the date only and that glibc's ``strftime`` in the "C" locale
 #: (llama.cpp's ``strftime_now``) and Python's ``date.strftime`` render alike (``%n``/``%t``: newline, tab).
-DATE_DIRECTIVES = "aAbBCdDeFgGhjmnuUVwWxyYt%"
+DATE_DIRECTIVES = DATE_CONVERSIONS  # the spec language admits exactly these
 _DATE_FLAGS = "-_0^#"
 #: conversions whose text depends on the locale (llama-cli localises them)
 _LOCALE_DIRECTIVES = "aAbBhx"
