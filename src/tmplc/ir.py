@@ -25,6 +25,40 @@ TRIM_FILTER_OF: dict[Side, str] = {v: k for k, v in TRIM_FILTERS.items()}
 
 
 THINK_END = "</think>"
+THINK_START = "<think>"
+
+#: ``Turn.drop_think`` values: which ``</think>`` ends the reasoning, and how the answer after it
+#: is cleaned when the content has one (the ``if '</think>' in content`` of reasoning templates)
+DROP_THINK = ("", "last", "first", "last_lstrip_nl", "last_strip_nl", "last_trim")
+
+
+def drop_reasoning(text: str, mode: str) -> str:
+    """``text`` without its reasoning, as ``Turn.drop_think`` ``mode`` renders it.
+
+    ``"last"``/``"first"``: ``text.split('</think>')[-1]`` / ``text.split('</think>', 1)[-1]``;
+    ``"last_lstrip_nl"`` / ``"last_strip_nl"`` / ``"last_trim"``: when ``text`` contains ``</think>``,
+    the text after the last one with ``.lstrip('\\n')`` / ``.strip('\\n')`` / ``.strip()`` (Qwen3,
+    MiniMax-M2, LFM2.5); ``text`` unchanged otherwise."""
+    if not mode or THINK_END not in text:
+        return text
+    if mode == "first":
+        return text.split(THINK_END, 1)[1]
+    answer = text.split(THINK_END)[-1]
+    if mode == "last_lstrip_nl":
+        return answer.lstrip("\n")
+    if mode == "last_strip_nl":
+        return answer.strip("\n")
+    if mode == "last_trim":
+        return answer.strip()
+    return answer
+
+
+def reasoning_of(text: str) -> str:
+    """The reasoning of an answer, as reasoning templates extract it: ``''`` without ``</think>``,
+    else ``text.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n')``."""
+    if THINK_END not in text:
+        return ""
+    return text.split(THINK_END)[0].rstrip("\n").split(THINK_START)[-1].lstrip("\n")
 
 
 def apply_trim(content: str, trim: bool, side: Side = "both") -> str:
@@ -85,6 +119,62 @@ def fragment(pieces: Iterable[Piece | str]) -> Fragment:
     return tuple(out)
 
 
+def answer_content(part: Any, text: str) -> str:
+    """``text`` through a content rule (a :class:`Turn` or :class:`FinalAnswer`): reasoning dropped,
+    then ``lstrip_nl`` (``.lstrip('\\n')``), then the whitespace trim."""
+    text = drop_reasoning(text, getattr(part, "drop_think", ""))
+    if getattr(part, "lstrip_nl", False):
+        text = text.lstrip("\n")
+    return apply_trim(text, part.trim, part.trim_side)
+
+
+@dataclass(frozen=True)
+class ThinkBlock:
+    """The reasoning block a final answer renders before its content (``{THINK}...{/THINK}``):
+    ``open + reasoning + close``, the reasoning being :func:`reasoning_of` the message content
+    (``|trim``-med when ``trim``).  Rendered only when the reasoning is not empty, or ``always``
+    (Qwen3: ``<think>\\n\\n</think>\\n\\n`` before a final answer without reasoning)."""
+
+    open: str = ""
+    close: str = ""
+    always: bool = False
+    trim: bool = False
+
+    def render(self, content: str) -> str:
+        r = reasoning_of(content)
+        if not r and not self.always:
+            return ""
+        return self.open + (r.strip() if self.trim else r) + self.close
+
+
+@dataclass(frozen=True)
+class FinalAnswer:
+    """How the *final answer* (an assistant message that is the last message) renders its
+    content, when that differs from the other answers (the second ``{OUTPUT}``'s filters and a
+    ``{THINK}`` block in a spec).  Reasoning templates keep the reasoning of the answer after the
+    last user message and drop it from earlier ones: QwQ renders the final answer as sent
+    (``FinalAnswer()``), Qwen3 re-wraps it in a ``<think>`` block (``think``).  Fields as in
+    :class:`Turn`."""
+
+    drop_think: str = ""
+    lstrip_nl: bool = False
+    trim: bool = False
+    trim_side: Side = "both"
+    think: ThinkBlock | None = None
+
+    def __post_init__(self) -> None:
+        if not self.trim and self.trim_side != "both":
+            object.__setattr__(self, "trim_side", "both")
+
+    def content(self, text: str) -> str:
+        """``text`` as the final answer renders it (reasoning block included)."""
+        return (self.think.render(text) if self.think else "") + answer_content(self, text)
+
+    def rule(self) -> tuple:
+        """The content rule without the block (compared with a Turn's to normalise)."""
+        return (self.drop_think, self.lstrip_nl, self.trim, self.trim_side)
+
+
 @dataclass(frozen=True)
 class Turn:
     """``prefix + lead + content + suffix`` for one role.  ``trim`` strips whitespace from the
@@ -109,8 +199,14 @@ class Turn:
     ``drop_think`` (assistant only): reasoning templates keep only the answer of earlier turns.
     ``"last"`` (``{OUTPUT|drop_think}``) renders the content from after its last ``</think>``
     (``content.split('</think>')[-1]``), ``"first"`` (``{OUTPUT|drop_think_first}``) from after its
-    first (``content.split('</think>', 1)[-1]``); content without ``</think>`` is kept.  It
-    applies before any trim.
+    first (``content.split('</think>', 1)[-1]``); content without ``</think>`` is kept.
+    ``"last_lstrip_nl"``/``"last_strip_nl"``/``"last_trim"`` (``|drop_think_lstrip_nl``, ...) also
+    strip the answer after ``</think>`` (see :func:`drop_reasoning`).  ``lstrip_nl``
+    (``{OUTPUT|lstrip_nl}``) then removes leading ``\\n`` from every answer.  Both apply before
+    any trim.
+
+    ``final`` (assistant only): how the final answer renders its content when that differs
+    (:class:`FinalAnswer`); normalised to None when it is this turn's own rule.
     """
 
     prefix: Fragment = ()
@@ -119,20 +215,29 @@ class Turn:
     lead: Fragment = ()
     trim_side: Side = "both"
     prompt_only: str = ""
-    drop_think: Literal["", "last", "first"] = ""
+    drop_think: str = ""
     final_suffix: Fragment | None = None
+    lstrip_nl: bool = False
+    final: FinalAnswer | None = None
 
     def __post_init__(self) -> None:
         if not self.trim and self.trim_side != "both":  # one value per meaning
             object.__setattr__(self, "trim_side", "both")
         if self.final_suffix is not None and tuple(self.final_suffix) == tuple(self.suffix):
             object.__setattr__(self, "final_suffix", None)
+        if self.final is not None and self.final.think is None and self.final.rule() == self.rule():
+            object.__setattr__(self, "final", None)
 
-    def content(self, text: str) -> str:
-        """``text`` as this turn renders it (reasoning dropped, trimmed)."""
-        if self.drop_think:
-            text = text.split(THINK_END, 1 if self.drop_think == "first" else -1)[-1]
-        return apply_trim(text, self.trim, self.trim_side)
+    def rule(self) -> tuple:
+        """The content rule (drop_think, lstrip_nl, trim, trim_side)."""
+        return (self.drop_think, self.lstrip_nl, self.trim, self.trim_side)
+
+    def content(self, text: str, final: bool = False) -> str:
+        """``text`` as this turn renders it (reasoning dropped, ``lstrip_nl``, trimmed); ``final``:
+        as the final answer (the conversation's last message) renders it."""
+        if final and self.final is not None:
+            return self.final.content(text)
+        return answer_content(self, text)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ Conversation rules (every target reproduces them, or refuses at compile time):
 * A system message with content ``""`` counts as no system message when the block is
   ``skip_empty`` (the default, if any, is rendered instead).
 * An assistant message that is the last message ends with the assistant ``final_suffix`` when
-  the format has one.
+  the format has one, and renders its content with the assistant ``final`` rule when there is
+  one (its reasoning block, if any, is part of the content: the model writes it).
 * Without a system message, a standalone block with ``absent`` text renders that text instead.
   ``continue_final_message`` requires the last message to be an assistant one and leaves out
   its suffix; the two are exclusive.
@@ -161,7 +162,7 @@ def render_segments(
             turn = st.assistant
             emit(text(turn.prefix), "assistant", "prefix", i)
             emit(text(turn.lead), "assistant", "lead", i, True)
-            emit(turn.content(m["content"]), "assistant", "content", i, True)
+            emit(turn.content(m["content"], final=i == last), "assistant", "content", i, True)
             if not (continue_final_message and i == last):
                 final = i == last and turn.final_suffix is not None
                 emit(text(turn.final_suffix if final else turn.suffix), "assistant", "suffix", i, True)

@@ -17,12 +17,17 @@ from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
-                "/NOSYSTEM")
+                "/NOSYSTEM", "THINK", "/THINK", "REASONING")
 TRIMS = ("trim", "lstrip", "rstrip")
 # strftime conversions of a *date* that Python, HF's strftime_now and llama.cpp render alike
 DATE_CONVERSIONS = "aAbBCdDeFgGhjmnuUVwWxyYt%"
-THINKS = {"drop_think": "last", "drop_think_first": "first"}
-FILTERS = TRIMS + ("nonempty",) + tuple(THINKS)
+THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_nl": "last_lstrip_nl",
+          "drop_think_strip_nl": "last_strip_nl", "drop_think_trim": "last_trim"}
+THINK_FILTER_OF = {v: k for k, v in THINKS.items()}
+FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "always")
+# the filters each placeholder takes
+_TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl",), "SYSTEM": TRIMS + ("nonempty",),
+          "THINK": ("always",), "REASONING": ("trim",)}
 
 
 @dataclass(frozen=True)
@@ -125,19 +130,23 @@ class _ToAtoms(Transformer):
         for filt in filts:
             if filt not in FILTERS:
                 raise self._err(f"unknown filter |{filt} on {{{name}}}; filters: |trim, |lstrip, |rstrip "
-                                "(content whitespace), |nonempty (on {SYSTEM}), |drop_think and |drop_think_first (on {OUTPUT})", open_tok)
-            if name not in ("INPUT", "OUTPUT", "SYSTEM"):
-                raise self._err(f"|{filt} applies only to {{INPUT}}, {{OUTPUT}} and {{SYSTEM}}", open_tok)
-            if filt == "nonempty" and name != "SYSTEM":
-                raise self._err("|nonempty applies only to {SYSTEM} (an empty system message counts as "
-                                "none)", open_tok)
-            if filt in THINKS and name != "OUTPUT":
-                raise self._err(f"|{filt} applies only to {{OUTPUT}} (it renders an answer from after "
-                                "its reasoning's </think>)", open_tok)
+                                "(content whitespace), |nonempty (on {SYSTEM}), |drop_think, "
+                                "|drop_think_first, |drop_think_lstrip_nl, |drop_think_strip_nl, "
+                                "|drop_think_trim and |lstrip_nl (on {OUTPUT}), |always (on {THINK}), "
+                                "|trim (on {REASONING})", open_tok)
+            if filt not in _TAKES.get(name, ()):
+                takers = [f"{{{k}}}" for k, v in _TAKES.items() if filt in v]
+                why = {"nonempty": " (an empty system message counts as none)",
+                       "lstrip_nl": " (it removes leading newlines from an answer)",
+                       "always": " (the reasoning block is rendered even when the reasoning is empty)"}
+                raise self._err(f"|{filt} applies only to "
+                                + (", ".join(takers[:-1]) + " and " if len(takers) > 1 else "") + takers[-1]
+                                + (" (it renders an answer from after its reasoning's </think>)"
+                                   if filt in THINKS else why.get(filt, "")), open_tok)
         if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1 or \
                 sum(f in THINKS for f in filts) > 1:
             raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "
-                            "|rstrip, at most one of |drop_think, |drop_think_first, and |nonempty once", open_tok)
+                            "|rstrip, at most one of the |drop_think filters, and each filter once", open_tok)
         if default is not None and name not in ("SYSTEM", "PROMPT", "DATE"):
             raise self._err(f"only {{SYSTEM}}, {{PROMPT}} and {{DATE}} take a default (={default!r})", open_tok)
         if name == "DATE" and not (default and "%" in default):

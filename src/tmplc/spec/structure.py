@@ -45,6 +45,11 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
 8. ``{NOSYSTEM}...{/NOSYSTEM}`` right where a standalone system block starts (in ``HEAD``, before
    the block's prefix) holds the text rendered instead of the block when there is no system
    message; it marks the block's start as a ``{SPLIT}`` would, and excludes a default.
+10. The second ``{OUTPUT}`` is the *final answer* (the conversation's last message): its filters
+   may differ from the first's, and ``{THINK}...{/THINK}`` right before it (holding literal text
+   and one ``{REASONING}``) is the reasoning block it renders before its content (``final`` of
+   the assistant turn; Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
+   {THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think_lstrip_nl|lstrip_nl}``).
 7. ``{PROMPT=text}`` (in both exchanges, right before ``{OUTPUT}``, or right after ``{REPLY}``)
    is text the generation prompt adds after the assistant prefix and that rendered turns never
    contain: ``<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}`` (DeepSeek-R1) prompts with
@@ -56,7 +61,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from tmplc.errors import SpecError
-from tmplc.ir import TRIM_FILTERS, DateToken, Fragment, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from tmplc.ir import (TRIM_FILTERS, DateToken, FinalAnswer, Fragment, SpecialToken, Structure, SystemBlock, Text,
+                      ThinkBlock, Turn, fragment)
 from tmplc.spec.parse import THINKS, Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
@@ -112,6 +118,7 @@ class _Recovery:
     # ------------------------------------------------------------------------------
     def run(self) -> Structure:
         atoms, absent = self._absent(self.atoms)
+        atoms, self.think = self._think(atoms)
         st = self._run(atoms)
         if absent is None:
             return st
@@ -150,6 +157,35 @@ class _Recovery:
                              "starts; remove the {SPLIT}", atoms[i])
         split = Atom("SPLIT", "", atoms[i].line, atoms[i].column)
         return atoms[:i] + [split] + atoms[j + 1:], atoms[i:j + 1]
+
+    def _think(self, atoms: list[Atom]):
+        """Take ``{THINK}...{/THINK}`` (right before the second ``{OUTPUT}``) out of the atoms."""
+        opens = [i for i, a in enumerate(atoms) if a.kind == "THINK"]
+        closes = [i for i, a in enumerate(atoms) if a.kind == "/THINK"]
+        marks = [i for i, a in enumerate(atoms) if a.kind == "REASONING"]
+        if not opens and not closes and not marks:
+            return atoms, None
+        if len(opens) != 1 or len(closes) != 1 or closes[0] < opens[0]:
+            at = atoms[sorted(opens + closes)[-1] if opens + closes else marks[0]]
+            raise self.error("{THINK}...{/THINK} appears once, as a pair, right before the second {OUTPUT} "
+                             "(the final answer's reasoning block)", at)
+        i, j = opens[0], closes[0]
+        outputs = [k for k, a in enumerate(atoms) if a.kind == "OUTPUT"]
+        if len(outputs) != 2 or j + 1 != outputs[1]:
+            raise self.error("{THINK}...{/THINK} goes right before the second {OUTPUT}: it is the reasoning "
+                             "block of the final answer (the last message)", atoms[i])
+        inner = atoms[i + 1:j]
+        for a in inner:
+            if a.kind not in ("char", "REASONING"):
+                raise self.error(f"{a.show()} inside {{THINK}}: it holds literal text and one {{REASONING}}", a)
+        where = [k for k, a in enumerate(inner) if a.kind == "REASONING"]
+        if len(where) != 1 or len(marks) != 1:
+            raise self.error("{THINK}...{/THINK} holds exactly one {REASONING} (where the reasoning goes), "
+                             "and {REASONING} goes only there", atoms[i])
+        k = where[0]
+        block = ThinkBlock("".join(a.value for a in inner[:k]), "".join(a.value for a in inner[k + 1:]),
+                           "always" in atoms[i].filters, "trim" in inner[k].filters)
+        return atoms[:i] + atoms[j + 1:], block
 
     def _run(self, atoms: list[Atom]) -> Structure:
         if not atoms:
@@ -243,9 +279,6 @@ class _Recovery:
         if a_i1.filters != a_i2.filters:
             raise self.error(f"the repetitions differ: {a_i1.show()} in the first exchange, "
                              f"{a_i2.show()} in the second", a_i2)
-        if a_o1.filters != a_o2.filters:
-            raise self.error(f"the repetitions differ: {a_o1.show()} in the first exchange, "
-                             f"{a_o2.show()} in the second", a_o2)
 
         head, mid1, gap = atoms[:i1], atoms[i1 + 1:o1], atoms[o1 + 1:i2]
         mid2, tail = atoms[i2 + 1:o2], atoms[o2 + 1:]
@@ -292,9 +325,11 @@ class _Recovery:
 
         user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
                     trim_side=_side(a_i1))
+        final = FinalAnswer(_drop(a_o2), "lstrip_nl" in a_o2.filters, a_o2.trim is not None, _side(a_o2),
+                            getattr(self, "think", None))
         assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
                          a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only,
-                         next((THINKS[f] for f in a_o1.filters if f in THINKS), ""), final_suffix)
+                         _drop(a_o1), final_suffix, "lstrip_nl" in a_o1.filters, final)
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "
@@ -387,6 +422,10 @@ class _Recovery:
         return preamble, system
 
 
+def _drop(a: Atom) -> str:
+    return next((THINKS[f] for f in a.filters if f in THINKS), "")
+
+
 def _side(a: Atom):
     return TRIM_FILTERS[a.trim] if a.trim else "both"
 
@@ -403,7 +442,7 @@ def recover_structure(atoms: list[Atom], text: str) -> Structure:
 
 def default_split(mid: Fragment, assistant_suffix: Fragment) -> tuple[Fragment, Fragment] | None:
     """The split the default rules give for ``mid``, or None when they cannot decide."""
-    from tmplc.spec.parse import THINKS, Atom as _A
+    from tmplc.spec.parse import Atom as _A
 
     def atoms_of(frag: Fragment) -> list[Atom]:
         out = []

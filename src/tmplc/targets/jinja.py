@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tmplc.ir import THINK_END, DateToken, Fragment, SpecialToken
+from tmplc.ir import THINK_END, THINK_START, DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -41,25 +41,63 @@ def _out(frag: Fragment) -> str:
     return "".join(parts)
 
 
-def content_expr(expr: str, part) -> str:
-    """``expr`` as the Turn/SystemBlock ``part`` renders it (``| trim``, ``.lstrip()``, ``.rstrip()``)."""
-    if getattr(part, "drop_think", ""):
+def hf_strip(side: str, expr: str) -> str:
+    """The HF target's whitespace strip of ``expr``: ``| trim``, ``.lstrip()``, ``.rstrip()``."""
+    if side == "both":
+        return "(" + expr + " | trim)"
+    return "(" + expr + ")." + ("lstrip" if side == "left" else "rstrip") + "()"
+
+
+def content_expr(expr: str, part, strip=hf_strip) -> str:
+    """``expr`` as the Turn/SystemBlock/FinalAnswer ``part`` renders it: reasoning dropped,
+    ``.lstrip('\\n')``, then the whitespace trim written by ``strip(side, expr)`` (the llama.cpp
+    target passes its exact macros)."""
+    drop = getattr(part, "drop_think", "")
+    if drop in ("last", "first"):
         expr = ("(" + expr + ").split(" + jinja_string(THINK_END)
-                + (", 1" if part.drop_think == "first" else "") + ")[-1]")
+                + (", 1" if drop == "first" else "") + ")[-1]")
+    elif drop:  # the answer after </think> is stripped only when there is one
+        answer = "(" + expr + ").split(" + jinja_string(THINK_END) + ")[-1]"
+        answer = {"last_lstrip_nl": answer + ".lstrip('\\n')", "last_strip_nl": answer + ".strip('\\n')",
+                  "last_trim": strip("both", answer)}[drop]
+        expr = "(" + answer + " if " + jinja_string(THINK_END) + " in " + expr + " else " + expr + ")"
+    if getattr(part, "lstrip_nl", False):
+        expr = "(" + expr + ").lstrip('\\n')"
     if not part.trim:
         return expr
-    if part.trim_side == "both":
-        return expr + " | trim"
-    return "(" + expr + ")." + ("lstrip" if part.trim_side == "left" else "rstrip") + "()"
+    return strip(part.trim_side, expr)
 
 
-def _content(expr: str, part) -> str:
-    return "{{- " + content_expr(expr, part) + " -}}"
+def _content(expr: str, part, strip=hf_strip) -> str:
+    return "{{- " + content_expr(expr, part, strip) + " -}}"
 
 
-def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
+REASONING_VAR = "tmplc_reasoning"
+
+
+def reasoning_expr(expr: str) -> str:
+    """The Jinja expression of :func:`tmplc.ir.reasoning_of` ``expr``."""
+    return ("((" + expr + ").split(" + jinja_string(THINK_END) + ")[0].rstrip('\\n').split("
+            + jinja_string(THINK_START) + ")[-1].lstrip('\\n') if " + jinja_string(THINK_END) + " in "
+            + expr + " else '')")
+
+
+def _think_block(tb, strip=hf_strip) -> str:
+    """A final answer's reasoning block (:class:`tmplc.ir.ThinkBlock`), before its content."""
+    if tb is None:
+        return ""
+    out = ("{{- " + jinja_string(tb.open) + " -}}" if tb.open else "") + "{{- " \
+        + (strip("both", REASONING_VAR) if tb.trim else REASONING_VAR) + " -}}" + ("{{- " + jinja_string(tb.close) + " -}}" if tb.close else "")
+    if not tb.always:
+        out = "{%- if " + REASONING_VAR + " -%}" + out + "{%- endif -%}"
+    return "{%- set " + REASONING_VAR + " = " + reasoning_expr("message['content']") + " -%}" + out
+
+
+def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip) -> str:
     """Generate the chat template.  ``generation_tags`` wraps the assistant lead, content and
-    suffix in ``{% generation %}`` for ``return_assistant_tokens_mask`` (HF; llama.cpp ignores it)."""
+    suffix in ``{% generation %}`` for ``return_assistant_tokens_mask`` (HF; llama.cpp ignores it).
+    ``strip(side, expr)`` writes a whitespace strip (default: Jinja's ``| trim``, ``.lstrip()``,
+    ``.rstrip()``)."""
     st = fmt.structure
     name = fmt.name.replace("#}", "# }")
     L: list[str] = [f"{{#- tmplc chat template: {name} -#}}"]
@@ -75,7 +113,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
                  + jinja_string(fmt.name)[1:-1] + " has no system message slot') -}}{%- endif -%}")
         block = ""
     else:
-        block = ("{%- if " + sys_on + " -%}" + _out(sb.prefix) + _content("messages[0]['content']", sb)
+        block = ("{%- if " + sys_on + " -%}" + _out(sb.prefix) + _content("messages[0]['content']", sb, strip)
                  + _out(sb.suffix))
         if sb.default is not None:
             block += ("{%- else -%}" + _out(sb.prefix)
@@ -95,7 +133,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
     L.append("{%- elif message['role'] == 'user' -%}" + _out(st.user.prefix))
     if inline:
         L.append("{%- if " + first_turn + " -%}" + block + "{%- endif -%}")
-    L.append(_content("message['content']", st.user) + _out(st.user.suffix))
+    L.append(_content("message['content']", st.user, strip) + _out(st.user.suffix))
     L.append("{%- elif message['role'] == 'assistant' -%}")
     if inline:
         cond = sys_on if sb.default is None else "true"
@@ -107,7 +145,12 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True) -> str:
     ending = _out(a.suffix)
     if a.final_suffix is not None:
         ending = "{%- if loop.last -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
-    body = _out(a.lead) + _content("message['content']", a) + ending
+    content = _content("message['content']", a, strip)
+    if a.final is not None:
+        content = ("{%- if loop.last -%}" + _think_block(a.final.think, strip)
+                   + _content("message['content']", a.final, strip)
+                   + "{%- else -%}" + content + "{%- endif -%}")
+    body = _out(a.lead) + content + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
     L.append(body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tmplc.ir import ChatFormat, DateToken, Fragment, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from tmplc.ir import ChatFormat, DateToken, FinalAnswer, Fragment, ThinkBlock, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
 
 
 def _frag(f: Fragment) -> list:
@@ -15,6 +15,24 @@ def _frag(f: Fragment) -> list:
 def _unfrag(items: list) -> Fragment:
     return fragment(Text(x) if isinstance(x, str) else DateToken(x["date"]) if "date" in x
                     else SpecialToken(x["token"]) for x in items)
+
+
+def _final(f: FinalAnswer | None) -> dict | None:
+    if f is None:
+        return None
+    return {"drop_think": f.drop_think, "lstrip_nl": f.lstrip_nl, "trim": f.trim, "trim_side": f.trim_side,
+            "think": None if f.think is None else {"open": f.think.open, "close": f.think.close,
+                                                  "always": f.think.always, "trim": f.think.trim}}
+
+
+def _unfinal(d: dict | None) -> FinalAnswer | None:
+    if d is None:
+        return None
+    t = d.get("think")
+    return FinalAnswer(d.get("drop_think", ""), d.get("lstrip_nl", False), d.get("trim", False),
+                       d.get("trim_side", "both"),
+                       None if t is None else ThinkBlock(t.get("open", ""), t.get("close", ""),
+                                                         t.get("always", False), t.get("trim", False)))
 
 
 def to_dict(fmt: ChatFormat) -> dict[str, Any]:
@@ -41,7 +59,9 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
                           "trim_side": st.assistant.trim_side, "prompt_only": st.assistant.prompt_only,
                           "drop_think": st.assistant.drop_think,
                           "final_suffix": None if st.assistant.final_suffix is None
-                          else _frag(st.assistant.final_suffix)},
+                          else _frag(st.assistant.final_suffix),
+                          "lstrip_nl": st.assistant.lstrip_nl,
+                          "final": _final(st.assistant.final)},
         },
     }
 
@@ -59,7 +79,8 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
                         trim_side=u.get("trim_side", "both")),
                    Turn(_unfrag(a["prefix"]), _unfrag(a["suffix"]), a.get("trim", False), _unfrag(a.get("lead", [])),
                         a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", ""),
-                        None if a.get("final_suffix") is None else _unfrag(a["final_suffix"])))
+                        None if a.get("final_suffix") is None else _unfrag(a["final_suffix"]),
+                        a.get("lstrip_nl", False), _unfinal(a.get("final"))))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

@@ -81,8 +81,7 @@ is only named for a dated format when its rendering does not depend on the date 
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 import datetime as _dt
@@ -90,7 +89,7 @@ import datetime as _dt
 from tmplc.errors import TmplcError
 from tmplc.spec.parse import DATE_CONVERSIONS
 from tmplc.ir import DateToken, SpecialToken
-from tmplc.targets.jinja import content_expr, to_jinja
+from tmplc.targets.jinja import to_jinja
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -230,9 +229,6 @@ def _strip_macro(name: str = "tmplc_strip") -> str:
     )
 
 
-_TRIMMED = ("messages[0]['content']", "message['content']")
-
-
 def llamacpp_template(fmt: "ChatFormat") -> str:
     """The chat template for llama.cpp's Jinja engine: the HF target, with ``|trim``, ``.lstrip()``
     and ``.rstrip()`` of contents made exact (the ``tmplc_strip``/``tmplc_lstrip``/``tmplc_rstrip``
@@ -242,27 +238,16 @@ def llamacpp_template(fmt: "ChatFormat") -> str:
         if why is not None:
             raise TargetError(f"format {fmt.name!r}: {{DATE={tok.format}}} cannot be rendered exactly by "
                               f"llama.cpp: {why}")
-    base = to_jinja(fmt, generation_tags=False)
-    out = base
-    st = fmt.structure
     used: list[str] = []
-    for part in (st.system, st.user, st.assistant):
-        if part is None or not part.trim:
-            continue
-        name = _MACRO_OF_SIDE[part.trim_side]
-        for expr in _TRIMMED:
-            inner = content_expr(expr, replace(part, trim=False))  # e.g. |drop_think's split, kept
-            out = out.replace("{{- " + content_expr(expr, part) + " -}}", "{{- " + name + "(" + inner + ") -}}")
+
+    def exact_strip(side: str, expr: str) -> str:
+        name = _MACRO_OF_SIDE[side]
         if name not in used:
             used.append(name)
-    for expr in _TRIMMED:  # what is left of the HF target's strips (its literals escape quotes)
-        for side in ("both", "left", "right"):
-            for think in ("", "last", "first"):
-                if content_expr(expr, SimpleNamespace(trim=True, trim_side=side, drop_think=think)) in out:
-                    raise TmplcError(  # pragma: no cover - a new construct in the HF target
-                        "tmplc internal error: the HF target strips contents in a form the llama.cpp "
-                        "target does not rewrite")
-    if out != base:
+        return name + "(" + expr + ")"
+
+    out = to_jinja(fmt, generation_tags=False, strip=exact_strip)
+    if used:
         first, _, rest = out.partition("\n")
         macros = "\n".join(_strip_macro(n) for n in STRIP_MACROS if n in used)
         out = first + "\n" + macros + "\n" + rest

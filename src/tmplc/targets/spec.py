@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from tmplc.errors import SpecError
+from tmplc.spec.parse import THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken, Structure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,13 +40,27 @@ def _ph(name: str, part, default: str | None = None) -> str:
     if getattr(part, "skip_empty", False):
         inner += "|nonempty"
     if getattr(part, "drop_think", ""):
-        inner += "|drop_think" + ("_first" if part.drop_think == "first" else "")
+        inner += "|" + THINK_FILTER_OF[part.drop_think]
+    if getattr(part, "lstrip_nl", False):
+        inner += "|lstrip_nl"
     if default is not None:
         if "{" in default or "}" in default:
             raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
                             "hold; write it as default_system in a YAML spec (ChatFormat.to_yaml())")
         inner += "=" + default
     return "{" + inner + "}"
+
+
+def _final_output(a) -> str:
+    """The second ``{OUTPUT}``: the final answer's rule and reasoning block, when it has its own."""
+    if a.final is None:
+        return _ph("OUTPUT", a)
+    block = ""
+    if a.final.think is not None:
+        tb = a.final.think
+        block = ("{THINK" + ("|always" if tb.always else "") + "}" + escape(tb.open)
+                 + "{REASONING" + ("|trim" if tb.trim else "") + "}" + escape(tb.close) + "{/THINK}")
+    return block + _ph("OUTPUT", a.final)
 
 
 def to_spec(st: Structure) -> str:
@@ -72,12 +87,12 @@ def to_spec(st: Structure) -> str:
         prompt = "{PROMPT=" + po + "}"
     reply = "{REPLY}" + prompt + _frag(st.assistant.lead) if st.assistant.lead else prompt
     exchange = (_ph("INPUT", st.user) + _frag(st.user.suffix) + split
-                + _frag(st.assistant.prefix) + reply + _ph("OUTPUT", st.assistant))
+                + _frag(st.assistant.prefix) + reply)
     final = st.assistant.final_suffix
     # the first exchange and what follows it up to the second user content; then the second exchange
-    middle = (exchange + _frag(st.assistant.suffix) + ("{SPLIT}" if final is not None else "")
-              + _frag(st.user.prefix))
-    last = exchange + _frag(st.assistant.suffix if final is None else final)
+    middle = (exchange + _ph("OUTPUT", st.assistant) + _frag(st.assistant.suffix)
+              + ("{SPLIT}" if final is not None else "") + _frag(st.user.prefix))
+    last = exchange + _final_output(st.assistant) + _frag(st.assistant.suffix if final is None else final)
     head = _frag(st.preamble)
     if sb is not None and sb.absent is not None:  # {NOSYSTEM} marks where the block starts
         head += "{NOSYSTEM}" + _frag(sb.absent) + "{/NOSYSTEM}" + system + _frag(st.user.prefix)
