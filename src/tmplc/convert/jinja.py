@@ -50,9 +50,9 @@ Conventions (where the issue is silent):
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import replace as _replace
 from typing import Any
 
+from tmplc.convert import answers
 from tmplc.convert.common import (
     DATE_FORMATS,
     DATE_SENT,
@@ -74,9 +74,6 @@ from tmplc.convert.sandbox import DEFAULT_LIMITS, Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import ChatFormat, Metadata
 
-# reasoning in front of an answer: a template that renders the answer alone drops it (|drop_think)
-THINK = "<think>Th1nkqZmXi</think>"
-THINK_MID = "M1dqZmXj</think>"  # after a first </think>: kept by split('</think>', 1)[-1]
 DATE_1 = _dt.date(2026, 3, 14)  # every field distinct from DATE_2 and from each other
 DATE_2 = _dt.date(1999, 12, 31)
 _RESERVED = ("messages", "add_generation_prompt", "__today__")
@@ -137,10 +134,9 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         "pad:user": probe.job(P(False, pad="user")),
         "pad:assistant": probe.job(P(False, pad="assistant")),
         "sys:empty": probe.job([{"role": "system", "content": ""}] + P(False)),
-        "think": probe.job([dict(m, content=THINK + m["content"]) if m["role"] == "assistant" else m
-                            for m in P(False)]),
-        "think2": probe.job([dict(m, content=THINK + THINK_MID + m["content"]) if m["role"] == "assistant"
-                             else m for m in P(False)]),
+        "hist": probe.job(P(False) + [{"role": "user", "content": SENT["user3"]}]),
+        "sys:hist": probe.job(P(True) + [{"role": "user", "content": SENT["user3"]}]),
+        **{n: probe.job(m) for n, m in answers.probe_jobs().items()},
     }
     names = list(jobs)
     res = dict(zip(names, probe.run([jobs[n] for n in names])))
@@ -203,6 +199,11 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                 f"{shown.replace(SENT[key], 'X')!r}", "content")
 
     # -- 2. structure -------------------------------------------------------------------
+    # the layout is read off renders whose last answer is rendered as an earlier one (a final
+    # answer may differ: a reasoning block, kept reasoning); the final answer's rule comes after
+    nosys = _as_history(nosys, res["hist"])
+    if has_system:
+        sys_text = _as_history(sys_text, res["sys:hist"])
     full = sys_text if has_system else nosys
     if gen_ignored and not _parses(nosys, trim, q_text):
         # the same text with and without add_generation_prompt, and the conversation does not
@@ -215,15 +216,9 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
 
     def complete(st):
         """The rest of the layout from the other probes (raises when this reading cannot)."""
-        if res["think"] == res["nosys"]:  # answers rendered without their reasoning: |drop_think(_first)
-            first = nosys
-            for k in ("assistant1", "assistant2"):
-                first = first.replace(SENT[k], THINK_MID + SENT[k])
-            mode = "last" if res["think2"] == res["nosys"] else "first" if res["think2"] == ("ok", first) else ""
-            st = _replace(st, assistant=_replace(st.assistant, drop_think=mode))
         if has_system:
             st = recover_default(st, nosys, tokens, date_format)
-            st = _recover_skip_empty(st, res["sys:empty"], nosys, tokens)
+            st = _recover_skip_empty(st, res["sys:empty"], res["nosys"][1], tokens)
         elif ChatFormat(st).render(probe_messages(False), **tokens) != nosys:
             raise ConversionRefused("the recovered layout does not render the probe", "structure")
         return st
@@ -233,6 +228,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                                date_format=date_format,
                                first_turn=nosys[:nosys.find(SENT["user1"])] if SENT["user1"] in nosys else None,
                                check=complete)
+    st = answers.infer(st, res, tokens)
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "
                                 "(pass bos_token=, or use load_template_source)", "tokens")
@@ -271,6 +267,18 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     return fmt.with_meta(notes=notes)
 
 
+def _as_history(final_text: str, hist: tuple[str, str]) -> str:
+    """``final_text`` (a probe ending with the second answer) with that answer and what precedes
+    it as the ``hist`` probe (the conversation going on with a user message) renders them; its
+    ending is kept (a last answer may end differently: ``final_suffix``)."""
+    kind, hist_text = hist
+    k = SENT["assistant2"]
+    i, j = hist_text.find(k), final_text.find(k)
+    if kind != "ok" or i < 0 or j < 0:
+        return final_text
+    return hist_text[:i + len(k)] + final_text[j + len(k):]
+
+
 def _recover_skip_empty(st, empty_res: tuple[str, str], nosys: str, tokens: dict):
     """``{SYSTEM|nonempty}`` when a system message with content "" renders exactly like no system
     message (``{% if system_message %}``) and the block as recovered would render it."""
@@ -280,7 +288,7 @@ def _recover_skip_empty(st, empty_res: tuple[str, str], nosys: str, tokens: dict
     if kind != "ok" or text != nosys:
         return st
     msgs = [{"role": "system", "content": ""}] + probe_messages(False)
-    if ChatFormat(st).render(msgs, **tokens) == text:
+    if ChatFormat(st).render(msgs, **tokens) == ChatFormat(st).render(probe_messages(False), **tokens):
         return st
     return replace(st, system=replace(st.system, skip_empty=True))
 

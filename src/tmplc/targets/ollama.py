@@ -77,6 +77,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Sequence
 
 from tmplc.errors import TmplcError
+from tmplc.spec.parse import THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -367,11 +368,19 @@ class _Gen:
         st = self.st
         think = getattr(st.assistant, "drop_think", "")
         if think:
-            which, filt = ("first", "|drop_think_first") if think == "first" else ("last", "|drop_think")
+            which = "first" if think == "first" else "last"
             raise TargetError(
                 f"format {fmt.name!r} renders answers from after their {which} '</think>' "
-                f"({{OUTPUT{filt}}}), which an Ollama template cannot do (Ollama's template functions "
-                "cannot search or split a string)")
+                f"({{OUTPUT|{THINK_FILTER_OF[think]}}}), which an Ollama template cannot do (Ollama's template "
+                "functions cannot search or split a string)")
+        if getattr(st.assistant, "lstrip_nl", False):
+            raise TargetError(f"format {fmt.name!r} removes leading newlines from answers ({{OUTPUT|lstrip_nl}}), "
+                              "which an Ollama template cannot do (no string functions)")
+        if getattr(st.assistant, "final", None) is not None:
+            raise TargetError(
+                f"format {fmt.name!r} renders the final answer's content by its own rule (the second "
+                "{OUTPUT}'s filters or a {THINK} block: reasoning kept or re-wrapped), which an Ollama "
+                "template cannot do: Ollama's template functions cannot search, split or strip a string")
         self.dated = False
         for where, frag in self.fragments():
             for p in frag:
