@@ -29,7 +29,7 @@ THINK_START = "<think>"
 
 #: ``Turn.drop_think`` values: which ``</think>`` ends the reasoning, and how the answer after it
 #: is cleaned when the content has one (the ``if '</think>' in content`` of reasoning templates)
-DROP_THINK = ("", "last", "first", "last_lstrip_nl", "last_strip_nl", "last_trim")
+DROP_THINK = ("", "last", "first", "last_lstrip_nl", "last_strip_nl", "last_trim", "first_lstrip_nl")
 
 
 def drop_reasoning(text: str, mode: str) -> str:
@@ -37,12 +37,14 @@ def drop_reasoning(text: str, mode: str) -> str:
 
     ``"last"``/``"first"``: ``text.split('</think>')[-1]`` / ``text.split('</think>', 1)[-1]``;
     ``"last_lstrip_nl"`` / ``"last_strip_nl"`` / ``"last_trim"``: when ``text`` contains ``</think>``,
-    the text after the last one with ``.lstrip('\\n')`` / ``.strip('\\n')`` / ``.strip()`` (Qwen3,
+    the text after the last one (``"first_lstrip_nl"``: the first one) with ``.lstrip('\\n')`` / ``.strip('\\n')`` / ``.strip()`` (Qwen3,
     MiniMax-M2, LFM2.5); ``text`` unchanged otherwise."""
     if not mode or THINK_END not in text:
         return text
     if mode == "first":
         return text.split(THINK_END, 1)[1]
+    if mode == "first_lstrip_nl":
+        return text.split(THINK_END, 1)[1].lstrip("\n")
     answer = text.split(THINK_END)[-1]
     if mode == "last_lstrip_nl":
         return answer.lstrip("\n")

@@ -60,12 +60,21 @@ def caveats(fmt: "ChatFormat") -> list[Caveat]:
             "it exactly). Train on answers that start with it (e.g. reasoning in <think>...</think>) with "
             "a format whose turns contain it, or drop {PROMPT=...} for inference"))
     if a.drop_think:
-        which = "last" if a.drop_think == "last" else "first"
-        out.append(Caveat(
-            "reasoning-dropped",
-            f"answers are rendered from after their {which} '</think>': reasoning in the training data is "
-            "dropped from every assistant turn (no reasoning is trained); to train reasoning, use a format "
-            "without |drop_think"))
+        which = "first" if a.drop_think.startswith("first") else "last"
+        fin = a.final
+        if fin is not None and (not fin.drop_think or fin.think is not None):
+            out.append(Caveat(
+                "reasoning-dropped",
+                f"earlier answers are rendered from after their {which} '</think>', and only the final answer "
+                "(the conversation's last message) keeps its reasoning: in a multi-turn training row, the "
+                "reasoning of every answer but the last is dropped (not trained); to train each answer's "
+                "reasoning, make one row per answer (the conversation up to it)"))
+        else:
+            out.append(Caveat(
+                "reasoning-dropped",
+                f"answers are rendered from after their {which} '</think>': reasoning in the training data is "
+                "dropped from every assistant turn (no reasoning is trained); to train reasoning, use a format "
+                "without |drop_think"))
     if st.dated:
         out.append(Caveat(
             "renders-today",

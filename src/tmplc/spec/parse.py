@@ -22,7 +22,8 @@ TRIMS = ("trim", "lstrip", "rstrip")
 # strftime conversions of a *date* that Python, HF's strftime_now and llama.cpp render alike
 DATE_CONVERSIONS = "aAbBCdDeFgGhjmnuUVwWxyYt%"
 THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_nl": "last_lstrip_nl",
-          "drop_think_strip_nl": "last_strip_nl", "drop_think_trim": "last_trim"}
+          "drop_think_strip_nl": "last_strip_nl", "drop_think_trim": "last_trim",
+          "drop_think_first_lstrip_nl": "first_lstrip_nl"}
 THINK_FILTER_OF = {v: k for k, v in THINKS.items()}
 FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "always")
 # the filters each placeholder takes
@@ -132,7 +133,7 @@ class _ToAtoms(Transformer):
                 raise self._err(f"unknown filter |{filt} on {{{name}}}; filters: |trim, |lstrip, |rstrip "
                                 "(content whitespace), |nonempty (on {SYSTEM}), |drop_think, "
                                 "|drop_think_first, |drop_think_lstrip_nl, |drop_think_strip_nl, "
-                                "|drop_think_trim and |lstrip_nl (on {OUTPUT}), |always (on {THINK}), "
+                                "|drop_think_trim, |drop_think_first_lstrip_nl and |lstrip_nl (on {OUTPUT}), |always (on {THINK}), "
                                 "|trim (on {REASONING})", open_tok)
             if filt not in _TAKES.get(name, ()):
                 takers = [f"{{{k}}}" for k, v in _TAKES.items() if filt in v]
