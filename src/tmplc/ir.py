@@ -121,13 +121,36 @@ def fragment(pieces: Iterable[Piece | str]) -> Fragment:
     return tuple(out)
 
 
+def _normalise_rule(part: Any) -> None:
+    """One value per meaning for a content rule: a strip that a later step repeats is dropped
+    (``|drop_think_lstrip_nl|lstrip_nl`` is ``|drop_think|lstrip_nl``; a trim of both sides or the
+    left after the drop makes ``lstrip_nl`` and the drop's own strip redundant)."""
+    def put(name: str, value: Any) -> None:
+        object.__setattr__(part, name, value)
+
+    if not part.trim and part.trim_side != "both":
+        put("trim_side", "both")
+    plain = {"last_lstrip_nl": "last", "first_lstrip_nl": "first"}
+    if part.trim and not part.trim_first and part.trim_side in ("both", "left"):
+        put("lstrip_nl", False)
+        if part.trim_side == "both":
+            plain = dict(plain, last_strip_nl="last", last_trim="last")
+        put("drop_think", plain.get(part.drop_think, part.drop_think))
+    elif part.lstrip_nl:
+        put("drop_think", plain.get(part.drop_think, part.drop_think))
+
+
 def answer_content(part: Any, text: str) -> str:
     """``text`` through a content rule (a :class:`Turn` or :class:`FinalAnswer`): reasoning dropped,
-    then ``lstrip_nl`` (``.lstrip('\\n')``), then the whitespace trim."""
+    then ``lstrip_nl`` (``.lstrip('\\n')``), then the whitespace trim (first of all when
+    ``trim_first``: Qwen3.5 trims a message before it splits off the reasoning)."""
+    first = getattr(part, "trim_first", False)
+    if first:
+        text = apply_trim(text, part.trim, part.trim_side)
     text = drop_reasoning(text, getattr(part, "drop_think", ""))
     if getattr(part, "lstrip_nl", False):
         text = text.lstrip("\n")
-    return apply_trim(text, part.trim, part.trim_side)
+    return text if first else apply_trim(text, part.trim, part.trim_side)
 
 
 @dataclass(frozen=True)
@@ -163,18 +186,23 @@ class FinalAnswer:
     trim: bool = False
     trim_side: Side = "both"
     think: ThinkBlock | None = None
+    trim_first: bool = False
 
     def __post_init__(self) -> None:
-        if not self.trim and self.trim_side != "both":
-            object.__setattr__(self, "trim_side", "both")
+        if self.trim_first and not (self.trim and (self.drop_think or self.think is not None)):
+            object.__setattr__(self, "trim_first", False)
+        _normalise_rule(self)
 
     def content(self, text: str) -> str:
         """``text`` as the final answer renders it (reasoning block included)."""
-        return (self.think.render(text) if self.think else "") + answer_content(self, text)
+        if self.think is None:
+            return answer_content(self, text)
+        seen = apply_trim(text, self.trim, self.trim_side) if self.trim_first else text
+        return self.think.render(seen) + answer_content(self, text)
 
     def rule(self) -> tuple:
         """The content rule without the block (compared with a Turn's to normalise)."""
-        return (self.drop_think, self.lstrip_nl, self.trim, self.trim_side)
+        return (self.drop_think, self.lstrip_nl, self.trim, self.trim_side, self.trim_first)
 
 
 @dataclass(frozen=True)
@@ -205,7 +233,8 @@ class Turn:
     ``"last_lstrip_nl"``/``"last_strip_nl"``/``"last_trim"`` (``|drop_think_lstrip_nl``, ...) also
     strip the answer after ``</think>`` (see :func:`drop_reasoning`).  ``lstrip_nl``
     (``{OUTPUT|lstrip_nl}``) then removes leading ``\\n`` from every answer.  Both apply before
-    any trim.
+    the trim, unless ``trim_first`` (``|trim_first``, with a trim and a drop_think filter): then the
+    content is trimmed before its reasoning is dropped.
 
     ``final`` (assistant only): how the final answer renders its content when that differs
     (:class:`FinalAnswer`); normalised to None when it is this turn's own rule.
@@ -221,18 +250,20 @@ class Turn:
     final_suffix: Fragment | None = None
     lstrip_nl: bool = False
     final: FinalAnswer | None = None
+    trim_first: bool = False
 
     def __post_init__(self) -> None:
-        if not self.trim and self.trim_side != "both":  # one value per meaning
-            object.__setattr__(self, "trim_side", "both")
+        if self.trim_first and not (self.trim and self.drop_think):
+            object.__setattr__(self, "trim_first", False)
+        _normalise_rule(self)  # one value per meaning
         if self.final_suffix is not None and tuple(self.final_suffix) == tuple(self.suffix):
             object.__setattr__(self, "final_suffix", None)
         if self.final is not None and self.final.think is None and self.final.rule() == self.rule():
             object.__setattr__(self, "final", None)
 
     def rule(self) -> tuple:
-        """The content rule (drop_think, lstrip_nl, trim, trim_side)."""
-        return (self.drop_think, self.lstrip_nl, self.trim, self.trim_side)
+        """The content rule (drop_think, lstrip_nl, trim, trim_side, trim_first)."""
+        return (self.drop_think, self.lstrip_nl, self.trim, self.trim_side, self.trim_first)
 
     def content(self, text: str, final: bool = False) -> str:
         """``text`` as this turn renders it (reasoning dropped, ``lstrip_nl``, trimmed); ``final``:

@@ -89,9 +89,10 @@ def infer(st: Structure, results: dict, tokens: dict) -> Structure:
     hist = [n for n in jobs if n.startswith("answer:hist:")]
     final = [n for n in jobs if n.startswith("answer:final:")]
     a = st.assistant
-    rules = [(d, l) for l, d in product((False, True), DROP_THINK)]
-    for d, l in [(a.drop_think, a.lstrip_nl)] + rules:
-        cand = replace(st, assistant=replace(a, drop_think=d, lstrip_nl=l, final=None))
+    firsts = (False, True) if a.trim else (False,)
+    rules = [(d, l, f) for f, l, d in product(firsts, (False, True), DROP_THINK)]
+    for d, l, f in [(a.drop_think, a.lstrip_nl, a.trim_first)] + rules:
+        cand = replace(st, assistant=replace(a, drop_think=d, lstrip_nl=l, trim_first=f, final=None))
         if _matches(cand, results, hist, jobs, tokens):
             st = cand
             break
@@ -101,8 +102,8 @@ def infer(st: Structure, results: dict, tokens: dict) -> Structure:
         return st
     a = st.assistant
     blocks: list[ThinkBlock | None] = [None] + _block_candidates(st, results, tokens)
-    for block, l, d in product(blocks, (False, True), DROP_THINK):
-        cand = replace(st, assistant=replace(a, final=FinalAnswer(d, l, a.trim, a.trim_side, block)))
+    for block, f, l, d in product(blocks, firsts, (False, True), DROP_THINK):
+        cand = replace(st, assistant=replace(a, final=FinalAnswer(d, l, a.trim, a.trim_side, block, f)))
         if _matches(cand, results, final, jobs, tokens):
             return cand
     return st

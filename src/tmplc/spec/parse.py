@@ -25,9 +25,9 @@ THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_
           "drop_think_strip_nl": "last_strip_nl", "drop_think_trim": "last_trim",
           "drop_think_first_lstrip_nl": "first_lstrip_nl"}
 THINK_FILTER_OF = {v: k for k, v in THINKS.items()}
-FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "always")
+FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always")
 # the filters each placeholder takes
-_TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl",), "SYSTEM": TRIMS + ("nonempty",),
+_TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first"), "SYSTEM": TRIMS + ("nonempty",),
           "THINK": ("always",), "REASONING": ("trim",)}
 
 
@@ -133,7 +133,7 @@ class _ToAtoms(Transformer):
                 raise self._err(f"unknown filter |{filt} on {{{name}}}; filters: |trim, |lstrip, |rstrip "
                                 "(content whitespace), |nonempty (on {SYSTEM}), |drop_think, "
                                 "|drop_think_first, |drop_think_lstrip_nl, |drop_think_strip_nl, "
-                                "|drop_think_trim, |drop_think_first_lstrip_nl and |lstrip_nl (on {OUTPUT}), |always (on {THINK}), "
+                                "|drop_think_trim, |drop_think_first_lstrip_nl, |lstrip_nl and |trim_first (on {OUTPUT}), |always (on {THINK}), "
                                 "|trim (on {REASONING})", open_tok)
             if filt not in _TAKES.get(name, ()):
                 takers = [f"{{{k}}}" for k, v in _TAKES.items() if filt in v]
@@ -144,6 +144,9 @@ class _ToAtoms(Transformer):
                                 + (", ".join(takers[:-1]) + " and " if len(takers) > 1 else "") + takers[-1]
                                 + (" (it renders an answer from after its reasoning's </think>)"
                                    if filt in THINKS else why.get(filt, "")), open_tok)
+        if "trim_first" in filts and not (any(f in TRIMS for f in filts) and any(f in THINKS for f in filts)):
+            raise self._err(f"|trim_first on {{{name}}} needs a trim filter (|trim, |lstrip, |rstrip) and a "
+                            "|drop_think filter: it trims the content before the reasoning is dropped", open_tok)
         if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1 or \
                 sum(f in THINKS for f in filts) > 1:
             raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "

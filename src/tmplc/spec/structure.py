@@ -326,10 +326,11 @@ class _Recovery:
         user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
                     trim_side=_side(a_i1))
         final = FinalAnswer(_drop(a_o2), "lstrip_nl" in a_o2.filters, a_o2.trim is not None, _side(a_o2),
-                            getattr(self, "think", None))
+                            getattr(self, "think", None), "trim_first" in a_o2.filters)
         assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
                          a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only,
-                         _drop(a_o1), final_suffix, "lstrip_nl" in a_o1.filters, final)
+                         _drop(a_o1), final_suffix, "lstrip_nl" in a_o1.filters, final,
+                         "trim_first" in a_o1.filters)
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "

@@ -52,6 +52,9 @@ def content_expr(expr: str, part, strip=hf_strip) -> str:
     """``expr`` as the Turn/SystemBlock/FinalAnswer ``part`` renders it: reasoning dropped,
     ``.lstrip('\\n')``, then the whitespace trim written by ``strip(side, expr)`` (the llama.cpp
     target passes its exact macros)."""
+    first = getattr(part, "trim_first", False)
+    if first:
+        expr = strip(part.trim_side, expr)
     drop = getattr(part, "drop_think", "")
     if drop in ("last", "first"):
         expr = ("(" + expr + ").split(" + jinja_string(THINK_END)
@@ -63,7 +66,7 @@ def content_expr(expr: str, part, strip=hf_strip) -> str:
         expr = "(" + answer + " if " + jinja_string(THINK_END) + " in " + expr + " else " + expr + ")"
     if getattr(part, "lstrip_nl", False):
         expr = "(" + expr + ").lstrip('\\n')"
-    if not part.trim:
+    if not part.trim or first:
         return expr
     return strip(part.trim_side, expr)
 
@@ -82,7 +85,7 @@ def reasoning_expr(expr: str) -> str:
             + expr + " else '')")
 
 
-def _think_block(tb, strip=hf_strip) -> str:
+def _think_block(tb, strip=hf_strip, content: str = "message['content']") -> str:
     """A final answer's reasoning block (:class:`tmplc.ir.ThinkBlock`), before its content."""
     if tb is None:
         return ""
@@ -90,7 +93,7 @@ def _think_block(tb, strip=hf_strip) -> str:
         + (strip("both", REASONING_VAR) if tb.trim else REASONING_VAR) + " -}}" + ("{{- " + jinja_string(tb.close) + " -}}" if tb.close else "")
     if not tb.always:
         out = "{%- if " + REASONING_VAR + " -%}" + out + "{%- endif -%}"
-    return "{%- set " + REASONING_VAR + " = " + reasoning_expr("message['content']") + " -%}" + out
+    return "{%- set " + REASONING_VAR + " = " + reasoning_expr(content) + " -%}" + out
 
 
 def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip) -> str:
@@ -147,7 +150,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
         ending = "{%- if loop.last -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
     content = _content("message['content']", a, strip)
     if a.final is not None:
-        content = ("{%- if loop.last -%}" + _think_block(a.final.think, strip)
+        seen = strip(a.final.trim_side, "message['content']") if a.final.trim_first else "message['content']"
+        content = ("{%- if loop.last -%}" + _think_block(a.final.think, strip, seen)
                    + _content("message['content']", a.final, strip)
                    + "{%- else -%}" + content + "{%- endif -%}")
     body = _out(a.lead) + content + ending

@@ -43,6 +43,8 @@ def _ph(name: str, part, default: str | None = None) -> str:
         inner += "|" + THINK_FILTER_OF[part.drop_think]
     if getattr(part, "lstrip_nl", False):
         inner += "|lstrip_nl"
+    if getattr(part, "trim_first", False):
+        inner += "|trim_first"
     if default is not None:
         if "{" in default or "}" in default:
             raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
