@@ -153,6 +153,15 @@ def answer_content(part: Any, text: str) -> str:
     return text if first else apply_trim(text, part.trim, part.trim_side)
 
 
+def render_answer(part: Any, text: str) -> str:
+    """An answer as a rule with a reasoning block renders it (:class:`Turn` or :class:`FinalAnswer`):
+    the block (of the content as trimmed first, with ``trim_first``), then :func:`answer_content`."""
+    if part.think is None:
+        return answer_content(part, text)
+    seen = apply_trim(text, part.trim, part.trim_side) if part.trim_first else text
+    return part.think.render(seen) + answer_content(part, text)
+
+
 @dataclass(frozen=True)
 class ThinkBlock:
     """The reasoning block a final answer renders before its content (``{THINK}...{/THINK}``):
@@ -195,10 +204,7 @@ class FinalAnswer:
 
     def content(self, text: str) -> str:
         """``text`` as the final answer renders it (reasoning block included)."""
-        if self.think is None:
-            return answer_content(self, text)
-        seen = apply_trim(text, self.trim, self.trim_side) if self.trim_first else text
-        return self.think.render(seen) + answer_content(self, text)
+        return render_answer(self, text)
 
     def rule(self) -> tuple:
         """The content rule without the block (compared with a Turn's to normalise)."""
@@ -236,8 +242,12 @@ class Turn:
     the trim, unless ``trim_first`` (``|trim_first``, with a trim and a drop_think filter): then the
     content is trimmed before its reasoning is dropped.
 
+    ``think`` (assistant only; ``{THINK}...{/THINK}`` before both ``{OUTPUT}``): the reasoning block
+    every answer renders before its content (:class:`ThinkBlock`; Ling keeps every answer's
+    reasoning as ``<think>...</think>``).
+
     ``final`` (assistant only): how the final answer renders its content when that differs
-    (:class:`FinalAnswer`); normalised to None when it is this turn's own rule.
+    (:class:`FinalAnswer`); normalised to None when it is this turn's own rule and block.
     """
 
     prefix: Fragment = ()
@@ -251,14 +261,15 @@ class Turn:
     lstrip_nl: bool = False
     final: FinalAnswer | None = None
     trim_first: bool = False
+    think: ThinkBlock | None = None
 
     def __post_init__(self) -> None:
-        if self.trim_first and not (self.trim and self.drop_think):
+        if self.trim_first and not (self.trim and (self.drop_think or self.think is not None)):
             object.__setattr__(self, "trim_first", False)
         _normalise_rule(self)  # one value per meaning
         if self.final_suffix is not None and tuple(self.final_suffix) == tuple(self.suffix):
             object.__setattr__(self, "final_suffix", None)
-        if self.final is not None and self.final.think is None and self.final.rule() == self.rule():
+        if self.final is not None and self.final.think == self.think and self.final.rule() == self.rule():
             object.__setattr__(self, "final", None)
 
     def rule(self) -> tuple:
@@ -270,7 +281,7 @@ class Turn:
         as the final answer (the conversation's last message) renders it."""
         if final and self.final is not None:
             return self.final.content(text)
-        return answer_content(self, text)
+        return render_answer(self, text)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from itertools import product
 
 from tmplc.errors import MessageError
-from tmplc.ir import DROP_THINK, ChatFormat, FinalAnswer, Structure, ThinkBlock
+from tmplc.ir import DROP_THINK, ChatFormat, FinalAnswer, Structure, Text, ThinkBlock
 
 REASON = "R3asonqZmXm"
 ANSWER = "Answ3rqZmXn"
@@ -40,10 +40,12 @@ def conversation(content: str, final: bool) -> list[dict]:
 
 
 def probe_jobs() -> dict[str, list[dict]]:
-    """The answer probes, named ``answer:<final|hist>:<i>``, plus ``answer:block``."""
+    """The answer probes, named ``answer:<final|hist>:<i>``, plus the block probes
+    ``answer:block:<final|hist>``."""
     jobs = {f"answer:{'final' if final else 'hist'}:{i}": conversation(c, final)
             for i, c in enumerate(ANSWER_PROBES) for final in (False, True)}
-    jobs["answer:block"] = conversation(BLOCK_PROBE, True)
+    for final in (False, True):
+        jobs[f"answer:block:{'final' if final else 'hist'}"] = conversation(BLOCK_PROBE, final)
     return jobs
 
 
@@ -59,26 +61,44 @@ def _matches(st: Structure, results: dict, names: list[str], contents: dict, tok
     return True
 
 
-def _block_candidates(st: Structure, results: dict, tokens: dict) -> list[ThinkBlock]:
-    """Reasoning blocks the final answer may render: ``open``/``close`` read off the block probe."""
-    kind, text = results.get("answer:block", ("error", ""))
+def _lead_text(st: Structure) -> str | None:
+    lead = st.assistant.lead
+    return "".join(p.value for p in lead) if all(isinstance(p, Text) for p in lead) else None
+
+
+def _blocks(st: Structure, results: dict, tokens: dict, final: bool) -> list[tuple[Structure, ThinkBlock]]:
+    """Reasoning blocks an answer (the first one; ``final``: the final one) may render, with
+    ``open``/``close`` read off the block probe.  Every answer's block may also be the lead: a
+    template whose answers all start with ``<think></think>`` (the empty block) has it as the lead
+    of the layout until the block probe shows the reasoning in it."""
+    kind, text = results.get(f"answer:block:{'final' if final else 'hist'}", ("error", ""))
     if kind != "ok":
         return []
-    msgs = conversation(BLOCK_PROBE, True)
+    msgs = conversation(BLOCK_PROBE, True) if final else conversation(BLOCK_PROBE, True)[:2]
     msgs[-1] = dict(msgs[-1], content="")
     try:
         head = ChatFormat(st).render(msgs, continue_final_message=True, **tokens)
     except MessageError:
         return []
-    if not text.startswith(head):
-        return []
-    rest = text[len(head):]
-    i = rest.find(REASON)
-    j = rest.find(ANSWER, i + len(REASON))
-    if i < 0 or j < 0:
-        return []
-    open_, close = rest[:i], rest[i + len(REASON):j]
-    return [ThinkBlock(open_, close, always, trim) for always, trim in product((False, True), repeat=2)]
+    lead = _lead_text(st)
+    out = []
+    for cut in ([0] + ([len(lead)] if lead and not final else [])):
+        h = head[:len(head) - cut]
+        if not text.startswith(h):
+            continue
+        rest = text[len(h):]
+        i = rest.find(REASON)
+        j = rest.find(ANSWER, i + len(REASON))
+        if i < 0 or j < 0:
+            continue
+        open_, close = rest[:i], rest[i + len(REASON):j]
+        if cut:  # the lead becomes the empty block: only an always-rendered block is the same text
+            if open_ + close == lead:
+                base = replace(st, assistant=replace(st.assistant, lead=()))
+                out += [(base, ThinkBlock(open_, close, True, trim)) for trim in (False, True)]
+            continue
+        out += [(st, ThinkBlock(open_, close, always, trim)) for always, trim in product((False, True), repeat=2)]
+    return out
 
 
 def infer(st: Structure, results: dict, tokens: dict) -> Structure:
@@ -91,19 +111,27 @@ def infer(st: Structure, results: dict, tokens: dict) -> Structure:
     a = st.assistant
     firsts = (False, True) if a.trim else (False,)
     rules = [(d, l, f) for f, l, d in product(firsts, (False, True), DROP_THINK)]
-    for d, l, f in [(a.drop_think, a.lstrip_nl, a.trim_first)] + rules:
-        cand = replace(st, assistant=replace(a, drop_think=d, lstrip_nl=l, trim_first=f, final=None))
-        if _matches(cand, results, hist, jobs, tokens):
-            st = cand
+    found = None
+    for base, block in [(st, None)] + _blocks(st, results, tokens, final=False):
+        b = base.assistant
+        for d, l, f in [(b.drop_think, b.lstrip_nl, b.trim_first)] + rules:
+            cand = replace(base, assistant=replace(b, drop_think=d, lstrip_nl=l, trim_first=f, final=None,
+                                                   think=block))
+            if _matches(cand, results, hist, jobs, tokens):
+                found = cand
+                break
+        if found is not None:
             break
-    else:
+    if found is None:
         return st
+    st = found
     if _matches(st, results, final, jobs, tokens):
         return st
     a = st.assistant
-    blocks: list[ThinkBlock | None] = [None] + _block_candidates(st, results, tokens)
-    for block, f, l, d in product(blocks, firsts, (False, True), DROP_THINK):
-        cand = replace(st, assistant=replace(a, final=FinalAnswer(d, l, a.trim, a.trim_side, block, f)))
+    for (base, block), f, l, d in product([(st, None)] + _blocks(st, results, tokens, final=True), firsts,
+                                          (False, True), DROP_THINK):
+        b = base.assistant
+        cand = replace(base, assistant=replace(b, final=FinalAnswer(d, l, b.trim, b.trim_side, block, f)))
         if _matches(cand, results, final, jobs, tokens):
             return cand
     return st

@@ -48,7 +48,7 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
 10. The second ``{OUTPUT}`` is the *final answer* (the conversation's last message): its filters
    may differ from the first's, and ``{THINK}...{/THINK}`` right before it (holding literal text
    and one ``{REASONING}``) is the reasoning block it renders before its content (``final`` of
-   the assistant turn; Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
+   the assistant turn; before both ``{OUTPUT}`` it is every answer's block (``think``); Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
    {THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think_lstrip_nl|lstrip_nl}``).
 7. ``{PROMPT=text}`` (in both exchanges, right before ``{OUTPUT}``, or right after ``{REPLY}``)
    is text the generation prompt adds after the assistant prefix and that rendered turns never
@@ -159,33 +159,42 @@ class _Recovery:
         return atoms[:i] + [split] + atoms[j + 1:], atoms[i:j + 1]
 
     def _think(self, atoms: list[Atom]):
-        """Take ``{THINK}...{/THINK}`` (right before the second ``{OUTPUT}``) out of the atoms."""
+        """Take the ``{THINK}...{/THINK}`` blocks (each right before an ``{OUTPUT}``) out of the
+        atoms: the first exchange's is every answer's block, the second's the final answer's."""
         opens = [i for i, a in enumerate(atoms) if a.kind == "THINK"]
         closes = [i for i, a in enumerate(atoms) if a.kind == "/THINK"]
         marks = [i for i, a in enumerate(atoms) if a.kind == "REASONING"]
         if not opens and not closes and not marks:
-            return atoms, None
-        if len(opens) != 1 or len(closes) != 1 or closes[0] < opens[0]:
+            return atoms, (None, None)
+        if len(opens) != len(closes) or any(c < o for o, c in zip(opens, closes)) or \
+                any(o < c for o, c in zip(opens[1:], closes)):
             at = atoms[sorted(opens + closes)[-1] if opens + closes else marks[0]]
-            raise self.error("{THINK}...{/THINK} appears once, as a pair, right before the second {OUTPUT} "
-                             "(the final answer's reasoning block)", at)
-        i, j = opens[0], closes[0]
+            raise self.error("{THINK}...{/THINK} appears as a pair, right before an {OUTPUT} (a reasoning "
+                             "block: before the second {OUTPUT} only, the final answer's)", at)
         outputs = [k for k, a in enumerate(atoms) if a.kind == "OUTPUT"]
-        if len(outputs) != 2 or j + 1 != outputs[1]:
-            raise self.error("{THINK}...{/THINK} goes right before the second {OUTPUT}: it is the reasoning "
-                             "block of the final answer (the last message)", atoms[i])
-        inner = atoms[i + 1:j]
-        for a in inner:
-            if a.kind not in ("char", "REASONING"):
-                raise self.error(f"{a.show()} inside {{THINK}}: it holds literal text and one {{REASONING}}", a)
-        where = [k for k, a in enumerate(inner) if a.kind == "REASONING"]
-        if len(where) != 1 or len(marks) != 1:
-            raise self.error("{THINK}...{/THINK} holds exactly one {REASONING} (where the reasoning goes), "
-                             "and {REASONING} goes only there", atoms[i])
-        k = where[0]
-        block = ThinkBlock("".join(a.value for a in inner[:k]), "".join(a.value for a in inner[k + 1:]),
-                           "always" in atoms[i].filters, "trim" in inner[k].filters)
-        return atoms[:i] + atoms[j + 1:], block
+        blocks: list[ThinkBlock | None] = [None, None]
+        for i, j in zip(opens, closes):
+            if j + 1 not in outputs or len(outputs) != 2:
+                raise self.error("{THINK}...{/THINK} goes right before an {OUTPUT}: before the second only, it "
+                                 "is the reasoning block of the final answer (the last message); before both, "
+                                 "every answer's", atoms[i])
+            inner = atoms[i + 1:j]
+            for a in inner:
+                if a.kind not in ("char", "REASONING"):
+                    raise self.error(f"{a.show()} inside {{THINK}}: it holds literal text and one {{REASONING}}", a)
+            where = [k for k, a in enumerate(inner) if a.kind == "REASONING"]
+            if len(where) != 1:
+                raise self.error("{THINK}...{/THINK} holds exactly one {REASONING} (where the reasoning goes)",
+                                 atoms[i])
+            k = where[0]
+            blocks[outputs.index(j + 1)] = ThinkBlock(
+                "".join(a.value for a in inner[:k]), "".join(a.value for a in inner[k + 1:]),
+                "always" in atoms[i].filters, "trim" in inner[k].filters)
+        if len(marks) != len(opens):
+            raise self.error("{REASONING} goes only inside {THINK}...{/THINK}",
+                             next(atoms[m] for m in marks if not any(o < m < c for o, c in zip(opens, closes))))
+        drop = set(k for o, c in zip(opens, closes) for k in range(o, c + 1))
+        return [a for k, a in enumerate(atoms) if k not in drop], tuple(blocks)
 
     def _run(self, atoms: list[Atom]) -> Structure:
         if not atoms:
@@ -325,12 +334,13 @@ class _Recovery:
 
         user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
                     trim_side=_side(a_i1))
+        think, final_think = getattr(self, "think", (None, None))
         final = FinalAnswer(_drop(a_o2), "lstrip_nl" in a_o2.filters, a_o2.trim is not None, _side(a_o2),
-                            getattr(self, "think", None), "trim_first" in a_o2.filters)
+                            final_think, "trim_first" in a_o2.filters)
         assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
                          a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only,
                          _drop(a_o1), final_suffix, "lstrip_nl" in a_o1.filters, final,
-                         "trim_first" in a_o1.filters)
+                         "trim_first" in a_o1.filters, think)
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "

@@ -96,6 +96,12 @@ def _think_block(tb, strip=hf_strip, content: str = "message['content']") -> str
     return "{%- set " + REASONING_VAR + " = " + reasoning_expr(content) + " -%}" + out
 
 
+def _answer(rule, strip) -> str:
+    """An answer's block (if any) and content by ``rule`` (an assistant Turn or FinalAnswer)."""
+    seen = strip(rule.trim_side, "message['content']") if rule.trim_first else "message['content']"
+    return _think_block(rule.think, strip, seen) + _content("message['content']", rule, strip)
+
+
 def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip) -> str:
     """Generate the chat template.  ``generation_tags`` wraps the assistant lead, content and
     suffix in ``{% generation %}`` for ``return_assistant_tokens_mask`` (HF; llama.cpp ignores it).
@@ -148,12 +154,9 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     ending = _out(a.suffix)
     if a.final_suffix is not None:
         ending = "{%- if loop.last -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
-    content = _content("message['content']", a, strip)
+    content = _answer(a, strip)
     if a.final is not None:
-        seen = strip(a.final.trim_side, "message['content']") if a.final.trim_first else "message['content']"
-        content = ("{%- if loop.last -%}" + _think_block(a.final.think, strip, seen)
-                   + _content("message['content']", a.final, strip)
-                   + "{%- else -%}" + content + "{%- endif -%}")
+        content = "{%- if loop.last -%}" + _answer(a.final, strip) + "{%- else -%}" + content + "{%- endif -%}"
     body = _out(a.lead) + content + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"

@@ -17,24 +17,27 @@ def _unfrag(items: list) -> Fragment:
                     else SpecialToken(x["token"]) for x in items)
 
 
+def _block(t: ThinkBlock | None) -> dict | None:
+    return None if t is None else {"open": t.open, "close": t.close, "always": t.always, "trim": t.trim}
+
+
+def _unblock(t: dict | None) -> ThinkBlock | None:
+    return None if t is None else ThinkBlock(t.get("open", ""), t.get("close", ""), t.get("always", False),
+                                             t.get("trim", False))
+
+
 def _final(f: FinalAnswer | None) -> dict | None:
     if f is None:
         return None
     return {"drop_think": f.drop_think, "lstrip_nl": f.lstrip_nl, "trim": f.trim, "trim_side": f.trim_side,
-            "trim_first": f.trim_first,
-            "think": None if f.think is None else {"open": f.think.open, "close": f.think.close,
-                                                  "always": f.think.always, "trim": f.think.trim}}
+            "trim_first": f.trim_first, "think": _block(f.think)}
 
 
 def _unfinal(d: dict | None) -> FinalAnswer | None:
     if d is None:
         return None
-    t = d.get("think")
     return FinalAnswer(d.get("drop_think", ""), d.get("lstrip_nl", False), d.get("trim", False),
-                       d.get("trim_side", "both"),
-                       None if t is None else ThinkBlock(t.get("open", ""), t.get("close", ""),
-                                                         t.get("always", False), t.get("trim", False)),
-                       d.get("trim_first", False))
+                       d.get("trim_side", "both"), _unblock(d.get("think")), d.get("trim_first", False))
 
 
 def to_dict(fmt: ChatFormat) -> dict[str, Any]:
@@ -63,7 +66,7 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
                           "final_suffix": None if st.assistant.final_suffix is None
                           else _frag(st.assistant.final_suffix),
                           "lstrip_nl": st.assistant.lstrip_nl, "trim_first": st.assistant.trim_first,
-                          "final": _final(st.assistant.final)},
+                          "final": _final(st.assistant.final), "think": _block(st.assistant.think)},
         },
     }
 
@@ -82,7 +85,8 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
                    Turn(_unfrag(a["prefix"]), _unfrag(a["suffix"]), a.get("trim", False), _unfrag(a.get("lead", [])),
                         a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", ""),
                         None if a.get("final_suffix") is None else _unfrag(a["final_suffix"]),
-                        a.get("lstrip_nl", False), _unfinal(a.get("final")), a.get("trim_first", False)))
+                        a.get("lstrip_nl", False), _unfinal(a.get("final")), a.get("trim_first", False),
+                        _unblock(a.get("think"))))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

@@ -376,6 +376,10 @@ class _Gen:
         if getattr(st.assistant, "lstrip_nl", False):
             raise TargetError(f"format {fmt.name!r} removes leading newlines from answers ({{OUTPUT|lstrip_nl}}), "
                               "which an Ollama template cannot do (no string functions)")
+        if getattr(st.assistant, "think", None) is not None:
+            raise TargetError(
+                f"format {fmt.name!r} renders every answer's reasoning in a block ({{THINK}}...{{/THINK}}), "
+                "which an Ollama template cannot do: Ollama's template functions cannot search or split a string")
         if getattr(st.assistant, "final", None) is not None:
             raise TargetError(
                 f"format {fmt.name!r} renders the final answer's content by its own rule (the second "

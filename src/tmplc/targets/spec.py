@@ -53,16 +53,18 @@ def _ph(name: str, part, default: str | None = None) -> str:
     return "{" + inner + "}"
 
 
-def _final_output(a) -> str:
-    """The second ``{OUTPUT}``: the final answer's rule and reasoning block, when it has its own."""
-    if a.final is None:
-        return _ph("OUTPUT", a)
-    block = ""
-    if a.final.think is not None:
-        tb = a.final.think
-        block = ("{THINK" + ("|always" if tb.always else "") + "}" + escape(tb.open)
-                 + "{REASONING" + ("|trim" if tb.trim else "") + "}" + escape(tb.close) + "{/THINK}")
-    return block + _ph("OUTPUT", a.final)
+def _block(tb) -> str:
+    if tb is None:
+        return ""
+    return ("{THINK" + ("|always" if tb.always else "") + "}" + escape(tb.open)
+            + "{REASONING" + ("|trim" if tb.trim else "") + "}" + escape(tb.close) + "{/THINK}")
+
+
+def _output(a, final: bool = False) -> str:
+    """An ``{OUTPUT}`` with its reasoning block; ``final``: the second one (the final answer's
+    own rule and block, when it has its own)."""
+    rule = a.final if final and a.final is not None else a
+    return _block(rule.think) + _ph("OUTPUT", rule)
 
 
 def to_spec(st: Structure) -> str:
@@ -92,9 +94,9 @@ def to_spec(st: Structure) -> str:
                 + _frag(st.assistant.prefix) + reply)
     final = st.assistant.final_suffix
     # the first exchange and what follows it up to the second user content; then the second exchange
-    middle = (exchange + _ph("OUTPUT", st.assistant) + _frag(st.assistant.suffix)
+    middle = (exchange + _output(st.assistant) + _frag(st.assistant.suffix)
               + ("{SPLIT}" if final is not None else "") + _frag(st.user.prefix))
-    last = exchange + _final_output(st.assistant) + _frag(st.assistant.suffix if final is None else final)
+    last = exchange + _output(st.assistant, final=True) + _frag(st.assistant.suffix if final is None else final)
     head = _frag(st.preamble)
     if sb is not None and sb.absent is not None:  # {NOSYSTEM} marks where the block starts
         head += "{NOSYSTEM}" + _frag(sb.absent) + "{/NOSYSTEM}" + system + _frag(st.user.prefix)
