@@ -331,6 +331,9 @@ class Structure:
     system: SystemBlock | None = None
     user: Turn = Turn()
     assistant: Turn = Turn()
+    #: text that ends every conversation rendered without the generation prompt (``{END}`` in a
+    #: spec; Phi-3.5 appends the EOS token); not rendered with ``continue_final_message``
+    closing: Fragment = ()
 
     def uses(self, name: Literal["BOS", "EOS"]) -> bool:
         """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""
@@ -342,6 +345,8 @@ class Structure:
                  self.assistant.prefix, self.assistant.lead, self.assistant.suffix]
         if self.assistant.final_suffix is not None:
             frags.append(self.assistant.final_suffix)
+        if self.closing:
+            frags.append(self.closing)
         if self.system is not None:
             frags += [self.system.prefix, self.system.suffix]
             if self.system.absent is not None:
@@ -458,7 +463,7 @@ class ChatFormat:
                         replace(st.assistant, prefix=fix(st.assistant.prefix), lead=fix(st.assistant.lead),
                                 suffix=fix(st.assistant.suffix),
                                 final_suffix=None if st.assistant.final_suffix is None
-                                else fix(st.assistant.final_suffix)))
+                                else fix(st.assistant.final_suffix)), fix(st.closing))
         return replace(self, structure=new)
 
     # -- targets --------------------------------------------------------------------

@@ -20,6 +20,8 @@ Conversation rules (every target reproduces them, or refuses at compile time):
 * Without a system message, a standalone block with ``absent`` text renders that text instead.
   ``continue_final_message`` requires the last message to be an assistant one and leaves out
   its suffix; the two are exclusive.
+* Without ``add_generation_prompt`` (and without ``continue_final_message``) the ``closing`` text
+  ends the conversation; after a final answer it is part of that answer's suffix (trained).
 * Trainable (the default masking policy): the assistant lead, content and suffix (so the
   end-of-turn token trains).  Everything else is context.
 """
@@ -35,7 +37,7 @@ from tmplc.ir import DateToken, Fragment, SpecialToken
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
 
-Part = Literal["preamble", "prefix", "lead", "content", "suffix", "generation_prompt"]
+Part = Literal["preamble", "prefix", "lead", "content", "suffix", "generation_prompt", "closing"]
 ROLES = ("system", "user", "assistant")
 
 
@@ -173,4 +175,9 @@ def render_segments(
                            "turn, but the conversation has no user message")
     if add_generation_prompt:
         emit(text(st.assistant.prefix) + st.assistant.prompt_only, "assistant", "generation_prompt", None)
+    elif st.closing and not continue_final_message:
+        if messages and messages[-1]["role"] == "assistant":  # ends the answer: the model writes it
+            emit(text(st.closing), "assistant", "suffix", last, True)
+        else:
+            emit(text(st.closing), None, "closing", None)
     return segs

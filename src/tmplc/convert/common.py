@@ -516,6 +516,12 @@ def _absent_for(st, nosys_text: str, render, tokens: dict, date_format: str | No
         return None
     if DATE_SENT in text and not date_format:  # pragma: no cover - the sentinel only comes with a format
         return None
+    return probe_fragment(text, date_format)
+
+
+def probe_fragment(text: str, date_format: str | None = None):
+    """Literal probe-render text as a layout fragment: the BOS/EOS sentinels become ``{BOS}``/
+    ``{EOS}``, the date sentinel ``{DATE=date_format}``."""
     pieces: list = []
     names = {SENT["bos"]: SpecialToken("BOS"), SENT["eos"]: SpecialToken("EOS")}
     if date_format:

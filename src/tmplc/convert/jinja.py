@@ -50,10 +50,13 @@ Conventions (where the issue is silent):
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import replace as _replace
 from typing import Any
 
 from tmplc.convert import answers
+
 from tmplc.convert.common import (
+    probe_fragment,
     DATE_FORMATS,
     DATE_SENT,
     PAD,
@@ -199,11 +202,21 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                 f"{shown.replace(SENT[key], 'X')!r}", "content")
 
     # -- 2. structure -------------------------------------------------------------------
-    # the layout is read off renders whose last answer is rendered as an earlier one (a final
-    # answer may differ: a reasoning block, kept reasoning); the final answer's rule comes after
-    nosys = _as_history(nosys, res["hist"])
+    # text that ends a conversation without the generation prompt (Phi-3.5's EOS) comes off the
+    # renders the layout is read from; the layout is read off renders whose last answer is
+    # rendered as an earlier one (a final answer may differ: a reasoning block, kept reasoning);
+    # the final answer's rule comes after
+    closing = _closing(q_text, gen_text, nosys, res["hist"]) if not gen_ignored else ""
+    hist, sys_hist = res["hist"], res["sys:hist"]
+    if closing:
+        n = len(closing)
+        nosys, q_text = nosys[:-n], q_text[:-n]
+        sys_text = sys_text[:-n] if has_system and sys_text.endswith(closing) else sys_text
+        hist = (hist[0], hist[1][:-n]) if hist[1].endswith(closing) else hist
+        sys_hist = (sys_hist[0], sys_hist[1][:-n]) if sys_hist[1].endswith(closing) else sys_hist
+    nosys = _as_history(nosys, hist)
     if has_system:
-        sys_text = _as_history(sys_text, res["sys:hist"])
+        sys_text = _as_history(sys_text, sys_hist)
     full = sys_text if has_system else nosys
     if gen_ignored and not _parses(nosys, trim, q_text):
         # the same text with and without add_generation_prompt, and the conversation does not
@@ -228,6 +241,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                                date_format=date_format,
                                first_turn=nosys[:nosys.find(SENT["user1"])] if SENT["user1"] in nosys else None,
                                check=complete)
+    if closing:
+        st = _replace(st, closing=probe_fragment(closing, date_format))
     st = answers.infer(st, res, tokens)
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "
@@ -236,7 +251,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         raise ConversionRefused("the template renders eos_token but no eos_token was given "
                                 "(pass eos_token=, or use load_template_source)", "tokens")
     fmt = ChatFormat(st, Metadata(name=format_name, bos_token=bos_token, eos_token=eos_token))
-    _check_generation_prompt(fmt, full, q_text, gen_text, tokens)
+    _check_generation_prompt(fmt, full, q_text + closing, gen_text, tokens)
 
     # -- 3. verification ----------------------------------------------------------------
     real = {k: v for k, v in base.items() if k not in ("bos_token", "eos_token")}
@@ -265,6 +280,23 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     if vars:
         notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
     return fmt.with_meta(notes=notes)
+
+
+def _closing(q_text: str, gen_text: str, nosys: str, hist: tuple[str, str]) -> str:
+    """Text a template renders at the end of a conversation only without the generation prompt
+    (Phi-3.5: ``{% else %}{{ eos_token }}``): where the prompt and that text go separate ways at
+    the end of the same conversation, and it also ends the other probes; ``""`` if none."""
+    k = 0
+    while k < min(len(q_text), len(gen_text)) and q_text[k] == gen_text[k]:
+        k += 1
+    if k == len(q_text):  # the prompt only adds text
+        return ""
+    if q_text.rfind("<", 0, k) > q_text.rfind(">", 0, k):  # not inside a <...> tag
+        k = q_text.rfind("<", 0, k)
+    tail = q_text[k:]
+    if SENT["user2"] in tail or not nosys.endswith(tail) or hist[0] != "ok" or not hist[1].endswith(tail):
+        return ""
+    return tail
 
 
 def _as_history(final_text: str, hist: tuple[str, str]) -> str:

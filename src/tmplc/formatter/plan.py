@@ -536,7 +536,7 @@ class Plan:
 
 # the layout fields the plan models; a format type with any other field gets no plan
 _KNOWN_FIELDS = {
-    "Structure": {"preamble", "system", "user", "assistant"},
+    "Structure": {"preamble", "system", "user", "assistant", "closing"},
     "Turn": {"prefix", "suffix", "trim", "lead", "trim_side", "prompt_only", "drop_think", "final_suffix",
              "lstrip_nl", "final", "trim_first", "think"},
     "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},
@@ -544,7 +544,8 @@ _KNOWN_FIELDS = {
 # fields the plan knows only at these values (others take the generic path); ``prompt_only``
 # changes only the generation prompt, which training rows never contain
 _PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": "", "absent": None, "final_suffix": None,
-                "lstrip_nl": False, "final": None, "trim_first": False, "think": None}
+                "lstrip_nl": False, "final": None, "trim_first": False, "think": None,
+                "closing": ()}
 
 PROBES = (
     [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Hi\n"},

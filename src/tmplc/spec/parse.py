@@ -17,7 +17,7 @@ from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
-                "/NOSYSTEM", "THINK", "/THINK", "REASONING")
+                "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END")
 TRIMS = ("trim", "lstrip", "rstrip")
 # strftime conversions of a *date* that Python, HF's strftime_now and llama.cpp render alike
 DATE_CONVERSIONS = "aAbBCdDeFgGhjmnuUVwWxyYt%"

@@ -50,6 +50,8 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    and one ``{REASONING}``) is the reasoning block it renders before its content (``final`` of
    the assistant turn; before both ``{OUTPUT}`` it is every answer's block (``think``); Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
    {THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think_lstrip_nl|lstrip_nl}``).
+11. ``{END}`` after the second answer's ending: the text after it (``closing``) ends every
+   conversation rendered without the generation prompt (Phi-3.5: ``{OUTPUT}<|end|>\n{END}{EOS}``).
 7. ``{PROMPT=text}`` (in both exchanges, right before ``{OUTPUT}``, or right after ``{REPLY}``)
    is text the generation prompt adds after the assistant prefix and that rendered turns never
    contain: ``<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}`` (DeepSeek-R1) prompts with
@@ -119,7 +121,12 @@ class _Recovery:
     def run(self) -> Structure:
         atoms, absent = self._absent(self.atoms)
         atoms, self.think = self._think(atoms)
+        atoms, closing = self._closing(atoms)
         st = self._run(atoms)
+        if closing:
+            from dataclasses import replace
+
+            st = replace(st, closing=closing)
         if absent is None:
             return st
         sb = st.system
@@ -157,6 +164,22 @@ class _Recovery:
                              "starts; remove the {SPLIT}", atoms[i])
         split = Atom("SPLIT", "", atoms[i].line, atoms[i].column)
         return atoms[:i] + [split] + atoms[j + 1:], atoms[i:j + 1]
+
+    def _closing(self, atoms: list[Atom]):
+        """Take ``{END}`` and the text after it (the closing) off the end of the atoms."""
+        ends = [i for i, a in enumerate(atoms) if a.kind == "END"]
+        if not ends:
+            return atoms, ()
+        i = ends[0]
+        if len(ends) > 1 or any(a.kind in ("INPUT", "OUTPUT") for a in atoms[i:]) or \
+                sum(a.kind == "OUTPUT" for a in atoms[:i]) != 2:
+            raise self.error("{END} goes once, after the second {OUTPUT}'s turn: the text after it ends every "
+                             "conversation rendered without the generation prompt", atoms[ends[-1]])
+        for a in atoms[i + 1:]:
+            if a.kind not in ("char", "BOS", "EOS", "DATE"):
+                raise self.error(f"{a.show()} after {{END}}: the closing holds literal text, {{BOS}}, {{EOS}} and "
+                                 "{DATE=...} only", a)
+        return atoms[:i], _to_fragment(atoms[i + 1:])
 
     def _think(self, atoms: list[Atom]):
         """Take the ``{THINK}...{/THINK}`` blocks (each right before an ``{OUTPUT}``) out of the

@@ -172,5 +172,6 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     gen = _out(st.assistant.prefix)
     if st.assistant.prompt_only:
         gen += "{{- " + jinja_string(st.assistant.prompt_only) + " -}}"
-    L.append("{%- if add_generation_prompt -%}" + gen + "{%- endif -%}")
+    closing = ("{%- else -%}" + _out(st.closing)) if st.closing else ""
+    L.append("{%- if add_generation_prompt -%}" + gen + closing + "{%- endif -%}")
     return "\n".join(x for x in L if x)

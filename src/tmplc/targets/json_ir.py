@@ -59,6 +59,7 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
                 "skip_empty": sb.skip_empty, "absent": None if sb.absent is None else _frag(sb.absent)},
             "user": {"prefix": _frag(st.user.prefix), "suffix": _frag(st.user.suffix), "trim": st.user.trim,
                      "trim_side": st.user.trim_side},
+            "closing": _frag(st.closing),
             "assistant": {"prefix": _frag(st.assistant.prefix), "lead": _frag(st.assistant.lead),
                           "suffix": _frag(st.assistant.suffix), "trim": st.assistant.trim,
                           "trim_side": st.assistant.trim_side, "prompt_only": st.assistant.prompt_only,
@@ -86,7 +87,8 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
                         a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", ""),
                         None if a.get("final_suffix") is None else _unfrag(a["final_suffix"]),
                         a.get("lstrip_nl", False), _unfinal(a.get("final")), a.get("trim_first", False),
-                        _unblock(a.get("think"))))
+                        _unblock(a.get("think"))),
+                   _unfrag(s.get("closing", [])))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

@@ -376,6 +376,11 @@ class _Gen:
         if getattr(st.assistant, "lstrip_nl", False):
             raise TargetError(f"format {fmt.name!r} removes leading newlines from answers ({{OUTPUT|lstrip_nl}}), "
                               "which an Ollama template cannot do (no string functions)")
+        if getattr(st, "closing", ()):
+            raise TargetError(
+                f"format {fmt.name!r} ends a conversation rendered without the generation prompt with "
+                "closing text ({END}), which an Ollama template cannot do: Ollama renders every prompt "
+                "for generation (it has no add_generation_prompt=False)")
         if getattr(st.assistant, "think", None) is not None:
             raise TargetError(
                 f"format {fmt.name!r} renders every answer's reasoning in a block ({{THINK}}...{{/THINK}}), "

@@ -97,6 +97,8 @@ def to_spec(st: Structure) -> str:
     middle = (exchange + _output(st.assistant) + _frag(st.assistant.suffix)
               + ("{SPLIT}" if final is not None else "") + _frag(st.user.prefix))
     last = exchange + _output(st.assistant, final=True) + _frag(st.assistant.suffix if final is None else final)
+    if st.closing:
+        last += "{END}" + _frag(st.closing)
     head = _frag(st.preamble)
     if sb is not None and sb.absent is not None:  # {NOSYSTEM} marks where the block starts
         head += "{NOSYSTEM}" + _frag(sb.absent) + "{/NOSYSTEM}" + system + _frag(st.user.prefix)
