@@ -246,6 +246,12 @@ class Turn:
     every answer renders before its content (:class:`ThinkBlock`; Ling keeps every answer's
     reasoning as ``<think>...</think>``).
 
+    ``empty`` (assistant only; ``{EMPTY}...{/EMPTY}`` after the last turn in a spec): the whole
+    turn an *empty* answer renders instead of prefix, lead, content and suffix (templates that
+    render an assistant message without content as a bare header, or as an empty tool-call
+    block).  An answer is empty when it renders as ``""`` by its rule, or, with ``empty_raw``
+    (``{EMPTY|raw}``), when the message content is ``""``.
+
     ``final`` (assistant only): how the final answer renders its content when that differs
     (:class:`FinalAnswer`); normalised to None when it is this turn's own rule and block.
     """
@@ -262,11 +268,19 @@ class Turn:
     final: FinalAnswer | None = None
     trim_first: bool = False
     think: ThinkBlock | None = None
+    empty: Fragment | None = None
+    empty_raw: bool = False
 
     def __post_init__(self) -> None:
         if self.trim_first and not (self.trim and (self.drop_think or self.think is not None)):
             object.__setattr__(self, "trim_first", False)
         _normalise_rule(self)  # one value per meaning
+        if self.empty is None and self.empty_raw:
+            object.__setattr__(self, "empty_raw", False)
+        if self.empty is not None and not self.empty_raw and (
+                self.think is not None or (self.final is not None and self.final.think is not None)):
+            raise ValueError("an empty-answer turn ({EMPTY}) decided on the rendered answer cannot go with "
+                             "a reasoning block; use {EMPTY|raw} (decided on the message content)")
         if self.final_suffix is not None and tuple(self.final_suffix) == tuple(self.suffix):
             object.__setattr__(self, "final_suffix", None)
         if self.final is not None and self.final.think == self.think and self.final.rule() == self.rule():
@@ -347,6 +361,8 @@ class Structure:
             frags.append(self.assistant.final_suffix)
         if self.closing:
             frags.append(self.closing)
+        if self.assistant.empty is not None:
+            frags.append(self.assistant.empty)
         if self.system is not None:
             frags += [self.system.prefix, self.system.suffix]
             if self.system.absent is not None:
@@ -463,7 +479,9 @@ class ChatFormat:
                         replace(st.assistant, prefix=fix(st.assistant.prefix), lead=fix(st.assistant.lead),
                                 suffix=fix(st.assistant.suffix),
                                 final_suffix=None if st.assistant.final_suffix is None
-                                else fix(st.assistant.final_suffix)), fix(st.closing))
+                                else fix(st.assistant.final_suffix),
+                                empty=None if st.assistant.empty is None else fix(st.assistant.empty)),
+                        fix(st.closing))
         return replace(self, structure=new)
 
     # -- targets --------------------------------------------------------------------

@@ -20,6 +20,8 @@ Conversation rules (every target reproduces them, or refuses at compile time):
 * Without a system message, a standalone block with ``absent`` text renders that text instead.
   ``continue_final_message`` requires the last message to be an assistant one and leaves out
   its suffix; the two are exclusive.
+* An empty answer of a format with an assistant ``empty`` turn renders that text instead of its
+  prefix, lead, content and suffix (as context); it cannot be continued.
 * Without ``add_generation_prompt`` (and without ``continue_final_message``) the ``closing`` text
   ends the conversation; after a final answer it is part of that answer's suffix (trained).
 * Trainable (the default masking policy): the assistant lead, content and suffix (so the
@@ -162,9 +164,16 @@ def render_segments(
                 raise MessageError(i, f"format {fmt.name!r} places the system message inside the first "
                                    "user turn, but the first turn after it is an assistant message")
             turn = st.assistant
+            body = turn.content(m["content"], final=i == last)
+            if turn.empty is not None and (m["content"] if turn.empty_raw else body) == "":
+                if continue_final_message and i == last:
+                    raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
+                                       "own ({EMPTY}): an empty last answer cannot be continued")
+                emit(text(turn.empty), "assistant", "prefix", i)  # context: there is no answer to train
+                continue
             emit(text(turn.prefix), "assistant", "prefix", i)
             emit(text(turn.lead), "assistant", "lead", i, True)
-            emit(turn.content(m["content"], final=i == last), "assistant", "content", i, True)
+            emit(body, "assistant", "content", i, True)
             if not (continue_final_message and i == last):
                 final = i == last and turn.final_suffix is not None
                 emit(text(turn.final_suffix if final else turn.suffix), "assistant", "suffix", i, True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import product
 
+from tmplc.convert.common import SENT, probe_fragment
 from tmplc.errors import MessageError
 from tmplc.ir import DROP_THINK, ChatFormat, FinalAnswer, Structure, Text, ThinkBlock
 
@@ -27,7 +28,7 @@ ANSWER = "Answ3rqZmXn"
 ANSWER_PROBES = (
     "<think>t</think>a", "\n\n<think>\n t \n</think>\n\n a \n", "x</think>\n y", "<think>t</think>a</think>\nb",
     "\na\n", "</think>", "", "<think> </think>a", " \n<think>\n\nr\n\n</think>\n\n\n", "<think>r</think>",
-    "<think>\n" + REASON + "\n</think>\n\n" + ANSWER,
+    "<think>\n" + REASON + "\n</think>\n\n" + ANSWER, " ",
 )
 BLOCK_PROBE = "<think>" + REASON + "</think>" + ANSWER
 
@@ -46,7 +47,33 @@ def probe_jobs() -> dict[str, list[dict]]:
             for i, c in enumerate(ANSWER_PROBES) for final in (False, True)}
     for final in (False, True):
         jobs[f"answer:block:{'final' if final else 'hist'}"] = conversation(BLOCK_PROBE, final)
+    jobs["answer:empty"] = conversation("", False)[:3]
     return jobs
+
+
+def _empty_turn(st: Structure, results: dict, tokens: dict, date_format: str | None):
+    """The whole turn an empty answer renders (``{EMPTY}``), when it is not the layout's own empty
+    answer: read off the ``answer:empty`` probe (a user message, an empty answer, a user message)."""
+    kind, text = results.get("answer:empty", ("error", ""))
+    if kind != "ok":
+        return None
+    bare = ChatFormat(replace(st, closing=()))
+    u1, u2 = {"role": "user", "content": "q1"}, {"role": "user", "content": "q2"}
+    try:
+        t1 = bare.render([u1], **tokens)
+        closing = ChatFormat(st).render([u1], **tokens)[len(t1):]
+        with_x = bare.render([u1, {"role": "assistant", "content": "x"}], **tokens)
+        rest = bare.render([u1, {"role": "assistant", "content": "x"}, u2], **tokens)[len(with_x):]
+        own = bare.render([u1, {"role": "assistant", "content": ""}], **tokens)[len(t1):]
+    except MessageError:
+        return None
+    end = rest + closing
+    if not (text.startswith(t1) and text.endswith(end)) or len(text) < len(t1) + len(end):
+        return None
+    found = text[len(t1):len(text) - len(end)]
+    if found == own or any(SENT[k] in found for k in SENT if k not in ("bos", "eos")):
+        return None
+    return probe_fragment(found, date_format)
 
 
 def _matches(st: Structure, results: dict, names: list[str], contents: dict, tokens: dict) -> bool:
@@ -101,7 +128,7 @@ def _blocks(st: Structure, results: dict, tokens: dict, final: bool) -> list[tup
     return out
 
 
-def infer(st: Structure, results: dict, tokens: dict) -> Structure:
+def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = None) -> Structure:
     """``st`` with the answer rules that reproduce the template's renders of the answer probes
     (``results``: name -> (kind, text) for :func:`probe_jobs`); ``st`` unchanged where no
     candidate does (verification then says where the template differs)."""
@@ -112,11 +139,16 @@ def infer(st: Structure, results: dict, tokens: dict) -> Structure:
     firsts = (False, True) if a.trim else (False,)
     rules = [(d, l, f) for f, l, d in product(firsts, (False, True), DROP_THINK)]
     found = None
+    empty = _empty_turn(st, results, tokens, date_format)
+    empties = [(None, False)] if empty is None else [(empty, False), (empty, True)]
     for base, block in [(st, None)] + _blocks(st, results, tokens, final=False):
         b = base.assistant
-        for d, l, f in [(b.drop_think, b.lstrip_nl, b.trim_first)] + rules:
-            cand = replace(base, assistant=replace(b, drop_think=d, lstrip_nl=l, trim_first=f, final=None,
-                                                   think=block))
+        for (d, l, f), (e, raw) in product([(b.drop_think, b.lstrip_nl, b.trim_first)] + rules, empties):
+            try:
+                cand = replace(base, assistant=replace(b, drop_think=d, lstrip_nl=l, trim_first=f, final=None,
+                                                       think=block, empty=e, empty_raw=raw))
+            except ValueError:  # an empty turn decided on the rendered answer with a block
+                continue
             if _matches(cand, results, hist, jobs, tokens):
                 found = cand
                 break
@@ -131,7 +163,10 @@ def infer(st: Structure, results: dict, tokens: dict) -> Structure:
     for (base, block), f, l, d in product([(st, None)] + _blocks(st, results, tokens, final=True), firsts,
                                           (False, True), DROP_THINK):
         b = base.assistant
-        cand = replace(base, assistant=replace(b, final=FinalAnswer(d, l, b.trim, b.trim_side, block, f)))
+        try:
+            cand = replace(base, assistant=replace(b, final=FinalAnswer(d, l, b.trim, b.trim_side, block, f)))
+        except ValueError:
+            continue
         if _matches(cand, results, final, jobs, tokens):
             return cand
     return st

@@ -243,7 +243,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                                check=complete)
     if closing:
         st = _replace(st, closing=probe_fragment(closing, date_format))
-    st = answers.infer(st, res, tokens)
+    st = answers.infer(st, res, tokens, date_format)
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "
                                 "(pass bos_token=, or use load_template_source)", "tokens")

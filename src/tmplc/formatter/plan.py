@@ -538,13 +538,13 @@ class Plan:
 _KNOWN_FIELDS = {
     "Structure": {"preamble", "system", "user", "assistant", "closing"},
     "Turn": {"prefix", "suffix", "trim", "lead", "trim_side", "prompt_only", "drop_think", "final_suffix",
-             "lstrip_nl", "final", "trim_first", "think"},
+             "lstrip_nl", "final", "trim_first", "think", "empty", "empty_raw"},
     "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},
 }
 # fields the plan knows only at these values (others take the generic path); ``prompt_only``
 # changes only the generation prompt, which training rows never contain
 _PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": "", "absent": None, "final_suffix": None,
-                "lstrip_nl": False, "final": None, "trim_first": False, "think": None,
+                "lstrip_nl": False, "final": None, "trim_first": False, "think": None, "empty": None,
                 "closing": ()}
 
 PROBES = (

@@ -17,7 +17,7 @@ from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
-                "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END")
+                "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END", "EMPTY", "/EMPTY")
 TRIMS = ("trim", "lstrip", "rstrip")
 # strftime conversions of a *date* that Python, HF's strftime_now and llama.cpp render alike
 DATE_CONVERSIONS = "aAbBCdDeFgGhjmnuUVwWxyYt%"
@@ -25,10 +25,10 @@ THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_
           "drop_think_strip_nl": "last_strip_nl", "drop_think_trim": "last_trim",
           "drop_think_first_lstrip_nl": "first_lstrip_nl"}
 THINK_FILTER_OF = {v: k for k, v in THINKS.items()}
-FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always")
+FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw")
 # the filters each placeholder takes
 _TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first"), "SYSTEM": TRIMS + ("nonempty",),
-          "THINK": ("always",), "REASONING": ("trim",)}
+          "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",)}
 
 
 @dataclass(frozen=True)
@@ -133,13 +133,15 @@ class _ToAtoms(Transformer):
                 raise self._err(f"unknown filter |{filt} on {{{name}}}; filters: |trim, |lstrip, |rstrip "
                                 "(content whitespace), |nonempty (on {SYSTEM}), |drop_think, "
                                 "|drop_think_first, |drop_think_lstrip_nl, |drop_think_strip_nl, "
-                                "|drop_think_trim, |drop_think_first_lstrip_nl, |lstrip_nl and |trim_first (on {OUTPUT}), |always (on {THINK}), "
-                                "|trim (on {REASONING})", open_tok)
+                                "|drop_think_trim, |drop_think_first_lstrip_nl, |lstrip_nl and |trim_first "
+                                "(on {OUTPUT}), |always (on {THINK}), |trim (on {REASONING}), |raw (on {EMPTY})",
+                                open_tok)
             if filt not in _TAKES.get(name, ()):
                 takers = [f"{{{k}}}" for k, v in _TAKES.items() if filt in v]
                 why = {"nonempty": " (an empty system message counts as none)",
                        "lstrip_nl": " (it removes leading newlines from an answer)",
-                       "always": " (the reasoning block is rendered even when the reasoning is empty)"}
+                       "always": " (the reasoning block is rendered even when the reasoning is empty)",
+                       "raw": " (an answer is empty when its message content is \"\")"}
                 raise self._err(f"|{filt} applies only to "
                                 + (", ".join(takers[:-1]) + " and " if len(takers) > 1 else "") + takers[-1]
                                 + (" (it renders an answer from after its reasoning's </think>)"

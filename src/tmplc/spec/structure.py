@@ -50,6 +50,9 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    and one ``{REASONING}``) is the reasoning block it renders before its content (``final`` of
    the assistant turn; before both ``{OUTPUT}`` it is every answer's block (``think``); Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
    {THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think_lstrip_nl|lstrip_nl}``).
+12. ``{EMPTY}...{/EMPTY}`` at the end (before any ``{END}``): the whole turn an empty answer
+   renders instead of its prefix, lead, content and suffix (``{EMPTY|raw}``: an answer whose
+   message content is ``""``; otherwise one that renders as ``""``).
 11. ``{END}`` after the second answer's ending: the text after it (``closing``) ends every
    conversation rendered without the generation prompt (Phi-3.5: ``{OUTPUT}<|end|>\n{END}{EOS}``).
 7. ``{PROMPT=text}`` (in both exchanges, right before ``{OUTPUT}``, or right after ``{REPLY}``)
@@ -122,11 +125,16 @@ class _Recovery:
         atoms, absent = self._absent(self.atoms)
         atoms, self.think = self._think(atoms)
         atoms, closing = self._closing(atoms)
+        atoms, empty = self._empty(atoms)
         st = self._run(atoms)
-        if closing:
+        if closing or empty is not None:
             from dataclasses import replace
 
-            st = replace(st, closing=closing)
+            try:
+                st = replace(st, closing=closing, assistant=st.assistant if empty is None else replace(
+                    st.assistant, empty=_to_fragment(empty[1:-1]), empty_raw="raw" in empty[0].filters))
+            except ValueError as e:
+                raise self.error(str(e), empty[0]) from None
         if absent is None:
             return st
         sb = st.system
@@ -164,6 +172,23 @@ class _Recovery:
                              "starts; remove the {SPLIT}", atoms[i])
         split = Atom("SPLIT", "", atoms[i].line, atoms[i].column)
         return atoms[:i] + [split] + atoms[j + 1:], atoms[i:j + 1]
+
+    def _empty(self, atoms: list[Atom]):
+        """Take ``{EMPTY}...{/EMPTY}`` (at the end, after the last turn) off the atoms."""
+        opens = [i for i, a in enumerate(atoms) if a.kind == "EMPTY"]
+        closes = [i for i, a in enumerate(atoms) if a.kind == "/EMPTY"]
+        if not opens and not closes:
+            return atoms, None
+        if len(opens) != 1 or len(closes) != 1 or closes[0] != len(atoms) - 1 or \
+                sum(a.kind == "OUTPUT" for a in atoms[:opens[0]]) != 2:
+            raise self.error("{EMPTY}...{/EMPTY} goes once, at the end of the spec after the last turn (before "
+                             "any {END}): the whole turn an empty answer renders", atoms[(opens + closes)[0]])
+        i = opens[0]
+        for a in atoms[i + 1:-1]:
+            if a.kind not in ("char", "BOS", "EOS", "DATE"):
+                raise self.error(f"{a.show()} inside {{EMPTY}}: it holds literal text, {{BOS}}, {{EOS}} and "
+                                 "{DATE=...} only", a)
+        return atoms[:i], atoms[i:]
 
     def _closing(self, atoms: list[Atom]):
         """Take ``{END}`` and the text after it (the closing) off the end of the atoms."""

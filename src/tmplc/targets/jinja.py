@@ -96,6 +96,17 @@ def _think_block(tb, strip=hf_strip, content: str = "message['content']") -> str
     return "{%- set " + REASONING_VAR + " = " + reasoning_expr(content) + " -%}" + out
 
 
+def _empty_test(a, strip) -> str:
+    """Whether an answer is empty (its ``{EMPTY}`` turn is rendered instead)."""
+    if a.empty_raw:
+        return "message['content'] == ''"
+    test = "(" + content_expr("message['content']", a, strip) + ") == ''"
+    if a.final is not None:
+        test = ("((loop.last and (" + content_expr("message['content']", a.final, strip) + ") == '') or "
+                "(not loop.last and " + test + "))")
+    return test
+
+
 def _answer(rule, strip) -> str:
     """An answer's block (if any) and content by ``rule`` (an assistant Turn or FinalAnswer)."""
     seen = strip(rule.trim_side, "message['content']") if rule.trim_first else "message['content']"
@@ -149,7 +160,6 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
         L.append("{%- if " + first_turn + " and " + cond + " -%}{{- raise_exception('tmplc: message ' ~ "
                  "loop.index0 ~ ': this format places the system message inside the first user turn, "
                  "but the first turn after it is an assistant message') -}}{%- endif -%}")
-    L.append(_out(st.assistant.prefix))
     a = st.assistant
     ending = _out(a.suffix)
     if a.final_suffix is not None:
@@ -160,6 +170,9 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     body = _out(a.lead) + content + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
+    body = _out(a.prefix) + body
+    if a.empty is not None:
+        body = "{%- if " + _empty_test(a, strip) + " -%}" + _out(a.empty) + "{%- else -%}" + body + "{%- endif -%}"
     L.append(body)
     L.append("{%- else -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': unknown role \\'' ~ "
              "message['role'] ~ '\\': this format supports system, user and assistant') -}}")

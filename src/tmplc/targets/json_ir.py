@@ -67,7 +67,9 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
                           "final_suffix": None if st.assistant.final_suffix is None
                           else _frag(st.assistant.final_suffix),
                           "lstrip_nl": st.assistant.lstrip_nl, "trim_first": st.assistant.trim_first,
-                          "final": _final(st.assistant.final), "think": _block(st.assistant.think)},
+                          "final": _final(st.assistant.final), "think": _block(st.assistant.think),
+                          "empty": None if st.assistant.empty is None else _frag(st.assistant.empty),
+                          "empty_raw": st.assistant.empty_raw},
         },
     }
 
@@ -87,7 +89,8 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
                         a.get("trim_side", "both"), a.get("prompt_only", ""), a.get("drop_think", ""),
                         None if a.get("final_suffix") is None else _unfrag(a["final_suffix"]),
                         a.get("lstrip_nl", False), _unfinal(a.get("final")), a.get("trim_first", False),
-                        _unblock(a.get("think"))),
+                        _unblock(a.get("think")),
+                        None if a.get("empty") is None else _unfrag(a["empty"]), a.get("empty_raw", False)),
                    _unfrag(s.get("closing", [])))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),

@@ -381,6 +381,11 @@ class _Gen:
                 f"format {fmt.name!r} ends a conversation rendered without the generation prompt with "
                 "closing text ({END}), which an Ollama template cannot do: Ollama renders every prompt "
                 "for generation (it has no add_generation_prompt=False)")
+        if getattr(st.assistant, "empty", None) is not None:
+            raise TargetError(
+                f"format {fmt.name!r} renders an empty answer as a turn of its own ({{EMPTY}}), which this "
+                "Ollama target does not carry (Ollama merges and continues messages, so an empty last answer "
+                "is continued, not rendered)")
         if getattr(st.assistant, "think", None) is not None:
             raise TargetError(
                 f"format {fmt.name!r} renders every answer's reasoning in a block ({{THINK}}...{{/THINK}}), "

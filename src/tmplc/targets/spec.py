@@ -97,6 +97,8 @@ def to_spec(st: Structure) -> str:
     middle = (exchange + _output(st.assistant) + _frag(st.assistant.suffix)
               + ("{SPLIT}" if final is not None else "") + _frag(st.user.prefix))
     last = exchange + _output(st.assistant, final=True) + _frag(st.assistant.suffix if final is None else final)
+    if st.assistant.empty is not None:
+        last += "{EMPTY" + ("|raw" if st.assistant.empty_raw else "") + "}" + _frag(st.assistant.empty) + "{/EMPTY}"
     if st.closing:
         last += "{END}" + _frag(st.closing)
     head = _frag(st.preamble)
