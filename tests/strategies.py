@@ -2,7 +2,8 @@
 
 Conversations stress what breaks templates: unicode, newlines and spaces at content edges,
 Jinja syntax and special-token text inside content, empty content, with/without system,
-1-6 exchanges.
+1-6 exchanges, and answers with reasoning (``<think>...</think>`` with newlines around the tags,
+sometimes several ``</think>``, sometimes no ``<think>``), which the reasoning rules act on.
 """
 
 from __future__ import annotations
@@ -11,17 +12,41 @@ from hypothesis import strategies as st
 
 from dataclasses import replace
 
-from tmplc.ir import ChatFormat, DateToken, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn, fragment
+from tmplc.ir import (DROP_THINK, ChatFormat, DateToken, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock,
+                      Text, ThinkBlock, Turn, fragment)
 
 NASTY = ["{{ x }}", "{% if %}", "{#", "<|eot_id|>", "<|im_end|>", "</s>", "<s>", "[INST]",
          "<start_of_turn>", "\\", "'", '"', "\n", "\n\n", " ", "\t", "}}", "{", "é", "日本", "🙂",
          "<think>", "</think>"]
 
-content_text = st.one_of(
+# what reasoning rules look at: the newlines and whitespace around <think> and </think>
+_think_gap = st.sampled_from(["", "", "\n", "\n", "\n\n", " ", " \n", "\n ", "\t"])
+_think_words = st.one_of(st.sampled_from(["", "r", "hm, 2+2", "答え", "🙂", " x ", "\u3000y", "<think>", "}}"]),
+                         st.text(max_size=5))
+
+
+@st.composite
+def reasoning_text(draw):
+    """An answer with reasoning: ``[<think>]reasoning</think>answer``, newlines around the tags,
+    sometimes more ``</think>`` (which ``|drop_think`` and ``|drop_think_first`` tell apart)."""
+    parts = [draw(_think_gap)]
+    if draw(st.integers(0, 3)):  # R1-style answers start right in the reasoning: no <think>
+        parts += ["<think>", draw(_think_gap)]
+    parts += [draw(_think_words), draw(_think_gap), "</think>", draw(_think_gap), draw(_think_words)]
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+        parts += [draw(_think_gap), "</think>", draw(_think_gap), draw(_think_words)]
+    parts.append(draw(_think_gap))
+    return "".join(parts)
+
+
+_unreasoned = (
     st.just(""),
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=30),
     st.lists(st.one_of(st.sampled_from(NASTY), st.text(max_size=6)), max_size=6).map("".join),
 )
+# contents without the reasoning shape (NASTY still puts a <think> or </think> in some)
+unreasoned_text = st.one_of(*_unreasoned)
+content_text = st.one_of(*_unreasoned, reasoning_text())
 
 # "plain" content: no whitespace at the edges and no special-token-like text (for comparisons
 # against real templates that trim or special-case some strings)
@@ -94,15 +119,45 @@ def dated(draw, structure: Structure) -> Structure:
 
 
 @st.composite
-def structures(draw, dates: bool = True):
+def structures(draw, dates: bool = True, reasoning: bool | None = None):
     """Random layouts that a spec can express (role markers keep user and assistant distinct);
-    ``dates``: sometimes with a {DATE=...} (see :func:`dated`)."""
-    st_ = draw(_structures())
+    ``dates``: sometimes with a {DATE=...} (see :func:`dated`); ``reasoning``: True: always draw
+    the answer rules of reasoning templates (:func:`answer_rules`), None: about half the time."""
+    st_ = draw(_structures(reasoning))
     return draw(dated(st_)) if dates else st_
 
 
+# answer rules of reasoning templates (Turn.drop_think, .lstrip_nl, .trim_first, .final)
+_drops = st.sampled_from(("", "") + DROP_THINK)  # "" three times in nine
+THINK_TEXTS = ["", "<think>\n", "<think>", "\n</think>\n\n", "</think>", "[", "\n"]
+think_blocks = st.builds(ThinkBlock, st.sampled_from(THINK_TEXTS), st.sampled_from(THINK_TEXTS),
+                         st.booleans(), st.booleans())
+
+
 @st.composite
-def _structures(draw):
+def final_answers(draw):
+    """A final answer's own rule (the second {OUTPUT}'s filters) and sometimes a reasoning block."""
+    drop = draw(_drops)
+    # |trim_first only with a |drop_think filter: a spec refuses it without one (the IR keeps it
+    # with a {THINK} block alone, which to_spec cannot write)
+    return FinalAnswer(drop, draw(st.booleans()), draw(st.booleans()), draw(_sides),
+                       draw(st.one_of(st.none(), think_blocks)), bool(drop) and draw(st.booleans()))
+
+
+@st.composite
+def answer_rules(draw, reasoning: bool | None = None) -> dict:
+    """Turn fields of the assistant's content rule: about half the layouts have none (the plain
+    layouts every target carries), the others draw every reasoning rule (drop_think over all
+    DROP_THINK values, lstrip_nl, trim_first, and the final answer's own rule: sometimes None,
+    sometimes a FinalAnswer with its own rule and sometimes a ThinkBlock)."""
+    if not (reasoning or (reasoning is None and draw(st.booleans()))):
+        return {}
+    return {"drop_think": draw(_drops), "lstrip_nl": draw(st.booleans()), "trim_first": draw(st.booleans()),
+            "final": draw(st.one_of(st.none(), final_answers()))}
+
+
+@st.composite
+def _structures(draw, reasoning: bool | None = None):
     """Random layouts that a spec can express (role markers keep user and assistant distinct)."""
     user = Turn(draw(_frag("U:")), draw(_frag()), draw(st.booleans()), trim_side=draw(_sides))
     # the lead ({REPLY}): text the model writes before the content, e.g. Mistral's " "
@@ -110,7 +165,10 @@ def _structures(draw):
     # the last answer's own ending (gpt-oss's <|return|>, an open last turn): sometimes
     final = draw(st.one_of(st.none(), st.none(), st.none(), st.just(()), _frag()))
     assistant = Turn(draw(_frag("A:")), draw(_frag()), draw(st.booleans()), lead, draw(_sides),
-                     draw(_prompt_only), draw(st.sampled_from(["", "", "last", "first"])), final)
+                     draw(_prompt_only), final_suffix=final, **draw(answer_rules(reasoning)))
+    if reasoning and not (assistant.drop_think or assistant.lstrip_nl or assistant.final is not None):
+        # every rule drawn was a no-op (or normalised away): drop the reasoning at least
+        assistant = replace(assistant, drop_think=draw(st.sampled_from(DROP_THINK[1:])))
     kind = draw(st.sampled_from(["none", "standalone", "first_user"]))
     default = draw(st.one_of(st.none(), st.text(st.characters(blacklist_characters="{}"), max_size=8)))
     if kind == "none":
@@ -133,7 +191,7 @@ def _structures(draw):
 
 def chat_formats(structure_strategy=None):
     """Generated formats (``structure_strategy``: default :func:`structures`, dates included)."""
-    return (structure_strategy or structures()).map(
+    return (structures() if structure_strategy is None else structure_strategy).map(
         lambda s: ChatFormat(s, Metadata(name="generated", bos_token="<s>", eos_token="</s>")))
 
 

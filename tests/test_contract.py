@@ -11,8 +11,10 @@ Engines and conventions:
   same-role messages merged with "\\n\\n"; no leading BOS; generation prompt when the last message
   is not an assistant one, otherwise the last assistant message is continued (no suffix);
   formats with ``|trim``/``|lstrip``/``|rstrip`` are compiled with ``allow_untrimmed=True`` and
-  compared on contents that are already stripped; formats with ``|drop_think`` are refused by the
-  Ollama target (Go templates cannot split a string), which is asserted.
+  compared on contents that are already stripped; formats with answer rules (``|drop_think`` and
+  its variants, ``|lstrip_nl``, a final answer with its own rule or a ``{THINK}`` block) are
+  refused by the Ollama target (Go templates cannot split or strip a string), which is asserted,
+  with the message naming the rule.
 * llama.cpp (its own C++ Jinja engine, as ``llama-server --jinja``): the template renders the
   reference; with the GGUF's ``add_bos_token`` the leading BOS is removed from the text; formats
   without a system slot get llama-server's merge of a leading system message into the next
@@ -24,6 +26,11 @@ llama.cpp driver through their test hooks (a job's ``date``).  transformers' ``s
 reads the clock: its reference is rendered for today (taken before and after, for midnight).
 The Ollama target carries only the YYYY-MM-DD date (Ollama's ``currentDate``) and must refuse
 every other format, naming it.
+
+Reasoning templates' rules (``|drop_think``..., ``|lstrip_nl``, ``|trim_first``, the final answer's
+own rule and ``{THINK}`` block) are drawn in about half the generated formats, and always in
+:func:`test_reasoning_formats_every_engine`, on conversations whose answers hold
+``<think>...</think>`` with newlines around the tags.
 
 Each hypothesis example is ONE batch: all engine renders of the example go through one process
 call per engine.
@@ -44,10 +51,11 @@ from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
 from tmplc.engines.ollama import OllamaRenderError, render_ollama
 from tmplc.ir import DateToken
 from tmplc.jinja_env import render_template
+from tmplc.spec.parse import THINK_FILTER_OF
 from tmplc.targets.ollama import TargetError, modelfile_fields
 
 from conftest import load_tokenizer, missing_fixture, ollama_merge
-from strategies import chat_formats, conversations
+from strategies import chat_formats, content_text, conversations, reasoning_text, structures
 
 BOS, EOS = "<s>", "</s>"
 REFUSED = object()
@@ -123,9 +131,17 @@ def llamacpp_expected(fmt, msgs, gen, add_bos, day=DAY):
 
 
 def ollama_refusal(fmt):
-    """The reason the Ollama target must refuse ``fmt`` (a regex for the TargetError), or None."""
-    if fmt.structure.assistant.drop_think:
-        return "drop_think"
+    """The reason the Ollama target must refuse ``fmt`` (a regex for the TargetError), or None:
+    the answer rules first (|drop_think..., |lstrip_nl, the final answer's own rule), then dates."""
+    a = fmt.structure.assistant
+    if a.drop_think:
+        return (re.escape("({OUTPUT|" + THINK_FILTER_OF[a.drop_think] + "})")
+                + r".*Ollama's template functions cannot search or split a string")
+    if a.lstrip_nl:
+        return re.escape("({OUTPUT|lstrip_nl})") + r", which an Ollama template cannot do \(no string functions\)"
+    if a.final is not None:
+        return (r"renders the final answer's content by its own rule .*\{THINK\} block.*"
+                r"Ollama's template functions cannot search, split or strip a string")
     if not ollama_carries_dates(fmt):
         return r"\{DATE=.*only date function, currentDate, always gives YYYY-MM-DD"
     return None
@@ -214,6 +230,20 @@ def test_generated_formats_every_engine(batch, day):
     check_all(batch, day)
 
 
+reasoning_conversations = conversations(text=st.one_of(reasoning_text(), reasoning_text(), content_text),
+                                        max_exchanges=3)
+
+
+@settings(max_examples=10)
+@given(st.lists(st.tuples(chat_formats(structures(reasoning=True)), reasoning_conversations, st.booleans()),
+                min_size=6, max_size=6), days)
+def test_reasoning_formats_every_engine(batch, day):
+    """Formats that all have answer rules, on answers with reasoning: jinja2, transformers and
+    llama.cpp render the reference; the Ollama target refuses each, naming the rule."""
+    assert all(ollama_refusal(fmt) is not None for fmt, _, _ in batch)
+    check_all(batch, day)
+
+
 @settings(max_examples=10)
 @given(st.data())
 def test_registry_every_engine(data):
@@ -232,9 +262,11 @@ def test_no_dangling_newlines_in_any_engine(fmt, msgs):
     check_all(with_prefixes(fmt, msgs))  # every engine equals the reference on every prefix ...
     # ... and, on each engine's own output, a longer conversation extends a shorter one
     prefixes = [msgs[:end] for end in range(1, len(msgs) + 1)]
-    if fmt.structure.assistant.final_suffix is not None:
-        # the last answer ends differently (final_suffix): chain the conversations ending with a
-        # question, which every longer one extends
+    a = fmt.structure.assistant
+    if a.final_suffix is not None or a.final is not None:
+        # the last answer ends differently (final_suffix) or renders its content by its own rule
+        # (final: reasoning kept or re-wrapped): chain the conversations ending with a question,
+        # which every longer one extends
         prefixes = [m for m in prefixes if m[-1]["role"] == "user"]
     tmpl = fmt.to_jinja()
     bos, eos = tokens(fmt)

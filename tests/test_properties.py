@@ -3,8 +3,9 @@
 1. spec -> IR -> to_spec() -> IR is the identity.
 2. The Jinja target rendered by jinja2's sandbox and by transformers' apply_chat_template
    equals the reference render; both refuse the same conversations.
-3. Append-only: the render of k exchanges is a prefix of the render of k+1, and
-   render(msgs[:-1], add_generation_prompt=True) + content + assistant suffix == render(msgs).
+3. Append-only: the render of k exchanges, its last answer rendered as an earlier one, is a
+   prefix of the render of k+1, and render(msgs[:-1], add_generation_prompt=True) + lead +
+   content (the final answer's rule and reasoning block) + assistant suffix == render(msgs).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from tmplc.jinja_env import render_template
 from tmplc.render import render_segments
 from tmplc.spec.files import parse_structure
 
+import answer_rules
 from conftest import load_tokenizer
 from strategies import chat_formats, conversations, structures
+from tmplc.ir import Text
 
 BOS, EOS = "<s>", "</s>"
 
@@ -82,50 +85,46 @@ def test_jinja_refuses_what_the_reference_refuses(fmt, msgs):
     assert_engine_matches(fmt, msgs, lambda m: render_template(template, m, bos_token=BOS, eos_token=EOS))
 
 
-def _assistant_tail(fmt, msgs):
-    """What the model writes for the last message: lead + content (trimmed if the format trims)
-    + assistant suffix."""
-    last = len(msgs) - 1
-    content = msgs[-1]["content"]
+def _frag_text(frag) -> str:
+    """A lead/suffix fragment as rendered (BOS/EOS strings; these never hold a date)."""
+    return "".join(p.value if isinstance(p, Text) else {"BOS": BOS, "EOS": EOS}[p.name] for p in frag)
+
+
+def _answer(fmt, content, final: bool, suffix: bool = True) -> str:
+    """What the model writes for an answer: lead + content through the answer rules (written out
+    in answer_rules, independently of Turn.content; ``final``: as the conversation's last message,
+    with the final answer's rule, reasoning block and final_suffix) + the suffix."""
     a = fmt.structure.assistant
-    if a.drop_think:  # written out here, independently of Turn.content
-        content = content.split("</think>", 1 if a.drop_think == "first" else -1)[-1]
-    strip = {"both": str.strip, "left": str.lstrip, "right": str.rstrip}[a.trim_side]
-    text = strip(content) if a.trim else content
-    segs = [s for s in render_segments(fmt, msgs, bos_token=BOS, eos_token=EOS) if s.message_index == last]
-    lead = "".join(s.text for s in segs if s.part == "lead")
-    suffix = "".join(s.text for s in segs if s.part == "suffix")
-    return lead + text + suffix
+    end = a.final_suffix if final and a.final_suffix is not None else a.suffix
+    return _frag_text(a.lead) + answer_rules.answer(a, content, final) + (_frag_text(end) if suffix else "")
 
 
 @given(chat_formats(), conversations(min_exchanges=2, end_with_assistant=True, system=False))
 @example(fmt=tmplc.load("chatml"),
          msgs=[{"role": "user", "content": "\n"}, {"role": "assistant", "content": "\n"},
                {"role": "user", "content": ""}, {"role": "assistant", "content": ""}])
+@example(fmt=tmplc.load("qwen3-thinking"),
+         msgs=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>\nr\n</think>\n\na"},
+               {"role": "user", "content": "q2"}, {"role": "assistant", "content": "\n\nb</think>\n\nc"}])
 def test_append_only_and_generation_prompt_identity(fmt, msgs):
-    full = _ref(fmt, msgs)
-    exchanges = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
-    prev = None
-    # with a final_suffix the last answer ends differently: the history up to it (its suffix
-    # left out, continue_final_message) is what a longer conversation extends
-    final = fmt.structure.assistant.final_suffix is not None
-    for end in exchanges:
-        cur = _ref(fmt, msgs[: end + 1])
-        if prev is not None:
-            assert cur.startswith(prev)
-        prev = _ref(fmt, msgs[: end + 1], continue_final_message=True) if final else cur
-    assert cur == full
-    head = _ref(fmt, msgs[:-1], add_generation_prompt=True)
-    tail = _assistant_tail(fmt, msgs)  # lead + content + suffix: what the model writes
-    # the generation prompt is the history's text up to the reply, plus {PROMPT=...} text
+    """For every answer: the generation prompt before it (without its {PROMPT=...} text) + what the
+    model writes for it == the render ending with it (its final-answer rule and final_suffix);
+    with continue_final_message, the same without the suffix; and every longer conversation
+    starts with that prompt + the answer as an earlier answer renders it (append-only)."""
     po = fmt.structure.assistant.prompt_only
-    assert head.endswith(po)
-    head = head[:len(head) - len(po)]
-    assert head + tail == full
-    # continue_final_message leaves exactly the assistant suffix out
-    cont = _ref(fmt, msgs, continue_final_message=True)
-    suffix = full[len(cont):]
-    assert full.startswith(cont) and tail.endswith(suffix) and head + tail[:len(tail) - len(suffix)] == cont
+    earlier = None  # the previous exchange as every longer conversation renders it
+    for end in [i for i, m in enumerate(msgs) if m["role"] == "assistant"]:
+        content = msgs[end]["content"]
+        head = _ref(fmt, msgs[:end], add_generation_prompt=True)
+        assert head.endswith(po)
+        head = head[:len(head) - len(po)]
+        full = _ref(fmt, msgs[:end + 1])
+        if earlier is not None:
+            assert head.startswith(earlier) and full.startswith(earlier)
+        assert full == head + _answer(fmt, content, final=True)
+        assert _ref(fmt, msgs[:end + 1], continue_final_message=True) == \
+            head + _answer(fmt, content, final=True, suffix=False)
+        earlier = head + _answer(fmt, content, final=False)
 
 
 @given(chat_formats(), conversations(system=False))

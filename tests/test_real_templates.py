@@ -13,6 +13,13 @@ equal, or differ by exactly the deliberate difference documented in the entry's 
 * gemma3: identical for alternating conversations; the real template raises on non-alternating
   roles, tmplc renders them.
 
+The ``qwen3-thinking`` entry has the real Qwen3 template's reasoning rules: it equals the real
+template (text and token ids) on alternating conversations whose answers hold reasoning
+(``<think>...</think>``, newlines around the tags, several ``</think>``), with and without
+``add_generation_prompt``.  Outside them (an assistant message after another, after no user
+message) the real template keys its think block on "after the last user message", tmplc on "the
+last message": those differences are stated in a test.
+
 Token ids are compared too (``tokenize=True``, which encodes without adding special tokens).
 A missing fixture fails under CI=true and skips otherwise (conftest.tokenizer_dir).
 """
@@ -20,13 +27,13 @@ A missing fixture fails under CI=true and skips otherwise (conftest.tokenizer_di
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tmplc.registry import registry
 
 from conftest import load_tokenizer
-from strategies import conversations
+from strategies import content_text, conversations, reasoning_text, unreasoned_text
 
 ENTRY = {"llama3": "llama-3", "qwen3": "qwen3", "gemma3": "gemma-3"}
 QWEN3_THINK = "<think>\n\n</think>\n\n"
@@ -133,7 +140,8 @@ def test_fixed_conversations(fixture):
 def test_hypothesis_conversations(fixture):
     tok = load_tokenizer(fixture)
 
-    @given(conversations(), st.booleans())
+    # (qwen3: contents mostly without reasoning, which the `qwen3` entry does not model)
+    @given(conversations(text=unreasoned_text if fixture == "qwen3" else content_text), st.booleans())
     def run(msgs, agp):
         if fixture == "qwen3":
             # the real template parses '</think>' in assistant content and treats a user message
@@ -191,3 +199,85 @@ def test_gemma3_system_goes_into_the_first_user_turn_untrimmed():
     msgs = [{"role": "system", "content": " sys "}, {"role": "user", "content": " hi "}]
     want = "<bos><start_of_turn>user\n sys \n\nhi<end_of_turn>\n<start_of_turn>model\n"
     assert _real(tok, msgs, True) == want == _ours(tok, "gemma3", msgs, True)
+
+
+# -- qwen3-thinking: the real Qwen3 template's reasoning rules, exactly ------------------------
+
+THINKING = registry["qwen3-thinking"]
+
+
+def _thinking(tok, msgs, agp, tokenize=False):
+    out = tok.apply_chat_template(msgs, chat_template=_thinking_jinja(), tokenize=tokenize, add_generation_prompt=agp)
+    return _ids(out) if tokenize else out
+
+
+def _thinking_jinja() -> str:
+    if "thinking" not in _JINJA:
+        _JINJA["thinking"] = THINKING.to_jinja()
+    return _JINJA["thinking"]
+
+
+def check_thinking(tok, msgs, agp):
+    """The real template == the qwen3-thinking entry: its reference render and its Jinja through
+    transformers; token ids too."""
+    real = _real(tok, msgs, agp)
+    assert THINKING.render(msgs, add_generation_prompt=agp, bos_token=tok.bos_token,
+                           eos_token=tok.eos_token) == real
+    assert _thinking(tok, msgs, agp) == real
+    assert _thinking(tok, msgs, agp, tokenize=True) == _real(tok, msgs, agp, tokenize=True)
+
+
+REASONED = [
+    ("<think>\nLet me think.\n</think>\n\nThe answer.", "Why?"),
+    ("</think>\n\nonly an end tag", "\n\nleading newlines"),
+    ("<think>\n\n\nr\n\n\n</think>\n\n\n\nA\n", "x</think>y</think>\nz"),
+    ("<think></think>", "\n<think>\nr</think>"),
+    ("  <think> r </think>  a  ", ""),
+]
+
+
+@pytest.mark.parametrize("texts", [None, TRICKY, REASONED])
+def test_qwen3_thinking_fixed_conversations(texts):
+    tok = load_tokenizer("qwen3")
+    for system in (None, "You are a helpful assistant.", ""):
+        for n in (1, 2, 3):
+            for end_user in (False, True):
+                msgs = _conv(system, n, end_user, texts)
+                for agp in (False, True):
+                    check_thinking(tok, msgs, agp)
+
+
+@settings(max_examples=60)
+@given(conversations(text=st.one_of(reasoning_text(), reasoning_text(), content_text)), st.booleans())
+def test_qwen3_thinking_hypothesis_conversations(msgs, agp):
+    tok = load_tokenizer("qwen3")
+    # a user message wrapped in <tool_response> tags is a tool result to the real template
+    assume(not any(m["content"].startswith("<tool_response>") for m in msgs))
+    check_thinking(tok, msgs, agp)
+
+
+def test_qwen3_thinking_and_qwen3_differ_by_the_reasoning_rules_only():
+    """Both entries have one layout; the qwen3 entry renders every answer as sent."""
+    plain = registry["qwen3"]
+    assert THINKING.structure.assistant.prefix == plain.structure.assistant.prefix
+    assert THINKING.structure.user == plain.structure.user and THINKING.structure.system == plain.structure.system
+    msgs = _conv(None, 2, False, [("q", "<think>\nr\n</think>\n\na")])
+    assert plain.render(msgs).count("<think>\nr\n</think>\n\na") == 2
+    assert THINKING.render(msgs).count("<think>\nr\n</think>\n\na") == 1  # the final answer's
+    assert THINKING.render(msgs[:-1]) == plain.render(msgs[:-1]).replace("<think>\nr\n</think>\n\n", "")
+
+
+def test_qwen3_thinking_differs_where_no_user_message_precedes_the_answer():
+    """Stated differences: the real template re-wraps each answer after the LAST USER message
+    (every one of several consecutive answers that has reasoning, and the last), tmplc only the
+    conversation's last message; an answer with no user message before it is not re-wrapped by
+    the real template."""
+    tok = load_tokenizer("qwen3")
+    block, u, a = "<think>\nr\n</think>\n\n", "<|im_start|>user\nq<|im_end|>\n", "<|im_start|>assistant\n"
+    two = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "r</think>x"},
+           {"role": "assistant", "content": "r</think>y"}]
+    assert _real(tok, two, False) == f"{u}{a}{block}x<|im_end|>\n{a}{block}y<|im_end|>\n"
+    assert THINKING.render(two) == f"{u}{a}x<|im_end|>\n{a}{block}y<|im_end|>\n"
+    alone = [{"role": "assistant", "content": "r</think>x"}]
+    assert _real(tok, alone, False) == f"{a}x<|im_end|>\n"
+    assert THINKING.render(alone) == f"{a}{block}x<|im_end|>\n"

@@ -20,6 +20,7 @@ from tmplc.ir import SpecialToken
 from tmplc.registry import registry
 from tmplc.spec.files import load_yaml_spec, parse_structure
 
+import answer_rules
 from strategies import conversations
 
 NAMES = list(registry)
@@ -186,20 +187,33 @@ def _exchanges(msgs):
 @pytest.mark.parametrize("name", NAMES)
 def test_append_only(name):
     fmt = registry[name]
+    a = fmt.structure.assistant
+    lead, suffix = _frag_text(fmt, a.lead), _frag_text(fmt, a.suffix)
 
     @given(_convs(fmt, end_with_assistant=True))
     def check(msgs):
         head, body = _exchanges(msgs)
-        renders = [fmt.render(head + body[:2 * k]) for k in range(1, len(body) // 2 + 1)]
-        for a, b in zip(renders, renders[1:]):
-            assert b.startswith(a)
-        # a user-final conversation is a prefix too, and so is its generation prompt
+        # a user-final conversation is a prefix of every longer one, and so is its generation
+        # prompt (without its {PROMPT=...} text: deepseek-r1's "<think>\n" is the prompt's only)
+        renders = [fmt.render(head + body[:2 * k - 1]) for k in range(1, len(body) // 2 + 1)]
+        for a_, b_ in zip(renders, renders[1:]):
+            assert b_.startswith(a_)
         for k in range(1, len(body) // 2 + 1):
             full = fmt.render(head + body[:2 * k])
             assert full.startswith(fmt.render(head + body[:2 * k - 1]))
             prompt = fmt.render(head + body[:2 * k - 1], add_generation_prompt=True)
-            po = fmt.structure.assistant.prompt_only  # (deepseek-r1's "<think>\n": the prompt's only)
-            assert prompt.endswith(po) and full.startswith(prompt[:len(prompt) - len(po)])
+            assert prompt.endswith(a.prompt_only)
+            prompt = prompt[:len(prompt) - len(a.prompt_only)]
+            assert full.startswith(prompt)
+            # the answer as an earlier answer renders it (qwen3-thinking: its reasoning dropped)
+            # is what every longer conversation holds
+            if 2 * k < len(body):
+                earlier = prompt + lead + answer_rules.answer(a, body[2 * k - 1]["content"], False) + suffix
+                assert fmt.render(head + body[:2 * k + 1]).startswith(earlier)
+        if a.final is None and a.final_suffix is None:  # the answers render alike: plain append-only
+            renders = [fmt.render(head + body[:2 * k]) for k in range(1, len(body) // 2 + 1)]
+            for a_, b_ in zip(renders, renders[1:]):
+                assert b_.startswith(a_)
 
     check()
 
@@ -208,16 +222,14 @@ def test_append_only(name):
 def test_generation_prompt_plus_reply_is_the_full_render(name):
     fmt = registry[name]
     a = fmt.structure.assistant
-    suffix = _frag_text(fmt, a.suffix)
+    suffix = _frag_text(fmt, a.suffix if a.final_suffix is None else a.final_suffix)
     lead = _frag_text(fmt, a.lead)  # {REPLY}: text the model writes before the content
 
     @given(_convs(fmt, end_with_assistant=True))
     def check(msgs):
-        content = msgs[-1]["content"]
-        if a.drop_think:  # (deepseek-r1) the answer after its reasoning
-            content = content.split("</think>", 1 if a.drop_think == "first" else -1)[-1]
-        if a.trim:
-            content = content.strip()
+        # the final answer: its reasoning dropped (deepseek-r1), re-wrapped (qwen3-thinking),
+        # trimmed, as answer_rules writes the rules out
+        content = answer_rules.answer(a, msgs[-1]["content"], True)
         # {PROMPT=...} text (deepseek-r1's "<think>\n") is the prompt's only
         prompt = fmt.render(msgs[:-1], add_generation_prompt=True)
         assert prompt.endswith(a.prompt_only)

@@ -8,6 +8,8 @@ import tmplc
 from tmplc import SpecError
 from tmplc.ir import SpecialToken, Text
 
+import answer_rules
+
 BOS = SpecialToken("BOS")
 EOS = SpecialToken("EOS")
 
@@ -581,14 +583,14 @@ NEW_ERRORS = [
     ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}<t>{REASONING|always}</t>{/THINK}{OUTPUT}\n", 4, 13,
      "|always applies only to {THINK}"),
     ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}<t>{REASONING}</t>{OUTPUT}\n", 4, 3, "as a pair"),
-    ("U:{INPUT}\nA:{THINK}<t>{REASONING}</t>{/THINK}{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 2, 3,
-     "right before the second {OUTPUT}"),
+    ("U:{INPUT}\nA:{THINK}<t>{REASONING}</t>{/THINK} {OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 2, 3,
+     "{THINK}...{/THINK} goes right before an {OUTPUT}"),
     ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}<t>{REASONING}</t>{/THINK} {OUTPUT}\n", 4, 3,
-     "right before the second {OUTPUT}"),
+     "{THINK}...{/THINK} goes right before an {OUTPUT}"),
     ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}<t></t>{/THINK}{OUTPUT}\n", 4, 3, "exactly one {REASONING}"),
     ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}{REASONING}{BOS}{/THINK}{OUTPUT}\n", 4, 21,
      "{BOS} inside {THINK}"),
-    ("U:{INPUT}{REASONING}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 10, "as a pair"),
+    ("U:{INPUT}{REASONING}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 10, "{REASONING} goes only inside {THINK}"),
     # {PROMPT=...}
     ("U:{INPUT}\nA:{PROMPT}{OUTPUT}\nU:{INPUT}\nA:{PROMPT}{OUTPUT}\n", 2, 3, "{PROMPT=text} needs its text"),
     ("U:{INPUT}\nA:{PROMPT=}{OUTPUT}\nU:{INPUT}\nA:{PROMPT=}{OUTPUT}\n", 2, 3, "{PROMPT=text} needs its text"),
@@ -823,3 +825,167 @@ def test_date_formats_are_date_conversions_only(fmt_, bad):
         tmplc.parse_spec("{DATE=" + fmt_ + "}U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n")
     assert (e.value.line, e.value.column) == (1, 1)
     assert f"{bad} is not a date conversion" in e.value.message
+
+
+# ---------------------------------------------------------------------------------------------
+# answer rules of reasoning templates: |drop_think..., |lstrip_nl, |trim_first, and the final
+# answer's own rule and {THINK}...{REASONING}...{/THINK} block (the second {OUTPUT})
+
+import json  # noqa: E402
+
+from strategies import structures  # noqa: E402
+from tmplc.ir import DROP_THINK, FinalAnswer, ThinkBlock  # noqa: E402
+from tmplc.spec.parse import THINKS  # noqa: E402
+from tmplc.targets.json_ir import from_dict, to_dict  # noqa: E402
+
+
+def _answers(first: str, second: str | None = None) -> str:
+    """A spec whose assistant content placeholders are ``first`` and ``second``."""
+    return f"U:{{INPUT}}\nA:{first}\nU:{{INPUT}}\nA:{first if second is None else second}\n"
+
+
+def test_drop_think_filters_are_the_drop_think_values():
+    assert sorted(THINKS.values()) == sorted(DROP_THINK[1:])
+    for filt, mode in THINKS.items():
+        a = parse_structure(_answers("{OUTPUT|" + filt + "}")).assistant
+        assert (a.drop_think, a.final) == (mode, None)
+        assert ChatFormat(parse_structure(_answers("{OUTPUT|" + filt + "}"))).to_spec() == \
+            _answers("{OUTPUT|" + filt + "}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(structures(reasoning=True))
+def test_round_trips_of_answer_rules(structure):
+    """spec, YAML and JSON round trips of layouts that all have answer rules."""
+    fmt = ChatFormat(structure, tmplc.ir.Metadata(bos_token="<s>", eos_token="</s>"))
+    spec = fmt.to_spec()
+    assert parse_structure(spec) == structure
+    assert ChatFormat(parse_structure(spec)).to_spec() == spec  # canonical
+    assert load_yaml_spec(fmt.to_yaml()).structure == structure
+    assert from_dict(json.loads(json.dumps(to_dict(fmt)))).structure == structure
+
+
+@settings(max_examples=60, deadline=None)
+@given(structures())
+def test_json_round_trip_generated(structure):
+    assert from_dict(json.loads(json.dumps(to_dict(ChatFormat(structure))))).structure == structure
+
+
+@pytest.mark.parametrize("written, same_as", [
+    # a strip that a later step repeats is dropped: one value per meaning
+    ("{OUTPUT|drop_think_lstrip_nl|lstrip_nl}", "{OUTPUT|drop_think|lstrip_nl}"),
+    ("{OUTPUT|lstrip_nl|drop_think_first_lstrip_nl}", "{OUTPUT|drop_think_first|lstrip_nl}"),
+    ("{OUTPUT|trim|drop_think_trim}", "{OUTPUT|trim|drop_think}"),
+    ("{OUTPUT|trim|drop_think_strip_nl}", "{OUTPUT|trim|drop_think}"),
+    ("{OUTPUT|trim|drop_think_lstrip_nl|lstrip_nl}", "{OUTPUT|trim|drop_think}"),
+    ("{OUTPUT|lstrip|drop_think_lstrip_nl}", "{OUTPUT|lstrip|drop_think}"),
+    ("{OUTPUT|lstrip|lstrip_nl}", "{OUTPUT|lstrip}"),
+    ("{OUTPUT|lstrip_nl|trim}", "{OUTPUT|trim}"),
+    # the second {OUTPUT} like the first: no final-answer rule
+    ("{OUTPUT|drop_think_lstrip_nl}", "{OUTPUT|drop_think|lstrip_nl}"),
+])
+def test_answer_rules_are_normalised(written, same_as):
+    a = parse_structure(_answers(written)).assistant
+    b = parse_structure(_answers(same_as)).assistant
+    if written == "{OUTPUT|drop_think_lstrip_nl}":  # (as the first {OUTPUT} of a spec, not the same)
+        a = parse_structure(_answers(written, same_as)).assistant
+        assert a.final == FinalAnswer("last", True) and a.drop_think == "last_lstrip_nl"
+        return
+    assert a == b and a.final is None
+    # and they render alike, the normalised value as the one written
+    for text in ["<think>\n r \n</think>\n\n a \n", "\n\n x</think>", " \n", "a</think>\n</think>\n b"]:
+        assert a.content(text) == answer_rules.apply(text, a) == answer_rules.apply(text, b)
+
+
+@pytest.mark.parametrize("kept", [
+    "{OUTPUT|rstrip|drop_think_lstrip_nl}",  # a right trim does not repeat a left strip
+    "{OUTPUT|lstrip|drop_think_strip_nl}",  # nor a left trim a right one
+    "{OUTPUT|lstrip|drop_think_trim}",
+    "{OUTPUT|rstrip|lstrip_nl}",
+    "{OUTPUT|trim|drop_think_trim|lstrip_nl|trim_first}",  # trimmed first: the later strips stay
+    "{OUTPUT|drop_think_strip_nl|lstrip_nl}",
+])
+def test_answer_rules_that_are_not_redundant_are_kept(kept):
+    st = parse_structure(_answers(kept))
+    assert ChatFormat(st).to_spec() == _answers(kept)
+
+
+def test_trim_first_trims_before_the_reasoning_is_dropped():
+    first = parse_structure(_answers("{OUTPUT|trim|drop_think_lstrip_nl|trim_first}")).assistant
+    after = parse_structure(_answers("{OUTPUT|trim|drop_think_lstrip_nl}")).assistant
+    assert first.trim_first and not after.trim_first and after.drop_think == "last"
+    text = " r </think>\n\n a \n"
+    assert first.content(text) == " a"  # strip, split, lstrip('\n'): the space after the newlines stays
+    assert after.content(text) == "a"
+    # the final answer's block sees the trimmed content
+    fmt = tmplc.parse_spec(_answers("{OUTPUT}", "{THINK}<t>{REASONING}</t>{/THINK}{OUTPUT|trim|drop_think|trim_first}"))
+    assert fmt.render(msgs(("q", " r </think> a "))) == "U:q\nA:<t>r </t> a\n"
+    fmt2 = tmplc.parse_spec(_answers("{OUTPUT}", "{THINK}<t>{REASONING}</t>{/THINK}{OUTPUT|trim|drop_think}"))
+    assert fmt2.render(msgs(("q", " r </think> a "))) == "U:q\nA:<t> r </t>a\n"
+
+
+@pytest.mark.parametrize("output", ["{OUTPUT|trim|trim_first}", "{OUTPUT|drop_think|trim_first}",
+                                    "{OUTPUT|trim_first}", "{OUTPUT|lstrip_nl|trim_first}"])
+def test_trim_first_needs_a_trim_and_a_drop_think_filter(output):
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec(_answers(output))
+    assert (e.value.line, e.value.column) == (2, 3)
+    assert "|trim_first on {OUTPUT} needs a trim filter" in e.value.message
+    assert "and a |drop_think filter" in e.value.message
+
+
+QWEN3_LIKE = ("<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n{OUTPUT|drop_think_lstrip_nl}<|im_end|>\n"
+              "<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n{THINK|always}<think>\n{REASONING}\n"
+              "</think>\n\n{/THINK}{OUTPUT|drop_think|lstrip_nl}<|im_end|>\n")
+
+
+def test_think_block_parses_renders_and_round_trips():
+    fmt = tmplc.parse_spec(QWEN3_LIKE)
+    a = fmt.structure.assistant
+    assert (a.drop_think, a.lstrip_nl, a.trim) == ("last_lstrip_nl", False, False)
+    assert a.final == FinalAnswer("last", True, think=ThinkBlock("<think>\n", "\n</think>\n\n", True, False))
+    assert fmt.to_spec() == QWEN3_LIKE
+    assert parse_structure(fmt.to_spec()) == fmt.structure
+    assert from_dict(fmt.to_dict()).structure == fmt.structure
+    u, asst = "<|im_start|>user\n", "<|im_start|>assistant\n"
+    conv = msgs(("q", "<think>\nr\n</think>\n\na"), ("q2", "<think>\nr2</think>\n\nb"))
+    # earlier answers: reasoning dropped; the final one: re-wrapped in the block
+    assert fmt.render(conv) == (f"{u}q<|im_end|>\n{asst}a<|im_end|>\n"
+                                f"{u}q2<|im_end|>\n{asst}<think>\nr2\n</think>\n\nb<|im_end|>\n")
+    # |always: the block without reasoning; the answer's leading newlines go (|lstrip_nl)
+    assert fmt.render(msgs(("q", "\n\nb"))) == f"{u}q<|im_end|>\n{asst}<think>\n\n</think>\n\nb<|im_end|>\n"
+    # an earlier answer without </think> is kept as it is (the drop and its lstrip are conditional)
+    assert fmt.render(msgs(("q", "\n\nb"), ("q2", None))).startswith(f"{u}q<|im_end|>\n{asst}\n\nb<|im_end|>\n")
+    # the generation prompt is the prefix; continue_final_message renders the final answer's rule
+    assert fmt.render(msgs(("q", None)), add_generation_prompt=True) == f"{u}q<|im_end|>\n{asst}"
+    assert fmt.render(msgs(("q", "<think>r</think>a")), continue_final_message=True) == \
+        f"{u}q<|im_end|>\n{asst}<think>\nr\n</think>\n\na"
+    # the trainable content of the final answer holds its block
+    segs = fmt.segments(msgs(("q", "<think>r</think>a")))
+    assert [(s.text, s.part) for s in segs if s.trainable] == [("<think>\nr\n</think>\n\na", "content"),
+                                                               ("<|im_end|>\n", "suffix")]
+
+
+@pytest.mark.parametrize("block, content, shown", [
+    ("{THINK}<t>{REASONING}</t>{/THINK}", "x", "x"),  # no reasoning, no |always: no block
+    ("{THINK|always}<t>{REASONING}</t>{/THINK}", "x", "<t></t>x"),
+    ("{THINK}<t>{REASONING}</t>{/THINK}", " r </think>x", "<t> r </t>x"),
+    ("{THINK}<t>{REASONING|trim}</t>{/THINK}", " r </think>x", "<t>r</t>x"),
+    ("{THINK}<t>{REASONING|trim}</t>{/THINK}", "  </think>x", "<t></t>x"),  # not empty before |trim
+    ("{THINK}{REASONING}{/THINK}", "<think>\n\nr\n\n</think>x</think>y", "ry"),
+    ("{THINK}[{REASONING}]{/THINK}", "a<think>b<think>\nc\n</think>d", "[c]d"),
+])
+def test_think_block_reasoning(block, content, shown):
+    fmt = tmplc.parse_spec(_answers("{OUTPUT|drop_think}", block + "{OUTPUT|drop_think}"))
+    assert fmt.render(msgs(("q", content))) == f"U:q\nA:{shown}\n"
+    assert fmt.to_spec() == _answers("{OUTPUT|drop_think}", block + "{OUTPUT|drop_think}")
+
+
+def test_final_answer_keeps_what_earlier_answers_drop():
+    # QwQ-like: earlier answers without their reasoning, the final answer as sent
+    fmt = tmplc.parse_spec(_answers("{OUTPUT|drop_think}", "{OUTPUT}"))
+    a = fmt.structure.assistant
+    assert a.drop_think == "last" and a.final == FinalAnswer()
+    conv = msgs(("q", "r</think>a"), ("q2", "r2</think>b"))
+    assert fmt.render(conv) == "U:q\nA:a\nU:q2\nA:r2</think>b\n"
+    assert fmt.to_spec() == _answers("{OUTPUT|drop_think}", "{OUTPUT}")

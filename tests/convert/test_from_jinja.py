@@ -4,12 +4,13 @@ and precise refusals on hand-written templates."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import conversations, plain_text
+from strategies import content_text, conversations, plain_text, reasoning_text
 from conftest import load_tokenizer, tokenizer_dir
 import tmplc
 from tmplc import parse_spec, registry
@@ -70,18 +71,84 @@ def test_llama3_fixture_is_refused_for_its_unconditional_generation_prompt():
     assert "<|start_header_id|>assistant<|end_header_id|>" in e.value.reason
 
 
-def test_qwen3_fixture_is_refused_for_its_think_block_on_the_last_turn():
-    cfg = _fixture_template("qwen3")
-    with pytest.raises(ConversionRefused) as e:
-        from_jinja(cfg["chat_template"], bos_token=cfg.get("bos_token"), eos_token=cfg["eos_token"])
-    assert e.value.reason.startswith("different text on the last assistant turn")
-    assert "<think>" in e.value.reason
+def _qwen3_fmt(**variables):
+    key = ("qwen3",) + tuple(sorted(variables.items()))
+    if key not in _CACHE:
+        cfg = _fixture_template("qwen3")
+        _CACHE[key] = from_jinja(cfg["chat_template"], bos_token=cfg.get("bos_token"), eos_token=cfg["eos_token"],
+                                 **variables)
+    return _CACHE[key]
 
 
-def test_qwen3_fixture_stays_refused_with_thinking_disabled():
-    cfg = _fixture_template("qwen3")
-    with pytest.raises(ConversionRefused):
-        from_jinja(cfg["chat_template"], eos_token=cfg["eos_token"], enable_thinking=False)
+def test_qwen3_fixture_converts_exactly_to_qwen3_thinking():
+    """The real Qwen3 template (reasoning dropped from earlier answers, the final answer re-wrapped
+    in a <think> block) converts, and is the registry's qwen3-thinking entry."""
+    fmt = _qwen3_fmt()
+    assert identify(fmt) == "qwen3-thinking"
+    entry = registry["qwen3-thinking"]
+    assert fmt.structure == entry.structure
+    assert fmt.to_spec() == entry.to_spec()
+    a = fmt.structure.assistant
+    assert a.drop_think == "last_lstrip_nl" and a.prompt_only == ""
+    assert a.final is not None and a.final.think is not None and a.final.think.always
+    assert "{THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think|lstrip_nl}" in fmt.to_spec()
+
+
+def test_qwen3_fixture_with_thinking_disabled_converts_with_the_closed_think_block_in_the_prompt():
+    fmt = _qwen3_fmt(enable_thinking=False)
+    entry = registry["qwen3-thinking"]
+    # the same layout and answer rules; the generation prompt closes an empty think block
+    assert fmt.structure.assistant.prompt_only == "<think>\n\n</think>\n\n"
+    assert fmt.structure == replace(entry.structure, assistant=replace(
+        entry.structure.assistant, prompt_only="<think>\n\n</think>\n\n"))
+    assert "<|im_start|>assistant\n{PROMPT=<think>\n\n</think>\n\n}{OUTPUT|drop_think_lstrip_nl}" in fmt.to_spec()
+    assert identify(fmt) is None  # no registry entry has that prompt
+    assert "enable_thinking=False" in fmt.meta.notes
+    q = [{"role": "user", "content": "q"}]
+    assert fmt.render(q, True) == "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    assert [c.code for c in tmplc.lint.caveats(fmt)] == ["prompt-not-in-training", "reasoning-dropped"]
+
+
+# answers with reasoning: newlines around <think> and </think>, several </think>, none at all
+qwen3_conversations = conversations(text=st.one_of(reasoning_text(), reasoning_text(), content_text), system=None)
+
+
+@settings(max_examples=40)
+@given(qwen3_conversations, st.booleans())
+def test_qwen3_conversion_matches_transformers(msgs, gen):
+    """Independent of the converter's own check: transformers renders the real Qwen3 template
+    (the fixture tokenizer's chat_template), tmplc's format and its to_jinja() alike."""
+    tok = load_tokenizer("qwen3")
+    fmt = _qwen3_fmt()
+    want = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+    assert fmt.render(msgs, gen) == want
+    assert tok.apply_chat_template(msgs, chat_template=fmt.to_jinja(), tokenize=False,
+                                   add_generation_prompt=gen) == want
+
+
+@settings(max_examples=25)
+@given(qwen3_conversations, st.booleans())
+def test_qwen3_conversion_with_thinking_disabled_matches_transformers(msgs, gen):
+    tok = load_tokenizer("qwen3")
+    fmt = _qwen3_fmt(enable_thinking=False)
+    want = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, enable_thinking=False)
+    assert fmt.render(msgs, gen) == want
+    assert tok.apply_chat_template(msgs, chat_template=fmt.to_jinja(), tokenize=False,
+                                   add_generation_prompt=gen) == want
+    # only the generation prompt differs from the default (enable_thinking unset)
+    assert fmt.render(msgs) == _qwen3_fmt().render(msgs)
+
+
+def test_qwen3_conversion_hand_checked():
+    tok = load_tokenizer("qwen3")
+    fmt = _qwen3_fmt()
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "q1"},
+            {"role": "assistant", "content": "<think>\nr1\n</think>\n\na1"},
+            {"role": "user", "content": "q2"},
+            {"role": "assistant", "content": "\n<think>\n\nr2\n\n</think>\n</think>\n\na2"}]
+    want = ("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\na1<|im_end|>\n"
+            "<|im_start|>user\nq2<|im_end|>\n<|im_start|>assistant\n<think>\nr2\n</think>\n\na2<|im_end|>\n")
+    assert tok.apply_chat_template(msgs, tokenize=False) == fmt.render(msgs) == want
 
 
 # -- round trip: target -> import -> IR identity ----------------------------------------------

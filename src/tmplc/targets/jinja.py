@@ -61,8 +61,8 @@ def content_expr(expr: str, part, strip=hf_strip) -> str:
                 + (", 1" if drop == "first" else "") + ")[-1]")
     elif drop:  # the answer after </think> is stripped only when there is one
         answer = "(" + expr + ").split(" + jinja_string(THINK_END) + (", 1)[1]" if drop.startswith("first") else ")[-1]")
-        answer = {"last_lstrip_nl": answer + ".lstrip('\\n')", "last_strip_nl": answer + ".strip('\\n')",
-                  "last_trim": strip("both", answer), "first_lstrip_nl": answer + ".lstrip('\\n')"}[drop]
+        answer = strip("both", answer) if drop == "last_trim" else answer + (
+            ".strip('\\n')" if drop == "last_strip_nl" else ".lstrip('\\n')")
         expr = "(" + answer + " if " + jinja_string(THINK_END) + " in " + expr + " else " + expr + ")"
     if getattr(part, "lstrip_nl", False):
         expr = "(" + expr + ").lstrip('\\n')"
