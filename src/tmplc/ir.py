@@ -275,8 +275,14 @@ class Turn:
         if self.trim_first and not (self.trim and (self.drop_think or self.think is not None)):
             object.__setattr__(self, "trim_first", False)
         _normalise_rule(self)  # one value per meaning
-        if self.empty is None and self.empty_raw:
-            object.__setattr__(self, "empty_raw", False)
+        if self.empty is not None and self.think is None and self.final_suffix is None and (
+                self.final is None or self.final.think is None) and \
+                tuple(self.empty) == fragment(self.prefix + self.lead + self.suffix):
+            object.__setattr__(self, "empty", None)  # what an empty answer renders anyway
+        identity = ("", False, False, "both", False)
+        if self.empty is None or (self.rule() == identity and self.think is None and (
+                self.final is None or (self.final.rule() == identity and self.final.think is None))):
+            object.__setattr__(self, "empty_raw", False)  # "" content and "" answer are the same
         if self.empty is not None and not self.empty_raw and (
                 self.think is not None or (self.final is not None and self.final.think is not None)):
             raise ValueError("an empty-answer turn ({EMPTY}) decided on the rendered answer cannot go with "
