@@ -152,8 +152,17 @@ def answer_rules(draw, reasoning: bool | None = None) -> dict:
     sometimes a FinalAnswer with its own rule and sometimes a ThinkBlock)."""
     if not (reasoning or (reasoning is None and draw(st.booleans()))):
         return {}
-    return {"drop_think": draw(_drops), "lstrip_nl": draw(st.booleans()), "trim_first": draw(st.booleans()),
-            "final": draw(st.one_of(st.none(), final_answers()))}
+    rules = {"drop_think": draw(_drops), "lstrip_nl": draw(st.booleans()), "trim_first": draw(st.booleans()),
+             "final": draw(st.one_of(st.none(), final_answers())),
+             # every answer's reasoning block ({THINK} before both {OUTPUT}s: Ling), sometimes
+             "think": draw(st.one_of(st.none(), st.none(), think_blocks))}
+    # the whole turn of an empty answer ({EMPTY}: ByteDance-Seed, DeepSeek), sometimes; decided on the
+    # content ({EMPTY|raw}) when a reasoning block is drawn (the IR refuses the rendered test then)
+    empty = draw(st.one_of(st.none(), st.none(), _frag("E:")))
+    if empty is not None:
+        blocks = rules["think"] is not None or (rules["final"] is not None and rules["final"].think is not None)
+        rules.update(empty=empty, empty_raw=blocks or draw(st.booleans()))
+    return rules
 
 
 @st.composite
@@ -186,7 +195,9 @@ def _structures(draw, reasoning: bool | None = None):
         preamble = draw(_frag())
         system = SystemBlock("first_user", draw(_frag("<<S>>", allow_tokens=False)), draw(_frag()),
                              draw(st.booleans()), default, draw(_sides), draw(st.booleans()))
-    return Structure(preamble, system, user, assistant)
+    # text ending a conversation rendered without the generation prompt ({END}: Phi-3.5's EOS), sometimes
+    closing = draw(st.one_of(st.just(()), st.just(()), st.just(()), _frag("Z")))
+    return Structure(preamble, system, user, assistant, closing)
 
 
 def chat_formats(structure_strategy=None):

@@ -45,3 +45,42 @@ def test_cli_prints_caveats_on_stderr():
                        capture_output=True, text=True)
     assert r.returncode == 0
     assert "caveat: no-end-of-turn" in r.stderr and "caveat" not in r.stdout
+
+
+def messages(first: str, second: str | None = None) -> dict[str, str]:
+    spec = f"U:{{INPUT}}\nA:{first}{{EOS}}U:{{INPUT}}\nA:{second or first}{{EOS}}"
+    return {c.code: c.message for c in caveats(tmplc.parse_spec(spec, bos_token="<s>", eos_token="</s>"))}
+
+
+KEPT = "only the final answer (the conversation's last message) keeps its reasoning"
+EVERY = "dropped from every assistant turn (no reasoning is trained)"
+
+
+def test_reasoning_dropped_from_every_answer():
+    for first, which in (("{OUTPUT|drop_think}", "last"), ("{OUTPUT|drop_think_lstrip_nl|trim}", "last"),
+                         ("{OUTPUT|drop_think_first}", "first"), ("{OUTPUT|drop_think_first_lstrip_nl}", "first")):
+        msg = messages(first)["reasoning-dropped"]
+        assert f"answers are rendered from after their {which} '</think>'" in msg and EVERY in msg, first
+        assert KEPT not in msg
+    # the final answer with a rule of its own that drops the reasoning too: dropped from every answer
+    msg = messages("{OUTPUT|drop_think}", "{OUTPUT|drop_think|trim}")["reasoning-dropped"]
+    assert EVERY in msg and KEPT not in msg
+    assert [c.code for c in caveats(tmplc.load("deepseek-r1"))] == ["prompt-not-in-training", "reasoning-dropped"]
+
+
+def test_reasoning_kept_only_in_the_final_answer():
+    # QwQ-like (the final answer as sent) and Qwen3-like (re-wrapped in a block): a multi-turn row
+    # trains the last answer's reasoning only
+    for second in ("{OUTPUT}", "{OUTPUT|lstrip_nl}",
+                   "{THINK}<think>{REASONING}</think>{/THINK}{OUTPUT|drop_think}"):
+        msg = messages("{OUTPUT|drop_think}", second)["reasoning-dropped"]
+        assert msg.startswith("earlier answers are rendered from after their last '</think>'"), second
+        assert KEPT in msg and "make one row per answer" in msg and EVERY not in msg
+    msg = messages("{OUTPUT|drop_think_first}", "{OUTPUT}")["reasoning-dropped"]
+    assert msg.startswith("earlier answers are rendered from after their first '</think>'")
+    thinking = caveats(tmplc.load("qwen3-thinking"))
+    assert [c.code for c in thinking] == ["reasoning-dropped"]
+    assert KEPT in thinking[0].message
+    # without a drop on earlier answers there is nothing dropped to report
+    assert messages("{OUTPUT|lstrip_nl}") == {}
+    assert messages("{OUTPUT}", "{THINK}<think>{REASONING}</think>{/THINK}{OUTPUT}") == {}

@@ -35,7 +35,8 @@ from tmplc.engines.llamacpp import (
 )
 from tmplc import parse_spec
 from tmplc.errors import MessageError
-from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Text, Turn
+from tmplc.ir import (DROP_THINK, ChatFormat, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock, Text,
+                      ThinkBlock, Turn)
 from tmplc.registry import registry
 from tmplc.targets.jinja import to_jinja
 from tmplc.targets.llamacpp import (
@@ -177,6 +178,22 @@ def test_shared_hf_template_differs_only_by_trim(driver) -> None:
         f = registry[name]
         trims = any(t is not None and t.trim for t in (f.structure.user, f.structure.assistant, f.structure.system))
         assert (TARGETS[name].chat_template != to_jinja(f, generation_tags=False)) == trims, name
+
+
+def _unused_macros(template: str) -> list[str]:
+    return [m for m in re.findall(r"\{%- macro (tmplc_\w+)\(", template) if template.count(m + "(") == 1]
+
+
+@pytest.mark.parametrize("filt", ["drop_think_lstrip_nl", "drop_think_strip_nl", "drop_think_trim",
+                                  "lstrip_nl|drop_think_first_lstrip_nl"])
+def test_no_unused_strip_macro(filt) -> None:
+    """The exact strip macros are added for the strips the template writes, and only those
+    (|drop_think_trim strips the answer after </think>; the others strip no whitespace)."""
+    tgt = to_llamacpp(parse_spec(_CHATML.replace("{OUTPUT}", "{OUTPUT|" + filt + "}")), check_builtins=False)
+    assert _unused_macros(tgt.chat_template) == []
+    assert ("tmplc_strip(" in tgt.chat_template) == (filt == "drop_think_trim")
+    for name, t in TARGETS.items():
+        assert _unused_macros(t.chat_template) == [], name
 
 
 def test_strip_macro_in_jinja2_too() -> None:
@@ -479,24 +496,80 @@ def test_prompt_only_renders_like_reference(driver) -> None:
     _check_batch(cases)
 
 
+_THINK_CONTENTS = ["<think>\nhm\n</think>\n\nA", "a</think>b</think> c\u3000", "</think>", "no think", "",
+                   "\u3000</think>\xa0x", "\n\n<think>\n\u3000r\xa0\n</think>\n\n\u3000a\n", "\n\nx\n",
+                   "</think>\n\n</think>\n", " \n<think>\n\n</think>\n \n"]
+
+
 def test_drop_think_renders_like_reference(driver) -> None:
-    contents = ["<think>\nhm\n</think>\n\nA", "a</think>b</think> c\u3000", "</think>", "no think", "",
-                "\u3000</think>\xa0x"]
+    """Every |drop_think mode, with |lstrip_nl, each trim side and |trim_first: contents with
+    Unicode whitespace around </think> (the strips are the exact macros)."""
     cases = []
-    for mode in ("last", "first"):
+    for mode in DROP_THINK[1:]:
         for trim, side in ((False, "both"), (True, "both"), (True, "left"), (True, "right")):
-            fmt = _fmt(f"{mode}-{trim}-{side}",
-                       assistant=Turn((Text("A:"),), (Text("\n"),), trim, trim_side=side, drop_think=mode))
-            tgt = to_llamacpp(fmt, check_builtins=False)
-            for c in contents:
-                cases.append((fmt.name, fmt, tgt, [{"role": "user", "content": c},
-                                                   {"role": "assistant", "content": c}], False))
+            for lstrip_nl in (False, True):
+                for first in (False, True):
+                    asst = Turn((Text("A:"),), (Text("\n"),), trim, trim_side=side, drop_think=mode,
+                                lstrip_nl=lstrip_nl, trim_first=first)
+                    fmt = _fmt(f"{mode}-{trim}-{side}-{lstrip_nl}-{first}", assistant=asst)
+                    tgt = to_llamacpp(fmt, check_builtins=False)
+                    for i, c in enumerate(_THINK_CONTENTS):
+                        other = _THINK_CONTENTS[(i + 3) % len(_THINK_CONTENTS)]
+                        cases.append((fmt.name, fmt, tgt, [{"role": "user", "content": c},
+                                                           {"role": "assistant", "content": c},
+                                                           {"role": "user", "content": c},
+                                                           {"role": "assistant", "content": other}], False))
+    _check_batch(cases)
+
+
+_FINALS = [
+    FinalAnswer(),
+    FinalAnswer(trim=True, trim_side="right"),
+    FinalAnswer("last", True, think=ThinkBlock("<think>\n", "\n</think>\n\n", always=True)),
+    FinalAnswer("last_trim", think=ThinkBlock("<t>", "</t>", trim=True)),
+    FinalAnswer("first", False, True, "both", ThinkBlock("[", "]\n", True, True), trim_first=True),
+    FinalAnswer("last_strip_nl", True, True, "left", ThinkBlock("", "\n"), trim_first=True),
+]
+
+
+@pytest.mark.parametrize("final", _FINALS)
+def test_final_answer_rule_renders_like_reference(driver, final) -> None:
+    """The final answer's own rule and reasoning block ({REASONING|trim}: the exact strip macro)
+    against the earlier answers' rule, with and without the generation prompt."""
+    cases = []
+    for drop in ("", "last_lstrip_nl", "first"):
+        asst = Turn((Text("<|assistant|>"),), (SpecialToken("EOS"),), drop_think=drop, final=final)
+        if asst.final is None:  # (FinalAnswer() is the rule of a turn without drop: no rule of its own)
+            assert final == FinalAnswer() and not drop
+            continue
+        fmt = _fmt(f"{drop}-{final}", assistant=asst, system=SystemBlock("standalone", (Text("S:"),), (Text("\n"),)))
+        tgt = to_llamacpp(fmt, check_builtins=False)
+        if final.think is not None and final.think.trim:
+            assert "tmplc_strip(tmplc_reasoning)" in tgt.chat_template  # not |trim: ASCII-only in llama.cpp
+        for i, c in enumerate(_THINK_CONTENTS):
+            other = _THINK_CONTENTS[(i + 4) % len(_THINK_CONTENTS)]
+            for msgs in ([{"role": "user", "content": "q"}, {"role": "assistant", "content": c}],
+                         [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
+                          {"role": "assistant", "content": other}, {"role": "user", "content": "q2"},
+                          {"role": "assistant", "content": c}],
+                         [{"role": "user", "content": "q"}, {"role": "assistant", "content": c},
+                          {"role": "user", "content": other}]):
+                for agp in (False, True):
+                    cases.append((fmt.name, fmt, tgt, msgs, agp))
+    # what the reference means: the final answer re-wrapped, the earlier one without its reasoning
+    fmt = _fmt("q", assistant=Turn((Text("A:"),), (Text("\n"),), drop_think="last", final=_FINALS[3]))
+    assert fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "\u3000r </think> a "},
+                       {"role": "user", "content": "q"}, {"role": "assistant", "content": "\u3000r </think> a "}]) == \
+        "U:q\nA: a \nU:q\nA:<t>r</t>a\n"
     _check_batch(cases)
 
 
 _CHATML = "<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n" \
           "{OUTPUT}<|im_end|>\n<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n{OUTPUT}<|im_end|>\n"
 
+
+# PROBE_CONVERSATIONS (targets/llamacpp.py) hold answers starting with "\n", a final answer with
+# edge whitespace and one with reasoning, so no built-in is claimed for rules it renders differently
 
 @pytest.mark.parametrize("change", [
     ("{SYSTEM}", "{SYSTEM|nonempty}"),
@@ -505,15 +578,47 @@ _CHATML = "<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{INPUT}<|im
     ("{OUTPUT}", "{OUTPUT|rstrip}"),
     ("{OUTPUT}", "{PROMPT=<think>\n}{OUTPUT}"),
     ("{OUTPUT}", "{OUTPUT|drop_think}"),
+    ("{OUTPUT}", "{OUTPUT|drop_think_lstrip_nl}"),
+    ("{OUTPUT}", "{OUTPUT|lstrip_nl}"),
+    # the final answer's own rule (the second {OUTPUT} only)
+    ("{OUTPUT}", "{OUTPUT|trim}", "final"),
+    ("{OUTPUT}", "{THINK}<think>{REASONING}</think>{/THINK}{OUTPUT}", "final"),
 ])
 def test_new_features_get_no_builtin_that_renders_differently(driver, change) -> None:
     plain = to_llamacpp(parse_spec(_CHATML))
     assert plain.builtin_name == "chatml"
-    tgt = to_llamacpp(parse_spec(_CHATML.replace(*change)))
+    old, new = change[:2]
+    spec = _CHATML.replace(old, new) if len(change) == 2 else new.join(_CHATML.rsplit(old, 1))
+    assert (parse_spec(spec).structure.assistant.final is not None) == (len(change) == 3)
+    tgt = to_llamacpp(parse_spec(spec))
     # llama.cpp would detect chatml from the template, but its built-in does not render the format
     assert tgt.detected_builtin == "chatml"
     assert tgt.builtin_name is None and tgt.builtin_by_name is None and tgt.requires_jinja
     assert "warning" in tgt.report()
+
+
+@pytest.mark.parametrize("output, final, answer", [
+    ("{OUTPUT|lstrip_nl}", "{OUTPUT|lstrip_nl}", "\n\nx"),
+    ("{OUTPUT}", "{OUTPUT|trim}", " x "),
+    ("{OUTPUT}", "{THINK}<think>{REASONING}</think>{/THINK}{OUTPUT}", "r</think>x"),
+    ("{OUTPUT|drop_think}", "{OUTPUT}", "r</think>x"),
+])
+def test_claimed_builtin_renders_answer_rules(driver, output, final, answer) -> None:
+    """A built-in that the target names (builtin_name, or builtin_by_name) renders the answer rules
+    like the reference: here, a final answer that the rule changes."""
+    fmt = parse_spec(final.join(_CHATML.replace("{OUTPUT}", output).rsplit(output, 1)))
+    tgt = to_llamacpp(fmt)
+    builtin = tgt.builtin_name or tgt.builtin_by_name
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}] * 2
+    assert fmt.render(msgs) != _CHATML_REF.render(msgs)  # the rule changes this conversation
+    if builtin is None:
+        return
+    (got,) = run_driver_jobs([{"builtin": builtin, "messages": msgs, "add_generation_prompt": False}])
+    want = _expected(fmt, tgt, msgs, False)
+    assert got.get("output") == want
+
+
+_CHATML_REF = parse_spec(_CHATML)
 
 
 def test_builtin_that_trims_the_system_message_is_not_claimed_for_nonempty(driver) -> None:

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from tmplc.engines.ollama import GoNotFoundError, OllamaRenderError, find_go, harness_binary, render_ollama
 from tmplc import parse_spec
 from tmplc.errors import MessageError, TmplcError
-from tmplc.ir import ChatFormat, Metadata, SpecialToken, Structure, SystemBlock, Turn, fragment
+from tmplc.ir import (ChatFormat, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock, ThinkBlock, Turn,
+                      fragment)
 from tmplc.registry import registry
 from tmplc.targets.ollama import (
     FROM_PLACEHOLDER,
@@ -158,9 +159,17 @@ def add_format_cases(batch: Batch, fmt: ChatFormat, convs: list[list[dict]], lab
             batch.add(mf, c, expected(fmt, c), label)
 
 
-# the entries Ollama can carry: |drop_think (deepseek-r1) cannot be split by a Go template, which
-# test_registry_entries_ollama_cannot_carry_are_refused asserts
-REGISTRY = sorted(n for n in registry if not registry[n].structure.assistant.drop_think)
+def answer_rules(fmt) -> bool:
+    """Whether the format has answer rules (|drop_think..., |lstrip_nl, the final answer's own
+    rule or {THINK} block), which Go templates cannot carry (no string search, split or strip)."""
+    a = fmt.structure.assistant
+    return bool(a.drop_think or a.lstrip_nl or a.final is not None or a.think is not None or a.empty is not None
+                or fmt.structure.closing)
+
+
+# the entries Ollama can carry: answer rules (deepseek-r1's |drop_think, qwen3-thinking's) cannot
+# be carried by a Go template, which test_registry_entries_ollama_cannot_carry_are_refused asserts
+REGISTRY = sorted(n for n in registry if not answer_rules(registry[n]))
 
 NASTY_CONVERSATIONS = [
     [u("Hi")],
@@ -188,10 +197,14 @@ def test_registry_is_not_empty() -> None:
 
 def test_registry_entries_ollama_cannot_carry_are_refused() -> None:
     refused = sorted(set(registry) - set(REGISTRY))
-    assert refused == ["deepseek-r1"]
+    assert refused == ["deepseek-r1", "qwen3-thinking"]
+    filters = {"deepseek-r1": "{OUTPUT|drop_think}", "qwen3-thinking": "{OUTPUT|drop_think_lstrip_nl}"}
     for name in refused:
-        with pytest.raises(TargetError, match=r"drop_think.*cannot search or split a string"):
+        with pytest.raises(TargetError, match=r"drop_think.*cannot search or split a string") as e:
             to_ollama(registry[name], allow_untrimmed=True)
+        assert f"({filters[name]})" in str(e.value) and f"format {name!r}" in str(e.value)
+    # qwen3 is the reasoning entry's layout without its rules: carried
+    assert "qwen3" in REGISTRY
 
 
 def test_registry_fixed_conversations_in_one_call() -> None:
@@ -223,11 +236,21 @@ def test_random_formats(formats, convs) -> None:
             add_format_cases(batch, fmt, convs, f"format {k}: {fmt.structure}")
         except TargetError as exc:
             # only the documented refusals: a leading BOS that depends on content emptiness,
-            # {OUTPUT|drop_think} (Go templates cannot search a string), and a date that is not
+            # answer rules ({OUTPUT|drop_think}..., |lstrip_nl, the final answer's own rule: Go
+            # templates cannot search, split or strip a string), and a date that is not
             # YYYY-MM-DD (Ollama's currentDate)
+            a = fmt.structure.assistant
+            earlier = a.drop_think or a.lstrip_nl
             assert "starts with {BOS}" in str(exc) or (
-                fmt.structure.assistant.drop_think and "|drop_think" in str(exc)) or (
+                a.drop_think and "|drop_think" in str(exc)) or (
+                not a.drop_think and a.lstrip_nl and "{OUTPUT|lstrip_nl}" in str(exc)) or (
+                not earlier and fmt.structure.closing and "({END})" in str(exc)) or (
+                not (earlier or fmt.structure.closing) and a.empty is not None and "({EMPTY})" in str(exc)) or (
+                not (earlier or fmt.structure.closing or a.empty) and a.think is not None and "{THINK}" in str(exc)) or (
+                not (earlier or fmt.structure.closing or a.empty or a.think) and a.final is not None
+                and "final answer" in str(exc)) or (
                 "{DATE=" in str(exc) and "YYYY-MM-DD" in str(exc)), str(exc)
+            assert answer_rules(fmt) or "|drop_think" not in str(exc) and "final answer" not in str(exc)
             refused += "starts with {BOS}" in str(exc)
     if batch.jobs:
         batch.check()
@@ -666,14 +689,76 @@ def test_allow_untrimmed_renders_sides_as_sent_and_strips_the_default_by_its_sid
     assert got == expected(fmt, [u("q")]) and ("<|im_start|>system\n" + want_default + "<|im_end|>") in got
 
 
-@pytest.mark.parametrize("mode,filt", [("last", "{OUTPUT|drop_think}"), ("first", "{OUTPUT|drop_think_first}")])
-def test_drop_think_is_refused(mode, filt) -> None:
+def _chatml_assistant(**changes) -> ChatFormat:
     fmt = registry["chatml"]
-    fmt = ChatFormat(replace(fmt.structure, assistant=replace(fmt.structure.assistant, drop_think=mode)), fmt.meta)
+    return ChatFormat(replace(fmt.structure, assistant=replace(fmt.structure.assistant, **changes)), fmt.meta)
+
+
+@pytest.mark.parametrize("mode,filt", [
+    ("last", "{OUTPUT|drop_think}"), ("first", "{OUTPUT|drop_think_first}"),
+    ("last_lstrip_nl", "{OUTPUT|drop_think_lstrip_nl}"), ("last_strip_nl", "{OUTPUT|drop_think_strip_nl}"),
+    ("last_trim", "{OUTPUT|drop_think_trim}"),
+    ("first_lstrip_nl", "{OUTPUT|drop_think_first_lstrip_nl}"),
+])
+def test_drop_think_is_refused(mode, filt) -> None:
+    fmt = _chatml_assistant(drop_think=mode)
+    which = "first" if mode.startswith("first") else "last"
     for allow in (False, True):
         with pytest.raises(TargetError) as e:
             to_ollama(fmt, allow_untrimmed=allow)
-        assert filt in str(e.value) and f"their {mode} '</think>'" in str(e.value)
+        assert f"({filt})" in str(e.value) and "cannot search or split a string" in str(e.value)
+        assert f"their {which} '</think>'" in str(e.value)
+
+
+def test_lstrip_nl_is_refused() -> None:
+    fmt = _chatml_assistant(lstrip_nl=True)
+    assert fmt.to_spec().count("{OUTPUT|lstrip_nl}") == 2
+    for allow in (False, True):
+        with pytest.raises(TargetError) as e:
+            to_ollama(fmt, allow_untrimmed=allow)
+        assert str(e.value) == ("format 'chatml' removes leading newlines from answers ({OUTPUT|lstrip_nl}), "
+                                "which an Ollama template cannot do (no string functions)")
+
+
+@pytest.mark.parametrize("final", [
+    FinalAnswer(),  # the final answer as sent, earlier answers trimmed
+    FinalAnswer(trim=True),
+    FinalAnswer(drop_think="last"),
+    FinalAnswer(think=ThinkBlock("<think>\n", "\n</think>\n\n", always=True)),
+])
+def test_final_answer_rule_is_refused(final) -> None:
+    fmt = _chatml_assistant(final=final, trim=final == FinalAnswer())
+    assert fmt.structure.assistant.final == final  # a rule of its own (not normalised away)
+    assert not fmt.structure.assistant.drop_think and not fmt.structure.assistant.lstrip_nl
+    for allow in (False, True):
+        with pytest.raises(TargetError) as e:
+            to_ollama(fmt, allow_untrimmed=allow)
+        msg = str(e.value)
+        assert msg.startswith("format 'chatml' renders the final answer's content by its own rule (the second "
+                              "{OUTPUT}'s filters or a {THINK} block: reasoning kept or re-wrapped)")
+        assert msg.endswith("Ollama's template functions cannot search, split or strip a string")
+
+
+def test_answer_rule_refusals_come_before_the_date_and_trim_ones() -> None:
+    """The first rule that cannot be carried is the one named: drop_think, then lstrip_nl, then the
+    final answer's rule; a trim or a date alone would be a different refusal."""
+    dated = with_date_format(parse_spec("[{DATE=%Y-%m-%d}]" + "U:{INPUT}\nA:{OUTPUT|rstrip}\n" * 2), "%d %b")
+    both = ChatFormat(replace(dated.structure, assistant=replace(
+        dated.structure.assistant, drop_think="last", lstrip_nl=True, final=FinalAnswer())), dated.meta)
+    with pytest.raises(TargetError, match=re.escape("({OUTPUT|drop_think})")):
+        to_ollama(both)
+    nodrop = ChatFormat(replace(both.structure, assistant=replace(both.structure.assistant, drop_think="")), both.meta)
+    with pytest.raises(TargetError, match=re.escape("({OUTPUT|lstrip_nl})")):
+        to_ollama(nodrop)
+    final_only = ChatFormat(replace(nodrop.structure, assistant=replace(nodrop.structure.assistant, lstrip_nl=False,
+                                                                         final=FinalAnswer(drop_think="last"))),
+                            both.meta)
+    with pytest.raises(TargetError, match="the final answer's content by its own rule"):
+        to_ollama(final_only)
+    plain = ChatFormat(replace(final_only.structure, assistant=replace(final_only.structure.assistant, final=None)),
+                       both.meta)
+    with pytest.raises(TargetError, match=r"\{DATE=%d %b\}"):
+        to_ollama(plain, allow_untrimmed=True)
 
 
 @pytest.mark.parametrize("placement", ["standalone", "first_user"])

@@ -17,7 +17,6 @@ from jinja2.exceptions import TemplateError
 
 import tmplc
 from tmplc.jinja_env import render_template
-from tmplc.render import render_segments
 from tmplc.spec.files import parse_structure
 
 import answer_rules
@@ -90,13 +89,21 @@ def _frag_text(frag) -> str:
     return "".join(p.value if isinstance(p, Text) else {"BOS": BOS, "EOS": EOS}[p.name] for p in frag)
 
 
-def _answer(fmt, content, final: bool, suffix: bool = True) -> str:
-    """What the model writes for an answer: lead + content through the answer rules (written out
+def _empty_turn(a, content: str, body: str) -> bool:
+    return getattr(a, "empty", None) is not None and (content if a.empty_raw else body) == ""
+
+
+def _turn(fmt, content, final: bool, suffix: bool = True) -> str:
+    """An assistant turn as rendered: prefix + lead + content through the answer rules (written out
     in answer_rules, independently of Turn.content; ``final``: as the conversation's last message,
-    with the final answer's rule, reasoning block and final_suffix) + the suffix."""
+    with the final answer's rule, reasoning block and final_suffix) + the suffix; or the whole
+    turn of an empty answer ({EMPTY}: empty as sent with ``empty_raw``, else as rendered)."""
     a = fmt.structure.assistant
+    body = answer_rules.answer(a, content, final)
+    if _empty_turn(a, content, body):
+        return _frag_text(a.empty)
     end = a.final_suffix if final and a.final_suffix is not None else a.suffix
-    return _frag_text(a.lead) + answer_rules.answer(a, content, final) + (_frag_text(end) if suffix else "")
+    return _frag_text(a.prefix) + _frag_text(a.lead) + body + (_frag_text(end) if suffix else "")
 
 
 @given(chat_formats(), conversations(min_exchanges=2, end_with_assistant=True, system=False))
@@ -107,24 +114,28 @@ def _answer(fmt, content, final: bool, suffix: bool = True) -> str:
          msgs=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>\nr\n</think>\n\na"},
                {"role": "user", "content": "q2"}, {"role": "assistant", "content": "\n\nb</think>\n\nc"}])
 def test_append_only_and_generation_prompt_identity(fmt, msgs):
-    """For every answer: the generation prompt before it (without its {PROMPT=...} text) + what the
-    model writes for it == the render ending with it (its final-answer rule and final_suffix);
-    with continue_final_message, the same without the suffix; and every longer conversation
-    starts with that prompt + the answer as an earlier answer renders it (append-only)."""
-    po = fmt.structure.assistant.prompt_only
-    earlier = None  # the previous exchange as every longer conversation renders it
+    """For every answer: the generation prompt before it (without its {PROMPT=...} text and the
+    assistant prefix) + the turn as the model writes it == the render ending with it (the final
+    answer's rule and final_suffix; then the {END} closing text); with continue_final_message, the
+    same without the suffix and closing; and every longer conversation starts with the history +
+    the answer as an earlier answer renders it (append-only)."""
+    a = fmt.structure.assistant
+    po, prefix = a.prompt_only, _frag_text(a.prefix)
+    closing = _frag_text(getattr(fmt.structure, "closing", ()))
+    earlier = None  # the conversation up to the previous answer, as every longer conversation renders it
     for end in [i for i, m in enumerate(msgs) if m["role"] == "assistant"]:
         content = msgs[end]["content"]
         head = _ref(fmt, msgs[:end], add_generation_prompt=True)
-        assert head.endswith(po)
-        head = head[:len(head) - len(po)]
+        assert head.endswith(prefix + po)
+        before = head[:len(head) - len(prefix + po)]
         full = _ref(fmt, msgs[:end + 1])
         if earlier is not None:
-            assert head.startswith(earlier) and full.startswith(earlier)
-        assert full == head + _answer(fmt, content, final=True)
-        assert _ref(fmt, msgs[:end + 1], continue_final_message=True) == \
-            head + _answer(fmt, content, final=True, suffix=False)
-        earlier = head + _answer(fmt, content, final=False)
+            assert before.startswith(earlier) and full.startswith(earlier)
+        assert full == before + _turn(fmt, content, final=True) + closing
+        if not _empty_turn(a, content, answer_rules.answer(a, content, True)):  # ({EMPTY}: no continuing)
+            assert _ref(fmt, msgs[:end + 1], continue_final_message=True) == \
+                before + _turn(fmt, content, final=True, suffix=False)
+        earlier = before + _turn(fmt, content, final=False)
 
 
 @given(chat_formats(), conversations(system=False))

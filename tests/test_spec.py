@@ -902,7 +902,7 @@ def test_answer_rules_are_normalised(written, same_as):
     "{OUTPUT|lstrip|drop_think_strip_nl}",  # nor a left trim a right one
     "{OUTPUT|lstrip|drop_think_trim}",
     "{OUTPUT|rstrip|lstrip_nl}",
-    "{OUTPUT|trim|drop_think_trim|lstrip_nl|trim_first}",  # trimmed first: the later strips stay
+    "{OUTPUT|trim|drop_think_lstrip_nl|trim_first}",  # trimmed first, the answer after </think> is not
     "{OUTPUT|drop_think_strip_nl|lstrip_nl}",
 ])
 def test_answer_rules_that_are_not_redundant_are_kept(kept):
@@ -989,3 +989,18 @@ def test_final_answer_keeps_what_earlier_answers_drop():
     conv = msgs(("q", "r</think>a"), ("q2", "r2</think>b"))
     assert fmt.render(conv) == "U:q\nA:a\nU:q2\nA:r2</think>b\n"
     assert fmt.to_spec() == _answers("{OUTPUT|drop_think}", "{OUTPUT}")
+
+
+def test_answer_rules_one_value_per_meaning():
+    """Content rules that render every text alike are one IR value (after normalisation)."""
+    import itertools
+
+    pieces = ["", "\n", " ", "x", "</think>", "<think>", "\t"]
+    texts = sorted({"".join(p) for n in range(5) for p in itertools.product(pieces, repeat=n)})
+    rules = {Turn(drop_think=d, lstrip_nl=nl, trim=t, trim_side=side, trim_first=first)
+             for d, nl, t, side, first in itertools.product(DROP_THINK, (False, True), (False, True),
+                                                            ("both", "left", "right"), (False, True))}
+    meaning: dict[tuple, list] = {}
+    for rule in rules:
+        meaning.setdefault(tuple(answer_rules.apply(x, rule) for x in texts), []).append(rule.rule())
+    assert [sorted(v) for v in meaning.values() if len(v) > 1] == []

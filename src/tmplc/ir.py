@@ -131,6 +131,20 @@ def _normalise_rule(part: Any) -> None:
     if not part.trim and part.trim_side != "both":
         put("trim_side", "both")
     plain = {"last_lstrip_nl": "last", "first_lstrip_nl": "first"}
+    if part.trim and part.trim_first and (part.trim_side == "right" or part.drop_think == "last_trim"):
+        put("trim_first", False)  # a trailing (or the answer's own) trim commutes with the drop
+    if part.trim and part.trim_first and part.trim_side in ("both", "left") and part.drop_think:
+        # trimmed first, an answer without </think> has no leading newline: lstrip_nl acts only on
+        # the text after </think>, as the drop's own left strip does
+        if part.lstrip_nl:
+            put("lstrip_nl", False)
+            put("drop_think", {"last": "last_lstrip_nl", "first": "first_lstrip_nl"}.get(part.drop_think,
+                                                                                       part.drop_think))
+        if part.trim_side == "both" and part.drop_think == "last_strip_nl":
+            put("drop_think", "last_lstrip_nl")  # the answer's end is trimmed already
+        return
+    if part.trim and part.trim_side == "right" and part.drop_think == "last_strip_nl":
+        put("drop_think", "last_lstrip_nl")  # its trailing newlines go with the trailing whitespace
     if part.trim and not part.trim_first and part.trim_side in ("both", "left"):
         put("lstrip_nl", False)
         if part.trim_side == "both":

@@ -55,6 +55,18 @@ def special_strings(tokenizer) -> list[str]:
     return [t.content for t in tokenizer.added_tokens_decoder.values() if t.special]
 
 
+def _split_encode(tokenizer, text):
+    """``tokenizer(text, split_special_tokens=True)``, leaving the tokenizer as it was: transformers
+    sets the shared Rust backend's ``encode_special_tokens`` for that call and does not restore it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    saved = backend.encode_special_tokens if backend is not None else None
+    try:
+        return tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
+    finally:
+        if backend is not None:
+            backend.encode_special_tokens = saved
+
+
 def pieces_encode(tokenizer, segments):
     """Tokenize with special tokens recognised only in template text (content special-token text
     becomes plain text): (ids, char offsets).  Independent, slow, obvious implementation."""
@@ -88,8 +100,7 @@ def pieces_encode(tokenizer, segments):
             ids.append(tokenizer.convert_tokens_to_ids(r[1]))
             offs.append((r[0], r[0] + len(r[1])))
         else:
-            enc = tokenizer(r[1], add_special_tokens=False, split_special_tokens=True,
-                            return_offsets_mapping=True)
+            enc = _split_encode(tokenizer, r[1])
             ids.extend(enc["input_ids"])
             offs.extend((r[0] + a, r[0] + b) for a, b in enc["offset_mapping"])
     return ids, offs
@@ -119,3 +130,18 @@ def reference(tokenizer, fmt, messages, policy="default"):
     if bos is not None and tokenizer("a")["input_ids"][:1] == [bos] and ids[:1] != [bos]:
         ids, labels, offs = [bos] + ids, [IGNORE] + labels, [(0, 0)] + offs
     return ids, labels, offs, flags, segs
+
+
+def trained_runs(tok, out) -> list[str]:
+    """The decoded runs of consecutive trained tokens of a tokenized row (labels equal the ids)."""
+    runs, cur = [], []
+    for i, lab in zip(out["input_ids"], out["labels"]):
+        if lab != IGNORE:
+            assert lab == i
+            cur.append(i)
+        elif cur:
+            runs.append(tok.decode(cur))
+            cur = []
+    if cur:
+        runs.append(tok.decode(cur))
+    return runs

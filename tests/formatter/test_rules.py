@@ -15,7 +15,7 @@ from tmplc.formatter import (DataCollatorForTmplc, FormatterWarning, RowDropped,
                              tokenize_messages, tokenizer_info)
 
 from conftest import load_tokenizer
-from reference import IGNORE
+from reference import IGNORE, trained_runs
 from strategies import conversations
 from toys import DS_EOS, deepseek_like
 
@@ -24,18 +24,6 @@ CONV = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 
         {"role": "assistant", "content": "Bye!"}]
 
 
-def trained_runs(tok, out):
-    runs, cur = [], []
-    for i, lab in zip(out["input_ids"], out["labels"]):
-        if lab != IGNORE:
-            assert lab == i
-            cur.append(i)
-        elif cur:
-            runs.append(tok.decode(cur))
-            cur = []
-    if cur:
-        runs.append(tok.decode(cur))
-    return runs
 
 
 def quiet(fn, *a, **kw):
@@ -321,3 +309,16 @@ def test_batch_is_picklable_and_works_with_datasets_map():
     assert formatted.to_list() == expect
     assert summary.rows_in == 20 and summary.rows_out == 15 and summary.dropped == {"no trainable tokens": 5}
     assert summary.special_token_rows == 5
+
+
+def test_ids_do_not_depend_on_an_earlier_split_special_tokens_call():
+    from transformers import AutoTokenizer
+
+    from conftest import tokenizer_dir
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir("qwen3")))  # a private one: its state changes here
+    fmt = tmplc.load("qwen3")
+    before = quiet(tokenize_messages, fmt, MSGS, tok)
+    assert before["input_ids"][0] == tok.convert_tokens_to_ids("<|im_start|>")
+    tok("x", split_special_tokens=True)  # transformers sets backend_tokenizer.encode_special_tokens = True
+    assert quiet(tokenize_messages, fmt, MSGS, tok) == before

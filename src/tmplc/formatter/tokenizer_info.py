@@ -82,8 +82,13 @@ class TokenizerInfo:
         return (self.json, self.bos_token, self.eos_token, self.pad_token)
 
     def _setup(self, rust, bos_token, eos_token, pad_token, tokenizer_json: str | None = None) -> None:
-        self.rust = rust
+        from tokenizers import Tokenizer
+
         self.json = tokenizer_json if tokenizer_json is not None else rust.to_str()
+        # an own copy: transformers leaves its shared backend's encode_special_tokens set after a
+        # tokenizer(..., split_special_tokens=True) call, which would split template special tokens
+        self.rust = Tokenizer.from_str(self.json)
+        self.rust.encode_special_tokens = False
         self.spec = json.loads(self.json)
         self._lock = threading.Lock()
         self._rust_split = None

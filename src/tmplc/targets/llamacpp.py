@@ -284,6 +284,12 @@ PROBE_CONVERSATIONS: tuple[tuple[dict, ...], ...] = tuple(tuple(m) for m in [
     # reasoning in an answer: |drop_think / |drop_think_first render only what follows </think>
     [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "<think>\nhm\n</think>\n\nA1</think>B"},
      {"role": "user", "content": "Q2"}],
+    # ... and as the final answer (its own rule, a reasoning block), one with leading newlines
+    # (|lstrip_nl), an empty final answer ({EMPTY})
+    [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "<think>\nhm\n</think>\n\nA1</think>B"}],
+    [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "\n\nA1"}, {"role": "user", "content": "Q2"},
+     {"role": "assistant", "content": "\nA2"}],
+    [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": ""}],
 ])
 # Every probe is rendered with and without add_generation_prompt: the prompt's {PROMPT=...} text
 # (e.g. "<think>\n") must be what the built-in's generation prompt adds, or no built-in is named.

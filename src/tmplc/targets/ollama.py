@@ -368,33 +368,29 @@ class _Gen:
         st = self.st
         think = getattr(st.assistant, "drop_think", "")
         if think:
-            which = "first" if think == "first" else "last"
+            which = "first" if think.startswith("first") else "last"
             raise TargetError(
                 f"format {fmt.name!r} renders answers from after their {which} '</think>' "
                 f"({{OUTPUT|{THINK_FILTER_OF[think]}}}), which an Ollama template cannot do (Ollama's template "
                 "functions cannot search or split a string)")
-        if getattr(st.assistant, "lstrip_nl", False):
-            raise TargetError(f"format {fmt.name!r} removes leading newlines from answers ({{OUTPUT|lstrip_nl}}), "
-                              "which an Ollama template cannot do (no string functions)")
-        if getattr(st, "closing", ()):
-            raise TargetError(
-                f"format {fmt.name!r} ends a conversation rendered without the generation prompt with "
-                "closing text ({END}), which an Ollama template cannot do: Ollama renders every prompt "
-                "for generation (it has no add_generation_prompt=False)")
-        if getattr(st.assistant, "empty", None) is not None:
-            raise TargetError(
-                f"format {fmt.name!r} renders an empty answer as a turn of its own ({{EMPTY}}), which this "
-                "Ollama target does not carry (Ollama merges and continues messages, so an empty last answer "
-                "is continued, not rendered)")
-        if getattr(st.assistant, "think", None) is not None:
-            raise TargetError(
-                f"format {fmt.name!r} renders every answer's reasoning in a block ({{THINK}}...{{/THINK}}), "
-                "which an Ollama template cannot do: Ollama's template functions cannot search or split a string")
-        if getattr(st.assistant, "final", None) is not None:
-            raise TargetError(
-                f"format {fmt.name!r} renders the final answer's content by its own rule (the second "
-                "{OUTPUT}'s filters or a {THINK} block: reasoning kept or re-wrapped), which an Ollama "
-                "template cannot do: Ollama's template functions cannot search, split or strip a string")
+        a = st.assistant
+        refusals = (  # (the format has it, what it does, why an Ollama template cannot)
+            (getattr(a, "lstrip_nl", False), "removes leading newlines from answers ({OUTPUT|lstrip_nl})",
+             " (no string functions)"),
+            (bool(getattr(st, "closing", ())), "ends a conversation rendered without the generation prompt with "
+             "closing text ({END})", ": Ollama renders every prompt for generation (it has no "
+             "add_generation_prompt=False)"),
+            (getattr(a, "empty", None) is not None, "renders an empty answer as a turn of its own ({EMPTY})",
+             ": Ollama merges and continues messages, so an empty last answer is continued, not rendered"),
+            (getattr(a, "think", None) is not None, "renders every answer's reasoning in a block "
+             "({THINK}...{/THINK})", ": Ollama's template functions cannot search or split a string"),
+            (getattr(a, "final", None) is not None, "renders the final answer's content by its own rule (the "
+             "second {OUTPUT}'s filters or a {THINK} block: reasoning kept or re-wrapped)",
+             ": Ollama's template functions cannot search, split or strip a string"),
+        )
+        for has, what, why in refusals:
+            if has:
+                raise TargetError(f"format {fmt.name!r} {what}, which an Ollama template cannot do{why}")
         self.dated = False
         for where, frag in self.fragments():
             for p in frag:
