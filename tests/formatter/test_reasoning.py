@@ -19,14 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tmplc
-import tmplc.formatter.core as core
-import tmplc.formatter.plan as plan_mod
 from tmplc.errors import MessageError
-from tmplc.formatter import tokenizer_info
 
 from conftest import load_tokenizer
 from reference import IGNORE, trained_runs, reference, straddles
 from strategies import chat_formats, content_text, conversations, reasoning_text, structures
+from test_ir_features import _plan  # the compiled plan (tiktoken fast path) for a format
 from test_labels import _ours
 
 THINKING = tmplc.load("qwen3-thinking")
@@ -150,13 +148,6 @@ REASONING_LLAMA3 = {
 }
 
 
-def _plan(fmt, tok, policy=None, check=True):
-    info = tokenizer_info(tok)
-    enc = info.tiktoken()
-    assert enc is not None, "the Llama-3 vocabulary must verify for the tiktoken backend"
-    opts = core.make_options(policy)
-    chk = (lambda p: core._plan_agrees(p, fmt, info, opts)) if check else None
-    return plan_mod.get_plan(fmt, info, opts.policy, enc, check=chk)
 
 
 @pytest.mark.parametrize("name", sorted(REASONING_LLAMA3))
