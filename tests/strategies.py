@@ -197,7 +197,10 @@ def _structures(draw, reasoning: bool | None = None):
                              draw(st.booleans()), default, draw(_sides), draw(st.booleans()))
     # text ending a conversation rendered without the generation prompt ({END}: Phi-3.5's EOS), sometimes
     closing = draw(st.one_of(st.just(()), st.just(()), st.just(()), _frag("Z")))
-    return Structure(preamble, system, user, assistant, closing)
+    # the generation prompt after an answer: as after the final answer, none ({PROMPT|skip_after_answer}:
+    # GigaChat, DeepSeek-V3.1), or after the answer rendered as an earlier one (|history_after_answer: gpt-oss)
+    after = draw(st.sampled_from(["final", "final", "skip", "history"]))
+    return Structure(preamble, system, user, assistant, closing, after)
 
 
 def chat_formats(structure_strategy=None):

@@ -299,3 +299,28 @@ def test_no_dangling_newlines_in_any_engine(fmt, msgs):
     assert_chain(unclosed(render_llamacpp([{"template": target.chat_template, "messages": m, "bos_token": bos,
                                             "eos_token": eos, "add_generation_prompt": False, "date": DAY}
                                            for m in prefixes])))
+
+
+GPT_OSS_LIKE = ("<|start|>user<|message|>{INPUT}<|end|><|start|>assistant<|message|>{PROMPT|%s}{OUTPUT|drop_think}<|end|>"
+                "{SPLIT}<|start|>user<|message|>{INPUT}<|end|><|start|>assistant<|message|>"
+                "{PROMPT|%s}{OUTPUT}<|return|>")
+
+
+@pytest.mark.parametrize("after", ["skip", "history"])
+def test_prompt_after_an_answer_every_engine(after):
+    """A final answer with its own ending (<|return|>) and rule (reasoning kept): the three
+    choices render differently after an answer, and every engine renders each like the reference."""
+    spec = GPT_OSS_LIKE % (f"{after}_after_answer", f"{after}_after_answer")
+    fmt = tmplc.parse_spec(spec, name=f"oss-{after}")
+    final = tmplc.parse_spec(spec.replace(f"{{PROMPT|{after}_after_answer}}", ""), name="oss-final")
+    assert fmt.structure.prompt_after_answer == after and final.structure.prompt_after_answer == "final"
+    conv = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "r</think>a"}]
+    want = {"final": "<|start|>user<|message|>q<|end|><|start|>assistant<|message|>r</think>a<|return|>"
+                     "<|start|>assistant<|message|>",
+            "skip": "<|start|>user<|message|>q<|end|><|start|>assistant<|message|>r</think>a<|return|>",
+            "history": "<|start|>user<|message|>q<|end|><|start|>assistant<|message|>a<|end|>"
+                       "<|start|>assistant<|message|>"}
+    assert final.render(conv, True) == want["final"] and fmt.render(conv, True) == want[after]
+    cases = [(f, conv[:n], gen) for f in (fmt, final) for n in (1, 2) for gen in (False, True)]
+    check_all(cases + [(fmt, conv + [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "b"}],
+                        gen) for gen in (False, True)])

@@ -84,3 +84,14 @@ def test_reasoning_kept_only_in_the_final_answer():
     # without a drop on earlier answers there is nothing dropped to report
     assert messages("{OUTPUT|lstrip_nl}") == {}
     assert messages("{OUTPUT}", "{THINK}<think>{REASONING}</think>{/THINK}{OUTPUT}") == {}
+
+
+def test_reasoning_dropped_only_from_the_final_answer():
+    for second, which in (("{OUTPUT|drop_think}", "last"), ("{OUTPUT|drop_think_first|trim}", "first")):
+        msg = messages("{OUTPUT}", second)["reasoning-dropped"]
+        assert msg.startswith(f"the final answer (the conversation's last message) is rendered from after its "
+                              f"{which} '</think>'"), second
+        assert "earlier answers keep their reasoning" in msg and EVERY not in msg and KEPT not in msg
+    # a final answer that re-wraps its reasoning in a block keeps it: no caveat
+    for second in ("{THINK}<t>{REASONING}</t>{/THINK}{OUTPUT}", "{THINK}<t>{REASONING}</t>{/THINK}{OUTPUT|drop_think}"):
+        assert "reasoning-dropped" not in messages("{OUTPUT}", second), second

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -136,6 +138,30 @@ def test_append_only_and_generation_prompt_identity(fmt, msgs):
             assert _ref(fmt, msgs[:end + 1], continue_final_message=True) == \
                 before + _turn(fmt, content, final=True, suffix=False)
         earlier = before + _turn(fmt, content, final=False)
+
+
+@given(chat_formats(), conversations(system=False))
+def test_generation_prompt_after_either_role(fmt, msgs):
+    """The generation prompt is the assistant prefix + {PROMPT=...} text after the conversation
+    rendered without it and without the {END} closing; after an answer, that answer is the final
+    one, except with |history_after_answer (then it renders as an earlier answer, as in a longer
+    conversation); with |skip_after_answer the render is the one without the prompt."""
+    layout = fmt.structure
+    with_prompt = _ref(fmt, msgs, add_generation_prompt=True)
+    prompt = _frag_text(layout.assistant.prefix) + layout.assistant.prompt_only
+    unclosed = replace(fmt, structure=replace(layout, closing=()))
+    if msgs[-1]["role"] == "user":
+        assert with_prompt == _ref(unclosed, msgs) + prompt
+    elif layout.prompt_after_answer == "skip":
+        assert with_prompt == _ref(fmt, msgs)
+    elif layout.prompt_after_answer == "history":
+        longer = _ref(unclosed, msgs + [{"role": "user", "content": ""}])
+        before_user = _ref(unclosed, msgs[:-1])
+        turn = _turn(fmt, msgs[-1]["content"], final=False)
+        assert longer.startswith(before_user + turn)
+        assert with_prompt == before_user + turn + prompt
+    else:
+        assert with_prompt == _ref(unclosed, msgs) + prompt
 
 
 @given(chat_formats(), conversations(system=False))

@@ -924,14 +924,39 @@ def test_trim_first_trims_before_the_reasoning_is_dropped():
     assert fmt2.render(msgs(("q", " r </think> a "))) == "U:q\nA:<t> r </t>a\n"
 
 
-@pytest.mark.parametrize("output", ["{OUTPUT|trim|trim_first}", "{OUTPUT|drop_think|trim_first}",
-                                    "{OUTPUT|trim_first}", "{OUTPUT|lstrip_nl|trim_first}"])
-def test_trim_first_needs_a_trim_and_a_drop_think_filter(output):
+@pytest.mark.parametrize("output", ["{OUTPUT|drop_think|trim_first}", "{OUTPUT|trim_first}",
+                                    "{OUTPUT|lstrip_nl|trim_first}"])
+def test_trim_first_needs_a_trim_filter(output):
     with pytest.raises(SpecError) as e:
         tmplc.parse_spec(_answers(output))
     assert (e.value.line, e.value.column) == (2, 3)
     assert "|trim_first on {OUTPUT} needs a trim filter" in e.value.message
-    assert "and a |drop_think filter" in e.value.message
+
+
+@pytest.mark.parametrize("first, second, where", [
+    ("{OUTPUT|trim|trim_first}", None, (2, 3)),
+    ("{OUTPUT}", "{OUTPUT|trim|trim_first}", (4, 3)),
+    # every answer's block is before the first {OUTPUT} only when it is before both
+    ("{THINK}<t>{REASONING}</t>{/THINK}{OUTPUT|trim|trim_first}", "{OUTPUT|trim|trim_first}", (4, 3)),
+])
+def test_trim_first_needs_a_drop_think_filter_or_a_reasoning_block(first, second, where):
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec(_answers(first, second))
+    assert (e.value.line, e.value.column) == where
+    assert "needs a |drop_think filter or a {THINK} block" in e.value.message
+
+
+def test_trim_first_with_a_reasoning_block_and_no_drop():
+    """The block's reasoning is split off the trimmed content; the answer is kept whole."""
+    block = "{THINK}<t>{REASONING}</t>{/THINK}"
+    spec = _answers("{OUTPUT|trim}", block + "{OUTPUT|trim|trim_first}")
+    fmt = tmplc.parse_spec(spec)
+    assert fmt.structure.assistant.final.trim_first and fmt.to_spec() == spec
+    untrimmed_first = tmplc.parse_spec(_answers("{OUTPUT|trim}", block + "{OUTPUT|trim}"))
+    conv = msgs(("q", " r</think> a "))
+    assert fmt.render(conv) == "U:q\nA:<t>r</t>r</think> a\n"
+    # without |trim_first the reasoning is read off the untrimmed content: " r"
+    assert untrimmed_first.render(conv) == "U:q\nA:<t> r</t>r</think> a\n"
 
 
 QWEN3_LIKE = ("<|im_start|>user\n{INPUT}<|im_end|>\n<|im_start|>assistant\n{OUTPUT|drop_think_lstrip_nl}<|im_end|>\n"

@@ -30,6 +30,8 @@ THINK_START = "<think>"
 #: ``Turn.drop_think`` values: which ``</think>`` ends the reasoning, and how the answer after it
 #: is cleaned when the content has one (the ``if '</think>' in content`` of reasoning templates)
 DROP_THINK = ("", "last", "first", "last_lstrip_nl", "last_strip_nl", "last_trim", "first_lstrip_nl")
+#: What ``add_generation_prompt`` does after a conversation's last answer (``Structure.prompt_after_answer``).
+PROMPT_AFTER_ANSWER = ("final", "skip", "history")
 
 
 def drop_reasoning(text: str, mode: str) -> str:
@@ -368,6 +370,22 @@ class Structure:
     #: text that ends every conversation rendered without the generation prompt (``{END}`` in a
     #: spec; Phi-3.5 appends the EOS token); not rendered with ``continue_final_message``
     closing: Fragment = ()
+    #: ``add_generation_prompt`` on a conversation ending with an answer: ``"final"`` appends the
+    #: prompt after it (rendered as the final answer); ``"skip"`` does nothing: it renders as
+    #: without (``{PROMPT|skip_after_answer}``; GigaChat, DeepSeek-V3.1 test
+    #: ``messages[-1].role != 'assistant'``); ``"history"`` renders the answer as an earlier one,
+    #: then the prompt (``{PROMPT|history_after_answer}``; gpt-oss: ``loop.last and not
+    #: add_generation_prompt``).  ``"history"`` is ``"final"`` when the final answer has no rule
+    #: or ending of its own (one value per meaning).
+    prompt_after_answer: str = "final"
+
+    def __post_init__(self) -> None:
+        if self.prompt_after_answer not in PROMPT_AFTER_ANSWER:
+            raise ValueError(f"prompt_after_answer must be one of {PROMPT_AFTER_ANSWER}, "
+                             f"got {self.prompt_after_answer!r}")
+        if self.prompt_after_answer == "history" and self.assistant.final is None and \
+                self.assistant.final_suffix is None:
+            object.__setattr__(self, "prompt_after_answer", "final")
 
     def uses(self, name: Literal["BOS", "EOS"]) -> bool:
         """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""
@@ -501,7 +519,7 @@ class ChatFormat:
                                 final_suffix=None if st.assistant.final_suffix is None
                                 else fix(st.assistant.final_suffix),
                                 empty=None if st.assistant.empty is None else fix(st.assistant.empty)),
-                        fix(st.closing))
+                        fix(st.closing), st.prompt_after_answer)
         return replace(self, structure=new)
 
     # -- targets --------------------------------------------------------------------

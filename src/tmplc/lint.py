@@ -75,6 +75,14 @@ def caveats(fmt: "ChatFormat") -> list[Caveat]:
                 f"answers are rendered from after their {which} '</think>': reasoning in the training data is "
                 "dropped from every assistant turn (no reasoning is trained); to train reasoning, use a format "
                 "without |drop_think"))
+    elif a.final is not None and a.final.drop_think and a.final.think is None:
+        which = "first" if a.final.drop_think.startswith("first") else "last"
+        out.append(Caveat(
+            "reasoning-dropped",
+            f"the final answer (the conversation's last message) is rendered from after its {which} '</think>', "
+            "while earlier answers keep their reasoning: a training row ending with an answer does not train "
+            "that answer's reasoning (a one-exchange row trains none); train reasoning with rows that go on "
+            "after the answer (a following user message), or use a format whose final answer keeps it"))
     if st.dated:
         out.append(Caveat(
             "renders-today",

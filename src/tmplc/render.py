@@ -11,7 +11,9 @@ Conversation rules (every target reproduces them, or refuses at compile time):
 * A conversation may start with an assistant message, except when the system block sits inside
   the first user turn and there is a system message (or default) to place.
 * ``add_generation_prompt`` appends the assistant prefix (not the lead: the model writes it),
-  then the assistant's ``prompt_only`` text.
+  then the assistant's ``prompt_only`` text.  After a last *assistant* message it follows that
+  answer rendered as the final one (``prompt_after_answer == "final"``), or as an earlier one
+  (``"history"``: no final rule or ending), or it does nothing (``"skip"``: as without it).
 * A system message with content ``""`` counts as no system message when the block is
   ``skip_empty`` (the default, if any, is rendered instead).
 * An assistant message that is the last message ends with the assistant ``final_suffix`` when
@@ -149,6 +151,12 @@ def render_segments(
             inline_pending = True
 
     last = len(messages) - 1
+    final_at = last
+    if add_generation_prompt and messages and messages[-1]["role"] == "assistant":
+        if st.prompt_after_answer == "skip":
+            add_generation_prompt = False
+        elif st.prompt_after_answer == "history":
+            final_at = None
     for i in range(start, len(messages)):
         m = messages[i]
         if m["role"] == "user":
@@ -164,7 +172,7 @@ def render_segments(
                 raise MessageError(i, f"format {fmt.name!r} places the system message inside the first "
                                    "user turn, but the first turn after it is an assistant message")
             turn = st.assistant
-            body = turn.content(m["content"], final=i == last)
+            body = turn.content(m["content"], final=i == final_at)
             if turn.empty is not None and (m["content"] if turn.empty_raw else body) == "":
                 if continue_final_message and i == last:
                     raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
@@ -175,7 +183,7 @@ def render_segments(
             emit(text(turn.lead), "assistant", "lead", i, True)
             emit(body, "assistant", "content", i, True)
             if not (continue_final_message and i == last):
-                final = i == last and turn.final_suffix is not None
+                final = i == final_at and turn.final_suffix is not None
                 emit(text(turn.final_suffix if final else turn.suffix), "assistant", "suffix", i, True)
         else:  # system not first: excluded by _check
             raise MessageError(i, "a system message is only allowed as the first message")

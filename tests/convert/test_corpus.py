@@ -42,7 +42,7 @@ def test_corpus_has_no_wrong_conversion(results):
     assert not wrong, "\n".join(f"{r.entry.name}: {r.reason}" for r in wrong)
     # a floor under the measured figure (BENCHMARKS.md: 56 of 74 converted exactly, 0 wrong): a
     # change that loses conversions fails here
-    assert sum(r.status == "converted" for r in results) >= 50
+    assert sum(r.status == "converted" for r in results) >= 55
     # the real Qwen3 template (npm fixture) converts since the answer rules (reasoning dropped from
     # earlier answers, the final answer re-wrapped in a <think> block)
     assert {r.entry.name: r.status for r in results}.get("npm-qwen3") == "converted"

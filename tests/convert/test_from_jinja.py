@@ -186,6 +186,18 @@ def test_generated_formats_round_trip(data):
     _renders_alike(back, fmt, data.draw(st.lists(conversations(max_exchanges=3), min_size=3, max_size=3)))
 
 
+@pytest.mark.parametrize("after", ["", "{PROMPT|skip_after_answer}", "{PROMPT|history_after_answer}"])
+def test_final_suffix_round_trip(after):
+    """Found by test_generated_formats_round_trip: an empty earlier answer of a layout whose last
+    answer ends differently is its own empty answer, not an {EMPTY} turn; and what the generation
+    prompt does after an answer converts back."""
+    spec = (f"U:{{INPUT}}{{SPLIT}}A:{after}{{OUTPUT}}\n\n\n{{BOS}}{{BOS}}{{SPLIT}}U:{{INPUT}}{{SPLIT}}A:{after}"
+            "{OUTPUT}\n|>{BOS}{BOS}")
+    fmt = tmplc.parse_spec(spec, bos_token="<s>", eos_token="</s>")
+    back = from_jinja(fmt.to_jinja(), bos_token="<s>", eos_token="</s>", n_random=40)
+    assert back.structure == fmt.structure and back.to_spec() == spec
+
+
 def _renders_alike(back, fmt, convs):
     for msgs in convs:
         if fmt.structure.system is None and msgs[0]["role"] == "system":
@@ -202,13 +214,6 @@ def converter_gap(fmt) -> str | None:
     """The answer rules whose templates the converter refuses (even as its own target): see
     test_converter_gaps_for_answer_rules."""
     a = fmt.structure.assistant
-    f = a.final
-    if f is not None and (f.trim, f.trim_side) != (a.trim, a.trim_side):
-        return "the final answer trims unlike the earlier ones"
-    if a.final_suffix is not None and (a.drop_think or a.lstrip_nl or f is not None):
-        return "answer rules with a final_suffix"
-    if f is not None and f.think is not None and not f.drop_think:
-        return "a reasoning block before a final answer that keeps its reasoning"
     if a.think is not None or a.empty is not None or fmt.structure.closing:
         # the converter reads these in the shapes real templates have (an always-rendered block
         # that was the lead, an empty turn off one probe, a closing where the prompt goes its own
@@ -237,24 +242,29 @@ def test_generated_reasoning_formats_round_trip(data):
     _renders_alike(back, fmt, convs)
 
 
-# Known converter gaps: templates of these layouts are refused (with a reason), never converted
-# wrongly, though the IR has them (README, "The converter"; the issue note).
+# Formerly converter gaps (refused): the final answer's own trim, answer rules with a final_suffix,
+# a block before a final answer that keeps its reasoning; each converts back exactly now.
 @pytest.mark.parametrize("spec", [
     # the final answer trimmed (or not) unlike the earlier ones
     "U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT|trim}\n",
     "U:{INPUT}\nA:{OUTPUT|drop_think|trim}\nU:{INPUT}\nA:{OUTPUT|drop_think}\n",
+    "U:{INPUT}\nA:{OUTPUT|rstrip}\nU:{INPUT}\nA:{OUTPUT|lstrip|lstrip_nl}\n",
     # answer rules in a format whose last answer ends differently
     "U:{INPUT}\nA:{OUTPUT|drop_think}[\n{SPLIT}U:{INPUT}\nA:{OUTPUT|drop_think}:",
     "U:{INPUT}{SPLIT}A:{OUTPUT}<end>{SPLIT}U:{INPUT}{SPLIT}A:{OUTPUT|drop_think}<ret>",
     # a block before a final answer that keeps its reasoning
     "U:{INPUT}\nA:{OUTPUT|drop_think}\nU:{INPUT}\nA:{THINK|always}<think>{REASONING}</think>{/THINK}{OUTPUT}\n",
+    "U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}<t>{REASONING}</t>{/THINK}{OUTPUT|trim|trim_first}\n",
+    # after an answer, the prompt follows it rendered as an earlier one: told apart from the
+    # final answer's rule by the answer probes rendered with the prompt (found by the generated tests)
+    "U:{INPUT}\nA:{PROMPT|history_after_answer}{OUTPUT|drop_think_first|lstrip_nl}</s>\nU:{INPUT}\n"
+    "A:{PROMPT|history_after_answer}{OUTPUT|rstrip|drop_think|lstrip_nl}</s>\n",
 ])
-def test_converter_gaps_for_answer_rules_are_refusals(spec):
+def test_final_answer_rules_round_trip(spec):
     fmt = parse_spec(spec)
-    assert converter_gap(fmt) is not None
-    with pytest.raises(ConversionRefused) as e:
-        from_jinja(fmt.to_jinja())
-    assert e.value.reason
+    assert converter_gap(fmt) is None
+    back = from_jinja(fmt.to_jinja())
+    assert back.structure == fmt.structure and back.to_spec() == fmt.to_spec()
 
 
 # -- hand-written templates: precise refusals -------------------------------------------------

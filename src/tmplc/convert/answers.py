@@ -28,7 +28,7 @@ ANSWER = "Answ3rqZmXn"
 ANSWER_PROBES = (
     "<think>t</think>a", "\n\n<think>\n t \n</think>\n\n a \n", "x</think>\n y", "<think>t</think>a</think>\nb",
     "\na\n", "</think>", "", "<think> </think>a", " \n<think>\n\nr\n\n</think>\n\n\n", "<think>r</think>",
-    "<think>\n" + REASON + "\n</think>\n\n" + ANSWER, " ",
+    "<think>\n" + REASON + "\n</think>\n\n" + ANSWER, " ", " r</think> a ",
 )
 BLOCK_PROBE = "<think>" + REASON + "</think>" + ANSWER
 
@@ -51,6 +51,12 @@ def probe_jobs() -> dict[str, list[dict]]:
     return jobs
 
 
+def gen_probe_jobs() -> dict[str, list[dict]]:
+    """Conversations ending with an answer, rendered *with* the generation prompt: they show what
+    the prompt does after an answer (``answer:gen:<i>``, answers as in :data:`ANSWER_PROBES`)."""
+    return {f"answer:gen:{i}": conversation(c, True) for i, c in enumerate(ANSWER_PROBES)}
+
+
 def _empty_turn(st: Structure, results: dict, tokens: dict, date_format: str | None):
     """The whole turn an empty answer renders (``{EMPTY}``), when it is not the layout's own empty
     answer: read off the ``answer:empty`` probe (a user message, an empty answer, a user message)."""
@@ -64,9 +70,11 @@ def _empty_turn(st: Structure, results: dict, tokens: dict, date_format: str | N
         closing = ChatFormat(st).render([u1], **tokens)[len(t1):]
         with_x = bare.render([u1, {"role": "assistant", "content": "x"}], **tokens)
         rest = bare.render([u1, {"role": "assistant", "content": "x"}, u2], **tokens)[len(with_x):]
-        own = bare.render([u1, {"role": "assistant", "content": ""}], **tokens)[len(t1):]
+        # the layout's own empty answer as an earlier one (a final answer may end differently)
+        own = bare.render([u1, {"role": "assistant", "content": ""}, u2], **tokens)[len(t1):]
     except MessageError:
         return None
+    own = own[:len(own) - len(rest)] if own.endswith(rest) else own
     end = rest + closing
     if not (text.startswith(t1) and text.endswith(end)) or len(text) < len(t1) + len(end):
         return None
@@ -115,23 +123,31 @@ def _blocks(st: Structure, results: dict, tokens: dict, final: bool) -> list[tup
             continue
         rest = text[len(h):]
         i = rest.find(REASON)
-        j = rest.find(ANSWER, i + len(REASON))
-        if i < 0 or j < 0:
-            continue
-        open_, close = rest[:i], rest[i + len(REASON):j]
-        if cut:  # the lead becomes the empty block: only an always-rendered block is the same text
-            if open_ + close == lead:
-                base = replace(st, assistant=replace(st.assistant, lead=()))
-                out += [(base, ThinkBlock(open_, close, True, trim)) for trim in (False, True)]
-            continue
-        out += [(st, ThinkBlock(open_, close, always, trim)) for always, trim in product((False, True), repeat=2)]
+        # the block ends where the answer starts: its text after the reasoning, or the whole
+        # content when the answer keeps its reasoning
+        ends = {rest.find(ANSWER, i + len(REASON)), rest.find(BLOCK_PROBE, i + len(REASON))} - {-1}
+        for j in sorted(ends) if i >= 0 else ():
+            open_, close = rest[:i], rest[i + len(REASON):j]
+            if cut:  # the lead becomes the empty block: only an always-rendered block is the same text
+                if open_ + close == lead:
+                    base = replace(st, assistant=replace(st.assistant, lead=()))
+                    out += [(base, ThinkBlock(open_, close, True, trim)) for trim in (False, True)]
+                continue
+            out += [(st, ThinkBlock(open_, close, always, trim)) for always, trim in product((False, True), repeat=2)]
     return out
 
 
-def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = None) -> Structure:
+#: a trim as the converter's pad probe reports it -> (trim, trim_side)
+TRIM_OF = {False: (False, "both"), True: (True, "both"), "lstrip": (True, "left"), "rstrip": (True, "right")}
+
+
+def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = None,
+          final_trim: bool | str | None = None) -> Structure:
     """``st`` with the answer rules that reproduce the template's renders of the answer probes
     (``results``: name -> (kind, text) for :func:`probe_jobs`); ``st`` unchanged where no
-    candidate does (verification then says where the template differs)."""
+    candidate does (verification then says where the template differs).  ``final_trim``: how the
+    final answer is trimmed when the pad probe showed it differs from the earlier answers (a
+    value of :data:`TRIM_OF`)."""
     jobs = probe_jobs()
     hist = [n for n in jobs if n.startswith("answer:hist:")]
     final = [n for n in jobs if n.startswith("answer:final:")]
@@ -157,14 +173,14 @@ def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = 
     if found is None:
         return st
     st = found
-    if _matches(st, results, final, jobs, tokens):
+    if final_trim is None and _matches(st, results, final, jobs, tokens):
         return st
-    a = st.assistant
-    for (base, block), f, l, d in product([(st, None)] + _blocks(st, results, tokens, final=True), firsts,
-                                          (False, True), DROP_THINK):
+    ftrim, fside = TRIM_OF[final_trim] if final_trim is not None else (st.assistant.trim, st.assistant.trim_side)
+    for (base, block), f, l, d in product([(st, None)] + _blocks(st, results, tokens, final=True),
+                                          (False, True) if ftrim else (False,), (False, True), DROP_THINK):
         b = base.assistant
         try:
-            cand = replace(base, assistant=replace(b, final=FinalAnswer(d, l, b.trim, b.trim_side, block, f)))
+            cand = replace(base, assistant=replace(b, final=FinalAnswer(d, l, ftrim, fside, block, f)))
         except ValueError:
             continue
         if _matches(cand, results, final, jobs, tokens):

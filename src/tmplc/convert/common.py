@@ -309,7 +309,7 @@ def _show(s: str, limit: int = 80) -> str:
 EDGE_CONTENTS = [
     "", " ", "  padded  ", "\nnewlines\n", "\n\nleading", "trailing\n\n", "\t tab \t", "a\n\nb",
     "{{ x }}", "{% if x %}", "{# c #}", "}} {", "<|im_end|>", "</s>", "<s>", "[INST]", "<think>t</think>a",
-    "</think>", "<think>t</think>\n\n a \n", "<think>t</think>a</think>b", "x</think> y", "<think>\nt\n</think>\n\na", "é 日本 🙂", "'\"\\", "<|eot_id|>", "<end_of_turn>", "###", "User:", "\r\n",
+    "</think>", "<think>t</think>\n\n a \n", "<think>t</think>a</think>b", "x</think> y", "<think>\nt\n</think>\n\na", " r</think> a ", "é 日本 🙂", "'\"\\", "<|eot_id|>", "<end_of_turn>", "###", "User:", "\r\n",
 ]
 NASTY = ["{{ x }}", "{% if %}", "{#", "<|eot_id|>", "<|im_end|>", "</s>", "<s>", "[INST]",
          "<start_of_turn>", "\\", "'", '"', "\n", "\n\n", " ", "\t", "}}", "{", "é", "日本", "🙂",
@@ -353,7 +353,8 @@ def verification_cases(*, system: bool, n_random: int = 150, seed: int = 0,
                        generation_prompt: bool = True) -> list[Case]:
     """The fixed set (with/without system, 1-6 exchanges, generation prompt on/off, edge
     contents) plus ``n_random`` seeded random conversations.  Every conversation is
-    ``[system] user assistant user assistant ...`` (ending with either role)."""
+    ``[system] user assistant user assistant ...`` (ending with either role; the generation
+    prompt after either)."""
     cases: list[Case] = []
     systems: list[str | None] = [None, PLAIN_SYSTEM] if system else [None]
     for sys_ in systems:
@@ -365,6 +366,8 @@ def verification_cases(*, system: bool, n_random: int = 150, seed: int = 0,
             if generation_prompt:
                 cases.append(Case(f"{tag}, ending with the question, add_generation_prompt",
                                   _conv(sys_, pairs, False), True))
+                cases.append(Case(f"{tag}, ending with the answer, add_generation_prompt",
+                                  _conv(sys_, pairs, True), True))
     for c in EDGE_CONTENTS:
         r = repr(c)
         cases.append(Case(f"user content {r}", _conv(None, [(c, "ok"), ("q", "a")], True)))
@@ -380,7 +383,7 @@ def verification_cases(*, system: bool, n_random: int = 150, seed: int = 0,
         n = rng.randint(1, 6)
         pairs = [(_random_text(rng), _random_text(rng)) for _ in range(n)]
         end = rng.random() < 0.5
-        gen = (not end) and generation_prompt and rng.random() < 0.7
+        gen = generation_prompt and rng.random() < (0.2 if end else 0.7)
         cases.append(Case(f"random conversation #{k}", _conv(_random_text(rng) if has_sys else None, pairs, end),
                           gen))
     return cases

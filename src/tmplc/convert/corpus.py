@@ -157,7 +157,7 @@ def fresh_conversations(n: int = 60, seed: int = 20240917) -> list[tuple[list[di
             msgs.append({"role": "system", "content": text()})
         for _ in range(rng.randint(1, 5)):
             msgs += [{"role": "user", "content": text()}, {"role": "assistant", "content": text()}]
-        gen = False
+        gen = rng.random() < 0.25  # after an answer: a template may skip the prompt there
         if rng.random() < 0.5:
             msgs.pop()
             gen = rng.random() < 0.8

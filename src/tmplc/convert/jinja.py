@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import replace as _replace
+from itertools import product
 from typing import Any
 
 from tmplc.convert import answers
@@ -133,6 +134,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         "nosys@2": probe.job(P(False), today=DATE_2),
         "q": probe.job(P(False, end_with_assistant=False)),
         "q+gen": probe.job(P(False, end_with_assistant=False), True),
+        "nosys+gen": probe.job(P(False), True),
         "pad:system": probe.job(P(True, pad="system")),
         "pad:user": probe.job(P(False, pad="user")),
         "pad:assistant": probe.job(P(False, pad="assistant")),
@@ -140,6 +142,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         "hist": probe.job(P(False) + [{"role": "user", "content": SENT["user3"]}]),
         "sys:hist": probe.job(P(True) + [{"role": "user", "content": SENT["user3"]}]),
         **{n: probe.job(m) for n, m in answers.probe_jobs().items()},
+        **{n: probe.job(m, True) for n, m in answers.gen_probe_jobs().items()},
     }
     names = list(jobs)
     res = dict(zip(names, probe.run([jobs[n] for n in names])))
@@ -175,6 +178,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     has_system = sys_kind == "ok"
     spec_from_render(sys_text if has_system else nosys, system=has_system, trim={})  # every content once
     trim: dict[str, bool | str] = {}
+    final_trim: list[bool | str] = []  # the final answer's, where it differs
     for role in ("system", "user", "assistant") if has_system else ("user", "assistant"):
         plain = sys_text if role == "system" else nosys
         pk, padded = res[f"pad:{role}"]
@@ -188,8 +192,14 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                 out = out.replace(SENT[k], before + SENT[k] + after)
             return out
 
-        found = [t for t, b, a in ((False, PAD, PAD), (True, "", ""), ("lstrip", "", PAD), ("rstrip", PAD, ""))
-                 if padded == padded_as(b, a)]
+        ways = ((False, PAD, PAD), (True, "", ""), ("lstrip", "", PAD), ("rstrip", PAD, ""))
+        found = [t for t, b, a in ways if padded == padded_as(b, a)]
+        if not found and role == "assistant":  # the final answer (the probe's last message) trims its own way
+            a1, a2 = SENT["assistant1"], SENT["assistant2"]
+            for (t1, b1, e1), (t2, b2, e2) in product(ways, ways):
+                if padded == plain.replace(a1, b1 + a1 + e1).replace(a2, b2 + a2 + e2):
+                    found, final_trim = [t1], [t2]
+                    break
         if found:
             trim[role] = found[0]
         else:
@@ -236,14 +246,32 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
             raise ConversionRefused("the recovered layout does not render the probe", "structure")
         return st
 
-    st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
-                               reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None,
-                               date_format=date_format,
-                               first_turn=nosys[:nosys.find(SENT["user1"])] if SENT["user1"] in nosys else None,
-                               check=complete)
-    if closing:
-        st = _replace(st, closing=probe_fragment(closing, date_format))
-    st = answers.infer(st, res, tokens, date_format)
+    unprompted: list = []  # readings whose generation prompt after an answer is none of the IR's
+
+    def answered(st):
+        """A complete reading with its answer rules and what the prompt does after an answer;
+        among readings the probe cannot tell apart (the first user turn's text as the preamble
+        or the prefix), the prompt after an answer may show which is right."""
+        st = complete(st)
+        if closing:
+            st = _replace(st, closing=probe_fragment(closing, date_format))
+        st = answers.infer(st, res, tokens, date_format, final_trim=final_trim[0] if final_trim else None)
+        found = _prompt_after_answer(st, res, tokens) if not gen_ignored else st
+        if found is None:
+            unprompted.append(st)
+            raise ConversionRefused("no reading renders the generation prompt after an answer", "generation_prompt")
+        return found
+
+    try:
+        st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
+                                   reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None,
+                                   date_format=date_format,
+                                   first_turn=nosys[:nosys.find(SENT["user1"])] if SENT["user1"] in nosys else None,
+                                   check=answered)
+    except ConversionRefused:
+        if not unprompted:
+            raise
+        st = unprompted[0]  # verification says where it differs
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "
                                 "(pass bos_token=, or use load_template_source)", "tokens")
@@ -280,6 +308,26 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     if vars:
         notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
     return fmt.with_meta(notes=notes)
+
+
+def _prompt_after_answer(st, res: dict, tokens: dict):
+    """What the generation prompt does after an answer: ``st`` with the first of the IR's choices
+    (the prompt after the final answer; nothing; the prompt after the answer rendered as an
+    earlier one) that renders the probes ending with an answer (the plain one and the answer
+    probes) with the prompt; None when none does.  Verification checks the rest."""
+    from tmplc.ir import PROMPT_AFTER_ANSWER
+
+    probes = {"nosys+gen": probe_messages(False), **answers.gen_probe_jobs()}
+    if any(res[n][0] != "ok" for n in probes):
+        return st
+    for mode in PROMPT_AFTER_ANSWER:
+        fmt = ChatFormat(_replace(st, prompt_after_answer=mode))
+        try:
+            if all(fmt.render(m, True, **tokens) == res[n][1] for n, m in probes.items()):
+                return fmt.structure
+        except MessageError:
+            continue
+    return None
 
 
 def _closing(q_text: str, gen_text: str, nosys: str, hist: tuple[str, str]) -> str:

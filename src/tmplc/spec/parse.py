@@ -25,10 +25,12 @@ THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_
           "drop_think_strip_nl": "last_strip_nl", "drop_think_trim": "last_trim",
           "drop_think_first_lstrip_nl": "first_lstrip_nl"}
 THINK_FILTER_OF = {v: k for k, v in THINKS.items()}
-FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw")
+FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw", "skip_after_answer",
+                                                                   "history_after_answer")
 # the filters each placeholder takes
 _TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first"), "SYSTEM": TRIMS + ("nonempty",),
-          "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",)}
+          "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
+          "PROMPT": ("skip_after_answer", "history_after_answer")}
 
 
 @dataclass(frozen=True)
@@ -134,25 +136,30 @@ class _ToAtoms(Transformer):
                                 "(content whitespace), |nonempty (on {SYSTEM}), |drop_think, "
                                 "|drop_think_first, |drop_think_lstrip_nl, |drop_think_strip_nl, "
                                 "|drop_think_trim, |drop_think_first_lstrip_nl, |lstrip_nl and |trim_first "
-                                "(on {OUTPUT}), |always (on {THINK}), |trim (on {REASONING}), |raw (on {EMPTY})",
+                                "(on {OUTPUT}), |always (on {THINK}), |trim (on {REASONING}), |raw (on {EMPTY}), "
+                                "|skip_after_answer and |history_after_answer (on {PROMPT})",
                                 open_tok)
             if filt not in _TAKES.get(name, ()):
                 takers = [f"{{{k}}}" for k, v in _TAKES.items() if filt in v]
                 why = {"nonempty": " (an empty system message counts as none)",
                        "lstrip_nl": " (it removes leading newlines from an answer)",
                        "always": " (the reasoning block is rendered even when the reasoning is empty)",
-                       "raw": " (an answer is empty when its message content is \"\")"}
+                       "raw": " (an answer is empty when its message content is \"\")",
+                       "skip_after_answer": " (no generation prompt after an answer)",
+                       "history_after_answer": " (after an answer, the prompt follows it rendered as an "
+                                               "earlier answer)"}
                 raise self._err(f"|{filt} applies only to "
                                 + (", ".join(takers[:-1]) + " and " if len(takers) > 1 else "") + takers[-1]
                                 + (" (it renders an answer from after its reasoning's </think>)"
                                    if filt in THINKS else why.get(filt, "")), open_tok)
-        if "trim_first" in filts and not (any(f in TRIMS for f in filts) and any(f in THINKS for f in filts)):
-            raise self._err(f"|trim_first on {{{name}}} needs a trim filter (|trim, |lstrip, |rstrip) and a "
-                            "|drop_think filter: it trims the content before the reasoning is dropped", open_tok)
+        if "trim_first" in filts and not any(f in TRIMS for f in filts):
+            raise self._err(f"|trim_first on {{{name}}} needs a trim filter (|trim, |lstrip, |rstrip): it trims "
+                            "the content before the reasoning is split off", open_tok)
         if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1 or \
-                sum(f in THINKS for f in filts) > 1:
+                sum(f in THINKS for f in filts) > 1 or len(filts) > 1 and name == "PROMPT":
             raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "
-                            "|rstrip, at most one of the |drop_think filters, and each filter once", open_tok)
+                            "|rstrip, at most one of the |drop_think filters, one of |skip_after_answer and "
+                            "|history_after_answer, and each filter once", open_tok)
         if default is not None and name not in ("SYSTEM", "PROMPT", "DATE"):
             raise self._err(f"only {{SYSTEM}}, {{PROMPT}} and {{DATE}} take a default (={default!r})", open_tok)
         if name == "DATE" and not (default and "%" in default):
@@ -165,9 +172,10 @@ class _ToAtoms(Transformer):
                 raise self._err(f"{{DATE={default}}}: {', '.join(bad)} is not a date conversion (the format "
                                 "renders a day, not a time: use %" + " %".join(DATE_CONVERSIONS[:-1])
                                 + " and %%)", open_tok)
-        if name == "PROMPT" and not default:
+        if name == "PROMPT" and not default and not filts:
             raise self._err("{PROMPT=text} needs its text: what the generation prompt adds after the "
-                            "assistant prefix (e.g. {PROMPT=<think>} then a newline)", open_tok)
+                            "assistant prefix (e.g. {PROMPT=<think>} then a newline); "
+                            "{PROMPT|skip_after_answer} and {PROMPT|history_after_answer} need none", open_tok)
         filt = tuple(sorted(filts, key=FILTERS.index))
         return [Atom(name, "", open_tok.line, open_tok.column, filt, default)]
 

@@ -59,6 +59,9 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    is text the generation prompt adds after the assistant prefix and that rendered turns never
    contain: ``<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}`` (DeepSeek-R1) prompts with
    ``<｜Assistant｜><think>\n`` and renders an answer as ``<｜Assistant｜>answer``.
+   ``{PROMPT|skip_after_answer}`` / ``{PROMPT|history_after_answer}`` (with or without ``=text``):
+   what ``add_generation_prompt`` does after an answer (``prompt_after_answer``: nothing; or the
+   prompt after the answer rendered as an earlier one).
 """
 
 from __future__ import annotations
@@ -369,7 +372,8 @@ class _Recovery:
             user_prefix = gap[len(tail):]
         assistant_suffix = tail
 
-        prompt_only = next((a.default for a in mid2 if a.kind == "PROMPT"), "")
+        prompt = next((a for a in mid2 if a.kind == "PROMPT"), None)
+        prompt_only = (prompt.default or "") if prompt is not None else ""
         mid2 = [a for a in mid2 if a.kind != "PROMPT"]
         reply = next((i for i, a in enumerate(mid2) if a.kind == "REPLY"), None)
         lead = mid2[reply + 1:] if reply is not None else []
@@ -383,6 +387,10 @@ class _Recovery:
         user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
                     trim_side=_side(a_i1))
         think, final_think = getattr(self, "think", (None, None))
+        for a, block in ((a_o1, think), (a_o2, final_think)):
+            if "trim_first" in a.filters and _drop(a) == "" and block is None:
+                raise self.error(f"{a.show()}: |trim_first trims the content before the reasoning is split off; "
+                                 "it needs a |drop_think filter or a {THINK} block before this {OUTPUT}", a)
         final = FinalAnswer(_drop(a_o2), "lstrip_nl" in a_o2.filters, a_o2.trim is not None, _side(a_o2),
                             final_think, "trim_first" in a_o2.filters)
         assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
@@ -394,7 +402,9 @@ class _Recovery:
                 "ambiguous structure: the user and assistant turns are written identically "
                 f"({_show(user_prefix)} ... {_show(user_suffix)}), so a model could not tell who "
                 "is speaking; give each role its own marker", a_i2)
-        return Structure(_to_fragment(preamble), system, user, assistant)
+        return Structure(_to_fragment(preamble), system, user, assistant,
+                         prompt_after_answer=prompt.filters[0].split("_")[0] if prompt is not None and prompt.filters
+                         else "final")
 
     def _split(self, mid: list[Atom], assistant_suffix: list[Atom], at: Atom):
         marks = [i for i, a in enumerate(mid) if a.kind == "SPLIT"]

@@ -96,14 +96,20 @@ def _think_block(tb, strip=hf_strip, content: str = "message['content']") -> str
     return "{%- set " + REASONING_VAR + " = " + reasoning_expr(content) + " -%}" + out
 
 
-def _empty_test(a, strip) -> str:
-    """Whether an answer is empty (its ``{EMPTY}`` turn is rendered instead)."""
+def _final_test(st) -> str:
+    """Whether the message of the loop is the final answer (its own rule and ending)."""
+    return "(loop.last and not add_generation_prompt)" if st.prompt_after_answer == "history" else "loop.last"
+
+
+def _empty_test(a, strip, last: str = "loop.last") -> str:
+    """Whether an answer is empty (its ``{EMPTY}`` turn is rendered instead); ``last``: the final
+    answer test."""
     if a.empty_raw:
         return "message['content'] == ''"
     test = "(" + content_expr("message['content']", a, strip) + ") == ''"
     if a.final is not None:
-        test = ("((loop.last and (" + content_expr("message['content']", a.final, strip) + ") == '') or "
-                "(not loop.last and " + test + "))")
+        test = ("((" + last + " and (" + content_expr("message['content']", a.final, strip) + ") == '') or "
+                "(not " + last + " and " + test + "))")
     return test
 
 
@@ -161,18 +167,19 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
                  "loop.index0 ~ ': this format places the system message inside the first user turn, "
                  "but the first turn after it is an assistant message') -}}{%- endif -%}")
     a = st.assistant
+    last = _final_test(st)
     ending = _out(a.suffix)
     if a.final_suffix is not None:
-        ending = "{%- if loop.last -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
+        ending = "{%- if " + last + " -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
     content = _answer(a, strip)
     if a.final is not None:
-        content = "{%- if loop.last -%}" + _answer(a.final, strip) + "{%- else -%}" + content + "{%- endif -%}"
+        content = "{%- if " + last + " -%}" + _answer(a.final, strip) + "{%- else -%}" + content + "{%- endif -%}"
     body = _out(a.lead) + content + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
     body = _out(a.prefix) + body
     if a.empty is not None:
-        body = "{%- if " + _empty_test(a, strip) + " -%}" + _out(a.empty) + "{%- else -%}" + body + "{%- endif -%}"
+        body = "{%- if " + _empty_test(a, strip, last) + " -%}" + _out(a.empty) + "{%- else -%}" + body + "{%- endif -%}"
     L.append(body)
     L.append("{%- else -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': unknown role \\'' ~ "
              "message['role'] ~ '\\': this format supports system, user and assistant') -}}")
@@ -186,5 +193,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     if st.assistant.prompt_only:
         gen += "{{- " + jinja_string(st.assistant.prompt_only) + " -}}"
     closing = ("{%- else -%}" + _out(st.closing)) if st.closing else ""
-    L.append("{%- if add_generation_prompt -%}" + gen + closing + "{%- endif -%}")
+    cond = "add_generation_prompt"
+    if st.prompt_after_answer == "skip":
+        cond += " and (messages | length == 0 or messages[-1]['role'] != 'assistant')"
+    L.append("{%- if " + cond + " -%}" + gen + closing + "{%- endif -%}")
     return "\n".join(x for x in L if x)

@@ -15,7 +15,8 @@ Ollama, it renders every conversation exactly like the reference renderer
   message is not an assistant message (= the reference with ``add_generation_prompt=True``), and
   treats a trailing assistant message as a prefill: its suffix (the end-of-turn) is left out so
   the model continues it (= ``continue_final_message=True``; no ``prompt_only``, as in the
-  reference).
+  reference).  ``prompt_after_answer`` changes nothing here: Ollama never prompts after an
+  answer.
 * **BOS.**  Ollama's runtime adds BOS when it tokenizes, so the BOS that would *start* the
   rendering is never written: a ``{BOS}`` at the start of the preamble is dropped, and so is one
   at the start of whatever comes first when the preamble is empty (the standalone system prefix,

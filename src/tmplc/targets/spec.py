@@ -83,12 +83,15 @@ def to_spec(st: Structure) -> str:
     split_needed = default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix)
     split = "{SPLIT}" if split_needed else ""
     prompt = ""
+    after = "" if st.prompt_after_answer == "final" else f"|{st.prompt_after_answer}_after_answer"
     if st.assistant.prompt_only:
         po = st.assistant.prompt_only
         if "{" in po or "}" in po:
             raise SpecError("the generation prompt's extra text contains braces, which {PROMPT=...} "
                             f"cannot hold: {po!r}")
-        prompt = "{PROMPT=" + po + "}"
+        prompt = "{PROMPT" + after + "=" + po + "}"
+    elif after:
+        prompt = "{PROMPT" + after + "}"
     reply = "{REPLY}" + prompt + _frag(st.assistant.lead) if st.assistant.lead else prompt
     exchange = (_ph("INPUT", st.user) + _frag(st.user.suffix) + split
                 + _frag(st.assistant.prefix) + reply)
