@@ -118,3 +118,15 @@ def test_reasoning_templates_convert_exactly_on_reasoning_answers(results):
         checked += 1
     # the reasoning templates of the corpus (Qwen3, QwQ, DeepSeek-R1 distills, ...) are among them
     assert checked >= 5 and ruled >= 3, (checked, ruled)
+
+
+def test_spec_features_name_what_a_conversion_uses():
+    import tmplc
+
+    plain = tmplc.parse_spec("<|u|>{INPUT}<|e|>\n<|a|>{OUTPUT}<|e|>\n<|u|>{INPUT}<|e|>\n<|a|>{OUTPUT}<|e|>\n")
+    assert corpus.spec_features(plain) == ()
+    fmt = tmplc.parse_spec("{BOS}S:{SYSTEM|nonempty}\n<|u|>{INPUT|trim}\n<|a|>{PROMPT|skip_after_answer=<t>}"
+                           "{OUTPUT|drop_think}<|e|>\n<|u|>{INPUT|trim}\n<|a|>{PROMPT|skip_after_answer=<t>}"
+                           "{OUTPUT}<|e|>\n{END}{{x}}", bos_token="<s>")
+    assert corpus.spec_features(fmt) == ("{SYSTEM|nonempty}", "{INPUT|trim}", "{PROMPT|skip_after_answer}",
+                                         "{OUTPUT|drop_think}", "{END}")

@@ -225,6 +225,7 @@ class Result:
     category: str = ""
     reason: str = ""
     kind: str = "text"        # text | needs-tools (see classify)
+    features: tuple[str, ...] = ()  # converted: spec_features of the conversion
 
     @property
     def kind_label(self) -> str:
@@ -247,7 +248,33 @@ def evaluate(entry: Entry, n_check: int = 60) -> Result:
         return Result(entry, "wrong", "wrong", problem, kind)
     from tmplc.convert.identify import identify
 
-    return Result(entry, "converted", "", identify(fmt) or "", kind)
+    return Result(entry, "converted", "", identify(fmt) or "", kind, spec_features(fmt))
+
+
+#: placeholders that are a feature of a spec by themselves (the others only with filters)
+_FEATURES = ("REPLY", "PROMPT", "DATE", "NOSYSTEM", "THINK", "EMPTY", "END")
+
+
+def spec_features(fmt) -> tuple[str, ...]:
+    """The spec language features a format uses beyond literal text and the plain placeholders,
+    e.g. ``("{OUTPUT|drop_think}", "{PROMPT|skip_after_answer}")``, in first-use order."""
+    import re
+
+    from tmplc.errors import SpecError
+
+    try:
+        spec = fmt.to_spec()
+    except SpecError:  # pragma: no cover - converted formats come from specs
+        return ()
+    out: dict[str, None] = {}
+    for name, filters, eq in re.findall(r"(?<!\{)\{(/?[A-Z]+)((?:\|[a-z_]+)*)(=?)", spec):
+        for f in filters.split("|")[1:]:
+            out[f"{{{name}|{f}}}"] = None
+        if name in _FEATURES and not filters:
+            out[f"{{{name}{'=…' if eq else ''}}}"] = None
+    if fmt.structure.assistant.final_suffix is not None:
+        out["final_suffix"] = None
+    return tuple(out)
 
 
 def table(results: list[Result]) -> str:
@@ -277,8 +304,10 @@ def table(results: list[Result]) -> str:
         detail = r.reason.replace("|", "\\|").replace("\n", "\\n")
         if len(detail) > 160:
             detail = detail[:157] + "..."
-        if r.status == "converted" and detail:
-            detail = f"= registry `{detail}`"
+        if r.status == "converted":
+            detail = "; ".join(([f"= registry `{detail}`"] if detail else [])
+                               + ([" ".join(f"`{f}`" for f in r.features).replace("|", "\\|")]
+                                  if r.features else []))
         status = r.status if r.status != "refused" else f"refused ({r.category})"
         lines.append(f"| {r.entry.name} | {r.kind_label} | {status} | {detail} |")
     lines += ["", "</details>"]
