@@ -179,7 +179,7 @@ def _structures(draw, reasoning: bool | None = None):
         # every rule drawn was a no-op (or normalised away): drop the reasoning at least
         assistant = replace(assistant, drop_think=draw(st.sampled_from(DROP_THINK[1:])))
     kind = draw(st.sampled_from(["none", "standalone", "first_user"]))
-    default = draw(st.one_of(st.none(), st.text(st.characters(blacklist_characters="{}"), max_size=8)))
+    default = draw(st.one_of(st.none(), st.text(st.characters(blacklist_characters="{}", blacklist_categories=("Cs",)), max_size=8)))
     if kind == "none":
         preamble = draw(_frag())
         system = None
@@ -200,7 +200,9 @@ def _structures(draw, reasoning: bool | None = None):
     # the generation prompt after an answer: as after the final answer, none ({PROMPT|skip_after_answer}:
     # GigaChat, DeepSeek-V3.1), or after the answer rendered as an earlier one (|history_after_answer: gpt-oss)
     after = draw(st.sampled_from(["final", "final", "skip", "history"]))
-    return Structure(preamble, system, user, assistant, closing, after)
+    # which answers are final: the last message, the last answer (LFM2.5), those after the last user (Qwen3)
+    scope = draw(st.sampled_from(["last", "last", "last_answer", "after_user"]))
+    return Structure(preamble, system, user, assistant, closing, after, scope)
 
 
 def chat_formats(structure_strategy=None):

@@ -149,6 +149,8 @@ def ollama_refusal(fmt):
     if a.final is not None:
         return (r"renders the final answer's content by its own rule .*\{THINK\} block.*"
                 r"Ollama's template functions cannot search, split or strip a string")
+    if fmt.structure.final_scope != "last":
+        return r"ends final answers other than the conversation's last message"
     if not ollama_carries_dates(fmt):
         return r"\{DATE=.*only date function, currentDate, always gives YYYY-MM-DD"
     return None
@@ -267,6 +269,8 @@ def test_registry_every_engine(data):
 @given(chat_formats(), conversations(min_exchanges=2, max_exchanges=4, end_with_assistant=True, system=False))
 def test_no_dangling_newlines_in_any_engine(fmt, msgs):
     check_all(with_prefixes(fmt, msgs))  # every engine equals the reference on every prefix ...
+    if fmt.structure.final_scope == "last_answer":
+        return  # its last answer renders as final until another answer follows: not append-only by design
     # ... and, on each engine's own output, a longer conversation extends a shorter one
     prefixes = [msgs[:end] for end in range(1, len(msgs) + 1)]
     a = fmt.structure.assistant
@@ -304,6 +308,23 @@ def test_no_dangling_newlines_in_any_engine(fmt, msgs):
 GPT_OSS_LIKE = ("<|start|>user<|message|>{INPUT}<|end|><|start|>assistant<|message|>{PROMPT|%s}{OUTPUT|drop_think}<|end|>"
                 "{SPLIT}<|start|>user<|message|>{INPUT}<|end|><|start|>assistant<|message|>"
                 "{PROMPT|%s}{OUTPUT}<|return|>")
+
+
+@pytest.mark.parametrize("scope", ["last_answer", "after_user"])
+def test_final_scope_every_engine(scope):
+    """Which answers are final: the last assistant message even before a user message (LFM2.5), or
+    every answer after the last user message; every engine renders them like the reference."""
+    spec = f"U:{{INPUT}}\nA:{{OUTPUT|drop_think}}</s>\nU:{{INPUT}}\nA:{{OUTPUT|final_{scope}}}</s>\n"
+    fmt = tmplc.parse_spec(spec, name=f"scope-{scope}")
+    assert fmt.structure.final_scope == scope and fmt.to_spec() == spec
+    a1, a2, q = ({"role": "assistant", "content": "r</think>1"}, {"role": "assistant", "content": "r</think>2"},
+                 {"role": "user", "content": "q"})
+    want = {"last_answer": ["U:q\nA:r</think>1</s>\nU:q\n", "U:q\nA:1</s>\nA:r</think>2</s>\n"],
+            "after_user": ["U:q\nA:1</s>\nU:q\n", "U:q\nA:r</think>1</s>\nA:r</think>2</s>\n"]}[scope]
+    convs = [[q, a1, q], [q, a1, a2]]
+    assert [fmt.render(m) for m in convs] == want
+    convs += [[a1], [a1, a2], [q, a1, q, a2], [a1, q, a2, a1]]
+    check_all([(fmt, m, gen) for m in convs for gen in (False, True)])
 
 
 @pytest.mark.parametrize("after", ["skip", "history"])

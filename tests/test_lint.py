@@ -86,6 +86,12 @@ def test_reasoning_kept_only_in_the_final_answer():
     assert messages("{OUTPUT}", "{THINK}<think>{REASONING}</think>{/THINK}{OUTPUT}") == {}
 
 
+def test_not_append_only_when_the_last_answer_is_final_before_a_user_message():
+    got = messages("{OUTPUT|drop_think}", "{OUTPUT|final_last_answer}")
+    assert "not-append-only" in got and "not the start of its continuation's" in got["not-append-only"]
+    assert "not-append-only" not in messages("{OUTPUT|drop_think}", "{OUTPUT|final_after_user}")
+
+
 def test_reasoning_dropped_only_from_the_final_answer():
     for second, which in (("{OUTPUT|drop_think}", "last"), ("{OUTPUT|drop_think_first|trim}", "first")):
         msg = messages("{OUTPUT}", second)["reasoning-dropped"]

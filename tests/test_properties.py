@@ -124,10 +124,13 @@ def test_append_only_and_generation_prompt_identity(fmt, msgs):
     a = fmt.structure.assistant
     po, prefix = a.prompt_only, _frag_text(a.prefix)
     closing = _frag_text(getattr(fmt.structure, "closing", ()))
+    # |final_last_answer renders the last answer as final even before a user message: its history
+    # (what every longer conversation starts with) is the |final_after_user rendering
+    history = _as_history(fmt)
     earlier = None  # the conversation up to the previous answer, as every longer conversation renders it
     for end in [i for i, m in enumerate(msgs) if m["role"] == "assistant"]:
         content = msgs[end]["content"]
-        head = _ref(fmt, msgs[:end], add_generation_prompt=True)
+        head = _ref(history, msgs[:end], add_generation_prompt=True)
         assert head.endswith(prefix + po)
         before = head[:len(head) - len(prefix + po)]
         full = _ref(fmt, msgs[:end + 1])
@@ -138,6 +141,14 @@ def test_append_only_and_generation_prompt_identity(fmt, msgs):
             assert _ref(fmt, msgs[:end + 1], continue_final_message=True) == \
                 before + _turn(fmt, content, final=True, suffix=False)
         earlier = before + _turn(fmt, content, final=False)
+
+
+def _as_history(fmt):
+    """``fmt`` as every longer alternating conversation renders its history."""
+    layout = fmt.structure
+    if layout.final_scope != "last_answer":
+        return fmt
+    return replace(fmt, structure=replace(layout, final_scope="after_user"))
 
 
 @given(chat_formats(), conversations(system=False))
@@ -155,7 +166,8 @@ def test_generation_prompt_after_either_role(fmt, msgs):
     elif layout.prompt_after_answer == "skip":
         assert with_prompt == _ref(fmt, msgs)
     elif layout.prompt_after_answer == "history":
-        longer = _ref(unclosed, msgs + [{"role": "user", "content": ""}])
+        unclosed = _as_history(unclosed)
+        longer = _ref(unclosed, msgs + [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}])
         before_user = _ref(unclosed, msgs[:-1])
         turn = _turn(fmt, msgs[-1]["content"], final=False)
         assert longer.startswith(before_user + turn)

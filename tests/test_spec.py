@@ -924,6 +924,16 @@ def test_trim_first_trims_before_the_reasoning_is_dropped():
     assert fmt2.render(msgs(("q", " r </think> a "))) == "U:q\nA:<t> r </t>a\n"
 
 
+def test_final_scope_goes_on_the_second_output():
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec(_answers("{OUTPUT|final_last_answer}", "{OUTPUT}"))
+    assert (e.value.line, e.value.column) == (2, 3) and "go on the second {OUTPUT}" in e.value.message
+    with pytest.raises(SpecError, match="one of |final_last_answer and |final_after_user"):
+        tmplc.parse_spec(_answers("{OUTPUT}", "{OUTPUT|final_last_answer|final_after_user}"))
+    # without a final rule or ending of its own, every scope is the same layout
+    assert parse_structure(_answers("{OUTPUT}", "{OUTPUT|final_after_user}")).final_scope == "last"
+
+
 @pytest.mark.parametrize("output", ["{OUTPUT|drop_think|trim_first}", "{OUTPUT|trim_first}",
                                     "{OUTPUT|lstrip_nl|trim_first}"])
 def test_trim_first_needs_a_trim_filter(output):

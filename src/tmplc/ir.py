@@ -32,6 +32,8 @@ THINK_START = "<think>"
 DROP_THINK = ("", "last", "first", "last_lstrip_nl", "last_strip_nl", "last_trim", "first_lstrip_nl")
 #: What ``add_generation_prompt`` does after a conversation's last answer (``Structure.prompt_after_answer``).
 PROMPT_AFTER_ANSWER = ("final", "skip", "history")
+#: Which answers are *final* (their own rule and ending) (``Structure.final_scope``).
+FINAL_SCOPES = ("last", "last_answer", "after_user")
 
 
 def drop_reasoning(text: str, mode: str) -> str:
@@ -378,14 +380,36 @@ class Structure:
     #: add_generation_prompt``).  ``"history"`` is ``"final"`` when the final answer has no rule
     #: or ending of its own (one value per meaning).
     prompt_after_answer: str = "final"
+    #: which answers are final: ``"last"`` the conversation's last message (when an assistant
+    #: one); ``"last_answer"`` the last assistant message, wherever it is (``{OUTPUT|final_last_answer}``
+    #: on the second answer; LFM2.5); ``"after_user"`` every answer after the last user message
+    #: (``{OUTPUT|final_after_user}``; Qwen3's ``last_query_index``).  ``"last"`` when the final answer
+    #: has no rule or ending of its own.
+    final_scope: str = "last"
 
     def __post_init__(self) -> None:
         if self.prompt_after_answer not in PROMPT_AFTER_ANSWER:
             raise ValueError(f"prompt_after_answer must be one of {PROMPT_AFTER_ANSWER}, "
                              f"got {self.prompt_after_answer!r}")
-        if self.prompt_after_answer == "history" and self.assistant.final is None and \
-                self.assistant.final_suffix is None:
-            object.__setattr__(self, "prompt_after_answer", "final")
+        if self.final_scope not in FINAL_SCOPES:
+            raise ValueError(f"final_scope must be one of {FINAL_SCOPES}, got {self.final_scope!r}")
+        if self.assistant.final is None and self.assistant.final_suffix is None:
+            object.__setattr__(self, "final_scope", "last")
+            if self.prompt_after_answer == "history":
+                object.__setattr__(self, "prompt_after_answer", "final")
+
+    def final_answers(self, messages: Sequence[dict], add_generation_prompt: bool = False) -> set[int]:
+        """The indices of the final answers of ``messages`` (see ``final_scope``; none when the
+        generation prompt follows an answer of a ``"history"`` layout)."""
+        roles = [m.get("role") for m in messages]
+        if not roles or (add_generation_prompt and roles[-1] == "assistant" and self.prompt_after_answer == "history"):
+            return set()
+        if self.final_scope == "last":
+            return {len(roles) - 1} if roles[-1] == "assistant" else set()
+        if self.final_scope == "last_answer":
+            return {max(i for i, r in enumerate(roles) if r == "assistant")} if "assistant" in roles else set()
+        users = [i for i, r in enumerate(roles) if r == "user"]
+        return {i for i, r in enumerate(roles) if r == "assistant" and users and i > users[-1]}
 
     def uses(self, name: Literal["BOS", "EOS"]) -> bool:
         """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""
@@ -519,7 +543,7 @@ class ChatFormat:
                                 final_suffix=None if st.assistant.final_suffix is None
                                 else fix(st.assistant.final_suffix),
                                 empty=None if st.assistant.empty is None else fix(st.assistant.empty)),
-                        fix(st.closing), st.prompt_after_answer)
+                        fix(st.closing), st.prompt_after_answer, st.final_scope)
         return replace(self, structure=new)
 
     # -- targets --------------------------------------------------------------------

@@ -83,6 +83,13 @@ def caveats(fmt: "ChatFormat") -> list[Caveat]:
             "while earlier answers keep their reasoning: a training row ending with an answer does not train "
             "that answer's reasoning (a one-exchange row trains none); train reasoning with rows that go on "
             "after the answer (a following user message), or use a format whose final answer keeps it"))
+    if st.final_scope == "last_answer":
+        out.append(Caveat(
+            "not-append-only",
+            "the last answer renders by the final answer's rule even when a user message follows it, and as an "
+            "earlier answer once another answer does: a conversation's render is not the start of its "
+            "continuation's (an inference prompt differs from the training rows that continue it, and a "
+            "server's prompt cache is invalidated at every turn)"))
     if st.dated:
         out.append(Caveat(
             "renders-today",

@@ -16,9 +16,10 @@ Conversation rules (every target reproduces them, or refuses at compile time):
   (``"history"``: no final rule or ending), or it does nothing (``"skip"``: as without it).
 * A system message with content ``""`` counts as no system message when the block is
   ``skip_empty`` (the default, if any, is rendered instead).
-* An assistant message that is the last message ends with the assistant ``final_suffix`` when
-  the format has one, and renders its content with the assistant ``final`` rule when there is
-  one (its reasoning block, if any, is part of the content: the model writes it).
+* A *final* answer (the last message when it is an assistant one; by ``final_scope``: the last
+  assistant message, or every answer after the last user message) ends with the assistant
+  ``final_suffix`` when the format has one, and renders its content with the assistant ``final``
+  rule when there is one (its reasoning block, if any, is part of the content: the model writes it).
 * Without a system message, a standalone block with ``absent`` text renders that text instead.
   ``continue_final_message`` requires the last message to be an assistant one and leaves out
   its suffix; the two are exclusive.
@@ -151,12 +152,9 @@ def render_segments(
             inline_pending = True
 
     last = len(messages) - 1
-    final_at = last
-    if add_generation_prompt and messages and messages[-1]["role"] == "assistant":
-        if st.prompt_after_answer == "skip":
-            add_generation_prompt = False
-        elif st.prompt_after_answer == "history":
-            final_at = None
+    if add_generation_prompt and messages and messages[-1]["role"] == "assistant" and st.prompt_after_answer == "skip":
+        add_generation_prompt = False
+    finals = st.final_answers(messages, add_generation_prompt)
     for i in range(start, len(messages)):
         m = messages[i]
         if m["role"] == "user":
@@ -172,7 +170,7 @@ def render_segments(
                 raise MessageError(i, f"format {fmt.name!r} places the system message inside the first "
                                    "user turn, but the first turn after it is an assistant message")
             turn = st.assistant
-            body = turn.content(m["content"], final=i == final_at)
+            body = turn.content(m["content"], final=i in finals)
             if turn.empty is not None and (m["content"] if turn.empty_raw else body) == "":
                 if continue_final_message and i == last:
                     raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
@@ -183,7 +181,7 @@ def render_segments(
             emit(text(turn.lead), "assistant", "lead", i, True)
             emit(body, "assistant", "content", i, True)
             if not (continue_final_message and i == last):
-                final = i == final_at and turn.final_suffix is not None
+                final = i in finals and turn.final_suffix is not None
                 emit(text(turn.final_suffix if final else turn.suffix), "assistant", "suffix", i, True)
         else:  # system not first: excluded by _check
             raise MessageError(i, "a system message is only allowed as the first message")

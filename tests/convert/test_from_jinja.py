@@ -214,6 +214,9 @@ def converter_gap(fmt) -> str | None:
     """The answer rules whose templates the converter refuses (even as its own target): see
     test_converter_gaps_for_answer_rules."""
     a = fmt.structure.assistant
+    if fmt.structure.final_scope == "last_answer" and a.final_suffix is not None:
+        # the converter reads |final_last_answer off the answer rules (LFM2.5), not off an ending
+        return "the last answer's own ending before a user message (|final_last_answer with a final_suffix)"
     if a.think is not None or a.empty is not None or fmt.structure.closing:
         # the converter reads these in the shapes real templates have (an always-rendered block
         # that was the lead, an empty turn off one probe, a closing where the prompt goes its own
@@ -259,6 +262,8 @@ def test_generated_reasoning_formats_round_trip(data):
     # final answer's rule by the answer probes rendered with the prompt (found by the generated tests)
     "U:{INPUT}\nA:{PROMPT|history_after_answer}{OUTPUT|drop_think_first|lstrip_nl}</s>\nU:{INPUT}\n"
     "A:{PROMPT|history_after_answer}{OUTPUT|rstrip|drop_think|lstrip_nl}</s>\n",
+    # the last answer is final before a user message too (LFM2.5-Instruct)
+    "U:{INPUT}\nA:{OUTPUT|drop_think}</s>\nU:{INPUT}\nA:{OUTPUT|final_last_answer}</s>\n",
 ])
 def test_final_answer_rules_round_trip(spec):
     fmt = parse_spec(spec)

@@ -84,14 +84,19 @@ def _empty_turn(st: Structure, results: dict, tokens: dict, date_format: str | N
     return probe_fragment(found, date_format)
 
 
-def _matches(st: Structure, results: dict, names: list[str], contents: dict, tokens: dict) -> bool:
+def _matches(st: Structure, results: dict, names: list[str], contents: dict, tokens: dict,
+             upto: str | None = None) -> bool:
     fmt = ChatFormat(st)
     for n in names:
         kind, text = results[n]
         try:
-            if kind != "ok" or fmt.render(contents[n], **tokens) != text:
-                return False
+            mine = fmt.render(contents[n], **tokens) if kind == "ok" else None
         except MessageError:
+            return False
+        if upto is not None and mine is not None:  # only the text before ``upto`` (the first answer's turn)
+            k = text.find(upto)
+            mine, text = (mine[:k], text[:k]) if k >= 0 else (None, text)
+        if mine != text:
             return False
     return True
 
@@ -157,30 +162,38 @@ def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = 
     found = None
     empty = _empty_turn(st, results, tokens, date_format)
     empties = [(None, False)] if empty is None else [(empty, False), (empty, True)]
-    for base, block in [(st, None)] + _blocks(st, results, tokens, final=False):
-        b = base.assistant
-        for (d, l, f), (e, raw) in product([(b.drop_think, b.lstrip_nl, b.trim_first)] + rules, empties):
-            try:
-                cand = replace(base, assistant=replace(b, drop_think=d, lstrip_nl=l, trim_first=f, final=None,
-                                                       think=block, empty=e, empty_raw=raw))
-            except ValueError:  # an empty turn decided on the rendered answer with a block
-                continue
-            if _matches(cand, results, hist, jobs, tokens):
-                found = cand
+    # the earlier answers' rule off every answer followed by a user message; else off the first
+    # answer only: the last answer may be final before a user message too (|final_last_answer)
+    for upto, scope in ((None, "last"), ("q2", "last_answer")):
+        for base, block in [(st, None)] + _blocks(st, results, tokens, final=False):
+            b = base.assistant
+            for (d, l, f), (e, raw) in product([(b.drop_think, b.lstrip_nl, b.trim_first)] + rules, empties):
+                try:
+                    cand = replace(base, assistant=replace(b, drop_think=d, lstrip_nl=l, trim_first=f, final=None,
+                                                           think=block, empty=e, empty_raw=raw))
+                except ValueError:  # an empty turn decided on the rendered answer with a block
+                    continue
+                if _matches(cand, results, hist, jobs, tokens, upto):
+                    found = cand
+                    break
+            if found is not None:
                 break
         if found is not None:
             break
     if found is None:
         return st
     st = found
-    if final_trim is None and _matches(st, results, final, jobs, tokens):
+    if scope == "last_answer":
+        final = final + hist  # the hist probes' last answer is final too
+    elif final_trim is None and _matches(st, results, final, jobs, tokens):
         return st
     ftrim, fside = TRIM_OF[final_trim] if final_trim is not None else (st.assistant.trim, st.assistant.trim_side)
     for (base, block), f, l, d in product([(st, None)] + _blocks(st, results, tokens, final=True),
                                           (False, True) if ftrim else (False,), (False, True), DROP_THINK):
         b = base.assistant
         try:
-            cand = replace(base, assistant=replace(b, final=FinalAnswer(d, l, ftrim, fside, block, f)))
+            cand = replace(base, assistant=replace(b, final=FinalAnswer(d, l, ftrim, fside, block, f)),
+                           final_scope=scope)
         except ValueError:
             continue
         if _matches(cand, results, final, jobs, tokens):

@@ -536,7 +536,7 @@ class Plan:
 
 # the layout fields the plan models; a format type with any other field gets no plan
 _KNOWN_FIELDS = {
-    "Structure": {"preamble", "system", "user", "assistant", "closing", "prompt_after_answer"},
+    "Structure": {"preamble", "system", "user", "assistant", "closing", "prompt_after_answer", "final_scope"},
     "Turn": {"prefix", "suffix", "trim", "lead", "trim_side", "prompt_only", "drop_think", "final_suffix",
              "lstrip_nl", "final", "trim_first", "think", "empty", "empty_raw"},
     "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},

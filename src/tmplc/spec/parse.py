@@ -26,9 +26,10 @@ THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_
           "drop_think_first_lstrip_nl": "first_lstrip_nl"}
 THINK_FILTER_OF = {v: k for k, v in THINKS.items()}
 FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw", "skip_after_answer",
-                                                                   "history_after_answer")
+                                                                   "history_after_answer", "final_last_answer",
+                                                                   "final_after_user")
 # the filters each placeholder takes
-_TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first"), "SYSTEM": TRIMS + ("nonempty",),
+_TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first", "final_last_answer", "final_after_user"), "SYSTEM": TRIMS + ("nonempty",),
           "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
           "PROMPT": ("skip_after_answer", "history_after_answer")}
 
@@ -135,8 +136,8 @@ class _ToAtoms(Transformer):
                 raise self._err(f"unknown filter |{filt} on {{{name}}}; filters: |trim, |lstrip, |rstrip "
                                 "(content whitespace), |nonempty (on {SYSTEM}), |drop_think, "
                                 "|drop_think_first, |drop_think_lstrip_nl, |drop_think_strip_nl, "
-                                "|drop_think_trim, |drop_think_first_lstrip_nl, |lstrip_nl and |trim_first "
-                                "(on {OUTPUT}), |always (on {THINK}), |trim (on {REASONING}), |raw (on {EMPTY}), "
+                                "|drop_think_trim, |drop_think_first_lstrip_nl, |lstrip_nl, |trim_first, "
+                                "|final_last_answer and |final_after_user (on {OUTPUT}), |always (on {THINK}), |trim (on {REASONING}), |raw (on {EMPTY}), "
                                 "|skip_after_answer and |history_after_answer (on {PROMPT})",
                                 open_tok)
             if filt not in _TAKES.get(name, ()):
@@ -156,10 +157,12 @@ class _ToAtoms(Transformer):
             raise self._err(f"|trim_first on {{{name}}} needs a trim filter (|trim, |lstrip, |rstrip): it trims "
                             "the content before the reasoning is split off", open_tok)
         if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1 or \
-                sum(f in THINKS for f in filts) > 1 or len(filts) > 1 and name == "PROMPT":
+                sum(f in THINKS for f in filts) > 1 or len(filts) > 1 and name == "PROMPT" or \
+                sum(f.startswith("final_") for f in filts) > 1:
             raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "
                             "|rstrip, at most one of the |drop_think filters, one of |skip_after_answer and "
-                            "|history_after_answer, and each filter once", open_tok)
+                            "|history_after_answer, one of |final_last_answer and |final_after_user, and each "
+                            "filter once", open_tok)
         if default is not None and name not in ("SYSTEM", "PROMPT", "DATE"):
             raise self._err(f"only {{SYSTEM}}, {{PROMPT}} and {{DATE}} take a default (={default!r})", open_tok)
         if name == "DATE" and not (default and "%" in default):

@@ -387,6 +387,9 @@ class _Recovery:
         user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
                     trim_side=_side(a_i1))
         think, final_think = getattr(self, "think", (None, None))
+        if any(f.startswith("final_") for f in a_o1.filters):
+            raise self.error(f"{a_o1.show()}: |final_last_answer / |final_after_user say which answers are "
+                             "final: they go on the second {OUTPUT} (the final answer's)", a_o1)
         for a, block in ((a_o1, think), (a_o2, final_think)):
             if "trim_first" in a.filters and _drop(a) == "" and block is None:
                 raise self.error(f"{a.show()}: |trim_first trims the content before the reasoning is split off; "
@@ -404,7 +407,8 @@ class _Recovery:
                 "is speaking; give each role its own marker", a_i2)
         return Structure(_to_fragment(preamble), system, user, assistant,
                          prompt_after_answer=prompt.filters[0].split("_")[0] if prompt is not None and prompt.filters
-                         else "final")
+                         else "final",
+                         final_scope=next((f[len("final_"):] for f in a_o2.filters if f.startswith("final_")), "last"))
 
     def _split(self, mid: list[Atom], assistant_suffix: list[Atom], at: Atom):
         marks = [i for i, a in enumerate(mid) if a.kind == "SPLIT"]

@@ -96,9 +96,29 @@ def _think_block(tb, strip=hf_strip, content: str = "message['content']") -> str
     return "{%- set " + REASONING_VAR + " = " + reasoning_expr(content) + " -%}" + out
 
 
+FINAL_NS = "tmplc_final"
+
+
+def _final_setup(st) -> str:
+    """What the final-answer test needs before the loop: the last assistant message's index
+    (``last_answer``) or the last user message's (``after_user``; past the end without one)."""
+    if st.final_scope == "last_answer":
+        return ("{%- set " + FINAL_NS + " = namespace(i=-1) -%}{%- for m in messages -%}{%- if m['role'] == "
+                "'assistant' -%}{%- set " + FINAL_NS + ".i = loop.index0 -%}{%- endif -%}{%- endfor -%}")
+    if st.final_scope == "after_user":
+        return ("{%- set " + FINAL_NS + " = namespace(i=messages | length) -%}{%- for m in messages -%}{%- if "
+                "m['role'] == 'user' -%}{%- set " + FINAL_NS + ".i = loop.index0 -%}{%- endif -%}{%- endfor -%}")
+    return ""
+
+
 def _final_test(st) -> str:
-    """Whether the message of the loop is the final answer (its own rule and ending)."""
-    return "(loop.last and not add_generation_prompt)" if st.prompt_after_answer == "history" else "loop.last"
+    """Whether the message of the loop (an assistant one) is a final answer (its own rule and
+    ending); see ``Structure.final_answers``."""
+    test = {"last": "loop.last", "last_answer": "loop.index0 == " + FINAL_NS + ".i",
+            "after_user": "loop.index0 > " + FINAL_NS + ".i"}[st.final_scope]
+    if st.prompt_after_answer == "history":
+        test = "(" + test + " and not (add_generation_prompt and messages[-1]['role'] == 'assistant'))"
+    return test
 
 
 def _empty_test(a, strip, last: str = "loop.last") -> str:
@@ -152,6 +172,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
             L.append(block)
     inline = sb is not None and sb.placement == "first_user"
     first_turn = "((has_system and loop.index0 == 1) or (not has_system and loop.first))"
+    L.append(_final_setup(st))
     L.append("{%- for message in messages -%}")
     L.append("{%- if message['role'] == 'system' -%}"
              "{%- if not loop.first -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ "

@@ -61,6 +61,7 @@ def to_dict(fmt: ChatFormat) -> dict[str, Any]:
                      "trim_side": st.user.trim_side},
             "closing": _frag(st.closing),
             "prompt_after_answer": st.prompt_after_answer,
+            "final_scope": st.final_scope,
             "assistant": {"prefix": _frag(st.assistant.prefix), "lead": _frag(st.assistant.lead),
                           "suffix": _frag(st.assistant.suffix), "trim": st.assistant.trim,
                           "trim_side": st.assistant.trim_side, "prompt_only": st.assistant.prompt_only,
@@ -92,7 +93,8 @@ def from_dict(d: dict[str, Any]) -> ChatFormat:
                         a.get("lstrip_nl", False), _unfinal(a.get("final")), a.get("trim_first", False),
                         _unblock(a.get("think")),
                         None if a.get("empty") is None else _unfrag(a["empty"]), a.get("empty_raw", False)),
-                   _unfrag(s.get("closing", [])), s.get("prompt_after_answer", "final"))
+                   _unfrag(s.get("closing", [])), s.get("prompt_after_answer", "final"),
+                   s.get("final_scope", "last"))
     meta = Metadata(name=d.get("name", "custom"), description=d.get("description", ""),
                     aliases=tuple(d.get("aliases", ())), bos_token=d.get("bos_token"),
                     eos_token=d.get("eos_token"), eot_token=d.get("eot_token"), stop=tuple(d.get("stop", ())))

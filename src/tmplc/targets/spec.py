@@ -60,11 +60,14 @@ def _block(tb) -> str:
             + "{REASONING" + ("|trim" if tb.trim else "") + "}" + escape(tb.close) + "{/THINK}")
 
 
-def _output(a, final: bool = False) -> str:
+def _output(a, final: bool = False, scope: str = "last") -> str:
     """An ``{OUTPUT}`` with its reasoning block; ``final``: the second one (the final answer's
     own rule and block, when it has its own)."""
     rule = a.final if final and a.final is not None else a
-    return _block(rule.think) + _ph("OUTPUT", rule)
+    out = _ph("OUTPUT", rule)
+    if final and scope != "last":
+        out = out[:-1] + f"|final_{scope}}}"
+    return _block(rule.think) + out
 
 
 def to_spec(st: Structure) -> str:
@@ -99,7 +102,7 @@ def to_spec(st: Structure) -> str:
     # the first exchange and what follows it up to the second user content; then the second exchange
     middle = (exchange + _output(st.assistant) + _frag(st.assistant.suffix)
               + ("{SPLIT}" if final is not None else "") + _frag(st.user.prefix))
-    last = exchange + _output(st.assistant, final=True) + _frag(st.assistant.suffix if final is None else final)
+    last = exchange + _output(st.assistant, final=True, scope=st.final_scope) + _frag(st.assistant.suffix if final is None else final)
     if st.assistant.empty is not None:
         last += "{EMPTY" + ("|raw" if st.assistant.empty_raw else "") + "}" + _frag(st.assistant.empty) + "{/EMPTY}"
     if st.closing:
