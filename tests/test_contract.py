@@ -150,7 +150,7 @@ def ollama_refusal(fmt):
         return (r"renders the final answer's content by its own rule .*\{THINK\} block.*"
                 r"Ollama's template functions cannot search, split or strip a string")
     if fmt.structure.final_scope != "last":
-        return r"ends final answers other than the conversation's last message"
+        return r"ends answers other than the conversation's last message"
     if not ollama_carries_dates(fmt):
         return r"\{DATE=.*only date function, currentDate, always gives YYYY-MM-DD"
     return None

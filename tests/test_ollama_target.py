@@ -249,7 +249,7 @@ def test_random_formats(formats, convs) -> None:
                 not (earlier or fmt.structure.closing or a.empty) and a.think is not None and "{THINK}" in str(exc)) or (
                 not (earlier or fmt.structure.closing or a.empty or a.think) and a.final is not None
                 and "final answer" in str(exc)) or (
-                fmt.structure.final_scope != "last" and "ends final answers other than" in str(exc)) or (
+                fmt.structure.final_scope != "last" and "ends answers other than the conversation" in str(exc)) or (
                 "{DATE=" in str(exc) and "YYYY-MM-DD" in str(exc)), str(exc)
             assert answer_rules(fmt) or "|drop_think" not in str(exc) and "final answer" not in str(exc)
             refused += "starts with {BOS}" in str(exc)

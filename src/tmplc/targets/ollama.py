@@ -388,8 +388,8 @@ class _Gen:
             (getattr(a, "final", None) is not None, "renders the final answer's content by its own rule (the "
              "second {OUTPUT}'s filters or a {THINK} block: reasoning kept or re-wrapped)",
              ": Ollama's template functions cannot search, split or strip a string"),
-            (getattr(st, "final_scope", "last") != "last", "ends final answers other than the conversation's last "
-             "message with their own ending (|final_last_answer / |final_after_user)",
+            (getattr(st, "final_scope", "last") != "last", "ends answers other than the conversation's last "
+             "message with the last answer's own ending (|final_last_answer / |final_after_user)",
              ": Ollama continues a trailing answer and cannot tell an earlier answer's position"),
         )
         for has, what, why in refusals:
