@@ -20,7 +20,7 @@ from itertools import product
 
 from tmplc.convert.common import SENT, probe_fragment
 from tmplc.errors import MessageError
-from tmplc.ir import DROP_THINK, ChatFormat, FinalAnswer, Structure, Text, ThinkBlock
+from tmplc.ir import DROP_THINK, TRIM_FILTERS, ChatFormat, FinalAnswer, Structure, Text, ThinkBlock
 
 REASON = "R3asonqZmXm"
 ANSWER = "Answ3rqZmXn"
@@ -142,8 +142,22 @@ def _blocks(st: Structure, results: dict, tokens: dict, final: bool) -> list[tup
     return out
 
 
-#: a trim as the converter's pad probe reports it -> (trim, trim_side)
-TRIM_OF = {False: (False, "both"), True: (True, "both"), "lstrip": (True, "left"), "rstrip": (True, "right")}
+def _earlier_rule(st: Structure, results: dict, tokens: dict, names: list[str], rules: list, empties: list,
+                  upto: str | None) -> Structure | None:
+    """``st`` with the first earlier-answer rule (a block, the content rule, an empty turn) that
+    renders the probes ``names`` (up to ``upto`` only, when given), or None."""
+    jobs = probe_jobs()
+    for base, block in [(st, None)] + _blocks(st, results, tokens, final=False):
+        b = base.assistant
+        for (d, l, f), (e, raw) in product([(b.drop_think, b.lstrip_nl, b.trim_first)] + rules, empties):
+            try:
+                cand = replace(base, assistant=replace(b, drop_think=d, lstrip_nl=l, trim_first=f, final=None,
+                                                       think=block, empty=e, empty_raw=raw))
+            except ValueError:  # an empty turn decided on the rendered answer with a block
+                continue
+            if _matches(cand, results, names, jobs, tokens, upto):
+                return cand
+    return None
 
 
 def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = None,
@@ -151,33 +165,20 @@ def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = 
     """``st`` with the answer rules that reproduce the template's renders of the answer probes
     (``results``: name -> (kind, text) for :func:`probe_jobs`); ``st`` unchanged where no
     candidate does (verification then says where the template differs).  ``final_trim``: how the
-    final answer is trimmed when the pad probe showed it differs from the earlier answers (a
-    value of :data:`TRIM_OF`)."""
+    final answer is trimmed when the pad probe showed it differs from the earlier answers (True,
+    ``"lstrip"``, ``"rstrip"`` or False, as the converter's pad probe reports it)."""
     jobs = probe_jobs()
     hist = [n for n in jobs if n.startswith("answer:hist:")]
     final = [n for n in jobs if n.startswith("answer:final:")]
     a = st.assistant
     firsts = (False, True) if a.trim else (False,)
     rules = [(d, l, f) for f, l, d in product(firsts, (False, True), DROP_THINK)]
-    found = None
     empty = _empty_turn(st, results, tokens, date_format)
     empties = [(None, False)] if empty is None else [(empty, False), (empty, True)]
     # the earlier answers' rule off every answer followed by a user message; else off the first
     # answer only: the last answer may be final before a user message too (|final_last_answer)
     for upto, scope in ((None, "last"), ("q2", "last_answer")):
-        for base, block in [(st, None)] + _blocks(st, results, tokens, final=False):
-            b = base.assistant
-            for (d, l, f), (e, raw) in product([(b.drop_think, b.lstrip_nl, b.trim_first)] + rules, empties):
-                try:
-                    cand = replace(base, assistant=replace(b, drop_think=d, lstrip_nl=l, trim_first=f, final=None,
-                                                           think=block, empty=e, empty_raw=raw))
-                except ValueError:  # an empty turn decided on the rendered answer with a block
-                    continue
-                if _matches(cand, results, hist, jobs, tokens, upto):
-                    found = cand
-                    break
-            if found is not None:
-                break
+        found = _earlier_rule(st, results, tokens, hist, rules, empties, upto)
         if found is not None:
             break
     if found is None:
@@ -187,7 +188,10 @@ def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = 
         final = final + hist  # the hist probes' last answer is final too
     elif final_trim is None and _matches(st, results, final, jobs, tokens):
         return st
-    ftrim, fside = TRIM_OF[final_trim] if final_trim is not None else (st.assistant.trim, st.assistant.trim_side)
+    if final_trim is None:
+        ftrim, fside = st.assistant.trim, st.assistant.trim_side
+    else:
+        ftrim, fside = bool(final_trim), TRIM_FILTERS[final_trim if isinstance(final_trim, str) else "trim"]
     for (base, block), f, l, d in product([(st, None)] + _blocks(st, results, tokens, final=True),
                                           (False, True) if ftrim else (False,), (False, True), DROP_THINK):
         b = base.assistant

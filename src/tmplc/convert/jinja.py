@@ -178,7 +178,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     has_system = sys_kind == "ok"
     spec_from_render(sys_text if has_system else nosys, system=has_system, trim={})  # every content once
     trim: dict[str, bool | str] = {}
-    final_trim: list[bool | str] = []  # the final answer's, where it differs
+    final_trim: bool | str | None = None  # the final answer's, where it differs
     for role in ("system", "user", "assistant") if has_system else ("user", "assistant"):
         plain = sys_text if role == "system" else nosys
         pk, padded = res[f"pad:{role}"]
@@ -198,7 +198,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
             a1, a2 = SENT["assistant1"], SENT["assistant2"]
             for (t1, b1, e1), (t2, b2, e2) in product(ways, ways):
                 if padded == plain.replace(a1, b1 + a1 + e1).replace(a2, b2 + a2 + e2):
-                    found, final_trim = [t1], [t2]
+                    found, final_trim = [t1], t2
                     break
         if found:
             trim[role] = found[0]
@@ -255,7 +255,7 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         st = complete(st)
         if closing:
             st = _replace(st, closing=probe_fragment(closing, date_format))
-        st = answers.infer(st, res, tokens, date_format, final_trim=final_trim[0] if final_trim else None)
+        st = answers.infer(st, res, tokens, date_format, final_trim=final_trim)
         found = _prompt_after_answer(st, res, tokens) if not gen_ignored else st
         if found is None:
             unprompted.append(st)

@@ -25,13 +25,18 @@ THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_
           "drop_think_strip_nl": "last_strip_nl", "drop_think_trim": "last_trim",
           "drop_think_first_lstrip_nl": "first_lstrip_nl"}
 THINK_FILTER_OF = {v: k for k, v in THINKS.items()}
-FILTERS = TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw", "skip_after_answer",
-                                                                   "history_after_answer", "final_last_answer",
-                                                                   "final_after_user")
+#: {PROMPT|...}: what the generation prompt does after an answer (Structure.prompt_after_answer)
+AFTER_ANSWER = {"skip_after_answer": "skip", "history_after_answer": "history"}
+AFTER_ANSWER_FILTER_OF = {v: k for k, v in AFTER_ANSWER.items()}
+#: the second {OUTPUT|...}: which answers are final (Structure.final_scope)
+FINAL_SCOPES = {"final_last_answer": "last_answer", "final_after_user": "after_user"}
+FINAL_SCOPE_FILTER_OF = {v: k for k, v in FINAL_SCOPES.items()}
+FILTERS = (TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw") + tuple(AFTER_ANSWER)
+           + tuple(FINAL_SCOPES))
 # the filters each placeholder takes
-_TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first", "final_last_answer", "final_after_user"), "SYSTEM": TRIMS + ("nonempty",),
+_TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first") + tuple(FINAL_SCOPES), "SYSTEM": TRIMS + ("nonempty",),
           "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
-          "PROMPT": ("skip_after_answer", "history_after_answer")}
+          "PROMPT": tuple(AFTER_ANSWER)}
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,7 @@ class _ToAtoms(Transformer):
                             "the content before the reasoning is split off", open_tok)
         if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1 or \
                 sum(f in THINKS for f in filts) > 1 or len(filts) > 1 and name == "PROMPT" or \
-                sum(f.startswith("final_") for f in filts) > 1:
+                sum(f in FINAL_SCOPES for f in filts) > 1:
             raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "
                             "|rstrip, at most one of the |drop_think filters, one of |skip_after_answer and "
                             "|history_after_answer, one of |final_last_answer and |final_after_user, and each "

@@ -71,7 +71,7 @@ from typing import Sequence
 from tmplc.errors import SpecError
 from tmplc.ir import (TRIM_FILTERS, DateToken, FinalAnswer, Fragment, SpecialToken, Structure, SystemBlock, Text,
                       ThinkBlock, Turn, fragment)
-from tmplc.spec.parse import THINKS, Atom
+from tmplc.spec.parse import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 
@@ -387,7 +387,7 @@ class _Recovery:
         user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
                     trim_side=_side(a_i1))
         think, final_think = getattr(self, "think", (None, None))
-        if any(f.startswith("final_") for f in a_o1.filters):
+        if any(f in FINAL_SCOPES for f in a_o1.filters):
             raise self.error(f"{a_o1.show()}: |final_last_answer / |final_after_user say which answers are "
                              "final: they go on the second {OUTPUT} (the final answer's)", a_o1)
         for a, block in ((a_o1, think), (a_o2, final_think)):
@@ -406,9 +406,9 @@ class _Recovery:
                 f"({_show(user_prefix)} ... {_show(user_suffix)}), so a model could not tell who "
                 "is speaking; give each role its own marker", a_i2)
         return Structure(_to_fragment(preamble), system, user, assistant,
-                         prompt_after_answer=prompt.filters[0].split("_")[0] if prompt is not None and prompt.filters
+                         prompt_after_answer=AFTER_ANSWER[prompt.filters[0]] if prompt is not None and prompt.filters
                          else "final",
-                         final_scope=next((f[len("final_"):] for f in a_o2.filters if f.startswith("final_")), "last"))
+                         final_scope=next((FINAL_SCOPES[f] for f in a_o2.filters if f in FINAL_SCOPES), "last"))
 
     def _split(self, mid: list[Atom], assistant_suffix: list[Atom], at: Atom):
         marks = [i for i, a in enumerate(mid) if a.kind == "SPLIT"]

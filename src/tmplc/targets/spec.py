@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from tmplc.errors import SpecError
-from tmplc.spec.parse import THINK_FILTER_OF
+from tmplc.spec.parse import AFTER_ANSWER_FILTER_OF, FINAL_SCOPE_FILTER_OF, THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken, Structure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,9 +33,9 @@ def _frag(f: Fragment) -> str:
     return "".join(_piece(p) for p in f)
 
 
-def _ph(name: str, part, default: str | None = None) -> str:
+def _ph(name: str, part, default: str | None = None, scope: str = "last") -> str:
     """A content placeholder for a Turn/SystemBlock ``part`` (its trim and, for the system
-    block, ``skip_empty``)."""
+    block, ``skip_empty``); ``scope``: the final answer's ``final_scope``."""
     inner = name + (f"|{TRIM_FILTER_OF[part.trim_side]}" if part.trim else "")
     if getattr(part, "skip_empty", False):
         inner += "|nonempty"
@@ -45,6 +45,8 @@ def _ph(name: str, part, default: str | None = None) -> str:
         inner += "|lstrip_nl"
     if getattr(part, "trim_first", False):
         inner += "|trim_first"
+    if scope != "last":
+        inner += "|" + FINAL_SCOPE_FILTER_OF[scope]
     if default is not None:
         if "{" in default or "}" in default:
             raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
@@ -64,10 +66,7 @@ def _output(a, final: bool = False, scope: str = "last") -> str:
     """An ``{OUTPUT}`` with its reasoning block; ``final``: the second one (the final answer's
     own rule and block, when it has its own)."""
     rule = a.final if final and a.final is not None else a
-    out = _ph("OUTPUT", rule)
-    if final and scope != "last":
-        out = out[:-1] + f"|final_{scope}}}"
-    return _block(rule.think) + out
+    return _block(rule.think) + _ph("OUTPUT", rule, scope=scope if final else "last")
 
 
 def to_spec(st: Structure) -> str:
@@ -86,7 +85,7 @@ def to_spec(st: Structure) -> str:
     split_needed = default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix)
     split = "{SPLIT}" if split_needed else ""
     prompt = ""
-    after = "" if st.prompt_after_answer == "final" else f"|{st.prompt_after_answer}_after_answer"
+    after = "" if st.prompt_after_answer == "final" else "|" + AFTER_ANSWER_FILTER_OF[st.prompt_after_answer]
     if st.assistant.prompt_only:
         po = st.assistant.prompt_only
         if "{" in po or "}" in po:
