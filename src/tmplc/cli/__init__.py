@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return _report(e)
     except BrokenPipeError:  # e.g. `tmplc compile x | head`
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: outputs in progress were removed by tmplc.fileio
+        print("tmplc: interrupted", file=sys.stderr)
+        return 130
 
 
 def _report(e: TmplcError) -> int:
@@ -61,7 +64,12 @@ def _report(e: TmplcError) -> int:
     if isinstance(e, SpecError):
         print(e.cli_text(), file=sys.stderr)
         return 2
-    print(f"tmplc: error: {e}", file=sys.stderr)
+    from tmplc.fileio import printable
+
+    print(f"tmplc: error: {printable(str(e))}", file=sys.stderr)
+    code = getattr(e, "exit_code", None)
+    if code is not None:
+        return int(code)
     return 2 if isinstance(e, (MessageError, RegistryError)) else 1
 
 
