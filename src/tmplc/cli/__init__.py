@@ -64,13 +64,8 @@ def _report(e: TmplcError) -> int:
     if isinstance(e, SpecError):
         print(e.cli_text(), file=sys.stderr)
         return 2
-    from tmplc.fileio import printable
-
-    print(f"tmplc: error: {printable(str(e))}", file=sys.stderr)
-    code = getattr(e, "exit_code", None)
-    if code is not None:
-        return int(code)
-    return 2 if isinstance(e, (MessageError, RegistryError)) else 1
+    print(f"tmplc: error: {e}", file=sys.stderr)
+    return getattr(e, "exit_code", None) or (2 if isinstance(e, (MessageError, RegistryError)) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover
