@@ -96,8 +96,11 @@ def test_cli_format_end_to_end(tmp_path, capsys):
     data.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
     out = tmp_path / "o.jsonl"
     summary = tmp_path / "s.json"
-    rc = main(["format", str(data), "--template", "qwen3", "--tokenizer", str(tok), "--out", str(out),
-               "--max-seq-length", "12", "--summary-json", str(summary)])
+    args = ["format", str(data), "--template", "qwen3", "--tokenizer", str(tok), "--out", str(out),
+            "--max-seq-length", "12", "--summary-json", str(summary)]
+    assert main(args) == 1 and not out.exists()  # 3 of 7 rejected: above the default --max-rejected 10%
+    assert "3 of 7 rows rejected" in capsys.readouterr().err.splitlines()[0]
+    rc = main(args + ["--max-rejected", "3"])
     assert rc == 0
     err = capsys.readouterr().err
     assert "rows in:        7" in err

@@ -56,6 +56,7 @@ class NormalizeReport:
     rejected: Counter = field(default_factory=Counter)   # reason -> count
     examples: list = field(default_factory=list)         # (row, reason), first 20
     sources: Counter = field(default_factory=Counter)    # detected shape -> count
+    rejected_rows: list = field(default_factory=list)    # (row, reason), every rejected row
 
     @property
     def rows_rejected(self) -> int:
@@ -64,6 +65,7 @@ class NormalizeReport:
     def reject(self, row: int, reason: str) -> None:
         key = reason.split(": ", 1)[1] if reason.startswith("message ") else reason
         self.rejected[key] += 1
+        self.rejected_rows.append((row, reason))
         if len(self.examples) < 20:
             self.examples.append((row, reason))
 
