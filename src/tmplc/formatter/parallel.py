@@ -49,6 +49,13 @@ def run_batches(job: RowsJob, batches: Iterable[tuple[list[int], list]], consume
             consume(process_rows(job, numbers, rows, **kw))
         return
     global _JOB, _KW
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return
+    # the first batch runs here: it builds the lazily made parts (tiktoken encoding, the format's
+    # compiled plan) once, before the workers are forked with them
+    consume(process_rows(job, first[0], first[1], **kw))
     if "fork" in mp.get_all_start_methods():
         ctx = mp.get_context("fork")
         _JOB, _KW = job, kw

@@ -148,7 +148,7 @@ def _cache_key(p: Path) -> str:
 def _cache_dir() -> Path:
     from tmplc.formatter.fast import _cache_dir as base
 
-    return Path(base()) / "tokenizers"
+    return Path(base()).parent / "tokenizers"
 
 
 def load_tokenizer_info(path: str | os.PathLike, *, cache: bool = True):
