@@ -48,6 +48,7 @@ class BatchResult:
     sources: Counter = field(default_factory=Counter)
     statuses: list | None = None   # per input row, when asked: "ok" | "truncated" | "kind: reason"
     lists: list | None = None      # per input row, when asked: (ids, labels) or None
+    special_rows: list = field(default_factory=list)   # rows with special-token text in content
 
 
 def normalize_one(job: RowsJob, row: Any) -> tuple[list[dict], str]:
@@ -138,9 +139,11 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
     id_lists: list = []
     label_lists: list = []
     per_row: list | None = [None] * len(rows) if lists else None
+    specials: list = []
     for n, k, r in zip(conv_rows, conv_pos, results):
         if r.special_in_content:
             summary.special_token_rows += 1
+            specials.append(n)
         if r.input_ids is not None and r.status in ("ok", "truncated"):
             summary.rows_out += 1
             summary.tokens += r.n_tokens
@@ -174,7 +177,7 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
     summary.examples = summary.rejected[:len(summary.examples)]
     summary.check()
     return BatchResult(out_rows, ids, labels, lengths, summary, first, first_err, columns, sources, status_list,
-                       per_row)
+                       per_row, specials)
 
 
 def assistant_mask(labels):
