@@ -124,8 +124,14 @@ def _check_usage(args) -> None:
         v = getattr(args, name)
         if v is not None and v < 1:
             raise UsageError(f"--{name.replace('_', '-')} {v}: must be at least 1")
-    if args.summary_json and args.out and args.summary_json == args.out:
-        raise UsageError("--summary-json and --out name the same file")
+    import os
+
+    if args.out:
+        outs = [("--summary-json", args.summary_json)] if args.summary_json else []
+        for name, other in [("DATA", args.data)] + outs:
+            if os.path.exists(other) and os.path.exists(args.out) and os.path.samefile(other, args.out) or \
+                    os.path.abspath(other) == os.path.abspath(args.out):
+                raise UsageError(f"--out {args.out} and {name} {other} are the same file")
 
 
 def _merged(args):
@@ -277,6 +283,33 @@ def _preview(args, job, reader) -> int:
 
 
 def run(args) -> int:
+    """Run, and on any failure after the options are checked remove an earlier output left under
+    --out / --summary-json, so that it cannot pass for this run's output."""
+    _check_usage(args)
+    wrote: list = []
+    try:
+        code = _run(args, wrote)
+    except BaseException:
+        _remove_stale(args, wrote)
+        raise
+    if code != 0:
+        _remove_stale(args, wrote)
+    return code
+
+
+def _remove_stale(args, wrote: list) -> None:
+    import os
+
+    for path in (args.out, args.summary_json):
+        if path and path not in wrote and os.path.isfile(path):
+            try:
+                os.unlink(path)
+                print(f"tmplc: removed the earlier {path} (this run did not write it)", file=sys.stderr)
+            except OSError:
+                pass
+
+
+def _run(args, wrote: list) -> int:
     import os
     import warnings
 
@@ -290,7 +323,6 @@ def run(args) -> int:
     from tmplc.formatter.parallel import run_batches
     from tmplc.formatter.rows import RowsJob
 
-    _check_usage(args)
     limit = parse_max_rejected(args.max_rejected)
     merged = _merged(args)
     try:
@@ -362,4 +394,7 @@ def run(args) -> int:
     print(str(summary), file=sys.stderr)
     if args.summary_json and not (failed is not None and summary.rows_in == 0):
         atomic_write_text(args.summary_json, printable(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+        wrote.append(args.summary_json)
+    if failed is None:
+        wrote.append(args.out)
     return failed.code if failed is not None else 0
