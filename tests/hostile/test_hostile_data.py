@@ -247,9 +247,10 @@ def test_output_problems(tmp_path):
     check_clean(run(str(tmp_path / "afile" / "o.jsonl")), 2, "afile is a file")
     check_clean(run("/sys/kernel/tmplc-test.jsonl"), 2, "/sys/kernel/tmplc-test.jsonl")  # a read-only folder
     check_clean(run("/dev/full"), 2, "--out")                                    # no suffix
-    r = cli("format", str(f), "-t", "llama-3", "--tokenizer", tok, "--out", "x.jsonl", "--summary-json", "/dev/full")
+    r = cli("format", str(f), "-t", "llama-3", "--tokenizer", tok, "--out", "x.jsonl", "--summary-json", "/dev/full",
+            cwd=tmp_path)
     check_clean(r, 2, "/dev/full", "no space left")
-    assert Path("/dev/full").is_char_device() and not Path("x.jsonl").exists()
+    assert Path("/dev/full").is_char_device() and not (tmp_path / "x.jsonl").exists()
     check_clean(run(str(f)), 2, "same file")                                     # would overwrite the data
     out = tmp_path / "new" / "deeper" / "o.parquet"                               # missing parents: created
     check_clean(run(str(out)), 0, "->")

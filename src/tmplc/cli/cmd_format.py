@@ -317,7 +317,7 @@ def _run(args, wrote: list) -> int:
     from tmplc.api import load
     from tmplc.data.readers import Reader
     from tmplc.data.writers import rows_writer
-    from tmplc.fileio import atomic_output, atomic_write_text, prepare_output, printable
+    from tmplc.fileio import atomic_output, prepare_output
     from tmplc.formatter import FormatterWarning, FormatSummary, get_policy
     from tmplc.formatter.core import make_options
     from tmplc.formatter.parallel import run_batches
@@ -376,25 +376,35 @@ def _run(args, wrote: list) -> int:
             v = _verdict(summary, args, limit, reader, merged, seen, too_long[0] if too_long else None)
             if v is not None:
                 raise _Failed(*v)
+            # the summary is written before the output is renamed into place: if it cannot be
+            # written, the run fails and OUT does not appear
+            _write_summary(args, summary, None, wrote)
     except _Failed as e:
         failed = e
     finally:
         if bar is not None:
             bar.close()
-    import json
-
-    data = summary.as_dict()
-    data["written"] = failed is None
-    data["output"] = args.out if failed is None else None
     if failed is not None:
         print(f"tmplc: error: {failed.line}", file=sys.stderr)
+        if summary.rows_in:
+            _write_summary(args, summary, failed, wrote)
     else:
+        wrote.append(args.out)
         print(f"tmplc format: {args.data} -> {args.out} (template {fmt.name}, policy {policy.name})",
               file=sys.stderr)
     print(str(summary), file=sys.stderr)
-    if args.summary_json and not (failed is not None and summary.rows_in == 0):
-        atomic_write_text(args.summary_json, printable(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
-        wrote.append(args.summary_json)
-    if failed is None:
-        wrote.append(args.out)
     return failed.code if failed is not None else 0
+
+
+def _write_summary(args, summary, failed, wrote: list) -> None:
+    import json
+
+    from tmplc.fileio import atomic_write_text, printable
+
+    if not args.summary_json:
+        return
+    data = summary.as_dict()
+    data["written"] = failed is None
+    data["output"] = args.out if failed is None else None
+    atomic_write_text(args.summary_json, printable(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+    wrote.append(args.summary_json)
