@@ -370,7 +370,11 @@ def _run(args, wrote: list) -> int:
                 if bar is not None:
                     bar.update(max(0, reader.bytes_read - bar.n))
 
-            run_batches(job, batches, consume, args.num_proc, track_columns=merged is not None)
+            try:
+                run_batches(job, batches, consume, args.num_proc, track_columns=merged is not None)
+            except BaseException:
+                writer.abort()
+                raise
             writer.close()
             summary.check()
             v = _verdict(summary, args, limit, reader, merged, seen, too_long[0] if too_long else None)

@@ -42,6 +42,13 @@ class ParquetRowsWriter:
     def close(self) -> None:
         self.writer.close()
 
+    def abort(self) -> None:
+        """Close after a failure (the temporary file is removed by the caller)."""
+        try:
+            self.writer.close()
+        except Exception:
+            pass
+
 
 class JsonlRowsWriter:
     def __init__(self, f: IO[bytes]) -> None:
@@ -66,6 +73,9 @@ class JsonlRowsWriter:
         self.f.write("".join(out).encode("ascii"))
 
     def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
         pass
 
 
