@@ -57,6 +57,12 @@ def run_batches(job: RowsJob, batches: Iterable[tuple[list[int], list]], consume
     # compiled plan) once, before the workers are forked with them
     consume(process_rows(job, first[0], first[1], **kw))
     if "fork" in mp.get_all_start_methods():
+        import gc
+
+        # objects made so far (the tokenizer's) go to the permanent generation: a worker's garbage
+        # collection then does not touch, and so copy, every shared page
+        gc.collect()
+        gc.freeze()
         ctx = mp.get_context("fork")
         _JOB, _KW = job, kw
         init_args: tuple = ()
