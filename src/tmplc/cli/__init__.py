@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return _report(e)
     except BrokenPipeError:  # e.g. `tmplc compile x | head`
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: outputs in progress were removed by tmplc.fileio
+        print("tmplc: interrupted", file=sys.stderr)
+        return 130
 
 
 def _report(e: TmplcError) -> int:
@@ -62,7 +65,7 @@ def _report(e: TmplcError) -> int:
         print(e.cli_text(), file=sys.stderr)
         return 2
     print(f"tmplc: error: {e}", file=sys.stderr)
-    return 2 if isinstance(e, (MessageError, RegistryError)) else 1
+    return getattr(e, "exit_code", None) or (2 if isinstance(e, (MessageError, RegistryError)) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover
