@@ -54,15 +54,9 @@ def run(args) -> int:
         if not args.out:
             print("tmplc compile: error: --to all writes a directory: give it with --out DIR", file=sys.stderr)
             return 2
-        manifest = write_all(fmt, args.out, from_=args.from_)
-        for target, files in manifest["targets"].items():
-            for rel in files:
-                print(f"{target:<9} {args.out.rstrip('/')}/{rel}")
-        for target, reason in manifest["refused"].items():
-            print(f"{target:<9} refused: {reason}")
-        for target, note in manifest["caveats"].items():
-            print(f"{target:<9} caveat: {note}")
-        print(f"manifest  {args.out.rstrip('/')}/manifest.json")
+        from tmplc.cli.common import print_bundle
+
+        print_bundle(write_all(fmt, args.out, from_=args.from_), args.out)
         return 0
     write_output(TARGETS[args.target][1](fmt, args), args.out)
     return 0

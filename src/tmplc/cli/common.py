@@ -10,12 +10,27 @@ from tmplc.errors import MessageError
 
 
 def write_output(text: str, out: str | None) -> None:
-    """Write exactly ``text`` to ``out`` or stdout (nothing added)."""
-    if out:
-        Path(out).write_text(text, encoding="utf-8", newline="")
+    """Write exactly ``text`` to ``out`` (atomically: a temporary name renamed when complete) or
+    stdout (nothing added); problems are ``OutputError`` (exit 2) naming the path."""
+    from tmplc.fileio import atomic_write_text, write_stdout
+
+    if out and out != "-":
+        atomic_write_text(out, text)
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout(text)
+
+
+def print_bundle(manifest: dict, out: str) -> None:
+    """The listing of ``--to all``: one line per file, refusal and caveat, then the manifest."""
+    base = str(out).rstrip("/")
+    for target, files in manifest["targets"].items():
+        for rel in files:
+            print(f"{target:<9} {base}/{rel}")
+    for target, reason in manifest["refused"].items():
+        print(f"{target:<9} refused: {reason}")
+    for target, note in manifest["caveats"].items():
+        print(f"{target:<9} caveat: {note}")
+    print(f"manifest  {base}/manifest.json")
 
 
 def read_conversations(path: str) -> list[list[dict]]:
