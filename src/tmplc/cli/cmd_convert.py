@@ -80,8 +80,9 @@ def run(args) -> int:
     try:
         fmt = src.convert(**kw)
     except ConversionRefused as e:
-        print(f"tmplc: refused: {args.src}: {e.reason}", file=sys.stderr)
-        return 3
+        code = getattr(e, "exit_code", 3)
+        print(f"tmplc: {'refused: ' if code == 3 else 'error: '}{args.src}: {e.reason}", file=sys.stderr)
+        return code
     same = identify(fmt)
     if same:
         print(f"tmplc: {args.src} is equivalent to the registry entry {same!r}", file=sys.stderr)

@@ -25,8 +25,9 @@ def run(args) -> int:
     try:
         fmt = src.convert()
     except ConversionRefused as e:
-        print(f"tmplc: refused: {args.src}: {e.reason}", file=sys.stderr)
-        return 3
+        code = getattr(e, "exit_code", 3)
+        print(f"tmplc: {'refused: ' if code == 3 else 'error: '}{args.src}: {e.reason}", file=sys.stderr)
+        return code
     name = identify(fmt)
     if name is None:
         print(f"{args.src}: no registry entry is equivalent (convert it with `tmplc convert {args.src} --to yaml`)")
