@@ -23,7 +23,7 @@ def test_convert_to_spec_and_identify(tmp_path, capsys):
     assert out.out.startswith("<|im_start|>system\n{SYSTEM}<|im_end|>\n")
     assert "chatml" in out.err
     assert main(["identify", str(p)]) == 0
-    assert capsys.readouterr().out.strip() == "chatml"
+    assert capsys.readouterr().out.strip() == f"tmplc: {p} is equivalent to the registry entry 'chatml'"  # as README
 
 
 def test_convert_refusal_exits_3_with_the_reason(tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tmplc.cli.common import write_output
+from tmplc.cli.common import add_token_options, load_format, write_output
 
 # target name -> (description, function(fmt, args) -> str)
 TARGETS: dict[str, tuple[str, object]] = {
@@ -35,13 +35,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--allow-untrimmed", action="store_true",
                    help="with --to ollama: accept a format with |trim (Ollama templates cannot trim; contents "
                         "are then rendered as sent, and the Modelfile says so). --to all does this and reports it.")
+    add_token_options(p)
     return p
 
 
 def run(args) -> int:
-    from tmplc.api import load
-
-    fmt = load(args.spec)
+    fmt = load_format(args.spec, args)
     import sys
 
     from tmplc.lint import caveats

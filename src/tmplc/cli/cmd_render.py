@@ -109,6 +109,7 @@ def run(args) -> int:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     if args.source == "merged" and args.merged_prompt is None:
         raise UsageError("--source merged needs --merged-prompt")
+    args._needs_tokens = True
     fmt = load_format(args.spec, args)
     convs = read_conversations(args.messages, source=args.source, merged_prompt=args.merged_prompt,
                                output_column=args.output_column, default_system=args.default_system,

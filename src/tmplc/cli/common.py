@@ -27,7 +27,11 @@ def print_bundle(manifest: dict, out: str) -> None:
         for rel in files:
             print(f"{target:<9} {base}/{rel}")
     for target, reason in manifest["refused"].items():
-        print(f"{target:<9} refused: {reason}")
+        hint = ""
+        if "bos_token" in reason or "eos_token" in reason:
+            hint = " (give --bos-token/--eos-token TEXT, or --tokenizer DIR to read them)"
+        print(f"{target:<9} refused: {reason}{hint}")
+        print(f"tmplc: {target} not written: {reason}{hint}", file=sys.stderr)
     for target, note in manifest["caveats"].items():
         print(f"{target:<9} caveat: {note}")
     print(f"manifest  {base}/manifest.json")
@@ -88,7 +92,17 @@ def load_format(spec: str, args):
             change[key] = given
         elif getattr(fmt.meta, key) is None and key in from_tok:
             change[key] = from_tok[key]
-    return fmt.with_meta(**change) if change else fmt
+    fmt = fmt.with_meta(**change) if change else fmt
+    if getattr(args, "_needs_tokens", False):
+        from tmplc.errors import UsageError
+
+        missing = [k for k, n in (("bos_token", "BOS"), ("eos_token", "EOS"))
+                   if fmt.structure.uses(n) and getattr(fmt.meta, k) is None]
+        if missing:
+            raise UsageError(f"{spec}: the spec uses {' and '.join('{' + k[:3].upper() + '}' for k in missing)} "
+                             f"but declares no token string: give {' '.join('--' + k.replace('_', '-') + ' TEXT' for k in missing)}, "
+                             "or --tokenizer DIR to read them from a tokenizer folder")
+    return fmt
 
 
 #: the file types ``tmplc format`` reads (rows of any shape it normalises)
