@@ -105,6 +105,28 @@ def load_format(spec: str, args):
     return fmt
 
 
+def _whole_json(text: str, shown: str, line_no: int | None = None):
+    """JSON text (a file, or one JSONL line) with tmplc's bounds; ``InputError`` at line:column."""
+    import json as _json
+
+    from tmplc.data.readers import MAX_DEPTH, json_depth_exceeds
+    from tmplc.fileio import InputError
+
+    if json_depth_exceeds(text, MAX_DEPTH + 2):
+        raise InputError(shown, f"JSON nested deeper than {MAX_DEPTH} levels (tmplc's limit)", line=line_no)
+    try:
+        return _json.loads(text)
+    except _json.JSONDecodeError as e:
+        raise InputError(shown, f"invalid JSON: {e.msg}", line=(line_no or e.lineno), column=e.colno) from None
+    except RecursionError:
+        raise InputError(shown, "JSON nested too deeply", line=line_no) from None
+    except ValueError as e:  # an integer longer than Python's limit
+        msg = str(e)
+        if "digits" in msg:
+            msg = f"a JSON number with more than {sys.get_int_max_str_digits()} digits (Python's limit)"
+        raise InputError(shown, msg, line=line_no) from None
+
+
 #: the file types ``tmplc format`` reads (rows of any shape it normalises)
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq")
 
@@ -120,7 +142,7 @@ def read_conversations(path: str, *, source: str = "auto", merged_prompt: str | 
     file and the 0-based row; a file that cannot be read, an ``InputError`` (exit 2)."""
     from tmplc.data.merged import MergedPrompt, RowProblem
     from tmplc.data.normalize import normalize_row
-    from tmplc.data.readers import parse_json_value, read_rows
+    from tmplc.data.readers import read_rows
     from tmplc.fileio import InputError, read_text
 
     suffix = Path(path).suffix.lower() if path != "-" else ""
@@ -130,12 +152,14 @@ def read_conversations(path: str, *, source: str = "auto", merged_prompt: str | 
         raw = read_text(path, what="messages file")
         shown = "<stdin>" if path == "-" else path
         rows = None
-        if raw.lstrip().startswith("["):
+        if suffix == ".json" and raw.lstrip().startswith("{"):  # an object holding the rows, as format reads
+            rows = read_rows(path, on_error="raise")
+        elif raw.lstrip().startswith("["):
             try:
-                data = parse_json_value(raw, shown)
-            except ValueError as e:
-                if len([ln for ln in raw.split("\n") if ln.strip()]) <= 1 or "invalid JSON" not in str(e):
-                    raise InputError(shown, str(e).removeprefix(shown + ":").strip()) from None
+                data = _whole_json(raw, shown)
+            except InputError as e:
+                if len([ln for ln in raw.split("\n") if ln.strip()]) <= 1 or "invalid JSON" not in e.message:
+                    raise
             else:
                 if data and all(isinstance(m, dict) and "role" in m for m in data):
                     rows = [data]  # one conversation
@@ -146,10 +170,7 @@ def read_conversations(path: str, *, source: str = "auto", merged_prompt: str | 
             for n, line in enumerate(raw.split("\n")):
                 if not line.strip():
                     continue
-                try:
-                    rows.append(parse_json_value(line, f"{shown}:{n + 1}"))
-                except ValueError as e:
-                    raise InputError(shown, str(e).removeprefix(f"{shown}:").strip()) from None
+                rows.append(_whole_json(line, shown, line_no=n + 1))
     merged = MergedPrompt.parse(merged_prompt) if merged_prompt is not None else None
     convs = []
     for n, row in enumerate(rows[:limit] if limit else rows):
