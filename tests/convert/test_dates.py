@@ -93,3 +93,13 @@ def test_a_time_of_day_in_one_branch_only_is_refused():
     with pytest.raises(ConversionRefused) as e:
         from_jinja(t, n_random=10)
     assert "time of day" in e.value.reason
+
+
+@pytest.mark.parametrize("name", ["messages", "add_generation_prompt", "__today__"])
+def test_a_reserved_variable_is_a_tmplc_error(name):
+    """Issue 12.9: a TmplcError (the CLI's exit 2), no longer a bare TypeError."""
+    from tmplc.errors import TmplcError, UsageError
+
+    with pytest.raises(UsageError) as e:
+        from_jinja(CHATML, **{name: 1})
+    assert isinstance(e.value, TmplcError) and name in str(e.value)

@@ -128,7 +128,10 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     """
     for k in _RESERVED:
         if k in vars:
-            raise TypeError(f"from_jinja: {k!r} cannot be passed as a template variable")
+            from tmplc.errors import UsageError
+
+            raise UsageError(f"from_jinja: {k!r} is set by the converter itself and cannot be passed as a "
+                             "template variable")
     limits = limits or DEFAULT_LIMITS
     base = {"tools": None, "documents": None, "bos_token": SENT["bos"], "eos_token": SENT["eos"], **vars}
     probe = _Probe(template, base, limits)
