@@ -252,6 +252,29 @@ CASES += [
         t / "m.json", json.dumps([{"role": "robot", "content": "x"}])))], 2, ("robot",)),
     Case("render-show-labels-without-tokenizer", lambda t: ["render", "chatml", "--messages", str(write(
         t / "m.json", json.dumps(MESSAGES))), "--show-labels"], 2, ("--tokenizer",)),
+    Case("render-tokenizer-missing-folder", lambda t: ["render", "chatml", "--messages", str(write(
+        t / "m.json", json.dumps(MESSAGES))), "--show-labels", "--tokenizer", str(t / "tok")], 2, ("tok", "folder")),
+    Case("render-tokenizer-hub-id", lambda t: ["render", "chatml", "--messages", str(write(
+        t / "m.json", json.dumps(MESSAGES))), "--show-labels", "--tokenizer", "meta-llama/Llama-3-8B"], 2,
+         ("meta-llama/Llama-3-8B", "never downloads")),
+    Case("render-tokenizer-corrupt", lambda t: ["render", "chatml", "--messages", str(write(
+        t / "m.json", json.dumps(MESSAGES))), "--show-labels", "--tokenizer",
+        str(write(t / "tok" / "tokenizer.json", "{not json").parent),
+        "--bos-token", "<s>"] if write(t / "tok" / "tokenizer_config.json", "{}") else [], 2, ("tokenizer.json",)),
+    Case("render-bad-policy", lambda t: ["render", "chatml", "--messages", str(write(
+        t / "m.json", json.dumps(MESSAGES))), "--show-labels", "--tokenizer", str(t), "--policy", "bogus"], 2,
+         ("--policy", "bogus")),
+    Case("render-limit-0", lambda t: ["render", "chatml", "--messages", str(write(t / "m.json", json.dumps(MESSAGES))),
+                                      "--limit", "0"], 2, ("--limit",)),
+    Case("verify-missing", lambda t: ["verify", str(t / "nope"), "--template", "chatml"], 2, ("nope", "no such")),
+    Case("verify-differs-is-1", lambda t: ["verify", str(write(t / "chat_template.jinja", CHATML)), "--template",
+                                           "llama-3"], 1, ("chat_template.jinja", "not match")),
+    Case("verify-untrusted-ollama-bounded", lambda t: ["verify", modelfile(t, QUIET_RANGE), "--template", "chatml"], 3,
+         ("Modelfile", "time limit"), bounded=True),
+    Case("convert-out-is-a-folder", lambda t: ["convert", str(write(t / "chat_template.jinja", CHATML)), "--out",
+                                               str((t / "d").mkdir() or t / "d")], 2, ("d", "folder")),
+    Case("convert-all-out-is-a-file", lambda t: ["convert", str(write(t / "chat_template.jinja", CHATML)), "--to",
+                                                 "all", "--out", str(write(t / "f", "x"))], 2, ("f", "is a file")),
     Case("convert-missing-source", lambda t: ["convert", str(t / "nope")], 2, ("nope", "no such")),
     Case("identify-missing-source", lambda t: ["identify", str(t / "nope")], 2, ("nope", "no such")),
     Case("convert-not-gguf", lambda t: ["convert", str(write(t / "x.gguf", b"GGUF\x03\x00\x00\x00garbage"))], 2,

@@ -40,6 +40,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from tmplc.cli.common import check_output
+
+    check_output(args.out, folder=args.target == "all")
     fmt = load_format(args.spec, args)
     import sys
 

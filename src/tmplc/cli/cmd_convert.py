@@ -69,6 +69,9 @@ def run(args) -> int:
     from tmplc.cli.common import write_output
     from tmplc.convert import ConversionRefused, identify, load_template_source
 
+    from tmplc.cli.common import check_output
+
+    check_output(args.out, folder=args.target == "all")
     src = load_template_source(args.src)
     if args.bos_token is not None:
         src = replace(src, bos_token=args.bos_token)

@@ -105,6 +105,14 @@ def run(args) -> int:
 
     if args.show_labels and not args.tokenizer:
         raise UsageError("--show-labels needs --tokenizer DIR (a local tokenizer folder)")
+    if args.show_labels:
+        from tmplc.errors import TmplcError
+        from tmplc.formatter import get_policy
+
+        try:
+            get_policy(args.policy)
+        except TmplcError as e:
+            raise UsageError(f"--policy: {e}") from None
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     if args.source == "merged" and args.merged_prompt is None:

@@ -33,7 +33,14 @@ def run(args) -> int:
     if args.conversations < 0:
         raise UsageError(f"--conversations must be 0 or more, got {args.conversations}")
     fmt = load_format(args.template, args)
-    report = verify_deployed(args.deployed, fmt, n_random=args.conversations)
+    from tmplc.convert.errors import ConversionRefused
+
+    try:
+        report = verify_deployed(args.deployed, fmt, n_random=args.conversations)
+    except ConversionRefused as e:  # the deployed template passed a sandbox limit (or cannot be parsed)
+        code = getattr(e, "exit_code", 3)
+        print(f"tmplc: {'refused: ' if code == 3 else 'error: '}{args.deployed}: {e.reason}", file=sys.stderr)
+        return code
     if report.ok:
         for line in report.checked:
             print(f"ok: {line}")

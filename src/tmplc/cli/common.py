@@ -20,6 +20,23 @@ def write_output(text: str, out: str | None) -> None:
         write_stdout(text)
 
 
+def check_output(out: str | None, folder: bool = False) -> None:
+    """Before any work: ``--out`` can be written (a file: not a folder, parents creatable; a
+    folder: not a file).  ``OutputError`` (exit 2) naming it."""
+    if not out or out == "-":
+        return
+    from tmplc.fileio import OutputError, prepare_output
+
+    p = Path(out)
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise OutputError(out, "is a file; --to all writes a folder: give a folder name")
+        return
+    if p.exists() and not p.is_file() and not p.is_dir():
+        return  # a device or a pipe, written in place
+    prepare_output(out)
+
+
 def print_bundle(manifest: dict, out: str) -> None:
     """The listing of ``--to all``: one line per file, refusal and caveat, then the manifest."""
     base = str(out).rstrip("/")
@@ -66,7 +83,7 @@ def tokenizer_tokens(folder: str) -> dict[str, str]:
                                  "tokenizer_config.json; tmplc never downloads from a model hub)")
     cfg = d / "tokenizer_config.json"
     if not cfg.is_file():
-        raise InputError(cfg, "missing: the tokenizer folder has no tokenizer_config.json")
+        return {}  # no token strings to read (loading the tokenizer, if needed, says more)
     data = _json(cfg)
     out = {}
     for key in ("bos_token", "eos_token"):
