@@ -183,7 +183,8 @@ def _check_manifest(manifest_path: Path, fmt: ChatFormat, report: Report, n_rand
             if actual != digest:
                 report.problems.append(f"{p}: sha256 {actual[:16]}… differs from the manifest's {digest[:16]}… "
                                        "(edited after tmplc wrote it)")
-    report.checked.append(f"{manifest_path}: {sum(len(f) for f in targets.values())} files, sha256s checked")
+    if not report.problems:
+        report.checked.append(f"{manifest_path}: {sum(len(f) for f in targets.values())} files, sha256s checked")
     if manifest.get("format") not in (None, fmt.name):
         report.checked.append(f"{manifest_path}: written for the format {manifest['format']!r}")
     if report.problems:
