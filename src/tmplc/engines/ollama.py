@@ -107,7 +107,8 @@ class HarnessLimits:
     """Bounds on one harness process (one :func:`render_ollama` call), enforced from Python.
 
     ``timeout``: wall-clock seconds, then the process group is killed; ``max_memory``: the
-    address-space limit (``RLIMIT_AS``, hard) of the process, with ``GOMEMLIMIT`` at half of it so
+    address-space limit (``RLIMIT_AS``, hard) of the process (Go reserves several hundred MiB of
+    address space at start: below about 1 GiB the harness cannot start), with ``GOMEMLIMIT`` at half of it so
     Go collects garbage before reaching it; ``max_output``: bytes of results read back (the
     process is killed past it); ``max_output_per_render``: bytes one render may write (checked in
     Go, ``TMPLC_HARNESS_MAX_OUTPUT``); ``max_stack``: goroutine stack bytes (deep
@@ -125,14 +126,30 @@ DEFAULT_LIMITS = HarnessLimits(timeout=300.0)
 _OUTPUT_LIMIT_MSG = "tmplc-harness: output limit"
 
 
-def _limit_child(limits: HarnessLimits):  # pragma: no cover - runs in the child
+def _rlimits(limits: HarnessLimits) -> list[tuple[int, tuple[int, int]]]:
+    import resource
+
+    cpu = int(limits.timeout * max(1, os.cpu_count() or 1)) + 5
+    return [(resource.RLIMIT_AS, (limits.max_memory, limits.max_memory)), (resource.RLIMIT_CPU, (cpu, cpu))]
+
+
+def _limit_child(limits: HarnessLimits):  # pragma: no cover - runs in the child (non-Linux POSIX)
     def apply() -> None:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (limits.max_memory, limits.max_memory))
-        cpu = int(limits.timeout * max(1, os.cpu_count() or 1)) + 5
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+        for which, value in _rlimits(limits):
+            resource.setrlimit(which, value)
     return apply
+
+
+def _apply_limits(proc: subprocess.Popen, limits: HarnessLimits) -> None:
+    """Linux: set the child's limits with prlimit right after it starts.  The harness reads all of
+    its stdin before running anything, and stdin is written only after this, so no template code
+    runs unbounded (and no Python runs between fork and exec, unlike preexec_fn)."""
+    import resource
+
+    for which, value in _rlimits(limits):
+        resource.prlimit(proc.pid, which, value)
 
 
 def run_bounded(argv: list[str], stdin: bytes, limits: HarnessLimits, what: str) -> bytes:
@@ -144,8 +161,22 @@ def run_bounded(argv: list[str], stdin: bytes, limits: HarnessLimits, what: str)
     env.update(GOMEMLIMIT=str(limits.max_memory // 2), TMPLC_HARNESS_MAX_OUTPUT=str(limits.max_output_per_render),
                TMPLC_HARNESS_MAX_STACK=str(limits.max_stack))
     posix = os.name == "posix"
+    try:
+        import resource as _res
+
+        has_prlimit = posix and hasattr(_res, "prlimit")
+    except ImportError:  # pragma: no cover - not POSIX
+        has_prlimit = False
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            start_new_session=posix, preexec_fn=_limit_child(limits) if posix else None)
+                            start_new_session=posix,
+                            preexec_fn=_limit_child(limits) if posix and not has_prlimit else None)
+    if has_prlimit:
+        try:
+            _apply_limits(proc, limits)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
     out: list[bytes] = []
     err: list[bytes] = []
     over = threading.Event()
@@ -206,6 +237,7 @@ def run_bounded(argv: list[str], stdin: bytes, limits: HarnessLimits, what: str)
         text = b"".join(err).decode("utf-8", "replace").strip()
         low = text.lower()
         if "out of memory" in low or "cannot allocate memory" in low or "stack exceeds" in low \
+                or "failed to reserve" in low \
                 or "stack overflow" in low or proc.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
             first = text.splitlines()[0] if text else f"killed by signal {-proc.returncode}"
             raise HarnessLimitError("memory", f"{what} passed the memory limit ({limits.max_memory >> 20} MiB of "
