@@ -96,8 +96,11 @@ def test_cli_format_end_to_end(tmp_path, capsys):
     data.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
     out = tmp_path / "o.jsonl"
     summary = tmp_path / "s.json"
-    rc = main(["format", str(data), "--template", "qwen3", "--tokenizer", str(tok), "--out", str(out),
-               "--max-seq-length", "12", "--summary-json", str(summary)])
+    args = ["format", str(data), "--template", "qwen3", "--tokenizer", str(tok), "--out", str(out),
+            "--max-seq-length", "12", "--summary-json", str(summary)]
+    assert main(args) == 1 and not out.exists()  # 3 of 7 rejected: above the default --max-rejected 10%
+    assert "3 of 7 rows rejected" in capsys.readouterr().err.splitlines()[0]
+    rc = main(args + ["--max-rejected", "3"])
     assert rc == 0
     err = capsys.readouterr().err
     assert "rows in:        7" in err
@@ -120,3 +123,109 @@ def test_cli_render_show_labels(tmp_path, capsys):
     assert main(["render", "qwen3", "-m", str(m), "--tokenizer", str(tok), "--show-labels", "--plain"]) == 0
     out = capsys.readouterr().out
     assert out.endswith("assistant·\\n\\n[[Hello·<|im_end|>·\\n]]\n")  # the straddling "\n\n" stays masked
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run([sys.executable, "-m", "tmplc.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=180)
+
+
+def test_merged_prompt_escapes_as_readme_writes_them(tmp_path):
+    """--merged-prompt '{instruction}[[\\n\\nInput: {input}]]' (README's string, as a shell passes it)
+    trains real newlines; '\\\\n' is a literal backslash-n (11.3)."""
+    import tmplc
+    from tmplc.formatter import tokenize_messages
+
+    from conftest import load_tokenizer
+
+    tok_dir = tokenizer_dir("llama3")
+    tok = load_tokenizer("llama3")
+    fmt = tmplc.load("llama-3")
+    (tmp_path / "d.csv").write_text("instruction,input,output\nSum it,1 2,3\n")
+    readme = r"{instruction}[[\n\nInput: {input}]]"          # exactly the characters the README shows
+    for prompt, user in ((readme, "Sum it\n\nInput: 1 2"), (r"{instruction}\\n{input}", "Sum it\\n1 2")):
+        out = tmp_path / "o.jsonl"
+        r = _cli("format", str(tmp_path / "d.csv"), "-t", "llama-3", "--tokenizer", str(tok_dir), "--out", str(out),
+                 "--merged-prompt", prompt)
+        assert r.returncode == 0, r.stderr
+        row = json.loads(out.read_text())
+        want = tokenize_messages(fmt, [{"role": "user", "content": user}, {"role": "assistant", "content": "3"}], tok)
+        assert row["input_ids"] == want["input_ids"] and row["labels"] == want["labels"]
+
+
+def test_one_number_rule_whichever_reader(tmp_path):
+    """A CSV read by tmplc, the same CSV through `datasets` (a float column: 22.0) and a list of rows
+    render `Age: 22` alike (11.4)."""
+    import datasets
+
+    import tmplc
+    from tmplc.formatter import format_dataset
+
+    from conftest import load_tokenizer
+
+    tok = load_tokenizer("llama3")
+    fmt = tmplc.load("llama-3")
+    (tmp_path / "d.csv").write_text("name,age,output\nBob,22,ok\nAl,,fine\n")
+    ds = datasets.load_dataset("csv", data_files=str(tmp_path / "d.csv"), split="train")
+    assert ds[0]["age"] == 22.0  # datasets reads the column as float (a cell is empty)
+    kw = dict(merged_prompt="{name}[[ Age: {age}]]", output_column="output")
+    via_ds, s1 = format_dataset(fmt, ds, tok, **kw)
+    via_file, s2 = format_dataset(fmt, read_rows(tmp_path / "d.csv"), tok, **kw)
+    by_hand, _ = format_dataset(fmt, [[{"role": "user", "content": "Bob Age: 22"}, {"role": "assistant", "content": "ok"}],
+                                      [{"role": "user", "content": "Al"}, {"role": "assistant", "content": "fine"}]], tok)
+    assert via_ds.to_list() == via_file == by_hand and s1.rows_out == s2.rows_out == 2
+
+
+def test_tokenize_batch_reads_every_shape_or_raises_with_the_row(tmp_path):
+    """ShareGPT through Dataset.map(tokenize_batch(..., messages_column="conversations")) is
+    formatted, not silently emptied; a bad row raises naming its index (11.2)."""
+    import datasets
+    import pytest as _pytest
+
+    import tmplc
+    from tmplc.formatter import tokenize_batch, tokenize_messages
+
+    from conftest import load_tokenizer
+
+    tok = load_tokenizer("qwen3")
+    fmt = tmplc.load("qwen3")
+    share = [{"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": f"a{i}"}]} for i in range(5)]
+    ds = datasets.Dataset.from_list(share)
+    out = ds.map(tokenize_batch(fmt, tok, messages_column="conversations"), batched=True,
+                 remove_columns=ds.column_names)
+    want = [tokenize_messages(fmt, [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
+                              tok) for i in range(5)]
+    assert out.to_list() == want
+    alpaca = datasets.Dataset.from_list([{"instruction": "q0", "input": "", "output": "a0"}])
+    assert alpaca.map(tokenize_batch(fmt, tok), batched=True, remove_columns=alpaca.column_names).to_list() == want[:1]
+    bad = datasets.Dataset.from_list(share[:3] + [{"conversations": [{"from": "robot", "value": "x"}]}])
+    with _pytest.raises(MessageError, match="row 3, message 0: unknown role 'robot'"):
+        bad.map(tokenize_batch(fmt, tok, messages_column="conversations"), batched=True, with_indices=True,
+                remove_columns=bad.column_names)
+    kept = bad.map(tokenize_batch(fmt, tok, messages_column="conversations", on_error="skip"), batched=True,
+                   remove_columns=bad.column_names)
+    assert len(kept) == 4 and kept["tmplc_status"][3].startswith("invalid: message 0: unknown role")
+
+
+def test_preview_and_bos_token_flags(tmp_path):
+    """--preview N prints the trained/masked view and writes nothing; --bos-token sets what {BOS}
+    renders (a token of the vocabulary, else exit 2) (11.7, 11.9)."""
+    tok = tokenizer_dir("qwen3")
+    (tmp_path / "d.jsonl").write_text(json.dumps(ROWS[0]) + "\n" + json.dumps(ROWS[1]) + "\n")
+    spec = "{BOS}U: {INPUT}\nA: {OUTPUT}<|im_end|>\nU: {INPUT}\nA: {OUTPUT}<|im_end|>\n"
+    r = _cli("format", str(tmp_path / "d.jsonl"), "-t", spec, "--tokenizer", str(tok), "--preview", "1",
+             "--bos-token", "<|endoftext|>")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("row 0: ") and r.stdout.splitlines()[1].startswith("<|endoftext|>·U")
+    assert "· Hello[[<|im_end|>·\\n]]" in r.stdout and "row 1" not in r.stdout  # " Hello" straddles: masked
+    assert list(tmp_path.iterdir()) == [tmp_path / "d.jsonl"]
+    r = _cli("format", str(tmp_path / "d.jsonl"), "-t", spec, "--tokenizer", str(tok), "--preview", "1",
+             "--bos-token", "<|no such token|>")
+    assert r.returncode == 2 and "not a token of this tokenizer" in r.stderr and "Traceback" not in r.stderr

@@ -203,8 +203,8 @@ def test_truncation_policies_and_summary():
     rows, summary = format_dataset(fmt, [long, no_asst, MSGS, long, bad], tok, max_seq_length=40)
     assert summary.rows_in == 5 and summary.rows_out == 1 and summary.rows_rejected == 4
     assert summary.dropped == {"no trainable tokens": 1, "no trainable tokens left after truncation": 2}
-    assert sum(summary.errors.values()) == 1
-    assert [e[0] for e in summary.examples] == [0, 1, 3, 4]
+    assert sum(summary.invalid.values()) == 1  # an unknown role is caught when the row is read (as in the CLI)
+    assert [e[0] for e in summary.examples] == [e[0] for e in summary.rejected] == [0, 1, 3, 4]
     assert len(rows) == 1 and rows[0]["input_ids"] == tokenize_messages(fmt, MSGS, tok)["input_ids"]
     rows, summary = format_dataset(fmt, [long, MSGS], tok, max_seq_length=n - 10)
     assert summary.truncated == 1 and summary.rows_out == 2
@@ -299,10 +299,18 @@ def test_batch_is_picklable_and_works_with_datasets_map():
     fmt = tmplc.load("qwen3")
     convs = [MSGS, CONV, [{"role": "user", "content": "only user"}],
              [{"role": "user", "content": "a <|im_end|> b"}, {"role": "assistant", "content": "c"}]] * 5
-    fn = pickle.loads(pickle.dumps(tokenize_batch(fmt, tok, max_seq_length=64)))
     ds = datasets.Dataset.from_dict({"messages": convs, "other": list(range(len(convs)))})
+    # on_error="raise" (the default): the "only user" row (no trainable token) raises, naming the row
+    fn = pickle.loads(pickle.dumps(tokenize_batch(fmt, tok, max_seq_length=64)))
+    with pytest.raises(RowDropped, match="row 2: dropped: no trainable tokens"):
+        ds.map(fn, batched=True, batch_size=3, with_indices=True, remove_columns=ds.column_names)
+    # on_error="skip": every row is kept with its status, so nothing is dropped uncounted
+    fn = pickle.loads(pickle.dumps(tokenize_batch(fmt, tok, max_seq_length=64, on_error="skip")))
     out = ds.map(fn, batched=True, batch_size=3, num_proc=2, remove_columns=ds.column_names)
-    assert out.column_names == ["input_ids", "labels", "attention_mask", "assistant_masks"]
+    assert out.column_names[:4] == ["input_ids", "labels", "attention_mask", "assistant_masks"]
+    assert out["tmplc_status"].count("dropped: no trainable tokens") == 5
+    out = out.filter(lambda s: s in ("ok", "truncated"), input_columns="tmplc_status")
+    out = out.remove_columns([c for c in out.column_names if c.startswith("tmplc_")])
     expect = [tokenize_messages(fmt, c, tok, max_seq_length=64) for c in convs if c[-1]["role"] == "assistant"]
     assert out.to_list() == expect
     formatted, summary = format_dataset(fmt, ds, tok, num_proc=2, batch_size=3, max_seq_length=64)

@@ -86,6 +86,22 @@ def _empty(v: Any) -> bool:
     return isinstance(v, str) and not v.strip()
 
 
+def unescape_cli(text: str) -> str:
+    """A ``--merged-prompt`` as typed in a shell: ``\\n`` is a newline, ``\\t`` a tab, ``\\\\`` one
+    backslash (so ``\\\\n`` is a literal backslash-n); any other backslash stays as typed."""
+    out = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class MergedPrompt:
     """A parsed merged_prompt template (see the module docstring)."""

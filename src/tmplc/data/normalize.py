@@ -44,6 +44,7 @@ ROLE_ALIASES = {
     "assistant": "assistant", "gpt": "assistant", "output": "assistant", "bot": "assistant",
     "model": "assistant", "answer": "assistant", "chatgpt": "assistant", "response": "assistant",
 }
+_EXACT_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
 ROLE_KEYS = ("role", "from", "speaker")
 CONTENT_KEYS = ("content", "value", "text")
 SOURCES = ("auto", "openai", "sharegpt", "alpaca", "prompt_completion", "merged")
@@ -56,6 +57,7 @@ class NormalizeReport:
     rejected: Counter = field(default_factory=Counter)   # reason -> count
     examples: list = field(default_factory=list)         # (row, reason), first 20
     sources: Counter = field(default_factory=Counter)    # detected shape -> count
+    rejected_rows: list = field(default_factory=list)    # (row, reason), every rejected row
 
     @property
     def rows_rejected(self) -> int:
@@ -64,6 +66,7 @@ class NormalizeReport:
     def reject(self, row: int, reason: str) -> None:
         key = reason.split(": ", 1)[1] if reason.startswith("message ") else reason
         self.rejected[key] += 1
+        self.rejected_rows.append((row, reason))
         if len(self.examples) < 20:
             self.examples.append((row, reason))
 
@@ -81,6 +84,16 @@ def _messages(items: Any, what: str) -> list[dict]:
         raise RowProblem(f"{what} must be a list of messages, got {type(items).__name__}")
     out = []
     for i, m in enumerate(items):
+        if type(m) is dict and len(m) == 2 and "role" in m and "content" in m:  # the common case, fast
+            role, content = m["role"], m["content"]
+            if type(content) is str and type(role) is str and role in _EXACT_ROLES:
+                if not content.isascii():
+                    try:
+                        checked_text(content, "content")
+                    except RowProblem as e:
+                        raise MessageError(i, str(e)) from None
+                out.append({"role": _EXACT_ROLES[role], "content": content})
+                continue
         if not isinstance(m, dict):
             raise MessageError(i, f"a message must be an object, got {type(m).__name__}")
         rk, role = _ci_get(m, ROLE_KEYS)

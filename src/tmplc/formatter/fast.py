@@ -103,7 +103,7 @@ def _cache_key(info: "TokenizerInfo") -> str:
     import tiktoken
     import tokenizers
 
-    h = hashlib.sha256(info.rust.to_str().encode("utf-8"))
+    h = hashlib.sha256(info.json.encode("utf-8"))
     h.update(f"|tiktoken={tiktoken.__version__}|tokenizers={tokenizers.__version__}|v1".encode())
     return h.hexdigest()
 

@@ -148,7 +148,7 @@ def _cache_key(p: Path) -> str:
 def _cache_dir() -> Path:
     from tmplc.formatter.fast import _cache_dir as base
 
-    return Path(base()) / "tokenizers"
+    return Path(base()).parent / "tokenizers"
 
 
 def load_tokenizer_info(path: str | os.PathLike, *, cache: bool = True):
@@ -173,3 +173,24 @@ def load_tokenizer_info(path: str | os.PathLike, *, cache: bool = True):
         except Exception:  # pragma: no cover - a read-only cache is not an error
             pass
     return info
+
+
+def with_special_tokens(info, *, bos: str | None = None, eos: str | None = None):
+    """A copy of ``info`` whose {BOS}/{EOS} render ``bos``/``eos`` (``--bos-token/--eos-token``).
+
+    Each must be one token of the tokenizer's vocabulary (``InputError`` otherwise)."""
+    import copy
+
+    new = copy.copy(info)
+    for name, token in (("bos", bos), ("eos", eos)):
+        if token is None:
+            continue
+        tid = info.rust.token_to_id(token)
+        if tid is None:
+            raise InputError(None, f"--{name}-token {token!r} is not a token of this tokenizer's vocabulary")
+        setattr(new, f"{name}_token", token)
+        setattr(new, f"{name}_id", tid)
+    if bos is not None:
+        with_sp = info.rust.encode("a", add_special_tokens=True).ids
+        new.adds_bos = bool(with_sp) and with_sp[0] == new.bos_id
+    return new

@@ -1,0 +1,185 @@
+"""Rows of any shape -> token columns for one batch, every row accounted for.
+
+``RowsJob`` holds what turning rows into training columns needs (format, tokenizer facts,
+options, how to normalize rows); ``process_rows(job, numbers, rows)`` reads and normalizes each
+row (``tmplc.data``), encodes the usable ones in one ``encode_rows`` call and returns a
+``BatchResult``: flat numpy ``ids``/``labels`` with per-row ``lengths`` (cheap to pickle from a
+worker and to turn into Arrow columns) and a ``FormatSummary`` of the batch in which every
+rejected row is named.  A row whose encoding raises something unexpected is isolated and
+rejected (the batch is re-encoded row by row), so one hostile row never aborts a run.
+
+This is the single batch function behind ``tmplc format``, ``format_dataset`` and
+``tokenize_batch``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from tmplc.errors import MessageError
+from tmplc.formatter.core import IGNORE, Options, encode_rows
+from tmplc.formatter.summary import FormatSummary
+
+
+@dataclass
+class RowsJob:
+    fmt: Any
+    info: Any                      # TokenizerInfo
+    options: Options
+    source: str = "auto"
+    merged: Any = None             # tmplc.data.MergedPrompt | None
+    output_column: str = "output"
+    default_system: str | None = None
+    messages_column: str | None = None   # a column holding the messages (any alias shape)
+
+
+@dataclass
+class BatchResult:
+    rows: list[int]                # row numbers written, in order
+    ids: Any                       # numpy int32, all rows concatenated
+    labels: Any                    # numpy int32
+    lengths: Any                   # numpy int64, tokens per row
+    summary: FormatSummary
+    first_problem: tuple | None = None   # (row, message index, bare message, kind): first rejected row
+    first_error: tuple | None = None     # the same for the first invalid/error row (not dropped)
+    columns: set = field(default_factory=set)      # columns seen (for --merged-prompt checks)
+    sources: Counter = field(default_factory=Counter)
+    statuses: list | None = None   # per input row, when asked: "ok" | "truncated" | "kind: reason"
+    lists: list | None = None      # per input row, when asked: (ids, labels) or None
+    special_rows: list = field(default_factory=list)   # rows with special-token text in content
+
+
+def normalize_one(job: RowsJob, row: Any) -> tuple[list[dict], str]:
+    """(messages, shape) for one row of any accepted kind; raises RowProblem / MessageError."""
+    from tmplc.data.normalize import _messages, normalize_row
+
+    if isinstance(row, (list, tuple)):          # already a conversation
+        msgs = _messages(row, "conversation")
+        if job.default_system is not None and msgs[0]["role"] != "system":
+            msgs.insert(0, {"role": "system", "content": job.default_system})
+        return msgs, "messages"
+    if job.messages_column and isinstance(row, dict) and job.messages_column in row \
+            and job.merged is None and job.source == "auto":
+        msgs = _messages(row[job.messages_column], job.messages_column)
+        if job.default_system is not None and msgs[0]["role"] != "system":
+            msgs.insert(0, {"role": "system", "content": job.default_system})
+        return msgs, "openai" if job.messages_column == "messages" else job.messages_column
+    return normalize_row(row, source=job.source, merged=job.merged, output_column=job.output_column,
+                         default_system=job.default_system)
+
+
+def _reason(e: Exception) -> tuple[int | None, str, str]:
+    """(message index, reason as reported, bare message)."""
+    if isinstance(e, MessageError):
+        return e.index, (e.message if e.index is None else f"message {e.index}: {e.message}"), e.message
+    return None, str(e), str(e)
+
+
+def _encode_safely(job: RowsJob, convs: list, numbers: list[int]) -> list:
+    """encode_rows, or (when it raises) row by row, an unexpected exception rejecting its row."""
+    from tmplc.formatter.core import RowResult
+
+    try:
+        return encode_rows(job.fmt, convs, job.info, job.options, row_numbers=numbers)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception:
+        if len(convs) == 1:
+            raise
+    out = []
+    for c, n in zip(convs, numbers):
+        try:
+            out.extend(encode_rows(job.fmt, [c], job.info, job.options, row_numbers=[n]))
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:
+            out.append(RowResult(status="error", reason=f"cannot be tokenized: {type(e).__name__}: "
+                                                        f"{str(e).splitlines()[0][:200] if str(e) else ''}"))
+    return out
+
+
+def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, statuses: bool = False,
+                 lists: bool = False, track_columns: bool = False) -> BatchResult:
+    """Normalize and encode one batch (see the module docstring)."""
+    import numpy as np
+
+    from tmplc.data.merged import RowProblem
+
+    summary = FormatSummary(rows_in=len(rows))
+    first = first_err = None
+    columns: set = set()
+    sources: Counter = Counter()
+    convs, conv_rows, conv_pos = [], [], []
+    status_list: list | None = [None] * len(rows) if statuses else None
+    from tmplc.data.readers import RawLine, materialize
+
+    for k, (n, row) in enumerate(zip(numbers, rows)):
+        if isinstance(row, RawLine):
+            row = materialize(row)
+        if track_columns and isinstance(row, dict):
+            columns.update(row)
+        try:
+            msgs, kind = normalize_one(job, row)
+        except (RowProblem, MessageError) as e:
+            idx, why, bare = _reason(e)
+            summary.reject(n, "invalid", why)
+            first = first or (n, idx, bare, "invalid")
+            first_err = first_err or first
+            if status_list is not None:
+                status_list[k] = f"invalid: {why}"
+            continue
+        sources[kind] += 1
+        convs.append(msgs)
+        conv_rows.append(n)
+        conv_pos.append(k)
+    results = _encode_safely(job, convs, conv_rows) if convs else []
+    out_rows: list[int] = []
+    id_lists: list = []
+    label_lists: list = []
+    per_row: list | None = [None] * len(rows) if lists else None
+    specials: list = []
+    for n, k, r in zip(conv_rows, conv_pos, results):
+        if r.special_in_content:
+            summary.special_token_rows += 1
+            specials.append(n)
+        if r.input_ids is not None and r.status in ("ok", "truncated"):
+            summary.rows_out += 1
+            summary.tokens += r.n_tokens
+            summary.trained_tokens += r.n_trained
+            if r.status == "truncated":
+                summary.truncated += 1
+            out_rows.append(n)
+            id_lists.append(r.input_ids)
+            label_lists.append(r.labels)
+            if status_list is not None:
+                status_list[k] = r.status
+            if per_row is not None:
+                per_row[k] = (r.input_ids, r.labels)
+            continue
+        kind = "dropped" if r.status == "dropped" else "error"
+        idx = getattr(r.error, "index", None)
+        bare = r.error.message if isinstance(r.error, MessageError) else r.reason
+        summary.reject(n, kind, r.reason)
+        first = first or (n, idx, bare, kind)
+        if kind == "error":
+            first_err = first_err or (n, idx, bare, kind)
+        if status_list is not None:
+            status_list[k] = f"{kind}: {r.reason}"
+    lengths = np.fromiter((len(x) for x in id_lists), dtype=np.int64, count=len(id_lists))
+    total = int(lengths.sum()) if len(lengths) else 0
+    from itertools import chain
+
+    ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int32, count=total)
+    labels = np.fromiter(chain.from_iterable(label_lists), dtype=np.int32, count=total)
+    summary.rejected.sort(key=lambda e: e[0])
+    summary.examples = summary.rejected[:len(summary.examples)]
+    summary.check()
+    return BatchResult(out_rows, ids, labels, lengths, summary, first, first_err, columns, sources, status_list,
+                       per_row, specials)
+
+
+def assistant_mask(labels):
+    """1 where a label is trained (numpy)."""
+    return (labels != IGNORE).astype("int8")
