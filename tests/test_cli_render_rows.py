@@ -95,3 +95,12 @@ def test_to_all_writes_ollama_with_the_tokens_and_says_why_without(tmp_path, cap
     assert main(["compile", str(spec), "--to", "all", "--out", str(tmp_path / "b"), "--eos-token", "</s>"]) == 0
     assert (tmp_path / "b" / "Modelfile").is_file()
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["refused"] == {}
+
+
+def test_merged_prompt_escapes_as_format_reads_them(tmp_path, capsys):
+    """README's example string: '\\n' typed in a shell is a newline in the prompt (as tmplc format)."""
+    p = tmp_path / "d.csv"
+    p.write_text("instruction,input,output\nDo it,now,done\n")
+    out = _render(capsys, "--messages", str(p), "--merged-prompt", "{instruction}[[\\n\\nInput: {input}]]")
+    assert out == registry["chatml"].render([{"role": "user", "content": "Do it\n\nInput: now"},
+                                             {"role": "assistant", "content": "done"}])

@@ -188,7 +188,14 @@ def read_conversations(path: str, *, source: str = "auto", merged_prompt: str | 
                 if not line.strip():
                     continue
                 rows.append(_whole_json(line, shown, line_no=n + 1))
-    merged = MergedPrompt.parse(merged_prompt) if merged_prompt is not None else None
+    merged = None
+    if merged_prompt is not None:  # as typed in a shell, like tmplc format: \n is a newline, \\n a backslash-n
+        try:
+            from tmplc.data.merged import unescape_cli
+        except ImportError:  # pragma: no cover - an older tmplc.data
+            def unescape_cli(text: str) -> str:
+                return text
+        merged = MergedPrompt.parse(unescape_cli(merged_prompt))
     convs = []
     for n, row in enumerate(rows[:limit] if limit else rows):
         if isinstance(row, list):  # a bare list of messages
