@@ -79,3 +79,9 @@ class MessageError(TmplcError, ValueError):
 
 class RegistryError(TmplcError, LookupError):
     """A name that is neither a registry entry, an alias, a file, nor spec text."""
+
+
+class UsageError(TmplcError, ValueError):
+    """A command line that cannot work (a missing or contradictory option): exit 2."""
+
+    exit_code = 2
