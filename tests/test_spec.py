@@ -833,7 +833,7 @@ def test_date_formats_are_date_conversions_only(fmt_, bad):
 
 import json  # noqa: E402
 
-from strategies import structures  # noqa: E402
+from strategies import chat_formats, structures  # noqa: E402
 from tmplc.ir import DROP_THINK, FinalAnswer, ThinkBlock  # noqa: E402
 from tmplc.spec.parse import THINKS  # noqa: E402
 from tmplc.targets.json_ir import from_dict, to_dict  # noqa: E402
@@ -1039,3 +1039,29 @@ def test_answer_rules_one_value_per_meaning():
     for rule in rules:
         meaning.setdefault(tuple(answer_rules.apply(x, rule) for x in texts), []).append(rule.rule())
     assert [sorted(v) for v in meaning.values() if len(v) > 1] == []
+
+
+# -- lossless JSON (generated from the dataclass fields) ------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(tmplc.registry))
+def test_json_round_trip_is_the_whole_format_for_every_entry(name):
+    """``from_dict(to_dict(f)) == f``: the whole ChatFormat (notes, source, stop included)."""
+    fmt = tmplc.registry[name]
+    assert fmt.meta.source or fmt.meta.notes or fmt.meta.description  # there is metadata to lose
+    back = from_dict(json.loads(json.dumps(to_dict(fmt))))
+    assert back == fmt
+    assert back.meta == fmt.meta
+
+
+@settings(max_examples=60, deadline=None)
+@given(chat_formats(structures(reasoning=None)).map(lambda f: f.with_meta(
+    description="d", aliases=("x", "y"), eot_token="<eot>", stop=("<eot>",), notes="two\nlines", source="s")))
+def test_json_round_trip_of_generated_formats_is_whole(fmt):
+    assert from_dict(json.loads(json.dumps(to_dict(fmt)))) == fmt
+
+
+def test_json_unknown_field_is_an_error():
+    data = to_dict(tmplc.load("chatml"))
+    data["structure"]["assistant"]["no_such_field"] = 1
+    with pytest.raises(ValueError, match="no_such_field"):
+        from_dict(data)
