@@ -110,3 +110,20 @@ def test_bad_messages_and_unknown_names_exit_2(tmp_path):
 def test_spec_text_on_the_command_line():
     res = tmplc_cli("compile", "Q: {INPUT}\nA: {OUTPUT}\nQ: {INPUT}\nA: {OUTPUT}\n", "--to", "spec")
     assert res.returncode == 0 and res.stdout == "Q: {INPUT}\nA: {OUTPUT}\nQ: {INPUT}\nA: {OUTPUT}\n"
+
+
+def test_one_refusal_type_with_its_exit_code():
+    """Both targets raise the one TargetError (target, reason); the CLI exits by the error's type."""
+    import tmplc.targets.llamacpp as llamacpp_target
+    import tmplc.targets.ollama as ollama_target
+    from tmplc.errors import ModelfileSyntaxError, TargetError
+
+    assert ollama_target.TargetError is llamacpp_target.TargetError is TargetError
+    with pytest.raises(TargetError) as e:
+        tmplc.load("qwen3-thinking").to_ollama()
+    assert e.value.target == "ollama" and "drop_think" in e.value.reason and str(e.value) == e.value.reason
+    with pytest.raises(ModelfileSyntaxError):
+        ollama_target.parse_modelfile("SYSTEM x\n")
+    res = tmplc_cli("compile", "qwen3-thinking", "--to", "ollama")
+    assert res.returncode == 3 and "Traceback" not in res.stderr
+    assert "refused: the ollama target" in res.stderr and "drop_think" in res.stderr

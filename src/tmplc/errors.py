@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class TmplcError(Exception):
-    """Base class of every tmplc error."""
+    """Base class of every tmplc error.  ``exit_code`` is what the CLI exits with (by type: 1 a check
+    failed, 2 bad input, 3 refused)."""
+
+    exit_code = 1
+
+
+def caret(source_line: str, column: int) -> str:
+    """The source line (tabs as spaces) and a caret under ``column`` (1-based), indented."""
+    return f"\n    {source_line.replace(chr(9), ' ')}\n    {' ' * (column - 1)}^"
 
 
 class SpecError(TmplcError, ValueError):
@@ -17,6 +25,8 @@ class SpecError(TmplcError, ValueError):
         source_line: the offending line of source, when known.
         filename: the file the spec came from, when known.
     """
+
+    exit_code = 2
 
     def __init__(
         self,
@@ -35,10 +45,7 @@ class SpecError(TmplcError, ValueError):
 
     def _format(self) -> str:
         text = f"line {self.line}, column {self.column}: {self.message}"
-        if self.source_line is not None:
-            shown = self.source_line.replace("\t", " ")
-            text += f"\n    {shown}\n    {' ' * (self.column - 1)}^"
-        return text
+        return text + (caret(self.source_line, self.column) if self.source_line is not None else "")
 
     def relocated(self, filename: str | None, line_offset: int = 0, column_offset: int = 0,
                   source_line: str | None = None) -> "SpecError":
@@ -55,14 +62,13 @@ class SpecError(TmplcError, ValueError):
         """`FILE:LINE:COL: error: message` plus the source line and caret, as the CLI prints it."""
         where = f"{self.filename or '<spec>'}:{self.line}:{self.column}"
         text = f"{where}: error: {self.message}"
-        if self.source_line is not None:
-            shown = self.source_line.replace("\t", " ")
-            text += f"\n    {shown}\n    {' ' * (self.column - 1)}^"
-        return text
+        return text + (caret(self.source_line, self.column) if self.source_line is not None else "")
 
 
 class MessageError(TmplcError, ValueError):
     """A conversation that the format cannot render; `.index` is the offending message's index."""
+
+    exit_code = 2
 
     def __init__(self, index: int | None, message: str, row: int | None = None) -> None:
         self.index = index
@@ -79,3 +85,27 @@ class MessageError(TmplcError, ValueError):
 
 class RegistryError(TmplcError, LookupError):
     """A name that is neither a registry entry, an alias, a file, nor spec text."""
+
+    exit_code = 2
+
+
+class TargetError(TmplcError, ValueError):
+    """A target that cannot write a format (or a value of it) exactly: the one refusal type of
+    every target (``target``: ``"ollama"``, ``"llamacpp"``, ...; ``reason``: what and why).
+    ``str(e)`` is the reason."""
+
+    exit_code = 3
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(reason)
+
+    def __reduce__(self):  # picklable across processes (the two-argument constructor)
+        return (type(self), (self.target, self.reason))
+
+
+class ModelfileSyntaxError(TargetError):
+    """Text that Ollama's own Modelfile parser rejects (bad input where a Modelfile is read)."""
+
+    exit_code = 2

@@ -16,6 +16,8 @@ class ConversionRefused(TmplcError, ValueError):
             ``verification``).
     """
 
+    exit_code = 3
+
     def __init__(self, reason: str, category: str = "verification") -> None:
         self.reason = reason
         self.category = category
