@@ -171,7 +171,7 @@ class Plan:
         self.user_suf = frag(st.user.suffix, "user", "suffix")
         self.asst_pre = frag(st.assistant.prefix, "assistant", "prefix")
         self.asst_suf = frag(st.assistant.suffix, "assistant", "suffix")
-        self.asst_lead = frag(getattr(st.assistant, "lead", ()), "assistant", "lead")
+        self.asst_lead = frag(st.assistant.lead, "assistant", "lead")
         self.user_trim = st.user.trim
         self.asst_trim = st.assistant.trim
         self.user_flag = flag("user", "content")
@@ -537,8 +537,8 @@ class Plan:
 # the layout fields the plan models; a format type with any other field gets no plan
 _KNOWN_FIELDS = {
     "Structure": {"preamble", "system", "user", "assistant", "closing", "prompt_after_answer", "final_scope"},
-    "Turn": {"prefix", "suffix", "trim", "lead", "trim_side", "prompt_only", "drop_think", "final_suffix",
-             "lstrip_nl", "final", "trim_first", "think", "empty", "empty_raw"},
+    "Turn": {"prefix", "suffix", "lead", "rule", "prompt_only", "final_suffix", "final", "empty", "empty_raw"},
+    "ContentRule": {"trim", "trim_side", "drop_think", "lstrip_nl", "trim_first", "think"},
     "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},
 }
 # fields the plan knows only at these values (others take the generic path); ``prompt_only``
@@ -565,7 +565,8 @@ def _fields_known(fmt) -> bool:
     import dataclasses
 
     st = fmt.structure
-    objs = [("Structure", st), ("Turn", st.user), ("Turn", st.assistant)]
+    objs = [("Structure", st), ("Turn", st.user), ("Turn", st.assistant), ("ContentRule", st.user.rule),
+            ("ContentRule", st.assistant.rule)]
     if st.system is not None:
         objs.append(("SystemBlock", st.system))
     for kind, obj in objs:

@@ -69,7 +69,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from tmplc.errors import SpecError
-from tmplc.ir import (TRIM_FILTERS, DateToken, FinalAnswer, Fragment, SpecialToken, Structure, SystemBlock, Text,
+from tmplc.ir import (TRIM_FILTERS, DateToken, ContentRule, Fragment, SpecialToken, Structure, SystemBlock, Text,
                       ThinkBlock, Turn, fragment)
 from tmplc.spec.parse import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom
 
@@ -384,9 +384,8 @@ class _Recovery:
 
         preamble, system = self._head(head, user_prefix, a_i1)
 
-        user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
-                    trim_side=_side(a_i1))
-        think, final_think = getattr(self, "think", (None, None))
+        user = Turn(prefix=_to_fragment(user_prefix), suffix=_to_fragment(user_suffix), rule=_rule(a_i1))
+        think, final_think = self.think
         if any(f in FINAL_SCOPES for f in a_o1.filters):
             raise self.error(f"{a_o1.show()}: |final_last_answer / |final_after_user say which answers are "
                              "final: they go on the second {OUTPUT} (the final answer's)", a_o1)
@@ -394,18 +393,15 @@ class _Recovery:
             if "trim_first" in a.filters and _drop(a) == "" and block is None:
                 raise self.error(f"{a.show()}: |trim_first trims the content before the reasoning is split off; "
                                  "it needs a |drop_think filter or a {THINK} block before this {OUTPUT}", a)
-        final = FinalAnswer(_drop(a_o2), "lstrip_nl" in a_o2.filters, a_o2.trim is not None, _side(a_o2),
-                            final_think, "trim_first" in a_o2.filters)
-        assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
-                         a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only,
-                         _drop(a_o1), final_suffix, "lstrip_nl" in a_o1.filters, final,
-                         "trim_first" in a_o1.filters, think)
+        assistant = Turn(prefix=_to_fragment(assistant_prefix), suffix=_to_fragment(assistant_suffix),
+                         lead=_to_fragment(lead), rule=_rule(a_o1, think), prompt_only=prompt_only,
+                         final_suffix=final_suffix, final=_rule(a_o2, final_think))
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "
                 f"({_show(user_prefix)} ... {_show(user_suffix)}), so a model could not tell who "
                 "is speaking; give each role its own marker", a_i2)
-        return Structure(_to_fragment(preamble), system, user, assistant,
+        return Structure(preamble=_to_fragment(preamble), system=system, user=user, assistant=assistant,
                          prompt_after_answer=AFTER_ANSWER[prompt.filters[0]] if prompt is not None and prompt.filters
                          else "final",
                          final_scope=next((FINAL_SCOPES[f] for f in a_o2.filters if f in FINAL_SCOPES), "last"))
@@ -503,9 +499,15 @@ def _side(a: Atom):
     return TRIM_FILTERS[a.trim] if a.trim else "both"
 
 
+def _rule(a: Atom, think: ThinkBlock | None = None) -> ContentRule:
+    """The content rule a placeholder's filters say (and the reasoning block before it)."""
+    return ContentRule(trim=a.trim is not None, trim_side=_side(a), drop_think=_drop(a),
+                       lstrip_nl="lstrip_nl" in a.filters, trim_first="trim_first" in a.filters, think=think)
+
+
 def _system(placement, prefix: list[Atom], suffix: list[Atom], a: Atom) -> SystemBlock:
-    return SystemBlock(placement, _to_fragment(prefix), _to_fragment(suffix), a.trim is not None, a.default,
-                       _side(a), "nonempty" in a.filters)
+    return SystemBlock(placement=placement, prefix=_to_fragment(prefix), suffix=_to_fragment(suffix),
+                       trim=a.trim is not None, default=a.default, trim_side=_side(a), skip_empty="nonempty" in a.filters)
 
 
 def recover_structure(atoms: list[Atom], text: str) -> Structure:

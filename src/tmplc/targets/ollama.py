@@ -371,7 +371,7 @@ class _Gen:
         self.fmt = fmt
         self.st = fmt.structure
         st = self.st
-        think = getattr(st.assistant, "drop_think", "")
+        think = st.assistant.rule.drop_think
         if think:
             which = "first" if think.startswith("first") else "last"
             raise _refuse(
@@ -380,19 +380,19 @@ class _Gen:
                 "functions cannot search or split a string)")
         a = st.assistant
         refusals = (  # (the format has it, what it does, why an Ollama template cannot)
-            (getattr(a, "lstrip_nl", False), "removes leading newlines from answers ({OUTPUT|lstrip_nl})",
+            (a.rule.lstrip_nl, "removes leading newlines from answers ({OUTPUT|lstrip_nl})",
              " (no string functions)"),
-            (bool(getattr(st, "closing", ())), "ends a conversation rendered without the generation prompt with "
+            (bool(st.closing), "ends a conversation rendered without the generation prompt with "
              "closing text ({END})", ": Ollama renders every prompt for generation (it has no "
              "add_generation_prompt=False)"),
-            (getattr(a, "empty", None) is not None, "renders an empty answer as a turn of its own ({EMPTY})",
+            (a.empty is not None, "renders an empty answer as a turn of its own ({EMPTY})",
              ": Ollama merges and continues messages, so an empty last answer is continued, not rendered"),
-            (getattr(a, "think", None) is not None, "renders every answer's reasoning in a block "
+            (a.rule.think is not None, "renders every answer's reasoning in a block "
              "({THINK}...{/THINK})", ": Ollama's template functions cannot search or split a string"),
-            (getattr(a, "final", None) is not None, "renders the final answer's content by its own rule (the "
+            (a.final is not None, "renders the final answer's content by its own rule (the "
              "second {OUTPUT}'s filters or a {THINK} block: reasoning kept or re-wrapped)",
              ": Ollama's template functions cannot search, split or strip a string"),
-            (getattr(st, "final_scope", "last") != "last", "ends answers other than the conversation's last "
+            (st.final_scope != "last", "ends answers other than the conversation's last "
              "message with the last answer's own ending (|final_last_answer / |final_after_user)",
              ": Ollama continues a trailing answer and cannot tell an earlier answer's position"),
         )
@@ -476,7 +476,7 @@ class _Gen:
         """The text a standalone block renders instead of itself without a system message
         (``{NOSYSTEM}...{/NOSYSTEM}``), or ``()``."""
         sb = self.st.system
-        return (getattr(sb, "absent", None) or ()) if sb is not None and sb.placement == "standalone" else ()
+        return (sb.absent or ()) if sb is not None and sb.placement == "standalone" else ()
 
     def bos_plan(self) -> tuple[bool, bool, bool]:
         """(drop the preamble's first BOS, drop the standalone system prefix's first BOS (and the
