@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from tmplc.errors import SpecError
 from tmplc.ir import ChatFormat, Metadata, Structure
-from tmplc.spec.parse import parse_atoms
-from tmplc.spec.structure import recover_structure
+
+if TYPE_CHECKING:  # pragma: no cover
+    import yaml
 
 META_KEYS = ("name", "description", "aliases", "bos_token", "eos_token", "eot_token", "stop",
              "default_system", "notes")
@@ -26,6 +25,9 @@ META_KEYS = ("name", "description", "aliases", "bos_token", "eos_token", "eot_to
 
 def parse_structure(text: str) -> Structure:
     """Spec text -> layout (no metadata)."""
+    from tmplc.spec.parse import parse_atoms  # the parser (Lark) only when a spec is parsed
+    from tmplc.spec.structure import recover_structure
+
     return recover_structure(parse_atoms(text), text)
 
 
@@ -54,7 +56,9 @@ def _apply_default_system(st: Structure, default: str | None, err_at) -> Structu
     return replace(st, system=replace(st.system, default=default))
 
 
-def _node_for(root: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+def _node_for(root: "yaml.Node", key: str) -> "tuple[yaml.Node, yaml.Node] | None":
+    import yaml
+
     if isinstance(root, yaml.MappingNode):
         for k, v in root.value:
             if isinstance(k, yaml.ScalarNode) and k.value == key:
@@ -78,9 +82,11 @@ def load_spec_file(path: str | Path) -> ChatFormat:
 
 def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
     """Parse a YAML spec file's text (see the module docstring for its keys)."""
+    import yaml
+
     raw_lines = raw.split("\n")
 
-    def err(msg: str, node: yaml.Node | None) -> SpecError:
+    def err(msg: str, node: "yaml.Node | None") -> SpecError:
         line = node.start_mark.line + 1 if node is not None else 1
         col = node.start_mark.column + 1 if node is not None else 1
         src = raw_lines[line - 1] if line <= len(raw_lines) else None

@@ -71,7 +71,7 @@ from typing import Sequence
 from tmplc.errors import SpecError
 from tmplc.ir import (TRIM_FILTERS, DateToken, ContentRule, Fragment, SpecialToken, Structure, SystemBlock, Text,
                       ThinkBlock, Turn, fragment)
-from tmplc.spec.parse import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom
+from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 
@@ -517,7 +517,7 @@ def recover_structure(atoms: list[Atom], text: str) -> Structure:
 
 def default_split(mid: Fragment, assistant_suffix: Fragment) -> tuple[Fragment, Fragment] | None:
     """The split the default rules give for ``mid``, or None when they cannot decide."""
-    from tmplc.spec.parse import Atom as _A
+    from tmplc.spec.vocabulary import Atom as _A
 
     def atoms_of(frag: Fragment) -> list[Atom]:
         out = []

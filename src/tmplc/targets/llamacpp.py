@@ -87,7 +87,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import datetime as _dt
 
 from tmplc.errors import TargetError, TmplcError
-from tmplc.spec.parse import DATE_CONVERSIONS
+from tmplc.spec.vocabulary import DATE_CONVERSIONS
 from tmplc.ir import DateToken, SpecialToken
 from tmplc.targets.conventions import expected_llamacpp
 from tmplc.targets.jinja import to_jinja

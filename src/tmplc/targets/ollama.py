@@ -78,7 +78,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Sequence
 
 from tmplc.errors import ModelfileSyntaxError, TargetError
-from tmplc.spec.parse import THINK_FILTER_OF
+from tmplc.spec.vocabulary import THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover

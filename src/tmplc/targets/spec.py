@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import yaml
 
 from tmplc.errors import SpecError
-from tmplc.spec.parse import AFTER_ANSWER_FILTER_OF, FINAL_SCOPE_FILTER_OF, THINK_FILTER_OF
+from tmplc.spec.vocabulary import AFTER_ANSWER_FILTER_OF, FINAL_SCOPE_FILTER_OF, THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, ContentRule, DateToken, Fragment, SpecialToken, Structure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -158,4 +157,6 @@ def to_yaml(fmt: "ChatFormat") -> str:
     data["spec"] = to_spec(st)
     if m.notes:
         data["notes"] = m.notes
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
