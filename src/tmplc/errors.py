@@ -10,9 +10,29 @@ class TmplcError(Exception):
     exit_code = 1
 
 
+#: the most characters of a source line an error quotes on each side of its column
+QUOTE_WINDOW = 60
+#: the most characters of an error message (longer ones keep their start and end)
+MESSAGE_LIMIT = 2000
+
+
+def cap(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text``, or its start and end around a note of how much is left out when it is longer than
+    ``limit`` (an error never quotes megabytes of input)."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} [... {len(text) - 2 * keep} characters left out ...] {text[-keep:]}"
+
+
 def caret(source_line: str, column: int) -> str:
-    """The source line (tabs as spaces) and a caret under ``column`` (1-based), indented."""
-    return f"\n    {source_line.replace(chr(9), ' ')}\n    {' ' * (column - 1)}^"
+    """The source line (tabs as spaces; at most :data:`QUOTE_WINDOW` characters each side of the
+    column) and a caret under ``column`` (1-based), indented."""
+    line = source_line.replace("\t", " ")
+    start = max(0, column - 1 - QUOTE_WINDOW)
+    end = column - 1 + QUOTE_WINDOW
+    shown = ("..." if start else "") + line[start:end] + ("..." if len(line) > end else "")
+    return f"\n    {shown}\n    {' ' * (column - 1 - start + (3 if start else 0))}^"
 
 
 class SpecError(TmplcError, ValueError):
@@ -36,7 +56,7 @@ class SpecError(TmplcError, ValueError):
         source_line: str | None = None,
         filename: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = cap(message)
         self.line = line
         self.column = column
         self.source_line = source_line

@@ -110,18 +110,27 @@ Fragment = tuple[Piece, ...]
 
 
 def fragment(pieces: Iterable[Piece | str]) -> Fragment:
-    """Normalise pieces: strings become Text, adjacent Text merge, empty Text vanish."""
+    """Normalise pieces: strings become Text, adjacent Text merge, empty Text vanish (linear: the
+    text of a run of pieces is joined once)."""
     out: list[Piece] = []
+    run: list[str] = []
+
+    def close() -> None:
+        if run:
+            text = "".join(run)
+            if text:
+                out.append(Text(text))
+            run.clear()
+
     for p in pieces:
         if isinstance(p, str):
-            p = Text(p)
-        if isinstance(p, Text):
-            if not p.value:
-                continue
-            if out and isinstance(out[-1], Text):
-                out[-1] = Text(out[-1].value + p.value)
-                continue
-        out.append(p)
+            run.append(p)
+        elif isinstance(p, Text):
+            run.append(p.value)
+        else:
+            close()
+            out.append(p)
+    close()
     return tuple(out)
 
 

@@ -66,6 +66,26 @@ def _node_for(root: "yaml.Node", key: str) -> "tuple[yaml.Node, yaml.Node] | Non
     return None
 
 
+def _duplicate_key(root: "yaml.Node") -> "tuple[yaml.Node, yaml.Node] | None":
+    """The first key that a mapping of ``root`` (at any depth) repeats: (first, repeated) key nodes."""
+    import yaml
+
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        return seen[k.value], k
+                    seen[k.value] = k
+                stack.append(v)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return None
+
+
 def load_spec_file(path: str | Path) -> ChatFormat:
     """Load a plain spec file or a YAML spec file (``.yaml``/``.yml``)."""
     path = Path(path)
@@ -102,6 +122,11 @@ def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
         raise SpecError(f"invalid YAML: {getattr(e, 'problem', e)}", line, col, src, filename) from None
     if not isinstance(data, dict):
         raise err("a YAML spec file is a mapping with a 'spec' key and optional metadata", root)
+    dup = _duplicate_key(root)
+    if dup is not None:
+        first, again = dup
+        raise err(f"duplicate key {again.value!r} (first at line {first.start_mark.line + 1}): YAML would "
+                  "silently keep only the last one; remove one of them", again)
     for k, _ in root.value:
         if k.value not in META_KEYS and k.value != "spec":
             raise err(f"unknown key {k.value!r}; known keys: spec, " + ", ".join(META_KEYS), k)

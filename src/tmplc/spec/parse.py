@@ -57,13 +57,15 @@ def _parser() -> Lark:
 
 
 def _chars(text: str, line: int, column: int) -> list[Atom]:
-    out = []
-    for ch in text:
-        out.append(Atom("char", ch, line, column))
-        if ch == "\n":
+    """One ``char`` atom per character of ``text`` (which starts at ``line``:``column``), line by line."""
+    out: list[Atom] = []
+    new = tuple.__new__
+    for k, seg in enumerate(text.split("\n")):
+        if k:
+            out.append(new(Atom, ("char", "\n", line, column, (), None)))
             line, column = line + 1, 1
-        else:
-            column += 1
+        out.extend([new(Atom, ("char", ch, line, column + j, (), None)) for j, ch in enumerate(seg)])
+        column += len(seg)
     return out
 
 

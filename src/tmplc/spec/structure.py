@@ -66,22 +66,44 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Sequence
 
 from tmplc.errors import SpecError
 from tmplc.ir import (TRIM_FILTERS, DateToken, ContentRule, Fragment, SpecialToken, Structure, SystemBlock, Text,
                       ThinkBlock, Turn, fragment)
-from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom
+from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom, atom_key
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 
 
-def _show(atoms: Sequence[Atom]) -> str:
+def _show(atoms: Sequence[Atom], limit: int = 80) -> str:
+    """The atoms as spec text, quoted (at most ``limit`` characters of a long run: its start and end)."""
+    if len(atoms) > limit:
+        half = limit // 2
+        return (repr("".join(a.show() for a in atoms[:half])) + f" ... ({len(atoms) - 2 * half} more) ... "
+                + repr("".join(a.show() for a in atoms[-half:])))
     return repr("".join(a.show() for a in atoms))
 
 
+def _where(atoms: Sequence[Atom], kind: str) -> list[int]:
+    """The indices of the atoms of ``kind`` (a scan at C speed: specs may be megabytes of text)."""
+    kinds = list(map(_KIND, atoms))
+    out: list[int] = []
+    i = -1
+    try:
+        while True:
+            i = kinds.index(kind, i + 1)
+            out.append(i)
+    except ValueError:
+        return out
+
+
+_KIND = itemgetter(0)
+
+
 def _keys(atoms: Sequence[Atom]) -> list[tuple]:
-    return [a.key for a in atoms]
+    return list(map(atom_key, atoms))
 
 
 def _to_fragment(atoms: Sequence[Atom]) -> Fragment:
@@ -152,8 +174,8 @@ class _Recovery:
 
     def _absent(self, atoms: list[Atom]):
         """Take ``{NOSYSTEM}...{/NOSYSTEM}`` out of the atoms; a {SPLIT} stands where it was."""
-        opens = [i for i, a in enumerate(atoms) if a.kind == "NOSYSTEM"]
-        closes = [i for i, a in enumerate(atoms) if a.kind == "/NOSYSTEM"]
+        opens = _where(atoms, "NOSYSTEM")
+        closes = _where(atoms, "/NOSYSTEM")
         if not opens and not closes:
             return atoms, None
         if len(opens) != 1 or len(closes) != 1 or closes[0] < opens[0]:
@@ -161,8 +183,8 @@ class _Recovery:
             raise self.error("{NOSYSTEM}...{/NOSYSTEM} appears once, as a pair, where the system block "
                              "starts", at)
         i, j = opens[0], closes[0]
-        first_input = next((k for k, a in enumerate(atoms) if a.kind == "INPUT"), len(atoms))
-        system = next((k for k, a in enumerate(atoms) if a.kind == "SYSTEM"), None)
+        first_input = next(iter(_where(atoms, "INPUT")), len(atoms))
+        system = next(iter(_where(atoms, "SYSTEM")), None)
         if system is None or not j < system < first_input:
             raise self.error("{NOSYSTEM}...{/NOSYSTEM} goes right where the system block starts, before "
                              "{SYSTEM} (and before the first {INPUT}); the spec needs a {SYSTEM}", atoms[i])
@@ -178,8 +200,8 @@ class _Recovery:
 
     def _empty(self, atoms: list[Atom]):
         """Take ``{EMPTY}...{/EMPTY}`` (at the end, after the last turn) off the atoms."""
-        opens = [i for i, a in enumerate(atoms) if a.kind == "EMPTY"]
-        closes = [i for i, a in enumerate(atoms) if a.kind == "/EMPTY"]
+        opens = _where(atoms, "EMPTY")
+        closes = _where(atoms, "/EMPTY")
         if not opens and not closes:
             return atoms, None
         if len(opens) != 1 or len(closes) != 1 or closes[0] != len(atoms) - 1 or \
@@ -195,7 +217,7 @@ class _Recovery:
 
     def _closing(self, atoms: list[Atom]):
         """Take ``{END}`` and the text after it (the closing) off the end of the atoms."""
-        ends = [i for i, a in enumerate(atoms) if a.kind == "END"]
+        ends = _where(atoms, "END")
         if not ends:
             return atoms, ()
         i = ends[0]
@@ -212,9 +234,9 @@ class _Recovery:
     def _think(self, atoms: list[Atom]):
         """Take the ``{THINK}...{/THINK}`` blocks (each right before an ``{OUTPUT}``) out of the
         atoms: the first exchange's is every answer's block, the second's the final answer's."""
-        opens = [i for i, a in enumerate(atoms) if a.kind == "THINK"]
-        closes = [i for i, a in enumerate(atoms) if a.kind == "/THINK"]
-        marks = [i for i, a in enumerate(atoms) if a.kind == "REASONING"]
+        opens = _where(atoms, "THINK")
+        closes = _where(atoms, "/THINK")
+        marks = _where(atoms, "REASONING")
         if not opens and not closes and not marks:
             return atoms, (None, None)
         if len(opens) != len(closes) or any(c < o for o, c in zip(opens, closes)) or \
@@ -222,7 +244,7 @@ class _Recovery:
             at = atoms[sorted(opens + closes)[-1] if opens + closes else marks[0]]
             raise self.error("{THINK}...{/THINK} appears as a pair, right before an {OUTPUT} (a reasoning "
                              "block: before the second {OUTPUT} only, the final answer's)", at)
-        outputs = [k for k, a in enumerate(atoms) if a.kind == "OUTPUT"]
+        outputs = _where(atoms, "OUTPUT")
         blocks: list[ThinkBlock | None] = [None, None]
         for i, j in zip(opens, closes):
             if j + 1 not in outputs or len(outputs) != 2:
@@ -245,13 +267,13 @@ class _Recovery:
             raise self.error("{REASONING} goes only inside {THINK}...{/THINK}",
                              next(atoms[m] for m in marks if not any(o < m < c for o, c in zip(opens, closes))))
         drop = set(k for o, c in zip(opens, closes) for k in range(o, c + 1))
-        return [a for k, a in enumerate(atoms) if k not in drop], tuple(blocks)
+        return [a for k, a in enumerate(atoms) if k not in drop] if drop else list(atoms), tuple(blocks)
 
     def _run(self, atoms: list[Atom]) -> Structure:
         if not atoms:
             raise self.error("empty spec: write one conversation with two exchanges, e.g. "
                              "'User: {INPUT}\\nBot: {OUTPUT}\\n' twice", None if self.text else None)
-        io = [(i, a) for i, a in enumerate(atoms) if a.kind in ("INPUT", "OUTPUT")]
+        io = [(i, atoms[i]) for i in sorted(_where(atoms, "INPUT") + _where(atoms, "OUTPUT"))]
         for n, (_, a) in enumerate(io):
             if n >= 4:
                 kind = a.kind
@@ -286,7 +308,7 @@ class _Recovery:
             if atoms.index(a) > i1:
                 raise self.error("{SYSTEM} after the first {INPUT}: the system block comes "
                                  "before the first user content", a)
-        splits = [i for i, a in enumerate(atoms) if a.kind == "SPLIT"]
+        splits = _where(atoms, "SPLIT")
         head_splits = [i for i in splits if i < i1]
         gap_splits = [i for i in splits if o1 < i < i2]
         if len(gap_splits) > 1:
@@ -315,7 +337,7 @@ class _Recovery:
                                  "where the preamble ends and the system block begins, so it goes "
                                  "before {SYSTEM} (before the system block's prefix)", atoms[i])
         splits = [i for i in splits if i1 < i < o1 or i2 < i < o2]
-        replies = [i for i, a in enumerate(atoms) if a.kind == "REPLY"]
+        replies = _where(atoms, "REPLY")
         for i in replies:
             if not (i1 < i < o1 or i2 < i < o2):
                 raise self.error("{REPLY} marks where the model's reply starts (the text between "
@@ -326,7 +348,7 @@ class _Recovery:
                                  "model's reply starts ({REPLY})", atoms[i])
         if sum(1 for i in replies if i < o1) > 1:
             raise self.error("{REPLY} appears twice in one exchange", atoms[replies[1]])
-        for i in (i for i, a in enumerate(atoms) if a.kind == "PROMPT"):
+        for i in _where(atoms, "PROMPT"):
             end = o1 if i1 < i < o1 else o2 if i2 < i < o2 else None
             ok = end is not None and (atoms[i + 1].kind == "OUTPUT" and not any(
                 atoms[j].kind == "REPLY" for j in range(i1 if end == o1 else i2, i))

@@ -4,7 +4,8 @@ targets read these tables (no other module spells them); importing it imports no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from operator import itemgetter
+from typing import NamedTuple
 
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
                 "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END", "EMPTY", "/EMPTY")
@@ -29,9 +30,9 @@ TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_f
           "PROMPT": tuple(AFTER_ANSWER)}
 
 
-@dataclass(frozen=True)
-class Atom:
-    """One character of literal text (``kind == "char"``) or one placeholder (``kind`` = its name)."""
+class Atom(NamedTuple):
+    """One character of literal text (``kind == "char"``) or one placeholder (``kind`` = its name).
+    A named tuple: a spec of n characters is n atoms, made and compared cheaply."""
 
     kind: str
     value: str
@@ -48,7 +49,7 @@ class Atom:
     @property
     def key(self) -> tuple:
         """What identifies the atom when comparing repetitions (position excluded)."""
-        return (self.kind, self.value, self.filters, self.default)
+        return atom_key(self)
 
     def show(self) -> str:
         if self.kind == "char":
@@ -59,3 +60,5 @@ class Atom:
         return "{" + inner + "}"
 
 
+#: ``atom.key`` as a C-level function (kind, value, filters, default): ``map(atom_key, atoms)``
+atom_key = itemgetter(0, 1, 4, 5)
