@@ -84,7 +84,7 @@ from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
 
-__all__ = ["TargetError", "to_ollama", "parse_modelfile", "modelfile_fields", "go_string",
+__all__ = ["TargetError", "to_ollama", "untrimmed_caveat", "parse_modelfile", "modelfile_fields", "go_string",
            "FROM_PLACEHOLDER"]
 
 FROM_PLACEHOLDER = "<path-to-model.gguf>"
@@ -418,7 +418,7 @@ class _Gen:
             raise _refuse(
                 f"format {fmt.name!r} strips {_and(trims)}, which an Ollama template cannot do "
                 "(Ollama's template functions cannot strip a string). Pass allow_untrimmed=True "
-                "(CLI: --allow-untrimmed) to emit a template that renders contents as sent (identical "
+                "(the CLI's default; --strict refuses) to emit a template that renders contents as sent (identical "
                 f"whenever contents have no whitespace where {filters} strips it), or remove {filters} "
                 "from the spec.")
         self.untrimmed = trims
@@ -630,6 +630,20 @@ class _Gen:
 
 def _comment(text: str) -> str:
     return "\n".join("# " + line if line else "#" for line in text.replace("\r", "").split("\n"))
+
+
+def untrimmed_caveat(fmt: "ChatFormat") -> str | None:
+    """What a Modelfile written with ``allow_untrimmed=True`` leaves to the client, or None when the
+    format strips nothing (one text for the CLI, the bundle manifest and export reports)."""
+    st = fmt.structure
+    parts = [(n, p) for n, p in (("user", st.user), ("assistant", st.assistant), ("system", st.system))
+             if p is not None and p.trim]
+    if not parts:
+        return None
+    trims = _and([f"the {n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts])
+    return (f"format {fmt.name!r} strips {trims} and Ollama templates cannot: the Modelfile renders "
+            "contents as sent, so strip them before sending (as Ollama's own templates for these models "
+            "do not strip either); --strict refuses instead")
 
 
 def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: bool = False) -> str:
