@@ -38,23 +38,6 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    ``[/INST]`` and the reply is `` answer</s>`` (SentencePiece makes `` answer`` one token,
    ``▁answer``, so the space must be the model's).  Rules 2a-d split the text before
    ``{REPLY}``.
-9. ``{SPLIT}`` between the first ``{OUTPUT}`` and the second ``{INPUT}`` marks where the first
-   assistant turn ends (the rest is the user prefix); ``TAIL`` is then the ending of the *last*
-   answer of a conversation, kept as ``final_suffix`` when it differs (gpt-oss:
-   ``{OUTPUT}<|end|>{SPLIT}<|start|>user...{OUTPUT}<|return|>``).
-8. ``{NOSYSTEM}...{/NOSYSTEM}`` right where a standalone system block starts (in ``HEAD``, before
-   the block's prefix) holds the text rendered instead of the block when there is no system
-   message; it marks the block's start as a ``{SPLIT}`` would, and excludes a default.
-10. The second ``{OUTPUT}`` is the *final answer* (the conversation's last message): its filters
-   may differ from the first's, and ``{THINK}...{/THINK}`` right before it (holding literal text
-   and one ``{REASONING}``) is the reasoning block it renders before its content (``final`` of
-   the assistant turn; before both ``{OUTPUT}`` it is every answer's block (``think``); Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
-   {THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think_lstrip_nl|lstrip_nl}``).
-12. ``{EMPTY}...{/EMPTY}`` at the end (before any ``{END}``): the whole turn an empty answer
-   renders instead of its prefix, lead, content and suffix (``{EMPTY|raw}``: an answer whose
-   message content is ``""``; otherwise one that renders as ``""``).
-11. ``{END}`` after the second answer's ending: the text after it (``closing``) ends every
-   conversation rendered without the generation prompt (Phi-3.5: ``{OUTPUT}<|end|>\n{END}{EOS}``).
 7. ``{PROMPT=text}`` (in both exchanges, right before ``{OUTPUT}``, or right after ``{REPLY}``)
    is text the generation prompt adds after the assistant prefix and that rendered turns never
    contain: ``<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}`` (DeepSeek-R1) prompts with
@@ -62,6 +45,23 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    ``{PROMPT|skip_after_answer}`` / ``{PROMPT|history_after_answer}`` (with or without ``=text``):
    what ``add_generation_prompt`` does after an answer (``prompt_after_answer``: nothing; or the
    prompt after the answer rendered as an earlier one).
+8. ``{NOSYSTEM}...{/NOSYSTEM}`` right where a standalone system block starts (in ``HEAD``, before
+   the block's prefix) holds the text rendered instead of the block when there is no system
+   message; it marks the block's start as a ``{SPLIT}`` would, and excludes a default.
+9. ``{SPLIT}`` between the first ``{OUTPUT}`` and the second ``{INPUT}`` marks where the first
+   assistant turn ends (the rest is the user prefix); ``TAIL`` is then the ending of the *last*
+   answer of a conversation, kept as ``final_suffix`` when it differs (gpt-oss:
+   ``{OUTPUT}<|end|>{SPLIT}<|start|>user...{OUTPUT}<|return|>``).
+10. The second ``{OUTPUT}`` is the *final answer* (the conversation's last message): its filters
+   may differ from the first's, and ``{THINK}...{/THINK}`` right before it (holding literal text
+   and one ``{REASONING}``) is the reasoning block it renders before its content (``final`` of
+   the assistant turn; before both ``{OUTPUT}`` it is every answer's block (``think``); Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
+   {THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think_lstrip_nl|lstrip_nl}``).
+11. ``{END}`` after the second answer's ending: the text after it (``closing``) ends every
+   conversation rendered without the generation prompt (Phi-3.5: ``{OUTPUT}<|end|>\n{END}{EOS}``).
+12. ``{EMPTY}...{/EMPTY}`` at the end (before any ``{END}``): the whole turn an empty answer
+   renders instead of its prefix, lead, content and suffix (``{EMPTY|raw}``: an answer whose
+   message content is ``""``; otherwise one that renders as ``""``).
 """
 
 from __future__ import annotations
