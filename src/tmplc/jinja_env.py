@@ -43,12 +43,14 @@ def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
 
 
 def make_env(today: _dt.date = _dt.date(2026, 1, 1)) -> ImmutableSandboxedEnvironment:
-    """A fresh HF-compatible sandboxed environment (``strftime_now`` returns ``today``)."""
+    """A fresh HF-compatible sandboxed environment (``strftime_now`` formats ``today``: a date at
+    midnight, or a datetime as it is — the converter probes the time of day with one)."""
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
                                         extensions=[GenerationTag, "jinja2.ext.loopcontrols"])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise
-    env.globals["strftime_now"] = lambda fmt: _dt.datetime.combine(today, _dt.time()).strftime(fmt)
+    now = today if isinstance(today, _dt.datetime) else _dt.datetime.combine(today, _dt.time())
+    env.globals["strftime_now"] = lambda fmt: now.strftime(fmt)
     return env
 
 

@@ -90,9 +90,48 @@ def caveats(fmt: "ChatFormat") -> list[Caveat]:
             "earlier answer once another answer does: a conversation's render is not the start of its "
             "continuation's (an inference prompt differs from the training rows that continue it, and a "
             "server's prompt cache is invalidated at every turn)"))
+    double = _double_bos(fmt)
+    if double:
+        out.insert(0, Caveat(
+            "double-bos",
+            f"{double}: every tokenized conversation has two BOS tokens in a row, which tmplc format refuses "
+            "(a model sees one BOS at inference); write BOS once: {BOS} alone, its string comes from bos_token"))
     if st.dated:
         out.append(Caveat(
             "renders-today",
             "the format renders today's date ({DATE=...}): renders change with the day they are made; "
             "fix the date for training data with ChatFormat.with_date(date)"))
     return out
+
+
+#: BOS strings of common tokenizers, for a spec that declares no bos_token
+KNOWN_BOS = ("<|begin_of_text|>", "<s>", "<bos>", "<｜begin▁of▁sentence｜>", "<|startoftext|>")
+
+
+def _double_bos(fmt: "ChatFormat") -> str | None:
+    """Where a format renders BOS twice in a row (``{BOS}<|begin_of_text|>``, ``{BOS}{BOS}``, or
+    the BOS text twice), or None.  The BOS string is the declared ``bos_token``; without one, a
+    ``{BOS}`` next to a well-known BOS text counts."""
+    from tmplc.ir import SpecialToken
+
+    bos = fmt.meta.bos_token
+    for frag in fmt.structure.fragments():
+        pieces = list(frag)
+        for k, p in enumerate(pieces):
+            if not (isinstance(p, SpecialToken) and p.name == "BOS"):
+                continue
+            nxt = pieces[k + 1] if k + 1 < len(pieces) else None
+            prev = pieces[k - 1] if k else None
+            if isinstance(nxt, SpecialToken) and nxt.name == "BOS":
+                return "{BOS}{BOS}"
+            for tok in ((bos,) if bos else KNOWN_BOS):
+                if isinstance(nxt, Text) and nxt.value.startswith(tok):
+                    return f"{{BOS}}{tok} ({{BOS}} renders {tok!r} already)" if bos else \
+                        f"{{BOS}}{tok} ({tok!r} is a BOS text; {{BOS}} renders the tokenizer's BOS)"
+                if isinstance(prev, Text) and prev.value.endswith(tok):
+                    return f"{tok}{{BOS}}"
+        if bos:
+            text = "".join(p.value for p in pieces if isinstance(p, Text))
+            if bos + bos in text:
+                return f"{bos}{bos}"
+    return None

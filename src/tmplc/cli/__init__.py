@@ -13,7 +13,7 @@ import sys
 from tmplc.errors import SpecError, TargetError, TmplcError
 
 # display order; any other cmd_*.py module in this package is added after these
-ORDER = ["list", "compile", "render", "format", "convert", "identify"]
+ORDER = ["list", "compile", "render", "format", "convert", "identify", "verify"]
 
 
 def _commands() -> list[str]:
@@ -51,6 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         return _report(e)
     except BrokenPipeError:  # e.g. `tmplc compile x | head`
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: outputs in progress were removed by tmplc.fileio
+        print("tmplc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI never prints a traceback (TMPLC_DEBUG=1 does)
+        import os
+
+        if os.environ.get("TMPLC_DEBUG"):
+            raise
+        print(f"tmplc: internal error: {type(e).__name__}: {e} (a bug in tmplc: please report it; "
+              "TMPLC_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 def _report(e: TmplcError) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tmplc.cli.common import write_output
+from tmplc.cli.common import add_token_options, load_format, write_output
 
 # target name -> (description, function(fmt, args) -> str)
 TARGETS: dict[str, tuple[str, object]] = {
@@ -38,13 +38,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "with the caveat on stderr and in the Modelfile (as Ollama's own templates do)")
     p.add_argument("--allow-untrimmed", action="store_true",
                    help="with --to ollama: the default (kept for scripts that pass it); --strict refuses instead")
+    add_token_options(p)
     return p
 
 
 def run(args) -> int:
-    from tmplc.api import load
+    from tmplc.cli.common import check_output
 
-    fmt = load(args.spec)
+    check_output(args.out, folder=args.target == "all")
+    fmt = load_format(args.spec, args)
     import sys
 
     from tmplc.lint import caveats
@@ -63,15 +65,9 @@ def run(args) -> int:
         if not args.out:
             print("tmplc compile: error: --to all writes a directory: give it with --out DIR", file=sys.stderr)
             return 2
-        manifest = write_all(fmt, args.out, from_=args.from_)
-        for target, files in manifest["targets"].items():
-            for rel in files:
-                print(f"{target:<9} {args.out.rstrip('/')}/{rel}")
-        for target, reason in manifest["refused"].items():
-            print(f"{target:<9} refused: {reason}")
-        for target, note in manifest["caveats"].items():
-            print(f"{target:<9} caveat: {note}")
-        print(f"manifest  {args.out.rstrip('/')}/manifest.json")
+        from tmplc.cli.common import print_bundle
+
+        print_bundle(write_all(fmt, args.out, from_=args.from_), args.out)
         return 0
     write_output(TARGETS[args.target][1](fmt, args), args.out)
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 TARGETS = ("jinja", "ollama", "llamacpp", "spec", "yaml", "json", "all")
 
@@ -21,7 +20,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("src", metavar="SRC", help="tokenizer_config.json, *.jinja, model folder, *.gguf or Modelfile")
     p.add_argument("--to", dest="target", default="spec", choices=TARGETS, help="output (default: spec)")
     p.add_argument("--out", "-o", metavar="PATH",
-                   help="write to PATH (a folder with --to all) instead of stdout")
+                   help="write to PATH (a folder with --to all, with manifest.json) instead of stdout; "
+                        "--to all without --out writes NAME-converted/ in the working folder (NAME from "
+                        "SRC's metadata, reduced to a safe base name)")
     p.add_argument("--bos-token", help="override the BOS token string")
     p.add_argument("--eos-token", help="override the EOS token string")
     p.add_argument("--name", help="name of the resulting format (default: from SRC)")
@@ -32,11 +33,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _vars(items: list[str]) -> dict:
+    from tmplc.errors import UsageError
+
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise SystemExit(f"tmplc convert: --var needs KEY=VALUE, got {item!r}")
+            raise UsageError(f"--var needs KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -60,16 +63,15 @@ def _render(fmt, target: str) -> str:
     raise ValueError(target)  # pragma: no cover
 
 
-_FILES = {"jinja": "chat_template.jinja", "spec": "format.spec", "yaml": "format.yaml", "json": "format.json",
-          "ollama": "Modelfile", "llamacpp": "llamacpp.txt"}
-
-
 def run(args) -> int:
     from dataclasses import replace
 
     from tmplc.cli.common import write_output
     from tmplc.convert import ConversionRefused, identify, load_template_source
 
+    from tmplc.cli.common import check_output
+
+    check_output(args.out, folder=args.target == "all")
     src = load_template_source(args.src)
     if args.bos_token is not None:
         src = replace(src, bos_token=args.bos_token)
@@ -81,8 +83,9 @@ def run(args) -> int:
     try:
         fmt = src.convert(**kw)
     except ConversionRefused as e:
-        print(f"tmplc: refused: {args.src}: {e.reason}", file=sys.stderr)
-        return 3
+        code = getattr(e, "exit_code", 3)
+        print(f"tmplc: {'refused: ' if code == 3 else 'error: '}{args.src}: {e.reason}", file=sys.stderr)
+        return code
     same = identify(fmt)
     if same:
         print(f"tmplc: {args.src} is equivalent to the registry entry {same!r}", file=sys.stderr)
@@ -93,16 +96,12 @@ def run(args) -> int:
     if args.target != "all":
         write_output(_render(fmt, args.target), args.out)
         return 0
-    out = Path(args.out or f"{fmt.name}-converted")
-    out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for target, fname in _FILES.items():
-        try:
-            text = _render(fmt, target)
-        except Exception as e:  # noqa: BLE001 - a target that cannot carry the format says why
-            print(f"tmplc: --to {target}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        (out / fname).write_text(text, encoding="utf-8", newline="")
-        print(out / fname)
-    return 1 if failed else 0
+    from tmplc.cli.common import print_bundle
+    from tmplc.fileio import safe_name
+    from tmplc.targets.bundle import write_all
+
+    # the default folder is named after the source's metadata (a GGUF's general.name, a folder
+    # name): untrusted, so reduced to a safe base name inside the working folder
+    out = args.out or safe_name(f"{fmt.name}-converted", default="imported-converted")
+    print_bundle(write_all(fmt, out), out)
+    return 0

@@ -25,11 +25,19 @@ def run(args) -> int:
     try:
         fmt = src.convert()
     except ConversionRefused as e:
-        print(f"tmplc: refused: {args.src}: {e.reason}", file=sys.stderr)
-        return 3
+        code = getattr(e, "exit_code", 3)
+        print(f"tmplc: {'refused: ' if code == 3 else 'error: '}{args.src}: {e.reason}", file=sys.stderr)
+        return code
     name = identify(fmt)
+    how = ""
+    if name is None and src.kind == "ollama":
+        from tmplc.convert.verify import identify_by_rendering
+
+        name = identify_by_rendering(src)
+        how = " (as its Ollama Modelfile renders it: Ollama adds BOS and cannot trim)"
     if name is None:
-        print(f"{args.src}: no registry entry is equivalent (convert it with `tmplc convert {args.src} --to yaml`)")
+        print(f"tmplc: {args.src}: no registry entry is equivalent (convert it with "
+              f"`tmplc convert {args.src} --to yaml`)")
         return 1
-    print(name)
+    print(f"tmplc: {args.src} is equivalent to the registry entry {name!r}{how}")
     return 0

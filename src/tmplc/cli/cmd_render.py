@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tmplc.cli.common import read_conversations, write_output
+from tmplc.cli.common import add_token_options, load_format, read_conversations, write_output
 from tmplc.errors import MessageError
 
 STYLES = {"preamble": "dim", "system": "cyan", "user": "yellow", "assistant": "bold green"}
@@ -18,7 +18,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "per line) exactly, adding nothing. --show colours the pieces and marks trainable text.",
     )
     p.add_argument("spec", metavar="SPEC", help="registry name/alias, spec or YAML file, or spec text")
-    p.add_argument("--messages", "-m", required=True, metavar="FILE", help="JSON or JSONL file ('-' = stdin)")
+    p.add_argument("--messages", "-m", required=True, metavar="FILE",
+                   help="a JSON list of messages, JSONL conversations, or any data file `tmplc format` reads "
+                        "(.jsonl, .json, .csv, .tsv, .parquet: OpenAI messages, ShareGPT, Alpaca, "
+                        "prompt/completion, --merged-prompt); '-' = JSON/JSONL on stdin")
+    p.add_argument("--source", default="auto",
+                   choices=["auto", "openai", "sharegpt", "alpaca", "prompt_completion", "merged"],
+                   help="row shape (default: detected per row, as tmplc format does)")
+    p.add_argument("--merged-prompt", metavar="TEMPLATE",
+                   help="build the user message from columns, as tmplc format does: '{instruction}[[ {input}]]'")
+    p.add_argument("--output-column", default="output", help="with --merged-prompt: the assistant column")
+    p.add_argument("--default-system", metavar="TEXT", help="system message for rows that have none")
+    p.add_argument("--limit", type=int, metavar="N", help="render only the first N rows (a preview)")
     p.add_argument("--add-generation-prompt", action="store_true", help="append the assistant prefix")
     p.add_argument("--continue-final-message", action="store_true",
                    help="leave the final assistant message open (no suffix)")
@@ -27,7 +38,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "[[...]] markers with --plain)")
     p.add_argument("--plain", action="store_true",
                    help="with --show/--show-labels: no colour; trainable text in [[ ]]")
-    p.add_argument("--tokenizer", metavar="DIR", help="HF tokenizer directory (for --show-labels)")
+    add_token_options(p, tokenizer=False)
+    p.add_argument("--tokenizer", metavar="DIR",
+                   help="a local HF tokenizer folder: BOS/EOS strings the spec lacks, and the tokens of --show-labels")
     p.add_argument("--show-labels", action="store_true",
                    help="with --tokenizer: print the token stream as the formatter tokenizes it, trained tokens "
                         "highlighted and masked tokens dimmed (colour on a terminal, [[...]] with --plain); "
@@ -41,14 +54,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def _show_labels(args, fmt, convs) -> int:
     import warnings
 
-    from tmplc.errors import TmplcError
     from tmplc.formatter import IGNORE, FormatterWarning, RowDropped, tokenize_messages, tokenizer_info
+    from tmplc.formatter.tokenizer_load import load_tokenizer_dir
 
-    if not args.tokenizer:
-        raise TmplcError("--show-labels needs --tokenizer DIR")
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(args.tokenizer)
+    tok = load_tokenizer_dir(args.tokenizer)  # InputError saying what is wrong with the folder
     for h in tokenizer_info(tok).hazards(fmt):
         print(f"warning: {h}", file=sys.stderr)
     plain = args.plain or not sys.stdout.isatty()
@@ -92,10 +101,27 @@ def _show_labels(args, fmt, convs) -> int:
 
 
 def run(args) -> int:
-    from tmplc.api import load
+    from tmplc.errors import UsageError
 
-    fmt = load(args.spec)
-    convs = read_conversations(args.messages)
+    if args.show_labels and not args.tokenizer:
+        raise UsageError("--show-labels needs --tokenizer DIR (a local tokenizer folder)")
+    if args.show_labels:
+        from tmplc.errors import TmplcError
+        from tmplc.formatter import get_policy
+
+        try:
+            get_policy(args.policy)
+        except TmplcError as e:
+            raise UsageError(f"--policy: {e}") from None
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.source == "merged" and args.merged_prompt is None:
+        raise UsageError("--source merged needs --merged-prompt")
+    args._needs_tokens = True
+    fmt = load_format(args.spec, args)
+    convs = read_conversations(args.messages, source=args.source, merged_prompt=args.merged_prompt,
+                               output_column=args.output_column, default_system=args.default_system,
+                               limit=args.limit)
     if args.show_labels:
         return _show_labels(args, fmt, convs)
     for row, msgs in enumerate(convs):

@@ -36,21 +36,6 @@ class DateSentinel:
         return DATE_SENT
 
 
-DATE_FORMATS = ("%A, %B %d, %Y", "%A %d %B %Y", "%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y-%m-%d",
-                "%Y/%m/%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%d.%m.%y", "%-d.%m.%y", "%Y%m%d", "%B %Y",
-                "%b %Y", "%A", "%a", "%Y")
-
-
-def find_date_format(text1: str, date1, text2: str, date2) -> str | None:
-    """The strftime format under which ``text1`` (rendered on ``date1``) and ``text2`` (on
-    ``date2``) are the same text with the date in it, or None."""
-    for f in DATE_FORMATS:
-        a, b = date1.strftime(f), date2.strftime(f)
-        if a in text1 and text1.replace(a, DATE_SENT) == text2.replace(b, DATE_SENT):
-            return f
-    return None
-
-
 PAD = " \n "  # padding put around a sentinel to see whether the template strips content
 
 PLAIN_SYSTEM = "You are a helpful assistant."

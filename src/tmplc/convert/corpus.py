@@ -28,11 +28,13 @@ must be equal.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import random
 import shutil
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,9 +192,40 @@ def hf_render(template: str, messages: list[dict], gen: bool, bos: str | None, e
                                                add_generation_prompt=gen, **kw)
 
 
-def independent_check(entry: Entry, fmt, n: int = 60) -> str | None:
+#: the day the independent check renders on (transformers' clock frozen to it): a single-digit
+#: day and month, a Sunday, none of the converter's probe days
+CHECK_DAY = _dt.date(2027, 2, 7)
+
+
+@contextmanager
+def frozen_hf_clock(day: _dt.date):
+    """transformers' ``strftime_now`` sees ``day`` at midnight while inside (its module's
+    ``datetime.now`` is replaced; the compiled templates read it at call time)."""
+    from transformers.utils import chat_template_utils as ctu
+
+    real = ctu.datetime
+
+    class _Frozen(real):  # type: ignore[misc, valid-type]
+        @classmethod
+        def now(cls, tz=None):
+            return real.combine(day, _dt.time())
+
+    ctu.datetime = _Frozen
+    try:
+        yield
+    finally:
+        ctu.datetime = real
+
+
+def independent_check(entry: Entry, fmt, n: int = 60, day: _dt.date = CHECK_DAY) -> str | None:
     """None when the conversion renders like the original on fresh conversations (four ways),
-    else a description of the first difference."""
+    else a description of the first difference.  Everything renders on ``day`` (transformers'
+    clock frozen to it), a day on which padded and unpadded dates differ."""
+    with frozen_hf_clock(day):
+        return _independent_check(entry, fmt, n, day)
+
+
+def _independent_check(entry: Entry, fmt, n: int, day: _dt.date) -> str | None:
     from tmplc.errors import MessageError
     from tmplc.jinja_env import render_template
 
@@ -201,13 +234,14 @@ def independent_check(entry: Entry, fmt, n: int = 60) -> str | None:
         if fmt.structure.system is None and msgs and msgs[0]["role"] == "system":
             msgs = msgs[1:]
         try:
-            mine = fmt.render(msgs, gen)
+            mine = fmt.render(msgs, gen, date=day)
         except MessageError as e:
             return f"fmt.render refused a conversation: {e}"
         kw = dict(bos_token=entry.bos_token, eos_token=entry.eos_token)
         try:
             orig_hf = hf_render(entry.template, msgs, gen, entry.bos_token, entry.eos_token)
             orig_sb = render_template(entry.template, msgs, add_generation_prompt=gen, tools=None, documents=None,
+                                      today=day,
                                       **{k: v for k, v in kw.items() if v is not None})
         except Exception as e:  # noqa: BLE001 - the original raising where the format renders is wrong too
             return f"the original raises where the conversion renders: {type(e).__name__}: {e}"

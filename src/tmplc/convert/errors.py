@@ -16,7 +16,7 @@ class ConversionRefused(TmplcError, ValueError):
             ``verification``).
     """
 
-    exit_code = 3
+    exit_code = 3  # the CLI's "refused"
 
     def __init__(self, reason: str, category: str = "verification") -> None:
         self.reason = reason
@@ -30,3 +30,13 @@ class SandboxError(ConversionRefused):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, "sandbox")
+
+
+class TemplateTooDeep(ConversionRefused):
+    """A template nested too deeply for the parser (thousands of parentheses or blocks): bad
+    input (exit 2), not a conversion decision."""
+
+    exit_code = 2
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "syntax")

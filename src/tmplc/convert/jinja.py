@@ -49,7 +49,6 @@ Conventions (where the issue is silent):
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import replace as _replace
 from itertools import product
 from typing import Any
@@ -58,11 +57,9 @@ from tmplc.convert import answers
 
 from tmplc.convert.common import (
     probe_fragment,
-    DATE_FORMATS,
     DATE_SENT,
     PAD,
     DateSentinel,
-    find_date_format,
     SENT,
     Case,
     diagnose,
@@ -73,13 +70,12 @@ from tmplc.convert.common import (
     verification_cases,
     _show,
 )
+from tmplc.convert.dates import DATE_1, DATE_1_AFTERNOON, DATE_2, DATE_3, DATE_FORMATS, find_date_format
 from tmplc.convert.errors import ConversionRefused, SandboxError
 from tmplc.convert.sandbox import DEFAULT_LIMITS, Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import ChatFormat, Metadata
 
-DATE_1 = _dt.date(2026, 3, 14)  # every field distinct from DATE_2 and from each other
-DATE_2 = _dt.date(1999, 12, 31)
 _RESERVED = ("messages", "add_generation_prompt", "__today__")
 
 
@@ -92,6 +88,19 @@ def _failure(kind: str, msg: str, what: str) -> ConversionRefused:
     if "tool" in low or "function" in low and "undefined" in low:
         return ConversionRefused(f"depends on tools: {what}: {msg}", "tools")
     return ConversionRefused(f"fails on {what}: {msg}", "raises")
+
+
+def _time_of_day(at_midnight: str, later: str, where: str = "") -> ConversionRefused:
+    """The refusal for a template that renders the time of day (``strftime_now('%H:%M')``)."""
+    k = 0
+    while k < min(len(at_midnight), len(later)) and at_midnight[k] == later[k]:
+        k += 1
+    return ConversionRefused(
+        f"renders the time of day (strftime_now with a time conversion such as %H, %M, %S, %I or %p){where}: "
+        f"at 00:00 it renders {_show(at_midnight[max(0, k - 20):k + 20])}, at 15:47:23 "
+        f"{_show(later[max(0, k - 20):k + 20])}; tmplc's {{DATE=...}} is a day, not a time, and a converted "
+        "format would freeze one time, so the template is refused (pass the time explicitly as a variable "
+        "if the template reads it from one)", "date")
 
 
 class _Probe:
@@ -119,7 +128,10 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     """
     for k in _RESERVED:
         if k in vars:
-            raise TypeError(f"from_jinja: {k!r} cannot be passed as a template variable")
+            from tmplc.errors import UsageError
+
+            raise UsageError(f"from_jinja: {k!r} is set by the converter itself and cannot be passed as a "
+                             "template variable")
     limits = limits or DEFAULT_LIMITS
     base = {"tools": None, "documents": None, "bos_token": SENT["bos"], "eos_token": SENT["eos"], **vars}
     probe = _Probe(template, base, limits)
@@ -132,6 +144,10 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         "nosys+tools": probe.job(P(False), tools=[]),
         "sys@2": probe.job(P(True), today=DATE_2),
         "nosys@2": probe.job(P(False), today=DATE_2),
+        "sys@3": probe.job(P(True), today=DATE_3),
+        "nosys@3": probe.job(P(False), today=DATE_3),
+        "sys@t": probe.job(P(True), today=DATE_1_AFTERNOON),
+        "nosys@t": probe.job(P(False), today=DATE_1_AFTERNOON),
         "q": probe.job(P(False, end_with_assistant=False)),
         "q+gen": probe.job(P(False, end_with_assistant=False), True),
         "nosys+gen": probe.job(P(False), True),
@@ -156,15 +172,19 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     sys_kind, sys_text = res["sys"]
     if sys_kind in ("security", "memory"):
         raise _failure(sys_kind, sys_text, "a conversation with a system message")
+    for k in ("nosys", "sys"):
+        if res[k] != res[k + "@t"]:
+            raise _time_of_day(res[k][1], res[k + "@t"][1])
     date_format = None
-    if res["sys"] != res["sys@2"] or res["nosys"] != res["nosys@2"]:
-        pairs = [(t, res[k + "@2"][1]) for k, t in (("nosys", nosys), ("sys", sys_text))
-                 if res[k] != res[k + "@2"]]
-        found = {find_date_format(t1, DATE_1, t2, DATE_2) for t1, t2 in pairs}
+    if any(res[k] != res[k + d] for k in ("sys", "nosys") for d in ("@2", "@3")):
+        found = {find_date_format([(res[k][1], DATE_1), (res[k + "@2"][1], DATE_2), (res[k + "@3"][1], DATE_3)])
+                 for k in ("nosys", "sys") if res[k][0] == "ok"
+                 and (res[k] != res[k + "@2"] or res[k] != res[k + "@3"])}
         date_format = found.pop() if len(found) == 1 else None
         if date_format is None:
             raise ConversionRefused("injects today's date (strftime_now) in a form tmplc does not recognise "
-                                    f"(formats tried: {', '.join(DATE_FORMATS)}); pass the date explicitly if "
+                                    f"(the {len(DATE_FORMATS)} day formats tried are tmplc.convert.dates.DATE_FORMATS, such as "
+                                    f"{', '.join(DATE_FORMATS[:3])}); pass the date explicitly if "
                                     "the template reads it from a variable (e.g. date_string=...)", "date")
         stamp = DATE_1.strftime(date_format)
         res = {k: (kind_, text_.replace(stamp, DATE_SENT)) for k, (kind_, text_) in res.items()}
@@ -291,16 +311,25 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     cases = verification_cases(system=has_system, n_random=n_random, seed=seed)
     vjobs = [vprobe.job(c.msgs, c.add_generation_prompt) for c in cases]
     fixed = [i for i, c in enumerate(cases) if not c.label.startswith("random")]
-    vjobs += [vprobe.job(cases[i].msgs, cases[i].add_generation_prompt, today=DATE_2) for i in fixed]
+    other_days = (DATE_2, DATE_3, DATE_1_AFTERNOON)
+    for day in other_days:
+        vjobs += [vprobe.job(cases[i].msgs, cases[i].add_generation_prompt, today=day) for i in fixed]
     out = vprobe.run(vjobs)
+    for i, r in zip(fixed, out[len(cases) + 2 * len(fixed):]):  # a time of day anywhere: refused, never frozen
+        if r != out[i] and r[0] == out[i][0] == "ok":
+            raise _time_of_day(out[i][1], r[1], f" ({cases[i].label})")
     verify(fmt, cases, out[:len(cases)], date=DATE_1)
-    if fmt.structure.dated:  # the date where the recovered {DATE=...} puts it, on another day too
-        verify(fmt, [cases[i] for i in fixed], out[len(cases):], date=DATE_2)
-    else:
-        for i, r in zip(fixed, out[len(cases):]):
-            if r != out[i]:
-                raise ConversionRefused(f"injects today's date (strftime_now) in a conversation "
-                                        f"({cases[i].label})", "date")
+    for k, day in enumerate(other_days):
+        got = out[len(cases) + k * len(fixed):len(cases) + (k + 1) * len(fixed)]
+        if day is DATE_1_AFTERNOON:
+            verify(fmt, [cases[i] for i in fixed], got, date=day)
+        elif fmt.structure.dated:  # the date where the recovered {DATE=...} puts it, on the other days too
+            verify(fmt, [cases[i] for i in fixed], got, date=day)
+        else:
+            for i, r in zip(fixed, got):
+                if r != out[i]:
+                    raise ConversionRefused(f"injects today's date (strftime_now) in a conversation "
+                                            f"({cases[i].label})", "date")
     if not has_system:
         notes = f"converted from an HF chat template; the template raises on a system message ({sys_text})"
     else:

@@ -55,10 +55,30 @@ from tmplc.ir import ChatFormat, Metadata, SpecialToken, fragment
 DATES = ("2026-01-01", "1999-12-31")
 
 
-def _run(jobs: list[dict]):
-    from tmplc.engines.ollama import render_ollama
+def untrusted_limits():
+    """The bounds of the Go harness on an untrusted TEMPLATE: :class:`HarnessLimits`' defaults
+    (20 s, 2 GiB of address space, 1 MiB per render, 64 MiB of results), the time limit
+    overridable with ``TMPLC_UNTRUSTED_TIMEOUT`` (seconds)."""
+    import os
 
-    return render_ollama(jobs)
+    from tmplc.engines.ollama import HarnessLimits
+
+    try:
+        timeout = float(os.environ.get("TMPLC_UNTRUSTED_TIMEOUT", "") or 20.0)
+    except ValueError:
+        timeout = 20.0
+    return HarnessLimits(timeout=timeout)
+
+
+def _run(jobs: list[dict]):
+    """Render with the Go harness under :func:`untrusted_limits`; a passed limit is a refusal."""
+    from tmplc.convert.errors import SandboxError
+    from tmplc.engines.ollama import HarnessLimitError, render_ollama
+
+    try:
+        return render_ollama(jobs, untrusted_limits())
+    except HarnessLimitError as e:
+        raise SandboxError(f"sandbox ({e.limit} limit): {e.reason}") from None
 
 
 def _same(a, b) -> bool:

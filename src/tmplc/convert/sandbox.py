@@ -152,6 +152,11 @@ def check_syntax(template_src: str) -> None:
         raise ConversionRefused(f"the template does not parse: line {e.lineno}: {e.message}", "syntax") from None
     except TemplateError as e:  # e.g. TemplateAssertionError: an unknown filter or test
         raise ConversionRefused(f"the template does not compile: {e}", "syntax") from None
+    except (RecursionError, MemoryError):
+        from tmplc.convert.errors import TemplateTooDeep
+
+        raise TemplateTooDeep("the template is nested too deeply to parse (thousands of nested parentheses, "
+                              "blocks or lists); chat templates nest a few levels") from None
 
 
 def _child_limits(limits: Limits) -> None:

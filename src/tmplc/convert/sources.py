@@ -12,7 +12,6 @@ dicts) or, for GGUF, from the vocabulary at ``tokenizer.ggml.{bos,eos}_token_id`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,14 @@ from typing import Any
 from tmplc.convert.errors import ConversionRefused
 from tmplc.errors import TmplcError
 
+#: the largest template source file read (a chat template is a few KB; GGUF files are read lazily)
+MAX_SOURCE_BYTES = 16 << 20
+
 
 class TemplateSourceError(TmplcError, ValueError):
-    """The path holds no chat template tmplc can read."""
+    """The path holds no chat template tmplc can read (bad input: the CLI exits 2)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -81,11 +85,25 @@ def _pick(ct: Any, where: str) -> tuple[str, dict[str, str]]:
     raise TemplateSourceError(f"{where}: chat_template is neither a string nor a named list")
 
 
-def _from_tokenizer_config(path: Path) -> TemplateSource | None:
+def _text(path: Path, what: str) -> str:
+    """The file's text under tmplc's decoding policy (``tmplc.fileio``; InputError, exit 2)."""
+    from tmplc.fileio import read_text
+
+    return read_text(path, what=what, max_bytes=MAX_SOURCE_BYTES)
+
+
+def _json(path: Path) -> Any:
+    """A JSON file, bounded: nesting, huge numbers and syntax errors are TemplateSourceError."""
+    from tmplc.data.readers import parse_json_value
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise TemplateSourceError(f"{path}: cannot read JSON: {e}") from None
+        return parse_json_value(_text(path, "JSON file"), str(path))
+    except ValueError as e:
+        raise TemplateSourceError(f"cannot read this JSON file: {e}") from None
+
+
+def _from_tokenizer_config(path: Path) -> TemplateSource | None:
+    data = _json(path)
     if not isinstance(data, dict):
         raise TemplateSourceError(f"{path}: not a JSON object")
     bos, eos = _token(data.get("bos_token")), _token(data.get("eos_token"))
@@ -189,18 +207,18 @@ def load_template_source(path: str | Path) -> TemplateSource:
         jinja = p / "chat_template.jinja"
         src = _from_tokenizer_config(cfg) if cfg.is_file() else None
         if src is not None and src.template:
-            if jinja.is_file() and jinja.read_text(encoding="utf-8") != src.template:
+            if jinja.is_file() and _text(jinja, "template file") != src.template:
                 from dataclasses import replace
 
                 src = replace(src, notes="tokenizer_config.json's chat_template (which transformers and "
                               "gguf use) differs from chat_template.jinja; the former was converted")
             return src
         if jinja.is_file():
-            return TemplateSource(jinja.read_text(encoding="utf-8"), bos_token=src.bos_token if src else None,
+            return TemplateSource(_text(jinja, "template file"), bos_token=src.bos_token if src else None,
                                   eos_token=src.eos_token if src else None, path=str(jinja), name=p.name)
         ctj = p / "chat_template.json"
         if ctj.is_file():
-            data = json.loads(ctj.read_text(encoding="utf-8"))
+            data = _json(ctj)
             tmpl, named = _pick(data.get("chat_template") if isinstance(data, dict) else data, str(ctj))
             return TemplateSource(tmpl, bos_token=src.bos_token if src else None,
                                   eos_token=src.eos_token if src else None, path=str(ctj), name=p.name,
@@ -212,8 +230,11 @@ def load_template_source(path: str | Path) -> TemplateSource:
             return load_template_source(mf)
         raise TemplateSourceError(f"{p}: no tokenizer_config.json with a chat_template, chat_template.jinja, "
                                   "chat_template.json, *.gguf or Modelfile in this folder")
-    with open(p, "rb") as fh:
-        magic = fh.read(4)
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as e:
+        raise TemplateSourceError(f"{p}: cannot read: {e.strerror or e}") from None
     if magic == b"GGUF":
         return _from_gguf(p)
     if p.suffix == ".json":
@@ -221,7 +242,7 @@ def load_template_source(path: str | Path) -> TemplateSource:
         if not src.template:
             raise TemplateSourceError(f"{p}: no chat_template in this JSON file")
         return src
-    text = p.read_text(encoding="utf-8")
+    text = _text(p, "template file")
     if p.name == "Modelfile" or p.suffix.lower() == ".modelfile":
         try:  # Ollama's own Modelfile parser, ported by the Ollama target
             from tmplc.targets.ollama import modelfile_fields

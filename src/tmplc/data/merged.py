@@ -4,7 +4,11 @@ Syntax::
 
     "{instruction}[[\\n\\nInput:\\n{input}]][[\\n\\nContext: {context} ({source})]]"
 
-* ``{column}`` is replaced by the row's value (``str(value)``; ``0`` and ``False`` are text).
+* ``{column}`` is replaced by the row's value as text, by one rule whichever reader produced it
+  (``cell_text``): strings as they are; integers in digits; a float that is a whole number
+  without ".0" (``22.0`` -> ``22``, as a CSV cell "22" reads), other floats in Python's shortest
+  form (``0.5``); bytes decoded as UTF-8 (else the row is rejected); lists and objects as
+  compact JSON; ``0`` and ``False`` are text (``0``, ``False``).
 * ``[[ ... ]]`` is an optional block: it renders only when **every** column it names is present
   in the row and non-empty (not None, not NaN, not "" or whitespace only); otherwise the whole
   block vanishes.  (Unsloth's ``to_sharegpt`` checks only the block's first column, so a block
@@ -32,11 +36,53 @@ class RowProblem(ValueError):
     """A row that cannot be normalized (the message is the reason)."""
 
 
+def checked_text(s: str, what: str) -> str:
+    """``s`` unchanged, or ``RowProblem`` when it holds a lone surrogate (a ``\\ud800`` JSON escape
+    without its pair): such text has no UTF-8 form and cannot be tokenized."""
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise RowProblem(f"{what} holds a lone surrogate U+{ord(s[e.start]):04X} at character {e.start} "
+                             "(an unpaired \\u escape); it has no UTF-8 form and cannot be tokenized") from None
+    return s
+
+
+def cell_text(v: Any, what: str) -> str:
+    """A column value as training text (the one rule for numbers, bytes, lists; see above)."""
+    if isinstance(v, str):
+        return checked_text(v, what)
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 2 ** 53:
+            return str(int(v))
+        return repr(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return checked_text(bytes(v).decode("utf-8"), what)
+        except UnicodeDecodeError as e:
+            raise RowProblem(f"{what} holds bytes that are not UTF-8 text (byte {e.start}); tmplc trains "
+                             "text, not bytes") from None
+    if isinstance(v, (list, tuple, dict)):
+        import json
+
+        try:
+            return checked_text(json.dumps(v, ensure_ascii=False, separators=(",", ":")), what)
+        except (TypeError, ValueError, RecursionError):
+            raise RowProblem(f"{what} holds a {type(v).__name__} that is not JSON text") from None
+    return checked_text(str(v), what)
+
+
 def _empty(v: Any) -> bool:
     if v is None:
         return True
     if isinstance(v, float) and math.isnan(v):
         return True
+    if isinstance(v, (bytes, bytearray)):
+        return not bytes(v).strip()
     return isinstance(v, str) and not v.strip()
 
 
@@ -116,11 +162,11 @@ class MergedPrompt:
                 v = row.get(p[1])
                 if v is None or (isinstance(v, float) and math.isnan(v)):
                     raise RowProblem(f"column {p[1]!r} is missing or null")
-                out.append(str(v))
+                out.append(cell_text(v, f"column {p[1]!r}"))
             else:
                 _, sub, cols = p
                 if any(_empty(row.get(c)) for c in cols):
                     continue
                 for q in sub:
-                    out.append(q[1] if q[0] == "text" else str(row.get(q[1])))
+                    out.append(q[1] if q[0] == "text" else cell_text(row.get(q[1]), f"column {q[1]!r}"))
         return "".join(out)

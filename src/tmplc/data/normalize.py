@@ -33,8 +33,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from tmplc.data.merged import MergedPrompt, RowProblem, _empty
-from tmplc.data.readers import BadRow
+from tmplc.data.merged import MergedPrompt, RowProblem, _empty, cell_text, checked_text
+from tmplc.data.readers import BadRow, RawLine, _json_type, materialize
 from tmplc.errors import MessageError, TmplcError
 
 ROLE_ALIASES = {
@@ -93,9 +93,18 @@ def _messages(items: Any, what: str) -> list[dict]:
         if norm is None:
             raise MessageError(i, f"unknown role {role!r} (known: {', '.join(sorted(ROLE_ALIASES))})")
         if content is None:
-            content = ""
+            content = ""  # one rule (format and render): null content is empty content
+        elif isinstance(content, (bytes, bytearray)):
+            try:
+                content = bytes(content).decode("utf-8")
+            except UnicodeDecodeError:
+                raise MessageError(i, "content holds bytes that are not UTF-8 text") from None
         if not isinstance(content, str):
             raise MessageError(i, f"content must be text, got {type(content).__name__}")
+        try:
+            checked_text(content, "content")
+        except RowProblem as e:
+            raise MessageError(i, str(e)) from None
         out.append({"role": norm, "content": content})
     if not out:
         raise RowProblem(f"{what} is empty")
@@ -105,7 +114,14 @@ def _messages(items: Any, what: str) -> list[dict]:
 def _text(v: Any, col: str) -> str:
     if v is None or (isinstance(v, float) and v != v):
         raise RowProblem(f"column {col!r} is missing or null")
-    return v if isinstance(v, str) else str(v)
+    return cell_text(v, f"column {col!r}")
+
+
+def _column(row: dict, name: str, kind: str):
+    key, value = _ci_get(row, (name,))
+    if key is None:
+        raise RowProblem(f"no {name!r} column (the {kind} shape needs it); columns: {sorted(map(str, row))}")
+    return value
 
 
 def detect(row: dict, merged: MergedPrompt | None = None) -> str:
@@ -129,8 +145,12 @@ def normalize_row(row: Any, *, source: str = "auto", merged: MergedPrompt | None
     """(messages, detected source) for one row; raises RowProblem / MessageError with the reason."""
     if isinstance(row, BadRow):
         raise RowProblem(row.reason)
+    if isinstance(row, RawLine):
+        row = materialize(row)
+        if isinstance(row, BadRow):
+            raise RowProblem(row.reason)
     if not isinstance(row, dict):
-        raise RowProblem(f"a row must be an object, got {type(row).__name__}")
+        raise RowProblem(f"a row must be an object with columns, got {_json_type(row)}")
     kind = detect(row, merged) if source == "auto" else source
     if kind == "merged":
         if merged is None:
@@ -138,21 +158,21 @@ def normalize_row(row: Any, *, source: str = "auto", merged: MergedPrompt | None
         msgs = [{"role": "user", "content": merged.render(row)},
                 {"role": "assistant", "content": _text(row.get(output_column), output_column)}]
     elif kind == "openai":
-        msgs = _messages(_ci_get(row, ("messages",))[1], "messages")
+        msgs = _messages(_column(row, "messages", kind), "messages")
     elif kind == "sharegpt":
-        msgs = _messages(_ci_get(row, ("conversations",))[1], "conversations")
+        msgs = _messages(_column(row, "conversations", kind), "conversations")
     elif kind == "alpaca":
-        instr = _text(_ci_get(row, ("instruction",))[1], "instruction")
+        instr = _text(_column(row, "instruction", kind), "instruction")
         inp = _ci_get(row, ("input",))[1]
-        user = instr + ("\n\n" + str(inp) if not _empty(inp) else "")
+        user = instr + ("\n\n" + cell_text(inp, "column 'input'") if not _empty(inp) else "")
         msgs = [{"role": "user", "content": user},
-                {"role": "assistant", "content": _text(_ci_get(row, ("output",))[1], "output")}]
+                {"role": "assistant", "content": _text(_column(row, "output", kind), "output")}]
         sys_ = _ci_get(row, ("system",))[1]
         if not _empty(sys_):
-            msgs.insert(0, {"role": "system", "content": str(sys_)})
+            msgs.insert(0, {"role": "system", "content": cell_text(sys_, "column 'system'")})
     elif kind == "prompt_completion":
-        p = _ci_get(row, ("prompt",))[1]
-        c = _ci_get(row, ("completion",))[1]
+        p = _column(row, "prompt", kind)
+        c = _column(row, "completion", kind)
         pm = _messages(p, "prompt") if isinstance(p, list) else [{"role": "user", "content": _text(p, "prompt")}]
         cm = _messages(c, "completion") if isinstance(c, list) else \
             [{"role": "assistant", "content": _text(c, "completion")}]

@@ -1,22 +1,42 @@
-"""Readers: JSONL, JSON, CSV, Parquet files, and ``datasets.Dataset`` objects -> list of row dicts.
+"""Readers: JSONL, JSON, CSV/TSV, Parquet files -> rows, in batches (streaming) or as one list.
 
-* JSONL: one JSON object per non-blank line (blank lines are skipped and are not rows).  A line
-  that is not valid JSON raises (``on_error="raise"``) or becomes a rejected row (``"skip"``):
-  rows are returned as dicts, and a bad line as ``BadRow(reason)``.
-* JSON: a list of objects, or an object holding one such list (``{"data": [...]}``, any key).
-* CSV: the header names the columns; every value is a string ("" for an empty cell).
-* Parquet: through pyarrow (``pip install pyarrow``).
+Rows are numbered 0, 1, 2... among the data rows (a CSV header is not a row, a blank JSONL line is
+skipped and not counted).  A row is a ``dict``, or a ``BadRow(reason)`` kept in its place so that
+row numbers stay true; a JSONL row travels as ``RawLine`` (its bytes) until ``materialize`` parses
+it, so that the parsing can happen in a worker process.
+
+What each reader does with damaged input (the file-level problems raise ``InputError``, exit 2):
+
+* every text file: UTF-8 with or without a BOM; a UTF-16/UTF-32 BOM is ``InputError``.
+* JSONL: lines are split on ``\\n`` only (a raw U+2028 or U+0085 inside a JSON string is text, not
+  a line break).  A line that is not UTF-8, not JSON, nested deeper than ``MAX_DEPTH``, or holds
+  an integer longer than Python's limit (4,300 digits) becomes a ``BadRow`` naming
+  ``file:line`` (and the byte offset for bad UTF-8).
+* JSON: one list of rows, or an object holding exactly one list; the file is read whole (use
+  JSONL for large data).  Invalid JSON is ``InputError`` with line and column.
+* CSV/TSV: the header names the columns; cells are strings.  The field size limit is raised
+  (a cell of any size is read).  A row with more or fewer cells than the header, or with bytes
+  that are not UTF-8, is a ``BadRow`` naming its line.
+* Parquet: read one row group batch at a time with pyarrow; a file that is not Parquet or is
+  truncated is ``InputError``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tmplc.errors import MessageError, TmplcError
+from tmplc.fileio import UTF8_BOM, InputError, decode_text, read_text
+
+KINDS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv", "tsv": "tsv",
+         "parquet": "parquet", "pq": "parquet"}
+MAX_DEPTH = 100  # JSON nesting a row may have (messages need 3-5 levels)
 
 
 @dataclass(frozen=True)
@@ -26,60 +46,307 @@ class BadRow:
     reason: str
 
 
+@dataclass(frozen=True)
+class RawLine:
+    """A JSONL line not yet parsed: its bytes, 1-based line number and byte offset in the file."""
+
+    data: bytes
+    line: int
+    offset: int
+    path: str
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def json_depth_exceeds(text: str | bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON text nests deeper than ``limit`` (strings skipped; cheap when it cannot)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    from itertools import accumulate
+
+    marks = _BRACKETS.findall(_STRING.sub("", text))
+    return max(accumulate(1 if c in "[{" else -1 for c in marks), default=0) > limit
+
+
+def parse_json_value(text: str | bytes, where: str, col_offset: int = 0) -> Any:
+    """``json.loads`` with tmplc's bounds; raises ``ValueError`` with a reason that says where."""
+    if json_depth_exceeds(text):
+        raise ValueError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels (tmplc's limit for a row)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}:{e.colno + col_offset}: invalid JSON: {e.msg}") from None
+    except RecursionError:
+        raise ValueError(f"{where}: JSON nested too deeply") from None
+    except ValueError as e:  # e.g. an integer longer than sys.get_int_max_str_digits()
+        msg = str(e)
+        if "digits" in msg:
+            msg = (f"a JSON number with more than {sys.get_int_max_str_digits()} digits "
+                   "(Python's limit for integers read from text)")
+        raise ValueError(f"{where}: {msg}") from None
+
+
+def materialize(item: Any) -> Any:
+    """A row as a dict (or list/scalar as found), or ``BadRow``: parses a ``RawLine``."""
+    if not isinstance(item, RawLine):
+        return item
+    data = item.data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return BadRow(f"{item.path}:{item.line}: invalid UTF-8 at byte offset {item.offset + e.start} "
+                      f"(bytes {data[e.start:e.start + 4].hex(' ')}); tmplc reads UTF-8 text")
+    try:
+        return parse_json_value(text, f"{item.path}:{item.line}")
+    except ValueError as e:
+        return BadRow(str(e))
+
+
+# ------------------------------------------------------------------------------------------------
+# the readers
+
+def data_kind(path: str | Path, fmt: str | None = None) -> str:
+    p = Path(path)
+    kind = (fmt or p.suffix.lstrip(".")).lower()
+    if kind not in KINDS:
+        raise InputError(path, f"unknown data file type {('.' + kind) if kind else '(no extension)'}: "
+                               "expected .jsonl, .json, .csv, .tsv or .parquet")
+    return KINDS[kind]
+
+
+def _check_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(path, "no such data file")
+    if p.is_dir():
+        raise InputError(path, "is a folder, not a data file")
+    try:
+        with p.open("rb"):
+            pass
+    except OSError as e:
+        raise InputError(path, f"cannot read this data file: {e.strerror or e}") from None
+    return p
+
+
+class Reader:
+    """Streams one data file in batches: ``for batch in reader.batches(n)`` gives lists of rows
+    (dict | BadRow | RawLine); ``columns`` (CSV header / Parquet schema, else None) and
+    ``size`` (bytes) are known before reading."""
+
+    def __init__(self, path: str | Path, fmt: str | None = None) -> None:
+        self.path = str(path)
+        self.kind = data_kind(path, fmt)
+        self.file = _check_file(path)
+        self.size = self.file.stat().st_size
+        self.columns: list[str] | None = None
+        self.bytes_read = 0
+        self._pf = None
+        if self.kind == "parquet":
+            self._pf = _open_parquet(self.file, self.path)
+            self.columns = list(self._pf.schema_arrow.names)
+        elif self.kind in ("csv", "tsv"):
+            self.columns = self._csv_header()
+
+    def batches(self, batch_size: int = 1000) -> Iterator[list]:
+        gen = {"jsonl": self._jsonl, "json": self._json, "csv": self._csv, "tsv": self._csv,
+               "parquet": self._parquet}[self.kind]
+        buf: list = []
+        for row in gen(batch_size):
+            if isinstance(row, list):  # a whole batch (parquet)
+                yield row
+                continue
+            buf.append(row)
+            if len(buf) >= batch_size:
+                yield buf
+                buf = []
+        if buf:
+            yield buf
+
+    # -- JSONL ---------------------------------------------------------------------------------
+    def _jsonl(self, _n):
+        with self.file.open("rb") as f:
+            offset = 0
+            for n, line in enumerate(f, 1):
+                start = offset
+                offset += len(line)
+                self.bytes_read = offset
+                if n == 1:
+                    if line.startswith(UTF8_BOM):
+                        line = line[len(UTF8_BOM):]
+                        start += len(UTF8_BOM)
+                    else:
+                        decode_text(line[:4], self.path, what="data file")  # UTF-16/32 BOM -> InputError
+                if not line.strip():
+                    continue
+                yield RawLine(line, n, start, self.path)
+
+    # -- JSON ----------------------------------------------------------------------------------
+    def _json(self, _n):
+        text = read_text(self.file, what="data file")
+        self.bytes_read = self.size
+        if json_depth_exceeds(text, MAX_DEPTH + 2):
+            raise InputError(self.path, f"JSON nested deeper than {MAX_DEPTH} levels (tmplc's limit for a row)")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(self.path, f"invalid JSON: {e.msg}", line=e.lineno, column=e.colno) from None
+        except RecursionError:
+            raise InputError(self.path, "JSON nested too deeply") from None
+        except ValueError as e:
+            raise InputError(self.path, f"{e}") from None
+        if isinstance(data, dict):
+            lists = [v for v in data.values() if isinstance(v, list)]
+            if len(lists) != 1:
+                raise InputError(self.path, "a .json data file must hold a list of rows, or an object with "
+                                            f"exactly one list (this object has {len(lists)} lists); "
+                                            "for one row per line use .jsonl")
+            data = lists[0]
+        if not isinstance(data, list):
+            raise InputError(self.path, f"a .json data file must hold a list of rows, not a JSON "
+                                        f"{_json_type(data)}")
+        yield from data
+
+    # -- CSV -----------------------------------------------------------------------------------
+    def _lines(self, track: list):
+        """Decoded lines (invalid bytes kept as surrogate escapes, found per row) + byte offsets."""
+        with self.file.open("rb") as f:
+            offset = 0
+            for n, raw in enumerate(f, 1):
+                if n == 1:
+                    if raw.startswith(UTF8_BOM):
+                        raw = raw[len(UTF8_BOM):]
+                        offset += len(UTF8_BOM)
+                    else:
+                        decode_text(raw[:4], self.path, what="data file")
+                track.append((n, offset, raw))
+                offset += len(raw)
+                self.bytes_read = offset
+                yield raw.decode("utf-8", "surrogateescape")
+
+    def _csv_reader(self, track):
+        _raise_field_limit()
+        return csv.reader(self._lines(track), delimiter="\t" if self.kind == "tsv" else ",")
+
+    def _csv_header(self) -> list[str]:
+        track: list = []
+        rd = self._csv_reader(track)
+        try:
+            header = next(rd, None)
+        except csv.Error as e:
+            raise InputError(self.path, f"CSV header: {e}", line=1) from None
+        if header is None or not any(h.strip() for h in header):
+            raise InputError(self.path, "empty CSV file: the first line must name the columns")
+        bad = _bad_bytes(header, track)
+        if bad:
+            raise InputError(self.path, f"CSV header: {bad}", line=1)
+        dup = sorted({h for h in header if header.count(h) > 1})
+        if dup:
+            raise InputError(self.path, f"CSV header names a column twice: {dup}", line=1)
+        return header
+
+    def _csv(self, _n):
+        track: list = []
+        rd = self._csv_reader(track)
+        header = None
+        while True:
+            track.clear()
+            try:
+                cells = next(rd)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                line = track[0][0] if track else rd.line_num
+                yield BadRow(f"{self.path}:{line}: CSV: {e}")
+                continue
+            if header is None:
+                header = cells
+                continue
+            line = track[0][0] if track else rd.line_num
+            if not cells or (len(cells) == 1 and not cells[0] and len(header) > 1):
+                continue  # a blank line is not a row
+            bad = _bad_bytes(cells, track)
+            if bad:
+                yield BadRow(f"{self.path}:{line}: {bad}")
+            elif len(cells) != len(header):
+                yield BadRow(f"{self.path}:{line}: this CSV row has {len(cells)} cells, the header has "
+                             f"{len(header)} columns")
+            else:
+                yield dict(zip(header, cells))
+
+    # -- Parquet -------------------------------------------------------------------------------
+    def _parquet(self, batch_size):
+        import pyarrow as pa
+
+        try:
+            for rb in self._pf.iter_batches(batch_size=batch_size):
+                self.bytes_read = min(self.size, self.bytes_read + rb.nbytes)
+                yield rb.to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            raise InputError(self.path, f"damaged Parquet file: {e}") from None
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number")
+
+
+def _raise_field_limit() -> None:
+    limit = 2 ** 31 - 1
+    if csv.field_size_limit() < limit:
+        csv.field_size_limit(limit)
+
+
+def _bad_bytes(cells: list[str], track: list) -> str | None:
+    """A reason naming the first invalid UTF-8 byte in a CSV row (kept as a surrogate escape)."""
+    for c in cells:
+        try:
+            c.encode("utf-8")
+        except UnicodeEncodeError:
+            for line, offset, raw in track:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return (f"invalid UTF-8 at byte offset {offset + e.start} (line {line}, bytes "
+                            f"{raw[e.start:e.start + 4].hex(' ')}); tmplc reads UTF-8 text")
+            return "invalid UTF-8 in this row; tmplc reads UTF-8 text"
+    return None
+
+
+def _open_parquet(file: Path, shown: str):
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover
+        raise TmplcError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    try:
+        return pq.ParquetFile(file)
+    except (pa.ArrowException, OSError) as e:
+        msg = str(e)
+        if "magic bytes" in msg or "size is 0" in msg or "File is smaller" in msg:
+            msg = "not a Parquet file, or a truncated one (" + msg + ")"
+        raise InputError(shown, msg) from None
+
+
+# ------------------------------------------------------------------------------------------------
+# the list API
+
 def read_rows(source: Any, *, fmt: str | None = None, on_error: str = "skip") -> list:
-    """Rows as dicts (or BadRow) from a path or a ``datasets.Dataset`` / list of dicts."""
+    """Rows as dicts (or ``BadRow``) from a path, a ``datasets.Dataset`` or a list.
+
+    ``on_error="raise"``: the first unreadable row raises ``MessageError`` naming it."""
     if isinstance(source, list):
         return source
     if hasattr(source, "column_names") and hasattr(source, "to_list"):  # datasets.Dataset
         return source.to_list()
-    path = Path(source)
-    if not path.is_file():
-        raise TmplcError(f"{path}: no such file")
-    kind = (fmt or path.suffix.lstrip(".")).lower()
-    if kind in ("jsonl", "ndjson"):
-        return _jsonl(path, on_error)
-    if kind == "json":
-        return _json(path)
-    if kind in ("csv", "tsv"):
-        with path.open(newline="", encoding="utf-8") as f:
-            return [dict(r) for r in csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",")]
-    if kind in ("parquet", "pq"):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:  # pragma: no cover
-            raise TmplcError("reading Parquet needs pyarrow: pip install pyarrow") from None
-        return pq.read_table(path).to_pylist()
-    raise TmplcError(f"{path}: unknown data format {kind!r} (jsonl, json, csv, parquet)")
-
-
-def _jsonl(path: Path, on_error: str) -> list:
     rows: list = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                reason = f"{path}:{n}:{e.colno}: invalid JSON: {e.msg}"
-                if on_error == "raise":
-                    raise MessageError(None, reason, row=len(rows)) from None
-                rows.append(BadRow(reason))
-                continue
+    for batch in Reader(source, fmt).batches(1000):
+        for item in batch:
+            item = materialize(item)
+            if isinstance(item, BadRow) and on_error == "raise":
+                raise MessageError(None, item.reason, row=len(rows))
             rows.append(item)
     return rows
-
-
-def _json(path: Path) -> list:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TmplcError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    if isinstance(data, dict):
-        lists = [v for v in data.values() if isinstance(v, list)]
-        if len(lists) != 1:
-            raise TmplcError(f"{path}: a JSON file must hold a list of rows, or an object with one list")
-        data = lists[0]
-    if not isinstance(data, list):
-        raise TmplcError(f"{path}: a JSON file must hold a list of rows")
-    return data

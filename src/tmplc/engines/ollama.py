@@ -26,11 +26,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,10 @@ from tmplc.resources import cache_dir as _cache_dir
 
 __all__ = [
     "GoNotFoundError",
+    "DEFAULT_LIMITS",
     "HarnessError",
+    "HarnessLimitError",
+    "HarnessLimits",
     "OllamaRenderError",
     "find_go",
     "harness_binary",
@@ -74,6 +79,128 @@ class OllamaRenderError(JobError):
         index: the position of the job in the batch.
     """
 
+
+
+class HarnessLimitError(HarnessError):
+    """The harness process passed a limit (an untrusted template: endless loop, memory or output
+    bomb) and was stopped.  ``limit`` is ``"time"``, ``"memory"`` or ``"output"``."""
+
+    def __init__(self, limit: str, reason: str) -> None:
+        self.limit = limit
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class HarnessLimits:
+    """Bounds on one harness process (one :func:`render_ollama` call), enforced from Python.
+
+    ``timeout``: wall-clock seconds, then the process group is killed; ``max_memory``: the
+    address-space limit (``RLIMIT_AS``, hard) of the process, with ``GOMEMLIMIT`` at half of it so
+    Go collects garbage before reaching it; ``max_output``: bytes of results read back (the
+    process is killed past it); ``max_output_per_render``: bytes one render may write (checked in
+    Go, ``TMPLC_HARNESS_MAX_OUTPUT``); ``max_stack``: goroutine stack bytes (deep
+    ``{{ template }}`` recursion)."""
+
+    timeout: float = 20.0
+    max_memory: int = 2 << 30
+    max_output: int = 64 << 20
+    max_output_per_render: int = 1 << 20
+    max_stack: int = 64 << 20
+
+
+#: for templates tmplc wrote itself (tests render thousands of conversations in one call)
+DEFAULT_LIMITS = HarnessLimits(timeout=300.0)
+_OUTPUT_LIMIT_MSG = "tmplc-harness: output limit"
+
+
+def _limit_child(limits: HarnessLimits):  # pragma: no cover - runs in the child
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limits.max_memory, limits.max_memory))
+        cpu = int(limits.timeout * max(1, os.cpu_count() or 1)) + 5
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    return apply
+
+
+def run_bounded(argv: list[str], stdin: bytes, limits: HarnessLimits, what: str) -> bytes:
+    """Run ``argv`` in its own process group with ``stdin``; return its stdout.  The group is
+    killed when the wall time or the stdout size passes its limit (HarnessLimitError); a
+    non-zero exit is a HarnessError, or a HarnessLimitError("memory") when Go ran out of memory
+    or stack under the limits."""
+    env = dict(os.environ)
+    env.update(GOMEMLIMIT=str(limits.max_memory // 2), TMPLC_HARNESS_MAX_OUTPUT=str(limits.max_output_per_render),
+               TMPLC_HARNESS_MAX_STACK=str(limits.max_stack))
+    posix = os.name == "posix"
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=posix, preexec_fn=_limit_child(limits) if posix else None)
+    out: list[bytes] = []
+    err: list[bytes] = []
+    over = threading.Event()
+
+    def kill() -> None:
+        try:
+            if posix:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:  # pragma: no cover
+                proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def pump(stream, sink: list[bytes], cap: int | None) -> None:
+        n = 0
+        while True:
+            chunk = stream.read(1 << 16)
+            if not chunk:
+                return
+            n += len(chunk)
+            if cap is not None and n > cap:
+                over.set()
+                kill()
+                return
+            if cap is not None or n < (1 << 16):
+                sink.append(chunk)
+
+    def feed() -> None:
+        try:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    threads = [threading.Thread(target=feed, daemon=True),
+               threading.Thread(target=pump, args=(proc.stdout, out, limits.max_output), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, err, None), daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        proc.wait(timeout=limits.timeout)
+    except subprocess.TimeoutExpired:
+        kill()
+        proc.wait()
+        raise HarnessLimitError("time", f"{what} ran longer than the time limit of {limits.timeout:g} s "
+                                "(an endless or exponential loop?); the process was killed") from None
+    except BaseException:  # Ctrl-C: never leave the process behind
+        kill()
+        proc.wait()
+        raise
+    finally:
+        for t in threads[1:]:
+            t.join(timeout=5)
+    if over.is_set():
+        raise HarnessLimitError("output", f"{what} wrote more than the output limit of {limits.max_output} bytes; "
+                                "the process was killed")
+    if proc.returncode != 0:
+        text = b"".join(err).decode("utf-8", "replace").strip()
+        low = text.lower()
+        if "out of memory" in low or "cannot allocate memory" in low or "stack exceeds" in low \
+                or "stack overflow" in low or proc.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
+            first = text.splitlines()[0] if text else f"killed by signal {-proc.returncode}"
+            raise HarnessLimitError("memory", f"{what} passed the memory limit ({limits.max_memory >> 20} MiB of "
+                                    f"address space, {limits.max_stack >> 20} MiB of stack): {first}")
+        raise HarnessError(f"Ollama template harness exited with {proc.returncode}: {text[:2000]}")
+    return b"".join(out)
 
 
 def _version_key(path: str) -> tuple[int, ...]:
@@ -185,7 +312,8 @@ def _job_payload(job: Mapping[str, Any], index: int) -> dict[str, Any]:
     return payload
 
 
-def render_ollama(jobs: Sequence[Mapping[str, Any]]) -> list[str | OllamaRenderError]:
+def render_ollama(jobs: Sequence[Mapping[str, Any]], limits: "HarnessLimits | None" = None
+                  ) -> list[str | OllamaRenderError]:
     """Render every job the way Ollama would, in one harness process.
 
     Each job is a mapping with:
@@ -206,8 +334,13 @@ def render_ollama(jobs: Sequence[Mapping[str, Any]]) -> list[str | OllamaRenderE
         One entry per job, in order: the rendered string, or an
         :class:`OllamaRenderError` describing that job's parse/execute error.
 
+    ``limits``: the bounds of the harness process (:class:`HarnessLimits`, default
+    :data:`DEFAULT_LIMITS`): an untrusted template that passes one raises
+    :class:`HarnessLimitError`.
+
     Raises:
         GoNotFoundError: no Go toolchain to build the harness.
+        HarnessLimitError: the process passed a limit (time, memory, output) and was killed.
         HarnessError: the build or the harness process failed as a whole.
         TypeError: a job is malformed.
     """
@@ -216,13 +349,9 @@ def render_ollama(jobs: Sequence[Mapping[str, Any]]) -> list[str | OllamaRenderE
         return []
     binary = harness_binary()
     data = json.dumps(payload, ensure_ascii=True).encode("ascii")
-    proc = subprocess.run([str(binary)], input=data, capture_output=True)
-    if proc.returncode != 0:
-        raise HarnessError(
-            f"Ollama template harness exited with {proc.returncode}: "
-            f"{proc.stderr.decode('utf-8', 'replace').strip()}"
-        )
-    results = json.loads(proc.stdout.decode("utf-8"))
+    stdout = run_bounded([str(binary)], data, limits or DEFAULT_LIMITS, what=f"rendering {len(payload)} "
+                         "conversations with the Ollama template")
+    results = json.loads(stdout.decode("utf-8"))
     if not isinstance(results, list) or len(results) != len(payload):
         raise HarnessError(f"harness returned {len(results)} results for {len(payload)} jobs")
     out: list[str | OllamaRenderError] = []
@@ -230,7 +359,12 @@ def render_ollama(jobs: Sequence[Mapping[str, Any]]) -> list[str | OllamaRenderE
         if "output" in item:
             out.append(item["output"])
         else:
-            out.append(OllamaRenderError(str(item.get("error", "unknown error")), i))
+            message = str(item.get("error", "unknown error"))
+            if _OUTPUT_LIMIT_MSG in message:
+                lim = limits or DEFAULT_LIMITS
+                raise HarnessLimitError("output", f"the template wrote more than {lim.max_output_per_render} bytes "
+                                        f"for one conversation (job {i}); limit: max_output_per_render")
+            out.append(OllamaRenderError(message, i))
     return out
 
 

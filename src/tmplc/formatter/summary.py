@@ -27,6 +27,7 @@ class FormatSummary:
     dropped: Counter = field(default_factory=Counter)    # reason -> count
     examples: list = field(default_factory=list)         # (row, kind, reason), first MAX_EXAMPLES
     warnings: list = field(default_factory=list)
+    rejected: list = field(default_factory=list)         # (row, kind, reason), every rejected row
 
     @property
     def rows_rejected(self) -> int:
@@ -36,8 +37,15 @@ class FormatSummary:
         assert self.rows_in == self.rows_out + self.rows_rejected, self.as_dict()
 
     def note(self, row: int | None, kind: str, reason: str) -> None:
+        self.rejected.append((row, kind, reason))
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append((row, kind, reason))
+
+    def reject(self, row: int | None, kind: str, reason: str) -> None:
+        """Count one rejected row (kind: invalid | error | dropped) and name it."""
+        key = reason.split(": ", 1)[1] if reason.startswith("message ") else reason
+        {"invalid": self.invalid, "error": self.errors, "dropped": self.dropped}[kind][key] += 1
+        self.note(row, kind, reason)
 
     def merge(self, other: "FormatSummary") -> "FormatSummary":
         for f in ("rows_in", "rows_out", "truncated", "special_token_rows", "tokens", "trained_tokens"):
@@ -46,6 +54,7 @@ class FormatSummary:
         self.errors.update(other.errors)
         self.dropped.update(other.dropped)
         self.examples = (self.examples + other.examples)[:MAX_EXAMPLES]
+        self.rejected.extend(other.rejected)
         for w in other.warnings:
             if w not in self.warnings:
                 self.warnings.append(w)
@@ -58,6 +67,7 @@ class FormatSummary:
             "tokens": self.tokens, "trained_tokens": self.trained_tokens,
             "invalid": dict(self.invalid), "errors": dict(self.errors), "dropped": dict(self.dropped),
             "examples": [list(e) for e in self.examples], "warnings": list(self.warnings),
+            "rejected": [{"row": r, "kind": k, "reason": why} for r, k, why in self.rejected],
         }
 
     def __str__(self) -> str:
@@ -79,6 +89,10 @@ class FormatSummary:
             L.append("first problems:")
             for row, kind, reason in self.examples:
                 L.append(f"  row {row}: {kind}: {reason}")
+            more = len(self.rejected) - len(self.examples)
+            if more > 0:
+                L.append(f"  ... and {more} more rejected rows (every one is listed in the JSON summary: "
+                         "--summary-json / as_dict()['rejected'])")
         for w in self.warnings:
             L.append(f"warning: {w}")
         return "\n".join(L)

@@ -75,19 +75,20 @@ class TokenizerInfo:
         from tokenizers import Tokenizer
 
         self = cls.__new__(cls)
-        self._setup(Tokenizer.from_str(tokenizer_json), bos_token, eos_token, pad_token, tokenizer_json)
+        self._setup(Tokenizer.from_str(tokenizer_json), bos_token, eos_token, pad_token, tokenizer_json, own=True)
         return self
 
     def parts(self) -> tuple:
         return (self.json, self.bos_token, self.eos_token, self.pad_token)
 
-    def _setup(self, rust, bos_token, eos_token, pad_token, tokenizer_json: str | None = None) -> None:
+    def _setup(self, rust, bos_token, eos_token, pad_token, tokenizer_json: str | None = None,
+               own: bool = False) -> None:
         from tokenizers import Tokenizer
 
         self.json = tokenizer_json if tokenizer_json is not None else rust.to_str()
         # an own copy: transformers leaves its shared backend's encode_special_tokens set after a
         # tokenizer(..., split_special_tokens=True) call, which would split template special tokens
-        self.rust = Tokenizer.from_str(self.json)
+        self.rust = rust if own else Tokenizer.from_str(self.json)
         self.rust.encode_special_tokens = False
         self.spec = json.loads(self.json)
         self._lock = threading.Lock()

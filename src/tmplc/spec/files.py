@@ -19,6 +19,8 @@ from tmplc.ir import ChatFormat, Metadata, Structure
 if TYPE_CHECKING:  # pragma: no cover
     import yaml
 
+#: the largest spec file read (the registry's are under 2 KB)
+MAX_SPEC_FILE_BYTES = 64 << 20
 META_KEYS = ("name", "description", "aliases", "bos_token", "eos_token", "eot_token", "stop",
              "default_system", "notes")
 
@@ -88,8 +90,10 @@ def _duplicate_key(root: "yaml.Node") -> "tuple[yaml.Node, yaml.Node] | None":
 
 def load_spec_file(path: str | Path) -> ChatFormat:
     """Load a plain spec file or a YAML spec file (``.yaml``/``.yml``)."""
+    from tmplc.fileio import read_text
+
     path = Path(path)
-    raw = path.read_text(encoding="utf-8")
+    raw = read_text(path, what="spec file", max_bytes=MAX_SPEC_FILE_BYTES)  # UTF-8 (BOM ok), else InputError
     filename = str(path)
     if path.suffix not in (".yaml", ".yml"):
         try:
@@ -115,6 +119,9 @@ def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
     try:
         root = yaml.compose(raw)
         data = yaml.safe_load(raw)
+    except RecursionError:
+        raise SpecError(f"the YAML nests deeper than the parser can follow; a spec file is a flat mapping "
+                        f"of {', '.join(('spec',) + META_KEYS)}", 1, 1, raw_lines[0][:200], filename) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -11,6 +11,9 @@ Files::
     format.json                    the IR
     manifest.json                  target -> file -> sha256 (for export-time validation)
 
+Every file is written to a temporary name and renamed when complete (``tmplc.fileio``); the
+manifest is removed first and written last, so a folder with a manifest is a complete run.
+
 A target that refuses the format is recorded in the manifest under ``refused`` with its reason
 instead of being silently skipped (e.g. Ollama for a ``{DATE=...}`` that is not ``%Y-%m-%d``, the
 only date its ``currentDate`` gives; llama.cpp for a date format with time-of-day conversions).  A format with ``|trim`` gets a Modelfile that renders
@@ -65,8 +68,18 @@ def write_all(fmt: "ChatFormat", out_dir: str | Path, *, from_: str | None = Non
     """Write every target into ``out_dir``; return (and write) the manifest."""
     from tmplc import __version__
 
+    from tmplc.fileio import OutputError, atomic_write_bytes, atomic_write_text
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "is a file; --to all writes a folder: give a folder name")
+    stale = out / "manifest.json"
+    try:  # the manifest is written last: a folder without one is an incomplete run
+        stale.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise OutputError(stale, f"cannot replace the previous manifest: {e.strerror or e}") from None
     manifest: dict = {"tmplc": __version__, "format": fmt.name, "targets": {}, "refused": {}, "caveats": {}}
     from tmplc.targets.ollama import untrimmed_caveat
 
@@ -81,11 +94,9 @@ def write_all(fmt: "ChatFormat", out_dir: str | Path, *, from_: str | None = Non
             continue
         entry = {}
         for rel, text in files.items():
-            path = out / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
             data = text.encode("utf-8")
-            path.write_bytes(data)
+            atomic_write_bytes(out / rel, data)  # temp name + rename; parents created
             entry[rel] = hashlib.sha256(data).hexdigest()
         manifest["targets"][target] = entry
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
-
 
 from tmplc.errors import SpecError
 from tmplc.spec.vocabulary import AFTER_ANSWER_FILTER_OF, FINAL_SCOPE_FILTER_OF, THINK_FILTER_OF
@@ -136,6 +136,8 @@ def to_spec(st: Structure) -> str:
 
 def to_yaml(fmt: "ChatFormat") -> str:
     """A YAML spec file (the registry's format) holding the canonical spec and the metadata."""
+    import yaml
+
     m = fmt.meta
     data: dict = {"name": m.name}
     if m.description:
@@ -154,9 +156,54 @@ def to_yaml(fmt: "ChatFormat") -> str:
 
         st = replace(st, system=replace(st.system, default=None))
         data["default_system"] = default
-    data["spec"] = to_spec(st)
+    spec = to_spec(st)
+    head = yaml.dump(data, Dumper=_indented_dumper(), sort_keys=False, allow_unicode=True, width=100)
+    tail = ""
+    if m.notes:
+        tail = (literal_block("notes", m.notes) if "\n" in m.notes else None) or \
+            yaml.safe_dump({"notes": m.notes}, allow_unicode=True, width=100)
+    block = literal_block("spec", spec)
+    if block is not None:
+        out = head + block + tail
+        back = yaml.safe_load(out)
+        if back.get("spec") == spec and back.get("notes", "") == m.notes:  # reads back exactly, or is not used
+            return out
+    data["spec"] = spec
     if m.notes:
         data["notes"] = m.notes
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+@lru_cache(maxsize=1)
+def _indented_dumper() -> type:
+    """SafeDumper that indents list items under their key, as the registry files are written
+    (made on first use: yaml is imported only when YAML is written)."""
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    class _IndentedDumper(yaml.SafeDumper):
+        def increase_indent(self, flow: bool = False, indentless: bool = False):  # noqa: D102
+            return super().increase_indent(flow, False)
+
+    return _IndentedDumper
+
+
+_NOT_IN_BLOCK = __import__("re").compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]")
+
+
+def literal_block(key: str, text: str) -> str | None:
+    """``key: |-`` and ``text`` as a YAML literal block scalar, the registry's style (editable:
+    every line as it is), with the chomping indicator that keeps its final newlines exactly
+    (``|-`` none, ``|`` one, ``|+`` more) and an indentation indicator when the first line
+    starts with a space; None when a literal block cannot hold the text (control characters)."""
+    if not text or _NOT_IN_BLOCK.search(text) or "\r" in text:
+        return None
+    body = text.rstrip("\n")
+    trailing = len(text) - len(body)
+    chomp = "-" if trailing == 0 else "" if trailing == 1 else "+"
+    lines = body.split("\n")
+    first = next((ln for ln in lines if ln.strip(" ")), "")
+    indicator = "2" if first.startswith(" ") or not first else ""
+    out = [f"{key}: |{indicator}{chomp}"]
+    out += [("  " + ln) if ln else "" for ln in lines]
+    out += [""] * (trailing - 1) if trailing > 1 else []
+    return "\n".join(out) + "\n"

@@ -68,6 +68,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -516,6 +518,43 @@ func cutAfterResponse(root *parse.ListNode) *parse.ListNode {
 // ---------------------------------------------------------------------------
 // Rendering
 
+// ---------------------------------------------------------------------------
+// Limits (untrusted templates). The Python side bounds the whole process (wall
+// time, address space, stdout size, process group killed); these make the
+// common bombs end early with a clear message instead of a kill:
+//
+//   - TMPLC_HARNESS_MAX_OUTPUT: bytes one render may write (default 1 MiB);
+//     a render past it fails with outputLimitMsg, which the Python side turns
+//     into a refusal of the whole batch;
+//   - TMPLC_HARNESS_MAX_STACK: bytes of goroutine stack (default 64 MiB), so a
+//     deep {{ template }} recursion dies quickly (a fatal error, not a panic).
+
+const outputLimitMsg = "tmplc-harness: output limit"
+
+var maxOutput = envInt("TMPLC_HARNESS_MAX_OUTPUT", 1<<20)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// limitedBuilder is a strings.Builder that refuses to grow past max bytes.
+type limitedBuilder struct {
+	b   strings.Builder
+	max int
+}
+
+func (l *limitedBuilder) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > l.max {
+		return 0, fmt.Errorf("%s of %d bytes per render reached", outputLimitMsg, l.max)
+	}
+	return l.b.Write(p)
+}
+
+func (l *limitedBuilder) String() string { return l.b.String() }
+
 func render(j *job) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -544,11 +583,11 @@ func render(j *job) (out string, err error) {
 
 	think, level, thinkSet := thinkValues(j.Think)
 	system, collated := collate(msgs)
-	var b strings.Builder
+	b := &limitedBuilder{max: maxOutput}
 
 	switch {
 	case j.Prompt != "" && j.Suffix != "":
-		err = p.tmpl.Execute(&b, map[string]any{
+		err = p.tmpl.Execute(b, map[string]any{
 			"Prompt":     j.Prompt,
 			"Suffix":     j.Suffix,
 			"Response":   "",
@@ -558,7 +597,7 @@ func render(j *job) (out string, err error) {
 		})
 		return b.String(), err
 	case p.vars["messages"]:
-		err = p.tmpl.Execute(&b, map[string]any{
+		err = p.tmpl.Execute(b, map[string]any{
 			"System":     system,
 			"Messages":   toTemplateMessages(collated),
 			"Tools":      templateTools(nil),
@@ -574,7 +613,7 @@ func render(j *job) (out string, err error) {
 	// template for the last turn. The joined system from collate is unused.
 	var sys, prompt, response string
 	flush := func() error {
-		e := p.tmpl.Execute(&b, map[string]any{
+		e := p.tmpl.Execute(b, map[string]any{
 			"System":     sys,
 			"Prompt":     prompt,
 			"Response":   response,
@@ -610,7 +649,7 @@ func render(j *job) (out string, err error) {
 	if err != nil {
 		return "", err
 	}
-	if err := final.Execute(&b, map[string]any{
+	if err := final.Execute(b, map[string]any{
 		"System":     sys,
 		"Prompt":     prompt,
 		"Response":   response,
@@ -640,6 +679,7 @@ func runJob(raw json.RawMessage) result {
 }
 
 func main() {
+	debug.SetMaxStack(envInt("TMPLC_HARNESS_MAX_STACK", 64<<20))
 	in, err := io.ReadAll(bufio.NewReader(os.Stdin))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "read stdin:", err)
