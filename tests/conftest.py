@@ -67,11 +67,8 @@ def real_tokenizer():
 
 
 def ollama_merge(msgs: list[dict]) -> list[dict]:
-    """Ollama's collate: consecutive same-role messages joined with "\\n\\n"."""
-    out: list[dict] = []
-    for m in msgs:
-        if out and out[-1]["role"] == m["role"]:
-            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
-        else:
-            out.append(dict(m))
-    return out
+    """Ollama's collate: consecutive same-role messages joined with "\\n\\n" (the one definition,
+    in :mod:`tmplc.targets.conventions`)."""
+    from tmplc.targets.conventions import ollama_merge as merge
+
+    return merge(msgs)

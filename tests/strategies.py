@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dataclasses import replace
 
-from tmplc.ir import (DROP_THINK, ChatFormat, DateToken, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock,
+from tmplc.ir import (DROP_THINK, ChatFormat, ContentRule, DateToken, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock,
                       Text, ThinkBlock, Turn, fragment)
 
 NASTY = ["{{ x }}", "{% if %}", "{#", "<|eot_id|>", "<|im_end|>", "</s>", "<s>", "[INST]",
@@ -140,8 +140,13 @@ def final_answers(draw):
     drop = draw(_drops)
     # |trim_first only with a |drop_think filter: a spec refuses it without one (the IR keeps it
     # with a {THINK} block alone, which to_spec cannot write)
-    return FinalAnswer(drop, draw(st.booleans()), draw(st.booleans()), draw(_sides),
-                       draw(st.one_of(st.none(), think_blocks)), bool(drop) and draw(st.booleans()))
+    return FinalAnswer(drop_think=drop, lstrip_nl=draw(st.booleans()), trim=draw(st.booleans()),
+                       trim_side=draw(_sides), think=draw(st.one_of(st.none(), think_blocks)),
+                       trim_first=bool(drop) and draw(st.booleans()))
+
+
+#: the answer_rules keys that are ContentRule fields (the others are Turn fields)
+RULE_FIELDS = ("drop_think", "lstrip_nl", "trim_first", "think")
 
 
 @st.composite
@@ -168,16 +173,21 @@ def answer_rules(draw, reasoning: bool | None = None) -> dict:
 @st.composite
 def _structures(draw, reasoning: bool | None = None):
     """Random layouts that a spec can express (role markers keep user and assistant distinct)."""
-    user = Turn(draw(_frag("U:")), draw(_frag()), draw(st.booleans()), trim_side=draw(_sides))
+    user = Turn(prefix=draw(_frag("U:")), suffix=draw(_frag()),
+                rule=ContentRule(trim=draw(st.booleans()), trim_side=draw(_sides)))
     # the lead ({REPLY}): text the model writes before the content, e.g. Mistral's " "
     lead = draw(st.one_of(st.just(()), st.just((Text(" "),)), _frag(allow_tokens=False)))
     # the last answer's own ending (gpt-oss's <|return|>, an open last turn): sometimes
     final = draw(st.one_of(st.none(), st.none(), st.none(), st.just(()), _frag()))
-    assistant = Turn(draw(_frag("A:")), draw(_frag()), draw(st.booleans()), lead, draw(_sides),
-                     draw(_prompt_only), final_suffix=final, **draw(answer_rules(reasoning)))
+    prefix, suffix, trim = draw(_frag("A:")), draw(_frag()), draw(st.booleans())
+    side, prompt_only = draw(_sides), draw(_prompt_only)
+    rules = draw(answer_rules(reasoning))
+    rule = ContentRule(trim=trim, trim_side=side, **{k: rules.pop(k) for k in RULE_FIELDS if k in rules})
+    assistant = Turn(prefix=prefix, suffix=suffix, lead=lead, rule=rule, prompt_only=prompt_only,
+                     final_suffix=final, **rules)
     if reasoning and not (assistant.drop_think or assistant.lstrip_nl or assistant.final is not None):
         # every rule drawn was a no-op (or normalised away): drop the reasoning at least
-        assistant = replace(assistant, drop_think=draw(st.sampled_from(DROP_THINK[1:])))
+        assistant = assistant.changed(drop_think=draw(st.sampled_from(DROP_THINK[1:])))
     kind = draw(st.sampled_from(["none", "standalone", "first_user"]))
     default = draw(st.one_of(st.none(), st.text(st.characters(blacklist_characters="{}", blacklist_categories=("Cs",)), max_size=8)))
     if kind == "none":
@@ -189,12 +199,10 @@ def _structures(draw, reasoning: bool | None = None):
         preamble = draw(st.one_of(st.sampled_from([(), (SpecialToken("BOS"),)]), _frag()))
         # {NOSYSTEM}: text instead of the block without a system message (excludes a default)
         absent = draw(st.one_of(st.none(), st.none(), _frag("N:"))) if default is None else None
-        system = SystemBlock("standalone", draw(_frag("S:", allow_tokens=False)), draw(_frag()),
-                             draw(st.booleans()), default, draw(_sides), draw(st.booleans()), absent)
+        system = SystemBlock(placement="standalone", prefix=draw(_frag("S:", allow_tokens=False)), suffix=draw(_frag()), trim=draw(st.booleans()), default=default, trim_side=draw(_sides), skip_empty=draw(st.booleans()), absent=absent)
     else:
         preamble = draw(_frag())
-        system = SystemBlock("first_user", draw(_frag("<<S>>", allow_tokens=False)), draw(_frag()),
-                             draw(st.booleans()), default, draw(_sides), draw(st.booleans()))
+        system = SystemBlock(placement="first_user", prefix=draw(_frag("<<S>>", allow_tokens=False)), suffix=draw(_frag()), trim=draw(st.booleans()), default=default, trim_side=draw(_sides), skip_empty=draw(st.booleans()))
     # text ending a conversation rendered without the generation prompt ({END}: Phi-3.5's EOS), sometimes
     closing = draw(st.one_of(st.just(()), st.just(()), st.just(()), _frag("Z")))
     # the generation prompt after an answer: as after the final answer, none ({PROMPT|skip_after_answer}:
@@ -202,7 +210,7 @@ def _structures(draw, reasoning: bool | None = None):
     after = draw(st.sampled_from(["final", "final", "skip", "history"]))
     # which answers are final: the last message, the last answer (LFM2.5), those after the last user (Qwen3)
     scope = draw(st.sampled_from(["last", "last", "last_answer", "after_user"]))
-    return Structure(preamble, system, user, assistant, closing, after, scope)
+    return Structure(preamble=preamble, system=system, user=user, assistant=assistant, closing=closing, prompt_after_answer=after, final_scope=scope)
 
 
 def chat_formats(structure_strategy=None):
@@ -222,7 +230,6 @@ def with_date_format(fmt: ChatFormat, date_format: str) -> ChatFormat:
     s = fmt.structure
     system = s.system and replace(s.system, prefix=fix(s.system.prefix), suffix=fix(s.system.suffix),
                                   absent=fix(s.system.absent))
-    new = Structure(fix(s.preamble), system, replace(s.user, prefix=fix(s.user.prefix), suffix=fix(s.user.suffix)),
-                    replace(s.assistant, prefix=fix(s.assistant.prefix), lead=fix(s.assistant.lead),
+    new = Structure(preamble=fix(s.preamble), system=system, user=replace(s.user, prefix=fix(s.user.prefix), suffix=fix(s.user.suffix)), assistant=replace(s.assistant, prefix=fix(s.assistant.prefix), lead=fix(s.assistant.lead),
                             suffix=fix(s.assistant.suffix), final_suffix=fix(s.assistant.final_suffix)))
     return replace(fmt, structure=new)

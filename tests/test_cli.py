@@ -112,6 +112,50 @@ def test_spec_text_on_the_command_line():
     assert res.returncode == 0 and res.stdout == "Q: {INPUT}\nA: {OUTPUT}\nQ: {INPUT}\nA: {OUTPUT}\n"
 
 
+def test_one_refusal_type_with_its_exit_code():
+    """Both targets raise the one TargetError (target, reason); the CLI exits by the error's type."""
+    import tmplc.targets.llamacpp as llamacpp_target
+    import tmplc.targets.ollama as ollama_target
+    from tmplc.errors import ModelfileSyntaxError, TargetError
+
+    assert ollama_target.TargetError is llamacpp_target.TargetError is TargetError
+    with pytest.raises(TargetError) as e:
+        tmplc.load("qwen3-thinking").to_ollama()
+    assert e.value.target == "ollama" and "drop_think" in e.value.reason and str(e.value) == e.value.reason
+    with pytest.raises(ModelfileSyntaxError):
+        ollama_target.parse_modelfile("SYSTEM x\n")
+    res = tmplc_cli("compile", "qwen3-thinking", "--to", "ollama")
+    assert res.returncode == 3 and "Traceback" not in res.stderr
+    assert "refused: the ollama target" in res.stderr and "drop_think" in res.stderr
+
+
+def test_ollama_default_for_trimmed_formats(capsys):
+    """Formats whose contents are trimmed get a Modelfile by default (caveat on stderr and in the
+    Modelfile); --strict keeps the refusal (exit 3)."""
+    from tmplc.cli import main
+    from tmplc.targets.ollama import modelfile_fields
+
+    trimmed = [n for n in tmplc.registry if tmplc.registry[n].trims]
+    assert {"llama-3", "llama-3.1", "gemma", "llama-2", "mistral-v3", "command-r"} <= set(trimmed)
+    for name in trimmed:
+        rc = main(["compile", name, "--to", "ollama"])
+        out, err = capsys.readouterr()
+        if rc == 3:  # refused for another reason (an answer rule), never for the trim
+            assert "strips" not in err.split("refused:")[1], (name, err)
+            continue
+        assert rc == 0, (name, err)
+        assert "tmplc: caveat: format" in err and "contents as sent" in err and "--strict" in err
+        assert "NOTE: this format strips" in out and modelfile_fields(out)["template"]
+        assert main(["compile", name, "--to", "ollama", "--strict"]) == 3
+        err = capsys.readouterr().err
+        assert "refused: the ollama target" in err and "strips" in err and "caveat: format" not in err
+    # an untrimmed format: no caveat, the same Modelfile either way
+    assert main(["compile", "chatml", "--to", "ollama"]) == 0
+    plain, err = capsys.readouterr()
+    assert "caveat" not in err
+    assert main(["compile", "chatml", "--to", "ollama", "--strict"]) == 0 and capsys.readouterr().out == plain
+
+
 def test_to_yaml_writes_the_registry_block_style(tmp_path):
     """Issue 11.10: `--to yaml` writes `spec: |-` (an editable block), exactly as the registry
     file; the chomping indicator keeps the final newlines ('|' one, '|+' more)."""

@@ -53,9 +53,11 @@ from tmplc.engines.ollama import OllamaRenderError, render_ollama
 from tmplc.ir import DateToken
 from tmplc.jinja_env import render_template
 from tmplc.spec.parse import THINK_FILTER_OF
-from tmplc.targets.ollama import TargetError, modelfile_fields
+from tmplc.errors import TargetError
+from tmplc.targets.conventions import expected_llamacpp, expected_ollama
+from tmplc.targets.ollama import modelfile_fields
 
-from conftest import load_tokenizer, missing_fixture, ollama_merge
+from conftest import load_tokenizer, missing_fixture
 from strategies import chat_formats, content_text, conversations, reasoning_text, structures
 
 BOS, EOS = "<s>", "</s>"
@@ -99,10 +101,6 @@ def ollama_carries_dates(fmt):
                for f in fmt.structure.fragments() for p in f if isinstance(p, DateToken))
 
 
-def _strip_bos(text, bos):
-    return text[len(bos):] if text is not REFUSED and text.startswith(bos) else text
-
-
 @functools.lru_cache(maxsize=None)
 def _modelfile(fmt):
     return modelfile_fields(fmt.to_ollama(allow_untrimmed=fmt.trims))
@@ -114,21 +112,22 @@ def _llamacpp(fmt):
 
 
 def ollama_expected(fmt, msgs, day=DAY):
-    m = ollama_merge(msgs)
+    m = msgs
     if fmt.trims:
         m = [{"role": x["role"], "content": x["content"].strip()} for x in m]
-    kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else {"add_generation_prompt": True}
-    return _strip_bos(_ref(fmt, m, date=day, **kw), tokens(fmt)[0])
+    bos, eos = tokens(fmt)
+    try:
+        return expected_ollama(fmt, m, date=day, bos_token=bos, eos_token=eos)
+    except tmplc.MessageError:
+        return REFUSED
 
 
 def llamacpp_expected(fmt, msgs, gen, add_bos, day=DAY):
-    m = [dict(x) for x in msgs]
-    if fmt.structure.system is None and m and m[0]["role"] == "system":
-        sys_msg = m.pop(0)
-        if m:
-            m[0]["content"] = sys_msg["content"] + "\n" + m[0]["content"]
-    out = _ref(fmt, m, add_generation_prompt=gen, date=day)
-    return _strip_bos(out, tokens(fmt)[0]) if add_bos else out
+    bos, eos = tokens(fmt)
+    try:
+        return expected_llamacpp(fmt, msgs, gen, add_bos, day, bos_token=bos, eos_token=eos)
+    except tmplc.MessageError:
+        return REFUSED
 
 
 def ollama_refusal(fmt):

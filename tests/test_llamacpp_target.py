@@ -35,7 +35,7 @@ from tmplc.engines.llamacpp import (
 )
 from tmplc import parse_spec
 from tmplc.errors import MessageError
-from tmplc.ir import (DROP_THINK, ChatFormat, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock, Text,
+from tmplc.ir import (DROP_THINK, ChatFormat, ContentRule, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock, Text,
                       ThinkBlock, Turn)
 from tmplc.registry import registry
 from tmplc.targets.jinja import to_jinja
@@ -238,8 +238,7 @@ def test_leading_bos_is_stripped_and_add_bos_token_follows_the_format(driver) ->
 
 def test_add_bos_token_false_when_bos_is_not_leading() -> None:
     # BOS only in the assistant suffix: never leading -> add_bos_token false, BOS kept as text
-    st_ = Structure((), SystemBlock("standalone", (Text("S:"),)), Turn((Text("U:"),), (Text("\n"),)),
-                    Turn((Text("A:"),), (SpecialToken("EOS"), SpecialToken("BOS"))))
+    st_ = Structure(preamble=(), system=SystemBlock(placement="standalone", prefix=(Text("S:"),)), user=Turn(prefix=(Text("U:"),), suffix=(Text("\n"),)), assistant=Turn(prefix=(Text("A:"),), suffix=(SpecialToken("EOS"), SpecialToken("BOS"))))
     fmt = ChatFormat(st_, Metadata(name="x", bos_token="<s>", eos_token="</s>"))
     tgt = to_llamacpp(fmt, check_builtins=False)
     assert tgt.add_bos_token is False and tgt.requires_jinja and tgt.builtin_name is None
@@ -382,9 +381,7 @@ def test_shared_wrapper_keeps_line_separators(driver) -> None:
 
 def _fmt(name: str, *, system: SystemBlock | None = None, user: Turn | None = None,
          assistant: Turn | None = None, preamble=()) -> ChatFormat:
-    return ChatFormat(Structure(tuple(preamble), system,
-                                user or Turn((Text("U:"),), (Text("\n"),)),
-                                assistant or Turn((Text("A:"),), (Text("\n"),))),
+    return ChatFormat(Structure(preamble=tuple(preamble), system=system, user=user or Turn(prefix=(Text("U:"),), suffix=(Text("\n"),)), assistant=assistant or Turn(prefix=(Text("A:"),), suffix=(Text("\n"),))),
                       Metadata(name=name, bos_token="<s>", eos_token="</s>"))
 
 
@@ -398,15 +395,15 @@ def test_lstrip_rstrip_are_exact_with_unicode_whitespace(driver) -> None:
     cases = []
     for side in _SIDES:
         for where in ("system", "user", "assistant"):
-            sb = SystemBlock("standalone", (Text("S:"),), (Text("\n"),))
-            user = Turn((Text("U:"),), (Text("\n"),))
-            asst = Turn((Text("A:"),), (Text("\n"),))
+            sb = SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(Text("\n"),))
+            user = Turn(prefix=(Text("U:"),), suffix=(Text("\n"),))
+            asst = Turn(prefix=(Text("A:"),), suffix=(Text("\n"),))
             if where == "system":
-                sb = SystemBlock("standalone", (Text("S:"),), (Text("\n"),), True, None, side)
+                sb = SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(Text("\n"),), trim=True, default=None, trim_side=side)
             elif where == "user":
-                user = Turn((Text("U:"),), (Text("\n"),), True, trim_side=side)
+                user = Turn(prefix=(Text("U:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side=side))
             else:
-                asst = Turn((Text("A:"),), (Text("\n"),), True, trim_side=side)
+                asst = Turn(prefix=(Text("A:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side=side))
             fmt = _fmt(f"{where}-{side}", system=sb, user=user, assistant=asst)
             tgt = to_llamacpp(fmt, check_builtins=False)
             macro = {"both": "tmplc_strip(", "left": "tmplc_lstrip(", "right": "tmplc_rstrip("}[side]
@@ -421,9 +418,9 @@ def test_lstrip_rstrip_are_exact_with_unicode_whitespace(driver) -> None:
                         {"role": "assistant", "content": c}, {"role": "user", "content": c}]
                 cases.append((fmt.name, fmt, tgt, msgs, i % 2 == 0))
     # the expected values really differ from ASCII-only stripping
-    assert _fmt("l", user=Turn((Text("U:"),), (), True, trim_side="left")).render(
+    assert _fmt("l", user=Turn(prefix=(Text("U:"),), suffix=(), rule=ContentRule(trim=True, trim_side="left"))).render(
         [{"role": "user", "content": "\u3000\xa0x\u3000"}]) == "U:x\u3000"
-    assert _fmt("r", user=Turn((Text("U:"),), (), True, trim_side="right")).render(
+    assert _fmt("r", user=Turn(prefix=(Text("U:"),), suffix=(), rule=ContentRule(trim=True, trim_side="right"))).render(
         [{"role": "user", "content": "\u3000x\xa0 \u3000"}]) == "U:\u3000x"
     _check_batch(cases)
 
@@ -433,9 +430,9 @@ def test_side_macros_render_the_same_in_jinja2() -> None:
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     for side in _SIDES:
-        fmt = _fmt(side, system=SystemBlock("first_user", (Text("<<S>>"),), (Text("|"),), True, None, side),
-                   user=Turn((Text("U:"),), (Text("\n"),), True, trim_side=side),
-                   assistant=Turn((Text("A:"),), (Text("\n"),), True, trim_side=side))
+        fmt = _fmt(side, system=SystemBlock(placement="first_user", prefix=(Text("<<S>>"),), suffix=(Text("|"),), trim=True, default=None, trim_side=side),
+                   user=Turn(prefix=(Text("U:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side=side)),
+                   assistant=Turn(prefix=(Text("A:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side=side)))
         tpl = env.from_string(to_llamacpp(fmt, check_builtins=False).chat_template)
         for c in _EDGE_CONTENTS:
             msgs = [{"role": "system", "content": c}, {"role": "user", "content": c},
@@ -466,14 +463,14 @@ def test_skip_empty_system_renders_like_reference(driver) -> None:
         for default in (None, "Default sys"):
             for skip in (True, False):
                 for trim in (False, True):
-                    sb = SystemBlock(placement, (Text("<<S>>"),), (Text("<</S>>"),), trim, default, "both", skip)
+                    sb = SystemBlock(placement=placement, prefix=(Text("<<S>>"),), suffix=(Text("<</S>>"),), trim=trim, default=default, trim_side="both", skip_empty=skip)
                     fmt = _fmt(f"{placement}-{default}-{skip}-{trim}", system=sb, preamble=[Text("P|")])
                     tgt = to_llamacpp(fmt, check_builtins=False)
                     for msgs in _SYSTEM_CONVS:
                         for agp in (False, True):
                             cases.append((fmt.name, fmt, tgt, msgs, agp))
     # what the reference means: an empty system message is no system message (or the default)
-    fmt = _fmt("x", system=SystemBlock("standalone", (Text("S:"),), (Text("\n"),), False, "D", "both", True))
+    fmt = _fmt("x", system=SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(Text("\n"),), trim=False, default="D", trim_side="both", skip_empty=True))
     assert fmt.render(_SYSTEM_CONVS[0]) == "S:D\nU:Hi\n"
     assert fmt.render(_SYSTEM_CONVS[4]) == "S: \nU:Hi\n"
     _check_batch(cases)
@@ -483,14 +480,14 @@ def test_prompt_only_renders_like_reference(driver) -> None:
     cases = []
     for lead in ((), (Text(" "),), (Text("\n"), SpecialToken("EOS"))):
         for prompt in ("<think>\n", " ", "\n\n", "<think>"):
-            asst = Turn((Text("<|assistant|>"),), (SpecialToken("EOS"),), False, lead, prompt_only=prompt)
+            asst = Turn(prefix=(Text("<|assistant|>"),), suffix=(SpecialToken("EOS"),), lead=lead, prompt_only=prompt, rule=ContentRule(trim=False))
             fmt = _fmt(f"lead{lead!r}-{prompt!r}", assistant=asst,
-                       system=SystemBlock("standalone", (Text("S:"),), (Text("\n"),)))
+                       system=SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(Text("\n"),)))
             tgt = to_llamacpp(fmt, check_builtins=False)
             for msgs in _SYSTEM_CONVS:
                 for agp in (False, True):
                     cases.append((fmt.name, fmt, tgt, msgs, agp))
-    fmt = _fmt("r1", assistant=Turn((Text("A:"),), (Text("\n"),), False, (Text(" "),), prompt_only="<think>\n"))
+    fmt = _fmt("r1", assistant=Turn(prefix=(Text("A:"),), suffix=(Text("\n"),), lead=(Text(" "),), prompt_only="<think>\n", rule=ContentRule(trim=False)))
     assert fmt.render([{"role": "user", "content": "q"}], add_generation_prompt=True) == "U:q\nA:<think>\n"
     assert fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]) == "U:q\nA: a\n"
     _check_batch(cases)
@@ -509,8 +506,7 @@ def test_drop_think_renders_like_reference(driver) -> None:
         for trim, side in ((False, "both"), (True, "both"), (True, "left"), (True, "right")):
             for lstrip_nl in (False, True):
                 for first in (False, True):
-                    asst = Turn((Text("A:"),), (Text("\n"),), trim, trim_side=side, drop_think=mode,
-                                lstrip_nl=lstrip_nl, trim_first=first)
+                    asst = Turn(prefix=(Text("A:"),), suffix=(Text("\n"),), rule=ContentRule(trim=trim, trim_side=side, drop_think=mode, lstrip_nl=lstrip_nl, trim_first=first))
                     fmt = _fmt(f"{mode}-{trim}-{side}-{lstrip_nl}-{first}", assistant=asst)
                     tgt = to_llamacpp(fmt, check_builtins=False)
                     for i, c in enumerate(_THINK_CONTENTS):
@@ -525,10 +521,10 @@ def test_drop_think_renders_like_reference(driver) -> None:
 _FINALS = [
     FinalAnswer(),
     FinalAnswer(trim=True, trim_side="right"),
-    FinalAnswer("last", True, think=ThinkBlock("<think>\n", "\n</think>\n\n", always=True)),
-    FinalAnswer("last_trim", think=ThinkBlock("<t>", "</t>", trim=True)),
-    FinalAnswer("first", False, True, "both", ThinkBlock("[", "]\n", True, True), trim_first=True),
-    FinalAnswer("last_strip_nl", True, True, "left", ThinkBlock("", "\n"), trim_first=True),
+    FinalAnswer(drop_think="last", lstrip_nl=True, think=ThinkBlock("<think>\n", "\n</think>\n\n", always=True)),
+    FinalAnswer(drop_think="last_trim", think=ThinkBlock("<t>", "</t>", trim=True)),
+    FinalAnswer(drop_think="first", lstrip_nl=False, trim=True, trim_side="both", think=ThinkBlock("[", "]\n", True, True), trim_first=True),
+    FinalAnswer(drop_think="last_strip_nl", lstrip_nl=True, trim=True, trim_side="left", think=ThinkBlock("", "\n"), trim_first=True),
 ]
 
 
@@ -538,11 +534,11 @@ def test_final_answer_rule_renders_like_reference(driver, final) -> None:
     against the earlier answers' rule, with and without the generation prompt."""
     cases = []
     for drop in ("", "last_lstrip_nl", "first"):
-        asst = Turn((Text("<|assistant|>"),), (SpecialToken("EOS"),), drop_think=drop, final=final)
+        asst = Turn(prefix=(Text("<|assistant|>"),), suffix=(SpecialToken("EOS"),), final=final, rule=ContentRule(drop_think=drop))
         if asst.final is None:  # (FinalAnswer() is the rule of a turn without drop: no rule of its own)
             assert final == FinalAnswer() and not drop
             continue
-        fmt = _fmt(f"{drop}-{final}", assistant=asst, system=SystemBlock("standalone", (Text("S:"),), (Text("\n"),)))
+        fmt = _fmt(f"{drop}-{final}", assistant=asst, system=SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(Text("\n"),)))
         tgt = to_llamacpp(fmt, check_builtins=False)
         if final.think is not None and final.think.trim:
             assert "tmplc_strip(tmplc_reasoning)" in tgt.chat_template  # not |trim: ASCII-only in llama.cpp
@@ -557,7 +553,7 @@ def test_final_answer_rule_renders_like_reference(driver, final) -> None:
                 for agp in (False, True):
                     cases.append((fmt.name, fmt, tgt, msgs, agp))
     # what the reference means: the final answer re-wrapped, the earlier one without its reasoning
-    fmt = _fmt("q", assistant=Turn((Text("A:"),), (Text("\n"),), drop_think="last", final=_FINALS[3]))
+    fmt = _fmt("q", assistant=Turn(prefix=(Text("A:"),), suffix=(Text("\n"),), final=_FINALS[3], rule=ContentRule(drop_think="last")))
     assert fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "\u3000r </think> a "},
                        {"role": "user", "content": "q"}, {"role": "assistant", "content": "\u3000r </think> a "}]) == \
         "U:q\nA: a \nU:q\nA:<t>r</t>a\n"
@@ -638,20 +634,19 @@ def test_builtins_that_render_the_new_features_are_found(driver) -> None:
     # Orion's built-in skips an empty system message (|nonempty); bailing-think's generation
     # prompt ends with <think> ({PROMPT=<think>}).  Neither is detected from a tmplc template,
     # but each matches when named explicitly.
-    orion_sys = SystemBlock("first_user", (), (Text("\n\n"),), skip_empty=True)
-    orion = _fmt("orion", system=orion_sys, user=Turn((Text("Human: "),), (Text("\n\nAssistant: </s>"),)),
-                 assistant=Turn((), (Text("</s>"),)))
-    bailing = _fmt("bailing", system=SystemBlock("standalone", (Text("<role>SYSTEM</role>"),)),
-                   user=Turn((Text("<role>HUMAN</role>"),)),
-                   assistant=Turn((Text("<role>ASSISTANT</role>"),), prompt_only="<think>"))
+    orion_sys = SystemBlock(placement="first_user", prefix=(), suffix=(Text("\n\n"),), skip_empty=True)
+    orion = _fmt("orion", system=orion_sys, user=Turn(prefix=(Text("Human: "),), suffix=(Text("\n\nAssistant: </s>"),)),
+                 assistant=Turn(prefix=(), suffix=(Text("</s>"),)))
+    bailing = _fmt("bailing", system=SystemBlock(placement="standalone", prefix=(Text("<role>SYSTEM</role>"),)),
+                   user=Turn(prefix=(Text("<role>HUMAN</role>"),)),
+                   assistant=Turn(prefix=(Text("<role>ASSISTANT</role>"),), prompt_only="<think>"))
     assert to_llamacpp(orion).builtin_by_name == "orion"
     assert to_llamacpp(bailing).builtin_by_name == "bailing-think"
     # ... and without the feature, not (orion renders an empty system message's "\n\n"; bailing
     # without <think> is the plain "bailing" built-in)
     assert to_llamacpp(replace(orion, structure=replace(orion.structure, system=replace(
         orion_sys, skip_empty=False)))).builtin_by_name is None
-    assert to_llamacpp(replace(bailing, structure=replace(bailing.structure, assistant=Turn(
-        (Text("<role>ASSISTANT</role>"),))))).builtin_by_name == "bailing"
+    assert to_llamacpp(replace(bailing, structure=replace(bailing.structure, assistant=Turn(prefix=(Text("<role>ASSISTANT</role>"),))))).builtin_by_name == "bailing"
     jobs, want = [], []
     for fmt, name in ((orion, "orion"), (bailing, "bailing-think")):
         for msgs in _SYSTEM_CONVS:

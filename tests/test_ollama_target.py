@@ -95,8 +95,8 @@ def untrimmed(fmt: ChatFormat) -> ChatFormat:
     if sb is not None:
         default = sb.content(sb.default) if sb.default is not None else None
         sb = replace(sb, trim=False, default=default)
-    return ChatFormat(replace(st_, system=sb, user=replace(st_.user, trim=False),
-                              assistant=replace(st_.assistant, trim=False)), fmt.meta)
+    return ChatFormat(replace(st_, system=sb, user=st_.user.changed(trim=False),
+                              assistant=st_.assistant.changed(trim=False)), fmt.meta)
 
 
 def has_trim(fmt: ChatFormat) -> bool:
@@ -293,8 +293,7 @@ def test_refusals_are_template_errors_naming_the_reason() -> None:
 
 
 def bos_format(preamble, user_prefix, system=None, bos="<s>", eos="</s>") -> ChatFormat:
-    return ChatFormat(Structure(fragment(preamble), system, Turn(fragment(user_prefix), fragment([" [/INST]"])),
-                                Turn(fragment([" "]), fragment([" ", SpecialToken("EOS")]))),
+    return ChatFormat(Structure(preamble=fragment(preamble), system=system, user=Turn(prefix=fragment(user_prefix), suffix=fragment([" [/INST]"])), assistant=Turn(prefix=fragment([" "]), suffix=fragment([" ", SpecialToken("EOS")]))),
                       Metadata(name="t", bos_token=bos, eos_token=eos))
 
 
@@ -313,7 +312,7 @@ def test_no_bos_and_literal_eos() -> None:
 
 
 def test_llama2_style_bos_is_dropped_only_where_it_leads() -> None:
-    sb = SystemBlock("first_user", fragment(["<<SYS>>\n"]), fragment(["\n<</SYS>>\n\n"]))
+    sb = SystemBlock(placement="first_user", prefix=fragment(["<<SYS>>\n"]), suffix=fragment(["\n<</SYS>>\n\n"]))
     fmt = bos_format([], [SpecialToken("BOS"), "[INST] "], sb)
     mf = modelfile_fields(to_ollama(fmt))
     batch = Batch()
@@ -344,8 +343,7 @@ def test_bos_inside_turns_needs_a_bos_token() -> None:
 def test_ambiguous_leading_bos_is_refused() -> None:
     # no preamble, empty user prefix: whether the render starts with the BOS of the user
     # suffix depends on whether the first user content is empty
-    fmt = ChatFormat(Structure((), None, Turn((), fragment([SpecialToken("BOS"), "x"])),
-                               Turn(fragment(["A:"]), ())),
+    fmt = ChatFormat(Structure(preamble=(), system=None, user=Turn(prefix=(), suffix=fragment([SpecialToken("BOS"), "x"])), assistant=Turn(prefix=fragment(["A:"]), suffix=())),
                      Metadata(name="odd", bos_token="<s>", eos_token="</s>"))
     with pytest.raises(TargetError, match="starts with \\{BOS\\}"):
         to_ollama(fmt)
@@ -381,10 +379,8 @@ def test_trim_is_refused_unless_allowed() -> None:
 
 
 def chatml_with_default(default: str, stop: tuple[str, ...] = ("<|im_end|>",)) -> ChatFormat:
-    sb = SystemBlock("standalone", fragment(["<|im_start|>system\n"]), fragment(["<|im_end|>\n"]),
-                     default=default)
-    return ChatFormat(Structure((), sb, Turn(fragment(["<|im_start|>user\n"]), fragment(["<|im_end|>\n"])),
-                                Turn(fragment(["<|im_start|>assistant\n"]), fragment(["<|im_end|>\n"]))),
+    sb = SystemBlock(placement="standalone", prefix=fragment(["<|im_start|>system\n"]), suffix=fragment(["<|im_end|>\n"]), default=default)
+    return ChatFormat(Structure(preamble=(), system=sb, user=Turn(prefix=fragment(["<|im_start|>user\n"]), suffix=fragment(["<|im_end|>\n"])), assistant=Turn(prefix=fragment(["<|im_start|>assistant\n"]), suffix=fragment(["<|im_end|>\n"]))),
                       Metadata(name="q", eos_token="<|im_end|>", stop=stop))
 
 
@@ -439,10 +435,7 @@ def test_tricky_literals_in_the_layout_render_exactly() -> None:
     pieces = ['"""\n', "{{ x }}\n", "{", "}", '\\"', "\r\n", "\u00a0", "\u200b", "\t", ' "', '"""']
     batch = Batch()
     for k, p in enumerate(pieces):
-        fmt = ChatFormat(Structure(fragment([p + "P"]), SystemBlock("standalone", fragment(["S" + p]),
-                                                                      fragment([p])),
-                                   Turn(fragment(["U:" + p]), fragment([p])),
-                                   Turn(fragment([p + "A:"]), fragment(['"""' + p]))),
+        fmt = ChatFormat(Structure(preamble=fragment([p + "P"]), system=SystemBlock(placement="standalone", prefix=fragment(["S" + p]), suffix=fragment([p])), user=Turn(prefix=fragment(["U:" + p]), suffix=fragment([p])), assistant=Turn(prefix=fragment([p + "A:"]), suffix=fragment(['"""' + p]))),
                          Metadata(name=f"tricky{k}", eos_token="E"))
         mf = to_ollama(fmt)
         for c in ([u("q")], [s("sys"), u("q"), a("r")], [u('x"""'), a("\n")]):
@@ -526,16 +519,14 @@ def skip_format(placement: str, default, *, bos: bool = False, trim: bool = Fals
     """ChatML-like (standalone) or Llama-2-like (first_user) with {SYSTEM|nonempty}."""
     B = [SpecialToken("BOS")] if bos else []
     if placement == "standalone":
-        sb = SystemBlock("standalone", fragment(B + ["<|im_start|>system\n"]), fragment(["<|im_end|>\n"]),
-                         trim, default, side, skip_empty=True)
-        user = Turn(fragment(B + ["<|im_start|>user\n"]), fragment(["<|im_end|>\n"]))
-        assistant = Turn(fragment(["<|im_start|>assistant\n"]), fragment(["<|im_end|>\n"]))
+        sb = SystemBlock(placement="standalone", prefix=fragment(B + ["<|im_start|>system\n"]), suffix=fragment(["<|im_end|>\n"]), trim=trim, default=default, trim_side=side, skip_empty=True)
+        user = Turn(prefix=fragment(B + ["<|im_start|>user\n"]), suffix=fragment(["<|im_end|>\n"]))
+        assistant = Turn(prefix=fragment(["<|im_start|>assistant\n"]), suffix=fragment(["<|im_end|>\n"]))
     else:
-        sb = SystemBlock("first_user", fragment(["<<SYS>>\n"]), fragment(["\n<</SYS>>\n\n"]), trim, default,
-                         side, skip_empty=True)
-        user = Turn(fragment(B + ["[INST] "]), fragment([" [/INST]"]))
-        assistant = Turn((), fragment([" ", SpecialToken("EOS")]), lead=fragment([" "]))
-    return ChatFormat(Structure(fragment(preamble), sb, user, assistant),
+        sb = SystemBlock(placement="first_user", prefix=fragment(["<<SYS>>\n"]), suffix=fragment(["\n<</SYS>>\n\n"]), trim=trim, default=default, trim_side=side, skip_empty=True)
+        user = Turn(prefix=fragment(B + ["[INST] "]), suffix=fragment([" [/INST]"]))
+        assistant = Turn(prefix=(), suffix=fragment([" ", SpecialToken("EOS")]), lead=fragment([" "]))
+    return ChatFormat(Structure(preamble=fragment(preamble), system=sb, user=user, assistant=assistant),
                       Metadata(name=f"skip-{placement}", bos_token="<s>", eos_token="</s>"))
 
 
@@ -601,10 +592,7 @@ def test_registry_formats_with_skip_empty() -> None:
 
 def prompt_format(prompt_only: str, lead: tuple = (), bos_prefix: bool = False) -> ChatFormat:
     return ChatFormat(
-        Structure((), SystemBlock("standalone", fragment(["<|system|>"]), fragment(["\n"])),
-                  Turn(fragment(["<｜User｜>"])),
-                  Turn(fragment(([SpecialToken("BOS")] if bos_prefix else []) + ["<｜Assistant｜>"]),
-                       fragment(["<｜end▁of▁sentence｜>"]), lead=fragment(lead), prompt_only=prompt_only)),
+        Structure(preamble=(), system=SystemBlock(placement="standalone", prefix=fragment(["<|system|>"]), suffix=fragment(["\n"])), user=Turn(prefix=fragment(["<｜User｜>"])), assistant=Turn(prefix=fragment(([SpecialToken("BOS")] if bos_prefix else []) + ["<｜Assistant｜>"]), suffix=fragment(["<｜end▁of▁sentence｜>"]), lead=fragment(lead), prompt_only=prompt_only)),
         Metadata(name="r1-like", bos_token="<s>", eos_token="<｜end▁of▁sentence｜>"))
 
 
@@ -644,7 +632,7 @@ def side_format(side: str, where: str = "assistant", default: str | None = None)
     if where == "system":
         st_ = replace(st_, system=replace(st_.system, trim=True, trim_side=side))
     else:
-        st_ = replace(st_, **{where: replace(getattr(st_, where), trim=True, trim_side=side)})
+        st_ = replace(st_, **{where: getattr(st_, where).changed(trim=True, trim_side=side)})
     return ChatFormat(st_, fmt.meta)
 
 
@@ -662,8 +650,7 @@ def test_lstrip_rstrip_refused_naming_the_filter(side, filt, where) -> None:
 
 def test_mixed_filters_are_all_named() -> None:
     fmt = side_format("left", "user")
-    fmt = ChatFormat(replace(fmt.structure, assistant=replace(fmt.structure.assistant, trim=True,
-                                                              trim_side="right")), fmt.meta)
+    fmt = ChatFormat(replace(fmt.structure, assistant=fmt.structure.assistant.changed(trim=True, trim_side="right")), fmt.meta)
     with pytest.raises(TargetError, match=r"user content \(\|lstrip\) and the assistant content \(\|rstrip\)"):
         to_ollama(fmt)
 
@@ -692,7 +679,7 @@ def test_allow_untrimmed_renders_sides_as_sent_and_strips_the_default_by_its_sid
 
 def _chatml_assistant(**changes) -> ChatFormat:
     fmt = registry["chatml"]
-    return ChatFormat(replace(fmt.structure, assistant=replace(fmt.structure.assistant, **changes)), fmt.meta)
+    return ChatFormat(replace(fmt.structure, assistant=fmt.structure.assistant.changed(**changes)), fmt.meta)
 
 
 @pytest.mark.parametrize("mode,filt", [
@@ -744,14 +731,14 @@ def test_answer_rule_refusals_come_before_the_date_and_trim_ones() -> None:
     """The first rule that cannot be carried is the one named: drop_think, then lstrip_nl, then the
     final answer's rule; a trim or a date alone would be a different refusal."""
     dated = with_date_format(parse_spec("[{DATE=%Y-%m-%d}]" + "U:{INPUT}\nA:{OUTPUT|rstrip}\n" * 2), "%d %b")
-    both = ChatFormat(replace(dated.structure, assistant=replace(
-        dated.structure.assistant, drop_think="last", lstrip_nl=True, final=FinalAnswer())), dated.meta)
+    both = ChatFormat(replace(dated.structure, assistant=dated.structure.assistant.changed(
+        drop_think="last", lstrip_nl=True, final=FinalAnswer())), dated.meta)
     with pytest.raises(TargetError, match=re.escape("({OUTPUT|drop_think})")):
         to_ollama(both)
-    nodrop = ChatFormat(replace(both.structure, assistant=replace(both.structure.assistant, drop_think="")), both.meta)
+    nodrop = ChatFormat(replace(both.structure, assistant=both.structure.assistant.changed(drop_think="")), both.meta)
     with pytest.raises(TargetError, match=re.escape("({OUTPUT|lstrip_nl})")):
         to_ollama(nodrop)
-    final_only = ChatFormat(replace(nodrop.structure, assistant=replace(nodrop.structure.assistant, lstrip_nl=False,
+    final_only = ChatFormat(replace(nodrop.structure, assistant=nodrop.structure.assistant.changed(lstrip_nl=False,
                                                                          final=FinalAnswer(drop_think="last"))),
                             both.meta)
     with pytest.raises(TargetError, match="the final answer's content by its own rule"):

@@ -259,3 +259,34 @@ def test_stop_strings_cover_the_end_of_turn():
         if suffix.strip():
             assert any(s in suffix for s in fmt.stop_strings), \
                 f"{name}: stop strings {fmt.stop_strings} do not cover the turn end {suffix!r}"
+
+
+def test_compile_from_a_warm_cache_imports_neither_lark_nor_yaml(tmp_path):
+    """Cold start: a registry entry compiled once is read back as IR JSON (no YAML, no Lark)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, tmplc; t = tmplc.load('chatml').to_jinja(); "
+            "print('lark' in sys.modules, 'yaml' in sys.modules, len(t) > 0)")
+    env = dict(os.environ, TMPLC_CACHE_DIR=str(tmp_path))
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert first.stdout.split() == ["True", "True", "True"]  # compiled: YAML and the parser
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert again.stdout.split() == ["False", "False", "True"]
+
+
+def test_spec_cache_follows_the_file(tmp_path, monkeypatch):
+    from tmplc.spec.cache import load_cached
+
+    monkeypatch.setenv("TMPLC_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmplc.registry["chatml"].meta.source
+    path = tmp_path / "mine.yaml"
+    text = open(src, encoding="utf-8").read()
+    path.write_text(text, encoding="utf-8")
+    first = load_cached(path)
+    assert first == tmplc.load_spec_file(path) and load_cached(path) == first
+    path.write_text(text.replace("<|im_end|>", "<|end|>"), encoding="utf-8")
+    changed = load_cached(path)
+    assert changed == tmplc.load_spec_file(path) and changed != first
+    assert list((tmp_path / "cache" / "spec-cache").iterdir())  # both compiled results are cached

@@ -6,7 +6,7 @@ import pytest
 
 import tmplc
 from tmplc import SpecError
-from tmplc.ir import SpecialToken, Text
+from tmplc.ir import ContentRule, SpecialToken, Text
 
 import answer_rules
 
@@ -457,8 +457,7 @@ def test_prompt_parses_to_prompt_only():
     assert st.user.prompt_only == ""
     # the same spec without {PROMPT=...} is the same layout but for prompt_only
     plain = tmplc.parse_spec(R1.replace("{PROMPT=<think>\n}", "")).structure
-    assert plain.assistant.prompt_only == "" and plain == Structure(
-        st.preamble, st.system, st.user, Turn(st.assistant.prefix, st.assistant.suffix))
+    assert plain.assistant.prompt_only == "" and plain == Structure(preamble=st.preamble, system=st.system, user=st.user, assistant=Turn(prefix=st.assistant.prefix, suffix=st.assistant.suffix))
 
 
 def test_prompt_render_only_in_the_generation_prompt():
@@ -489,47 +488,17 @@ def test_prompt_after_reply():
 
 
 ROUND_TRIP = {
-    "prompt_only": Structure(
-        (SpecialToken("BOS"),), SystemBlock("standalone"),
-        Turn((Text("<｜User｜>"),)), Turn((Text("<｜Assistant｜>"),), (EOS,), prompt_only="<think>\n")),
-    "prompt_only+lead": Structure(
-        (BOS,), None, Turn((Text("[INST] "),), (Text(" [/INST]"),), True),
-        Turn((), (EOS,), False, (Text(" "),), prompt_only="<think>\n\n")),
-    "prompt_only+lead+prefix": Structure(
-        (), None, Turn((Text("USER: "),), (Text("\n"),)),
-        Turn((Text("ASSISTANT:"),), (Text("</s>\n"),), True, (Text(" "),), "left", " | = x")),
-    "skip_empty": Structure(
-        (), SystemBlock("standalone", (Text("<|im_start|>system\n"),), (Text("<|im_end|>\n"),), skip_empty=True),
-        Turn((Text("<|im_start|>user\n"),), (Text("<|im_end|>\n"),)),
-        Turn((Text("<|im_start|>assistant\n"),), (Text("<|im_end|>\n"),))),
-    "skip_empty+default": Structure(
-        (), SystemBlock("standalone", (Text("<|im_start|>system\n"),), (Text("<|im_end|>\n"),),
-                        default="You are helpful.", skip_empty=True),
-        Turn((Text("<|im_start|>user\n"),), (Text("<|im_end|>\n"),)),
-        Turn((Text("<|im_start|>assistant\n"),), (Text("<|im_end|>\n"),))),
-    "skip_empty+empty default+trim": Structure(
-        (), SystemBlock("standalone", (Text("S:"),), (Text("\n"),), True, "", "right", True),
-        Turn((Text("U:"),), (Text("\n"),)), Turn((Text("A:"),), (Text("\n"),))),
-    "skip_empty first_user+default+lstrip": Structure(
-        (), SystemBlock("first_user", (Text("<<SYS>>\n"),), (Text("\n<</SYS>>\n\n"),), True, "Default",
-                        "left", True),
-        Turn((BOS, Text("[INST] ")), (Text(" [/INST]"),), True, trim_side="right"),
-        Turn((), (Text(" "), EOS), True, (Text(" "),), "left")),
-    "skip_empty after a fixed preamble": Structure(
-        (Text("[gMASK]<sop>"),), SystemBlock("standalone", (Text("<|system|>\n"),), (), skip_empty=True),
-        Turn((Text("<|user|>\n"),)), Turn((Text("<|assistant|>\n"),), (), prompt_only="<think>")),
-    "lstrip everywhere": Structure(
-        (BOS,), SystemBlock("standalone", (Text("S:"),), (Text("\n"),), True, trim_side="left"),
-        Turn((Text("U:"),), (Text("\n"),), True, trim_side="left"),
-        Turn((Text("A:"),), (Text("\n"),), True, trim_side="left")),
-    "rstrip everywhere": Structure(
-        (BOS,), SystemBlock("standalone", (Text("S:"),), (Text("\n"),), True, trim_side="right"),
-        Turn((Text("U:"),), (Text("\n"),), True, trim_side="right"),
-        Turn((Text("A:"),), (Text("\n"),), True, trim_side="right")),
-    "mixed sides + everything": Structure(
-        (BOS,), SystemBlock("standalone", (Text("S:"),), (EOS, Text("\n")), True, "d=1|x", "right", True),
-        Turn((Text("U:"),), (Text("\n"),), True, trim_side="both"),
-        Turn((Text("A:"),), (EOS, Text("\n")), True, (Text(" "),), "left", "<think>\n")),
+    "prompt_only": Structure(preamble=(SpecialToken("BOS"),), system=SystemBlock(placement="standalone"), user=Turn(prefix=(Text("<｜User｜>"),)), assistant=Turn(prefix=(Text("<｜Assistant｜>"),), suffix=(EOS,), prompt_only="<think>\n")),
+    "prompt_only+lead": Structure(preamble=(BOS,), system=None, user=Turn(prefix=(Text("[INST] "),), suffix=(Text(" [/INST]"),), rule=ContentRule(trim=True)), assistant=Turn(prefix=(), suffix=(EOS,), lead=(Text(" "),), prompt_only="<think>\n\n", rule=ContentRule(trim=False))),
+    "prompt_only+lead+prefix": Structure(preamble=(), system=None, user=Turn(prefix=(Text("USER: "),), suffix=(Text("\n"),)), assistant=Turn(prefix=(Text("ASSISTANT:"),), suffix=(Text("</s>\n"),), lead=(Text(" "),), prompt_only=" | = x", rule=ContentRule(trim=True, trim_side="left"))),
+    "skip_empty": Structure(preamble=(), system=SystemBlock(placement="standalone", prefix=(Text("<|im_start|>system\n"),), suffix=(Text("<|im_end|>\n"),), skip_empty=True), user=Turn(prefix=(Text("<|im_start|>user\n"),), suffix=(Text("<|im_end|>\n"),)), assistant=Turn(prefix=(Text("<|im_start|>assistant\n"),), suffix=(Text("<|im_end|>\n"),))),
+    "skip_empty+default": Structure(preamble=(), system=SystemBlock(placement="standalone", prefix=(Text("<|im_start|>system\n"),), suffix=(Text("<|im_end|>\n"),), default="You are helpful.", skip_empty=True), user=Turn(prefix=(Text("<|im_start|>user\n"),), suffix=(Text("<|im_end|>\n"),)), assistant=Turn(prefix=(Text("<|im_start|>assistant\n"),), suffix=(Text("<|im_end|>\n"),))),
+    "skip_empty+empty default+trim": Structure(preamble=(), system=SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(Text("\n"),), trim=True, default="", trim_side="right", skip_empty=True), user=Turn(prefix=(Text("U:"),), suffix=(Text("\n"),)), assistant=Turn(prefix=(Text("A:"),), suffix=(Text("\n"),))),
+    "skip_empty first_user+default+lstrip": Structure(preamble=(), system=SystemBlock(placement="first_user", prefix=(Text("<<SYS>>\n"),), suffix=(Text("\n<</SYS>>\n\n"),), trim=True, default="Default", trim_side="left", skip_empty=True), user=Turn(prefix=(BOS, Text("[INST] ")), suffix=(Text(" [/INST]"),), rule=ContentRule(trim=True, trim_side="right")), assistant=Turn(prefix=(), suffix=(Text(" "), EOS), lead=(Text(" "),), rule=ContentRule(trim=True, trim_side="left"))),
+    "skip_empty after a fixed preamble": Structure(preamble=(Text("[gMASK]<sop>"),), system=SystemBlock(placement="standalone", prefix=(Text("<|system|>\n"),), suffix=(), skip_empty=True), user=Turn(prefix=(Text("<|user|>\n"),)), assistant=Turn(prefix=(Text("<|assistant|>\n"),), suffix=(), prompt_only="<think>")),
+    "lstrip everywhere": Structure(preamble=(BOS,), system=SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(Text("\n"),), trim=True, trim_side="left"), user=Turn(prefix=(Text("U:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side="left")), assistant=Turn(prefix=(Text("A:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side="left"))),
+    "rstrip everywhere": Structure(preamble=(BOS,), system=SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(Text("\n"),), trim=True, trim_side="right"), user=Turn(prefix=(Text("U:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side="right")), assistant=Turn(prefix=(Text("A:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side="right"))),
+    "mixed sides + everything": Structure(preamble=(BOS,), system=SystemBlock(placement="standalone", prefix=(Text("S:"),), suffix=(EOS, Text("\n")), trim=True, default="d=1|x", trim_side="right", skip_empty=True), user=Turn(prefix=(Text("U:"),), suffix=(Text("\n"),), rule=ContentRule(trim=True, trim_side="both")), assistant=Turn(prefix=(Text("A:"),), suffix=(EOS, Text("\n")), lead=(Text(" "),), prompt_only="<think>\n", rule=ContentRule(trim=True, trim_side="left"))),
 }
 
 
@@ -554,8 +523,7 @@ def test_canonical_spec_text_of_new_features():
 
 
 def test_prompt_text_with_braces_cannot_be_written():
-    st = Structure((), None, Turn((Text("U:"),), (Text("\n"),)),
-                   Turn((Text("A:"),), (Text("\n"),), prompt_only="{x}"))
+    st = Structure(preamble=(), system=None, user=Turn(prefix=(Text("U:"),), suffix=(Text("\n"),)), assistant=Turn(prefix=(Text("A:"),), suffix=(Text("\n"),), prompt_only="{x}"))
     with pytest.raises(SpecError, match="braces"):
         ChatFormat(st).to_spec()
 
@@ -716,9 +684,8 @@ def test_transformers_hand_computed_cases():
 
 def test_trim_side_without_trim_is_normalised():
     # trim_side means nothing without trim: one value per meaning, so the layout has a spec
-    st = Structure((), None, Turn((Text("U:"),), (Text("\n"),), False, trim_side="left"),
-                   Turn((Text("A:"),), (Text("\n"),)))
-    assert st.user.trim_side == "both" and st.user == Turn((Text("U:"),), (Text("\n"),))
+    st = Structure(preamble=(), system=None, user=Turn(prefix=(Text("U:"),), suffix=(Text("\n"),), rule=ContentRule(trim=False, trim_side="left")), assistant=Turn(prefix=(Text("A:"),), suffix=(Text("\n"),)))
+    assert st.user.trim_side == "both" and st.user == Turn(prefix=(Text("U:"),), suffix=(Text("\n"),))
     assert ChatFormat(st).to_spec() == "U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n"
     assert SystemBlock(trim=False, trim_side="right").trim_side == "both"
 
@@ -833,7 +800,7 @@ def test_date_formats_are_date_conversions_only(fmt_, bad):
 
 import json  # noqa: E402
 
-from strategies import structures  # noqa: E402
+from strategies import chat_formats, structures  # noqa: E402
 from tmplc.ir import DROP_THINK, FinalAnswer, ThinkBlock  # noqa: E402
 from tmplc.spec.parse import THINKS  # noqa: E402
 from tmplc.targets.json_ir import from_dict, to_dict  # noqa: E402
@@ -889,7 +856,7 @@ def test_answer_rules_are_normalised(written, same_as):
     b = parse_structure(_answers(same_as)).assistant
     if written == "{OUTPUT|drop_think_lstrip_nl}":  # (as the first {OUTPUT} of a spec, not the same)
         a = parse_structure(_answers(written, same_as)).assistant
-        assert a.final == FinalAnswer("last", True) and a.drop_think == "last_lstrip_nl"
+        assert a.final == FinalAnswer(drop_think="last", lstrip_nl=True) and a.drop_think == "last_lstrip_nl"
         return
     assert a == b and a.final is None
     # and they render alike, the normalised value as the one written
@@ -978,7 +945,7 @@ def test_think_block_parses_renders_and_round_trips():
     fmt = tmplc.parse_spec(QWEN3_LIKE)
     a = fmt.structure.assistant
     assert (a.drop_think, a.lstrip_nl, a.trim) == ("last_lstrip_nl", False, False)
-    assert a.final == FinalAnswer("last", True, think=ThinkBlock("<think>\n", "\n</think>\n\n", True, False))
+    assert a.final == FinalAnswer(drop_think="last", lstrip_nl=True, think=ThinkBlock("<think>\n", "\n</think>\n\n", True, False))
     assert fmt.to_spec() == QWEN3_LIKE
     assert parse_structure(fmt.to_spec()) == fmt.structure
     assert from_dict(fmt.to_dict()).structure == fmt.structure
@@ -1032,10 +999,37 @@ def test_answer_rules_one_value_per_meaning():
 
     pieces = ["", "\n", " ", "x", "</think>", "<think>", "\t"]
     texts = sorted({"".join(p) for n in range(5) for p in itertools.product(pieces, repeat=n)})
-    rules = {Turn(drop_think=d, lstrip_nl=nl, trim=t, trim_side=side, trim_first=first)
+    rules = {Turn(rule=ContentRule(drop_think=d, lstrip_nl=nl, trim=t, trim_side=side, trim_first=first))
              for d, nl, t, side, first in itertools.product(DROP_THINK, (False, True), (False, True),
                                                             ("both", "left", "right"), (False, True))}
     meaning: dict[tuple, list] = {}
     for rule in rules:
-        meaning.setdefault(tuple(answer_rules.apply(x, rule) for x in texts), []).append(rule.rule())
+        meaning.setdefault(tuple(answer_rules.apply(x, rule) for x in texts), []).append(
+            (rule.drop_think, rule.lstrip_nl, rule.trim, rule.trim_side, rule.trim_first))
     assert [sorted(v) for v in meaning.values() if len(v) > 1] == []
+
+
+# -- lossless JSON (generated from the dataclass fields) ------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(tmplc.registry))
+def test_json_round_trip_is_the_whole_format_for_every_entry(name):
+    """``from_dict(to_dict(f)) == f``: the whole ChatFormat (notes, source, stop included)."""
+    fmt = tmplc.registry[name]
+    assert fmt.meta.source or fmt.meta.notes or fmt.meta.description  # there is metadata to lose
+    back = from_dict(json.loads(json.dumps(to_dict(fmt))))
+    assert back == fmt
+    assert back.meta == fmt.meta
+
+
+@settings(max_examples=60, deadline=None)
+@given(chat_formats(structures(reasoning=None)).map(lambda f: f.with_meta(
+    description="d", aliases=("x", "y"), eot_token="<eot>", stop=("<eot>",), notes="two\nlines", source="s")))
+def test_json_round_trip_of_generated_formats_is_whole(fmt):
+    assert from_dict(json.loads(json.dumps(to_dict(fmt)))) == fmt
+
+
+def test_json_unknown_field_is_an_error():
+    data = to_dict(tmplc.load("chatml"))
+    data["structure"]["assistant"]["no_such_field"] = 1
+    with pytest.raises(ValueError, match="no_such_field"):
+        from_dict(data)

@@ -4,7 +4,35 @@ from __future__ import annotations
 
 
 class TmplcError(Exception):
-    """Base class of every tmplc error."""
+    """Base class of every tmplc error.  ``exit_code`` is what the CLI exits with (by type: 1 a check
+    failed, 2 bad input, 3 refused)."""
+
+    exit_code = 1
+
+
+#: the most characters of a source line an error quotes on each side of its column
+QUOTE_WINDOW = 60
+#: the most characters of an error message (longer ones keep their start and end)
+MESSAGE_LIMIT = 2000
+
+
+def cap(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text``, or its start and end around a note of how much is left out when it is longer than
+    ``limit`` (an error never quotes megabytes of input)."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} [... {len(text) - 2 * keep} characters left out ...] {text[-keep:]}"
+
+
+def caret(source_line: str, column: int) -> str:
+    """The source line (tabs as spaces; at most :data:`QUOTE_WINDOW` characters each side of the
+    column) and a caret under ``column`` (1-based), indented."""
+    line = source_line.replace("\t", " ")
+    start = max(0, column - 1 - QUOTE_WINDOW)
+    end = column - 1 + QUOTE_WINDOW
+    shown = ("..." if start else "") + line[start:end] + ("..." if len(line) > end else "")
+    return f"\n    {shown}\n    {' ' * (column - 1 - start + (3 if start else 0))}^"
 
 
 class SpecError(TmplcError, ValueError):
@@ -18,6 +46,8 @@ class SpecError(TmplcError, ValueError):
         filename: the file the spec came from, when known.
     """
 
+    exit_code = 2
+
     def __init__(
         self,
         message: str,
@@ -26,7 +56,7 @@ class SpecError(TmplcError, ValueError):
         source_line: str | None = None,
         filename: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = cap(message)
         self.line = line
         self.column = column
         self.source_line = source_line
@@ -35,10 +65,7 @@ class SpecError(TmplcError, ValueError):
 
     def _format(self) -> str:
         text = f"line {self.line}, column {self.column}: {self.message}"
-        if self.source_line is not None:
-            shown = self.source_line.replace("\t", " ")
-            text += f"\n    {shown}\n    {' ' * (self.column - 1)}^"
-        return text
+        return text + (caret(self.source_line, self.column) if self.source_line is not None else "")
 
     def relocated(self, filename: str | None, line_offset: int = 0, column_offset: int = 0,
                   source_line: str | None = None) -> "SpecError":
@@ -55,14 +82,13 @@ class SpecError(TmplcError, ValueError):
         """`FILE:LINE:COL: error: message` plus the source line and caret, as the CLI prints it."""
         where = f"{self.filename or '<spec>'}:{self.line}:{self.column}"
         text = f"{where}: error: {self.message}"
-        if self.source_line is not None:
-            shown = self.source_line.replace("\t", " ")
-            text += f"\n    {shown}\n    {' ' * (self.column - 1)}^"
-        return text
+        return text + (caret(self.source_line, self.column) if self.source_line is not None else "")
 
 
 class MessageError(TmplcError, ValueError):
     """A conversation that the format cannot render; `.index` is the offending message's index."""
+
+    exit_code = 2
 
     def __init__(self, index: int | None, message: str, row: int | None = None) -> None:
         self.index = index
@@ -79,6 +105,30 @@ class MessageError(TmplcError, ValueError):
 
 class RegistryError(TmplcError, LookupError):
     """A name that is neither a registry entry, an alias, a file, nor spec text."""
+
+    exit_code = 2
+
+
+class TargetError(TmplcError, ValueError):
+    """A target that cannot write a format (or a value of it) exactly: the one refusal type of
+    every target (``target``: ``"ollama"``, ``"llamacpp"``, ...; ``reason``: what and why).
+    ``str(e)`` is the reason."""
+
+    exit_code = 3
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(reason)
+
+    def __reduce__(self):  # picklable across processes (the two-argument constructor)
+        return (type(self), (self.target, self.reason))
+
+
+class ModelfileSyntaxError(TargetError):
+    """Text that Ollama's own Modelfile parser rejects (bad input where a Modelfile is read)."""
+
+    exit_code = 2
 
 
 class UsageError(TmplcError, ValueError):

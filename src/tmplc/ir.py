@@ -9,7 +9,7 @@ and "no dangling newline" checks exact.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence, Union
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,79 +110,39 @@ Fragment = tuple[Piece, ...]
 
 
 def fragment(pieces: Iterable[Piece | str]) -> Fragment:
-    """Normalise pieces: strings become Text, adjacent Text merge, empty Text vanish."""
+    """Normalise pieces: strings become Text, adjacent Text merge, empty Text vanish (linear: the
+    text of a run of pieces is joined once)."""
     out: list[Piece] = []
+    run: list[str] = []
+
+    def close() -> None:
+        if run:
+            text = "".join(run)
+            if text:
+                out.append(Text(text))
+            run.clear()
+
     for p in pieces:
         if isinstance(p, str):
-            p = Text(p)
-        if isinstance(p, Text):
-            if not p.value:
-                continue
-            if out and isinstance(out[-1], Text):
-                out[-1] = Text(out[-1].value + p.value)
-                continue
-        out.append(p)
+            run.append(p)
+        elif isinstance(p, Text):
+            run.append(p.value)
+        else:
+            close()
+            out.append(p)
+    close()
     return tuple(out)
 
 
-def _normalise_rule(part: Any) -> None:
-    """One value per meaning for a content rule: a strip that a later step repeats is dropped
-    (``|drop_think_lstrip_nl|lstrip_nl`` is ``|drop_think|lstrip_nl``; a trim of both sides or the
-    left after the drop makes ``lstrip_nl`` and the drop's own strip redundant)."""
-    def put(name: str, value: Any) -> None:
-        object.__setattr__(part, name, value)
-
-    if not part.trim and part.trim_side != "both":
-        put("trim_side", "both")
-    plain = {"last_lstrip_nl": "last", "first_lstrip_nl": "first"}
-    if part.trim and part.trim_first and (part.trim_side == "right" or part.drop_think == "last_trim"):
-        put("trim_first", False)  # a trailing (or the answer's own) trim commutes with the drop
-    if part.trim and part.trim_first and part.trim_side in ("both", "left") and part.drop_think:
-        # trimmed first, an answer without </think> has no leading newline: lstrip_nl acts only on
-        # the text after </think>, as the drop's own left strip does
-        if part.lstrip_nl:
-            put("lstrip_nl", False)
-            put("drop_think", {"last": "last_lstrip_nl", "first": "first_lstrip_nl"}.get(part.drop_think,
-                                                                                       part.drop_think))
-        if part.trim_side == "both" and part.drop_think == "last_strip_nl":
-            put("drop_think", "last_lstrip_nl")  # the answer's end is trimmed already
-        return
-    if part.trim and part.trim_side == "right" and part.drop_think == "last_strip_nl":
-        put("drop_think", "last_lstrip_nl")  # its trailing newlines go with the trailing whitespace
-    if part.trim and not part.trim_first and part.trim_side in ("both", "left"):
-        put("lstrip_nl", False)
-        if part.trim_side == "both":
-            plain = dict(plain, last_strip_nl="last", last_trim="last")
-        put("drop_think", plain.get(part.drop_think, part.drop_think))
-    elif part.lstrip_nl:
-        put("drop_think", plain.get(part.drop_think, part.drop_think))
-
-
-def answer_content(part: Any, text: str) -> str:
-    """``text`` through a content rule (a :class:`Turn` or :class:`FinalAnswer`): reasoning dropped,
-    then ``lstrip_nl`` (``.lstrip('\\n')``), then the whitespace trim (first of all when
-    ``trim_first``: Qwen3.5 trims a message before it splits off the reasoning)."""
-    first = getattr(part, "trim_first", False)
-    if first:
-        text = apply_trim(text, part.trim, part.trim_side)
-    text = drop_reasoning(text, getattr(part, "drop_think", ""))
-    if getattr(part, "lstrip_nl", False):
-        text = text.lstrip("\n")
-    return text if first else apply_trim(text, part.trim, part.trim_side)
-
-
-def render_answer(part: Any, text: str) -> str:
-    """An answer as a rule with a reasoning block renders it (:class:`Turn` or :class:`FinalAnswer`):
-    the block (of the content as trimmed first, with ``trim_first``), then :func:`answer_content`."""
-    if part.think is None:
-        return answer_content(part, text)
-    seen = apply_trim(text, part.trim, part.trim_side) if part.trim_first else text
-    return part.think.render(seen) + answer_content(part, text)
+def _set(obj: Any, **values: Any) -> None:
+    """Normalise fields of a frozen dataclass in its ``__post_init__`` (the one place that does)."""
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
 
 
 @dataclass(frozen=True)
 class ThinkBlock:
-    """The reasoning block a final answer renders before its content (``{THINK}...{/THINK}``):
+    """The reasoning block an answer renders before its content (``{THINK}...{/THINK}``):
     ``open + reasoning + close``, the reasoning being :func:`reasoning_of` the message content
     (``|trim``-med when ``trim``).  Rendered only when the reasoning is not empty, or ``always``
     (Qwen3: ``<think>\\n\\n</think>\\n\\n`` before a final answer without reasoning)."""
@@ -199,41 +159,97 @@ class ThinkBlock:
         return self.open + (r.strip() if self.trim else r) + self.close
 
 
-@dataclass(frozen=True)
-class FinalAnswer:
-    """How the *final answer* (an assistant message that is the last message) renders its
-    content, when that differs from the other answers (the second ``{OUTPUT}``'s filters and a
-    ``{THINK}`` block in a spec).  Reasoning templates keep the reasoning of the answer after the
-    last user message and drop it from earlier ones: QwQ renders the final answer as sent
-    (``FinalAnswer()``), Qwen3 re-wraps it in a ``<think>`` block (``think``).  Fields as in
-    :class:`Turn`."""
+@dataclass(frozen=True, kw_only=True)
+class ContentRule:
+    """How a turn renders a message's content: the one value object for the content rule of every
+    turn and of the final answer (:attr:`Turn.rule`, :attr:`Turn.final`).
 
-    drop_think: str = ""
-    lstrip_nl: bool = False
+    ``trim`` strips whitespace: both ends (``str.strip``, ``{INPUT|trim}``), or only the
+    ``trim_side`` ``"left"`` (``|lstrip``) or ``"right"`` (``|rstrip``).  Answers only:
+    ``drop_think`` keeps the answer after ``</think>`` (``{OUTPUT|drop_think}`` and its variants,
+    see :func:`drop_reasoning`); ``lstrip_nl`` (``|lstrip_nl``) then removes leading ``\\n``; both
+    apply before the trim, unless ``trim_first`` (``|trim_first``: Qwen3.5 trims a message before
+    it splits off the reasoning); ``think`` is the reasoning block rendered before the content
+    (:class:`ThinkBlock`, ``{THINK}...{/THINK}``).
+
+    Normalised once, here: one value per meaning (a strip that a later step repeats is dropped:
+    ``|drop_think_lstrip_nl|lstrip_nl`` is ``|drop_think|lstrip_nl``)."""
+
     trim: bool = False
     trim_side: Side = "both"
-    think: ThinkBlock | None = None
+    drop_think: str = ""
+    lstrip_nl: bool = False
     trim_first: bool = False
+    think: ThinkBlock | None = None
 
     def __post_init__(self) -> None:
+        if self.drop_think not in DROP_THINK:
+            raise ValueError(f"drop_think must be one of {DROP_THINK}, got {self.drop_think!r}")
         if self.trim_first and not (self.trim and (self.drop_think or self.think is not None)):
-            object.__setattr__(self, "trim_first", False)
-        _normalise_rule(self)
+            _set(self, trim_first=False)
+        if not self.trim and self.trim_side != "both":
+            _set(self, trim_side="both")
+        plain = {"last_lstrip_nl": "last", "first_lstrip_nl": "first"}
+        if self.trim and self.trim_first and (self.trim_side == "right" or self.drop_think == "last_trim"):
+            _set(self, trim_first=False)  # a trailing (or the answer's own) trim commutes with the drop
+        if self.trim and self.trim_first and self.trim_side in ("both", "left") and self.drop_think:
+            # trimmed first, an answer without </think> has no leading newline: lstrip_nl acts only on
+            # the text after </think>, as the drop's own left strip does
+            if self.lstrip_nl:
+                _set(self, lstrip_nl=False, drop_think={"last": "last_lstrip_nl", "first": "first_lstrip_nl"}.get(
+                    self.drop_think, self.drop_think))
+            if self.trim_side == "both" and self.drop_think == "last_strip_nl":
+                _set(self, drop_think="last_lstrip_nl")  # the answer's end is trimmed already
+            return
+        if self.trim and self.trim_side == "right" and self.drop_think == "last_strip_nl":
+            _set(self, drop_think="last_lstrip_nl")  # its trailing newlines go with the trailing whitespace
+        if self.trim and not self.trim_first and self.trim_side in ("both", "left"):
+            if self.trim_side == "both":
+                plain = dict(plain, last_strip_nl="last", last_trim="last")
+            _set(self, lstrip_nl=False, drop_think=plain.get(self.drop_think, self.drop_think))
+        elif self.lstrip_nl:
+            _set(self, drop_think=plain.get(self.drop_think, self.drop_think))
+
+    @property
+    def identity(self) -> bool:
+        """Whether the rule renders every content as sent."""
+        return self == IDENTITY
+
+    @property
+    def answer_only(self) -> bool:
+        """Whether the rule uses an answer-only step (reasoning, ``lstrip_nl``), beyond a trim."""
+        return bool(self.drop_think or self.lstrip_nl or self.think is not None)
 
     def content(self, text: str) -> str:
-        """``text`` as the final answer renders it (reasoning block included)."""
-        return render_answer(self, text)
+        """``text`` without the reasoning block: reasoning dropped, then ``lstrip_nl``, then the
+        whitespace trim (first of all when ``trim_first``)."""
+        if self.trim_first:
+            text = apply_trim(text, self.trim, self.trim_side)
+        text = drop_reasoning(text, self.drop_think)
+        if self.lstrip_nl:
+            text = text.lstrip("\n")
+        return text if self.trim_first else apply_trim(text, self.trim, self.trim_side)
 
-    def rule(self) -> tuple:
-        """The content rule without the block (compared with a Turn's to normalise)."""
-        return (self.drop_think, self.lstrip_nl, self.trim, self.trim_side, self.trim_first)
+    def apply(self, text: str) -> str:
+        """``text`` as a turn with this rule renders it: the reasoning block (of the content as
+        trimmed first, with ``trim_first``), then :meth:`content`."""
+        if self.think is None:
+            return self.content(text)
+        seen = apply_trim(text, self.trim, self.trim_side) if self.trim_first else text
+        return self.think.render(seen) + self.content(text)
 
 
-@dataclass(frozen=True)
+IDENTITY = ContentRule()
+_RULE_FIELDS = frozenset(f.name for f in fields(ContentRule))
+
+#: The final answer's own rule is a :class:`ContentRule` (the name the IR used before).
+FinalAnswer = ContentRule
+
+
+@dataclass(frozen=True, kw_only=True)
 class Turn:
-    """``prefix + lead + content + suffix`` for one role.  ``trim`` strips whitespace from the
-    content: both ends (``str.strip``, ``{INPUT|trim}``), or only the ``trim_side`` ``"left"``
-    (``str.lstrip``, ``|lstrip``) or ``"right"`` (``str.rstrip``, ``|rstrip``).
+    """``prefix + lead + content + suffix`` for one role; the content renders by ``rule``
+    (:class:`ContentRule`: trim, reasoning, ...).
 
     ``lead`` (assistant only; ``{REPLY}`` in a spec) is template text that the *model* emits
     before the content: the generation prompt is ``prefix`` alone, and ``lead`` trains with the
@@ -243,86 +259,84 @@ class Turn:
     ``prompt_only`` (assistant only; ``{PROMPT=...}`` in a spec) is text the *generation prompt*
     adds after the prefix that rendered turns never contain: reasoning templates that open a
     ``<think>`` block in the prompt but show answers without it (DeepSeek-R1: the prompt ends
-    ``<｜Assistant｜><think>\n``, a history turn is ``<｜Assistant｜>answer``).  A model trained on
+    ``<｜Assistant｜><think>\\n``, a history turn is ``<｜Assistant｜>answer``).  A model trained on
     the rendered turns never sees it: :func:`tmplc.lint.caveats` reports that.
 
     ``final_suffix`` (assistant only; a ``{SPLIT}`` after the first ``{OUTPUT}`` in a spec): the
-    suffix of an assistant message that is the *last* message, when it differs from ``suffix``
-    (gpt-oss ends the final answer with ``<|return|>``, others leave it open).
+    suffix of a *final* answer, when it differs from ``suffix`` (gpt-oss ends the final answer
+    with ``<|return|>``, others leave it open).
 
-    ``drop_think`` (assistant only): reasoning templates keep only the answer of earlier turns.
-    ``"last"`` (``{OUTPUT|drop_think}``) renders the content from after its last ``</think>``
-    (``content.split('</think>')[-1]``), ``"first"`` (``{OUTPUT|drop_think_first}``) from after its
-    first (``content.split('</think>', 1)[-1]``); content without ``</think>`` is kept.
-    ``"last_lstrip_nl"``/``"last_strip_nl"``/``"last_trim"`` (``|drop_think_lstrip_nl``, ...) also
-    strip the answer after ``</think>`` (see :func:`drop_reasoning`).  ``lstrip_nl``
-    (``{OUTPUT|lstrip_nl}``) then removes leading ``\\n`` from every answer.  Both apply before
-    the trim, unless ``trim_first`` (``|trim_first``, with a trim and a drop_think filter): then the
-    content is trimmed before its reasoning is dropped.
-
-    ``think`` (assistant only; ``{THINK}...{/THINK}`` before both ``{OUTPUT}``): the reasoning block
-    every answer renders before its content (:class:`ThinkBlock`; Ling keeps every answer's
-    reasoning as ``<think>...</think>``).
+    ``final`` (assistant only): the content rule of a final answer when it differs from ``rule``
+    (the second ``{OUTPUT}``'s filters and ``{THINK}`` block); normalised to None when it is the same.
 
     ``empty`` (assistant only; ``{EMPTY}...{/EMPTY}`` after the last turn in a spec): the whole
     turn an *empty* answer renders instead of prefix, lead, content and suffix (templates that
     render an assistant message without content as a bare header, or as an empty tool-call
     block).  An answer is empty when it renders as ``""`` by its rule, or, with ``empty_raw``
     (``{EMPTY|raw}``), when the message content is ``""``.
-
-    ``final`` (assistant only): how the final answer renders its content when that differs
-    (:class:`FinalAnswer`); normalised to None when it is this turn's own rule and block.
     """
 
     prefix: Fragment = ()
     suffix: Fragment = ()
-    trim: bool = False
     lead: Fragment = ()
-    trim_side: Side = "both"
+    rule: ContentRule = IDENTITY
     prompt_only: str = ""
-    drop_think: str = ""
     final_suffix: Fragment | None = None
-    lstrip_nl: bool = False
-    final: FinalAnswer | None = None
-    trim_first: bool = False
-    think: ThinkBlock | None = None
+    final: ContentRule | None = None
     empty: Fragment | None = None
     empty_raw: bool = False
 
-    def __post_init__(self) -> None:
-        if self.trim_first and not (self.trim and (self.drop_think or self.think is not None)):
-            object.__setattr__(self, "trim_first", False)
-        _normalise_rule(self)  # one value per meaning
-        if self.empty is not None and self.think is None and self.final_suffix is None and (
-                self.final is None or self.final.think is None) and \
-                tuple(self.empty) == fragment(self.prefix + self.lead + self.suffix):
-            object.__setattr__(self, "empty", None)  # what an empty answer renders anyway
-        identity = ("", False, False, "both", False)
-        if self.empty is None or (self.rule() == identity and self.think is None and (
-                self.final is None or (self.final.rule() == identity and self.final.think is None))):
-            object.__setattr__(self, "empty_raw", False)  # "" content and "" answer are the same
-        if self.empty is not None and not self.empty_raw and (
-                self.think is not None or (self.final is not None and self.final.think is not None)):
+    def __post_init__(self) -> None:  # one value per meaning
+        final_think = self.final is not None and self.final.think is not None
+        if self.empty is not None and self.rule.think is None and self.final_suffix is None and not final_think \
+                and tuple(self.empty) == fragment(self.prefix + self.lead + self.suffix):
+            _set(self, empty=None)  # what an empty answer renders anyway
+        if self.empty is None or (self.rule.identity and (self.final is None or self.final.identity)):
+            _set(self, empty_raw=False)  # "" content and "" answer are the same
+        if self.empty is not None and not self.empty_raw and (self.rule.think is not None or final_think):
             raise ValueError("an empty-answer turn ({EMPTY}) decided on the rendered answer cannot go with "
                              "a reasoning block; use {EMPTY|raw} (decided on the message content)")
         if self.final_suffix is not None and tuple(self.final_suffix) == tuple(self.suffix):
-            object.__setattr__(self, "final_suffix", None)
-        if self.final is not None and self.final.think == self.think and self.final.rule() == self.rule():
-            object.__setattr__(self, "final", None)
+            _set(self, final_suffix=None)
+        if self.final == self.rule:
+            _set(self, final=None)
 
-    def rule(self) -> tuple:
-        """The content rule (drop_think, lstrip_nl, trim, trim_side, trim_first)."""
-        return (self.drop_think, self.lstrip_nl, self.trim, self.trim_side, self.trim_first)
+    # read-only views of the rule (what a spec filter says about this turn)
+    @property
+    def trim(self) -> bool:
+        return self.rule.trim
+
+    @property
+    def trim_side(self) -> Side:
+        return self.rule.trim_side
+
+    @property
+    def drop_think(self) -> str:
+        return self.rule.drop_think
+
+    @property
+    def lstrip_nl(self) -> bool:
+        return self.rule.lstrip_nl
+
+    @property
+    def trim_first(self) -> bool:
+        return self.rule.trim_first
+
+    @property
+    def think(self) -> ThinkBlock | None:
+        return self.rule.think
+
+    def changed(self, **changes: Any) -> "Turn":
+        """A copy with ``changes``: fields of the turn, or of its :class:`ContentRule` (``trim=True``)."""
+        rule = {k: changes.pop(k) for k in list(changes) if k in _RULE_FIELDS}
+        return replace(self, rule=replace(self.rule, **rule) if rule else self.rule, **changes)
 
     def content(self, text: str, final: bool = False) -> str:
-        """``text`` as this turn renders it (reasoning dropped, ``lstrip_nl``, trimmed); ``final``:
-        as the final answer (the conversation's last message) renders it."""
-        if final and self.final is not None:
-            return self.final.content(text)
-        return render_answer(self, text)
+        """``text`` as this turn renders it; ``final``: as a final answer renders it."""
+        return (self.final if final and self.final is not None else self.rule).apply(text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SystemBlock:
     """Where and how the system message is rendered.
 
@@ -352,23 +366,28 @@ class SystemBlock:
 
     def __post_init__(self) -> None:
         if not self.trim and self.trim_side != "both":
-            object.__setattr__(self, "trim_side", "both")
+            _set(self, trim_side="both")
         if self.absent is not None and not self.absent:  # nothing instead of the block: omitted
-            object.__setattr__(self, "absent", None)
+            _set(self, absent=None)
+
+    @property
+    def rule(self) -> ContentRule:
+        """The block's content rule (a trim, or none)."""
+        return ContentRule(trim=self.trim, trim_side=self.trim_side)
 
     def content(self, text: str) -> str:
         """``text`` as the block renders it (trimmed or not)."""
         return apply_trim(text, self.trim, self.trim_side)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Structure:
     """The layout of a format: what the two-repetition spec describes."""
 
     preamble: Fragment = ()
     system: SystemBlock | None = None
-    user: Turn = Turn()
-    assistant: Turn = Turn()
+    user: Turn = field(default_factory=Turn)
+    assistant: Turn = field(default_factory=Turn)
     #: text that ends every conversation rendered without the generation prompt (``{END}`` in a
     #: spec; Phi-3.5 appends the EOS token); not rendered with ``continue_final_message``
     closing: Fragment = ()
@@ -394,9 +413,8 @@ class Structure:
         if self.final_scope not in FINAL_SCOPES:
             raise ValueError(f"final_scope must be one of {FINAL_SCOPES}, got {self.final_scope!r}")
         if self.assistant.final is None and self.assistant.final_suffix is None:
-            object.__setattr__(self, "final_scope", "last")
-            if self.prompt_after_answer == "history":
-                object.__setattr__(self, "prompt_after_answer", "final")
+            _set(self, final_scope="last",
+                 prompt_after_answer="final" if self.prompt_after_answer == "history" else self.prompt_after_answer)
 
     def final_answers(self, messages: Sequence[dict], add_generation_prompt: bool = False) -> set[int]:
         """The indices of the final answers of ``messages`` (see ``final_scope``; none when the
@@ -536,14 +554,14 @@ class ChatFormat:
         st = self.structure
         system = st.system and replace(st.system, prefix=fix(st.system.prefix), suffix=fix(st.system.suffix),
                                        absent=None if st.system.absent is None else fix(st.system.absent))
-        new = Structure(fix(st.preamble), system,
-                        replace(st.user, prefix=fix(st.user.prefix), suffix=fix(st.user.suffix)),
-                        replace(st.assistant, prefix=fix(st.assistant.prefix), lead=fix(st.assistant.lead),
-                                suffix=fix(st.assistant.suffix),
-                                final_suffix=None if st.assistant.final_suffix is None
-                                else fix(st.assistant.final_suffix),
-                                empty=None if st.assistant.empty is None else fix(st.assistant.empty)),
-                        fix(st.closing), st.prompt_after_answer, st.final_scope)
+        new = replace(st, preamble=fix(st.preamble), system=system,
+                      user=replace(st.user, prefix=fix(st.user.prefix), suffix=fix(st.user.suffix)),
+                      assistant=replace(st.assistant, prefix=fix(st.assistant.prefix), lead=fix(st.assistant.lead),
+                                        suffix=fix(st.assistant.suffix),
+                                        final_suffix=None if st.assistant.final_suffix is None
+                                        else fix(st.assistant.final_suffix),
+                                        empty=None if st.assistant.empty is None else fix(st.assistant.empty)),
+                      closing=fix(st.closing))
         return replace(self, structure=new)
 
     # -- targets --------------------------------------------------------------------

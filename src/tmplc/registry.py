@@ -62,9 +62,9 @@ def _paths() -> dict[str, Path]:
 
 @lru_cache(maxsize=None)
 def _load(path: Path) -> ChatFormat:
-    from tmplc.spec.files import load_spec_file
+    from tmplc.spec.cache import load_cached
 
-    return load_spec_file(path)
+    return load_cached(path)
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,10 @@
 """The reference renderer: the single definition of what a format means.
 
+The rules below are coded once, in :func:`walk`, which yields the conversation as a stream of
+:class:`Event` (role, part, message index, trainable, and what the piece renders).
+:func:`render_segments` turns the events into text; the formatter's compiled plans
+(:mod:`tmplc.formatter.plan`) compile the same events into token ids; nothing else restates them.
+
 Conversation rules (every target reproduces them, or refuses at compile time):
 
 * ``{DATE=...}`` renders ``date`` (default: today) with its strftime format.
@@ -34,13 +39,13 @@ Conversation rules (every target reproduces them, or refuses at compile time):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
 from tmplc.errors import MessageError
-from tmplc.ir import DateToken, Fragment, SpecialToken
+from tmplc.ir import DateToken, Fragment, SpecialToken, Text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tmplc.ir import ChatFormat
+    from tmplc.ir import ChatFormat, ContentRule
 
 Part = Literal["preamble", "prefix", "lead", "content", "suffix", "generation_prompt", "closing"]
 ROLES = ("system", "user", "assistant")
@@ -77,6 +82,158 @@ def _check(messages: Sequence[dict]) -> None:
             raise MessageError(i, "a system message is only allowed as the first message")
 
 
+@dataclass(frozen=True)
+class Event:
+    """One step of the conversation walk: a piece of the rendering, before its text is made.
+
+    Exactly one of ``fragment`` (template text: BOS/EOS/DATE resolved by the consumer), ``text``
+    (fixed text: a default system message) or ``rule`` (the content of ``messages[index]``
+    through that :class:`~tmplc.ir.ContentRule`) says what the piece renders."""
+
+    role: str | None
+    part: Part
+    index: int | None
+    trainable: bool
+    fragment: Fragment | None = None
+    text: str | None = None
+    rule: "ContentRule | None" = None
+
+
+def _validate(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool,
+              continue_final_message: bool) -> None:
+    _check(messages)
+    if continue_final_message:
+        if add_generation_prompt:
+            raise MessageError(None, "add_generation_prompt and continue_final_message cannot both be set")
+        if not messages or messages[-1]["role"] != "assistant":
+            raise MessageError(len(messages) - 1 if messages else None,
+                               "continue_final_message needs the last message to be an assistant message")
+
+
+def decisions(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool = False) -> tuple:
+    """What the walk decides from message *contents* (everything else it decides from the roles):
+    whether a system message counts (``skip_empty``), and which answers are empty (``{EMPTY}``).
+    Two conversations with the same roles and decisions walk alike (the formatter's plans are
+    keyed by them)."""
+    st = fmt.structure
+    counts = not (st.system is not None and st.system.skip_empty and messages and messages[0]["role"] == "system"
+                  and messages[0]["content"] == "")
+    a = st.assistant
+    if a.empty is None:
+        return counts, ()
+    finals = st.final_answers(messages, add_generation_prompt)
+    empties = tuple(i for i, m in enumerate(messages) if m["role"] == "assistant" and (
+        m["content"] if a.empty_raw else a.content(m["content"], final=i in finals)) == "")
+    return counts, empties
+
+
+def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool = False,
+         continue_final_message: bool = False) -> Iterator[Event]:
+    """The conversation rules (see the module docstring), as a stream of :class:`Event` in
+    rendering order.  Raises MessageError for a conversation the format cannot render."""
+    st = fmt.structure
+    _validate(fmt, messages, add_generation_prompt, continue_final_message)
+    counts, empties = decisions(fmt, messages, add_generation_prompt)
+    yield Event(None, "preamble", None, False, fragment=st.preamble)
+    start = 0
+    sys_text: str | None = None  # a default system message
+    sys_index: int | None = None
+    has_system = False
+    if messages and messages[0]["role"] == "system":
+        if st.system is None:
+            raise MessageError(0, f"format {fmt.name!r} has no system message slot ({{SYSTEM}} is not in its spec)")
+        start = 1
+        if counts:
+            sys_index, has_system = 0, True
+    if st.system is not None and not has_system:
+        if st.system.default is not None:
+            sys_text, has_system = st.system.default, True
+        elif st.system.absent is not None:
+            yield Event("system", "prefix", None, False, fragment=st.system.absent)
+
+    def system_block() -> Iterator[Event]:
+        sb = st.system
+        yield Event("system", "prefix", sys_index, False, fragment=sb.prefix)
+        if sys_index is None:
+            yield Event("system", "content", None, False, text=sb.content(sys_text))
+        else:
+            yield Event("system", "content", sys_index, False, rule=sb.rule)
+        yield Event("system", "suffix", sys_index, False, fragment=sb.suffix)
+
+    inline_pending = False
+    if has_system:
+        if st.system.placement == "standalone":
+            yield from system_block()
+        else:
+            inline_pending = True
+
+    last = len(messages) - 1
+    if add_generation_prompt and messages and messages[-1]["role"] == "assistant" and st.prompt_after_answer == "skip":
+        add_generation_prompt = False
+    finals = st.final_answers(messages, add_generation_prompt)
+    for i in range(start, len(messages)):
+        role = messages[i]["role"]
+        if role == "user":
+            turn = st.user
+            yield Event("user", "prefix", i, False, fragment=turn.prefix)
+            if inline_pending:
+                yield from system_block()
+                inline_pending = False
+            yield Event("user", "content", i, False, rule=turn.rule)
+            yield Event("user", "suffix", i, False, fragment=turn.suffix)
+        elif role == "assistant":
+            if inline_pending:
+                raise MessageError(i, f"format {fmt.name!r} places the system message inside the first "
+                                   "user turn, but the first turn after it is an assistant message")
+            turn = st.assistant
+            final = i in finals
+            if i in empties:
+                if continue_final_message and i == last:
+                    raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
+                                       "own ({EMPTY}): an empty last answer cannot be continued")
+                yield Event("assistant", "prefix", i, False, fragment=turn.empty)  # context: no answer to train
+                continue
+            yield Event("assistant", "prefix", i, False, fragment=turn.prefix)
+            yield Event("assistant", "lead", i, True, fragment=turn.lead)
+            yield Event("assistant", "content", i, True, rule=turn.final if final and turn.final is not None
+                        else turn.rule)
+            if not (continue_final_message and i == last):
+                yield Event("assistant", "suffix", i, True, fragment=turn.final_suffix
+                            if final and turn.final_suffix is not None else turn.suffix)
+        else:  # system not first: excluded by _check
+            raise MessageError(i, "a system message is only allowed as the first message")
+    if inline_pending and sys_index is not None:
+        raise MessageError(0, f"format {fmt.name!r} places the system message inside the first user "
+                           "turn, but the conversation has no user message")
+    if add_generation_prompt:
+        yield Event("assistant", "generation_prompt", None, False,
+                    fragment=st.assistant.prefix + ((Text(st.assistant.prompt_only),) if st.assistant.prompt_only
+                                                    else ()))
+    elif st.closing and not continue_final_message:
+        if messages and messages[-1]["role"] == "assistant":  # ends the answer: the model writes it
+            yield Event("assistant", "suffix", last, True, fragment=st.closing)
+        else:
+            yield Event(None, "closing", None, False, fragment=st.closing)
+
+
+def fragment_text(fmt: "ChatFormat", frag: Fragment, bos: str | None, eos: str | None, date=None) -> str:
+    """A template fragment's text: ``{BOS}``/``{EOS}`` as the given token strings, ``{DATE=...}`` for
+    ``date`` (default: today).  MessageError when a token the fragment uses is not declared."""
+    out = []
+    for p in frag:
+        if isinstance(p, DateToken):
+            out.append(p.render(date))
+        elif isinstance(p, SpecialToken):
+            tok = bos if p.name == "BOS" else eos
+            if tok is None:
+                raise MessageError(None, f"format {fmt.name!r} uses {{{p.name}}} but no "
+                                   f"{p.name.lower()}_token is declared; pass {p.name.lower()}_token=")
+            out.append(tok)
+        else:
+            out.append(p.value)
+    return "".join(out)
+
+
 def render_segments(
     fmt: "ChatFormat",
     messages: Sequence[dict],
@@ -87,112 +244,20 @@ def render_segments(
     eos_token: str | None = None,
     date=None,
 ) -> list[Segment]:
-    """Render ``messages`` with ``fmt`` into segments (see the module docstring for the rules)."""
-    st = fmt.structure
-    _check(messages)
-    if continue_final_message:
-        if add_generation_prompt:
-            raise MessageError(None, "add_generation_prompt and continue_final_message cannot both be set")
-        if not messages or messages[-1]["role"] != "assistant":
-            raise MessageError(len(messages) - 1 if messages else None,
-                               "continue_final_message needs the last message to be an assistant message")
+    """Render ``messages`` with ``fmt`` into segments: the text of every :func:`walk` event (empty
+    pieces left out)."""
     bos = bos_token if bos_token is not None else fmt.meta.bos_token
     eos = eos_token if eos_token is not None else fmt.meta.eos_token
-
-    def text(frag: Fragment) -> str:
-        out = []
-        for p in frag:
-            if isinstance(p, DateToken):
-                out.append(p.render(date))
-            elif isinstance(p, SpecialToken):
-                tok = bos if p.name == "BOS" else eos
-                if tok is None:
-                    raise MessageError(None, f"format {fmt.name!r} uses {{{p.name}}} but no "
-                                       f"{p.name.lower()}_token is declared; pass {p.name.lower()}_token=")
-                out.append(tok)
-            else:
-                out.append(p.value)
-        return "".join(out)
-
     segs: list[Segment] = []
-
-    def emit(t: str, role, part, idx, trainable=False):
-        if t:
-            segs.append(Segment(t, role, part, idx, trainable))
-
-    emit(text(st.preamble), None, "preamble", None)
-    start = 0
-    sys_content: str | None = None
-    sys_index: int | None = None
-    no_message = st.system is not None
-    if messages and messages[0]["role"] == "system":
-        if st.system is None:
-            raise MessageError(0, f"format {fmt.name!r} has no system message slot ({{SYSTEM}} is not in its spec)")
-        start = 1
-        if not (st.system.skip_empty and messages[0]["content"] == ""):
-            sys_content, sys_index, no_message = messages[0]["content"], 0, False
-    if no_message:
-        if st.system.default is not None:
-            sys_content = st.system.default
-        elif st.system.absent is not None:
-            emit(text(st.system.absent), "system", "prefix", None)
-
-    def emit_system():
-        sb = st.system
-        content = sb.content(sys_content)
-        emit(text(sb.prefix), "system", "prefix", sys_index)
-        emit(content, "system", "content", sys_index)
-        emit(text(sb.suffix), "system", "suffix", sys_index)
-
-    inline_pending = False
-    if sys_content is not None:
-        if st.system.placement == "standalone":
-            emit_system()
-        else:
-            inline_pending = True
-
-    last = len(messages) - 1
-    if add_generation_prompt and messages and messages[-1]["role"] == "assistant" and st.prompt_after_answer == "skip":
-        add_generation_prompt = False
-    finals = st.final_answers(messages, add_generation_prompt)
-    for i in range(start, len(messages)):
-        m = messages[i]
-        if m["role"] == "user":
-            turn = st.user
-            emit(text(turn.prefix), "user", "prefix", i)
-            if inline_pending:
-                emit_system()
-                inline_pending = False
-            emit(turn.content(m["content"]), "user", "content", i)
-            emit(text(turn.suffix), "user", "suffix", i)
-        elif m["role"] == "assistant":
-            if inline_pending:
-                raise MessageError(i, f"format {fmt.name!r} places the system message inside the first "
-                                   "user turn, but the first turn after it is an assistant message")
-            turn = st.assistant
-            body = turn.content(m["content"], final=i in finals)
-            if turn.empty is not None and (m["content"] if turn.empty_raw else body) == "":
-                if continue_final_message and i == last:
-                    raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
-                                       "own ({EMPTY}): an empty last answer cannot be continued")
-                emit(text(turn.empty), "assistant", "prefix", i)  # context: there is no answer to train
+    for e in walk(fmt, messages, add_generation_prompt, continue_final_message):
+        if e.fragment is not None:
+            if not e.fragment:
                 continue
-            emit(text(turn.prefix), "assistant", "prefix", i)
-            emit(text(turn.lead), "assistant", "lead", i, True)
-            emit(body, "assistant", "content", i, True)
-            if not (continue_final_message and i == last):
-                final = i in finals and turn.final_suffix is not None
-                emit(text(turn.final_suffix if final else turn.suffix), "assistant", "suffix", i, True)
-        else:  # system not first: excluded by _check
-            raise MessageError(i, "a system message is only allowed as the first message")
-    if inline_pending and sys_index is not None:
-        raise MessageError(0, f"format {fmt.name!r} places the system message inside the first user "
-                           "turn, but the conversation has no user message")
-    if add_generation_prompt:
-        emit(text(st.assistant.prefix) + st.assistant.prompt_only, "assistant", "generation_prompt", None)
-    elif st.closing and not continue_final_message:
-        if messages and messages[-1]["role"] == "assistant":  # ends the answer: the model writes it
-            emit(text(st.closing), "assistant", "suffix", last, True)
+            t = fragment_text(fmt, e.fragment, bos, eos, date)
+        elif e.rule is not None:
+            t = e.rule.apply(messages[e.index]["content"])
         else:
-            emit(text(st.closing), None, "closing", None)
+            t = e.text
+        if t:
+            segs.append(Segment(t, e.role, e.part, e.index, e.trainable))
     return segs

@@ -62,7 +62,7 @@ def test_independent_check_catches_a_wrong_conversion(entries):
     e = corpus.Entry("chatml", "test", fmt.to_jinja(), None, "<|im_end|>")
     assert corpus.independent_check(e, fmt, 10) is None
     st = fmt.structure
-    bad = replace(fmt, structure=replace(st, assistant=Turn(st.assistant.prefix, (Text("<|im_end|>"),))))
+    bad = replace(fmt, structure=replace(st, assistant=Turn(prefix=st.assistant.prefix, suffix=(Text("<|im_end|>"),))))
     assert corpus.independent_check(e, bad, 10) is not None
 
 

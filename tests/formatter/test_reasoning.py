@@ -168,6 +168,7 @@ def test_plan_declines_reasoning_formats(name):
     # the same layout without its answer rules takes the fast path
     a = fmt.structure.assistant
     plain = tmplc.ChatFormat(fmt.structure.__class__(
-        fmt.structure.preamble, fmt.structure.system, fmt.structure.user,
-        tmplc.ir.Turn(a.prefix, a.suffix, a.trim, a.lead, a.trim_side)), fmt.meta)
+        preamble=fmt.structure.preamble, system=fmt.structure.system, user=fmt.structure.user,
+        assistant=tmplc.ir.Turn(prefix=a.prefix, suffix=a.suffix, lead=a.lead,
+                                rule=tmplc.ir.ContentRule(trim=a.trim, trim_side=a.trim_side))), fmt.meta)
     assert _plan(plain, tok) is not None

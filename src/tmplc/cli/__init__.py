@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from tmplc.errors import MessageError, RegistryError, SpecError, TmplcError
+from tmplc.errors import SpecError, TargetError, TmplcError
 
 # display order; any other cmd_*.py module in this package is added after these
 ORDER = ["list", "compile", "render", "format", "convert", "identify", "verify"]
@@ -48,9 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except TmplcError as e:
-        if type(e).__name__ in ("ConversionRefused", "SandboxError"):
-            print(f"tmplc: conversion refused: {getattr(e, 'reason', e)}", file=sys.stderr)
-            return 3
         return _report(e)
     except BrokenPipeError:  # e.g. `tmplc compile x | head`
         return 0
@@ -68,12 +65,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(e: TmplcError) -> int:
-    """Print a tmplc error the way the CLI promises (no traceback) and return its exit code."""
+    """Print a tmplc error the way the CLI promises (no traceback) and return its exit code (by the
+    error's type: ``e.exit_code``)."""
     if isinstance(e, SpecError):
         print(e.cli_text(), file=sys.stderr)
-        return 2
-    print(f"tmplc: error: {e}", file=sys.stderr)
-    return getattr(e, "exit_code", None) or (2 if isinstance(e, (MessageError, RegistryError)) else 1)
+    elif isinstance(e, TargetError) and e.exit_code == 3:
+        print(f"tmplc: refused: the {e.target} target cannot write this format: {e.reason}", file=sys.stderr)
+    elif e.exit_code == 3:  # the converter's refusals
+        print(f"tmplc: conversion refused: {getattr(e, 'reason', e)}", file=sys.stderr)
+    else:
+        print(f"tmplc: error: {e}", file=sys.stderr)
+    return e.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

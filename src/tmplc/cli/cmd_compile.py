@@ -14,7 +14,7 @@ TARGETS: dict[str, tuple[str, object]] = {
     "yaml": ("YAML spec file with metadata (registry format)", lambda f, a: f.to_yaml()),
     "json": ("the IR as JSON", lambda f, a: json.dumps(f.to_dict(), indent=2, ensure_ascii=False) + "\n"),
     "ollama": ("Ollama Modelfile (FROM, TEMPLATE, SYSTEM, PARAMETER stop)",
-               lambda f, a: f.to_ollama(from_=a.from_, allow_untrimmed=a.allow_untrimmed)),
+               lambda f, a: f.to_ollama(from_=a.from_, allow_untrimmed=not a.strict)),
     "llamacpp": ("llama.cpp: GGUF chat template, built-in name, llama-server/llama-cli arguments",
                  lambda f, a: f.to_llamacpp().report()),
     "all": ("every target into --out DIR, with manifest.json (target -> file -> sha256)", None),
@@ -32,9 +32,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout (--to all: a directory)")
     p.add_argument("--from", dest="from_", metavar="PATH",
                    help="with --to ollama: the model for the Modelfile's FROM line (default: a placeholder)")
+    p.add_argument("--strict", action="store_true",
+                   help="with --to ollama: refuse (exit 3) a format with |trim/|lstrip/|rstrip, which Ollama "
+                        "templates cannot carry. Default: write the Modelfile with contents rendered as sent, "
+                        "with the caveat on stderr and in the Modelfile (as Ollama's own templates do)")
     p.add_argument("--allow-untrimmed", action="store_true",
-                   help="with --to ollama: accept a format with |trim (Ollama templates cannot trim; contents "
-                        "are then rendered as sent, and the Modelfile says so). --to all does this and reports it.")
+                   help="with --to ollama: the default (kept for scripts that pass it); --strict refuses instead")
     add_token_options(p)
     return p
 
@@ -50,6 +53,12 @@ def run(args) -> int:
 
     for c in caveats(fmt):  # on stderr: stdout may be the compiled template
         print(f"tmplc: caveat: {c}", file=sys.stderr)
+    if args.target == "ollama" and not args.strict:
+        from tmplc.targets.ollama import untrimmed_caveat
+
+        caveat = untrimmed_caveat(fmt)
+        if caveat is not None:
+            print(f"tmplc: caveat: {caveat}", file=sys.stderr)
     if args.target == "all":
         from tmplc.targets.bundle import write_all
 

@@ -3,7 +3,7 @@
 Reasoning templates transform answers: earlier answers lose their reasoning (``split('</think>')``,
 often with ``.lstrip('\\n')``), and the final answer (the last message) keeps it, as sent or
 re-wrapped in a ``<think>`` block.  The IR carries a closed set of such rules
-(:data:`tmplc.ir.DROP_THINK`, ``lstrip_nl``, :class:`tmplc.ir.FinalAnswer`,
+(:data:`tmplc.ir.DROP_THINK`, ``lstrip_nl``, :class:`tmplc.ir.ContentRule`,
 :class:`tmplc.ir.ThinkBlock`).  Which one a template applies is found by rendering answer
 probes (contents with reasoning, newlines and several ``</think>``) in two positions, earlier
 answers (the conversation goes on with a user message) and final answers, and keeping the first
@@ -20,7 +20,7 @@ from itertools import product
 
 from tmplc.convert.common import SENT, probe_fragment
 from tmplc.errors import MessageError
-from tmplc.ir import DROP_THINK, TRIM_FILTERS, ChatFormat, FinalAnswer, Structure, Text, ThinkBlock
+from tmplc.ir import DROP_THINK, TRIM_FILTERS, ChatFormat, ContentRule, Structure, Text, ThinkBlock
 
 REASON = "R3asonqZmXm"
 ANSWER = "Answ3rqZmXn"
@@ -151,8 +151,9 @@ def _earlier_rule(st: Structure, results: dict, tokens: dict, names: list[str], 
         b = base.assistant
         for (d, l, f), (e, raw) in product([(b.drop_think, b.lstrip_nl, b.trim_first)] + rules, empties):
             try:
-                cand = replace(base, assistant=replace(b, drop_think=d, lstrip_nl=l, trim_first=f, final=None,
-                                                       think=block, empty=e, empty_raw=raw))
+                cand = replace(base, assistant=replace(b, rule=replace(b.rule, drop_think=d, lstrip_nl=l, trim_first=f,
+                                                                            think=block),
+                                                       final=None, empty=e, empty_raw=raw))
             except ValueError:  # an empty turn decided on the rendered answer with a block
                 continue
             if _matches(cand, results, names, jobs, tokens, upto):
@@ -196,7 +197,8 @@ def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = 
                                           (False, True) if ftrim else (False,), (False, True), DROP_THINK):
         b = base.assistant
         try:
-            cand = replace(base, assistant=replace(b, final=FinalAnswer(d, l, ftrim, fside, block, f)),
+            cand = replace(base, assistant=replace(b, final=ContentRule(drop_think=d, lstrip_nl=l, trim=ftrim,
+                                                                        trim_side=fside, think=block, trim_first=f)),
                            final_scope=scope)
         except ValueError:
             continue

@@ -36,9 +36,9 @@ def resolved_structure(fmt: ChatFormat) -> Structure:
     system = None
     if st.system is not None:
         system = replace(st.system, prefix=r(st.system.prefix), suffix=r(st.system.suffix))
-    return Structure(r(st.preamble), system,
-                     replace(st.user, prefix=r(st.user.prefix), suffix=r(st.user.suffix)),
-                     replace(st.assistant, prefix=r(st.assistant.prefix), suffix=r(st.assistant.suffix)))
+    return Structure(preamble=r(st.preamble), system=system,
+                     user=replace(st.user, prefix=r(st.user.prefix), suffix=r(st.user.suffix)),
+                     assistant=replace(st.assistant, prefix=r(st.assistant.prefix), suffix=r(st.assistant.suffix)))
 
 
 def equivalent(a: ChatFormat, b: ChatFormat) -> bool:

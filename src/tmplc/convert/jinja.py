@@ -49,6 +49,7 @@ Conventions (where the issue is silent):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from itertools import product
 from typing import Any
@@ -117,6 +118,27 @@ class _Probe:
         return render_batch(self.template, jobs, self.limits)
 
 
+@dataclass
+class Probes:
+    """What the template rendered for the probe conversations (:func:`probe`), read once: the raw
+    results by probe name (``res``: name -> (kind, text)), and the texts and facts the later
+    stages read off them."""
+
+    res: dict[str, tuple[str, str]]
+    nosys: str  # the two-exchange probe without a system message
+    sys_text: str  # ... with one (or the error text when the template refuses a system message)
+    has_system: bool
+    q_text: str  # a conversation ending with a user message, without the generation prompt
+    gen_text: str  # ... with it
+    date_format: str | None = None
+    trim: dict[str, bool | str] = field(default_factory=dict)  # per role: the content trim
+    final_trim: bool | str | None = None  # the final answer's, where it differs
+
+    @property
+    def gen_ignored(self) -> bool:
+        return self.q_text == self.gen_text
+
+
 def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | None = None,
                format_name: str = "imported", limits: Limits | None = None, n_random: int = 150,
                seed: int = 0, **vars: Any) -> ChatFormat:
@@ -125,6 +147,9 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
 
     ``bos_token``/``eos_token``: the tokenizer's token strings (required when the template
     renders them).  ``vars``: extra template variables, baked into the result.
+
+    Stages: :func:`probe` -> :func:`read_trims` -> :func:`read_layout` (which reads the answer
+    rules, :func:`read_answer_rules`, of each reading) -> :func:`verify_conversion`.
     """
     for k in _RESERVED:
         if k in vars:
@@ -134,34 +159,67 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                              "template variable")
     limits = limits or DEFAULT_LIMITS
     base = {"tools": None, "documents": None, "bos_token": SENT["bos"], "eos_token": SENT["eos"], **vars}
-    probe = _Probe(template, base, limits)
+    probes = probe(_Probe(template, base, limits))
+    read_trims(probes)
+    st, full = read_layout(probes)
+    if st.uses("BOS") and bos_token is None:
+        raise ConversionRefused("the template renders bos_token but no bos_token was given "
+                                "(pass bos_token=, or use load_template_source)", "tokens")
+    if st.uses("EOS") and eos_token is None:
+        raise ConversionRefused("the template renders eos_token but no eos_token was given "
+                                "(pass eos_token=, or use load_template_source)", "tokens")
+    fmt = ChatFormat(st, Metadata(name=format_name, bos_token=bos_token, eos_token=eos_token))
+    _check_generation_prompt(fmt, full, probes.q_text + _closing_of(probes), probes.gen_text, _TOKENS())
+    real = {k: v for k, v in base.items() if k not in ("bos_token", "eos_token")}
+    if bos_token is not None:
+        real["bos_token"] = bos_token
+    if eos_token is not None:
+        real["eos_token"] = eos_token
+    verify_conversion(fmt, _Probe(template, real, limits), has_system=probes.has_system, n_random=n_random,
+                      seed=seed)
+    if not probes.has_system:
+        notes = f"converted from an HF chat template; the template raises on a system message ({probes.sys_text})"
+    else:
+        notes = "converted from an HF chat template"
+    if vars:
+        notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
+    return fmt.with_meta(notes=notes)
 
-    # -- 1. probe renders ---------------------------------------------------------------
+
+def _TOKENS() -> dict:
+    """The token sentinels the recovered layouts are rendered with while reading the probes."""
+    return dict(bos_token=SENT["bos"], eos_token=SENT["eos"], date=DateSentinel())
+
+
+def probe(probe_: "_Probe") -> Probes:
+    """Stage 1: render every probe conversation in the sandbox (one batch); refuse a template that
+    fails on plain conversations, reads the time of day, or shows a date in an unknown form (a known
+    one is replaced by its sentinel everywhere)."""
     P = probe_messages
     jobs = {
-        "sys": probe.job(P(True)),
-        "nosys": probe.job(P(False)),
-        "nosys+tools": probe.job(P(False), tools=[]),
-        "sys@2": probe.job(P(True), today=DATE_2),
-        "nosys@2": probe.job(P(False), today=DATE_2),
-        "sys@3": probe.job(P(True), today=DATE_3),
-        "nosys@3": probe.job(P(False), today=DATE_3),
-        "sys@t": probe.job(P(True), today=DATE_1_AFTERNOON),
-        "nosys@t": probe.job(P(False), today=DATE_1_AFTERNOON),
-        "q": probe.job(P(False, end_with_assistant=False)),
-        "q+gen": probe.job(P(False, end_with_assistant=False), True),
-        "nosys+gen": probe.job(P(False), True),
-        "pad:system": probe.job(P(True, pad="system")),
-        "pad:user": probe.job(P(False, pad="user")),
-        "pad:assistant": probe.job(P(False, pad="assistant")),
-        "sys:empty": probe.job([{"role": "system", "content": ""}] + P(False)),
-        "hist": probe.job(P(False) + [{"role": "user", "content": SENT["user3"]}]),
-        "sys:hist": probe.job(P(True) + [{"role": "user", "content": SENT["user3"]}]),
-        **{n: probe.job(m) for n, m in answers.probe_jobs().items()},
-        **{n: probe.job(m, True) for n, m in answers.gen_probe_jobs().items()},
+        "sys": probe_.job(P(True)),
+        "nosys": probe_.job(P(False)),
+        "nosys+tools": probe_.job(P(False), tools=[]),
+        "sys@2": probe_.job(P(True), today=DATE_2),
+        "nosys@2": probe_.job(P(False), today=DATE_2),
+        "sys@3": probe_.job(P(True), today=DATE_3),
+        "nosys@3": probe_.job(P(False), today=DATE_3),
+        "sys@t": probe_.job(P(True), today=DATE_1_AFTERNOON),
+        "nosys@t": probe_.job(P(False), today=DATE_1_AFTERNOON),
+        "q": probe_.job(P(False, end_with_assistant=False)),
+        "q+gen": probe_.job(P(False, end_with_assistant=False), True),
+        "nosys+gen": probe_.job(P(False), True),
+        "pad:system": probe_.job(P(True, pad="system")),
+        "pad:user": probe_.job(P(False, pad="user")),
+        "pad:assistant": probe_.job(P(False, pad="assistant")),
+        "sys:empty": probe_.job([{"role": "system", "content": ""}] + P(False)),
+        "hist": probe_.job(P(False) + [{"role": "user", "content": SENT["user3"]}]),
+        "sys:hist": probe_.job(P(True) + [{"role": "user", "content": SENT["user3"]}]),
+        **{n: probe_.job(m) for n, m in answers.probe_jobs().items()},
+        **{n: probe_.job(m, True) for n, m in answers.gen_probe_jobs().items()},
     }
     names = list(jobs)
-    res = dict(zip(names, probe.run([jobs[n] for n in names])))
+    res = dict(zip(names, probe_.run([jobs[n] for n in names])))
 
     kind, nosys = res["nosys"]
     if kind != "ok":
@@ -192,16 +250,17 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     for n in ("q", "q+gen"):
         if res[n][0] != "ok":
             raise _failure(res[n][0], res[n][1], "a conversation ending with a user message")
-    q_text, gen_text = res["q"][1], res["q+gen"][1]
-    gen_ignored = q_text == gen_text
-
     has_system = sys_kind == "ok"
     spec_from_render(sys_text if has_system else nosys, system=has_system, trim={})  # every content once
-    trim: dict[str, bool | str] = {}
-    final_trim: bool | str | None = None  # the final answer's, where it differs
-    for role in ("system", "user", "assistant") if has_system else ("user", "assistant"):
-        plain = sys_text if role == "system" else nosys
-        pk, padded = res[f"pad:{role}"]
+    return Probes(res, nosys, sys_text, has_system, res["q"][1], res["q+gen"][1], date_format)
+
+
+def read_trims(p: Probes) -> None:
+    """Stage 2: each role's content trim (``p.trim``; the final answer's own, ``p.final_trim``) from
+    the probes whose contents are padded with whitespace."""
+    for role in ("system", "user", "assistant") if p.has_system else ("user", "assistant"):
+        plain = p.sys_text if role == "system" else p.nosys
+        pk, padded = p.res[f"pad:{role}"]
         if pk != "ok":
             raise _failure(pk, padded, f"{role} content with surrounding whitespace")
         keys = [k for k in SENT if k.startswith(role)]
@@ -218,10 +277,10 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
             a1, a2 = SENT["assistant1"], SENT["assistant2"]
             for (t1, b1, e1), (t2, b2, e2) in product(ways, ways):
                 if padded == plain.replace(a1, b1 + a1 + e1).replace(a2, b2 + a2 + e2):
-                    found, final_trim = [t1], t2
+                    found, p.final_trim = [t1], t2
                     break
         if found:
-            trim[role] = found[0]
+            p.trim[role] = found[0]
         else:
             key = keys[0]
             i = padded.find(SENT[key])
@@ -231,37 +290,44 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                 f"rstrip are supported): content {PAD + 'X' + PAD!r} renders as "
                 f"{shown.replace(SENT[key], 'X')!r}", "content")
 
-    # -- 2. structure -------------------------------------------------------------------
-    # text that ends a conversation without the generation prompt (Phi-3.5's EOS) comes off the
-    # renders the layout is read from; the layout is read off renders whose last answer is
-    # rendered as an earlier one (a final answer may differ: a reasoning block, kept reasoning);
-    # the final answer's rule comes after
-    closing = _closing(q_text, gen_text, nosys, res["hist"]) if not gen_ignored else ""
-    hist, sys_hist = res["hist"], res["sys:hist"]
+
+def _closing_of(p: Probes) -> str:
+    """Text that ends a conversation rendered without the generation prompt (Phi-3.5's EOS)."""
+    return _closing(p.q_text, p.gen_text, p.nosys, p.res["hist"]) if not p.gen_ignored else ""
+
+
+def read_layout(p: Probes):
+    """Stage 3: the layout, read off the renders whose last answer is rendered as an earlier one
+    (a final answer may differ), the closing text taken off first; each reading the spec rules
+    allow is completed (default system message, ``skip_empty``) and given its answer rules
+    (:func:`read_answer_rules`).  Returns (layout, the render it was read from)."""
+    closing = _closing_of(p)
+    nosys, q_text, sys_text = p.nosys, p.q_text, p.sys_text
+    hist, sys_hist = p.res["hist"], p.res["sys:hist"]
     if closing:
         n = len(closing)
         nosys, q_text = nosys[:-n], q_text[:-n]
-        sys_text = sys_text[:-n] if has_system and sys_text.endswith(closing) else sys_text
+        sys_text = sys_text[:-n] if p.has_system and sys_text.endswith(closing) else sys_text
         hist = (hist[0], hist[1][:-n]) if hist[1].endswith(closing) else hist
         sys_hist = (sys_hist[0], sys_hist[1][:-n]) if sys_hist[1].endswith(closing) else sys_hist
     nosys = _as_history(nosys, hist)
-    if has_system:
+    if p.has_system:
         sys_text = _as_history(sys_text, sys_hist)
-    full = sys_text if has_system else nosys
-    if gen_ignored and not _parses(nosys, trim, q_text):
+    full = sys_text if p.has_system else nosys
+    if p.gen_ignored and not _parses(nosys, p.trim, q_text):
         # the same text with and without add_generation_prompt, and the conversation does not
         # parse as plain repetitions: an assistant header appended to every conversation
         tail = q_text[q_text.rfind(SENT["user2"]) + len(SENT["user2"]):]
         raise ConversionRefused(
             "ignores add_generation_prompt: it renders the same text with and without it, "
             f"always ending a conversation with {_show(tail)}", "generation_prompt")
-    tokens = dict(bos_token=SENT["bos"], eos_token=SENT["eos"], date=DateSentinel())
+    tokens = _TOKENS()
 
     def complete(st):
         """The rest of the layout from the other probes (raises when this reading cannot)."""
-        if has_system:
-            st = recover_default(st, nosys, tokens, date_format)
-            st = _recover_skip_empty(st, res["sys:empty"], res["nosys"][1], tokens)
+        if p.has_system:
+            st = recover_default(st, nosys, tokens, p.date_format)
+            st = _recover_skip_empty(st, p.res["sys:empty"], p.res["nosys"][1], tokens)
         elif ChatFormat(st).render(probe_messages(False), **tokens) != nosys:
             raise ConversionRefused("the recovered layout does not render the probe", "structure")
         return st
@@ -269,45 +335,41 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     unprompted: list = []  # readings whose generation prompt after an answer is none of the IR's
 
     def answered(st):
-        """A complete reading with its answer rules and what the prompt does after an answer;
-        among readings the probe cannot tell apart (the first user turn's text as the preamble
-        or the prefix), the prompt after an answer may show which is right."""
         st = complete(st)
         if closing:
-            st = _replace(st, closing=probe_fragment(closing, date_format))
-        st = answers.infer(st, res, tokens, date_format, final_trim=final_trim)
-        found = _prompt_after_answer(st, res, tokens) if not gen_ignored else st
+            st = _replace(st, closing=probe_fragment(closing, p.date_format))
+        ruled, found = read_answer_rules(st, p, tokens)
         if found is None:
-            unprompted.append(st)
+            unprompted.append(ruled)
             raise ConversionRefused("no reading renders the generation prompt after an answer", "generation_prompt")
         return found
 
     try:
-        st = structure_from_render(full, system=has_system, trim=trim, user_end=_user_end(q_text),
-                                   reply_at=_user_end(gen_text) if gen_text.startswith(q_text) else None,
-                                   date_format=date_format,
+        st = structure_from_render(full, system=p.has_system, trim=p.trim, user_end=_user_end(q_text),
+                                   reply_at=_user_end(p.gen_text) if p.gen_text.startswith(q_text) else None,
+                                   date_format=p.date_format,
                                    first_turn=nosys[:nosys.find(SENT["user1"])] if SENT["user1"] in nosys else None,
                                    check=answered)
     except ConversionRefused:
         if not unprompted:
             raise
         st = unprompted[0]  # verification says where it differs
-    if st.uses("BOS") and bos_token is None:
-        raise ConversionRefused("the template renders bos_token but no bos_token was given "
-                                "(pass bos_token=, or use load_template_source)", "tokens")
-    if st.uses("EOS") and eos_token is None:
-        raise ConversionRefused("the template renders eos_token but no eos_token was given "
-                                "(pass eos_token=, or use load_template_source)", "tokens")
-    fmt = ChatFormat(st, Metadata(name=format_name, bos_token=bos_token, eos_token=eos_token))
-    _check_generation_prompt(fmt, full, q_text + closing, gen_text, tokens)
+    return st, full
 
-    # -- 3. verification ----------------------------------------------------------------
-    real = {k: v for k, v in base.items() if k not in ("bos_token", "eos_token")}
-    if bos_token is not None:
-        real["bos_token"] = bos_token
-    if eos_token is not None:
-        real["eos_token"] = eos_token
-    vprobe = _Probe(template, real, limits)
+
+def read_answer_rules(st, p: Probes, tokens: dict):
+    """Stage 3b, for one reading of the layout: (the reading with its answer rules
+    (:func:`tmplc.convert.answers.infer`), that with what the generation prompt does after an answer,
+    or None when no choice of the IR renders it: among readings the probe cannot tell apart, that
+    may show which is right)."""
+    st = answers.infer(st, p.res, tokens, p.date_format, final_trim=p.final_trim)
+    return st, (_prompt_after_answer(st, p.res, tokens) if not p.gen_ignored else st)
+
+
+def verify_conversion(fmt: ChatFormat, vprobe: "_Probe", *, has_system: bool, n_random: int, seed: int) -> None:
+    """Stage 4: the original (with the real token strings) and ``fmt.render`` give the same bytes on
+    every verification conversation, on the probe day and on others (a time of day anywhere is
+    refused, never frozen; a date where the recovered ``{DATE=...}`` puts it)."""
     cases = verification_cases(system=has_system, n_random=n_random, seed=seed)
     vjobs = [vprobe.job(c.msgs, c.add_generation_prompt) for c in cases]
     fixed = [i for i, c in enumerate(cases) if not c.label.startswith("random")]
@@ -330,13 +392,6 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
                 if r != out[i]:
                     raise ConversionRefused(f"injects today's date (strftime_now) in a conversation "
                                             f"({cases[i].label})", "date")
-    if not has_system:
-        notes = f"converted from an HF chat template; the template raises on a system message ({sys_text})"
-    else:
-        notes = "converted from an HF chat template"
-    if vars:
-        notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
-    return fmt.with_meta(notes=notes)
 
 
 def _prompt_after_answer(st, res: dict, tokens: dict):

@@ -50,6 +50,7 @@ from tmplc.engines.llamacpp_fetch import (
     cache_dir,
     fetch_llamacpp,
 )
+from tmplc.engines.jobs import JobError
 from tmplc.errors import TmplcError
 
 __all__ = [
@@ -79,7 +80,7 @@ class LlamaCppDriverError(TmplcError, RuntimeError):
     """The driver could not be compiled, or its process failed as a whole."""
 
 
-class LlamaCppRenderError(TmplcError, RuntimeError):
+class LlamaCppRenderError(JobError):
     """One job failed inside llama.cpp: a lexer/parser/runtime error, an unknown filter, ...
 
     Instances are *returned* by :func:`render_llamacpp` in place of the failing job's output
@@ -93,18 +94,8 @@ class LlamaCppRenderError(TmplcError, RuntimeError):
     """
 
     def __init__(self, message: str, index: int | None = None, lossy_output: str | None = None) -> None:
-        self.message = message
-        self.index = index
+        super().__init__(message, index)
         self.lossy_output = lossy_output
-        super().__init__(message if index is None else f"job {index}: {message}")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LlamaCppRenderError):
-            return NotImplemented
-        return (self.message, self.index) == (other.message, other.index)
-
-    def __hash__(self) -> int:
-        return hash((self.message, self.index))
 
 
 # --- toolchain and build ----------------------------------------------------------------------

@@ -37,6 +37,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from tmplc.engines.jobs import JobError
 from tmplc.errors import TmplcError
 from tmplc.resources import cache_dir as _cache_dir
 
@@ -66,7 +67,7 @@ class HarnessError(TmplcError, RuntimeError):
     """The harness could not be built, or the harness process failed as a whole."""
 
 
-class OllamaRenderError(TmplcError, RuntimeError):
+class OllamaRenderError(JobError):
     """One job failed in Go: a template parse error, an execution error, or a panic.
 
     Instances are *returned* by :func:`render_ollama` in place of the output of
@@ -78,18 +79,6 @@ class OllamaRenderError(TmplcError, RuntimeError):
         index: the position of the job in the batch.
     """
 
-    def __init__(self, message: str, index: int | None = None) -> None:
-        self.message = message
-        self.index = index
-        super().__init__(message if index is None else f"job {index}: {message}")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OllamaRenderError):
-            return NotImplemented
-        return (self.message, self.index) == (other.message, other.index)
-
-    def __hash__(self) -> int:
-        return hash((self.message, self.index))
 
 
 class HarnessLimitError(HarnessError):

@@ -257,31 +257,6 @@ def _pieces_ids(row: _Row, info: TokenizerInfo) -> list[int]:
     return ids
 
 
-def _plan_agrees(plan, fmt, info: TokenizerInfo, opts: Options) -> bool:
-    """A new plan must give the generic path's ids, labels and counts on the probe conversations."""
-    from tmplc.formatter.plan import PROBES
-
-    for msgs in PROBES:
-        out = plan.encode(msgs)
-        try:
-            row = _render(fmt, msgs, info, opts)
-        except MessageError:
-            if out is not None:
-                return False
-            continue
-        if out is None:
-            continue
-        ids = info.tiktoken().encode(row.text)
-        if list(out[0]) != ids or row.pieces or row.result is not None:
-            return False
-        labels = _offsets_path(row, info, __import__("numpy"))[1]
-        if list(out[1]) != labels or out[3] != len(labels) - labels.count(IGNORE):
-            return False
-        if info.bos_id is not None and out[2] != ids.count(info.bos_id):
-            return False
-    return True
-
-
 def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options,
                 row_numbers: Sequence[int] | None = None) -> list[RowResult]:
     """Tokenize and label many conversations (the engine behind every public entry point)."""
@@ -297,8 +272,7 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
                              "package and a byte-level BPE vocabulary that verifies identical ids)")
     # fast path (tiktoken backend): a compiled per-format plan gives ids and labels directly for the
     # rows it provably handles exactly; every other row takes the generic path below
-    plan = get_plan(fmt, info, opts.policy, enc, check=lambda p: _plan_agrees(p, fmt, info, opts)) \
-        if enc is not None else None
+    plan = get_plan(fmt, info, opts.policy, enc) if enc is not None else None
     fast: dict[int, tuple] = {}
     rows: list[_Row | None] = []
     results: list[RowResult] = []

@@ -98,100 +98,99 @@ class _Frag:
     __slots__ = ("text", "lead", "tail", "special", "mid_ids", "mid_lab", "mid_bos")
 
 
+class _Slot:
+    """A message's content in a compiled run: ``rule.apply(messages[index]['content'])``."""
+
+    __slots__ = ("index", "rule")
+
+    def __init__(self, index: int, rule) -> None:
+        self.index, self.rule = index, rule
+
+
+#: the most conversation shapes (roles + content decisions) one plan compiles
+_MAX_SHAPES = 512
+
+
 class Plan:
-    """See the module docstring.  ``encode(messages)`` -> (ids, labels, n_bos, n_trained) or None."""
+    """See the module docstring.  ``encode(messages)`` -> (ids, labels, n_bos, n_trained) or None.
+
+    The plan states no conversation rule: a row's pieces are the reference renderer's own
+    :func:`tmplc.render.walk` events, compiled once per conversation *shape* (the roles and the
+    walk's content decisions, :func:`tmplc.render.decisions`) into fixed token chunks and content
+    slots."""
 
     def __init__(self, fmt, info, policy, enc, facts) -> None:
-        from tmplc.ir import SpecialToken, Text
+        from tmplc.render import MessageError, Segment, fragment_text
 
         lens, added, firsts = facts
+        self.fmt = fmt
         self.lens = lens
+        self.added = added
         self.core_encode = enc.core.encode_ordinary
         self.split_re = enc.split_re
         self.firsts = tuple(firsts)
         self.bos_id = info.bos_id
         self.adds_bos = info.adds_bos
-        bos = info.bos_token or ""
-        eos = info.eos_token or fmt.meta.eos_token
-        st = fmt.structure
-        self.ok = True
-
-        def text(frag) -> str:
-            out = []
-            for p in frag:
-                if not isinstance(p, (SpecialToken, Text)):  # {DATE}: the generic path renders it
-                    self.ok = False
-                    return ""
-                if isinstance(p, SpecialToken):
-                    tok = bos if p.name == "BOS" else eos
-                    if tok is None:
-                        self.ok = False
-                        return ""
-                    out.append(tok)
-                else:
-                    out.append(p.value)
-            return "".join(out)
-
-        from tmplc.render import Segment
-
-        def flag(role, part) -> bool:
-            # the policy's own rule (it depends on role and part only without last_turn_only)
-            return bool(policy.trainable([Segment("x", role, part, 0, False)])[0])
-
+        self.bos = info.bos_token or ""
+        self.eos = info.eos_token or fmt.meta.eos_token
+        self.policy = policy
+        self.ok = not fmt.structure.dated  # {DATE}: the generic path renders it
+        self._flags: dict[tuple, bool] = {}
+        self._frags: dict[tuple, _Frag] = {}
+        self._shapes: dict[tuple, Any] = {}
+        self._runs: dict[str, list[int]] = {}  # template-only runs
+        self._Segment = Segment
         used_specials: set[str] = set()
+        if self.ok:
+            try:
+                for frag in fmt.structure.fragments():
+                    fr = self._frag(fragment_text(fmt, frag, self.bos, self.eos), False)
+                    if fr.special:
+                        used_specials.update(p for k, p in enumerate(self.split_re.split(fr.text)) if k & 1)
+            except MessageError:  # a token the tokenizer does not declare: the generic path reports it
+                self.ok = False
+        # added-token matches must not reach from a run into a template's added token
+        for sp in used_specials:
+            for t in added:
+                if _overlaps(t, sp):
+                    self.ok = False
 
-        def frag(frag_, role, part) -> tuple:
-            f = flag(role, part)
-            t = text(frag_)
-            fr = _Frag()
-            fr.text = t
-            parts = self.split_re.split(t) if self.split_re is not None else [t]
-            if len(parts) == 1:
-                fr.special = False
-                fr.lead = fr.tail = ""
-                fr.mid_ids, fr.mid_lab, fr.mid_bos = [], [], 0
-                return fr, f
+    def _flag(self, role, part) -> bool:
+        """The policy's own rule (it depends on role and part only without last_turn_only)."""
+        key = (role, part)
+        f = self._flags.get(key)
+        if f is None:
+            f = self._flags[key] = bool(self.policy.trainable([self._Segment("x", role, part, 0, False)])[0])
+        return f
+
+    def _frag(self, t: str, f: bool) -> _Frag:
+        """Template text ``t`` split once at the tokenizer's added tokens (lead, middle ids, tail)."""
+        key = (t, f)
+        fr = self._frags.get(key)
+        if fr is not None:
+            return fr
+        fr = _Frag()
+        fr.text = t
+        parts = self.split_re.split(t) if self.split_re is not None else [t]
+        if len(parts) == 1:
+            fr.special = False
+            fr.lead = fr.tail = ""
+            fr.mid_ids, fr.mid_lab, fr.mid_bos = [], [], 0
+        else:
             fr.special = True
             fr.lead, fr.tail = parts[0], parts[-1]
             ids: list[int] = []
             for k in range(1, len(parts) - 1):
                 p = parts[k]
                 if k & 1:
-                    used_specials.add(p)
-                    ids.append(added[p])
+                    ids.append(self.added[p])
                 elif p:
                     ids.extend(self.core_encode(p))
             fr.mid_ids = ids
             fr.mid_lab = list(ids) if f else [IGNORE] * len(ids)
             fr.mid_bos = ids.count(self.bos_id) if self.bos_id is not None else 0
-            return fr, f
-
-        self.preamble = frag(st.preamble, None, "preamble")
-        self.user_pre = frag(st.user.prefix, "user", "prefix")
-        self.user_suf = frag(st.user.suffix, "user", "suffix")
-        self.asst_pre = frag(st.assistant.prefix, "assistant", "prefix")
-        self.asst_suf = frag(st.assistant.suffix, "assistant", "suffix")
-        self.asst_lead = frag(getattr(st.assistant, "lead", ()), "assistant", "lead")
-        self.user_trim = st.user.trim
-        self.asst_trim = st.assistant.trim
-        self.user_flag = flag("user", "content")
-        self.asst_flag = flag("assistant", "content")
-        self.sys_flag = flag("system", "content")
-        sb = st.system
-        self.has_system = sb is not None
-        if sb is not None:
-            self.sys_pre = frag(sb.prefix, "system", "prefix")
-            self.sys_suf = frag(sb.suffix, "system", "suffix")
-            self.sys_trim = sb.trim
-            self.sys_default = sb.default
-            self.sys_inline = sb.placement != "standalone"
-        # added-token matches must not reach from a run into a template's added token
-        for s in used_specials:
-            for t in added:
-                if _overlaps(t, s):
-                    self.ok = False
-        self._runs: dict[str, list[int]] = {}  # template-only runs (bounded: pairs of fragments)
-        self.prog = self._compile_program() if self.ok else None
+        self._frags[key] = fr
+        return fr
 
     # ------------------------------------------------------------------------------------------
     def _has_added(self, text: str) -> bool:
@@ -275,270 +274,143 @@ class Plan:
         labels.extend(lab)
         return False
 
-    def _compile_program(self):
-        """Per-role constants for formats whose turns are delimited by added tokens on both sides.
+    def _compile(self, messages) -> list | None:
+        """The ops of ``messages``' shape, from the reference walk's events: ``("ids", ids, labels,
+        n_trained, n_bos)`` (fixed template tokens), ``("slot", slot, head, tail, flag, empty)`` (a
+        run holding one message content between fixed text; ``empty``: the run's ops without it)
+        and ``("run", parts)`` (any other run).  None: the shape takes the generic path."""
+        from tmplc.render import MessageError, fragment_text, walk
 
-        When every prefix and suffix (the system block's too) holds an added token, the assistant
-        lead holds none and a system block is standalone, a row is, per message, a fixed
-        *transition* (the previous suffix's middle, the template-only run between the two added
-        tokens, this prefix's middle) and one content run (prefix tail + lead + content + suffix
-        lead), then a fixed closing part.  Transitions, closings and empty-content runs are
-        computed here once, with ``_flush_into`` on exactly the pieces the general path collects,
-        so every row gets the general path's output.  None: the format does not have that shape."""
-        roles = {"user": (self.user_pre, self.user_suf, None, self.user_flag, self.user_trim),
-                 "assistant": (self.asst_pre, self.asst_suf, self.asst_lead, self.asst_flag, self.asst_trim)}
-        if self.has_system:
-            if self.sys_inline:
-                return None
-            roles["system"] = (self.sys_pre, self.sys_suf, None, self.sys_flag, self.sys_trim)
-        for pre, suf, lead, _, _ in roles.values():
-            if not pre[0].special or not suf[0].special or (lead is not None and lead[0].special):
-                return None
+        ops: list = []
+        pending: list = []  # the current run: (text or _Slot, flag)
 
-        def mid(fr_f):
-            fr, f = fr_f
-            return list(fr.mid_ids), list(fr.mid_lab), (len(fr.mid_ids) if f else 0), fr.mid_bos
-
-        def piece(text, f):
-            return [(text, f, False)] if text else []
-
-        def join(*chunks):
-            """chunks: ("mid", (ids, labels, ntr, nbos)) or ("run", parts); None if a run fails."""
+        def fixed(parts) -> tuple | None:
             ids: list[int] = []
             labels: list[int] = []
-            ntr, nbos = 0, 0
-            for kind, x in chunks:
-                if kind == "mid":
-                    ids += x[0]
-                    labels += x[1]
-                    ntr += x[2]
-                    nbos += x[3]
-                else:
-                    acc = [0]
-                    if self._flush_into(list(x), ids, labels, acc):
-                        return None
-                    ntr += acc[0]
-            return ids, labels, ntr, nbos
+            acc = [0]
+            if self._flush_into([(t, f, False) for t, f in parts if t], ids, labels, acc):
+                return None
+            return ("ids", ids, labels, acc[0], 0)
 
-        pfr, pf = self.preamble
-        if pfr.special:
-            start_chunks = [("run", piece(pfr.lead, pf)), ("mid", mid(self.preamble))]
-            start_pend = piece(pfr.tail, pf)
-        else:
-            start_chunks = []
-            start_pend = piece(pfr.text, pf)
-        # states: "start" (after the preamble) or a role (after its message)
-        pend = {"start": (start_chunks, start_pend)}
-        for role, (pre, suf, lead, cf, trim) in roles.items():
-            pend[role] = ([("mid", mid(suf))], piece(suf[0].tail, suf[1]))
-        trans = {}
-        for prev, (chunks, pp) in pend.items():
-            for role, (pre, suf, lead, cf, trim) in roles.items():
-                trans[(prev, role)] = join(*chunks, ("run", pp + piece(pre[0].lead, pre[1])), ("mid", mid(pre)))
-        final = {prev: join(*chunks, ("run", pp)) for prev, (chunks, pp) in pend.items()}
-        progs = {}
-        for role, (pre, suf, lead, cf, trim) in roles.items():
-            head = piece(pre[0].tail, pre[1])
-            if lead is not None:
-                head += piece(lead[0].text, lead[1])
-            tail = piece(suf[0].lead, suf[1])
-            empty = join(("run", head + tail))
-            head_text = "".join(p[0] for p in head)
-            tail_text = "".join(p[0] for p in tail)
-            s = 0
-            if len({p[1] for p in head + tail} | {cf}) == 1:
-                mode = 1 if cf else 0  # one uniform run
-            elif head and not any(p[1] for p in head) and cf and all(p[1] for p in tail) \
-                    and len(head_text.encode("utf-8")) <= 64:
-                mode = 2  # a masked head, then trainable to the end
-                s = len(head_text.encode("utf-8"))
+        def flush() -> bool:
+            slots = [k for k, (t, _) in enumerate(pending) if isinstance(t, _Slot)]
+            if not slots:
+                op = fixed(pending)
+                if op is None:
+                    return False
+                ops.append(op)
+            elif len(slots) == 1:
+                k = slots[0]
+                head, tail = pending[:k], pending[k + 1:]
+                empty = fixed(head + tail)
+                ops.append(("slot", pending[k][0], [(t, f, False) for t, f in head if t],
+                            [(t, f, False) for t, f in tail if t], pending[k][1], empty))
             else:
-                mode = 3  # any other mixed run: the general computation
-            progs[role] = (head_text, tail_text, mode, s, trim, head, tail, cf, empty)
-        return trans, final, progs
+                ops.append(("run", list(pending)))
+            pending.clear()
+            return True
+
+        try:
+            for e in walk(self.fmt, messages):
+                f = self._flag(e.role, e.part)
+                if e.fragment is not None:
+                    fr = self._frag(fragment_text(self.fmt, e.fragment, self.bos, self.eos), f)
+                    if not fr.special:
+                        pending.append((fr.text, f))
+                        continue
+                    pending.append((fr.lead, f))
+                    if not flush():
+                        return None
+                    ops.append(("ids", fr.mid_ids, fr.mid_lab, len(fr.mid_ids) if f else 0, fr.mid_bos))
+                    pending.append((fr.tail, f))
+                elif e.rule is not None:
+                    pending.append((_Slot(e.index, e.rule), f))
+                else:
+                    pending.append((e.text, f))
+        except MessageError:
+            return None
+        return ops if flush() else None
 
     def encode(self, messages) -> tuple | None:
         """(ids, labels, n_bos, n_trained) for one conversation, or None: use the generic path."""
-        prog = self.prog
-        if prog is None:
-            return self._encode_general(messages)
         if not _plain(messages):
             return None
-        n = len(messages)
-        trans, final, progs = prog
-        seq = messages
-        if n and messages[0]["role"] == "system":
-            if not self.has_system:
-                return None
-        elif self.has_system and self.sys_default is not None:
-            seq = [{"role": "system", "content": self.sys_default}]
-            seq.extend(messages)
+        from tmplc.render import decisions
+
+        key = (tuple(m["role"] for m in messages), decisions(self.fmt, messages))
+        ops = self._shapes.get(key, False)
+        if ops is False:
+            ops = self._compile(messages)
+            with _LOCK:
+                if len(self._shapes) >= _MAX_SHAPES:
+                    self._shapes.clear()
+                self._shapes[key] = ops
+        if ops is None:
+            return None
         ids: list[int] = []
         labels: list[int] = []
         n_bos = 0
         n_tr = 0
-        prev = "start"
         core_encode = self.core_encode
         firsts = self.firsts
         split_re = self.split_re
-        lens = self.lens
-        for m in seq:
-            role = m["role"]
-            t = trans[(prev, role)]
-            if t is None:
-                return None
-            ids += t[0]
-            labels += t[1]
-            n_tr += t[2]
-            n_bos += t[3]
-            head_text, tail_text, mode, s, trim, head, tail, cf, empty = progs[role]
-            c = m["content"]
-            if trim:
-                c = c.strip()
-            if not c:
-                if empty is None:
-                    return None
-                ids += empty[0]
-                labels += empty[1]
-                n_tr += empty[2]
-            else:
-                text = head_text + c + tail_text
-                for ch in firsts:  # _has_added, inlined
-                    if ch in text:
-                        if split_re is not None and split_re.search(text) is not None:
-                            return None
-                        break
-                if mode == 3:
-                    acc = [0]
-                    self._flush_into(head + [(c, cf, True)] + tail, ids, labels, acc)
-                    n_tr += acc[0]
-                else:
-                    r = core_encode(text)
+        acc = [0]
+        for op in ops:
+            kind = op[0]
+            if kind == "ids":
+                ids += op[1]
+                labels += op[2]
+                n_tr += op[3]
+                n_bos += op[4]
+            elif kind == "slot":
+                slot, head, tail, cf, empty = op[1], op[2], op[3], op[4], op[5]
+                c = slot.rule.apply(messages[slot.index]["content"])
+                if not c:
+                    if empty is None:
+                        return None
+                    ids += empty[1]
+                    labels += empty[2]
+                    n_tr += empty[3]
+                    continue
+                if not head and not tail:  # the content alone: one uniform run
+                    for ch in firsts:  # _has_added, inlined
+                        if ch in c:
+                            if split_re is not None and split_re.search(c) is not None:
+                                return None
+                            break
+                    r = core_encode(c)
                     ids += r
-                    if mode == 1:
+                    if cf:
                         labels += r
                         n_tr += len(r)
-                    elif mode == 0:
-                        labels += [IGNORE] * len(r)
                     else:
-                        nr = len(r)
-                        cum = 0
-                        k = 0
-                        while k < nr and cum < s:
-                            cum += lens[r[k]]
-                            k += 1
-                        labels += [IGNORE] * k
-                        labels += r[k:]
-                        n_tr += nr - k
-            prev = role
-        t = final[prev]
-        if t is None:
-            return None
-        ids += t[0]
-        labels += t[1]
-        return ids, labels, n_bos + t[3], n_tr + t[2]
-
-    def _encode_general(self, messages) -> tuple | None:
-        """``encode`` for a plan without a per-role program (the per-fragment path)."""
-        if not _plain(messages):
-            return None
-        n = len(messages)
-
-        ids: list[int] = []
-        labels: list[int] = []
-        parts: list = []  # current run: (text, flag, is_content)
-        state = [0, 0, False]  # n_bos, n_trained, failed
-        def flush() -> None:
-            if not parts:
-                return
-            ntr = [0]
-            if self._flush_into(parts, ids, labels, ntr):
-                state[2] = True
-            state[1] += ntr[0]
-            parts.clear()
-
-        def add_frag(fr_f) -> None:
-            fr, f = fr_f
-            if not fr.special:
-                if fr.text:
-                    parts.append((fr.text, f, False))
-                return
-            if fr.lead:
-                parts.append((fr.lead, f, False))
-            flush()
-            ids.extend(fr.mid_ids)
-            labels.extend(fr.mid_lab)
-            state[0] += fr.mid_bos
-            if f:
-                state[1] += len(fr.mid_ids)
-            if fr.tail:
-                parts.append((fr.tail, f, False))
-
-        add_frag(self.preamble)
-        start = 0
-        sys_content = None
-        sys_index = None
-        if n and messages[0]["role"] == "system":
-            if not self.has_system:
-                return None
-            sys_content, sys_index, start = messages[0]["content"], 0, 1
-        elif self.has_system and self.sys_default is not None:
-            sys_content = self.sys_default
-
-        def emit_system() -> None:
-            c = sys_content.strip() if self.sys_trim else sys_content
-            add_frag(self.sys_pre)
-            if c:
-                parts.append((c, self.sys_flag, True))
-            add_frag(self.sys_suf)
-
-        inline_pending = False
-        if sys_content is not None:
-            if self.sys_inline:
-                inline_pending = True
-            else:
-                emit_system()
-        user_pre, user_suf, asst_pre, asst_suf = self.user_pre, self.user_suf, self.asst_pre, self.asst_suf
-        asst_lead = self.asst_lead
-        uf, af, ut, at = self.user_flag, self.asst_flag, self.user_trim, self.asst_trim
-        for i in range(start, n):
-            m = messages[i]
-            c = m["content"]
-            if m["role"] == "user":
-                add_frag(user_pre)
-                if inline_pending:
-                    emit_system()
-                    inline_pending = False
-                if ut:
-                    c = c.strip()
-                if c:
-                    parts.append((c, uf, True))
-                add_frag(user_suf)
-            else:  # assistant (system only at 0: checked above)
-                if inline_pending:
+                        labels += [IGNORE] * len(r)
+                    continue
+                acc[0] = 0
+                if self._flush_into(head + [(c, cf, True)] + tail, ids, labels, acc):
                     return None
-                add_frag(asst_pre)
-                add_frag(asst_lead)
-                if at:
-                    c = c.strip()
-                if c:
-                    parts.append((c, af, True))
-                add_frag(asst_suf)
-            if state[2]:
-                return None
-        if inline_pending and sys_index is not None:
-            return None
-        flush()
-        if state[2]:
-            return None
-        return ids, labels, state[0], state[1]
+                n_tr += acc[0]
+            else:
+                parts = []
+                for t, f in op[1]:
+                    if isinstance(t, _Slot):
+                        t = t.rule.apply(messages[t.index]["content"])
+                        if t:
+                            parts.append((t, f, True))
+                    elif t:
+                        parts.append((t, f, False))
+                acc[0] = 0
+                if self._flush_into(parts, ids, labels, acc):
+                    return None
+                n_tr += acc[0]
+        return ids, labels, n_bos, n_tr
 
 
 # the layout fields the plan models; a format type with any other field gets no plan
 _KNOWN_FIELDS = {
     "Structure": {"preamble", "system", "user", "assistant", "closing", "prompt_after_answer", "final_scope"},
-    "Turn": {"prefix", "suffix", "trim", "lead", "trim_side", "prompt_only", "drop_think", "final_suffix",
-             "lstrip_nl", "final", "trim_first", "think", "empty", "empty_raw"},
+    "Turn": {"prefix", "suffix", "lead", "rule", "prompt_only", "final_suffix", "final", "empty", "empty_raw"},
+    "ContentRule": {"trim", "trim_side", "drop_think", "lstrip_nl", "trim_first", "think"},
     "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},
 }
 # fields the plan knows only at these values (others take the generic path); ``prompt_only``
@@ -547,25 +419,12 @@ _PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": "", "abs
                 "lstrip_nl": False, "final": None, "trim_first": False, "think": None, "empty": None,
                 "closing": ()}
 
-PROBES = (
-    [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Hi\n"},
-     {"role": "assistant", "content": "\nHello! "}, {"role": "user", "content": ""},
-     {"role": "assistant", "content": "Bye 日本 🙂"}],
-    [{"role": "user", "content": "  two  "}, {"role": "assistant", "content": ""},
-     {"role": "assistant", "content": " x"}, {"role": "user", "content": "y"}],
-    [{"role": "assistant", "content": "first"}, {"role": "user", "content": "q"},
-     {"role": "assistant", "content": "a\n\n"}],
-    [{"role": "system", "content": ""}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "v"}],
-    [{"role": "user", "content": "only a user"}],
-    [],
-)
-
-
 def _fields_known(fmt) -> bool:
     import dataclasses
 
     st = fmt.structure
-    objs = [("Structure", st), ("Turn", st.user), ("Turn", st.assistant)]
+    objs = [("Structure", st), ("Turn", st.user), ("Turn", st.assistant), ("ContentRule", st.user.rule),
+            ("ContentRule", st.assistant.rule)]
     if st.system is not None:
         objs.append(("SystemBlock", st.system))
     for kind, obj in objs:
@@ -578,11 +437,8 @@ def _fields_known(fmt) -> bool:
     return True
 
 
-def get_plan(fmt, info, policy, enc, check=None) -> Plan | None:
-    """The cached plan for (format, tokenizer, policy), or None when the fast path does not apply.
-
-    ``check(plan)``, when given, runs once on a new plan (the formatter compares it with the
-    generic path on ``PROBES``); a plan that fails it is not used."""
+def get_plan(fmt, info, policy, enc) -> Plan | None:
+    """The cached plan for (format, tokenizer, policy), or None when the fast path does not apply."""
     from tmplc.formatter.fast import TiktokenBackend
     from tmplc.formatter.policies import Policy
 
@@ -601,8 +457,7 @@ def get_plan(fmt, info, policy, enc, check=None) -> Plan | None:
             plan = None
         if plan is not None and not plan.ok:
             plan = None
-    if plan is not None and (not _fields_known(fmt) or (check is not None and not check(plan))):
-        plan = None
+
     with _LOCK:
         if len(_PLANS) > 64:
             _PLANS.clear()

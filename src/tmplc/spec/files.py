@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from tmplc.errors import SpecError
 from tmplc.ir import ChatFormat, Metadata, Structure
-from tmplc.spec.parse import parse_atoms
-from tmplc.spec.structure import recover_structure
+
+if TYPE_CHECKING:  # pragma: no cover
+    import yaml
 
 #: the largest spec file read (the registry's are under 2 KB)
 MAX_SPEC_FILE_BYTES = 64 << 20
@@ -28,6 +27,9 @@ META_KEYS = ("name", "description", "aliases", "bos_token", "eos_token", "eot_to
 
 def parse_structure(text: str) -> Structure:
     """Spec text -> layout (no metadata)."""
+    from tmplc.spec.parse import parse_atoms  # the parser (Lark) only when a spec is parsed
+    from tmplc.spec.structure import recover_structure
+
     return recover_structure(parse_atoms(text), text)
 
 
@@ -56,11 +58,33 @@ def _apply_default_system(st: Structure, default: str | None, err_at) -> Structu
     return replace(st, system=replace(st.system, default=default))
 
 
-def _node_for(root: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+def _node_for(root: "yaml.Node", key: str) -> "tuple[yaml.Node, yaml.Node] | None":
+    import yaml
+
     if isinstance(root, yaml.MappingNode):
         for k, v in root.value:
             if isinstance(k, yaml.ScalarNode) and k.value == key:
                 return k, v
+    return None
+
+
+def _duplicate_key(root: "yaml.Node") -> "tuple[yaml.Node, yaml.Node] | None":
+    """The first key that a mapping of ``root`` (at any depth) repeats: (first, repeated) key nodes."""
+    import yaml
+
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        return seen[k.value], k
+                    seen[k.value] = k
+                stack.append(v)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
     return None
 
 
@@ -82,9 +106,11 @@ def load_spec_file(path: str | Path) -> ChatFormat:
 
 def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
     """Parse a YAML spec file's text (see the module docstring for its keys)."""
+    import yaml
+
     raw_lines = raw.split("\n")
 
-    def err(msg: str, node: yaml.Node | None) -> SpecError:
+    def err(msg: str, node: "yaml.Node | None") -> SpecError:
         line = node.start_mark.line + 1 if node is not None else 1
         col = node.start_mark.column + 1 if node is not None else 1
         src = raw_lines[line - 1] if line <= len(raw_lines) else None
@@ -103,6 +129,11 @@ def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
         raise SpecError(f"invalid YAML: {getattr(e, 'problem', e)}", line, col, src, filename) from None
     if not isinstance(data, dict):
         raise err("a YAML spec file is a mapping with a 'spec' key and optional metadata", root)
+    dup = _duplicate_key(root)
+    if dup is not None:
+        first, again = dup
+        raise err(f"duplicate key {again.value!r} (first at line {first.start_mark.line + 1}): YAML would "
+                  "silently keep only the last one; remove one of them", again)
     for k, _ in root.value:
         if k.value not in META_KEYS and k.value != "spec":
             raise err(f"unknown key {k.value!r}; known keys: spec, " + ", ".join(META_KEYS), k)

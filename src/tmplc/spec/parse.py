@@ -8,81 +8,64 @@ column where they differ.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer, UnexpectedInput
 
 from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
+from tmplc.spec.vocabulary import (AFTER_ANSWER, AFTER_ANSWER_FILTER_OF, DATE_CONVERSIONS, FILTERS,  # noqa: F401
+                                   FINAL_SCOPE_FILTER_OF, FINAL_SCOPES, PLACEHOLDERS, TAKES, THINK_FILTER_OF,
+                                   THINKS, TRIMS, Atom)
 
-PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
-                "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END", "EMPTY", "/EMPTY")
-TRIMS = ("trim", "lstrip", "rstrip")
-# strftime conversions of a *date* that Python, HF's strftime_now and llama.cpp render alike
-DATE_CONVERSIONS = "aAbBCdDeFgGhjmnuUVwWxyYt%"
-THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_nl": "last_lstrip_nl",
-          "drop_think_strip_nl": "last_strip_nl", "drop_think_trim": "last_trim",
-          "drop_think_first_lstrip_nl": "first_lstrip_nl"}
-THINK_FILTER_OF = {v: k for k, v in THINKS.items()}
-#: {PROMPT|...}: what the generation prompt does after an answer (Structure.prompt_after_answer)
-AFTER_ANSWER = {"skip_after_answer": "skip", "history_after_answer": "history"}
-AFTER_ANSWER_FILTER_OF = {v: k for k, v in AFTER_ANSWER.items()}
-#: the second {OUTPUT|...}: which answers are final (Structure.final_scope)
-FINAL_SCOPES = {"final_last_answer": "last_answer", "final_after_user": "after_user"}
-FINAL_SCOPE_FILTER_OF = {v: k for k, v in FINAL_SCOPES.items()}
-FILTERS = (TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw") + tuple(AFTER_ANSWER)
-           + tuple(FINAL_SCOPES))
-# the filters each placeholder takes
-_TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first") + tuple(FINAL_SCOPES), "SYSTEM": TRIMS + ("nonempty",),
-          "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
-          "PROMPT": tuple(AFTER_ANSWER)}
-
-
-@dataclass(frozen=True)
-class Atom:
-    """One character of literal text (``kind == "char"``) or one placeholder (``kind`` = its name)."""
-
-    kind: str
-    value: str
-    line: int
-    column: int
-    filters: tuple[str, ...] = ()
-    default: str | None = None
-
-    @property
-    def trim(self) -> str | None:
-        """The trim filter (``trim``, ``lstrip``, ``rstrip``), or None."""
-        return next((f for f in self.filters if f in TRIMS), None)
-
-    @property
-    def key(self) -> tuple:
-        """What identifies the atom when comparing repetitions (position excluded)."""
-        return (self.kind, self.value, self.filters, self.default)
-
-    def show(self) -> str:
-        if self.kind == "char":
-            return self.value
-        inner = self.kind + "".join(f"|{f}" for f in self.filters)
-        if self.default is not None:
-            inner += "=" + self.default
-        return "{" + inner + "}"
+_LARK_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False)
 
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                lexer="contextual", propagate_positions=True, maybe_placeholders=False)
+    """The spec parser, built once per grammar and Lark version and kept in tmplc's cache
+    (``lark/`` under :func:`tmplc.resources.cache_dir`; Lark's own save/load of the analysed
+    LALR tables): a cold start loads it instead of analysing the grammar again."""
+    import hashlib
+    import os
+    import tempfile
+
+    import lark
+
+    from tmplc.resources import cache_dir
+
+    grammar = grammar_path().read_text(encoding="utf-8")
+    key = hashlib.sha256((lark.__version__ + repr(sorted(_LARK_OPTIONS.items())) + grammar).encode()).hexdigest()
+    path = cache_dir() / "lark" / f"chat_spec-{key[:24]}.lark"
+    try:
+        with open(path, "rb") as f:
+            return Lark.load(f)
+    except Exception:  # not cached yet (or unreadable): build it
+        pass
+    parser = Lark(grammar, **_LARK_OPTIONS)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            parser.save(f)
+        os.replace(tmp, path)
+    except Exception:  # a read-only cache: build it each time
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return parser
 
 
 def _chars(text: str, line: int, column: int) -> list[Atom]:
-    out = []
-    for ch in text:
-        out.append(Atom("char", ch, line, column))
-        if ch == "\n":
+    """One ``char`` atom per character of ``text`` (which starts at ``line``:``column``), line by line."""
+    out: list[Atom] = []
+    new = tuple.__new__
+    for k, seg in enumerate(text.split("\n")):
+        if k:
+            out.append(new(Atom, ("char", "\n", line, column, (), None)))
             line, column = line + 1, 1
-        else:
-            column += 1
+        out.extend([new(Atom, ("char", ch, line, column + j, (), None)) for j, ch in enumerate(seg)])
+        column += len(seg)
     return out
 
 
@@ -145,8 +128,8 @@ class _ToAtoms(Transformer):
                                 "|final_last_answer and |final_after_user (on {OUTPUT}), |always (on {THINK}), |trim (on {REASONING}), |raw (on {EMPTY}), "
                                 "|skip_after_answer and |history_after_answer (on {PROMPT})",
                                 open_tok)
-            if filt not in _TAKES.get(name, ()):
-                takers = [f"{{{k}}}" for k, v in _TAKES.items() if filt in v]
+            if filt not in TAKES.get(name, ()):
+                takers = [f"{{{k}}}" for k, v in TAKES.items() if filt in v]
                 why = {"nonempty": " (an empty system message counts as none)",
                        "lstrip_nl": " (it removes leading newlines from an answer)",
                        "always": " (the reasoning block is rendered even when the reasoning is empty)",

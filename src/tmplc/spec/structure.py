@@ -38,23 +38,6 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    ``[/INST]`` and the reply is `` answer</s>`` (SentencePiece makes `` answer`` one token,
    ``▁answer``, so the space must be the model's).  Rules 2a-d split the text before
    ``{REPLY}``.
-9. ``{SPLIT}`` between the first ``{OUTPUT}`` and the second ``{INPUT}`` marks where the first
-   assistant turn ends (the rest is the user prefix); ``TAIL`` is then the ending of the *last*
-   answer of a conversation, kept as ``final_suffix`` when it differs (gpt-oss:
-   ``{OUTPUT}<|end|>{SPLIT}<|start|>user...{OUTPUT}<|return|>``).
-8. ``{NOSYSTEM}...{/NOSYSTEM}`` right where a standalone system block starts (in ``HEAD``, before
-   the block's prefix) holds the text rendered instead of the block when there is no system
-   message; it marks the block's start as a ``{SPLIT}`` would, and excludes a default.
-10. The second ``{OUTPUT}`` is the *final answer* (the conversation's last message): its filters
-   may differ from the first's, and ``{THINK}...{/THINK}`` right before it (holding literal text
-   and one ``{REASONING}``) is the reasoning block it renders before its content (``final`` of
-   the assistant turn; before both ``{OUTPUT}`` it is every answer's block (``think``); Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
-   {THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think_lstrip_nl|lstrip_nl}``).
-12. ``{EMPTY}...{/EMPTY}`` at the end (before any ``{END}``): the whole turn an empty answer
-   renders instead of its prefix, lead, content and suffix (``{EMPTY|raw}``: an answer whose
-   message content is ``""``; otherwise one that renders as ``""``).
-11. ``{END}`` after the second answer's ending: the text after it (``closing``) ends every
-   conversation rendered without the generation prompt (Phi-3.5: ``{OUTPUT}<|end|>\n{END}{EOS}``).
 7. ``{PROMPT=text}`` (in both exchanges, right before ``{OUTPUT}``, or right after ``{REPLY}``)
    is text the generation prompt adds after the assistant prefix and that rendered turns never
    contain: ``<｜Assistant｜>{PROMPT=<think>\n}{OUTPUT}`` (DeepSeek-R1) prompts with
@@ -62,26 +45,65 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
    ``{PROMPT|skip_after_answer}`` / ``{PROMPT|history_after_answer}`` (with or without ``=text``):
    what ``add_generation_prompt`` does after an answer (``prompt_after_answer``: nothing; or the
    prompt after the answer rendered as an earlier one).
+8. ``{NOSYSTEM}...{/NOSYSTEM}`` right where a standalone system block starts (in ``HEAD``, before
+   the block's prefix) holds the text rendered instead of the block when there is no system
+   message; it marks the block's start as a ``{SPLIT}`` would, and excludes a default.
+9. ``{SPLIT}`` between the first ``{OUTPUT}`` and the second ``{INPUT}`` marks where the first
+   assistant turn ends (the rest is the user prefix); ``TAIL`` is then the ending of the *last*
+   answer of a conversation, kept as ``final_suffix`` when it differs (gpt-oss:
+   ``{OUTPUT}<|end|>{SPLIT}<|start|>user...{OUTPUT}<|return|>``).
+10. The second ``{OUTPUT}`` is the *final answer* (the conversation's last message): its filters
+   may differ from the first's, and ``{THINK}...{/THINK}`` right before it (holding literal text
+   and one ``{REASONING}``) is the reasoning block it renders before its content (``final`` of
+   the assistant turn; before both ``{OUTPUT}`` it is every answer's block (``think``); Qwen3: ``{OUTPUT|drop_think_lstrip_nl}<|im_end|>...<|im_start|>assistant\n
+   {THINK|always}<think>\n{REASONING}\n</think>\n\n{/THINK}{OUTPUT|drop_think_lstrip_nl|lstrip_nl}``).
+11. ``{END}`` after the second answer's ending: the text after it (``closing``) ends every
+   conversation rendered without the generation prompt (Phi-3.5: ``{OUTPUT}<|end|>\n{END}{EOS}``).
+12. ``{EMPTY}...{/EMPTY}`` at the end (before any ``{END}``): the whole turn an empty answer
+   renders instead of its prefix, lead, content and suffix (``{EMPTY|raw}``: an answer whose
+   message content is ``""``; otherwise one that renders as ``""``).
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Sequence
 
 from tmplc.errors import SpecError
-from tmplc.ir import (TRIM_FILTERS, DateToken, FinalAnswer, Fragment, SpecialToken, Structure, SystemBlock, Text,
+from tmplc.ir import (TRIM_FILTERS, DateToken, ContentRule, Fragment, SpecialToken, Structure, SystemBlock, Text,
                       ThinkBlock, Turn, fragment)
-from tmplc.spec.parse import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom
+from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom, atom_key
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 
 
-def _show(atoms: Sequence[Atom]) -> str:
+def _show(atoms: Sequence[Atom], limit: int = 80) -> str:
+    """The atoms as spec text, quoted (at most ``limit`` characters of a long run: its start and end)."""
+    if len(atoms) > limit:
+        half = limit // 2
+        return (repr("".join(a.show() for a in atoms[:half])) + f" ... ({len(atoms) - 2 * half} more) ... "
+                + repr("".join(a.show() for a in atoms[-half:])))
     return repr("".join(a.show() for a in atoms))
 
 
+def _where(atoms: Sequence[Atom], kind: str) -> list[int]:
+    """The indices of the atoms of ``kind`` (a scan at C speed: specs may be megabytes of text)."""
+    kinds = list(map(_KIND, atoms))
+    out: list[int] = []
+    i = -1
+    try:
+        while True:
+            i = kinds.index(kind, i + 1)
+            out.append(i)
+    except ValueError:
+        return out
+
+
+_KIND = itemgetter(0)
+
+
 def _keys(atoms: Sequence[Atom]) -> list[tuple]:
-    return [a.key for a in atoms]
+    return list(map(atom_key, atoms))
 
 
 def _to_fragment(atoms: Sequence[Atom]) -> Fragment:
@@ -152,8 +174,8 @@ class _Recovery:
 
     def _absent(self, atoms: list[Atom]):
         """Take ``{NOSYSTEM}...{/NOSYSTEM}`` out of the atoms; a {SPLIT} stands where it was."""
-        opens = [i for i, a in enumerate(atoms) if a.kind == "NOSYSTEM"]
-        closes = [i for i, a in enumerate(atoms) if a.kind == "/NOSYSTEM"]
+        opens = _where(atoms, "NOSYSTEM")
+        closes = _where(atoms, "/NOSYSTEM")
         if not opens and not closes:
             return atoms, None
         if len(opens) != 1 or len(closes) != 1 or closes[0] < opens[0]:
@@ -161,8 +183,8 @@ class _Recovery:
             raise self.error("{NOSYSTEM}...{/NOSYSTEM} appears once, as a pair, where the system block "
                              "starts", at)
         i, j = opens[0], closes[0]
-        first_input = next((k for k, a in enumerate(atoms) if a.kind == "INPUT"), len(atoms))
-        system = next((k for k, a in enumerate(atoms) if a.kind == "SYSTEM"), None)
+        first_input = next(iter(_where(atoms, "INPUT")), len(atoms))
+        system = next(iter(_where(atoms, "SYSTEM")), None)
         if system is None or not j < system < first_input:
             raise self.error("{NOSYSTEM}...{/NOSYSTEM} goes right where the system block starts, before "
                              "{SYSTEM} (and before the first {INPUT}); the spec needs a {SYSTEM}", atoms[i])
@@ -178,8 +200,8 @@ class _Recovery:
 
     def _empty(self, atoms: list[Atom]):
         """Take ``{EMPTY}...{/EMPTY}`` (at the end, after the last turn) off the atoms."""
-        opens = [i for i, a in enumerate(atoms) if a.kind == "EMPTY"]
-        closes = [i for i, a in enumerate(atoms) if a.kind == "/EMPTY"]
+        opens = _where(atoms, "EMPTY")
+        closes = _where(atoms, "/EMPTY")
         if not opens and not closes:
             return atoms, None
         if len(opens) != 1 or len(closes) != 1 or closes[0] != len(atoms) - 1 or \
@@ -195,7 +217,7 @@ class _Recovery:
 
     def _closing(self, atoms: list[Atom]):
         """Take ``{END}`` and the text after it (the closing) off the end of the atoms."""
-        ends = [i for i, a in enumerate(atoms) if a.kind == "END"]
+        ends = _where(atoms, "END")
         if not ends:
             return atoms, ()
         i = ends[0]
@@ -212,9 +234,9 @@ class _Recovery:
     def _think(self, atoms: list[Atom]):
         """Take the ``{THINK}...{/THINK}`` blocks (each right before an ``{OUTPUT}``) out of the
         atoms: the first exchange's is every answer's block, the second's the final answer's."""
-        opens = [i for i, a in enumerate(atoms) if a.kind == "THINK"]
-        closes = [i for i, a in enumerate(atoms) if a.kind == "/THINK"]
-        marks = [i for i, a in enumerate(atoms) if a.kind == "REASONING"]
+        opens = _where(atoms, "THINK")
+        closes = _where(atoms, "/THINK")
+        marks = _where(atoms, "REASONING")
         if not opens and not closes and not marks:
             return atoms, (None, None)
         if len(opens) != len(closes) or any(c < o for o, c in zip(opens, closes)) or \
@@ -222,7 +244,7 @@ class _Recovery:
             at = atoms[sorted(opens + closes)[-1] if opens + closes else marks[0]]
             raise self.error("{THINK}...{/THINK} appears as a pair, right before an {OUTPUT} (a reasoning "
                              "block: before the second {OUTPUT} only, the final answer's)", at)
-        outputs = [k for k, a in enumerate(atoms) if a.kind == "OUTPUT"]
+        outputs = _where(atoms, "OUTPUT")
         blocks: list[ThinkBlock | None] = [None, None]
         for i, j in zip(opens, closes):
             if j + 1 not in outputs or len(outputs) != 2:
@@ -245,13 +267,13 @@ class _Recovery:
             raise self.error("{REASONING} goes only inside {THINK}...{/THINK}",
                              next(atoms[m] for m in marks if not any(o < m < c for o, c in zip(opens, closes))))
         drop = set(k for o, c in zip(opens, closes) for k in range(o, c + 1))
-        return [a for k, a in enumerate(atoms) if k not in drop], tuple(blocks)
+        return [a for k, a in enumerate(atoms) if k not in drop] if drop else list(atoms), tuple(blocks)
 
     def _run(self, atoms: list[Atom]) -> Structure:
         if not atoms:
             raise self.error("empty spec: write one conversation with two exchanges, e.g. "
                              "'User: {INPUT}\\nBot: {OUTPUT}\\n' twice", None if self.text else None)
-        io = [(i, a) for i, a in enumerate(atoms) if a.kind in ("INPUT", "OUTPUT")]
+        io = [(i, atoms[i]) for i in sorted(_where(atoms, "INPUT") + _where(atoms, "OUTPUT"))]
         for n, (_, a) in enumerate(io):
             if n >= 4:
                 kind = a.kind
@@ -286,7 +308,7 @@ class _Recovery:
             if atoms.index(a) > i1:
                 raise self.error("{SYSTEM} after the first {INPUT}: the system block comes "
                                  "before the first user content", a)
-        splits = [i for i, a in enumerate(atoms) if a.kind == "SPLIT"]
+        splits = _where(atoms, "SPLIT")
         head_splits = [i for i in splits if i < i1]
         gap_splits = [i for i in splits if o1 < i < i2]
         if len(gap_splits) > 1:
@@ -315,7 +337,7 @@ class _Recovery:
                                  "where the preamble ends and the system block begins, so it goes "
                                  "before {SYSTEM} (before the system block's prefix)", atoms[i])
         splits = [i for i in splits if i1 < i < o1 or i2 < i < o2]
-        replies = [i for i, a in enumerate(atoms) if a.kind == "REPLY"]
+        replies = _where(atoms, "REPLY")
         for i in replies:
             if not (i1 < i < o1 or i2 < i < o2):
                 raise self.error("{REPLY} marks where the model's reply starts (the text between "
@@ -326,7 +348,7 @@ class _Recovery:
                                  "model's reply starts ({REPLY})", atoms[i])
         if sum(1 for i in replies if i < o1) > 1:
             raise self.error("{REPLY} appears twice in one exchange", atoms[replies[1]])
-        for i in (i for i, a in enumerate(atoms) if a.kind == "PROMPT"):
+        for i in _where(atoms, "PROMPT"):
             end = o1 if i1 < i < o1 else o2 if i2 < i < o2 else None
             ok = end is not None and (atoms[i + 1].kind == "OUTPUT" and not any(
                 atoms[j].kind == "REPLY" for j in range(i1 if end == o1 else i2, i))
@@ -384,9 +406,8 @@ class _Recovery:
 
         preamble, system = self._head(head, user_prefix, a_i1)
 
-        user = Turn(_to_fragment(user_prefix), _to_fragment(user_suffix), a_i1.trim is not None,
-                    trim_side=_side(a_i1))
-        think, final_think = getattr(self, "think", (None, None))
+        user = Turn(prefix=_to_fragment(user_prefix), suffix=_to_fragment(user_suffix), rule=_rule(a_i1))
+        think, final_think = self.think
         if any(f in FINAL_SCOPES for f in a_o1.filters):
             raise self.error(f"{a_o1.show()}: |final_last_answer / |final_after_user say which answers are "
                              "final: they go on the second {OUTPUT} (the final answer's)", a_o1)
@@ -394,18 +415,15 @@ class _Recovery:
             if "trim_first" in a.filters and _drop(a) == "" and block is None:
                 raise self.error(f"{a.show()}: |trim_first trims the content before the reasoning is split off; "
                                  "it needs a |drop_think filter or a {THINK} block before this {OUTPUT}", a)
-        final = FinalAnswer(_drop(a_o2), "lstrip_nl" in a_o2.filters, a_o2.trim is not None, _side(a_o2),
-                            final_think, "trim_first" in a_o2.filters)
-        assistant = Turn(_to_fragment(assistant_prefix), _to_fragment(assistant_suffix),
-                         a_o1.trim is not None, _to_fragment(lead), _side(a_o1), prompt_only,
-                         _drop(a_o1), final_suffix, "lstrip_nl" in a_o1.filters, final,
-                         "trim_first" in a_o1.filters, think)
+        assistant = Turn(prefix=_to_fragment(assistant_prefix), suffix=_to_fragment(assistant_suffix),
+                         lead=_to_fragment(lead), rule=_rule(a_o1, think), prompt_only=prompt_only,
+                         final_suffix=final_suffix, final=_rule(a_o2, final_think))
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "
                 f"({_show(user_prefix)} ... {_show(user_suffix)}), so a model could not tell who "
                 "is speaking; give each role its own marker", a_i2)
-        return Structure(_to_fragment(preamble), system, user, assistant,
+        return Structure(preamble=_to_fragment(preamble), system=system, user=user, assistant=assistant,
                          prompt_after_answer=AFTER_ANSWER[prompt.filters[0]] if prompt is not None and prompt.filters
                          else "final",
                          final_scope=next((FINAL_SCOPES[f] for f in a_o2.filters if f in FINAL_SCOPES), "last"))
@@ -503,9 +521,15 @@ def _side(a: Atom):
     return TRIM_FILTERS[a.trim] if a.trim else "both"
 
 
+def _rule(a: Atom, think: ThinkBlock | None = None) -> ContentRule:
+    """The content rule a placeholder's filters say (and the reasoning block before it)."""
+    return ContentRule(trim=a.trim is not None, trim_side=_side(a), drop_think=_drop(a),
+                       lstrip_nl="lstrip_nl" in a.filters, trim_first="trim_first" in a.filters, think=think)
+
+
 def _system(placement, prefix: list[Atom], suffix: list[Atom], a: Atom) -> SystemBlock:
-    return SystemBlock(placement, _to_fragment(prefix), _to_fragment(suffix), a.trim is not None, a.default,
-                       _side(a), "nonempty" in a.filters)
+    return SystemBlock(placement=placement, prefix=_to_fragment(prefix), suffix=_to_fragment(suffix),
+                       trim=a.trim is not None, default=a.default, trim_side=_side(a), skip_empty="nonempty" in a.filters)
 
 
 def recover_structure(atoms: list[Atom], text: str) -> Structure:
@@ -515,7 +539,7 @@ def recover_structure(atoms: list[Atom], text: str) -> Structure:
 
 def default_split(mid: Fragment, assistant_suffix: Fragment) -> tuple[Fragment, Fragment] | None:
     """The split the default rules give for ``mid``, or None when they cannot decide."""
-    from tmplc.spec.parse import Atom as _A
+    from tmplc.spec.vocabulary import Atom as _A
 
     def atoms_of(frag: Fragment) -> list[Atom]:
         out = []

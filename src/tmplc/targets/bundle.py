@@ -81,10 +81,11 @@ def write_all(fmt: "ChatFormat", out_dir: str | Path, *, from_: str | None = Non
     except OSError as e:
         raise OutputError(stale, f"cannot replace the previous manifest: {e.strerror or e}") from None
     manifest: dict = {"tmplc": __version__, "format": fmt.name, "targets": {}, "refused": {}, "caveats": {}}
-    if fmt.trims:
-        manifest["caveats"]["ollama"] = ("the format trims message content (|trim) and Ollama templates "
-                                         "cannot: the Modelfile renders contents as sent, so strip them "
-                                         "before sending")
+    from tmplc.targets.ollama import untrimmed_caveat
+
+    caveat = untrimmed_caveat(fmt)
+    if caveat is not None:
+        manifest["caveats"]["ollama"] = caveat
     for target, make in _targets(fmt, from_).items():
         try:
             files = make()

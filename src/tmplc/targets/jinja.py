@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tmplc.ir import THINK_END, THINK_START, DateToken, Fragment, SpecialToken
+from tmplc.ir import THINK_END, THINK_START, ContentRule, DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -48,14 +48,14 @@ def hf_strip(side: str, expr: str) -> str:
     return "(" + expr + ")." + ("lstrip" if side == "left" else "rstrip") + "()"
 
 
-def content_expr(expr: str, part, strip=hf_strip) -> str:
-    """``expr`` as the Turn/SystemBlock/FinalAnswer ``part`` renders it: reasoning dropped,
+def content_expr(expr: str, rule: ContentRule, strip=hf_strip) -> str:
+    """``expr`` as the content ``rule`` renders it (without its reasoning block): reasoning dropped,
     ``.lstrip('\\n')``, then the whitespace trim written by ``strip(side, expr)`` (the llama.cpp
     target passes its exact macros)."""
-    first = getattr(part, "trim_first", False)
+    first = rule.trim_first
     if first:
-        expr = strip(part.trim_side, expr)
-    drop = getattr(part, "drop_think", "")
+        expr = strip(rule.trim_side, expr)
+    drop = rule.drop_think
     if drop in ("last", "first"):
         expr = ("(" + expr + ").split(" + jinja_string(THINK_END)
                 + (", 1" if drop == "first" else "") + ")[-1]")
@@ -64,15 +64,15 @@ def content_expr(expr: str, part, strip=hf_strip) -> str:
         answer = strip("both", answer) if drop == "last_trim" else answer + (
             ".strip('\\n')" if drop == "last_strip_nl" else ".lstrip('\\n')")
         expr = "(" + answer + " if " + jinja_string(THINK_END) + " in " + expr + " else " + expr + ")"
-    if getattr(part, "lstrip_nl", False):
+    if rule.lstrip_nl:
         expr = "(" + expr + ").lstrip('\\n')"
-    if not part.trim or first:
+    if not rule.trim or first:
         return expr
-    return strip(part.trim_side, expr)
+    return strip(rule.trim_side, expr)
 
 
-def _content(expr: str, part, strip=hf_strip) -> str:
-    return "{{- " + content_expr(expr, part, strip) + " -}}"
+def _content(expr: str, rule: ContentRule, strip=hf_strip) -> str:
+    return "{{- " + content_expr(expr, rule, strip) + " -}}"
 
 
 REASONING_VAR = "tmplc_reasoning"
@@ -126,15 +126,15 @@ def _empty_test(a, strip, last: str = "loop.last") -> str:
     answer test."""
     if a.empty_raw:
         return "message['content'] == ''"
-    test = "(" + content_expr("message['content']", a, strip) + ") == ''"
+    test = "(" + content_expr("message['content']", a.rule, strip) + ") == ''"
     if a.final is not None:
         test = ("((" + last + " and (" + content_expr("message['content']", a.final, strip) + ") == '') or "
                 "(not " + last + " and " + test + "))")
     return test
 
 
-def _answer(rule, strip) -> str:
-    """An answer's block (if any) and content by ``rule`` (an assistant Turn or FinalAnswer)."""
+def _answer(rule: ContentRule, strip) -> str:
+    """An answer's block (if any) and content by ``rule``."""
     seen = strip(rule.trim_side, "message['content']") if rule.trim_first else "message['content']"
     return _think_block(rule.think, strip, seen) + _content("message['content']", rule, strip)
 
@@ -159,7 +159,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
                  + jinja_string(fmt.name)[1:-1] + " has no system message slot') -}}{%- endif -%}")
         block = ""
     else:
-        block = ("{%- if " + sys_on + " -%}" + _out(sb.prefix) + _content("messages[0]['content']", sb, strip)
+        block = ("{%- if " + sys_on + " -%}" + _out(sb.prefix) + _content("messages[0]['content']", sb.rule, strip)
                  + _out(sb.suffix))
         if sb.default is not None:
             block += ("{%- else -%}" + _out(sb.prefix)
@@ -180,7 +180,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     L.append("{%- elif message['role'] == 'user' -%}" + _out(st.user.prefix))
     if inline:
         L.append("{%- if " + first_turn + " -%}" + block + "{%- endif -%}")
-    L.append(_content("message['content']", st.user, strip) + _out(st.user.suffix))
+    L.append(_content("message['content']", st.user.rule, strip) + _out(st.user.suffix))
     L.append("{%- elif message['role'] == 'assistant' -%}")
     if inline:
         cond = sys_on if sb.default is None else "true"
@@ -192,7 +192,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     ending = _out(a.suffix)
     if a.final_suffix is not None:
         ending = "{%- if " + last + " -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
-    content = _answer(a, strip)
+    content = _answer(a.rule, strip)
     if a.final is not None:
         content = "{%- if " + last + " -%}" + _answer(a.final, strip) + "{%- else -%}" + content + "{%- endif -%}"
     body = _out(a.lead) + content + ending

@@ -86,9 +86,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import datetime as _dt
 
-from tmplc.errors import TmplcError
-from tmplc.spec.parse import DATE_CONVERSIONS
+from tmplc.errors import TargetError, TmplcError
+from tmplc.spec.vocabulary import DATE_CONVERSIONS
 from tmplc.ir import DateToken, SpecialToken
+from tmplc.targets.conventions import expected_llamacpp
 from tmplc.targets.jinja import to_jinja
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,8 +124,6 @@ _LOCALE_DIRECTIVES = "aAbBhx"
 _STRFTIME_MAX = 99
 
 
-class TargetError(TmplcError, ValueError):
-    """A format that the llama.cpp target cannot render exactly."""
 
 
 def _conversions(fmt: str) -> list[str] | None:
@@ -236,7 +235,7 @@ def llamacpp_template(fmt: "ChatFormat") -> str:
     for tok in _date_tokens(fmt):
         why = date_refusal(tok.format)
         if why is not None:
-            raise TargetError(f"format {fmt.name!r}: {{DATE={tok.format}}} cannot be rendered exactly by "
+            raise TargetError("llamacpp", f"format {fmt.name!r}: {{DATE={tok.format}}} cannot be rendered exactly by "
                               f"llama.cpp: {why}")
     used: list[str] = []
 
@@ -390,33 +389,6 @@ def _leading_bos(fmt: "ChatFormat") -> bool:
         if not text.startswith(sentinel):
             return False
     return True
-
-
-def _merge_system(messages: Sequence[dict]) -> list[dict]:
-    """llama-server's ``system_message_not_supported`` workaround."""
-    msgs = [dict(m) for m in messages]
-    if msgs and msgs[0]["role"] == "system":
-        if len(msgs) > 1:
-            msgs[1]["content"] = msgs[0]["content"] + "\n" + msgs[1]["content"]
-        msgs.pop(0)
-    return msgs
-
-
-def expected_llamacpp(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool,
-                      add_bos_token: bool, date: "_dt.date | None" = None) -> str:
-    """What llama-server's prompt text is meant to be for ``messages`` (reference + llama.cpp
-    conventions) on ``date`` (default: today).
-
-    Raises MessageError where the reference refuses the (merged) conversation.
-    """
-    msgs = list(messages)
-    if fmt.structure.system is None:
-        msgs = _merge_system(msgs)
-    text = fmt.render(msgs, add_generation_prompt=add_generation_prompt, date=date)
-    bos = fmt.meta.bos_token
-    if add_bos_token and bos and text.startswith(bos):
-        text = text[len(bos):]
-    return text
 
 
 #: Days on which a dated format's probes are rendered for the built-in check: every date

@@ -77,21 +77,25 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING, Sequence
 
-from tmplc.errors import TmplcError
-from tmplc.spec.parse import THINK_FILTER_OF
+from tmplc.errors import ModelfileSyntaxError, TargetError
+from tmplc.spec.vocabulary import THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
 
-__all__ = ["TargetError", "to_ollama", "parse_modelfile", "modelfile_fields", "go_string",
+__all__ = ["TargetError", "to_ollama", "untrimmed_caveat", "parse_modelfile", "modelfile_fields", "go_string",
            "FROM_PLACEHOLDER"]
 
 FROM_PLACEHOLDER = "<path-to-model.gguf>"
 
 
-class TargetError(TmplcError, ValueError):
-    """A format (or a value of it) that the Ollama target cannot write exactly."""
+def _refuse(reason: str) -> TargetError:
+    return TargetError("ollama", reason)
+
+
+def _syntax(reason: str) -> ModelfileSyntaxError:
+    return ModelfileSyntaxError("ollama", reason)
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,7 +160,7 @@ def _next_state(c: str, cs: int) -> tuple[int, str]:
             return _NAME, c
         if c in " \t":
             return _VALUE, ""
-        raise TargetError("Modelfile: " + 'command must be one of "from", "license", ...')
+        raise _syntax("Modelfile: " + 'command must be one of "from", "license", ...')
     if cs == _VALUE:
         if c in _WS:
             return _NIL, c
@@ -166,7 +170,7 @@ def _next_state(c: str, cs: int) -> tuple[int, str]:
             return cs, c
         if c in " \t":
             return _VALUE, ""
-        raise TargetError("Modelfile: unexpected EOF")
+        raise _syntax("Modelfile: unexpected EOF")
     # comment
     if c in "\r\n":
         return _NIL, ""
@@ -193,7 +197,7 @@ def parse_modelfile(text: str) -> list[tuple[str, str]]:
             if curr == _NAME:
                 word = "".join(buf)
                 if word.lower() not in _COMMANDS:
-                    raise TargetError(f"Modelfile: unknown command {word!r}")
+                    raise _syntax(f"Modelfile: unknown command {word!r}")
                 low = word.lower()
                 if low == "from":
                     name = "model"
@@ -209,7 +213,7 @@ def parse_modelfile(text: str) -> list[tuple[str, str]]:
             elif curr == _MESSAGE:
                 role = "".join(buf)
                 if role not in ("system", "user", "assistant"):
-                    raise TargetError(f"Modelfile: invalid message role {role!r}")
+                    raise _syntax(f"Modelfile: invalid message role {role!r}")
             elif curr == _VALUE:
                 s, ok = _unquote_buffer(buf)
                 if not ok or r in " \t":
@@ -225,14 +229,14 @@ def parse_modelfile(text: str) -> list[tuple[str, str]]:
     if curr == _VALUE:
         s, ok = _unquote("".join(buf).strip(_WS))
         if not ok:
-            raise TargetError("Modelfile: unexpected EOF (an unterminated quoted value)")
+            raise _syntax("Modelfile: unexpected EOF (an unterminated quoted value)")
         if role:
             s = role + ": " + s
         cmds.append((name, s))
     elif curr not in (_NIL, _COMMENT):
-        raise TargetError("Modelfile: unexpected EOF")
+        raise _syntax("Modelfile: unexpected EOF")
     if not any(n == "model" for n, _ in cmds):
-        raise TargetError("Modelfile: no FROM line")
+        raise _syntax("Modelfile: no FROM line")
     return cmds
 
 
@@ -271,7 +275,7 @@ def _quote(command: str, value: str, what: str) -> str:
     else:
         why = ('no quoting reads it back exactly (Modelfile values have no escapes; a line of it '
                'ends with a quote)')
-    raise TargetError(f"cannot write {what} {value!r} in a Modelfile: {why}")
+    raise _refuse(f"cannot write {what} {value!r} in a Modelfile: {why}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,41 +371,41 @@ class _Gen:
         self.fmt = fmt
         self.st = fmt.structure
         st = self.st
-        think = getattr(st.assistant, "drop_think", "")
+        think = st.assistant.rule.drop_think
         if think:
             which = "first" if think.startswith("first") else "last"
-            raise TargetError(
+            raise _refuse(
                 f"format {fmt.name!r} renders answers from after their {which} '</think>' "
                 f"({{OUTPUT|{THINK_FILTER_OF[think]}}}), which an Ollama template cannot do (Ollama's template "
                 "functions cannot search or split a string)")
         a = st.assistant
         refusals = (  # (the format has it, what it does, why an Ollama template cannot)
-            (getattr(a, "lstrip_nl", False), "removes leading newlines from answers ({OUTPUT|lstrip_nl})",
+            (a.rule.lstrip_nl, "removes leading newlines from answers ({OUTPUT|lstrip_nl})",
              " (no string functions)"),
-            (bool(getattr(st, "closing", ())), "ends a conversation rendered without the generation prompt with "
+            (bool(st.closing), "ends a conversation rendered without the generation prompt with "
              "closing text ({END})", ": Ollama renders every prompt for generation (it has no "
              "add_generation_prompt=False)"),
-            (getattr(a, "empty", None) is not None, "renders an empty answer as a turn of its own ({EMPTY})",
+            (a.empty is not None, "renders an empty answer as a turn of its own ({EMPTY})",
              ": Ollama merges and continues messages, so an empty last answer is continued, not rendered"),
-            (getattr(a, "think", None) is not None, "renders every answer's reasoning in a block "
+            (a.rule.think is not None, "renders every answer's reasoning in a block "
              "({THINK}...{/THINK})", ": Ollama's template functions cannot search or split a string"),
-            (getattr(a, "final", None) is not None, "renders the final answer's content by its own rule (the "
+            (a.final is not None, "renders the final answer's content by its own rule (the "
              "second {OUTPUT}'s filters or a {THINK} block: reasoning kept or re-wrapped)",
              ": Ollama's template functions cannot search, split or strip a string"),
-            (getattr(st, "final_scope", "last") != "last", "ends answers other than the conversation's last "
+            (st.final_scope != "last", "ends answers other than the conversation's last "
              "message with the last answer's own ending (|final_last_answer / |final_after_user)",
              ": Ollama continues a trailing answer and cannot tell an earlier answer's position"),
         )
         for has, what, why in refusals:
             if has:
-                raise TargetError(f"format {fmt.name!r} {what}, which an Ollama template cannot do{why}")
+                raise _refuse(f"format {fmt.name!r} {what}, which an Ollama template cannot do{why}")
         self.dated = False
         for where, frag in self.fragments():
             for p in frag:
                 if isinstance(p, DateToken):
                     self.dated = True
                     if date_pieces(p.format) is None:
-                        raise TargetError(
+                        raise _refuse(
                             f"format {fmt.name!r} renders the date as {{DATE={p.format}}} in the {where}, "
                             "which an Ollama template cannot do: Ollama's only date function, currentDate, "
                             f"always gives YYYY-MM-DD; {p.format!r} is not that (use {{DATE=%Y-%m-%d}}, "
@@ -411,10 +415,10 @@ class _Gen:
         trims = [f"the {n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts]
         filters = "/".join(dict.fromkeys("|" + TRIM_FILTER_OF[p.trim_side] for _, p in parts))
         if trims and not allow_untrimmed:
-            raise TargetError(
+            raise _refuse(
                 f"format {fmt.name!r} strips {_and(trims)}, which an Ollama template cannot do "
                 "(Ollama's template functions cannot strip a string). Pass allow_untrimmed=True "
-                "(CLI: --allow-untrimmed) to emit a template that renders contents as sent (identical "
+                "(the CLI's default; --strict refuses) to emit a template that renders contents as sent (identical "
                 f"whenever contents have no whitespace where {filters} strips it), or remove {filters} "
                 "from the spec.")
         self.untrimmed = trims
@@ -434,7 +438,7 @@ class _Gen:
     def token(self, p: SpecialToken, where: str) -> str:
         tok = self.fmt.meta.bos_token if p.name == "BOS" else self.fmt.meta.eos_token
         if tok is None:
-            raise TargetError(f"format {self.fmt.name!r} uses {{{p.name}}} in the {where}, but declares "
+            raise _refuse(f"format {self.fmt.name!r} uses {{{p.name}}} in the {where}, but declares "
                               f"no {p.name.lower()}_token, and Ollama needs it written as text there")
         return tok
 
@@ -472,7 +476,7 @@ class _Gen:
         """The text a standalone block renders instead of itself without a system message
         (``{NOSYSTEM}...{/NOSYSTEM}``), or ``()``."""
         sb = self.st.system
-        return (getattr(sb, "absent", None) or ()) if sb is not None and sb.placement == "standalone" else ()
+        return (sb.absent or ()) if sb is not None and sb.placement == "standalone" else ()
 
     def bos_plan(self) -> tuple[bool, bool, bool]:
         """(drop the preamble's first BOS, drop the standalone system prefix's first BOS (and the
@@ -512,7 +516,7 @@ class _Gen:
                 if not item:
                     continue
                 if item[0] == SpecialToken("BOS") and state != "something" and (state == "maybe" or k > 0):
-                    raise TargetError(
+                    raise _refuse(
                         f"format {self.fmt.name!r}: whether its rendering starts with {{BOS}} depends "
                         "on the layout in a way the Ollama target cannot reproduce (Ollama adds the "
                         "leading BOS itself); start the spec with {BOS} or a fixed text")
@@ -628,6 +632,20 @@ def _comment(text: str) -> str:
     return "\n".join("# " + line if line else "#" for line in text.replace("\r", "").split("\n"))
 
 
+def untrimmed_caveat(fmt: "ChatFormat") -> str | None:
+    """What a Modelfile written with ``allow_untrimmed=True`` leaves to the client, or None when the
+    format strips nothing (one text for the CLI, the bundle manifest and export reports)."""
+    st = fmt.structure
+    parts = [(n, p) for n, p in (("user", st.user), ("assistant", st.assistant), ("system", st.system))
+             if p is not None and p.trim]
+    if not parts:
+        return None
+    trims = _and([f"the {n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts])
+    return (f"format {fmt.name!r} strips {trims} and Ollama templates cannot: the Modelfile renders "
+            "contents as sent, so strip them before sending (as Ollama's own templates for these models "
+            "do not strip either); --strict refuses instead")
+
+
 def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: bool = False) -> str:
     """A complete Modelfile for ``fmt`` (see the module docstring for the conventions).
 
@@ -651,7 +669,7 @@ def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: b
     if default is not None:
         try:
             if default == "":
-                raise TargetError("empty")
+                raise _refuse("empty")
             system_value = _quote("SYSTEM", default, "the default system message")
         except TargetError:
             default_in_template = True
@@ -678,7 +696,7 @@ def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: b
         from_value = _quote("FROM", from_, "the FROM value")
     lines.append("FROM " + from_value)
     if not _value_reads_back("TEMPLATE", template, '"""' + template + '"""'):
-        raise TargetError(f"internal error: the TEMPLATE for {fmt.name!r} does not read back from the "
+        raise _refuse(f"internal error: the TEMPLATE for {fmt.name!r} does not read back from the "
                           "Modelfile; please report it")
     lines.append('TEMPLATE """' + template + '"""')
     if system_value is not None:
@@ -695,6 +713,6 @@ def to_ollama(fmt: "ChatFormat", from_: str | None = None, *, allow_untrimmed: b
             "system": default if system_value is not None else None,
             "stop": [s for s in stops if s]}
     if fields != want:
-        raise TargetError(f"internal error: the Modelfile for {fmt.name!r} does not read back as "
+        raise _refuse(f"internal error: the Modelfile for {fmt.name!r} does not read back as "
                           f"written ({fields} != {want}); please report it")
     return text

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-import yaml
-
 from tmplc.errors import SpecError
-from tmplc.spec.parse import AFTER_ANSWER_FILTER_OF, FINAL_SCOPE_FILTER_OF, THINK_FILTER_OF
-from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken, Structure
+from tmplc.spec.vocabulary import AFTER_ANSWER_FILTER_OF, FINAL_SCOPE_FILTER_OF, THINK_FILTER_OF
+from tmplc.ir import TRIM_FILTER_OF, ContentRule, DateToken, Fragment, SpecialToken, Structure
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -33,17 +32,18 @@ def _frag(f: Fragment) -> str:
     return "".join(_piece(p) for p in f)
 
 
-def _ph(name: str, part, default: str | None = None, scope: str = "last") -> str:
-    """A content placeholder for a Turn/SystemBlock ``part`` (its trim and, for the system
+def _ph(name: str, rule: ContentRule, default: str | None = None, scope: str = "last",
+        skip_empty: bool = False) -> str:
+    """A content placeholder with the filters of its content ``rule`` (and, for the system
     block, ``skip_empty``); ``scope``: the final answer's ``final_scope``."""
-    inner = name + (f"|{TRIM_FILTER_OF[part.trim_side]}" if part.trim else "")
-    if getattr(part, "skip_empty", False):
+    inner = name + (f"|{TRIM_FILTER_OF[rule.trim_side]}" if rule.trim else "")
+    if skip_empty:
         inner += "|nonempty"
-    if getattr(part, "drop_think", ""):
-        inner += "|" + THINK_FILTER_OF[part.drop_think]
-    if getattr(part, "lstrip_nl", False):
+    if rule.drop_think:
+        inner += "|" + THINK_FILTER_OF[rule.drop_think]
+    if rule.lstrip_nl:
         inner += "|lstrip_nl"
-    if getattr(part, "trim_first", False):
+    if rule.trim_first:
         inner += "|trim_first"
     if scope != "last":
         inner += "|" + FINAL_SCOPE_FILTER_OF[scope]
@@ -65,7 +65,7 @@ def _block(tb) -> str:
 def _output(a, final: bool = False, scope: str = "last") -> str:
     """An ``{OUTPUT}`` with its reasoning block; ``final``: the second one (the final answer's
     own rule and block, when it has its own)."""
-    rule = a.final if final and a.final is not None else a
+    rule = a.final if final and a.final is not None else a.rule
     return _block(rule.think) + _ph("OUTPUT", rule, scope=scope if final else "last")
 
 
@@ -80,7 +80,7 @@ def to_spec(st: Structure) -> str:
     sb = st.system
     system = ""
     if sb is not None:
-        system = _frag(sb.prefix) + _ph("SYSTEM", sb, sb.default) + _frag(sb.suffix)
+        system = _frag(sb.prefix) + _ph("SYSTEM", sb.rule, sb.default, skip_empty=sb.skip_empty) + _frag(sb.suffix)
     mid = st.user.suffix + st.assistant.prefix
     split_needed = default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix)
     split = "{SPLIT}" if split_needed else ""
@@ -95,7 +95,7 @@ def to_spec(st: Structure) -> str:
     elif after:
         prompt = "{PROMPT" + after + "}"
     reply = "{REPLY}" + prompt + _frag(st.assistant.lead) if st.assistant.lead else prompt
-    exchange = (_ph("INPUT", st.user) + _frag(st.user.suffix) + split
+    exchange = (_ph("INPUT", st.user.rule) + _frag(st.user.suffix) + split
                 + _frag(st.assistant.prefix) + reply)
     final = st.assistant.final_suffix
     # the first exchange and what follows it up to the second user content; then the second exchange
@@ -136,6 +136,8 @@ def to_spec(st: Structure) -> str:
 
 def to_yaml(fmt: "ChatFormat") -> str:
     """A YAML spec file (the registry's format) holding the canonical spec and the metadata."""
+    import yaml
+
     m = fmt.meta
     data: dict = {"name": m.name}
     if m.description:
@@ -155,7 +157,7 @@ def to_yaml(fmt: "ChatFormat") -> str:
         st = replace(st, system=replace(st.system, default=None))
         data["default_system"] = default
     spec = to_spec(st)
-    head = yaml.dump(data, Dumper=_IndentedDumper, sort_keys=False, allow_unicode=True, width=100)
+    head = yaml.dump(data, Dumper=_indented_dumper(), sort_keys=False, allow_unicode=True, width=100)
     tail = ""
     if m.notes:
         tail = (literal_block("notes", m.notes) if "\n" in m.notes else None) or \
@@ -172,11 +174,17 @@ def to_yaml(fmt: "ChatFormat") -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-class _IndentedDumper(yaml.SafeDumper):
-    """SafeDumper that indents list items under their key, as the registry files are written."""
+@lru_cache(maxsize=1)
+def _indented_dumper() -> type:
+    """SafeDumper that indents list items under their key, as the registry files are written
+    (made on first use: yaml is imported only when YAML is written)."""
+    import yaml
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False):  # noqa: D102
-        return super().increase_indent(flow, False)
+    class _IndentedDumper(yaml.SafeDumper):
+        def increase_indent(self, flow: bool = False, indentless: bool = False):  # noqa: D102
+            return super().increase_indent(flow, False)
+
+    return _IndentedDumper
 
 
 _NOT_IN_BLOCK = __import__("re").compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]")
