@@ -13,6 +13,9 @@ eot-not-single-token, template-token-missing, eot-not-stop, vocab-out-of-range, 
 template-shadowed, template-unimportable, template-missing, no-template, truncation,
 data-rows-rejected, disk-space (and GGUF: the same codes read from GGUF keys).
 
+Modules: ``checks`` (``check``), ``repair`` (``fix``) — not ``check.py``/``fix.py``, whose module
+objects would shadow the functions of the same name on this package once imported.
+
 Importing this package imports neither torch nor transformers nor safetensors: they are imported
 when a check runs.
 """
@@ -26,11 +29,11 @@ __all__ = ["Finding", "Report", "check", "data_findings", "fix", "DoctorInputErr
 
 def __getattr__(name: str):
     if name == "check":
-        from tmplc.doctor.check import check
+        from tmplc.doctor.checks import check
 
         return check
     if name == "fix":
-        from tmplc.doctor.fix import fix
+        from tmplc.doctor.repair import fix
 
         return fix
     if name == "data_findings":

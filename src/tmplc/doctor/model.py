@@ -82,11 +82,10 @@ class ModelFolder:
                                                if (p / "generation_config.json").is_file() else None)
         self.tokenizer_config: dict = (read_json(p / "tokenizer_config.json")
                                        if (p / "tokenizer_config.json").is_file() else {})
-        self.tokenizer_json: dict | None = read_json(p / "tokenizer.json") if (p / "tokenizer.json").is_file() else None
         jinja = p / "chat_template.jinja"
         self.chat_template_jinja: str | None = jinja.read_text(encoding="utf-8") if jinja.is_file() else None
         self._tokenizer = tokenizer
-        if self.tokenizer_json is None and tokenizer is None and not (p / "tokenizer.model").is_file():
+        if tokenizer is None and not (p / "tokenizer.json").is_file() and not (p / "tokenizer.model").is_file():
             raise DoctorInputError(f"{p}: no tokenizer.json (or tokenizer.model) in this folder: the doctor needs "
                                    "the tokenizer the model is trained and served with")
         self.shards = sorted(p.glob("*.safetensors"))

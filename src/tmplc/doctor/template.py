@@ -26,7 +26,7 @@ from tmplc.doctor.findings import Finding
 #: strings of a layout that look like special tokens: ``<|...|>``, ``<｜...｜>`` (must be single
 #: tokens: errors) and ``<word>`` / ``</word>`` (warnings: e.g. ``<think>``)
 STRICT_RE = re.compile(r"<\|[^<>|\s]{1,64}\|>|<｜[^<>｜]{1,64}｜>")
-LOOSE_RE = re.compile(r"</?[A-Za-z_][A-Za-z0-9_\-]{0,40}>")
+LOOSE_RE = re.compile(r"(?<![<\w])</?[A-Za-z_][A-Za-z0-9_\-]{0,40}>(?!>)")  # not <<SYS>>
 
 PROBE_SYS = [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"},
              {"role": "assistant", "content": "Yes"}, {"role": "user", "content": "Ok"},
@@ -127,14 +127,21 @@ def special_strings(fmt, facts) -> list[tuple[str, bool]]:
     return list(seen.items())
 
 
-def end_of_turn_text(fmt, facts) -> str | None:
-    from tmplc.formatter.tokenizer_info import end_of_turn, tokenizer_info
+class _Specials:
+    """What :func:`tmplc.formatter.tokenizer_info.end_of_turn` reads from a TokenizerInfo (building a
+    whole TokenizerInfo costs seconds on a 262k vocabulary; this is all it needs)."""
 
-    try:
-        info = tokenizer_info(facts.tokenizer)
-    except Exception:  # noqa: BLE001 - slow tokenizer: no info, the format's own tokens
-        info = None
-    return end_of_turn(fmt, info)
+    def __init__(self, facts) -> None:
+        self.bos_token, self.eos_token = facts.bos, facts.eos
+        names = sorted(facts.special, key=len, reverse=True)
+        self.special_re = re.compile("|".join(re.escape(s) for s in names)) if names else None
+
+
+def end_of_turn_text(fmt, facts) -> str | None:
+    """The string that ends an assistant turn (the formatter's own rule)."""
+    from tmplc.formatter.tokenizer_info import end_of_turn
+
+    return end_of_turn(fmt, _Specials(facts))
 
 
 def template_findings(res: Resolved, folder, facts, eot: str | None) -> list[Finding]:
