@@ -11,7 +11,9 @@ holds more than one chunk in memory.
   and reserved tokens; Unsloth's ``indicator1``).
 * ``tiny``: the row's L2 norm is below ``TINY_RATIO`` (1e-3) x the median row norm of the matrix
   (rows that weight decay shrank towards zero but not to exactly zero).
-* ``duplicate``: the row is byte-identical to another row of the same matrix.  Independently
+* ``duplicate``: the row is byte-identical to another row of the same matrix — unless it equals
+  the mean of the trained rows (within the dtype's rounding): that is what ``tmplc fix`` (and
+  Unsloth) write into untrained rows, so those rows count as initialised (``RowScan.mean_rows``).  Independently
   trained rows are never identical; identical rows are a shared initialisation nobody updated
   (Llama-3.1's lm_head rows for untrained tokens, which the ``zero`` test misses — the reason
   Unsloth added its rounded-duplicate ``indicator2``).  Exact bytes, not rounding, so distinct
@@ -44,6 +46,8 @@ class RowScan:
     dtype: str
     flags: dict[int, str] = field(default_factory=dict)
     median_norm: float = 0.0
+    #: rows set to the trained mean (by a fix): duplicates, but deliberately so
+    mean_rows: set = field(default_factory=set)
 
     @property
     def untrained(self) -> set[int]:
@@ -74,6 +78,7 @@ def scan_rows(file: Path, name: str) -> RowScan:
         norms = np.empty(n, dtype=np.float64)
         maxabs = np.empty(n, dtype=np.float32)
         fp = np.empty((n, 3), dtype=np.float64)
+        total = torch.zeros(d, dtype=torch.float64)
         for a, b in _chunks(n, d, 4):
             t = sl[a:b]
             x = t.to(torch.float32)
@@ -85,6 +90,7 @@ def scan_rows(file: Path, name: str) -> RowScan:
             fp[a:b, 0] = x64.sum(dim=1).numpy()
             fp[a:b, 1] = x64[:, 0].numpy()
             fp[a:b, 2] = (x64 * torch.arange(1, d + 1, dtype=torch.float64)).sum(dim=1).numpy()
+            total += x64.sum(dim=0)
             del t, x, ax, x64
         scan = RowScan(name, n, d, dtype)
         zero = maxabs <= ZERO_EPS
@@ -115,7 +121,32 @@ def scan_rows(file: Path, name: str) -> RowScan:
                     if len(ids) > 1:
                         for i in ids:
                             scan.flags.setdefault(i, "duplicate")
+        _mean_initialised(scan, sl, total, n)
     return scan
+
+
+def _mean_initialised(scan: RowScan, sl, total, n: int) -> None:
+    """Duplicate rows equal to the mean of the other (trained) rows were set that way on purpose
+    (``tmplc fix``, Unsloth's ``mean_of_trained_tokens``): not untrained any more.  They move from
+    ``flags`` to ``mean_rows``."""
+    import torch
+
+    dups = [i for i, w in scan.flags.items() if w == "duplicate"]
+    if not dups or len(scan.flags) >= n:
+        return
+    flagged = sorted(scan.flags)
+    s = total.clone()
+    for i in flagged:
+        s -= sl[i:i + 1].to(torch.float64)[0]
+    mean64 = s / (n - len(flagged))
+    dtype = sl[dups[0]:dups[0] + 1].dtype
+    mean = mean64.to(dtype).to(torch.float64)
+    tol = 4 * torch.finfo(dtype).eps * mean.abs().clamp_min(1e-30)
+    for i in dups:
+        row = sl[i:i + 1].to(torch.float64)[0]
+        if bool(((row - mean).abs() <= tol).all()):
+            del scan.flags[i]
+            scan.mean_rows.add(i)
 
 
 def trained_mean(weight, untrained: set[int]):
