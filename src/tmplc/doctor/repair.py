@@ -86,6 +86,7 @@ def fix(path: str | Path, out: str | Path, template: Any = None, data: Any = Non
     after, _ = _check_folder(dst, template, data, max_seq_length, output_dir, None, keep_checkpoints)
     after.changes = changes
     after.before = before  # type: ignore[attr-defined]
+    after.not_fixed = not_fixed  # type: ignore[attr-defined]
     _write_json(dst / REPORT_FILE, {"source": str(src), "out": str(dst), "changes": changes,
                                     "not_fixed": not_fixed, "before": before.to_json(), "after": after.to_json()})
     return after
