@@ -285,3 +285,16 @@ def test_report_json_and_import_is_light():
     assert j["findings"][0]["details"] == {"ids": [1, 3]} and r.ok and r.codes() == {"pad-missing"}
     with pytest.raises(ValueError):
         Finding("x", "fatal", "m")
+
+
+def test_disk_space_thresholds(tmp_path):
+    import shutil
+
+    from tmplc.doctor.disk import disk_findings
+
+    (f,) = disk_findings(tmp_path / "out", 10**18)
+    assert f.code == "disk-space" and f.severity == "error"
+    free = shutil.disk_usage(tmp_path).free
+    (f,) = disk_findings(tmp_path / "a" / "b", int(free / 1.5), keep=2)  # one fits, two do not
+    assert f.severity == "warning" and f.details["keep"] == 2
+    assert disk_findings(tmp_path, 1024, keep=3) == []

@@ -13,7 +13,7 @@ import sys
 from tmplc.errors import MessageError, RegistryError, SpecError, TmplcError
 
 # display order; any other cmd_*.py module in this package is added after these
-ORDER = ["list", "compile", "render", "format", "convert", "identify"]
+ORDER = ["list", "compile", "render", "format", "convert", "identify", "check", "fix"]
 
 
 def _commands() -> list[str]:

@@ -30,8 +30,8 @@ def read_gguf_header(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[
     with open(path, "rb") as fh:
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        buf = memoryview(mm)
-        if bytes(buf[:4]) != b"GGUF":
+        buf = mm  # struct.unpack_from and slices (copies) only: no exported buffer outlives the map
+        if buf[:4] != b"GGUF":
             raise GGUFError("not a GGUF file (bad magic)")
         version = struct.unpack_from("<I", buf, 4)[0]
         if version not in (2, 3):
@@ -42,7 +42,9 @@ def read_gguf_header(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[
         def string(pos: int) -> tuple[str, int]:
             (n,) = struct.unpack_from("<Q", buf, pos)
             pos += 8
-            return bytes(buf[pos:pos + n]).decode("utf-8", "replace"), pos + n
+            if pos + n > len(buf):
+                raise GGUFError("truncated string")
+            return buf[pos:pos + n].decode("utf-8", "replace"), pos + n
 
         def value(t: int, pos: int) -> tuple[Any, int]:
             if t == 8:
@@ -57,8 +59,10 @@ def read_gguf_header(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[
                         out.append(s)
                     return out, pos
                 if et in _NP:
-                    arr = np.frombuffer(buf, dtype=_NP[et], count=n, offset=pos)
-                    return arr.tolist(), pos + arr.nbytes
+                    size = np.dtype(_NP[et]).itemsize * n
+                    if pos + size > len(buf):
+                        raise GGUFError("truncated array")
+                    return np.frombuffer(buf[pos:pos + size], dtype=_NP[et]).tolist(), pos + size
                 out = []
                 for _ in range(n):
                     v, pos = value(et, pos)
@@ -83,7 +87,6 @@ def read_gguf_header(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[
             ttype, _off = struct.unpack_from("<IQ", buf, pos)
             pos += 12
             tensors[name] = (tuple(int(d) for d in dims), ttype)
-        del buf
         return kv, tensors
     except struct.error as e:
         raise GGUFError(f"truncated GGUF header: {e}") from None
