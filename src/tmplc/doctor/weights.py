@@ -9,8 +9,8 @@ holds more than one chunk in memory.
 * ``zero``: every value of the row has ``|x| <= ZERO_EPS`` (1e-8) — the rows a base model never
   updated because the token never occurred (Llama-3 base's ``<|eot_id|>``, ``<|start_header_id|>``
   and reserved tokens; Unsloth's ``indicator1``).
-* ``tiny``: the row's L2 norm is below ``TINY_RATIO`` (1e-3) x the median row norm of the matrix
-  (rows that weight decay shrank towards zero but not to exactly zero).
+* ``tiny``: the row's max |x| is below ``TINY_RATIO`` (1e-3) x the median row max |x| of the
+  matrix (rows that weight decay shrank towards zero but not to exactly zero).
 * ``duplicate``: the row is byte-identical to another row of the same matrix — unless it equals
   the mean of the trained rows (within the dtype's rounding): that is what ``tmplc fix`` (and
   Unsloth) write into untrained rows, so those rows count as initialised (``RowScan.mean_rows``).  Independently
@@ -34,6 +34,18 @@ from pathlib import Path
 ZERO_EPS = 1e-8
 TINY_RATIO = 1e-3
 CHUNK_BYTES = 64 << 20
+#: safetensors dtype -> (torch int view, sign mask, numpy float of the same width)
+_BITS: dict = {}
+
+
+def _bits_table() -> None:
+    import numpy as np
+    import torch
+
+    _BITS["F16"] = (torch.int16, np.int16(0x7FFF), lambda m: m.view(np.float16).astype(np.float32))
+    _BITS["F32"] = (torch.int32, np.int32(0x7FFFFFFF), lambda m: m.view(np.float32))
+    # numpy has no bfloat16: its bits are the top half of a float32's
+    _BITS["BF16"] = (torch.int16, np.int16(0x7FFF), lambda m: (m.astype(np.int32) << 16).view(np.float32))
 
 
 @dataclass
@@ -61,11 +73,17 @@ def _chunks(n_rows: int, n_cols: int, itemsize: int):
 
 
 def scan_rows(file: Path, name: str) -> RowScan:
-    """The untrained-row indicators of tensor ``name`` in ``file`` (see the module docstring)."""
+    """The untrained-row indicators of tensor ``name`` in ``file`` (see the module docstring).
+
+    One pass over the rows in chunks (max |x| computed on the raw bits for bf16/f16/f32 — no float
+    conversion —, and the raw bits of 16 columns as a fingerprint for finding identical rows); identical candidates are confirmed byte for byte; a second
+    pass (float64 sum) runs only when there are identical rows, to tell mean-initialised ones apart."""
     import numpy as np
     import torch
     from safetensors import safe_open
 
+    if not _BITS:
+        _bits_table()
     with safe_open(str(file), framework="pt") as f:
         sl = f.get_slice(name)
         shape = sl.get_shape()
@@ -75,23 +93,28 @@ def scan_rows(file: Path, name: str) -> RowScan:
 
             raise DoctorInputError(f"{file}: tensor {name} has shape {shape}, expected 2-D rows x hidden")
         n, d = shape
-        norms = np.empty(n, dtype=np.float64)
         maxabs = np.empty(n, dtype=np.float32)
-        fp = np.empty((n, 3), dtype=np.float64)
-        total = torch.zeros(d, dtype=torch.float64)
-        for a, b in _chunks(n, d, 4):
-            t = sl[a:b]
-            x = t.to(torch.float32)
-            ax = x.abs()
-            maxabs[a:b] = ax.amax(dim=1).numpy()
-            x64 = x.to(torch.float64)
-            norms[a:b] = torch.linalg.vector_norm(x64, dim=1).numpy()
-            # a fingerprint: identical rows give identical values (same computation on the same data)
-            fp[a:b, 0] = x64.sum(dim=1).numpy()
-            fp[a:b, 1] = x64[:, 0].numpy()
-            fp[a:b, 2] = (x64 * torch.arange(1, d + 1, dtype=torch.float64)).sum(dim=1).numpy()
-            total += x64.sum(dim=0)
-            del t, x, ax, x64
+        cols = np.unique(np.linspace(0, d - 1, min(d, 16)).round().astype(np.int64))
+        fp = np.empty((n, len(cols)), dtype=np.int64)
+        bits = _BITS.get(dtype)
+        for a, b in _chunks(n, d, 2 if bits else 4):
+            x = sl[a:b]
+            if bits is not None:
+                # |x| on the raw bits: clear the sign bit; for IEEE floats the magnitude order is the
+                # integer order, so the row max of the bits is the bits of the row max |x|
+                ib, mask, to_f32 = bits
+                raw = x.view(ib).numpy()
+                mag = np.bitwise_and(raw, mask)
+                maxabs[a:b] = to_f32(mag.max(axis=1))
+                fp[a:b] = raw[:, cols]
+                del raw, mag
+            else:
+                xf = x.to(torch.float32)
+                maxabs[a:b] = xf.abs().amax(dim=1).numpy()
+                fp[a:b] = xf[:, cols].numpy().view(np.int32)
+                del xf
+            del x
+        norms = maxabs
         scan = RowScan(name, n, d, dtype)
         zero = maxabs <= ZERO_EPS
         med = float(np.median(norms)) if n else 0.0
@@ -101,10 +124,10 @@ def scan_rows(file: Path, name: str) -> RowScan:
             scan.flags[int(i)] = "zero"
         for i in np.flatnonzero(tiny):
             scan.flags[int(i)] = "tiny"
-        # duplicates: rows with equal fingerprints, confirmed byte for byte
+        # duplicates: rows with equal fingerprints (and max |x|), confirmed byte for byte
         rest = np.flatnonzero(~zero)
         if len(rest) > 1:
-            keys = fp[rest]
+            keys = np.concatenate([fp[rest], norms[rest, None].view(np.int32).astype(np.int64)], axis=1)
             order = np.lexsort(keys.T[::-1])
             sk = keys[order]
             same = np.all(sk[1:] == sk[:-1], axis=1)
@@ -112,16 +135,19 @@ def scan_rows(file: Path, name: str) -> RowScan:
             for j in np.flatnonzero(same):
                 cand.add(int(rest[order[j]]))
                 cand.add(int(rest[order[j + 1]]))
-            if cand:
-                groups: dict[bytes, list[int]] = {}
-                for i in sorted(cand):
-                    raw = sl[i:i + 1].contiguous().view(torch.uint8).numpy().tobytes()
-                    groups.setdefault(raw, []).append(i)
-                for ids in groups.values():
-                    if len(ids) > 1:
-                        for i in ids:
-                            scan.flags.setdefault(i, "duplicate")
-        _mean_initialised(scan, sl, total, n)
+            groups: dict[bytes, list[int]] = {}
+            for i in sorted(cand):
+                raw = sl[i:i + 1].contiguous().view(torch.uint8).numpy().tobytes()
+                groups.setdefault(raw, []).append(i)
+            for ids in groups.values():
+                if len(ids) > 1:
+                    for i in ids:
+                        scan.flags.setdefault(i, "duplicate")
+        if any(w == "duplicate" for w in scan.flags.values()):
+            total = torch.zeros(d, dtype=torch.float64)
+            for a, b in _chunks(n, d, 4):
+                total += sl[a:b].to(torch.float32).sum(dim=0, dtype=torch.float64)
+            _mean_initialised(scan, sl, total, n)
     return scan
 
 
@@ -141,7 +167,8 @@ def _mean_initialised(scan: RowScan, sl, total, n: int) -> None:
     mean64 = s / (n - len(flagged))
     dtype = sl[dups[0]:dups[0] + 1].dtype
     mean = mean64.to(dtype).to(torch.float64)
-    tol = 4 * torch.finfo(dtype).eps * mean.abs().clamp_min(1e-30)
+    # the dtype's rounding, plus float64 summation-order noise (float64 checkpoints)
+    tol = 4 * torch.finfo(dtype).eps * mean.abs() + 1e-12 * float(mean.abs().max())
     for i in dups:
         row = sl[i:i + 1].to(torch.float64)[0]
         if bool(((row - mean).abs() <= tol).all()):
