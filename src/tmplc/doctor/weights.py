@@ -146,7 +146,7 @@ def scan_rows(file: Path, name: str) -> RowScan:
         if any(w == "duplicate" for w in scan.flags.values()):
             total = torch.zeros(d, dtype=torch.float64)
             for a, b in _chunks(n, d, 4):
-                total += sl[a:b].to(torch.float32).sum(dim=0, dtype=torch.float64)
+                total += sl[a:b].sum(dim=0, dtype=torch.float64)
             _mean_initialised(scan, sl, total, n)
     return scan
 
