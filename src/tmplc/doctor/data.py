@@ -99,8 +99,14 @@ def scan_data(fmt, tokenizer, rows: Rows, max_seq_length: int | None = None,
             for n, _ in rows.conversations:
                 scan.errors[n] = "no format to render this conversation with"
         else:
+            import warnings
+
+            from tmplc.formatter.tokenizer_info import FormatterWarning
+
             opts = make_options()
-            res = encode_rows(fmt, [m for _, m in rows.conversations], tokenizer, opts)
+            with warnings.catch_warnings():  # the doctor reports these hazards as findings
+                warnings.simplefilter("ignore", FormatterWarning)
+                res = encode_rows(fmt, [m for _, m in rows.conversations], tokenizer, opts)
             for (n, _), r in zip(rows.conversations, res):
                 if r.input_ids is None or r.status == "error":
                     scan.errors[n] = r.reason or str(r.error)
@@ -143,7 +149,8 @@ def scan_findings(scan: DataScan, tokenizer, max_seq_length: int | None) -> list
                 f"{len(long_rows)} of {len(scan.lengths)} rows ({share:.1%}) are longer than max_seq_length "
                 f"{max_seq_length}; the longest is row {longest[0]} with {longest[1]} tokens; truncation cuts "
                 f"{cut} trained token(s) ({(cut / total_trained if total_trained else 0):.1%} of all trained "
-                f"tokens), including the end-of-turn of every cut answer: rows {_rows_text(long_rows)}",
+                f"tokens){', including the end of every cut answer (the model learns answers that never end)' if cut else ''}"
+                f": rows {_rows_text(long_rows)}",
                 "raise --max-seq-length, drop the long rows (tmplc format --truncation drop), or split them",
                 {"rows": long_rows, "count": len(long_rows), "share": share, "longest_row": longest[0],
                  "longest_tokens": longest[1], "trained_tokens_cut": cut, "trained_tokens": total_trained}))
