@@ -195,13 +195,14 @@ def template_findings(res: Resolved, folder, facts, eot: str | None) -> list[Fin
     fmt = res.fmt
     if fmt is None:
         return out
+    fname = res.name or fmt.name
     # -- special strings -------------------------------------------------------------------
     eot_id = facts.single_id(eot) if eot else None
     if eot and eot_id is None:
         ids = facts.ids(eot)
         out.append(Finding(
             "eot-not-single-token", "error",
-            f"the end-of-turn marker {eot!r} of format {fmt.name!r} is not one token of this vocabulary (it "
+            f"the end-of-turn marker {eot!r} of format {fname!r} is not one token of this vocabulary (it "
             f"tokenizes to {len(ids)} ids {ids[:8]}): generation cannot stop on one id, and the model learns a "
             "multi-token ending",
             "use a tokenizer that has it as a special token, or add it (tokenizer.add_special_tokens) and resize "
@@ -216,7 +217,7 @@ def template_findings(res: Resolved, folder, facts, eot: str | None) -> list[Fin
     for s, strict, ids in missing:
         out.append(Finding(
             "template-token-missing", "error" if strict else "warning",
-            f"format {fmt.name!r} writes {s!r}, which is not one token of this vocabulary (it tokenizes to "
+            f"format {fname!r} writes {s!r}, which is not one token of this vocabulary (it tokenizes to "
             f"{len(ids)} ids {ids[:8]}): the model sees a different sequence than a tokenizer with that special "
             "token, and a server matching it as a token will not find it",
             "use the tokenizer the format was made for, or add the token (tokenizer.add_special_tokens) and "
@@ -227,7 +228,7 @@ def template_findings(res: Resolved, folder, facts, eot: str | None) -> list[Fin
         if eot_id not in stops:
             out.append(Finding(
                 "eot-not-stop", "error",
-                f"the end-of-turn token {facts.show(eot_id)} of format {fmt.name!r} is not among the stop ids of "
+                f"the end-of-turn token {facts.show(eot_id)} of format {fname!r} is not among the stop ids of "
                 f"{where} ({', '.join(facts.show(i) for i in stops) or 'none'}): model.generate() does not stop "
                 "after an answer; it runs on into a new turn",
                 f"add {eot_id} to generation_config.json's eos_token_id (tmplc fix does)",
@@ -239,14 +240,14 @@ def template_findings(res: Resolved, folder, facts, eot: str | None) -> list[Fin
         if len(plain) > 1 and plain[0] == plain[1] == facts.bos_id:
             out.append(Finding(
                 "double-bos", "error",
-                f"format {fmt.name!r} itself renders BOS twice at the start ({facts.show(facts.bos_id)}): every "
+                f"format {fname!r} itself renders BOS twice at the start ({facts.show(facts.bos_id)}): every "
                 "row starts with two BOS, even tokenized without special tokens",
                 "remove the second {BOS} / literal BOS text from the spec (tmplc fix rewrites the template)",
                 {"path": "template", "bos_id": facts.bos_id}))
         elif facts.adds_bos and plain and plain[0] == facts.bos_id:
             out.append(Finding(
                 "double-bos", "warning",
-                f"format {fmt.name!r} renders BOS {facts.show(facts.bos_id)} and the tokenizer adds one too when "
+                f"format {fname!r} renders BOS {facts.show(facts.bos_id)} and the tokenizer adds one too when "
                 "text is tokenized with special tokens (tested: tokenizer('a') starts with BOS): rendering then "
                 "tokenizing with add_special_tokens=True (TRL's text path, a raw /completion prompt) gives two "
                 "BOS. tmplc format and apply_chat_template(tokenize=True) give one",
