@@ -15,8 +15,9 @@ subprocess (so peak RSS is that run's own; the files are in the page cache after
 * check: ``tmplc.check(folder, template="llama-3")`` (everything: imports, tokenizer, template,
   both scans, findings).
 
-Peak RSS is ``ru_maxrss`` of the subprocess; "baseline" is a Python process that imported
-torch + safetensors (or tmplc + transformers for the check) and read nothing.  Goal (issue 14):
+Peak RSS is ``VmHWM`` of the subprocess (``ru_maxrss`` would include the parent's, it survives
+exec); "baseline" is its ``VmRSS`` after importing torch + safetensors (or tmplc + transformers for
+the check), before reading anything.  Goal (issue 14):
 check <= 2x the read time; peak RSS <= 1.5 x one tensor + 300 MiB.  Best of ``--repeats``.
 """
 
@@ -34,14 +35,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 sys.path.insert(0, {src!r})
+
+def _status(key):  # /proc/self/status in KiB: VmHWM is this process's own peak (ru_maxrss survives exec)
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+
 mode, folder = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 if mode == "read":
     import torch
     from safetensors import safe_open
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _status("VmRSS")
     t = time.perf_counter()
     idx = json.load(open(os.path.join(folder, "model.safetensors.index.json")))["weight_map"]
     for name in ("model.embed_tokens.weight", "lm_head.weight"):
@@ -53,7 +60,7 @@ if mode == "read":
 elif mode == "scan":
     import torch, safetensors
     from tmplc.doctor.weights import scan_rows
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _status("VmRSS")
     t = time.perf_counter()
     idx = json.load(open(os.path.join(folder, "model.safetensors.index.json")))["weight_map"]
     flags = {{}}
@@ -62,14 +69,14 @@ elif mode == "scan":
     dt = time.perf_counter() - t
 else:
     import tmplc, transformers, torch, safetensors
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _status("VmRSS")
     t = time.perf_counter()
     r = tmplc.check(folder, template="llama-3")
     dt = time.perf_counter() - t
     assert "untrained-tokens" in r.codes(), r
     f = r.by_code("untrained-tokens")[0]
     assert f.severity == "error" and len(f.details["ids"]) >= 203, f.details["ids"][:10]
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = _status("VmHWM")
 print(json.dumps({{"seconds": dt, "peak_kib": peak, "base_kib": base}}))
 """
 
