@@ -13,7 +13,7 @@ import sys
 from tmplc.errors import SpecError, TargetError, TmplcError
 
 # display order; any other cmd_*.py module in this package is added after these
-ORDER = ["list", "compile", "render", "format", "convert", "identify", "verify"]
+ORDER = ["list", "compile", "render", "format", "check", "fix", "train", "export", "gguf", "convert", "identify", "verify"]
 
 
 def _commands() -> list[str]:

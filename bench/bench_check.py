@@ -1,0 +1,165 @@
+"""``tmplc check`` on an 8B-sized embedding: wall time and peak RSS vs just reading the tensors.
+
+    .venv/bin/python bench/bench_check.py [--rows 128256] [--hidden 4096] [--dir /tmp/tmplc-bench-check]
+
+Builds (once; reused when present) a synthetic model folder: ``model.embed_tokens.weight`` and
+``lm_head.weight`` of ``rows x hidden`` bf16 (1 GiB each at the default size, random normal
+x 0.02, Llama-3 style: the header/end-of-turn rows and 200 reserved rows zero, Llama-3.1 style
+identical lm_head rows for 3 of them), in two shards with a ``model.safetensors.index.json``, a
+Llama config, generation_config and the real Llama-3 tokenizer fixture.  Then, each in a fresh
+subprocess (so peak RSS is that run's own; the files are in the page cache after a warm-up read):
+
+* read: ``safe_open(...).get_tensor(name).clone()`` of both tensors, one after the other (the floor;
+  ``clone`` because get_tensor may return a lazily mapped tensor that reads nothing);
+* scan: :func:`tmplc.doctor.weights.scan_rows` on both (the weights part of the check);
+* check: ``tmplc.check(folder, template="llama-3")`` (everything: imports, tokenizer, template,
+  both scans, findings).
+
+Peak RSS is ``VmHWM`` of the subprocess (``ru_maxrss`` would include the parent's, it survives
+exec); "baseline" is its ``VmRSS`` after importing torch + safetensors (or tmplc + transformers for
+the check), before reading anything.  Goal (issue 14):
+check <= 2x the read time; peak RSS <= 1.5 x one tensor + 300 MiB.  Best of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import json, os, sys, time
+sys.path.insert(0, {src!r})
+
+def _status(key):  # /proc/self/status in KiB: VmHWM is this process's own peak (ru_maxrss survives exec)
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+
+mode, folder = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+if mode == "read":
+    import torch
+    from safetensors import safe_open
+    base = _status("VmRSS")
+    t = time.perf_counter()
+    idx = json.load(open(os.path.join(folder, "model.safetensors.index.json")))["weight_map"]
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        with safe_open(os.path.join(folder, idx[name]), framework="pt") as f:
+            w = f.get_tensor(name).clone()  # get_tensor may map lazily: clone() reads every byte
+            s = float(w[-1, -1])
+        del w
+    dt = time.perf_counter() - t
+elif mode == "scan":
+    import torch, safetensors
+    from tmplc.doctor.weights import scan_rows
+    base = _status("VmRSS")
+    t = time.perf_counter()
+    idx = json.load(open(os.path.join(folder, "model.safetensors.index.json")))["weight_map"]
+    flags = {{}}
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        flags[name] = len(scan_rows(os.path.join(folder, idx[name]), name).flags)
+    dt = time.perf_counter() - t
+else:
+    import tmplc, transformers, torch, safetensors
+    base = _status("VmRSS")
+    t = time.perf_counter()
+    r = tmplc.check(folder, template="llama-3")
+    dt = time.perf_counter() - t
+    assert "untrained-tokens" in r.codes(), r
+    f = r.by_code("untrained-tokens")[0]
+    assert f.severity == "error" and len(f.details["ids"]) >= 203, f.details["ids"][:10]
+peak = _status("VmHWM")
+print(json.dumps({{"seconds": dt, "peak_kib": peak, "base_kib": base}}))
+"""
+
+
+def build(folder: Path, rows: int, hidden: int) -> None:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
+
+    if (folder / "model.safetensors.index.json").is_file():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    tokdir = ROOT / ".cache" / "fixtures" / "llama3"
+    for f in tokdir.iterdir():
+        shutil.copy(f, folder / f.name)
+    tok = AutoTokenizer.from_pretrained(str(tokdir))
+    turn = [tok.convert_tokens_to_ids(t) for t in ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")]
+    reserved = [tok.convert_tokens_to_ids(f"<|reserved_special_token_{i}|>") for i in range(10, 210)]
+    g = torch.Generator().manual_seed(0)
+    shards = {}
+    for k, name in enumerate(("model.embed_tokens.weight", "lm_head.weight")):
+        w = torch.empty(rows, hidden, dtype=torch.bfloat16)
+        for a in range(0, rows, 8192):  # fill in chunks: no float32 copy of the whole matrix
+            w[a:a + 8192] = (torch.randn(min(8192, rows - a), hidden, generator=g) * 0.02).to(torch.bfloat16)
+        w[reserved] = 0
+        if name == "lm_head.weight":
+            w[turn] = (torch.randn(hidden, generator=g) * 0.02).to(torch.bfloat16)  # identical rows
+        else:
+            w[turn] = 0
+        fn = f"model-0000{k + 1}-of-00002.safetensors"
+        save_file({name: w}, str(folder / fn), metadata={"format": "pt"})
+        shards[name] = fn
+        del w
+    (folder / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": 2 * rows * hidden * 2}, "weight_map": shards}))
+    (folder / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": rows, "hidden_size": hidden,
+        "tie_word_embeddings": False, "bos_token_id": 128000, "eos_token_id": [128001, 128009]}))
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [128001, 128009]}))
+
+
+def run(mode: str, folder: Path) -> dict:
+    code = CHILD.format(src=str(ROOT / "src"))
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+    out = subprocess.run([sys.executable, "-c", code, mode, str(folder)], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=128256)
+    ap.add_argument("--hidden", type=int, default=4096)
+    ap.add_argument("--dir", default="/tmp/tmplc-bench-check")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the synthetic folder")
+    args = ap.parse_args()
+    folder = Path(args.dir)
+    t = time.perf_counter()
+    build(folder, args.rows, args.hidden)
+    built = time.perf_counter() - t
+    run("read", folder)  # warm the page cache
+    res = {m: min((run(m, folder) for _ in range(args.repeats)), key=lambda r: r["seconds"])
+           for m in ("read", "scan", "check")}
+    tensor_mib = args.rows * args.hidden * 2 / 2**20
+    print(f"synthetic model: 2 x {args.rows}x{args.hidden} bf16 ({tensor_mib:.0f} MiB each), built/reused in "
+          f"{built:.1f} s; {os.cpu_count()} CPUs; best of {args.repeats}")
+    print()
+    print("| run | wall s | x read | peak RSS MiB | RSS over its baseline MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for m, label in (("read", "safetensors get_tensor, both tensors (floor)"),
+                     ("scan", "tmplc scan_rows, both tensors"), ("check", "tmplc.check(folder, template='llama-3')")):
+        r = res[m]
+        print(f"| {label} | {r['seconds']:.2f} | {r['seconds'] / res['read']['seconds']:.2f} | "
+              f"{r['peak_kib'] / 1024:.0f} | {(r['peak_kib'] - r['base_kib']) / 1024:.0f} |")
+    goal = 1.5 * tensor_mib + 300
+    print()
+    print(f"goal: check <= 2x read; peak RSS over baseline <= 1.5 x {tensor_mib:.0f} + 300 = {goal:.0f} MiB")
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
