@@ -1,0 +1,46 @@
+"""Tiny random models built from configs, saved with the real fixture tokenizers (no hub)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+ARCH = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM", "llama3"),
+    "mistral": ("MistralConfig", "MistralForCausalLM", "llama2"),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "qwen3"),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", "qwen3"),
+}
+
+
+def make_tiny(kind: str, tokenizer_dir: Path, out: Path, *, dtype: str = "float32", seed: int = 0,
+              tie: bool | None = None, **overrides) -> Path:
+    """Save a tiny random ``kind`` model with the tokenizer files of ``tokenizer_dir`` into ``out``."""
+    import torch
+    import transformers
+    from transformers import AutoTokenizer
+
+    cfg_cls, model_cls, _ = ARCH[kind]
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    n_vocab = len(tok)
+    if kind in ("qwen2", "qwen3"):
+        n_vocab = ((n_vocab + 63) // 64) * 64 + 64  # holes up to the embedding rows, as Qwen ships
+    kw = dict(vocab_size=n_vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6,
+              tie_word_embeddings=bool(tie) if tie is not None else kind in ("qwen2", "qwen3"))
+    if kind == "qwen3":
+        kw["head_dim"] = 32
+    kw.update(overrides)
+    cfg = getattr(transformers, cfg_cls)(**kw)
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_cls)(cfg).to(getattr(torch, dtype))
+    with torch.no_grad():  # make the random init less degenerate: larger, distinct weights
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.08)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"):
+        if (tokenizer_dir / f).is_file():
+            shutil.copy(tokenizer_dir / f, out / f)
+    return out
