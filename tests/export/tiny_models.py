@@ -14,8 +14,11 @@ ARCH = {
 
 
 def make_tiny(kind: str, tokenizer_dir: Path, out: Path, *, dtype: str = "float32", seed: int = 0,
-              tie: bool | None = None, **overrides) -> Path:
-    """Save a tiny random ``kind`` model with the tokenizer files of ``tokenizer_dir`` into ``out``."""
+              tie: bool | None = None, template: str | None = None, **overrides) -> Path:
+    """Save a tiny random ``kind`` model with the tokenizer of ``tokenizer_dir`` into ``out``.
+
+    ``template``: a tmplc format whose HF Jinja becomes the saved tokenizer's chat_template and
+    whose spec is recorded as ``tmplc.yaml`` (what the trainer saves); None keeps the fixture's files."""
     import torch
     import transformers
     from transformers import AutoTokenizer
@@ -40,7 +43,15 @@ def make_tiny(kind: str, tokenizer_dir: Path, out: Path, *, dtype: str = "float3
                 p.normal_(0.0, 0.08)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
-    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"):
-        if (tokenizer_dir / f).is_file():
-            shutil.copy(tokenizer_dir / f, out / f)
+    if template is None:
+        for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"):
+            if (tokenizer_dir / f).is_file():
+                shutil.copy(tokenizer_dir / f, out / f)
+    else:
+        import tmplc
+
+        fmt = tmplc.load(template)
+        tok.chat_template = fmt.to_jinja()
+        tok.save_pretrained(str(out))
+        (out / "tmplc.yaml").write_text(fmt.to_yaml(), encoding="utf-8")
     return out

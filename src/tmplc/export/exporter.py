@@ -21,9 +21,16 @@ REPORT = "export-report.json"
 MODELFILE = "Modelfile"
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _umask_mode())
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -36,6 +43,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def _temp_path(out: Path, final: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{final}.", suffix=".partial", dir=out)
     os.close(fd)
+    os.chmod(tmp, _umask_mode())
     return Path(tmp)
 
 
@@ -153,6 +161,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
             v.check_llamacpp_template(fmt, probe, convs),
             v.check_modelfile(fmt, modelfile, convs),
             v.check_token_ids(fmt, probe, tokenizer, convs),
+            v.check_hf_template(fmt, tokenizer, convs),
             check_doctor(fmt, tokenizer, ck, keys.eot_id, src.tokenizer_dir),
         ]
         if "F16" in temps and "F16" != scratch:

@@ -61,19 +61,15 @@ def quiet_stderr():
 
 def gguf_chat_fields(path: Path) -> dict[str, Any]:
     """The chat-relevant keys of a GGUF file (template, ids, token texts, add_bos)."""
-    import gguf
+    from tmplc.export.gguf_file import read_gguf
 
-    r = gguf.GGUFReader(path)
-
-    def get(key: str, default: Any = None) -> Any:
-        f = r.get_field(key)
-        return f.contents() if f is not None else default
-
-    tokens = get("tokenizer.ggml.tokens", [])
-    out: dict[str, Any] = {"chat_template": get("tokenizer.chat_template"), "add_bos": get("tokenizer.ggml.add_bos_token"),
-                           "add_eos": get("tokenizer.ggml.add_eos_token")}
+    f = read_gguf(path)
+    tokens = f.get("tokenizer.ggml.tokens", [])
+    out: dict[str, Any] = {"chat_template": f.get("tokenizer.chat_template"),
+                           "add_bos": f.get("tokenizer.ggml.add_bos_token"),
+                           "add_eos": f.get("tokenizer.ggml.add_eos_token")}
     for k in ("bos", "eos", "eot", "padding"):
-        i = get(f"tokenizer.ggml.{k}_token_id")
+        i = f.get(f"tokenizer.ggml.{k}_token_id")
         out[f"{k}_id"] = i
         out[f"{k}_text"] = tokens[i] if i is not None and 0 <= i < len(tokens) else None
     out["n_vocab"] = len(tokens)
@@ -241,3 +237,34 @@ def check_logits(gguf_path: Path, outtype: str, reference: Any, ids: list[int]) 
     return Check(name, ok, f"llama.cpp vs torch logits on {len(ids)} tokens: max |diff| {err:.3g} "
                  f"{'<=' if ok else '>'} {tol:.3g} (= {LOGIT_TOL[outtype]} x {scale:.3g}); argmax agreement "
                  f"{agree:.2f}", data)
+
+
+def check_hf_template(fmt: "ChatFormat", tokenizer: Any, convs: Sequence[list[dict]]) -> Check:
+    """The tokenizer's own chat_template (what transformers users get) renders like the format.
+
+    A tokenizer without a chat_template passes (nothing disagrees); one whose template renders any
+    check conversation differently fails: the model folder would carry two formats."""
+    jt = getattr(tokenizer, "chat_template", None)
+    if not isinstance(jt, str) or not jt:
+        return Check("hf_template", True, "the tokenizer has no chat_template (the format is the only one)")
+    n = 0
+    for c in convs:
+        for agp in (False, True):
+            if agp and c[-1]["role"] == "assistant":
+                continue
+            try:
+                want = fmt.render(c, add_generation_prompt=agp, date=DAY)
+            except (MessageError, TmplcError):
+                continue
+            try:
+                got = tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=agp)
+            except Exception as exc:  # the template raised where the format renders
+                got = f"<error: {exc}>"
+            n += 1
+            if got != want:
+                return Check("hf_template", False, "the tokenizer's chat_template renders differently from the "
+                             "training format (the model folder carries two formats; save the tokenizer with "
+                             "the format's template: tmplc compile --to jinja)",
+                             {"messages": c, "add_generation_prompt": agp, "format": want, "tokenizer": got})
+    return Check("hf_template", True, f"the tokenizer's chat_template equals the format on {n} renders",
+                 {"renders": n})
