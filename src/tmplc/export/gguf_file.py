@@ -15,7 +15,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from tmplc.export.errors import ExportInputError
 
@@ -56,17 +56,27 @@ class GGUFFile:
 
 
 class _Reader:
-    def __init__(self, fh: BinaryIO) -> None:
-        self.fh = fh
+    """Sequential parsing over the file's bytes (memory-mapped)."""
+
+    def __init__(self, buf, name: str) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.name = name
 
     def read(self, n: int) -> bytes:
-        b = self.fh.read(n)
-        if len(b) != n:
-            raise ExportInputError(f"{getattr(self.fh, 'name', 'GGUF')}: truncated GGUF file")
+        if self.pos + n > len(self.buf):
+            raise ExportInputError(f"{self.name}: truncated GGUF file")
+        b = self.buf[self.pos:self.pos + n]
+        self.pos += n
         return b
 
     def unpack(self, fmt: str) -> Any:
-        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+        try:
+            v = struct.unpack_from(fmt, self.buf, self.pos)[0]
+        except struct.error:
+            raise ExportInputError(f"{self.name}: truncated GGUF file") from None
+        self.pos += struct.calcsize(fmt)
+        return v
 
     def string(self) -> str:
         n = self.unpack("<Q")
@@ -84,51 +94,65 @@ class _Reader:
                 size = struct.calcsize(_SCALAR[it])
                 data = self.read(size * n)
                 return list(struct.unpack(f"<{n}{_SCALAR[it][1]}", data))
+            if it == STRING:
+                buf, pos, out = self.buf, self.pos, []
+                unpack = struct.unpack_from
+                for _ in range(n):
+                    (k,) = unpack("<Q", buf, pos)
+                    out.append(buf[pos + 8:pos + 8 + k].decode("utf-8", "surrogateescape"))
+                    pos += 8 + k
+                if pos > len(buf):
+                    raise ExportInputError(f"{self.name}: truncated GGUF file")
+                self.pos = pos
+                return out
             return [self.value(it) for _ in range(n)]
-        raise ExportInputError(f"unknown GGUF value type {t}")
+        raise ExportInputError(f"{self.name}: unknown GGUF value type {t}")
 
 
 def read_gguf(path: str | Path) -> GGUFFile:
     """Parse the header of a GGUF file (not the tensor data)."""
+    import mmap
+
     p = Path(path)
     try:
         fh = open(p, "rb")
     except OSError as exc:
         raise ExportInputError(f"{p}: cannot open: {exc}") from exc
     with fh:
-        r = _Reader(fh)
-        if r.read(4) != b"GGUF":
-            raise ExportInputError(f"{p}: not a GGUF file (bad magic)")
-        version = r.unpack("<I")
-        if version < 2:
-            raise ExportInputError(f"{p}: GGUF version {version} is not supported")
-        n_tensors = r.unpack("<Q")
-        n_kv = r.unpack("<Q")
-        kvs: dict[str, KV] = {}
-        for _ in range(n_kv):
-            start = fh.tell()
-            key = r.string()
-            t = r.unpack("<I")
-            value = r.value(t)
-            end = fh.tell()
-            fh.seek(start)
-            raw = fh.read(end - start)
-            kvs[key] = KV(key, t, value, raw)
-        ti_start = fh.tell()
-        tensors = []
-        for _ in range(n_tensors):
-            name = r.string()
-            nd = r.unpack("<I")
-            shape = tuple(r.unpack("<Q") for _ in range(nd))
-            tt = r.unpack("<I")
-            off = r.unpack("<Q")
-            tensors.append(TensorInfo(name, shape, tt, off))
-        ti_end = fh.tell()
-        fh.seek(ti_start)
-        ti_raw = fh.read(ti_end - ti_start)
-        align_kv = kvs.get("general.alignment")
-        alignment = int(align_kv.value) if align_kv is not None else 32
-        data_start = (ti_end + alignment - 1) // alignment * alignment
+        try:
+            buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:
+            raise ExportInputError(f"{p}: not a GGUF file (empty)") from None
+        with buf:
+            r = _Reader(buf, str(p))
+            if r.read(4) != b"GGUF":
+                raise ExportInputError(f"{p}: not a GGUF file (bad magic)")
+            version = r.unpack("<I")
+            if version < 2:
+                raise ExportInputError(f"{p}: GGUF version {version} is not supported")
+            n_tensors = r.unpack("<Q")
+            n_kv = r.unpack("<Q")
+            kvs: dict[str, KV] = {}
+            for _ in range(n_kv):
+                start = r.pos
+                key = r.string()
+                t = r.unpack("<I")
+                value = r.value(t)
+                kvs[key] = KV(key, t, value, bytes(buf[start:r.pos]))
+            ti_start = r.pos
+            tensors = []
+            for _ in range(n_tensors):
+                name = r.string()
+                nd = r.unpack("<I")
+                shape = tuple(r.unpack("<Q") for _ in range(nd))
+                tt = r.unpack("<I")
+                off = r.unpack("<Q")
+                tensors.append(TensorInfo(name, shape, tt, off))
+            ti_raw = bytes(buf[ti_start:r.pos])
+            ti_end = r.pos
+    align_kv = kvs.get("general.alignment")
+    alignment = int(align_kv.value) if align_kv is not None else 32
+    data_start = (ti_end + alignment - 1) // alignment * alignment
     return GGUFFile(p, version, kvs, tensors, ti_raw, alignment, data_start)
 
 
