@@ -143,10 +143,16 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
             temps[t] = _temp_path(out_dir, finals[t])
             all_temps.append(temps[t])
             qz.kquantize(str(temps[source_for_k or scratch]), str(temps[t]), t)
+        from tmplc.errors import TmplcError
         from tmplc.targets.ollama import to_ollama
 
         first = finals[types[0]]
-        modelfile = to_ollama(fmt, from_="./" + first, allow_untrimmed=True)
+        modelfile, ollama_refusal = None, None
+        try:
+            modelfile = to_ollama(fmt, from_="./" + first, allow_untrimmed=True)
+        except TmplcError as exc:
+            ollama_refusal = str(exc)
+            report.notes.append(f"no Modelfile: the Ollama target refuses this format ({exc})")
         if fmt.trims:
             report.notes.append("the format trims message content and Ollama templates cannot: the Modelfile "
                                 "renders contents as sent (strip them before sending)")
@@ -159,7 +165,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
         probe = temps[native[0]]
         checks: list[Check] = [
             v.check_llamacpp_template(fmt, probe, convs),
-            v.check_modelfile(fmt, modelfile, convs),
+            v.check_modelfile(fmt, modelfile, convs, ollama_refusal),
             v.check_token_ids(fmt, probe, tokenizer, convs),
             v.check_hf_template(fmt, tokenizer, convs),
             check_doctor(fmt, tokenizer, ck, keys.eot_id, src.tokenizer_dir),
@@ -188,8 +194,9 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
             final = out_dir / finals[t]
             os.replace(temps[t], final)
             report.files[finals[t]] = sha256_file(final)
-        _atomic_write(out_dir / MODELFILE, modelfile.encode("utf-8"))
-        report.files[MODELFILE] = sha256_file(out_dir / MODELFILE)
+        if modelfile is not None:
+            _atomic_write(out_dir / MODELFILE, modelfile.encode("utf-8"))
+            report.files[MODELFILE] = sha256_file(out_dir / MODELFILE)
         for rel, text in lc_files.items():
             path = out_dir / rel  # "llama.cpp/chat_template.jinja", "llama.cpp/args.txt"
             _atomic_write(path, text.encode("utf-8"))

@@ -12,7 +12,8 @@ from typing import Any
 
 @dataclass
 class Check:
-    """One export-time check: ``name``, ``ok`` (True / False / None = not run), what was compared."""
+    """One export-time check: ``name``, ``ok`` (True; False = failed or could not run; None = not
+    applicable, e.g. no Modelfile for a format Ollama cannot carry), what was compared."""
 
     name: str
     ok: bool | None
@@ -40,11 +41,11 @@ class ExportReport:
 
     @property
     def ok(self) -> bool:
-        """Every check passed."""
-        return all(c.ok for c in self.checks)
+        """No check failed (a not-applicable check does not count)."""
+        return all(c.ok is not False for c in self.checks)
 
     def failed(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
+        return [c for c in self.checks if c.ok is False]
 
     def check(self, name: str) -> Check:
         for c in self.checks:

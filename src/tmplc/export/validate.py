@@ -99,7 +99,7 @@ def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[
     try:
         got = render_llamacpp(jobs)
     except TmplcError as exc:
-        return Check("llamacpp_template", None, f"llama.cpp's Jinja engine is unavailable: {exc}")
+        return Check("llamacpp_template", False, f"llama.cpp's Jinja engine is unavailable: {exc}")
     for job, want, out in zip(jobs, wants, got):
         if isinstance(out, LlamaCppRenderError) or out != want:
             return Check("llamacpp_template", False,
@@ -132,9 +132,13 @@ def expected_ollama(fmt: "ChatFormat", msgs: list[dict]) -> str:
     return out.replace(sentinel, fmt.meta.bos_token or "")
 
 
-def check_modelfile(fmt: "ChatFormat", modelfile: str, convs: Sequence[list[dict]]) -> Check:
+def check_modelfile(fmt: "ChatFormat", modelfile: str | None, convs: Sequence[list[dict]],
+                    refusal: str | None = None) -> Check:
     from tmplc.engines.ollama import OllamaRenderError, render_ollama
     from tmplc.targets.ollama import modelfile_fields
+
+    if modelfile is None:
+        return Check("modelfile", None, f"no Modelfile: the Ollama target refuses this format ({refusal})")
 
     f = modelfile_fields(modelfile)
     stops = list(f.get("stop") or [])
@@ -155,7 +159,7 @@ def check_modelfile(fmt: "ChatFormat", modelfile: str, convs: Sequence[list[dict
     try:
         got = render_ollama(jobs)
     except TmplcError as exc:
-        return Check("modelfile", None, f"the Go template harness is unavailable: {exc}")
+        return Check("modelfile", False, f"the Go template harness is unavailable: {exc}")
     for job, want, out in zip(jobs, wants, got):
         if isinstance(out, OllamaRenderError) or out != want:
             return Check("modelfile", False, "the Modelfile's TEMPLATE (Go text/template) renders differently "
@@ -177,7 +181,8 @@ def check_token_ids(fmt: "ChatFormat", gguf_path: Path, tokenizer: Any, convs: S
     try:
         import llama_cpp  # noqa: F401
     except Exception as exc:
-        return Check("token_ids", None, f"llama-cpp-python is not importable ({exc}): cannot tokenize with the GGUF")
+        return Check("token_ids", False, f"llama-cpp-python is not importable ({exc}): cannot tokenize with the GGUF "
+                     "(install it: scripts/setup.sh)")
     g = gguf_chat_fields(gguf_path)
     add_bos = bool(g["add_bos"])
     bos_text, bos_id = g["bos_text"], g["bos_id"]
@@ -218,7 +223,8 @@ def check_logits(gguf_path: Path, outtype: str, reference: Any, ids: list[int]) 
     try:
         import llama_cpp  # noqa: F401
     except Exception as exc:
-        return Check(name, None, f"llama-cpp-python is not importable ({exc}): cannot run the GGUF")
+        return Check(name, False, f"llama-cpp-python is not importable ({exc}): cannot run the GGUF "
+                     "(install it: scripts/setup.sh)")
     with torch.no_grad():
         ref = reference(torch.tensor([ids])).logits[0].float().numpy()
     llm = load_llama(gguf_path, n_ctx=max(64, len(ids) + 8), logits_all=True, n_threads=2, n_batch=len(ids) + 8)

@@ -151,6 +151,19 @@ def spm_vocab(folder: Path, n_vocab: int, where: str) -> GGUFVocab:
         tokens.append(text.decode("utf-8") if isinstance(text, bytes) else text)
         scores.append(float(score))
         types.append(int(typ))
+    # gguf-py writes -1000 for every score, and llama.cpp's SentencePiece tokenizer merges by score,
+    # so its choices would be arbitrary.  tokenizer.json's merges are SentencePiece's scores in rank
+    # order (transformers' LlamaConverter sorts them by the merged piece's score): the piece a merge
+    # of rank r creates gets score -r (its first merge when several make it), which makes llama.cpp
+    # merge in the order the HF tokenizer does.  Pieces no merge creates keep gguf-py's score.
+    tj = _tokenizer_json(folder)
+    rank: dict[str, int] = {}
+    for r, m in enumerate(tj["model"].get("merges", [])):
+        a, b = m.split(" ", 1) if isinstance(m, str) else m
+        rank.setdefault(a + b, r)
+    for i, t in enumerate(tokens):
+        if types[i] == NORMAL and t in rank:
+            scores[i] = -float(rank[t])
     _pad(tokens, types, n_vocab, scores, where)
     tok = hv.tokenizer
     unk = tok.unk_token_id
