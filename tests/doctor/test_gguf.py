@@ -1,0 +1,131 @@
+"""The doctor on GGUF files written with gguf-py's GGUFWriter from the real fixture vocabularies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tmplc
+from conftest import load_tokenizer
+
+gguf = pytest.importorskip("gguf")
+
+
+def write_gguf(path, name: str, *, template: str | None, add_bos: bool | None, rows: int | None = None,
+               pad: int | None = None, eot: int | None = None, eos: int | None = None, pre: str = "llama-bpe",
+               normal: set[str] = frozenset()):
+    tok = load_tokenizer(name)
+    n = len(tok)
+    tokens = tok.convert_ids_to_tokens(list(range(n)))
+    special = {a.content for a in tok.added_tokens_decoder.values() if a.special}
+    types = [3 if t in special and t not in normal else 1 for t in tokens]
+    w = gguf.GGUFWriter(str(path), arch="llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    if tok.bos_token is not None:
+        w.add_bos_token_id(tok.bos_token_id)
+    w.add_eos_token_id(tok.eos_token_id if eos is None else eos)
+    if eot is not None:
+        w.add_eot_token_id(eot)
+    if pad is not None:
+        w.add_pad_token_id(pad)
+    if add_bos is not None:
+        w.add_add_bos_token(add_bos)
+    if template is not None:
+        w.add_chat_template(template)
+    w.add_tensor("token_embd.weight", np.zeros((rows or n, 4), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+LLAMA3_JINJA = tmplc.load("llama-3").to_jinja()
+
+
+def test_gguf_add_bos_and_bos_template_is_double_bos(tmp_path):
+    p = write_gguf(tmp_path / "a.gguf", "llama3", template=LLAMA3_JINJA, add_bos=True)
+    r = tmplc.check(p)
+    assert r.template == "llama-3" and r.template_source == "gguf chat_template"
+    (f,) = r.by_code("double-bos")
+    assert f.severity == "warning" and f.details["add_bos_key"] is True and f.details["bos_id"] == 128000
+    assert "check_double_bos_eos" in f.message
+    assert r.ok  # eot <|eot_id|> is on llama.cpp's EOG text list; every token is there
+
+
+def test_gguf_add_bos_default_by_pre_tokenizer(tmp_path):
+    # no add_bos key: llama-bpe adds BOS by default (double), qwen2 does not
+    r = tmplc.check(write_gguf(tmp_path / "b.gguf", "llama3", template=LLAMA3_JINJA, add_bos=None))
+    assert r.by_code("double-bos")[0].details["add_bos_key"] is None
+    r = tmplc.check(write_gguf(tmp_path / "c.gguf", "llama3", template=LLAMA3_JINJA, add_bos=None, pre="qwen2"))
+    assert "double-bos" not in r.codes()
+
+
+def test_gguf_vocab_pad_and_token_types(tmp_path):
+    p = write_gguf(tmp_path / "e.gguf", "llama3", template=LLAMA3_JINJA, add_bos=False, rows=128000,
+                   pad=128009, normal={"<|start_header_id|>"})
+    r = tmplc.check(p)
+    (v,) = r.by_code("vocab-out-of-range")
+    assert v.details == {"tokens": 128256, "rows": 128000}
+    (pf,) = r.by_code("pad-is-eot")
+    assert pf.details == {"pad_id": 128009, "eot_id": 128009}
+    (t,) = r.by_code("template-token-missing")
+    assert t.details["token"] == "<|start_header_id|>" and t.details["type"] == 1 and t.severity == "warning"
+
+
+def test_gguf_eot_not_stop_and_mismatch(tmp_path):
+    """A format whose end-of-turn token is neither eos/eot nor on llama.cpp's EOG text list never stops;
+    with tokenizer.ggml.eot_token_id set it does."""
+    spec = ("{BOS}<|reserved_special_token_1|>user: {INPUT}\nassistant: {OUTPUT}<|reserved_special_token_3|>"
+            "<|reserved_special_token_1|>user: {INPUT}\nassistant: {OUTPUT}<|reserved_special_token_3|>")
+    fmt = tmplc.parse_spec(spec, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>")
+    p = write_gguf(tmp_path / "f.gguf", "llama3", template=fmt.to_jinja(), add_bos=False)
+    r = tmplc.check(p)
+    eot = load_tokenizer("llama3").convert_tokens_to_ids("<|reserved_special_token_3|>")
+    (f,) = r.by_code("eot-not-stop")
+    assert f.details["eot_id"] == eot and not r.ok
+    p2 = write_gguf(tmp_path / "g.gguf", "llama3", template=fmt.to_jinja(), add_bos=False, eot=eot)
+    assert "eot-not-stop" not in tmplc.check(p2).codes()
+    r = tmplc.check(p2, template="llama-3")
+    assert r.by_code("template-mismatch")[0].details["training_template"] == "llama-3"
+
+
+def test_gguf_qwen3_clean(tmp_path):
+    tok = load_tokenizer("qwen3")
+    p = write_gguf(tmp_path / "q.gguf", "qwen3", template=tok.chat_template, add_bos=False, pre="qwen2")
+    r = tmplc.check(p)
+    assert r.ok and not r.findings, [f.message for f in r.findings]
+
+
+def test_fast_header_reader_equals_gguf_py(tmp_path):
+    """tmplc.doctor.gguf_kv reads what gguf-py's GGUFReader reads (every value type, arrays, tensors)."""
+    from tmplc.doctor.gguf_kv import read_gguf_header
+
+    p = tmp_path / "kv.gguf"
+    w = gguf.GGUFWriter(str(p), arch="llama")
+    w.add_token_list(["<s>", "</s>", "a", "é", "<|x|>"])
+    w.add_token_types([3, 3, 1, 1, 4])
+    w.add_token_scores([0.0, -1.5, 2.25, 3.0, 0.5])
+    w.add_bos_token_id(0)
+    w.add_add_bos_token(False)
+    w.add_chat_template("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}")
+    w.add_uint8("t.u8", 7)
+    w.add_int16("t.i16", -3)
+    w.add_uint64("t.u64", 2**40)
+    w.add_int64("t.i64", -(2**40))
+    w.add_float64("t.f64", 0.125)
+    w.add_array("t.arr_i32", [1, -2, 3])
+    w.add_tensor("token_embd.weight", np.zeros((5, 4), dtype=np.float32))
+    w.add_tensor("output_norm.weight", np.ones(4, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    kv, tensors = read_gguf_header(p)
+    r = gguf.GGUFReader(str(p))
+    expected = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
+    assert kv == expected
+    assert tensors == {t.name: (tuple(int(x) for x in t.shape), int(t.tensor_type)) for t in r.tensors}
