@@ -44,7 +44,7 @@ def test_pad_is_eos_and_untrained_end_of_turn_are_refused(planted, tmp_path):
     doctor = rep.check("doctor")
     assert doctor.ok is False
     codes = {e["code"] for e in doctor.data["errors"]}
-    assert {"pad-is-eos", "untrained-token"} <= codes
+    assert codes & {"pad-is-eos", "pad-is-eot"} and codes & {"untrained-token", "untrained-tokens"}
     assert "<|eot_id|>" in doctor.detail
     assert _finals(out) == ["export-report.json"]  # no GGUF, no Modelfile under a final name
     saved = json.loads((out / "export-report.json").read_text())

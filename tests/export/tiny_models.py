@@ -42,6 +42,18 @@ def make_tiny(kind: str, tokenizer_dir: Path, out: Path, *, dtype: str = "float3
             if p.dim() >= 2:
                 p.normal_(0.0, 0.08)
     out.mkdir(parents=True, exist_ok=True)
+    if template is not None:  # what a trainer saves: generation stops at the format's end of turn
+        import tmplc
+
+        fmt = tmplc.load(template)
+        eot = tok.convert_tokens_to_ids(fmt.eot_token)
+        gc = model.generation_config
+        gc.eos_token_id = eot
+        gc.bos_token_id = tok.bos_token_id
+        gc.pad_token_id = tok.pad_token_id
+        model.config.eos_token_id = eot
+        model.config.bos_token_id = tok.bos_token_id
+        model.config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(out), safe_serialization=True)
     if template is None:
         for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"):

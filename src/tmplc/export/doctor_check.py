@@ -68,13 +68,14 @@ def _f32(a: np.ndarray) -> np.ndarray:
 
 
 def check_doctor(fmt: "ChatFormat", tokenizer: Any, ck: "Checkpoint", eot_id: int | None, model_dir: Any) -> Check:
+    """``model_dir``: the model folder (its embedding rows); ``tokenizer``: the one exported with."""
     try:
         from tmplc.doctor import check as doctor_check
     except ImportError:
         errors = builtin_doctor(fmt, tokenizer, ck, eot_id)
         how = "built-in subset (tmplc.doctor is not installed)"
     else:
-        report = doctor_check(str(model_dir), template=fmt)
+        report = doctor_check(str(model_dir), template=fmt, tokenizer=tokenizer)
         errors = [{"code": f.code, "message": f.message} for f in report.errors]
         how = "tmplc.doctor"
     if errors:

@@ -168,7 +168,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
             v.check_modelfile(fmt, modelfile, convs, ollama_refusal),
             v.check_token_ids(fmt, probe, tokenizer, convs),
             v.check_hf_template(fmt, tokenizer, convs),
-            check_doctor(fmt, tokenizer, ck, keys.eot_id, src.tokenizer_dir),
+            check_doctor(fmt, tokenizer, ck, keys.eot_id, src.model),
         ]
         if "F16" in temps and "F16" != scratch:
             over = res.overflow

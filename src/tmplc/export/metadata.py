@@ -30,6 +30,15 @@ if TYPE_CHECKING:  # pragma: no cover
 _PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<|pad|>", "[PAD]", "<unk>")
 
 
+def _pad_candidates() -> tuple[str, ...]:
+    """The doctor's pad candidates (its pad fix's order), else the short list above."""
+    try:
+        from tmplc.doctor.repair import PAD_CANDIDATES
+    except ImportError:
+        return _PAD_CANDIDATES
+    return PAD_CANDIDATES
+
+
 @dataclass
 class ChatKeys:
     """The chat-format part of the metadata, with the reasons for each choice."""
@@ -78,10 +87,12 @@ def choose_chat_keys(fmt: "ChatFormat", vocab: "GGUFVocab", tokenizer: Any, pad_
             pad = pad_fix
         else:
             pad = None
-            for cand in _PAD_CANDIDATES:
-                i = vocab.id_of(cand)
-                if i is not None and i not in (eot, bos) and cand != eot_text:
-                    pad = i
+            for cand in _pad_candidates():
+                hits = [i for i, t in enumerate(vocab.tokens) if t == cand or (cand.endswith("_") and t.startswith(cand))
+                        ] if cand.endswith("_") else [i for i in [vocab.id_of(cand)] if i is not None]
+                hits = [i for i in hits if i not in (eot, bos) and vocab.types[i] in (3, 5)]
+                if hits:
+                    pad = hits[0]
                     break
             notes.append("the tokenizer's pad token is the end-of-turn token; padding_token_id "
                          + (f"is {pad} ({vocab.tokens[pad]!r})" if pad is not None else "is not written"))
