@@ -47,11 +47,14 @@ def _temp_path(out: Path, final: str) -> Path:
     return Path(tmp)
 
 
-def _load_tokenizer(folder: Path):
-    from transformers import AutoTokenizer
+def _load_tokenizer(folder: Path, model_dir: Path):
+    """The tokenizer as training loaded it: from ``folder`` (the adapter's copy, when it has one) but
+    with the model's config, which decides the class (transformers 5 picks another class, with another
+    normaliser, for a tokenizer folder without config.json)."""
+    from transformers import AutoConfig, AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(folder))
+        return AutoTokenizer.from_pretrained(str(folder), config=AutoConfig.from_pretrained(str(model_dir)))
     except Exception as exc:  # transformers raises many types for unusable folders
         raise ExportInputError(f"{folder}: cannot load the tokenizer: {exc}") from exc
 
@@ -100,7 +103,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
     if kq:
         qz.llama_cpp_quantizer()  # refuse before any work
     src = locate(model, adapter)
-    tokenizer = _load_tokenizer(src.tokenizer_dir)
+    tokenizer = _load_tokenizer(src.tokenizer_dir, src.model)
     fmt, spec_source = load_format(src, template, tokenizer)
     ck = Checkpoint.from_folder(src.model)
     shapes = {n: ck.shape(n) for n in ck.names()}

@@ -81,7 +81,8 @@ def encode(data: np.ndarray, ggml: str) -> np.ndarray:
     if ggml == "F32":
         return np.ascontiguousarray(data, dtype=np.float32)
     if ggml == "F16":
-        return data.astype(np.float16)
+        with np.errstate(over="ignore"):  # overflow is reported per tensor by the f16_range check
+            return data.astype(np.float16)
     return gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32),
                                 getattr(gguf.GGMLQuantizationType, ggml))
 
