@@ -36,7 +36,8 @@ def __getattr__(name: str):  # lazy: the converter and the exporter are not need
     if name in ("export", "ExportReport"):
         import importlib
 
-        return getattr(importlib.import_module("tmplc.export"), name)
+        module = importlib.import_module("tmplc.export")  # also sets tmplc.export to the (callable) module
+        return module if name == "export" else getattr(module, name)
     if name in _CONVERT:
         import tmplc.convert as _convert
 

@@ -23,3 +23,14 @@ def export(*args, **kwargs) -> ExportReport:
 export.__doc__ = "See :func:`tmplc.export.exporter.export`."
 
 __all__ = ["Check", "ExportInputError", "ExportRefused", "ExportReport", "ValidationFailed", "export"]
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``tmplc.export`` is both this package and the function: importing the package sets the
+    attribute ``tmplc.export`` to the module, so the module itself is callable as :func:`export`."""
+
+    def __call__(self, *args, **kwargs) -> ExportReport:
+        return export(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule
