@@ -37,6 +37,8 @@ if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
   fi
   .venv/bin/python -m pip install -q --no-deps "$LLAMA_WHEELS"/llama_cpp_python-0.3.36-*.whl 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q "diskcache>=5.6.1" 2>&1 | grep -v '^WARNING: Location' || true
+  # bench/bench_export.py runs llama.cpp's convert_hf_to_gguf.py, which imports sentencepiece
+  .venv/bin/python -m pip install -q sentencepiece 2>&1 | grep -v '^WARNING: Location' || true
 fi
 .venv/bin/python -c "import llama_cpp"
 
