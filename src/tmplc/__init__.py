@@ -12,6 +12,7 @@ Public API::
     tmplc.from_jinja(template, bos_token=..., eos_token=...) -> ChatFormat   (or ConversionRefused)
     tmplc.from_ollama(template, system=None) -> ChatFormat
     tmplc.load_template_source(path), tmplc.identify(fmt), tmplc.ConversionRefused
+    tmplc.export(model, template, out, outtypes=..., adapter=None) -> ExportReport   (GGUF + Modelfile)
     tmplc.check(path, template=None, data=None, ...) -> Report, tmplc.fix(path, out, ...) -> Report
 
 Importing tmplc never imports torch or transformers.
@@ -31,7 +32,12 @@ _CONVERT = ("from_jinja", "from_ollama", "load_template_source", "identify", "Co
 _DOCTOR = ("check", "fix")
 
 
-def __getattr__(name: str):  # lazy: the converter is not needed to compile
+def __getattr__(name: str):  # lazy: the converter and the exporter are not needed to compile
+    if name in ("export", "ExportReport"):
+        import importlib
+
+        module = importlib.import_module("tmplc.export")  # also sets tmplc.export to the (callable) module
+        return module if name == "export" else getattr(module, name)
     if name in _CONVERT:
         import tmplc.convert as _convert
 
@@ -46,5 +52,5 @@ def __getattr__(name: str):  # lazy: the converter is not needed to compile
 __all__ = [
     "ChatFormat", "DateToken", "Metadata", "MessageError", "RegistryError", "Segment", "SpecError",
     "SpecialToken", "Structure", "SystemBlock", "Text", "TmplcError", "Turn",
-    "lint", "load", "load_spec_file", "parse_spec", "registry", *_CONVERT, *_DOCTOR,
+    "lint", "load", "load_spec_file", "parse_spec", "registry", "export", "ExportReport", *_CONVERT, *_DOCTOR,
 ]

@@ -1,0 +1,50 @@
+"""The conversations every export is checked on: a fixed set (system or not, generation prompt or
+not, empty and multi-line contents, unicode) plus seeded random ones (deterministic per export)."""
+
+from __future__ import annotations
+
+import random
+
+FIXED: tuple[tuple[dict, ...], ...] = tuple(tuple(c) for c in [
+    [{"role": "user", "content": "Hello!"}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello, how can I help?"}],
+    [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "2+2?"},
+     {"role": "assistant", "content": "4"}, {"role": "user", "content": "and 3+3?"}],
+    [{"role": "user", "content": "line one\nline two"}, {"role": "assistant", "content": "ok\n\nsecond paragraph"},
+     {"role": "user", "content": "Grüße, 日本語, emoji 🦙"}, {"role": "assistant", "content": "Привет"}],
+    [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Q1"},
+     {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}],
+])
+
+_WORDS = ["hello", "world", "the", "model", "λx", "日本", "🦙", "{{ x }}", "{% if %}", "<b>", "3.14", "don't",
+          "naïve", "tab\there", "a,b", "(1)", "#", "..."]
+
+
+def _content(rng: random.Random) -> str:
+    n = rng.randint(1, 8)
+    words = [rng.choice(_WORDS) for _ in range(n)]
+    text = ""
+    for w in words:
+        text += (rng.choice([" ", " ", "\n", ", "]) if text else "") + w
+    return text
+
+
+def random_conversations(n: int, seed: int = 0) -> list[list[dict]]:
+    """``n`` random conversations (seeded): optional system, 1-3 exchanges, ending with either role."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        msgs: list[dict] = []
+        if rng.random() < 0.4:
+            msgs.append({"role": "system", "content": _content(rng)})
+        for _ in range(rng.randint(1, 3)):
+            msgs.append({"role": "user", "content": _content(rng)})
+            msgs.append({"role": "assistant", "content": _content(rng)})
+        if rng.random() < 0.5:
+            msgs.pop()
+        out.append(msgs)
+    return out
+
+
+def check_conversations(n_random: int = 12, seed: int = 0) -> list[list[dict]]:
+    return [list(c) for c in FIXED] + random_conversations(n_random, seed)
