@@ -12,6 +12,7 @@ Public API::
     tmplc.from_jinja(template, bos_token=..., eos_token=...) -> ChatFormat   (or ConversionRefused)
     tmplc.from_ollama(template, system=None) -> ChatFormat
     tmplc.load_template_source(path), tmplc.identify(fmt), tmplc.ConversionRefused
+    tmplc.train(model=..., data=..., template=..., out=..., **options) -> TrainResult  (LoRA SFT)
 
 Importing tmplc never imports torch or transformers.
 """
@@ -29,7 +30,11 @@ __version__ = "0.1.0"
 _CONVERT = ("from_jinja", "from_ollama", "load_template_source", "identify", "ConversionRefused")
 
 
-def __getattr__(name: str):  # lazy: the converter is not needed to compile
+def __getattr__(name: str):  # lazy: the converter and the trainer are not needed to compile
+    if name == "train":  # tmplc.train(...) runs a training job; tmplc.train.* are its modules
+        import importlib
+
+        return importlib.import_module("tmplc.train")
     if name in _CONVERT:
         import tmplc.convert as _convert
 

@@ -13,7 +13,7 @@ import sys
 from tmplc.errors import MessageError, RegistryError, SpecError, TmplcError
 
 # display order; any other cmd_*.py module in this package is added after these
-ORDER = ["list", "compile", "render", "format", "convert", "identify"]
+ORDER = ["list", "compile", "render", "format", "convert", "identify", "train"]
 
 
 def _commands() -> list[str]:
@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(e: TmplcError) -> int:
     """Print a tmplc error the way the CLI promises (no traceback) and return its exit code."""
+    code = getattr(type(e), "exit_code", None)
+    if code is not None:  # errors that carry their exit code (the trainer's: 2 bad input, 3 refused)
+        print(f"tmplc: {'refused' if code == 3 else 'error'}: {e}", file=sys.stderr)
+        return int(code)
     if isinstance(e, SpecError):
         print(e.cli_text(), file=sys.stderr)
         return 2
