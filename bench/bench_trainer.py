@@ -188,6 +188,15 @@ def run_row(key, model, data, args, device, dtype, budget):
     real = sum(step() for _ in range(args.steps))
     sync(device)
     dt = time.perf_counter() - t
+    if key in args.profile.split(",") and device.type == "cuda":
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            step()
+            sync(device)
+        print(f"# profile of one step of row {key}:", flush=True)
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60),
+              flush=True)
     del opt
     return real / dt, peak_gib(device), impl, note
 
@@ -250,6 +259,7 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=None, help="tokens per packed step (default 16384; tiny 1024)")
     ap.add_argument("--time-limit", type=float, default=380.0, help="skip rows that would start after this (s)")
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--profile", default="", help="rows to profile for one extra step (CUDA), e.g. c,e")
     ap.add_argument("--out", default=None, help="also write the table here")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
