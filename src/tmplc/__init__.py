@@ -12,6 +12,7 @@ Public API::
     tmplc.from_jinja(template, bos_token=..., eos_token=...) -> ChatFormat   (or ConversionRefused)
     tmplc.from_ollama(template, system=None) -> ChatFormat
     tmplc.load_template_source(path), tmplc.identify(fmt), tmplc.ConversionRefused
+    tmplc.check(path, template=None, data=None, ...) -> Report, tmplc.fix(path, out, ...) -> Report
     tmplc.train(model=..., data=..., template=..., out=..., **options) -> TrainResult  (LoRA SFT)
 
 Importing tmplc never imports torch or transformers.
@@ -28,6 +29,7 @@ from tmplc.spec.files import load_spec_file, parse_spec
 __version__ = "0.1.0"
 
 _CONVERT = ("from_jinja", "from_ollama", "load_template_source", "identify", "ConversionRefused")
+_DOCTOR = ("check", "fix")
 
 
 def __getattr__(name: str):  # lazy: the converter and the trainer are not needed to compile
@@ -39,11 +41,15 @@ def __getattr__(name: str):  # lazy: the converter and the trainer are not neede
         import tmplc.convert as _convert
 
         return getattr(_convert, name)
+    if name in _DOCTOR:  # the pitfall doctor (torch/transformers only when a check runs)
+        import tmplc.doctor as _doctor
+
+        return getattr(_doctor, name)
     raise AttributeError(f"module 'tmplc' has no attribute {name!r}")
 
 
 __all__ = [
     "ChatFormat", "DateToken", "Metadata", "MessageError", "RegistryError", "Segment", "SpecError",
     "SpecialToken", "Structure", "SystemBlock", "Text", "TmplcError", "Turn",
-    "lint", "load", "load_spec_file", "parse_spec", "registry", *_CONVERT,
+    "lint", "load", "load_spec_file", "parse_spec", "registry", *_CONVERT, *_DOCTOR,
 ]

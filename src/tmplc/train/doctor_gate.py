@@ -21,12 +21,16 @@ def run_doctor(cfg: TrainConfig, fmt, *, quiet: bool = False) -> dict:
             print(f"tmplc train: warning: the doctor is not available in this build ({e}); "
                   "model/tokenizer/data checks skipped", file=sys.stderr)
         return {"ran": False, "reason": f"tmplc.doctor not importable: {e}"}
-    report = check(cfg.model, template=fmt, data=cfg.data, max_seq_length=cfg.max_seq_length, output_dir=cfg.out)
+    kw = {"tokenizer": cfg.tokenizer} if cfg.tokenizer else {}
+    report = check(cfg.model, template=fmt, data=cfg.data, max_seq_length=cfg.max_seq_length, output_dir=cfg.out,
+                   keep_checkpoints=cfg.save_total_limit, **kw)
     errors = list(report.errors)
+    warnings = [f for f in report.findings if f.severity == "warning"]
     blocking = [f for f in errors if f.code not in cfg.ignore]
     ignored = [f for f in errors if f.code in cfg.ignore]
     if blocking:
-        lines = "\n".join(f"  {f.severity} {f.code}: {f.message}" for f in blocking)
+        lines = "\n".join(f"  {f.severity} {f.code}: {f.message}" + (f"\n    fix: {f.fix}" if f.fix else "")
+                           for f in blocking)
         codes = " ".join(sorted({f"--ignore {f.code}" for f in blocking}))
         raise TrainRefused(f"the doctor found {len(blocking)} error(s) in model/tokenizer/data/format:\n{lines}\n"
                            f"fix them (tmplc fix), or go on with {codes} (recorded in the output)")
@@ -34,6 +38,10 @@ def run_doctor(cfg: TrainConfig, fmt, *, quiet: bool = False) -> dict:
         if not quiet:
             print(f"tmplc train: warning: going on despite doctor error {f.code} (--ignore): {f.message}",
                   file=sys.stderr)
+    if warnings and not quiet:
+        print(f"tmplc train: doctor: {len(warnings)} warning(s): " + ", ".join(sorted({f.code for f in warnings})),
+              file=sys.stderr)
     return {"ran": True, "ok": not blocking,
-            "ignored": [{"code": f.code, "severity": str(f.severity), "message": f.message} for f in ignored],
+            "ignored": [{"code": f.code, "severity": f.severity, "message": f.message} for f in ignored],
+            "warnings": [{"code": f.code, "message": f.message} for f in warnings],
             "errors": len(errors)}
