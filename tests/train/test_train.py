@@ -92,6 +92,35 @@ def test_thirty_steps_lower_the_loss_and_save_what_export_reads(models, data_fil
     assert recorded.meta.eot_token == fmt.meta.eot_token
     rec = json.loads((out / "tmplc-train.json").read_text())
     assert rec["steps"] == 30 and rec["attention"] == "sdpa"
+    assert rec["doctor"]["ran"] is True and rec["doctor"]["ignored"] == []
+    # the Qwen3 fixture's own template is qwen3-thinking: the input folder mismatches the training
+    # format, which the saved tokenizer resolves
+    resolved = [f["code"] for f in rec["doctor"]["resolved_by_save"]]
+    assert resolved == (["template-mismatch"] if name == "qwen3" else [])
+    # the saved folder passes the doctor: with the recorded format, and with its own chat_template
+    from tmplc.doctor import check
+
+    for template in (str(out / "tmplc.yaml"), None):
+        report = check(out, template=template)
+        assert report.errors == [], [f.to_json() for f in report.errors]
+
+
+def test_doctor_errors_refuse_unless_ignored_and_recorded(tmp_path, data_file, capsys):
+    nostop = {"llama3": tiny_model(tmp_path, "llama3", stop_at_eot=False)}
+    o = opts(nostop, data_file, tmp_path, max_steps=1)
+    args = ["train", *[a for k, v in o.items() if k not in ("progress",)
+                       for a in (f"--{k.replace('_', '-')}", str(v))], "--no-progress"]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "eot-not-stop" in err and "--ignore eot-not-stop" in err and "Traceback" not in err
+    assert main(args + ["--ignore", "eot-not-stop"]) == 0
+    rec = json.loads((tmp_path / "out" / "tmplc-train.json").read_text())
+    assert [f["code"] for f in rec["doctor"]["ignored"]] == ["eot-not-stop"]
+    assert rec["config"]["ignore"] == ["eot-not-stop"]
+    # the trainer's own output stops at the end of turn, so the doctor finds nothing wrong there
+    from tmplc.doctor import check
+
+    assert check(tmp_path / "out", template="llama3").errors == []
 
 
 def test_first_step_loss_equals_transformers_loss_from_tmplc_labels(models, data_file, tmp_path):

@@ -19,13 +19,19 @@ SHAPES = {
 }
 
 
-def tiny_model(root: Path, name: str, seed: int = 0) -> Path:
-    """A saved tiny random model + the real tokenizer of fixture ``name``; cached under ``root``."""
+EOT = {"llama3": "<|eot_id|>", "qwen3": "<|im_end|>"}
+
+
+def tiny_model(root: Path, name: str, seed: int = 0, stop_at_eot: bool = True) -> Path:
+    """A saved tiny random model + the real tokenizer of fixture ``name``; cached under ``root``.
+
+    ``stop_at_eot``: generation_config stops at the format's end-of-turn token (as an instruct
+    model's does); without it the doctor reports ``eot-not-stop``."""
     import torch
     import transformers
     from transformers import AutoTokenizer
 
-    d = root / f"tiny-{name}"
+    d = root / f"tiny-{name}{'' if stop_at_eot else '-nostop'}"
     if (d / "config.json").is_file():
         return d
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir(name)))
@@ -34,6 +40,10 @@ def tiny_model(root: Path, name: str, seed: int = 0) -> Path:
                                          eos_token_id=tok.eos_token_id, **kw)
     torch.manual_seed(seed)
     model = getattr(transformers, model_cls)(cfg)
+    stops = [tok.eos_token_id]
+    if stop_at_eot and tok.convert_tokens_to_ids(EOT[name]) not in stops:
+        stops.append(tok.convert_tokens_to_ids(EOT[name]))
+    model.generation_config.eos_token_id = stops
     model.save_pretrained(str(d))
     tok.save_pretrained(str(d))
     return d
