@@ -167,6 +167,8 @@ def run_row(key, model, data, args, device, dtype, budget):
             b = collate_packed(data, first, pad_id=0, pad_to=pad_to)
             lm(**_forward_args(b, "flex", dtype, device)).backward()
         except Exception as e:
+            if key == "e" and device.type == "cuda":
+                raise  # a compile failure is this row's result, not a reason to switch attention
             impl = "sdpa"
             attn.set_impl(model, impl)
             note = f"flex failed ({type(e).__name__}); sdpa dense mask"
@@ -197,6 +199,10 @@ def run_row(key, model, data, args, device, dtype, budget):
         print(f"# profile of one step of row {key}:", flush=True)
         print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60),
               flush=True)
+    if key == "e":
+        from torch._dynamo.utils import counters
+
+        note = (note + "; " if note else "") + f"{counters['stats']['unique_graphs']} compiled graphs"
     del opt
     return real / dt, peak_gib(device), impl, note
 
