@@ -14,6 +14,7 @@ Public API::
     tmplc.load_template_source(path), tmplc.identify(fmt), tmplc.ConversionRefused
     tmplc.export(model, template, out, outtypes=..., adapter=None) -> ExportReport   (GGUF + Modelfile)
     tmplc.check(path, template=None, data=None, ...) -> Report, tmplc.fix(path, out, ...) -> Report
+    tmplc.train(model=..., data=..., template=..., out=..., **options) -> TrainResult  (LoRA SFT)
 
 Importing tmplc never imports torch or transformers.
 """
@@ -32,12 +33,16 @@ _CONVERT = ("from_jinja", "from_ollama", "load_template_source", "identify", "Co
 _DOCTOR = ("check", "fix")
 
 
-def __getattr__(name: str):  # lazy: the converter and the exporter are not needed to compile
+def __getattr__(name: str):  # lazy: the converter, the exporter and the trainer are not needed to compile
     if name in ("export", "ExportReport"):
         import importlib
 
         module = importlib.import_module("tmplc.export")  # also sets tmplc.export to the (callable) module
         return module if name == "export" else getattr(module, name)
+    if name == "train":  # tmplc.train(...) runs a training job; tmplc.train.* are its modules
+        import importlib
+
+        return importlib.import_module("tmplc.train")
     if name in _CONVERT:
         import tmplc.convert as _convert
 
