@@ -71,8 +71,10 @@ def _report(e: TmplcError) -> int:
         print(e.cli_text(), file=sys.stderr)
     elif isinstance(e, TargetError) and e.exit_code == 3:
         print(f"tmplc: refused: the {e.target} target cannot write this format: {e.reason}", file=sys.stderr)
-    elif e.exit_code == 3:  # the converter's refusals
-        print(f"tmplc: conversion refused: {getattr(e, 'reason', e)}", file=sys.stderr)
+    elif e.exit_code == 3 and hasattr(e, "reason"):  # the converter's refusals carry their reason
+        print(f"tmplc: conversion refused: {e.reason}", file=sys.stderr)
+    elif e.exit_code == 3:  # other refusals (the trainer's, the exporter's)
+        print(f"tmplc: refused: {e}", file=sys.stderr)
     else:
         print(f"tmplc: error: {e}", file=sys.stderr)
     return e.exit_code
