@@ -42,7 +42,7 @@ def format_with_ray(fmt, convs: list, rows: list, tokenizer, cfg: TrainConfig, b
     from tmplc.formatter.tokenizer_info import tokenizer_info
 
     opts = make_options(cfg.policy, cfg.max_seq_length, cfg.truncation, cfg.special_tokens, cfg.backend)
-    fn = JsonBatch(BatchTokenizer(fmt, tokenizer, opts, keep_status=True, row_column="tmplc_row"))
+    fn = JsonBatch(BatchTokenizer(fmt, tokenizer, opts, keep_status=True, row_column="tmplc_row", on_error="skip"))
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=cfg.num_proc or None, include_dashboard=False, log_to_driver=False,
