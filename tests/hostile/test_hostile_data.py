@@ -278,7 +278,7 @@ def test_closed_stdout(tmp_path):
     check_clean(r, 0)
 
 
-def _big(tmp_path: Path, n: int = 4000) -> Path:
+def _big(tmp_path: Path, n: int = 12000) -> Path:
     f = tmp_path / "big.jsonl"
     row = json.dumps({"messages": [{"role": "system", "content": "Be brief. " * 20}] +
                       [{"role": r, "content": ("lorem ipsum dolor sit amet " * 40)} for r in ("user", "assistant")] * 3})
@@ -307,12 +307,17 @@ def test_interrupted_run_leaves_no_final_file(tmp_path, how, num_proc):
                          start_new_session=True)
     try:
         assert _wait_for_temp(outdir, p), p.stderr.read() if p.poll() is not None else "no temp file"
-        time.sleep(0.3)
+        time.sleep(0.1)
         os.killpg(p.pid, signal.SIGINT if how == "SIGINT" else signal.SIGKILL)
         p.wait(60)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
+    time.sleep(0.5)  # workers die with their parent (PR_SET_PDEATHSIG): none is left in the group
+    survivors = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
+    if survivors:
+        os.killpg(p.pid, signal.SIGKILL)  # never hang the suite on their open stderr
+    assert survivors == [], f"worker processes outlived the run: {survivors}"
     err = p.stderr.read()
     assert not out.exists()
     if how == "SIGINT":

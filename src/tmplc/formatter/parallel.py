@@ -24,8 +24,26 @@ _JOB: RowsJob | None = None
 _KW: dict = {}
 
 
+def _die_with_parent() -> None:
+    """A worker must not outlive its parent (killed with -9, or interrupted while a worker waits on a
+    lock): Linux's PR_SET_PDEATHSIG kills it when the parent goes."""
+    import os
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            pass
+    if os.getppid() == 1:  # the parent died before the line above
+        os._exit(1)
+
+
 def _init(job_state: Any = None, kw: dict | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     global _JOB, _KW
     if job_state is not None:  # spawned: rebuild the job from picklable parts
         from tmplc.formatter.tokenizer_info import TokenizerInfo
