@@ -38,6 +38,19 @@ def missing_fixture(what: str, how: str) -> None:
     pytest.skip(msg)
 
 
+def require_module(name: str, how: str = "run: bash scripts/setup.sh"):
+    """Import an optional test dependency: fail under CI=true when it is missing, skip otherwise."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        msg = f"Python module {name!r} is missing ({exc}); {how}"
+        if IN_CI:
+            pytest.fail(msg + " (CI=true: a missing fixture is a failure)")
+        pytest.skip(msg, allow_module_level=True)
+
+
 def fixtures_dir() -> Path:
     return Path(os.environ.get("TMPLC_FIXTURES", ROOT / ".cache" / "fixtures"))
 

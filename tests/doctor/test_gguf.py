@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import tmplc
-from conftest import load_tokenizer
+from conftest import require_module, load_tokenizer
 
-gguf = pytest.importorskip("gguf")
+gguf = require_module("gguf")
 
 
 def write_gguf(path, name: str, *, template: str | None, add_bos: bool | None, rows: int | None = None,

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_module
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("peft")
+torch = require_module("torch")
+require_module("peft")
 
 from train_fixtures import conversations, tiny_model, write_jsonl
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("ray.data")
 
 import tmplc
 from tmplc.train import make_config
 from tmplc.train.data import format_rows
 
-from conftest import load_tokenizer
+from conftest import require_module, load_tokenizer
+
+require_module("ray.data")
 from train_fixtures import conversations
 
 

@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import require_module
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("peft")
+torch = require_module("torch")
+require_module("peft")
 
 import tmplc
 from tmplc.cli import main
