@@ -1,8 +1,8 @@
 """Parse spec text with the Lark grammar (grammars/chat_spec.lark) into a flat list of atoms.
 
-An atom is one literal character or one placeholder, each with its source position, so that
-structure recovery can compare the two repetitions atom by atom and point at the exact
-column where they differ.
+An atom is one run of literal text or one placeholder, each with its source position; an
+escaped brace is a run of its own, so a run's characters sit at consecutive columns and
+structure recovery can point at the exact column where the two repetitions differ.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 from tmplc.spec.vocabulary import (AFTER_ANSWER, AFTER_ANSWER_FILTER_OF, DATE_CONVERSIONS, FILTERS,  # noqa: F401
                                    FINAL_SCOPE_FILTER_OF, FINAL_SCOPES, PLACEHOLDERS, TAKES, THINK_FILTER_OF,
-                                   THINKS, TRIMS, Atom)
+                                   TEXT, THINKS, TRIMS, Atom)
 
 _LARK_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False)
 
@@ -56,19 +56,6 @@ def _parser() -> Lark:
     return parser
 
 
-def _chars(text: str, line: int, column: int) -> list[Atom]:
-    """One ``char`` atom per character of ``text`` (which starts at ``line``:``column``), line by line."""
-    out: list[Atom] = []
-    new = tuple.__new__
-    for k, seg in enumerate(text.split("\n")):
-        if k:
-            out.append(new(Atom, ("char", "\n", line, column, (), None)))
-            line, column = line + 1, 1
-        out.extend([new(Atom, ("char", ch, line, column + j, (), None)) for j, ch in enumerate(seg)])
-        column += len(seg)
-    return out
-
-
 class _ToAtoms(Transformer):
     def __init__(self, source_lines: list[str]) -> None:
         super().__init__()
@@ -82,18 +69,18 @@ class _ToAtoms(Transformer):
 
     def text(self, items):
         tok = items[0]
-        return _chars(str(tok), tok.line, tok.column)
+        return [Atom(TEXT, str(tok), tok.line, tok.column)]
 
     def default_text(self, items):
         return str(items[0])
 
     def lbrace(self, items):
         tok = items[0]
-        return [Atom("char", "{", tok.line, tok.column)]
+        return [Atom(TEXT, "{", tok.line, tok.column)]
 
     def rbrace(self, items):
         tok = items[0]
-        return [Atom("char", "}", tok.line, tok.column)]
+        return [Atom(TEXT, "}", tok.line, tok.column)]
 
     def filter(self, items):
         return ("filter", items[0])

@@ -66,50 +66,100 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
 
 from __future__ import annotations
 
-from operator import itemgetter
+import re
 from typing import Sequence
 
 from tmplc.errors import SpecError
 from tmplc.ir import (TRIM_FILTERS, DateToken, ContentRule, Fragment, SpecialToken, Structure, SystemBlock, Text,
                       ThinkBlock, Turn, fragment)
-from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, THINKS, Atom, atom_key
+from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, TEXT, THINKS, Atom, atom_key
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
+_BREAKS = re.compile(r"[\r\n]+")
 
 
 def _show(atoms: Sequence[Atom], limit: int = 80) -> str:
-    """The atoms as spec text, quoted (at most ``limit`` characters of a long run: its start and end)."""
-    if len(atoms) > limit:
+    """The atoms as spec text, quoted (a placeholder counts as one character; of a sequence longer
+    than ``limit``: its start and end)."""
+    n = _length(atoms)
+    if n > limit:
         half = limit // 2
-        return (repr("".join(a.show() for a in atoms[:half])) + f" ... ({len(atoms) - 2 * half} more) ... "
-                + repr("".join(a.show() for a in atoms[-half:])))
+        return (repr("".join(a.show() for a in _cut(atoms, half)[0])) + f" ... ({n - 2 * half} more) ... "
+                + repr("".join(a.show() for a in _cut(atoms, n - half)[1])))
     return repr("".join(a.show() for a in atoms))
 
 
 def _where(atoms: Sequence[Atom], kind: str) -> list[int]:
-    """The indices of the atoms of ``kind`` (a scan at C speed: specs may be megabytes of text)."""
-    kinds = list(map(_KIND, atoms))
-    out: list[int] = []
-    i = -1
-    try:
-        while True:
-            i = kinds.index(kind, i + 1)
-            out.append(i)
-    except ValueError:
-        return out
+    """The indices of the atoms of ``kind``."""
+    return [i for i, a in enumerate(atoms) if a.kind == kind]
 
 
-_KIND = itemgetter(0)
+def _length(atoms: Sequence[Atom]) -> int:
+    """How many characters the atoms are when each placeholder counts as one (see :class:`_Codes`)."""
+    return sum(len(a.value) if a.kind == TEXT else 1 for a in atoms)
 
 
-def _keys(atoms: Sequence[Atom]) -> list[tuple]:
-    return list(map(atom_key, atoms))
+def _cut(atoms: Sequence[Atom], at: int) -> tuple[list[Atom], list[Atom]]:
+    """The atoms before and after offset ``at`` (placeholders count as one character): a run of
+    text that ``at`` falls inside is cut in two, the second part at its own line and column."""
+    pos = 0
+    for i, a in enumerate(atoms):
+        n = len(a.value) if a.kind == TEXT else 1
+        if at < pos + n:
+            k = at - pos
+            if k == 0:
+                return list(atoms[:i]), list(atoms[i:])
+            v = a.value
+            nl = v.count("\n", 0, k)
+            column = k - v.rfind("\n", 0, k) if nl else a.column + k
+            return (list(atoms[:i]) + [a._replace(value=v[:k])],
+                    [Atom(TEXT, v[k:], a.line + nl, column)] + list(atoms[i + 1:]))
+        pos += n
+    return list(atoms), []
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of ``a`` and ``b`` (by halving: C-speed compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class _Codes:
+    """Atom sequences as strings, so that comparing, searching and cutting them are string
+    operations at C speed: a run of text is its characters, a placeholder one character of the
+    Unicode private use plane 15 that the spec's text does not contain, the same for placeholders
+    that compare equal (same name, filters and default; positions aside)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._of: dict[tuple, str] = {}
+        self._next = 0xF0000
+
+    def __call__(self, atoms: Sequence[Atom]) -> str:
+        return "".join(a.value if a.kind == TEXT else self._code(a) for a in atoms)
+
+    def _code(self, a: Atom) -> str:
+        key = atom_key(a)
+        code = self._of.get(key)
+        if code is None:
+            code = chr(self._next)
+            while code in self._text:
+                code = chr(ord(code) + 1)
+            self._next = ord(code) + 1
+            self._of[key] = code
+        return code
 
 
 def _to_fragment(atoms: Sequence[Atom]) -> Fragment:
     pieces = []
     for a in atoms:
-        if a.kind == "char":
+        if a.kind == TEXT:
             pieces.append(a.value)
         elif a.kind in ("BOS", "EOS"):
             pieces.append(SpecialToken(a.kind))
@@ -120,18 +170,12 @@ def _to_fragment(atoms: Sequence[Atom]) -> Fragment:
     return fragment(pieces)
 
 
-def _first_diff(a: Sequence[Atom], b: Sequence[Atom]) -> int:
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x.key != y.key:
-            return i
-    return min(len(a), len(b))
-
-
 class _Recovery:
     def __init__(self, atoms: list[Atom], text: str) -> None:
         self.atoms = atoms
         self.text = text
         self.lines = text.split("\n")
+        self.codes = _Codes(text)
 
     def error(self, message: str, at: Atom | None = None) -> SpecError:
         if at is None:
@@ -142,8 +186,11 @@ class _Recovery:
         src = self.lines[line - 1] if 1 <= line <= len(self.lines) else None
         return SpecError(message, line, column, src)
 
-    def _at(self, seq: Sequence[Atom], i: int, fallback: Atom) -> Atom:
-        return seq[i] if i < len(seq) else fallback
+    def _differ(self, a: Sequence[Atom], b: Sequence[Atom], fallback: Atom) -> Atom:
+        """Where ``b`` first differs from ``a`` (an atom at that position), or ``fallback`` when ``b``
+        is a prefix of ``a``."""
+        rest = _cut(b, _common_prefix(self.codes(a), self.codes(b)))[1]
+        return rest[0] if rest else fallback
 
     # ------------------------------------------------------------------------------
     def run(self) -> Structure:
@@ -189,7 +236,7 @@ class _Recovery:
             raise self.error("{NOSYSTEM}...{/NOSYSTEM} goes right where the system block starts, before "
                              "{SYSTEM} (and before the first {INPUT}); the spec needs a {SYSTEM}", atoms[i])
         for a in atoms[i + 1:j]:
-            if a.kind not in ("char", "BOS", "EOS", "DATE"):
+            if a.kind not in (TEXT, "BOS", "EOS", "DATE"):
                 raise self.error(f"{a.show()} inside {{NOSYSTEM}}: it holds literal text, {{BOS}}, {{EOS}} "
                                  "and {DATE=...} only", a)
         if any(a.kind == "SPLIT" for a in atoms[:first_input]):
@@ -210,7 +257,7 @@ class _Recovery:
                              "any {END}): the whole turn an empty answer renders", atoms[(opens + closes)[0]])
         i = opens[0]
         for a in atoms[i + 1:-1]:
-            if a.kind not in ("char", "BOS", "EOS", "DATE"):
+            if a.kind not in (TEXT, "BOS", "EOS", "DATE"):
                 raise self.error(f"{a.show()} inside {{EMPTY}}: it holds literal text, {{BOS}}, {{EOS}} and "
                                  "{DATE=...} only", a)
         return atoms[:i], atoms[i:]
@@ -226,7 +273,7 @@ class _Recovery:
             raise self.error("{END} goes once, after the second {OUTPUT}'s turn: the text after it ends every "
                              "conversation rendered without the generation prompt", atoms[ends[-1]])
         for a in atoms[i + 1:]:
-            if a.kind not in ("char", "BOS", "EOS", "DATE"):
+            if a.kind not in (TEXT, "BOS", "EOS", "DATE"):
                 raise self.error(f"{a.show()} after {{END}}: the closing holds literal text, {{BOS}}, {{EOS}} and "
                                  "{DATE=...} only", a)
         return atoms[:i], _to_fragment(atoms[i + 1:])
@@ -253,7 +300,7 @@ class _Recovery:
                                  "every answer's", atoms[i])
             inner = atoms[i + 1:j]
             for a in inner:
-                if a.kind not in ("char", "REASONING"):
+                if a.kind not in (TEXT, "REASONING"):
                     raise self.error(f"{a.show()} inside {{THINK}}: it holds literal text and one {{REASONING}}", a)
             where = [k for k, a in enumerate(inner) if a.kind == "REASONING"]
             if len(where) != 1:
@@ -365,11 +412,11 @@ class _Recovery:
         head, mid1, gap = atoms[:i1], atoms[i1 + 1:o1], atoms[o1 + 1:i2]
         mid2, tail = atoms[i2 + 1:o2], atoms[o2 + 1:]
 
-        if _keys(mid1) != _keys(mid2):
-            k = _first_diff(mid1, mid2)
+        enc = self.codes
+        if enc(mid1) != enc(mid2):
             raise self.error(
                 "the repetitions differ between {INPUT} and {OUTPUT}: first exchange "
-                f"{_show(mid1)}, second exchange {_show(mid2)}", self._at(mid2, k, a_o2))
+                f"{_show(mid1)}, second exchange {_show(mid2)}", self._differ(mid1, mid2, a_o2))
         if len(splits) not in (0, 2):  # pragma: no cover - equal mids make this impossible
             raise self.error("{SPLIT} must appear in both exchanges", atoms[splits[0]])
 
@@ -377,21 +424,20 @@ class _Recovery:
         final_suffix = None
         if gap_split:  # rule 9: the assistant turn ends at {SPLIT}; TAIL is the last answer's ending
             suffix_atoms, user_prefix = gap[:gap_split[0]], gap[gap_split[0] + 1:]
-            if _keys(suffix_atoms) != _keys(tail):
+            if enc(suffix_atoms) != enc(tail):
                 final_suffix = _to_fragment(tail)
             tail = suffix_atoms
-        elif _keys(gap[:len(tail)]) != _keys(tail):
-            k = _first_diff(gap, tail)
+        elif not enc(gap).startswith(enc(tail)):
             hint = ""
-            if tail and tail[-1].value == "\n" and _keys(gap[:len(tail) - 1]) == _keys(tail[:-1]):
+            if enc(tail).endswith("\n") and enc(gap).startswith(enc(tail)[:-1]):
                 hint = " (is the last newline only the end of the file? remove it)"
             raise self.error(
                 "the repetitions differ after {OUTPUT}: the second assistant turn ends with "
                 f"{_show(tail)}, but the first is followed by {_show(gap)}, which must start "
                 f"with the same text{hint} (if the last answer ends differently, mark where the first "
-                "assistant turn ends with {SPLIT})", self._at(tail, k, a_o2))
+                "assistant turn ends with {SPLIT})", self._differ(gap, tail, a_o2))
         else:
-            user_prefix = gap[len(tail):]
+            user_prefix = _cut(gap, _length(tail))[1]
         assistant_suffix = tail
 
         prompt = next((a for a in mid2 if a.kind == "PROMPT"), None)
@@ -432,17 +478,12 @@ class _Recovery:
         marks = [i for i, a in enumerate(mid) if a.kind == "SPLIT"]
         if marks:
             return mid[:marks[0]], mid[marks[0] + 1:]
-        n = len(assistant_suffix)
-        if n and _keys(mid[:n]) == _keys(assistant_suffix):
-            return mid[:n], mid[n:]
-        for i, a in enumerate(mid):
-            if a.kind == "char" and a.value in "\r\n":
-                j = i
-                while j < len(mid) and mid[j].kind == "char" and mid[j].value in "\r\n":
-                    j += 1
-                if j < len(mid):
-                    return mid[:j], mid[j:]
-                break
+        em, es = self.codes(mid), self.codes(assistant_suffix)
+        if es and em.startswith(es):
+            return _cut(mid, len(es))
+        breaks = _BREAKS.search(em)  # the first run of line breaks, when text follows it
+        if breaks and breaks.end() < len(em):
+            return _cut(mid, breaks.end())
         if not mid:
             return [], []
         raise self.error(
@@ -452,19 +493,20 @@ class _Recovery:
             "exchanges, e.g. ' [/INST]{SPLIT}'", mid[0] if mid else at)
 
     def _head(self, head: list[Atom], user_prefix: list[Atom], first_input: Atom):
-        up = _keys(user_prefix)
+        eh, up = self.codes(head), self.codes(user_prefix)
         n = len(up)
+        body = _cut(head, len(eh) - n)[0] if eh.endswith(up) else None  # head without the user prefix
         sys_at = [i for i, a in enumerate(head) if a.kind == "SYSTEM"]
         if not sys_at:
-            if _keys(head[len(head) - n:]) != up or len(head) < n:
+            if body is None:
                 raise self.error(
                     "the repetitions differ before {INPUT}: the second user turn starts with "
                     f"{_show(user_prefix)}, so the text before the first {{INPUT}} "
                     f"({_show(head)}) must end with it", first_input)
-            return head[:len(head) - n], None
+            return body, None
         s = sys_at[0]
         sys_atom = head[s]
-        standalone = len(head) >= n and _keys(head[len(head) - n:]) == up and s < len(head) - n
+        standalone = body is not None and s < len(body)
         split_at = next((i for i, a in enumerate(head) if a.kind == "SPLIT"), None)
         if split_at is not None:
             if not standalone:
@@ -474,15 +516,12 @@ class _Recovery:
                     f"end with the user prefix {_show(user_prefix)} after {{SYSTEM}} (it is "
                     f"{_show(head)}); a system block inside the first user turn needs no {{SPLIT}}",
                     head[split_at])
-            block = head[split_at + 1:len(head) - n]
+            block = body[split_at + 1:]
             j = next(i for i, a in enumerate(block) if a.kind == "SYSTEM")
             system = _system("standalone", block[:j], block[j + 1:], sys_atom)
             return head[:split_at], system
-        inline_at = None
-        for p in range(0, s - n + 1):
-            if _keys(head[p:p + n]) == up:
-                inline_at = p
-                break
+        inline_at = eh.find(up, 0, _length(head[:s]))  # the user prefix before {SYSTEM}
+        inline_at = None if inline_at < 0 else inline_at
         if standalone and inline_at is not None and n:
             raise self.error(
                 f"ambiguous structure: the user prefix {_show(user_prefix)} appears both before "
@@ -494,13 +533,13 @@ class _Recovery:
             k = 0
             while k < s and head[k].kind == "BOS":
                 k += 1
-            block = head[k:len(head) - n]
+            block = body[k:]
             placement = "standalone"
             preamble = head[:k]
         elif inline_at is not None:
-            block = head[inline_at + n:]
+            preamble, block = _cut(head, inline_at)
+            block = _cut(block, n)[1]
             placement = "first_user"
-            preamble = head[:inline_at]
         else:
             raise self.error(
                 "cannot place the system block: the second user turn starts with "
@@ -545,12 +584,14 @@ def default_split(mid: Fragment, assistant_suffix: Fragment) -> tuple[Fragment, 
         out = []
         for p in frag:
             if isinstance(p, Text):
-                out += [_A("char", ch, 1, 1) for ch in p.value]
+                out.append(_A(TEXT, p.value, 1, 1))
+            elif isinstance(p, DateToken):
+                out.append(_A("DATE", "", 1, 1, (), p.format))
             else:
                 out.append(_A(p.name, "", 1, 1))
         return out
 
-    r = _Recovery([], "")
+    r = _Recovery([], "".join(p.value for p in mid + assistant_suffix if isinstance(p, Text)))
     try:
         u, a = r._split(atoms_of(mid), atoms_of(assistant_suffix), _A("INPUT", "", 1, 1))
     except SpecError:

@@ -30,9 +30,14 @@ TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_f
           "PROMPT": tuple(AFTER_ANSWER)}
 
 
+#: the kind of an atom of literal text
+TEXT = "text"
+
+
 class Atom(NamedTuple):
-    """One character of literal text (``kind == "char"``) or one placeholder (``kind`` = its name).
-    A named tuple: a spec of n characters is n atoms, made and compared cheaply."""
+    """A run of literal text (``kind == TEXT``: its characters, unescaped, starting at ``line``:
+    ``column``; a run never contains an escape, so every character's position follows from the
+    run's) or one placeholder (``kind`` = its name).  A spec is a few atoms whatever its size."""
 
     kind: str
     value: str
@@ -52,7 +57,7 @@ class Atom(NamedTuple):
         return atom_key(self)
 
     def show(self) -> str:
-        if self.kind == "char":
+        if self.kind == TEXT:
             return self.value
         inner = self.kind + "".join(f"|{f}" for f in self.filters)
         if self.default is not None:
