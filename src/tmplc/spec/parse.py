@@ -16,7 +16,7 @@ from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
 from tmplc.spec.vocabulary import (AFTER_ANSWER, AFTER_ANSWER_FILTER_OF, DATE_CONVERSIONS, FILTERS,  # noqa: F401
                                    FINAL_SCOPE_FILTER_OF, FINAL_SCOPES, PLACEHOLDERS, TAKES, THINK_FILTER_OF,
-                                   TEXT, THINKS, TRIMS, Atom)
+                                   TEXT, THINKS, TRIMS, Atom, unescape)
 
 _LARK_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False)
 
@@ -57,36 +57,25 @@ def _parser() -> Lark:
 
 
 class _ToAtoms(Transformer):
-    def __init__(self, source_lines: list[str]) -> None:
+    def __init__(self, text: str) -> None:
         super().__init__()
-        self._lines = source_lines
+        self._text = text
 
     def _err(self, msg: str, tok: Token) -> SpecError:
-        return SpecError(msg, tok.line, tok.column, _line(self._lines, tok.line))
+        return SpecError(msg, tok.line, tok.column, _line(self._text.split("\n"), tok.line))
 
     def start(self, items):
         return [a for group in items for a in group]
 
     def text(self, items):
         tok = items[0]
-        return [Atom(TEXT, str(tok), tok.line, tok.column)]
-
-    def default_text(self, items):
-        return str(items[0])
-
-    def lbrace(self, items):
-        tok = items[0]
-        return [Atom(TEXT, "{", tok.line, tok.column)]
-
-    def rbrace(self, items):
-        tok = items[0]
-        return [Atom(TEXT, "}", tok.line, tok.column)]
+        return [Atom(TEXT, unescape(tok), tok.line, tok.column)]
 
     def filter(self, items):
         return ("filter", items[0])
 
     def default(self, items):
-        return ("default", "".join(items))
+        return ("default", str(items[0]) if items else "")
 
     def placeholder(self, items):
         open_tok, name_tok = items[0], items[1]
@@ -200,7 +189,7 @@ def parse_atoms(text: str) -> list[Atom]:
     except UnexpectedInput as err:
         raise _syntax_error(text, err) from None
     try:
-        return _ToAtoms(text.split("\n")).transform(tree)
+        return _ToAtoms(text).transform(tree)
     except Exception as err:  # lark wraps transformer errors in VisitError
         orig = getattr(err, "orig_exc", None)
         if isinstance(orig, SpecError):

@@ -67,6 +67,8 @@ Naming the spec ``HEAD {INPUT} MID1 {OUTPUT} GAP {INPUT} MID2 {OUTPUT} TAIL``:
 from __future__ import annotations
 
 import re
+from functools import cached_property, partial
+from itertools import accumulate
 from typing import Sequence
 
 from tmplc.errors import SpecError
@@ -99,9 +101,18 @@ def _length(atoms: Sequence[Atom]) -> int:
     return sum(len(a.value) if a.kind == TEXT else 1 for a in atoms)
 
 
-def _cut(atoms: Sequence[Atom], at: int) -> tuple[list[Atom], list[Atom]]:
+def _direct(a: Atom, k: int) -> tuple[int, int]:
+    """The line and column of character ``k`` of the run ``a`` when its spec text has no escape
+    before it."""
+    v = a.value
+    nl = v.count("\n", 0, k)
+    return a.line + nl, (k - v.rfind("\n", 0, k) if nl else a.column + k)
+
+
+def _cut(atoms: Sequence[Atom], at: int, locate=_direct) -> tuple[list[Atom], list[Atom]]:
     """The atoms before and after offset ``at`` (placeholders count as one character): a run of
-    text that ``at`` falls inside is cut in two, the second part at its own line and column."""
+    text that ``at`` falls inside is cut in two, the second part at its own line and column
+    (``locate(run, k)``: where the run's character ``k`` is)."""
     pos = 0
     for i, a in enumerate(atoms):
         n = len(a.value) if a.kind == TEXT else 1
@@ -109,11 +120,9 @@ def _cut(atoms: Sequence[Atom], at: int) -> tuple[list[Atom], list[Atom]]:
             k = at - pos
             if k == 0:
                 return list(atoms[:i]), list(atoms[i:])
-            v = a.value
-            nl = v.count("\n", 0, k)
-            column = k - v.rfind("\n", 0, k) if nl else a.column + k
-            return (list(atoms[:i]) + [a._replace(value=v[:k])],
-                    [Atom(TEXT, v[k:], a.line + nl, column)] + list(atoms[i + 1:]))
+            line, column = locate(a, k)
+            return (list(atoms[:i]) + [a._replace(value=a.value[:k])],
+                    [Atom(TEXT, a.value[k:], line, column)] + list(atoms[i + 1:]))
         pos += n
     return list(atoms), []
 
@@ -133,8 +142,8 @@ def _common_prefix(a: str, b: str) -> int:
 class _Codes:
     """Atom sequences as strings, so that comparing, searching and cutting them are string
     operations at C speed: a run of text is its characters, a placeholder one character of the
-    Unicode private use plane 15 that the spec's text does not contain, the same for placeholders
-    that compare equal (same name, filters and default; positions aside)."""
+    Unicode private use plane 15 that ``text`` (all the runs' text) does not contain, the same for
+    placeholders that compare equal (same name, filters and default; positions aside)."""
 
     def __init__(self, text: str) -> None:
         self._text = text
@@ -170,12 +179,39 @@ def _to_fragment(atoms: Sequence[Atom]) -> Fragment:
     return fragment(pieces)
 
 
+_ESCAPE = re.compile(r"\{\{|\}\}")
+
+
 class _Recovery:
-    def __init__(self, atoms: list[Atom], text: str) -> None:
+    def __init__(self, atoms: list[Atom], text: str | None) -> None:
+        """``text``: the spec text the atoms were parsed from (None: atoms built otherwise)."""
         self.atoms = atoms
-        self.text = text
-        self.lines = text.split("\n")
-        self.codes = _Codes(text)
+        self.text = text or ""
+        self._starts: list[int] | None = None
+        self.codes = _Codes("".join(a.value for a in atoms if a.kind == TEXT))
+        self.cut = partial(_cut, locate=self._locate if text else _direct)
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    def _locate(self, a: Atom, k: int) -> tuple[int, int]:
+        """The line and column of character ``k`` of the run ``a`` in the spec text, past the
+        escapes (``{{``, ``}}``) before it."""
+        if "{" not in a.value[:k] and "}" not in a.value[:k]:
+            return _direct(a, k)
+        if self._starts is None:
+            self._starts = list(accumulate((len(line) + 1 for line in self.lines), initial=0))
+        start = self._starts[a.line - 1] + a.column - 1
+        raw, n = start, 0  # an offset in the spec text, and the characters of the run before it
+        for m in _ESCAPE.finditer(self.text, start):
+            if n + m.start() - raw >= k:
+                break
+            n += m.start() - raw + 1
+            raw = m.end()
+        off = raw + k - n
+        nl = self.text.count("\n", start, off)
+        return a.line + nl, (off - self.text.rfind("\n", start, off) if nl else a.column + off - start)
 
     def error(self, message: str, at: Atom | None = None) -> SpecError:
         if at is None:
@@ -189,7 +225,7 @@ class _Recovery:
     def _differ(self, a: Sequence[Atom], b: Sequence[Atom], fallback: Atom) -> Atom:
         """Where ``b`` first differs from ``a`` (an atom at that position), or ``fallback`` when ``b``
         is a prefix of ``a``."""
-        rest = _cut(b, _common_prefix(self.codes(a), self.codes(b)))[1]
+        rest = self.cut(b, _common_prefix(self.codes(a), self.codes(b)))[1]
         return rest[0] if rest else fallback
 
     # ------------------------------------------------------------------------------
@@ -437,7 +473,7 @@ class _Recovery:
                 f"with the same text{hint} (if the last answer ends differently, mark where the first "
                 "assistant turn ends with {SPLIT})", self._differ(gap, tail, a_o2))
         else:
-            user_prefix = _cut(gap, _length(tail))[1]
+            user_prefix = self.cut(gap, _length(tail))[1]
         assistant_suffix = tail
 
         prompt = next((a for a in mid2 if a.kind == "PROMPT"), None)
@@ -480,10 +516,10 @@ class _Recovery:
             return mid[:marks[0]], mid[marks[0] + 1:]
         em, es = self.codes(mid), self.codes(assistant_suffix)
         if es and em.startswith(es):
-            return _cut(mid, len(es))
+            return self.cut(mid, len(es))
         breaks = _BREAKS.search(em)  # the first run of line breaks, when text follows it
         if breaks and breaks.end() < len(em):
-            return _cut(mid, breaks.end())
+            return self.cut(mid, breaks.end())
         if not mid:
             return [], []
         raise self.error(
@@ -495,7 +531,7 @@ class _Recovery:
     def _head(self, head: list[Atom], user_prefix: list[Atom], first_input: Atom):
         eh, up = self.codes(head), self.codes(user_prefix)
         n = len(up)
-        body = _cut(head, len(eh) - n)[0] if eh.endswith(up) else None  # head without the user prefix
+        body = self.cut(head, len(eh) - n)[0] if eh.endswith(up) else None  # head without the user prefix
         sys_at = [i for i, a in enumerate(head) if a.kind == "SYSTEM"]
         if not sys_at:
             if body is None:
@@ -537,8 +573,8 @@ class _Recovery:
             placement = "standalone"
             preamble = head[:k]
         elif inline_at is not None:
-            preamble, block = _cut(head, inline_at)
-            block = _cut(block, n)[1]
+            preamble, block = self.cut(head, inline_at)
+            block = self.cut(block, n)[1]
             placement = "first_user"
         else:
             raise self.error(
@@ -591,7 +627,7 @@ def default_split(mid: Fragment, assistant_suffix: Fragment) -> tuple[Fragment, 
                 out.append(_A(p.name, "", 1, 1))
         return out
 
-    r = _Recovery([], "".join(p.value for p in mid + assistant_suffix if isinstance(p, Text)))
+    r = _Recovery(atoms_of(mid) + atoms_of(assistant_suffix), None)
     try:
         u, a = r._split(atoms_of(mid), atoms_of(assistant_suffix), _A("INPUT", "", 1, 1))
     except SpecError:

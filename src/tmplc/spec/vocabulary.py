@@ -34,10 +34,20 @@ TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_f
 TEXT = "text"
 
 
+def escape(text: str) -> str:
+    """Literal text as spec text: ``{`` -> ``{{``, ``}`` -> ``}}``."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def unescape(text: str) -> str:
+    """Spec text of a run of literal text (its braces doubled) as the text it stands for."""
+    return text.replace("{{", "{").replace("}}", "}") if "{" in text or "}" in text else text
+
+
 class Atom(NamedTuple):
-    """A run of literal text (``kind == TEXT``: its characters, unescaped, starting at ``line``:
-    ``column``; a run never contains an escape, so every character's position follows from the
-    run's) or one placeholder (``kind`` = its name).  A spec is a few atoms whatever its size."""
+    """A run of literal text (``kind == TEXT``: its characters, unescaped, whose spec text starts
+    at ``line``:``column``) or one placeholder (``kind`` = its name, with its filters and
+    default).  A spec is a few atoms whatever its size."""
 
     kind: str
     value: str
