@@ -72,9 +72,9 @@ from itertools import accumulate
 from typing import Sequence
 
 from tmplc.errors import SpecError
-from tmplc.ir import (TRIM_FILTERS, DateToken, ContentRule, Fragment, SpecialToken, Structure, SystemBlock, Text,
-                      ThinkBlock, Turn, fragment)
-from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, TEXT, THINKS, Atom, atom_key
+from tmplc.ir import TRIM_FILTERS, ContentRule, Fragment, Structure, SystemBlock, ThinkBlock, Turn
+from tmplc.spec.atoms import Codes, common_prefix, cut, direct, fragment_atoms, length, to_fragment
+from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, TEXT, THINKS, Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 _BREAKS = re.compile(r"[\r\n]+")
@@ -83,100 +83,17 @@ _BREAKS = re.compile(r"[\r\n]+")
 def _show(atoms: Sequence[Atom], limit: int = 80) -> str:
     """The atoms as spec text, quoted (a placeholder counts as one character; of a sequence longer
     than ``limit``: its start and end)."""
-    n = _length(atoms)
+    n = length(atoms)
     if n > limit:
         half = limit // 2
-        return (repr("".join(a.show() for a in _cut(atoms, half)[0])) + f" ... ({n - 2 * half} more) ... "
-                + repr("".join(a.show() for a in _cut(atoms, n - half)[1])))
+        return (repr("".join(a.show() for a in cut(atoms, half)[0])) + f" ... ({n - 2 * half} more) ... "
+                + repr("".join(a.show() for a in cut(atoms, n - half)[1])))
     return repr("".join(a.show() for a in atoms))
 
 
 def _where(atoms: Sequence[Atom], kind: str) -> list[int]:
     """The indices of the atoms of ``kind``."""
     return [i for i, a in enumerate(atoms) if a.kind == kind]
-
-
-def _length(atoms: Sequence[Atom]) -> int:
-    """How many characters the atoms are when each placeholder counts as one (see :class:`_Codes`)."""
-    return sum(len(a.value) if a.kind == TEXT else 1 for a in atoms)
-
-
-def _direct(a: Atom, k: int) -> tuple[int, int]:
-    """The line and column of character ``k`` of the run ``a`` when its spec text has no escape
-    before it."""
-    v = a.value
-    nl = v.count("\n", 0, k)
-    return a.line + nl, (k - v.rfind("\n", 0, k) if nl else a.column + k)
-
-
-def _cut(atoms: Sequence[Atom], at: int, locate=_direct) -> tuple[list[Atom], list[Atom]]:
-    """The atoms before and after offset ``at`` (placeholders count as one character): a run of
-    text that ``at`` falls inside is cut in two, the second part at its own line and column
-    (``locate(run, k)``: where the run's character ``k`` is)."""
-    pos = 0
-    for i, a in enumerate(atoms):
-        n = len(a.value) if a.kind == TEXT else 1
-        if at < pos + n:
-            k = at - pos
-            if k == 0:
-                return list(atoms[:i]), list(atoms[i:])
-            line, column = locate(a, k)
-            return (list(atoms[:i]) + [a._replace(value=a.value[:k])],
-                    [Atom(TEXT, a.value[k:], line, column)] + list(atoms[i + 1:]))
-        pos += n
-    return list(atoms), []
-
-
-def _common_prefix(a: str, b: str) -> int:
-    """The length of the longest common prefix of ``a`` and ``b`` (by halving: C-speed compares)."""
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-class _Codes:
-    """Atom sequences as strings, so that comparing, searching and cutting them are string
-    operations at C speed: a run of text is its characters, a placeholder one character of the
-    Unicode private use plane 15 that ``text`` (all the runs' text) does not contain, the same for
-    placeholders that compare equal (same name, filters and default; positions aside)."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._of: dict[tuple, str] = {}
-        self._next = 0xF0000
-
-    def __call__(self, atoms: Sequence[Atom]) -> str:
-        return "".join(a.value if a.kind == TEXT else self._code(a) for a in atoms)
-
-    def _code(self, a: Atom) -> str:
-        key = atom_key(a)
-        code = self._of.get(key)
-        if code is None:
-            code = chr(self._next)
-            while code in self._text:
-                code = chr(ord(code) + 1)
-            self._next = ord(code) + 1
-            self._of[key] = code
-        return code
-
-
-def _to_fragment(atoms: Sequence[Atom]) -> Fragment:
-    pieces = []
-    for a in atoms:
-        if a.kind == TEXT:
-            pieces.append(a.value)
-        elif a.kind in ("BOS", "EOS"):
-            pieces.append(SpecialToken(a.kind))
-        elif a.kind == "DATE":
-            pieces.append(DateToken(a.default))
-        else:  # pragma: no cover - excluded by recover()
-            raise AssertionError(a)
-    return fragment(pieces)
 
 
 _ESCAPE = re.compile(r"\{\{|\}\}")
@@ -188,8 +105,8 @@ class _Recovery:
         self.atoms = atoms
         self.text = text or ""
         self._starts: list[int] | None = None
-        self.codes = _Codes("".join(a.value for a in atoms if a.kind == TEXT))
-        self.cut = partial(_cut, locate=self._locate if text else _direct)
+        self.codes = Codes("".join(a.value for a in atoms if a.kind == TEXT))
+        self.cut = partial(cut, locate=self._locate if text else direct)
 
     @cached_property
     def lines(self) -> list[str]:
@@ -199,7 +116,7 @@ class _Recovery:
         """The line and column of character ``k`` of the run ``a`` in the spec text, past the
         escapes (``{{``, ``}}``) before it."""
         if "{" not in a.value[:k] and "}" not in a.value[:k]:
-            return _direct(a, k)
+            return direct(a, k)
         if self._starts is None:
             self._starts = list(accumulate((len(line) + 1 for line in self.lines), initial=0))
         start = self._starts[a.line - 1] + a.column - 1
@@ -225,7 +142,7 @@ class _Recovery:
     def _differ(self, a: Sequence[Atom], b: Sequence[Atom], fallback: Atom) -> Atom:
         """Where ``b`` first differs from ``a`` (an atom at that position), or ``fallback`` when ``b``
         is a prefix of ``a``."""
-        rest = self.cut(b, _common_prefix(self.codes(a), self.codes(b)))[1]
+        rest = self.cut(b, common_prefix(self.codes(a), self.codes(b)))[1]
         return rest[0] if rest else fallback
 
     # ------------------------------------------------------------------------------
@@ -240,7 +157,7 @@ class _Recovery:
 
             try:
                 st = replace(st, closing=closing, assistant=st.assistant if empty is None else replace(
-                    st.assistant, empty=_to_fragment(empty[1:-1]), empty_raw="raw" in empty[0].filters))
+                    st.assistant, empty=to_fragment(empty[1:-1]), empty_raw="raw" in empty[0].filters))
             except ValueError as e:
                 raise self.error(str(e), empty[0]) from None
         if absent is None:
@@ -253,7 +170,7 @@ class _Recovery:
                              "excludes a default ({SYSTEM=...})", absent[0])
         from dataclasses import replace
 
-        return replace(st, system=replace(sb, absent=_to_fragment(absent[1:-1])))
+        return replace(st, system=replace(sb, absent=to_fragment(absent[1:-1])))
 
     def _absent(self, atoms: list[Atom]):
         """Take ``{NOSYSTEM}...{/NOSYSTEM}`` out of the atoms; a {SPLIT} stands where it was."""
@@ -312,7 +229,7 @@ class _Recovery:
             if a.kind not in (TEXT, "BOS", "EOS", "DATE"):
                 raise self.error(f"{a.show()} after {{END}}: the closing holds literal text, {{BOS}}, {{EOS}} and "
                                  "{DATE=...} only", a)
-        return atoms[:i], _to_fragment(atoms[i + 1:])
+        return atoms[:i], to_fragment(atoms[i + 1:])
 
     def _think(self, atoms: list[Atom]):
         """Take the ``{THINK}...{/THINK}`` blocks (each right before an ``{OUTPUT}``) out of the
@@ -461,7 +378,7 @@ class _Recovery:
         if gap_split:  # rule 9: the assistant turn ends at {SPLIT}; TAIL is the last answer's ending
             suffix_atoms, user_prefix = gap[:gap_split[0]], gap[gap_split[0] + 1:]
             if enc(suffix_atoms) != enc(tail):
-                final_suffix = _to_fragment(tail)
+                final_suffix = to_fragment(tail)
             tail = suffix_atoms
         elif not enc(gap).startswith(enc(tail)):
             hint = ""
@@ -473,7 +390,7 @@ class _Recovery:
                 f"with the same text{hint} (if the last answer ends differently, mark where the first "
                 "assistant turn ends with {SPLIT})", self._differ(gap, tail, a_o2))
         else:
-            user_prefix = self.cut(gap, _length(tail))[1]
+            user_prefix = self.cut(gap, length(tail))[1]
         assistant_suffix = tail
 
         prompt = next((a for a in mid2 if a.kind == "PROMPT"), None)
@@ -488,7 +405,7 @@ class _Recovery:
 
         preamble, system = self._head(head, user_prefix, a_i1)
 
-        user = Turn(prefix=_to_fragment(user_prefix), suffix=_to_fragment(user_suffix), rule=_rule(a_i1))
+        user = Turn(prefix=to_fragment(user_prefix), suffix=to_fragment(user_suffix), rule=_rule(a_i1))
         think, final_think = self.think
         if any(f in FINAL_SCOPES for f in a_o1.filters):
             raise self.error(f"{a_o1.show()}: |final_last_answer / |final_after_user say which answers are "
@@ -497,15 +414,15 @@ class _Recovery:
             if "trim_first" in a.filters and _drop(a) == "" and block is None:
                 raise self.error(f"{a.show()}: |trim_first trims the content before the reasoning is split off; "
                                  "it needs a |drop_think filter or a {THINK} block before this {OUTPUT}", a)
-        assistant = Turn(prefix=_to_fragment(assistant_prefix), suffix=_to_fragment(assistant_suffix),
-                         lead=_to_fragment(lead), rule=_rule(a_o1, think), prompt_only=prompt_only,
+        assistant = Turn(prefix=to_fragment(assistant_prefix), suffix=to_fragment(assistant_suffix),
+                         lead=to_fragment(lead), rule=_rule(a_o1, think), prompt_only=prompt_only,
                          final_suffix=final_suffix, final=_rule(a_o2, final_think))
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "
                 f"({_show(user_prefix)} ... {_show(user_suffix)}), so a model could not tell who "
                 "is speaking; give each role its own marker", a_i2)
-        return Structure(preamble=_to_fragment(preamble), system=system, user=user, assistant=assistant,
+        return Structure(preamble=to_fragment(preamble), system=system, user=user, assistant=assistant,
                          prompt_after_answer=AFTER_ANSWER[prompt.filters[0]] if prompt is not None and prompt.filters
                          else "final",
                          final_scope=next((FINAL_SCOPES[f] for f in a_o2.filters if f in FINAL_SCOPES), "last"))
@@ -556,7 +473,7 @@ class _Recovery:
             j = next(i for i, a in enumerate(block) if a.kind == "SYSTEM")
             system = _system("standalone", block[:j], block[j + 1:], sys_atom)
             return head[:split_at], system
-        inline_at = eh.find(up, 0, _length(head[:s]))  # the user prefix before {SYSTEM}
+        inline_at = eh.find(up, 0, length(head[:s]))  # the user prefix before {SYSTEM}
         inline_at = None if inline_at < 0 else inline_at
         if standalone and inline_at is not None and n:
             raise self.error(
@@ -603,7 +520,7 @@ def _rule(a: Atom, think: ThinkBlock | None = None) -> ContentRule:
 
 
 def _system(placement, prefix: list[Atom], suffix: list[Atom], a: Atom) -> SystemBlock:
-    return SystemBlock(placement=placement, prefix=_to_fragment(prefix), suffix=_to_fragment(suffix),
+    return SystemBlock(placement=placement, prefix=to_fragment(prefix), suffix=to_fragment(suffix),
                        trim=a.trim is not None, default=a.default, trim_side=_side(a), skip_empty="nonempty" in a.filters)
 
 
@@ -614,22 +531,10 @@ def recover_structure(atoms: list[Atom], text: str) -> Structure:
 
 def default_split(mid: Fragment, assistant_suffix: Fragment) -> tuple[Fragment, Fragment] | None:
     """The split the default rules give for ``mid``, or None when they cannot decide."""
-    from tmplc.spec.vocabulary import Atom as _A
-
-    def atoms_of(frag: Fragment) -> list[Atom]:
-        out = []
-        for p in frag:
-            if isinstance(p, Text):
-                out.append(_A(TEXT, p.value, 1, 1))
-            elif isinstance(p, DateToken):
-                out.append(_A("DATE", "", 1, 1, (), p.format))
-            else:
-                out.append(_A(p.name, "", 1, 1))
-        return out
-
-    r = _Recovery(atoms_of(mid) + atoms_of(assistant_suffix), None)
+    mid_atoms, suffix_atoms = fragment_atoms(mid), fragment_atoms(assistant_suffix)
+    r = _Recovery(mid_atoms + suffix_atoms, None)
     try:
-        u, a = r._split(atoms_of(mid), atoms_of(assistant_suffix), _A("INPUT", "", 1, 1))
+        u, a = r._split(mid_atoms, suffix_atoms, Atom("INPUT", ""))
     except SpecError:
         return None
-    return _to_fragment(u), _to_fragment(a)
+    return to_fragment(u), to_fragment(a)

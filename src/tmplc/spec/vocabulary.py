@@ -51,8 +51,8 @@ class Atom(NamedTuple):
 
     kind: str
     value: str
-    line: int
-    column: int
+    line: int = 1
+    column: int = 1
     filters: tuple[str, ...] = ()
     default: str | None = None
 
