@@ -52,7 +52,7 @@ from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
 from tmplc.engines.ollama import OllamaRenderError, render_ollama
 from tmplc.ir import DateToken
 from tmplc.jinja_env import render_template
-from tmplc.spec.parse import THINK_FILTER_OF
+from tmplc.spec.vocabulary import THINK_FILTER_OF
 from tmplc.errors import TargetError
 from tmplc.targets.conventions import expected_llamacpp, expected_ollama
 from tmplc.targets.ollama import modelfile_fields

@@ -802,7 +802,7 @@ import json  # noqa: E402
 
 from strategies import chat_formats, structures  # noqa: E402
 from tmplc.ir import DROP_THINK, FinalAnswer, ThinkBlock  # noqa: E402
-from tmplc.spec.parse import THINKS  # noqa: E402
+from tmplc.spec.vocabulary import THINKS  # noqa: E402
 from tmplc.targets.json_ir import from_dict, to_dict  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import pytest
 from tmplc.convert import ConversionRefused, from_jinja
 from tmplc.convert.corpus import Entry, frozen_hf_clock, hf_render, independent_check
 from tmplc.convert.dates import DATE_FORMATS, PROBE_DATES, same_format
-from tmplc.spec.parse import DATE_CONVERSIONS
+from tmplc.spec.vocabulary import DATE_CONVERSIONS
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

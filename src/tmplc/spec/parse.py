@@ -1,22 +1,20 @@
 """Parse spec text with the Lark grammar (grammars/chat_spec.lark) into a flat list of atoms.
 
-An atom is one run of literal text or one placeholder, each with its source position; an
-escaped brace is a run of its own, so a run's characters sit at consecutive columns and
-structure recovery can point at the exact column where the two repetitions differ.
+The grammar says what text, a placeholder, a filter and a default are; this module's Transformer
+builds the atoms: one per run of literal text (its escapes undone; the run keeps the position
+where its spec text starts) and one per placeholder, made and checked by
+:func:`tmplc.spec.vocabulary.placeholder`.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer, UnexpectedInput
 
 from tmplc.errors import SpecError
 from tmplc.resources import grammar_path
-from tmplc.spec.vocabulary import (AFTER_ANSWER, AFTER_ANSWER_FILTER_OF, DATE_CONVERSIONS, FILTERS,  # noqa: F401
-                                   FINAL_SCOPE_FILTER_OF, FINAL_SCOPES, PLACEHOLDERS, TAKES, THINK_FILTER_OF,
-                                   TEXT, THINKS, TRIMS, Atom, unescape)
+from tmplc.spec.vocabulary import TEXT, Atom, placeholder, unescape
 
 _LARK_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False)
 
@@ -87,64 +85,10 @@ class _ToAtoms(Transformer):
                 filts.append(str(it[1]))
             else:
                 default = it[1]
-        if name not in PLACEHOLDERS:
-            hint = ""
-            if name.upper() in PLACEHOLDERS:
-                hint = f" (placeholders are upper case: {{{name.upper()}}})"
-            raise self._err(
-                f"unknown placeholder {{{name}}}{hint}; known: "
-                + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-                + "; write {{ and }} for literal braces", open_tok)
-        for filt in filts:
-            if filt not in FILTERS:
-                raise self._err(f"unknown filter |{filt} on {{{name}}}; filters: |trim, |lstrip, |rstrip "
-                                "(content whitespace), |nonempty (on {SYSTEM}), |drop_think, "
-                                "|drop_think_first, |drop_think_lstrip_nl, |drop_think_strip_nl, "
-                                "|drop_think_trim, |drop_think_first_lstrip_nl, |lstrip_nl, |trim_first, "
-                                "|final_last_answer and |final_after_user (on {OUTPUT}), |always (on {THINK}), |trim (on {REASONING}), |raw (on {EMPTY}), "
-                                "|skip_after_answer and |history_after_answer (on {PROMPT})",
-                                open_tok)
-            if filt not in TAKES.get(name, ()):
-                takers = [f"{{{k}}}" for k, v in TAKES.items() if filt in v]
-                why = {"nonempty": " (an empty system message counts as none)",
-                       "lstrip_nl": " (it removes leading newlines from an answer)",
-                       "always": " (the reasoning block is rendered even when the reasoning is empty)",
-                       "raw": " (an answer is empty when its message content is \"\")",
-                       "skip_after_answer": " (no generation prompt after an answer)",
-                       "history_after_answer": " (after an answer, the prompt follows it rendered as an "
-                                               "earlier answer)"}
-                raise self._err(f"|{filt} applies only to "
-                                + (", ".join(takers[:-1]) + " and " if len(takers) > 1 else "") + takers[-1]
-                                + (" (it renders an answer from after its reasoning's </think>)"
-                                   if filt in THINKS else why.get(filt, "")), open_tok)
-        if "trim_first" in filts and not any(f in TRIMS for f in filts):
-            raise self._err(f"|trim_first on {{{name}}} needs a trim filter (|trim, |lstrip, |rstrip): it trims "
-                            "the content before the reasoning is split off", open_tok)
-        if len(set(filts)) != len(filts) or sum(f in TRIMS for f in filts) > 1 or \
-                sum(f in THINKS for f in filts) > 1 or len(filts) > 1 and name == "PROMPT" or \
-                sum(f in FINAL_SCOPES for f in filts) > 1:
-            raise self._err(f"conflicting or repeated filters on {{{name}}}: at most one of |trim, |lstrip, "
-                            "|rstrip, at most one of the |drop_think filters, one of |skip_after_answer and "
-                            "|history_after_answer, one of |final_last_answer and |final_after_user, and each "
-                            "filter once", open_tok)
-        if default is not None and name not in ("SYSTEM", "PROMPT", "DATE"):
-            raise self._err(f"only {{SYSTEM}}, {{PROMPT}} and {{DATE}} take a default (={default!r})", open_tok)
-        if name == "DATE" and not (default and "%" in default):
-            raise self._err("{DATE=format} needs a strftime format, e.g. {DATE=%d %b %Y} (26 Jul 2024) or "
-                            "{DATE=%Y-%m-%d}", open_tok)
-        if name == "DATE":
-            bad = [m.group(0) for m in re.finditer(r"%[-_0^#]?(.?)", default) if m.group(1) not in DATE_CONVERSIONS
-                   or not m.group(1)]
-            if bad:
-                raise self._err(f"{{DATE={default}}}: {', '.join(bad)} is not a date conversion (the format "
-                                "renders a day, not a time: use %" + " %".join(DATE_CONVERSIONS[:-1])
-                                + " and %%)", open_tok)
-        if name == "PROMPT" and not default and not filts:
-            raise self._err("{PROMPT=text} needs its text: what the generation prompt adds after the "
-                            "assistant prefix (e.g. {PROMPT=<think>} then a newline); "
-                            "{PROMPT|skip_after_answer} and {PROMPT|history_after_answer} need none", open_tok)
-        filt = tuple(sorted(filts, key=FILTERS.index))
-        return [Atom(name, "", open_tok.line, open_tok.column, filt, default)]
+        try:
+            return [placeholder(name, filts, default, open_tok.line, open_tok.column)]
+        except SpecError as e:
+            raise self._err(e.message, open_tok) from None
 
 
 def _line(lines: list[str], n: int) -> str | None:

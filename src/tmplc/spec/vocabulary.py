@@ -1,15 +1,25 @@
-"""The spec language's vocabulary: its placeholders, filters and what each placeholder takes, and
-the :class:`Atom` a parse yields.  The parser, the structure recovery, the spec writer and the
-targets read these tables (no other module spells them); importing it imports no parser."""
+"""The spec language's vocabulary: its placeholders, filters and what each placeholder takes, the
+:class:`Atom` a parse yields, and :func:`placeholder`, the one constructor that checks a
+placeholder against these tables.  The parser, the structure recovery, the spec writer, the
+importers and the targets read them (no other module spells them); importing it imports no parser."""
 
 from __future__ import annotations
 
+import re
 from operator import itemgetter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+from tmplc.errors import SpecError
+from tmplc.ir import TRIM_FILTER_OF, TRIM_FILTERS  # noqa: F401 - the trim filters' names are the IR's sides' keys
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tmplc.ir import ContentRule
 
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
                 "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END", "EMPTY", "/EMPTY")
-TRIMS = ("trim", "lstrip", "rstrip")
+#: the placeholders that take a default (``{SYSTEM=...}``, ``{PROMPT=...}``, ``{DATE=...}``)
+DEFAULTS = ("SYSTEM", "PROMPT", "DATE")
+TRIMS = tuple(TRIM_FILTERS)
 # strftime conversions of a *date* that Python, HF's strftime_now and llama.cpp render alike
 DATE_CONVERSIONS = "aAbBCdDeFgGhjmnuUVwWxyYt%"
 THINKS = {"drop_think": "last", "drop_think_first": "first", "drop_think_lstrip_nl": "last_lstrip_nl",
@@ -28,6 +38,14 @@ FILTERS = (TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "
 TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first") + tuple(FINAL_SCOPES), "SYSTEM": TRIMS + ("nonempty",),
           "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
           "PROMPT": tuple(AFTER_ANSWER)}
+#: what a filter does, said where it is used on a placeholder that does not take it
+FILTER_NOTES = {**{f: "it renders an answer from after its reasoning's </think>" for f in THINKS},
+                "nonempty": "an empty system message counts as none",
+                "lstrip_nl": "it removes leading newlines from an answer",
+                "always": "the reasoning block is rendered even when the reasoning is empty",
+                "raw": "an answer is empty when its message content is \"\"",
+                "skip_after_answer": "no generation prompt after an answer",
+                "history_after_answer": "after an answer, the prompt follows it rendered as an earlier answer"}
 
 
 #: the kind of an atom of literal text
@@ -77,3 +95,73 @@ class Atom(NamedTuple):
 
 #: ``atom.key`` as a C-level function (kind, value, filters, default): ``map(atom_key, atoms)``
 atom_key = itemgetter(0, 1, 4, 5)
+
+
+def _names(items) -> str:
+    """``{A}``, ``{A} and {B}``, ``{A}, {B} and {C}``."""
+    items = list(items)
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
+
+
+def _filter_list() -> str:
+    """Every filter and the placeholders that take it, grouped."""
+    groups: dict[tuple, list[str]] = {}
+    for f in FILTERS:
+        groups.setdefault(tuple(k for k, v in TAKES.items() if f in v), []).append("|" + f)
+    return ", ".join(f"{_names(fs)} (on {_names('{' + k + '}' for k in takers)})" for takers, fs in groups.items())
+
+
+def placeholder(name: str, filters=(), default: str | None = None, line: int = 1, column: int = 1) -> Atom:
+    """The placeholder atom ``{name|filter...=default}`` (at ``line``:``column``), its filters in
+    canonical order; raises SpecError there when the vocabulary does not allow it."""
+    def err(msg: str) -> SpecError:
+        return SpecError(msg, line, column)
+
+    filters = list(filters)
+    if name not in PLACEHOLDERS:
+        hint = f" (placeholders are upper case: {{{name.upper()}}})" if name.upper() in PLACEHOLDERS else ""
+        raise err(f"unknown placeholder {{{name}}}{hint}; known: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                  + "; write {{ and }} for literal braces")
+    for filt in filters:
+        if filt not in FILTERS:
+            raise err(f"unknown filter |{filt} on {{{name}}}; filters: {_filter_list()}")
+        if filt not in TAKES.get(name, ()):
+            note = FILTER_NOTES.get(filt)
+            raise err(f"|{filt} applies only to " + _names(f"{{{k}}}" for k, v in TAKES.items() if filt in v)
+                      + (f" ({note})" if note else ""))
+    trims = "|" + ", |".join(TRIMS)
+    if "trim_first" in filters and not any(f in TRIMS for f in filters):
+        raise err(f"|trim_first on {{{name}}} needs a trim filter ({trims}): it trims the content before the "
+                  "reasoning is split off")
+    if len(set(filters)) != len(filters) or sum(f in TRIMS for f in filters) > 1 or \
+            sum(f in THINKS for f in filters) > 1 or sum(f in FINAL_SCOPES for f in filters) > 1 or \
+            sum(f in AFTER_ANSWER for f in filters) > 1:
+        raise err(f"conflicting or repeated filters on {{{name}}}: at most one of {trims}, at most one of the "
+                  "|drop_think filters, one of " + _names("|" + f for f in AFTER_ANSWER) + ", one of "
+                  + _names("|" + f for f in FINAL_SCOPES) + ", and each filter once")
+    if default is not None and name not in DEFAULTS:
+        raise err(f"only {_names('{' + k + '}' for k in DEFAULTS)} take a default (={default!r})")
+    if name == "DATE":
+        if not (default and "%" in default):
+            raise err("{DATE=format} needs a strftime format, e.g. {DATE=%d %b %Y} (26 Jul 2024) or {DATE=%Y-%m-%d}")
+        bad = [m.group(0) for m in re.finditer(r"%[-_0^#]?(.?)", default)
+               if not m.group(1) or m.group(1) not in DATE_CONVERSIONS]
+        if bad:
+            raise err(f"{{DATE={default}}}: {', '.join(bad)} is not a date conversion (the format renders a day, "
+                      "not a time: use %" + " %".join(DATE_CONVERSIONS[:-1]) + " and %%)")
+    if name == "PROMPT" and not default and not filters:
+        raise err("{PROMPT=text} needs its text: what the generation prompt adds after the assistant prefix "
+                  "(e.g. {PROMPT=<think>} then a newline); "
+                  + _names("{PROMPT|" + f + "}" for f in AFTER_ANSWER) + " need none")
+    return Atom(name, "", line, column, tuple(sorted(filters, key=FILTERS.index)), default)
+
+
+def content(name: str, rule: "ContentRule", *, default: str | None = None, skip_empty: bool = False,
+            scope: str = "last") -> Atom:
+    """The content placeholder (``INPUT``, ``OUTPUT``, ``SYSTEM``) whose filters say ``rule``
+    (and, for the system block, ``skip_empty``; for the final answer, its ``scope``)."""
+    filters = [f for f, on in ((TRIM_FILTER_OF[rule.trim_side], rule.trim), ("nonempty", skip_empty),
+                               (THINK_FILTER_OF.get(rule.drop_think), rule.drop_think),
+                               ("lstrip_nl", rule.lstrip_nl), ("trim_first", rule.trim_first),
+                               (FINAL_SCOPE_FILTER_OF.get(scope), scope != "last")) if on]
+    return placeholder(name, filters, default)

@@ -1,4 +1,8 @@
-"""IR -> canonical spec text (and YAML spec files).  Parsing the output gives back the IR."""
+"""IR -> canonical spec text (and YAML spec files).  Parsing the output gives back the IR.
+
+The writer builds the spec's atoms (:func:`spec_atoms`, with the vocabulary's constructors) and
+writes them as text (:func:`tmplc.spec.atoms.write`); whether they read back as the layout is
+decided on the atoms themselves by the structure recovery, without parsing text."""
 
 from __future__ import annotations
 
@@ -6,132 +10,120 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from tmplc.errors import SpecError
-from tmplc.spec.vocabulary import AFTER_ANSWER_FILTER_OF, FINAL_SCOPE_FILTER_OF, THINK_FILTER_OF
-from tmplc.ir import TRIM_FILTER_OF, ContentRule, DateToken, Fragment, SpecialToken, Structure
+from tmplc.ir import DateToken, Fragment, Structure
+from tmplc.spec.atoms import fragment_atoms, write
+from tmplc.spec.vocabulary import AFTER_ANSWER_FILTER_OF, TEXT, Atom, content, escape, placeholder
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
 
-
-def escape(text: str) -> str:
-    """Spec-escape literal text: ``{`` -> ``{{``, ``}`` -> ``}}``."""
-    return text.replace("{", "{{").replace("}", "}}")
+__all__ = ["escape", "literal_block", "spec_atoms", "to_spec", "to_yaml"]
 
 
-def _piece(p) -> str:
-    if isinstance(p, SpecialToken):
-        return "{" + p.name + "}"
-    if isinstance(p, DateToken):
-        if "{" in p.format or "}" in p.format:
+def _frag(f: Fragment) -> list[Atom]:
+    for p in f:
+        if isinstance(p, DateToken) and ("{" in p.format or "}" in p.format):
             raise SpecError(f"a date format with braces cannot be written as {{DATE=...}}: {p.format!r}")
-        return "{DATE=" + p.format + "}"
-    return escape(p.value)
+    return fragment_atoms(f)
 
 
-def _frag(f: Fragment) -> str:
-    return "".join(_piece(p) for p in f)
+def _mark(name: str, filters=(), default: str | None = None) -> list[Atom]:
+    return [placeholder(name, filters, default)]
 
 
-def _ph(name: str, rule: ContentRule, default: str | None = None, scope: str = "last",
-        skip_empty: bool = False) -> str:
-    """A content placeholder with the filters of its content ``rule`` (and, for the system
-    block, ``skip_empty``); ``scope``: the final answer's ``final_scope``."""
-    inner = name + (f"|{TRIM_FILTER_OF[rule.trim_side]}" if rule.trim else "")
-    if skip_empty:
-        inner += "|nonempty"
-    if rule.drop_think:
-        inner += "|" + THINK_FILTER_OF[rule.drop_think]
-    if rule.lstrip_nl:
-        inner += "|lstrip_nl"
-    if rule.trim_first:
-        inner += "|trim_first"
-    if scope != "last":
-        inner += "|" + FINAL_SCOPE_FILTER_OF[scope]
-    if default is not None:
-        if "{" in default or "}" in default:
-            raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
-                            "hold; write it as default_system in a YAML spec (ChatFormat.to_yaml())")
-        inner += "=" + default
-    return "{" + inner + "}"
-
-
-def _block(tb) -> str:
+def _block(tb) -> list[Atom]:
     if tb is None:
-        return ""
-    return ("{THINK" + ("|always" if tb.always else "") + "}" + escape(tb.open)
-            + "{REASONING" + ("|trim" if tb.trim else "") + "}" + escape(tb.close) + "{/THINK}")
+        return []
+    return (_mark("THINK", ("always",) if tb.always else ()) + [Atom(TEXT, tb.open)]
+            + _mark("REASONING", ("trim",) if tb.trim else ()) + [Atom(TEXT, tb.close)] + _mark("/THINK"))
 
 
-def _output(a, final: bool = False, scope: str = "last") -> str:
+def _output(a, final: bool = False, scope: str = "last") -> list[Atom]:
     """An ``{OUTPUT}`` with its reasoning block; ``final``: the second one (the final answer's
     own rule and block, when it has its own)."""
     rule = a.final if final and a.final is not None else a.rule
-    return _block(rule.think) + _ph("OUTPUT", rule, scope=scope if final else "last")
+    return _block(rule.think) + [content("OUTPUT", rule, scope=scope if final else "last")]
 
 
-def to_spec(st: Structure) -> str:
-    """Canonical spec text for a layout.  Raises SpecError if the layout has no spec that
-    parses back to it.  ``{SPLIT}`` is written only where the default rules would read the
+def _reads(atoms: list[Atom]) -> Structure | None:
+    from tmplc.spec.structure import recover_structure
+
+    try:
+        return recover_structure(atoms, None)
+    except SpecError:
+        return None
+
+
+def spec_atoms(st: Structure) -> list[Atom]:
+    """The atoms of the canonical spec of a layout.  Raises SpecError if the layout has no spec
+    that reads back as it.  ``{SPLIT}`` is written only where the default rules would read the
     spec differently: between user and assistant turn, and before a standalone system block
     whose preamble is more than leading ``{BOS}``s (e.g. ``[gMASK]<sop>{SPLIT}<|system|>...``)."""
     from tmplc.spec.structure import default_split
-    from tmplc.spec.files import parse_structure
 
     sb = st.system
-    system = ""
+    system: list[Atom] = []
     if sb is not None:
-        system = _frag(sb.prefix) + _ph("SYSTEM", sb.rule, sb.default, skip_empty=sb.skip_empty) + _frag(sb.suffix)
+        if sb.default is not None and ("{" in sb.default or "}" in sb.default):
+            raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
+                            "hold; write it as default_system in a YAML spec (ChatFormat.to_yaml())")
+        system = (_frag(sb.prefix) + [content("SYSTEM", sb.rule, default=sb.default, skip_empty=sb.skip_empty)]
+                  + _frag(sb.suffix))
     mid = st.user.suffix + st.assistant.prefix
-    split_needed = default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix)
-    split = "{SPLIT}" if split_needed else ""
-    prompt = ""
-    after = "" if st.prompt_after_answer == "final" else "|" + AFTER_ANSWER_FILTER_OF[st.prompt_after_answer]
+    split = _mark("SPLIT") if default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix) else []
+    after = () if st.prompt_after_answer == "final" else (AFTER_ANSWER_FILTER_OF[st.prompt_after_answer],)
+    prompt: list[Atom] = []
     if st.assistant.prompt_only:
         po = st.assistant.prompt_only
         if "{" in po or "}" in po:
             raise SpecError("the generation prompt's extra text contains braces, which {PROMPT=...} "
                             f"cannot hold: {po!r}")
-        prompt = "{PROMPT" + after + "=" + po + "}"
+        prompt = _mark("PROMPT", after, po)
     elif after:
-        prompt = "{PROMPT" + after + "}"
-    reply = "{REPLY}" + prompt + _frag(st.assistant.lead) if st.assistant.lead else prompt
-    exchange = (_ph("INPUT", st.user.rule) + _frag(st.user.suffix) + split
+        prompt = _mark("PROMPT", after)
+    reply = _mark("REPLY") + prompt + _frag(st.assistant.lead) if st.assistant.lead else prompt
+    exchange = ([content("INPUT", st.user.rule)] + _frag(st.user.suffix) + split
                 + _frag(st.assistant.prefix) + reply)
     final = st.assistant.final_suffix
     # the first exchange and what follows it up to the second user content; then the second exchange
     middle = (exchange + _output(st.assistant) + _frag(st.assistant.suffix)
-              + ("{SPLIT}" if final is not None else "") + _frag(st.user.prefix))
-    last = exchange + _output(st.assistant, final=True, scope=st.final_scope) + _frag(st.assistant.suffix if final is None else final)
+              + (_mark("SPLIT") if final is not None else []) + _frag(st.user.prefix))
+    last = (exchange + _output(st.assistant, final=True, scope=st.final_scope)
+            + _frag(st.assistant.suffix if final is None else final))
     if st.assistant.empty is not None:
-        last += "{EMPTY" + ("|raw" if st.assistant.empty_raw else "") + "}" + _frag(st.assistant.empty) + "{/EMPTY}"
+        last += (_mark("EMPTY", ("raw",) if st.assistant.empty_raw else ()) + _frag(st.assistant.empty)
+                 + _mark("/EMPTY"))
     if st.closing:
-        last += "{END}" + _frag(st.closing)
+        last += _mark("END") + _frag(st.closing)
     head = _frag(st.preamble)
     if sb is not None and sb.absent is not None:  # {NOSYSTEM} marks where the block starts
-        head += "{NOSYSTEM}" + _frag(sb.absent) + "{/NOSYSTEM}" + system + _frag(st.user.prefix)
+        head += _mark("NOSYSTEM") + _frag(sb.absent) + _mark("/NOSYSTEM") + system + _frag(st.user.prefix)
     elif sb is not None and sb.placement == "standalone":
         head += system + _frag(st.user.prefix)
     elif sb is not None:
         head += _frag(st.user.prefix) + system
     else:
         head += _frag(st.user.prefix)
-    text = head + middle + last
-    try:
-        back = parse_structure(text)
-    except SpecError:
-        back = None
+    atoms = head + middle + last
+    back = _reads(atoms)
     if back != st and sb is not None and sb.placement == "standalone" and sb.absent is None:
         # the preamble is more than the leading {BOS}s (or the placement is ambiguous):
         # mark where the preamble ends and the system block begins
-        head = _frag(st.preamble) + "{SPLIT}" + system + _frag(st.user.prefix)
-        text = head + middle + last
-        back = parse_structure(text)
-    elif back is None:
-        back = parse_structure(text)  # re-raise the spec's own error
+        atoms = _frag(st.preamble) + _mark("SPLIT") + system + _frag(st.user.prefix) + middle + last
+        back = _reads(atoms)
+    if back is None:  # the spec's own error, at its line and column in the spec text
+        from tmplc.spec.files import parse_structure
+
+        parse_structure(write(atoms))
     if back != st:
         raise SpecError("this layout cannot be written as a two-repetition spec that parses back "
-                        f"to it (the spec {text!r} reads differently)")
-    return text
+                        f"to it (the spec {write(atoms)!r} reads differently)")
+    return atoms
+
+
+def to_spec(st: Structure) -> str:
+    """Canonical spec text for a layout (see :func:`spec_atoms`)."""
+    return write(spec_atoms(st))
 
 
 def to_yaml(fmt: "ChatFormat") -> str:
