@@ -1,5 +1,8 @@
-"""What the Jinja and Ollama importers share: sentinels, probe texts -> spec text -> Structure,
-the verification conversations, and the diagnosis of a difference.
+"""What the Jinja and Ollama importers share: the sentinels and probe conversations; a probe
+render -> spec atoms -> Structure (:class:`_Probe`: the sentinels become the vocabulary's
+placeholders, the layout comes from the spec's own structure recovery, no spec text in between);
+the verification conversations; the diagnosis of a difference; and the system block of a
+conversation without a system message (:func:`recover_default`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from typing import Sequence
 from tmplc.convert.errors import ConversionRefused
 from tmplc.errors import MessageError, SpecError
 from tmplc.ir import ChatFormat, DateToken, SpecialToken, Structure, Text, fragment
+from tmplc.spec.atoms import Codes, write
+from tmplc.spec.structure import recover_structure
+from tmplc.spec.vocabulary import Atom, placeholder
 
 # Unique sentinels: letters and digits only (no whitespace to trim, no markup), mixed case so that
 # a case transformation shows up as a difference.
@@ -57,17 +63,63 @@ def probe_messages(system: bool, exchanges: int = 2, end_with_assistant: bool = 
     return msgs
 
 
-def _escape(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
-
-
 _ROLE_OF = {"system": "system", "user1": "user", "user2": "user", "assistant1": "assistant",
             "assistant2": "assistant"}
+_CONTENT = {"system": "SYSTEM", "user": "INPUT", "assistant": "OUTPUT"}
 
 
-def spec_from_render(text: str, *, system: bool, trim: dict, date_format: str | None = None) -> str:
-    """Turn a probe render into spec text: sentinels become placeholders, braces are escaped.
-    ``trim``: role -> False/None, True (``|trim``) or a trim filter name (``lstrip``, ``rstrip``)."""
+class _Probe:
+    """A probe render read as spec atoms: the sentinels become placeholders (built and checked by
+    the vocabulary, as the parser builds them), and the text between them runs of literal text.
+    The atoms are handled as one string (:class:`tmplc.spec.atoms.Codes`: a placeholder is one
+    character), so that marking ``{SPLIT}``, ``{REPLY}`` and ``{PROMPT=...}`` are string
+    operations; :meth:`structure` reads the atoms with the spec's own structure recovery."""
+
+    def __init__(self, texts: str, *, system: bool, trim: dict, date_format: str | None) -> None:
+        self.codes = Codes(texts)
+        self.names = {SENT["bos"]: placeholder("BOS"), SENT["eos"]: placeholder("EOS")}
+        if date_format:
+            self.names[DATE_SENT] = placeholder("DATE", default=date_format)
+        self.plain = re.compile("|".join(re.escape(s) for s in self.names))  # raw text: no message content
+        for key in ["user1", "assistant1", "user2", "assistant2"] + (["system"] if system else []):
+            role = _ROLE_OF[key]
+            t = trim.get(role)
+            self.names[SENT[key]] = placeholder(_CONTENT[role], ["trim" if t is True else t] if t else [])
+        self.pattern = re.compile("|".join(re.escape(s) for s in self.names))
+        self.input, self.output = (self.code(self.names[SENT[k]]) for k in ("user1", "assistant1"))
+
+    def code(self, atom: Atom) -> str:
+        return self.codes.code(atom)
+
+    def encode(self, text: str) -> str:
+        """A probe render as this encoding."""
+        return self.pattern.sub(lambda m: self.code(self.names[m.group(0)]), text)
+
+    def encode_plain(self, raw: str | None) -> str | None:
+        """Raw probe text without message content (only BOS/EOS and the date) as this encoding."""
+        return None if raw is None else self.plain.sub(lambda m: self.code(self.names[m.group(0)]), raw)
+
+    def is_text(self, s: str) -> bool:
+        """Whether ``s`` is literal text only, with no brace (a ``{PROMPT=...}`` can hold it)."""
+        return "{" not in s and "}" not in s and not any(c in s for c in self.codes.used())
+
+    def atoms(self, enc: str) -> list[Atom]:
+        return self.codes.decode(enc)
+
+    def structure(self, enc: str) -> Structure:
+        """The layout the spec's structure recovery reads from the encoded atoms (SpecError if none)."""
+        return recover_structure(self.atoms(enc), None)
+
+
+def probe_atoms(text: str, *, system: bool, trim: dict, date_format: str | None = None) -> list[Atom]:
+    """A probe render as spec atoms: sentinels become placeholders.  Refuses (ConversionRefused)
+    a render that drops or repeats a message's content.  ``trim``: role -> False/None, True
+    (``|trim``) or a trim filter name (``lstrip``, ``rstrip``)."""
+    probe = _probe(text, system=system, trim=trim, date_format=date_format)
+    return probe.atoms(probe.encode(text))
+
+
+def _probe(text: str, *, system: bool, trim: dict, date_format: str | None, others: str = "") -> _Probe:
     keys = ["user1", "assistant1", "user2", "assistant2"] + (["system"] if system else [])
     for key in keys:
         n = text.count(SENT[key])
@@ -82,22 +134,10 @@ def spec_from_render(text: str, *, system: bool, trim: dict, date_format: str | 
                                     "(drops or rewrites message content)", "content")
         if n > 1:
             raise ConversionRefused(f"renders the {which} message's content {n} times", "content")
-    names = {SENT["bos"]: "{BOS}", SENT["eos"]: "{EOS}"}
-    if date_format:
-        names[DATE_SENT] = "{DATE=" + date_format + "}"
-    for key in keys:
-        role = _ROLE_OF[key]
-        ph = {"system": "SYSTEM", "user": "INPUT", "assistant": "OUTPUT"}[role]
-        t = trim.get(role)
-        names[SENT[key]] = "{" + ph + (f"|{'trim' if t is True else t}" if t else "") + "}"
-    pattern = re.compile("|".join(re.escape(s) for s in names))
-    out, pos = [], 0
-    for m in pattern.finditer(text):
-        out.append(_escape(text[pos:m.start()]))
-        out.append(names[m.group(0)])
-        pos = m.end()
-    out.append(_escape(text[pos:]))
-    return "".join(out)
+    try:
+        return _Probe(text + others, system=system, trim=trim, date_format=date_format)
+    except SpecError as e:  # pragma: no cover - the probe's date formats are the vocabulary's
+        raise ConversionRefused(f"the probe render cannot be read as a spec: {e.message}", "structure") from None
 
 
 def structure_from_render(text: str, *, system: bool, trim: dict,
@@ -117,15 +157,13 @@ def structure_from_render(text: str, *, system: bool, trim: dict,
     model writes before its content (Vicuna's ``ASSISTANT:`` prompt + `` answer``, Mistral's
     ``[/INST]`` + `` answer``).
     """
-    from tmplc.spec.files import parse_structure
-
-    spec = spec_from_render(text, system=system, trim=trim, date_format=date_format)
+    probe = _probe(text, system=system, trim=trim, date_format=date_format,
+                   others="".join(t for t in (user_end, reply_at, first_turn) if t))
     _check_repetition(text, system)
-    spec = _insert_marks(spec, None if user_end is None else _as_spec(user_end, date_format),
-                         None if reply_at is None else _as_spec(reply_at, date_format))
+    enc = _insert_marks(probe, probe.encode(text), probe.encode_plain(user_end), probe.encode_plain(reply_at))
     found = None
-    for st in structure_candidates(spec, None if first_turn is None else _as_spec(first_turn, date_format),
-                                   mark_end, None if user_end is None else _as_spec(user_end, date_format)):
+    for st in structure_candidates(probe, enc, probe.encode_plain(first_turn), mark_end,
+                                   probe.encode_plain(user_end)):
         if check is None:
             return st
         try:
@@ -135,22 +173,21 @@ def structure_from_render(text: str, *, system: bool, trim: dict,
     if found is not None:
         raise found
     try:
-        return parse_structure(spec)
+        return probe.structure(enc)
     except SpecError as e:
         raise ConversionRefused("the probe conversation does not render as two repetitions of one "
-                                f"exchange: {e.message} (probe render as a spec: {spec!r})", "structure") from None
+                                f"exchange: {e.message} (probe render as a spec: {write(probe.atoms(enc))!r})",
+                                "structure") from None
 
 
-def structure_candidates(spec: str, first_turn: str | None, mark_end: bool = True, turn_end: str | None = None):
-    """The layouts a probe spec parses to: as written, then with the first assistant turn's end
-    marked (:func:`_turn_end_marks`), each that parses, once."""
-    from tmplc.spec.files import parse_structure
-
+def structure_candidates(probe: _Probe, enc: str, first_turn: str | None, mark_end: bool = True,
+                         turn_end: str | None = None):
+    """The layouts a probe (encoded, :class:`_Probe`) reads as: as it is, then with the first
+    assistant turn's end marked (:func:`_turn_end_marks`), each that reads, once."""
     seen = []
-    specs = [spec] + (list(_turn_end_marks(spec, first_turn, turn_end)) if mark_end else [])
-    for s in specs:
+    for s in [enc] + (list(_turn_end_marks(probe, enc, first_turn, turn_end)) if mark_end else []):
         try:
-            st = parse_structure(s)
+            st = probe.structure(s)
         except SpecError:
             continue
         if st not in seen:
@@ -158,17 +195,9 @@ def structure_candidates(spec: str, first_turn: str | None, mark_end: bool = Tru
             yield st
 
 
-def _as_spec(raw: str, date_format: str | None = None) -> str:
-    """Raw probe text (no message sentinels) as spec text: braces escaped, BOS/EOS (and the date)
-    named."""
-    out = (_escape(raw.replace(SENT["bos"], "\x00B").replace(SENT["eos"], "\x00E"))
-           .replace("\x00B", "{BOS}").replace("\x00E", "{EOS}"))
-    return out.replace(DATE_SENT, "{DATE=" + date_format + "}") if date_format else out
-
-
 def _reply_point(mid: str, prompt: str, floor: int = 0) -> tuple[int, str] | None:
-    """Where the model's reply starts in ``mid`` (spec text between ``{INPUT}`` and
-    ``{OUTPUT}``) given the prompt's end ``prompt`` (spec text from the last ``{INPUT}``), and the
+    """Where the model's reply starts in ``mid`` (the encoded probe between ``{INPUT}`` and
+    ``{OUTPUT}``) given the prompt's end ``prompt`` (encoded, from the last ``{INPUT}``), and the
     text the prompt adds there that the history does not have: ``(k, extra)``, or None.
 
     * ``prompt`` a proper prefix of ``mid``: the rest of ``mid`` is the lead (``{REPLY}``).
@@ -193,24 +222,18 @@ def _reply_point(mid: str, prompt: str, floor: int = 0) -> tuple[int, str] | Non
     return (c, prompt[c:]) if c > 0 else None
 
 
-def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
+def _insert_marks(probe: _Probe, spec: str, user_end: str | None, reply_at: str | None) -> str:
     """Put ``{SPLIT}`` after ``user_end`` right after each ``{INPUT...}`` when both exchanges
     continue with it before ``{OUTPUT...}`` (an empty assistant prefix puts it right before
     ``{OUTPUT}``), and ``{REPLY}``/``{PROMPT=...}`` where the prompt ``reply_at`` leaves the
-    history (:func:`_reply_point`; ``{SPLIT}{REPLY}`` when the two coincide)."""
-    parts = re.split(r"(\{INPUT(?:\|[a-z]+)*\})", spec)
-    if len(parts) != 5:
+    history (:func:`_reply_point`; ``{SPLIT}{REPLY}`` when the two coincide).  All encoded."""
+    parts = spec.split(probe.input)
+    if len(parts) != 3:
         return spec
-    mids = []
-    for k in (2, 4):
-        pos = 0
-        for m in re.finditer(r"\{\{|\}\}|\{[A-Za-z|]+\}|.", parts[k], re.S):
-            if m.group(0).startswith("{OUTPUT"):
-                break
-            pos = m.end()
-        else:
-            return spec
-        mids.append(parts[k][:pos])
+    ends = [p.find(probe.output) for p in parts[1:]]
+    if min(ends) < 0:
+        return spec
+    mids = [p[:e] for p, e in zip(parts[1:], ends)]
     split = user_end is not None and all(mid.startswith(user_end) for mid in mids)
     point = None
     if reply_at is not None and mids[0] == mids[1]:
@@ -218,36 +241,36 @@ def _insert_marks(spec: str, user_end: str | None, reply_at: str | None) -> str:
         if point is not None:
             k, extra = point
             diverges = k < len(mids[0]) and extra  # both a lead and prompt-only text
-            if ("{" in extra or "}" in extra or (split and k < len(user_end))
+            if (not probe.is_text(extra) or (split and k < len(user_end))
                     or (diverges and k <= (len(user_end) if split else 0))
                     or (k == len(mids[0]) and not extra)):
                 point = None
-    for k in (2, 4):
+    for k in (1, 2):
         p = parts[k]
         if point is not None:
             at, extra = point
-            mark = ("{REPLY}" if at < len(mids[0]) else "") + ("{PROMPT=" + extra + "}" if extra else "")
+            mark = ((probe.code(placeholder("REPLY")) if at < len(mids[0]) else "")
+                    + (probe.code(placeholder("PROMPT", default=extra)) if extra else ""))
             p = p[:at] + mark + p[at:]
         if split:
-            p = p[:len(user_end)] + "{SPLIT}" + p[len(user_end):]
+            p = p[:len(user_end)] + probe.code(placeholder("SPLIT")) + p[len(user_end):]
         parts[k] = p
-    return "".join(parts)
+    return probe.input.join(parts)
 
 
-def _turn_end_marks(spec: str, first_turn: str | None = None, turn_end: str | None = None):
+def _turn_end_marks(probe: _Probe, spec: str, first_turn: str | None = None, turn_end: str | None = None):
     """When the last answer ends differently from the first (gpt-oss's ``<|return|>``, an open last
-    turn), the specs with ``{SPLIT}`` where the first assistant turn may end, most likely first:
-    the user prefix is the longest text that both the first turn's start (``first_turn``: what a
-    conversation without a system message renders before the first user content; else ``HEAD``)
-    and the text after the first answer end with, never cut inside a ``<...>`` tag; then every
-    other cut, the longest user prefix first.  A cut after the user turn's own ending
+    turn), the encoded probes with ``{SPLIT}`` where the first assistant turn may end, most likely
+    first: the user prefix is the longest text that both the first turn's start (``first_turn``:
+    what a conversation without a system message renders before the first user content; else
+    ``HEAD``) and the text after the first answer end with, never cut inside a ``<...>`` tag; then
+    every other cut, the longest user prefix first.  A cut after the user turn's own ending
     (``turn_end``: turns that all end alike, gpt-oss's ``<|end|>``) comes before all of them."""
-    ph = list(re.finditer(r"\{(?:INPUT|OUTPUT)(?:\|[a-z_]+)*\}", spec))
+    ph = [i for i, ch in enumerate(spec) if ch == probe.input or ch == probe.output]
     if len(ph) != 4:
         return
-    head = first_turn if first_turn is not None else spec[:ph[0].start()]
-    gap = spec[ph[1].end():ph[2].start()]
-    cuts = [0] + [m.end() for m in re.finditer(r"\{\{|\}\}|\{[^{}]*\}|.", gap, re.S)]  # atom boundaries
+    head = first_turn if first_turn is not None else spec[:ph[0]]
+    gap = spec[ph[1] + 1:ph[2]]
     n = 0
     while n < min(len(head), len(gap)) and head[-1 - n] == gap[-1 - n]:
         n += 1
@@ -255,11 +278,12 @@ def _turn_end_marks(spec: str, first_turn: str | None = None, turn_end: str | No
     if 0 < c < len(gap) and gap.rfind("<", 0, c) > gap.rfind(">", 0, c):  # inside a tag: after it
         nxt = gap.find("<", c)
         c = nxt if nxt >= 0 else len(gap)
-    order = ([c] if c in cuts else []) + [k for k in cuts if k != c]
-    if turn_end and gap.startswith(turn_end) and len(turn_end) in cuts:
+    order = [c] + [k for k in range(len(gap) + 1) if k != c]  # every offset is between two atoms
+    if turn_end and gap.startswith(turn_end):
         order = [len(turn_end)] + [k for k in order if k != len(turn_end)]
+    mark = probe.code(placeholder("SPLIT"))
     for k in order:
-        yield spec[:ph[1].end()] + gap[:k] + "{SPLIT}" + gap[k:] + spec[ph[2].start():]
+        yield spec[:ph[1] + 1] + gap[:k] + mark + gap[k:] + spec[ph[2]:]
 
 
 def _check_repetition(text: str, system: bool) -> None:
@@ -267,7 +291,7 @@ def _check_repetition(text: str, system: bool) -> None:
     try:
         i1, o1 = text.index(SENT["user1"]), text.index(SENT["assistant1"])
         i2, o2 = text.index(SENT["user2"]), text.index(SENT["assistant2"])
-    except ValueError:  # pragma: no cover - spec_from_render checked
+    except ValueError:  # pragma: no cover - probe_atoms checked
         return
     if system and text.index(SENT["system"]) > i1:
         raise ConversionRefused("places the system message after the first user message (e.g. inside "

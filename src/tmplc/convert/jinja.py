@@ -66,7 +66,7 @@ from tmplc.convert.common import (
     diagnose,
     probe_messages,
     recover_default,
-    spec_from_render,
+    probe_atoms,
     structure_from_render,
     verification_cases,
     _show,
@@ -251,7 +251,7 @@ def probe(probe_: "_Probe") -> Probes:
         if res[n][0] != "ok":
             raise _failure(res[n][0], res[n][1], "a conversation ending with a user message")
     has_system = sys_kind == "ok"
-    spec_from_render(sys_text if has_system else nosys, system=has_system, trim={})  # every content once
+    probe_atoms(sys_text if has_system else nosys, system=has_system, trim={})  # every content once
     return Probes(res, nosys, sys_text, has_system, res["q"][1], res["q+gen"][1], date_format)
 
 

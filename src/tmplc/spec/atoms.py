@@ -86,6 +86,10 @@ class Codes:
     def __call__(self, atoms: Sequence[Atom]) -> str:
         return "".join(a.value if a.kind == TEXT else self._code(a) for a in atoms)
 
+    def used(self) -> list[str]:
+        """The characters that stand for placeholders so far."""
+        return list(self._of.values())
+
     def code(self, a: Atom) -> str:
         """The character that stands for placeholder ``a``."""
         return self._code(a)
