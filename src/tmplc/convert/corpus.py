@@ -292,20 +292,22 @@ _FEATURES = ("REPLY", "PROMPT", "DATE", "NOSYSTEM", "THINK", "EMPTY", "END")
 def spec_features(fmt) -> tuple[str, ...]:
     """The spec language features a format uses beyond literal text and the plain placeholders,
     e.g. ``("{OUTPUT|drop_think}", "{PROMPT|skip_after_answer}")``, in first-use order."""
-    import re
-
     from tmplc.errors import SpecError
+    from tmplc.spec.vocabulary import TEXT
+    from tmplc.targets.spec import spec_atoms
 
     try:
-        spec = fmt.to_spec()
+        atoms = spec_atoms(fmt.structure)
     except SpecError:  # pragma: no cover - converted formats come from specs
         return ()
     out: dict[str, None] = {}
-    for name, filters, eq in re.findall(r"(?<!\{)\{(/?[A-Z]+)((?:\|[a-z_]+)*)(=?)", spec):
-        for f in filters.split("|")[1:]:
-            out[f"{{{name}|{f}}}"] = None
-        if name in _FEATURES and not filters:
-            out[f"{{{name}{'=…' if eq else ''}}}"] = None
+    for a in atoms:
+        if a.kind == TEXT:
+            continue
+        for f in a.filters:
+            out[f"{{{a.kind}|{f}}}"] = None
+        if a.kind in _FEATURES and not a.filters:
+            out[f"{{{a.kind}{'=…' if a.default is not None else ''}}}"] = None
     if fmt.structure.assistant.final_suffix is not None:
         out["final_suffix"] = None
     return tuple(out)
