@@ -408,7 +408,7 @@ class _Recovery:
         user = Turn(prefix=to_fragment(user_prefix), suffix=to_fragment(user_suffix), rule=_rule(a_i1))
         think, final_think = self.think
         if any(f in FINAL_SCOPES for f in a_o1.filters):
-            raise self.error(f"{a_o1.show()}: |final_last_answer / |final_after_user say which answers are "
+            raise self.error(f"{a_o1.show()}: {' / '.join('|' + f for f in FINAL_SCOPES)} say which answers are "
                              "final: they go on the second {OUTPUT} (the final answer's)", a_o1)
         for a, block in ((a_o1, think), (a_o2, final_think)):
             if "trim_first" in a.filters and _drop(a) == "" and block is None:
