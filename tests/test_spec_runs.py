@@ -66,3 +66,19 @@ def test_a_megabyte_of_escapes_parses_and_quotes_a_bounded_error():
         tmplc.parse_spec(bad)
     assert len(e.value.cli_text()) < 5000
     assert (e.value.line, e.value.column) == _position(bad, bad.rindex("}}"))
+
+
+def test_text_with_the_private_use_characters_of_the_atom_encoding_parses():
+    # structure recovery encodes each placeholder as a plane-15 character the spec does not use
+    u, a = "\U000F0000", "\U000F0001"
+    fmt = tmplc.parse_spec(f"{u}{{INPUT}}{a}\n{a}{{OUTPUT}}{u}\n" * 2)
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "r"}]
+    assert fmt.render(msgs) == f"{u}q{a}\n{a}r{u}\n"
+
+
+def test_a_placeholder_never_compares_equal_to_text():
+    # the second exchange has the literal character where the first has {SPLIT}
+    spec = "U:{INPUT}x{SPLIT}y{OUTPUT}\n" + "U:{INPUT}x\U000F0000y{OUTPUT}\n"
+    with pytest.raises(SpecError, match="repetitions differ between {INPUT} and {OUTPUT}") as e:
+        tmplc.parse_spec(spec)
+    assert (e.value.line, e.value.column) == (2, 11)
