@@ -84,15 +84,11 @@ class Codes:
         self._next = 0xF0000
 
     def __call__(self, atoms: Sequence[Atom]) -> str:
-        return "".join(a.value if a.kind == TEXT else self._code(a) for a in atoms)
+        return "".join(a.value if a.kind == TEXT else self.code(a) for a in atoms)
 
     def used(self) -> list[str]:
         """The characters that stand for placeholders so far."""
         return list(self._of.values())
-
-    def code(self, a: Atom) -> str:
-        """The character that stands for placeholder ``a``."""
-        return self._code(a)
 
     def decode(self, s: str) -> list[Atom]:
         """The atoms a string of this encoding stands for (no source positions)."""
@@ -102,7 +98,8 @@ class Codes:
         parts = re.split("([" + "".join(atom_of) + "])", s)
         return [atom_of[p] if k % 2 else Atom(TEXT, p) for k, p in enumerate(parts) if p]
 
-    def _code(self, a: Atom) -> str:
+    def code(self, a: Atom) -> str:
+        """The character that stands for placeholder ``a``."""
         key = atom_key(a)
         code = self._of.get(key)
         if code is None:
@@ -112,8 +109,6 @@ class Codes:
             self._next = ord(code) + 1
             self._of[key] = code
         return code
-
-
 
 
 def to_fragment(atoms: Sequence[Atom]) -> Fragment:

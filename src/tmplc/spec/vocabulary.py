@@ -79,11 +79,6 @@ class Atom(NamedTuple):
         """The trim filter (``trim``, ``lstrip``, ``rstrip``), or None."""
         return next((f for f in self.filters if f in TRIMS), None)
 
-    @property
-    def key(self) -> tuple:
-        """What identifies the atom when comparing repetitions (position excluded)."""
-        return atom_key(self)
-
     def show(self) -> str:
         if self.kind == TEXT:
             return self.value
@@ -93,7 +88,7 @@ class Atom(NamedTuple):
         return "{" + inner + "}"
 
 
-#: ``atom.key`` as a C-level function (kind, value, filters, default): ``map(atom_key, atoms)``
+#: what identifies an atom when comparing repetitions (kind, value, filters, default: no position)
 atom_key = itemgetter(0, 1, 4, 5)
 
 
