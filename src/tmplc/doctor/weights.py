@@ -55,7 +55,8 @@ _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux >= 5.14
 SAMPLE_COLS = 16
 #: float kind -> (unsigned int dtype of its bits, sign mask, machine epsilon)
 KINDS = {"BF16": ("<u2", 0x7FFF, 2.0 ** -7), "F16": ("<u2", 0x7FFF, 2.0 ** -10),
-         "F32": ("<u4", 0x7FFFFFFF, 2.0 ** -23), "F64": ("<u8", 0x7FFFFFFFFFFFFFFF, 2.0 ** -52)}
+         "F32": ("<u4", 0x7FFFFFFF, 2.0 ** -23), "F64": ("<u8", 0x7FFFFFFFFFFFFFFF, 2.0 ** -52),
+         "U8": ("u1", 0xFF, 0.0)}  # raw bytes (quantized GGUF blocks): mapped, never scanned as floats
 
 
 @dataclass
@@ -121,6 +122,10 @@ class RawRows:
     release: Callable = lambda a, b: None
     #: rows per chunk (default: CHUNK_BYTES of bits)
     step: int = 0
+    #: the rows were dequantized (GGUF Q* types): a mean-initialised row matches the trained mean
+    #: only within the quantization error, so "equals the mean" allows |row - mean| <= max|mean| / 2
+    #: (an untouched shared initialisation is ~100x larger than the mean of trained rows)
+    quantized: bool = False
 
 
 class MappedMatrix:
@@ -253,6 +258,8 @@ def _mean_initialised(scan: RowScan, r: RawRows, cols, sample) -> None:
 
     def close(row64, mean64):
         mean = round_to(mean64, r.kind)
+        if r.quantized:
+            return bool(np.all(np.abs(row64 - mean64) <= 0.5 * float(np.abs(mean64).max(initial=0.0))))
         # the dtype's rounding, plus float64 summation-order noise (float64 checkpoints)
         tol = 4 * eps * np.abs(mean) + 1e-12 * float(np.abs(mean).max(initial=0.0))
         return bool(np.all(np.abs(row64 - mean) <= tol))
