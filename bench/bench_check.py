@@ -15,7 +15,7 @@ subprocess (so peak RSS is that run's own; the files are in the page cache after
 * check: ``tmplc.check(folder, template="llama-3")`` (everything the check does after ``import
   tmplc``: its own lazy imports — numpy, tokenizers, the converter —, tokenizer, template, both
   scans, findings; transformers and torch are *not* pre-imported: the check does not need them);
-* cli: the whole ``python -m tmplc check FOLDER --template llama-3`` process, next to the whole
+* cli: the whole ``python -m tmplc.cli check FOLDER --template llama-3`` process, next to the whole
   ``read`` process (python start + ``import torch, safetensors`` + the read);
 * phases (``--phases``): one profiled check, the cumulative seconds of its parts.
 
@@ -146,13 +146,13 @@ def build(folder: Path, rows: int, hidden: int) -> None:
 def run(mode: str, folder: Path) -> dict:
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT / "src"))
     if mode in ("cli", "cli-read"):
-        cmd = ([sys.executable, "-m", "tmplc", "check", str(folder), "--template", "llama-3"] if mode == "cli" else
+        cmd = ([sys.executable, "-m", "tmplc.cli", "check", str(folder), "--template", "llama-3"] if mode == "cli" else
                [sys.executable, "-c", CHILD.format(src=str(ROOT / "src")), "read", str(folder)])
         t = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         dt = time.perf_counter() - t
-        if out.returncode not in (0, 1):
-            raise SystemExit(f"{mode} failed:\n{out.stderr}")
+        if out.returncode not in (0, 1) or (mode == "cli" and "untrained-tokens" not in out.stdout):
+            raise SystemExit(f"{mode} failed (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
         return {"seconds": dt, "peak_kib": 0, "base_kib": 0}
     code = CHILD.format(src=str(ROOT / "src"))
     out = subprocess.run([sys.executable, "-c", code, mode, str(folder)], capture_output=True, text=True, env=env)
@@ -197,7 +197,7 @@ def main() -> None:
               f"{r['peak_kib'] / 1024:.0f} | {(r['peak_kib'] - r['base_kib']) / 1024:.0f} |")
     c, cr = res["cli"]["seconds"], res["cli-read"]["seconds"]
     print(f"| whole process: python -c 'import torch, safetensors; read both' | {cr:.2f} | 1.00 | | |")
-    print(f"| whole process: python -m tmplc check FOLDER --template llama-3 | {c:.2f} | {c / cr:.2f} | | |")
+    print(f"| whole process: python -m tmplc.cli check FOLDER --template llama-3 | {c:.2f} | {c / cr:.2f} | | |")
     goal = 1.5 * tensor_mib + 300
     print()
     print(f"goal: check <= 2x read; peak RSS over baseline <= 1.5 x {tensor_mib:.0f} + 300 = {goal:.0f} MiB")
