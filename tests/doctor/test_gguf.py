@@ -7,6 +7,7 @@ import pytest
 
 import tmplc
 from conftest import require_module, load_tokenizer
+from doctor_models import built, model  # noqa: F401 - fixtures
 
 gguf = require_module("gguf")
 
@@ -226,3 +227,51 @@ def test_gguf_untrained_unused_is_info(tmp_path):
     (f,) = r.by_code("untrained-tokens")
     assert f.severity == "info" and f.details["ids"] == sorted(unused) and f.details["used"] == []
     assert r.ok
+
+
+def test_gguf_type_gguf_py_cannot_dequantize_is_info(tmp_path):
+    """Q8_1 rows (gguf-py has no dequantizer for it): the check says it could not look, it does not guess."""
+    tok = load_tokenizer("llama3")
+    q = gguf.GGMLQuantizationType.Q8_1
+    block, size = gguf.GGML_QUANT_SIZES[q]
+    raw = np.random.default_rng(5).integers(0, 255, (len(tok), 32 // block * size), dtype=np.uint8)
+    p = tmp_path / "q81.gguf"
+    w = gguf.GGUFWriter(str(p), arch="llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(tok.convert_ids_to_tokens(list(range(len(tok)))))
+    w.add_bos_token_id(tok.bos_token_id)
+    w.add_eos_token_id(tok.eos_token_id)
+    w.add_add_bos_token(False)
+    w.add_chat_template(LLAMA3_JINJA)
+    w.add_tensor("token_embd.weight", raw, raw_dtype=q)  # byte shape: gguf-py derives (rows, 32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    r = tmplc.check(p)
+    (f,) = r.by_code("untrained-not-checked")
+    assert f.severity == "info" and "untrained-tokens" not in r.codes()
+    assert len(f.details["skipped"]) == 1 and f.details["skipped"][0].startswith("token_embd.weight")
+    assert "Q8_1" in f.details["skipped"][0]
+
+
+@pytest.mark.parametrize("outtype", ["F16", "Q8_0"])
+def test_gguf_from_tmplc_export_keeps_untrained_rows_visible(model, tmp_path, outtype):
+    """A Llama-3-base-style tiny model exported by tmplc export (forced past its doctor refusal): the GGUF
+    check finds the same zeroed rows, in the F16 and the Q8_0 file."""
+    from doctor_models import EMBED, HEAD, set_rows
+
+    tok = load_tokenizer("llama3")
+    turn = [tok.convert_tokens_to_ids(t) for t in LLAMA3_TURN]
+    m = model("llama3")
+    set_rows(m, EMBED, {i: 0.0 for i in turn})
+    set_rows(m, HEAD, {i: 0.0 for i in turn})
+    out = tmp_path / "gguf"
+    tmplc.export(m, "llama-3", out, outtypes=(outtype,), force=True, logits=False)
+    (path,) = out.glob(f"*-{outtype}.gguf")
+    r = tmplc.check(path)
+    (f,) = r.by_code("untrained-tokens")
+    assert f.severity == "error" and set(f.details["ids"]) == set(turn) == set(f.details["used"])
+    assert {e["id"]: e["matrices"] for e in f.details["tokens"]} == {
+        i: {"embedding": "zero", "lm_head": "zero"} for i in turn}
