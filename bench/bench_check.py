@@ -71,6 +71,14 @@ elif mode == "scan":
     for name in ("model.embed_tokens.weight", "lm_head.weight"):
         flags[name] = len(scan_rows(os.path.join(folder, idx[name]), name).flags)
     dt = time.perf_counter() - t
+elif mode.startswith("gguf-"):
+    import tmplc
+    base = _status("VmRSS")
+    t = time.perf_counter()
+    r = tmplc.check(os.path.join(folder, "model-" + mode[5:] + ".gguf"))
+    dt = time.perf_counter() - t
+    f = r.by_code("untrained-tokens")[0]
+    assert f.severity == "error" and len(f.details["ids"]) >= 203, f.details["ids"][:10]
 else:
     import tmplc
     base = _status("VmRSS")
@@ -143,6 +151,60 @@ def build(folder: Path, rows: int, hidden: int) -> None:
     (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [128001, 128009]}))
 
 
+def build_gguf(folder: Path, qtype: str) -> Path:
+    """``folder/model-QTYPE.gguf``: the same two matrices as token_embd / output (BF16 bits copied,
+    or quantized with gguf-py a chunk at a time), the Llama-3 vocabulary and template."""
+    import gguf
+    import numpy as np
+    from gguf.quants import quantize
+    from transformers import AutoTokenizer
+
+    import tmplc
+
+    path = folder / f"model-{qtype}.gguf"
+    if path.is_file():
+        return path
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    n = len(tok)
+    special = {a.content for a in tok.added_tokens_decoder.values() if a.special}
+    tokens = tok.convert_ids_to_tokens(list(range(n)))
+    w = gguf.GGUFWriter(str(path) + ".partial", arch="llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t in special else 1 for t in tokens])
+    w.add_bos_token_id(tok.bos_token_id)
+    w.add_eos_token_id(tok.eos_token_id)
+    w.add_add_bos_token(False)
+    w.add_chat_template(tmplc.load("llama-3").to_jinja())
+    idx = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
+    q = gguf.GGMLQuantizationType[qtype]
+    for src, dst in (("model.embed_tokens.weight", "token_embd.weight"), ("lm_head.weight", "output.weight")):
+        f = folder / idx[src]
+        with open(f, "rb") as fh:
+            hn = int.from_bytes(fh.read(8), "little")
+            meta = json.loads(fh.read(hn))[src]
+        rows, hidden = meta["shape"]
+        bits = np.memmap(f, dtype="<u2", mode="r", offset=8 + hn + meta["data_offsets"][0], shape=(rows, hidden))
+        if qtype == "BF16":
+            w.add_tensor(dst, np.ascontiguousarray(bits).view(np.uint8), raw_dtype=q)
+            continue
+        out = None
+        for a in range(0, rows, 8192):
+            x = (bits[a:a + 8192].astype(np.uint32) << 16).view(np.float32)
+            qb = quantize(x, q)
+            if out is None:
+                out = np.empty((rows, qb.shape[1]), dtype=np.uint8)
+            out[a:a + len(qb)] = qb
+        w.add_tensor(dst, out, raw_dtype=q)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    os.replace(str(path) + ".partial", path)
+    return path
+
+
 def run(mode: str, folder: Path) -> dict:
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT / "src"))
     if mode in ("cli", "cli-read"):
@@ -169,13 +231,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the synthetic folder")
     ap.add_argument("--phases", action="store_true", help="also print the seconds of each part of one check")
+    ap.add_argument("--gguf", default="", help="also check GGUFs of the same matrices, e.g. BF16,Q8_0 (built once)")
     args = ap.parse_args()
     folder = Path(args.dir)
     t = time.perf_counter()
     build(folder, args.rows, args.hidden)
     built = time.perf_counter() - t
     run("read", folder)  # warm the page cache
-    modes = ("read", "scan", "check", "cli-read", "cli")
+    ggufs = [q for q in args.gguf.split(",") if q]
+    for q in ggufs:
+        build_gguf(folder, q)
+    modes = ("read", "scan", "check", "cli-read", "cli") + tuple(f"gguf-{q}" for q in ggufs)
     runs: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in range(args.repeats):  # interleaved: each repeat sees the same load on every mode
         for m in modes:
@@ -195,6 +261,11 @@ def main() -> None:
         r = res[m]
         print(f"| {label} | {r['seconds']:.2f} | {r['seconds'] / res['read']['seconds']:.2f} | "
               f"{r['peak_kib'] / 1024:.0f} | {(r['peak_kib'] - r['base_kib']) / 1024:.0f} |")
+    for q in ggufs:
+        r = res[f"gguf-{q}"]
+        print(f"| tmplc.check(model-{q}.gguf) (token_embd + output {q}) | {r['seconds']:.2f} | "
+              f"{r['seconds'] / res['read']['seconds']:.2f} | {r['peak_kib'] / 1024:.0f} | "
+              f"{(r['peak_kib'] - r['base_kib']) / 1024:.0f} |")
     c, cr = res["cli"]["seconds"], res["cli-read"]["seconds"]
     print(f"| whole process: python -c 'import torch, safetensors; read both' | {cr:.2f} | 1.00 | | |")
     print(f"| whole process: python -m tmplc.cli check FOLDER --template llama-3 | {c:.2f} | {c / cr:.2f} | | |")
