@@ -187,7 +187,7 @@ def test_fix_adds_missing_format_tokens(model, tmp_path, name, tied):
     n_old = len(load_tokenizer(name))
     out = tmp_path / "fixed"
     r = tmplc.fix(m, out, template="chatml")
-    assert not ({"eot-not-single-token", "template-token-missing", "eot-not-stop"} & r.codes()), \
+    assert r.ok and not ({"eot-not-single-token", "template-token-missing", "eot-not-stop"} & r.codes()), \
         [f.message for f in r.findings]
     tok = AutoTokenizer.from_pretrained(str(out))
     ids = {t: tok(t, add_special_tokens=False)["input_ids"] for t in ("<|im_start|>", "<|im_end|>")}
@@ -212,3 +212,29 @@ def test_fix_adds_missing_format_tokens(model, tmp_path, name, tied):
     assert added == {t: v[0] for t, v in ids.items()}
     assert not any(n["code"] in ("eot-not-single-token", "template-token-missing") for n in rep["not_fixed"])
     forward_is_finite(out, text)
+
+
+def test_fix_refuses_a_vocabulary_string_that_does_not_tokenize_to_itself(tmp_path):
+    """A format's end-of-turn '<|tmplc_end|>' that is an entry of the BPE vocabulary but never produced by
+    tokenizing (no merges lead to it): fix does not turn a trained id into a special token; it says why."""
+    from conftest import tokenizer_dir
+
+    src = tmp_path / "tok"
+    import shutil
+
+    shutil.copytree(tokenizer_dir("llama3"), src)
+    tj = json.loads((src / "tokenizer.json").read_text())
+    tj["model"]["vocab"]["<|tmplc_end|>"] = 128256
+    (src / "tokenizer.json").write_text(json.dumps(tj))
+    turn = ("<|start_header_id|>user<|end_header_id|>\n\n{INPUT}<|tmplc_end|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n{OUTPUT}<|tmplc_end|>")
+    spec = "{BOS}" + turn + turn
+    fmt = tmplc.parse_spec(spec, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>")
+    before = tmplc.check(src, template=fmt)
+    assert before.by_code("eot-not-single-token")[0].details["token"] == "<|tmplc_end|>"
+    r = tmplc.fix(src, tmp_path / "out", template=fmt)
+    assert "eot-not-single-token" in r.codes()
+    (nf,) = [n for n in r.not_fixed if n["code"] == "eot-not-single-token"]
+    assert nf["token"] == "<|tmplc_end|>" and nf["id"] == 128256 and "does not tokenize to it" in nf["why"]
+    added = json.loads((tmp_path / "out" / "tokenizer.json").read_text())["added_tokens"]
+    assert not any(a["content"] == "<|tmplc_end|>" for a in added)
