@@ -40,7 +40,8 @@ def write_gguf(path, name: str, *, template: str | None, add_bos: bool | None, r
         w.add_add_bos_token(add_bos)
     if template is not None:
         w.add_chat_template(template)
-    for tname, m in (("token_embd.weight", random_rows(rows or n) if embd is None else embd), ("output.weight", output)):
+    embd = random_rows(rows or n) if embd is None else embd
+    for tname, m in (("token_embd.weight", embd), ("output.weight", output)):
         if m is None:
             continue
         if qtype is None:

@@ -15,7 +15,8 @@ from conftest import load_tokenizer, tokenizer_dir
 from tmplc.doctor.light_tokenizer import light_tokenizer
 from tmplc.doctor.tokens import TokFacts
 
-TEXTS = ["a", "Hello world", " leading space", "  two  spaces\n\n", "<|eot_id|>x", "<|im_start|>user\nÉté 1234\n<|im_end|>",
+TEXTS = ["a", "Hello world", " leading space", "  two  spaces\n\n", "<|eot_id|>x",
+         "<|im_start|>user\nÉté 1234\n<|im_end|>",
          "<start_of_turn>user\nhi<end_of_turn>\n", "<s>[INST] hi [/INST]", "<｜begin▁of▁sentence｜><｜User｜>hi",
          "ünïcödé 日本語 🙂", "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>",
          "<think>\n\n</think>\n\nok"]
