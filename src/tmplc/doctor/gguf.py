@@ -328,7 +328,11 @@ def untrained_findings(v: GGUFVocab, fmt, bos: str | None, eos: str | None) -> l
     if scans:
         f = untrained_finding(scans, _TextFacts(v), fmt, template_ids(v, fmt, bos, eos), None, False)
         if f is not None:
-            out.append(f)
+            from dataclasses import replace
+
+            out.append(replace(f, fix="fix the HF folder (tmplc fix MODEL_DIR --out FIXED sets untrained rows to the "
+                                      "mean of the trained rows) and export the GGUF again; or start from the "
+                                      "instruct model"))
     return out
 
 
