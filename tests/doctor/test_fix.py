@@ -172,3 +172,69 @@ def test_fix_refuses_in_place_and_non_empty(model, tmp_path):
     (tmp_path / "busy" / "x").write_text("x")
     with pytest.raises(DoctorInputError, match="not empty"):
         tmplc.fix(m, tmp_path / "busy", template="llama-2")
+
+
+@pytest.mark.parametrize("name,tied", [("llama2", True), ("llama3", False)])
+def test_fix_adds_missing_format_tokens(model, tmp_path, name, tied):
+    """ChatML on a vocabulary without <|im_start|>/<|im_end|>: fix adds both as special tokens, resizes the
+    embedding (and the untied lm_head) with trained-mean rows, makes <|im_end|> a stop id; the re-check is clean
+    of those findings and transformers tokenizes each string to its one new id."""
+    from transformers import AutoTokenizer
+
+    m = model(name, tied=tied)
+    before = tmplc.check(m, template="chatml")
+    assert {"eot-not-single-token", "template-token-missing"} <= before.codes()
+    n_old = len(load_tokenizer(name))
+    out = tmp_path / "fixed"
+    r = tmplc.fix(m, out, template="chatml")
+    assert r.ok and not ({"eot-not-single-token", "template-token-missing", "eot-not-stop"} & r.codes()), \
+        [f.message for f in r.findings]
+    tok = AutoTokenizer.from_pretrained(str(out))
+    ids = {t: tok(t, add_special_tokens=False)["input_ids"] for t in ("<|im_start|>", "<|im_end|>")}
+    assert sorted(v[0] for v in ids.values()) == [n_old, n_old + 1] and all(len(v) == 1 for v in ids.values())
+    text = "<|im_start|>user\nhi<|im_end|>\n"
+    assert tok(text, add_special_tokens=False)["input_ids"][:1] == ids["<|im_start|>"]
+    old, new = weights(m), weights(out)
+    assert "untrained-tokens" not in before.codes()  # random weights: every old row counts as trained
+    for key in ([EMBED] if tied else [EMBED, HEAD]):
+        o, w = old[key], new[key]
+        assert w.shape == (n_old + 2, o.shape[1]), key
+        assert torch.equal(w[:n_old], o), key
+        mean = expected_mean(o, set())
+        assert torch.equal(w[n_old], mean) and torch.equal(w[n_old + 1], mean), key
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["vocab_size"] == n_old + 2
+    gen = json.loads((out / "generation_config.json").read_text())
+    assert ids["<|im_end|>"][0] in gen["eos_token_id"]
+    rep = json.loads((out / "tmplc-fix-report.json").read_text())
+    added = {c["token"]: c["new_id"] for c in rep["changes"] if c["code"] in ("eot-not-single-token",
+                                                                              "template-token-missing")}
+    assert added == {t: v[0] for t, v in ids.items()}
+    assert not any(n["code"] in ("eot-not-single-token", "template-token-missing") for n in rep["not_fixed"])
+    forward_is_finite(out, text)
+
+
+def test_fix_refuses_a_vocabulary_string_that_does_not_tokenize_to_itself(tmp_path):
+    """A format's end-of-turn '<|tmplc_end|>' that is an entry of the BPE vocabulary but never produced by
+    tokenizing (no merges lead to it): fix does not turn a trained id into a special token; it says why."""
+    from conftest import tokenizer_dir
+
+    src = tmp_path / "tok"
+    import shutil
+
+    shutil.copytree(tokenizer_dir("llama3"), src)
+    tj = json.loads((src / "tokenizer.json").read_text())
+    tj["model"]["vocab"]["<|tmplc_end|>"] = 128256
+    (src / "tokenizer.json").write_text(json.dumps(tj))
+    turn = ("<|start_header_id|>user<|end_header_id|>\n\n{INPUT}<|tmplc_end|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n{OUTPUT}<|tmplc_end|>")
+    spec = "{BOS}" + turn + turn
+    fmt = tmplc.parse_spec(spec, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>")
+    before = tmplc.check(src, template=fmt)
+    assert before.by_code("eot-not-single-token")[0].details["token"] == "<|tmplc_end|>"
+    r = tmplc.fix(src, tmp_path / "out", template=fmt)
+    assert "eot-not-single-token" in r.codes()
+    (nf,) = [n for n in r.not_fixed if n["code"] == "eot-not-single-token"]
+    assert nf["token"] == "<|tmplc_end|>" and nf["id"] == 128256 and "does not tokenize to it" in nf["why"]
+    added = json.loads((tmp_path / "out" / "tokenizer.json").read_text())["added_tokens"]
+    assert not any(a["content"] == "<|tmplc_end|>" for a in added)

@@ -7,13 +7,18 @@ import pytest
 
 import tmplc
 from conftest import require_module, load_tokenizer
+from doctor_models import built, model  # noqa: F401 - fixtures
 
 gguf = require_module("gguf")
 
 
+def random_rows(rows: int, hidden: int = 8, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal((rows, hidden)) * 0.02).astype(np.float32)
+
+
 def write_gguf(path, name: str, *, template: str | None, add_bos: bool | None, rows: int | None = None,
                pad: int | None = None, eot: int | None = None, eos: int | None = None, pre: str = "llama-bpe",
-               normal: set[str] = frozenset()):
+               normal: set[str] = frozenset(), embd=None, output=None, qtype=None):
     tok = load_tokenizer(name)
     n = len(tok)
     tokens = tok.convert_ids_to_tokens(list(range(n)))
@@ -35,7 +40,16 @@ def write_gguf(path, name: str, *, template: str | None, add_bos: bool | None, r
         w.add_add_bos_token(add_bos)
     if template is not None:
         w.add_chat_template(template)
-    w.add_tensor("token_embd.weight", np.zeros((rows or n, 4), dtype=np.float32))
+    embd = random_rows(rows or n) if embd is None else embd
+    for tname, m in (("token_embd.weight", embd), ("output.weight", output)):
+        if m is None:
+            continue
+        if qtype is None:
+            w.add_tensor(tname, m)
+        else:  # stored as gguf-py quantizes it (Q8_0 ..., BF16): the bytes llama.cpp would read
+            from gguf.quants import quantize
+
+            w.add_tensor(tname, quantize(m, qtype), raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -101,8 +115,8 @@ def test_gguf_qwen3_clean(tmp_path):
 
 
 def test_fast_header_reader_equals_gguf_py(tmp_path):
-    """tmplc.doctor.gguf_kv reads what gguf-py's GGUFReader reads (every value type, arrays, tensors)."""
-    from tmplc.doctor.gguf_kv import read_gguf_header
+    """tmplc.gguf_container reads what gguf-py's GGUFReader reads (every value type, arrays, tensors)."""
+    from tmplc.gguf_container import read_gguf
 
     p = tmp_path / "kv.gguf"
     w = gguf.GGUFWriter(str(p), arch="llama")
@@ -124,8 +138,141 @@ def test_fast_header_reader_equals_gguf_py(tmp_path):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    kv, tensors = read_gguf_header(p)
+    f = read_gguf(p)
+    kv, tensors = f.values(), {t.name: (t.shape, t.ggml_type) for t in f.tensors}
     r = gguf.GGUFReader(str(p))
     expected = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
     assert kv == expected
     assert tensors == {t.name: (tuple(int(x) for x in t.shape), int(t.tensor_type)) for t in r.tensors}
+
+
+def test_gguf_bad_file_is_bad_input(tmp_path):
+    """One reader for the doctor and the exporter: a file that is not a GGUF is bad input (exit 2)."""
+    from tmplc.cli import main
+    from tmplc.gguf_container import GGUFError, read_gguf
+
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x05" * 10)  # truncated after the version
+    with pytest.raises(GGUFError, match="truncated"):
+        read_gguf(bad)
+    assert main(["check", str(bad)]) == 2
+    assert main(["gguf", "inspect", str(bad)]) == 2
+
+
+LLAMA3_TURN = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+
+
+def _llama3_base_rows(untied: bool):
+    """Llama-3 base style: the turn tokens and reserved 10..29 zero in token_embd; in the untied output,
+    the turn tokens share one random row (Llama-3.1 style) and the reserved rows are zero."""
+    tok = load_tokenizer("llama3")
+    n = len(tok)
+    turn = [tok.convert_tokens_to_ids(t) for t in LLAMA3_TURN]
+    reserved = [tok.convert_tokens_to_ids(f"<|reserved_special_token_{i}|>") for i in range(10, 30)]
+    embd = random_rows(n, 32, seed=1)  # 32: one Q8_0/Q4_0 block per row
+    embd[turn + reserved] = 0
+    out = None
+    if untied:
+        out = random_rows(n, 32, seed=2)
+        out[reserved] = 0
+        out[turn] = random_rows(1, 32, seed=3)[0]
+    return embd, out, turn, reserved
+
+
+@pytest.mark.parametrize("qtype", [None, "F16", "BF16", "Q8_0", "Q4_0"])
+def test_gguf_untrained_rows(tmp_path, qtype):
+    """Planted zero / identical rows in token_embd and output are found in every stored type, with used_by
+    the template for the turn tokens (an error: base model with an instruct template)."""
+    q = None if qtype is None else gguf.GGMLQuantizationType[qtype]
+    embd, out, turn, reserved = _llama3_base_rows(untied=True)
+    p = write_gguf(tmp_path / "u.gguf", "llama3", template=LLAMA3_JINJA, add_bos=False, embd=embd, output=out,
+                   qtype=q)
+    r = tmplc.check(p)
+    (f,) = r.by_code("untrained-tokens")
+    assert f.severity == "error" and not r.ok
+    assert set(f.details["ids"]) == set(turn + reserved)
+    assert set(f.details["used"]) == set(turn)
+    by_id = {e["id"]: e for e in f.details["tokens"]}
+    for i in turn:
+        assert by_id[i]["matrices"] == {"embedding": "zero", "lm_head": "duplicate"}
+        assert by_id[i]["used_by"] == ["template"]
+    for i in reserved:
+        assert by_id[i]["matrices"] == {"embedding": "zero", "lm_head": "zero"} and by_id[i]["used_by"] == ["none"]
+    assert "untrained-not-checked" not in r.codes()
+
+
+@pytest.mark.parametrize("qtype", [None, "Q8_0"])
+def test_gguf_mean_initialised_rows_are_trained(tmp_path, qtype):
+    """Rows set to the mean of the trained rows (what tmplc fix writes before export) are not flagged, also
+    after quantization; tied (no output.weight)."""
+    q = None if qtype is None else gguf.GGMLQuantizationType[qtype]
+    embd, _, turn, reserved = _llama3_base_rows(untied=False)
+    bad = turn + reserved
+    keep = np.ones(len(embd), dtype=bool)
+    keep[bad] = False
+    embd[bad] = embd[keep].astype(np.float64).mean(axis=0).astype(np.float32)
+    p = write_gguf(tmp_path / "m.gguf", "llama3", template=LLAMA3_JINJA, add_bos=False, embd=embd, qtype=q)
+    r = tmplc.check(p)
+    assert "untrained-tokens" not in r.codes(), r.by_code("untrained-tokens")[0].message
+    assert r.ok
+
+
+def test_gguf_untrained_unused_is_info(tmp_path):
+    """Zero rows the format does not use are an info finding (Qwen3 vocabulary, its own template)."""
+    tok = load_tokenizer("qwen3")
+    embd = random_rows(len(tok), seed=4)
+    unused = [tok.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|box_start|>")]
+    embd[unused] = 0
+    p = write_gguf(tmp_path / "q.gguf", "qwen3", template=tok.chat_template, add_bos=False, pre="qwen2", embd=embd)
+    r = tmplc.check(p)
+    (f,) = r.by_code("untrained-tokens")
+    assert f.severity == "info" and f.details["ids"] == sorted(unused) and f.details["used"] == []
+    assert r.ok
+
+
+def test_gguf_type_gguf_py_cannot_dequantize_is_info(tmp_path):
+    """Q8_1 rows (gguf-py has no dequantizer for it): the check says it could not look, it does not guess."""
+    tok = load_tokenizer("llama3")
+    q = gguf.GGMLQuantizationType.Q8_1
+    block, size = gguf.GGML_QUANT_SIZES[q]
+    raw = np.random.default_rng(5).integers(0, 255, (len(tok), 32 // block * size), dtype=np.uint8)
+    p = tmp_path / "q81.gguf"
+    w = gguf.GGUFWriter(str(p), arch="llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(tok.convert_ids_to_tokens(list(range(len(tok)))))
+    w.add_bos_token_id(tok.bos_token_id)
+    w.add_eos_token_id(tok.eos_token_id)
+    w.add_add_bos_token(False)
+    w.add_chat_template(LLAMA3_JINJA)
+    w.add_tensor("token_embd.weight", raw, raw_dtype=q)  # byte shape: gguf-py derives (rows, 32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    r = tmplc.check(p)
+    (f,) = r.by_code("untrained-not-checked")
+    assert f.severity == "info" and "untrained-tokens" not in r.codes()
+    assert len(f.details["skipped"]) == 1 and f.details["skipped"][0].startswith("token_embd.weight")
+    assert "Q8_1" in f.details["skipped"][0]
+
+
+@pytest.mark.parametrize("outtype", ["F16", "Q8_0"])
+def test_gguf_from_tmplc_export_keeps_untrained_rows_visible(model, tmp_path, outtype):
+    """A Llama-3-base-style tiny model exported by tmplc export (forced past its doctor refusal): the GGUF
+    check finds the same zeroed rows, in the F16 and the Q8_0 file."""
+    from doctor_models import EMBED, HEAD, set_rows
+
+    tok = load_tokenizer("llama3")
+    turn = [tok.convert_tokens_to_ids(t) for t in LLAMA3_TURN]
+    m = model("llama3")
+    set_rows(m, EMBED, {i: 0.0 for i in turn})
+    set_rows(m, HEAD, {i: 0.0 for i in turn})
+    out = tmp_path / "gguf"
+    tmplc.export(m, "llama-3", out, outtypes=(outtype,), force=True, logits=False)
+    (path,) = out.glob(f"*-{outtype}.gguf")
+    r = tmplc.check(path)
+    (f,) = r.by_code("untrained-tokens")
+    assert f.severity == "error" and set(f.details["ids"]) == set(turn) == set(f.details["used"])
+    assert {e["id"]: e["matrices"] for e in f.details["tokens"]} == {
+        i: {"embedding": "zero", "lm_head": "zero"} for i in turn}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tmplc.export import ExportRefused, ValidationFailed, export
-from tmplc.export.gguf_file import read_gguf, tensor_bytes
+from tmplc.gguf_container import read_gguf, tensor_bytes
 
 from .conftest import need_engines, need_llama_cpp
 

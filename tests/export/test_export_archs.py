@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tmplc.export.gguf_file import read_gguf
+from tmplc.gguf_container import read_gguf
 
 CASES = {
     "qwen2": ("qwen2", "qwen3", "qwen2.5", "f16"),

@@ -42,7 +42,7 @@ def test_files_have_final_names_and_their_sha256(llama):
 
 
 def test_metadata_as_llama_cpp_reads_it(llama, llama_cpp):
-    from tmplc.export.gguf_file import read_gguf
+    from tmplc.gguf_container import read_gguf
     from tmplc.export.validate import load_llama
 
     _, out, _ = llama
@@ -89,7 +89,7 @@ def test_llama_cpp_loads_it_with_the_template_and_stops_on_end_of_turn(llama, ll
 
 
 def _f32_tensors(path):
-    from tmplc.export.gguf_file import read_gguf
+    from tmplc.gguf_container import read_gguf
 
     f = read_gguf(path)
     raw = np.memmap(path, dtype=np.uint8, mode="r")

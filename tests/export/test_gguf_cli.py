@@ -43,7 +43,7 @@ def test_inspect_names_the_registry_entry_and_the_ids(qwen, capsys):
 
 
 def test_set_template_rewrites_keys_and_keeps_every_tensor(mistral, tmp_path, capsys, llama_cpp):
-    from tmplc.export.gguf_file import read_gguf
+    from tmplc.gguf_container import read_gguf
     from tmplc.export.validate import load_llama
 
     _, out, _ = mistral

@@ -11,7 +11,8 @@ silently ruin fine-tunes, before training and at export; ``fix`` repairs them in
 Finding codes: double-bos, pad-missing, pad-is-eos, pad-is-eot, pad-out-of-range, untrained-tokens,
 eot-not-single-token, template-token-missing, eot-not-stop, vocab-out-of-range, template-mismatch,
 template-shadowed, template-unimportable, template-missing, no-template, truncation,
-data-rows-rejected, disk-space (and GGUF: the same codes read from GGUF keys).
+data-rows-rejected, disk-space (and GGUF: the same codes read from GGUF keys and rows, plus
+untrained-not-checked).
 
 Modules: ``checks`` (``check``), ``repair`` (``fix``) — not ``check.py``/``fix.py``, whose module
 objects would shadow the functions of the same name on this package once imported.

@@ -51,7 +51,8 @@ def _check_folder(p: Path, template, data, max_seq_length, output_dir, tokenizer
     if not p.exists():
         raise DoctorInputError(f"{p}: no such file or folder")
     folder = ModelFolder(p, tokenizer=tokenizer)
-    facts = TokFacts.of(folder.tokenizer)
+    # data rows go through the formatter, which needs the transformers tokenizer: then the facts too
+    facts = TokFacts.of(folder.tokenizer if data is not None else folder.check_tokenizer)
     res = resolve(template, folder, facts)
     report = Report(p, res.name, res.source)
     eot = end_of_turn_text(res.fmt, facts) if res.fmt is not None else None

@@ -1,5 +1,6 @@
-"""The doctor on a GGUF file: its key/values and tensor shapes, read by :mod:`tmplc.doctor.gguf_kv`
-(the same values as gguf-py's ``GGUFReader``, in milliseconds instead of seconds; no tensor data).
+"""The doctor on a GGUF file: its key/values and tensor shapes, read by :mod:`tmplc.gguf_container`
+(the same values as gguf-py's ``GGUFReader``, in milliseconds instead of seconds), and the
+``token_embd`` / ``output`` rows.
 
 What llama.cpp will do is computed as llama.cpp does it (``src/llama-vocab.cpp``):
 
@@ -15,8 +16,17 @@ error when the template itself renders two), ``eot-not-single-token`` / ``templa
 so llama.cpp does not parse it as special), ``eot-not-stop``, ``pad-is-eos`` / ``pad-is-eot`` /
 ``pad-out-of-range`` (warnings at export: pad matters for training, not for llama.cpp),
 ``vocab-out-of-range`` (token ids >= ``token_embd`` rows), ``template-mismatch`` (the given
-training format vs the GGUF's ``tokenizer.chat_template``, IR equality), ``template-unimportable``.
-Untrained rows are not checked in a GGUF (quantized rows; check the HF folder before export).
+training format vs the GGUF's ``tokenizer.chat_template``, IR equality), ``template-unimportable``,
+``untrained-tokens`` (below).
+
+**Untrained rows.** ``token_embd.weight`` and, when the GGUF has one (untied), ``output.weight``
+are scanned like a safetensors matrix (:mod:`tmplc.doctor.weights`): F32 / F16 / BF16 / F64 rows
+straight from the memory-mapped file; quantized rows (Q8_0, Q4_K, ...) dequantized a chunk of rows
+at a time with gguf-py's ``gguf.quants.dequantize`` (so ``zero`` and ``duplicate`` are exact: a
+zero row quantizes to zero, identical rows to identical blocks; "equals the trained mean" allows
+the quantization error).  Without gguf-py, or for a type it cannot dequantize, the finding
+``untrained-not-checked`` (info) says so.  ``used_by``: ``template`` when the token's text
+appears as a special token in a render of the format (a GGUF has no data to check).
 """
 
 from __future__ import annotations
@@ -38,12 +48,15 @@ class GGUFVocab:
     """The GGUF's tokenizer keys, read once."""
 
     def __init__(self, path: Path) -> None:
-        from tmplc.doctor.gguf_kv import GGUFError, read_gguf_header
+        from tmplc.gguf_container import GGUFError, read_gguf
 
         try:
-            self.kv, self.tensors = read_gguf_header(path)
-        except (OSError, GGUFError) as e:
-            raise DoctorInputError(f"{path}: not a readable GGUF file: {e}") from None
+            self.file = read_gguf(path)
+        except GGUFError as e:
+            raise DoctorInputError(f"not a readable GGUF file: {e}") from None
+        self.path = Path(path)
+        self.kv = self.file.values()
+        self.tensors = {t.name: (t.shape, t.ggml_type) for t in self.file.tensors}
         self.tokens: list[str] = list(self.value("tokenizer.ggml.tokens") or [])
         if not self.tokens:
             raise DoctorInputError(f"{path}: the GGUF has no tokenizer.ggml.tokens")
@@ -158,6 +171,9 @@ def check_gguf(path: Path, template: Any = None) -> Report:
                         f"the pad token {v.show(pad)} is the EOS token: harmless for llama.cpp, a training hazard (a "
                         "collator masking labels by pad id erases EOS labels)",
                         "check the training side with tmplc check on the HF folder", {"pad_id": pad}))
+    # -- untrained rows -------------------------------------------------------------------------
+    for f in untrained_findings(v, fmt, bos, eos):
+        add(f)
     if fmt is None:
         report.sort()
         return report
@@ -233,3 +249,113 @@ class _Specials:
             names = [t for t in v.tokens if len(t) > 2 and t.startswith("<") and t.endswith(">")]
         names.sort(key=len, reverse=True)
         self.special_re = re.compile("|".join(re.escape(t) for t in names)) if names else None
+
+
+#: GGUF tensor types read directly (ggml type -> float kind of :mod:`tmplc.doctor.weights`)
+DIRECT = {0: "F32", 1: "F16", 30: "BF16", 28: "F64"}
+
+
+def _rows(v: GGUFVocab, name: str):
+    """(RawRows, closer) for tensor ``name`` (ggml shape [hidden, rows]), or (None, reason)."""
+    import numpy as np
+
+    from tmplc.doctor.weights import MappedMatrix, RawRows
+
+    t = v.file.tensor(name)
+    if t is None or len(t.shape) != 2:
+        return None, None
+    cols, rows = int(t.shape[0]), int(t.shape[1])
+    start = v.file.data_start + t.offset
+    kind = DIRECT.get(t.ggml_type)
+    if kind is not None:
+        m = MappedMatrix(v.path, start, rows, cols, kind)
+        return RawRows(name, rows, cols, kind, kind, m.chunk, m.release), m.close
+    try:
+        import gguf
+        from gguf.quants import dequantize
+
+        qtype = gguf.GGMLQuantizationType(t.ggml_type)
+        block, size = gguf.GGML_QUANT_SIZES[qtype]
+    except ImportError:
+        return None, f"type {t.ggml_type} is quantized and gguf-py (pip install gguf) is not installed to dequantize it"
+    except (ValueError, KeyError):
+        return None, f"ggml type {t.ggml_type} is unknown to gguf-py"
+    if cols % block:
+        return None, f"{cols} columns are not a multiple of the {qtype.name} block size {block}"
+    row_bytes = cols // block * size
+    m = MappedMatrix(v.path, start, rows, row_bytes, "U8")
+
+    def chunk(a: int, b: int):
+        return dequantize(np.asarray(m.chunk(a, b)), qtype).reshape(b - a, cols).view(np.uint32)
+
+    return RawRows(name, rows, cols, "F32", qtype.name, chunk, m.release, step=256, quantized=True), m.close
+
+
+class _TextFacts:
+    def __init__(self, v: GGUFVocab) -> None:
+        self.text = v.text
+
+
+def untrained_findings(v: GGUFVocab, fmt, bos: str | None, eos: str | None) -> list[Finding]:
+    """``untrained-tokens`` for ``token_embd`` (and ``output`` when untied), or
+    ``untrained-not-checked`` (info) when a matrix's type cannot be read."""
+    from tmplc.doctor.untrained import untrained_finding
+    from tmplc.doctor.weights import scan_matrix
+
+    scans, skipped = {}, []
+    for which, name in (("embedding", "token_embd.weight"), ("lm_head", "output.weight")):
+        try:
+            raw, close = _rows(v, name)
+        except ValueError as e:
+            raise DoctorInputError(f"{v.path}: cannot read tensor {name}: {e}") from None
+        if raw is None:
+            if close is not None:
+                skipped.append(f"{name}: {close}")
+            continue
+        try:
+            scans[which] = scan_matrix(raw)
+        except Exception as e:  # noqa: BLE001 - a type gguf-py cannot dequantize: say so, do not guess
+            if not raw.quantized:
+                raise
+            skipped.append(f"{name}: gguf-py cannot dequantize {raw.dtype}: {type(e).__name__}: {e}")
+        finally:
+            close()
+    out = []
+    if skipped:
+        out.append(Finding("untrained-not-checked", "info",
+                           "untrained rows were not checked for " + "; ".join(skipped),
+                           "check the HF folder before export (tmplc check MODEL_DIR)", {"skipped": skipped}))
+    if scans:
+        f = untrained_finding(scans, _TextFacts(v), fmt, template_ids(v, fmt, bos, eos), None, False)
+        if f is not None:
+            from dataclasses import replace
+
+            out.append(replace(f, fix="fix the HF folder (tmplc fix MODEL_DIR --out FIXED sets untrained rows to the "
+                                      "mean of the trained rows) and export the GGUF again; or start from the "
+                                      "instruct model"))
+    return out
+
+
+def template_ids(v: GGUFVocab, fmt, bos: str | None, eos: str | None) -> set[int]:
+    """Ids of the special tokens (CONTROL/USER_DEFINED, or ``<...>``-looking) that a render of the
+    format contains (with and without the generation prompt)."""
+    if fmt is None:
+        return set()
+    from tmplc.doctor.template import render_probe
+
+    class _F:
+        pass
+
+    facts = _F()
+    facts.bos, facts.eos = bos, eos
+    rx = _Specials(v, bos, eos).special_re
+    if rx is None:
+        return set()
+    ids: set[int] = set()
+    for gen in (False, True):
+        try:
+            text = render_probe(fmt, facts, gen)
+        except Exception:  # noqa: BLE001 - a format that cannot render the probe
+            continue
+        ids.update(v.index[m.group(0)] for m in rx.finditer(text) if m.group(0) in v.index)
+    return ids

@@ -85,6 +85,7 @@ class ModelFolder:
         jinja = p / "chat_template.jinja"
         self.chat_template_jinja: str | None = jinja.read_text(encoding="utf-8") if jinja.is_file() else None
         self._tokenizer = tokenizer
+        self._light = None
         if tokenizer is None and not (p / "tokenizer.json").is_file() and not (p / "tokenizer.model").is_file():
             raise DoctorInputError(f"{p}: no tokenizer.json (or tokenizer.model) in this folder: the doctor needs "
                                    "the tokenizer the model is trained and served with")
@@ -104,6 +105,17 @@ class ModelFolder:
             except Exception as e:  # noqa: BLE001 - any loader failure is bad input
                 raise DoctorInputError(f"{self.path}: transformers cannot load this tokenizer: {e}") from None
         return self._tokenizer
+
+    @property
+    def check_tokenizer(self):
+        """The tokenizer the checks tokenize with: the one given, else a :class:`LightTokenizer`
+        (``tokenizers`` only, no transformers import) when it behaves as transformers' would, else
+        :attr:`tokenizer`."""
+        if self._tokenizer is None and self._light is None:
+            from tmplc.doctor.light_tokenizer import light_tokenizer
+
+            self._light = light_tokenizer(self.path, self.tokenizer_config) or False
+        return self._light or self.tokenizer if self._tokenizer is None else self._tokenizer
 
     @property
     def config_chat_template(self) -> Any:
@@ -148,6 +160,8 @@ class ModelFolder:
         out: dict[str, Path] = {}
         for shard in self.shards:
             for name in _header(shard):
+                if name.startswith("__"):
+                    continue
                 out[name] = shard
         return out
 
@@ -208,8 +222,14 @@ def _header(file: Path) -> dict:
     except (OSError, ValueError, struct.error) as e:
         raise DoctorInputError(f"{file}: not a readable safetensors file: {e}") from None
     head.pop("__metadata__", None)
+    head["__header_bytes__"] = n
     _HEADERS[key] = head
     return head
+
+
+def _header_size(file: Path) -> int:
+    """The byte length of the JSON header of a safetensors file (tensor data starts at 8 + this)."""
+    return _header(file)["__header_bytes__"]
 
 
 _HEADERS: dict[tuple, dict] = {}

@@ -21,8 +21,15 @@ with ``tmplc-fix-report.json`` saying what changed.
   BOS written by the format itself is not rewritten (the spec is the user's: the report says so);
   the warning case (template BOS + tokenizer BOS, only on a render-then-tokenize path) is left alone.
 
-Everything else (eot-not-single-token, template-token-missing, truncation, disk-space) is listed
-as not fixed, with the reason.  Files are written into a temporary sibling folder that is renamed
+* ``eot-not-single-token`` / ``template-token-missing`` (errors: ``<|...|>``-style strings): each
+  string becomes a new special token (tokenizer.json ``added_tokens``, tokenizer_config.json
+  ``added_tokens_decoder``), the embedding (and lm_head) resized as for a new pad token (spare
+  rows used first), the new rows the trained mean, config ``vocab_size`` updated; a new end-of-turn
+  token is added to generation_config.json's stop ids.  Refused (reported): no tokenizer.json, or a
+  string already in the vocabulary that does not tokenize to its id.
+
+Everything else (truncation, disk-space, ``<word>``-style template-token-missing warnings) is
+listed as not fixed, with the reason.  Files are written into a temporary sibling folder that is renamed
 to ``out`` when complete.
 """
 
@@ -111,7 +118,7 @@ def _apply(src: Path, work: Path, report: Report, ctx: dict, data, pad_token: st
 
     # -- pad ------------------------------------------------------------------------------------
     new_rows_needed = 0
-    pad_row_mean: int | None = None
+    new_ids: list[int] = []  # ids of new tokens: their rows (new or spare) get the trained mean
     keep_zero: set[int] = set()  # the pad row stays zero when it is (transformers' padding_idx convention)
     if facts.pad_id is not None and not (codes & {"pad-is-eos", "pad-is-eot", "pad-out-of-range"}):
         keep_zero.add(facts.pad_id)
@@ -127,7 +134,7 @@ def _apply(src: Path, work: Path, report: Report, ctx: dict, data, pad_token: st
                 "content": ptxt, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
                 "special": True}
             new_rows_needed = pid + 1
-            pad_row_mean = pid
+            new_ids.append(pid)
         else:
             keep_zero = {pid}
         old = {"tokenizer_config.pad_token": facts.pad,
@@ -143,6 +150,24 @@ def _apply(src: Path, work: Path, report: Report, ctx: dict, data, pad_token: st
                         "note": ("added a new special token" if new else "an existing token that is none of "
                                  "BOS/EOS/end-of-turn and unused by the template and data")})
 
+    # -- special strings of the format that are not one token: new special tokens ----------------
+    added = _add_missing_tokens(report, facts, tok_json, tok_cfg, max([facts.size] + [i + 1 for i in new_ids]),
+                                changes, not_fixed)
+    if added:
+        new_ids += list(added.values())
+        new_rows_needed = max(new_rows_needed, max(added.values()) + 1)
+        eot = ctx["eot"]
+        if eot in added and (gen is not None or config is not None):
+            if gen is None:
+                stops, _ = folder.eos_ids_for_generation()
+                gen = {"eos_token_id": stops}
+            old = gen.get("eos_token_id")
+            ids = [i for i in ([old] if isinstance(old, int) else (old or []))]
+            gen["eos_token_id"] = ids + [added[eot]]
+            changes.append({"code": "eot-not-stop", "file": "generation_config.json", "old": old,
+                            "new": gen["eos_token_id"], "added": added[eot], "token": eot,
+                            "note": "the end-of-turn token added above is a stop id"})
+
     # -- vocabulary range -------------------------------------------------------------------------
     rows = folder.embedding_rows
     if "vocab-out-of-range" in codes and rows is not None:
@@ -150,7 +175,7 @@ def _apply(src: Path, work: Path, report: Report, ctx: dict, data, pad_token: st
 
     # -- weights ----------------------------------------------------------------------------------
     if folder.embedding is not None:
-        wch = _fix_weights(folder, work, ctx, keep_zero, new_rows_needed, pad_row_mean)
+        wch = _fix_weights(folder, work, ctx, keep_zero, new_rows_needed, new_ids)
         changes += wch
         grown = [c for c in wch if c["code"] == "resize"]
         if grown and config is not None:
@@ -215,10 +240,7 @@ def _apply(src: Path, work: Path, report: Report, ctx: dict, data, pad_token: st
             not_fixed.append({"code": "double-bos", "why": "the format itself writes BOS twice: edit the spec "
                               "(tmplc does not rewrite a given format)"})
 
-    for code, why in (("eot-not-single-token", "needs a tokenizer with the end-of-turn token (or a new token "
-                                               "and training)"),
-                      ("template-token-missing", "needs a tokenizer with these tokens"),
-                      ("truncation", "a data decision: --max-seq-length or drop/split rows"),
+    for code, why in (("truncation", "a data decision: --max-seq-length or drop/split rows"),
                       ("disk-space", "free space or choose another --output-dir"),
                       ("template-unimportable", "pass --template: tmplc then writes it as the chat_template")):
         if code in codes and not (code == "template-unimportable" and res.source == "given"):
@@ -233,6 +255,51 @@ def _apply(src: Path, work: Path, report: Report, ctx: dict, data, pad_token: st
     if gen is not None:
         _write_json(work / "generation_config.json", gen)
     return changes, not_fixed
+
+
+def _add_missing_tokens(report: Report, facts, tok_json: dict | None, tok_cfg: dict, first_id: int,
+                        changes: list[dict], not_fixed: list[dict]) -> dict[str, int]:
+    """The format's special strings that are not one token (``eot-not-single-token``, and the
+    ``template-token-missing`` errors: ``<|...|>``-style strings) become new special added tokens
+    (tokenizer.json ``added_tokens`` + tokenizer_config.json ``added_tokens_decoder``), ids from
+    ``first_id`` on.  Returns text -> new id.  The ``<word>``-style warnings are left alone: such a
+    string may be meant as text.  Refused (in ``not_fixed``): no tokenizer.json, or a string that is
+    already in the vocabulary but tokenizes to several ids (making it special would change what the
+    existing id means; mark it special yourself if that is intended)."""
+    wanted = [f for f in report.by_code("eot-not-single-token")] + \
+        [f for f in report.by_code("template-token-missing") if f.severity == "error"]
+    if not wanted:
+        return {}
+    if tok_json is None:
+        for f in wanted:
+            not_fixed.append({"code": f.code, "token": f.details["token"],
+                              "why": "no tokenizer.json in the folder: tmplc adds tokens there"})
+        return {}
+    vocab = facts.tokenizer.get_vocab()
+    added: dict[str, int] = {}
+    for f in wanted:
+        text = f.details["token"]
+        if text in added:
+            continue
+        if text in vocab:
+            not_fixed.append({"code": f.code, "token": text, "id": vocab[text],
+                              "why": f"{text!r} is token {vocab[text]} of the vocabulary but does not tokenize to it; "
+                                     "making it a special token changes what that trained id stands for: do it "
+                                     "yourself (tokenizer.add_special_tokens) if intended"})
+            continue
+        i = first_id + len(added)
+        added[text] = i
+        tok_json.setdefault("added_tokens", []).append(
+            {"id": i, "content": text, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True})
+        tok_cfg.setdefault("added_tokens_decoder", {})[str(i)] = {
+            "content": text, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
+            "special": True}
+        changes.append({"code": f.code, "token": text, "new_id": i, "old_ids": f.details.get("ids"),
+                        "note": "added as a special token (tokenizer.json added_tokens, tokenizer_config.json "
+                                "added_tokens_decoder); its embedding / lm_head rows are the trained mean. The "
+                                "model has never seen it: train embed_tokens and lm_head (LoRA: modules_to_save)"})
+    return added
 
 
 def _drop_bos_post_processor(tok_json: dict, bos: str | None) -> bool:
@@ -292,7 +359,7 @@ def _choose_pad(folder, facts, ctx, data) -> tuple[int, str, bool]:
     raise DoctorInputError("no pad token text is free in this vocabulary")
 
 
-def _fix_weights(folder, work: Path, ctx, keep_zero: set[int], new_rows: int, pad_mean: int | None) -> list[dict]:
+def _fix_weights(folder, work: Path, ctx, keep_zero: set[int], new_rows: int, new_ids: list[int]) -> list[dict]:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -316,8 +383,8 @@ def _fix_weights(folder, work: Path, ctx, keep_zero: set[int], new_rows: int, pa
             untrained = set(scan.flags) if scan is not None else set()
             to_set = sorted(i for i in untrained if not (i in keep_zero and scan.flags[i] == "zero"))
             grow = max(0, new_rows - refs[which].rows)
-            # a new pad token whose id falls in spare rows: its row gets the trained mean too
-            extra = [pad_mean] if pad_mean is not None and pad_mean < refs[which].rows and pad_mean not in to_set else []
+            # new tokens whose ids fall in spare rows: their rows get the trained mean too
+            extra = sorted(i for i in new_ids if i < refs[which].rows and i not in to_set)
             if to_set or grow or extra:
                 planned.append((which, untrained, to_set, extra, grow))
         if not planned:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tmplc.export.errors import ExportRefused
-from tmplc.export.gguf_file import ARRAY, read_gguf, rewrite_kv
+from tmplc.gguf_container import ARRAY, read_gguf, rewrite_kv
 
 
 @dataclass

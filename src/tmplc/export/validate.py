@@ -61,7 +61,7 @@ def quiet_stderr():
 
 def gguf_chat_fields(path: Path) -> dict[str, Any]:
     """The chat-relevant keys of a GGUF file (template, ids, token texts, add_bos)."""
-    from tmplc.export.gguf_file import read_gguf
+    from tmplc.gguf_container import read_gguf
 
     f = read_gguf(path)
     tokens = f.get("tokenizer.ggml.tokens", [])

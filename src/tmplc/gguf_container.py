@@ -1,10 +1,18 @@
-"""A small GGUF container reader/rewriter (header, key/values, tensor infos, data offset).
+"""The GGUF container: one reader (header, key/values, tensor infos, data offset) for every part
+of tmplc that reads GGUF files (the doctor, ``tmplc gguf``, the exporter's checks), and a
+key/value rewriter.
 
 gguf-py's ``GGUFReader`` builds numpy views for every array element, which takes tens of seconds
-on a 150k-token vocabulary; this reads the same structure sequentially in well under a second.
+on a 128k-token vocabulary; this reads the same structure sequentially in well under a second
+(the test suite checks it returns what ``GGUFReader(...).fields[k].contents()`` returns).  The
+format as gguf-py and llama.cpp write it: ``GGUF`` magic, version >= 2, little-endian; values
+typed 0-12, arrays of any of them.
+
 :func:`rewrite_kv` writes a copy of a GGUF with some keys changed or removed: the other
 key/values and the tensor-info block are copied byte for byte, and the tensor data is copied
 unchanged (same alignment, same relative offsets), so every tensor stays byte-identical.
+
+A file that is not a readable GGUF raises :class:`GGUFError` (bad input: the CLI exits 2).
 """
 
 from __future__ import annotations
@@ -17,7 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tmplc.export.errors import ExportInputError
+from tmplc.errors import TmplcError
+
+
+class GGUFError(TmplcError, ValueError):
+    """Not a readable GGUF file (missing, bad magic, unsupported version, truncated, unknown value
+    type).  The message names the file.  CLI exit 2 (bad input)."""
+
+    exit_code = 2
+
 
 UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
 _SCALAR = {UINT8: "<B", INT8: "<b", UINT16: "<H", INT16: "<h", UINT32: "<I", INT32: "<i", FLOAT32: "<f",
@@ -54,6 +70,16 @@ class GGUFFile:
         kv = self.kvs.get(key)
         return kv.value if kv is not None else default
 
+    def values(self) -> dict[str, Any]:
+        """key -> value of every key/value."""
+        return {k: kv.value for k, kv in self.kvs.items()}
+
+    def tensor(self, name: str) -> "TensorInfo | None":
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        return None
+
 
 class _Reader:
     """Sequential parsing over the file's bytes (memory-mapped)."""
@@ -65,7 +91,7 @@ class _Reader:
 
     def read(self, n: int) -> bytes:
         if self.pos + n > len(self.buf):
-            raise ExportInputError(f"{self.name}: truncated GGUF file")
+            raise GGUFError(f"{self.name}: truncated GGUF file")
         b = self.buf[self.pos:self.pos + n]
         self.pos += n
         return b
@@ -74,7 +100,7 @@ class _Reader:
         try:
             v = struct.unpack_from(fmt, self.buf, self.pos)[0]
         except struct.error:
-            raise ExportInputError(f"{self.name}: truncated GGUF file") from None
+            raise GGUFError(f"{self.name}: truncated GGUF file") from None
         self.pos += struct.calcsize(fmt)
         return v
 
@@ -102,11 +128,11 @@ class _Reader:
                     out.append(buf[pos + 8:pos + 8 + k].decode("utf-8", "surrogateescape"))
                     pos += 8 + k
                 if pos > len(buf):
-                    raise ExportInputError(f"{self.name}: truncated GGUF file")
+                    raise GGUFError(f"{self.name}: truncated GGUF file")
                 self.pos = pos
                 return out
             return [self.value(it) for _ in range(n)]
-        raise ExportInputError(f"{self.name}: unknown GGUF value type {t}")
+        raise GGUFError(f"{self.name}: unknown GGUF value type {t}")
 
 
 def read_gguf(path: str | Path) -> GGUFFile:
@@ -117,19 +143,19 @@ def read_gguf(path: str | Path) -> GGUFFile:
     try:
         fh = open(p, "rb")
     except OSError as exc:
-        raise ExportInputError(f"{p}: cannot open: {exc}") from exc
+        raise GGUFError(f"{p}: cannot open: {exc}") from exc
     with fh:
         try:
             buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:
-            raise ExportInputError(f"{p}: not a GGUF file (empty)") from None
+            raise GGUFError(f"{p}: not a GGUF file (empty)") from None
         with buf:
             r = _Reader(buf, str(p))
             if r.read(4) != b"GGUF":
-                raise ExportInputError(f"{p}: not a GGUF file (bad magic)")
+                raise GGUFError(f"{p}: not a GGUF file (bad magic)")
             version = r.unpack("<I")
             if version < 2:
-                raise ExportInputError(f"{p}: GGUF version {version} is not supported")
+                raise GGUFError(f"{p}: GGUF version {version} is not supported")
             n_tensors = r.unpack("<Q")
             n_kv = r.unpack("<Q")
             kvs: dict[str, KV] = {}
