@@ -397,17 +397,33 @@ def _needs_bos(ids: list[int], info: TokenizerInfo) -> bool:
     return info.bos_id is not None and info.adds_bos and (not ids or ids[0] != info.bos_id)
 
 
-def encode_prompt(fmt, messages, tokenizer: Any, opts: Options) -> list[int]:
-    """Token ids of ``messages`` rendered with the generation prompt, by the rules of
+def encode_prompts(fmt, prompts: Sequence[Any], tokenizer: Any, opts: Options) -> list:
+    """Token ids of each prompt rendered with the generation prompt, by the rules of
     :func:`encode_rows` (one tokenizer pass without added special tokens, special-token text in
     content per ``opts.special_tokens``, one BOS): the prompt as generation sees it.  Nothing is
-    labelled.  Raises MessageError for messages the format cannot render."""
+    labelled.  Per prompt: its ids, or the MessageError of messages the format cannot render."""
     info = tokenizer_info(tokenizer)
-    row = _render(fmt, messages, info, opts, add_generation_prompt=True)
-    ids = _pieces_ids(row, info) if row.pieces else list(info.rust.encode(row.text, add_special_tokens=False).ids)
-    if _needs_bos(ids, info):
-        ids.insert(0, info.bos_id)
-    return ids
+    out: list = []
+    plain: list[tuple[int, str]] = []
+    for k, msgs in enumerate(prompts):
+        try:
+            row = _render(fmt, msgs, info, opts, add_generation_prompt=True)
+        except MessageError as e:
+            out.append(e)
+            continue
+        if row.pieces:
+            out.append(_pieces_ids(row, info))
+        else:
+            out.append(None)
+            plain.append((k, row.text))
+    if plain:
+        encs = info.rust.encode_batch_fast([t for _, t in plain], add_special_tokens=False)
+        for (k, _), enc in zip(plain, encs):
+            out[k] = list(enc.ids)
+    for ids in out:
+        if isinstance(ids, list) and _needs_bos(ids, info):
+            ids.insert(0, info.bos_id)
+    return out
 
 
 def _finish(res: RowResult, ids: list[int], labels: list[int], nb: int | None, n_trained: int | None,

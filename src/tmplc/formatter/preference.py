@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from tmplc.errors import MessageError, TmplcError
-from tmplc.formatter.core import IGNORE, Options, encode_prompt, encode_rows, make_options
+from tmplc.formatter.core import IGNORE, Options, encode_prompts, encode_rows, make_options
 from tmplc.formatter.summary import FormatSummary
 
 PAIR_COLUMNS = ("prompt_input_ids", "chosen_input_ids", "rejected_input_ids", "chosen_labels", "rejected_labels")
@@ -246,7 +246,7 @@ def encode_pairs(fmt, pairs: Sequence[tuple[list[dict], list[dict], list[dict]]]
                  row_numbers: Sequence[int] | None = None) -> list[PairResult]:
     """Tokenize many (prompt, chosen, rejected) message triples (already checked by
     :func:`check_pair`): both conversations of every pair in one ``encode_rows`` call, each prompt
-    by ``encode_prompt``.  Never raises for a bad pair: its result says why (status, reason)."""
+    by one batched ``encode_prompts`` call.  Never raises for a bad pair: its result says why (status, reason)."""
     from tmplc.formatter.tokenizer_info import tokenizer_info
 
     info = tokenizer_info(tokenizer)
@@ -254,18 +254,18 @@ def encode_pairs(fmt, pairs: Sequence[tuple[list[dict], list[dict], list[dict]]]
     convs = [p + x for p, c, r in pairs for x in (c, r)]
     nums = None if row_numbers is None else [n for n in row_numbers for _ in PARTS]
     fulls = encode_rows(fmt, convs, info, whole, row_numbers=nums)
+    prompts = encode_prompts(fmt, [p for p, _, _ in pairs], info, opts)
     out = []
     for k, (p, c, r) in enumerate(pairs):
-        out.append(_one_pair(fmt, info, opts, p, (c, r), fulls[2 * k:2 * k + 2]))
+        out.append(_one_pair(fmt, info, opts, p, (c, r), fulls[2 * k:2 * k + 2], prompts[k]))
     return out
 
 
-def _one_pair(fmt, info, opts: Options, prompt: list[dict], completions: tuple, fulls: list) -> PairResult:
+def _one_pair(fmt, info, opts: Options, prompt: list[dict], completions: tuple, fulls: list,
+              prompt_ids: list[int] | MessageError) -> PairResult:
     res = PairResult(special_in_content=any(f.special_in_content for f in fulls))
-    try:
-        prompt_ids = encode_prompt(fmt, prompt, info, opts)
-    except MessageError as e:
-        res.status, res.reason = "error", _where(e, len(prompt), "prompt")
+    if isinstance(prompt_ids, MessageError):
+        res.status, res.reason = "error", _where(prompt_ids, len(prompt), "prompt")
         return res
     n = len(prompt_ids)
     cols: dict[str, list[int]] = {"prompt_input_ids": prompt_ids}
@@ -346,6 +346,29 @@ def tokenize_pair(fmt, prompt: Any, chosen: Any, rejected: Any, tokenizer: Any, 
     return res.columns
 
 
+def _encode_safely(fmt, pairs: list, tokenizer: Any, opts: Options, nums: list[int]) -> list[PairResult]:
+    """encode_pairs, or (when it raises something unexpected) pair by pair, the exception
+    rejecting only its own pair: one hostile row never aborts a run."""
+    if not pairs:
+        return []
+    try:
+        return encode_pairs(fmt, pairs, tokenizer, opts, nums)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception:
+        pass
+    out = []
+    for pair, n in zip(pairs, nums):
+        try:
+            out.extend(encode_pairs(fmt, [pair], tokenizer, opts, [n]))
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:
+            first = str(e).splitlines()[0][:200] if str(e) else ""
+            out.append(PairResult(status="error", reason=f"cannot be tokenized: {type(e).__name__}: {first}"))
+    return out
+
+
 def process_pair_rows(fmt, tokenizer: Any, opts: Options, numbers: Sequence[int],
                       rows: Sequence[Any]) -> tuple[list[tuple[int, dict]], FormatSummary]:
     """One batch of data rows -> ([(row number, columns)], summary): every row is output or
@@ -359,7 +382,7 @@ def process_pair_rows(fmt, tokenizer: Any, opts: Options, numbers: Sequence[int]
         except PairError as e:
             summary.reject(n, "invalid", e.reason)
     out = []
-    for n, res in zip(nums, encode_pairs(fmt, pairs, tokenizer, opts, nums) if pairs else []):
+    for n, res in zip(nums, _encode_safely(fmt, pairs, tokenizer, opts, nums)):
         if res.special_in_content:
             summary.special_token_rows += 1
         if res.columns is None:
