@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tmplc.formatter.preference import PairError, pair_from_row, split_shared_prompt
+
+from strategies import conversations
 
 
 def U(text):
@@ -86,3 +90,35 @@ def test_bad_rows_say_why(row, reason):
         pair_from_row(row)
     assert e.value.kind == "invalid"
     assert reason in e.value.reason, e.value.reason
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=80)
+@given(prompt=conversations(text=_text, min_exchanges=1, max_exchanges=3, end_with_assistant=False),
+       chosen=st.lists(_text, min_size=1, max_size=3), rejected=st.lists(_text, min_size=1, max_size=3))
+@example(prompt=[U("q")], chosen=["same", "a"], rejected=["same", "b"])
+@example(prompt=[U("")], chosen=[""], rejected=["", ""])
+def test_whole_conversations_give_back_prompt_and_completions(prompt, chosen, rejected):
+    """chosen/rejected written as whole conversations (prompt + completion) read back as the prompt
+    and the two completions, whenever the completions' first replies differ."""
+    def turns(texts):  # an assistant reply, then user/assistant exchanges
+        out = [A(texts[0])]
+        for t in texts[1:]:
+            out += [U("more?"), A(t)]
+        return out
+
+    c, r = turns(chosen), turns(rejected)
+    row = {"chosen": prompt + c, "rejected": prompt + r}
+    if c[0] == r[0]:
+        # the first replies agree: the shared prompt may run past them (or they are the same conversation)
+        if c == r:
+            with pytest.raises(PairError, match="the same conversation"):
+                pair_from_row(row)
+        else:
+            p, c2, r2 = pair_from_row(row)
+            assert p[:len(prompt)] == prompt and p + c2 == prompt + c and p + r2 == prompt + r
+            assert c2[0]["role"] == r2[0]["role"] == "assistant" != p[-1]["role"]
+        return
+    assert pair_from_row(row) == (prompt, c, r)
