@@ -8,7 +8,6 @@ import subprocess
 import sys
 import warnings
 
-
 import tmplc
 from tmplc.cli import main
 
