@@ -28,9 +28,9 @@ step "virtualenv .venv"
 step "pip install torch==2.13.0 (CPU build)"
 # the CPU build, pinned: a bare `torch` would pull a multi-GB CUDA build (installed before the extras: peft and accelerate require torch)
 .venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
-step "pip install -e .[test] (tmplc, transformers, datasets, hypothesis, pytest...)"
+step "pip install -e .[test] (tmplc, transformers, datasets, hypothesis, pytest, trl==1.16.0...)"
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c "import tmplc, transformers, hypothesis, pytest, datasets, tiktoken, torch"
+.venv/bin/python -c "import tmplc, transformers, hypothesis, pytest, datasets, tiktoken, torch, trl"
 
 step "llama-cpp-python 0.3.36 (built once from its sdist into a wheel cache; ~5-10 min the first time)"
 # the real llama.cpp library (tokenizer, loader, quantizer, forward pass) for `tmplc export`'s checks:

@@ -610,6 +610,14 @@ class ChatFormat:
 
         return tokenize_messages(self, messages, tokenizer, **kwargs)
 
+    def tokenize_pair(self, prompt: Any, chosen: Any, rejected: Any, tokenizer: Any, **kwargs: Any) -> dict:
+        """A preference pair as TRL's separate columns (``prompt_input_ids``, ``chosen_input_ids``,
+        ``rejected_input_ids``, ``chosen_labels``, ``rejected_labels``), split exactly or refused
+        (see tmplc.formatter.preference)."""
+        from tmplc.formatter.preference import tokenize_pair
+
+        return tokenize_pair(self, prompt, chosen, rejected, tokenizer, **kwargs)
+
     def to_dict(self) -> dict:
         """The IR as JSON-serialisable data (``tmplc compile --to json``)."""
         from tmplc.targets.json_ir import to_dict

@@ -88,6 +88,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="tokenizer engine: auto (tiktoken where verified identical, else HF)")
     p.add_argument("--bos-token", metavar="TOKEN", help="the token {BOS} renders (default: the tokenizer's)")
     p.add_argument("--eos-token", metavar="TOKEN", help="the token {EOS} renders (default: the tokenizer's)")
+    p.add_argument("--preference", action="store_true",
+                   help="preference pairs (prompt/chosen/rejected rows, or chosen/rejected conversations sharing "
+                        "a prompt): write prompt_input_ids, chosen_input_ids, rejected_input_ids, chosen_labels, "
+                        "rejected_labels and tmplc_row (see docs/preference.md)")
     p.add_argument("--summary-json", metavar="FILE",
                    help="also write the summary as JSON, listing every rejected row (written on exit 0 and 1)")
     return p
@@ -310,6 +314,10 @@ def _remove_stale(args, wrote: list) -> None:
 
 
 def _run(args, wrote: list) -> int:
+    if args.preference:
+        from tmplc.cli.format_preference import run_preference
+
+        return run_preference(args, wrote)
     import os
     import warnings
 

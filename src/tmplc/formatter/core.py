@@ -114,10 +114,10 @@ class _Row:
 _TEMPLATE_COUNTS: dict[tuple[str, str], int] = {}
 
 
-def _render(fmt, messages, info: TokenizerInfo, opts: Options) -> _Row:
+def _render(fmt, messages, info: TokenizerInfo, opts: Options, add_generation_prompt: bool = False) -> _Row:
     bos = info.bos_token or ""  # no BOS in the tokenizer: {BOS} renders nothing (as in HF Jinja)
     eos = info.eos_token or fmt.meta.eos_token
-    segs = fmt.segments(messages, bos_token=bos, eos_token=eos)
+    segs = fmt.segments(messages, add_generation_prompt, bos_token=bos, eos_token=eos)
     flags = opts.policy.trainable(segs)
     bounds = [0]
     spans: list[tuple[int, int]] = []
@@ -392,6 +392,40 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
     return results
 
 
+def _needs_bos(ids: list[int], info: TokenizerInfo) -> bool:
+    """Whether the formatter prepends a BOS to these ids (the format rendered none, the tokenizer adds one)."""
+    return info.bos_id is not None and info.adds_bos and (not ids or ids[0] != info.bos_id)
+
+
+def encode_prompts(fmt, prompts: Sequence[Any], tokenizer: Any, opts: Options) -> list:
+    """Token ids of each prompt rendered with the generation prompt, by the rules of
+    :func:`encode_rows` (one tokenizer pass without added special tokens, special-token text in
+    content per ``opts.special_tokens``, one BOS): the prompt as generation sees it.  Nothing is
+    labelled.  Per prompt: its ids, or the MessageError of messages the format cannot render."""
+    info = tokenizer_info(tokenizer)
+    out: list = []
+    plain: list[tuple[int, str]] = []
+    for k, msgs in enumerate(prompts):
+        try:
+            row = _render(fmt, msgs, info, opts, add_generation_prompt=True)
+        except MessageError as e:
+            out.append(e)
+            continue
+        if row.pieces:
+            out.append(_pieces_ids(row, info))
+        else:
+            out.append(None)
+            plain.append((k, row.text))
+    if plain:
+        encs = info.rust.encode_batch_fast([t for _, t in plain], add_special_tokens=False)
+        for (k, _), enc in zip(plain, encs):
+            out[k] = list(enc.ids)
+    for ids in out:
+        if isinstance(ids, list) and _needs_bos(ids, info):
+            ids.insert(0, info.bos_id)
+    return out
+
+
 def _finish(res: RowResult, ids: list[int], labels: list[int], nb: int | None, n_trained: int | None,
             info: TokenizerInfo, opts: Options, row_numbers, k: int) -> None:
     """BOS, the one-BOS check, dropping and truncation for one row.  ``nb`` (BOS count in ``ids``)
@@ -399,7 +433,7 @@ def _finish(res: RowResult, ids: list[int], labels: list[int], nb: int | None, n
     bos = info.bos_id
     maxlen = opts.max_seq_length
     if bos is not None:
-        if info.adds_bos and (not ids or ids[0] != bos):
+        if _needs_bos(ids, info):
             ids.insert(0, bos)
             labels.insert(0, IGNORE)
             if nb is not None:
