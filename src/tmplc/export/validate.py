@@ -76,11 +76,13 @@ def gguf_chat_fields(path: Path) -> dict[str, Any]:
     return out
 
 
-def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[list[dict]]) -> Check:
+def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[list[dict]],
+                            fields: dict[str, Any] | None = None) -> Check:
+    """``fields``: :func:`gguf_chat_fields` of ``gguf_path`` when the caller has them already."""
     from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
     from tmplc.targets.llamacpp import expected_llamacpp
 
-    g = gguf_chat_fields(gguf_path)
+    g = fields if fields is not None else gguf_chat_fields(gguf_path)
     if not g["chat_template"]:
         return Check("llamacpp_template", False, "the GGUF has no tokenizer.chat_template")
     jobs, wants = [], []
@@ -177,13 +179,14 @@ def load_llama(path: Path, **kw: Any):
         return llama_cpp.Llama(model_path=str(path), verbose=False, **kw)
 
 
-def check_token_ids(fmt: "ChatFormat", gguf_path: Path, tokenizer: Any, convs: Sequence[list[dict]]) -> Check:
+def check_token_ids(fmt: "ChatFormat", gguf_path: Path, tokenizer: Any, convs: Sequence[list[dict]],
+                    fields: dict[str, Any] | None = None) -> Check:
     try:
         import llama_cpp  # noqa: F401
     except Exception as exc:
         return Check("token_ids", False, f"llama-cpp-python is not importable ({exc}): cannot tokenize with the GGUF "
                      "(install it: scripts/setup.sh)")
-    g = gguf_chat_fields(gguf_path)
+    g = fields if fields is not None else gguf_chat_fields(gguf_path)
     add_bos = bool(g["add_bos"])
     bos_text, bos_id = g["bos_text"], g["bos_id"]
     llm = load_llama(gguf_path, vocab_only=True)
