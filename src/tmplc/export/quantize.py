@@ -178,6 +178,9 @@ def kquantize(src: str, dst: str, outtype: str, nthread: int = 0) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = KQUANTS[outtype]
     params.nthread = nthread
-    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    from tmplc.export.validate import quiet_stderr
+
+    with quiet_stderr():  # a line per tensor on fd 2
+        rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc != 0:
         raise ExportRefused(f"llama.cpp's quantizer failed ({rc}) making {outtype} from {src}")
