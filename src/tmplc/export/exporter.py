@@ -71,8 +71,11 @@ def _load_tokenizer(folder: Path, model_dir: Path):
         raise ExportInputError(f"{folder}: cannot load the tokenizer: {exc}") from exc
 
 
-def _reference_model(src, adapter_dir: Path | None):
-    """The torch model the logits are compared with (float32, CPU; the adapter merged by PEFT)."""
+def _reference_logits(src, adapter_dir: Path | None, ids: list[int]):
+    """The logits of the torch model (float32, CPU; the adapter merged by PEFT) on ``ids``.  The
+    model is dropped before llama.cpp loads a GGUF, so the two never share memory."""
+    import gc
+
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -81,7 +84,11 @@ def _reference_model(src, adapter_dir: Path | None):
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    return model.eval()
+    with torch.no_grad():
+        logits = model.eval()(torch.tensor([ids])).logits[0].float().numpy().copy()
+    del model
+    gc.collect()
+    return logits
 
 
 def _plan(src, template: Any, tokenizer: Any):
@@ -210,14 +217,13 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
                 "every F16 value is finite", {"tensors": over}))
         lt = [t for t in ("F32", "F16") if t in temps and t != scratch]
         if logits and lt:
-            with _phase(tm, "check logits: load the torch model"):
-                ref = _reference_model(src, src.adapter)
             ids = list(tokenizer(fmt.render(list(convs[2]), add_generation_prompt=True, date=v.DAY),
                                  add_special_tokens=False)["input_ids"])[:48]
+            with _phase(tm, "check logits: torch reference"):
+                ref = _reference_logits(src, src.adapter, ids)
             for t in lt:
-                with _phase(tm, f"check logits_{t.lower()}"):
+                with _phase(tm, f"check logits_{t.lower()} (llama.cpp)"):
                     checks.append(v.check_logits(temps[t], t, ref, ids))
-            del ref
         report.checks = checks
         report.refused = not report.ok and not force
         if report.refused:
