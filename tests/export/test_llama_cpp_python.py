@@ -89,8 +89,8 @@ def reference_logits(model, ids) -> np.ndarray:
 
 
 @pytest.mark.parametrize("key,kind,fixture,template", [
-    ("llama", "llama", "llama3", "llama-3"),
-    ("qwen3", "qwen3", "qwen3", "chatml"),
+    ("llama", "llama", "llama3", "llama-3"),  # the same export as test_export_llama.py's (shared)
+    ("qwen3-chatml", "qwen3", "qwen3", "chatml"),
 ])
 def test_create_chat_completion_renders_like_tmplc_and_stops_at_end_of_turn(exported, llama_cpp, key, kind,
                                                                              fixture, template):

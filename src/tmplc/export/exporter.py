@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tmplc.export.errors import ExportInputError, ExportRefused, ValidationFailed
+from tmplc.export.errors import ExportInputError, ValidationFailed
 from tmplc.export.report import Check, ExportReport, sha256_file
 
 REPORT = "export-report.json"

@@ -87,7 +87,7 @@ def _write_kv(w, cache: dict[int, bytes]) -> None:
 
 
 CHUNK_ELEMS = 1 << 22  # elements per unit of work: 16 MiB as float32
-_WORKERS = max(1, min(2, os.cpu_count() or 1))
+_WORKERS = max(1, min(4, os.cpu_count() or 1))  # encode threads; one more writes and hashes
 
 
 class _Sink(threading.Thread):
