@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark ``tmplc export`` against llama.cpp's own ``convert_hf_to_gguf.py`` (same pinned sdist).
 
-A synthetic Llama-shaped model (default ~1B parameters, bf16 safetensors, Llama-3 fixture tokenizer)
-is exported to F16 and Q8_0 in ONE tmplc run (checks off: conversion only), and converted by the
-converter once per type.  Prints one table: wall time and peak RSS (of the child process).
+A synthetic Llama-shaped model (default 1.5B parameters, bf16 safetensors, Llama-3 fixture
+tokenizer) is exported to F16 and Q8_0 in ONE tmplc run (with checks 1-4 on the fixed conversations,
+no logits check; --logits adds a run of the default export), and converted by the converter once per
+type.  Prints one table: wall time, CPU time and peak RSS of each child process, the ratio per round,
+tmplc's phase timings (from export-report.json), and whether each tensor's bytes equal the
+converter's.
 
-Goals (issue 15): both tmplc types together <= 1.0x the converter's time for one type; peak RSS <=
-largest tensor x 3 + 1 GiB.
+Goals (issue 15): both tmplc types together <= 1.0x the converter's time for one type (compared with
+the faster of its two runs in the same round); peak RSS <= largest tensor x 3 + 1 GiB.
 
-Usage: python bench/bench_export.py [--hidden 2048 --layers 16 --ffn 8192] [--work DIR]
+Usage: python bench/bench_export.py [--hidden 2048 --layers 16 --ffn 8192] [--work DIR] [--repeats N]
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,49 +82,104 @@ def make_model(out: Path, hidden: int, layers: int, ffn: int, tok_dir: Path) -> 
     return n
 
 
-def timed(cmd: list[str], env=None) -> tuple[float, float]:
-    """(seconds, peak RSS GiB) of a child process."""
+def timed(cmd: list[str], env=None) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds = user + system, peak RSS GiB) of a child process."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:3]} failed with exit {proc.returncode}")
-    return time.perf_counter() - t, usage.ru_maxrss / 1024 / 1024
+    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024 / 1024
+
+
+def tensor_digests(path: Path) -> dict[str, tuple[int, str]]:
+    """GGUF tensor name -> (ggml type, sha256 of its bytes)."""
+    import hashlib
+
+    from tmplc.export.gguf_file import read_gguf, tensor_bytes
+
+    f = read_gguf(path)
+    types = {t.name: t.ggml_type for t in f.tensors}
+    out = {}
+    with open(path, "rb") as fh:
+        for name, (a, b) in tensor_bytes(f).items():
+            fh.seek(a)
+            out[name] = (types[name], hashlib.sha256(fh.read(b - a)).hexdigest())
+    return out
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hidden", type=int, default=2048)
     ap.add_argument("--layers", type=int, default=16)
     ap.add_argument("--ffn", type=int, default=8192)
-    ap.add_argument("--work", default=None)
+    ap.add_argument("--work", default=None, help="work folder (default: a new temp folder); an existing "
+                    "model/ in it with the same shape is reused")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds of (tmplc, converter f16, converter q8_0), "
+                    "interleaved so that each round runs under the same load")
+    ap.add_argument("--logits", action="store_true", help="also time the default export (12 random "
+                    "conversations + the logits check, which loads the model in torch float32)")
+    ap.add_argument("--make-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from tmplc.export.llamacpp_sources import extract_converter
-
     work = Path(args.work or tempfile.mkdtemp(prefix="tmplc-bench-"))
     model = work / "model"
-    n = make_model(model, args.hidden, args.layers, args.ffn, ROOT / ".cache" / "fixtures" / "llama3")
+    shape = {"hidden": args.hidden, "layers": args.layers, "ffn": args.ffn}
+    stamp = model / "bench-shape.json"
+    if args.make_only:
+        n = make_model(model, args.hidden, args.layers, args.ffn, ROOT / ".cache" / "fixtures" / "llama3")
+        (model / "n-params").write_text(str(n))
+        stamp.write_text(json.dumps(shape))
+        return 0
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == shape):
+        # in a child: Linux carries a process's peak RSS over to the children it starts later, so the
+        # parent must never hold the model (it would show up as every child's peak)
+        subprocess.run([sys.executable, __file__, "--make-only", "--work", str(work), "--hidden", str(args.hidden),
+                        "--layers", str(args.layers), "--ffn", str(args.ffn)], check=True)
+    n = int((model / "n-params").read_text())
     largest = 128256 * args.hidden * 4 / 2**30  # the embedding in float32, GiB
+    from tmplc.export.llamacpp_sources import extract_converter
+
     conv = extract_converter(work / "llama.cpp")
     env = dict(os.environ, PYTHONPATH=f"{work / 'llama.cpp' / 'gguf-py'}")
-    rows = []
     py = sys.executable
-    tm_code = ("import sys; from tmplc.export.exporter import export; "
-               f"export({str(model)!r}, 'llama-3', {str(work / 'tmplc')!r}, outtypes='f16,q8_0', logits=False, "
-               "n_random=0, force=True)")
-    s, rss = timed([py, "-c", tm_code], env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
-    rows.append(("tmplc export (F16 + Q8_0, one pass)", s, rss))
+    runs: list[tuple[str, list[str], dict]] = []
+    for label, kw in [("tmplc export F16+Q8_0, one pass, checks 1-4", "logits=False, n_random=0"),
+                      *([("tmplc export F16+Q8_0, one pass, all checks (default)", "")] if args.logits else [])]:
+        out = work / ("tmplc-logits" if kw == "" else "tmplc")
+        code = ("from tmplc.export.exporter import export; "
+                f"export({str(model)!r}, 'llama-3', {str(out)!r}, outtypes='f16,q8_0', force=True, {kw})")
+        runs.append((label, [py, "-c", code], dict(os.environ, PYTHONPATH=str(ROOT / "src"))))
     for t in ("f16", "q8_0"):
-        s, rss = timed([py, str(conv), str(model), "--outtype", t, "--outfile", str(work / f"conv-{t}.gguf")], env=env)
-        rows.append((f"convert_hf_to_gguf.py --outtype {t}", s, rss))
+        runs.append((f"convert_hf_to_gguf.py --outtype {t}",
+                     [py, str(conv), str(model), "--outtype", t, "--outfile", str(work / f"conv-{t}.gguf")], env))
+    results: dict[str, list[tuple[float, float, float]]] = {r[0]: [] for r in runs}
+    ratios = []
+    loads = [os.getloadavg()[0]]
+    for _ in range(args.repeats):
+        for label, cmd, e in runs:
+            results[label].append(timed(cmd, e))
+            loads.append(os.getloadavg()[0])
+        conv_min = min(results[label][-1][0] for label, _, _ in runs if label.startswith("convert"))
+        ratios.append(results[runs[0][0]][-1][0] / conv_min)
     print(f"model: {n / 1e9:.2f}B parameters (bf16), largest tensor {largest:.2f} GiB as float32; "
-          f"RSS goal <= {3 * largest + 1:.2f} GiB")
-    print(f"| run | wall s | peak RSS GiB |\n|---|---:|---:|")
-    for name, s, rss in rows:
-        print(f"| {name} | {s:.1f} | {rss:.2f} |")
-    one = min(r[1] for r in rows[1:])
-    print(f"tmplc (both types) / converter (one type) = {rows[0][1] / one:.2f}x")
+          f"RSS goal <= {3 * largest + 1:.2f} GiB; {os.cpu_count()} CPUs, 1-min load average during the "
+          f"runs {min(loads):.1f}-{max(loads):.1f}; {args.repeats} round(s), median shown")
+    print("| run | wall s | CPU s (user+sys) | peak RSS GiB |\n|---|---:|---:|---:|")
+    for label, rs in results.items():
+        med = [statistics.median(x) for x in zip(*rs)]
+        print(f"| {label} | {med[0]:.1f} | {med[1]:.1f} | {max(r[2] for r in rs):.2f} |")
+    print(f"tmplc (both types) / converter (faster single type, same round): "
+          f"{', '.join(f'{r:.2f}x' for r in ratios)} (median {statistics.median(ratios):.2f}x)")
+    rep = json.loads((work / "tmplc" / "export-report.json").read_text())
+    print("tmplc phases (last run, wall s): " + ", ".join(f"{k} {v:.1f}" for k, v in rep["timings"].items()))
+    for t, conv_t in (("F16", "f16"), ("Q8_0", "q8_0")):
+        mine = tensor_digests(work / "tmplc" / f"model-{t}.gguf")
+        theirs = tensor_digests(work / f"conv-{conv_t}.gguf")
+        same = sum(1 for k in mine if theirs.get(k) == mine[k])
+        diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+        print(f"{t}: {same}/{len(mine)} tensors byte-identical to the converter's"
+              + (f" (differ: {', '.join(diff[:6])}{'...' if len(diff) > 6 else ''})" if diff else ""))
     return 0
 
 

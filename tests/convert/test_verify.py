@@ -55,6 +55,41 @@ def test_modelfile_against_another_spec_shows_the_conversation(llama3_bundle, ca
     assert main(["verify", str(llama3_bundle / "Modelfile"), "--template", "llama-3"]) == 0
 
 
+def _stop_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.startswith("PARAMETER stop ")]
+
+
+def test_modelfile_with_a_stop_removed_or_added_is_a_difference(llama3_bundle, tmp_path, capsys):
+    """The TEMPLATE alone renders identically, so only the PARAMETER stop lines can make these fail:
+    a missing end-of-turn stop (generation runs on) and an extra stop are both differences."""
+    text = (llama3_bundle / "Modelfile").read_text()
+    stops = _stop_lines(text)
+    assert stops, "tmplc's llama-3 Modelfile carries its end-of-turn as a stop"
+    removed = stops[0].split(" ", 2)[2]
+    missing = tmp_path / "missing" / "Modelfile"
+    missing.parent.mkdir()
+    missing.write_text(text.replace(stops[0] + "\n", ""))
+    capsys.readouterr()
+    assert main(["verify", str(missing), "--template", "llama-3"]) == 1
+    out, err = capsys.readouterr()
+    assert f"missing PARAMETER stop {removed!r}" in err and "extra" not in err
+    assert f"{missing}: renders identically" in out  # only the stops differ
+
+    extra = tmp_path / "extra" / "Modelfile"
+    extra.parent.mkdir()
+    extra.write_text(text.rstrip("\n") + "\nPARAMETER stop </s>\n")
+    assert main(["verify", str(extra), "--template", "llama-3"]) == 1
+    err = capsys.readouterr().err
+    assert "extra PARAMETER stop '</s>'" in err and "missing" not in err
+
+    same = tmp_path / "same" / "Modelfile"  # reordered stops and the same TEMPLATE: still a match
+    same.parent.mkdir()
+    body = "\n".join(ln for ln in text.splitlines() if ln not in stops)
+    same.write_text(body + "\n" + "\n".join(reversed(stops)) + "\n")
+    assert main(["verify", str(same), "--template", "llama-3"]) == 0
+    assert "as the spec's" in capsys.readouterr().out
+
+
 def test_real_tokenizer_folders():
     """The real Qwen3 template renders like qwen3-thinking; the real Llama 3 one always appends the
     assistant header (it ignores add_generation_prompt), which llama-3 does not."""

@@ -13,7 +13,8 @@ message, edge contents, seeded random ones) and compared byte for byte with the 
 * an Ollama TEMPLATE (with its ``SYSTEM``) in the Go harness, against the format's own Modelfile
   rendered by the same harness (Ollama's conventions: no BOS, merged same-role messages, no
   generation-prompt flag; a format that trims is compared as its Modelfile renders it, contents
-  as sent);
+  as sent); a Modelfile's ``PARAMETER stop`` lines are compared with the format's stops (a
+  missing or extra stop is a difference);
 * a manifest: every file's sha256 first (an edited file is a difference), then each deployable
   file in it as above, and ``format.json`` by IR equality.
 
@@ -162,6 +163,36 @@ def check_ollama(template: str, system: str | None, fmt: ChatFormat, file: str, 
     return None
 
 
+def check_stops(modelfile: str, fmt: ChatFormat, file: str) -> str | None:
+    """A deployed Modelfile's ``PARAMETER stop`` lines against the stops ``fmt``'s own Modelfile
+    carries (its ``stop_strings``): a missing one means generation runs past the end of the turn,
+    an extra one that it stops where training did not.  None when they agree (order is free);
+    also None when ``fmt`` has no Modelfile (:func:`check_ollama` reports that)."""
+    from tmplc.targets.ollama import modelfile_fields
+
+    try:
+        want = modelfile_fields(fmt.to_ollama(allow_untrimmed=True))["stop"]
+    except TmplcError:
+        return None
+    got = modelfile_fields(modelfile)["stop"]
+    missing = [s for s in dict.fromkeys(want) if s not in got]
+    extra = [s for s in dict.fromkeys(got) if s not in want]
+    if not missing and not extra:
+        return None
+    parts = []
+    if missing:
+        parts.append(f"missing PARAMETER stop {', '.join(map(repr, missing))} (generation would run past the end "
+                     "of the turn)")
+    if extra:
+        parts.append(f"extra PARAMETER stop {', '.join(map(repr, extra))} (generation would stop where training "
+                     "did not)")
+    return f"{file}: the stop parameters differ from the spec's {want!r}: " + "; ".join(parts)
+
+
+def _is_modelfile(p: Path) -> bool:
+    return p.name == "Modelfile" or p.suffix.lower() == ".modelfile"
+
+
 def _check_manifest(manifest_path: Path, fmt: ChatFormat, report: Report, n_random: int) -> None:
     from tmplc.fileio import InputError, read_text
 
@@ -227,6 +258,16 @@ def _check_source(src, file: str, fmt: ChatFormat, report: Report, n_random: int
     if src.kind == "ollama":
         problem = check_ollama(src.template, src.system, fmt, file, n_random=n_random)
         engine = "Go text/template, Ollama's conventions"
+        if src.path is not None and _is_modelfile(Path(src.path)):
+            from tmplc.fileio import read_text
+            from tmplc.targets.ollama import modelfile_fields
+
+            text = read_text(Path(src.path), what="Modelfile")
+            stops = check_stops(text, fmt, file)
+            if stops is not None:
+                report.problems.append(stops)
+            elif problem is None:
+                engine += f"; PARAMETER stop {modelfile_fields(text)['stop']!r} as the spec's"
     else:
         if not src.template:
             raise TmplcError(f"{file}: no chat template in it")
@@ -276,4 +317,5 @@ def identify_by_rendering(src) -> str | None:
     return None
 
 
-__all__ = ["DAY", "identify_by_rendering", "Difference", "Report", "check_jinja", "check_ollama", "verify_deployed"]
+__all__ = ["DAY", "identify_by_rendering", "Difference", "Report", "check_jinja", "check_ollama", "check_stops",
+           "verify_deployed"]

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tmplc.export.errors import ExportInputError, ExportRefused, ValidationFailed
+from tmplc.export.errors import ExportInputError, ValidationFailed
 from tmplc.export.report import Check, ExportReport, sha256_file
 
 REPORT = "export-report.json"
@@ -47,6 +49,16 @@ def _temp_path(out: Path, final: str) -> Path:
     return Path(tmp)
 
 
+@contextmanager
+def _phase(timings: dict[str, float], name: str):
+    """Add the wall time of the block to ``timings[name]`` (the report's phase timer)."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t, 3)
+
+
 def _load_tokenizer(folder: Path, model_dir: Path):
     """The tokenizer as training loaded it: from ``folder`` (the adapter's copy, when it has one) but
     with the model's config, which decides the class (transformers 5 picks another class, with another
@@ -59,8 +71,11 @@ def _load_tokenizer(folder: Path, model_dir: Path):
         raise ExportInputError(f"{folder}: cannot load the tokenizer: {exc}") from exc
 
 
-def _reference_model(src, adapter_dir: Path | None):
-    """The torch model the logits are compared with (float32, CPU; the adapter merged by PEFT)."""
+def _reference_logits(src, adapter_dir: Path | None, ids: list[int]):
+    """The logits of the torch model (float32, CPU; the adapter merged by PEFT) on ``ids``.  The
+    model is dropped before llama.cpp loads a GGUF, so the two never share memory."""
+    import gc
+
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -69,7 +84,33 @@ def _reference_model(src, adapter_dir: Path | None):
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    return model.eval()
+    with torch.no_grad():
+        logits = model.eval()(torch.tensor([ids])).logits[0].float().numpy().copy()
+    del model
+    gc.collect()
+    return logits
+
+
+def _plan(src, template: Any, tokenizer: Any):
+    """The format, checkpoint, tensor plan, vocabulary, adapter and chat keys of an export."""
+    from tmplc.export.architectures import plan_architecture
+    from tmplc.export.lora import load_adapter
+    from tmplc.export.metadata import choose_chat_keys
+    from tmplc.export.safetensors_reader import Checkpoint
+    from tmplc.export.sources import load_format
+    from tmplc.export.vocab import build_vocab
+
+    fmt, spec_source = load_format(src, template, tokenizer)
+    ck = Checkpoint.from_folder(src.model)
+    shapes = {n: ck.shape(n) for n in ck.names()}
+    arch = plan_architecture(src.config, shapes, str(src.model / "config.json"))
+    emb_rows = shapes["model.embed_tokens.weight"][0]
+    if emb_rows != arch.n_vocab:
+        raise ExportInputError(f"{src.model}: config vocab_size {arch.n_vocab} != embedding rows {emb_rows}")
+    vocab = build_vocab(src.tokenizer_dir, tokenizer, arch.n_vocab)
+    lora = load_adapter(src.adapter, set(shapes)) if src.adapter is not None else None
+    keys = choose_chat_keys(fmt, vocab, tokenizer)
+    return fmt, spec_source, ck, shapes, arch, vocab, lora, keys
 
 
 def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out", *,
@@ -87,33 +128,23 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
         ValidationFailed: a check failed and ``force`` is false (no GGUF/Modelfile under a final name).
     """
     from tmplc.export import quantize as qz
-    from tmplc.export.architectures import plan_architecture
+    from tmplc.export import validate as v
     from tmplc.export.conversations import check_conversations
     from tmplc.export.doctor_check import check_doctor
-    from tmplc.export.lora import load_adapter
-    from tmplc.export.metadata import choose_chat_keys
-    from tmplc.export.safetensors_reader import Checkpoint
-    from tmplc.export.sources import locate, load_format
-    from tmplc.export import validate as v
-    from tmplc.export.vocab import build_vocab
+    from tmplc.export.sources import locate
     from tmplc.export.writer import write_ggufs
 
+    tm: dict[str, float] = {}
     types = qz.parse_outtypes(outtypes)
     kq = [t for t in types if t in qz.KQUANTS]
     if kq:
         qz.llama_cpp_quantizer()  # refuse before any work
     src = locate(model, adapter)
-    tokenizer = _load_tokenizer(src.tokenizer_dir, src.model)
-    fmt, spec_source = load_format(src, template, tokenizer)
-    ck = Checkpoint.from_folder(src.model)
-    shapes = {n: ck.shape(n) for n in ck.names()}
-    arch = plan_architecture(src.config, shapes, str(src.model / "config.json"))
-    emb_rows = shapes["model.embed_tokens.weight"][0]
-    if emb_rows != arch.n_vocab:
-        raise ExportInputError(f"{src.model}: config vocab_size {arch.n_vocab} != embedding rows {emb_rows}")
-    vocab = build_vocab(src.tokenizer_dir, tokenizer, arch.n_vocab)
-    lora = load_adapter(src.adapter, set(shapes)) if src.adapter is not None else None
-    keys = choose_chat_keys(fmt, vocab, tokenizer)
+    with _phase(tm, "load tokenizer"):
+        tokenizer = _load_tokenizer(src.tokenizer_dir, src.model)
+    with _phase(tm, "plan (format, tensors, vocabulary)"):
+        fmt, spec_source, ck, shapes, arch, vocab, lora, keys = _plan(src, template, tokenizer)
+
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +159,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
     temps: dict[str, Path] = {t: _temp_path(out_dir, finals.get(t, f"{base}-{t}.gguf")) for t in native}
     report = ExportReport(model=str(src.model), adapter=str(src.adapter) if src.adapter else None,
                           format=fmt.name, spec=fmt.to_yaml(), spec_source=spec_source, outtypes=types,
-                          out_dir=str(out_dir), forced=force)
+                          out_dir=str(out_dir), forced=force, timings=tm)
     report.notes += vocab.notes + keys.notes + arch.notes
     if lora is not None:
         report.notes.append(f"LoRA adapter merged into {lora.used()} weights (CPU, float32, then cast)")
@@ -138,14 +169,16 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
                        "add_eos_token": False, "n_vocab": arch.n_vocab}
     all_temps = list(temps.values())
     try:
-        res = write_ggufs(temps, base, arch, vocab, keys, ck, lora, progress)
+        with _phase(tm, "weights (read, encode, write, hash)"):
+            res = write_ggufs(temps, base, arch, vocab, keys, ck, lora, progress)
         for t, names in res.fallbacks.items():
             report.notes.append(f"{t}: {len(names)} tensors whose rows are not a multiple of 32 are F16 "
                                 f"({', '.join(names[:5])}{'...' if len(names) > 5 else ''})")
         for t in kq:
             temps[t] = _temp_path(out_dir, finals[t])
             all_temps.append(temps[t])
-            qz.kquantize(str(temps[source_for_k or scratch]), str(temps[t]), t)
+            with _phase(tm, f"k-quant {t} (llama.cpp)"):
+                qz.kquantize(str(temps[source_for_k or scratch]), str(temps[t]), t)
         from tmplc.errors import TmplcError
         from tmplc.targets.ollama import to_ollama
 
@@ -166,13 +199,16 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
         # -- checks ---------------------------------------------------------------------------
         convs = check_conversations(n_random, seed)
         probe = temps[native[0]]
-        checks: list[Check] = [
-            v.check_llamacpp_template(fmt, probe, convs),
-            v.check_modelfile(fmt, modelfile, convs, ollama_refusal),
-            v.check_token_ids(fmt, probe, tokenizer, convs),
-            v.check_hf_template(fmt, tokenizer, convs),
-            check_doctor(fmt, tokenizer, ck, keys.eot_id, src.model),
-        ]
+        fields = v.gguf_chat_fields(probe)
+        runs = [("llamacpp_template", lambda: v.check_llamacpp_template(fmt, probe, convs, fields)),
+                ("modelfile", lambda: v.check_modelfile(fmt, modelfile, convs, ollama_refusal)),
+                ("token_ids", lambda: v.check_token_ids(fmt, probe, tokenizer, convs, fields)),
+                ("hf_template", lambda: v.check_hf_template(fmt, tokenizer, convs)),
+                ("doctor", lambda: check_doctor(fmt, tokenizer, ck, keys.eot_id, src.model))]
+        checks: list[Check] = []
+        for cname, run in runs:
+            with _phase(tm, f"check {cname}"):
+                checks.append(run())
         if "F16" in temps and "F16" != scratch:
             over = res.overflow
             checks.append(Check("f16_range", not over, (
@@ -181,12 +217,13 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
                 "every F16 value is finite", {"tensors": over}))
         lt = [t for t in ("F32", "F16") if t in temps and t != scratch]
         if logits and lt:
-            ref = _reference_model(src, src.adapter)
             ids = list(tokenizer(fmt.render(list(convs[2]), add_generation_prompt=True, date=v.DAY),
                                  add_special_tokens=False)["input_ids"])[:48]
+            with _phase(tm, "check logits: torch reference"):
+                ref = _reference_logits(src, src.adapter, ids)
             for t in lt:
-                checks.append(v.check_logits(temps[t], t, ref, ids))
-            del ref
+                with _phase(tm, f"check logits_{t.lower()} (llama.cpp)"):
+                    checks.append(v.check_logits(temps[t], t, ref, ids))
         report.checks = checks
         report.refused = not report.ok and not force
         if report.refused:
@@ -196,7 +233,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
         for t in types:
             final = out_dir / finals[t]
             os.replace(temps[t], final)
-            report.files[finals[t]] = sha256_file(final)
+            report.files[finals[t]] = res.sha256.get(t) or sha256_file(final)
         if modelfile is not None:
             _atomic_write(out_dir / MODELFILE, modelfile.encode("utf-8"))
             report.files[MODELFILE] = sha256_file(out_dir / MODELFILE)

@@ -47,6 +47,10 @@ class LoraAdapter:
                                    f"the model's weight {w.shape}: the adapter is for another model")
         return (torch.from_numpy(w) + d).numpy()
 
+    def targets(self, base_name: str) -> bool:
+        """Whether the adapter changes this base weight."""
+        return base_name in self.pairs
+
     def used(self) -> int:
         return len(self.pairs)
 

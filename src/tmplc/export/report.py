@@ -38,6 +38,7 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
     forced: bool = False
     refused: bool = False
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> wall seconds
 
     @property
     def ok(self) -> bool:

@@ -1,13 +1,16 @@
 """Read HF safetensors checkpoints lazily: parse each file's header, memory-map it, and hand out
 one tensor at a time as float32 (F32/F16/BF16 sources; bf16 is widened bit-exactly).
 
-Nothing is loaded up front: :meth:`Checkpoint.read` maps the bytes of one tensor only, so a pass
-over the weights holds one tensor (plus its float32 copy) at a time.
+Nothing is loaded up front.  :meth:`Checkpoint.read_rows` reads a slice of rows with ``pread``
+into a fresh buffer (no mapping stays resident, so the page cache is not counted in the
+process's RSS), which lets a pass over the weights hold a few row chunks instead of whole
+tensors; :meth:`Checkpoint.raw` memory-maps (for the few rows the doctor samples).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +56,7 @@ class Checkpoint:
     def __init__(self, files: list[Path]) -> None:
         self.entries: dict[str, TensorEntry] = {}
         self._maps: dict[Path, np.memmap] = {}
+        self._fds: dict[Path, int] = {}
         for f in files:
             header, data_offset = _header(f)
             for name, info in header.items():
@@ -105,29 +109,64 @@ class Checkpoint:
     def raw(self, name: str) -> np.ndarray:
         """The tensor in its stored dtype (bf16 as uint16 bit patterns), memory-mapped."""
         e = self.entries[name]
-        if e.dtype not in _DTYPES:
-            raise ExportRefused(f"{e.file}: tensor {name!r} has dtype {e.dtype}; tmplc exports F32, F16 and "
-                                "BF16 checkpoints only")
+        dt = self._check(e)
         mm = self._maps.get(e.file)
         if mm is None:
             mm = self._maps[e.file] = np.memmap(e.file, dtype=np.uint8, mode="r")
+        buf = mm[e.data_offset + e.start:e.data_offset + e.end]
+        if buf.size != e.end - e.start:
+            raise ExportInputError(f"{e.file}: tensor {name!r} ends early: the file is truncated or corrupt")
+        return buf.view(dt).reshape(e.shape)
+
+    def _check(self, e: TensorEntry) -> np.dtype:
+        if e.dtype not in _DTYPES:
+            raise ExportRefused(f"{e.file}: tensor {e.name!r} has dtype {e.dtype}; tmplc exports F32, F16 and "
+                                "BF16 checkpoints only")
         dt = np.dtype(_DTYPES[e.dtype]).newbyteorder("<")
         count = int(np.prod(e.shape, dtype=np.int64)) if e.shape else 1
-        buf = mm[e.data_offset + e.start:e.data_offset + e.end]
-        if buf.size != count * dt.itemsize:
-            raise ExportInputError(f"{e.file}: tensor {name!r} has {buf.size} bytes for shape {list(e.shape)} "
-                                   f"and dtype {e.dtype}: the file is truncated or corrupt")
-        return buf.view(dt).reshape(e.shape)
+        if e.end - e.start != count * dt.itemsize:
+            raise ExportInputError(f"{e.file}: tensor {e.name!r} has {e.end - e.start} bytes for shape "
+                                   f"{list(e.shape)} and dtype {e.dtype}: the file is truncated or corrupt")
+        return dt
+
+    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` of the first axis (a 0-/1-D tensor is one row of shape
+        ``(1, n)``), in the stored dtype (bf16 as uint16 bit patterns), read into a new array."""
+        e = self.entries[name]
+        dt = self._check(e)
+        shape = e.shape if len(e.shape) >= 2 else (1, int(np.prod(e.shape, dtype=np.int64)))
+        row = int(np.prod(shape[1:], dtype=np.int64)) * dt.itemsize
+        out = np.empty((stop - start, *shape[1:]), dtype=dt)
+        fd = self._fds.get(e.file)
+        if fd is None:
+            fd = self._fds[e.file] = os.open(e.file, os.O_RDONLY)
+        view, pos, done = memoryview(out.reshape(-1).view(np.uint8)), e.data_offset + e.start + start * row, 0
+        while done < len(view):
+            n = os.preadv(fd, [view[done:]], pos + done)
+            if n <= 0:
+                raise ExportInputError(f"{e.file}: tensor {name!r} ends early: the file is truncated or corrupt")
+            done += n
+        return out
 
     def read(self, name: str) -> np.ndarray:
         """The tensor as a new float32 array (bf16 widened exactly: its 16 bits are the top of an f32)."""
         e = self.entries[name]
-        arr = self.raw(name)
-        if e.dtype == "BF16":
-            out = np.empty(arr.shape, dtype=np.float32)
-            out.view(np.uint32)[...] = arr.astype(np.uint32) << 16
-            return out
-        return np.array(arr, dtype=np.float32)
+        rows = e.shape[0] if len(e.shape) >= 2 else 1
+        return widen(self.read_rows(name, 0, rows), e.dtype).reshape(e.shape)
 
     def close(self) -> None:
         self._maps.clear()
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+
+def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """Stored values (``dtype``: the safetensors name) as a new float32 array; bf16 exactly."""
+    if dtype == "BF16":
+        out = np.empty(raw.shape, dtype=np.float32)
+        bits = out.view(np.uint32)
+        bits[...] = raw
+        bits <<= 16
+        return out
+    return np.array(raw, dtype=np.float32)

@@ -30,6 +30,8 @@ from tmplc.errors import MessageError, TmplcError
 from tmplc.export.report import Check
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from tmplc.ir import ChatFormat
 
 DAY = datetime.date(2024, 2, 29)  # the date of dated formats in every comparison
@@ -76,11 +78,13 @@ def gguf_chat_fields(path: Path) -> dict[str, Any]:
     return out
 
 
-def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[list[dict]]) -> Check:
+def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[list[dict]],
+                            fields: dict[str, Any] | None = None) -> Check:
+    """``fields``: :func:`gguf_chat_fields` of ``gguf_path`` when the caller has them already."""
     from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
     from tmplc.targets.llamacpp import expected_llamacpp
 
-    g = gguf_chat_fields(gguf_path)
+    g = fields if fields is not None else gguf_chat_fields(gguf_path)
     if not g["chat_template"]:
         return Check("llamacpp_template", False, "the GGUF has no tokenizer.chat_template")
     jobs, wants = [], []
@@ -177,13 +181,14 @@ def load_llama(path: Path, **kw: Any):
         return llama_cpp.Llama(model_path=str(path), verbose=False, **kw)
 
 
-def check_token_ids(fmt: "ChatFormat", gguf_path: Path, tokenizer: Any, convs: Sequence[list[dict]]) -> Check:
+def check_token_ids(fmt: "ChatFormat", gguf_path: Path, tokenizer: Any, convs: Sequence[list[dict]],
+                    fields: dict[str, Any] | None = None) -> Check:
     try:
         import llama_cpp  # noqa: F401
     except Exception as exc:
         return Check("token_ids", False, f"llama-cpp-python is not importable ({exc}): cannot tokenize with the GGUF "
                      "(install it: scripts/setup.sh)")
-    g = gguf_chat_fields(gguf_path)
+    g = fields if fields is not None else gguf_chat_fields(gguf_path)
     add_bos = bool(g["add_bos"])
     bos_text, bos_id = g["bos_text"], g["bos_id"]
     llm = load_llama(gguf_path, vocab_only=True)
@@ -214,10 +219,10 @@ def check_token_ids(fmt: "ChatFormat", gguf_path: Path, tokenizer: Any, convs: S
                  "BOS not doubled)", {"renders": n, "add_bos": add_bos})
 
 
-def check_logits(gguf_path: Path, outtype: str, reference: Any, ids: list[int]) -> Check:
-    """``reference``: a torch causal LM (float32, eval mode); ``ids``: the prompt."""
+def check_logits(gguf_path: Path, outtype: str, reference: "np.ndarray", ids: list[int]) -> Check:
+    """``reference``: the torch model's float32 logits on ``ids`` (one row per position); ``ids``: the
+    prompt."""
     import numpy as np
-    import torch
 
     name = f"logits_{outtype.lower()}"
     try:
@@ -225,8 +230,7 @@ def check_logits(gguf_path: Path, outtype: str, reference: Any, ids: list[int]) 
     except Exception as exc:
         return Check(name, False, f"llama-cpp-python is not importable ({exc}): cannot run the GGUF "
                      "(install it: scripts/setup.sh)")
-    with torch.no_grad():
-        ref = reference(torch.tensor([ids])).logits[0].float().numpy()
+    ref = np.asarray(reference, dtype=np.float32)
     llm = load_llama(gguf_path, n_ctx=max(64, len(ids) + 8), logits_all=True, n_threads=2, n_batch=len(ids) + 8)
     try:
         llm.eval(ids)
