@@ -97,7 +97,7 @@ def tensor_digests(path: Path) -> dict[str, tuple[int, str]]:
     """GGUF tensor name -> (ggml type, sha256 of its bytes)."""
     import hashlib
 
-    from tmplc.export.gguf_file import read_gguf, tensor_bytes
+    from tmplc.gguf_container import read_gguf, tensor_bytes
 
     f = read_gguf(path)
     types = {t.name: t.ggml_type for t in f.tensors}

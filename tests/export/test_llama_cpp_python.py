@@ -11,7 +11,7 @@ import pytest
 
 import tmplc
 from tmplc.export import export
-from tmplc.export.gguf_file import read_gguf
+from tmplc.gguf_container import read_gguf
 from tmplc.export.validate import load_llama
 
 from .conftest import need_engines, need_llama_cpp
