@@ -72,6 +72,31 @@ def test_gguf(tmp_path):
     assert identify(src.convert()) == "chatml"
 
 
+def test_gguf_template_not_utf8_is_bad_input(tmp_path):
+    import gguf
+    from tmplc.cli import main
+    path = tmp_path / "m.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_token_list(["<s>", "a"])
+    w.add_chat_template("MARKER{{ messages }}")
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"MARKER", b"\xffMARKE"))
+    with pytest.raises(TemplateSourceError, match="not valid UTF-8"):
+        load_template_source(path)
+    assert main(["convert", str(path), "--to", "spec"]) == 2
+
+
+def test_gguf_truncated_is_bad_input(tmp_path):
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF\x03\x00\x00\x00\x01")
+    with pytest.raises(TemplateSourceError, match="not a readable GGUF"):
+        load_template_source(path)
+
+
 def test_modelfile(tmp_path):
     p = tmp_path / "Modelfile"
     p.write_text('FROM ./m.gguf\nTEMPLATE """{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}'

@@ -115,45 +115,32 @@ def _from_tokenizer_config(path: Path) -> TemplateSource | None:
 
 
 def _from_gguf(path: Path) -> TemplateSource:
+    from tmplc.gguf_container import GGUFError, read_gguf
+
     try:
-        from gguf import GGUFReader
-    except ImportError:  # pragma: no cover
-        raise TemplateSourceError("reading GGUF files needs the gguf package: pip install 'tmplc[gguf]'") from None
-    try:
-        reader = GGUFReader(str(path))
-    except Exception as e:  # noqa: BLE001 - any parse failure of a foreign file
+        gg = read_gguf(path)
+    except GGUFError as e:
         raise TemplateSourceError(f"{path}: not a readable GGUF file: {e}") from None
-
-    def value(key: str) -> Any:
-        f = reader.fields.get(key)
-        if f is None:
-            return None
-        try:
-            return f.contents()
-        except Exception:  # noqa: BLE001 - older gguf: decode by hand
-            part = f.parts[f.data[0]]
-            try:
-                return bytes(part).decode("utf-8")
-            except Exception:  # noqa: BLE001
-                return part.tolist()[0] if hasattr(part, "tolist") else None
-
+    value = gg.get
     tmpl = value("tokenizer.chat_template")
-    named = {}
-    for key in reader.fields:
-        if key.startswith("tokenizer.chat_template."):
-            named[key[len("tokenizer.chat_template."):]] = value(key)
+    named = {key[len("tokenizer.chat_template."):]: value(key)
+             for key in gg.kvs if key.startswith("tokenizer.chat_template.")}
     if not isinstance(tmpl, str):
         raise TemplateSourceError(f"{path}: the GGUF file has no tokenizer.chat_template")
+    try:
+        tmpl.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise TemplateSourceError(f"{path}: tokenizer.chat_template is not valid UTF-8 "
+                                  f"(character {e.start}); rewrite it with `tmplc gguf set-template`") from None
+    tokens = value("tokenizer.ggml.tokens") or []
     bos = eos = None
-    tokens_field = reader.fields.get("tokenizer.ggml.tokens")
     for key, slot in (("tokenizer.ggml.bos_token_id", "bos"), ("tokenizer.ggml.eos_token_id", "eos")):
         tid = value(key)
-        if isinstance(tid, int) and tokens_field is not None and 0 <= tid < len(tokens_field.data):
-            tok = bytes(tokens_field.parts[tokens_field.data[tid]]).decode("utf-8", "replace")
+        if isinstance(tid, int) and 0 <= tid < len(tokens):
             if slot == "bos":
-                bos = tok
+                bos = tokens[tid]
             else:
-                eos = tok
+                eos = tokens[tid]
     name = value("general.name")
     return TemplateSource(tmpl, bos_token=bos, eos_token=eos, path=str(path),
                           name=name if isinstance(name, str) and name else path.stem, named=named)
