@@ -6,6 +6,7 @@ import argparse
 import json
 
 from tmplc.cli.common import add_token_options, load_format, write_output
+from tmplc.ir import TRIM_FILTERS
 
 # target name -> (description, function(fmt, args) -> str)
 TARGETS: dict[str, tuple[str, object]] = {
@@ -33,7 +34,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", metavar="PATH",
                    help="with --to ollama: the model for the Modelfile's FROM line (default: a placeholder)")
     p.add_argument("--strict", action="store_true",
-                   help="with --to ollama: refuse (exit 3) a format with |trim/|lstrip/|rstrip, which Ollama "
+                   help="with --to ollama: refuse (exit 3) a format with " + "/".join("|" + f for f in TRIM_FILTERS) + ", which Ollama "
                         "templates cannot carry. Default: write the Modelfile with contents rendered as sent, "
                         "with the caveat on stderr and in the Modelfile (as Ollama's own templates do)")
     p.add_argument("--allow-untrimmed", action="store_true",
