@@ -76,7 +76,9 @@ def to_spec(st: Structure) -> str:
     whose preamble is more than leading ``{BOS}``s (e.g. ``[gMASK]<sop>{SPLIT}<|system|>...``)."""
     from tmplc.spec.structure import default_split
     from tmplc.spec.files import parse_structure
+    from tmplc.spec.tools import text_layout
 
+    st = text_layout(st)  # the tool rendering is the YAML's 'tools:' section, not spec text
     sb = st.system
     system = ""
     if sb is not None:
@@ -157,6 +159,11 @@ def to_yaml(fmt: "ChatFormat") -> str:
         st = replace(st, system=replace(st.system, default=None))
         data["default_system"] = default
     spec = to_spec(st)
+    from tmplc.spec.tools import tools_data
+
+    tools = tools_data(st)
+    if tools is not None:
+        data["tools"] = tools
     head = yaml.dump(data, Dumper=_indented_dumper(), sort_keys=False, allow_unicode=True, width=100)
     tail = ""
     if m.notes:
