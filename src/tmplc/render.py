@@ -96,8 +96,8 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
         role = m.get("role")
         if role == "tool":
             if not has_tools:
-                raise MessageError(i, f"format {name!r} has no tool support: it cannot render a 'tool' "
-                                   "message (use a tool format, e.g. qwen3-tools)")
+                raise MessageError(i, f"unknown role 'tool': format {name!r} has no tool support (use a "
+                                   "tool format, e.g. qwen3-tools)")
         elif role not in ROLES:
             raise MessageError(i, f"unknown role {role!r}: this format supports system, user and assistant"
                                + (" and tool" if has_tools else ""))

@@ -98,7 +98,7 @@ def test_a_format_without_tool_support_refuses_tools_and_tool_messages():
     qwen3 = registry["qwen3"]
     with pytest.raises(MessageError, match="no tool support: it cannot render tools"):
         qwen3.render([{"role": "user", "content": "hi"}], tools=[WEATHER])
-    with pytest.raises(MessageError, match=r"message 1.*'tool' message"):
+    with pytest.raises(MessageError, match=r"message 1: unknown role 'tool'.*no tool support"):
         qwen3.render([{"role": "user", "content": "hi"}, {"role": "tool", "content": "x"}])
     with pytest.raises(MessageError, match=r"message 1.*cannot render tool_calls"):
         qwen3.render([{"role": "user", "content": "hi"},

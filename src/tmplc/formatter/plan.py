@@ -40,6 +40,7 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from typing import Any
 
+from tmplc.ir import REASONING_KEYS
 from tmplc.render import ROLES
 
 IGNORE = -100
@@ -91,6 +92,8 @@ def _plain(messages) -> bool:
         role = m.get("role")
         if role not in ROLES or not isinstance(m.get("content"), str) or (role == "system" and i != 0):
             return False
+        if m.get("tool_calls") or any(m.get(k) is not None for k in REASONING_KEYS):
+            return False  # tool calls and explicit reasoning: the generic path
     return True
 
 

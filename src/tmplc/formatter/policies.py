@@ -82,7 +82,8 @@ class Policy:
             if last is not None and (-1 if s.message_index is None else s.message_index) != last:
                 out.append(False)
                 continue
-            if part in ("content", "lead"):  # the lead ({REPLY}) is written by the model too
+            if part in ("content", "lead", "call", "call_content"):  # the lead ({REPLY}) and tool calls
+                # are written by the model too
                 out.append(True)
             elif part == "suffix":
                 out.append(self.train_eot)
