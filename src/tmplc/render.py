@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 import json
 
 from tmplc.errors import MessageError
-from tmplc.ir import IDENTITY, DateToken, Fragment, SpecialToken, Text, fragment, message_reasoning
+from tmplc.ir import IDENTITY, DateToken, apply_trim, Fragment, SpecialToken, Text, fragment, message_reasoning
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat, ContentRule
@@ -81,6 +81,9 @@ class Segment:
     part: Part
     message_index: int | None
     trainable: bool
+    #: an answer's reasoning block (``{THINK}...{/THINK}``: its open, reasoning and close), a
+    #: ``content`` segment of its own that a policy may mask (``train_reasoning``)
+    reasoning: bool = False
 
 
 def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None) -> None:
@@ -404,7 +407,16 @@ def render_segments(
             t = fragment_text(fmt, e.fragment, bos, eos, date)
         elif e.rule is not None:
             m = messages[e.index]
-            t = e.rule.apply(content_of(m), message_reasoning(m))
+            text, given = content_of(m), message_reasoning(m)
+            rule = e.rule
+            if rule.think is not None:
+                seen = apply_trim(text, rule.trim, rule.trim_side) if rule.trim_first else text
+                block = rule.think.render(seen, given)
+                if block:
+                    segs.append(Segment(block, e.role, e.part, e.index, e.trainable, reasoning=True))
+                t = rule.content(text, given)
+            else:
+                t = rule.apply(text, given)
         else:
             t = e.text
         if t:
