@@ -105,6 +105,10 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
             raise MessageError(i, f"unknown role {role!r}: this format supports system, user and assistant"
                                + (" and tool" if has_tools else ""))
         content = m.get("content")
+        if len(m) == 2 and isinstance(content, str):  # {"role", "content"}: nothing else to check
+            if role == "system" and i != 0:
+                raise MessageError(i, "a system message is only allowed as the first message")
+            continue
         calls = m.get("tool_calls")
         if content is None and role == "assistant" and calls:
             pass  # a tool-call-only answer (transformers' convention): its content is ""
@@ -407,7 +411,7 @@ def render_segments(
             t = fragment_text(fmt, e.fragment, bos, eos, date)
         elif e.rule is not None:
             m = messages[e.index]
-            text, given = content_of(m), message_reasoning(m)
+            text, given = (m["content"], None) if len(m) == 2 else (content_of(m), message_reasoning(m))
             rule = e.rule
             if rule.think is not None:
                 seen = apply_trim(text, rule.trim, rule.trim_side) if rule.trim_first else text
