@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 import json
 
 from tmplc.errors import MessageError
-from tmplc.ir import IDENTITY, DateToken, apply_trim, Fragment, SpecialToken, Text, fragment, message_reasoning
+from tmplc.ir import IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat, ContentRule

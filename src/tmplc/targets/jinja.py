@@ -168,6 +168,11 @@ def _answer(rule: ContentRule, strip, content: str = "message['content']", given
     return _think_block(rule.think, strip, seen, given) + "{{- " + _answer_expr(rule, strip, content, given) + " -}}"
 
 
+def _lit(text: str) -> str:
+    """Output of literal ``text`` (nothing for ``""``)."""
+    return "{{- " + jinja_string(text) + " -}}" if text else ""
+
+
 def _json_filter(style) -> str:
     """transformers' ``tojson`` with the format's :class:`~tmplc.ir.JsonStyle`."""
     if style.tojson_default:
@@ -186,40 +191,37 @@ def _tool_block(st, sys_on: str, strip) -> str:
     if sb.default is not None:
         head += "{%- else -%}{{- " + jinja_string(sb.content(sb.default) + tf.system_sep) + " -}}"
     head += "{%- endif -%}"
-    lit = lambda t: "{{- " + jinja_string(t) + " -}}" if t else ""  # noqa: E731
-    items = ("{%- for tool in tools -%}" + lit(tf.item_prefix) + "{{- tool | " + _json_filter(tf.json) + " -}}"
-             + lit(tf.item_suffix) + "{%- endfor -%}")
-    return _out(sb.prefix) + head + lit(tf.list_prefix) + items + lit(tf.list_suffix) + _out(sb.suffix)
+    items = ("{%- for tool in tools -%}" + _lit(tf.item_prefix) + "{{- tool | " + _json_filter(tf.json) + " -}}"
+             + _lit(tf.item_suffix) + "{%- endfor -%}")
+    return _out(sb.prefix) + head + _lit(tf.list_prefix) + items + _lit(tf.list_suffix) + _out(sb.suffix)
 
 
 def _calls(st, strip, given: bool) -> str:
     """An answer's tool calls (after its content, inside its generation span)."""
     tf = st.tools
-    lit = lambda t: "{{- " + jinja_string(t) + " -}}" if t else ""  # noqa: E731
     answer = _answer_expr(st.assistant.rule, strip, CONTENT_VAR, given)
-    sep = "{%- if not loop.first -%}" + lit(tf.call_sep)
+    sep = "{%- if not loop.first -%}" + _lit(tf.call_sep)
     if tf.content_sep:
-        sep += "{%- elif " + answer + " -%}" + lit(tf.content_sep)
+        sep += "{%- elif " + answer + " -%}" + _lit(tf.content_sep)
     sep += "{%- endif -%}"
     return ("{%- if message['tool_calls'] -%}{%- for tc in message['tool_calls'] -%}"
-            "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep + lit(tf.call_prefix)
-            + "{{- tmplc_f['name'] -}}" + lit(tf.call_middle)
+            "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep + _lit(tf.call_prefix)
+            + "{{- tmplc_f['name'] -}}" + _lit(tf.call_middle)
             + "{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}{{- tmplc_f['arguments'] | "
-            + _json_filter(tf.json) + " -}}{%- endif -%}" + lit(tf.call_suffix) + "{%- endfor -%}{%- endif -%}")
+            + _json_filter(tf.json) + " -}}{%- endif -%}" + _lit(tf.call_suffix) + "{%- endfor -%}{%- endif -%}")
 
 
 def _results(tf) -> str:
     """A ``role: "tool"`` message (a run of them opened and closed once when ``grouped``)."""
-    lit = lambda t: "{{- " + jinja_string(t) + " -}}" if t else ""  # noqa: E731
     first = "loop.first or messages[loop.index0 - 1]['role'] != 'tool'"
     end = "loop.last or messages[loop.index0 + 1]['role'] != 'tool'"
-    opener = lit(tf.results_open)
-    closer = lit(tf.results_close)
+    opener = _lit(tf.results_open)
+    closer = _lit(tf.results_close)
     if tf.grouped:
         opener = opener and "{%- if " + first + " -%}" + opener + "{%- endif -%}"
         closer = closer and "{%- if " + end + " -%}" + closer + "{%- endif -%}"
-    return ("{%- elif message['role'] == 'tool' -%}" + opener + lit(tf.result_prefix) + "{{- message['content'] -}}"
-            + lit(tf.result_suffix) + closer)
+    return ("{%- elif message['role'] == 'tool' -%}" + opener + _lit(tf.result_prefix) + "{{- message['content'] -}}"
+            + _lit(tf.result_suffix) + closer)
 
 
 def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip) -> str:
