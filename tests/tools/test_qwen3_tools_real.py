@@ -129,3 +129,24 @@ def test_string_and_object_arguments_render_as_transformers_does():
     assert '{"name": "f", "arguments": {"a":1}}' in out
     assert '{"name": "g", "arguments": ' + json.dumps({"é": [1, {"b": None}]}, ensure_ascii=False) + "}" in out
     check(msgs, None, False)
+
+
+def test_thinking_alias_and_null_content_render_alike_in_every_target():
+    """tmplc's own conventions beyond the real template: ``thinking`` is read as the reasoning, and
+    a tool-call-only answer may have ``content: None`` (= ``""``); the HF and llama.cpp targets
+    render them as the reference does."""
+    from tools.test_llamacpp_tools import check_batch
+
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": None, "thinking": "\nhm\n",
+             "tool_calls": [{"name": "f", "arguments": {"a": 1}}]},
+            {"role": "tool", "content": "r"}]
+    want = FMT.render(msgs, tools=[WEATHER])
+    assert "<think>\nhm\n</think>\n\n<tool_call>\n" in want
+    assert render_template(_jinja(), msgs, tools=[WEATHER]) == want
+    check_batch([(msgs, [WEATHER], False)])
+    # as reasoning_content, it is what the real template renders
+    real = [dict(m) for m in msgs]
+    real[1]["reasoning_content"] = real[1].pop("thinking")
+    real[1]["content"] = ""
+    assert load_tokenizer("qwen3").apply_chat_template(real, tools=[WEATHER], tokenize=False) == want
