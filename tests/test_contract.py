@@ -134,6 +134,8 @@ def ollama_refusal(fmt):
     """The reason the Ollama target must refuse ``fmt`` (a regex for the TargetError), or None:
     the answer rules first (|drop_think..., |lstrip_nl, the final answer's own rule), then dates."""
     a = fmt.structure.assistant
+    if fmt.structure.tools is not None:
+        return r"renders tools, tool calls and tool results.*Go's encoding/json"
     if a.drop_think:
         return (re.escape("({OUTPUT|" + THINK_FILTER_OF[a.drop_think] + "})")
                 + r".*Ollama's template functions cannot search or split a string")

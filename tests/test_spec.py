@@ -962,10 +962,11 @@ def test_think_block_parses_renders_and_round_trips():
     assert fmt.render(msgs(("q", None)), add_generation_prompt=True) == f"{u}q<|im_end|>\n{asst}"
     assert fmt.render(msgs(("q", "<think>r</think>a")), continue_final_message=True) == \
         f"{u}q<|im_end|>\n{asst}<think>\nr\n</think>\n\na"
-    # the trainable content of the final answer holds its block
+    # the trainable content of the final answer holds its block (a content segment of its own,
+    # marked reasoning: the assistant_no_reasoning policy masks it)
     segs = fmt.segments(msgs(("q", "<think>r</think>a")))
-    assert [(s.text, s.part) for s in segs if s.trainable] == [("<think>\nr\n</think>\n\na", "content"),
-                                                               ("<|im_end|>\n", "suffix")]
+    assert [(s.text, s.part, s.reasoning) for s in segs if s.trainable] == [
+        ("<think>\nr\n</think>\n\n", "content", True), ("a", "content", False), ("<|im_end|>\n", "suffix", False)]
 
 
 @pytest.mark.parametrize("block, content, shown", [

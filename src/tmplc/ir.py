@@ -9,6 +9,7 @@ and "no dangling newline" checks exact.
 from __future__ import annotations
 
 import datetime as _dt
+import json as _json
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence, Union
 
@@ -33,7 +34,7 @@ DROP_THINK = ("", "last", "first", "last_lstrip_nl", "last_strip_nl", "last_trim
 #: What ``add_generation_prompt`` does after a conversation's last answer (``Structure.prompt_after_answer``).
 PROMPT_AFTER_ANSWER = ("final", "skip", "history")
 #: Which answers are *final* (their own rule and ending) (``Structure.final_scope``).
-FINAL_SCOPES = ("last", "last_answer", "after_user")
+FINAL_SCOPES = ("last", "last_answer", "after_user", "after_user_reasoning")
 
 
 def drop_reasoning(text: str, mode: str) -> str:
@@ -152,8 +153,11 @@ class ThinkBlock:
     always: bool = False
     trim: bool = False
 
-    def render(self, content: str) -> str:
-        r = reasoning_of(content)
+    def render(self, content: str, reasoning: str | None = None) -> str:
+        """The block for an answer ``content``; ``reasoning`` (a message's ``reasoning_content``)
+        replaces :func:`reasoning_of` the content, with its newlines stripped at both ends as
+        :func:`reasoning_of` strips them."""
+        r = reasoning_of(content) if reasoning is None else reasoning.strip("\n")
         if not r and not self.always:
             return ""
         return self.open + (r.strip() if self.trim else r) + self.close
@@ -220,23 +224,30 @@ class ContentRule:
         """Whether the rule uses an answer-only step (reasoning, ``lstrip_nl``), beyond a trim."""
         return bool(self.drop_think or self.lstrip_nl or self.think is not None)
 
-    def content(self, text: str) -> str:
+    def content(self, text: str, reasoning: str | None = None) -> str:
         """``text`` without the reasoning block: reasoning dropped, then ``lstrip_nl``, then the
-        whitespace trim (first of all when ``trim_first``)."""
+        whitespace trim (first of all when ``trim_first``).  With an explicit ``reasoning`` (the
+        message's ``reasoning_content``) the content holds no reasoning: nothing is dropped."""
         if self.trim_first:
             text = apply_trim(text, self.trim, self.trim_side)
-        text = drop_reasoning(text, self.drop_think)
+        if reasoning is None:
+            text = drop_reasoning(text, self.drop_think)
         if self.lstrip_nl:
             text = text.lstrip("\n")
         return text if self.trim_first else apply_trim(text, self.trim, self.trim_side)
 
-    def apply(self, text: str) -> str:
+    def apply(self, text: str, reasoning: str | None = None) -> str:
         """``text`` as a turn with this rule renders it: the reasoning block (of the content as
-        trimmed first, with ``trim_first``), then :meth:`content`."""
+        trimmed first, with ``trim_first``; or of the explicit ``reasoning``), then :meth:`content`."""
         if self.think is None:
-            return self.content(text)
+            return self.content(text, reasoning)
         seen = apply_trim(text, self.trim, self.trim_side) if self.trim_first else text
-        return self.think.render(seen) + self.content(text)
+        return self.think.render(seen, reasoning) + self.content(text, reasoning)
+
+    @property
+    def renders_reasoning(self) -> bool:
+        """Whether the rule does anything with reasoning (shows it in a block, or drops it)."""
+        return bool(self.drop_think) or self.think is not None
 
 
 IDENTITY = ContentRule()
@@ -380,6 +391,100 @@ class SystemBlock:
         return apply_trim(text, self.trim, self.trim_side)
 
 
+#: the message keys that carry an answer's explicit reasoning (transformers/Qwen3/DeepSeek, Ollama/gpt-oss)
+REASONING_KEYS = ("reasoning_content", "thinking")
+
+
+def message_reasoning(message: dict) -> str | None:
+    """An assistant message's explicit reasoning (``reasoning_content``, else ``thinking``), or None."""
+    for key in REASONING_KEYS:
+        r = message.get(key)
+        if r is not None:
+            return r
+    return None
+
+
+def has_reasoning(message: dict) -> bool:
+    """Whether an answer has reasoning: its explicit reasoning is not ``""``, or (without one) its
+    content's :func:`reasoning_of` is not empty (Qwen3's ``reasoning_content`` test)."""
+    r = message_reasoning(message)
+    return bool(r) if r is not None else bool(reasoning_of(message.get("content") or ""))
+
+
+@dataclass(frozen=True, kw_only=True)
+class JsonStyle:
+    """How a format serialises JSON (tool definitions, tool-call arguments given as objects):
+    Python's ``json.dumps`` with these arguments, which is what transformers' ``tojson`` filter
+    runs.  ``separators`` is always explicit (``json.dumps``'s default depends on ``indent``)."""
+
+    indent: int | None = None
+    separators: tuple[str, ...] = ()
+    sort_keys: bool = False
+    ensure_ascii: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.separators:
+            _set(self, separators=(",", ": ") if self.indent is not None else (", ", ": "))
+        if len(self.separators) != 2:
+            raise ValueError(f"separators must be (item, key) strings, got {self.separators!r}")
+        _set(self, separators=tuple(self.separators))
+
+    @property
+    def tojson_default(self) -> bool:
+        """Whether this is a bare ``| tojson`` (transformers' defaults)."""
+        return self == JsonStyle()
+
+    def dumps(self, value: Any) -> str:
+        return _json.dumps(value, indent=self.indent, separators=self.separators, sort_keys=self.sort_keys,
+                           ensure_ascii=self.ensure_ascii)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolFormat:
+    """How a format renders tools: the tool list, assistant tool calls and tool results.
+
+    The tool list (``tools=[...]`` beside the messages) goes into the system block
+    (``placement="system"``): when tools are given, the block is rendered even without a system
+    message, as ``system.prefix + [system content + system_sep] + list_prefix + (item_prefix +
+    json(tool) + item_suffix) per tool + list_suffix + system.suffix``.  Each tool is serialised
+    whole (``{"type": "function", "function": {...}}``) by ``json``.
+
+    An assistant message's tool calls render after its content, before its suffix:
+    ``content_sep`` (only when the answer, as the earlier-answer rule renders it, is not empty),
+    then per call ``call_prefix + name + call_middle + arguments + call_suffix``, calls separated
+    by ``call_sep``.  Arguments given as a JSON string render as given; as an object, by ``json``.
+
+    A ``role: "tool"`` message renders ``result_prefix + content + result_suffix``; a run of
+    consecutive tool messages is opened by ``results_open`` and closed by ``results_close``
+    (``grouped``; otherwise each result is opened and closed on its own)."""
+
+    json: JsonStyle = field(default_factory=JsonStyle)
+    placement: str = "system"
+    system_sep: str = ""
+    list_prefix: str = ""
+    item_prefix: str = ""
+    item_suffix: str = ""
+    list_suffix: str = ""
+    content_sep: str = ""
+    call_prefix: str = ""
+    call_middle: str = ""
+    call_suffix: str = ""
+    call_sep: str = ""
+    results_open: str = ""
+    result_prefix: str = ""
+    result_suffix: str = ""
+    results_close: str = ""
+    grouped: bool = True
+
+    def __post_init__(self) -> None:
+        if self.placement != "system":
+            raise ValueError(f"tools placement must be 'system' (the only one modelled), got {self.placement!r}")
+
+    def arguments(self, args: Any) -> str:
+        """A call's arguments as the format renders them (a string as given, else ``json``)."""
+        return args if isinstance(args, str) else self.json.dumps(args)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Structure:
     """The layout of a format: what the two-repetition spec describes."""
@@ -403,8 +508,12 @@ class Structure:
     #: one); ``"last_answer"`` the last assistant message, wherever it is (``{OUTPUT|final_last_answer}``
     #: on the second answer; LFM2.5); ``"after_user"`` every answer after the last user message
     #: (``{OUTPUT|final_after_user}``; Qwen3's ``last_query_index``).  ``"last"`` when the final answer
-    #: has no rule or ending of its own.
+    #: has no rule or ending of its own.  ``"after_user_reasoning"``: the answers after the last
+    #: user message that are the last message or have reasoning (:func:`has_reasoning`; Qwen3's
+    #: ``loop.index0 > ns.last_query_index and (loop.last or reasoning_content)``).
     final_scope: str = "last"
+    #: how tools, tool calls and tool results render; None: the format has no tool support
+    tools: ToolFormat | None = None
 
     def __post_init__(self) -> None:
         if self.prompt_after_answer not in PROMPT_AFTER_ANSWER:
@@ -412,6 +521,8 @@ class Structure:
                              f"got {self.prompt_after_answer!r}")
         if self.final_scope not in FINAL_SCOPES:
             raise ValueError(f"final_scope must be one of {FINAL_SCOPES}, got {self.final_scope!r}")
+        if self.tools is not None and (self.system is None or self.system.placement != "standalone"):
+            raise ValueError("a tool list in the system block needs a standalone system block ({SYSTEM})")
         if self.assistant.final is None and self.assistant.final_suffix is None:
             _set(self, final_scope="last",
                  prompt_after_answer="final" if self.prompt_after_answer == "history" else self.prompt_after_answer)
@@ -427,7 +538,10 @@ class Structure:
         if self.final_scope == "last_answer":
             return {max(i for i, r in enumerate(roles) if r == "assistant")} if "assistant" in roles else set()
         users = [i for i, r in enumerate(roles) if r == "user"]
-        return {i for i, r in enumerate(roles) if r == "assistant" and users and i > users[-1]}
+        after = {i for i, r in enumerate(roles) if r == "assistant" and users and i > users[-1]}
+        if self.final_scope == "after_user_reasoning":
+            return {i for i in after if i == len(roles) - 1 or has_reasoning(messages[i])}
+        return after
 
     def uses(self, name: Literal["BOS", "EOS"]) -> bool:
         """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""
@@ -522,12 +636,13 @@ class ChatFormat:
         bos_token: str | None = None,
         eos_token: str | None = None,
         date: _dt.date | None = None,
+        tools: Sequence[dict] | None = None,
     ) -> list["Segment"]:
         """The rendered conversation as pieces, each with its role, part and trainability."""
         from tmplc.render import render_segments
 
         return render_segments(self, messages, add_generation_prompt, continue_final_message,
-                               bos_token=bos_token, eos_token=eos_token, date=date)
+                               bos_token=bos_token, eos_token=eos_token, date=date, tools=tools)
 
     def render(
         self,
@@ -538,12 +653,16 @@ class ChatFormat:
         bos_token: str | None = None,
         eos_token: str | None = None,
         date: _dt.date | None = None,
+        tools: Sequence[dict] | None = None,
     ) -> str:
         """Render a conversation.  This is the reference every target must reproduce byte for byte.
-        ``date``: for a format with ``{DATE=...}``, the date to render (default: today)."""
+        ``date``: for a format with ``{DATE=...}``, the date to render (default: today).
+        ``tools``: tool definitions (transformers' ``[{"type": "function", "function": {...}}]``),
+        for a format with tool support (``structure.tools``); messages may then carry
+        ``tool_calls`` and ``role: "tool"`` results (see ``docs/tools.md``)."""
         return "".join(s.text for s in self.segments(
             messages, add_generation_prompt, continue_final_message,
-            bos_token=bos_token, eos_token=eos_token, date=date))
+            bos_token=bos_token, eos_token=eos_token, date=date, tools=tools))
 
     def with_date(self, date: _dt.date) -> "ChatFormat":
         """A copy whose ``{DATE=...}`` pieces are fixed text for ``date`` (training data that

@@ -34,6 +34,18 @@ Conversation rules (every target reproduces them, or refuses at compile time):
   ends the conversation; after a final answer it is part of that answer's suffix (trained).
 * Trainable (the default masking policy): the assistant lead, content and suffix (so the
   end-of-turn token trains).  Everything else is context.
+
+Tools and reasoning (``docs/tools.md``; transformers' message conventions):
+
+* ``tools`` (beside the messages) and ``role: "tool"`` messages need a format with tool support
+  (``Structure.tools``); without it they are a MessageError, never text.  With tools, the system
+  block renders even without a system message, holding the tool list (:class:`~tmplc.ir.ToolFormat`).
+* An assistant message's ``tool_calls`` render after its content, before its suffix, and train
+  with it (parts ``call``: the format's text, ``call_content``: name and arguments).  A tool
+  result is context (role ``tool``), as are the tool definitions.
+* An assistant message's ``reasoning_content`` (or ``thinking``) is its reasoning: the format's
+  reasoning block shows it, and its content is then not split at ``</think>``.  A format whose
+  answers render no reasoning refuses it.
 """
 
 from __future__ import annotations
@@ -41,14 +53,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
+import json
+
 from tmplc.errors import MessageError
-from tmplc.ir import DateToken, Fragment, SpecialToken, Text
+from tmplc.ir import IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat, ContentRule
 
-Part = Literal["preamble", "prefix", "lead", "content", "suffix", "generation_prompt", "closing"]
+Part = Literal["preamble", "prefix", "lead", "content", "suffix", "generation_prompt", "closing", "call",
+               "call_content"]
 ROLES = ("system", "user", "assistant")
+#: the parts whose text is message data (not template text): special-token text in them is content
+DATA_PARTS = ("content", "call_content")
 
 
 @dataclass(frozen=True)
@@ -64,22 +81,116 @@ class Segment:
     part: Part
     message_index: int | None
     trainable: bool
+    #: an answer's reasoning block (``{THINK}...{/THINK}``: its open, reasoning and close), a
+    #: ``content`` segment of its own that a policy may mask (``train_reasoning``)
+    reasoning: bool = False
 
 
-def _check(messages: Sequence[dict]) -> None:
+def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None) -> None:
     if not isinstance(messages, (list, tuple)):
         raise MessageError(None, f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}")
+    has_tools = fmt is not None and fmt.structure.tools is not None
+    name = fmt.name if fmt is not None else "custom"
+    if tools is not None:
+        check_tools(tools, name, has_tools)
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             raise MessageError(i, f"a message must be a dict with 'role' and 'content', got {type(m).__name__}")
         role = m.get("role")
-        if role not in ROLES:
-            raise MessageError(i, f"unknown role {role!r}: this format supports system, user and assistant")
+        if role == "tool":
+            if not has_tools:
+                raise MessageError(i, f"unknown role 'tool': format {name!r} has no tool support (use a "
+                                   "tool format, e.g. qwen3-tools)")
+        elif role not in ROLES:
+            raise MessageError(i, f"unknown role {role!r}: this format supports system, user and assistant"
+                               + (" and tool" if has_tools else ""))
         content = m.get("content")
-        if not isinstance(content, str):
+        if len(m) == 2 and isinstance(content, str):  # {"role", "content"}: nothing else to check
+            if role == "system" and i != 0:
+                raise MessageError(i, "a system message is only allowed as the first message")
+            continue
+        calls = m.get("tool_calls")
+        if content is None and role == "assistant" and calls:
+            pass  # a tool-call-only answer (transformers' convention): its content is ""
+        elif not isinstance(content, str):
             raise MessageError(i, f"content must be a string, got {type(content).__name__} (tmplc formats are text-only)")
         if role == "system" and i != 0:
             raise MessageError(i, "a system message is only allowed as the first message")
+        if calls is not None:
+            if role != "assistant":
+                raise MessageError(i, f"only an assistant message can carry tool_calls (this one is {role!r})")
+            if not has_tools:
+                raise MessageError(i, f"format {name!r} has no tool support: it cannot render tool_calls "
+                                   "(use a tool format, e.g. qwen3-tools)")
+            tool_calls(m, i)
+        r = message_reasoning(m)
+        if r is not None:
+            if role != "assistant":
+                raise MessageError(i, f"only an assistant message can carry reasoning (this one is {role!r})")
+            if not isinstance(r, str):
+                raise MessageError(i, f"reasoning_content must be a string, got {type(r).__name__}")
+            a = fmt.structure.assistant if fmt is not None else None
+            if a is not None and not (a.rule.renders_reasoning or (a.final is not None and a.final.renders_reasoning)):
+                raise MessageError(i, f"format {name!r} renders no reasoning: drop the message's "
+                                   "reasoning_content/thinking, or use a reasoning format (e.g. qwen3-tools)")
+
+
+def check_tools(tools, name: str, supported: bool) -> None:
+    """Validate a ``tools`` list (transformers' ``[{"type": "function", "function": {...}}]``)."""
+    if not supported:
+        raise MessageError(None, f"format {name!r} has no tool support: it cannot render tools "
+                           "(use a tool format, e.g. qwen3-tools)")
+    if not isinstance(tools, (list, tuple)):
+        raise MessageError(None, f"tools must be a list of tool definitions, got {type(tools).__name__}")
+    for k, t in enumerate(tools):
+        if not isinstance(t, dict):
+            raise MessageError(None, f"tools[{k}] must be an object "
+                               '({"type": "function", "function": {"name", "description", "parameters"}})')
+        try:
+            json.dumps(t)
+        except (TypeError, ValueError) as e:
+            raise MessageError(None, f"tools[{k}] is not JSON-serialisable: {e}") from None
+
+
+def tool_calls(message: dict, index: int) -> list[tuple[str, object]]:
+    """An assistant message's tool calls as ``(name, arguments)``: each call is
+    ``{"type": "function", "function": {"name", "arguments"}}`` or ``{"name", "arguments"}``;
+    arguments are an object or a JSON string (rendered as given; it must parse)."""
+    calls = message.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, (list, tuple)):
+        raise MessageError(index, f"tool_calls must be a list, got {type(calls).__name__}")
+    out = []
+    for k, c in enumerate(calls):
+        f = c.get("function", c) if isinstance(c, dict) else None
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str):
+            raise MessageError(index, f"tool_calls[{k}] must be {{\"type\": \"function\", \"function\": "
+                               "{\"name\": str, \"arguments\": object or JSON string}}")
+        args = f.get("arguments", {})
+        if isinstance(args, str):
+            try:
+                json.loads(args)
+            except ValueError as e:
+                raise MessageError(index, f"tool_calls[{k}] ({f['name']!r}): arguments is a string that is "
+                                   f"not JSON ({e}); pass an object or a JSON string") from None
+        elif isinstance(args, dict):
+            try:
+                json.dumps(args)
+            except (TypeError, ValueError) as e:
+                raise MessageError(index, f"tool_calls[{k}] ({f['name']!r}): arguments are not "
+                                   f"JSON-serialisable: {e}") from None
+        else:
+            raise MessageError(index, f"tool_calls[{k}] ({f['name']!r}): arguments must be an object or a "
+                               f"JSON string, got {type(args).__name__}")
+        out.append((f["name"], args))
+    return out
+
+
+def content_of(message: dict) -> str:
+    """A message's content (``""`` for a tool-call-only answer whose content is None)."""
+    c = message.get("content")
+    return "" if c is None else c
 
 
 @dataclass(frozen=True)
@@ -100,14 +211,17 @@ class Event:
 
 
 def _validate(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool,
-              continue_final_message: bool) -> None:
-    _check(messages)
+              continue_final_message: bool, tools=None) -> None:
+    _check(messages, fmt, tools)
     if continue_final_message:
         if add_generation_prompt:
             raise MessageError(None, "add_generation_prompt and continue_final_message cannot both be set")
         if not messages or messages[-1]["role"] != "assistant":
             raise MessageError(len(messages) - 1 if messages else None,
                                "continue_final_message needs the last message to be an assistant message")
+        if messages[-1].get("tool_calls"):
+            raise MessageError(len(messages) - 1, "continue_final_message cannot continue an answer with "
+                               "tool_calls (its calls come after its content)")
 
 
 def decisions(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool = False) -> tuple:
@@ -119,21 +233,23 @@ def decisions(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt
     counts = not (st.system is not None and st.system.skip_empty and messages and messages[0]["role"] == "system"
                   and messages[0]["content"] == "")
     a = st.assistant
-    if a.empty is None:
-        return counts, ()
     finals = st.final_answers(messages, add_generation_prompt)
+    decided = (tuple(sorted(finals)),) if st.final_scope == "after_user_reasoning" else ()
+    if a.empty is None:
+        return (counts, ()) + decided
     empties = tuple(i for i, m in enumerate(messages) if m["role"] == "assistant" and (
         m["content"] if a.empty_raw else a.content(m["content"], final=i in finals)) == "")
-    return counts, empties
+    return (counts, empties) + decided
 
 
 def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool = False,
-         continue_final_message: bool = False) -> Iterator[Event]:
+         continue_final_message: bool = False, tools=None) -> Iterator[Event]:
     """The conversation rules (see the module docstring), as a stream of :class:`Event` in
     rendering order.  Raises MessageError for a conversation the format cannot render."""
     st = fmt.structure
-    _validate(fmt, messages, add_generation_prompt, continue_final_message)
-    counts, empties = decisions(fmt, messages, add_generation_prompt)
+    _validate(fmt, messages, add_generation_prompt, continue_final_message, tools)
+    counts, empties = decisions(fmt, messages, add_generation_prompt)[:2]
+    tf = st.tools if tools else None
     yield Event(None, "preamble", None, False, fragment=st.preamble)
     start = 0
     sys_text: str | None = None  # a default system message
@@ -148,20 +264,44 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     if st.system is not None and not has_system:
         if st.system.default is not None:
             sys_text, has_system = st.system.default, True
-        elif st.system.absent is not None:
+        elif st.system.absent is not None and tf is None:
             yield Event("system", "prefix", None, False, fragment=st.system.absent)
 
     def system_block() -> Iterator[Event]:
         sb = st.system
         yield Event("system", "prefix", sys_index, False, fragment=sb.prefix)
-        if sys_index is None:
-            yield Event("system", "content", None, False, text=sb.content(sys_text))
-        else:
-            yield Event("system", "content", sys_index, False, rule=sb.rule)
+        if has_system:
+            if sys_index is None:
+                yield Event("system", "content", None, False, text=sb.content(sys_text))
+            else:
+                yield Event("system", "content", sys_index, False, rule=sb.rule)
+        if tf is not None:
+            yield from tool_list()
         yield Event("system", "suffix", sys_index, False, fragment=sb.suffix)
 
+    def tool_list() -> Iterator[Event]:
+        yield Event("system", "prefix", None, False,
+                    fragment=fragment([tf.system_sep if has_system else "", tf.list_prefix]))
+        for t in tools:
+            yield Event("system", "prefix", None, False, fragment=fragment([tf.item_prefix]))
+            yield Event("system", "content", None, False, text=tf.json.dumps(t))
+            yield Event("system", "prefix", None, False, fragment=fragment([tf.item_suffix]))
+        yield Event("system", "prefix", None, False, fragment=fragment([tf.list_suffix]))
+
+    def calls(i: int) -> Iterator[Event]:
+        m = messages[i]
+        t = st.tools
+        for k, (name, args) in enumerate(tool_calls(m, i)):
+            sep = t.call_sep if k else (t.content_sep if st.assistant.rule.apply(
+                content_of(m), message_reasoning(m)) else "")
+            yield Event("assistant", "call", i, True, fragment=fragment([sep, t.call_prefix]))
+            yield Event("assistant", "call_content", i, True, text=name)
+            yield Event("assistant", "call", i, True, fragment=fragment([t.call_middle]))
+            yield Event("assistant", "call_content", i, True, text=t.arguments(args))
+            yield Event("assistant", "call", i, True, fragment=fragment([t.call_suffix]))
+
     inline_pending = False
-    if has_system:
+    if has_system or tf is not None:
         if st.system.placement == "standalone":
             yield from system_block()
         else:
@@ -188,6 +328,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             turn = st.assistant
             final = i in finals
             if i in empties:
+                if messages[i].get("tool_calls"):
+                    raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
+                                       "own ({EMPTY}): an empty answer with tool_calls is not modelled")
                 if continue_final_message and i == last:
                     raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
                                        "own ({EMPTY}): an empty last answer cannot be continued")
@@ -197,9 +340,20 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             yield Event("assistant", "lead", i, True, fragment=turn.lead)
             yield Event("assistant", "content", i, True, rule=turn.final if final and turn.final is not None
                         else turn.rule)
+            if messages[i].get("tool_calls"):
+                yield from calls(i)
             if not (continue_final_message and i == last):
                 yield Event("assistant", "suffix", i, True, fragment=turn.final_suffix
                             if final and turn.final_suffix is not None else turn.suffix)
+        elif role == "tool":
+            t = st.tools
+            first = not t.grouped or i == 0 or messages[i - 1]["role"] != "tool"
+            end = not t.grouped or i == last or messages[i + 1]["role"] != "tool"
+            yield Event("tool", "prefix", i, False,
+                        fragment=fragment([t.results_open if first else "", t.result_prefix]))
+            yield Event("tool", "content", i, False, rule=IDENTITY)
+            yield Event("tool", "suffix", i, False,
+                        fragment=fragment([t.result_suffix, t.results_close if end else ""]))
         else:  # system not first: excluded by _check
             raise MessageError(i, "a system message is only allowed as the first message")
     if inline_pending and sys_index is not None:
@@ -243,19 +397,30 @@ def render_segments(
     bos_token: str | None = None,
     eos_token: str | None = None,
     date=None,
+    tools=None,
 ) -> list[Segment]:
     """Render ``messages`` with ``fmt`` into segments: the text of every :func:`walk` event (empty
-    pieces left out)."""
+    pieces left out); ``tools``: the tool definitions (formats with tool support)."""
     bos = bos_token if bos_token is not None else fmt.meta.bos_token
     eos = eos_token if eos_token is not None else fmt.meta.eos_token
     segs: list[Segment] = []
-    for e in walk(fmt, messages, add_generation_prompt, continue_final_message):
+    for e in walk(fmt, messages, add_generation_prompt, continue_final_message, tools):
         if e.fragment is not None:
             if not e.fragment:
                 continue
             t = fragment_text(fmt, e.fragment, bos, eos, date)
         elif e.rule is not None:
-            t = e.rule.apply(messages[e.index]["content"])
+            m = messages[e.index]
+            text, given = (m["content"], None) if len(m) == 2 else (content_of(m), message_reasoning(m))
+            rule = e.rule
+            if rule.think is not None:
+                seen = apply_trim(text, rule.trim, rule.trim_side) if rule.trim_first else text
+                block = rule.think.render(seen, given)
+                if block:
+                    segs.append(Segment(block, e.role, e.part, e.index, e.trainable, reasoning=True))
+                t = rule.content(text, given)
+            else:
+                t = rule.apply(text, given)
         else:
             t = e.text
         if t:

@@ -30,6 +30,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--output-column", default="output", help="with --merged-prompt: the assistant column")
     p.add_argument("--default-system", metavar="TEXT", help="system message for rows that have none")
     p.add_argument("--limit", type=int, metavar="N", help="render only the first N rows (a preview)")
+    p.add_argument("--tools", metavar="FILE",
+                   help="a JSON file holding the tool definitions (transformers' [{\"type\": \"function\", "
+                        "\"function\": {...}}]), rendered with every conversation; needs a format with tool "
+                        "support (e.g. qwen3-tools; docs/tools.md)")
     p.add_argument("--add-generation-prompt", action="store_true", help="append the assistant prefix")
     p.add_argument("--continue-final-message", action="store_true",
                    help="leave the final assistant message open (no suffix)")
@@ -51,6 +55,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _read_tools(path: str, fmt) -> list:
+    """The tool definitions of ``--tools FILE`` (a JSON list), checked against the format."""
+    import json
+
+    from tmplc.fileio import InputError, read_text
+    from tmplc.render import check_tools
+
+    raw = read_text(path, what="tools file")
+    try:
+        tools = json.loads(raw)
+    except ValueError as e:
+        raise InputError(path, f"invalid JSON in the tools file: {getattr(e, 'msg', e)}",
+                         getattr(e, "lineno", None), getattr(e, "colno", None)) from None
+    if isinstance(tools, dict) and "tools" in tools:
+        tools = tools["tools"]
+    try:
+        check_tools(tools, fmt.name, fmt.structure.tools is not None)
+    except MessageError as e:
+        raise InputError(path, e.message) from None
+    return tools
+
+
 def _show_labels(args, fmt, convs) -> int:
     import warnings
 
@@ -65,7 +91,8 @@ def _show_labels(args, fmt, convs) -> int:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FormatterWarning)
-                out = tokenize_messages(fmt, msgs, tok, policy=args.policy, special_tokens=args.special_tokens)
+                out = tokenize_messages(fmt, msgs, tok, policy=args.policy, special_tokens=args.special_tokens,
+                                        tools=args._tools)
         except MessageError as e:
             raise MessageError(e.index, e.message, row=row if len(convs) > 1 else None) from None
         except RowDropped as e:
@@ -119,6 +146,7 @@ def run(args) -> int:
         raise UsageError("--source merged needs --merged-prompt")
     args._needs_tokens = True
     fmt = load_format(args.spec, args)
+    args._tools = _read_tools(args.tools, fmt) if args.tools else None
     convs = read_conversations(args.messages, source=args.source, merged_prompt=args.merged_prompt,
                                output_column=args.output_column, default_system=args.default_system,
                                limit=args.limit)
@@ -126,7 +154,7 @@ def run(args) -> int:
         return _show_labels(args, fmt, convs)
     for row, msgs in enumerate(convs):
         try:
-            segs = fmt.segments(msgs, args.add_generation_prompt, args.continue_final_message)
+            segs = fmt.segments(msgs, args.add_generation_prompt, args.continue_final_message, tools=args._tools)
         except MessageError as e:
             raise MessageError(e.index, e.message, row=row if len(convs) > 1 else None) from None
         if not args.show:

@@ -43,7 +43,10 @@ ROLE_ALIASES = {
     "instruction": "user",
     "assistant": "assistant", "gpt": "assistant", "output": "assistant", "bot": "assistant",
     "model": "assistant", "answer": "assistant", "chatgpt": "assistant", "response": "assistant",
+    "tool": "tool",
 }
+#: message keys kept as they are (tool calls, reasoning, tool results: see docs/tools.md)
+TOOL_KEYS = ("tool_calls", "reasoning_content", "thinking", "tool_call_id", "name")
 _EXACT_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
 ROLE_KEYS = ("role", "from", "speaker")
 CONTENT_KEYS = ("content", "value", "text")
@@ -118,7 +121,11 @@ def _messages(items: Any, what: str) -> list[dict]:
             checked_text(content, "content")
         except RowProblem as e:
             raise MessageError(i, str(e)) from None
-        out.append({"role": norm, "content": content})
+        msg = {"role": norm, "content": content}
+        for key in TOOL_KEYS:
+            if m.get(key) is not None:
+                msg[key] = m[key]
+        out.append(msg)
     if not out:
         raise RowProblem(f"{what} is empty")
     return out

@@ -290,7 +290,7 @@ def _messages(messages: Any, where: str) -> list[dict[str, str]]:
     return out
 
 
-_RENDER_OPTIONAL = ("add_bos", "add_eos", "enable_thinking", "workarounds", "extra_context", "date")
+_RENDER_OPTIONAL = ("add_bos", "add_eos", "enable_thinking", "workarounds", "extra_context", "date", "raw_messages")
 
 
 def _render_payload(job: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -299,7 +299,8 @@ def _render_payload(job: Mapping[str, Any], index: int) -> dict[str, Any]:
         raise TypeError(f"job {index}: 'template' must be a str")
     payload: dict[str, Any] = {
         "template": template,
-        "messages": _messages(job.get("messages", []), f"job {index}"),
+        "messages": list(job.get("messages", [])) if job.get("raw_messages") else _messages(
+            job.get("messages", []), f"job {index}"),
         "bos_token": job.get("bos_token") or "",
         "eos_token": job.get("eos_token") or "",
         "add_generation_prompt": bool(job.get("add_generation_prompt", False)),

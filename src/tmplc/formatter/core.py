@@ -39,6 +39,10 @@ from itertools import chain
 from typing import Any, Sequence
 
 from tmplc.errors import MessageError, TmplcError
+from tmplc.render import DATA_PARTS
+
+#: the parts of an assistant tool call (counted in ``RowResult.n_tool_call_trained``)
+CALL_PARTS = ("call", "call_content")
 from tmplc.formatter.plan import get_plan
 from tmplc.formatter.policies import Policy, get_policy
 from tmplc.formatter.tokenizer_info import TokenizerInfo, tokenizer_info, warn_hazards
@@ -94,6 +98,8 @@ class RowResult:
     n_tokens: int = 0
     n_trained: int = 0
     error: Exception | None = None
+    #: trained tokens inside assistant tool calls (None: the row has no tool call)
+    n_tool_call_trained: int | None = None
 
 
 @dataclass
@@ -106,6 +112,7 @@ class _Row:
     pieces: bool = False                  # tokenize as pieces (special-token text in content)
     ids: list[int] | None = None
     result: RowResult | None = None
+    call_spans: list[tuple[int, int]] | None = None  # trainable tool-call text, character offsets
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,15 +121,17 @@ class _Row:
 _TEMPLATE_COUNTS: dict[tuple[str, str], int] = {}
 
 
-def _render(fmt, messages, info: TokenizerInfo, opts: Options, add_generation_prompt: bool = False) -> _Row:
+def _render(fmt, messages, info: TokenizerInfo, opts: Options, add_generation_prompt: bool = False,
+            tools=None) -> _Row:
     bos = info.bos_token or ""  # no BOS in the tokenizer: {BOS} renders nothing (as in HF Jinja)
     eos = info.eos_token or fmt.meta.eos_token
-    segs = fmt.segments(messages, add_generation_prompt, bos_token=bos, eos_token=eos)
+    segs = fmt.segments(messages, add_generation_prompt, bos_token=bos, eos_token=eos, tools=tools)
     flags = opts.policy.trainable(segs)
     bounds = [0]
     spans: list[tuple[int, int]] = []
     pos = 0
     content_mask = []
+    calls: list[tuple[int, int]] | None = None
     for s, f in zip(segs, flags):
         end = pos + len(s.text)
         if f:
@@ -130,11 +139,18 @@ def _render(fmt, messages, info: TokenizerInfo, opts: Options, add_generation_pr
                 spans[-1] = (spans[-1][0], end)
             else:
                 spans.append((pos, end))
+        if s.part in CALL_PARTS:
+            calls = calls if calls is not None else []
+            if f:
+                if calls and calls[-1][1] == pos:
+                    calls[-1] = (calls[-1][0], end)
+                else:
+                    calls.append((pos, end))
         bounds.append(end)
-        content_mask.append(s.part == "content")
+        content_mask.append(s.part in DATA_PARTS)
         pos = end
     text = "".join(s.text for s in segs)
-    row = _Row(text, segs, spans, bounds, content_mask)
+    row = _Row(text, segs, spans, bounds, content_mask, call_spans=calls)
     rx = info.special_re
     if rx is not None:
         inj = False
@@ -258,8 +274,9 @@ def _pieces_ids(row: _Row, info: TokenizerInfo) -> list[int]:
 
 
 def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options,
-                row_numbers: Sequence[int] | None = None) -> list[RowResult]:
-    """Tokenize and label many conversations (the engine behind every public entry point)."""
+                row_numbers: Sequence[int] | None = None, tools: Sequence[Any] | None = None) -> list[RowResult]:
+    """Tokenize and label many conversations (the engine behind every public entry point).
+    ``tools``: per conversation, its tool definitions or None (formats with tool support)."""
     import numpy as np
 
     info = tokenizer_info(tokenizer)
@@ -277,7 +294,8 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
     rows: list[_Row | None] = []
     results: list[RowResult] = []
     for k, msgs in enumerate(conversations):
-        if plan is not None:
+        row_tools = tools[k] if tools is not None else None
+        if plan is not None and not row_tools:
             out = plan.encode(msgs)
             if out is not None:
                 fast[k] = out
@@ -285,7 +303,7 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
                 results.append(RowResult())
                 continue
         try:
-            r = _render(fmt, msgs, info, opts)
+            r = _render(fmt, msgs, info, opts, row_tools)
             rows.append(r)
             results.append(r.result or RowResult())
         except MessageError as e:
@@ -389,6 +407,8 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
                 _finish(results[k], f[0], f[1], f[2], f[3], info, opts, row_numbers, k)
             continue
         _finish(results[k], list(r.ids), labels_of[k], None, None, info, opts, row_numbers, k)
+        if r.call_spans is not None and results[k].labels is not None:
+            results[k].n_tool_call_trained = _call_tokens(r, results[k], info, np)
     return results
 
 
@@ -424,6 +444,20 @@ def encode_prompts(fmt, prompts: Sequence[Any], tokenizer: Any, opts: Options) -
         if isinstance(ids, list) and _needs_bos(ids, info):
             ids.insert(0, info.bos_id)
     return out
+
+
+def _call_tokens(row: _Row, res: RowResult, info: TokenizerInfo, np) -> int:
+    """The trained tokens of ``res`` that lie inside the row's tool calls (by the same
+    inside-a-span rule as the labels)."""
+    if not row.call_spans:
+        return 0
+    from dataclasses import replace
+
+    ids, in_call = _offsets_path(replace(row, spans=row.call_spans), info, np)
+    raw = row.ids or []
+    shift = 1 if _needs_bos(raw, info) else 0
+    return sum(1 for j, lab in enumerate(res.labels)
+               if lab != IGNORE and 0 <= j - shift < len(in_call) and in_call[j - shift] != IGNORE)
 
 
 def _finish(res: RowResult, ids: list[int], labels: list[int], nb: int | None, n_trained: int | None,
@@ -488,13 +522,17 @@ def result_dict(res: RowResult, assistant_masks: bool = True) -> dict:
     }
     if assistant_masks:
         out["assistant_masks"] = [0 if x == IGNORE else 1 for x in res.labels]
+    if res.n_tool_call_trained is not None:
+        out["n_tool_call_tokens"] = res.n_tool_call_trained
     return out
 
 
 def tokenize_messages(fmt, messages, tokenizer, *, policy=None, max_seq_length: int | None = None,
                       truncation: str = "truncate", special_tokens: str = "text", backend: str = "auto",
-                      assistant_masks: bool = True) -> dict:
-    """``{"input_ids", "labels", "attention_mask", "assistant_masks"}`` for one conversation.
+                      assistant_masks: bool = True, tools=None) -> dict:
+    """``{"input_ids", "labels", "attention_mask", "assistant_masks"}`` for one conversation, and
+    ``"n_tool_call_tokens"`` (trained tokens inside assistant tool calls) when it has tool calls.
+    ``tools``: the tool definitions (a format with tool support, see ``docs/tools.md``).
 
     ``policy``: a Policy or a name (see ``tmplc.formatter.policies``; default: assistant content +
     end-of-turn).  ``max_seq_length`` with ``truncation`` = truncate (keep the start) | drop | error.
@@ -505,7 +543,7 @@ def tokenize_messages(fmt, messages, tokenizer, *, policy=None, max_seq_length: 
     conversation would be dropped from a dataset (no trainable token, too long under "drop").
     """
     opts = make_options(policy, max_seq_length, truncation, special_tokens, backend)
-    res = encode_rows(fmt, [messages], tokenizer, opts)[0]
+    res = encode_rows(fmt, [messages], tokenizer, opts, tools=None if tools is None else [tools])[0]
     if res.status == "error":
         raise res.error
     if res.status == "dropped":

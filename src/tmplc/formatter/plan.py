@@ -40,6 +40,7 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from typing import Any
 
+from tmplc.ir import REASONING_KEYS
 from tmplc.render import ROLES
 
 IGNORE = -100
@@ -91,6 +92,8 @@ def _plain(messages) -> bool:
         role = m.get("role")
         if role not in ROLES or not isinstance(m.get("content"), str) or (role == "system" and i != 0):
             return False
+        if m.get("tool_calls") or any(m.get(k) is not None for k in REASONING_KEYS):
+            return False  # tool calls and explicit reasoning: the generic path
     return True
 
 
@@ -408,7 +411,8 @@ class Plan:
 
 # the layout fields the plan models; a format type with any other field gets no plan
 _KNOWN_FIELDS = {
-    "Structure": {"preamble", "system", "user", "assistant", "closing", "prompt_after_answer", "final_scope"},
+    "Structure": {"preamble", "system", "user", "assistant", "closing", "prompt_after_answer", "final_scope",
+                  "tools"},
     "Turn": {"prefix", "suffix", "lead", "rule", "prompt_only", "final_suffix", "final", "empty", "empty_raw"},
     "ContentRule": {"trim", "trim_side", "drop_think", "lstrip_nl", "trim_first", "think"},
     "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},
@@ -417,7 +421,7 @@ _KNOWN_FIELDS = {
 # changes only the generation prompt, which training rows never contain
 _PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": "", "absent": None, "final_suffix": None,
                 "lstrip_nl": False, "final": None, "trim_first": False, "think": None, "empty": None,
-                "closing": ()}
+                "closing": (), "tools": None}
 
 def _fields_known(fmt) -> bool:
     import dataclasses

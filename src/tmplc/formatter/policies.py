@@ -17,6 +17,10 @@ A policy has four knobs:
     Default no.
 ``last_turn_only``
     only the last message whose role is in ``roles`` trains.
+``train_reasoning``
+    whether an answer's reasoning block (``{THINK}...{/THINK}``, e.g. Qwen3's ``<think>...</think>``
+    around the reasoning) trains with its content.  Default yes; ``assistant_no_reasoning`` masks it.
+    (Reasoning of *earlier* answers is dropped by the format itself: ``|drop_think``.)
 
 Never trainable, under every policy: the preamble (BOS, fixed preambles) and the generation
 prompt.  A default system message (injected by the format) counts as a ``system`` turn.
@@ -33,7 +37,8 @@ name                  roles        EOT/suffix header       last turn only
 ``all``               all roles    yes       yes          no
 ===================== ============ ========= ============ ===============
 
-A custom policy can be written as ``"roles=user+assistant,eot=yes,header=no,last=no"``.
+``assistant_no_reasoning`` is ``assistant`` with ``train_reasoning`` off.  A custom policy can be
+written as ``"roles=user+assistant,eot=yes,header=no,last=no,reasoning=yes"``.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class Policy:
     train_eot: bool = True
     train_header: bool = False
     last_turn_only: bool = False
+    train_reasoning: bool = True
 
     def __post_init__(self) -> None:
         bad = [r for r in self.roles if r not in ALL_ROLES]
@@ -82,8 +88,9 @@ class Policy:
             if last is not None and (-1 if s.message_index is None else s.message_index) != last:
                 out.append(False)
                 continue
-            if part in ("content", "lead"):  # the lead ({REPLY}) is written by the model too
-                out.append(True)
+            if part in ("content", "lead", "call", "call_content"):  # the lead ({REPLY}) and tool calls
+                # are written by the model too
+                out.append(self.train_reasoning or not s.reasoning)
             elif part == "suffix":
                 out.append(self.train_eot)
             else:  # prefix
@@ -94,6 +101,8 @@ class Policy:
         bits = [f"roles={'+'.join(self.roles)}", f"eot={'yes' if self.train_eot else 'no'}",
                 f"header={'yes' if self.train_header else 'no'}",
                 f"last={'yes' if self.last_turn_only else 'no'}"]
+        if not self.train_reasoning:
+            bits.append("reasoning=no")
         return ",".join(bits)
 
 
@@ -103,6 +112,7 @@ POLICIES: dict[str, Policy] = {
     "assistant_header": Policy("assistant_header", train_header=True),
     "last_turn": Policy("last_turn", last_turn_only=True),
     "all": Policy("all", roles=ALL_ROLES, train_header=True),
+    "assistant_no_reasoning": Policy("assistant_no_reasoning", train_reasoning=False),
 }
 POLICIES["default"] = replace(POLICIES["assistant"], name="default")
 
@@ -148,6 +158,8 @@ def get_policy(policy: "Policy | str | None") -> Policy:
             kw["train_header"] = _flag(key, value)
         elif key in ("last", "last_turn", "last_turn_only"):
             kw["last_turn_only"] = _flag(key, value)
+        elif key in ("reasoning", "train_reasoning"):
+            kw["train_reasoning"] = _flag(key, value)
         else:
-            raise TmplcError(f"policy: unknown key {key!r} (roles, eot, header, last)")
+            raise TmplcError(f"policy: unknown key {key!r} (roles, eot, header, last, reasoning)")
     return Policy(name=policy, **kw)

@@ -3,7 +3,8 @@
 A YAML spec file is a mapping with ``spec`` (the two-repetition text; use a ``|`` block scalar,
 ``|-`` when the spec must not end with a newline) and optional metadata: ``name``,
 ``description``, ``aliases``, ``bos_token``, ``eos_token``, ``eot_token``, ``stop``,
-``default_system`` and ``notes``.  Errors in the spec are reported at their line and column
+``default_system`` and ``notes``; ``tools`` declares the format's tool rendering
+(:mod:`tmplc.spec.tools`).  Errors in the spec are reported at their line and column
 in the YAML file.
 """
 
@@ -158,7 +159,7 @@ def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
         raise err(f"duplicate key {again.value!r} (first at line {first.start_mark.line + 1}): YAML would "
                   "silently keep only the last one; remove one of them", again)
     for k, _ in root.value:
-        if k.value not in META_KEYS and k.value != "spec":
+        if k.value not in META_KEYS and k.value not in ("spec", "tools"):
             raise err(f"unknown key {k.value!r}; known keys: spec, " + ", ".join(META_KEYS), k)
     kv = _node_for(root, "spec")
     if kv is None or not isinstance(data.get("spec"), str):
@@ -189,6 +190,10 @@ def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
                         raw_lines[spec_node.start_mark.line], filename) from None
     st = _apply_default_system(st, data.get("default_system"),
                                lambda m: err(m, (_node_for(root, "default_system") or (None, root))[1]))
+    if "tools" in data:  # the format's tool rendering (tmplc.spec.tools, docs/tools.md)
+        from tmplc.spec.tools import apply_tools
+
+        st = apply_tools(st, _node_for(root, "tools")[1], data["tools"], err)
     meta = Metadata(
         name=data.get("name") or Path(filename).stem,
         description=data.get("description") or "",

@@ -85,15 +85,29 @@ def reasoning_expr(expr: str) -> str:
             + expr + " else '')")
 
 
-def _think_block(tb, strip=hf_strip, content: str = "message['content']") -> str:
-    """A final answer's reasoning block (:class:`tmplc.ir.ThinkBlock`), before its content."""
+#: an answer's explicit reasoning (``reasoning_content``, else ``thinking``), or none
+GIVEN_VAR = "tmplc_given"
+#: an answer's content (``''`` for a tool-call-only answer whose content is none)
+CONTENT_VAR = "tmplc_content"
+
+
+def _given(strip_nl: bool = False) -> str:
+    return "(" + GIVEN_VAR + (".strip('\\n')" if strip_nl else "") + ")"
+
+
+def _think_block(tb, strip=hf_strip, content: str = "message['content']", given: bool = False) -> str:
+    """A final answer's reasoning block (:class:`tmplc.ir.ThinkBlock`), before its content;
+    ``given``: the answer may carry its reasoning (:data:`GIVEN_VAR`)."""
     if tb is None:
         return ""
     out = ("{{- " + jinja_string(tb.open) + " -}}" if tb.open else "") + "{{- " \
         + (strip("both", REASONING_VAR) if tb.trim else REASONING_VAR) + " -}}" + ("{{- " + jinja_string(tb.close) + " -}}" if tb.close else "")
     if not tb.always:
         out = "{%- if " + REASONING_VAR + " -%}" + out + "{%- endif -%}"
-    return "{%- set " + REASONING_VAR + " = " + reasoning_expr(content) + " -%}" + out
+    value = reasoning_expr(content)
+    if given:
+        value = "(" + _given(True) + " if " + GIVEN_VAR + " is not none else " + value + ")"
+    return "{%- set " + REASONING_VAR + " = " + value + " -%}" + out
 
 
 FINAL_NS = "tmplc_final"
@@ -105,7 +119,7 @@ def _final_setup(st) -> str:
     if st.final_scope == "last_answer":
         return ("{%- set " + FINAL_NS + " = namespace(i=-1) -%}{%- for m in messages -%}{%- if m['role'] == "
                 "'assistant' -%}{%- set " + FINAL_NS + ".i = loop.index0 -%}{%- endif -%}{%- endfor -%}")
-    if st.final_scope == "after_user":
+    if st.final_scope in ("after_user", "after_user_reasoning"):
         return ("{%- set " + FINAL_NS + " = namespace(i=messages | length) -%}{%- for m in messages -%}{%- if "
                 "m['role'] == 'user' -%}{%- set " + FINAL_NS + ".i = loop.index0 -%}{%- endif -%}{%- endfor -%}")
     return ""
@@ -114,29 +128,100 @@ def _final_setup(st) -> str:
 def _final_test(st) -> str:
     """Whether the message of the loop (an assistant one) is a final answer (its own rule and
     ending); see ``Structure.final_answers``."""
+    reasoned = "(" + GIVEN_VAR + " if " + GIVEN_VAR + " is not none else " + reasoning_expr(CONTENT_VAR) + ")"
     test = {"last": "loop.last", "last_answer": "loop.index0 == " + FINAL_NS + ".i",
-            "after_user": "loop.index0 > " + FINAL_NS + ".i"}[st.final_scope]
+            "after_user": "loop.index0 > " + FINAL_NS + ".i",
+            "after_user_reasoning": "(loop.index0 > " + FINAL_NS + ".i and (loop.last or " + reasoned + "))",
+            }[st.final_scope]
     if st.prompt_after_answer == "history":
         test = "(" + test + " and not (add_generation_prompt and messages[-1]['role'] == 'assistant'))"
     return test
 
 
-def _empty_test(a, strip, last: str = "loop.last") -> str:
+def _empty_test(a, strip, last: str = "loop.last", content: str = "message['content']") -> str:
     """Whether an answer is empty (its ``{EMPTY}`` turn is rendered instead); ``last``: the final
     answer test."""
     if a.empty_raw:
-        return "message['content'] == ''"
-    test = "(" + content_expr("message['content']", a.rule, strip) + ") == ''"
+        return content + " == ''"
+    test = "(" + content_expr(content, a.rule, strip) + ") == ''"
     if a.final is not None:
-        test = ("((" + last + " and (" + content_expr("message['content']", a.final, strip) + ") == '') or "
+        test = ("((" + last + " and (" + content_expr(content, a.final, strip) + ") == '') or "
                 "(not " + last + " and " + test + "))")
     return test
 
 
-def _answer(rule: ContentRule, strip) -> str:
+def _answer_expr(rule: ContentRule, strip, content: str, given: bool) -> str:
+    """The expression of an answer's content by ``rule`` (without its block); ``given``: an
+    explicit reasoning (:data:`GIVEN_VAR`) means the content is not split at ``</think>``."""
+    expr = content_expr(content, rule, strip)
+    if given and rule.drop_think:
+        from dataclasses import replace
+
+        expr = ("(" + content_expr(content, replace(rule, drop_think=""), strip) + " if " + GIVEN_VAR
+                + " is not none else " + expr + ")")
+    return expr
+
+
+def _answer(rule: ContentRule, strip, content: str = "message['content']", given: bool = False) -> str:
     """An answer's block (if any) and content by ``rule``."""
-    seen = strip(rule.trim_side, "message['content']") if rule.trim_first else "message['content']"
-    return _think_block(rule.think, strip, seen) + _content("message['content']", rule, strip)
+    seen = strip(rule.trim_side, content) if rule.trim_first else content
+    return _think_block(rule.think, strip, seen, given) + "{{- " + _answer_expr(rule, strip, content, given) + " -}}"
+
+
+def _lit(text: str) -> str:
+    """Output of literal ``text`` (nothing for ``""``)."""
+    return "{{- " + jinja_string(text) + " -}}" if text else ""
+
+
+def _json_filter(style) -> str:
+    """transformers' ``tojson`` with the format's :class:`~tmplc.ir.JsonStyle`."""
+    if style.tojson_default:
+        return "tojson"
+    return ("tojson(ensure_ascii=" + ("true" if style.ensure_ascii else "false") + ", indent="
+            + ("none" if style.indent is None else str(style.indent)) + ", separators=("
+            + jinja_string(style.separators[0]) + ", " + jinja_string(style.separators[1]) + "), sort_keys="
+            + ("true" if style.sort_keys else "false") + ")")
+
+
+def _tool_block(st, sys_on: str, strip) -> str:
+    """The system block with the tool list (rendered whenever ``tools`` is given)."""
+    sb, tf = st.system, st.tools
+    sep = "{{- " + jinja_string(tf.system_sep) + " -}}" if tf.system_sep else ""
+    head = "{%- if " + sys_on + " -%}" + _content("messages[0]['content']", sb.rule, strip) + sep
+    if sb.default is not None:
+        head += "{%- else -%}{{- " + jinja_string(sb.content(sb.default) + tf.system_sep) + " -}}"
+    head += "{%- endif -%}"
+    items = ("{%- for tool in tools -%}" + _lit(tf.item_prefix) + "{{- tool | " + _json_filter(tf.json) + " -}}"
+             + _lit(tf.item_suffix) + "{%- endfor -%}")
+    return _out(sb.prefix) + head + _lit(tf.list_prefix) + items + _lit(tf.list_suffix) + _out(sb.suffix)
+
+
+def _calls(st, strip, given: bool) -> str:
+    """An answer's tool calls (after its content, inside its generation span)."""
+    tf = st.tools
+    answer = _answer_expr(st.assistant.rule, strip, CONTENT_VAR, given)
+    sep = "{%- if not loop.first -%}" + _lit(tf.call_sep)
+    if tf.content_sep:
+        sep += "{%- elif " + answer + " -%}" + _lit(tf.content_sep)
+    sep += "{%- endif -%}"
+    return ("{%- if message['tool_calls'] -%}{%- for tc in message['tool_calls'] -%}"
+            "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep + _lit(tf.call_prefix)
+            + "{{- tmplc_f['name'] -}}" + _lit(tf.call_middle)
+            + "{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}{{- tmplc_f['arguments'] | "
+            + _json_filter(tf.json) + " -}}{%- endif -%}" + _lit(tf.call_suffix) + "{%- endfor -%}{%- endif -%}")
+
+
+def _results(tf) -> str:
+    """A ``role: "tool"`` message (a run of them opened and closed once when ``grouped``)."""
+    first = "loop.first or messages[loop.index0 - 1]['role'] != 'tool'"
+    end = "loop.last or messages[loop.index0 + 1]['role'] != 'tool'"
+    opener = _lit(tf.results_open)
+    closer = _lit(tf.results_close)
+    if tf.grouped:
+        opener = opener and "{%- if " + first + " -%}" + opener + "{%- endif -%}"
+        closer = closer and "{%- if " + end + " -%}" + closer + "{%- endif -%}"
+    return ("{%- elif message['role'] == 'tool' -%}" + opener + _lit(tf.result_prefix) + "{{- message['content'] -}}"
+            + _lit(tf.result_suffix) + closer)
 
 
 def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip) -> str:
@@ -169,6 +254,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
             block += "{%- else -%}" + _out(sb.absent)
         block += "{%- endif -%}"
         if sb.placement == "standalone":
+            if st.tools is not None:
+                block = "{%- if tools -%}" + _tool_block(st, sys_on, strip) + "{%- else -%}" + block + "{%- endif -%}"
             L.append(block)
     inline = sb is not None and sb.placement == "first_user"
     first_turn = "((has_system and loop.index0 == 1) or (not has_system and loop.first))"
@@ -188,22 +275,37 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
                  "loop.index0 ~ ': this format places the system message inside the first user turn, "
                  "but the first turn after it is an assistant message') -}}{%- endif -%}")
     a = st.assistant
+    tools_on = st.tools is not None
+    given = a.rule.renders_reasoning or (a.final is not None and a.final.renders_reasoning)
+    cvar = "message['content']"
+    if tools_on or given or st.final_scope == "after_user_reasoning":  # an answer's content ('' when a tool-call-only answer has none) and reasoning
+        cvar = CONTENT_VAR
+        L.append("{%- set " + CONTENT_VAR + " = message['content'] if message['content'] is string else '' -%}")
+        if given:
+            L.append("{%- set " + GIVEN_VAR + " = message['reasoning_content'] if (message['reasoning_content'] is "
+                     "defined and message['reasoning_content'] is not none) else (message['thinking'] if "
+                     "(message['thinking'] is defined and message['thinking'] is not none) else none) -%}")
+        else:
+            L.append("{%- set " + GIVEN_VAR + " = none -%}")
     last = _final_test(st)
     ending = _out(a.suffix)
     if a.final_suffix is not None:
         ending = "{%- if " + last + " -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
-    content = _answer(a.rule, strip)
+    content = _answer(a.rule, strip, cvar, given)
     if a.final is not None:
-        content = "{%- if " + last + " -%}" + _answer(a.final, strip) + "{%- else -%}" + content + "{%- endif -%}"
-    body = _out(a.lead) + content + ending
+        content = "{%- if " + last + " -%}" + _answer(a.final, strip, cvar, given) + "{%- else -%}" + content + "{%- endif -%}"
+    body = _out(a.lead) + content + (_calls(st, strip, given) if tools_on else "") + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
     body = _out(a.prefix) + body
     if a.empty is not None:
-        body = "{%- if " + _empty_test(a, strip, last) + " -%}" + _out(a.empty) + "{%- else -%}" + body + "{%- endif -%}"
+        body = "{%- if " + _empty_test(a, strip, last, cvar) + " -%}" + _out(a.empty) + "{%- else -%}" + body + "{%- endif -%}"
     L.append(body)
+    if tools_on:
+        L.append(_results(st.tools))
     L.append("{%- else -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': unknown role \\'' ~ "
-             "message['role'] ~ '\\': this format supports system, user and assistant') -}}")
+             "message['role'] ~ '\\': this format supports system, user and assistant"
+             + (" and tool" if tools_on else "") + "') -}}")
     L.append("{%- endif -%}")
     L.append("{%- endfor -%}")
     if inline:

@@ -371,6 +371,13 @@ class _Gen:
         self.fmt = fmt
         self.st = fmt.structure
         st = self.st
+        if st.tools is not None:
+            raise _refuse(
+                f"format {fmt.name!r} renders tools, tool calls and tool results, which an Ollama template "
+                "cannot reproduce exactly: Ollama serialises .Tools and tool-call arguments with Go's "
+                "encoding/json (compact ',' and ':' separators, '<', '>' and '&' escaped, its own key order), "
+                f"and this format writes JSON with separators {st.tools.json.separators!r} in the caller's key "
+                "order; use the text-only entry of this format for Ollama")
         think = st.assistant.rule.drop_think
         if think:
             which = "first" if think.startswith("first") else "last"

@@ -60,7 +60,9 @@ def spec_atoms(st: Structure) -> list[Atom]:
     spec differently: between user and assistant turn, and before a standalone system block
     whose preamble is more than leading ``{BOS}``s (e.g. ``[gMASK]<sop>{SPLIT}<|system|>...``)."""
     from tmplc.spec.structure import default_split
+    from tmplc.spec.tools import text_layout
 
+    st = text_layout(st)  # the tool rendering is the YAML's 'tools:' section, not spec text
     sb = st.system
     system: list[Atom] = []
     if sb is not None:
@@ -149,6 +151,11 @@ def to_yaml(fmt: "ChatFormat") -> str:
         st = replace(st, system=replace(st.system, default=None))
         data["default_system"] = default
     spec = to_spec(st)
+    from tmplc.spec.tools import tools_data
+
+    tools = tools_data(st)
+    if tools is not None:
+        data["tools"] = tools
     head = yaml.dump(data, Dumper=_indented_dumper(), sort_keys=False, allow_unicode=True, width=100)
     tail = ""
     if m.notes:

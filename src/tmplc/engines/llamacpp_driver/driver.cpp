@@ -19,6 +19,8 @@
 //    eos_token), "enable_thinking": bool (default true, llama-server's default),
 //    "workarounds": bool (default true: apply llama-server's message workarounds),
 //    "extra_context": object (added to the template context, like chat_template_kwargs),
+//    "raw_messages": bool (messages as given, with their tool_calls/reasoning_content: a TEST
+//    HOOK for tool conversations; llama-server's own message normalisation is not mirrored),
 //    "date": "YYYY-MM-DD" (a TEST HOOK, not a llama.cpp option: "now" is local midnight of
 //    that day for strftime_now, datetime and date_string; default: the clock)}
 //      -> {"output": str} | {"error": str}
@@ -244,7 +246,13 @@ std::string render_jinja(const json & job) {
     const bool only_string = caps.supports_string_content && !caps.supports_typed_content;
     const bool only_typed = !caps.supports_string_content && caps.supports_typed_content;
     json messages = json::array();
-    for (const auto & m : get_messages(job)) {
+    // "raw_messages": the messages go to the template as given (tool_calls, reasoning_content,
+    // tool results), for rendering tool conversations with the engine
+    const bool raw = get_bool(job, "raw_messages", false);
+    if (raw && job.contains("messages") && job.at("messages").is_array()) {
+        messages = job.at("messages");
+    }
+    for (const auto & m : raw ? std::vector<plain_message>() : get_messages(job)) {
         json jm = json::object();
         jm["role"] = m.role;
         if (workarounds && only_typed) {

@@ -1,0 +1,126 @@
+"""The ``tools:`` section of a YAML spec file: how a format renders tools, tool calls, tool
+results, and which answers are final in tool conversations (``docs/tools.md``).
+
+The two-repetition spec text shows text turns only; a format's tool rendering is declared beside
+it, field by field (the fields of :class:`tmplc.ir.ToolFormat`), and validated here: every error
+names the file, line and column of the offending key or value.
+
+.. code-block:: yaml
+
+    tools:
+      final_scope: after_user_reasoning   # optional: Structure.final_scope for this format
+      json: {indent: null, separators: [", ", ": "], sort_keys: false, ensure_ascii: false}
+      system_sep: "\n\n"
+      list_prefix: "# Tools\n..."
+      item_prefix: "\n"
+      ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any, Callable
+
+from tmplc.ir import FINAL_SCOPES, JsonStyle, Structure, ToolFormat
+
+if TYPE_CHECKING:  # pragma: no cover
+    import yaml
+
+    from tmplc.errors import SpecError
+
+#: the string fields of ToolFormat (each a YAML string)
+TEXT_FIELDS = tuple(f.name for f in fields(ToolFormat) if f.type in ("str", str) and f.name != "placement")
+BOOL_FIELDS = ("grouped",)
+KEYS = ("final_scope", "json", "placement") + TEXT_FIELDS + BOOL_FIELDS
+JSON_KEYS = ("indent", "separators", "sort_keys", "ensure_ascii")
+
+
+def _pairs(node: "yaml.Node") -> dict[str, tuple["yaml.Node", "yaml.Node"]]:
+    return {k.value: (k, v) for k, v in node.value}
+
+
+def apply_tools(st: Structure, node: "yaml.Node", value: Any,
+                err: Callable[[str, "yaml.Node"], "SpecError"]) -> Structure:
+    """``st`` with the ``tools:`` section (``value``, read from YAML ``node``) applied.  ``err(msg,
+    node)`` makes the SpecError at a node's line and column."""
+    import yaml
+
+    if not isinstance(value, dict) or not isinstance(node, yaml.MappingNode):
+        raise err("'tools' must be a mapping of ToolFormat fields (see docs/tools.md)", node)
+    at = _pairs(node)
+    for key, (knode, _) in at.items():
+        if key not in KEYS:
+            raise err(f"unknown key {key!r} in 'tools'; known keys: {', '.join(KEYS)}", knode)
+    kw: dict[str, Any] = {}
+    for key in TEXT_FIELDS + ("placement",):
+        if key in value:
+            if not isinstance(value[key], str):
+                raise err(f"tools.{key} must be a string", at[key][1])
+            kw[key] = value[key]
+    for key in BOOL_FIELDS:
+        if key in value:
+            if not isinstance(value[key], bool):
+                raise err(f"tools.{key} must be true or false", at[key][1])
+            kw[key] = value[key]
+    if "json" in value:
+        kw["json"] = _json_style(value["json"], at["json"][1], err)
+    try:
+        tf = ToolFormat(**kw)
+    except ValueError as e:
+        raise err(f"tools: {e}", node) from None
+    scope = value.get("final_scope", st.final_scope)
+    if scope not in FINAL_SCOPES:
+        raise err(f"tools.final_scope must be one of {', '.join(FINAL_SCOPES)}, got {scope!r}",
+                  at["final_scope"][1])
+    try:
+        return replace(st, tools=tf, final_scope=scope)
+    except ValueError as e:
+        raise err(f"tools: {e}", node) from None
+
+
+def _json_style(value: Any, node: "yaml.Node", err) -> JsonStyle:
+    import yaml
+
+    if not isinstance(value, dict) or not isinstance(node, yaml.MappingNode):
+        raise err("tools.json must be a mapping of " + ", ".join(JSON_KEYS), node)
+    at = _pairs(node)
+    for key, (knode, _) in at.items():
+        if key not in JSON_KEYS:
+            raise err(f"unknown key {key!r} in tools.json; known keys: {', '.join(JSON_KEYS)}", knode)
+    indent = value.get("indent")
+    if indent is not None and (isinstance(indent, bool) or not isinstance(indent, int) or indent < 0):
+        raise err("tools.json.indent must be null or a non-negative integer", at["indent"][1])
+    seps = value.get("separators")
+    if seps is not None and not (isinstance(seps, list) and len(seps) == 2 and all(isinstance(x, str) for x in seps)):
+        raise err("tools.json.separators must be a list of two strings (item, key)", at["separators"][1])
+    for key in ("sort_keys", "ensure_ascii"):
+        if key in value and not isinstance(value[key], bool):
+            raise err(f"tools.json.{key} must be true or false", at[key][1])
+    return JsonStyle(indent=indent, separators=tuple(seps or ()), sort_keys=bool(value.get("sort_keys", False)),
+                     ensure_ascii=bool(value.get("ensure_ascii", False)))
+
+
+def tools_data(st: Structure) -> dict | None:
+    """The ``tools:`` section that :func:`apply_tools` reads back to ``st``'s tools, or None."""
+    tf = st.tools
+    if tf is None:
+        return None
+    base = ToolFormat()
+    out: dict[str, Any] = {}
+    if st.final_scope == "after_user_reasoning":
+        out["final_scope"] = st.final_scope
+    if tf.json != base.json:
+        out["json"] = {"indent": tf.json.indent, "separators": list(tf.json.separators),
+                       "sort_keys": tf.json.sort_keys, "ensure_ascii": tf.json.ensure_ascii}
+    for f in fields(ToolFormat):
+        if f.name != "json" and getattr(tf, f.name) != getattr(base, f.name):
+            out[f.name] = getattr(tf, f.name)
+    return out
+
+
+def text_layout(st: Structure) -> Structure:
+    """``st`` without what the ``tools:`` section declares (what the spec text itself shows)."""
+    if st.tools is None:
+        return st
+    return replace(st, tools=None, final_scope="after_user" if st.final_scope == "after_user_reasoning"
+                   else st.final_scope)

@@ -1,0 +1,105 @@
+"""Hypothesis strategies for tool conversations: tool definitions with nested JSON-schema
+parameters, assistant answers with 0-3 tool calls (arguments as objects or JSON strings), tool
+results (JSON and plain text), reasoning given as ``reasoning_content`` or inside the content."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import strategies as st
+
+from strategies import NASTY, reasoning_text, unreasoned_text
+
+_names = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
+_words = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+                   st.sampled_from(["", "é", "日本語", "🙂", "a\nb", "\"q\"", "\\", "</tool_call>", "<tools>"]))
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                       st.floats(allow_nan=False, allow_infinity=False, width=32), _words)
+json_values = st.recursive(_json_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(_words, inner, max_size=3)), max_leaves=8)
+
+
+def _schemas():
+    leaf = st.builds(lambda t, d: {"type": t, **({"description": d} if d else {})},
+                     st.sampled_from(["string", "integer", "number", "boolean"]), _words)
+    enum = st.builds(lambda vals: {"type": "string", "enum": vals}, st.lists(_words, min_size=1, max_size=3))
+
+    def extend(inner):
+        obj = st.builds(lambda props, req: {"type": "object", "properties": props,
+                                            "required": [k for k in props][:req]},
+                        st.dictionaries(_names, inner, max_size=3), st.integers(0, 3))
+        arr = st.builds(lambda items: {"type": "array", "items": items}, inner)
+        return st.one_of(obj, arr)
+
+    return st.recursive(st.one_of(leaf, enum), extend, max_leaves=6)
+
+
+@st.composite
+def tool_defs(draw):
+    """A transformers-style tool definition with nested JSON-schema parameters."""
+    params = {"type": "object", "properties": draw(st.dictionaries(_names, _schemas(), max_size=3))}
+    fn = {"name": draw(_names), "description": draw(_words), "parameters": params}
+    return {"type": "function", "function": fn}
+
+
+@st.composite
+def arguments(draw):
+    """A call's arguments: an object, or that object as a JSON string (various layouts)."""
+    args = draw(st.dictionaries(_words, json_values, max_size=3))
+    form = draw(st.integers(0, 3))
+    if form == 0:
+        return json.dumps(args, ensure_ascii=draw(st.booleans()))
+    if form == 1:
+        return json.dumps(args, indent=2)
+    return args
+
+
+@st.composite
+def tool_call(draw, names):
+    name = draw(st.sampled_from(names)) if names and draw(st.booleans()) else draw(_names)
+    call = {"name": name, "arguments": draw(arguments())}
+    return {"type": "function", "function": call} if draw(st.integers(0, 4)) else call
+
+
+plain_content = st.one_of(unreasoned_text, st.sampled_from(NASTY))
+answer_content = st.one_of(unreasoned_text, reasoning_text())
+result_text = st.one_of(unreasoned_text, json_values.map(json.dumps))
+
+
+@st.composite
+def answer(draw, names, calls: bool):
+    m = {"role": "assistant", "content": draw(answer_content)}
+    k = draw(st.integers(0, 3)) if calls else 0
+    if k:
+        m["tool_calls"] = [draw(tool_call(names)) for _ in range(k)]
+        if draw(st.integers(0, 3)) == 0:
+            m["content"] = ""
+    if draw(st.integers(0, 2)) == 0:
+        m["reasoning_content"] = draw(st.one_of(st.just(""), unreasoned_text, st.sampled_from(["\n", "\nr\n", "r"])))
+        if draw(st.booleans()):
+            m["content"] = draw(plain_content)
+    return m
+
+
+@st.composite
+def tool_conversations(draw, max_exchanges: int = 3):
+    """(messages, tools): an optional system message, then exchanges of a user message and an
+    agent loop (answers with tool calls, each followed by its results), ending anywhere."""
+    tools = draw(st.lists(tool_defs(), max_size=3))
+    names = [t["function"]["name"] for t in tools]
+    msgs: list[dict] = []
+    if draw(st.booleans()):
+        msgs.append({"role": "system", "content": draw(plain_content)})
+    for _ in range(draw(st.integers(1, max_exchanges))):
+        msgs.append({"role": "user", "content": draw(plain_content)})
+        for _ in range(draw(st.integers(0, 2))):
+            a = draw(answer(names, calls=True))
+            msgs.append(a)
+            for _ in range(len(a.get("tool_calls", [])) or draw(st.integers(0, 1))):
+                msgs.append({"role": "tool", "content": draw(result_text)})
+        if draw(st.integers(0, 3)):
+            msgs.append(draw(answer(names, calls=False)))
+    if msgs[-1]["role"] == "system":
+        msgs.append({"role": "user", "content": "hi"})
+    return msgs, (tools if tools or draw(st.booleans()) else None)

@@ -1,0 +1,85 @@
+"""The ``tools:`` section of a YAML spec file (tmplc.spec.tools): read, validated with
+file:line:col errors, written back by ``to_yaml``; the IR (with its JsonStyle) round-trips through
+``to_dict``/``from_dict`` and through the YAML."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tmplc.errors import SpecError
+from tmplc.ir import JsonStyle
+from tmplc.registry import registry
+from tmplc.spec.files import load_yaml_spec
+from tmplc.targets.json_ir import from_dict, to_dict
+
+HEAD = """name: t
+spec: |
+  <|s|>{SYSTEM}<|e|>
+  <|u|>{INPUT}<|e|>
+  <|a|>{OUTPUT}<|e|>
+  <|u|>{INPUT}<|e|>
+  <|a|>{OUTPUT}<|e|>
+"""
+
+
+def test_qwen3_tools_round_trips_through_json_and_yaml():
+    fmt = registry["qwen3-tools"]
+    assert fmt.structure.tools is not None and fmt.structure.final_scope == "after_user_reasoning"
+    assert from_dict(json.loads(json.dumps(to_dict(fmt)))) == fmt
+    back = load_yaml_spec(fmt.to_yaml(), "back.yaml")
+    assert back.structure == fmt.structure
+
+
+def test_a_json_style_renders_and_round_trips():
+    text = HEAD + """tools:
+  json: {indent: 2, sort_keys: true, ensure_ascii: true}
+  list_prefix: "T:"
+  item_prefix: "\\n"
+  call_prefix: "<c>"
+  call_middle: " "
+  call_suffix: "</c>"
+  results_open: "<|r|>"
+  results_close: "<|e|>"
+  grouped: false
+"""
+    fmt = load_yaml_spec(text, "t.yaml")
+    assert fmt.structure.tools.json == JsonStyle(indent=2, separators=(",", ": "), sort_keys=True, ensure_ascii=True)
+    tool = {"b": 1, "a": "é"}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {"z": 1, "y": [2]}}]},
+            {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"}]
+    out = fmt.render(msgs, tools=[tool])
+    assert out == ("<|s|>T:\n" + json.dumps(tool, indent=2, sort_keys=True) + "<|e|>\n<|u|>q<|e|>\n<|a|><c>f "
+                   + json.dumps({"z": 1, "y": [2]}, indent=2, sort_keys=True) + "</c><|e|>\n<|r|>1<|e|><|r|>2<|e|>")
+    assert load_yaml_spec(fmt.to_yaml(), "b.yaml").structure == fmt.structure
+    assert from_dict(to_dict(fmt)) == fmt
+    from tmplc.jinja_env import render_template
+
+    assert render_template(fmt.to_jinja(), msgs, tools=[tool]) == out
+
+
+@pytest.mark.parametrize("section, line, col, what", [
+    ("tools:\n  call_prefx: x\n", 9, 3, "unknown key 'call_prefx' in 'tools'"),
+    ("tools:\n  call_prefix: 3\n", 9, 16, "tools.call_prefix must be a string"),
+    ("tools:\n  grouped: maybe\n", 9, 12, "tools.grouped must be true or false"),
+    ("tools:\n  json: {indent: -1}\n", 9, 18, "tools.json.indent must be null or a non-negative integer"),
+    ("tools:\n  json:\n    separators: [a]\n", 10, 17, "tools.json.separators must be a list of two strings"),
+    ("tools:\n  json: {spaces: 2}\n", 9, 10, "unknown key 'spaces' in tools.json"),
+    ("tools:\n  final_scope: first\n", 9, 16, "tools.final_scope must be one of"),
+    ("tools:\n  placement: first_user\n", 9, 3, "tools placement must be 'system'"),
+    ("tools: [a]\n", 8, 8, "'tools' must be a mapping"),
+])
+def test_errors_name_file_line_and_column(section, line, col, what):
+    with pytest.raises(SpecError) as e:
+        load_yaml_spec(HEAD + section, "t.yaml")
+    assert (e.value.line, e.value.column) == (line, col), str(e.value)
+    assert what in str(e.value) and e.value.filename == "t.yaml" and "t.yaml:" in e.value.cli_text()
+
+
+def test_tools_need_a_standalone_system_block():
+    text = HEAD.replace("<|s|>{SYSTEM}<|e|>\n  ", "") + "tools:\n  list_prefix: x\n"
+    with pytest.raises(SpecError, match="needs a standalone system block") as e:
+        load_yaml_spec(text, "t.yaml")
+    assert (e.value.line, e.value.column) == (8, 3)  # the section
