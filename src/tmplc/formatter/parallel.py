@@ -6,9 +6,11 @@ At most ``2 * N`` batches are in flight, so memory does not grow with the number
 ignore SIGINT: on Ctrl-C the parent stops them and the caller's ``atomic_output`` removes the
 temporary file.  With ``num_proc <= 1`` everything runs in this process.
 
-When it helps: the parent reads, writes and splits lines while workers parse, normalize and
-encode, so on C cores ``--num-proc C`` approaches C times one process once the data is large
-enough to amortize the start (about 0.2 s per worker with fork).
+The parent reads and splits lines, sends batches and writes (in a writer thread); workers parse,
+normalize and encode, and ``prepare`` turns each result into what is written (an Arrow table,
+JSONL bytes), so only that comes back.  On C free cores ``--num-proc C`` approaches C times one
+process once the data amortizes the start (a fork per worker); on cores busy with other work,
+extra workers only compete for them (docs/format.md, "Speed").
 """
 
 from __future__ import annotations
