@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -113,8 +114,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[20000, 40000])
     ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds; the fastest of each is reported")
     ap.add_argument("--tokenizer", default=str(ROOT / ".cache" / "fixtures" / "llama3"))
-    ap.add_argument("--src", default=str(ROOT / "src"), help="the tmplc source tree the CLI runs (e.g. an older checkout's "
-                                                     "src, with its templates/ and grammars/ beside it)")
+    ap.add_argument("--src", default=str(ROOT / "src"),
+                    help="the tmplc source tree the CLI runs (e.g. an older checkout's src, with its templates/ "
+                         "and grammars/ beside it)")
     a = ap.parse_args()
     SRC = Path(a.src)
     from bench_formatter import corpus
@@ -140,7 +142,8 @@ def main() -> None:
             assert outs[0] == outs[1], "outputs differ across --num-proc"
         m = lambda x: f"{x / 1e6:.0f} MB" if x else "—"  # noqa: E731
         lw, lc = best["loop"][:2]
-        lines.append(f"| {n} | in-process `encode_rows` loop | {lw:.1f} | {lc:.1f} | {n / lw:,.0f} | 1.00× | — | — | — |")
+        lines.append(f"| {n} | in-process `encode_rows` loop | {lw:.1f} | {lc:.1f} | {n / lw:,.0f} | 1.00× "
+                     "| — | — | — |")
         for np_ in (1, 2):
             w, c, rss, pss = best[np_]
             vs1 = f"{best[1][0] / w:.2f}×"
@@ -150,7 +153,8 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(lines))
     print(f"(fastest of {a.repeat} interleaved round(s); CLI from {SRC}; outputs byte-identical across "
-          f"--num-proc; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the end; {tmp})")
+          f"--num-proc; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the end)")
+    shutil.rmtree(tmp, ignore_errors=True)  # only this run's own folder
 
 
 if __name__ == "__main__":

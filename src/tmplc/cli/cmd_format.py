@@ -312,12 +312,11 @@ def _remove_stale(args, wrote: list) -> None:
 def _run(args, wrote: list) -> int:
     import os
     import warnings
+    from functools import partial
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from tmplc.api import load
     from tmplc.data.readers import Reader
-    from functools import partial
-
     from tmplc.data.writers import BackgroundWriter, prepare_batch, rows_writer
     from tmplc.fileio import atomic_output, prepare_output
     from tmplc.formatter import FormatterWarning, FormatSummary, get_policy
