@@ -320,14 +320,17 @@ def _run(args, wrote: list) -> int:
         return run_preference(args, wrote)
     import os
     import warnings
+    from functools import partial
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from tmplc.api import load
     from tmplc.data.readers import Reader
-    from tmplc.data.writers import rows_writer
+    from tmplc.data.writers import BackgroundWriter, prepare_batch, rows_writer
     from tmplc.fileio import atomic_output, prepare_output
     from tmplc.formatter import FormatterWarning, FormatSummary, get_policy
     from tmplc.formatter.core import make_options
+    from tmplc.formatter.datacheck import DataFacts
+    from tmplc.formatter.datacheck import findings as data_findings
     from tmplc.formatter.parallel import run_batches
     from tmplc.formatter.rows import RowsJob
 
@@ -352,6 +355,7 @@ def _run(args, wrote: list) -> int:
         return _preview(args, job, reader)
 
     summary = FormatSummary(warnings=list(info.hazards(fmt)))
+    facts = DataFacts()
     seen: set = set()
     too_long: list = []
     bar = _progress(reader.size)
@@ -360,7 +364,7 @@ def _run(args, wrote: list) -> int:
     try:
         with atomic_output(args.out) as f, warnings.catch_warnings():
             warnings.simplefilter("ignore", FormatterWarning)  # printed in the summary instead
-            writer = rows_writer(kind, f)
+            writer = BackgroundWriter(rows_writer(kind, f))
             batches = _batches(args, reader, job, summary)
 
             def consume(res) -> None:
@@ -372,19 +376,22 @@ def _run(args, wrote: list) -> int:
                         if k == "error" and "> max_seq_length" in why:
                             too_long.append((row, why))
                             break
-                writer.write(res)
+                writer.put(res.payload)
                 summary.merge(res.summary)
+                facts.merge(res.facts)
                 seen.update(res.columns)
                 if bar is not None:
                     bar.update(max(0, reader.bytes_read - bar.n))
 
             try:
-                run_batches(job, batches, consume, args.num_proc, track_columns=merged is not None)
+                run_batches(job, batches, consume, args.num_proc, prepare=partial(prepare_batch, kind),
+                            track_columns=merged is not None)
             except BaseException:
                 writer.abort()
                 raise
             writer.close()
             summary.check()
+            summary.findings = data_findings(facts, info, args.max_seq_length)
             v = _verdict(summary, args, limit, reader, merged, seen, too_long[0] if too_long else None)
             if v is not None:
                 raise _Failed(*v)

@@ -51,6 +51,7 @@ TRUNCATION = ("truncate", "drop", "error")
 SPECIAL_MODES = ("text", "control")
 BACKENDS = ("auto", "hf", "tiktoken")
 IGNORE = -100
+DOUBLE_BOS = "the rendered text starts with two BOS tokens (double BOS)"
 
 
 class RowDropped(TmplcError):
@@ -100,6 +101,9 @@ class RowResult:
     error: Exception | None = None
     #: trained tokens inside assistant tool calls (None: the row has no tool call)
     n_tool_call_trained: int | None = None
+    full_tokens: int = 0          # tokens before truncation (0: the row was not encoded)
+    full_trained: int = 0         # trained tokens before truncation
+    cut_trained: int = 0          # trained tokens past max_seq_length (cut, or lost with the row)
 
 
 @dataclass
@@ -480,17 +484,20 @@ def _finish(res: RowResult, ids: list[int], labels: list[int], nb: int | None, n
         if len(ids) > 1 and ids[0] == bos and ids[1] == bos \
                 and not (res.special_in_content and opts.special_tokens == "control"):
             rn = row_numbers[k] if row_numbers is not None else None
-            res.status, res.reason = "error", "the rendered text starts with two BOS tokens (double BOS)"
+            res.status, res.reason = "error", DOUBLE_BOS
             res.error = TmplcError((f"row {rn}: " if rn is not None else "") + res.reason)
             return
     if n_trained is None:
         n_trained = len(labels) - labels.count(IGNORE)
-    res.n_tokens = len(ids)
+    res.n_tokens = res.full_tokens = len(ids)
+    res.full_trained = n_trained
     if n_trained == 0:
         res.status, res.reason = "dropped", "no trainable tokens"
         res.n_trained = 0
         return
     if maxlen is not None and len(ids) > maxlen:
+        tail = labels[maxlen:]
+        res.cut_trained = len(tail) - tail.count(IGNORE)
         if opts.truncation == "error":
             rn = row_numbers[k] if row_numbers is not None else None
             res.status = "error"

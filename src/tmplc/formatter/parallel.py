@@ -6,9 +6,11 @@ At most ``2 * N`` batches are in flight, so memory does not grow with the number
 ignore SIGINT: on Ctrl-C the parent stops them and the caller's ``atomic_output`` removes the
 temporary file.  With ``num_proc <= 1`` everything runs in this process.
 
-When it helps: the parent reads, writes and splits lines while workers parse, normalize and
-encode, so on C cores ``--num-proc C`` approaches C times one process once the data is large
-enough to amortize the start (about 0.2 s per worker with fork).
+The parent reads and splits lines, sends batches and writes (in a writer thread); workers parse,
+normalize and encode, and ``prepare`` turns each result into what is written (an Arrow table,
+JSONL bytes), so only that comes back.  On C free cores ``--num-proc C`` approaches C times one
+process once the data amortizes the start (a fork per worker); on cores busy with other work,
+extra workers only compete for them (docs/format.md, "Speed").
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 from collections import deque
+from itertools import chain
 from typing import Any, Callable, Iterable
 
 from tmplc.formatter.rows import BatchResult, RowsJob, process_rows
 
 _JOB: RowsJob | None = None
 _KW: dict = {}
+_PREP: Callable[[BatchResult], None] | None = None
+_WARM_ROWS = 32
 
 
 def _die_with_parent() -> None:
@@ -41,10 +46,10 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _init(job_state: Any = None, kw: dict | None = None) -> None:
+def _init(job_state: Any = None, kw: dict | None = None, prepare=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
-    global _JOB, _KW
+    global _JOB, _KW, _PREP
     if job_state is not None:  # spawned: rebuild the job from picklable parts
         from tmplc.formatter.tokenizer_info import TokenizerInfo
 
@@ -52,28 +57,38 @@ def _init(job_state: Any = None, kw: dict | None = None) -> None:
         rest["info"] = TokenizerInfo.from_parts(*parts)
         _JOB = RowsJob(**rest)
         _KW = kw or {}
+        _PREP = prepare
+
+
+def _run(job: RowsJob, batch: tuple[list[int], list], kw: dict, prepare) -> BatchResult:
+    res = process_rows(job, batch[0], batch[1], **kw)
+    if prepare is not None:
+        prepare(res)
+    return res
 
 
 def _work(batch: tuple[list[int], list]) -> BatchResult:
-    numbers, rows = batch
-    return process_rows(_JOB, numbers, rows, **_KW)
+    return _run(_JOB, batch, _KW, _PREP)
 
 
 def run_batches(job: RowsJob, batches: Iterable[tuple[list[int], list]], consume: Callable[[BatchResult], None],
-                num_proc: int | None = None, **kw) -> None:
-    """``consume(result)`` for each batch, in order."""
+                num_proc: int | None = None, prepare: Callable[[BatchResult], None] | None = None, **kw) -> None:
+    """``consume(result)`` for each batch, in order.  ``prepare(result)`` runs where the batch was
+    encoded (a worker), e.g. to turn it into what is written (picklable when workers are spawned)."""
     if not num_proc or num_proc <= 1:
-        for numbers, rows in batches:
-            consume(process_rows(job, numbers, rows, **kw))
+        for b in batches:
+            consume(_run(job, b, kw, prepare))
         return
-    global _JOB, _KW
+    global _JOB, _KW, _PREP
     batches = iter(batches)
     first = next(batches, None)
     if first is None:
         return
-    # the first batch runs here: it builds the lazily made parts (tiktoken encoding, the format's
-    # compiled plan) once, before the workers are forked with them
-    consume(process_rows(job, first[0], first[1], **kw))
+    # a few rows of the first batch run here (the result is dropped): they build the lazily made
+    # parts (tiktoken encoding, the format's compiled plan) once, before the workers are forked
+    # with them.  Nothing is consumed before the fork: consuming may start threads (the writer's),
+    # and a fork must not copy a thread's held locks
+    process_rows(job, first[0][:_WARM_ROWS], first[1][:_WARM_ROWS], **kw)
     if "fork" in mp.get_all_start_methods():
         import gc
 
@@ -82,16 +97,16 @@ def run_batches(job: RowsJob, batches: Iterable[tuple[list[int], list]], consume
         gc.collect()
         gc.freeze()
         ctx = mp.get_context("fork")
-        _JOB, _KW = job, kw
+        _JOB, _KW, _PREP = job, kw, prepare
         init_args: tuple = ()
     else:  # pragma: no cover - not Linux
         ctx = mp.get_context("spawn")
         state = {k: v for k, v in job.__dict__.items() if k != "info"}
-        init_args = ((job.info.parts(), state), kw)
+        init_args = ((job.info.parts(), state), kw, prepare)
     pool = ctx.Pool(num_proc, initializer=_init, initargs=init_args)
     try:
         pending: deque = deque()
-        for b in batches:
+        for b in chain([first], batches):
             pending.append(pool.apply_async(_work, (b,)))
             while len(pending) >= 2 * num_proc:
                 consume(pending.popleft().get())
@@ -101,4 +116,4 @@ def run_batches(job: RowsJob, batches: Iterable[tuple[list[int], list]], consume
         pool.join()
     finally:
         pool.terminate()
-        _JOB, _KW = None, {}
+        _JOB, _KW, _PREP = None, {}, None

@@ -49,6 +49,8 @@ class BatchResult:
     statuses: list | None = None   # per input row, when asked: "ok" | "truncated" | "kind: reason"
     lists: list | None = None      # per input row, when asked: (ids, labels) or None
     special_rows: list = field(default_factory=list)   # rows with special-token text in content
+    payload: Any = None            # what is written, when made where the batch was encoded
+    facts: Any = None              # DataFacts: for the doctor's data checks (datacheck.py)
 
 
 def normalize_one(job: RowsJob, row: Any) -> tuple[list[dict], str]:
@@ -106,8 +108,13 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
     import numpy as np
 
     from tmplc.data.merged import RowProblem
+    from tmplc.formatter.core import DOUBLE_BOS
+    from tmplc.formatter.datacheck import DataFacts, starts_with_bos
 
     summary = FormatSummary(rows_in=len(rows))
+    facts = DataFacts()
+    bos_text = job.info.bos_token
+    maxlen = job.options.max_seq_length
     first = first_err = None
     columns: set = set()
     sources: Counter = Counter()
@@ -131,6 +138,8 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
                 status_list[k] = f"invalid: {why}"
             continue
         sources[kind] += 1
+        if bos_text and starts_with_bos(msgs, bos_text):
+            facts.double_bos.append(n)
         convs.append(msgs)
         conv_rows.append(n)
         conv_pos.append(k)
@@ -141,6 +150,14 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
     per_row: list | None = [None] * len(rows) if lists else None
     specials: list = []
     for n, k, r in zip(conv_rows, conv_pos, results):
+        if maxlen is not None and r.full_tokens:
+            facts.rows.append(n)
+            facts.lengths.append(r.full_tokens)
+            facts.trained.append(r.full_trained)
+            if r.full_tokens > maxlen:
+                facts.cut[n] = r.cut_trained
+        if r.reason == DOUBLE_BOS:
+            facts.double_bos.append(n)
         if r.special_in_content:
             summary.special_token_rows += 1
             specials.append(n)
@@ -168,16 +185,23 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
         if status_list is not None:
             status_list[k] = f"{kind}: {r.reason}"
     lengths = np.fromiter((len(x) for x in id_lists), dtype=np.int64, count=len(id_lists))
-    total = int(lengths.sum()) if len(lengths) else 0
-    from itertools import chain
-
-    ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int32, count=total)
-    labels = np.fromiter(chain.from_iterable(label_lists), dtype=np.int32, count=total)
+    ids = _flat(np, id_lists)
+    labels = _flat(np, label_lists)
     summary.rejected.sort(key=lambda e: e[0])
     summary.examples = summary.rejected[:len(summary.examples)]
     summary.check()
+    facts.double_bos.sort()
     return BatchResult(out_rows, ids, labels, lengths, summary, first, first_err, columns, sources, status_list,
-                       per_row, specials)
+                       per_row, specials, facts=facts)
+
+
+def _flat(np, lists: list) -> Any:
+    """The lists concatenated into one int32 array (list extends, then one conversion: faster than
+    ``np.fromiter`` over a chain)."""
+    flat: list = []
+    for x in lists:
+        flat += x
+    return np.array(flat, dtype=np.int32) if flat else np.zeros(0, dtype=np.int32)
 
 
 def assistant_mask(labels):

@@ -28,6 +28,7 @@ class FormatSummary:
     examples: list = field(default_factory=list)         # (row, kind, reason), first MAX_EXAMPLES
     warnings: list = field(default_factory=list)
     rejected: list = field(default_factory=list)         # (row, kind, reason), every rejected row
+    findings: list = field(default_factory=list)         # the doctor's data findings (tmplc.doctor.Finding)
 
     @property
     def rows_rejected(self) -> int:
@@ -68,6 +69,7 @@ class FormatSummary:
             "invalid": dict(self.invalid), "errors": dict(self.errors), "dropped": dict(self.dropped),
             "examples": [list(e) for e in self.examples], "warnings": list(self.warnings),
             "rejected": [{"row": r, "kind": k, "reason": why} for r, k, why in self.rejected],
+            "findings": [f.to_json() for f in self.findings],
         }
 
     def __str__(self) -> str:
@@ -95,4 +97,8 @@ class FormatSummary:
                          "--summary-json / as_dict()['rejected'])")
         for w in self.warnings:
             L.append(f"warning: {w}")
+        for f in self.findings:
+            L.append(f"{f.severity} [{f.code}]: {f.message}")
+            if f.fix:
+                L.append(f"  fix: {f.fix}")
         return "\n".join(L)

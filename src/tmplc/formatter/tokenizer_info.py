@@ -70,39 +70,72 @@ class TokenizerInfo:
         self._setup(tokenizer.backend_tokenizer, tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token)
 
     @classmethod
-    def from_parts(cls, tokenizer_json: str, bos_token, eos_token, pad_token) -> "TokenizerInfo":
-        """Rebuild from ``parts()`` (what a pickled BatchTokenizer carries instead of the HF object)."""
-        from tokenizers import Tokenizer
+    def from_parts(cls, tokenizer_json: str, bos_token, eos_token, pad_token, facts: dict | None = None,
+                   surface: tuple | None = None) -> "TokenizerInfo":
+        """Rebuild from ``parts()`` (what a pickled BatchTokenizer carries instead of the HF object).
 
+        ``facts`` (from ``facts()`` of the same tokenizer, e.g. a cache) defers building the Rust
+        tokenizer (about 0.5 s for a 128k vocabulary) until something needs it; ``surface``: the
+        ``(surface, nfc)`` pair, likewise."""
         self = cls.__new__(cls)
-        self._setup(Tokenizer.from_str(tokenizer_json), bos_token, eos_token, pad_token, tokenizer_json, own=True)
+        if facts is None:
+            from tokenizers import Tokenizer
+
+            rust = Tokenizer.from_str(tokenizer_json)
+        else:
+            rust = None
+        self._setup(rust, bos_token, eos_token, pad_token, tokenizer_json, own=True, facts=facts, surface=surface)
         return self
 
     def parts(self) -> tuple:
         return (self.json, self.bos_token, self.eos_token, self.pad_token)
 
+    def facts(self) -> dict:
+        """What ``_setup`` asks the Rust tokenizer (see ``from_parts``)."""
+        return {"bos_id": self.bos_id, "eos_id": self.eos_id, "pad_id": self.pad_id, "adds_bos": self.adds_bos,
+                "vocab_size": self.vocab_size}
+
+    @property
+    def rust(self):
+        """The HF ``tokenizers.Tokenizer`` (special-token text recognised), built on first use."""
+        if self._rust is None:
+            with self._rust_lock:  # not self._lock: tiktoken() holds it and may need this
+                if self._rust is None:
+                    from tokenizers import Tokenizer
+
+                    t = Tokenizer.from_str(self.json)
+                    t.encode_special_tokens = False
+                    self._rust = t
+        return self._rust
+
     def _setup(self, rust, bos_token, eos_token, pad_token, tokenizer_json: str | None = None,
-               own: bool = False) -> None:
+               own: bool = False, facts: dict | None = None, surface: tuple | None = None) -> None:
         from tokenizers import Tokenizer
 
         self.json = tokenizer_json if tokenizer_json is not None else rust.to_str()
         # an own copy: transformers leaves its shared backend's encode_special_tokens set after a
         # tokenizer(..., split_special_tokens=True) call, which would split template special tokens
-        self.rust = rust if own else Tokenizer.from_str(self.json)
-        self.rust.encode_special_tokens = False
+        self._rust = rust if own else Tokenizer.from_str(self.json)
+        if self._rust is not None:
+            self._rust.encode_special_tokens = False
         self.spec = json.loads(self.json)
         self._lock = threading.Lock()
+        self._rust_lock = threading.Lock()
         self._rust_split = None
         self._tiktoken: Any = False  # False: not tried yet; None: not available
 
         self.bos_token = bos_token
-        self.bos_id = self._id(self.bos_token)
         self.eos_token = eos_token
-        self.eos_id = self._id(self.eos_token)
         self.pad_token = pad_token
-        self.pad_id = self._id(self.pad_token)
-        with_sp = self.rust.encode("a", add_special_tokens=True).ids
-        self.adds_bos = self.bos_id is not None and bool(with_sp) and with_sp[0] == self.bos_id
+        if facts is not None:
+            self.bos_id, self.eos_id, self.pad_id = facts["bos_id"], facts["eos_id"], facts["pad_id"]
+            self.adds_bos = bool(facts["adds_bos"])
+        else:
+            self.bos_id = self._id(self.bos_token)
+            self.eos_id = self._id(self.eos_token)
+            self.pad_id = self._id(self.pad_token)
+            with_sp = self.rust.encode("a", add_special_tokens=True).ids
+            self.adds_bos = self.bos_id is not None and bool(with_sp) and with_sp[0] == self.bos_id
 
         added = self.spec.get("added_tokens") or []
         self.added: dict[str, int] = {a["content"]: a["id"] for a in added}
@@ -114,8 +147,9 @@ class TokenizerInfo:
         # as the tokenizer's added-token matcher does)
         names = sorted(self.special, key=len, reverse=True)
         self.special_re = re.compile("|".join(re.escape(s) for s in names)) if names else None
-        self.vocab_size = max([self.rust.get_vocab_size(with_added_tokens=True)] + [i + 1 for i in self.added.values()])
-        self.surface, self.nfc = self._surface_table()
+        self.vocab_size = facts["vocab_size"] if facts is not None else \
+            max([self.rust.get_vocab_size(with_added_tokens=True)] + [i + 1 for i in self.added.values()])
+        self.surface, self.nfc = surface if surface is not None else self._surface_table()
 
     # ------------------------------------------------------------------------------------------
     def _id(self, token: str | None) -> int | None:
@@ -210,7 +244,10 @@ class TokenizerInfo:
         """Human-readable warnings about this tokenizer with this format (empty when fine)."""
         out = []
         eot = end_of_turn(fmt, self)
-        eot_ids = self.token_ids(eot) if eot else []
+        if eot and eot in self.special and self.spec.get("normalizer") is None:
+            eot_ids = [self.special[eot]]  # a special token's own text is that token
+        else:
+            eot_ids = self.token_ids(eot) if eot else []
         if eot and (len(eot_ids) != 1 or eot not in self.added and self.rust.token_to_id(eot) is None):
             out.append(
                 f"the end-of-turn marker {eot!r} of format {fmt.name!r} is not a single token in this "

@@ -19,7 +19,10 @@ through transformers (so the tokenizer is exactly what transformers builds); wha
 needs from it (the backend's JSON and the BOS/EOS/PAD strings) is cached under
 ``$TMPLC_CACHE_DIR/tokenizers`` (default ``~/.cache/tmplc``), keyed by the sha256 of the folder's
 tokenizer files and the transformers and tokenizers versions, so later runs skip importing
-transformers (about 2 s).  Delete the folder to clear it.
+transformers (about 2 s).  The entry also holds what building the Rust tokenizer would tell
+(BOS/EOS/PAD ids, whether it adds BOS, the vocabulary size) and the surface length table
+(``KEY.surface.npy``), so that a run whose rows all take the tiktoken path never builds the Rust
+tokenizer (about 0.5 s) nor recomputes the table.  Delete the folder to clear it.
 """
 
 from __future__ import annotations
@@ -158,21 +161,53 @@ def load_tokenizer_info(path: str | os.PathLike, *, cache: bool = True):
     p = check_tokenizer_dir(path)
     key = _cache_key(p) if cache else None
     entry = _cache_dir() / f"{key}.json" if key else None
+    info = None
     if entry is not None and entry.is_file():
         try:
             parts = json.loads(entry.read_text(encoding="utf-8"))
-            return TokenizerInfo.from_parts(parts["json"], parts["bos"], parts["eos"], parts["pad"])
+            info = TokenizerInfo.from_parts(parts["json"], parts["bos"], parts["eos"], parts["pad"],
+                                            facts=parts.get("facts"), surface=_read_surface(entry, parts))
+            if "facts" in parts:
+                return info
         except Exception:  # an unreadable cache entry: load through transformers again
-            pass
-    info = tokenizer_info(load_tokenizer_dir(p))
-    if entry is not None:
+            info = None
+    if info is None:
+        info = tokenizer_info(load_tokenizer_dir(p))
+    if entry is not None:  # a new entry, or an older one without the facts
         tj, bos, eos, pad = info.parts()
         try:
-            atomic_write_text(entry, json.dumps({"json": tj, "bos": bos, "eos": eos, "pad": pad},
+            _write_surface(entry, info)
+            atomic_write_text(entry, json.dumps({"json": tj, "bos": bos, "eos": eos, "pad": pad, "facts": info.facts(),
+                                                 "nfc": info.nfc, "surface": info.surface is not None},
                                                 ensure_ascii=False))
         except Exception:  # pragma: no cover - a read-only cache is not an error
             pass
     return info
+
+
+def _read_surface(entry: Path, parts: dict) -> tuple | None:
+    """The cached surface length table (``TokenizerInfo.surface``, ``nfc``), or None to compute it."""
+    if "nfc" not in parts:
+        return None
+    if not parts.get("surface"):
+        return None, False
+    f = entry.with_suffix(".surface.npy")
+    if not f.is_file():
+        return None
+    import numpy as np
+
+    return np.load(f, allow_pickle=False), bool(parts["nfc"])
+
+
+def _write_surface(entry: Path, info) -> None:
+    import numpy as np
+
+    if info.surface is None:
+        return
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, info.surface, allow_pickle=False)
+    os.replace(tmp, entry.with_suffix(".surface.npy"))
 
 
 def with_special_tokens(info, *, bos: str | None = None, eos: str | None = None):
