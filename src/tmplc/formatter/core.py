@@ -125,7 +125,7 @@ class _Row:
 _TEMPLATE_COUNTS: dict[tuple[str, str], int] = {}
 
 
-def _render(fmt, messages, info: TokenizerInfo, opts: Options, add_generation_prompt: bool = False,
+def _render(fmt, messages, info: TokenizerInfo, opts: Options, *, add_generation_prompt: bool = False,
             tools=None) -> _Row:
     bos = info.bos_token or ""  # no BOS in the tokenizer: {BOS} renders nothing (as in HF Jinja)
     eos = info.eos_token or fmt.meta.eos_token
@@ -307,7 +307,7 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
                 results.append(RowResult())
                 continue
         try:
-            r = _render(fmt, msgs, info, opts, row_tools)
+            r = _render(fmt, msgs, info, opts, tools=row_tools)
             rows.append(r)
             results.append(r.result or RowResult())
         except MessageError as e:
