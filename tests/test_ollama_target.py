@@ -29,6 +29,7 @@ from tmplc.errors import MessageError, TmplcError
 from tmplc.ir import (ChatFormat, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock, ThinkBlock, Turn,
                       fragment)
 from tmplc.registry import registry
+from tmplc.targets.conventions import ollama_prompt_mode
 from tmplc.targets.ollama import (
     FROM_PLACEHOLDER,
     TargetError,
@@ -77,10 +78,8 @@ def expected(fmt: ChatFormat, msgs: list[dict], date: datetime.date = DAY):
     """The reference rendering under Ollama's conventions (on ``date``), or ERROR when the
     reference refuses."""
     m = ollama_merge(msgs)
-    kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else \
-        {"add_generation_prompt": True}
     try:
-        out = fmt.render(m, bos_token=SENTINEL, date=date, **kw)
+        out = fmt.render(m, bos_token=SENTINEL, date=date, **ollama_prompt_mode(m))
     except MessageError:
         return ERROR
     if out.startswith(SENTINEL):

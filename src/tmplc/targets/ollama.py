@@ -80,6 +80,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from tmplc.errors import ModelfileSyntaxError, TargetError
 from tmplc.render import walk
+from tmplc.targets.conventions import ollama_prompt_mode
 from tmplc.spec.vocabulary import FINAL_SCOPES, THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken
 
@@ -366,7 +367,8 @@ def _error(reason: str) -> str:
 
 def _bos_probes(fmt: "ChatFormat") -> list[tuple["ChatFormat", list[dict]]]:
     """One conversation per layout whose leading BOS the template must place, as Ollama sends them
-    (merged roles, ending with a user message: the generation prompt follows), with the format to
+    (merged roles, ending with a user message: the generation prompt follows, as
+    :func:`~tmplc.targets.conventions.ollama_prompt_mode` says), with the format to
     walk it with.  A standalone block's default comes as a system message (Ollama's ``SYSTEM``), so
     only a format without one sees conversations without a system message; the turns of a block
     inside the first user turn are read as they are without the block (its default is placed by
@@ -539,7 +541,7 @@ class _Gen:
         if not st.uses("BOS"):
             return False, False, False
         for fmt, messages in _bos_probes(self.fmt):
-            pieces = _pieces(walk(fmt, messages, add_generation_prompt=True))
+            pieces = _pieces(walk(fmt, messages, **ollama_prompt_mode(messages)))
             state = "nothing"  # "maybe": only pieces that may be empty rendered so far
             for k, frag in enumerate(pieces):
                 if frag is None:
