@@ -76,10 +76,10 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from tmplc.errors import ModelfileSyntaxError, TargetError
-from tmplc.render import walk
+from tmplc.render import Event, walk
 from tmplc.targets.conventions import ollama_prompt_mode
 from tmplc.spec.vocabulary import FINAL_SCOPES, THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken
@@ -387,11 +387,11 @@ def _bos_probes(fmt: "ChatFormat") -> list[tuple["ChatFormat", list[dict]]]:
     return [(fmt, msgs("system", "user"))] + [(bare, msgs(*t)) for t in turns]
 
 
-def _pieces(events) -> list:
+def _pieces(events: Iterable[Event]) -> list[Fragment | None]:
     """The walk's pieces after the preamble: a template fragment, or None for a piece whose text
     may be empty (a message content, a default system message); an assistant turn's prefix and
     lead are one piece (the template writes them together)."""
-    out: list = []
+    out: list[Fragment | None] = []
     for e in events:
         if e.part == "preamble":
             continue
