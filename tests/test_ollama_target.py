@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import itertools
 import re
 from dataclasses import replace
 
@@ -28,6 +29,7 @@ from tmplc.errors import MessageError, TmplcError
 from tmplc.ir import (ChatFormat, FinalAnswer, Metadata, SpecialToken, Structure, SystemBlock, ThinkBlock, Turn,
                       fragment)
 from tmplc.registry import registry
+from tmplc.targets.conventions import ollama_prompt_mode
 from tmplc.targets.ollama import (
     FROM_PLACEHOLDER,
     TargetError,
@@ -76,10 +78,8 @@ def expected(fmt: ChatFormat, msgs: list[dict], date: datetime.date = DAY):
     """The reference rendering under Ollama's conventions (on ``date``), or ERROR when the
     reference refuses."""
     m = ollama_merge(msgs)
-    kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else \
-        {"add_generation_prompt": True}
     try:
-        out = fmt.render(m, bos_token=SENTINEL, date=date, **kw)
+        out = fmt.render(m, bos_token=SENTINEL, date=date, **ollama_prompt_mode(m))
     except MessageError:
         return ERROR
     if out.startswith(SENTINEL):
@@ -350,6 +350,42 @@ def test_ambiguous_leading_bos_is_refused() -> None:
                      Metadata(name="odd", bos_token="<s>", eos_token="</s>"))
     with pytest.raises(TargetError, match="starts with \\{BOS\\}"):
         to_ollama(fmt)
+
+
+def bos_layouts() -> list[ChatFormat]:
+    """Formats with {BOS} at the start of each piece that can come first (and empty pieces around
+    it), in every system placement, with and without a default system message."""
+    B, X = SpecialToken("BOS"), "x"
+    pieces = [(), fragment([B]), fragment([X]), fragment([B, X])]
+    systems = [None] + [SystemBlock(placement=pl, prefix=sp, suffix=fragment([ss]) if ss else (), default=d)
+                        for pl, sp, ss, d in itertools.product(("standalone", "first_user"), pieces, ("", "/S"),
+                                                              (None, "d"))]
+    systems += [SystemBlock(prefix=fragment(["S:"]), absent=ab) for ab in (fragment([B]), fragment([B, "N"]))]
+    out = []
+    for sb, up, us, ap, al in itertools.product(systems, pieces, ((), fragment([B])), pieces, ((), fragment([B]))):
+        st_ = Structure(system=sb, user=Turn(prefix=up, suffix=us),
+                        assistant=Turn(prefix=ap, lead=al, suffix=fragment(["/A"])))
+        out.append(ChatFormat(st_, Metadata(name="bos", bos_token="<s>", eos_token="</s>")))
+    return out
+
+
+EMPTY_CONVERSATIONS = [[u("")], [u(""), a(""), u("")], [a(""), u("")], [s(""), u("")], [s(""), a(""), u("")],
+                       [u("q")], [s("x"), u("y"), a("z"), u("w")], [a("z"), u("")], [u("q"), a("")]]
+
+
+def test_leading_bos_layouts_render_exactly_or_are_refused() -> None:
+    # the leading-BOS plan (read off the reference walk): every layout either renders like the
+    # reference (leading BOS dropped) for empty and non-empty contents, or is refused for its BOS
+    batch, refused, kept = Batch(), 0, 0
+    for k, fmt in enumerate(bos_layouts()):
+        try:
+            add_format_cases(batch, fmt, EMPTY_CONVERSATIONS, f"layout {k}: {fmt.structure}")
+            kept += 1
+        except TargetError as exc:
+            assert "starts with {BOS}" in str(exc), str(exc)
+            refused += 1
+    assert refused and kept
+    batch.check()
 
 
 def test_stop_parameters_and_no_sampling_parameters() -> None:

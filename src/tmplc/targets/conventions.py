@@ -4,7 +4,7 @@ A target is exact when its engine's rendering of ``messages`` equals the referen
 ``messages`` *under the engine's conventions*.  Those conventions live here, and the targets' own
 checks, the CLI and the tests all read them:
 
-* Ollama (:func:`ollama_merge`, :func:`expected_ollama`): consecutive same-role messages are merged
+* Ollama (:func:`ollama_merge`, :func:`ollama_prompt_mode`, :func:`expected_ollama`): consecutive same-role messages are merged
   with ``"\\n\\n"`` before the template runs; there is no ``add_generation_prompt``: a conversation
   that ends with an assistant message is continued (its end-of-turn left out), any other gets the
   generation prompt; the runtime adds BOS, so a leading BOS is never in the rendered text.
@@ -39,6 +39,13 @@ def ollama_merge(messages: Sequence[dict]) -> list[dict]:
     return out
 
 
+def ollama_prompt_mode(messages: Sequence[dict]) -> dict:
+    """Ollama's stand-in for ``add_generation_prompt``, as reference keywords: a (merged)
+    conversation ending with an assistant message is continued, any other gets the prompt."""
+    return {"continue_final_message": True} if messages and messages[-1]["role"] == "assistant" \
+        else {"add_generation_prompt": True}
+
+
 def strip_leading_bos(text: str, bos: str | None) -> str:
     """``text`` without a leading ``bos`` (what a runtime that adds the BOS token itself does)."""
     return text[len(bos):] if bos and text.startswith(bos) else text
@@ -50,9 +57,8 @@ def expected_ollama(fmt: "ChatFormat", messages: Sequence[dict], *, date: "_dt.d
 
     Raises MessageError where the reference refuses the (merged) conversation."""
     m = ollama_merge(messages)
-    kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else {"add_generation_prompt": True}
     bos = bos_token if bos_token is not None else fmt.meta.bos_token
-    text = fmt.render(m, bos_token=bos, eos_token=eos_token, date=date, **kw)
+    text = fmt.render(m, bos_token=bos, eos_token=eos_token, date=date, **ollama_prompt_mode(m))
     return strip_leading_bos(text, bos) if fmt.structure.uses("BOS") else text
 
 

@@ -75,10 +75,13 @@ capabilities (tools, thinking), Ollama may prefer it over this TEMPLATE; start t
 from __future__ import annotations
 
 import unicodedata
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from tmplc.errors import ModelfileSyntaxError, TargetError
-from tmplc.spec.vocabulary import THINK_FILTER_OF
+from tmplc.render import Event, walk
+from tmplc.targets.conventions import ollama_prompt_mode
+from tmplc.spec.vocabulary import FINAL_SCOPES, THINK_FILTER_OF
 from tmplc.ir import TRIM_FILTER_OF, DateToken, Fragment, SpecialToken
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -362,6 +365,45 @@ def _error(reason: str) -> str:
     return "{{ template " + go_string("tmplc: " + reason) + " . }}"
 
 
+def _bos_probes(fmt: "ChatFormat") -> list[tuple["ChatFormat", list[dict]]]:
+    """One conversation per layout whose leading BOS the template must place, as Ollama sends them
+    (merged roles, ending with a user message: the generation prompt follows, as
+    :func:`~tmplc.targets.conventions.ollama_prompt_mode` says), with the format to
+    walk it with.  A standalone block's default comes as a system message (Ollama's ``SYSTEM``), so
+    only a format without one sees conversations without a system message; the turns of a block
+    inside the first user turn are read as they are without the block (its default is placed by
+    the ``system, user`` conversation)."""
+    def msgs(*roles: str) -> list[dict]:
+        return [{"role": r, "content": "x"} for r in roles]
+
+    turns = (("user", "assistant", "user"), ("assistant", "user"))
+    st, sb = fmt.structure, fmt.structure.system
+    if sb is None:
+        return [(fmt, msgs(*t)) for t in turns]
+    if sb.placement == "standalone":
+        return [(fmt, msgs("system", *t)) for t in turns] + (
+            [(fmt, msgs(*t)) for t in turns] if sb.default is None else [])
+    bare = replace(fmt, structure=replace(st, system=None))
+    return [(fmt, msgs("system", "user"))] + [(bare, msgs(*t)) for t in turns]
+
+
+def _pieces(events: Iterable[Event]) -> list[Fragment | None]:
+    """The walk's pieces after the preamble: a template fragment, or None for a piece whose text
+    may be empty (a message content, a default system message); an assistant turn's prefix and
+    lead are one piece (the template writes them together)."""
+    out: list[Fragment | None] = []
+    for e in events:
+        if e.part == "preamble":
+            continue
+        if e.fragment is None:
+            out.append(None)
+        elif e.part == "lead" and out and out[-1] is not None:
+            out[-1] = out[-1] + e.fragment
+        else:
+            out.append(e.fragment)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # the generator
 
@@ -400,7 +442,8 @@ class _Gen:
              "second {OUTPUT}'s filters or a {THINK} block: reasoning kept or re-wrapped)",
              ": Ollama's template functions cannot search, split or strip a string"),
             (st.final_scope != "last", "ends answers other than the conversation's last "
-             "message with the last answer's own ending (|final_last_answer / |final_after_user)",
+             "message with the last answer's own ending ("
+             + " / ".join("|" + f for f in FINAL_SCOPES) + ")",
              ": Ollama continues a trailing answer and cannot tell an earlier answer's position"),
         )
         for has, what, why in refusals:
@@ -417,10 +460,9 @@ class _Gen:
                             "which an Ollama template cannot do: Ollama's only date function, currentDate, "
                             f"always gives YYYY-MM-DD; {p.format!r} is not that (use {{DATE=%Y-%m-%d}}, "
                             "optionally with literal text around it)")
-        parts = [(n, p) for n, p in (("user", st.user), ("assistant", st.assistant), ("system", st.system))
-                 if p is not None and p.trim]
-        trims = [f"the {n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts]
-        filters = "/".join(dict.fromkeys("|" + TRIM_FILTER_OF[p.trim_side] for _, p in parts))
+        trims = _trimmed(fmt)
+        filters = "/".join(dict.fromkeys("|" + f for _, f in trims))
+        trims = [f"the {n} content (|{f})" for n, f in trims]
         if trims and not allow_untrimmed:
             raise _refuse(
                 f"format {fmt.name!r} strips {_and(trims)}, which an Ollama template cannot do "
@@ -435,7 +477,7 @@ class _Gen:
         out = [("preamble", st.preamble)]
         if st.system is not None:
             out += [("system prefix", st.system.prefix), ("system suffix", st.system.suffix)]
-            if getattr(st.system, "absent", None):
+            if st.system.absent:
                 out.append(("{NOSYSTEM} text", st.system.absent))
         return out + [("user prefix", st.user.prefix), ("user suffix", st.user.suffix),
                       ("assistant prefix", st.assistant.prefix), ("assistant lead", st.assistant.lead),
@@ -487,47 +529,33 @@ class _Gen:
 
     def bos_plan(self) -> tuple[bool, bool, bool]:
         """(drop the preamble's first BOS, drop the standalone system prefix's first BOS (and the
-        {NOSYSTEM} text's), drop the first turn prefix's first BOS)."""
+        {NOSYSTEM} text's), drop the first turn prefix's first BOS).
+
+        Without a preamble, the leading BOS is read off the reference walk (:func:`tmplc.render.walk`)
+        of one conversation per layout Ollama sends (:func:`_bos_probes`): the template can drop it
+        only where it is the first piece; a BOS reached after pieces that may all be empty (message
+        contents, or empty template pieces) would be leading or not depending on the contents."""
         st = self.st
         if st.preamble:
             return st.preamble[0] == SpecialToken("BOS"), False, False
         if not st.uses("BOS"):
             return False, False, False
-        sb = st.system
-        C = "content"
-        paths: list[list] = []
-        a_head = st.assistant.prefix + st.assistant.lead  # what a history assistant turn starts with
-        turns_u = [st.user.prefix, C, st.user.suffix, a_head, C, st.assistant.suffix,
-                   st.user.prefix]
-        turns_a = [a_head, C, st.assistant.suffix, st.user.prefix, C, st.user.suffix,
-                   st.assistant.prefix]
-        if sb is not None and sb.placement == "standalone":
-            for t in (turns_u, turns_a):
-                paths.append([sb.prefix, C, sb.suffix] + t)
-            if sb.default is None:  # no system message: the {NOSYSTEM} text, if any, then the turns
-                head = [self.absent] if self.absent else []
-                paths += [head + turns_u, head + turns_a]
-        elif sb is not None:
-            paths.append([st.user.prefix, sb.prefix, C, sb.suffix, C, st.user.suffix,
-                          st.assistant.prefix])
-            paths += [turns_u, turns_a]
-        else:
-            paths += [turns_u, turns_a]
-        for path in paths:
-            state = "nothing"
-            for k, item in enumerate(path):
-                if item == C:
-                    if state == "nothing":
-                        state = "maybe"
+        for fmt, messages in _bos_probes(self.fmt):
+            pieces = _pieces(walk(fmt, messages, **ollama_prompt_mode(messages)))
+            state = "nothing"  # "maybe": only pieces that may be empty rendered so far
+            for k, frag in enumerate(pieces):
+                if frag is None:
+                    state = "maybe" if state == "nothing" else state
                     continue
-                if not item:
+                if not frag:
                     continue
-                if item[0] == SpecialToken("BOS") and state != "something" and (state == "maybe" or k > 0):
+                if frag[0] == SpecialToken("BOS") and state != "something" and (state == "maybe" or k > 0):
                     raise _refuse(
                         f"format {self.fmt.name!r}: whether its rendering starts with {{BOS}} depends "
                         "on the layout in a way the Ollama target cannot reproduce (Ollama adds the "
                         "leading BOS itself); start the spec with {BOS} or a fixed text")
                 state = "something"
+        sb = st.system
         first_is_sys = sb is not None and sb.placement == "standalone"
         return (False, first_is_sys and bool(sb.prefix) and sb.prefix[0] == SpecialToken("BOS"), True)
 
@@ -635,6 +663,13 @@ class _Gen:
         return "\n".join(L)
 
 
+def _trimmed(fmt: "ChatFormat") -> list[tuple[str, str]]:
+    """The roles whose contents the format strips, with their trim filter's name."""
+    st = fmt.structure
+    return [(n, TRIM_FILTER_OF[p.trim_side]) for n, p in
+            (("user", st.user), ("assistant", st.assistant), ("system", st.system)) if p is not None and p.trim]
+
+
 def _comment(text: str) -> str:
     return "\n".join("# " + line if line else "#" for line in text.replace("\r", "").split("\n"))
 
@@ -642,12 +677,10 @@ def _comment(text: str) -> str:
 def untrimmed_caveat(fmt: "ChatFormat") -> str | None:
     """What a Modelfile written with ``allow_untrimmed=True`` leaves to the client, or None when the
     format strips nothing (one text for the CLI, the bundle manifest and export reports)."""
-    st = fmt.structure
-    parts = [(n, p) for n, p in (("user", st.user), ("assistant", st.assistant), ("system", st.system))
-             if p is not None and p.trim]
+    parts = _trimmed(fmt)
     if not parts:
         return None
-    trims = _and([f"the {n} content (|{TRIM_FILTER_OF[p.trim_side]})" for n, p in parts])
+    trims = _and([f"the {n} content (|{f})" for n, f in parts])
     return (f"format {fmt.name!r} strips {trims} and Ollama templates cannot: the Modelfile renders "
             "contents as sent, so strip them before sending (as Ollama's own templates for these models "
             "do not strip either); --strict refuses instead")
