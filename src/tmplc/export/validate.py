@@ -115,31 +115,11 @@ def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[
                  "reference (with and without the generation prompt)", {"renders": len(jobs)})
 
 
-def _ollama_merge(msgs: list[dict]) -> list[dict]:
-    out: list[dict] = []
-    for m in msgs:
-        if out and out[-1]["role"] == m["role"]:
-            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
-        else:
-            out.append(dict(m))
-    return out
-
-
-def expected_ollama(fmt: "ChatFormat", msgs: list[dict]) -> str:
-    """The reference under Ollama's conventions (merge, prefill or generation prompt, no leading BOS)."""
-    sentinel = "\x00tmplc-bos\x00"
-    m = _ollama_merge(msgs)
-    kw = {"continue_final_message": True} if m and m[-1]["role"] == "assistant" else {"add_generation_prompt": True}
-    out = fmt.render(m, bos_token=sentinel, date=DAY, **kw)
-    if out.startswith(sentinel):
-        out = out[len(sentinel):]
-    return out.replace(sentinel, fmt.meta.bos_token or "")
-
-
 def check_modelfile(fmt: "ChatFormat", modelfile: str | None, convs: Sequence[list[dict]],
                     refusal: str | None = None) -> Check:
     from tmplc.engines.ollama import OllamaRenderError, render_ollama
     from tmplc.targets.ollama import modelfile_fields
+    from tmplc.targets.conventions import expected_ollama
 
     if modelfile is None:
         return Check("modelfile", None, f"no Modelfile: the Ollama target refuses this format ({refusal})")
@@ -155,7 +135,7 @@ def check_modelfile(fmt: "ChatFormat", modelfile: str | None, convs: Sequence[li
     for c in convs:
         msgs = [{"role": m["role"], "content": m["content"].strip() if trims else m["content"]} for m in c]
         try:
-            want = expected_ollama(fmt, msgs)
+            want = expected_ollama(fmt, msgs, date=DAY)
         except (MessageError, TmplcError):
             continue
         jobs.append({"template": f["template"], "messages": msgs, "system": f["system"], "date": DAY})
