@@ -303,7 +303,7 @@ def encode_rows(fmt, conversations: Sequence[Any], tokenizer: Any, opts: Options
                 results.append(RowResult())
                 continue
         try:
-            r = _render(fmt, msgs, info, opts, row_tools)
+            r = _render(fmt, msgs, info, opts, tools=row_tools)
             rows.append(r)
             results.append(r.result or RowResult())
         except MessageError as e:

@@ -204,11 +204,13 @@ def _calls(st, strip, given: bool) -> str:
     if tf.content_sep:
         sep += "{%- elif " + answer + " -%}" + _lit(tf.content_sep)
     sep += "{%- endif -%}"
+    args = "{{- tmplc_f['arguments'] | " + _json_filter(tf.json) + " -}}"
+    if tf.string_arguments == "verbatim":
+        args = "{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}" + args + "{%- endif -%}"
     return ("{%- if message['tool_calls'] -%}{%- for tc in message['tool_calls'] -%}"
             "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep + _lit(tf.call_prefix)
             + "{{- tmplc_f['name'] -}}" + _lit(tf.call_middle)
-            + "{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}{{- tmplc_f['arguments'] | "
-            + _json_filter(tf.json) + " -}}{%- endif -%}" + _lit(tf.call_suffix) + "{%- endfor -%}{%- endif -%}")
+            + args + _lit(tf.call_suffix) + "{%- endfor -%}{%- endif -%}")
 
 
 def _results(tf) -> str:
