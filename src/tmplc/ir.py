@@ -439,6 +439,9 @@ class JsonStyle:
                            ensure_ascii=self.ensure_ascii)
 
 
+STRING_ARGUMENTS = ("verbatim", "json")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ToolFormat:
     """How a format renders tools: the tool list, assistant tool calls and tool results.
@@ -475,14 +478,22 @@ class ToolFormat:
     result_suffix: str = ""
     results_close: str = ""
     grouped: bool = True
+    #: arguments given as a JSON string: ``"verbatim"`` renders the string as given (Qwen3's
+    #: ``arguments is string`` test); ``"json"`` serialises it like an object, as a JSON string
+    #: literal (Qwen2.5 and Hermes pipe every argument through ``tojson``)
+    string_arguments: str = "verbatim"
 
     def __post_init__(self) -> None:
         if self.placement != "system":
             raise ValueError(f"tools placement must be 'system' (the only one modelled), got {self.placement!r}")
+        if self.string_arguments not in STRING_ARGUMENTS:
+            raise ValueError(f"string_arguments must be one of {', '.join(STRING_ARGUMENTS)}, "
+                             f"got {self.string_arguments!r}")
 
     def arguments(self, args: Any) -> str:
-        """A call's arguments as the format renders them (a string as given, else ``json``)."""
-        return args if isinstance(args, str) else self.json.dumps(args)
+        """A call's arguments as the format renders them (a string as given unless
+        ``string_arguments`` is ``"json"``, else ``json``)."""
+        return args if isinstance(args, str) and self.string_arguments == "verbatim" else self.json.dumps(args)
 
 
 @dataclass(frozen=True, kw_only=True)

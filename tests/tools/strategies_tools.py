@@ -68,14 +68,14 @@ result_text = st.one_of(unreasoned_text, json_values.map(json.dumps))
 
 
 @st.composite
-def answer(draw, names, calls: bool):
+def answer(draw, names, calls: bool, reasoning: bool = True):
     m = {"role": "assistant", "content": draw(answer_content)}
     k = draw(st.integers(0, 3)) if calls else 0
     if k:
         m["tool_calls"] = [draw(tool_call(names)) for _ in range(k)]
         if draw(st.integers(0, 3)) == 0:
             m["content"] = ""
-    if draw(st.integers(0, 2)) == 0:
+    if reasoning and draw(st.integers(0, 2)) == 0:
         m["reasoning_content"] = draw(st.one_of(st.just(""), unreasoned_text, st.sampled_from(["\n", "\nr\n", "r"])))
         if draw(st.booleans()):
             m["content"] = draw(plain_content)
@@ -83,9 +83,10 @@ def answer(draw, names, calls: bool):
 
 
 @st.composite
-def tool_conversations(draw, max_exchanges: int = 3):
+def tool_conversations(draw, max_exchanges: int = 3, reasoning: bool = True):
     """(messages, tools): an optional system message, then exchanges of a user message and an
-    agent loop (answers with tool calls, each followed by its results), ending anywhere."""
+    agent loop (answers with tool calls, each followed by its results), ending anywhere.
+    ``reasoning=False``: no ``reasoning_content`` (for formats that render none)."""
     tools = draw(st.lists(tool_defs(), max_size=3))
     names = [t["function"]["name"] for t in tools]
     msgs: list[dict] = []
@@ -94,12 +95,12 @@ def tool_conversations(draw, max_exchanges: int = 3):
     for _ in range(draw(st.integers(1, max_exchanges))):
         msgs.append({"role": "user", "content": draw(plain_content)})
         for _ in range(draw(st.integers(0, 2))):
-            a = draw(answer(names, calls=True))
+            a = draw(answer(names, calls=True, reasoning=reasoning))
             msgs.append(a)
             for _ in range(len(a.get("tool_calls", [])) or draw(st.integers(0, 1))):
                 msgs.append({"role": "tool", "content": draw(result_text)})
         if draw(st.integers(0, 3)):
-            msgs.append(draw(answer(names, calls=False)))
+            msgs.append(draw(answer(names, calls=False, reasoning=reasoning)))
     if msgs[-1]["role"] == "system":
         msgs.append({"role": "user", "content": "hi"})
     return msgs, (tools if tools or draw(st.booleans()) else None)
