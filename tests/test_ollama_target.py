@@ -161,14 +161,15 @@ def add_format_cases(batch: Batch, fmt: ChatFormat, convs: list[list[dict]], lab
 
 def answer_rules(fmt) -> bool:
     """Whether the format has answer rules (|drop_think..., |lstrip_nl, the final answer's own
-    rule or {THINK} block), which Go templates cannot carry (no string search, split or strip)."""
+    rule or {THINK} block), which Go templates cannot carry (no string search, split or strip),
+    or tool blocks, whose JSON Go's encoding/json cannot write in the format's layout."""
     a = fmt.structure.assistant
-    return bool(a.drop_think or a.lstrip_nl or a.final is not None or a.think is not None or a.empty is not None
+    return bool(fmt.structure.tools is not None or a.drop_think or a.lstrip_nl or a.final is not None or a.think is not None or a.empty is not None
                 or fmt.structure.closing)
 
 
-# the entries Ollama can carry: answer rules (deepseek-r1's |drop_think, qwen3-thinking's) cannot
-# be carried by a Go template, which test_registry_entries_ollama_cannot_carry_are_refused asserts
+# the entries Ollama can carry: answer rules (deepseek-r1's |drop_think, qwen3-thinking's) and
+# tool JSON (qwen2.5-tools, qwen3-tools) cannot be carried by a Go template, which test_registry_entries_ollama_cannot_carry_are_refused asserts
 REGISTRY = sorted(n for n in registry if not answer_rules(registry[n]))
 
 NASTY_CONVERSATIONS = [
@@ -197,12 +198,13 @@ def test_registry_is_not_empty() -> None:
 
 def test_registry_entries_ollama_cannot_carry_are_refused() -> None:
     refused = sorted(set(registry) - set(REGISTRY))
-    assert refused == ["deepseek-r1", "qwen3-thinking", "qwen3-tools"]
-    # a tool format is refused for its JSON first (Ollama's encoding/json cannot write Qwen3's layout)
-    with pytest.raises(TargetError, match=r"tools, tool calls and tool results.*encoding/json.*\(', ', ': '\)"):
-        to_ollama(registry["qwen3-tools"], allow_untrimmed=True)
+    assert refused == ["deepseek-r1", "qwen2.5-tools", "qwen3-thinking", "qwen3-tools"]
+    # a tool format is refused for its JSON first (Ollama's encoding/json cannot write Qwen's layout)
+    for name in ("qwen2.5-tools", "qwen3-tools"):
+        with pytest.raises(TargetError, match=r"tools, tool calls and tool results.*encoding/json.*\(', ', ': '\)"):
+            to_ollama(registry[name], allow_untrimmed=True)
     filters = {"deepseek-r1": "{OUTPUT|drop_think}", "qwen3-thinking": "{OUTPUT|drop_think_lstrip_nl}"}
-    for name in refused[:2]:
+    for name in ("deepseek-r1", "qwen3-thinking"):
         with pytest.raises(TargetError, match=r"drop_think.*cannot search or split a string") as e:
             to_ollama(registry[name], allow_untrimmed=True)
         assert f"({filters[name]})" in str(e.value) and f"format {name!r}" in str(e.value)

@@ -34,7 +34,8 @@ def _ollama_target(fmt):
 @pytest.mark.parametrize("name", sorted(registry))
 def test_to_ollama_round_trip(name):
     fmt = registry[name]
-    if fmt.structure.assistant.drop_think:  # Ollama templates cannot split an answer: refused
+    if fmt.structure.assistant.drop_think or fmt.structure.tools is not None:
+        # Ollama templates cannot split an answer nor write the format's tool JSON: refused
         from tmplc.targets.ollama import TargetError
 
         # (a tool format is refused for its JSON first: Ollama's encoding/json)
