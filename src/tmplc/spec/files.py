@@ -172,11 +172,10 @@ def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
     for key in ("aliases", "stop"):
         if key in data and not (isinstance(data[key], list) and all(isinstance(x, str) for x in data[key])):
             raise err(f"{key!r} must be a list of strings", _node_for(root, key)[1])
-    try:
-        st = parse_structure(text)
-    except SpecError as e:
-        if spec_node.style == "|":
-            first = spec_node.start_mark.line + 1  # 0-based index of the first content line
+    def in_scalar(e: SpecError, node: "yaml.Node", key: str) -> SpecError:
+        """``e``, raised in the text of the YAML string ``node`` (under ``key``), at its place in the file."""
+        if node.style == "|":
+            first = node.start_mark.line + 1  # 0-based index of the first content line
             indent = 0
             for ln in raw_lines[first:]:
                 if ln.strip():
@@ -184,16 +183,21 @@ def load_yaml_spec(raw: str, filename: str = "<yaml>") -> ChatFormat:
                     break
             line = first + e.line
             src = raw_lines[line - 1] if line <= len(raw_lines) else None
-            raise e.relocated(filename, line_offset=first, column_offset=indent, source_line=src) from None
-        raise SpecError(f"in 'spec' (line {e.line}, column {e.column} of the spec text): {e.message}",
-                        spec_node.start_mark.line + 1, spec_node.start_mark.column + 1,
-                        raw_lines[spec_node.start_mark.line], filename) from None
+            return e.relocated(filename, line_offset=first, column_offset=indent, source_line=src)
+        return SpecError(f"in {key!r} (line {e.line}, column {e.column} of its text): {e.message}",
+                         node.start_mark.line + 1, node.start_mark.column + 1,
+                         raw_lines[node.start_mark.line], filename)
+
+    try:
+        st = parse_structure(text)
+    except SpecError as e:
+        raise in_scalar(e, spec_node, "spec") from None
     st = _apply_default_system(st, data.get("default_system"),
                                lambda m: err(m, (_node_for(root, "default_system") or (None, root))[1]))
     if "tools" in data:  # the format's tool rendering (tmplc.spec.tools, docs/tools.md)
         from tmplc.spec.tools import apply_tools
 
-        st = apply_tools(st, _node_for(root, "tools")[1], data["tools"], err)
+        st = apply_tools(st, _node_for(root, "tools")[1], data["tools"], err, in_scalar)
     meta = Metadata(
         name=data.get("name") or Path(filename).stem,
         description=data.get("description") or "",

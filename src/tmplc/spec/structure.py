@@ -74,7 +74,7 @@ from typing import Sequence
 from tmplc.errors import SpecError
 from tmplc.ir import TRIM_FILTERS, ContentRule, Fragment, Structure, SystemBlock, ThinkBlock, Turn
 from tmplc.spec.atoms import Codes, common_prefix, cut, direct, fragment_atoms, length, to_fragment
-from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, TEXT, THINKS, Atom
+from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, TEXT, THINKS, TOOL_PLACEHOLDERS, Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 _BREAKS = re.compile(r"[\r\n]+")
@@ -526,6 +526,12 @@ def _system(placement, prefix: list[Atom], suffix: list[Atom], a: Atom) -> Syste
 
 def recover_structure(atoms: list[Atom], text: str) -> Structure:
     """Derive the layout from a parsed spec (see the module docstring for the rules)."""
+    for a in atoms:
+        if a.kind in TOOL_PLACEHOLDERS:
+            lines = text.split("\n") if text is not None else []
+            raise SpecError(f"{{{a.kind}}} belongs in the examples of a YAML spec file's 'tools:' section "
+                            "(docs/tools.md), not in the spec text", a.line, a.column,
+                            lines[a.line - 1] if 0 < a.line <= len(lines) else None)
     return _Recovery(atoms, text).run()
 
 

@@ -40,18 +40,31 @@ def _pairs(node: "yaml.Node") -> dict[str, tuple["yaml.Node", "yaml.Node"]]:
 
 
 def apply_tools(st: Structure, node: "yaml.Node", value: Any,
-                err: Callable[[str, "yaml.Node"], "SpecError"]) -> Structure:
-    """``st`` with the ``tools:`` section (``value``, read from YAML ``node``) applied.  ``err(msg,
-    node)`` makes the SpecError at a node's line and column."""
+                err: Callable[[str, "yaml.Node"], "SpecError"],
+                in_scalar: Callable[["SpecError", "yaml.Node", str], "SpecError"] | None = None) -> Structure:
+    """``st`` with the ``tools:`` section (``value``, read from YAML ``node``) applied: ToolFormat
+    fields, or examples (:mod:`tmplc.spec.tools_example`).  ``err(msg, node)`` makes the SpecError
+    at a node's line and column; ``in_scalar(e, node, key)`` moves an error in a YAML string's text
+    to its place in the file."""
     import yaml
 
+    from tmplc.spec import tools_example
+
     if not isinstance(value, dict) or not isinstance(node, yaml.MappingNode):
-        raise err("'tools' must be a mapping of ToolFormat fields (see docs/tools.md)", node)
+        raise err("'tools' must be a mapping of ToolFormat fields or examples (see docs/tools.md)", node)
     at = _pairs(node)
+    by_example = tools_example.is_example_form(value)
+    known = tools_example.EXAMPLE_KEYS + tools_example.SHARED_KEYS if by_example else KEYS
     for key, (knode, _) in at.items():
-        if key not in KEYS:
-            raise err(f"unknown key {key!r} in 'tools'; known keys: {', '.join(KEYS)}", knode)
+        if key not in known:
+            form = ("the by-example form (it cannot be mixed with ToolFormat fields but final_scope and "
+                    "string_arguments)" if by_example else "the field form")
+            raise err(f"unknown key {key!r} in 'tools' ({form}); known keys: {', '.join(known)}", knode)
     kw: dict[str, Any] = {}
+    if by_example:
+        kw.update(tools_example.tool_format_from_examples(
+            st, node, value, err, in_scalar or (lambda e, n, k: err(f"in tools.{k}: {e.message}", n))))
+        value = {k: v for k, v in value.items() if k in tools_example.SHARED_KEYS}
     for key in TEXT_FIELDS + ("placement",):
         if key in value:
             if not isinstance(value[key], str):

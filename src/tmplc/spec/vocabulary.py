@@ -15,8 +15,11 @@ from tmplc.ir import TRIM_FILTER_OF, TRIM_FILTERS  # noqa: F401 - the trim filte
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ContentRule
 
+#: the placeholders of a ``tools:`` section's examples only (tmplc.spec.tools_example): a tool's
+#: JSON, a call's name and arguments, a tool result's content
+TOOL_PLACEHOLDERS = ("TOOL", "NAME", "ARGUMENTS", "RESULT")
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
-                "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END", "EMPTY", "/EMPTY")
+                "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END", "EMPTY", "/EMPTY") + TOOL_PLACEHOLDERS
 #: the placeholders that take a default (``{SYSTEM=...}``, ``{PROMPT=...}``, ``{DATE=...}``)
 DEFAULTS = ("SYSTEM", "PROMPT", "DATE")
 TRIMS = tuple(TRIM_FILTERS)

@@ -1,0 +1,187 @@
+"""The by-example ``tools:`` section (tmplc.spec.tools_example): a tool format shown as what it
+renders reads back to a ToolFormat that renders every tool conversation alike; the registry's
+qwen3-tools is written this way (and is proven against the real Qwen3 template in
+test_qwen3_tools_real.py); bad examples are refused at FILE:LINE:COL with what to do."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tmplc
+from tmplc.errors import SpecError
+from tmplc.ir import JsonStyle, ToolFormat
+from tmplc.spec.files import load_spec_file, load_yaml_spec
+from tmplc.spec.tools_example import PROBE, examples_of, json_style_of
+from tmplc.targets.spec import to_yaml
+
+from tools.strategies_tools import tool_conversations
+from tools.test_tool_formats import _text
+
+QWEN3 = tmplc.load("qwen3-tools")
+QWEN25 = tmplc.load("qwen2.5-tools")
+CHATML = tmplc.load("chatml")
+
+
+def _yaml_with_examples(fmt, examples: dict) -> str:
+    """``fmt``'s YAML spec file with its tool section written as ``examples``."""
+    data = yaml.safe_load(to_yaml(fmt))
+    data["tools"] = examples
+    # allow_unicode=False: PyYAML would write U+0085 raw, and YAML reads it back as a line break
+    return yaml.safe_dump(data, allow_unicode=False, sort_keys=False, width=10**6)
+
+
+def _renders_alike(a, b, conv, agp=False) -> None:
+    msgs, tools = conv
+    try:
+        want = a.render(msgs, tools=tools, add_generation_prompt=agp)
+    except tmplc.MessageError as e:
+        with pytest.raises(tmplc.MessageError):
+            b.render(msgs, tools=tools, add_generation_prompt=agp)
+        return
+    assert b.render(msgs, tools=tools, add_generation_prompt=agp) == want
+
+
+def test_the_registry_qwen3_tools_is_written_by_example():
+    data = yaml.safe_load(open(QWEN3.meta.source, encoding="utf-8").read())
+    assert isinstance(data["tools"]["json"], str) and set(data["tools"]) >= {"list", "calls", "results"}
+    # the field form of the same format (to_yaml writes fields) reads back to the same IR
+    fields = load_yaml_spec(to_yaml(QWEN3))
+    assert isinstance(yaml.safe_load(to_yaml(QWEN3))["tools"].get("call_prefix"), str)
+    assert fields.structure == QWEN3.structure
+
+
+@settings(max_examples=25)
+@given(tool_conversations(), st.booleans())
+def test_qwen25_tools_by_example_renders_as_its_field_form(conv, agp):
+    """qwen2.5-tools (field form in the registry) written by example: a default system message, so
+    one list example; string_arguments: json kept beside the examples."""
+    ex = examples_of(QWEN25.structure)
+    assert len(ex["list"]) == 1 and ex["string_arguments"] == "json"
+    fmt = load_yaml_spec(_yaml_with_examples(QWEN25, ex))
+    _renders_alike(QWEN25, fmt, conv, agp)
+
+
+_styles = st.builds(JsonStyle, indent=st.sampled_from([None, 0, 2, 4]),
+                    separators=st.sampled_from([(), (",", ":"), (", ", ": "), (",", ": ")]),
+                    sort_keys=st.booleans(), ensure_ascii=st.booleans())
+_formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_text, item_prefix=_text,
+                     item_suffix=_text, list_suffix=_text, content_sep=_text, call_prefix=_text,
+                     call_middle=_text, call_suffix=_text, call_sep=_text, results_open=_text,
+                     result_prefix=_text, result_suffix=_text, results_close=_text, grouped=st.booleans(),
+                     string_arguments=st.sampled_from(["verbatim", "json"]))
+
+
+@settings(max_examples=60)
+@given(_formats, st.booleans(), st.lists(tool_conversations(reasoning=False), min_size=1, max_size=3))
+def test_any_tool_format_reads_back_from_its_examples(tf, default, convs):
+    """Examples written from a random ToolFormat (texts with braces, Jinja syntax, newlines; any
+    JSON style json.dumps writes; grouped or not; with or without a default system message) read
+    back to a format that renders every tool conversation alike."""
+    st_ = replace(CHATML.structure, tools=tf)
+    if default:
+        st_ = replace(st_, system=replace(st_.system, default="You are a bot."))
+    fmt = tmplc.ChatFormat(st_, CHATML.meta)
+    back = load_yaml_spec(_yaml_with_examples(fmt, examples_of(st_)))
+    assert back.structure.tools.json == tf.json
+    for f in ("call_prefix", "call_middle", "call_suffix", "call_sep", "content_sep", "string_arguments"):
+        assert getattr(back.structure.tools, f) == getattr(tf, f), f
+    for conv in convs:
+        _renders_alike(fmt, back, conv)
+
+
+def test_json_style_by_example():
+    for style in (JsonStyle(), JsonStyle(indent=4), JsonStyle(separators=(",", ":")), JsonStyle(sort_keys=True),
+                  JsonStyle(ensure_ascii=True), JsonStyle(indent=2, separators=(", ", ": "))):
+        assert json_style_of(json.dumps(PROBE, indent=style.indent, separators=style.separators,
+                                        sort_keys=style.sort_keys, ensure_ascii=style.ensure_ascii)) == style
+    # Go's encoding/json (compact, '<' escaped) and Python's repr are not json.dumps styles
+    assert json_style_of('{"name":"\\u003c"}') is None
+    assert json_style_of(repr(PROBE)) is None
+
+
+def _bad(tmp_path, tools_yaml: str) -> SpecError:
+    text = ("name: t\neos_token: <|im_end|>\nspec: |\n  <|im_start|>system\n  {SYSTEM}<|im_end|>\n"
+            "  <|im_start|>user\n  {INPUT}<|im_end|>\n  <|im_start|>assistant\n  {OUTPUT}<|im_end|>\n"
+            "  <|im_start|>user\n  {INPUT}<|im_end|>\n  <|im_start|>assistant\n  {OUTPUT}<|im_end|>\n"
+            + tools_yaml)
+    p = tmp_path / "t.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as e:
+        load_spec_file(p)
+    assert e.value.filename == str(p)
+    return e.value
+
+
+GOOD = {
+    "json": "  json: '{\"name\": \"é\", \"values\": [1, {\"z\": null, \"a\": true}]}'\n",
+    "list": "  list:\n    - |\n      <|im_start|>system\n      {SYSTEM}\n      T:[{TOOL}][{TOOL}]<|im_end|>\n"
+            "    - |\n      <|im_start|>system\n      T:[{TOOL}][{TOOL}]<|im_end|>\n",
+    "calls": "  calls:\n    - '{OUTPUT} C({NAME}={ARGUMENTS}) C({NAME}={ARGUMENTS})'\n    - 'C({NAME}={ARGUMENTS})'\n",
+    "results": "  results: |\n    R[{RESULT}][{RESULT}]\n",
+}
+
+
+def _tools(**over) -> str:
+    return "tools:\n" + "".join(over.get(k, v) for k, v in GOOD.items())
+
+
+def test_a_small_format_by_example(tmp_path):
+    p = tmp_path / "t.yaml"
+    text = ("name: t\neos_token: <|im_end|>\nspec: |\n  <|im_start|>system\n  {SYSTEM}<|im_end|>\n"
+            "  <|im_start|>user\n  {INPUT}<|im_end|>\n  <|im_start|>assistant\n  {OUTPUT}<|im_end|>\n"
+            "  <|im_start|>user\n  {INPUT}<|im_end|>\n  <|im_start|>assistant\n  {OUTPUT}<|im_end|>\n" + _tools())
+    p.write_text(text, encoding="utf-8")
+    fmt = load_spec_file(p)
+    tools = [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "g"}}]
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a", "tool_calls": [{"name": "f", "arguments": {"x": 1}},
+                                                                 {"name": "g", "arguments": "{}"}]},
+            {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {}}]}]
+    got = fmt.render(msgs, tools=tools)
+    t1, t2 = (json.dumps(t, ensure_ascii=False) for t in tools)
+    assert got == ("<|im_start|>system\nS\nT:[" + t1 + "][" + t2 + "]<|im_end|>\n"
+                   "<|im_start|>user\nq<|im_end|>\n"
+                   '<|im_start|>assistant\na C(f={"x": 1}) C(g={})<|im_end|>\n'
+                   "R[1][2]\n"
+                   "<|im_start|>assistant\nC(f={})<|im_end|>\n")
+    # without a system message: the list alone in the block
+    assert fmt.render(msgs[1:2], tools=tools[:1]) == ("<|im_start|>system\nT:[" + t1 + "]<|im_end|>\n"
+                                                      "<|im_start|>user\nq<|im_end|>\n")
+
+
+@pytest.mark.parametrize("over, line, col, what", [
+    ({"json": "  json: '{\"name\":\"é\"}'\n"}, 15, 9, "not the probe object"),
+    ({"calls": "  calls:\n    - '{OUTPUT} C({NAME}={ARGUMENTS}) C({NAME}:{ARGUMENTS})'\n    - 'C({NAME}={ARGUMENTS})'\n"},
+     None, None, "between {NAME} and {ARGUMENTS} differs"),
+    ({"calls": "  calls:\n    - |-\n      {OUTPUT} C({NAME}={ARGUMENTS})\n      {TOOL}\n    - 'C({NAME}={ARGUMENTS})'\n"},
+     27, 7, "{TOOL} does not belong in this example"),
+    ({"results": "  results: |\n    R[{RESULT}][{RESULT]\n"}, 28, 17, "does not start a placeholder"),
+    ({"list": "  list:\n    - |\n      <|im_start|>system\n      {SYSTEM}\n      T:[{TOOL}][{TOOL}]<|im_end|>\n"},
+     17, 7, "show the system block twice"),
+    ({"list": "  list:\n    - |\n      <|im_start|>user\n      {SYSTEM}\n      T:[{TOOL}][{TOOL}]<|im_end|>\n"
+              "    - |\n      <|im_start|>system\n      T:[{TOOL}][{TOOL}]<|im_end|>\n"},
+     17, 7, "must start with the system block's prefix"),
+    ({"results": "  results: R{RESULT}\n  call_prefix: x\n"}, 28, 3, "cannot be mixed"),
+    ({"results": "  results: |\n    R[{RESULT};{RESULT}]\n"}, 27, 12, "is not an item's ending followed by the next"),
+    ({"calls": "  calls: '{OUTPUT} C({NAME}={ARGUMENTS})'\n"}, 24, 10, "tools.calls must be a list of 2 strings"),
+])
+def test_bad_examples_say_where_and_what(tmp_path, over, line, col, what):
+    e = _bad(tmp_path, _tools(**over))
+    assert what in e.message, e.message
+    if line is not None:
+        assert (e.line, e.column) == (line, col), (e.line, e.column, e.message)
+
+
+def test_tool_placeholders_only_in_tool_examples(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("<s>{INPUT}</s>{OUTPUT}\n<s>{INPUT}</s>{OUTPUT}{TOOL}", encoding="utf-8")
+    with pytest.raises(SpecError, match=r"\{TOOL\} belongs in the examples of a YAML spec file's 'tools:'") as e:
+        load_spec_file(p)
+    assert (e.value.line, e.value.column) == (2, 23)
