@@ -71,26 +71,6 @@ def _load_tokenizer(folder: Path, model_dir: Path):
         raise ExportInputError(f"{folder}: cannot load the tokenizer: {exc}") from exc
 
 
-def _reference_logits(src, adapter_dir: Path | None, ids: list[int]):
-    """The logits of the torch model (float32, CPU; the adapter merged by PEFT) on ``ids``.  The
-    model is dropped before llama.cpp loads a GGUF, so the two never share memory."""
-    import gc
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(src.model), dtype=torch.float32)
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    with torch.no_grad():
-        logits = model.eval()(torch.tensor([ids])).logits[0].float().numpy().copy()
-    del model
-    gc.collect()
-    return logits
-
-
 def _plan(src, template: Any, tokenizer: Any):
     """The format, checkpoint, tensor plan, vocabulary, adapter and chat keys of an export."""
     from tmplc.export.architectures import plan_architecture
@@ -131,6 +111,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
     from tmplc.export import validate as v
     from tmplc.export.conversations import check_conversations
     from tmplc.export.doctor_check import check_doctor
+    from tmplc.export.reference import reference_logits
     from tmplc.export.sources import locate
     from tmplc.export.writer import write_ggufs
 
@@ -220,7 +201,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
             ids = list(tokenizer(fmt.render(list(convs[2]), add_generation_prompt=True, date=v.DAY),
                                  add_special_tokens=False)["input_ids"])[:48]
             with _phase(tm, "check logits: torch reference"):
-                ref = _reference_logits(src, src.adapter, ids)
+                ref = reference_logits(src.model, ids, src.adapter, ck)
             for t in lt:
                 with _phase(tm, f"check logits_{t.lower()} (llama.cpp)"):
                     checks.append(v.check_logits(temps[t], t, ref, ids))
