@@ -68,7 +68,14 @@ def test_a_json_style_renders_and_round_trips():
     ("tools:\n  json:\n    separators: [a]\n", 10, 17, "tools.json.separators must be a list of two strings"),
     ("tools:\n  json: {spaces: 2}\n", 9, 10, "unknown key 'spaces' in tools.json"),
     ("tools:\n  final_scope: first\n", 9, 16, "tools.final_scope must be one of"),
-    ("tools:\n  placement: first_user\n", 9, 3, "tools placement must be 'system'"),
+    ("tools:\n  placement: sideways\n", 9, 14, "tools placement must be one of system, first_user"),
+    ("tools:\n  max_calls: -1\n", 9, 14, "tools.max_calls must be a non-negative integer"),
+    ("tools:\n  max_calls: yes\n", 9, 14, "tools.max_calls must be a non-negative integer"),
+    ("tools:\n  result_content: yaml\n", 9, 19, "result_content must be one of verbatim, json"),
+    ("tools:\n  call_json: {spaces: 2}\n", 9, 15, "unknown key 'spaces' in tools.call_json"),
+    ("tools:\n  calls_alone: 1\n", 9, 16, "tools.calls_alone must be true or false"),
+    ("tools:\n  system_prefix: [x]\n", 9, 18, "tools.system_prefix must be a string"),
+    ("tools:\n  placement: first_user\n  system_sep: x\n", 10, 15, "a first_user tool list has none"),
     ("tools: [a]\n", 8, 8, "'tools' must be a mapping"),
 ])
 def test_errors_name_file_line_and_column(section, line, col, what):

@@ -77,8 +77,9 @@ def apply_tools(st: Structure, node: "yaml.Node", value: Any,
             kw[key] = _json_style(value[key], at[key][1], err, key)
     try:
         tf = ToolFormat(**kw)
-    except ValueError as e:
-        raise err(f"tools: {e}", node) from None
+    except ValueError as e:  # at the value of the key the message names first (else the section)
+        named = sorted((str(e).find(k), k) for k in at if k in str(e))
+        raise err(f"tools: {e}", at[named[0][1]][1] if named else node) from None
     scope = value.get("final_scope", st.final_scope)
     if scope not in FINAL_SCOPES:
         raise err(f"tools.final_scope must be one of {', '.join(FINAL_SCOPES)}, got {scope!r}",
