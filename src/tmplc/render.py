@@ -39,7 +39,10 @@ Tools and reasoning (``docs/tools.md``; transformers' message conventions):
 
 * ``tools`` (beside the messages) and ``role: "tool"`` messages need a format with tool support
   (``Structure.tools``); without it they are a MessageError, never text.  With tools, the system
-  block renders even without a system message, holding the tool list (:class:`~tmplc.ir.ToolFormat`).
+  block renders even without a system message, holding the tool list (:class:`~tmplc.ir.ToolFormat`),
+  or the list goes into the first user turn (``placement="first_user"``: the first message after
+  the system message must then be a user message).  A format may limit the calls per answer
+  (``max_calls``) and refuse content beside calls (``calls_alone``): MessageErrors.
 * An assistant message's ``tool_calls`` render after its content, before its suffix, and train
   with it (parts ``call``: the format's text, ``call_content``: name and arguments).  A tool
   result is context (role ``tool``), as are the tool definitions.

@@ -53,7 +53,7 @@ def refused_everywhere(msgs, tools, index, what):
                             "eos_token": FMT.meta.eos_token, "add_generation_prompt": False,
                             "add_bos": target.add_bos_token, "raw_messages": True,
                             "extra_context": {"tools": tools} if tools is not None else None}])[0]
-    assert isinstance(out, LlamaCppRenderError), out
+    assert isinstance(out, LlamaCppRenderError) and "tmplc: " in out.message, out  # our raise_exception
 
 
 @pytest.mark.parametrize("tools", [None, [WEATHER]])
