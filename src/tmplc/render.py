@@ -139,8 +139,12 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
 
 
 def check_tools(tools, name: str, supported: bool) -> None:
-    """Validate a ``tools`` list (transformers' ``[{"type": "function", "function": {...}}]``)."""
+    """Validate a ``tools`` list (transformers' ``[{"type": "function", "function": {...}}]``).
+    An empty list means no tools, as in the real templates (``{% if tools %}``), so a format without
+    tool support accepts it (llama.cpp's capability probe renders every template with ``tools=[]``)."""
     if not supported:
+        if isinstance(tools, (list, tuple)) and not tools:
+            return
         raise MessageError(None, f"format {name!r} has no tool support: it cannot render tools "
                            "(use a tool format, e.g. qwen3-tools)")
     if not isinstance(tools, (list, tuple)):

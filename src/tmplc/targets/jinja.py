@@ -288,6 +288,36 @@ def _results(tf) -> str:
             + _lit(tf.result_suffix) + closer)
 
 
+def _refusals(fmt: "ChatFormat", given: bool) -> str:
+    """What a format without tool support cannot render, refused as the reference refuses it
+    (``render._check``) instead of silently dropped: ``tools``."""
+    if fmt.structure.tools is not None:
+        return ""
+    # an empty list means no tools (``{% if tools %}``), and llama.cpp probes every template with ``tools=[]``
+    return ("{%- if tools is defined and tools -%}{{- raise_exception('tmplc: format "
+            + jinja_string(fmt.name)[1:-1] + " has no tool support: it cannot render tools "
+            "(use a tool format, e.g. qwen3-tools)') -}}{%- endif -%}")
+
+
+def _message_refusals(fmt: "ChatFormat", given: bool) -> str:
+    """Per message: ``tool_calls`` (a format without tool support) and reasoning (a format whose
+    answers render none), refused as the reference refuses them."""
+    name = jinja_string(fmt.name)[1:-1]
+    out = ""
+    if fmt.structure.tools is None:
+        out += ("{%- if message['tool_calls'] is defined and message['tool_calls'] is not none -%}"
+                "{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': format " + name
+                + " has no tool support: it cannot render tool_calls (use a tool format, e.g. "
+                "qwen3-tools)') -}}{%- endif -%}")
+    if not given:
+        out += ("{%- if (message['reasoning_content'] is defined and message['reasoning_content'] is not none) "
+                "or (message['thinking'] is defined and message['thinking'] is not none) -%}"
+                "{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': format " + name
+                + " renders no reasoning: drop the message\\'s reasoning_content/thinking, or use a "
+                "reasoning format (e.g. qwen3-tools)') -}}{%- endif -%}")
+    return out
+
+
 def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip) -> str:
     """Generate the chat template.  ``generation_tags`` wraps the assistant lead, content and
     suffix in ``{% generation %}`` for ``return_assistant_tokens_mask`` (HF; llama.cpp ignores it).
@@ -327,9 +357,13 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
                 block = "{%- if " + TOOLS_VAR + " -%}" + _tool_block(st, sys_on, strip) + "{%- else -%}" + block + "{%- endif -%}"
             L.append(block)
     inline = sb is not None and sb.placement == "first_user"
+    given = st.assistant.rule.renders_reasoning or (st.assistant.final is not None
+                                                    and st.assistant.final.renders_reasoning)
     first_turn = "((has_system and loop.index0 == 1) or (not has_system and loop.first))"
     L.append(_final_setup(st))
+    L.append(_refusals(fmt, given))
     L.append("{%- for message in messages -%}")
+    L.append(_message_refusals(fmt, given))
     L.append("{%- if message['role'] == 'system' -%}"
              "{%- if not loop.first -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ "
              "': a system message is only allowed as the first message') -}}{%- endif -%}")
@@ -347,7 +381,6 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
                  "but the first turn after it is an assistant message') -}}{%- endif -%}")
     a = st.assistant
     tools_on = st.tools is not None
-    given = a.rule.renders_reasoning or (a.final is not None and a.final.renders_reasoning)
     cvar = "message['content']"
     if tools_on or given or st.final_scope == "after_user_reasoning":  # an answer's content ('' when a tool-call-only answer has none) and reasoning
         cvar = CONTENT_VAR
