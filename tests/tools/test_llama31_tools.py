@@ -133,3 +133,20 @@ def test_llama_33_ships_the_same_template():
     """The alias llama-3.3-tools: Llama-3.3-70B-Instruct's template is Llama-3.1's text."""
     assert _real("llamacpp-meta-llama-Llama-3.3-70B-Instruct.jinja") == _real()
     assert registry.resolve("llama-3.3-tools") == "llama-3.1-tools"
+
+
+def test_llamacpp_pipeline_keeps_the_system_role():
+    """llama.cpp's capability probe renders the template with ``tools=[]``, which switches this
+    format to its tool prompt (as the real template): it must still find the system role, or
+    llama-server would merge the system message into the user's content."""
+    from test_contract import llamacpp_expected
+
+    _driver()
+    target = FMT.to_llamacpp()
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "yo"}, {"role": "user", "content": "hi"}]
+    job = {"template": target.chat_template, "messages": msgs, "bos_token": FMT.meta.bos_token,
+           "eos_token": FMT.meta.eos_token, "add_generation_prompt": True, "add_bos": target.add_bos_token}
+    got = render_llamacpp([job])[0]
+    assert got == llamacpp_expected(FMT, msgs, True, target.add_bos_token)
+    assert "Be brief.<|eot_id|>" in got and "Environment: ipython" not in got
