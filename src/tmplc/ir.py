@@ -440,30 +440,52 @@ class JsonStyle:
 
 
 STRING_ARGUMENTS = ("verbatim", "json")
+#: where the tool list goes (``ToolFormat.placement``)
+TOOL_PLACEMENTS = ("system", "first_user")
+#: how a tool result's content renders (``ToolFormat.result_content``)
+RESULT_CONTENTS = ("verbatim", "json")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ToolFormat:
     """How a format renders tools: the tool list, assistant tool calls and tool results.
 
-    The tool list (``tools=[...]`` beside the messages) goes into the system block
-    (``placement="system"``): when tools are given, the block is rendered even without a system
-    message, as ``system.prefix + [system content + system_sep] + list_prefix + (item_prefix +
-    json(tool) + item_suffix) per tool + list_suffix + system.suffix``.  Each tool is serialised
-    whole (``{"type": "function", "function": {...}}``) by ``json``.
+    The tool list (``tools=[...]`` beside the messages) is ``list_prefix + (item_prefix +
+    json(tool) + item_suffix) per tool + list_suffix``; each tool is serialised whole
+    (``{"type": "function", "function": {...}}``) by ``json``.  Where it goes (``placement``):
+
+    * ``"system"``: into the standalone system block; when tools are given, the block is rendered
+      even without a system message, as ``system.prefix + [system content + system_sep] + list +
+      system.suffix``.
+    * ``"first_user"``: into the first user turn, between the user prefix and the user content
+      (Llama 3.1's ``tools_in_user_message``).  With tools, the first message after the system
+      message must be a user message (MessageError otherwise, or when there is none).
+
+    ``system_prefix`` (None: unchanged): with tools, the system block's prefix is this text instead
+    of ``system.prefix`` (Llama 3.1 adds ``Environment: ipython`` to its system header).
+    ``empty_list``: an empty ``tools`` list still counts as tools (the template tests ``tools is
+    not none``: the list's text renders without items); otherwise ``[]`` means no tools.
 
     An assistant message's tool calls render after its content, before its suffix:
     ``content_sep`` (only when the answer, as the earlier-answer rule renders it, is not empty),
     then per call ``call_prefix + name + call_middle + arguments + call_suffix``, calls separated
-    by ``call_sep``.  Arguments given as a JSON string render as given; as an object, by ``json``.
+    by ``call_sep``.  Arguments given as a JSON string render as given (``string_arguments``); as
+    an object, by ``call_json`` (None: ``json``).  ``max_calls`` (0: no limit): an answer with more
+    calls is a MessageError (Llama 3.1: "only supports single tool-calls at once").
+    ``calls_alone``: the template renders an answer with tool calls without its content, so an
+    answer with calls whose content renders non-empty is a MessageError (never dropped silently).
 
-    A ``role: "tool"`` message renders ``result_prefix + content + result_suffix``; a run of
-    consecutive tool messages is opened by ``results_open`` and closed by ``results_close``
-    (``grouped``; otherwise each result is opened and closed on its own)."""
+    A ``role: "tool"`` message renders ``result_prefix + content + result_suffix``, the content as
+    given (``result_content="verbatim"``) or as a JSON string literal (``"json"``: the template pipes
+    it through ``tojson``, with ``call_json``'s style); a run of consecutive tool messages is opened by
+    ``results_open`` and closed by ``results_close`` (``grouped``; otherwise each result is opened
+    and closed on its own)."""
 
     json: JsonStyle = field(default_factory=JsonStyle)
     placement: str = "system"
     system_sep: str = ""
+    system_prefix: str | None = None
+    empty_list: bool = False
     list_prefix: str = ""
     item_prefix: str = ""
     item_suffix: str = ""
@@ -482,18 +504,45 @@ class ToolFormat:
     #: ``arguments is string`` test); ``"json"`` serialises it like an object, as a JSON string
     #: literal (Qwen2.5 and Hermes pipe every argument through ``tojson``)
     string_arguments: str = "verbatim"
+    call_json: JsonStyle | None = None
+    max_calls: int = 0
+    calls_alone: bool = False
+    result_content: str = "verbatim"
 
     def __post_init__(self) -> None:
-        if self.placement != "system":
-            raise ValueError(f"tools placement must be 'system' (the only one modelled), got {self.placement!r}")
+        if self.placement not in TOOL_PLACEMENTS:
+            raise ValueError(f"tools placement must be one of {', '.join(TOOL_PLACEMENTS)}, got {self.placement!r}")
         if self.string_arguments not in STRING_ARGUMENTS:
             raise ValueError(f"string_arguments must be one of {', '.join(STRING_ARGUMENTS)}, "
                              f"got {self.string_arguments!r}")
+        if self.result_content not in RESULT_CONTENTS:
+            raise ValueError(f"result_content must be one of {', '.join(RESULT_CONTENTS)}, "
+                             f"got {self.result_content!r}")
+        if isinstance(self.max_calls, bool) or not isinstance(self.max_calls, int) or self.max_calls < 0:
+            raise ValueError(f"max_calls must be a non-negative integer (0: no limit), got {self.max_calls!r}")
+        if self.placement == "first_user" and self.system_sep:
+            raise ValueError("system_sep separates the system message from a tool list in the system block; "
+                             "a first_user tool list has none")
+        if self.call_json == self.json:
+            _set(self, call_json=None)  # one value per meaning
+
+    def given(self, tools: Any) -> bool:
+        """Whether ``tools`` (the list beside the messages) counts as tools (see ``empty_list``)."""
+        return tools is not None if self.empty_list else bool(tools)
+
+    @property
+    def call_style(self) -> JsonStyle:
+        """The JSON style of call arguments (and of ``"json"`` results)."""
+        return self.call_json if self.call_json is not None else self.json
 
     def arguments(self, args: Any) -> str:
         """A call's arguments as the format renders them (a string as given unless
-        ``string_arguments`` is ``"json"``, else ``json``)."""
-        return args if isinstance(args, str) and self.string_arguments == "verbatim" else self.json.dumps(args)
+        ``string_arguments`` is ``"json"``, else ``call_style``)."""
+        return args if isinstance(args, str) and self.string_arguments == "verbatim" else self.call_style.dumps(args)
+
+    def result(self, content: str) -> str:
+        """A tool result's content as the format renders it."""
+        return self.call_style.dumps(content) if self.result_content == "json" else content
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -532,8 +581,11 @@ class Structure:
                              f"got {self.prompt_after_answer!r}")
         if self.final_scope not in FINAL_SCOPES:
             raise ValueError(f"final_scope must be one of {FINAL_SCOPES}, got {self.final_scope!r}")
-        if self.tools is not None and (self.system is None or self.system.placement != "standalone"):
-            raise ValueError("a tool list in the system block needs a standalone system block ({SYSTEM})")
+        tf = self.tools
+        if tf is not None and (tf.placement == "system" or tf.system_prefix is not None) and (
+                self.system is None or self.system.placement != "standalone"):
+            raise ValueError("a tool list in the system block (or a tools system_prefix) needs a standalone "
+                             "system block ({SYSTEM})")
         if self.assistant.final is None and self.assistant.final_suffix is None:
             _set(self, final_scope="last",
                  prompt_after_answer="final" if self.prompt_after_answer == "history" else self.prompt_after_answer)

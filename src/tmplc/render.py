@@ -39,7 +39,10 @@ Tools and reasoning (``docs/tools.md``; transformers' message conventions):
 
 * ``tools`` (beside the messages) and ``role: "tool"`` messages need a format with tool support
   (``Structure.tools``); without it they are a MessageError, never text.  With tools, the system
-  block renders even without a system message, holding the tool list (:class:`~tmplc.ir.ToolFormat`).
+  block renders even without a system message, holding the tool list (:class:`~tmplc.ir.ToolFormat`),
+  or the list goes into the first user turn (``placement="first_user"``: the first message after
+  the system message must then be a user message).  A format may limit the calls per answer
+  (``max_calls``) and refuse content beside calls (``calls_alone``): MessageErrors.
 * An assistant message's ``tool_calls`` render after its content, before its suffix, and train
   with it (parts ``call``: the format's text, ``call_content``: name and arguments).  A tool
   result is context (role ``tool``), as are the tool definitions.
@@ -253,7 +256,18 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     st = fmt.structure
     _validate(fmt, messages, add_generation_prompt, continue_final_message, tools)
     counts, empties = decisions(fmt, messages, add_generation_prompt)[:2]
-    tf = st.tools if tools else None
+    tf = st.tools if st.tools is not None and st.tools.given(tools) else None
+    in_system = tf is not None and tf.placement == "system"  # the tool list goes in the system block
+    first_user: int | None = None  # the user message that holds the tool list (placement first_user)
+    if tf is not None and tf.placement == "first_user":
+        first_user = 1 if messages and messages[0]["role"] == "system" else 0
+        if first_user >= len(messages):
+            raise MessageError(None, f"format {fmt.name!r} puts the tools in the first user message, but the "
+                               "conversation has no user message")
+        if messages[first_user]["role"] != "user":
+            raise MessageError(first_user, f"format {fmt.name!r} puts the tools in the first user message: with "
+                               f"tools, the first message after the system message must be a user message, not "
+                               f"{messages[first_user]['role']!r}")
     yield Event(None, "preamble", None, False, fragment=st.preamble)
     start = 0
     sys_text: str | None = None  # a default system message
@@ -268,24 +282,25 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     if st.system is not None and not has_system:
         if st.system.default is not None:
             sys_text, has_system = st.system.default, True
-        elif st.system.absent is not None and tf is None:
+        elif st.system.absent is not None and not in_system:
             yield Event("system", "prefix", None, False, fragment=st.system.absent)
 
     def system_block() -> Iterator[Event]:
         sb = st.system
-        yield Event("system", "prefix", sys_index, False, fragment=sb.prefix)
+        yield Event("system", "prefix", sys_index, False, fragment=sb.prefix if tf is None or tf.system_prefix is None
+                    else fragment([tf.system_prefix]))
         if has_system:
             if sys_index is None:
                 yield Event("system", "content", None, False, text=sb.content(sys_text))
             else:
                 yield Event("system", "content", sys_index, False, rule=sb.rule)
-        if tf is not None:
+        if in_system:
             yield from tool_list()
         yield Event("system", "suffix", sys_index, False, fragment=sb.suffix)
 
     def tool_list() -> Iterator[Event]:
         yield Event("system", "prefix", None, False,
-                    fragment=fragment([tf.system_sep if has_system else "", tf.list_prefix]))
+                    fragment=fragment([tf.system_sep if has_system and in_system else "", tf.list_prefix]))
         for t in tools:
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_prefix]))
             yield Event("system", "content", None, False, text=tf.json.dumps(t))
@@ -304,8 +319,22 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             yield Event("assistant", "call_content", i, True, text=t.arguments(args))
             yield Event("assistant", "call", i, True, fragment=fragment([t.call_suffix]))
 
+    def check_calls(i: int) -> None:
+        t, m = st.tools, messages[i]
+        n = len(m["tool_calls"])
+        if t.max_calls and n > t.max_calls:
+            raise MessageError(i, f"format {fmt.name!r} renders at most {t.max_calls} tool call"
+                               f"{'s' if t.max_calls > 1 else ''} per answer (its template refuses more); this "
+                               f"answer has {n}: split them into consecutive answers")
+        a = st.assistant
+        rule = a.final if i in finals and a.final is not None else a.rule
+        if t.calls_alone and rule.apply(content_of(m), message_reasoning(m)):
+            raise MessageError(i, f"format {fmt.name!r} renders an answer with tool calls without its content "
+                               "(its template drops it): give tool-call answers an empty content, or put the "
+                               "text in an answer of its own")
+
     inline_pending = False
-    if has_system or tf is not None:
+    if has_system or in_system:
         if st.system.placement == "standalone":
             yield from system_block()
         else:
@@ -323,6 +352,8 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             if inline_pending:
                 yield from system_block()
                 inline_pending = False
+            if i == first_user:
+                yield from tool_list()
             yield Event("user", "content", i, False, rule=turn.rule)
             yield Event("user", "suffix", i, False, fragment=turn.suffix)
         elif role == "assistant":
@@ -340,6 +371,8 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                                        "own ({EMPTY}): an empty last answer cannot be continued")
                 yield Event("assistant", "prefix", i, False, fragment=turn.empty)  # context: no answer to train
                 continue
+            if messages[i].get("tool_calls"):
+                check_calls(i)
             yield Event("assistant", "prefix", i, False, fragment=turn.prefix)
             yield Event("assistant", "lead", i, True, fragment=turn.lead)
             yield Event("assistant", "content", i, True, rule=turn.final if final and turn.final is not None
@@ -355,7 +388,10 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             end = not t.grouped or i == last or messages[i + 1]["role"] != "tool"
             yield Event("tool", "prefix", i, False,
                         fragment=fragment([t.results_open if first else "", t.result_prefix]))
-            yield Event("tool", "content", i, False, rule=IDENTITY)
+            if t.result_content == "verbatim":
+                yield Event("tool", "content", i, False, rule=IDENTITY)
+            else:
+                yield Event("tool", "content", i, False, text=t.result(content_of(messages[i])))
             yield Event("tool", "suffix", i, False,
                         fragment=fragment([t.result_suffix, t.results_close if end else ""]))
         else:  # system not first: excluded by _check

@@ -5,6 +5,9 @@ through transformers == tmplc's llama.cpp target through llama.cpp's C++ engine 
 tool JSON: llama.cpp writes them like %g); and the token
 ids.  The real tokenizer fixture of the family tokenises (qwen3 for Qwen-family entries).
 
+``llama-3.1-tools`` takes conversations through :func:`one_call_answers` (its template renders one call
+per answer, without content); its refusals are tested in test_llama31_tools.py.
+
 ``qwen3-tools`` is proven the same way against the qwen3 fixture's own template in
 test_qwen3_tools_real.py."""
 
@@ -18,9 +21,10 @@ from hypothesis import strategies as st
 
 from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
 from tmplc.registry import registry
+from tmplc.targets.conventions import strip_leading_bos
 
 from conftest import load_tokenizer, missing_fixture
-from tools.strategies_tools import tool_conversations
+from tools.strategies_tools import one_call_answers, tool_conversations
 from tools.test_llamacpp_tools import _driver, _has_float
 from tools.test_qwen3_tools_real import AGENT, WEATHER
 
@@ -29,7 +33,14 @@ CORPUS = Path(__file__).resolve().parents[2] / ".cache" / "corpus" / "templates"
 #: entry -> (real template file in the corpus, tokenizer fixture, renders reasoning)
 ENTRIES = {
     "qwen2.5-tools": ("llamacpp-Qwen-Qwen2.5-7B-Instruct.jinja", "qwen3", False),
+    "llama-3.1-tools": ("llamacpp-meta-llama-Llama-3.1-8B-Instruct.jinja", "llama3", False),
 }
+#: entry -> how a conversation is fitted to what its real template can render
+FIT = {"llama-3.1-tools": one_call_answers}
+
+
+def _fit(entry: str, msgs: list[dict]) -> list[dict]:
+    return FIT.get(entry, lambda m: m)(msgs)
 
 
 def _real_template(entry: str) -> str:
@@ -63,7 +74,10 @@ def check(entry: str, cases) -> None:
              "extra_context": {"tools": tools} if tools is not None else None} for msgs, tools, agp in cases]
     for (msgs, tools, agp), out in zip(cases, render_llamacpp(jobs)):
         assert not isinstance(out, LlamaCppRenderError), out
-        assert out == fmt.render(msgs, tools=tools, add_generation_prompt=agp), (msgs, tools, agp)
+        ref = fmt.render(msgs, tools=tools, add_generation_prompt=agp)
+        if target.add_bos_token:  # llama.cpp adds the leading BOS when it tokenizes (GGUF add_bos_token)
+            ref = strip_leading_bos(ref, fmt.meta.bos_token)
+        assert out == ref, (msgs, tools, agp)
 
 
 def _plain(msgs, reasoning: bool):
@@ -72,7 +86,7 @@ def _plain(msgs, reasoning: bool):
 
 @pytest.mark.parametrize("entry", sorted(ENTRIES))
 def test_fixed_agent_conversation(entry):
-    agent = _plain(AGENT, ENTRIES[entry][2])
+    agent = _fit(entry, _plain(AGENT, ENTRIES[entry][2]))
     check(entry, [(c, tools, agp) for cut in range(2, len(agent) + 1) for c in (agent[:cut], agent[1:cut])
                   for tools in (None, [], [WEATHER], [WEATHER, WEATHER]) for agp in (False, True)])
 
@@ -86,6 +100,7 @@ def test_random_tool_conversations_equal_the_real_template(entry):
     @given(tool_conversations(reasoning=reasoning), st.booleans())
     def collect(conv, agp):
         msgs, tools = conv
+        msgs = _fit(entry, msgs)
         fmt = registry[entry]
         tok = load_tokenizer(ENTRIES[entry][1])
         kw = dict(tools=tools, add_generation_prompt=agp)

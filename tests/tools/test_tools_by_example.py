@@ -185,3 +185,18 @@ def test_tool_placeholders_only_in_tool_examples(tmp_path):
     with pytest.raises(SpecError, match=r"\{TOOL\} belongs in the examples of a YAML spec file's 'tools:'") as e:
         load_spec_file(p)
     assert (e.value.line, e.value.column) == (2, 23)
+
+
+def test_every_tool_field_is_shown_by_an_example_or_declared():
+    """A ToolFormat field added later is either read from the examples or listed as not shown
+    (then examples_of refuses a format that sets it, as it does llama-3.1-tools)."""
+    from dataclasses import fields
+
+    from tmplc.spec.tools_example import NOT_SHOWN, SHARED_KEYS
+
+    shown = {"json", "system_sep", "list_prefix", "item_prefix", "item_suffix", "list_suffix", "content_sep",
+             "call_prefix", "call_middle", "call_suffix", "call_sep", "results_open", "result_prefix",
+             "result_suffix", "results_close", "grouped"}
+    assert {f.name for f in fields(ToolFormat)} == shown | set(NOT_SHOWN) | (set(SHARED_KEYS) - {"final_scope"})
+    with pytest.raises(ValueError, match="cannot show placement, system_prefix"):
+        examples_of(tmplc.load("llama-3.1-tools").structure)

@@ -24,9 +24,12 @@ spec: |
 """
 
 
-def test_qwen3_tools_round_trips_through_json_and_yaml():
-    fmt = registry["qwen3-tools"]
-    assert fmt.structure.tools is not None and fmt.structure.final_scope == "after_user_reasoning"
+@pytest.mark.parametrize("name", ["qwen3-tools", "qwen2.5-tools", "llama-3.1-tools"])
+def test_tool_entries_round_trip_through_json_and_yaml(name):
+    fmt = registry[name]
+    assert fmt.structure.tools is not None
+    if name == "qwen3-tools":
+        assert fmt.structure.final_scope == "after_user_reasoning"
     assert from_dict(json.loads(json.dumps(to_dict(fmt)))) == fmt
     back = load_yaml_spec(fmt.to_yaml(), "back.yaml")
     assert back.structure == fmt.structure
@@ -68,7 +71,14 @@ def test_a_json_style_renders_and_round_trips():
     ("tools:\n  json:\n    separators: [a]\n", 10, 17, "tools.json.separators must be a list of two strings"),
     ("tools:\n  json: {spaces: 2}\n", 9, 10, "unknown key 'spaces' in tools.json"),
     ("tools:\n  final_scope: first\n", 9, 16, "tools.final_scope must be one of"),
-    ("tools:\n  placement: first_user\n", 9, 3, "tools placement must be 'system'"),
+    ("tools:\n  placement: sideways\n", 9, 14, "tools placement must be one of system, first_user"),
+    ("tools:\n  max_calls: -1\n", 9, 14, "tools.max_calls must be a non-negative integer"),
+    ("tools:\n  max_calls: yes\n", 9, 14, "tools.max_calls must be a non-negative integer"),
+    ("tools:\n  result_content: yaml\n", 9, 19, "result_content must be one of verbatim, json"),
+    ("tools:\n  call_json: {spaces: 2}\n", 9, 15, "unknown key 'spaces' in tools.call_json"),
+    ("tools:\n  calls_alone: 1\n", 9, 16, "tools.calls_alone must be true or false"),
+    ("tools:\n  system_prefix: [x]\n", 9, 18, "tools.system_prefix must be a string"),
+    ("tools:\n  placement: first_user\n  system_sep: x\n", 10, 15, "a first_user tool list has none"),
     ("tools: [a]\n", 8, 8, "'tools' must be a mapping"),
 ])
 def test_errors_name_file_line_and_column(section, line, col, what):
@@ -83,3 +93,45 @@ def test_tools_need_a_standalone_system_block():
     with pytest.raises(SpecError, match="needs a standalone system block") as e:
         load_yaml_spec(text, "t.yaml")
     assert (e.value.line, e.value.column) == (8, 3)  # the section
+
+
+def test_first_user_placement_and_the_new_fields_render_and_round_trip():
+    """A first_user tool list sits between the user prefix and the first user content; a tools
+    system_prefix replaces the system prefix; results as JSON string literals; call_json."""
+    text = HEAD + """tools:
+  placement: first_user
+  system_prefix: "<|s+t|>"
+  json: {indent: 1}
+  call_json: {separators: [",", ":"]}
+  list_prefix: "T:"
+  item_suffix: "|"
+  call_prefix: "<c>"
+  call_middle: " "
+  call_suffix: "</c>"
+  result_prefix: "<|r|>"
+  result_suffix: "<|e|>"
+  result_content: json
+  max_calls: 2
+  calls_alone: true
+  empty_list: true
+  grouped: false
+"""
+    fmt = load_yaml_spec(text, "t.yaml")
+    tf = fmt.structure.tools
+    assert (tf.placement, tf.max_calls, tf.calls_alone, tf.empty_list, tf.result_content) == (
+        "first_user", 2, True, True, "json")
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {"z": 1, "y": [2]}}]},
+            {"role": "tool", "content": "é\n"}]
+    tool = {"b": 1}
+    out = fmt.render(msgs, tools=[tool])
+    assert out == ('<|s+t|>S<|e|>\n<|u|>T:{\n "b": 1\n}|q<|e|>\n<|a|><c>f {"z":1,"y":[2]}</c><|e|>\n'
+                   '<|r|>"é\\n"<|e|>')
+    assert fmt.render(msgs[:2], tools=[]) == "<|s+t|>S<|e|>\n<|u|>T:q<|e|>\n"
+    assert fmt.render(msgs[:2]) == "<|s|>S<|e|>\n<|u|>q<|e|>\n"
+    assert load_yaml_spec(fmt.to_yaml(), "b.yaml").structure == fmt.structure
+    assert from_dict(json.loads(json.dumps(to_dict(fmt)))) == fmt
+    from tmplc.jinja_env import render_template
+
+    for m, tools in ((msgs, [tool]), (msgs[:2], []), (msgs[:2], None)):
+        assert render_template(fmt.to_jinja(), m, tools=tools) == fmt.render(m, tools=tools)

@@ -30,8 +30,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: the string fields of ToolFormat (each a YAML string)
 TEXT_FIELDS = tuple(f.name for f in fields(ToolFormat) if f.type in ("str", str) and f.name != "placement")
-BOOL_FIELDS = ("grouped",)
-KEYS = ("final_scope", "json", "placement") + TEXT_FIELDS + BOOL_FIELDS
+#: string fields that may be absent (None: not set)
+OPTIONAL_TEXT_FIELDS = tuple(f.name for f in fields(ToolFormat) if f.type in ("str | None", "Optional[str]"))
+BOOL_FIELDS = tuple(f.name for f in fields(ToolFormat) if f.type in ("bool", bool))
+INT_FIELDS = ("max_calls",)
+JSON_FIELDS = ("json", "call_json")
+KEYS = ("final_scope", "placement") + JSON_FIELDS + TEXT_FIELDS + OPTIONAL_TEXT_FIELDS + BOOL_FIELDS + INT_FIELDS
 JSON_KEYS = ("indent", "separators", "sort_keys", "ensure_ascii")
 
 
@@ -65,7 +69,7 @@ def apply_tools(st: Structure, node: "yaml.Node", value: Any,
         kw.update(tools_example.tool_format_from_examples(
             st, node, value, err, in_scalar or (lambda e, n, k: err(f"in tools.{k}: {e.message}", n))))
         value = {k: v for k, v in value.items() if k in tools_example.SHARED_KEYS}
-    for key in TEXT_FIELDS + ("placement",):
+    for key in TEXT_FIELDS + OPTIONAL_TEXT_FIELDS + ("placement",):
         if key in value:
             if not isinstance(value[key], str):
                 raise err(f"tools.{key} must be a string", at[key][1])
@@ -75,12 +79,20 @@ def apply_tools(st: Structure, node: "yaml.Node", value: Any,
             if not isinstance(value[key], bool):
                 raise err(f"tools.{key} must be true or false", at[key][1])
             kw[key] = value[key]
-    if "json" in value:
-        kw["json"] = _json_style(value["json"], at["json"][1], err)
+    for key in INT_FIELDS:
+        if key in value:
+            v = value[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise err(f"tools.{key} must be a non-negative integer", at[key][1])
+            kw[key] = v
+    for key in JSON_FIELDS:
+        if key in value:
+            kw[key] = _json_style(value[key], at[key][1], err, key)
     try:
         tf = ToolFormat(**kw)
-    except ValueError as e:
-        raise err(f"tools: {e}", node) from None
+    except ValueError as e:  # at the value of the key the message names first (else the section)
+        named = sorted((str(e).find(k), k) for k in at if k in str(e))
+        raise err(f"tools: {e}", at[named[0][1]][1] if named else node) from None
     scope = value.get("final_scope", st.final_scope)
     if scope not in FINAL_SCOPES:
         raise err(f"tools.final_scope must be one of {', '.join(FINAL_SCOPES)}, got {scope!r}",
@@ -91,24 +103,24 @@ def apply_tools(st: Structure, node: "yaml.Node", value: Any,
         raise err(f"tools: {e}", node) from None
 
 
-def _json_style(value: Any, node: "yaml.Node", err) -> JsonStyle:
+def _json_style(value: Any, node: "yaml.Node", err, name: str = "json") -> JsonStyle:
     import yaml
 
     if not isinstance(value, dict) or not isinstance(node, yaml.MappingNode):
-        raise err("tools.json must be a mapping of " + ", ".join(JSON_KEYS), node)
+        raise err(f"tools.{name} must be a mapping of " + ", ".join(JSON_KEYS), node)
     at = _pairs(node)
     for key, (knode, _) in at.items():
         if key not in JSON_KEYS:
-            raise err(f"unknown key {key!r} in tools.json; known keys: {', '.join(JSON_KEYS)}", knode)
+            raise err(f"unknown key {key!r} in tools.{name}; known keys: {', '.join(JSON_KEYS)}", knode)
     indent = value.get("indent")
     if indent is not None and (isinstance(indent, bool) or not isinstance(indent, int) or indent < 0):
-        raise err("tools.json.indent must be null or a non-negative integer", at["indent"][1])
+        raise err(f"tools.{name}.indent must be null or a non-negative integer", at["indent"][1])
     seps = value.get("separators")
     if seps is not None and not (isinstance(seps, list) and len(seps) == 2 and all(isinstance(x, str) for x in seps)):
-        raise err("tools.json.separators must be a list of two strings (item, key)", at["separators"][1])
+        raise err(f"tools.{name}.separators must be a list of two strings (item, key)", at["separators"][1])
     for key in ("sort_keys", "ensure_ascii"):
         if key in value and not isinstance(value[key], bool):
-            raise err(f"tools.json.{key} must be true or false", at[key][1])
+            raise err(f"tools.{name}.{key} must be true or false", at[key][1])
     return JsonStyle(indent=indent, separators=tuple(seps or ()), sort_keys=bool(value.get("sort_keys", False)),
                      ensure_ascii=bool(value.get("ensure_ascii", False)))
 
@@ -122,12 +134,13 @@ def tools_data(st: Structure) -> dict | None:
     out: dict[str, Any] = {}
     if st.final_scope == "after_user_reasoning":
         out["final_scope"] = st.final_scope
-    if tf.json != base.json:
-        out["json"] = {"indent": tf.json.indent, "separators": list(tf.json.separators),
-                       "sort_keys": tf.json.sort_keys, "ensure_ascii": tf.json.ensure_ascii}
     for f in fields(ToolFormat):
-        if f.name != "json" and getattr(tf, f.name) != getattr(base, f.name):
-            out[f.name] = getattr(tf, f.name)
+        v = getattr(tf, f.name)
+        if v == getattr(base, f.name):
+            continue
+        out[f.name] = v if not isinstance(v, JsonStyle) else {
+            "indent": v.indent, "separators": list(v.separators), "sort_keys": v.sort_keys,
+            "ensure_ascii": v.ensure_ascii}
     return out
 
 

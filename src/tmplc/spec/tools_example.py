@@ -71,7 +71,7 @@ import itertools
 from typing import TYPE_CHECKING, Any, Callable
 
 from tmplc.errors import SpecError
-from tmplc.ir import Fragment, JsonStyle, Structure, Text
+from tmplc.ir import Fragment, JsonStyle, Structure, Text, ToolFormat
 from tmplc.spec.vocabulary import TEXT, Atom
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,6 +83,8 @@ PROBE = {"name": "é", "values": [1, {"z": None, "a": True}]}
 EXAMPLE_KEYS = ("json", "list", "calls", "results")
 #: field-form keys allowed beside the examples
 SHARED_KEYS = ("final_scope", "string_arguments")
+#: ToolFormat fields the examples do not show (they keep their defaults in the by-example form)
+NOT_SHOWN = ("placement", "system_prefix", "empty_list", "call_json", "max_calls", "calls_alone", "result_content")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -282,6 +284,9 @@ def examples_of(st: Structure) -> dict[str, Any]:
     tf, sb = st.tools, st.system
     if tf is None or sb is None or not all(isinstance(p, Text) for p in sb.prefix + sb.suffix):
         raise ValueError("examples need a tool format with a system block of literal text")
+    beyond = [f for f in NOT_SHOWN if getattr(tf, f) != getattr(ToolFormat(), f)]
+    if beyond:
+        raise ValueError(f"the by-example form cannot show {', '.join(beyond)}: declare this format's fields")
     prefix, suffix = "".join(p.value for p in sb.prefix), "".join(p.value for p in sb.suffix)
     e = escape
 

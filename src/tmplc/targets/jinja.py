@@ -183,6 +183,30 @@ def _json_filter(style) -> str:
             + ("true" if style.sort_keys else "false") + ")")
 
 
+#: whether tools are given (set once at the top of a tool format's template)
+TOOLS_VAR = "tmplc_tools"
+
+
+def _tools_test(tf) -> str:
+    """Whether ``tools`` counts as tools (``ToolFormat.given``: not empty, or not none)."""
+    return "(tools is defined and tools is not none)" if tf.empty_list else "(tools is defined and tools)"
+
+
+def _tool_list(tf) -> str:
+    """The tool list: ``list_prefix``, each tool's JSON in ``item_prefix``/``item_suffix``, ``list_suffix``."""
+    items = ("{%- for tool in tools -%}" + _lit(tf.item_prefix) + "{{- tool | " + _json_filter(tf.json) + " -}}"
+             + _lit(tf.item_suffix) + "{%- endfor -%}")
+    return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
+
+
+def _system_prefix(st) -> str:
+    """The system block's prefix (a tool format's ``system_prefix`` when tools are given)."""
+    tf = st.tools
+    if tf is None or tf.system_prefix is None:
+        return _out(st.system.prefix)
+    return "{%- if " + TOOLS_VAR + " -%}" + _lit(tf.system_prefix) + "{%- else -%}" + _out(st.system.prefix) + "{%- endif -%}"
+
+
 def _tool_block(st, sys_on: str, strip) -> str:
     """The system block with the tool list (rendered whenever ``tools`` is given)."""
     sb, tf = st.system, st.tools
@@ -191,9 +215,20 @@ def _tool_block(st, sys_on: str, strip) -> str:
     if sb.default is not None:
         head += "{%- else -%}{{- " + jinja_string(sb.content(sb.default) + tf.system_sep) + " -}}"
     head += "{%- endif -%}"
-    items = ("{%- for tool in tools -%}" + _lit(tf.item_prefix) + "{{- tool | " + _json_filter(tf.json) + " -}}"
-             + _lit(tf.item_suffix) + "{%- endfor -%}")
-    return _out(sb.prefix) + head + _lit(tf.list_prefix) + items + _lit(tf.list_suffix) + _out(sb.suffix)
+    return _system_prefix(st) + head + _tool_list(tf) + _out(sb.suffix)
+
+
+def _first_user_checks(fmt) -> str:
+    """A ``first_user`` tool list's refusals (as the reference's): with tools, the first message
+    after the system message must exist and be a user message."""
+    where = "(1 if has_system else 0)"
+    name = jinja_string(fmt.name)[1:-1]
+    return ("{%- if " + TOOLS_VAR + " -%}{%- if messages | length <= " + where + " -%}{{- raise_exception('tmplc: "
+            "format \\'" + name + "\\' puts the tools in the first user message, but the conversation has no "
+            "user message') -}}{%- elif messages[" + where + "]['role'] != 'user' -%}{{- raise_exception('tmplc: "
+            "message ' ~ " + where + " ~ ': format \\'" + name + "\\' puts the tools in the first user message: "
+            "with tools, the first message after the system message must be a user message') -}}{%- endif -%}"
+            "{%- endif -%}")
 
 
 def _calls(st, strip, given: bool) -> str:
@@ -204,13 +239,39 @@ def _calls(st, strip, given: bool) -> str:
     if tf.content_sep:
         sep += "{%- elif " + answer + " -%}" + _lit(tf.content_sep)
     sep += "{%- endif -%}"
-    args = "{{- tmplc_f['arguments'] | " + _json_filter(tf.json) + " -}}"
+    args = "{{- tmplc_f['arguments'] | " + _json_filter(tf.call_style) + " -}}"
     if tf.string_arguments == "verbatim":
         args = "{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}" + args + "{%- endif -%}"
     return ("{%- if message['tool_calls'] -%}{%- for tc in message['tool_calls'] -%}"
             "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep + _lit(tf.call_prefix)
             + "{{- tmplc_f['name'] -}}" + _lit(tf.call_middle)
             + args + _lit(tf.call_suffix) + "{%- endfor -%}{%- endif -%}")
+
+
+def _call_checks(st, strip, given: bool) -> str:
+    """The refusals of an answer with tool calls (``max_calls``, ``calls_alone``), as the reference's."""
+    tf = st.tools
+    checks = ""
+    if tf.max_calls:
+        checks += ("{%- if message['tool_calls'] | length > " + str(tf.max_calls) + " -%}{{- raise_exception("
+                   "'tmplc: message ' ~ loop.index0 ~ ': this format renders at most " + str(tf.max_calls)
+                   + " tool call(s) per answer') -}}{%- endif -%}")
+    if tf.calls_alone:
+        a = st.assistant
+        filled = "(" + _answer_expr(a.rule, strip, CONTENT_VAR, given) + ") != ''"
+        if a.final is not None:
+            last = _final_test(st)
+            filled = ("((" + last + " and (" + _answer_expr(a.final, strip, CONTENT_VAR, given) + ") != '') or (not "
+                      + last + " and " + filled + "))")
+        checks += ("{%- if " + filled + " -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': this "
+                   "format renders an answer with tool calls without its content') -}}{%- endif -%}")
+    return checks
+
+
+def _calls_checks(st, strip, given: bool) -> str:
+    """An answer's refusals for its tool calls (before anything of it renders)."""
+    c = _call_checks(st, strip, given)
+    return "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}" + c + "{%- endif -%}" if c else ""
 
 
 def _results(tf) -> str:
@@ -222,7 +283,8 @@ def _results(tf) -> str:
     if tf.grouped:
         opener = opener and "{%- if " + first + " -%}" + opener + "{%- endif -%}"
         closer = closer and "{%- if " + end + " -%}" + closer + "{%- endif -%}"
-    return ("{%- elif message['role'] == 'tool' -%}" + opener + _lit(tf.result_prefix) + "{{- message['content'] -}}"
+    content = "message['content']" if tf.result_content == "verbatim" else "message['content'] | " + _json_filter(tf.call_style)
+    return ("{%- elif message['role'] == 'tool' -%}" + opener + _lit(tf.result_prefix) + "{{- " + content + " -}}"
             + _lit(tf.result_suffix) + closer)
 
 
@@ -266,6 +328,11 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     L: list[str] = [f"{{#- tmplc chat template: {name} -#}}"]
     L.append("{%- set has_system = messages | length > 0 and messages[0]['role'] == 'system' -%}")
     sb = st.system
+    tf = st.tools
+    if tf is not None:
+        L.append("{%- set " + TOOLS_VAR + " = " + _tools_test(tf) + " -%}")
+        if tf.placement == "first_user":
+            L.append(_first_user_checks(fmt))
     sys_on = "has_system"
     if sb is not None and sb.skip_empty:  # an empty system message counts as none
         L.append("{%- set system_shown = has_system and messages[0]['content'] != '' -%}")
@@ -276,18 +343,18 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
                  + jinja_string(fmt.name)[1:-1] + " has no system message slot') -}}{%- endif -%}")
         block = ""
     else:
-        block = ("{%- if " + sys_on + " -%}" + _out(sb.prefix) + _content("messages[0]['content']", sb.rule, strip)
+        block = ("{%- if " + sys_on + " -%}" + _system_prefix(st) + _content("messages[0]['content']", sb.rule, strip)
                  + _out(sb.suffix))
         if sb.default is not None:
-            block += ("{%- else -%}" + _out(sb.prefix)
+            block += ("{%- else -%}" + _system_prefix(st)
                       + ("{{- " + jinja_string(sb.content(sb.default)) + " -}}")
                       + _out(sb.suffix))
         elif sb.absent is not None:
             block += "{%- else -%}" + _out(sb.absent)
         block += "{%- endif -%}"
         if sb.placement == "standalone":
-            if st.tools is not None:
-                block = "{%- if tools -%}" + _tool_block(st, sys_on, strip) + "{%- else -%}" + block + "{%- endif -%}"
+            if tf is not None and tf.placement == "system":
+                block = "{%- if " + TOOLS_VAR + " -%}" + _tool_block(st, sys_on, strip) + "{%- else -%}" + block + "{%- endif -%}"
             L.append(block)
     inline = sb is not None and sb.placement == "first_user"
     given = st.assistant.rule.renders_reasoning or (st.assistant.final is not None
@@ -303,6 +370,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     L.append("{%- elif message['role'] == 'user' -%}" + _out(st.user.prefix))
     if inline:
         L.append("{%- if " + first_turn + " -%}" + block + "{%- endif -%}")
+    if tf is not None and tf.placement == "first_user":
+        L.append("{%- if " + TOOLS_VAR + " and " + first_turn + " -%}" + _tool_list(tf) + "{%- endif -%}")
     L.append(_content("message['content']", st.user.rule, strip) + _out(st.user.suffix))
     L.append("{%- elif message['role'] == 'assistant' -%}")
     if inline:
@@ -335,6 +404,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     body = _out(a.prefix) + body
     if a.empty is not None:
         body = "{%- if " + _empty_test(a, strip, last, cvar) + " -%}" + _out(a.empty) + "{%- else -%}" + body + "{%- endif -%}"
+    if tools_on:
+        L.append(_calls_checks(st, strip, given))
     L.append(body)
     if tools_on:
         L.append(_results(st.tools))
