@@ -371,3 +371,52 @@ def test_conversation_extension_rejects_rows_with_tools(tmp_path):
     assert s["rows_in"] == 3 and s["rows_out"] == 2
     assert [e["row"] for e in s["rejected"]] == [1]
     assert "--conversation-extension" in s["rejected"][0]["reason"]
+
+
+# ------------------------------------------------------------------------------------------------
+# tmplc train's data path (in process, datasets.map with workers, Ray Data)
+
+def _train_rows() -> list[dict]:
+    return [{"messages": AGENT_STR, "tools": [WEATHER]}, {"messages": PLAIN},
+            {"messages": SEARCHING, "tools": json.dumps([SEARCH])}, {"messages": PLAIN, "tools": 7},
+            {"messages": AGENT_STR}] * 2
+
+
+def _check_train(t, rows, tok) -> None:
+    kept = [r for r in rows if not isinstance(r.get("tools"), int)]
+    assert len(t) == len(kept)
+    for k, r in enumerate(kept):
+        tools = r.get("tools")
+        e = TOOLS_FMT.tokenize(r["messages"], tok, tools=json.loads(tools) if isinstance(tools, str) else tools)
+        ids, labels = t.doc(k)
+        assert ids.tolist() == e["input_ids"] and labels.tolist() == e["labels"]
+    assert t.summary["rows_in"] == len(rows) == t.summary["rows_out"] + t.summary["rows_rejected"]
+
+
+def test_train_data_reads_the_tools_column():
+    from tmplc.train import make_config
+    from tmplc.train.data import format_rows
+
+    tok = load_tokenizer("qwen3")
+    rows = _train_rows()
+    base = dict(model="m", template="qwen3-tools", out="o", data=rows)
+    plain = format_rows(make_config(base), TOOLS_FMT, tok)
+    _check_train(plain, rows, tok)
+    assert plain.summary["tool_call_tokens"] > 0
+    workers = format_rows(make_config(base, num_proc=2), TOOLS_FMT, tok)
+    assert workers.ids.tolist() == plain.ids.tolist() and workers.labels.tolist() == plain.labels.tolist()
+    assert workers.summary["tool_call_tokens"] == plain.summary["tool_call_tokens"]
+
+
+def test_train_data_on_ray_reads_the_tools_column():
+    require_module("ray.data")
+    from tmplc.train import make_config
+    from tmplc.train.data import format_rows
+
+    tok = load_tokenizer("qwen3")
+    rows = _train_rows()
+    base = dict(model="m", template="qwen3-tools", out="o", data=rows)
+    plain = format_rows(make_config(base), TOOLS_FMT, tok)
+    ray = format_rows(make_config(base, ray=True, num_proc=1), TOOLS_FMT, tok)
+    _check_train(ray, rows, tok)
+    assert ray.summary == plain.summary
