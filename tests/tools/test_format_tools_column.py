@@ -420,3 +420,14 @@ def test_train_data_on_ray_reads_the_tools_column():
     ray = format_rows(make_config(base, ray=True, num_proc=1), TOOLS_FMT, tok)
     _check_train(ray, rows, tok)
     assert ray.summary == plain.summary
+
+
+def test_preference_rows_with_tools_are_rejected_not_dropped():
+    from tmplc.formatter.preference import PairError, pair_from_row
+
+    row = {"prompt": "q", "chosen": "a", "rejected": "b"}
+    assert pair_from_row(dict(row, tools=None))[0] == [{"role": "user", "content": "q"}]
+    for bad, words in (([WEATHER], "preference pairs with tools are not supported"), (3, "column 'tools'")):
+        with pytest.raises(PairError) as e:
+            pair_from_row(dict(row, tools=bad))
+        assert words in e.value.reason and e.value.kind == "invalid"
