@@ -184,9 +184,10 @@ def format_rows(cfg: TrainConfig, fmt, tokenizer) -> Tokenized:
                                           backend=cfg.backend, num_proc=cfg.num_proc, row_column="tmplc_row")
             out = [{"input_ids": a, "labels": b} for a, b in zip(out["input_ids"], out["labels"])]
         else:
-            out, summary = format_dataset(fmt, _with_tools(convs, tools), tokenizer, policy=policy, max_seq_length=cfg.max_seq_length,
-                                          truncation=cfg.truncation, special_tokens=cfg.special_tokens,
-                                          backend=cfg.backend, row_column="tmplc_row")
+            out, summary = format_dataset(fmt, _with_tools(convs, tools), tokenizer, policy=policy,
+                                          max_seq_length=cfg.max_seq_length, truncation=cfg.truncation,
+                                          special_tokens=cfg.special_tokens, backend=cfg.backend,
+                                          row_column="tmplc_row")
     summary.rows_in += nrep.rows_rejected
     summary.invalid.update(nrep.rejected)
     summary.check()
