@@ -75,6 +75,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "\\t are a newline and a tab (\\\\ is one backslash)")
     p.add_argument("--output-column", default="output", help="with --merged-prompt: the assistant column")
     p.add_argument("--default-system", metavar="TEXT", help="system message for rows that have none")
+    p.add_argument("--tools-column", default="tools", metavar="NAME",
+                   help="the column holding each row's tool definitions (default: tools): a list of "
+                        "{\"type\": \"function\", \"function\": {...}} or a JSON string of one; needs a "
+                        "format with tool support, e.g. qwen3-tools (see docs/tools.md)")
     p.add_argument("--conversation-extension", type=int, default=1, metavar="N",
                    help="join each row with N-1 random rows into one multi-turn conversation (reads all rows "
                         "into memory first)")
@@ -237,7 +241,7 @@ def _batches(args, reader, job, summary):
     from tmplc.data.normalize import normalize_rows
     from tmplc.data.readers import materialize
 
-    rows = [materialize(r) for b in reader.batches(args.batch_size) for r in b]
+    rows = [_no_tools(materialize(r), job.tools_column) for b in reader.batches(args.batch_size) for r in b]
     convs, rep = normalize_rows(rows, source=job.source, merged_prompt=None, output_column=job.output_column,
                                 default_system=job.default_system, conversation_extension=args.conversation_extension,
                                 seed=args.seed, on_error=args.on_error) if job.merged is None else \
@@ -247,6 +251,23 @@ def _batches(args, reader, job, summary):
         summary.reject(n, "invalid", why)
     bs = args.batch_size
     return (([n for n, _ in convs[i:i + bs]], [m for _, m in convs[i:i + bs]]) for i in range(0, len(convs), bs))
+
+
+def _no_tools(row, column):
+    """``row``, or a BadRow when it has tool definitions: --conversation-extension joins rows that
+    would need one tool list (their tools are not dropped silently)."""
+    from tmplc.data.merged import RowProblem
+    from tmplc.data.normalize import row_tools
+    from tmplc.data.readers import BadRow
+
+    try:
+        tools = row_tools(row, column)
+    except RowProblem as e:
+        return BadRow(str(e))
+    if tools is None:
+        return row
+    return BadRow(f"the row has tool definitions (column {column!r}): --conversation-extension cannot join "
+                  "rows that carry tools; format them without --conversation-extension")
 
 
 def _normalize_merged(rows, job, args):
@@ -332,7 +353,7 @@ def _run(args, wrote: list) -> int:
     from tmplc.formatter.datacheck import DataFacts
     from tmplc.formatter.datacheck import findings as data_findings
     from tmplc.formatter.parallel import run_batches
-    from tmplc.formatter.rows import RowsJob
+    from tmplc.formatter.rows import RowsJob, has_tool_support
 
     limit = parse_max_rejected(args.max_rejected)
     merged = _merged(args)
@@ -350,7 +371,7 @@ def _run(args, wrote: list) -> int:
     info = _tokenizer(args)
     opts = make_options(policy, args.max_seq_length, args.truncation, args.special_tokens, args.backend)
     job = RowsJob(fmt, info, opts, source=args.source, merged=merged, output_column=args.output_column,
-                  default_system=args.default_system)
+                  default_system=args.default_system, tools_column=args.tools_column or None)
     if args.preview is not None:
         return _preview(args, job, reader)
 
@@ -364,7 +385,7 @@ def _run(args, wrote: list) -> int:
     try:
         with atomic_output(args.out) as f, warnings.catch_warnings():
             warnings.simplefilter("ignore", FormatterWarning)  # printed in the summary instead
-            writer = BackgroundWriter(rows_writer(kind, f))
+            writer = BackgroundWriter(rows_writer(kind, f, has_tool_support(fmt)))
             batches = _batches(args, reader, job, summary)
 
             def consume(res) -> None:

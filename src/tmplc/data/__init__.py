@@ -13,7 +13,7 @@ report and output.  ``report.rows_in == len(convs) + report.rows_rejected`` alwa
 """
 
 from tmplc.data.merged import MergedPrompt
-from tmplc.data.normalize import NormalizeReport, normalize_row, normalize_rows
+from tmplc.data.normalize import NormalizeReport, normalize_row, normalize_rows, row_tools
 from tmplc.data.readers import read_rows
 
-__all__ = ["MergedPrompt", "NormalizeReport", "normalize_row", "normalize_rows", "read_rows"]
+__all__ = ["MergedPrompt", "NormalizeReport", "normalize_row", "normalize_rows", "read_rows", "row_tools"]

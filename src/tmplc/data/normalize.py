@@ -24,6 +24,15 @@ one as message 0.
 (``random.Random(seed)``, with replacement, from the normalized rows) into one multi-turn
 conversation: the row's own messages, then the others' messages without their system message.
 The number of rows does not change, so rows in = rows out + rows rejected still holds.
+
+Tool definitions (``row_tools``): a row may carry a ``tools`` column beside its messages, in any
+shape: a list of tool definitions (``[{"type": "function", "function": {...}}]``), or a JSON
+string that decodes to one (CSV cells, or Parquet files that store it as text).  Keys whose value
+is null are dropped from a list given as values (Arrow and Parquet fill a struct's absent fields
+with null, so there a null cannot be told from an absent key); a JSON string is kept exactly.
+Null, an empty string and an empty list mean no tools.  Anything else rejects the row, naming the
+column and what to give.  Messages keep ``tool_calls``, ``reasoning_content``, ``thinking``,
+``tool_call_id`` and ``name`` unchanged (``TOOL_KEYS``).
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from tmplc.data.merged import MergedPrompt, RowProblem, _empty, cell_text, checked_text
-from tmplc.data.readers import BadRow, RawLine, _json_type, materialize
+from tmplc.data.readers import BadRow, RawLine, _json_type, materialize, parse_json_value
 from tmplc.errors import MessageError, TmplcError
 
 ROLE_ALIASES = {
@@ -129,6 +138,47 @@ def _messages(items: Any, what: str) -> list[dict]:
     if not out:
         raise RowProblem(f"{what} is empty")
     return out
+
+
+def _without_nulls(v: Any) -> Any:
+    """``v`` with every dict key whose value is None removed, recursively (Arrow's null-filled
+    struct fields)."""
+    if isinstance(v, dict):
+        return {k: _without_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, (list, tuple)):
+        return [_without_nulls(x) for x in v]
+    return v
+
+
+def row_tools(row: Any, column: str | None = "tools") -> list | None:
+    """The row's tool definitions from its ``column`` (see the module docstring), or None when it
+    has none; raises RowProblem saying what is wrong and what to give."""
+    if not column or not isinstance(row, dict):
+        return None
+    key, value = _ci_get(row, (column,))
+    if key is None or value is None or (isinstance(value, float) and value != value):
+        return None
+    what = f"column {key!r}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = cell_text(value, what)
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = parse_json_value(checked_text(value, what), what)
+        except ValueError as e:
+            raise RowProblem(f"{e}; give the tools as a JSON list of tool definitions") from None
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise RowProblem(f"{what} is a JSON {_json_type(value)}, not a list of tool definitions "
+                             '([{"type": "function", "function": {"name", "description", "parameters"}}])')
+    elif isinstance(value, (list, tuple)):
+        value = _without_nulls(value)
+    else:
+        raise RowProblem(f"{what} must be a list of tool definitions or a JSON string holding one, got "
+                         f"{_json_type(value)} (a row without tools: null, \"\" or [])")
+    return list(value) or None
 
 
 def _text(v: Any, col: str) -> str:

@@ -2,7 +2,9 @@
 
 Columns, in this order: ``input_ids`` and ``labels`` (int32 lists; labels are -100 where not
 trained), ``attention_mask`` and ``assistant_masks`` (int8 lists of 0/1), ``tmplc_row`` (int64,
-the 0-based data row).  Parquet: one row group per batch (pyarrow, snappy).  JSONL: one compact
+the 0-based data row).  A format with tool support adds ``n_tool_call_tokens`` (int64, the row's
+trained tokens inside assistant tool calls, as ``ChatFormat.tokenize`` counts them) before
+``tmplc_row``.  Parquet: one row group per batch (pyarrow, snappy).  JSONL: one compact
 JSON object per line, keys in the column order above.  The bytes depend only on the rows and the
 batch size, not on the number of worker processes.
 
@@ -20,14 +22,16 @@ import threading
 from typing import IO, Any
 
 COLUMNS = ("input_ids", "labels", "attention_mask", "assistant_masks", "tmplc_row")
+TOOL_CALLS_COLUMN = "n_tool_call_tokens"
 
 
-def _schema():
+def _schema(tool_calls: bool = False):
     import pyarrow as pa
 
     return pa.schema([("input_ids", pa.list_(pa.int32())), ("labels", pa.list_(pa.int32())),
-                      ("attention_mask", pa.list_(pa.int8())), ("assistant_masks", pa.list_(pa.int8())),
-                      ("tmplc_row", pa.int64())])
+                      ("attention_mask", pa.list_(pa.int8())), ("assistant_masks", pa.list_(pa.int8()))]
+                     + ([(TOOL_CALLS_COLUMN, pa.int64())] if tool_calls else [])
+                     + [("tmplc_row", pa.int64())])
 
 
 def parquet_table(res) -> Any:
@@ -47,8 +51,11 @@ def parquet_table(res) -> Any:
     trained = (res.labels != -100).astype(np.int8)
     cols = [pa.ListArray.from_arrays(offsets, arr(a, t)) for a, t in
             ((res.ids, pa.int32()), (res.labels, pa.int32()), (ones, pa.int8()), (trained, pa.int8()))]
+    calls = getattr(res, "tool_calls", None)
+    if calls is not None:
+        cols.append(arr(np.asarray(calls, dtype=np.int64), pa.int64()))
     cols.append(arr(np.asarray(res.rows, dtype=np.int64), pa.int64()))
-    return pa.Table.from_arrays(cols, schema=_schema())
+    return pa.Table.from_arrays(cols, schema=_schema(calls is not None))
 
 
 def jsonl_bytes(res) -> bytes:
@@ -57,16 +64,18 @@ def jsonl_bytes(res) -> bytes:
         return b""
     ids = res.ids.tolist()
     labels = res.labels.tolist()
+    calls = getattr(res, "tool_calls", None)
+    extra = [f'"{TOOL_CALLS_COLUMN}":{c},' for c in calls.tolist()] if calls is not None else [""] * len(res.rows)
     out = []
     pos = 0
-    for row, n in zip(res.rows, res.lengths.tolist()):
+    for row, n, more in zip(res.rows, res.lengths.tolist(), extra):
         i = ",".join(map(str, ids[pos:pos + n]))
         lab_list = labels[pos:pos + n]
         lab = ",".join(map(str, lab_list))
         ones = ",".join("1" * n)
         am = ",".join("0" if x == -100 else "1" for x in lab_list)
         out.append(f'{{"input_ids":[{i}],"labels":[{lab}],"attention_mask":[{ones}],'
-                   f'"assistant_masks":[{am}],"tmplc_row":{row}}}\n')
+                   f'"assistant_masks":[{am}],{more}"tmplc_row":{row}}}\n')
         pos += n
     return "".join(out).encode("ascii")
 
@@ -82,11 +91,11 @@ def prepare_batch(kind: str, res) -> None:
 
 
 class ParquetRowsWriter:
-    def __init__(self, f: IO[bytes]) -> None:
+    def __init__(self, f: IO[bytes], tool_calls: bool = False) -> None:
         import pyarrow.parquet as pq
 
         # no dictionary encoding: token ids rarely repeat enough to pay for it (8x faster to write)
-        self.writer = pq.ParquetWriter(f, _schema(), compression="snappy", use_dictionary=False)
+        self.writer = pq.ParquetWriter(f, _schema(tool_calls), compression="snappy", use_dictionary=False)
 
     prepare = staticmethod(parquet_table)
 
@@ -122,9 +131,10 @@ class JsonlRowsWriter:
         pass
 
 
-def rows_writer(kind: str, f: IO[bytes]):
-    """A writer for ``kind`` "parquet" or "jsonl"."""
-    return ParquetRowsWriter(f) if kind == "parquet" else JsonlRowsWriter(f)
+def rows_writer(kind: str, f: IO[bytes], tool_calls: bool = False):
+    """A writer for ``kind`` "parquet" or "jsonl"; ``tool_calls``: with the ``n_tool_call_tokens``
+    column (a format with tool support)."""
+    return ParquetRowsWriter(f, tool_calls) if kind == "parquet" else JsonlRowsWriter(f)
 
 
 _STOP = object()

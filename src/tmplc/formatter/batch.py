@@ -24,6 +24,13 @@ present and uses ``labels``).  No row is ever dropped without a count the caller
   ``format_dataset``, which counts and filters (a ``FormatSummary``).
 
 ``keep_status=True`` adds the status columns in raise mode too.
+
+Tools: a ``tools_column`` (default ``"tools"``) beside the messages gives each row's tool
+definitions (a list of tool dicts, or a JSON string of one; see ``tmplc.data.normalize.row_tools``).
+With a format that has tool support, the output also has ``n_tool_call_tokens`` (per row, as
+``ChatFormat.tokenize`` gives it; 0 for a row without tool calls) and ``FormatSummary`` totals it
+(``tool_call_tokens``).  A row with tools for a format without tool support is rejected like any
+row the format cannot render.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from tmplc.formatter.rows import RowsJob, process_rows
 from tmplc.formatter.summary import FormatSummary
 
 OUT_COLUMNS = ("input_ids", "labels", "attention_mask", "assistant_masks")
+TOOL_CALLS = "n_tool_call_tokens"
 ON_ERROR = ("raise", "skip")
 
 
@@ -46,7 +54,7 @@ class BatchTokenizer:
     def __init__(self, fmt, tokenizer, options: Options, *, messages_column: str | None = "messages",
                  keep_status: bool = False, row_column: str | None = None, on_error: str = "raise",
                  source: str = "auto", merged_prompt: str | None = None, output_column: str = "output",
-                 default_system: str | None = None) -> None:
+                 default_system: str | None = None, tools_column: str | None = "tools") -> None:
         if on_error not in ON_ERROR:
             raise TmplcError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         from tmplc.data.merged import MergedPrompt
@@ -65,6 +73,7 @@ class BatchTokenizer:
         self.merged = MergedPrompt.parse(merged_prompt) if merged_prompt is not None else None
         self.output_column = output_column
         self.default_system = default_system
+        self.tools_column = tools_column
 
     def __getstate__(self) -> dict:
         # carry the tokenizer as its JSON + special tokens, not the HF object: pickling and
@@ -89,11 +98,14 @@ class BatchTokenizer:
 
         return RowsJob(self.fmt, tokenizer_info(self.tokenizer), self.options, source=self.source,
                        merged=self.merged, output_column=self.output_column, default_system=self.default_system,
-                       messages_column=self.messages_column)
+                       messages_column=self.messages_column, tools_column=self.tools_column)
 
     def _rows(self, batch: dict[str, list]) -> list:
         mc = self.messages_column
         if mc and mc in batch and self.merged is None and self.source == "auto":
+            tc = self.tools_column
+            if tc and tc in batch and tc != mc:  # each row's messages with its tools
+                return [{mc: m, tc: t} for m, t in zip(batch[mc], batch[tc])]
             return list(batch[mc])
         keys = list(batch)
         n = len(batch[keys[0]]) if keys else 0
@@ -118,6 +130,9 @@ class BatchTokenizer:
             raise MessageError(idx, msg + where + hint, row=row)
         status_cols = self.keep_status or self.on_error == "skip"
         out: dict[str, list] = {c: [] for c in OUT_COLUMNS}
+        calls = res.call_counts
+        if calls is not None:
+            out[TOOL_CALLS] = []
         if status_cols:
             out.update(tmplc_status=[], tmplc_special=[], tmplc_tokens=[], tmplc_trained=[])
             if self.row_column:
@@ -131,6 +146,8 @@ class BatchTokenizer:
             out["labels"].append(labels)
             out["attention_mask"].append([1] * len(ids))
             out["assistant_masks"].append([0 if x == IGNORE else 1 for x in labels])
+            if calls is not None:
+                out[TOOL_CALLS].append(calls[k] or 0)
             if status_cols:
                 out["tmplc_status"].append(status)
                 out["tmplc_special"].append(numbers[k] in specials)
@@ -145,7 +162,7 @@ def tokenize_batch(fmt, tokenizer, *, policy=None, max_seq_length: int | None = 
                    truncation: str = "truncate", special_tokens: str = "text", backend: str = "auto",
                    messages_column: str | None = "messages", keep_status: bool = False, on_error: str = "raise",
                    source: str = "auto", merged_prompt: str | None = None, output_column: str = "output",
-                   default_system: str | None = None) -> BatchTokenizer:
+                   default_system: str | None = None, tools_column: str | None = "tools") -> BatchTokenizer:
     """A picklable ``batch -> columns`` callable for ``Dataset.map(batched=True, num_proc=N)``.
 
     Options as in ``tokenize_messages``; rows and ``on_error`` as in the module docstring."""
@@ -153,12 +170,16 @@ def tokenize_batch(fmt, tokenizer, *, policy=None, max_seq_length: int | None = 
                                                        backend),
                           messages_column=messages_column, keep_status=keep_status, on_error=on_error,
                           source=source, merged_prompt=merged_prompt, output_column=output_column,
-                          default_system=default_system)
+                          default_system=default_system, tools_column=tools_column)
 
 
 def summarize_status(summary: FormatSummary, status: list[str], special: list[bool], tokens: list[int],
-                     trained: list[int], rows: list[int] | None) -> None:
-    """Fold status columns (whole columns, never row by row from a Dataset) into a summary."""
+                     trained: list[int], rows: list[int] | None, tool_calls: list[int] | None = None) -> None:
+    """Fold status columns (whole columns, never row by row from a Dataset) into a summary.
+    ``tool_calls``: the ``n_tool_call_tokens`` column (a format with tool support)."""
+    if tool_calls is not None:
+        summary.tool_call_tokens = (summary.tool_call_tokens or 0) + sum(
+            c for c, s in zip(tool_calls, status) if s in ("ok", "truncated"))
     for k, s in enumerate(status):
         row = rows[k] if rows is not None else k
         if special[k]:
@@ -179,7 +200,7 @@ def format_dataset(fmt, data: Any, tokenizer, *, policy=None, max_seq_length: in
                    messages_column: str | None = "messages", num_proc: int | None = None, batch_size: int = 1000,
                    on_error: str = "skip", row_column: str | None = None, desc: str = "tmplc format",
                    source: str = "auto", merged_prompt: str | None = None, output_column: str = "output",
-                   default_system: str | None = None):
+                   default_system: str | None = None, tools_column: str | None = "tools"):
     """Tokenize a ``datasets.Dataset`` or a list -> (dataset or list of row dicts, FormatSummary).
 
     A list may hold conversations (lists of messages) or rows in any shape ``tmplc format`` reads;
@@ -188,7 +209,8 @@ def format_dataset(fmt, data: Any, tokenizer, *, policy=None, max_seq_length: in
 
     Rows that cannot be read or rendered are skipped and counted (``on_error="skip"``, every one
     named in ``summary.rejected``), or raise (``on_error="raise"``: the error names the row).
-    Dropped rows are counted by reason."""
+    Dropped rows are counted by reason.  ``tools_column``: each row's tool definitions (see the
+    module docstring); a format with tool support adds ``n_tool_call_tokens``."""
     from tmplc.formatter.tokenizer_info import tokenizer_info
 
     if on_error not in ON_ERROR:
@@ -198,7 +220,7 @@ def format_dataset(fmt, data: Any, tokenizer, *, policy=None, max_seq_length: in
     summary = FormatSummary(warnings=list(info.hazards(fmt)))
     fn = BatchTokenizer(fmt, tokenizer, opts, messages_column=messages_column, keep_status=True,
                         row_column=row_column, on_error="skip", source=source, merged_prompt=merged_prompt,
-                        output_column=output_column, default_system=default_system)
+                        output_column=output_column, default_system=default_system, tools_column=tools_column)
     if isinstance(data, (list, tuple)):
         res = process_rows(fn._job(), list(range(len(data))), list(data), lists=True)
         if on_error == "raise" and res.first_error is not None:
@@ -207,6 +229,7 @@ def format_dataset(fmt, data: Any, tokenizer, *, policy=None, max_seq_length: in
         summary.merge(res.summary)
         out = [{"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids),
                 "assistant_masks": [0 if x == IGNORE else 1 for x in labels],
+                **({TOOL_CALLS: res.call_counts[k]} if res.call_counts is not None else {}),
                 **({row_column: k} if row_column else {})}
                for k, pair in enumerate(res.lists) if pair is not None for ids, labels in [pair]]
         summary.check()
@@ -218,7 +241,7 @@ def format_dataset(fmt, data: Any, tokenizer, *, policy=None, max_seq_length: in
     rows = mapped[row_column] if row_column else None
     status = mapped["tmplc_status"]
     summarize_status(summary, status, mapped["tmplc_special"], mapped["tmplc_tokens"], mapped["tmplc_trained"],
-                     rows)
+                     rows, mapped[TOOL_CALLS] if TOOL_CALLS in mapped.column_names else None)
     if on_error == "raise":
         for k, s in enumerate(status):
             if s.startswith(("invalid: ", "error: ")):
@@ -226,7 +249,7 @@ def format_dataset(fmt, data: Any, tokenizer, *, policy=None, max_seq_length: in
     keep = [k for k, s in enumerate(status) if s in ("ok", "truncated")]
     if len(keep) != len(mapped):
         mapped = mapped.select(keep)
-    extra = [c for c in mapped.column_names if c not in OUT_COLUMNS and c != row_column]
+    extra = [c for c in mapped.column_names if c not in OUT_COLUMNS and c not in (row_column, TOOL_CALLS)]
     mapped = mapped.remove_columns(extra)
     summary.check()
     return mapped, summary

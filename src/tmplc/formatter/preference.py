@@ -160,6 +160,21 @@ def _ci(row: dict, name: str) -> tuple[bool, Any]:
     return False, None
 
 
+def _no_tools(row: dict) -> None:
+    """Preference pairs do not read a ``tools`` column yet: a row with tool definitions is
+    rejected (its tools are never dropped silently)."""
+    from tmplc.data.merged import RowProblem
+    from tmplc.data.normalize import row_tools
+
+    try:
+        tools = row_tools(row)
+    except RowProblem as e:
+        raise PairError(str(e), "invalid") from None
+    if tools is not None:
+        raise PairError("the row has tool definitions (a 'tools' column): preference pairs with tools are not "
+                        "supported yet; drop the column or format the rows without --preference", "invalid")
+
+
 def pair_from_row(row: Any) -> tuple[list[dict], list[dict], list[dict]]:
     """(prompt, chosen, rejected) messages from one data row (column names case-insensitive):
 
@@ -180,6 +195,7 @@ def pair_from_row(row: Any) -> tuple[list[dict], list[dict], list[dict]]:
         raise PairError(row.reason, "invalid")
     if not isinstance(row, dict):
         raise PairError(f"a row must be an object with columns, got {_json_type(row)}", "invalid")
+    _no_tools(row)
     has_p, prompt = _ci(row, "prompt")
     values = {}
     for part in PARTS:

@@ -10,6 +10,11 @@ rejected (the batch is re-encoded row by row), so one hostile row never aborts a
 
 This is the single batch function behind ``tmplc format``, ``format_dataset`` and
 ``tokenize_batch``.
+
+Tools: each dict row's ``job.tools_column`` (``tmplc.data.normalize.row_tools``) is passed to the
+formatter with that row's messages.  When the format has tool support, each written row also
+counts its trained tool-call tokens (``BatchResult.tool_calls``, the summary's
+``tool_call_tokens``), exactly as ``ChatFormat.tokenize`` gives ``n_tool_call_tokens``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class RowsJob:
     output_column: str = "output"
     default_system: str | None = None
     messages_column: str | None = None   # a column holding the messages (any alias shape)
+    tools_column: str | None = "tools"   # a column holding the row's tool definitions (None: not read)
 
 
 @dataclass
@@ -51,6 +57,13 @@ class BatchResult:
     special_rows: list = field(default_factory=list)   # rows with special-token text in content
     payload: Any = None            # what is written, when made where the batch was encoded
     facts: Any = None              # DataFacts: for the doctor's data checks (datacheck.py)
+    tool_calls: Any = None         # numpy int64, trained tool-call tokens per written row (tool formats)
+    call_counts: list | None = None  # per input row, with ``lists``: that count, or None (not written)
+
+
+def has_tool_support(fmt: Any) -> bool:
+    """Whether rows of ``fmt`` count tool-call tokens (the format renders tools)."""
+    return getattr(fmt.structure, "tools", None) is not None
 
 
 def normalize_one(job: RowsJob, row: Any) -> tuple[list[dict], str]:
@@ -79,21 +92,23 @@ def _reason(e: Exception) -> tuple[int | None, str, str]:
     return None, str(e), str(e)
 
 
-def _encode_safely(job: RowsJob, convs: list, numbers: list[int]) -> list:
-    """encode_rows, or (when it raises) row by row, an unexpected exception rejecting its row."""
+def _encode_safely(job: RowsJob, convs: list, numbers: list[int], tools: list | None = None) -> list:
+    """encode_rows, or (when it raises) row by row, an unexpected exception rejecting its row.
+    ``tools``: per conversation, its tool definitions or None (None: no row has any)."""
     from tmplc.formatter.core import RowResult
 
     try:
-        return encode_rows(job.fmt, convs, job.info, job.options, row_numbers=numbers)
+        return encode_rows(job.fmt, convs, job.info, job.options, row_numbers=numbers, tools=tools)
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception:
         if len(convs) == 1:
             raise
     out = []
-    for c, n in zip(convs, numbers):
+    for j, (c, n) in enumerate(zip(convs, numbers)):
         try:
-            out.extend(encode_rows(job.fmt, [c], job.info, job.options, row_numbers=[n]))
+            out.extend(encode_rows(job.fmt, [c], job.info, job.options, row_numbers=[n],
+                                   tools=None if tools is None else [tools[j]]))
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as e:
@@ -108,17 +123,19 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
     import numpy as np
 
     from tmplc.data.merged import RowProblem
+    from tmplc.data.normalize import row_tools
     from tmplc.formatter.core import DOUBLE_BOS
     from tmplc.formatter.datacheck import DataFacts, starts_with_bos
 
-    summary = FormatSummary(rows_in=len(rows))
+    with_calls = has_tool_support(job.fmt)
+    summary = FormatSummary(rows_in=len(rows), tool_call_tokens=0 if with_calls else None)
     facts = DataFacts()
     bos_text = job.info.bos_token
     maxlen = job.options.max_seq_length
     first = first_err = None
     columns: set = set()
     sources: Counter = Counter()
-    convs, conv_rows, conv_pos = [], [], []
+    convs, conv_rows, conv_pos, conv_tools = [], [], [], []
     status_list: list | None = [None] * len(rows) if statuses else None
     from tmplc.data.readers import RawLine, materialize
 
@@ -129,6 +146,7 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
             columns.update(row)
         try:
             msgs, kind = normalize_one(job, row)
+            tools = row_tools(row, job.tools_column)
         except (RowProblem, MessageError) as e:
             idx, why, bare = _reason(e)
             summary.reject(n, "invalid", why)
@@ -143,11 +161,15 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
         convs.append(msgs)
         conv_rows.append(n)
         conv_pos.append(k)
-    results = _encode_safely(job, convs, conv_rows) if convs else []
+        conv_tools.append(tools)
+    any_tools = any(t is not None for t in conv_tools)
+    results = _encode_safely(job, convs, conv_rows, conv_tools if any_tools else None) if convs else []
     out_rows: list[int] = []
     id_lists: list = []
     label_lists: list = []
     per_row: list | None = [None] * len(rows) if lists else None
+    call_list: list[int] = []
+    per_row_calls: list | None = [None] * len(rows) if lists and with_calls else None
     specials: list = []
     for n, k, r in zip(conv_rows, conv_pos, results):
         if maxlen is not None and r.full_tokens:
@@ -170,6 +192,12 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
             out_rows.append(n)
             id_lists.append(r.input_ids)
             label_lists.append(r.labels)
+            if with_calls:
+                calls = r.n_tool_call_trained or 0
+                call_list.append(calls)
+                summary.tool_call_tokens += calls
+                if per_row_calls is not None:
+                    per_row_calls[k] = calls
             if status_list is not None:
                 status_list[k] = r.status
             if per_row is not None:
@@ -191,8 +219,9 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
     summary.examples = summary.rejected[:len(summary.examples)]
     summary.check()
     facts.double_bos.sort()
+    tool_calls = np.asarray(call_list, dtype=np.int64) if with_calls else None
     return BatchResult(out_rows, ids, labels, lengths, summary, first, first_err, columns, sources, status_list,
-                       per_row, specials, facts=facts)
+                       per_row, specials, facts=facts, tool_calls=tool_calls, call_counts=per_row_calls)
 
 
 def _flat(np, lists: list) -> Any:

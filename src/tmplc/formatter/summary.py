@@ -29,6 +29,7 @@ class FormatSummary:
     warnings: list = field(default_factory=list)
     rejected: list = field(default_factory=list)         # (row, kind, reason), every rejected row
     findings: list = field(default_factory=list)         # the doctor's data findings (tmplc.doctor.Finding)
+    tool_call_tokens: int | None = None                  # trained tool-call tokens (formats with tool support)
 
     @property
     def rows_rejected(self) -> int:
@@ -56,6 +57,8 @@ class FormatSummary:
         self.dropped.update(other.dropped)
         self.examples = (self.examples + other.examples)[:MAX_EXAMPLES]
         self.rejected.extend(other.rejected)
+        if other.tool_call_tokens is not None:
+            self.tool_call_tokens = (self.tool_call_tokens or 0) + other.tool_call_tokens
         for w in other.warnings:
             if w not in self.warnings:
                 self.warnings.append(w)
@@ -70,6 +73,7 @@ class FormatSummary:
             "examples": [list(e) for e in self.examples], "warnings": list(self.warnings),
             "rejected": [{"row": r, "kind": k, "reason": why} for r, k, why in self.rejected],
             "findings": [f.to_json() for f in self.findings],
+            **({} if self.tool_call_tokens is None else {"tool_call_tokens": self.tool_call_tokens}),
         }
 
     def __str__(self) -> str:
@@ -87,6 +91,8 @@ class FormatSummary:
         if self.tokens:
             L.append(f"tokens:         {self.tokens} ({self.trained_tokens} trained, "
                      f"{100.0 * self.trained_tokens / self.tokens:.1f}%)")
+        if self.tool_call_tokens is not None:
+            L.append(f"tool-call tokens trained: {self.tool_call_tokens}")
         if self.examples:
             L.append("first problems:")
             for row, kind, reason in self.examples:

@@ -28,7 +28,7 @@ import numpy as np
 
 from tmplc.train.config import TrainConfig, TrainError
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: rows' tools column is read
 
 
 @dataclass
@@ -127,41 +127,67 @@ def _store(root: Path, key: str, t: Tokenized) -> None:
         raise
 
 
-def conversations(cfg: TrainConfig) -> tuple[list, list, Any]:
-    """(row numbers, conversations, normalize report) from the data file or rows."""
-    from tmplc.data import normalize_rows, read_rows
+def conversations(cfg: TrainConfig) -> tuple[list, list, Any, list]:
+    """(row numbers, conversations, normalize report, tools) from the data file or rows; ``tools``:
+    per conversation, its row's tool definitions (the ``tools`` column, ``row_tools``) or None.  A
+    row whose tools column is unusable is rejected in the report."""
+    from tmplc.data import normalize_rows, read_rows, row_tools
+    from tmplc.data.merged import RowProblem
 
     rows = read_rows(cfg.data, on_error="skip") if isinstance(cfg.data, (str, os.PathLike)) else list(cfg.data)
     convs, report = normalize_rows(rows, source=cfg.source, merged_prompt=cfg.merged_prompt,
                                    output_column=cfg.output_column, default_system=cfg.default_system,
                                    on_error="skip")
-    return [n for n, _ in convs], [m for _, m in convs], report
+    numbers, kept, tools = [], [], []
+    for n, m in convs:
+        try:
+            t = row_tools(rows[n])
+        except RowProblem as e:
+            report.reject(n, str(e))
+            report.rows_out -= 1
+            continue
+        numbers.append(n)
+        kept.append(m)
+        tools.append(t)
+    return numbers, kept, report, tools
+
+
+def _with_tools(convs: list, tools: list) -> list:
+    """The conversations as rows (``messages`` + ``tools``) when some have tools, else as they are."""
+    if all(t is None for t in tools):
+        return convs
+    return [{"messages": m, "tools": t} for m, t in zip(convs, tools)]
 
 
 def format_rows(cfg: TrainConfig, fmt, tokenizer) -> Tokenized:
     """Tokenize with tmplc's formatter (datasets.map with num_proc, or Ray Data with cfg.ray)."""
     from tmplc.formatter import FormatterWarning, format_dataset, get_policy
 
-    rows, convs, nrep = conversations(cfg)
+    rows, convs, nrep, tools = conversations(cfg)
+    has_tools = any(t is not None for t in tools)
     policy = get_policy(cfg.policy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FormatterWarning)  # listed in the summary instead
         if cfg.ray:
             from tmplc.train.ray_data import format_with_ray
 
-            out, summary = format_with_ray(fmt, convs, rows, tokenizer, cfg)
+            out, summary = format_with_ray(fmt, convs, rows, tokenizer, cfg, tools=tools if has_tools else None)
         elif cfg.num_proc and cfg.num_proc > 1:
             import datasets
 
-            ds = datasets.Dataset.from_dict({"messages": convs, "tmplc_row": rows})
+            cols = {"messages": convs, "tmplc_row": rows}
+            if has_tools:  # as JSON text: rows' tool lists need not share one Arrow schema
+                cols["tools"] = [json.dumps(t, ensure_ascii=False) if t is not None else None for t in tools]
+            ds = datasets.Dataset.from_dict(cols)
             out, summary = format_dataset(fmt, ds, tokenizer, policy=policy, max_seq_length=cfg.max_seq_length,
                                           truncation=cfg.truncation, special_tokens=cfg.special_tokens,
                                           backend=cfg.backend, num_proc=cfg.num_proc, row_column="tmplc_row")
             out = [{"input_ids": a, "labels": b} for a, b in zip(out["input_ids"], out["labels"])]
         else:
-            out, summary = format_dataset(fmt, convs, tokenizer, policy=policy, max_seq_length=cfg.max_seq_length,
-                                          truncation=cfg.truncation, special_tokens=cfg.special_tokens,
-                                          backend=cfg.backend, row_column="tmplc_row")
+            out, summary = format_dataset(fmt, _with_tools(convs, tools), tokenizer, policy=policy,
+                                          max_seq_length=cfg.max_seq_length, truncation=cfg.truncation,
+                                          special_tokens=cfg.special_tokens, backend=cfg.backend,
+                                          row_column="tmplc_row")
     summary.rows_in += nrep.rows_rejected
     summary.invalid.update(nrep.rejected)
     summary.check()

@@ -26,11 +26,16 @@ class JsonBatch:
     def __call__(self, batch: dict) -> dict:
         convs = [json.loads(x) for x in batch["messages"]]
         rows = [int(x) for x in batch["tmplc_row"]]
-        return self.fn({"messages": convs, "tmplc_row": rows})
+        cols = {"messages": convs, "tmplc_row": rows}
+        if "tools" in batch:  # JSON text ("" for none), read by the formatter's tools rule
+            cols["tools"] = [str(x) for x in batch["tools"]]
+        return self.fn(cols)
 
 
-def format_with_ray(fmt, convs: list, rows: list, tokenizer, cfg: TrainConfig, batch_size: int = 256):
-    """(list of {"input_ids", "labels"} in data order, FormatSummary) computed with Ray Data."""
+def format_with_ray(fmt, convs: list, rows: list, tokenizer, cfg: TrainConfig, batch_size: int = 256,
+                    tools: list | None = None):
+    """(list of {"input_ids", "labels"} in data order, FormatSummary) computed with Ray Data.
+    ``tools``: per conversation, its tool definitions or None."""
     try:
         import ray
         import ray.data
@@ -52,6 +57,9 @@ def format_with_ray(fmt, convs: list, rows: list, tokenizer, cfg: TrainConfig, b
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
         items = [{"messages": json.dumps(m, ensure_ascii=False), "tmplc_row": int(r)} for m, r in zip(convs, rows)]
+        if tools is not None:
+            for item, t in zip(items, tools):
+                item["tools"] = json.dumps(t, ensure_ascii=False) if t is not None else ""
         ds = ray.data.from_items(items).map_batches(fn, batch_size=batch_size, batch_format="numpy")
         out = ds.take_all()
     finally:
@@ -62,7 +70,8 @@ def format_with_ray(fmt, convs: list, rows: list, tokenizer, cfg: TrainConfig, b
     col = lambda k: [r[k] for r in out]  # noqa: E731
     summarize_status(summary, [str(s) for s in col("tmplc_status")], [bool(s) for s in col("tmplc_special")],
                      [int(x) for x in col("tmplc_tokens")], [int(x) for x in col("tmplc_trained")],
-                     [int(x) for x in col("tmplc_row")])
+                     [int(x) for x in col("tmplc_row")],
+                     [int(x) for x in col("n_tool_call_tokens")] if out and "n_tool_call_tokens" in out[0] else None)
     kept = [{"input_ids": [int(t) for t in r["input_ids"]], "labels": [int(t) for t in r["labels"]]}
             for r in out if str(r["tmplc_status"]) in ("ok", "truncated")]
     summary.check()
