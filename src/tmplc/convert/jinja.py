@@ -202,6 +202,8 @@ class JinjaConversion:
     text_format: ChatFormat
     tools: str
     tools_reason: str = ""
+    #: what an exact tool part leaves unverified (e.g. the template raises on string arguments)
+    tools_notes: tuple[str, ...] = ()
 
     @property
     def tools_status(self) -> str:
@@ -228,12 +230,13 @@ def convert_jinja(template: str, *, bos_token: str | None = None, eos_token: str
         verify_conversion(f, state["vprobe"], has_system=has_system, n_random=n_random, seed=seed)
 
     try:
-        fmt = recover_tools(template, text, state["real"], limits or DEFAULT_LIMITS, n_random=n_random_tools,
+        fmt, notes = recover_tools(template, text, state["real"], limits or DEFAULT_LIMITS, n_random=n_random_tools,
                             seed=seed, reverify=reverify)
     except ConversionRefused as e:  # a sandbox limit on the tool probes included: the text part stands
         return JinjaConversion(text, text, "refused", e.reason)
-    return JinjaConversion(fmt.with_meta(notes=text.meta.notes + "; tools, tool calls and tool results "
-                                         "recovered and verified on tool conversations"), text, "exact")
+    note = "; tools, tool calls and tool results recovered and verified on tool conversations"
+    note += "".join(f" ({n})" for n in notes)
+    return JinjaConversion(fmt.with_meta(notes=text.meta.notes + note), text, "exact", "", tuple(notes))
 
 
 def _TOKENS() -> dict:

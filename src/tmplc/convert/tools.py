@@ -84,8 +84,9 @@ CALL_NAME_1, CALL_NAME_2 = "cAll1qZmX", "cAll2qZmX"
 RESULT_1, RESULT_2 = "rEs1qZmX", "rEs2qZmX"
 
 
-def _call(name: str, args: Any) -> dict:
-    return {"type": "function", "function": {"name": name, "arguments": args}}
+def _call(name: str, args: Any, id_: str = "cAllidqZmX") -> dict:
+    """A call in transformers' (OpenAI's) shape, with an ``id`` as such conversations carry."""
+    return {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
 
 
 def _style_candidates() -> list[JsonStyle]:
@@ -165,7 +166,7 @@ def _t(content: str) -> dict:
 
 
 SYS = {"role": "system", "content": SENT["system"]}
-C1, C2 = _call(CALL_NAME_1, ARGS_1), _call(CALL_NAME_2, ARGS_2)
+C1, C2 = _call(CALL_NAME_1, ARGS_1, "cAllid1qZmX"), _call(CALL_NAME_2, ARGS_2, "cAllid2qZmX")
 PROBES: dict[str, tuple[list[dict], Any]] = {
     "list1:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1]),
     "list2:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1, TOOL_2]),
@@ -251,7 +252,22 @@ def _json_style(x: str, obj: Any, what: str) -> JsonStyle:
                   f"{_show(x, 160)}")
 
 
-def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
+class _Results(dict):
+    """The probe renders by name; reading a probe the template failed on refuses with its error."""
+
+    def __getitem__(self, name: str) -> str:
+        kind, text = dict.__getitem__(self, name)
+        if kind != "ok":
+            raise _refuse(f"the template fails on a tool probe ({name}: {_describe_probe(name)}): {text}")
+        return text
+
+    def ok(self, name: str) -> bool:
+        return dict.__getitem__(self, name)[0] == "ok"
+
+
+def _read_list(fmt: ChatFormat, res: dict) -> tuple[ToolFormat, bool]:
+    """The tool list's fields, and whether the template shows the list at all (its JSON style is
+    then read off it; otherwise off a call's arguments)."""
     st = fmt.structure
     if st.system is None or st.system.placement != "standalone":
         raise _refuse("the tool list: the text format has no standalone system block (the template raises on a "
@@ -261,9 +277,10 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
     base = fmt.render(msgs, date=DATE_1)
     at = _segment_end(fmt, msgs, 0, ("content",))
     x1 = _inserted(res["list1:sys"], base, at, "the tool list", msgs, TOOL_1["function"]["name"])
-    if not x1:
-        raise _refuse("the tool list: the template renders nothing for tools=[tool] (a conversation with a "
-                      "system message)")
+    if not x1:  # the template ignores `tools` (DeepSeek: the tools go into the system message by hand)
+        raise _refuse("the tool list: the template does not render it (tools=[...] renders nothing; e.g. DeepSeek "
+                      "expects the tools written into the system message); the IR writes the tool list into the "
+                      "system block whenever tools are given")
     style = _json_style(x1, TOOL_1, "the tool list")
     j1, j2 = style.dumps(TOOL_1), style.dumps(TOOL_2)
     if x1.count(j1) != 1:
@@ -281,31 +298,38 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
                       "suffix")
     item_suffix, item_prefix = parts
     head, list_suffix = pre[:len(pre) - len(item_prefix)], post[len(item_suffix):]
+    tf = ToolFormat(json=style, item_prefix=item_prefix, item_suffix=item_suffix, list_suffix=list_suffix)
+    return _list_split(fmt, res, tf, head), True
+
+
+def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolFormat:
+    """``head`` (the text between the system message and the first tool) split into ``system_sep`` and
+    ``list_prefix`` by the conversation without a system message."""
+    st = fmt.structure
     nmsgs, _ = PROBES["list1:nosys"]
     want = res["list1:nosys"]
     for k in range(len(head) + 1):
-        tf = ToolFormat(json=style, system_sep=head[:k], list_prefix=head[k:], item_prefix=item_prefix,
-                        item_suffix=item_suffix, list_suffix=list_suffix)
+        tf = replace(tf0, system_sep=head[:k], list_prefix=head[k:])
         try:
             got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
         except MessageError:
             continue
         if got == want:
             return tf
-    tf = ToolFormat(json=style, list_prefix=head, item_prefix=item_prefix, item_suffix=item_suffix,
-                    list_suffix=list_suffix)
+    tf = replace(tf0, list_prefix=head)
     got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
     k = 0
     while k < min(len(got), len(want)) and got[k] == want[k]:
         k += 1
     raise _refuse(f"the tool list without a system message: the template renders {_show(want[max(0, k - 30):k + 50])} "
                   f"where the system block with the list (as it renders after a system message) gives "
-                  f"{_show(got[max(0, k - 30):k + 50])} (a different block, or a default system text, with tools)")
+                  f"{_show(got[max(0, k - 30):k + 50])} (a different block, or a default system text, with tools; "
+                  "the IR renders the system block with the list whenever tools are given)")
 
 
-def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
-    style = tf.json
-    a1 = style.dumps(ARGS_1)
+def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict, style_known: bool) -> tuple[ToolFormat, bool]:
+    """The call fields, and whether the template takes arguments given as a JSON string (False: it
+    raises on them; the format renders them as given, and verification leaves them out)."""
 
     def inserted(name: str) -> str:
         msgs, _ = PROBES[name]
@@ -315,6 +339,11 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
         return _inserted(res[name], base, at, f"a tool call ({name})", msgs, CALL_NAME_1)
 
     y = inserted("call1")
+    if "cAllid" in y:
+        raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}); the IR renders a call's "
+                      "name and arguments only")
+    style = tf.json if style_known else _json_style(y, ARGS_1, "a tool call's arguments")
+    a1 = style.dumps(ARGS_1)
     i = y.find(CALL_NAME_1)
     if i < 0:
         raise _refuse(f"a tool call: the call's name does not show in {_show(y, 160)}")
@@ -342,6 +371,9 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
         raise _refuse(f"two tool calls: the second starts with {_show(between)}, not with the first call's "
                       f"prefix {_show(call_prefix)}")
     call_sep = between[:len(between) - len(call_prefix)]
+    if not res.ok("call1:str"):  # the template refuses arguments given as a string
+        return replace(tf, json=style, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle,
+                       call_suffix=tail, call_sep=call_sep), False
     ys = inserted("call1:str")
     around = (head + CALL_NAME_1 + middle, tail)
     if ys == around[0] + ARGS_STR + around[1]:
@@ -351,8 +383,8 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
     else:
         raise _refuse(f"a tool call whose arguments are a JSON string: renders {_show(ys, 160)}, neither the "
                       "string as given nor as a JSON string literal")
-    return replace(tf, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle, call_suffix=tail,
-                   call_sep=call_sep, string_arguments=string_arguments)
+    return replace(tf, json=style, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle,
+                   call_suffix=tail, call_sep=call_sep, string_arguments=string_arguments), True
 
 
 def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
@@ -440,6 +472,15 @@ def _random_tool(rng: random.Random) -> dict:
     return {"type": "function", "function": fn}
 
 
+def _object_arguments(m: dict) -> dict:
+    """``m`` with arguments given as a JSON string given as the object instead."""
+    if not m.get("tool_calls"):
+        return m
+    calls = [{**c, "function": {**c["function"], "arguments": json.loads(c["function"]["arguments"])}}
+             if isinstance(c["function"]["arguments"], str) else c for c in m["tool_calls"]]
+    return {**m, "tool_calls": calls}
+
+
 def _random_args(rng: random.Random) -> Any:
     obj = {rng.choice(_KEYS): _json_value(rng) for _ in range(rng.randint(0, 3))}
     k = rng.random()
@@ -453,7 +494,8 @@ def _random_args(rng: random.Random) -> Any:
 def _random_answer(rng: random.Random, calls: bool, reasoning: bool) -> dict:
     m: dict = {"role": "assistant", "content": _random_text(rng)}
     if calls:
-        m["tool_calls"] = [_call(rng.choice(_NAMES), _random_args(rng)) for _ in range(rng.randint(1, 3))]
+        m["tool_calls"] = [_call(rng.choice(_NAMES), _random_args(rng), f"call_{rng.randint(0, 999)}")
+                           for _ in range(rng.randint(1, 3))]
         if rng.random() < 0.3:
             m["content"] = ""
     if reasoning and rng.random() < 0.35:
@@ -476,11 +518,13 @@ def _fixed_agent(reasoning: bool) -> list[dict]:
             {"role": "user", "content": "Thanks"}, {"role": "assistant", "content": "You're welcome."}]
 
 
-def tool_verification_cases(*, system: bool, reasoning: bool, n_random: int = 80, seed: int = 0) -> list[ToolCase]:
+def tool_verification_cases(*, system: bool, reasoning: bool, string_arguments: bool = True, n_random: int = 80,
+                            seed: int = 0) -> list[ToolCase]:
     """The fixed agent conversation (every prefix of it, with and without the system message, with
     tools None, [] and two tools, generation prompt on and off) plus ``n_random`` seeded random
     agent conversations (tools, calls with object and JSON-string arguments, 0-3 consecutive
-    results, ``reasoning_content`` when ``reasoning``).  Calls in transformers' shape."""
+    results, ``reasoning_content`` when ``reasoning``).  Calls in transformers' shape, with an id;
+    arguments given as a JSON string only when ``string_arguments``."""
     rng = random.Random(seed)
     agent = _fixed_agent(reasoning)
     tool_sets = [None, [], [_random_tool(rng), _random_tool(rng)]]
@@ -489,6 +533,8 @@ def tool_verification_cases(*, system: bool, reasoning: bool, n_random: int = 80
     def add(label, msgs, tools, gen):
         if not system and msgs and msgs[0]["role"] == "system":
             msgs = msgs[1:]
+        if not string_arguments:
+            msgs = [_object_arguments(m) for m in msgs]
         if msgs:
             cases.append(ToolCase(label, tuple(msgs), None if tools is None else tuple(tools), gen))
 
@@ -545,28 +591,28 @@ def verify_tools(fmt: ChatFormat, cases: list[ToolCase], results: list[tuple[str
 
 
 def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *, n_random: int = 80,
-                  seed: int = 0, reverify=None) -> ChatFormat:
+                  seed: int = 0, reverify=None) -> tuple[ChatFormat, list[str]]:
     """``fmt`` (the verified text format of ``template``) with ``structure.tools`` recovered and
-    verified (see the module docstring), or ConversionRefused (category ``tools``) with the reason.
+    verified (see the module docstring), with notes on what was left unverified, or ConversionRefused (category ``tools``) with the reason.
     ``base``: the template variables of the real renders (tokens, vars); ``reverify(fmt)``: the text
     verification, run again when the answer scope (``final_scope``) had to change."""
     run = _Run(template, base, limits)
     names = list(PROBES)
     out = run.run([run.job(PROBES[n][0], PROBES[n][1]) for n in names])
-    res = {}
-    for n, (kind, text) in zip(names, out):
-        if kind != "ok":
-            raise _refuse(f"the template fails on a tool probe ({n}: {_describe_probe(n)}): {text}")
-        res[n] = text
+    res = _Results(zip(names, out))
+    notes = []
     try:
-        tf = _read_list(fmt, res)
-        tf = _read_calls(fmt, tf, res)
+        tf, shown = _read_list(fmt, res)
+        tf, string_args = _read_calls(fmt, tf, res, shown)
+        if not string_args:
+            notes.append("the template raises on tool-call arguments given as a JSON string; the format renders "
+                         "them as given (not verified)")
         tf = _read_results(fmt, tf, res)
     except MessageError as e:  # pragma: no cover - the probes are conversations the text format renders
         raise _refuse(f"the text format cannot render a tool probe: {e}") from None
     cand = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta)
     cases = tool_verification_cases(system=fmt.structure.system is not None, reasoning=_renders_reasoning(fmt),
-                                    n_random=n_random, seed=seed)
+                                    string_arguments=string_args, n_random=n_random, seed=seed)
     results = run.run([run.job(c.msgs, c.tool_list, c.add_generation_prompt) for c in cases])
     first: ConversionRefused | None = None
     scopes = [cand.structure.final_scope] + [s for s in FINAL_SCOPES if s != cand.structure.final_scope]
@@ -579,7 +625,7 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
             verify_tools(f, cases, results)
             if scope != fmt.structure.final_scope and reverify is not None:
                 reverify(f)
-            return f
+            return f, notes
         except ConversionRefused as e:
             first = first or e
     assert first is not None
