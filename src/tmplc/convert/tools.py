@@ -632,11 +632,40 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     raise first
 
 
+#: a tool refusal's reason -> its kind (the corpus report's tally), first match wins
+_REFUSAL_KINDS = (
+    ("the text part is refused", "the text part is refused"),
+    ("the template fails on a tool probe", "the template raises on a tool probe"),
+    ("renders it before the content", "tool list not after the system message (first user message, before "
+                                      "the system text, [AVAILABLE_TOOLS], own turn)"),
+    ("does not render it", "tool list not rendered"),
+    ("str(dict)", "Python str(dict), not JSON"),
+    ("only each tool's 'function'", "only each tool's function object"),
+    ("not written as json.dumps of the object", "tool list in its own layout (not JSON)"),
+    ("joins tools with", "tools joined by a separator (a JSON array)"),
+    ("without a system message", "another block without a system message"),
+    ("no standalone system block", "no standalone system block"),
+    ("a tool call", "call layout the IR cannot carry"),
+    ("two tool calls", "call layout the IR cannot carry"),
+    ("tool result", "result layout the IR cannot carry"),
+    ("verification on tool conversations", "differs on random tool conversations (verification)"),
+    ("sandbox", "sandbox limit"),
+)
+
+
+def refusal_kind(reason: str) -> str:
+    """A short kind for a tool refusal's reason (grouping for reports)."""
+    for key, kind in _REFUSAL_KINDS:
+        if key in reason:
+            return kind
+    return "other"
+
+
 def _describe_probe(name: str) -> str:
     msgs, tools = PROBES[name]
     roles = " ".join(m["role"] + ("+calls" if m.get("tool_calls") else "") for m in msgs)
     return f"{roles}; tools: {len(tools) if tools else 'none'}"
 
 
-__all__ = ["JSON_STYLES", "TOOL_STATUSES", "ToolCase", "ToolRecovery", "recover_tools", "tool_verification_cases",
+__all__ = ["JSON_STYLES", "refusal_kind", "TOOL_STATUSES", "ToolCase", "ToolRecovery", "recover_tools", "tool_verification_cases",
            "uses_tools", "verify_tools"]
