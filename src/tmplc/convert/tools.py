@@ -308,7 +308,8 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
     st = fmt.structure
     nmsgs, _ = PROBES["list1:nosys"]
     want = res["list1:nosys"]
-    for k in range(len(head) + 1):
+    ws = len(head) - len(head.lstrip())  # where several splits render alike: the separator is whitespace
+    for k in [ws] + [k for k in range(len(head) + 1) if k != ws]:
         tf = replace(tf0, system_sep=head[:k], list_prefix=head[k:])
         try:
             got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
