@@ -324,7 +324,8 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
                 orig_sb = render_template(entry.template, msgs, add_generation_prompt=gen, tools=tools,
                                           documents=None, today=day, **kw)
             except Exception as e:  # noqa: BLE001 - the original raising where the format renders is wrong too
-                return f"the original raises on a tool conversation where the conversion renders: {type(e).__name__}: {e}"
+                return (f"the original raises on a tool conversation where the conversion renders: "
+                        f"{type(e).__name__}: {e}")
             tgt = _hf_tokenizer().apply_chat_template(msgs, chat_template=target, tokenize=False,
                                                       add_generation_prompt=gen, tools=tools, **kw)
             if not (orig_hf == orig_sb == mine == tgt):
@@ -427,7 +428,8 @@ def tools_table(results: list[Result]) -> list[str]:
     c = Counter(r.tools for r in cap)
     pct = f" ({100 * c['exact'] / len(cap):.0f}%)" if cap else ""
     lines = ["Tools (tool-capable = the source reads `tools` or `tool_calls`, or has a `tool` role):", "",
-             "| templates | total | converted exactly with tools | tools refused | wrong |", "|---|---:|---:|---:|---:|",
+             "| templates | total | converted exactly with tools | tools refused | wrong |",
+             "|---|---:|---:|---:|---:|",
              f"| tool-capable | {len(cap)} | {c['exact']}{pct} | {c['refused']} | {c['wrong']} |",
              "", "Tool refusals by kind:", "", "| kind | templates |", "|---|---:|"]
     for kind, k in Counter(refusal_kind(r.tools_reason) for r in cap if r.tools == "refused").most_common():

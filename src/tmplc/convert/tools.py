@@ -51,7 +51,7 @@ from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import FINAL_SCOPES, ChatFormat, JsonStyle, ToolFormat
 
-#: tool status of a conversion (:class:`tmplc.convert.jinja.JinjaConversion.tools`)
+#: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
 TOOL_STATUSES = ("exact", "refused", "none")
 
 _USES_TOOLS = re.compile(r"\btools\b|\btool_calls\b|['\"]tool['\"]")
@@ -108,23 +108,6 @@ JSON_STYLES = _style_candidates()
 
 # ---------------------------------------------------------------------------------------------
 # the result
-
-
-@dataclass(frozen=True)
-class ToolRecovery:
-    """What :func:`recover_tools` found: ``status`` (one of :data:`TOOL_STATUSES`), the format
-    (with ``structure.tools`` when ``"exact"``; the text-only format otherwise), and the refusal's
-    ``reason``/``category`` when ``"refused"``."""
-
-    status: str
-    format: ChatFormat
-    reason: str = ""
-    category: str = ""
-
-    @property
-    def summary(self) -> str:
-        """``"exact"``, ``"none"`` or ``"refused: <reason>"``."""
-        return f"refused: {self.reason}" if self.status == "refused" else self.status
 
 
 def _refuse(reason: str) -> ConversionRefused:
@@ -265,9 +248,8 @@ class _Results(dict):
         return dict.__getitem__(self, name)[0] == "ok"
 
 
-def _read_list(fmt: ChatFormat, res: dict) -> tuple[ToolFormat, bool]:
-    """The tool list's fields, and whether the template shows the list at all (its JSON style is
-    then read off it; otherwise off a call's arguments)."""
+def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
+    """The tool list's fields (its JSON style included)."""
     st = fmt.structure
     if st.system is None or st.system.placement != "standalone":
         raise _refuse("the tool list: the text format has no standalone system block (the template raises on a "
@@ -299,7 +281,7 @@ def _read_list(fmt: ChatFormat, res: dict) -> tuple[ToolFormat, bool]:
     item_suffix, item_prefix = parts
     head, list_suffix = pre[:len(pre) - len(item_prefix)], post[len(item_suffix):]
     tf = ToolFormat(json=style, item_prefix=item_prefix, item_suffix=item_suffix, list_suffix=list_suffix)
-    return _list_split(fmt, res, tf, head), True
+    return _list_split(fmt, res, tf, head)
 
 
 def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolFormat:
@@ -328,7 +310,7 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
                   "the IR renders the system block with the list whenever tools are given)")
 
 
-def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict, style_known: bool) -> tuple[ToolFormat, bool]:
+def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat, bool]:
     """The call fields, and whether the template takes arguments given as a JSON string (False: it
     raises on them; the format renders them as given, and verification leaves them out)."""
 
@@ -343,7 +325,7 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict, style_known: bool) -
     if "cAllid" in y:
         raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}); the IR renders a call's "
                       "name and arguments only")
-    style = tf.json if style_known else _json_style(y, ARGS_1, "a tool call's arguments")
+    style = tf.json
     a1 = style.dumps(ARGS_1)
     i = y.find(CALL_NAME_1)
     if i < 0:
@@ -458,7 +440,8 @@ _KEYS = ["city", "q", "n", "é", "a b", "", "unit"]
 def _json_value(rng: random.Random, depth: int = 0) -> Any:
     k = rng.random()
     if depth > 1 or k < 0.5:
-        return rng.choice([None, True, False, 0, -7, 42, 1.5, "", "text", "é 日本", "a\nb", "\"q\"", "\\", "</tool_call>"])
+        return rng.choice([None, True, False, 0, -7, 42, 1.5, "", "text", "é 日本", "a\nb", "\"q\"", "\\",
+                           "</tool_call>"])
     if k < 0.75:
         return [_json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     return {rng.choice(_KEYS): _json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
@@ -594,7 +577,8 @@ def verify_tools(fmt: ChatFormat, cases: list[ToolCase], results: list[tuple[str
 def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *, n_random: int = 80,
                   seed: int = 0, reverify=None) -> tuple[ChatFormat, list[str]]:
     """``fmt`` (the verified text format of ``template``) with ``structure.tools`` recovered and
-    verified (see the module docstring), with notes on what was left unverified, or ConversionRefused (category ``tools``) with the reason.
+    verified (see the module docstring), with notes on what was left unverified, or ConversionRefused
+    (category ``tools``) with the reason.
     ``base``: the template variables of the real renders (tokens, vars); ``reverify(fmt)``: the text
     verification, run again when the answer scope (``final_scope``) had to change."""
     run = _Run(template, base, limits)
@@ -603,8 +587,8 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     res = _Results(zip(names, out))
     notes = []
     try:
-        tf, shown = _read_list(fmt, res)
-        tf, string_args = _read_calls(fmt, tf, res, shown)
+        tf = _read_list(fmt, res)
+        tf, string_args = _read_calls(fmt, tf, res)
         if not string_args:
             notes.append("the template raises on tool-call arguments given as a JSON string; the format renders "
                          "them as given (not verified)")
@@ -668,5 +652,5 @@ def _describe_probe(name: str) -> str:
     return f"{roles}; tools: {len(tools) if tools else 'none'}"
 
 
-__all__ = ["JSON_STYLES", "refusal_kind", "TOOL_STATUSES", "ToolCase", "ToolRecovery", "recover_tools", "tool_verification_cases",
+__all__ = ["JSON_STYLES", "refusal_kind", "TOOL_STATUSES", "ToolCase", "recover_tools", "tool_verification_cases",
            "uses_tools", "verify_tools"]
