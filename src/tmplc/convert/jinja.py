@@ -20,6 +20,9 @@
 
 Anything else is a :class:`ConversionRefused` with a precise reason.
 
+:func:`convert_jinja` then adds the tool part of a template that uses tools (:mod:`tmplc.convert.tools`:
+recovered and verified on random tool conversations, or refused with the reason, the text format kept).
+
 Conventions (where the issue is silent):
 
 * The template is rendered with HF's variables: ``messages``, ``add_generation_prompt``,
@@ -158,7 +161,6 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
 
             raise UsageError(f"from_jinja: {k!r} is set by the converter itself and cannot be passed as a "
                              "template variable")
-    with_tools = _tool_state
     limits = limits or DEFAULT_LIMITS
     base = {"tools": None, "documents": None, "bos_token": SENT["bos"], "eos_token": SENT["eos"], **vars}
     probes = probe(_Probe(template, base, limits))
@@ -179,8 +181,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         real["eos_token"] = eos_token
     vprobe = _Probe(template, real, limits)
     verify_conversion(fmt, vprobe, has_system=probes.has_system, n_random=n_random, seed=seed)
-    if with_tools is not None:  # convert_jinja: the tool part, on the verified text format
-        with_tools.update(fmt=fmt, real=real, has_system=probes.has_system, vprobe=vprobe)
+    if _tool_state is not None:  # convert_jinja: the tool part, on the verified text format
+        _tool_state.update(fmt=fmt, real=real, has_system=probes.has_system, vprobe=vprobe)
     if not probes.has_system:
         notes = f"converted from an HF chat template; the template raises on a system message ({probes.sys_text})"
     else:
@@ -230,8 +232,8 @@ def convert_jinja(template: str, *, bos_token: str | None = None, eos_token: str
         verify_conversion(f, state["vprobe"], has_system=has_system, n_random=n_random, seed=seed)
 
     try:
-        fmt, notes = recover_tools(template, text, state["real"], limits or DEFAULT_LIMITS, n_random=n_random_tools,
-                            seed=seed, reverify=reverify)
+        fmt, notes = recover_tools(template, text, state["real"], limits or DEFAULT_LIMITS,
+                                   n_random=n_random_tools, seed=seed, reverify=reverify)
     except ConversionRefused as e:  # a sandbox limit on the tool probes included: the text part stands
         return JinjaConversion(text, text, "refused", e.reason)
     note = "; tools, tool calls and tool results recovered and verified on tool conversations"
