@@ -85,7 +85,15 @@ def main(argv: list[str] | None = None) -> int:
                 "never enters, hence the split below (*source mentions* = the words tool/function, "
                 "image/video/audio appear in the template). *Needs tools* = raises on that conversation. "
                 "Sdist templates carry no token strings and are converted with bos `<|bos|>`, "
-                "eos `<|eos|>`.\n\n" + table)
+                "eos `<|eos|>`.\n\n"
+                "*Tools*: a *tool-capable* template's source reads `tools` or `tool_calls` or has a `tool` role. "
+                "*Converted exactly with tools* = `tmplc.convert.convert_jinja` recovered its tool part "
+                "(`Structure.tools`: the tool list, calls, results) and verified it on seeded random tool "
+                "conversations, and on fresh tool conversations (its own generator) the original through "
+                "transformers' `apply_chat_template(tools=...)` and the sandbox, `fmt.render(tools=...)` and "
+                "`fmt.to_jinja()` through transformers are byte-identical. *Tools refused* = the tool part "
+                "refused with a reason (the text format is kept), or the text part refused. *Wrong* = converted "
+                "with tools but different there (must be 0).\n\n" + table)
         write_section(Path(__file__).resolve().parent.parent / "BENCHMARKS.md", body)
     return 1 if any(r.status == "wrong" for r in results) else 0
 

@@ -51,6 +51,25 @@ def test_corpus_has_no_wrong_conversion(results):
             assert r.reason and r.category
 
 
+def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
+    """The tools section: every tool-capable template's tool part is exact (checked independently on
+    fresh tool conversations through transformers) or refused with a reason; none is wrong."""
+    cap = [r for r in results if r.tool_capable]
+    wrong = [r for r in cap if r.tools == "wrong"]
+    assert not wrong, "\n".join(f"{r.entry.name}: {r.tools_reason}" for r in wrong)
+    assert all(r.tools in ("exact", "refused") for r in cap)
+    assert all(r.tools_reason for r in cap if r.tools == "refused")
+    assert not any(r.tools for r in results if not r.tool_capable)
+    exact = {r.entry.name for r in cap if r.tools == "exact"}
+    # the Qwen tool templates the registry's tool entries were proven against (tests/tools/)
+    assert {"npm-qwen3", "llamacpp-Qwen-Qwen2.5-7B-Instruct"} <= exact, exact
+    # a floor under the measured figure (BENCHMARKS.md, tools section)
+    assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
+
+
+FLOOR_EXACT_WITH_TOOLS = 4
+
+
 def test_independent_check_catches_a_wrong_conversion(entries):
     """The checker is not a rubber stamp: a format that differs by one character is reported."""
     from dataclasses import replace

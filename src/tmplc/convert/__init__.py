@@ -4,6 +4,8 @@ its structure recovered with the spec language's own rules, and the result verif
 byte against the original on many conversations.
 
     from_jinja(template, *, bos_token=None, eos_token=None, **vars) -> ChatFormat
+    convert_jinja(template, ...) -> JinjaConversion   (+ the tool part: .tools "exact" / "refused"
+                                                       with .tools_reason / "none"; docs/tools.md)
     from_ollama(template, system=None) -> ChatFormat
     load_template_source(path) -> TemplateSource   (tokenizer_config.json, chat_template.jinja,
                                                      a model folder, a GGUF file, a Modelfile)
@@ -13,9 +15,9 @@ byte against the original on many conversations.
 
 from tmplc.convert.errors import ConversionRefused, SandboxError
 from tmplc.convert.identify import equivalent, identify
-from tmplc.convert.jinja import from_jinja
+from tmplc.convert.jinja import JinjaConversion, convert_jinja, from_jinja
 from tmplc.convert.ollama import from_ollama
 from tmplc.convert.sources import TemplateSource, TemplateSourceError, load_template_source
 
-__all__ = ["ConversionRefused", "SandboxError", "TemplateSource", "TemplateSourceError", "equivalent",
-           "from_jinja", "from_ollama", "identify", "load_template_source"]
+__all__ = ["ConversionRefused", "JinjaConversion", "SandboxError", "TemplateSource", "TemplateSourceError",
+           "convert_jinja", "equivalent", "from_jinja", "from_ollama", "identify", "load_template_source"]

@@ -252,6 +252,89 @@ def _independent_check(entry: Entry, fmt, n: int, day: _dt.date) -> str | None:
     return None
 
 
+# ------------------------------------------------------------------------------------------
+# independent check of a tool part
+
+_TOOL_POOL = ["Paris", "", " x ", "é 日本", "a\nb", '"q"', "\\", "<tool_call>", "{{ t }}", "</tool_response>"]
+
+
+def fresh_tool_conversations(n: int = 40, seed: int = 77031, string_arguments: bool = True
+                             ) -> list[tuple[list[dict], list | None, bool]]:
+    """(messages, tools, add_generation_prompt) the converter never saw (its own generator and
+    seed differ from :func:`tmplc.convert.tools.tool_verification_cases`): agent loops with 1-2
+    calls per answer (transformers' call shape, with an id), 1-2 results, tools None/[]/1-2."""
+    rng = random.Random(seed)
+
+    def text() -> str:
+        return "".join(rng.choice(_TOOL_POOL + _POOL) for _ in range(rng.randint(0, 3)))
+
+    def value():
+        return rng.choice([1, -2.5, None, True, text(), [1, text()], {"k": text()}])
+
+    def tool():
+        props = {f"p{k}": {"type": rng.choice(["string", "number"]), "description": text()}
+                 for k in range(rng.randint(0, 2))}
+        return {"type": "function", "function": {"name": rng.choice(["get", "find_x", "calc"]),
+                                                 "description": text(),
+                                                 "parameters": {"type": "object", "properties": props}}}
+
+    out = []
+    for _ in range(n):
+        tools = rng.choice([None, [], [tool()], [tool(), tool()]])
+        msgs: list[dict] = [{"role": "system", "content": text()}] if rng.random() < 0.4 else []
+        for _ in range(rng.randint(1, 2)):
+            msgs.append({"role": "user", "content": text() or "hi"})
+            if rng.random() < 0.7:
+                args = [{f"a{k}": value() for k in range(rng.randint(0, 2))} for _ in range(rng.randint(1, 2))]
+                calls = [{"id": f"c{k}", "type": "function",
+                          "function": {"name": rng.choice(["get", "calc"]),
+                                       "arguments": json.dumps(a) if string_arguments and rng.random() < 0.3 else a}}
+                         for k, a in enumerate(args)]
+                msgs.append({"role": "assistant", "content": rng.choice(["", text()]), "tool_calls": calls})
+                msgs += [{"role": "tool", "content": text()} for _ in calls]
+            if rng.random() < 0.7:
+                msgs.append({"role": "assistant", "content": text()})
+        out.append((msgs, tools, rng.random() < 0.5))
+    return out
+
+
+def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.date = CHECK_DAY) -> str | None:
+    """None when ``fmt`` (a conversion with tools) renders like the original on fresh tool
+    conversations — the original through transformers' ``apply_chat_template(tools=...)`` and the
+    sandbox, ``fmt.render(tools=...)`` and ``fmt.to_jinja()`` through transformers —, else the first
+    difference.  ``conv`` (the JinjaConversion): where it notes that the template raises on string
+    arguments, the conversations give arguments as objects only."""
+    from tmplc.errors import MessageError
+    from tmplc.jinja_env import render_template
+
+    strings = not (conv is not None and any("string" in n_ for n_ in conv.tools_notes))
+    target = fmt.to_jinja()
+    with frozen_hf_clock(day):
+        for msgs, tools, gen in fresh_tool_conversations(n, string_arguments=strings):
+            if fmt.structure.system is None and msgs and msgs[0]["role"] == "system":
+                msgs = msgs[1:]
+            try:
+                mine = fmt.render(msgs, gen, tools=tools, date=day)
+            except MessageError as e:
+                return f"fmt.render refused a tool conversation: {e}"
+            kw = {k: v for k, v in (("bos_token", entry.bos_token), ("eos_token", entry.eos_token)) if v is not None}
+            try:
+                orig_hf = _hf_tokenizer().apply_chat_template(msgs, chat_template=entry.template, tokenize=False,
+                                                              add_generation_prompt=gen, tools=tools, **kw)
+                orig_sb = render_template(entry.template, msgs, add_generation_prompt=gen, tools=tools,
+                                          documents=None, today=day, **kw)
+            except Exception as e:  # noqa: BLE001 - the original raising where the format renders is wrong too
+                return (f"the original raises on a tool conversation where the conversion renders: "
+                        f"{type(e).__name__}: {e}")
+            tgt = _hf_tokenizer().apply_chat_template(msgs, chat_template=target, tokenize=False,
+                                                      add_generation_prompt=gen, tools=tools, **kw)
+            if not (orig_hf == orig_sb == mine == tgt):
+                return (f"renders differently on {msgs!r} with tools {tools!r} (gen={gen}): "
+                        f"original(transformers)={orig_hf!r} original(sandbox)={orig_sb!r} fmt.render={mine!r} "
+                        f"to_jinja={tgt!r}")
+    return None
+
+
 @dataclass
 class Result:
     entry: Entry
@@ -260,6 +343,17 @@ class Result:
     reason: str = ""
     kind: str = "text"        # text | needs-tools (see classify)
     features: tuple[str, ...] = ()  # converted: spec_features of the conversion
+    #: the tool part: "" (the template does not use tools), "exact", "refused" (``tools_reason``;
+    #: also when the text part is refused) or "wrong" (converted with tools, but the independent
+    #: tool check differs)
+    tools: str = ""
+    tools_reason: str = ""
+
+    @property
+    def tool_capable(self) -> bool:
+        from tmplc.convert.tools import uses_tools
+
+        return uses_tools(self.entry.template)
 
     @property
     def kind_label(self) -> str:
@@ -269,20 +363,32 @@ class Result:
 
 
 def evaluate(entry: Entry, n_check: int = 60) -> Result:
-    from tmplc.convert import ConversionRefused, from_jinja
+    """Convert ``entry`` (text and tool part: :func:`tmplc.convert.jinja.convert_jinja`) and check the
+    conversion independently (text: :func:`independent_check`; a tool part: :func:`independent_tool_check`)."""
+    from tmplc.convert import ConversionRefused
+    from tmplc.convert.jinja import convert_jinja
+    from tmplc.convert.tools import uses_tools
 
     kind = classify(entry)
+    capable = uses_tools(entry.template)
     try:
-        fmt = from_jinja(entry.template, bos_token=entry.bos_token, eos_token=entry.eos_token,
-                         format_name=entry.name)
+        conv = convert_jinja(entry.template, bos_token=entry.bos_token, eos_token=entry.eos_token,
+                             format_name=entry.name)
     except ConversionRefused as e:
-        return Result(entry, "refused", e.category, e.reason, kind)
+        return Result(entry, "refused", e.category, e.reason, kind, tools="refused" if capable else "",
+                      tools_reason=f"the text part is refused ({e.category})" if capable else "")
+    fmt = conv.format
     problem = independent_check(entry, fmt, n_check)
     if problem:
-        return Result(entry, "wrong", "wrong", problem, kind)
+        return Result(entry, "wrong", "wrong", problem, kind, tools="wrong" if conv.tools == "exact" else "")
+    tools, tools_reason = {"exact": "exact", "refused": "refused"}.get(conv.tools, ""), conv.tools_reason
+    if conv.tools == "exact":
+        tool_problem = independent_tool_check(entry, fmt, conv, n=max(10, n_check * 2 // 3))
+        if tool_problem:
+            tools, tools_reason = "wrong", tool_problem
     from tmplc.convert.identify import identify
 
-    return Result(entry, "converted", "", identify(fmt) or "", kind, spec_features(fmt))
+    return Result(entry, "converted", "", identify(fmt) or "", kind, spec_features(fmt), tools, tools_reason)
 
 
 #: placeholders that are a feature of a spec by themselves (the others only with filters)
@@ -313,6 +419,24 @@ def spec_features(fmt) -> tuple[str, ...]:
     return tuple(out)
 
 
+def tools_table(results: list[Result]) -> list[str]:
+    """The tools section: tool-capable templates (the source reads ``tools``/``tool_calls`` or has a
+    ``tool`` role), converted exactly *with* tools, refused (kinds tallied), wrong."""
+    from tmplc.convert.tools import refusal_kind
+
+    cap = [r for r in results if r.tool_capable]
+    c = Counter(r.tools for r in cap)
+    pct = f" ({100 * c['exact'] / len(cap):.0f}%)" if cap else ""
+    lines = ["Tools (tool-capable = the source reads `tools` or `tool_calls`, or has a `tool` role):", "",
+             "| templates | total | converted exactly with tools | tools refused | wrong |",
+             "|---|---:|---:|---:|---:|",
+             f"| tool-capable | {len(cap)} | {c['exact']}{pct} | {c['refused']} | {c['wrong']} |",
+             "", "Tool refusals by kind:", "", "| kind | templates |", "|---|---:|"]
+    for kind, k in Counter(refusal_kind(r.tools_reason) for r in cap if r.tools == "refused").most_common():
+        lines.append(f"| {kind} | {k} |")
+    return lines
+
+
 def table(results: list[Result]) -> str:
     """The Markdown report."""
     text = [r for r in results if r.kind == "text"]
@@ -334,8 +458,9 @@ def table(results: list[Result]) -> str:
     by_text = Counter(r.category for r in text if r.status == "refused")
     for cat, k in Counter(r.category for r in results if r.status == "refused").most_common():
         lines.append(f"| {cat} | {k} | {by_text[cat]} |")
-    lines += ["", "<details><summary>Per template</summary>", "", "| template | kind | result | detail |",
-              "|---|---|---|---|"]
+    lines += ["", *tools_table(results)]
+    lines += ["", "<details><summary>Per template</summary>", "", "| template | kind | result | tools | detail |",
+              "|---|---|---|---|---|"]
     for r in results:
         detail = r.reason.replace("|", "\\|").replace("\n", "\\n")
         if len(detail) > 160:
@@ -345,6 +470,11 @@ def table(results: list[Result]) -> str:
                                + ([" ".join(f"`{f}`" for f in r.features).replace("|", "\\|")]
                                   if r.features else []))
         status = r.status if r.status != "refused" else f"refused ({r.category})"
-        lines.append(f"| {r.entry.name} | {r.kind_label} | {status} | {detail} |")
+        tools = {"": "–", "refused": "refused"}.get(r.tools, r.tools)
+        if r.tools == "refused":
+            from tmplc.convert.tools import refusal_kind
+
+            tools = f"refused ({refusal_kind(r.tools_reason)})"
+        lines.append(f"| {r.entry.name} | {r.kind_label} | {status} | {tools} | {detail} |")
     lines += ["", "</details>"]
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tmplc.ir import ChatFormat, Fragment, SpecialToken, Structure, Text, fragment
+from tmplc.ir import ChatFormat, Fragment, SpecialToken, Structure, Text, fragment  # noqa: F401
 
 
 def _resolve(frag: Fragment, bos: str | None, eos: str | None) -> Fragment:
@@ -36,9 +36,10 @@ def resolved_structure(fmt: ChatFormat) -> Structure:
     system = None
     if st.system is not None:
         system = replace(st.system, prefix=r(st.system.prefix), suffix=r(st.system.suffix))
-    return Structure(preamble=r(st.preamble), system=system,
-                     user=replace(st.user, prefix=r(st.user.prefix), suffix=r(st.user.suffix)),
-                     assistant=replace(st.assistant, prefix=r(st.assistant.prefix), suffix=r(st.assistant.suffix)))
+    # every other field (closing, answer scope, tool part, ...) is compared as it is
+    return replace(st, preamble=r(st.preamble), system=system,
+                   user=replace(st.user, prefix=r(st.user.prefix), suffix=r(st.user.suffix)),
+                   assistant=replace(st.assistant, prefix=r(st.assistant.prefix), suffix=r(st.assistant.suffix)))
 
 
 def equivalent(a: ChatFormat, b: ChatFormat) -> bool:

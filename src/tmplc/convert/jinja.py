@@ -20,6 +20,9 @@
 
 Anything else is a :class:`ConversionRefused` with a precise reason.
 
+:func:`convert_jinja` then adds the tool part of a template that uses tools (:mod:`tmplc.convert.tools`:
+recovered and verified on random tool conversations, or refused with the reason, the text format kept).
+
 Conventions (where the issue is silent):
 
 * The template is rendered with HF's variables: ``messages``, ``add_generation_prompt``,
@@ -141,9 +144,10 @@ class Probes:
 
 def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | None = None,
                format_name: str = "imported", limits: Limits | None = None, n_random: int = 150,
-               seed: int = 0, **vars: Any) -> ChatFormat:
+               seed: int = 0, _tool_state: dict | None = None, **vars: Any) -> ChatFormat:
     """Convert an HF chat template into a ChatFormat that renders exactly like it, or raise
     ConversionRefused (``.reason``).  See the module docstring for the method and conventions.
+    The text part only (``tools`` unset); :func:`convert_jinja` adds the tool part.
 
     ``bos_token``/``eos_token``: the tokenizer's token strings (required when the template
     renders them).  ``vars``: extra template variables, baked into the result.
@@ -175,8 +179,10 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         real["bos_token"] = bos_token
     if eos_token is not None:
         real["eos_token"] = eos_token
-    verify_conversion(fmt, _Probe(template, real, limits), has_system=probes.has_system, n_random=n_random,
-                      seed=seed)
+    vprobe = _Probe(template, real, limits)
+    verify_conversion(fmt, vprobe, has_system=probes.has_system, n_random=n_random, seed=seed)
+    if _tool_state is not None:  # convert_jinja: the tool part, on the verified text format
+        _tool_state.update(fmt=fmt, real=real, has_system=probes.has_system, vprobe=vprobe)
     if not probes.has_system:
         notes = f"converted from an HF chat template; the template raises on a system message ({probes.sys_text})"
     else:
@@ -184,6 +190,55 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     if vars:
         notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
     return fmt.with_meta(notes=notes)
+
+
+@dataclass(frozen=True)
+class JinjaConversion:
+    """What :func:`convert_jinja` returns: ``format`` (with ``structure.tools`` when ``tools ==
+    "exact"``), the verified ``text_format`` (no tool part), and the tool part's status ``tools``:
+    ``"exact"`` (recovered and verified byte-exact on tool conversations), ``"refused"``
+    (``tools_reason``: why; ``format`` is then the text format) or ``"none"`` (the template does
+    not use tools: it reads neither ``tools`` nor ``tool_calls`` and has no ``tool`` role)."""
+
+    format: ChatFormat
+    text_format: ChatFormat
+    tools: str
+    tools_reason: str = ""
+    #: what an exact tool part leaves unverified (e.g. the template raises on string arguments)
+    tools_notes: tuple[str, ...] = ()
+
+    @property
+    def tools_status(self) -> str:
+        """``"exact"``, ``"none"`` or ``"refused: <reason>"``."""
+        return f"refused: {self.tools_reason}" if self.tools == "refused" else self.tools
+
+
+def convert_jinja(template: str, *, bos_token: str | None = None, eos_token: str | None = None,
+                  format_name: str = "imported", limits: Limits | None = None, n_random: int = 150,
+                  seed: int = 0, n_random_tools: int = 80, **vars: Any) -> JinjaConversion:
+    """:func:`from_jinja` (the text format; its refusal raises ConversionRefused as there), then the
+    tool part (:mod:`tmplc.convert.tools`): recovered and verified on random tool conversations,
+    or refused with the reason while the text format is kept.  ``vars`` as for :func:`from_jinja`."""
+    from tmplc.convert.tools import recover_tools, uses_tools
+
+    state: dict = {}
+    text = from_jinja(template, bos_token=bos_token, eos_token=eos_token, format_name=format_name, limits=limits,
+                      n_random=n_random, seed=seed, _tool_state=state, **vars)
+    if not uses_tools(template):
+        return JinjaConversion(text, text, "none")
+    has_system = state["has_system"]
+
+    def reverify(f: ChatFormat) -> None:
+        verify_conversion(f, state["vprobe"], has_system=has_system, n_random=n_random, seed=seed)
+
+    try:
+        fmt, notes = recover_tools(template, text, state["real"], limits or DEFAULT_LIMITS,
+                                   n_random=n_random_tools, seed=seed, reverify=reverify)
+    except ConversionRefused as e:  # a sandbox limit on the tool probes included: the text part stands
+        return JinjaConversion(text, text, "refused", e.reason)
+    note = "; tools, tool calls and tool results recovered and verified on tool conversations"
+    note += "".join(f" ({n})" for n in notes)
+    return JinjaConversion(fmt.with_meta(notes=text.meta.notes + note), text, "exact", "", tuple(notes))
 
 
 def _TOKENS() -> dict:

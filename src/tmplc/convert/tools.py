@@ -1,0 +1,656 @@
+"""The tool part of an HF chat template -> ``Structure.tools`` (:class:`~tmplc.ir.ToolFormat`), or a
+refusal with the reason (the text-only format is kept either way).
+
+After :func:`tmplc.convert.jinja.from_jinja` has recovered and verified the text format, a template
+that *uses tools* (its source reads ``tools`` or ``tool_calls``, or tests for role ``tool``) is
+rendered — only in the sandbox — with marker tools (1 and 2), marker tool calls (1 and 2 calls,
+arguments as an object and as a JSON string, with and without content) and marker tool results
+(1 and 2 consecutive).  Each probe is compared with what the text format renders for the same
+conversation without the tool part; the extra text is located by its markers, and the
+``ToolFormat`` fields are read off it:
+
+* the tool list: the text added after the system message's content (``system_sep + list_prefix
+  + item_prefix + json(tool) + item_suffix + list_suffix``; two tools give ``item_suffix +
+  item_prefix``; a conversation without a system message splits ``system_sep`` from
+  ``list_prefix``); the JSON style is the :data:`JSON_STYLES` candidate whose ``json.dumps`` of the
+  marker tool appears verbatim (transformers' ``tojson`` first);
+* a call: the text added between the answer's content and its suffix (``content_sep +
+  call_prefix + name + call_middle + arguments + call_suffix``; an empty content gives
+  ``content_sep``, two calls ``call_sep``, string arguments ``string_arguments``);
+* a result: the text around a tool message's content (one result: ``results_open +
+  result_prefix`` / ``result_suffix + results_close``; two consecutive ones split them and give
+  ``grouped``).
+
+Where the extra text is elsewhere (tools in the first user message as Llama 3.x, before the last
+user message as Mistral's ``[AVAILABLE_TOOLS]``), or is not the IR's layout (tools written field
+by field, as Python's ``str(dict)``, joined by a separator; calls whose arguments use another JSON
+style than the tool list), the tool part is refused with that reason.  Nothing is accepted
+unverified: the recovered format (with the answer scope ``final_scope`` among the IR's, tried in
+order) must render exactly like the template on every tool verification conversation
+(:func:`tool_verification_cases`: fixed agent conversations and seeded random ones: tool lists,
+calls with object and string arguments, consecutive results, ``reasoning_content`` when the
+format renders reasoning, with and without a system message and the generation prompt), and a
+changed ``final_scope`` is verified on the text conversations again.
+
+Conventions: calls are given in transformers' shape (``{"type": "function", "function": {"name",
+"arguments"}}``); tool messages carry ``content`` only; ``documents=None``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tmplc.convert.common import SENT, NASTY, _show, diagnose, _random_text
+from tmplc.convert.dates import DATE_1
+from tmplc.convert.errors import ConversionRefused
+from tmplc.convert.sandbox import Limits, render_batch
+from tmplc.errors import MessageError
+from tmplc.ir import FINAL_SCOPES, ChatFormat, JsonStyle, ToolFormat
+
+#: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
+TOOL_STATUSES = ("exact", "refused", "none")
+
+_USES_TOOLS = re.compile(r"\btools\b|\btool_calls\b|['\"]tool['\"]")
+
+
+def uses_tools(template: str) -> bool:
+    """Whether a template's source reads ``tools`` or ``tool_calls`` or tests for role ``tool``
+    (the corpus report's *tool-capable* templates)."""
+    return bool(_USES_TOOLS.search(template))
+
+
+# ---------------------------------------------------------------------------------------------
+# marker objects
+
+def _tool(k: int) -> dict:
+    # keys out of sorted order, non-ASCII text and nesting: every JsonStyle field shows in its dumps
+    return {"type": "function", "function": {
+        "name": f"tOol{k}qZmX", "description": f"Dé{k}qZmX 日本",
+        "parameters": {"type": "object", "properties": {"zeta": {"type": "string"},
+                                                         "alpha": {"type": "integer", "enum": [1, k]}},
+                       "required": ["zeta"]}}}
+
+
+TOOL_1, TOOL_2 = _tool(1), _tool(2)
+ARGS_1 = {"zeta": "vAl1qZmX é", "alpha": [1, {"b": None}]}
+ARGS_2 = {"yak": 2}
+#: arguments given as a JSON string, in a layout no json.dumps style writes
+ARGS_STR = '{"zeta":  "sTr1qZmX",\n"n": 1}'
+CALL_NAME_1, CALL_NAME_2 = "cAll1qZmX", "cAll2qZmX"
+RESULT_1, RESULT_2 = "rEs1qZmX", "rEs2qZmX"
+
+
+def _call(name: str, args: Any, id_: str = "cAllidqZmX") -> dict:
+    """A call in transformers' (OpenAI's) shape, with an ``id`` as such conversations carry."""
+    return {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+
+
+def _style_candidates() -> list[JsonStyle]:
+    out, seen = [], set()
+    for indent in (None, 2, 4, 1, 3, 8):
+        for seps in ((), (",", ":"), (", ", ": "), (",", ": "), (", ", ":")):
+            for sort_keys in (False, True):
+                for ascii_ in (False, True):
+                    s = JsonStyle(indent=indent, separators=seps, sort_keys=sort_keys, ensure_ascii=ascii_)
+                    if s not in seen:
+                        seen.add(s)
+                        out.append(s)
+    return out
+
+
+#: the JSON styles tried, transformers' ``tojson`` default first
+JSON_STYLES = _style_candidates()
+
+
+# ---------------------------------------------------------------------------------------------
+# the result
+
+
+def _refuse(reason: str) -> ConversionRefused:
+    return ConversionRefused(reason, "tools")
+
+
+# ---------------------------------------------------------------------------------------------
+# probing
+
+
+class _Run:
+    """Renders probe conversations in the sandbox with the real variables (tokens, vars)."""
+
+    def __init__(self, template: str, base: dict, limits: Limits) -> None:
+        self.template, self.base, self.limits = template, base, limits
+
+    def job(self, msgs: list[dict], tools=None, gen: bool = False) -> dict:
+        j = dict(self.base)
+        j.update(messages=msgs, add_generation_prompt=gen, tools=tools, __today__=DATE_1)
+        return j
+
+    def run(self, jobs: list[dict]) -> list[tuple[str, str]]:
+        return render_batch(self.template, jobs, self.limits)
+
+
+def _u(k: str) -> dict:
+    return {"role": "user", "content": SENT[k]}
+
+
+def _a(k: str | None, calls: list | None = None) -> dict:
+    m = {"role": "assistant", "content": SENT[k] if k else ""}
+    if calls is not None:
+        m["tool_calls"] = calls
+    return m
+
+
+def _t(content: str) -> dict:
+    return {"role": "tool", "content": content}
+
+
+SYS = {"role": "system", "content": SENT["system"]}
+C1, C2 = _call(CALL_NAME_1, ARGS_1, "cAllid1qZmX"), _call(CALL_NAME_2, ARGS_2, "cAllid2qZmX")
+PROBES: dict[str, tuple[list[dict], Any]] = {
+    "list1:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1]),
+    "list2:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1, TOOL_2]),
+    "list1:nosys": ([_u("user1"), _a("assistant1"), _u("user2")], [TOOL_1]),
+    "call1": ([_u("user1"), _a("assistant1", [C1]), _u("user2")], None),
+    "call1:empty": ([_u("user1"), _a(None, [C1]), _u("user2")], None),
+    "call2": ([_u("user1"), _a("assistant1", [C1, C2]), _u("user2")], None),
+    "call1:str": ([_u("user1"), _a("assistant1", [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
+    "result1": ([_u("user1"), _a("assistant1", [C1]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
+    "result2": ([_u("user1"), _a("assistant1", [C1, C2]), _t(RESULT_1), _t(RESULT_2), _a("assistant2"),
+                 _u("user3")], None),
+}
+
+
+def _ordinal(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+def _where(text: str, msgs: list[dict], marker: str) -> str:
+    """Where ``marker`` shows in a render of ``msgs``: before the content of which message."""
+    p = text.find(marker)
+    if p < 0:
+        return "nowhere"
+    for i, m in enumerate(msgs):
+        c = m.get("content") or ""
+        if c and text.find(c) > p:
+            n = sum(1 for x in msgs[:i + 1] if x["role"] == m["role"])
+            return f"before the content of message {i} (the {_ordinal(n)} {m['role']} message)"
+    return "after the last message's content"
+
+
+def _segment_end(fmt: ChatFormat, msgs: list[dict], index: int, parts: tuple[str, ...], tools=None) -> int:
+    """The offset in ``fmt``'s render of ``msgs`` where the last of ``messages[index]``'s pieces
+    in ``parts`` ends (the walk's segments: the one definition of where a piece renders)."""
+    off, end = 0, None
+    for s in fmt.segments(msgs, tools=tools, date=DATE_1):
+        off += len(s.text)
+        if s.message_index == index and s.part in parts:
+            end = off
+    if end is None:
+        raise _refuse(f"the text format renders nothing for message {index} ({'/'.join(parts)})")
+    return end
+
+
+def _inserted(probe: str, base: str, at: int, what: str, msgs: list[dict], marker: str) -> str:
+    """``probe`` must be ``base`` with one piece of text inserted at ``at``: that piece."""
+    if probe[:at] == base[:at] and probe.endswith(base[at:]) and len(probe) >= len(base):
+        return probe[at:len(probe) - len(base) + at]
+    k = 0
+    while k < min(len(probe), len(base)) and probe[k] == base[k]:
+        k += 1
+    raise _refuse(f"{what}: the template renders it {_where(probe, msgs, marker)}, and the text around it "
+                  f"differs from the text format's (first difference at character {k}: "
+                  f"{_show(probe[max(0, k - 20):k + 40])} where the text-only conversation has "
+                  f"{_show(base[max(0, k - 20):k + 40])}); the IR places the tool list after the system "
+                  "message in its block, calls after the answer's content and results in turns of their own "
+                  "(Llama 3.x puts tools in the first user message, Mistral in [AVAILABLE_TOOLS] before the "
+                  "last user message)")
+
+
+def _split(mid: str, left: str, right: str) -> tuple[str, str] | None:
+    """``mid == a + b`` with ``left`` ending... : the first (a, b) such that ``right`` starts
+    with ``a`` and ``left`` ends with ``b``."""
+    for k in range(len(mid) + 1):
+        a, b = mid[:k], mid[k:]
+        if right.startswith(a) and left.endswith(b):
+            return a, b
+    return None
+
+
+def _json_style(x: str, obj: Any, what: str) -> JsonStyle:
+    found = [s for s in JSON_STYLES if s.dumps(obj) in x]
+    if found:
+        return found[0]
+    if str(obj) in x or repr(obj) in x:
+        raise _refuse(f"{what}: renders them as Python's str(dict) (single quotes, True/None), not JSON; the "
+                      "IR writes JSON (json.dumps)")
+    if isinstance(obj, dict) and "function" in obj and any(s.dumps(obj["function"]) in x for s in JSON_STYLES):
+        raise _refuse(f"{what}: serialises only each tool's 'function' object; the IR serialises each tool "
+                      "whole ({\"type\": \"function\", \"function\": {...}})")
+    raise _refuse(f"{what}: not written as json.dumps of the object in any of the {len(JSON_STYLES)} JSON styles "
+                  "tried (indent, separators, sort_keys, ensure_ascii) — e.g. field by field or as pseudo-JSON: "
+                  f"{_show(x, 160)}")
+
+
+class _Results(dict):
+    """The probe renders by name; reading a probe the template failed on refuses with its error."""
+
+    def __getitem__(self, name: str) -> str:
+        kind, text = dict.__getitem__(self, name)
+        if kind != "ok":
+            raise _refuse(f"the template fails on a tool probe ({name}: {_describe_probe(name)}): {text}")
+        return text
+
+    def ok(self, name: str) -> bool:
+        return dict.__getitem__(self, name)[0] == "ok"
+
+
+def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
+    """The tool list's fields (its JSON style included)."""
+    st = fmt.structure
+    if st.system is None or st.system.placement != "standalone":
+        raise _refuse("the tool list: the text format has no standalone system block (the template raises on a "
+                      "system message, or places it in the first user turn); the IR puts the tool list in a "
+                      "standalone system block")
+    msgs, _ = PROBES["list1:sys"]
+    base = fmt.render(msgs, date=DATE_1)
+    at = _segment_end(fmt, msgs, 0, ("content",))
+    x1 = _inserted(res["list1:sys"], base, at, "the tool list", msgs, TOOL_1["function"]["name"])
+    if not x1:  # the template ignores `tools` (DeepSeek: the tools go into the system message by hand)
+        raise _refuse("the tool list: the template does not render it (tools=[...] renders nothing; e.g. DeepSeek "
+                      "expects the tools written into the system message); the IR writes the tool list into the "
+                      "system block whenever tools are given")
+    style = _json_style(x1, TOOL_1, "the tool list")
+    j1, j2 = style.dumps(TOOL_1), style.dumps(TOOL_2)
+    if x1.count(j1) != 1:
+        raise _refuse(f"the tool list: each tool's JSON shows {x1.count(j1)} times")
+    pre, post = x1.split(j1)
+    x2 = _inserted(res["list2:sys"], base, at, "the tool list (two tools)", msgs, TOOL_1["function"]["name"])
+    if not (x2.startswith(pre + j1) and x2.endswith(j2 + post)) or len(x2) < len(pre + j1 + j2 + post):
+        raise _refuse(f"the tool list: two tools do not render as one tool's layout repeated: one renders "
+                      f"{_show(x1, 160)}, two {_show(x2, 160)}")
+    mid = x2[len(pre + j1):len(x2) - len(j2 + post)]
+    parts = _split(mid, pre, post)
+    if parts is None:
+        raise _refuse(f"the tool list: joins tools with {_show(mid)}, which is neither the text after each tool "
+                      "nor the text before it (e.g. a JSON array's ', '); the IR gives each tool a prefix and a "
+                      "suffix")
+    item_suffix, item_prefix = parts
+    head, list_suffix = pre[:len(pre) - len(item_prefix)], post[len(item_suffix):]
+    tf = ToolFormat(json=style, item_prefix=item_prefix, item_suffix=item_suffix, list_suffix=list_suffix)
+    return _list_split(fmt, res, tf, head)
+
+
+def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolFormat:
+    """``head`` (the text between the system message and the first tool) split into ``system_sep`` and
+    ``list_prefix`` by the conversation without a system message."""
+    st = fmt.structure
+    nmsgs, _ = PROBES["list1:nosys"]
+    want = res["list1:nosys"]
+    ws = len(head) - len(head.lstrip())  # where several splits render alike: the separator is whitespace
+    for k in [ws] + [k for k in range(len(head) + 1) if k != ws]:
+        tf = replace(tf0, system_sep=head[:k], list_prefix=head[k:])
+        try:
+            got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
+        except MessageError:
+            continue
+        if got == want:
+            return tf
+    tf = replace(tf0, list_prefix=head)
+    got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
+    k = 0
+    while k < min(len(got), len(want)) and got[k] == want[k]:
+        k += 1
+    raise _refuse(f"the tool list without a system message: the template renders {_show(want[max(0, k - 30):k + 50])} "
+                  f"where the system block with the list (as it renders after a system message) gives "
+                  f"{_show(got[max(0, k - 30):k + 50])} (a different block, or a default system text, with tools; "
+                  "the IR renders the system block with the list whenever tools are given)")
+
+
+def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat, bool]:
+    """The call fields, and whether the template takes arguments given as a JSON string (False: it
+    raises on them; the format renders them as given, and verification leaves them out)."""
+
+    def inserted(name: str) -> str:
+        msgs, _ = PROBES[name]
+        plain = [{k: v for k, v in m.items() if k != "tool_calls"} for m in msgs]
+        base = fmt.render(plain, date=DATE_1)
+        at = _segment_end(fmt, plain, 1, ("prefix", "lead", "content"))
+        return _inserted(res[name], base, at, f"a tool call ({name})", msgs, CALL_NAME_1)
+
+    y = inserted("call1")
+    if "cAllid" in y:
+        raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}); the IR renders a call's "
+                      "name and arguments only")
+    style = tf.json
+    a1 = style.dumps(ARGS_1)
+    i = y.find(CALL_NAME_1)
+    if i < 0:
+        raise _refuse(f"a tool call: the call's name does not show in {_show(y, 160)}")
+    j = y.find(a1, i + len(CALL_NAME_1))
+    if j < 0:
+        if any(s.dumps(ARGS_1) in y for s in JSON_STYLES) or str(ARGS_1) in y:
+            raise _refuse(f"a tool call: its arguments are written in another JSON style than the tool list "
+                          f"({style}) or as Python's str(dict): {_show(y, 160)}; the IR has one JSON style")
+        raise _refuse(f"a tool call: the arguments object is not written as json.dumps after the name: "
+                      f"{_show(y, 160)}")
+    head, middle, tail = y[:i], y[i + len(CALL_NAME_1):j], y[j + len(a1):]
+    ye = inserted("call1:empty")
+    one = CALL_NAME_1 + middle + a1 + tail
+    if not ye.endswith(one) or not head.endswith(ye[:len(ye) - len(one)]):
+        raise _refuse(f"a tool call in an answer without content renders {_show(ye, 160)}, not the call as after "
+                      f"content {_show(y, 160)} less a separator")
+    call_prefix = ye[:len(ye) - len(one)]
+    content_sep = head[:len(head) - len(call_prefix)]
+    y2 = inserted("call2")
+    two = CALL_NAME_2 + middle + style.dumps(ARGS_2) + tail
+    if not (y2.startswith(y) and y2.endswith(two)) or len(y2) < len(y) + len(two):
+        raise _refuse(f"two tool calls do not render as one call's layout repeated: {_show(y2, 200)}")
+    between = y2[len(y):len(y2) - len(two)]
+    if not between.endswith(call_prefix):
+        raise _refuse(f"two tool calls: the second starts with {_show(between)}, not with the first call's "
+                      f"prefix {_show(call_prefix)}")
+    call_sep = between[:len(between) - len(call_prefix)]
+    if not res.ok("call1:str"):  # the template refuses arguments given as a string
+        return replace(tf, json=style, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle,
+                       call_suffix=tail, call_sep=call_sep), False
+    ys = inserted("call1:str")
+    around = (head + CALL_NAME_1 + middle, tail)
+    if ys == around[0] + ARGS_STR + around[1]:
+        string_arguments = "verbatim"
+    elif ys == around[0] + style.dumps(ARGS_STR) + around[1]:
+        string_arguments = "json"
+    else:
+        raise _refuse(f"a tool call whose arguments are a JSON string: renders {_show(ys, 160)}, neither the "
+                      "string as given nor as a JSON string literal")
+    return replace(tf, json=style, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle,
+                   call_suffix=tail, call_sep=call_sep, string_arguments=string_arguments), True
+
+
+def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
+    bare = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta)  # results rendered as their content alone
+
+    def around(name: str, content: str) -> tuple[str, str]:
+        msgs, _ = PROBES[name]
+        base = bare.render(msgs, date=DATE_1)
+        at = _segment_end(bare, msgs, msgs.index(next(m for m in msgs if m["role"] == "tool")), ("content",))
+        at -= len(RESULT_1)
+        probe = res[name]
+        n_tail = len(base) - at - len(content)
+        if probe[:at] != base[:at] or not probe.endswith(base[len(base) - n_tail:]) \
+                or len(probe) < len(base):
+            k = 0
+            while k < min(len(probe), len(base)) and probe[k] == base[k]:
+                k += 1
+            raise _refuse(f"a tool result ({name}): the text around it differs from an answer-with-calls "
+                          f"followed by the next answer: at character {k} the template renders "
+                          f"{_show(probe[max(0, k - 20):k + 40])}, the format {_show(base[max(0, k - 20):k + 40])}")
+        z = probe[at:len(probe) - n_tail]
+        return z, content
+
+    z1, _ = around("result1", RESULT_1)
+    if z1.count(RESULT_1) != 1:
+        raise _refuse(f"a tool result: its content shows {z1.count(RESULT_1)} times in {_show(z1, 160)}")
+    zo, zc = z1.split(RESULT_1)
+    z2, _ = around("result2", RESULT_1 + RESULT_2)
+    if not (z2.startswith(zo + RESULT_1) and z2.endswith(RESULT_2 + zc)) or \
+            len(z2) < len(zo + RESULT_1 + RESULT_2 + zc):
+        raise _refuse(f"two consecutive tool results do not render as one result's layout: {_show(z2, 200)}")
+    mid = z2[len(zo + RESULT_1):len(z2) - len(RESULT_2 + zc)]
+    if mid == zc + zo:
+        return replace(tf, result_prefix=zo, result_suffix=zc, grouped=False)
+    parts = _split(mid, zo, zc)
+    if parts is None:
+        raise _refuse(f"two consecutive tool results are joined by {_show(mid)}: neither each result's own "
+                      f"ending {_show(zc)} and opening {_show(zo)}, nor a split of them")
+    rs, rp = parts
+    return replace(tf, results_open=zo[:len(zo) - len(rp)], result_prefix=rp, result_suffix=rs,
+                   results_close=zc[len(rs):], grouped=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# verification
+
+
+@dataclass(frozen=True)
+class ToolCase:
+    """One tool verification conversation."""
+
+    label: str
+    messages: tuple
+    tools: tuple | None
+    add_generation_prompt: bool = False
+
+    @property
+    def msgs(self) -> list[dict]:
+        return json.loads(json.dumps(list(self.messages)))
+
+    @property
+    def tool_list(self) -> list | None:
+        return None if self.tools is None else json.loads(json.dumps(list(self.tools)))
+
+
+_NAMES = ["get_weather", "search", "f", "lookup_2", "x"]
+_KEYS = ["city", "q", "n", "é", "a b", "", "unit"]
+
+
+def _json_value(rng: random.Random, depth: int = 0) -> Any:
+    k = rng.random()
+    if depth > 1 or k < 0.5:
+        return rng.choice([None, True, False, 0, -7, 42, 1.5, "", "text", "é 日本", "a\nb", "\"q\"", "\\",
+                           "</tool_call>"])
+    if k < 0.75:
+        return [_json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {rng.choice(_KEYS): _json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+
+
+def _random_tool(rng: random.Random) -> dict:
+    props = {rng.choice(_KEYS): {"type": rng.choice(["string", "integer", "number"]),
+                                 **({"description": _random_text(rng)} if rng.random() < 0.5 else {})}
+             for _ in range(rng.randint(0, 3))}
+    fn = {"name": rng.choice(_NAMES), "description": _random_text(rng),
+          "parameters": {"type": "object", "properties": props, "required": list(props)[:1]}}
+    return {"type": "function", "function": fn}
+
+
+def _object_arguments(m: dict) -> dict:
+    """``m`` with arguments given as a JSON string given as the object instead."""
+    if not m.get("tool_calls"):
+        return m
+    calls = [{**c, "function": {**c["function"], "arguments": json.loads(c["function"]["arguments"])}}
+             if isinstance(c["function"]["arguments"], str) else c for c in m["tool_calls"]]
+    return {**m, "tool_calls": calls}
+
+
+def _random_args(rng: random.Random) -> Any:
+    obj = {rng.choice(_KEYS): _json_value(rng) for _ in range(rng.randint(0, 3))}
+    k = rng.random()
+    if k < 0.2:
+        return json.dumps(obj)
+    if k < 0.3:
+        return json.dumps(obj, indent=2, ensure_ascii=False)
+    return obj
+
+
+def _random_answer(rng: random.Random, calls: bool, reasoning: bool) -> dict:
+    m: dict = {"role": "assistant", "content": _random_text(rng)}
+    if calls:
+        m["tool_calls"] = [_call(rng.choice(_NAMES), _random_args(rng), f"call_{rng.randint(0, 999)}")
+                           for _ in range(rng.randint(1, 3))]
+        if rng.random() < 0.3:
+            m["content"] = ""
+    if reasoning and rng.random() < 0.35:
+        m["reasoning_content"] = rng.choice(["", "r", "\nthink\n", _random_text(rng)])
+    elif reasoning and rng.random() < 0.2:
+        m["content"] = "<think>\nr " + _random_text(rng) + "\n</think>\n\n" + m["content"]
+    return m
+
+
+def _fixed_agent(reasoning: bool) -> list[dict]:
+    a1 = {"role": "assistant", "content": "Let me check.", "tool_calls": [_call("get_weather", {"city": "Paris"})]}
+    if reasoning:
+        a1["reasoning_content"] = "I should call the tool."
+    return [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Weather in Paris?"}, a1,
+            {"role": "tool", "content": "{\"temp\": 21}"},
+            {"role": "assistant", "content": "",
+             "tool_calls": [_call("get_weather", '{"city": "Lyon"}'), _call("search", {"q": "é"})]},
+            {"role": "tool", "content": "18"}, {"role": "tool", "content": "nothing found"},
+            {"role": "assistant", "content": "21 °C in Paris, 18 in Lyon."},
+            {"role": "user", "content": "Thanks"}, {"role": "assistant", "content": "You're welcome."}]
+
+
+def tool_verification_cases(*, system: bool, reasoning: bool, string_arguments: bool = True, n_random: int = 80,
+                            seed: int = 0) -> list[ToolCase]:
+    """The fixed agent conversation (every prefix of it, with and without the system message, with
+    tools None, [] and two tools, generation prompt on and off) plus ``n_random`` seeded random
+    agent conversations (tools, calls with object and JSON-string arguments, 0-3 consecutive
+    results, ``reasoning_content`` when ``reasoning``).  Calls in transformers' shape, with an id;
+    arguments given as a JSON string only when ``string_arguments``."""
+    rng = random.Random(seed)
+    agent = _fixed_agent(reasoning)
+    tool_sets = [None, [], [_random_tool(rng), _random_tool(rng)]]
+    cases: list[ToolCase] = []
+
+    def add(label, msgs, tools, gen):
+        if not system and msgs and msgs[0]["role"] == "system":
+            msgs = msgs[1:]
+        if not string_arguments:
+            msgs = [_object_arguments(m) for m in msgs]
+        if msgs:
+            cases.append(ToolCase(label, tuple(msgs), None if tools is None else tuple(tools), gen))
+
+    for cut in range(2, len(agent) + 1):
+        for start in (0, 1):
+            for t, tools in enumerate(tool_sets):
+                for gen in (False, True):
+                    add(f"agent conversation, messages {start}..{cut - 1}, tools #{t}", agent[start:cut], tools, gen)
+    for k in range(n_random):
+        tools = rng.choice([None, [], [_random_tool(rng)], [_random_tool(rng) for _ in range(rng.randint(2, 3))]])
+        msgs: list[dict] = []
+        if rng.random() < 0.5:
+            msgs.append({"role": "system", "content": _random_text(rng)})
+        for _ in range(rng.randint(1, 3)):
+            msgs.append({"role": "user", "content": _random_text(rng) or rng.choice(NASTY)})
+            for _ in range(rng.randint(0, 2)):
+                a = _random_answer(rng, True, reasoning)
+                msgs.append(a)
+                for _ in range(rng.choice([len(a["tool_calls"]), len(a["tool_calls"]), 1, 2])):
+                    msgs.append({"role": "tool", "content": rng.choice([_random_text(rng),
+                                                                        json.dumps(_json_value(rng))])})
+            if rng.random() < 0.75:
+                msgs.append(_random_answer(rng, False, reasoning))
+        gen = rng.random() < (0.3 if msgs[-1]["role"] == "assistant" else 0.7)
+        add(f"random tool conversation #{k}", msgs, tools, gen)
+    return cases
+
+
+def _renders_reasoning(fmt: ChatFormat) -> bool:
+    try:
+        fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": "r"}])
+        return True
+    except MessageError:
+        return False
+
+
+def verify_tools(fmt: ChatFormat, cases: list[ToolCase], results: list[tuple[str, str]]) -> None:
+    """Require byte equality between the template's renders and ``fmt.render`` (with the tools) on
+    every tool case; a precise refusal (where, what) otherwise."""
+    from tmplc.convert.common import Case
+
+    for case, (kind, text) in zip(cases, results):
+        if kind != "ok":
+            raise _refuse(f"the template fails on a tool conversation ({case.label}): {text}")
+        try:
+            mine = fmt.render(case.msgs, case.add_generation_prompt, tools=case.tool_list, date=DATE_1)
+        except MessageError as e:
+            raise _refuse(f"the recovered tool format cannot render a tool conversation the template renders "
+                          f"({case.label}): {e}") from None
+        if mine != text:
+            c = Case(case.label, case.messages, case.add_generation_prompt)
+            e = diagnose(fmt, c, text, mine, what="the template", tools=case.tool_list, date=DATE_1)
+            raise _refuse(f"verification on tool conversations: {e.reason}")
+
+
+def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *, n_random: int = 80,
+                  seed: int = 0, reverify=None) -> tuple[ChatFormat, list[str]]:
+    """``fmt`` (the verified text format of ``template``) with ``structure.tools`` recovered and
+    verified (see the module docstring), with notes on what was left unverified, or ConversionRefused
+    (category ``tools``) with the reason.
+    ``base``: the template variables of the real renders (tokens, vars); ``reverify(fmt)``: the text
+    verification, run again when the answer scope (``final_scope``) had to change."""
+    run = _Run(template, base, limits)
+    names = list(PROBES)
+    out = run.run([run.job(PROBES[n][0], PROBES[n][1]) for n in names])
+    res = _Results(zip(names, out))
+    notes = []
+    try:
+        tf = _read_list(fmt, res)
+        tf, string_args = _read_calls(fmt, tf, res)
+        if not string_args:
+            notes.append("the template raises on tool-call arguments given as a JSON string; the format renders "
+                         "them as given (not verified)")
+        tf = _read_results(fmt, tf, res)
+    except MessageError as e:  # pragma: no cover - the probes are conversations the text format renders
+        raise _refuse(f"the text format cannot render a tool probe: {e}") from None
+    cand = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta)
+    cases = tool_verification_cases(system=fmt.structure.system is not None, reasoning=_renders_reasoning(fmt),
+                                    string_arguments=string_args, n_random=n_random, seed=seed)
+    results = run.run([run.job(c.msgs, c.tool_list, c.add_generation_prompt) for c in cases])
+    first: ConversionRefused | None = None
+    scopes = [cand.structure.final_scope] + [s for s in FINAL_SCOPES if s != cand.structure.final_scope]
+    for scope in scopes:
+        try:
+            f = ChatFormat(replace(cand.structure, final_scope=scope), fmt.meta)
+        except ValueError:
+            continue
+        try:
+            verify_tools(f, cases, results)
+            if scope != fmt.structure.final_scope and reverify is not None:
+                reverify(f)
+            return f, notes
+        except ConversionRefused as e:
+            first = first or e
+    assert first is not None
+    raise first
+
+
+#: a tool refusal's reason -> its kind (the corpus report's tally), first match wins
+_REFUSAL_KINDS = (
+    ("the text part is refused", "the text part is refused"),
+    ("the template fails on a tool probe", "the template raises on a tool probe"),
+    ("renders it before the content", "tool list not after the system message (first user message, before "
+                                      "the system text, [AVAILABLE_TOOLS], own turn)"),
+    ("does not render it", "tool list not rendered"),
+    ("str(dict)", "Python str(dict), not JSON"),
+    ("only each tool's 'function'", "only each tool's function object"),
+    ("not written as json.dumps of the object", "tool list in its own layout (not JSON)"),
+    ("joins tools with", "tools joined by a separator (a JSON array)"),
+    ("without a system message", "another block without a system message"),
+    ("no standalone system block", "no standalone system block"),
+    ("a tool call", "call layout the IR cannot carry"),
+    ("two tool calls", "call layout the IR cannot carry"),
+    ("tool result", "result layout the IR cannot carry"),
+    ("verification on tool conversations", "differs on random tool conversations (verification)"),
+    ("sandbox", "sandbox limit"),
+)
+
+
+def refusal_kind(reason: str) -> str:
+    """A short kind for a tool refusal's reason (grouping for reports)."""
+    for key, kind in _REFUSAL_KINDS:
+        if key in reason:
+            return kind
+    return "other"
+
+
+def _describe_probe(name: str) -> str:
+    msgs, tools = PROBES[name]
+    roles = " ".join(m["role"] + ("+calls" if m.get("tool_calls") else "") for m in msgs)
+    return f"{roles}; tools: {len(tools) if tools else 'none'}"
+
+
+__all__ = ["JSON_STYLES", "refusal_kind", "TOOL_STATUSES", "ToolCase", "recover_tools", "tool_verification_cases",
+           "uses_tools", "verify_tools"]

@@ -1,0 +1,166 @@
+"""The converter's tool part (tmplc.convert.tools, via convert_jinja) on REAL templates of the
+corpus (.cache/corpus/templates/; ``python scripts/fetch_corpus.py``): Qwen2.5's and Qwen3's tool
+parts are recovered exactly — the recovered format equals the hand-written registry entries proven
+against the same templates (tests/tools/), and renders like the real template through
+transformers' ``apply_chat_template`` on random tool conversations (hypothesis, tests/tools'
+strategies); layouts the IR cannot carry are refused with the reason while the text format is
+kept; an odd or hostile tool branch stays inside the sandbox's limits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import load_tokenizer, missing_fixture
+from tools.strategies_tools import tool_conversations
+
+from tmplc.convert import ConversionRefused
+from tmplc.convert.jinja import convert_jinja
+from tmplc.convert.sandbox import Limits
+from tmplc.registry import registry
+
+CORPUS = Path(__file__).resolve().parents[2] / ".cache" / "corpus"
+
+
+def corpus_template(name: str) -> tuple[str, str | None, str | None]:
+    """(template, bos, eos) of a corpus entry: fails under CI=true when the corpus is missing."""
+    import json
+
+    manifest = CORPUS / "manifest.json"
+    if not manifest.is_file():
+        missing_fixture("the template corpus (.cache/corpus)", "run: python scripts/fetch_corpus.py")
+    for item in json.loads(manifest.read_text(encoding="utf-8")):
+        if item["name"] == name:
+            return ((CORPUS / "templates" / item["file"]).read_text(encoding="utf-8"), item.get("bos_token"),
+                    item.get("eos_token"))
+    missing_fixture(f"the corpus template {name!r}", "run: python scripts/fetch_corpus.py")
+
+
+_CONVERSIONS: dict = {}
+
+
+def converted(name: str):
+    if name not in _CONVERSIONS:
+        t, bos, eos = corpus_template(name)
+        _CONVERSIONS[name] = (convert_jinja(t, bos_token=bos, eos_token=eos, format_name=name), t, bos, eos)
+    return _CONVERSIONS[name]
+
+
+#: corpus entry -> (the registry entry proven byte-equal to that template in tests/tools/, renders reasoning)
+EXACT = {"llamacpp-Qwen-Qwen2.5-7B-Instruct": ("qwen2.5-tools", False), "npm-qwen3": ("qwen3-tools", True)}
+
+
+@pytest.mark.parametrize("name", sorted(EXACT))
+def test_qwen_tool_parts_are_recovered_exactly(name):
+    conv, *_ = converted(name)
+    entry, _ = EXACT[name]
+    assert conv.tools == "exact", conv.tools_status
+    assert conv.tools_status == "exact" and conv.tools_reason == ""
+    assert conv.format.structure.tools is not None and conv.text_format.structure.tools is None
+    # the same ToolFormat (and answer scope) as the hand-written entry proven against this template
+    assert conv.format.structure.tools == registry[entry].structure.tools
+    assert conv.format.structure.final_scope == registry[entry].structure.final_scope
+    from tmplc.convert.identify import identify
+
+    assert identify(conv.format) == entry
+
+
+@pytest.mark.parametrize("name", sorted(EXACT))
+def test_recovered_tool_format_renders_like_the_real_template(name):
+    """Random tool conversations (tests/tools' strategies, not the converter's generator): the real
+    template through transformers == fmt.render == the conversion's to_jinja() through transformers."""
+    conv, template, bos, eos = converted(name)
+    fmt, ours = conv.format, conv.format.to_jinja()
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    reasoning = EXACT[name][1]
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+
+    @settings(max_examples=40)
+    @given(tool_conversations(reasoning=reasoning), st.booleans())
+    def check(c, agp):
+        msgs, tools = c
+        kw = dict(tools=tools, add_generation_prompt=agp, tokenize=False)
+        real = tok.apply_chat_template(msgs, chat_template=template, **kw, **special)
+        assert fmt.render(msgs, agp, tools=tools) == real
+        assert tok.apply_chat_template(msgs, chat_template=ours, **kw, **special) == real
+
+    check()
+
+
+def test_llama31_tool_part_is_refused_with_the_reason_and_text_still_converts():
+    """Llama 3.1 writes the tool list into the first user message (and 'Environment: ipython' into
+    the system block): the IR places tools in the system block only, so the tool part is refused —
+    with that reason — and the text format is still returned, verified."""
+    conv, template, bos, eos = converted("llamacpp-meta-llama-Llama-3.1-8B-Instruct")
+    assert conv.tools == "refused"
+    assert conv.tools_status.startswith("refused: the tool list")
+    assert "1st user message" in conv.tools_reason and "Llama 3.x" in conv.tools_reason
+    assert conv.format is conv.text_format and conv.format.structure.tools is None
+    from tmplc.convert.corpus import hf_render
+
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
+    from tmplc.convert.corpus import CHECK_DAY, frozen_hf_clock
+
+    with frozen_hf_clock(CHECK_DAY):
+        assert conv.format.render(msgs, True, date=CHECK_DAY) == hf_render(template, msgs, True, bos, eos)
+
+
+#: corpus templates whose tool layout the IR cannot carry -> words the refusal must contain
+#: (read off the templates: LFM2 writes the list as a JSON array, Apriel-1.5 `{{ tools }}` as
+#: Python's str, DeepSeek-V3 never reads `tools`, Mistral-Small puts [AVAILABLE_TOOLS] before the
+#: last user message, QwQ tests the raw content before a call's separator, Reka-Edge drops the
+#: separator after a content ending with a newline)
+REFUSED = {
+    "llamacpp-LFM2-8B-A1B": "joins tools with ', '",
+    "llamacpp-unsloth-Apriel-1.5": "str(dict)",
+    "npm-deepseek_v3": "does not render it",
+    "llamacpp-Mistral-Small-3.2-24B-Instruct-2506": "2nd user message",
+    "llamacpp-Qwen-QwQ-32B": "verification on tool conversations",
+    "llamacpp-Reka-Edge": "verification on tool conversations",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_layouts_the_ir_cannot_carry_are_refused_never_wrong(name):
+    conv, *_ = converted(name)
+    assert conv.tools == "refused", (name, conv.tools_status)
+    assert REFUSED[name] in conv.tools_reason, conv.tools_reason
+    assert conv.format.structure.tools is None
+
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.mark.parametrize("hostile, words", [
+    # an endless loop only when tools are given: the batch's time limit
+    ("{% if tools %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}",
+     "time limit"),
+    # a huge output only when tools are given: the output cap
+    ("{% if tools %}{{ 'x' * 100000 * 100000 }}{% endif %}", "refusing"),
+    # an attribute escape through the tool list: the sandbox's security
+    ("{% if tools %}{{ tools.__class__.__mro__ }}{% endif %}", "unsafe"),
+])
+def test_a_hostile_tool_branch_stays_bounded_by_the_sandbox(hostile, words):
+    t0 = time.monotonic()
+    conv = convert_jinja(hostile + CHATML, limits=Limits(timeout=3.0), n_random=20)
+    assert time.monotonic() - t0 < 60
+    assert conv.tools == "refused" and words in conv.tools_reason, conv.tools_reason
+    assert conv.format.structure.tools is None  # the text part stands, verified
+    assert conv.format.render([{"role": "user", "content": "q"}], True) == "<|im_start|>user\nq<|im_end|>\n" \
+        "<|im_start|>assistant\n"
+
+
+def test_a_template_without_tools_says_none():
+    conv = convert_jinja(CHATML, n_random=20)
+    assert conv.tools == "none" and conv.tools_status == "none" and conv.format is conv.text_format
+
+
+def test_a_text_refusal_still_raises():
+    with pytest.raises(ConversionRefused):
+        convert_jinja("{{ raise_exception('no') }}{% if tools %}{% endif %}")
