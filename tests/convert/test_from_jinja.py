@@ -157,18 +157,27 @@ def test_qwen3_conversion_hand_checked():
 def test_registry_to_jinja_round_trip(name):
     fmt = registry[name]
     back = from_jinja(fmt.to_jinja(), bos_token=fmt.meta.bos_token, eos_token=fmt.meta.eos_token, n_random=60)
-    if fmt.structure.tools is not None:
-        # the converter probes text conversations only (tool probing: issue 17, not done): it
-        # recovers the text layout, whose alternating conversations cannot tell Qwen3's
-        # after_user_reasoning final answers from the last message's
-        from dataclasses import replace
-
-        from tmplc.spec.tools import text_layout
-
-        assert back.structure == replace(text_layout(fmt.structure), final_scope="last")
-    else:
+    if fmt.structure.tools is None:
         assert back.structure == fmt.structure
-    assert identify(back) is not None
+        assert identify(back) is not None
+        return
+    # a tool format: from_jinja recovers the text layout (alternating text conversations cannot tell
+    # Qwen3's after_user_reasoning final answers from the last message's); convert_jinja probes
+    # the tool part too and gives the whole format back where ToolFormat's reading covers it
+    from dataclasses import replace
+
+    from tmplc.convert import convert_jinja
+    from tmplc.spec.tools import text_layout
+
+    assert back.structure == replace(text_layout(fmt.structure), final_scope="last")
+    conv = convert_jinja(fmt.to_jinja(), bos_token=fmt.meta.bos_token, eos_token=fmt.meta.eos_token, n_random=60)
+    if fmt.structure.tools.placement == "system":
+        assert conv.tools == "exact", conv.tools_status
+        assert conv.format.structure == fmt.structure
+        assert identify(conv.format) == name
+    else:  # the first-user-message placement has no reading in the converter yet: refused, text kept
+        assert conv.tools == "refused" and "1st user message" in conv.tools_reason, conv.tools_status
+        assert conv.format.structure == conv.text_format.structure
 
 
 def _generated_convs():
