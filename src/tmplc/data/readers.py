@@ -211,13 +211,17 @@ class Reader:
             yield buf
 
     # -- JSONL ---------------------------------------------------------------------------------
-    def _jsonl(self, _n):
+    def _jsonl(self, batch_size):
+        """Whole batches of ``RawLine`` (blank lines skipped, not counted as rows)."""
+        path = self.path
+        batch: list = []
         with self.file.open("rb") as f:
             offset = 0
-            for n, line in enumerate(f, 1):
+            n = 0
+            for line in f:
+                n += 1
                 start = offset
                 offset += len(line)
-                self.bytes_read = offset
                 if n == 1:
                     if line.startswith(UTF8_BOM):
                         line = line[len(UTF8_BOM):]
@@ -226,7 +230,14 @@ class Reader:
                         decode_text(line[:4], self.path, what="data file")  # UTF-16/32 BOM -> InputError
                 if not line or line.isspace():  # a blank line (no copy of the line, unlike strip)
                     continue
-                yield RawLine(line, n, start, self.path)
+                batch.append(RawLine(line, n, start, path))
+                if len(batch) >= batch_size:
+                    self.bytes_read = offset
+                    yield batch
+                    batch = []
+            self.bytes_read = offset
+        if batch:
+            yield batch
 
     # -- JSON ----------------------------------------------------------------------------------
     def _json(self, _n):
