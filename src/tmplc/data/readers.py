@@ -11,7 +11,8 @@ What each reader does with damaged input (the file-level problems raise ``InputE
 * JSONL: lines are split on ``\\n`` only (a raw U+2028 or U+0085 inside a JSON string is text, not
   a line break).  A line that is not UTF-8, not JSON, nested deeper than ``MAX_DEPTH``, or holds
   an integer longer than Python's limit (4,300 digits) becomes a ``BadRow`` naming
-  ``file:line`` (and the byte offset for bad UTF-8).
+  ``file:line`` (and the byte offset for bad UTF-8).  Lines are parsed with orjson where it is
+  installed, and with ``json`` wherever the two could differ (``parse_line``): same rows, same reasons.
 * JSON: one list of rows, or an object holding exactly one list; the file is read whole (use
   JSONL for large data).  Invalid JSON is ``InputError`` with line and column.
 * CSV/TSV: the header names the columns; cells are strings.  The field size limit is raised

@@ -91,15 +91,13 @@ def _canonical(row: Any, default_system: str | None) -> list[dict] | None:
     items = row.get("messages")
     if type(items) is not list or not items:
         return None
-    out = []
     for m in items:
         if type(m) is not dict or len(m) != 2:
             return None
         role = m.get("role")
-        content = m.get("content")
-        if type(content) is not str or type(role) is not str or role not in _ROLES:
+        if type(m.get("content")) is not str or type(role) is not str or role not in _ROLES:
             return None
-        out.append({"role": role, "content": content})
+    out = list(items)  # the parsed message dicts themselves: they hold exactly role and content
     if default_system is not None and out[0]["role"] != "system":
         out.insert(0, {"role": "system", "content": default_system})
     return out
