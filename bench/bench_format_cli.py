@@ -1,6 +1,7 @@
 """`tmplc format` end to end vs the in-process formatter loop (issue 18).
 
     .venv/bin/python bench/bench_format_cli.py [--rows 20000 40000] [--repeat 3] [--tokenizer .cache/fixtures/llama3]
+        [--baseline-src ../main/src]
 
 Corpus: bench_formatter's README corpus (system prompt + 3 exchanges, seeded), as JSONL with a
 ``messages`` column; the real Llama-3 tokenizer; tmplc's llama-3 format; output Parquet.
@@ -14,7 +15,9 @@ seconds: user + system of the whole tree (the loop: this process's).
 On a shared machine, ``--repeat N`` runs the three methods N times interleaved (loop, --num-proc
 1, --num-proc 2, loop, ...), so that each round's three see about the same load, and reports each
 method's fastest round (the least disturbed) and the ratios of those; the first CLI run warms the
-tokenizer cache (not timed).  Prints one Markdown table.
+tokenizer cache (not timed).  ``--baseline-src`` adds an older checkout's CLI (``--num-proc 1`` and
+``2``) to the same rounds, for before/after figures taken under the same load; its outputs must be
+byte-identical to this tree's.  Prints one Markdown table.
 """
 
 from __future__ import annotations
@@ -65,9 +68,9 @@ def mem(pid: int) -> tuple[int, int]:
 SRC = ROOT / "src"
 
 
-def run_cli(args: list[str]) -> tuple[float, float, int, int]:
+def run_cli(args: list[str], src: Path | None = None) -> tuple[float, float, int, int]:
     """(wall s, CPU s of the tree, peak RSS, peak PSS) of one ``tmplc`` run."""
-    env = dict(os.environ, PYTHONPATH=str(SRC))
+    env = dict(os.environ, PYTHONPATH=str(src or SRC))
     t = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "tmplc.cli", *args], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
@@ -117,11 +120,16 @@ def main() -> None:
     ap.add_argument("--src", default=str(ROOT / "src"),
                     help="the tmplc source tree the CLI runs (e.g. an older checkout's src, with its templates/ "
                          "and grammars/ beside it)")
+    ap.add_argument("--baseline-src", default=None,
+                    help="also run this source tree's CLI in the same rounds (before/after under the same load)")
     a = ap.parse_args()
     SRC = Path(a.src)
+    base = Path(a.baseline_src).resolve() if a.baseline_src else None
+    procs = [(1, None), (2, None)] + ([(1, base), (2, base)] if base else [])
     from bench_formatter import corpus
 
     tmp = Path(tempfile.mkdtemp(prefix="tmplc-bench-"))
+    loads = [os.getloadavg()[0]]
     lines = []
     for n in a.rows:
         convs = corpus(n, 3, 7)
@@ -129,31 +137,38 @@ def main() -> None:
         data.write_text("".join(json.dumps({"messages": c}, ensure_ascii=False) + "\n" for c in convs))
         cli = ["format", str(data), "-t", "llama-3", "--tokenizer", a.tokenizer]
         run_cli(cli + ["--out", str(tmp / "warm.parquet"), "--preview", "1"])  # the tokenizer cache
+        if base:
+            run_cli(cli + ["--out", str(tmp / "warm.parquet"), "--preview", "1"], base)
         best: dict = {}
         for _ in range(a.repeat):
             w, c = loop(convs, a.tokenizer)
             best["loop"] = min(best.get("loop", (w, c, 0, 0)), (w, c, 0, 0))
             outs = []
-            for np_ in (1, 2):
+            for np_, src in procs:
                 out = tmp / f"o{n}-{np_}.parquet"
-                r = run_cli(cli + ["--out", str(out), "--num-proc", str(np_)])
-                best[np_] = min(best.get(np_, r), r)
+                r = run_cli(cli + ["--out", str(out), "--num-proc", str(np_)], src)
+                key = (np_, src)
+                best[key] = min(best.get(key, r), r)
                 outs.append(out.read_bytes())
-            assert outs[0] == outs[1], "outputs differ across --num-proc"
+            assert all(o == outs[0] for o in outs), "outputs differ across --num-proc (or from the baseline)"
         m = lambda x: f"{x / 1e6:.0f} MB" if x else "—"  # noqa: E731
         lw, lc = best["loop"][:2]
         lines.append(f"| {n} | in-process `encode_rows` loop | {lw:.1f} | {lc:.1f} | {n / lw:,.0f} | 1.00× "
                      "| — | — | — |")
-        for np_ in (1, 2):
-            w, c, rss, pss = best[np_]
-            vs1 = f"{best[1][0] / w:.2f}×"
-            lines.append(f"| {n} | `tmplc format --num-proc {np_}` | {w:.1f} | {c:.1f} | {n / w:,.0f} | "
+        for np_, src in procs:
+            w, c, rss, pss = best[np_, src]
+            vs1 = f"{best[1, src][0] / w:.2f}×"
+            who = f"baseline ({src.parent.name}) " if src else ""
+            lines.append(f"| {n} | {who}`tmplc format --num-proc {np_}` | {w:.1f} | {c:.1f} | {n / w:,.0f} | "
                          f"{lw / w:.2f}× | {vs1} | {m(rss)} | {m(pss)} |")
+    loads.append(os.getloadavg()[0])
     print("| rows | run | wall s | CPU s | ex/s | vs loop | vs --num-proc 1 | peak RSS (tree) | peak PSS (tree) |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(lines))
-    print(f"(fastest of {a.repeat} interleaved round(s); CLI from {SRC}; outputs byte-identical across "
-          f"--num-proc; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the end)")
+    also = f" and the baseline's from {base}" if base else ""
+    print(f"(fastest of {a.repeat} interleaved round(s); CLI from {SRC}{also}; outputs byte-identical across "
+          f"--num-proc{' and to the baseline' if base else ''}; {os.cpu_count()} CPUs; load average "
+          f"{' / '.join(f'{x:.1f}' for x in loads)} at the start / end)")
     shutil.rmtree(tmp, ignore_errors=True)  # only this run's own folder
 
 

@@ -11,7 +11,8 @@ What each reader does with damaged input (the file-level problems raise ``InputE
 * JSONL: lines are split on ``\\n`` only (a raw U+2028 or U+0085 inside a JSON string is text, not
   a line break).  A line that is not UTF-8, not JSON, nested deeper than ``MAX_DEPTH``, or holds
   an integer longer than Python's limit (4,300 digits) becomes a ``BadRow`` naming
-  ``file:line`` (and the byte offset for bad UTF-8).
+  ``file:line`` (and the byte offset for bad UTF-8).  Lines are parsed with orjson where it is
+  installed, and with ``json`` wherever the two could differ (``parse_line``): same rows, same reasons.
 * JSON: one list of rows, or an object holding exactly one list; the file is read whole (use
   JSONL for large data).  Invalid JSON is ``InputError`` with line and column.
 * CSV/TSV: the header names the columns; cells are strings.  The field size limit is raised
@@ -29,7 +30,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from tmplc.errors import MessageError, TmplcError
 from tmplc.fileio import UTF8_BOM, InputError, decode_text, read_text
@@ -90,10 +91,54 @@ def parse_json_value(text: str | bytes, where: str, col_offset: int = 0) -> Any:
         raise ValueError(f"{where}: {msg}") from None
 
 
+try:  # optional: a faster parser for JSONL rows (the same values; what it refuses, json parses)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+# digits -> "0", every other byte -> " ": a run of 19 digits is then a run of 19 "0"
+_DIGIT_RUNS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_DIGITS = b"0" * 19
+
+
+def parse_line(item: RawLine, take: Callable[[Any], Any] | None = None) -> tuple[Any, Any]:
+    """(row, taken) for a JSONL line; the row is what ``materialize`` gives.
+
+    The line is parsed with orjson where it is installed, and again with ``json`` (whose values,
+    and reasons with their positions, are the reference) wherever the two could differ: orjson
+    refuses (invalid UTF-8 or JSON, a lone surrogate escape, NaN/Infinity, a number beyond a
+    double's range), or the line has a run of 19 or more digits (orjson reads integers beyond 64
+    bits as floats) or more brackets than ``MAX_DEPTH`` (``json``'s path checks the nesting).
+
+    ``take(value)``, when given, sees orjson's value first, before those checks: a value it takes
+    (returns anything but None for) is returned at once, with what it returned.  So it may take
+    only values whose numbers and nesting do not matter (e.g. rows holding only lists, objects
+    and text); text from orjson is valid Unicode (no lone surrogate)."""
+    data = item.data
+    if _orjson is not None:
+        try:
+            value = _orjson.loads(data)
+        except _orjson.JSONDecodeError:
+            pass
+        else:
+            if take is not None:
+                got = take(value)
+                if got is not None:
+                    return value, got
+            if data.count(b"[") + data.count(b"{") <= MAX_DEPTH and \
+                    _LONG_DIGITS not in data.translate(_DIGIT_RUNS):
+                return value, None
+    return _materialize_slow(item), None
+
+
 def materialize(item: Any) -> Any:
     """A row as a dict (or list/scalar as found), or ``BadRow``: parses a ``RawLine``."""
     if not isinstance(item, RawLine):
         return item
+    return parse_line(item)[0]
+
+
+def _materialize_slow(item: RawLine) -> Any:
     data = item.data
     try:
         text = data.decode("utf-8")
@@ -167,22 +212,33 @@ class Reader:
             yield buf
 
     # -- JSONL ---------------------------------------------------------------------------------
-    def _jsonl(self, _n):
+    def _jsonl(self, batch_size):
+        """Whole batches of ``RawLine`` (blank lines skipped, not counted as rows)."""
+        path = self.path
+        batch: list = []
         with self.file.open("rb") as f:
             offset = 0
-            for n, line in enumerate(f, 1):
+            n = 0
+            for line in f:
+                n += 1
                 start = offset
                 offset += len(line)
-                self.bytes_read = offset
                 if n == 1:
                     if line.startswith(UTF8_BOM):
                         line = line[len(UTF8_BOM):]
                         start += len(UTF8_BOM)
                     else:
                         decode_text(line[:4], self.path, what="data file")  # UTF-16/32 BOM -> InputError
-                if not line.strip():
+                if not line or line.isspace():  # a blank line (no copy of the line, unlike strip)
                     continue
-                yield RawLine(line, n, start, self.path)
+                batch.append(RawLine(line, n, start, path))
+                if len(batch) >= batch_size:
+                    self.bytes_read = offset
+                    yield batch
+                    batch = []
+            self.bytes_read = offset
+        if batch:
+            yield batch
 
     # -- JSON ----------------------------------------------------------------------------------
     def _json(self, _n):

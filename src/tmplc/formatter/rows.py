@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Sequence
 
 from tmplc.errors import MessageError
@@ -85,6 +86,36 @@ def normalize_one(job: RowsJob, row: Any) -> tuple[list[dict], str]:
                          default_system=job.default_system)
 
 
+_ROLES = frozenset(("system", "user", "assistant"))
+
+
+def _canonical_ok(job: RowsJob) -> bool:
+    """Whether a row ``{"messages": [...]}`` normalizes as the openai shape under this job."""
+    return job.merged is None and job.source in ("auto", "openai") and job.messages_column in (None, "messages")
+
+
+def _canonical(row: Any, default_system: str | None) -> list[dict] | None:
+    """The messages of a row already in the canonical shape, ``{"messages": [{"role": "system" |
+    "user" | "assistant", "content": str}, ...]}`` and nothing else, as ``normalize_one`` gives
+    them; None for any other row (``normalize_one`` reads it).  Only for rows whose text is known
+    to be valid Unicode (``parse_line``'s ``take``): the lone-surrogate check is skipped."""
+    if type(row) is not dict or len(row) != 1:
+        return None
+    items = row.get("messages")
+    if type(items) is not list or not items:
+        return None
+    for m in items:
+        if type(m) is not dict or len(m) != 2:
+            return None
+        role = m.get("role")
+        if type(m.get("content")) is not str or type(role) is not str or role not in _ROLES:
+            return None
+    out = list(items)  # the parsed message dicts themselves: they hold exactly role and content
+    if default_system is not None and out[0]["role"] != "system":
+        out.insert(0, {"role": "system", "content": default_system})
+    return out
+
+
 def _reason(e: Exception) -> tuple[int | None, str, str]:
     """(message index, reason as reported, bare message)."""
     if isinstance(e, MessageError):
@@ -137,16 +168,22 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
     sources: Counter = Counter()
     convs, conv_rows, conv_pos, conv_tools = [], [], [], []
     status_list: list | None = [None] * len(rows) if statuses else None
-    from tmplc.data.readers import RawLine, materialize
+    from tmplc.data.readers import RawLine, parse_line
 
+    # rows already in the canonical shape skip normalizing (see _canonical)
+    take = partial(_canonical, default_system=job.default_system) if _canonical_ok(job) else None
     for k, (n, row) in enumerate(zip(numbers, rows)):
+        msgs = None
         if isinstance(row, RawLine):
-            row = materialize(row)
+            row, msgs = parse_line(row, take)
         if track_columns and isinstance(row, dict):
             columns.update(row)
         try:
-            msgs, kind = normalize_one(job, row)
-            tools = row_tools(row, job.tools_column)
+            if msgs is not None:  # a canonical row: exactly {"messages": [...]}, so no tools column
+                kind, tools = "openai", None
+            else:
+                msgs, kind = normalize_one(job, row)
+                tools = row_tools(row, job.tools_column)
         except (RowProblem, MessageError) as e:
             idx, why, bare = _reason(e)
             summary.reject(n, "invalid", why)
@@ -213,8 +250,9 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
         if status_list is not None:
             status_list[k] = f"{kind}: {r.reason}"
     lengths = np.fromiter((len(x) for x in id_lists), dtype=np.int64, count=len(id_lists))
-    ids = _flat(np, id_lists)
-    labels = _flat(np, label_lists)
+    total = int(lengths.sum())
+    ids = _flat(np, id_lists, total)
+    labels = _flat(np, label_lists, total)
     summary.rejected.sort(key=lambda e: e[0])
     summary.examples = summary.rejected[:len(summary.examples)]
     summary.check()
@@ -224,13 +262,14 @@ def process_rows(job: RowsJob, numbers: Sequence[int], rows: Sequence[Any], *, s
                        per_row, specials, facts=facts, tool_calls=tool_calls, call_counts=per_row_calls)
 
 
-def _flat(np, lists: list) -> Any:
-    """The lists concatenated into one int32 array (list extends, then one conversion: faster than
-    ``np.fromiter`` over a chain)."""
-    flat: list = []
-    for x in lists:
-        flat += x
-    return np.array(flat, dtype=np.int32) if flat else np.zeros(0, dtype=np.int32)
+def _flat(np, lists: list, total: int | None = None) -> Any:
+    """The lists concatenated into one int32 array (``np.fromiter`` over a chain with the count
+    known: no intermediate list)."""
+    from itertools import chain
+
+    if total is None:
+        total = sum(map(len, lists))
+    return np.fromiter(chain.from_iterable(lists), dtype=np.int32, count=total)
 
 
 def assistant_mask(labels):
