@@ -229,3 +229,23 @@ def test_preview_and_bos_token_flags(tmp_path):
     r = _cli("format", str(tmp_path / "d.jsonl"), "-t", spec, "--tokenizer", str(tok), "--preview", "1",
              "--bos-token", "<|no such token|>")
     assert r.returncode == 2 and "not a token of this tokenizer" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_json_file_of_bare_message_lists_reads_like_jsonl(tmp_path, capsys):
+    """Regression: a .json file whose rows are bare lists of messages had each list taken as a
+    whole batch by the reader, so every message became a row (all rejected); the rows are the
+    lists, as in JSONL, and the outputs are the same bytes."""
+    tok = tokenizer_dir("qwen3")
+    rows = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}] for i in range(5)]
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    outs = []
+    for name in ("d.json", "d.jsonl"):
+        out = tmp_path / (name + ".out.jsonl")
+        summary = tmp_path / (name + ".summary.json")
+        assert main(["format", str(tmp_path / name), "--template", "qwen3", "--tokenizer", str(tok),
+                     "--out", str(out), "--summary-json", str(summary), "--batch-size", "2"]) == 0
+        s = json.loads(summary.read_text())
+        assert s["rows_in"] == s["rows_out"] == 5 and s["rows_rejected"] == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]

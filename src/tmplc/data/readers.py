@@ -201,7 +201,7 @@ class Reader:
                "parquet": self._parquet}[self.kind]
         buf: list = []
         for row in gen(batch_size):
-            if isinstance(row, list):  # a whole batch (parquet)
+            if isinstance(row, list):  # a whole batch (JSONL, JSON, Parquet)
                 yield row
                 continue
             buf.append(row)
@@ -241,7 +241,9 @@ class Reader:
             yield batch
 
     # -- JSON ----------------------------------------------------------------------------------
-    def _json(self, _n):
+    def _json(self, batch_size):
+        """Whole batches (slices of the file's list): a row may itself be a list (a bare list of
+        messages), so rows are never yielded one by one here."""
         text = read_text(self.file, what="data file")
         self.bytes_read = self.size
         if json_depth_exceeds(text, MAX_DEPTH + 2):
@@ -264,7 +266,8 @@ class Reader:
         if not isinstance(data, list):
             raise InputError(self.path, f"a .json data file must hold a list of rows, not a JSON "
                                         f"{_json_type(data)}")
-        yield from data
+        for start in range(0, len(data), batch_size):
+            yield data[start:start + batch_size]
 
     # -- CSV -----------------------------------------------------------------------------------
     def _lines(self, track: list):
