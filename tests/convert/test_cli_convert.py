@@ -59,3 +59,52 @@ def test_identify_no_match(tmp_path, capsys):
                        "{% if add_generation_prompt %}#assistant: {% endif %}")
     assert main(["identify", str(p)]) == 1
     assert "no registry entry" in capsys.readouterr().out
+
+
+def test_convert_imports_the_tool_part_and_says_so(tmp_path, capsys):
+    """A real tokenizer folder whose template uses tools (the Qwen3 fixture): `tmplc convert` recovers
+    the tool part, says "tools: exact" on stderr, and the written format renders tool conversations
+    like the real template through transformers; --text-only imports the text part alone."""
+    from conftest import load_tokenizer, tokenizer_dir
+
+    from tmplc.spec.files import load_spec_file as load_format_file
+
+    src = tokenizer_dir("qwen3")
+    out = tmp_path / "q.yaml"
+    assert main(["convert", str(src), "--to", "yaml", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"tmplc: {src}: tools: exact" in err and "'qwen3-tools'" in err, err
+    fmt = load_format_file(out)
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather.",
+                                               "parameters": {"type": "object", "properties": {"city": {
+                                                   "type": "string"}}}}}]
+    msgs = [{"role": "user", "content": "Paris?"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+            {"role": "tool", "content": "21"}, {"role": "assistant", "content": "21 °C."}]
+    tok = load_tokenizer("qwen3")
+    assert fmt.render(msgs, tools=tools) == tok.apply_chat_template(msgs, tools=tools, tokenize=False)
+    assert main(["convert", str(src), "--to", "yaml", "--text-only", "--out", str(tmp_path / "t.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "tools:" not in err
+    assert load_format_file(tmp_path / "t.yaml").structure.tools is None
+
+
+def test_convert_says_why_a_tool_part_is_refused(tmp_path, capsys):
+    """An Ollama Modelfile whose TEMPLATE has a .Tools branch: the text part converts, the tool part
+    is refused on stderr with the reason (exit 0: the text format is written)."""
+    mf = tmp_path / "Modelfile"
+    # Ollama's library layout (as tests/convert/test_from_ollama.py) with a Qwen-style .Tools branch
+    t = ("{{- if .System }}<|im_start|>system\n{{ .System }}{{ if .Tools }}\n\n# Tools\n<tools>"
+         "{{ range .Tools }}\n{\"type\": \"function\", \"function\": {{ .Function }}}{{ end }}\n</tools>{{ end }}"
+         "<|im_end|>\n{{ end }}"
+         "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 }}"
+         "{{- if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n"
+         "{{ else if eq .Role \"assistant\" }}<|im_start|>assistant\n{{ .Content }}"
+         "{{ if not $last }}<|im_end|>\n{{ end }}{{ end }}{{ if and $last (ne .Role \"assistant\") }}"
+         "<|im_start|>assistant\n{{ end }}{{ end }}")
+    mf.write_text(f'FROM x.gguf\nTEMPLATE """{t}"""\n')
+    assert main(["convert", str(mf), "--to", "spec"]) == 0
+    cap = capsys.readouterr()
+    assert "tools: refused: an Ollama template's tool part" in cap.err, cap.err
+    assert "{SYSTEM|nonempty}" in cap.out

@@ -91,23 +91,57 @@ def test_recovered_tool_format_renders_like_the_real_template(name):
     check()
 
 
-def test_llama31_tool_part_is_refused_with_the_reason_and_text_still_converts():
-    """Llama 3.1 writes the tool list into the first user message (and 'Environment: ipython' into
-    the system block): the IR places tools in the system block only, so the tool part is refused —
-    with that reason — and the text format is still returned, verified."""
-    conv, template, bos, eos = converted("llamacpp-meta-llama-Llama-3.1-8B-Instruct")
-    assert conv.tools == "refused"
-    assert conv.tools_status.startswith("refused: the tool list")
-    assert "1st user message" in conv.tools_reason and "Llama 3.x" in conv.tools_reason
+LLAMA_TOOLS = ("llamacpp-meta-llama-Llama-3.1-8B-Instruct", "llamacpp-meta-llama-Llama-3.3-70B-Instruct")
+
+
+@pytest.mark.parametrize("name", LLAMA_TOOLS)
+def test_llama31_tool_part_in_the_first_user_message_is_recovered_exactly(name):
+    """Llama 3.1/3.3 write the tool list into the first user message, 'Environment: ipython' into
+    the system header (also for tools=[]), one call per answer without its content, arguments in
+    another JSON style than the list, results through tojson: the converter reads each of these off
+    the probes, and the result is the hand-written entry proven against the same template."""
+    conv, template, bos, eos = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    tf = conv.format.structure.tools
+    assert tf == registry["llama-3.1-tools"].structure.tools
+    assert (tf.placement, tf.empty_list, tf.max_calls, tf.calls_alone, tf.result_content) == \
+        ("first_user", True, 1, True, "json")
+    assert "Environment: ipython" in tf.system_prefix
+    from tmplc.convert.identify import identify
+
+    assert identify(conv.format) == "llama-3.1-tools"
+
+
+@pytest.mark.parametrize("name", LLAMA_TOOLS)
+def test_recovered_first_user_tool_format_renders_like_the_real_template(name):
+    """Random tool conversations (tests/tools' strategies; one call per answer, as the template takes
+    them): the real template through transformers == fmt.render == to_jinja() through transformers."""
+    from tools.strategies_tools import one_call_answers
+
+    conv, template, bos, eos = converted(name)
+    fmt, ours = conv.format, conv.format.to_jinja()
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+
+    @settings(max_examples=40)
+    @given(tool_conversations(reasoning=False), st.booleans())
+    def check(c, agp):
+        msgs, tools = c
+        msgs = one_call_answers(msgs)
+        kw = dict(tools=tools, add_generation_prompt=agp, tokenize=False, bos_token=bos, eos_token=eos)
+        real = tok.apply_chat_template(msgs, chat_template=template, **kw)
+        assert fmt.render(msgs, agp, tools=tools) == real
+        assert tok.apply_chat_template(msgs, chat_template=ours, **kw) == real
+
+    check()
+
+
+def test_llama32_tool_part_is_refused_for_its_date_in_the_system_prefix():
+    """Llama 3.2 puts today's date (strftime_now) in the system header, which changes with tools:
+    the IR's system_prefix is literal text, so the tool part is refused with that reason and the
+    text format (with its {DATE=...}) is kept."""
+    conv, *_ = converted("llamacpp-meta-llama-Llama-3.2-3B-Instruct")
+    assert conv.tools == "refused" and "today's date" in conv.tools_reason, conv.tools_status
     assert conv.format is conv.text_format and conv.format.structure.tools is None
-    from tmplc.convert.corpus import hf_render
-
-    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
-    from tmplc.convert.corpus import CHECK_DAY, frozen_hf_clock
-
-    with frozen_hf_clock(CHECK_DAY):
-        assert conv.format.render(msgs, True, date=CHECK_DAY) == hf_render(template, msgs, True, bos, eos)
 
 
 #: corpus templates whose tool layout the IR cannot carry -> words the refusal must contain

@@ -29,6 +29,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--var", action="append", default=[], metavar="KEY=JSON",
                    help="extra template variable baked into the result (e.g. date_string='\"26 Jul 2024\"' "
                         "or enable_thinking=false); the value is JSON, else a string")
+    p.add_argument("--text-only", action="store_true",
+                   help="import the text part only (skip probing the template's tools, tool calls and tool "
+                        "results); without it a template that uses tools gets its tool part when tmplc can "
+                        "reproduce it exactly, and the reason on stderr when not")
     return p
 
 
@@ -45,6 +49,14 @@ def _vars(items: list[str]) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _tool_line(conv) -> str:
+    if conv.tools == "exact":
+        left = "".join(f"; {n}" for n in conv.tools_notes)
+        return f"tools: exact (tool list, tool calls and tool results verified byte for byte{left})"
+    return (f"tools: refused: {conv.tools_reason} — the result is the text part only: it refuses tools, tool "
+            "calls and tool messages (MessageError) rather than render them differently")
 
 
 def _render(fmt, target: str) -> str:
@@ -81,11 +93,17 @@ def run(args) -> int:
         src = replace(src, name=args.name)
     kw = _vars(args.var)
     try:
-        fmt = src.convert(**kw)
+        if args.text_only:
+            fmt = src.convert(**kw)
+        else:
+            conv = src.convert_with_tools(**kw)
+            fmt = conv.format
     except ConversionRefused as e:
         code = getattr(e, "exit_code", 3)
         print(f"tmplc: {'refused: ' if code == 3 else 'error: '}{args.src}: {e.reason}", file=sys.stderr)
         return code
+    if not args.text_only and conv.tools != "none":
+        print(f"tmplc: {args.src}: {_tool_line(conv)}", file=sys.stderr)
     same = identify(fmt)
     if same:
         print(f"tmplc: {args.src} is equivalent to the registry entry {same!r}", file=sys.stderr)

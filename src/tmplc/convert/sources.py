@@ -54,8 +54,38 @@ class TemplateSource:
 
             fmt = from_jinja(self.template, bos_token=self.bos_token, eos_token=self.eos_token,
                              format_name=self.name, **kw)
+        return self._named(fmt)
+
+    def _named(self, fmt):
         return fmt.with_meta(name=self.name, source=self.path,
                              notes=fmt.meta.notes + (f"; {self.notes}" if self.notes else ""))
+
+    def convert_with_tools(self, **kw: Any):
+        """The text format and, for an HF template that uses tools, its tool part
+        (:func:`~tmplc.convert.jinja.convert_jinja`): a
+        :class:`~tmplc.convert.jinja.JinjaConversion` whose ``tools`` is ``"exact"``, ``"refused"``
+        (``tools_reason``; ``format`` is the text format) or ``"none"``.  The text part's refusal
+        raises ConversionRefused as :meth:`convert`.  An Ollama template's tool part (``.Tools``,
+        ``.ToolCalls``) is not imported: it is reported as refused with the reason."""
+        from dataclasses import replace
+
+        from tmplc.convert.jinja import JinjaConversion, convert_jinja
+
+        if self.kind == "ollama":
+            fmt = self.convert(**kw)
+            if any(w in self.template for w in (".Tools", ".ToolCalls")):
+                return JinjaConversion(fmt, fmt, "refused", OLLAMA_TOOLS_REFUSED)
+            return JinjaConversion(fmt, fmt, "none")
+        conv = convert_jinja(self.template, bos_token=self.bos_token, eos_token=self.eos_token,
+                             format_name=self.name, **kw)
+        return replace(conv, format=self._named(conv.format), text_format=self._named(conv.text_format))
+
+
+#: why an Ollama template's tool part is not imported
+OLLAMA_TOOLS_REFUSED = (
+    "an Ollama template's tool part (.Tools, .ToolCalls) is not imported: Ollama writes tool lists and "
+    "call arguments with Go's JSON encoder (its own key order and spacing), which a format's JSON style "
+    "cannot state; convert the model's HF chat template (tokenizer_config.json) for the tool part")
 
 
 def _token(v: Any) -> str | None:

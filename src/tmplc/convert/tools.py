@@ -154,13 +154,19 @@ PROBES: dict[str, tuple[list[dict], Any]] = {
     "list1:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1]),
     "list2:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1, TOOL_2]),
     "list1:nosys": ([_u("user1"), _a("assistant1"), _u("user2")], [TOOL_1]),
+    "list0:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], []),
     "call1": ([_u("user1"), _a("assistant1", [C1]), _u("user2")], None),
     "call1:empty": ([_u("user1"), _a(None, [C1]), _u("user2")], None),
     "call2": ([_u("user1"), _a("assistant1", [C1, C2]), _u("user2")], None),
     "call1:str": ([_u("user1"), _a("assistant1", [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
+    "call1:str:alone": ([_u("user1"), _a(None, [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
     "result1": ([_u("user1"), _a("assistant1", [C1]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
     "result2": ([_u("user1"), _a("assistant1", [C1, C2]), _t(RESULT_1), _t(RESULT_2), _a("assistant2"),
                  _u("user3")], None),
+    # for templates that drop an answer's content beside its calls, or take one call per answer
+    "result1:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
+    "result2:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _t(RESULT_2), _a("assistant2"), _u("user3")],
+                      None),
 }
 
 
@@ -248,27 +254,14 @@ class _Results(dict):
         return dict.__getitem__(self, name)[0] == "ok"
 
 
-def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
-    """The tool list's fields (its JSON style included)."""
-    st = fmt.structure
-    if st.system is None or st.system.placement != "standalone":
-        raise _refuse("the tool list: the text format has no standalone system block (the template raises on a "
-                      "system message, or places it in the first user turn); the IR puts the tool list in a "
-                      "standalone system block")
-    msgs, _ = PROBES["list1:sys"]
-    base = fmt.render(msgs, date=DATE_1)
-    at = _segment_end(fmt, msgs, 0, ("content",))
-    x1 = _inserted(res["list1:sys"], base, at, "the tool list", msgs, TOOL_1["function"]["name"])
-    if not x1:  # the template ignores `tools` (DeepSeek: the tools go into the system message by hand)
-        raise _refuse("the tool list: the template does not render it (tools=[...] renders nothing; e.g. DeepSeek "
-                      "expects the tools written into the system message); the IR writes the tool list into the "
-                      "system block whenever tools are given")
+def _list_items(x1: str, x2: str) -> tuple[JsonStyle, str, str, str, str]:
+    """The tool list's text with one tool (``x1``) and two (``x2``) -> (JSON style, the text before
+    the first item, item_prefix, item_suffix, list_suffix)."""
     style = _json_style(x1, TOOL_1, "the tool list")
     j1, j2 = style.dumps(TOOL_1), style.dumps(TOOL_2)
     if x1.count(j1) != 1:
         raise _refuse(f"the tool list: each tool's JSON shows {x1.count(j1)} times")
     pre, post = x1.split(j1)
-    x2 = _inserted(res["list2:sys"], base, at, "the tool list (two tools)", msgs, TOOL_1["function"]["name"])
     if not (x2.startswith(pre + j1) and x2.endswith(j2 + post)) or len(x2) < len(pre + j1 + j2 + post):
         raise _refuse(f"the tool list: two tools do not render as one tool's layout repeated: one renders "
                       f"{_show(x1, 160)}, two {_show(x2, 160)}")
@@ -279,9 +272,113 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
                       "nor the text before it (e.g. a JSON array's ', '); the IR gives each tool a prefix and a "
                       "suffix")
     item_suffix, item_prefix = parts
-    head, list_suffix = pre[:len(pre) - len(item_prefix)], post[len(item_suffix):]
+    return style, pre[:len(pre) - len(item_prefix)], item_prefix, item_suffix, post[len(item_suffix):]
+
+
+def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
+    """The tool list's fields (its JSON style included): after the system message in its block, or
+    in the first user message (:func:`_read_first_user`)."""
+    st = fmt.structure
+    msgs, _ = PROBES["list1:sys"]
+    base = fmt.render(msgs, date=DATE_1)
+    first_user = _read_first_user(fmt, res, base)
+    if first_user is not None:
+        return first_user
+    if st.system is None or st.system.placement != "standalone":
+        raise _refuse("the tool list: the text format has no standalone system block (the template raises on a "
+                      "system message, or places it in the first user turn); the IR puts the tool list in a "
+                      "standalone system block or in the first user message")
+    at = _segment_end(fmt, msgs, 0, ("content",))
+    x1 = _inserted(res["list1:sys"], base, at, "the tool list", msgs, TOOL_1["function"]["name"])
+    if not x1:  # the template ignores `tools` (DeepSeek: the tools go into the system message by hand)
+        raise _refuse("the tool list: the template does not render it (tools=[...] renders nothing; e.g. DeepSeek "
+                      "expects the tools written into the system message); the IR writes the tool list into the "
+                      "system block whenever tools are given")
+    x2 = _inserted(res["list2:sys"], base, at, "the tool list (two tools)", msgs, TOOL_1["function"]["name"])
+    style, head, item_prefix, item_suffix, list_suffix = _list_items(x1, x2)
     tf = ToolFormat(json=style, item_prefix=item_prefix, item_suffix=item_suffix, list_suffix=list_suffix)
     return _list_split(fmt, res, tf, head)
+
+
+def _first_user_parts(fmt: ChatFormat, base: str, probe: str) -> tuple[str | None, str] | None:
+    """``probe`` as ``base`` (the same conversation without tools) with text inserted before the
+    first user message's content and, possibly, the system block's prefix changed: (the changed
+    prefix or None, the inserted text); None when the probe is not that."""
+    msgs, _ = PROBES["list1:sys"]
+    spans, off = {}, 0
+    for seg in fmt.segments(msgs, date=DATE_1):
+        key = (seg.message_index, seg.part)
+        spans[key] = (spans.get(key, (off, off))[0], off + len(seg.text))
+        off += len(seg.text)
+    if (1, "content") not in spans:
+        return None
+    c0 = spans[(1, "content")][0]
+    tail = base[c0:]
+    if not probe.endswith(tail) or len(probe) < len(base):
+        return None
+    head = probe[:len(probe) - len(tail)]
+    marker = TOOL_1["function"]["name"]
+    if head.startswith(base[:c0]) and marker in head[c0:]:
+        return None, head[c0:]
+    sys_prefix = spans.get((0, "prefix"))
+    if sys_prefix is None or fmt.structure.system is None or fmt.structure.system.placement != "standalone":
+        return None
+    a0, a1 = sys_prefix
+    if not head.startswith(base[:a0]):
+        return None
+    mid = base[a1:c0]  # the system message's content and suffix, the user prefix
+    p = head.find(mid, a0)
+    while p >= 0:
+        changed, inserted = head[a0:p], head[p + len(mid):]
+        if marker in inserted and marker not in changed:
+            return (None if changed == base[a0:a1] else changed), inserted
+        p = head.find(mid, p + 1)
+    return None
+
+
+def _read_first_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
+    """The tool list in the first user message (Llama 3.x's ``tools_in_user_message``): the text
+    inserted before the first user message's content is ``list_prefix + items + list_suffix``; a
+    system block whose prefix changes with tools gives ``system_prefix``; ``tools=[]`` rendering
+    the list without items gives ``empty_list``.  None when the list is not there."""
+    got = _first_user_parts(fmt, base, res["list1:sys"])
+    if got is None:
+        return None
+    changed, x1 = got
+    got2 = _first_user_parts(fmt, base, res["list2:sys"])
+    if got2 is None or got2[0] != changed:
+        raise _refuse(f"the tool list in the first user message: two tools do not render as one tool's layout "
+                      f"repeated there: {_show(res['list2:sys'], 200)}")
+    x2 = got2[1]
+    sb = fmt.structure.system
+    if changed is not None:
+        from tmplc.ir import DateToken
+
+        if any(isinstance(p, DateToken) for p in sb.prefix):
+            raise _refuse(f"the tool list in the first user message: with tools the system block's prefix "
+                          f"changes to {_show(changed, 160)}, and it holds today's date ({{DATE=...}}); the IR's "
+                          "system_prefix (the prefix with tools) is literal text, so the date would be frozen")
+    style, list_prefix, item_prefix, item_suffix, list_suffix = _list_items(x1, x2)
+    tf = ToolFormat(json=style, placement="first_user", system_prefix=changed, list_prefix=list_prefix,
+                    item_prefix=item_prefix, item_suffix=item_suffix, list_suffix=list_suffix)
+    msgs, _ = PROBES["list0:sys"]
+    if res.ok("list0:sys") and res["list0:sys"] != base:  # tools=[] still renders the list's text
+        tf = replace(tf, empty_list=True)
+        got0 = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(msgs, tools=[], date=DATE_1)
+        if got0 != res["list0:sys"]:
+            raise _refuse(f"the tool list in the first user message: tools=[] renders "
+                          f"{_show(res['list0:sys'], 200)}, which is neither the conversation without tools nor "
+                          f"the list without items {_show(got0, 200)}")
+    nmsgs, _ = PROBES["list1:nosys"]
+    got = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
+    if got != res["list1:nosys"]:
+        want, k = res["list1:nosys"], 0
+        while k < min(len(got), len(want)) and got[k] == want[k]:
+            k += 1
+        raise _refuse(f"the tool list in the first user message, without a system message: the template renders "
+                      f"{_show(want[max(0, k - 30):k + 50])} where the format gives "
+                      f"{_show(got[max(0, k - 30):k + 50])}")
+    return tf
 
 
 def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolFormat:
@@ -312,7 +409,10 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
 
 def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat, bool]:
     """The call fields, and whether the template takes arguments given as a JSON string (False: it
-    raises on them; the format renders them as given, and verification leaves them out)."""
+    raises on them; the format renders them as given, and verification leaves them out).  A
+    template that drops the answer's content beside its calls gives ``calls_alone``; one that
+    raises on two calls, ``max_calls = 1``; arguments in another JSON style than the tool list,
+    ``call_json``."""
 
     def inserted(name: str) -> str:
         msgs, _ = PROBES[name]
@@ -321,44 +421,56 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
         at = _segment_end(fmt, plain, 1, ("prefix", "lead", "content"))
         return _inserted(res[name], base, at, f"a tool call ({name})", msgs, CALL_NAME_1)
 
-    y = inserted("call1")
+    calls_alone = SENT["assistant1"] not in res["call1"] and res["call1"] == res["call1:empty"]
+    y = inserted("call1:empty" if calls_alone else "call1")
     if "cAllid" in y:
         raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}); the IR renders a call's "
                       "name and arguments only")
-    style = tf.json
-    a1 = style.dumps(ARGS_1)
     i = y.find(CALL_NAME_1)
     if i < 0:
         raise _refuse(f"a tool call: the call's name does not show in {_show(y, 160)}")
-    j = y.find(a1, i + len(CALL_NAME_1))
-    if j < 0:
-        if any(s.dumps(ARGS_1) in y for s in JSON_STYLES) or str(ARGS_1) in y:
-            raise _refuse(f"a tool call: its arguments are written in another JSON style than the tool list "
-                          f"({style}) or as Python's str(dict): {_show(y, 160)}; the IR has one JSON style")
+    styles = [tf.json] + [s for s in JSON_STYLES if s != tf.json]
+    found = [(s, y.find(s.dumps(ARGS_1), i + len(CALL_NAME_1))) for s in styles]
+    found = [(s, j) for s, j in found if j >= 0]
+    if not found:
+        if str(ARGS_1) in y:
+            raise _refuse(f"a tool call: its arguments are written as Python's str(dict): {_show(y, 160)}; the IR "
+                          "writes JSON")
         raise _refuse(f"a tool call: the arguments object is not written as json.dumps after the name: "
                       f"{_show(y, 160)}")
+    style, j = found[0]
+    a1 = style.dumps(ARGS_1)
     head, middle, tail = y[:i], y[i + len(CALL_NAME_1):j], y[j + len(a1):]
-    ye = inserted("call1:empty")
+    ye = y if calls_alone else inserted("call1:empty")
     one = CALL_NAME_1 + middle + a1 + tail
     if not ye.endswith(one) or not head.endswith(ye[:len(ye) - len(one)]):
         raise _refuse(f"a tool call in an answer without content renders {_show(ye, 160)}, not the call as after "
                       f"content {_show(y, 160)} less a separator")
     call_prefix = ye[:len(ye) - len(one)]
     content_sep = head[:len(head) - len(call_prefix)]
-    y2 = inserted("call2")
-    two = CALL_NAME_2 + middle + style.dumps(ARGS_2) + tail
-    if not (y2.startswith(y) and y2.endswith(two)) or len(y2) < len(y) + len(two):
-        raise _refuse(f"two tool calls do not render as one call's layout repeated: {_show(y2, 200)}")
-    between = y2[len(y):len(y2) - len(two)]
-    if not between.endswith(call_prefix):
-        raise _refuse(f"two tool calls: the second starts with {_show(between)}, not with the first call's "
-                      f"prefix {_show(call_prefix)}")
-    call_sep = between[:len(between) - len(call_prefix)]
+    fields = dict(json=tf.json, call_json=style, content_sep=content_sep, call_prefix=call_prefix,
+                  call_middle=middle, call_suffix=tail, calls_alone=calls_alone)
+    if calls_alone or not res.ok("call2"):
+        if res.ok("call2"):
+            raise _refuse(f"two tool calls in an answer whose content the template drops: {_show(res['call2'], 200)}"
+                          "; the IR has no layout for it")
+        fields["max_calls"] = 1  # the template raises on a second call: so does the format (MessageError)
+    else:
+        y2 = inserted("call2")
+        two = CALL_NAME_2 + middle + style.dumps(ARGS_2) + tail
+        if not (y2.startswith(y) and y2.endswith(two)) or len(y2) < len(y) + len(two):
+            raise _refuse(f"two tool calls do not render as one call's layout repeated: {_show(y2, 200)}")
+        between = y2[len(y):len(y2) - len(two)]
+        if not between.endswith(call_prefix):
+            raise _refuse(f"two tool calls: the second starts with {_show(between)}, not with the first call's "
+                          f"prefix {_show(call_prefix)}")
+        fields["call_sep"] = between[:len(between) - len(call_prefix)]
     if not res.ok("call1:str"):  # the template refuses arguments given as a string
-        return replace(tf, json=style, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle,
-                       call_suffix=tail, call_sep=call_sep), False
-    ys = inserted("call1:str")
-    around = (head + CALL_NAME_1 + middle, tail)
+        return replace(tf, **fields), False
+    if calls_alone and not res.ok("call1:str:alone"):
+        return replace(tf, **fields), False
+    ys = inserted("call1:str:alone" if calls_alone else "call1:str")
+    around = ((call_prefix if calls_alone else head) + CALL_NAME_1 + middle, tail)
     if ys == around[0] + ARGS_STR + around[1]:
         string_arguments = "verbatim"
     elif ys == around[0] + style.dumps(ARGS_STR) + around[1]:
@@ -366,8 +478,7 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     else:
         raise _refuse(f"a tool call whose arguments are a JSON string: renders {_show(ys, 160)}, neither the "
                       "string as given nor as a JSON string literal")
-    return replace(tf, json=style, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle,
-                   call_suffix=tail, call_sep=call_sep, string_arguments=string_arguments), True
+    return replace(tf, **fields, string_arguments=string_arguments), True
 
 
 def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
@@ -391,15 +502,21 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
         z = probe[at:len(probe) - n_tail]
         return z, content
 
-    z1, _ = around("result1", RESULT_1)
+    alone = ":alone" if tf.calls_alone or tf.max_calls == 1 else ""
+    z1, _ = around("result1" + alone, RESULT_1)
     if z1.count(RESULT_1) != 1:
         raise _refuse(f"a tool result: its content shows {z1.count(RESULT_1)} times in {_show(z1, 160)}")
     zo, zc = z1.split(RESULT_1)
-    z2, _ = around("result2", RESULT_1 + RESULT_2)
-    if not (z2.startswith(zo + RESULT_1) and z2.endswith(RESULT_2 + zc)) or \
-            len(z2) < len(zo + RESULT_1 + RESULT_2 + zc):
+    r1, r2 = RESULT_1, RESULT_2
+    quoted = tf.call_style.dumps(RESULT_1)
+    if quoted != RESULT_1 and quoted in z1:  # the content through tojson (Llama 3.1: a string is iterable)
+        tf = replace(tf, result_content="json")
+        zo, zc = zo[:len(zo) - quoted.index(RESULT_1)], zc[len(quoted) - quoted.index(RESULT_1) - len(RESULT_1):]
+        r1, r2 = quoted, tf.call_style.dumps(RESULT_2)
+    z2, _ = around("result2" + alone, RESULT_1 + RESULT_2)
+    if not (z2.startswith(zo + r1) and z2.endswith(r2 + zc)) or len(z2) < len(zo + r1 + r2 + zc):
         raise _refuse(f"two consecutive tool results do not render as one result's layout: {_show(z2, 200)}")
-    mid = z2[len(zo + RESULT_1):len(z2) - len(RESULT_2 + zc)]
+    mid = z2[len(zo + r1):len(z2) - len(r2 + zc)]
     if mid == zc + zo:
         return replace(tf, result_prefix=zo, result_suffix=zc, grouped=False)
     parts = _split(mid, zo, zc)
@@ -547,6 +664,26 @@ def tool_verification_cases(*, system: bool, reasoning: bool, string_arguments: 
     return cases
 
 
+def _fit_cases(cases: list[ToolCase], tf: ToolFormat) -> list[ToolCase]:
+    """The cases within what the template renders (it raises, and the format refuses, beyond):
+    at most ``max_calls`` calls per answer, and no content beside calls when ``calls_alone``."""
+    if not (tf.max_calls or tf.calls_alone):
+        return cases
+    out = []
+    for c in cases:
+        msgs = []
+        for m in c.msgs:
+            if m.get("tool_calls"):
+                if tf.max_calls:
+                    m["tool_calls"] = m["tool_calls"][:tf.max_calls]
+                if tf.calls_alone:
+                    m["content"] = ""
+                    m.pop("reasoning_content", None)
+            msgs.append(m)
+        out.append(replace(c, messages=tuple(msgs)))
+    return out
+
+
 def _renders_reasoning(fmt: ChatFormat) -> bool:
     try:
         fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": "r"}])
@@ -596,8 +733,9 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     except MessageError as e:  # pragma: no cover - the probes are conversations the text format renders
         raise _refuse(f"the text format cannot render a tool probe: {e}") from None
     cand = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta)
-    cases = tool_verification_cases(system=fmt.structure.system is not None, reasoning=_renders_reasoning(fmt),
-                                    string_arguments=string_args, n_random=n_random, seed=seed)
+    cases = _fit_cases(tool_verification_cases(system=fmt.structure.system is not None,
+                                               reasoning=_renders_reasoning(fmt), string_arguments=string_args,
+                                               n_random=n_random, seed=seed), tf)
     results = run.run([run.job(c.msgs, c.tool_list, c.add_generation_prompt) for c in cases])
     first: ConversionRefused | None = None
     scopes = [cand.structure.final_scope] + [s for s in FINAL_SCOPES if s != cand.structure.final_scope]
