@@ -525,6 +525,12 @@ class ToolFormat:
                              "a first_user tool list has none")
         if self.call_json == self.json:
             _set(self, call_json=None)  # one value per meaning
+        if self.item_suffix and self.list_prefix.endswith(self.item_suffix):
+            # LP (P j S)* LS == LP[:-len(S)] (S+P j)* S+LS: one value per meaning, the text between
+            # items goes before each item (as the converter reads it)
+            k = len(self.item_suffix)
+            _set(self, list_prefix=self.list_prefix[:-k], item_prefix=self.item_suffix + self.item_prefix,
+                 list_suffix=self.item_suffix + self.list_suffix, item_suffix="")
 
     def given(self, tools: Any) -> bool:
         """Whether ``tools`` (the list beside the messages) counts as tools (see ``empty_list``)."""
