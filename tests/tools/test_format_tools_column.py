@@ -422,12 +422,69 @@ def test_train_data_on_ray_reads_the_tools_column():
     assert ray.summary == plain.summary
 
 
-def test_preference_rows_with_tools_are_rejected_not_dropped():
-    from tmplc.formatter.preference import PairError, pair_from_row
+def _pair_prompt_text(msgs, tools) -> str:
+    return load_tokenizer("qwen3").apply_chat_template(msgs, tools=tools, add_generation_prompt=True, tokenize=False)
 
-    row = {"prompt": "q", "chosen": "a", "rejected": "b"}
-    assert pair_from_row(dict(row, tools=None))[0] == [{"role": "user", "content": "q"}]
-    for bad, words in (([WEATHER], "preference pairs with tools are not supported"), (3, "column 'tools'")):
-        with pytest.raises(PairError) as e:
-            pair_from_row(dict(row, tools=bad))
-        assert words in e.value.reason and e.value.kind == "invalid"
+
+PAIR_PROMPT = [{"role": "user", "content": "Weather in Paris?"}]
+PAIR_CHOSEN = [{"role": "assistant", "content": "", "tool_calls": [
+    {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+    {"role": "tool", "content": "{\"temp\": 21}"}, {"role": "assistant", "content": "21 °C."}]
+PAIR_REJECTED = [{"role": "assistant", "content": "I cannot check the weather."}]
+
+
+def test_tokenize_pair_with_tools_splits_the_tool_conversation_exactly():
+    """A pair with tools (qwen3-tools, the real Qwen3 tokenizer): the prompt ids are the real
+    template's prompt with the tool list (transformers' apply_chat_template, tokenized); prompt +
+    each completion is exactly fmt.tokenize of that conversation with the tools (ids and labels);
+    the chosen completion's tool call trains, its tool result does not."""
+    tok = load_tokenizer("qwen3")
+    out = TOOLS_FMT.tokenize_pair(PAIR_PROMPT, PAIR_CHOSEN, PAIR_REJECTED, tok, tools=[WEATHER])
+    want = tok(_pair_prompt_text(PAIR_PROMPT, [WEATHER]), add_special_tokens=False)["input_ids"]
+    assert out["prompt_input_ids"] == want
+    assert "get_weather" in tok.decode(out["prompt_input_ids"])
+    n = len(want)
+    for part, comp in (("chosen", PAIR_CHOSEN), ("rejected", PAIR_REJECTED)):
+        full = TOOLS_FMT.tokenize(PAIR_PROMPT + comp, tok, tools=[WEATHER])
+        assert out["prompt_input_ids"] + out[f"{part}_input_ids"] == full["input_ids"]
+        assert out[f"{part}_labels"] == full["labels"][n:]
+        assert all(x == IGNORE for x in full["labels"][:n])
+    trained = tok.decode([i for i, lab in zip(out["chosen_input_ids"], out["chosen_labels"]) if lab != IGNORE])
+    assert '"name": "get_weather"' in trained and "21 °C." in trained and "temp" not in trained
+    # without the tools, the text-only prompt: a different prompt (never the tool list silently dropped)
+    from tmplc.formatter.preference import PairError
+
+    with pytest.raises(PairError) as e:
+        tmplc.load("qwen3").tokenize_pair(PAIR_PROMPT, PAIR_CHOSEN, PAIR_REJECTED, tok, tools=[WEATHER])
+    assert "no tool support" in e.value.reason
+
+
+def test_format_preference_reads_a_tools_column(tmp_path):
+    """`tmplc format --preference` with a tools column: each row's pair is rendered with its tools
+    (as tokenize_pair); a tools cell that is not a list of tool definitions rejects that row, named."""
+    from tmplc.formatter.preference import PairError, pair_tools
+
+    rows = [{"prompt": PAIR_PROMPT, "chosen": PAIR_CHOSEN, "rejected": PAIR_REJECTED, "tools": [WEATHER]},
+            {"prompt": PAIR_PROMPT, "chosen": PAIR_REJECTED, "rejected": PAIR_REJECTED, "tools": None},
+            {"prompt": PAIR_PROMPT, "chosen": PAIR_REJECTED, "rejected": PAIR_REJECTED, "tools": 3}]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    p = subprocess.run([sys.executable, "-m", "tmplc.cli", "format", str(data), "--preference", "--template",
+                        "qwen3-tools", "--tokenizer", str(tokenizer_dir("qwen3")), "--out", str(out),
+                        "--summary-json", str(summary), "--max-rejected", "50%"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    got = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    tok = load_tokenizer("qwen3")
+    assert len(got) == 2
+    assert got[0]["prompt_input_ids"] == TOOLS_FMT.tokenize_pair(PAIR_PROMPT, PAIR_CHOSEN, PAIR_REJECTED, tok,
+                                                                 tools=[WEATHER])["prompt_input_ids"]
+    assert got[1]["prompt_input_ids"] == tok(_pair_prompt_text(PAIR_PROMPT, None),
+                                             add_special_tokens=False)["input_ids"]
+    s = json.loads(summary.read_text())
+    assert [r["row"] for r in s["rejected"]] == [2] and "column 'tools'" in s["rejected"][0]["reason"]
+    assert pair_tools({"tools": json.dumps([WEATHER])}) == [WEATHER]
+    with pytest.raises(PairError) as e:
+        pair_tools({"tools": 3})
+    assert "column 'tools'" in e.value.reason and e.value.kind == "invalid"

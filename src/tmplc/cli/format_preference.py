@@ -123,7 +123,8 @@ def run_preference(args, wrote: list) -> int:
                 for batch in reader.batches(args.batch_size):
                     numbers = list(range(n, n + len(batch)))
                     n += len(batch)
-                    rows, part = process_pair_rows(fmt, info, opts, numbers, batch)
+                    rows, part = process_pair_rows(fmt, info, opts, numbers, batch,
+                                                   tools_column=args.tools_column or None)
                     summary.merge(part)
                     _raise_first(part, args, PairError)
                     writer.write(rows)

@@ -298,6 +298,21 @@ def fresh_tool_conversations(n: int = 40, seed: int = 77031, string_arguments: b
     return out
 
 
+def _one_call_per_answer(msgs: list[dict]) -> list[dict]:
+    """``msgs`` as a format that takes one call per answer and no content beside calls (its template
+    raises on more, or drops the content) renders them: an answer's text, then each of its calls,
+    as consecutive answers."""
+    out: list[dict] = []
+    for m in msgs:
+        if m["role"] != "assistant" or not m.get("tool_calls"):
+            out.append(m)
+            continue
+        if m.get("content"):
+            out.append({"role": "assistant", "content": m["content"]})
+        out.extend({"role": "assistant", "content": "", "tool_calls": [c]} for c in m["tool_calls"])
+    return out
+
+
 def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.date = CHECK_DAY) -> str | None:
     """None when ``fmt`` (a conversion with tools) renders like the original on fresh tool
     conversations — the original through transformers' ``apply_chat_template(tools=...)`` and the
@@ -309,10 +324,13 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
 
     strings = not (conv is not None and any("string" in n_ for n_ in conv.tools_notes))
     target = fmt.to_jinja()
+    tf = fmt.structure.tools
     with frozen_hf_clock(day):
         for msgs, tools, gen in fresh_tool_conversations(n, string_arguments=strings):
             if fmt.structure.system is None and msgs and msgs[0]["role"] == "system":
                 msgs = msgs[1:]
+            if tf is not None and (tf.max_calls or tf.calls_alone):
+                msgs = _one_call_per_answer(msgs)
             try:
                 mine = fmt.render(msgs, gen, tools=tools, date=day)
             except MessageError as e:

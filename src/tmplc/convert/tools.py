@@ -13,24 +13,31 @@ conversation without the tool part; the extra text is located by its markers, an
   + item_prefix + json(tool) + item_suffix + list_suffix``; two tools give ``item_suffix +
   item_prefix``; a conversation without a system message splits ``system_sep`` from
   ``list_prefix``); the JSON style is the :data:`JSON_STYLES` candidate whose ``json.dumps`` of the
-  marker tool appears verbatim (transformers' ``tojson`` first);
+  marker tool appears verbatim (transformers' ``tojson`` first); or the text added before the
+  first user message's content (``placement="first_user"``, Llama 3.x's ``tools_in_user_message``),
+  with a system header that changes with tools (``system_prefix``) and ``tools=[]`` still rendering
+  the list (``empty_list``);
 * a call: the text added between the answer's content and its suffix (``content_sep +
   call_prefix + name + call_middle + arguments + call_suffix``; an empty content gives
-  ``content_sep``, two calls ``call_sep``, string arguments ``string_arguments``);
+  ``content_sep``, two calls ``call_sep``, string arguments ``string_arguments``); arguments in
+  another JSON style than the tool list give ``call_json``; a template that drops the content
+  beside calls gives ``calls_alone``, one that raises on two calls ``max_calls = 1``;
 * a result: the text around a tool message's content (one result: ``results_open +
   result_prefix`` / ``result_suffix + results_close``; two consecutive ones split them and give
-  ``grouped``).
+  ``grouped``); a content written as a JSON string literal gives ``result_content = "json"``.
 
-Where the extra text is elsewhere (tools in the first user message as Llama 3.x, before the last
-user message as Mistral's ``[AVAILABLE_TOOLS]``), or is not the IR's layout (tools written field
-by field, as Python's ``str(dict)``, joined by a separator; calls whose arguments use another JSON
-style than the tool list), the tool part is refused with that reason.  Nothing is accepted
+Where the extra text is elsewhere (before the last user message as Mistral's
+``[AVAILABLE_TOOLS]``, a turn of its own), or is not the IR's layout (tools written field by field,
+as Python's ``str(dict)``, joined by a separator, only each tool's ``function`` object), or a
+system header that changes with tools holds today's date (Llama 3.2: the IR's ``system_prefix``
+is literal text), the tool part is refused with that reason.  Nothing is accepted
 unverified: the recovered format (with the answer scope ``final_scope`` among the IR's, tried in
 order) must render exactly like the template on every tool verification conversation
 (:func:`tool_verification_cases`: fixed agent conversations and seeded random ones: tool lists,
 calls with object and string arguments, consecutive results, ``reasoning_content`` when the
-format renders reasoning, with and without a system message and the generation prompt), and a
-changed ``final_scope`` is verified on the text conversations again.
+format renders reasoning, with and without a system message and the generation prompt; within
+``max_calls`` and ``calls_alone``, where the template raises or drops content and the format
+refuses), and a changed ``final_scope`` is verified on the text conversations again.
 
 Conventions: calls are given in transformers' shape (``{"type": "function", "function": {"name",
 "arguments"}}``); tool messages carry ``content`` only; ``documents=None``.
@@ -211,9 +218,9 @@ def _inserted(probe: str, base: str, at: int, what: str, msgs: list[dict], marke
                   f"differs from the text format's (first difference at character {k}: "
                   f"{_show(probe[max(0, k - 20):k + 40])} where the text-only conversation has "
                   f"{_show(base[max(0, k - 20):k + 40])}); the IR places the tool list after the system "
-                  "message in its block, calls after the answer's content and results in turns of their own "
-                  "(Llama 3.x puts tools in the first user message, Mistral in [AVAILABLE_TOOLS] before the "
-                  "last user message)")
+                  "message in its block or before the first user message's content, calls after the answer's "
+                  "content and results in turns of their own (Mistral puts [AVAILABLE_TOOLS] before the last "
+                  "user message)")
 
 
 def _split(mid: str, left: str, right: str) -> tuple[str, str] | None:
@@ -759,8 +766,9 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
 _REFUSAL_KINDS = (
     ("the text part is refused", "the text part is refused"),
     ("the template fails on a tool probe", "the template raises on a tool probe"),
-    ("renders it before the content", "tool list not after the system message (first user message, before "
-                                      "the system text, [AVAILABLE_TOOLS], own turn)"),
+    ("today's date", "date in the system header that changes with tools (Llama 3.2)"),
+    ("renders it before the content", "tool list neither after the system message nor in the first user message "
+                                      "(before the system text, [AVAILABLE_TOOLS], own turn)"),
     ("does not render it", "tool list not rendered"),
     ("str(dict)", "Python str(dict), not JSON"),
     ("only each tool's 'function'", "only each tool's function object"),

@@ -421,17 +421,20 @@ def _needs_bos(ids: list[int], info: TokenizerInfo) -> bool:
     return info.bos_id is not None and info.adds_bos and (not ids or ids[0] != info.bos_id)
 
 
-def encode_prompts(fmt, prompts: Sequence[Any], tokenizer: Any, opts: Options) -> list:
+def encode_prompts(fmt, prompts: Sequence[Any], tokenizer: Any, opts: Options,
+                   tools: Sequence[Any] | None = None) -> list:
     """Token ids of each prompt rendered with the generation prompt, by the rules of
     :func:`encode_rows` (one tokenizer pass without added special tokens, special-token text in
     content per ``opts.special_tokens``, one BOS): the prompt as generation sees it.  Nothing is
-    labelled.  Per prompt: its ids, or the MessageError of messages the format cannot render."""
+    labelled.  ``tools``: per prompt, its tool definitions or None.  Per prompt: its ids, or the
+    MessageError of messages the format cannot render."""
     info = tokenizer_info(tokenizer)
     out: list = []
     plain: list[tuple[int, str]] = []
     for k, msgs in enumerate(prompts):
         try:
-            row = _render(fmt, msgs, info, opts, add_generation_prompt=True)
+            row = _render(fmt, msgs, info, opts, add_generation_prompt=True,
+                          tools=None if tools is None else tools[k])
         except MessageError as e:
             out.append(e)
             continue

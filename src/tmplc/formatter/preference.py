@@ -160,19 +160,19 @@ def _ci(row: dict, name: str) -> tuple[bool, Any]:
     return False, None
 
 
-def _no_tools(row: dict) -> None:
-    """Preference pairs do not read a ``tools`` column yet: a row with tool definitions is
-    rejected (its tools are never dropped silently)."""
+def pair_tools(row: Any, column: str | None = "tools") -> list | None:
+    """A preference row's tool definitions (its ``column``, as :func:`tmplc.data.normalize.row_tools`
+    reads them: a list, or a JSON string of one), or None; PairError (kind invalid) when the
+    column holds something else.  They go with the prompt: both conversations of the pair are
+    rendered with them, as generation sees the prompt."""
     from tmplc.data.merged import RowProblem
     from tmplc.data.normalize import row_tools
+    from tmplc.data.readers import materialize
 
     try:
-        tools = row_tools(row)
+        return row_tools(materialize(row), column)
     except RowProblem as e:
         raise PairError(str(e), "invalid") from None
-    if tools is not None:
-        raise PairError("the row has tool definitions (a 'tools' column): preference pairs with tools are not "
-                        "supported yet; drop the column or format the rows without --preference", "invalid")
 
 
 def pair_from_row(row: Any) -> tuple[list[dict], list[dict], list[dict]]:
@@ -195,7 +195,6 @@ def pair_from_row(row: Any) -> tuple[list[dict], list[dict], list[dict]]:
         raise PairError(row.reason, "invalid")
     if not isinstance(row, dict):
         raise PairError(f"a row must be an object with columns, got {_json_type(row)}", "invalid")
-    _no_tools(row)
     has_p, prompt = _ci(row, "prompt")
     values = {}
     for part in PARTS:
@@ -242,10 +241,10 @@ def _where(e: MessageError, n_prompt: int, part: str) -> str:
 
 
 def _boundary_reason(fmt, info, prompt: list[dict], completion: list[dict], part: str,
-                     prompt_ids: list[int], ids: list[int]) -> str:
+                     prompt_ids: list[int], ids: list[int], tools=None) -> str:
     bos, eos = info.bos_token or "", info.eos_token or fmt.meta.eos_token
-    alone = fmt.render(prompt, add_generation_prompt=True, bos_token=bos, eos_token=eos)
-    full = fmt.render(prompt + completion, bos_token=bos, eos_token=eos)
+    alone = fmt.render(prompt, add_generation_prompt=True, bos_token=bos, eos_token=eos, tools=tools)
+    full = fmt.render(prompt + completion, bos_token=bos, eos_token=eos, tools=tools)
     if not full.startswith(alone):
         i = next((j for j, (a, b) in enumerate(zip(alone, full)) if a != b), min(len(alone), len(full)))
         return (f"the format renders the prompt differently when {part} follows: at character {i} the prompt "
@@ -259,26 +258,30 @@ def _boundary_reason(fmt, info, prompt: list[dict], completion: list[dict], part
 
 
 def encode_pairs(fmt, pairs: Sequence[tuple[list[dict], list[dict], list[dict]]], tokenizer: Any, opts: Options,
-                 row_numbers: Sequence[int] | None = None) -> list[PairResult]:
+                 row_numbers: Sequence[int] | None = None, tools: Sequence[Any] | None = None) -> list[PairResult]:
     """Tokenize many (prompt, chosen, rejected) message triples (already checked by
     :func:`check_pair`): both conversations of every pair in one ``encode_rows`` call, each prompt
-    by one batched ``encode_prompts`` call.  Never raises for a bad pair: its result says why (status, reason)."""
+    by one batched ``encode_prompts`` call.  ``tools``: per pair, its tool definitions or None
+    (the prompt and both conversations are rendered with them).  Never raises for a bad pair: its
+    result says why (status, reason)."""
     from tmplc.formatter.tokenizer_info import tokenizer_info
 
     info = tokenizer_info(tokenizer)
     whole = replace(opts, max_seq_length=None, truncation="truncate")  # length limits apply to the pair
     convs = [p + x for p, c, r in pairs for x in (c, r)]
     nums = None if row_numbers is None else [n for n in row_numbers for _ in PARTS]
-    fulls = encode_rows(fmt, convs, info, whole, row_numbers=nums)
-    prompts = encode_prompts(fmt, [p for p, _, _ in pairs], info, opts)
+    conv_tools = None if tools is None else [t for t in tools for _ in PARTS]
+    fulls = encode_rows(fmt, convs, info, whole, row_numbers=nums, tools=conv_tools)
+    prompts = encode_prompts(fmt, [p for p, _, _ in pairs], info, opts, tools=tools)
     out = []
     for k, (p, c, r) in enumerate(pairs):
-        out.append(_one_pair(fmt, info, opts, p, (c, r), fulls[2 * k:2 * k + 2], prompts[k]))
+        out.append(_one_pair(fmt, info, opts, p, (c, r), fulls[2 * k:2 * k + 2], prompts[k],
+                             None if tools is None else tools[k]))
     return out
 
 
 def _one_pair(fmt, info, opts: Options, prompt: list[dict], completions: tuple, fulls: list,
-              prompt_ids: list[int] | MessageError) -> PairResult:
+              prompt_ids: list[int] | MessageError, tools=None) -> PairResult:
     res = PairResult(special_in_content=any(f.special_in_content for f in fulls))
     if isinstance(prompt_ids, MessageError):
         res.status, res.reason = "error", _where(prompt_ids, len(prompt), "prompt")
@@ -296,7 +299,8 @@ def _one_pair(fmt, info, opts: Options, prompt: list[dict], completions: tuple, 
             return res
         ids, labels = full.input_ids, full.labels
         if ids[:n] != prompt_ids:
-            res.status, res.reason = "error", _boundary_reason(fmt, info, prompt, comp, part, prompt_ids, ids)
+            res.status, res.reason = "error", _boundary_reason(fmt, info, prompt, comp, part, prompt_ids, ids,
+                                                               tools)
             return res
         lab = labels[n:]
         if all(x == IGNORE for x in lab):
@@ -341,13 +345,16 @@ def _limit(cols: dict, opts: Options, res: PairResult) -> str:
 
 def tokenize_pair(fmt, prompt: Any, chosen: Any, rejected: Any, tokenizer: Any, *, policy=None,
                   max_seq_length: int | None = None, truncation: str = "truncate", special_tokens: str = "text",
-                  backend: str = "auto") -> dict:
+                  backend: str = "auto", tools: Sequence[dict] | None = None) -> dict:
     """The five columns (module docstring) for one preference pair.
 
     ``prompt``: messages or a string (one user message); ``chosen`` / ``rejected``: a string (one
     assistant message), a message, or messages continuing the prompt.  Options as in
     ``tokenize_messages``; ``max_seq_length`` bounds prompt + the longer completion
-    (``truncation``: truncate keeps the start of each completion | drop | error).
+    (``truncation``: truncate keeps the start of each completion | drop | error).  ``tools``: the
+    tool definitions beside the messages (a format with tool support, e.g. ``qwen3-tools``): the
+    prompt and both conversations are rendered with them, so the completions may hold tool calls
+    (trained as the policy says) and tool results (never trained).
 
     Raises PairError (``.kind`` invalid | error | dropped, ``.reason``) for a pair that cannot be
     read, rendered or split exactly, or that would be dropped."""
@@ -356,27 +363,28 @@ def tokenize_pair(fmt, prompt: Any, chosen: Any, rejected: Any, tokenizer: Any, 
     r = as_messages(rejected, "rejected", "assistant")
     check_pair(p, c, r)
     opts = make_options(policy, max_seq_length, truncation, special_tokens, backend)
-    res = encode_pairs(fmt, [(p, c, r)], tokenizer, opts)[0]
+    res = encode_pairs(fmt, [(p, c, r)], tokenizer, opts, tools=None if tools is None else [list(tools)])[0]
     if res.columns is None:
         raise PairError(res.reason, res.status)
     return res.columns
 
 
-def _encode_safely(fmt, pairs: list, tokenizer: Any, opts: Options, nums: list[int]) -> list[PairResult]:
+def _encode_safely(fmt, pairs: list, tokenizer: Any, opts: Options, nums: list[int],
+                   tools: list | None = None) -> list[PairResult]:
     """encode_pairs, or (when it raises something unexpected) pair by pair, the exception
     rejecting only its own pair: one hostile row never aborts a run."""
     if not pairs:
         return []
     try:
-        return encode_pairs(fmt, pairs, tokenizer, opts, nums)
+        return encode_pairs(fmt, pairs, tokenizer, opts, nums, tools)
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception:
         pass
     out = []
-    for pair, n in zip(pairs, nums):
+    for k, (pair, n) in enumerate(zip(pairs, nums)):
         try:
-            out.extend(encode_pairs(fmt, [pair], tokenizer, opts, [n]))
+            out.extend(encode_pairs(fmt, [pair], tokenizer, opts, [n], None if tools is None else [tools[k]]))
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as e:
@@ -386,19 +394,24 @@ def _encode_safely(fmt, pairs: list, tokenizer: Any, opts: Options, nums: list[i
 
 
 def process_pair_rows(fmt, tokenizer: Any, opts: Options, numbers: Sequence[int],
-                      rows: Sequence[Any]) -> tuple[list[tuple[int, dict]], FormatSummary]:
+                      rows: Sequence[Any], tools_column: str | None = "tools") -> tuple[list[tuple[int, dict]],
+                                                                                        FormatSummary]:
     """One batch of data rows -> ([(row number, columns)], summary): every row is output or
-    rejected with its kind and reason (``rows_in == rows_out + rows_rejected``)."""
+    rejected with its kind and reason (``rows_in == rows_out + rows_rejected``).  A row's
+    ``tools_column`` holds its tool definitions (:func:`pair_tools`)."""
     summary = FormatSummary(rows_in=len(rows))
-    pairs, nums = [], []
+    pairs, nums, tools = [], [], []
     for n, row in zip(numbers, rows):
         try:
+            t = pair_tools(row, tools_column)
             pairs.append(pair_from_row(row))
+            tools.append(t)
             nums.append(n)
         except PairError as e:
             summary.reject(n, "invalid", e.reason)
     out = []
-    for n, res in zip(nums, _encode_safely(fmt, pairs, tokenizer, opts, nums)):
+    for n, res in zip(nums, _encode_safely(fmt, pairs, tokenizer, opts, nums,
+                                           tools if any(t is not None for t in tools) else None)):
         if res.special_in_content:
             summary.special_token_rows += 1
         if res.columns is None:
