@@ -465,6 +465,11 @@ class ToolFormat:
     of ``system.prefix`` (Llama 3.1 adds ``Environment: ipython`` to its system header).
     ``empty_list``: an empty ``tools`` list still counts as tools (the template tests ``tools is
     not none``: the list's text renders without items); otherwise ``[]`` means no tools.
+    ``keep_default_system`` (``"system"`` placement): with tools and no system message, the
+    format's default system message still renders before the list (Qwen2.5); false: the list
+    alone (Granite 4.0).  ``empty_system_counts``: with tools, a system message whose content is
+    empty still counts (its empty content, ``system_sep`` and the list render), where without tools
+    ``{SYSTEM|nonempty}`` skips it (Granite 4.x tests the message's presence when tools are given).
 
     An assistant message's tool calls render after its content, before its suffix:
     ``content_sep`` (only when the answer, as the earlier-answer rule renders it, is not empty),
@@ -486,6 +491,8 @@ class ToolFormat:
     system_sep: str = ""
     system_prefix: str | None = None
     empty_list: bool = False
+    keep_default_system: bool = True
+    empty_system_counts: bool = False
     list_prefix: str = ""
     item_prefix: str = ""
     item_suffix: str = ""

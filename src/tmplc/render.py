@@ -277,10 +277,10 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
         if st.system is None:
             raise MessageError(0, f"format {fmt.name!r} has no system message slot ({{SYSTEM}} is not in its spec)")
         start = 1
-        if counts:
+        if counts or (in_system and tf.empty_system_counts):
             sys_index, has_system = 0, True
     if st.system is not None and not has_system:
-        if st.system.default is not None:
+        if st.system.default is not None and not (in_system and not tf.keep_default_system):
             sys_text, has_system = st.system.default, True
         elif st.system.absent is not None and not in_system:
             yield Event("system", "prefix", None, False, fragment=st.system.absent)

@@ -135,6 +135,24 @@ def test_recovered_first_user_tool_format_renders_like_the_real_template(name):
     check()
 
 
+GRANITE = {"llamacpp-ibm-granite-granite-4.0": "granite-4.0-tools",
+           "llamacpp-ibm-granite-granite-4.1": "granite-4.1-tools"}
+
+
+@pytest.mark.parametrize("name", sorted(GRANITE))
+def test_granite4_tool_parts_are_recovered_exactly(name):
+    """Granite 4.x: with tools an empty system message still counts (its separator renders), and
+    4.0's default system message gives way to the tool list; the recovered layout is the registry
+    entry proven against the same template in tests/tools/test_real_tool_templates.py."""
+    conv, *_ = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    assert conv.format.structure == registry[GRANITE[name]].structure
+    tf = conv.format.structure.tools
+    assert tf.empty_system_counts and tf.keep_default_system == name.endswith("4.1")
+    # the result's own tags, not a split through Granite's '|>' (one reading for one meaning)
+    assert (tf.result_prefix, tf.result_suffix) == ("\n<tool_response>\n", "\n</tool_response>")
+
+
 def test_llama32_tool_part_is_refused_for_its_date_in_the_system_prefix():
     """Llama 3.2 puts today's date (strftime_now) in the system header, which changes with tools:
     the IR's system_prefix is literal text, so the tool part is refused with that reason and the

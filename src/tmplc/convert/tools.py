@@ -162,6 +162,7 @@ PROBES: dict[str, tuple[list[dict], Any]] = {
     "list2:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1, TOOL_2]),
     "list1:nosys": ([_u("user1"), _a("assistant1"), _u("user2")], [TOOL_1]),
     "list0:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], []),
+    "list1:emptysys": ([{"role": "system", "content": ""}, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1]),
     "call1": ([_u("user1"), _a("assistant1", [C1]), _u("user2")], None),
     "call1:empty": ([_u("user1"), _a(None, [C1]), _u("user2")], None),
     "call2": ([_u("user1"), _a("assistant1", [C1, C2]), _u("user2")], None),
@@ -223,10 +224,11 @@ def _inserted(probe: str, base: str, at: int, what: str, msgs: list[dict], marke
                   "user message)")
 
 
-def _split(mid: str, left: str, right: str) -> tuple[str, str] | None:
-    """``mid == a + b`` with ``left`` ending... : the first (a, b) such that ``right`` starts
-    with ``a`` and ``left`` ends with ``b``."""
-    for k in range(len(mid) + 1):
+def _split(mid: str, left: str, right: str, longest: bool = False) -> tuple[str, str] | None:
+    """``mid == a + b``: the first (a, b) — the one with the longest ``a`` when ``longest`` — such
+    that ``right`` starts with ``a`` and ``left`` ends with ``b``."""
+    ks = range(len(mid), -1, -1) if longest else range(len(mid) + 1)
+    for k in ks:
         a, b = mid[:k], mid[k:]
         if right.startswith(a) and left.endswith(b):
             return a, b
@@ -395,14 +397,16 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
     nmsgs, _ = PROBES["list1:nosys"]
     want = res["list1:nosys"]
     ws = len(head) - len(head.lstrip())  # where several splits render alike: the separator is whitespace
-    for k in [ws] + [k for k in range(len(head) + 1) if k != ws]:
-        tf = replace(tf0, system_sep=head[:k], list_prefix=head[k:])
-        try:
-            got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
-        except MessageError:
-            continue
-        if got == want:
-            return tf
+    keeps = (True, False) if st.system.default is not None else (True,)
+    for keep in keeps:  # False: with tools, the default system message gives way to the list (Granite 4.0)
+        for k in [ws] + [k for k in range(len(head) + 1) if k != ws]:
+            tf = replace(tf0, system_sep=head[:k], list_prefix=head[k:], keep_default_system=keep)
+            try:
+                got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
+            except MessageError:
+                continue
+            if got == want:
+                return _empty_system(fmt, res, tf)
     tf = replace(tf0, list_prefix=head)
     got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
     k = 0
@@ -412,6 +416,19 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
                   f"where the system block with the list (as it renders after a system message) gives "
                   f"{_show(got[max(0, k - 30):k + 50])} (a different block, or a default system text, with tools; "
                   "the IR renders the system block with the list whenever tools are given)")
+
+
+def _empty_system(fmt: ChatFormat, res: dict, tf: ToolFormat) -> ToolFormat:
+    """``empty_system_counts``: a format that skips an empty system message (``{SYSTEM|nonempty}``)
+    whose template, given tools, still renders that message's (empty) content and separator."""
+    if not fmt.structure.system.skip_empty or not res.ok("list1:emptysys"):
+        return tf
+    msgs, _ = PROBES["list1:emptysys"]
+    for cand in (tf, replace(tf, empty_system_counts=True)):
+        got = ChatFormat(replace(fmt.structure, tools=cand), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_1)
+        if got == res["list1:emptysys"]:
+            return cand
+    return tf  # verification (random conversations with empty system messages) says where it differs
 
 
 def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat, bool]:
@@ -526,7 +543,7 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
     mid = z2[len(zo + r1):len(z2) - len(r2 + zc)]
     if mid == zc + zo:
         return replace(tf, result_prefix=zo, result_suffix=zc, grouped=False)
-    parts = _split(mid, zo, zc)
+    parts = _split(mid, zo, zc, longest=True)  # Granite's '|>' ends both: the result's own end is the longest
     if parts is None:
         raise _refuse(f"two consecutive tool results are joined by {_show(mid)}: neither each result's own "
                       f"ending {_show(zc)} and opening {_show(zo)}, nor a split of them")

@@ -84,7 +84,8 @@ EXAMPLE_KEYS = ("json", "list", "calls", "results")
 #: field-form keys allowed beside the examples
 SHARED_KEYS = ("final_scope", "string_arguments")
 #: ToolFormat fields the examples do not show (they keep their defaults in the by-example form)
-NOT_SHOWN = ("placement", "system_prefix", "empty_list", "call_json", "max_calls", "calls_alone", "result_content")
+NOT_SHOWN = ("placement", "system_prefix", "empty_list", "keep_default_system", "empty_system_counts", "call_json",
+             "max_calls", "calls_alone", "result_content")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
