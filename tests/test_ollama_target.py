@@ -198,8 +198,8 @@ def test_registry_is_not_empty() -> None:
 
 def test_registry_entries_ollama_cannot_carry_are_refused() -> None:
     refused = sorted(set(registry) - set(REGISTRY))
-    assert refused == ["deepseek-r1", "granite-4.0-tools", "granite-4.1-tools", "llama-3.1-tools", "qwen2.5-tools",
-                       "qwen3-thinking", "qwen3-tools"]
+    assert refused == ["deepseek-r1", "granite-4.0-tools", "granite-4.1-tools", "llama-3.1-tools", "llama-3.2-tools",
+                       "qwen2.5-tools", "qwen3-thinking", "qwen3-tools"]
     # a tool format is refused for its JSON first (Ollama's encoding/json cannot write tojson's layout)
     for name in ("granite-4.0-tools", "granite-4.1-tools", "qwen2.5-tools", "qwen3-tools"):
         with pytest.raises(TargetError, match=r"tools, tool calls and tool results.*encoding/json.*\(', ', ': '\)"):

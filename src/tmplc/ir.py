@@ -461,8 +461,9 @@ class ToolFormat:
       (Llama 3.1's ``tools_in_user_message``).  With tools, the first message after the system
       message must be a user message (MessageError otherwise, or when there is none).
 
-    ``system_prefix`` (None: unchanged): with tools, the system block's prefix is this text instead
-    of ``system.prefix`` (Llama 3.1 adds ``Environment: ipython`` to its system header).
+    ``system_prefix`` (None: unchanged): with tools, the system block's prefix is this fragment
+    instead of ``system.prefix`` (Llama 3.1 adds ``Environment: ipython`` to its system header;
+    Llama 3.2's also holds today's date, a ``{DATE=...}`` piece; a string is taken as literal text).
     ``empty_list``: an empty ``tools`` list still counts as tools (the template tests ``tools is
     not none``: the list's text renders without items); otherwise ``[]`` means no tools.
     ``keep_default_system`` (``"system"`` placement): with tools and no system message, the
@@ -489,7 +490,7 @@ class ToolFormat:
     json: JsonStyle = field(default_factory=JsonStyle)
     placement: str = "system"
     system_sep: str = ""
-    system_prefix: str | None = None
+    system_prefix: Fragment | None = None
     empty_list: bool = False
     keep_default_system: bool = True
     empty_system_counts: bool = False
@@ -517,6 +518,8 @@ class ToolFormat:
     result_content: str = "verbatim"
 
     def __post_init__(self) -> None:
+        if isinstance(self.system_prefix, str):
+            _set(self, system_prefix=fragment([self.system_prefix]))
         if self.placement not in TOOL_PLACEMENTS:
             raise ValueError(f"tools placement must be one of {', '.join(TOOL_PLACEMENTS)}, got {self.placement!r}")
         if self.string_arguments not in STRING_ARGUMENTS:
@@ -637,6 +640,8 @@ class Structure:
             frags += [self.system.prefix, self.system.suffix]
             if self.system.absent is not None:
                 frags.append(self.system.absent)
+        if self.tools is not None and self.tools.system_prefix is not None:
+            frags.append(self.tools.system_prefix)
         return frags
 
     @property
@@ -757,6 +762,8 @@ class ChatFormat:
                                         else fix(st.assistant.final_suffix),
                                         empty=None if st.assistant.empty is None else fix(st.assistant.empty)),
                       closing=fix(st.closing))
+        if st.tools is not None and st.tools.system_prefix is not None:
+            new = replace(new, tools=replace(st.tools, system_prefix=fix(st.tools.system_prefix)))
         return replace(self, structure=new)
 
     # -- targets --------------------------------------------------------------------

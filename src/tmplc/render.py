@@ -288,7 +288,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     def system_block() -> Iterator[Event]:
         sb = st.system
         yield Event("system", "prefix", sys_index, False, fragment=sb.prefix if tf is None or tf.system_prefix is None
-                    else fragment([tf.system_prefix]))
+                    else tf.system_prefix)
         if has_system:
             if sys_index is None:
                 yield Event("system", "content", None, False, text=sb.content(sys_text))

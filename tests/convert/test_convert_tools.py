@@ -106,7 +106,7 @@ def test_llama31_tool_part_in_the_first_user_message_is_recovered_exactly(name):
     assert tf == registry["llama-3.1-tools"].structure.tools
     assert (tf.placement, tf.empty_list, tf.max_calls, tf.calls_alone, tf.result_content) == \
         ("first_user", True, 1, True, "json")
-    assert "Environment: ipython" in tf.system_prefix
+    assert "Environment: ipython" in "".join(p.value for p in tf.system_prefix)
     # the whole layout is the entry's (the sdist's templates carry no token strings: the converter's
     # sentinels stand for BOS/EOS, so identify() by token strings does not apply)
     assert conv.format.structure == registry["llama-3.1-tools"].structure
@@ -153,13 +153,26 @@ def test_granite4_tool_parts_are_recovered_exactly(name):
     assert (tf.result_prefix, tf.result_suffix) == ("\n<tool_response>\n", "\n</tool_response>")
 
 
-def test_llama32_tool_part_is_refused_for_its_date_in_the_system_prefix():
-    """Llama 3.2 puts today's date (strftime_now) in the system header, which changes with tools:
-    the IR's system_prefix is literal text, so the tool part is refused with that reason and the
-    text format (with its {DATE=...}) is kept."""
-    conv, *_ = converted("llamacpp-meta-llama-Llama-3.2-3B-Instruct")
-    assert conv.tools == "refused" and "today's date" in conv.tools_reason, conv.tools_status
-    assert conv.format is conv.text_format and conv.format.structure.tools is None
+def test_llama32_tool_part_keeps_todays_date_in_the_system_header():
+    """Llama 3.2's header with tools ('Environment: ipython' + today's date from strftime_now) is a
+    system_prefix fragment with the {DATE=...} piece of the header without tools: the recovered
+    layout is the registry's llama-3.2-tools, and its render follows the day like the template's."""
+    from tmplc.convert.corpus import frozen_hf_clock, hf_render
+    from tmplc.ir import DateToken
+    import datetime
+
+    conv, template, bos, eos = converted("llamacpp-meta-llama-Llama-3.2-3B-Instruct")
+    assert conv.tools == "exact", conv.tools_status
+    assert conv.format.structure == registry["llama-3.2-tools"].structure
+    assert [p for p in conv.format.structure.tools.system_prefix if isinstance(p, DateToken)] == \
+        [DateToken("%d %b %Y")]
+    msgs = [{"role": "user", "content": "Weather?"}]
+    tools = [{"type": "function", "function": {"name": "w", "description": "", "parameters": {}}}]
+    for day in (datetime.date(1999, 12, 31), datetime.date(2027, 2, 7)):
+        with frozen_hf_clock(day):
+            real = hf_render(template, msgs, True, bos, eos, tools=tools)
+        assert conv.format.render(msgs, True, date=day, tools=tools) == real
+        assert day.strftime("%d %b %Y") in real
 
 
 #: corpus templates whose tool layout the IR cannot carry -> words the refusal must contain

@@ -34,12 +34,14 @@ CORPUS = Path(__file__).resolve().parents[2] / ".cache" / "corpus" / "templates"
 ENTRIES = {
     "qwen2.5-tools": ("llamacpp-Qwen-Qwen2.5-7B-Instruct.jinja", "qwen3", False),
     "llama-3.1-tools": ("llamacpp-meta-llama-Llama-3.1-8B-Instruct.jinja", "llama3", False),
+    # today's date in its header (strftime_now on both sides: the real template and tmplc's targets)
+    "llama-3.2-tools": ("llamacpp-meta-llama-Llama-3.2-3B-Instruct.jinja", "llama3", False),
     # no Granite tokenizer among the fixtures: qwen3's tokenises both renders alike (ids compared)
     "granite-4.0-tools": ("llamacpp-ibm-granite-granite-4.0.jinja", "qwen3", False),
     "granite-4.1-tools": ("llamacpp-ibm-granite-granite-4.1.jinja", "qwen3", False),
 }
 #: entry -> how a conversation is fitted to what its real template can render
-FIT = {"llama-3.1-tools": one_call_answers}
+FIT = {"llama-3.1-tools": one_call_answers, "llama-3.2-tools": one_call_answers}
 
 
 def _fit(entry: str, msgs: list[dict]) -> list[dict]:

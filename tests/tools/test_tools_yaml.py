@@ -24,7 +24,7 @@ spec: |
 """
 
 
-@pytest.mark.parametrize("name", ["qwen3-tools", "qwen2.5-tools", "llama-3.1-tools", "granite-4.0-tools",
+@pytest.mark.parametrize("name", ["qwen3-tools", "qwen2.5-tools", "llama-3.1-tools", "llama-3.2-tools", "granite-4.0-tools",
                                   "granite-4.1-tools"])
 def test_tool_entries_round_trip_through_json_and_yaml(name):
     fmt = registry[name]

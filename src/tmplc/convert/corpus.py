@@ -182,8 +182,9 @@ def _hf_tokenizer():
     return _HF_TOKENIZER
 
 
-def hf_render(template: str, messages: list[dict], gen: bool, bos: str | None, eos: str | None) -> str:
-    kw = {}
+def hf_render(template: str, messages: list[dict], gen: bool, bos: str | None, eos: str | None,
+              tools: list | None = None) -> str:
+    kw: dict = {"tools": tools} if tools is not None else {}
     if bos is not None:
         kw["bos_token"] = bos
     if eos is not None:

@@ -52,11 +52,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tmplc.convert.common import SENT, NASTY, _show, diagnose, _random_text
-from tmplc.convert.dates import DATE_1
+from tmplc.convert.dates import DATE_1, DATE_2
 from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
-from tmplc.ir import FINAL_SCOPES, ChatFormat, JsonStyle, ToolFormat
+from tmplc.ir import FINAL_SCOPES, ChatFormat, DateToken, Fragment, JsonStyle, ToolFormat, fragment
 
 #: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
 TOOL_STATUSES = ("exact", "refused", "none")
@@ -131,9 +131,9 @@ class _Run:
     def __init__(self, template: str, base: dict, limits: Limits) -> None:
         self.template, self.base, self.limits = template, base, limits
 
-    def job(self, msgs: list[dict], tools=None, gen: bool = False) -> dict:
+    def job(self, msgs: list[dict], tools=None, gen: bool = False, today=DATE_1) -> dict:
         j = dict(self.base)
-        j.update(messages=msgs, add_generation_prompt=gen, tools=tools, __today__=DATE_1)
+        j.update(messages=msgs, add_generation_prompt=gen, tools=tools, __today__=today)
         return j
 
     def run(self, jobs: list[dict]) -> list[tuple[str, str]]:
@@ -345,6 +345,27 @@ def _first_user_parts(fmt: ChatFormat, base: str, probe: str) -> tuple[str | Non
     return None
 
 
+def _dated(changed: str, prefix) -> "Fragment":
+    """The system header with tools (``changed``, rendered on DATE_1) as a fragment: where the header
+    without tools (``prefix``) has ``{DATE=...}`` pieces, their DATE_1 text in ``changed`` becomes the
+    same pieces (one each, in order; a refusal when they cannot be placed so)."""
+    dates = [p for p in prefix if isinstance(p, DateToken)]
+    if not dates:
+        return fragment([changed])
+    pieces: list = []
+    rest = changed
+    for d in dates:
+        text = d.render(DATE_1)
+        k = rest.find(text)
+        if k < 0 or rest.count(text) != 1:
+            raise _refuse(f"the tool list in the first user message: the system header with tools "
+                          f"{_show(changed, 160)} holds today's date {text!r} {rest.count(text)} times where the "
+                          "header without tools has it once; the IR cannot tell which is the date")
+        pieces += [rest[:k], d]
+        rest = rest[k + len(text):]
+    return fragment(pieces + [rest])
+
+
 def _read_first_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
     """The tool list in the first user message (Llama 3.x's ``tools_in_user_message``): the text
     inserted before the first user message's content is ``list_prefix + items + list_suffix``; a
@@ -360,16 +381,17 @@ def _read_first_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None
                       f"repeated there: {_show(res['list2:sys'], 200)}")
     x2 = got2[1]
     sb = fmt.structure.system
-    if changed is not None:
-        from tmplc.ir import DateToken
-
-        if any(isinstance(p, DateToken) for p in sb.prefix):
-            raise _refuse(f"the tool list in the first user message: with tools the system block's prefix "
-                          f"changes to {_show(changed, 160)}, and it holds today's date ({{DATE=...}}); the IR's "
-                          "system_prefix (the prefix with tools) is literal text, so the date would be frozen")
+    header = None if changed is None else _dated(changed, sb.prefix)
     style, list_prefix, item_prefix, item_suffix, list_suffix = _list_items(x1, x2)
-    tf = ToolFormat(json=style, placement="first_user", system_prefix=changed, list_prefix=list_prefix,
+    tf = ToolFormat(json=style, placement="first_user", system_prefix=header, list_prefix=list_prefix,
                     item_prefix=item_prefix, item_suffix=item_suffix, list_suffix=list_suffix)
+    if header is not None and any(isinstance(p, DateToken) for p in header) and res.ok("list1:sys@date2"):
+        msgs, _ = PROBES["list1:sys"]
+        got = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_2)
+        if got != res["list1:sys@date2"]:
+            raise _refuse(f"the tool list in the first user message: the system header with tools "
+                          f"{_show(changed, 160)} does not follow the date as the header without tools does "
+                          f"(on {DATE_2}: {_show(res['list1:sys@date2'], 200)})")
     msgs, _ = PROBES["list0:sys"]
     if res.ok("list0:sys") and res["list0:sys"] != base:  # tools=[] still renders the list's text
         tf = replace(tf, empty_list=True)
@@ -744,7 +766,10 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     verification, run again when the answer scope (``final_scope``) had to change."""
     run = _Run(template, base, limits)
     names = list(PROBES)
-    out = run.run([run.job(PROBES[n][0], PROBES[n][1]) for n in names])
+    jobs = [run.job(PROBES[n][0], PROBES[n][1]) for n in names]
+    names.append("list1:sys@date2")  # the same probe on another day: a date in the tool header follows it
+    jobs.append(run.job(PROBES["list1:sys"][0], PROBES["list1:sys"][1], today=DATE_2))
+    out = run.run(jobs)
     res = _Results(zip(names, out))
     notes = []
     try:

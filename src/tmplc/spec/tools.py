@@ -32,10 +32,13 @@ if TYPE_CHECKING:  # pragma: no cover
 TEXT_FIELDS = tuple(f.name for f in fields(ToolFormat) if f.type in ("str", str) and f.name != "placement")
 #: string fields that may be absent (None: not set)
 OPTIONAL_TEXT_FIELDS = tuple(f.name for f in fields(ToolFormat) if f.type in ("str | None", "Optional[str]"))
+#: fragment fields (spec text in YAML: ``{DATE=...}``, ``{BOS}``, ``{EOS}``; ``{{``/``}}`` for braces)
+FRAGMENT_FIELDS = tuple(f.name for f in fields(ToolFormat) if f.type in ("Fragment | None", "Optional[Fragment]"))
 BOOL_FIELDS = tuple(f.name for f in fields(ToolFormat) if f.type in ("bool", bool))
 INT_FIELDS = ("max_calls",)
 JSON_FIELDS = ("json", "call_json")
-KEYS = ("final_scope", "placement") + JSON_FIELDS + TEXT_FIELDS + OPTIONAL_TEXT_FIELDS + BOOL_FIELDS + INT_FIELDS
+KEYS = ("final_scope", "placement") + JSON_FIELDS + TEXT_FIELDS + OPTIONAL_TEXT_FIELDS + FRAGMENT_FIELDS + BOOL_FIELDS \
+    + INT_FIELDS
 JSON_KEYS = ("indent", "separators", "sort_keys", "ensure_ascii")
 
 
@@ -69,6 +72,12 @@ def apply_tools(st: Structure, node: "yaml.Node", value: Any,
         kw.update(tools_example.tool_format_from_examples(
             st, node, value, err, in_scalar or (lambda e, n, k: err(f"in tools.{k}: {e.message}", n))))
         value = {k: v for k, v in value.items() if k in tools_example.SHARED_KEYS}
+    for key in FRAGMENT_FIELDS:
+        if key in value:
+            if not isinstance(value[key], str):
+                raise err(f"tools.{key} must be a string (spec text: {{{{ and }}}} for braces, {{DATE=...}}, "
+                          "{BOS}, {EOS})", at[key][1])
+            kw[key] = _fragment(value[key], at[key][1], key, err, in_scalar)
     for key in TEXT_FIELDS + OPTIONAL_TEXT_FIELDS + ("placement",):
         if key in value:
             if not isinstance(value[key], str):
@@ -125,6 +134,24 @@ def _json_style(value: Any, node: "yaml.Node", err, name: str = "json") -> JsonS
                      ensure_ascii=bool(value.get("ensure_ascii", False)))
 
 
+def _fragment(text: str, node: "yaml.Node", key: str, err, in_scalar) -> "Fragment":
+    """A fragment field's spec text (literal text, ``{BOS}``, ``{EOS}``, ``{DATE=...}``)."""
+    from tmplc.errors import SpecError
+    from tmplc.spec.atoms import to_fragment
+    from tmplc.spec.parse import parse_atoms
+    from tmplc.spec.vocabulary import TEXT
+
+    try:
+        atoms = parse_atoms(text)
+    except SpecError as e:
+        raise (in_scalar(e, node, key) if in_scalar else err(f"in tools.{key}: {e.message}", node)) from None
+    for a in atoms:
+        if a.kind not in (TEXT, "BOS", "EOS", "DATE") or a.filters or (a.kind != "DATE" and a.default is not None):
+            raise err(f"tools.{key} is literal text with {{BOS}}, {{EOS}} or {{DATE=...}}; {{{a.kind}}} does "
+                      "not belong here", node)
+    return to_fragment(atoms)
+
+
 def tools_data(st: Structure) -> dict | None:
     """The ``tools:`` section that :func:`apply_tools` reads back to ``st``'s tools, or None."""
     tf = st.tools
@@ -137,6 +164,11 @@ def tools_data(st: Structure) -> dict | None:
     for f in fields(ToolFormat):
         v = getattr(tf, f.name)
         if v == getattr(base, f.name):
+            continue
+        if f.name in FRAGMENT_FIELDS:
+            from tmplc.spec.atoms import fragment_atoms, write
+
+            out[f.name] = write(fragment_atoms(v))
             continue
         out[f.name] = v if not isinstance(v, JsonStyle) else {
             "indent": v.indent, "separators": list(v.separators), "sort_keys": v.sort_keys,

@@ -204,7 +204,7 @@ def _system_prefix(st) -> str:
     tf = st.tools
     if tf is None or tf.system_prefix is None:
         return _out(st.system.prefix)
-    return "{%- if " + TOOLS_VAR + " -%}" + _lit(tf.system_prefix) + "{%- else -%}" + _out(st.system.prefix) + "{%- endif -%}"
+    return "{%- if " + TOOLS_VAR + " -%}" + _out(tf.system_prefix) + "{%- else -%}" + _out(st.system.prefix) + "{%- endif -%}"
 
 
 def _tool_block(st, sys_on: str, strip) -> str:
