@@ -467,7 +467,9 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
         at = _segment_end(fmt, plain, 1, ("prefix", "lead", "content"))
         return _inserted(res[name], base, at, f"a tool call ({name})", msgs, CALL_NAME_1)
 
-    calls_alone = SENT["assistant1"] not in res["call1"] and res["call1"] == res["call1:empty"]
+    # content beside calls dropped (Llama 3.1's template), or refused (tmplc's own targets raise): the
+    # format refuses such answers either way
+    calls_alone = not res.ok("call1") or (SENT["assistant1"] not in res["call1"] and res["call1"] == res["call1:empty"])
     y = inserted("call1:empty" if calls_alone else "call1")
     if "cAllid" in y:
         raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}); the IR renders a call's "
@@ -511,11 +513,10 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
             raise _refuse(f"two tool calls: the second starts with {_show(between)}, not with the first call's "
                           f"prefix {_show(call_prefix)}")
         fields["call_sep"] = between[:len(between) - len(call_prefix)]
-    if not res.ok("call1:str"):  # the template refuses arguments given as a string
+    str_probe = "call1:str:alone" if calls_alone else "call1:str"
+    if not res.ok(str_probe):  # the template refuses arguments given as a string
         return replace(tf, **fields), False
-    if calls_alone and not res.ok("call1:str:alone"):
-        return replace(tf, **fields), False
-    ys = inserted("call1:str:alone" if calls_alone else "call1:str")
+    ys = inserted(str_probe)
     around = ((call_prefix if calls_alone else head) + CALL_NAME_1 + middle, tail)
     if ys == around[0] + ARGS_STR + around[1]:
         string_arguments = "verbatim"
