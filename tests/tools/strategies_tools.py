@@ -109,16 +109,9 @@ def tool_conversations(draw, max_exchanges: int = 3, reasoning: bool = True):
 def one_call_answers(msgs: list[dict]) -> list[dict]:
     """``msgs`` as a template that renders one tool call per answer and no content beside it
     (Llama 3.1: it raises on more calls, drops the content, and reads each call's ``function``)
-    takes them: an answer's text, then each of its calls, as consecutive answers."""
-    out: list[dict] = []
-    for m in msgs:
-        calls = m.get("tool_calls")
-        if m["role"] != "assistant" or not calls:
-            out.append(m)
-            continue
-        if (m.get("content") or "").strip():
-            out.append({"role": "assistant", "content": m["content"]})
-        for c in calls:
-            out.append({"role": "assistant", "content": "",
-                        "tool_calls": [c if "function" in c else {"type": "function", "function": c}]})
-    return out
+    takes them: tmplc's ``one_call_per_answer`` over calls given in transformers' shape."""
+    from tmplc.convert.tools import one_call_per_answer
+
+    shaped = [{**m, "tool_calls": [c if "function" in c else {"type": "function", "function": c}
+                                   for c in m["tool_calls"]]} if m.get("tool_calls") else m for m in msgs]
+    return one_call_per_answer(shaped)

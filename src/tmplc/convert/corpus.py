@@ -299,27 +299,13 @@ def fresh_tool_conversations(n: int = 40, seed: int = 77031, string_arguments: b
     return out
 
 
-def _one_call_per_answer(msgs: list[dict]) -> list[dict]:
-    """``msgs`` as a format that takes one call per answer and no content beside calls (its template
-    raises on more, or drops the content) renders them: an answer's text, then each of its calls,
-    as consecutive answers."""
-    out: list[dict] = []
-    for m in msgs:
-        if m["role"] != "assistant" or not m.get("tool_calls"):
-            out.append(m)
-            continue
-        if m.get("content"):
-            out.append({"role": "assistant", "content": m["content"]})
-        out.extend({"role": "assistant", "content": "", "tool_calls": [c]} for c in m["tool_calls"])
-    return out
-
-
 def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.date = CHECK_DAY) -> str | None:
     """None when ``fmt`` (a conversion with tools) renders like the original on fresh tool
     conversations — the original through transformers' ``apply_chat_template(tools=...)`` and the
     sandbox, ``fmt.render(tools=...)`` and ``fmt.to_jinja()`` through transformers —, else the first
     difference.  ``conv`` (the JinjaConversion): where it notes that the template raises on string
     arguments, the conversations give arguments as objects only."""
+    from tmplc.convert.tools import one_call_per_answer
     from tmplc.errors import MessageError
     from tmplc.jinja_env import render_template
 
@@ -331,7 +317,7 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
             if fmt.structure.system is None and msgs and msgs[0]["role"] == "system":
                 msgs = msgs[1:]
             if tf is not None and (tf.max_calls or tf.calls_alone):
-                msgs = _one_call_per_answer(msgs)
+                msgs = one_call_per_answer(msgs)
             try:
                 mine = fmt.render(msgs, gen, tools=tools, date=day)
             except MessageError as e:

@@ -29,8 +29,8 @@ conversation without the tool part; the extra text is located by its markers, an
 Where the extra text is elsewhere (before the last user message as Mistral's
 ``[AVAILABLE_TOOLS]``, a turn of its own), or is not the IR's layout (tools written field by field,
 as Python's ``str(dict)``, joined by a separator, only each tool's ``function`` object), or a
-system header that changes with tools holds today's date (Llama 3.2: the IR's ``system_prefix``
-is literal text), the tool part is refused with that reason.  Nothing is accepted
+system header that changes with tools holds a date that cannot be placed as the header's own
+``{DATE=...}`` pieces, the tool part is refused with that reason.  Nothing is accepted
 unverified: the recovered format (with the answer scope ``final_scope`` among the IR's, tried in
 order) must render exactly like the template on every tool verification conversation
 (:func:`tool_verification_cases`: fixed agent conversations and seeded random ones: tool lists,
@@ -166,6 +166,7 @@ PROBES: dict[str, tuple[list[dict], Any]] = {
     "call1": ([_u("user1"), _a("assistant1", [C1]), _u("user2")], None),
     "call1:empty": ([_u("user1"), _a(None, [C1]), _u("user2")], None),
     "call2": ([_u("user1"), _a("assistant1", [C1, C2]), _u("user2")], None),
+    "call2:alone": ([_u("user1"), _a(None, [C1, C2]), _u("user2")], None),
     "call1:str": ([_u("user1"), _a("assistant1", [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
     "call1:str:alone": ([_u("user1"), _a(None, [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
     "result1": ([_u("user1"), _a("assistant1", [C1]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
@@ -477,16 +478,15 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     i = y.find(CALL_NAME_1)
     if i < 0:
         raise _refuse(f"a tool call: the call's name does not show in {_show(y, 160)}")
-    styles = [tf.json] + [s for s in JSON_STYLES if s != tf.json]
-    found = [(s, y.find(s.dumps(ARGS_1), i + len(CALL_NAME_1))) for s in styles]
-    found = [(s, j) for s, j in found if j >= 0]
-    if not found:
+    styles = [tf.json] + [s for s in JSON_STYLES if s != tf.json]  # the list's style first
+    found = next(((s, j) for s in styles if (j := y.find(s.dumps(ARGS_1), i + len(CALL_NAME_1))) >= 0), None)
+    if found is None:
         if str(ARGS_1) in y:
             raise _refuse(f"a tool call: its arguments are written as Python's str(dict): {_show(y, 160)}; the IR "
                           "writes JSON")
         raise _refuse(f"a tool call: the arguments object is not written as json.dumps after the name: "
                       f"{_show(y, 160)}")
-    style, j = found[0]
+    style, j = found
     a1 = style.dumps(ARGS_1)
     head, middle, tail = y[:i], y[i + len(CALL_NAME_1):j], y[j + len(a1):]
     ye = y if calls_alone else inserted("call1:empty")
@@ -496,15 +496,13 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
                       f"content {_show(y, 160)} less a separator")
     call_prefix = ye[:len(ye) - len(one)]
     content_sep = head[:len(head) - len(call_prefix)]
-    fields = dict(json=tf.json, call_json=style, content_sep=content_sep, call_prefix=call_prefix,
-                  call_middle=middle, call_suffix=tail, calls_alone=calls_alone)
-    if calls_alone or not res.ok("call2"):
-        if res.ok("call2"):
-            raise _refuse(f"two tool calls in an answer whose content the template drops: {_show(res['call2'], 200)}"
-                          "; the IR has no layout for it")
+    fields = dict(call_json=style, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle,
+                  call_suffix=tail, calls_alone=calls_alone)
+    two_probe = "call2:alone" if calls_alone else "call2"
+    if not res.ok(two_probe):
         fields["max_calls"] = 1  # the template raises on a second call: so does the format (MessageError)
     else:
-        y2 = inserted("call2")
+        y2 = inserted(two_probe)
         two = CALL_NAME_2 + middle + style.dumps(ARGS_2) + tail
         if not (y2.startswith(y) and y2.endswith(two)) or len(y2) < len(y) + len(two):
             raise _refuse(f"two tool calls do not render as one call's layout repeated: {_show(y2, 200)}")
@@ -731,6 +729,21 @@ def _fit_cases(cases: list[ToolCase], tf: ToolFormat) -> list[ToolCase]:
     return out
 
 
+def one_call_per_answer(msgs: list[dict]) -> list[dict]:
+    """``msgs`` as a format that takes one call per answer and no content beside calls renders
+    them (its template raises on more, or drops the content: ``max_calls``, ``calls_alone``): an
+    answer's text (when it is not blank), then each of its calls, as consecutive answers."""
+    out: list[dict] = []
+    for m in msgs:
+        if m["role"] != "assistant" or not m.get("tool_calls"):
+            out.append(m)
+            continue
+        if (m.get("content") or "").strip():
+            out.append({"role": "assistant", "content": m["content"]})
+        out.extend({"role": "assistant", "content": "", "tool_calls": [c]} for c in m["tool_calls"])
+    return out
+
+
 def _renders_reasoning(fmt: ChatFormat) -> bool:
     try:
         fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": "r"}])
@@ -809,7 +822,7 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
 _REFUSAL_KINDS = (
     ("the text part is refused", "the text part is refused"),
     ("the template fails on a tool probe", "the template raises on a tool probe"),
-    ("today's date", "date in the system header that changes with tools (Llama 3.2)"),
+    ("today's date", "a date in the tool header that cannot be placed"),
     ("renders it before the content", "tool list neither after the system message nor in the first user message "
                                       "(before the system text, [AVAILABLE_TOOLS], own turn)"),
     ("does not render it", "tool list not rendered"),
@@ -841,5 +854,5 @@ def _describe_probe(name: str) -> str:
     return f"{roles}; tools: {len(tools) if tools else 'none'}"
 
 
-__all__ = ["JSON_STYLES", "refusal_kind", "TOOL_STATUSES", "ToolCase", "recover_tools", "tool_verification_cases",
-           "uses_tools", "verify_tools"]
+__all__ = ["JSON_STYLES", "one_call_per_answer", "refusal_kind", "TOOL_STATUSES", "ToolCase", "recover_tools",
+           "tool_verification_cases", "uses_tools", "verify_tools"]

@@ -161,16 +161,16 @@ def _ci(row: dict, name: str) -> tuple[bool, Any]:
 
 
 def pair_tools(row: Any, column: str | None = "tools") -> list | None:
-    """A preference row's tool definitions (its ``column``, as :func:`tmplc.data.normalize.row_tools`
-    reads them: a list, or a JSON string of one), or None; PairError (kind invalid) when the
+    """A preference row's (a parsed row: ``materialize``) tool definitions (its ``column``, as
+    :func:`tmplc.data.normalize.row_tools` reads them: a list, or a JSON string of one), or None;
+    PairError (kind invalid) when the
     column holds something else.  They go with the prompt: both conversations of the pair are
     rendered with them, as generation sees the prompt."""
     from tmplc.data.merged import RowProblem
     from tmplc.data.normalize import row_tools
-    from tmplc.data.readers import materialize
 
     try:
-        return row_tools(materialize(row), column)
+        return row_tools(row, column)
     except RowProblem as e:
         raise PairError(str(e), "invalid") from None
 
@@ -401,7 +401,10 @@ def process_pair_rows(fmt, tokenizer: Any, opts: Options, numbers: Sequence[int]
     ``tools_column`` holds its tool definitions (:func:`pair_tools`)."""
     summary = FormatSummary(rows_in=len(rows))
     pairs, nums, tools = [], [], []
+    from tmplc.data.readers import materialize
+
     for n, row in zip(numbers, rows):
+        row = materialize(row)  # parsed once, for its tools and its pair
         try:
             t = pair_tools(row, tools_column)
             pairs.append(pair_from_row(row))
