@@ -184,6 +184,29 @@ def test_template_mismatch_by_ir_equality(model):
     assert f.details["tokenizer_template"] == "qwen3-thinking" and f.details["training_template"] == "chatml"
 
 
+def test_template_mismatch_compares_tool_parts_of_a_tool_format(tmp_path):
+    """A training format with tools is compared with the tokenizer's whole template, tool part
+    included: the real Qwen3 template is qwen3-tools (no mismatch), and a format whose text renders
+    alike but whose tool JSON differs (sorted keys) is a mismatch that says the tool parts differ."""
+    import shutil
+
+    from conftest import tokenizer_dir
+
+    d = tmp_path / "tok"
+    shutil.copytree(tokenizer_dir("qwen3"), d)
+    assert "template-mismatch" not in tmplc.check(d, template="qwen3-tools").codes()
+    fmt = tmplc.load("qwen3-tools")
+    other = fmt.with_meta(name="qwen3-tools-sorted")
+    from dataclasses import replace
+
+    from tmplc.ir import JsonStyle
+
+    st = replace(fmt.structure, tools=replace(fmt.structure.tools, json=JsonStyle(sort_keys=True)))
+    r = tmplc.check(d, template=replace(other, structure=st))
+    (f,) = r.by_code("template-mismatch")
+    assert f.details["tokenizer_template"] == "qwen3-tools" and "tool parts differ" in f.message
+
+
 def test_template_shadowed(model):
     m = model("qwen3")
     (m / "chat_template.jinja").write_text(tmplc.load("chatml").to_jinja(), encoding="utf-8")

@@ -94,20 +94,17 @@ class GGUFVocab:
 
 
 def check_gguf(path: Path, template: Any = None) -> Report:
-    from tmplc.doctor.template import STRICT_RE, load_format, render_probe
+    from tmplc.doctor.template import STRICT_RE, import_chat_template, load_format, render_probe
 
     v = GGUFVocab(path)
     bos, eos = v.text(v.ids["bos"]), v.text(v.ids["eos"])
+    given = load_format(template) if template is not None else None
     tok_fmt, refusal = None, None
     if isinstance(v.template, str) and v.template:
-        from tmplc.convert import ConversionRefused, from_jinja
-
-        try:
-            tok_fmt = from_jinja(v.template, bos_token=bos, eos_token=eos, format_name=path.stem)
-        except ConversionRefused as e:
-            refusal = str(getattr(e, "reason", e))
-    if template is not None:
-        fmt, source = load_format(template), "given"
+        tok_fmt, refusal = import_chat_template(v.template, bos=bos, eos=eos, name=path.stem,
+                                                with_tools=given is not None and given.structure.tools is not None)
+    if given is not None:
+        fmt, source = given, "given"
         name = fmt.name
     elif tok_fmt is not None:
         from tmplc.convert import identify

@@ -73,18 +73,30 @@ def load_format(template: Any):
     return load(template)
 
 
+def import_chat_template(text: str, *, bos: str | None, eos: str | None, name: str,
+                         with_tools: bool) -> tuple[Any, str | None]:
+    """(the format of a tokenizer's or GGUF's chat template, or None; why it could not be imported).
+    ``with_tools``: import its tool part too (``convert_jinja``), so that a training format with
+    tools is compared with the whole template, not with the template's text part alone."""
+    from tmplc.convert import ConversionRefused
+    from tmplc.convert.jinja import convert_jinja, from_jinja
+
+    try:
+        if with_tools:
+            return convert_jinja(text, bos_token=bos, eos_token=eos, format_name=name).format, None
+        return from_jinja(text, bos_token=bos, eos_token=eos, format_name=name), None
+    except ConversionRefused as e:
+        return None, str(getattr(e, "reason", e))
+
+
 def resolve(template: Any, folder, facts) -> Resolved:
     tmpl_text = tokenizer_template(folder)
+    fmt = load_format(template) if template is not None else None
     tok_fmt, refusal = None, None
     if tmpl_text:
-        from tmplc.convert import ConversionRefused, from_jinja
-
-        try:
-            tok_fmt = from_jinja(tmpl_text, bos_token=facts.bos, eos_token=facts.eos, format_name=folder.path.name)
-        except ConversionRefused as e:
-            refusal = str(getattr(e, "reason", e))
-    if template is not None:
-        fmt = load_format(template)
+        tok_fmt, refusal = import_chat_template(tmpl_text, bos=facts.bos, eos=facts.eos, name=folder.path.name,
+                                                with_tools=fmt is not None and fmt.structure.tools is not None)
+    if fmt is not None:
         return Resolved(fmt, fmt.name, "given", tok_fmt, tmpl_text, refusal)
     if tok_fmt is not None:
         from tmplc.convert import identify
@@ -168,12 +180,14 @@ def template_findings(res: Resolved, folder, facts, eot: str | None) -> list[Fin
             other = identify(res.tokenizer_fmt)
             sample_a = render_probe(res.fmt, facts)
             sample_b = render_probe(res.tokenizer_fmt, facts)
+            how = (f"Training renders {sample_a[:120]!r}, the tokenizer's template renders {sample_b[:120]!r}"
+                   if sample_a != sample_b else "They render text conversations alike; their tool parts differ "
+                   "(tools, tool calls or tool results)")
             out.append(Finding(
                 "template-mismatch", "error",
                 f"the tokenizer's chat_template ({other or 'not a registry format'}) is not the training format "
                 f"{res.name!r}: a server that uses the saved tokenizer (transformers, vLLM, llama.cpp's converter) "
-                f"prompts the model with a format it was not trained on. Training renders {sample_a[:120]!r}, the "
-                f"tokenizer's template renders {sample_b[:120]!r}",
+                f"prompts the model with a format it was not trained on. {how}",
                 "tmplc fix PATH --out DIR --template ... writes the training format as the chat_template "
                 "(chat_template.jinja and tokenizer_config.json)",
                 {"tokenizer_template": other, "training_template": res.name}))
