@@ -295,6 +295,13 @@ def _wait_for_temp(folder: Path, proc, limit: float = 120.0) -> bool:
     return False
 
 
+def _default_sigint() -> None:
+    """The child starts with Ctrl-C's default disposition, as from a terminal: an ignored SIGINT is
+    inherited across exec, and Python then installs no KeyboardInterrupt handler (a runner that
+    ignores SIGINT, like a shell's background job, would make the run uninterruptible)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how, num_proc", [("SIGINT", "1"), ("SIGINT", "2"), ("SIGKILL", "1")])
 def test_interrupted_run_leaves_no_final_file(tmp_path, how, num_proc):
     f = _big(tmp_path)
@@ -304,7 +311,7 @@ def test_interrupted_run_leaves_no_final_file(tmp_path, how, num_proc):
     p = subprocess.Popen([sys.executable, "-m", "tmplc.cli", "format", str(f), "-t", "llama-3", "--tokenizer",
                           str(tokenizer_dir("llama3")), "--out", str(out), "--num-proc", num_proc,
                           "--batch-size", "100"], stderr=subprocess.PIPE, text=True, env=env,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=_default_sigint)
     try:
         assert _wait_for_temp(outdir, p), p.stderr.read() if p.poll() is not None else "no temp file"
         time.sleep(0.1)
@@ -319,7 +326,7 @@ def test_interrupted_run_leaves_no_final_file(tmp_path, how, num_proc):
         os.killpg(p.pid, signal.SIGKILL)  # never hang the suite on their open stderr
     assert survivors == [], f"worker processes outlived the run: {survivors}"
     err = p.stderr.read()
-    assert not out.exists()
+    assert not out.exists(), (p.returncode, err[-600:])
     if how == "SIGINT":
         assert p.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
         assert os.listdir(outdir) == []  # the temporary file is removed too
