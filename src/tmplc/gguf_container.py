@@ -23,7 +23,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from tmplc.errors import TmplcError
 
@@ -108,6 +108,27 @@ class _Reader:
         n = self.unpack("<Q")
         return self.read(n).decode("utf-8", "surrogateescape")
 
+    def skip(self, t: int) -> None:
+        """Move past a value without decoding it."""
+        if t == ARRAY:
+            it = self.unpack("<I")
+            n = self.unpack("<Q")
+            if it in _SCALAR:
+                self.read(struct.calcsize(_SCALAR[it]) * n)
+                return
+            if it == STRING:
+                buf, pos, unpack = self.buf, self.pos, struct.unpack_from
+                for _ in range(n):
+                    pos += 8 + unpack("<Q", buf, pos)[0]
+                if pos > len(buf):
+                    raise GGUFError(f"{self.name}: truncated GGUF file")
+                self.pos = pos
+                return
+            for _ in range(n):
+                self.skip(it)
+            return
+        self.value(t)
+
     def value(self, t: int) -> Any:
         if t in _SCALAR:
             return self.unpack(_SCALAR[t])
@@ -135,8 +156,9 @@ class _Reader:
         raise GGUFError(f"{self.name}: unknown GGUF value type {t}")
 
 
-def read_gguf(path: str | Path) -> GGUFFile:
-    """Parse the header of a GGUF file (not the tensor data)."""
+def read_gguf(path: str | Path, skip: Collection[str] = ()) -> GGUFFile:
+    """Parse the header of a GGUF file (not the tensor data).  The values of the keys in ``skip``
+    are not decoded (their ``KV.value`` is None; ``raw`` is kept): a GGUF's merges are ~10^5 strings."""
     import mmap
 
     p = Path(path)
@@ -163,7 +185,11 @@ def read_gguf(path: str | Path) -> GGUFFile:
                 start = r.pos
                 key = r.string()
                 t = r.unpack("<I")
-                value = r.value(t)
+                if key in skip:
+                    r.skip(t)
+                    value = None
+                else:
+                    value = r.value(t)
                 kvs[key] = KV(key, t, value, bytes(buf[start:r.pos]))
             ti_start = r.pos
             tensors = []

@@ -78,3 +78,18 @@ def test_set_template_in_place_and_refusal(mistral, tmp_path, capsys):
     assert main(["gguf", "set-template", str(path), "--template", "mistral-v1"]) == 0
     assert _tensor_hashes(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf"]  # no temporary left
+
+
+def test_read_gguf_skips_values_without_losing_the_layout(qwen):
+    """``read_gguf(skip=...)`` leaves the skipped values undecoded (None) and reads everything
+    else, the raw records, the tensor infos and the data start exactly as the full read."""
+    from tmplc.gguf_container import read_gguf
+
+    path = next(qwen[1].glob("*.gguf"))
+    skip = ("tokenizer.ggml.merges", "tokenizer.ggml.token_type", "general.name")
+    full, part = read_gguf(path), read_gguf(path, skip=skip)
+    assert all(full.get(k) is not None and part.get(k) is None for k in skip)
+    assert {k: kv.raw for k, kv in full.kvs.items()} == {k: kv.raw for k, kv in part.kvs.items()}
+    assert {k: v for k, v in full.values().items() if k not in skip} == \
+        {k: v for k, v in part.values().items() if k not in skip}
+    assert (full.tensors, full.data_start, full.ti_raw) == (part.tensors, part.data_start, part.ti_raw)

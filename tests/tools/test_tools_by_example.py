@@ -6,7 +6,7 @@ test_qwen3_tools_real.py); bad examples are refused at FILE:LINE:COL with what t
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 import yaml
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import tmplc
 from tmplc.errors import SpecError
 from tmplc.ir import JsonStyle, ToolFormat
+from tmplc.registry import registry
 from tmplc.spec.files import load_spec_file, load_yaml_spec
 from tmplc.spec.tools_example import PROBE, examples_of, json_style_of
 from tmplc.targets.spec import to_yaml
@@ -23,6 +24,9 @@ from tmplc.targets.spec import to_yaml
 from tools.strategies_tools import tool_conversations
 from tools.test_tool_formats import _text
 
+#: fields whose split of repeated text is canonical in the examples (renders alike, names may differ)
+SPLIT_FIELDS = {"system_sep", "list_prefix", "item_prefix", "item_suffix", "list_suffix", "results_open",
+                "result_prefix", "result_suffix", "results_close", "grouped"}
 QWEN3 = tmplc.load("qwen3-tools")
 QWEN25 = tmplc.load("qwen2.5-tools")
 CHATML = tmplc.load("chatml")
@@ -81,16 +85,17 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
 @given(_formats, st.booleans(), st.lists(tool_conversations(reasoning=False), min_size=1, max_size=3))
 def test_any_tool_format_reads_back_from_its_examples(tf, default, convs):
     """Examples written from a random ToolFormat (texts with braces, Jinja syntax, newlines; any
-    JSON style json.dumps writes; grouped or not; with or without a default system message) read
-    back to a format that renders every tool conversation alike."""
+    JSON style json.dumps writes; grouped or not; with or without a default system message; the
+    list in the system block or the first user turn; every declared field) read back to a format
+    that renders every tool conversation alike."""
     st_ = replace(CHATML.structure, tools=tf)
     if default:
         st_ = replace(st_, system=replace(st_.system, default="You are a bot."))
     fmt = tmplc.ChatFormat(st_, CHATML.meta)
     back = load_yaml_spec(_yaml_with_examples(fmt, examples_of(st_)))
-    assert back.structure.tools.json == tf.json
-    for f in ("call_prefix", "call_middle", "call_suffix", "call_sep", "content_sep", "string_arguments"):
-        assert getattr(back.structure.tools, f) == getattr(tf, f), f
+    for f in fields(ToolFormat):
+        if f.name not in SPLIT_FIELDS:
+            assert getattr(back.structure.tools, f.name) == getattr(tf, f.name), f.name
     for conv in convs:
         _renders_alike(fmt, back, conv)
 
@@ -168,7 +173,15 @@ def test_a_small_format_by_example(tmp_path):
     ({"list": "  list:\n    - |\n      <|im_start|>user\n      {SYSTEM}\n      T:[{TOOL}][{TOOL}]<|im_end|>\n"
               "    - |\n      <|im_start|>system\n      T:[{TOOL}][{TOOL}]<|im_end|>\n"},
      17, 7, "must start with the system block's prefix"),
-    ({"results": "  results: R{RESULT}\n  call_prefix: x\n"}, 28, 3, "cannot be mixed"),
+    ({"results": "  results: R{RESULT}\n  call_prefix: x\n"}, 28, 3, "which cannot be declared beside them"),
+    ({"list": "  list:\n    - |-\n      <|im_start|>user\n      T:[{TOOL}][{TOOL}]{INPUT}<|im_end|>\n"
+              "    - '{TOOL}{TOOL}{INPUT}'\n"}, 20, 7, "is shown once"),
+    ({"list": "  list:\n    - |-\n      <|im_start|>user\n      T:[{TOOL}][{TOOL}]{INPUT}\n"}, 17, 7,
+     "after {INPUT} comes the user turn's suffix"),
+    ({"list": "  list:\n    - |-\n      <|im_start|>usr\n      T:[{TOOL}][{TOOL}]{INPUT}<|im_end|>\n"}, 17, 7,
+     "must start with the user turn's prefix"),
+    ({"list": "  list:\n    - '{TOOL}{INPUT}{TOOL}'\n"}, 17, 7, "expected {TOOL}, {TOOL}, {INPUT} in this order"),
+    ({"json": GOOD["json"] + "  call_json: '{}'\n"}, 16, 14, "tools.call_json: not the probe object"),
     ({"results": "  results: |\n    R[{RESULT};{RESULT}]\n"}, 27, 12, "is not an item's ending followed by the next"),
     ({"calls": "  calls: '{OUTPUT} C({NAME}={ARGUMENTS})'\n"}, 24, 10, "tools.calls must be a list of 2 strings"),
 ])
@@ -177,6 +190,37 @@ def test_bad_examples_say_where_and_what(tmp_path, over, line, col, what):
     assert what in e.message, e.message
     if line is not None:
         assert (e.line, e.column) == (line, col), (e.line, e.column, e.message)
+
+
+def test_a_list_in_the_first_user_turn_by_example(tmp_path):
+    """The list example holds {INPUT}: the list goes into the first user turn; behaviour no example
+    shows is declared beside them (max_calls, calls_alone, result_content), and call_json shows how
+    a call's arguments are written."""
+    p = tmp_path / "t.yaml"
+    p.write_text("name: t\neos_token: <|im_end|>\nspec: |\n  <|im_start|>system\n  {SYSTEM}<|im_end|>\n"
+                 "  <|im_start|>user\n  {INPUT}<|im_end|>\n  <|im_start|>assistant\n  {OUTPUT}<|im_end|>\n"
+                 "  <|im_start|>user\n  {INPUT}<|im_end|>\n  <|im_start|>assistant\n  {OUTPUT}<|im_end|>\n"
+                 "tools:\n" + GOOD["json"]
+                 + "  call_json: '{\"name\":\"é\",\"values\":[1,{\"z\":null,\"a\":true}]}'\n"
+                 "  list:\n    - |\n      <|im_start|>user\n      Tools:{TOOL};{TOOL};\n      Q: {INPUT}<|im_end|>\n"
+                 + GOOD["calls"] + "  results: 'R[{RESULT}][{RESULT}]'\n"
+                 "  max_calls: 1\n  calls_alone: true\n  result_content: json\n", encoding="utf-8")
+    fmt = load_spec_file(p)
+    tf = fmt.structure.tools
+    assert (tf.placement, tf.list_prefix, tf.item_prefix, tf.item_suffix, tf.list_suffix) == \
+        ("first_user", "Tools:", "", ";", "\nQ: ")
+    assert (tf.max_calls, tf.calls_alone, tf.result_content, tf.call_json) == (1, True, "json", JsonStyle(separators=(",", ":")))
+    tools = [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "g"}}]
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {"x": [1, 2]}}]},
+            {"role": "tool", "content": "ok"}]
+    t1, t2 = (json.dumps(t, ensure_ascii=False) for t in tools)
+    assert fmt.render(msgs, tools=tools) == (
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nTools:" + t1 + ";" + t2 + ";\nQ: q<|im_end|>\n"
+        '<|im_start|>assistant\nC(f={"x":[1,2]})<|im_end|>\nR["ok"]')
+    with pytest.raises(tmplc.MessageError, match="at most 1"):
+        fmt.render(msgs[:2] + [{"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {}}] * 2}],
+                   tools=tools)
 
 
 def test_tool_placeholders_only_in_tool_examples(tmp_path):
@@ -188,15 +232,41 @@ def test_tool_placeholders_only_in_tool_examples(tmp_path):
 
 
 def test_every_tool_field_is_shown_by_an_example_or_declared():
-    """A ToolFormat field added later is either read from the examples or listed as not shown
-    (then examples_of refuses a format that sets it, as it does llama-3.1-tools)."""
-    from dataclasses import fields
+    """A ToolFormat field added later is either read from the examples or declared beside them."""
+    from tmplc.spec.tools_example import DECLARED_KEYS, OPTIONAL_EXAMPLE_KEYS
 
-    from tmplc.spec.tools_example import NOT_SHOWN, SHARED_KEYS
-
-    shown = {"json", "system_sep", "list_prefix", "item_prefix", "item_suffix", "list_suffix", "content_sep",
-             "call_prefix", "call_middle", "call_suffix", "call_sep", "results_open", "result_prefix",
+    shown = {"json", "placement", "system_sep", "list_prefix", "item_prefix", "item_suffix", "list_suffix",
+             "content_sep", "call_prefix", "call_middle", "call_suffix", "call_sep", "results_open", "result_prefix",
              "result_suffix", "results_close", "grouped"}
-    assert {f.name for f in fields(ToolFormat)} == shown | set(NOT_SHOWN) | (set(SHARED_KEYS) - {"final_scope"})
-    with pytest.raises(ValueError, match="cannot show placement, system_prefix"):
-        examples_of(tmplc.load("llama-3.1-tools").structure)
+    assert {f.name for f in fields(ToolFormat)} == shown | set(OPTIONAL_EXAMPLE_KEYS) | (set(DECLARED_KEYS) - {"final_scope"})
+
+
+TOOL_ENTRIES = [n for n in registry if registry[n].structure.tools is not None]
+
+
+def test_the_registry_has_tool_entries_of_both_placements():
+    assert {registry[n].structure.tools.placement for n in TOOL_ENTRIES} == {"system", "first_user"}
+    assert len(TOOL_ENTRIES) >= 6
+
+
+@pytest.mark.parametrize("name", TOOL_ENTRIES)
+def test_every_registry_tool_entry_reads_back_from_its_examples(name):
+    """Every tool entry (both placements, declared system_prefix with a date, call_json,
+    max_calls, calls_alone, result_content, keep_default_system, empty_system_counts) written by
+    example reads back: the same fields but the canonical split of repeated text, and the same
+    render of random tool conversations (with and without the generation prompt)."""
+    fmt = registry[name]
+    ex = examples_of(fmt.structure)
+    back = load_yaml_spec(_yaml_with_examples(fmt, ex))
+    tf, bt = fmt.structure.tools, back.structure.tools
+    for f in fields(ToolFormat):
+        if f.name not in SPLIT_FIELDS:
+            assert getattr(bt, f.name) == getattr(tf, f.name), f.name
+    assert replace(back.structure, tools=None) == replace(fmt.structure, tools=None)
+
+    @settings(max_examples=20, deadline=None)
+    @given(tool_conversations(), st.booleans())
+    def alike(conv, agp):
+        _renders_alike(fmt, back, conv, agp)
+
+    alike()

@@ -65,7 +65,7 @@ def gguf_chat_fields(path: Path) -> dict[str, Any]:
     """The chat-relevant keys of a GGUF file (template, ids, token texts, add_bos)."""
     from tmplc.gguf_container import read_gguf
 
-    f = read_gguf(path)
+    f = read_gguf(path, skip=("tokenizer.ggml.merges", "tokenizer.ggml.token_type", "tokenizer.ggml.scores"))
     tokens = f.get("tokenizer.ggml.tokens", [])
     out: dict[str, Any] = {"chat_template": f.get("tokenizer.chat_template"),
                            "add_bos": f.get("tokenizer.ggml.add_bos_token"),

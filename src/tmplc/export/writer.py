@@ -88,15 +88,108 @@ def _write_kv(w, cache: dict[int, bytes]) -> None:
 
 CHUNK_ELEMS = 1 << 22  # elements per unit of work: 16 MiB as float32
 _WORKERS = max(1, min(4, os.cpu_count() or 1))  # encode threads; one more writes and hashes
+_BLOCK = 4096        # O_DIRECT alignment of buffer addresses, file offsets and lengths
+_STAGE = 8 << 20     # bytes gathered per O_DIRECT write
+
+
+class _Appender:
+    """Appends bytes to an output file with ``O_DIRECT`` writes of whole aligned blocks, gathered in
+    a page-aligned buffer; the last partial block is written normally at the end.
+
+    Why: an export writes several GB, and going through the page cache costs CPU for every page
+    (on this project's VMs ~2.8 s of system time per GB, against ~0.2 s direct: ``dd`` with and
+    without ``oflag=direct``), more than all of the encoding.  Where the filesystem refuses
+    ``O_DIRECT`` (tmpfs, some network filesystems) or a direct write fails, the rest is written
+    normally; the bytes are the same either way.
+
+    ``fh``: the open file (append mode), at its end; ``tail``: the file's bytes after its last
+    block boundary (the header's end), rewritten with the first block."""
+
+    def __init__(self, fh: BinaryIO, tail: bytes) -> None:
+        self.fh = fh
+        self.fd: int | None = None
+        size = fh.tell()
+        if len(tail) != size % _BLOCK:
+            raise ValueError("tail must be the bytes after the file's last block boundary")
+        try:
+            self.fd = os.open(fh.name, os.O_WRONLY | os.O_DIRECT | getattr(os, "O_CLOEXEC", 0))
+        except (AttributeError, OSError):  # no O_DIRECT here: write through the file object
+            return
+        import mmap
+
+        self.stage = mmap.mmap(-1, _STAGE)  # page-aligned
+        self.base = size - len(tail)          # the file offset of stage[0], block-aligned
+        self.stage[:len(tail)] = tail
+        self.n = len(tail)
+
+    def write(self, mv: memoryview) -> None:
+        if self.fd is None:
+            while mv:
+                mv = mv[self.fh.write(mv):]
+            return
+        while mv:
+            k = min(len(mv), _STAGE - self.n)
+            self.stage[self.n:self.n + k] = mv[:k]
+            self.n += k
+            mv = mv[k:]
+            if self.n == _STAGE:
+                self._flush(_STAGE)
+                if self.fd is None:  # fell back: the rest goes through the file object
+                    self.write(mv)
+                    return
+
+    def _flush(self, nbytes: int) -> None:
+        """Write ``stage[:nbytes]`` (whole blocks) directly; keep the rest staged."""
+        done = 0
+        with memoryview(self.stage) as view:
+            try:
+                while done < nbytes:
+                    done += os.pwrite(self.fd, view[done:nbytes], self.base + done)
+            except OSError:
+                failed = True
+            else:
+                failed = False
+        if failed:
+            self._fall_back(done)
+            return
+        rest = self.n - nbytes
+        self.stage[:rest] = self.stage[nbytes:self.n]
+        self.base += nbytes
+        self.n = rest
+
+    def _fall_back(self, done: int) -> None:
+        """Write the staged bytes from ``done`` on normally and stop using O_DIRECT."""
+        fd = os.open(self.fh.name, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            with memoryview(self.stage) as view:
+                off = done
+                while off < self.n:
+                    off += os.pwrite(fd, view[off:self.n], self.base + off)
+        finally:
+            os.close(fd)
+            os.close(self.fd)
+            self.fd = None
+            self.stage.close()
+
+    def close(self) -> None:
+        """Write what is staged (the last partial block normally)."""
+        if self.fd is None:
+            return
+        whole = self.n - self.n % _BLOCK
+        if whole:
+            self._flush(whole)
+        if self.fd is not None:
+            self._fall_back(0)
 
 
 class _Sink(threading.Thread):
     """Appends byte buffers to the output files in order and hashes them, off the main thread
     (file writes and sha256 release the GIL, so this overlaps with the encoding)."""
 
-    def __init__(self, files: list[tuple[BinaryIO, "hashlib._Hash"]]) -> None:
+    def __init__(self, files: list[tuple[BinaryIO, "hashlib._Hash"]], tails: list[bytes]) -> None:
         super().__init__(name="tmplc-gguf-writer", daemon=True)
         self.files = files
+        self.appenders = [_Appender(fh, tail) for (fh, _), tail in zip(files, tails)]
         self.queue: queue.Queue = queue.Queue(maxsize=16)
         self.error: BaseException | None = None
 
@@ -113,20 +206,23 @@ class _Sink(threading.Thread):
             if self.error is not None:
                 continue  # keep draining so that the producer never blocks
             idx, buf = item
-            fh, h = self.files[idx]
+            h = self.files[idx][1]
             try:
-                mv = memoryview(buf).cast("B")
-                while mv:
-                    n = fh.write(mv)
-                    mv = mv[n:]
+                self.appenders[idx].write(memoryview(buf).cast("B"))
                 h.update(memoryview(buf).cast("B"))
             except BaseException as exc:  # noqa: BLE001 -- re-raised by the producer
                 self.error = exc
 
     def finish(self) -> None:
-        """Wait for every queued buffer; the caller raises :attr:`error` if it has nothing better."""
+        """Wait for every queued buffer and write what is staged; the caller raises :attr:`error` if
+        it has nothing better."""
         self.queue.put(None)
         self.join()
+        for a in self.appenders:
+            try:
+                a.close()
+            except BaseException as exc:  # noqa: BLE001 -- re-raised by the producer
+                self.error = self.error or exc
 
 
 def _encode_chunk(block, src_dtype: str | None, ggmls: list[str], check_f16: bool):
@@ -190,6 +286,7 @@ def write_ggufs(paths: dict[str, Path], name: str, arch: "Architecture", vocab: 
     types: dict[str, list] = {}
     kv_cache: dict[int, bytes] = {}
     files: list[tuple[BinaryIO, "hashlib._Hash"]] = []
+    tails: list[bytes] = []
     align = 32
     try:
         for outtype in outs:
@@ -221,8 +318,10 @@ def write_ggufs(paths: dict[str, Path], name: str, arch: "Architecture", vocab: 
             fh = open(path, "ab", buffering=0)
             fh.write(pad)
             files.append((fh, hashlib.sha256(head + pad)))
+            whole = head + pad
+            tails.append(whole[len(whole) - len(whole) % _BLOCK:])
             types[outtype] = tl
-        _stream(arch, ck, adapter, outs, types, files, align, "F16" in paths, res, progress)
+        _stream(arch, ck, adapter, outs, types, files, tails, align, "F16" in paths, res, progress)
         for outtype, (fh, h) in zip(outs, files):
             res.sha256[outtype] = h.hexdigest()
     finally:
@@ -232,14 +331,14 @@ def write_ggufs(paths: dict[str, Path], name: str, arch: "Architecture", vocab: 
     return res
 
 
-def _stream(arch, ck, adapter, outs, types, files, align, check_f16, res, progress) -> None:
+def _stream(arch, ck, adapter, outs, types, files, tails, align, check_f16, res, progress) -> None:
     from tmplc.export.quantize import _torch
 
     torch = _torch()
     threads = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(1)  # parallel over chunks instead (restored below)
-    sink = _Sink(files)
+    sink = _Sink(files, tails)
     sink.start()
     pending: deque = deque()
     written = [0] * len(outs)

@@ -61,23 +61,25 @@ def apply_tools(st: Structure, node: "yaml.Node", value: Any,
         raise err("'tools' must be a mapping of ToolFormat fields or examples (see docs/tools.md)", node)
     at = _pairs(node)
     by_example = tools_example.is_example_form(value)
-    known = tools_example.EXAMPLE_KEYS + tools_example.SHARED_KEYS if by_example else KEYS
+    known = (tools_example.EXAMPLE_KEYS + tools_example.OPTIONAL_EXAMPLE_KEYS + tools_example.DECLARED_KEYS
+             if by_example else KEYS)
     for key, (knode, _) in at.items():
         if key not in known:
-            form = ("the by-example form (it cannot be mixed with ToolFormat fields but final_scope and "
-                    "string_arguments)" if by_example else "the field form")
+            form = ("the by-example form: the examples show the other ToolFormat fields, which cannot be declared "
+                    "beside them" if by_example else "the field form")
             raise err(f"unknown key {key!r} in 'tools' ({form}); known keys: {', '.join(known)}", knode)
     kw: dict[str, Any] = {}
-    if by_example:
-        kw.update(tools_example.tool_format_from_examples(
-            st, node, value, err, in_scalar or (lambda e, n, k: err(f"in tools.{k}: {e.message}", n))))
-        value = {k: v for k, v in value.items() if k in tools_example.SHARED_KEYS}
     for key in FRAGMENT_FIELDS:
         if key in value:
             if not isinstance(value[key], str):
                 raise err(f"tools.{key} must be a string (spec text: {{{{ and }}}} for braces, {{DATE=...}}, "
                           "{BOS}, {EOS})", at[key][1])
             kw[key] = _fragment(value[key], at[key][1], key, err, in_scalar)
+    if by_example:
+        kw.update(tools_example.tool_format_from_examples(
+            st, node, value, err, in_scalar or (lambda e, n, k: err(f"in tools.{k}: {e.message}", n)),
+            kw.get("system_prefix"), value.get("keep_default_system", True) is not False))
+        value = {k: v for k, v in value.items() if k in tools_example.DECLARED_KEYS}
     for key in TEXT_FIELDS + OPTIONAL_TEXT_FIELDS + ("placement",):
         if key in value:
             if not isinstance(value[key], str):

@@ -46,11 +46,14 @@ rules, each giving one field, so that any text the examples allow reads back one
 
 * ``json``: :data:`PROBE` written as the format writes JSON; the one :class:`JsonStyle` whose
   ``dumps(PROBE)`` is that text exactly (indent, separators, key order, ``ensure_ascii``).
-* ``list``: each example is the whole system block (its prefix and suffix as the spec shows
-  them) with ``{TOOL}`` twice; the first also has ``{SYSTEM}``.  The text between ``{SYSTEM}``
-  and the list is ``system_sep``.  Without a second example the system block must have a default
-  message (``{SYSTEM=...}``): the list then always follows a system message, and ``system_sep``
-  is empty (everything is ``list_prefix``).
+* ``list`` says where the list goes by what the examples hold.  In the system block
+  (``placement: system``): each example is the whole system block (its prefix, or the declared
+  ``system_prefix``, and its suffix as the spec shows them) with ``{TOOL}`` twice; the first also
+  has ``{SYSTEM}``.  The text between ``{SYSTEM}`` and the list is ``system_sep``.  Without a
+  second example the system block must have a default message (``{SYSTEM=...}``) that stays with
+  tools (``keep_default_system``): the list then always follows a system message, and
+  ``system_sep`` is empty (everything is ``list_prefix``).  In the first user turn (``placement: first_user``): one example, the whole first user turn (its
+  prefix and suffix as the spec shows them) with ``{TOOL}`` twice, then ``{INPUT}``.
 * ``calls``: the first example starts with ``{OUTPUT}`` (the answer's content) and shows two
   calls; the second shows one call and no content.  Its text before ``{NAME}`` is
   ``call_prefix``, between ``{NAME}`` and ``{ARGUMENTS}`` ``call_middle``, after ``{ARGUMENTS}``
@@ -61,8 +64,14 @@ rules, each giving one field, so that any text the examples allow reads back one
   longest prefix that the opening text also ends with.  Every split that reads the example back
   renders every list alike, so the choice is only a canonical name.
 
-Keys of the field form (``call_prefix: ...``) cannot be mixed with the examples, apart from
-``final_scope`` and ``string_arguments`` (what a JSON-string argument renders as).
+* ``call_json`` (optional): the probe object as the format writes a call's arguments, when that
+  differs from ``json``.
+
+What no example can show is declared beside the examples with the field form's keys
+(:data:`DECLARED_KEYS`: ``system_prefix``, ``empty_list``, ``keep_default_system``,
+``empty_system_counts``, ``string_arguments``, ``max_calls``, ``calls_alone``,
+``result_content``, ``final_scope``).  The keys the examples give (``call_prefix: ...``) cannot be
+mixed with them.
 """
 
 from __future__ import annotations
@@ -79,13 +88,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: the object a ``json:`` example writes: key order (``z`` before ``a``), a non-ASCII character, nesting
 PROBE = {"name": "é", "values": [1, {"z": None, "a": True}]}
-#: the keys of the by-example form
+#: the keys of the by-example form (``call_json`` optional)
 EXAMPLE_KEYS = ("json", "list", "calls", "results")
-#: field-form keys allowed beside the examples
-SHARED_KEYS = ("final_scope", "string_arguments")
-#: ToolFormat fields the examples do not show (they keep their defaults in the by-example form)
-NOT_SHOWN = ("placement", "system_prefix", "empty_list", "keep_default_system", "empty_system_counts", "call_json",
-             "max_calls", "calls_alone", "result_content")
+OPTIONAL_EXAMPLE_KEYS = ("call_json",)
+#: field-form keys declared beside the examples: what the format does, which no example shows
+DECLARED_KEYS = ("final_scope", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
+                 "empty_system_counts", "max_calls", "calls_alone", "result_content")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -147,9 +155,9 @@ class _Example:
         return out + [cur]
 
 
-def _literal(frag: Fragment, what: str, ex: _Example) -> str:
+def _literal(frag: Fragment, what: str, ex: _Example, where: str = "system block") -> str:
     if not all(isinstance(p, Text) for p in frag):
-        raise ex.fail(f"the by-example form needs a system block {what} of literal text only; "
+        raise ex.fail(f"the by-example form needs a {where} {what} of literal text only; "
                       "declare the ToolFormat fields instead (docs/tools.md)")
     return "".join(p.value for p in frag)
 
@@ -167,18 +175,28 @@ def _repeat_split(open_: str, between: str, close: str, ex: _Example) -> tuple[s
                   f"the text after the last must start with the ending ({close!r})")
 
 
-def _list_fields(st: Structure, examples: list[_Example]) -> dict[str, str]:
-    sb = st.system
+def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragment | None,
+                 keep_default_system: bool) -> dict[str, Any]:
+    """The list's fields and its placement: the system block (``{SYSTEM}``) or the first user turn
+    (``{INPUT}``), as the examples show it."""
     ex = examples[0]
+    if any(a.kind == "INPUT" for a in ex.atoms):
+        return _first_user_fields(st, examples)
+    sb = st.system
     if sb is None or sb.placement != "standalone":
         raise ex.fail("a tool list in the system block needs a standalone system block ({SYSTEM} before the "
-                      "first user turn)")
-    prefix, suffix = _literal(sb.prefix, "prefix", ex), _literal(sb.suffix, "suffix", ex)
+                      "first user turn); a list in the first user turn is shown with {TOOL}, {TOOL}, {INPUT}")
+    if system_prefix is not None:
+        prefix = _literal(system_prefix, "prefix (the declared system_prefix)", ex)
+    else:
+        prefix = _literal(sb.prefix, "prefix", ex)
+    suffix = _literal(sb.suffix, "suffix", ex)
+    what = "the declared system_prefix" if system_prefix is not None else "the system block's prefix as the spec shows it"
 
     def block(e: _Example, names: tuple[str, ...]) -> list[str]:
         p = e.pieces(names)
         if not p[0].startswith(prefix):
-            raise e.fail(f"the example must start with the system block's prefix as the spec shows it ({prefix!r})")
+            raise e.fail(f"the example must start with {what} ({prefix!r})")
         if not p[-1].endswith(suffix):
             raise e.fail(f"the example must end with the system block's suffix as the spec shows it ({suffix!r})")
         p[0] = p[0][len(prefix):]
@@ -188,8 +206,9 @@ def _list_fields(st: Structure, examples: list[_Example]) -> dict[str, str]:
     head, sep_and_open, between, close = block(ex, ("SYSTEM", "TOOL", "TOOL"))
     if head:
         raise ex.fail(f"text between the system block's prefix and {{SYSTEM}} ({head!r}) is not the spec's prefix")
+    always_system = sb.default is not None and keep_default_system
     if len(examples) > 1:
-        if sb.default is not None:
+        if always_system:
             raise examples[1].fail("the system block has a default message, so the list always follows a system "
                                    "message: show only the example with {SYSTEM}")
         open_, b2, c2 = block(examples[1], ("TOOL", "TOOL"))
@@ -200,13 +219,33 @@ def _list_fields(st: Structure, examples: list[_Example]) -> dict[str, str]:
             raise ex.fail(f"the text after {{SYSTEM}} ({sep_and_open!r}) must end with the list's opening as the "
                           f"second example shows it ({open_!r}): the text before it is what separates them")
         system_sep = sep_and_open[:len(sep_and_open) - len(open_)]
-    elif sb.default is None:
+    elif not always_system:
         raise ex.fail("show the system block twice: with {SYSTEM} and without it (a list of two examples); the "
                       "second says where the text separating a system message from the list ends")
     else:
         system_sep, open_ = "", sep_and_open
     list_prefix, item_prefix, item_suffix, list_suffix = _repeat_split(open_, between, close, ex)
     return dict(system_sep=system_sep, list_prefix=list_prefix, item_prefix=item_prefix,
+                item_suffix=item_suffix, list_suffix=list_suffix)
+
+
+def _first_user_fields(st: Structure, examples: list[_Example]) -> dict[str, Any]:
+    ex = examples[0]
+    if len(examples) != 1:
+        raise examples[1].fail("a list in the first user turn is shown once (the turn with {TOOL}, {TOOL}, {INPUT})")
+    if st.system is not None and st.system.placement != "standalone":
+        raise ex.fail("a list in the first user turn needs a standalone system block or none (this spec puts the "
+                      "system message inside the first user turn): declare the ToolFormat fields instead")
+    prefix, suffix = _literal(st.user.prefix, "prefix", ex, "user turn"), \
+        _literal(st.user.suffix, "suffix", ex, "user turn")
+    p = ex.pieces(("TOOL", "TOOL", "INPUT"))
+    if not p[0].startswith(prefix):
+        raise ex.fail(f"the example must start with the user turn's prefix as the spec shows it ({prefix!r})")
+    if p[-1] != suffix:
+        raise ex.fail(f"after {{INPUT}} comes the user turn's suffix as the spec shows it ({suffix!r}), "
+                      f"not {p[-1]!r}")
+    list_prefix, item_prefix, item_suffix, list_suffix = _repeat_split(p[0][len(prefix):], p[1], p[2], ex)
+    return dict(placement="first_user", list_prefix=list_prefix, item_prefix=item_prefix,
                 item_suffix=item_suffix, list_suffix=list_suffix)
 
 
@@ -239,9 +278,10 @@ def _result_fields(ex: _Example) -> dict[str, Any]:
 
 
 def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err: Err,
-                              in_scalar: InScalar) -> dict[str, Any]:
+                              in_scalar: InScalar, system_prefix: Fragment | None = None,
+                              keep_default_system: bool = True) -> dict[str, Any]:
     """The ToolFormat fields the examples of a ``tools:`` mapping show (``value``, read from the
-    YAML mapping ``node``)."""
+    YAML mapping ``node``; ``system_prefix``: the declared one, which a system-block example starts with)."""
     import yaml
 
     at = {k.value: (k, v) for k, v in node.value}
@@ -260,56 +300,70 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
             raise err(f"tools.{key} must be {want} (examples of spec text)", n)
         return [_Example(x, xn, key, in_scalar, err) for x, xn in items]
 
-    jnode = at["json"][1]
-    if not isinstance(value["json"], str):
-        raise err("tools.json must be, in the by-example form, the probe object as the format writes it: "
-                  + JsonStyle().dumps(PROBE), jnode)
-    style = json_style_of(value["json"])
-    if style is None:
-        raise err("tools.json: not the probe object " + JsonStyle().dumps(PROBE) + " as json.dumps writes it with "
-                  "some indent, separators, key order and ensure_ascii (formats writing JSON another way, e.g. "
-                  "Go's encoding/json escaping '<', cannot be modelled)", jnode)
-    kw["json"] = style
-    kw.update(_list_fields(st, examples("list", (1, 2))))
+    for key in ("json",) + tuple(k for k in OPTIONAL_EXAMPLE_KEYS if k in value):
+        jnode = at[key][1]
+        if not isinstance(value[key], str):
+            raise err(f"tools.{key} must be, in the by-example form, the probe object as the format writes it: "
+                      + JsonStyle().dumps(PROBE), jnode)
+        style = json_style_of(value[key])
+        if style is None:
+            raise err(f"tools.{key}: not the probe object " + JsonStyle().dumps(PROBE) + " as json.dumps writes it "
+                      "with some indent, separators, key order and ensure_ascii (formats writing JSON another way, "
+                      "e.g. Go's encoding/json escaping '<', cannot be modelled)", jnode)
+        kw[key] = style
+    kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system))
     kw.update(_call_fields(examples("calls", (2,))))
     kw.update(_result_fields(examples("results", (1,))[0]))
     return kw
 
 
 def examples_of(st: Structure) -> dict[str, Any]:
-    """The by-example ``tools:`` section of ``st`` (whose system block is literal text): what the
-    format renders for each example, written as spec text.  Reading it back gives a ToolFormat
-    that renders every conversation alike (the split of a list's repeated text is canonical)."""
+    """The by-example ``tools:`` section of ``st`` (whose system block, or first user turn for a
+    list there, is literal text): what the format renders for each example, written as spec text,
+    and the declared keys.  Reading it back gives a ToolFormat that renders every conversation
+    alike (the split of a list's repeated text is canonical)."""
+    from tmplc.spec.tools import tools_data
     from tmplc.spec.vocabulary import escape
 
     tf, sb = st.tools, st.system
-    if tf is None or sb is None or not all(isinstance(p, Text) for p in sb.prefix + sb.suffix):
-        raise ValueError("examples need a tool format with a system block of literal text")
-    beyond = [f for f in NOT_SHOWN if getattr(tf, f) != getattr(ToolFormat(), f)]
-    if beyond:
-        raise ValueError(f"the by-example form cannot show {', '.join(beyond)}: declare this format's fields")
-    prefix, suffix = "".join(p.value for p in sb.prefix), "".join(p.value for p in sb.suffix)
+    if tf is None:
+        raise ValueError("examples need a tool format")
     e = escape
+
+    def literal(frag: Fragment, what: str) -> str:
+        if not all(isinstance(p, Text) for p in frag):
+            raise ValueError(f"examples need a {what} of literal text")
+        return "".join(p.value for p in frag)
 
     def items(ph: str, before: str, after: str) -> str:
         return e(before) + ph + e(after)
 
-    def block(with_system: bool) -> str:
-        tools = items("{TOOL}", tf.item_prefix, tf.item_suffix) * 2
-        head = "{SYSTEM}" + e(tf.system_sep) if with_system else ""
-        return e(prefix) + head + e(tf.list_prefix) + tools + e(tf.list_suffix) + e(suffix)
+    tools = e(tf.list_prefix) + items("{TOOL}", tf.item_prefix, tf.item_suffix) * 2 + e(tf.list_suffix)
+    if tf.placement == "first_user":
+        lists = [e(literal(st.user.prefix, "user turn prefix")) + tools + "{INPUT}"
+                 + e(literal(st.user.suffix, "user turn suffix"))]
+    else:
+        if sb is None:
+            raise ValueError("examples of a list in the system block need a system block")
+        prefix = literal(sb.prefix if tf.system_prefix is None else tf.system_prefix, "system block prefix")
+        suffix = literal(sb.suffix, "system block suffix")
 
+        def block(with_system: bool) -> str:
+            head = "{SYSTEM}" + e(tf.system_sep) if with_system else ""
+            return e(prefix) + head + tools + e(suffix)
+
+        lists = [block(True)] if sb.default is not None and tf.keep_default_system else [block(True), block(False)]
     call = items("{NAME}", tf.call_prefix, "") + e(tf.call_middle) + "{ARGUMENTS}" + e(tf.call_suffix)
     result = items("{RESULT}", tf.result_prefix, tf.result_suffix)
     run = (e(tf.results_open) + result * 2 + e(tf.results_close) if tf.grouped
            else (e(tf.results_open) + result + e(tf.results_close)) * 2)
-    out: dict[str, Any] = {}
-    if st.final_scope == "after_user_reasoning":
-        out["final_scope"] = st.final_scope
+    declared = {k: v for k, v in (tools_data(st) or {}).items() if k in DECLARED_KEYS}
+    out: dict[str, Any] = {k: declared.pop(k) for k in ("final_scope", "system_prefix") if k in declared}
     out["json"] = tf.json.dumps(PROBE)
-    out["list"] = [block(True)] if sb.default is not None else [block(True), block(False)]
+    if tf.call_json is not None:
+        out["call_json"] = tf.call_json.dumps(PROBE)
+    out["list"] = lists
     out["calls"] = ["{OUTPUT}" + e(tf.content_sep) + call + e(tf.call_sep) + call, call]
     out["results"] = run
-    if tf.string_arguments != "verbatim":
-        out["string_arguments"] = tf.string_arguments
+    out.update(declared)
     return out
