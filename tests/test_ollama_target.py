@@ -199,9 +199,9 @@ def test_registry_is_not_empty() -> None:
 def test_registry_entries_ollama_cannot_carry_are_refused() -> None:
     refused = sorted(set(registry) - set(REGISTRY))
     assert refused == ["deepseek-r1", "granite-4.0-tools", "granite-4.1-tools", "llama-3.1-tools", "llama-3.2-tools",
-                       "qwen2.5-tools", "qwen3-thinking", "qwen3-tools"]
+                       "mistral-v7-tekken-tools", "qwen2.5-tools", "qwen3-thinking", "qwen3-tools"]
     # a tool format is refused for its JSON first (Ollama's encoding/json cannot write tojson's layout)
-    for name in ("granite-4.0-tools", "granite-4.1-tools", "qwen2.5-tools", "qwen3-tools"):
+    for name in ("granite-4.0-tools", "granite-4.1-tools", "mistral-v7-tekken-tools", "qwen2.5-tools", "qwen3-tools"):
         with pytest.raises(TargetError, match=r"tools, tool calls and tool results.*encoding/json.*\(', ', ': '\)"):
             to_ollama(registry[name], allow_untrimmed=True)
     # Llama 3.1's tool list is tojson(indent=4): Python's indented layout, which Go's encoding/json cannot write

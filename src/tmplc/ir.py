@@ -441,7 +441,7 @@ class JsonStyle:
 
 STRING_ARGUMENTS = ("verbatim", "json")
 #: where the tool list goes (``ToolFormat.placement``)
-TOOL_PLACEMENTS = ("system", "first_user")
+TOOL_PLACEMENTS = ("system", "first_user", "last_user")
 #: how a tool result's content renders (``ToolFormat.result_content``)
 RESULT_CONTENTS = ("verbatim", "json")
 
@@ -451,8 +451,9 @@ class ToolFormat:
     """How a format renders tools: the tool list, assistant tool calls and tool results.
 
     The tool list (``tools=[...]`` beside the messages) is ``list_prefix + (item_prefix +
-    json(tool) + item_suffix) per tool + list_suffix``; each tool is serialised whole
-    (``{"type": "function", "function": {...}}``) by ``json``.  Where it goes (``placement``):
+    json(tool) + item_suffix) per tool, separated by item_sep + list_suffix``; each tool is
+    serialised whole (``{"type": "function", "function": {...}}``) by ``json`` (Mistral's
+    ``tools|tojson`` is ``[`` + items separated by ``", "`` + ``]``).  Where it goes (``placement``):
 
     * ``"system"``: into the standalone system block; when tools are given, the block is rendered
       even without a system message, as ``system.prefix + [system content + system_sep] + list +
@@ -460,6 +461,8 @@ class ToolFormat:
     * ``"first_user"``: into the first user turn, between the user prefix and the user content
       (Llama 3.1's ``tools_in_user_message``).  With tools, the first message after the system
       message must be a user message (MessageError otherwise, or when there is none).
+    * ``"last_user"``: right before the last user message's turn (before its prefix; Mistral's
+      ``[AVAILABLE_TOOLS]``).  With tools, the conversation needs a user message.
 
     ``system_prefix`` (None: unchanged): with tools, the system block's prefix is this fragment
     instead of ``system.prefix`` (Llama 3.1 adds ``Environment: ipython`` to its system header;
@@ -475,13 +478,16 @@ class ToolFormat:
     An assistant message's tool calls render after its content, before its suffix:
     ``content_sep`` (only when the answer, as the earlier-answer rule renders it, is not empty),
     then per call ``call_prefix + name + call_middle + arguments + call_suffix``, calls separated
-    by ``call_sep``.  Arguments given as a JSON string render as given (``string_arguments``); as
+    by ``call_sep``; with ``call_id_prefix`` (None: no id), ``call_id_prefix + id`` follows the
+    name, and every call needs its ``id`` (a string; Mistral's ``[CALL_ID]``).  Arguments given as a JSON string render as given (``string_arguments``); as
     an object, by ``call_json`` (None: ``json``).  ``max_calls`` (0: no limit): an answer with more
     calls is a MessageError (Llama 3.1: "only supports single tool-calls at once").
     ``calls_alone``: the template renders an answer with tool calls without its content, so an
     answer with calls whose content renders non-empty is a MessageError (never dropped silently).
 
-    A ``role: "tool"`` message renders ``result_prefix + content + result_suffix``, the content as
+    A ``role: "tool"`` message renders ``result_prefix + content + result_suffix`` (with
+    ``result_id_suffix``, None: no id, ``result_prefix + tool_call_id + result_id_suffix + content +
+    result_suffix``: every result needs its ``tool_call_id``, a string), the content as
     given (``result_content="verbatim"``) or as a JSON string literal (``"json"``: the template pipes
     it through ``tojson``, with ``call_json``'s style); a run of consecutive tool messages is opened by
     ``results_open`` and closed by ``results_close`` (``grouped``; otherwise each result is opened
@@ -497,14 +503,17 @@ class ToolFormat:
     list_prefix: str = ""
     item_prefix: str = ""
     item_suffix: str = ""
+    item_sep: str = ""
     list_suffix: str = ""
     content_sep: str = ""
     call_prefix: str = ""
+    call_id_prefix: str | None = None
     call_middle: str = ""
     call_suffix: str = ""
     call_sep: str = ""
     results_open: str = ""
     result_prefix: str = ""
+    result_id_suffix: str | None = None
     result_suffix: str = ""
     results_close: str = ""
     grouped: bool = True
@@ -535,7 +544,11 @@ class ToolFormat:
                              "a first_user tool list has none")
         if self.call_json == self.json:
             _set(self, call_json=None)  # one value per meaning
-        if self.item_suffix and self.list_prefix.endswith(self.item_suffix):
+        if not self.grouped and not self.results_open and not self.results_close:
+            _set(self, grouped=True)  # nothing opens or closes a run: one value per meaning
+        if self.placement != "system":  # about a list in the system block: one value per meaning
+            _set(self, keep_default_system=True, empty_system_counts=False)
+        if self.item_suffix and not self.item_sep and self.list_prefix.endswith(self.item_suffix):
             # LP (P j S)* LS == LP[:-len(S)] (S+P j)* S+LS: one value per meaning, the text between
             # items goes before each item (as the converter reads it)
             k = len(self.item_suffix)

@@ -194,6 +194,25 @@ def tool_calls(message: dict, index: int) -> list[tuple[str, object]]:
     return out
 
 
+def call_id(message: dict, index: int, k: int) -> str:
+    """The id of an answer's ``k``-th tool call (a format that renders call ids needs it)."""
+    c = message["tool_calls"][k]
+    cid = c.get("id") if isinstance(c, dict) else None
+    if not isinstance(cid, str):
+        raise MessageError(index, f"tool_calls[{k}] has no id: this format renders each call's id (give "
+                           "every call an \"id\" string, and each tool result the same \"tool_call_id\")")
+    return cid
+
+
+def result_id(message: dict, index: int) -> str:
+    """A tool result's ``tool_call_id`` (a format that renders it needs it)."""
+    rid = message.get("tool_call_id")
+    if not isinstance(rid, str):
+        raise MessageError(index, "this format renders the id of the call a tool result answers: give the tool "
+                           "message a \"tool_call_id\" string (the call's \"id\")")
+    return rid
+
+
 def content_of(message: dict) -> str:
     """A message's content (``""`` for a tool-call-only answer whose content is None)."""
     c = message.get("content")
@@ -259,6 +278,18 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     tf = st.tools if st.tools is not None and st.tools.given(tools) else None
     in_system = tf is not None and tf.placement == "system"  # the tool list goes in the system block
     first_user: int | None = None  # the user message that holds the tool list (placement first_user)
+    last_user: int | None = None   # the user message the tool list goes before (placement last_user)
+    if tf is not None and tf.placement == "last_user":
+        last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+        if last_user is None:
+            raise MessageError(None, f"format {fmt.name!r} puts the tools before the last user message, but the "
+                               "conversation has no user message")
+        same = next((j for j in range(last_user) if messages[j]["role"] == "user"
+                     and content_of(messages[j]) == content_of(messages[last_user])), None)
+        if same is not None:  # Mistral's template compares messages by value: the list would go before both
+            raise MessageError(same, f"format {fmt.name!r} puts the tools before the last user message, and this "
+                               "earlier user message has the same content (its template renders the list before "
+                               "each such message): make their contents differ")
     if tf is not None and tf.placement == "first_user":
         first_user = 1 if messages and messages[0]["role"] == "system" else 0
         if first_user >= len(messages):
@@ -301,8 +332,8 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     def tool_list() -> Iterator[Event]:
         yield Event("system", "prefix", None, False,
                     fragment=fragment([tf.system_sep if has_system and in_system else "", tf.list_prefix]))
-        for t in tools:
-            yield Event("system", "prefix", None, False, fragment=fragment([tf.item_prefix]))
+        for k, t in enumerate(tools):
+            yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))
             yield Event("system", "content", None, False, text=tf.json.dumps(t))
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_suffix]))
         yield Event("system", "prefix", None, False, fragment=fragment([tf.list_suffix]))
@@ -315,6 +346,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                 content_of(m), message_reasoning(m)) else "")
             yield Event("assistant", "call", i, True, fragment=fragment([sep, t.call_prefix]))
             yield Event("assistant", "call_content", i, True, text=name)
+            if t.call_id_prefix is not None:
+                yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_prefix]))
+                yield Event("assistant", "call_content", i, True, text=call_id(m, i, k))
             yield Event("assistant", "call", i, True, fragment=fragment([t.call_middle]))
             yield Event("assistant", "call_content", i, True, text=t.arguments(args))
             yield Event("assistant", "call", i, True, fragment=fragment([t.call_suffix]))
@@ -348,6 +382,8 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
         role = messages[i]["role"]
         if role == "user":
             turn = st.user
+            if i == last_user:
+                yield from tool_list()
             yield Event("user", "prefix", i, False, fragment=turn.prefix)
             if inline_pending:
                 yield from system_block()
@@ -388,6 +424,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             end = not t.grouped or i == last or messages[i + 1]["role"] != "tool"
             yield Event("tool", "prefix", i, False,
                         fragment=fragment([t.results_open if first else "", t.result_prefix]))
+            if t.result_id_suffix is not None:
+                yield Event("tool", "prefix", i, False, text=result_id(messages[i], i))
+                yield Event("tool", "prefix", i, False, fragment=fragment([t.result_id_suffix]))
             if t.result_content == "verbatim":
                 yield Event("tool", "content", i, False, rule=IDENTITY)
             else:

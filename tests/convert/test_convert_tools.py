@@ -175,16 +175,29 @@ def test_llama32_tool_part_keeps_todays_date_in_the_system_header():
         assert day.strftime("%d %b %Y") in real
 
 
+def test_mistral_small_tool_part_is_recovered_exactly():
+    """Mistral Small 3.2: [AVAILABLE_TOOLS] before the last user message as a JSON array (items
+    joined by ', '), [TOOL_CALLS]name[CALL_ID]id[ARGS]arguments, [TOOL_RESULTS]id[TOOL_CONTENT]...:
+    the recovered format is the registry's mistral-v7-tekken-tools (proven against the same
+    template in tests/tools/test_real_tool_templates.py); the template's demand that user and
+    assistant turns alternate is in the notes."""
+    conv, *_ = converted("llamacpp-Mistral-Small-3.2-24B-Instruct-2506")
+    assert conv.tools == "exact", conv.tools_status
+    assert conv.format.structure == registry["mistral-v7-tekken-tools"].structure
+    tf = conv.format.structure.tools
+    assert (tf.placement, tf.item_sep, tf.call_id_prefix, tf.result_id_suffix) == \
+        ("last_user", ", ", "[CALL_ID]", "[TOOL_CONTENT]")
+    assert any("alternate" in n for n in conv.tools_notes)
+
+
 #: corpus templates whose tool layout the IR cannot carry -> words the refusal must contain
-#: (read off the templates: LFM2 writes the list as a JSON array, Apriel-1.5 `{{ tools }}` as
-#: Python's str, DeepSeek-V3 never reads `tools`, Mistral-Small puts [AVAILABLE_TOOLS] before the
-#: last user message, QwQ tests the raw content before a call's separator, Reka-Edge drops the
-#: separator after a content ending with a newline)
+#: (read off the templates: LFM2 never renders an answer's tool_calls, Apriel-1.5 `{{ tools }}` as
+#: Python's str, DeepSeek-V3 never reads `tools`, QwQ tests the raw content before a call's
+#: separator, Reka-Edge drops the separator after a content ending with a newline)
 REFUSED = {
-    "llamacpp-LFM2-8B-A1B": "joins tools with ', '",
+    "llamacpp-LFM2-8B-A1B": "does not render an answer's tool calls",
     "llamacpp-unsloth-Apriel-1.5": "str(dict)",
     "npm-deepseek_v3": "does not render it",
-    "llamacpp-Mistral-Small-3.2-24B-Instruct-2506": "2nd user message",
     "llamacpp-Qwen-QwQ-32B": "verification on tool conversations",
     "llamacpp-Reka-Edge": "verification on tool conversations",
 }

@@ -89,6 +89,7 @@ def tool_conversations(draw, max_exchanges: int = 3, reasoning: bool = True):
     ``reasoning=False``: no ``reasoning_content`` (for formats that render none)."""
     tools = draw(st.lists(tool_defs(), max_size=3))
     names = [t["function"]["name"] for t in tools]
+    with_ids = draw(st.booleans())  # OpenAI-style ids: each call's "id", each result's "tool_call_id"
     msgs: list[dict] = []
     if draw(st.booleans()):
         msgs.append({"role": "system", "content": draw(plain_content)})
@@ -96,9 +97,15 @@ def tool_conversations(draw, max_exchanges: int = 3, reasoning: bool = True):
         msgs.append({"role": "user", "content": draw(plain_content)})
         for _ in range(draw(st.integers(0, 2))):
             a = draw(answer(names, calls=True, reasoning=reasoning))
+            ids = [f"call_{len(msgs)}_{k}" for k in range(len(a.get("tool_calls", [])))]
+            if with_ids and ids:
+                a["tool_calls"] = [{**c, "id": i} for c, i in zip(a["tool_calls"], ids)]
             msgs.append(a)
-            for _ in range(len(a.get("tool_calls", [])) or draw(st.integers(0, 1))):
-                msgs.append({"role": "tool", "content": draw(result_text)})
+            for k in range(len(a.get("tool_calls", [])) or draw(st.integers(0, 1))):
+                r = {"role": "tool", "content": draw(result_text)}
+                if with_ids and ids:
+                    r["tool_call_id"] = ids[k]
+                msgs.append(r)
         if draw(st.integers(0, 3)):
             msgs.append(draw(answer(names, calls=False, reasoning=reasoning)))
     if msgs[-1]["role"] == "system":
@@ -115,3 +122,35 @@ def one_call_answers(msgs: list[dict]) -> list[dict]:
     shaped = [{**m, "tool_calls": [c if "function" in c else {"type": "function", "function": c}
                                    for c in m["tool_calls"]]} if m.get("tool_calls") else m for m in msgs]
     return one_call_per_answer(shaped)
+
+
+def mistral_shaped(msgs: list[dict]) -> list[dict]:
+    """``msgs`` as Mistral Small 3.2's template takes them: calls in transformers' shape with
+    9-character ids, each tool result answering one of them (``tool_call_id``), no content beside
+    calls (the template drops it), roles alternating user/assistant after the system message
+    (tool messages and answers with calls aside: the template raises otherwise; messages that
+    would break it are left out), and no earlier user message equal to the last one (the
+    template compares messages by value)."""
+    out: list[dict] = []
+    expected, ids, n = "user", [], 0
+    for m in msgs:
+        if m["role"] == "system":
+            out.append(m)
+        elif m["role"] == "tool":
+            out.append({**m, "tool_call_id": ids[len(out) % len(ids)] if ids else "000000000"})
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            calls = []
+            for c in m["tool_calls"]:
+                n += 1
+                f = c["function"] if "function" in c else c
+                calls.append({"id": f"c{n:08d}", "type": "function", "function": f})
+            ids = [c["id"] for c in calls]
+            out.append({**m, "content": "", "tool_calls": calls})
+        elif m["role"] == expected:
+            out.append(m)
+            expected = "assistant" if expected == "user" else "user"
+    users = [i for i, m in enumerate(out) if m["role"] == "user"]
+    for i in users[:-1]:
+        if out[i] == out[users[-1]]:
+            out[i] = {**out[i], "content": out[i]["content"] + " (earlier)"}
+    return out

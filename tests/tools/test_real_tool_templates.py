@@ -24,7 +24,7 @@ from tmplc.registry import registry
 from tmplc.targets.conventions import strip_leading_bos
 
 from conftest import load_tokenizer, missing_fixture
-from tools.strategies_tools import one_call_answers, tool_conversations
+from tools.strategies_tools import mistral_shaped, one_call_answers, tool_conversations
 from tools.test_llamacpp_tools import _driver, _has_float
 from tools.test_qwen3_tools_real import AGENT, WEATHER
 
@@ -39,9 +39,13 @@ ENTRIES = {
     # no Granite tokenizer among the fixtures: qwen3's tokenises both renders alike (ids compared)
     "granite-4.0-tools": ("llamacpp-ibm-granite-granite-4.0.jinja", "qwen3", False),
     "granite-4.1-tools": ("llamacpp-ibm-granite-granite-4.1.jinja", "qwen3", False),
+    # today's date in its default system prompt; no Tekken tokenizer among the fixtures: llama2's
+    # (<s>, </s>) tokenises both renders alike (ids compared)
+    "mistral-v7-tekken-tools": ("llamacpp-Mistral-Small-3.2-24B-Instruct-2506.jinja", "llama2", False),
 }
 #: entry -> how a conversation is fitted to what its real template can render
-FIT = {"llama-3.1-tools": one_call_answers, "llama-3.2-tools": one_call_answers}
+FIT = {"llama-3.1-tools": one_call_answers, "llama-3.2-tools": one_call_answers,
+       "mistral-v7-tekken-tools": mistral_shaped}
 
 
 def _fit(entry: str, msgs: list[dict]) -> list[dict]:
@@ -124,3 +128,26 @@ def test_string_arguments_json_renders_a_json_string_literal():
     out = registry["qwen2.5-tools"].render(msgs)
     assert '{"name": "f", "arguments": "{\\"a\\":1}"}' in out
     check("qwen2.5-tools", [(msgs, None, False)])
+
+
+def test_mistral_refuses_an_earlier_user_message_like_the_last():
+    """Mistral Small 3.2's template puts the tool list before every user message equal to the last
+    one (it compares messages by value): the real template renders it twice here; tmplc's format
+    and its HF template refuse (a MessageError naming the earlier message) rather than render one
+    of the two readings."""
+    import tmplc
+
+    fmt = registry["mistral-v7-tekken-tools"]
+    tok = load_tokenizer("llama2")
+    msgs = [{"role": "user", "content": "go on"}, {"role": "assistant", "content": "a"},
+            {"role": "user", "content": "go on"}]
+    tools = [WEATHER]
+    real = tok.apply_chat_template(msgs, tokenize=False, tools=tools, chat_template=_real_template("mistral-v7-tekken-tools"))
+    assert real.count("[AVAILABLE_TOOLS]") == 2
+    with pytest.raises(tmplc.MessageError, match="same content") as e:
+        fmt.render(msgs, tools=tools)
+    assert e.value.index == 0
+    with pytest.raises(Exception, match="same content"):
+        tok.apply_chat_template(msgs, tokenize=False, tools=tools, chat_template=fmt.to_jinja())
+    msgs[0]["content"] = "go on, please"
+    check("mistral-v7-tekken-tools", [(msgs, tools, False), (msgs, tools, True)])

@@ -25,7 +25,7 @@ from tools.strategies_tools import tool_conversations
 from tools.test_tool_formats import _text
 
 #: fields whose split of repeated text is canonical in the examples (renders alike, names may differ)
-SPLIT_FIELDS = {"system_sep", "list_prefix", "item_prefix", "item_suffix", "list_suffix", "results_open",
+SPLIT_FIELDS = {"system_sep", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix", "results_open",
                 "result_prefix", "result_suffix", "results_close", "grouped"}
 QWEN3 = tmplc.load("qwen3-tools")
 QWEN25 = tmplc.load("qwen2.5-tools")
@@ -235,24 +235,25 @@ def test_every_tool_field_is_shown_by_an_example_or_declared():
     """A ToolFormat field added later is either read from the examples or declared beside them."""
     from tmplc.spec.tools_example import DECLARED_KEYS, OPTIONAL_EXAMPLE_KEYS
 
-    shown = {"json", "placement", "system_sep", "list_prefix", "item_prefix", "item_suffix", "list_suffix",
-             "content_sep", "call_prefix", "call_middle", "call_suffix", "call_sep", "results_open", "result_prefix",
-             "result_suffix", "results_close", "grouped"}
+    shown = {"json", "placement", "system_sep", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix",
+             "content_sep", "call_prefix", "call_id_prefix", "call_middle", "call_suffix", "call_sep", "results_open",
+             "result_prefix", "result_id_suffix", "result_suffix", "results_close", "grouped"}
     assert {f.name for f in fields(ToolFormat)} == shown | set(OPTIONAL_EXAMPLE_KEYS) | (set(DECLARED_KEYS) - {"final_scope"})
 
 
 TOOL_ENTRIES = [n for n in registry if registry[n].structure.tools is not None]
 
 
-def test_the_registry_has_tool_entries_of_both_placements():
-    assert {registry[n].structure.tools.placement for n in TOOL_ENTRIES} == {"system", "first_user"}
+def test_the_registry_has_tool_entries_of_every_placement():
+    assert {registry[n].structure.tools.placement for n in TOOL_ENTRIES} == {"system", "first_user", "last_user"}
     assert len(TOOL_ENTRIES) >= 6
 
 
 @pytest.mark.parametrize("name", TOOL_ENTRIES)
 def test_every_registry_tool_entry_reads_back_from_its_examples(name):
-    """Every tool entry (both placements, declared system_prefix with a date, call_json,
-    max_calls, calls_alone, result_content, keep_default_system, empty_system_counts) written by
+    """Every tool entry (every placement, declared system_prefix with a date, call_json, item_sep,
+    call and result ids, max_calls, calls_alone, result_content, keep_default_system,
+    empty_system_counts) written by
     example reads back: the same fields but the canonical split of repeated text, and the same
     render of random tool conversations (with and without the generation prompt)."""
     fmt = registry[name]

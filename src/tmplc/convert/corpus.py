@@ -263,7 +263,8 @@ def fresh_tool_conversations(n: int = 40, seed: int = 77031, string_arguments: b
                              ) -> list[tuple[list[dict], list | None, bool]]:
     """(messages, tools, add_generation_prompt) the converter never saw (its own generator and
     seed differ from :func:`tmplc.convert.tools.tool_verification_cases`): agent loops with 1-2
-    calls per answer (transformers' call shape, with an id), 1-2 results, tools None/[]/1-2."""
+    calls per answer (transformers' call shape, with a 9-character id), 1-2 results (each with the
+    ``tool_call_id`` of its call), tools None/[]/1-2."""
     rng = random.Random(seed)
 
     def text() -> str:
@@ -280,6 +281,7 @@ def fresh_tool_conversations(n: int = 40, seed: int = 77031, string_arguments: b
                                                  "parameters": {"type": "object", "properties": props}}}
 
     out = []
+    ids = iter(range(10**8))
     for _ in range(n):
         tools = rng.choice([None, [], [tool()], [tool(), tool()]])
         msgs: list[dict] = [{"role": "system", "content": text()}] if rng.random() < 0.4 else []
@@ -287,12 +289,12 @@ def fresh_tool_conversations(n: int = 40, seed: int = 77031, string_arguments: b
             msgs.append({"role": "user", "content": text() or "hi"})
             if rng.random() < 0.7:
                 args = [{f"a{k}": value() for k in range(rng.randint(0, 2))} for _ in range(rng.randint(1, 2))]
-                calls = [{"id": f"c{k}", "type": "function",
+                calls = [{"id": f"i{next(ids):08d}", "type": "function",
                           "function": {"name": rng.choice(["get", "calc"]),
                                        "arguments": json.dumps(a) if string_arguments and rng.random() < 0.3 else a}}
-                         for k, a in enumerate(args)]
+                         for a in args]
                 msgs.append({"role": "assistant", "content": rng.choice(["", text()]), "tool_calls": calls})
-                msgs += [{"role": "tool", "content": text()} for _ in calls]
+                msgs += [{"role": "tool", "content": text(), "tool_call_id": c["id"]} for c in calls]
             if rng.random() < 0.7:
                 msgs.append({"role": "assistant", "content": text()})
         out.append((msgs, tools, rng.random() < 0.5))
@@ -305,7 +307,7 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
     sandbox, ``fmt.render(tools=...)`` and ``fmt.to_jinja()`` through transformers —, else the first
     difference.  ``conv`` (the JinjaConversion): where it notes that the template raises on string
     arguments, the conversations give arguments as objects only."""
-    from tmplc.convert.tools import one_call_per_answer
+    from tmplc.convert.tools import ALTERNATE_NOTE, alternate_turns, distinct_last_user, one_call_per_answer
     from tmplc.errors import MessageError
     from tmplc.jinja_env import render_template
 
@@ -316,8 +318,14 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
         for msgs, tools, gen in fresh_tool_conversations(n, string_arguments=strings):
             if fmt.structure.system is None and msgs and msgs[0]["role"] == "system":
                 msgs = msgs[1:]
-            if tf is not None and (tf.max_calls or tf.calls_alone):
+            if tf is not None and tf.max_calls:
                 msgs = one_call_per_answer(msgs)
+            elif tf is not None and tf.calls_alone:  # the template drops an answer's content beside calls
+                msgs = [{**m, "content": ""} if m.get("tool_calls") else m for m in msgs]
+            if conv is not None and ALTERNATE_NOTE in conv.tools_notes:
+                msgs = alternate_turns(msgs)
+            if tf is not None and tf.placement == "last_user":
+                msgs = distinct_last_user(msgs)
             try:
                 mine = fmt.render(msgs, gen, tools=tools, date=day)
             except MessageError as e:

@@ -91,7 +91,11 @@ CALL_NAME_1, CALL_NAME_2 = "cAll1qZmX", "cAll2qZmX"
 RESULT_1, RESULT_2 = "rEs1qZmX", "rEs2qZmX"
 
 
-def _call(name: str, args: Any, id_: str = "cAllidqZmX") -> dict:
+#: the probe calls' ids: 9 alphanumeric characters (Mistral's templates raise on any other)
+CALL_ID_1, CALL_ID_2 = "cId1qZmXa", "cId2qZmXa"
+
+
+def _call(name: str, args: Any, id_: str = CALL_ID_1) -> dict:
     """A call in transformers' (OpenAI's) shape, with an ``id`` as such conversations carry."""
     return {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
 
@@ -151,12 +155,12 @@ def _a(k: str | None, calls: list | None = None) -> dict:
     return m
 
 
-def _t(content: str) -> dict:
-    return {"role": "tool", "content": content}
+def _t(content: str, call_id: str = CALL_ID_1) -> dict:
+    return {"role": "tool", "content": content, "tool_call_id": call_id}
 
 
 SYS = {"role": "system", "content": SENT["system"]}
-C1, C2 = _call(CALL_NAME_1, ARGS_1, "cAllid1qZmX"), _call(CALL_NAME_2, ARGS_2, "cAllid2qZmX")
+C1, C2 = _call(CALL_NAME_1, ARGS_1, CALL_ID_1), _call(CALL_NAME_2, ARGS_2, CALL_ID_2)
 PROBES: dict[str, tuple[list[dict], Any]] = {
     "list1:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1]),
     "list2:sys": ([SYS, _u("user1"), _a("assistant1"), _u("user2")], [TOOL_1, TOOL_2]),
@@ -170,13 +174,21 @@ PROBES: dict[str, tuple[list[dict], Any]] = {
     "call1:str": ([_u("user1"), _a("assistant1", [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
     "call1:str:alone": ([_u("user1"), _a(None, [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
     "result1": ([_u("user1"), _a("assistant1", [C1]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
-    "result2": ([_u("user1"), _a("assistant1", [C1, C2]), _t(RESULT_1), _t(RESULT_2), _a("assistant2"),
+    "result2": ([_u("user1"), _a("assistant1", [C1, C2]), _t(RESULT_1), _t(RESULT_2, CALL_ID_2), _a("assistant2"),
                  _u("user3")], None),
     # for templates that drop an answer's content beside its calls, or take one call per answer
     "result1:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
-    "result2:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _t(RESULT_2), _a("assistant2"), _u("user3")],
-                      None),
+    "result2:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _t(RESULT_2, CALL_ID_2), _a("assistant2"),
+                       _u("user3")], None),
+    # a user message right after a result: templates that want user/assistant turns to alternate
+    # (tool messages and answers with calls aside) raise on it (Mistral)
+    "result1:user": ([_u("user1"), _a("assistant1", [C1]), _t(RESULT_1), _u("user3")], None),
+    "result1:user:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _u("user3")], None),
 }
+#: the call probes without the user message after the answer (":end"): for templates that raise on
+#: a user message right after an answer with calls (Mistral: user and assistant turns alternate)
+CALL_PROBES = ("call1", "call1:empty", "call2", "call2:alone", "call1:str", "call1:str:alone")
+PROBES.update({n + ":end": (PROBES[n][0][:-1], PROBES[n][1]) for n in CALL_PROBES})
 
 
 def _ordinal(n: int) -> str:
@@ -220,9 +232,8 @@ def _inserted(probe: str, base: str, at: int, what: str, msgs: list[dict], marke
                   f"differs from the text format's (first difference at character {k}: "
                   f"{_show(probe[max(0, k - 20):k + 40])} where the text-only conversation has "
                   f"{_show(base[max(0, k - 20):k + 40])}); the IR places the tool list after the system "
-                  "message in its block or before the first user message's content, calls after the answer's "
-                  "content and results in turns of their own (Mistral puts [AVAILABLE_TOOLS] before the last "
-                  "user message)")
+                  "message in its block, before the first user message's content or right before the last user "
+                  "message's turn, calls after the answer's content and results in turns of their own")
 
 
 def _split(mid: str, left: str, right: str, longest: bool = False) -> tuple[str, str] | None:
@@ -264,9 +275,12 @@ class _Results(dict):
         return dict.__getitem__(self, name)[0] == "ok"
 
 
-def _list_items(x1: str, x2: str) -> tuple[JsonStyle, str, str, str, str]:
+def _list_items(x1: str, x2: str) -> tuple[JsonStyle, str, str, str, str, str]:
     """The tool list's text with one tool (``x1``) and two (``x2``) -> (JSON style, the text before
-    the first item, item_prefix, item_suffix, list_suffix)."""
+    the first item, item_prefix, item_suffix, item_sep, list_suffix).  The text between two items
+    is an item's suffix and the next one's prefix where it splits so; otherwise the longest prefix
+    the opening also ends with, the longest suffix the closing also starts with, and between them
+    a separator (a JSON array's ``", "``)."""
     style = _json_style(x1, TOOL_1, "the tool list")
     j1, j2 = style.dumps(TOOL_1), style.dumps(TOOL_2)
     if x1.count(j1) != 1:
@@ -277,12 +291,15 @@ def _list_items(x1: str, x2: str) -> tuple[JsonStyle, str, str, str, str]:
                       f"{_show(x1, 160)}, two {_show(x2, 160)}")
     mid = x2[len(pre + j1):len(x2) - len(j2 + post)]
     parts = _split(mid, pre, post)
-    if parts is None:
-        raise _refuse(f"the tool list: joins tools with {_show(mid)}, which is neither the text after each tool "
-                      "nor the text before it (e.g. a JSON array's ', '); the IR gives each tool a prefix and a "
-                      "suffix")
-    item_suffix, item_prefix = parts
-    return style, pre[:len(pre) - len(item_prefix)], item_prefix, item_suffix, post[len(item_suffix):]
+    if parts is not None:
+        item_suffix, item_prefix = parts
+        sep = ""
+    else:
+        n = next(n for n in range(min(len(pre), len(mid)), -1, -1) if pre.endswith(mid[len(mid) - n:]))
+        item_prefix, rest = mid[len(mid) - n:], mid[:len(mid) - n]
+        m = next(m for m in range(min(len(post), len(rest)), -1, -1) if post.startswith(rest[:m]))
+        item_suffix, sep = rest[:m], rest[m:]
+    return style, pre[:len(pre) - len(item_prefix)], item_prefix, item_suffix, sep, post[len(item_suffix):]
 
 
 def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
@@ -291,9 +308,9 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
     st = fmt.structure
     msgs, _ = PROBES["list1:sys"]
     base = fmt.render(msgs, date=DATE_1)
-    first_user = _read_first_user(fmt, res, base)
-    if first_user is not None:
-        return first_user
+    in_user = _read_first_user(fmt, res, base) or _read_last_user(fmt, res, base)
+    if in_user is not None:
+        return in_user
     if st.system is None or st.system.placement != "standalone":
         raise _refuse("the tool list: the text format has no standalone system block (the template raises on a "
                       "system message, or places it in the first user turn); the IR puts the tool list in a "
@@ -305,8 +322,9 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
                       "expects the tools written into the system message); the IR writes the tool list into the "
                       "system block whenever tools are given")
     x2 = _inserted(res["list2:sys"], base, at, "the tool list (two tools)", msgs, TOOL_1["function"]["name"])
-    style, head, item_prefix, item_suffix, list_suffix = _list_items(x1, x2)
-    tf = ToolFormat(json=style, item_prefix=item_prefix, item_suffix=item_suffix, list_suffix=list_suffix)
+    style, head, item_prefix, item_suffix, item_sep, list_suffix = _list_items(x1, x2)
+    tf = ToolFormat(json=style, item_prefix=item_prefix, item_suffix=item_suffix, item_sep=item_sep,
+                    list_suffix=list_suffix)
     return _list_split(fmt, res, tf, head)
 
 
@@ -383,9 +401,9 @@ def _read_first_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None
     x2 = got2[1]
     sb = fmt.structure.system
     header = None if changed is None else _dated(changed, sb.prefix)
-    style, list_prefix, item_prefix, item_suffix, list_suffix = _list_items(x1, x2)
+    style, list_prefix, item_prefix, item_suffix, item_sep, list_suffix = _list_items(x1, x2)
     tf = ToolFormat(json=style, placement="first_user", system_prefix=header, list_prefix=list_prefix,
-                    item_prefix=item_prefix, item_suffix=item_suffix, list_suffix=list_suffix)
+                    item_prefix=item_prefix, item_suffix=item_suffix, item_sep=item_sep, list_suffix=list_suffix)
     if header is not None and any(isinstance(p, DateToken) for p in header) and res.ok("list1:sys@date2"):
         msgs, _ = PROBES["list1:sys"]
         got = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_2)
@@ -393,12 +411,18 @@ def _read_first_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None
             raise _refuse(f"the tool list in the first user message: the system header with tools "
                           f"{_show(changed, 160)} does not follow the date as the header without tools does "
                           f"(on {DATE_2}: {_show(res['list1:sys@date2'], 200)})")
+    return _user_turn_checks(fmt, res, tf, base, "in the first user message")
+
+
+def _user_turn_checks(fmt: ChatFormat, res: dict, tf: ToolFormat, base: str, where: str) -> ToolFormat:
+    """A list in a user turn: ``empty_list`` when ``tools=[]`` renders the list without items, and
+    the conversation without a system message rendered as the template does."""
     msgs, _ = PROBES["list0:sys"]
     if res.ok("list0:sys") and res["list0:sys"] != base:  # tools=[] still renders the list's text
         tf = replace(tf, empty_list=True)
         got0 = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(msgs, tools=[], date=DATE_1)
         if got0 != res["list0:sys"]:
-            raise _refuse(f"the tool list in the first user message: tools=[] renders "
+            raise _refuse(f"the tool list {where}: tools=[] renders "
                           f"{_show(res['list0:sys'], 200)}, which is neither the conversation without tools nor "
                           f"the list without items {_show(got0, 200)}")
     nmsgs, _ = PROBES["list1:nosys"]
@@ -407,10 +431,44 @@ def _read_first_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None
         want, k = res["list1:nosys"], 0
         while k < min(len(got), len(want)) and got[k] == want[k]:
             k += 1
-        raise _refuse(f"the tool list in the first user message, without a system message: the template renders "
+        raise _refuse(f"the tool list {where}, without a system message: the template renders "
                       f"{_show(want[max(0, k - 30):k + 50])} where the format gives "
                       f"{_show(got[max(0, k - 30):k + 50])}")
     return tf
+
+
+def _read_last_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
+    """The tool list right before the last user message's turn (Mistral's ``[AVAILABLE_TOOLS]``):
+    the text inserted before that turn's first piece.  None when the list is not there."""
+    msgs, _ = PROBES["list1:sys"]
+    last = max(i for i, m in enumerate(msgs) if m["role"] == "user")
+    at, off = None, 0
+    for seg in fmt.segments(msgs, date=DATE_1):
+        if seg.message_index == last:
+            at = off
+            break
+        off += len(seg.text)
+    if at is None:
+        return None
+    marker = TOOL_1["function"]["name"]
+
+    def inserted(probe: str) -> str | None:
+        if probe[:at] == base[:at] and probe.endswith(base[at:]) and len(probe) > len(base):
+            x = probe[at:len(probe) - len(base) + at]
+            return x if marker in x else None
+        return None
+
+    x1 = inserted(res["list1:sys"])
+    if x1 is None:
+        return None
+    x2 = inserted(res["list2:sys"])
+    if x2 is None:
+        raise _refuse(f"the tool list before the last user message: two tools do not render there as one tool's "
+                      f"layout repeated: {_show(res['list2:sys'], 200)}")
+    style, list_prefix, item_prefix, item_suffix, item_sep, list_suffix = _list_items(x1, x2)
+    tf = ToolFormat(json=style, placement="last_user", list_prefix=list_prefix, item_prefix=item_prefix,
+                    item_suffix=item_suffix, item_sep=item_sep, list_suffix=list_suffix)
+    return _user_turn_checks(fmt, res, tf, base, "before the last user message")
 
 
 def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolFormat:
@@ -462,48 +520,68 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     ``call_json``."""
 
     def inserted(name: str) -> str:
-        msgs, _ = PROBES[name]
+        msgs, _ = PROBES[name + end]
         plain = [{k: v for k, v in m.items() if k != "tool_calls"} for m in msgs]
         base = fmt.render(plain, date=DATE_1)
-        at = _segment_end(fmt, plain, 1, ("prefix", "lead", "content"))
+        try:
+            at = _segment_end(fmt, plain, 1, ("prefix", "lead", "content"))
+        except ConversionRefused:  # an empty answer with no prefix or lead: right after the user turn
+            at = _segment_end(fmt, plain, 0, ("prefix", "content", "suffix"))
         return _inserted(res[name], base, at, f"a tool call ({name})", msgs, CALL_NAME_1)
 
+    if not res.ok("call1:empty") and res.ok("call1:empty:end"):  # no user message right after calls
+        res = _Results({n: dict.__getitem__(res, n + ":end") for n in CALL_PROBES})
+        end = ":end"
+    else:
+        end = ""
     # content beside calls dropped (Llama 3.1's template), or refused (tmplc's own targets raise): the
     # format refuses such answers either way
     calls_alone = not res.ok("call1") or (SENT["assistant1"] not in res["call1"] and res["call1"] == res["call1:empty"])
     y = inserted("call1:empty" if calls_alone else "call1")
-    if "cAllid" in y:
-        raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}); the IR renders a call's "
-                      "name and arguments only")
     i = y.find(CALL_NAME_1)
+    if not y:
+        raise _refuse("a tool call: the template does not render an answer's tool calls (the answer renders alike "
+                      "with and without them); the IR renders them")
     if i < 0:
         raise _refuse(f"a tool call: the call's name does not show in {_show(y, 160)}")
+    k = y.find(CALL_ID_1)
     styles = [tf.json] + [s for s in JSON_STYLES if s != tf.json]  # the list's style first
-    found = next(((s, j) for s in styles if (j := y.find(s.dumps(ARGS_1), i + len(CALL_NAME_1))) >= 0), None)
+    after = max(i + len(CALL_NAME_1), k + len(CALL_ID_1) if k >= 0 else 0)
+    found = next(((s, j) for s in styles if (j := y.find(s.dumps(ARGS_1), after)) >= 0), None)
     if found is None:
         if str(ARGS_1) in y:
             raise _refuse(f"a tool call: its arguments are written as Python's str(dict): {_show(y, 160)}; the IR "
                           "writes JSON")
+        if k >= 0 and any(s.dumps(ARGS_1) in y for s in styles):
+            raise _refuse(f"a tool call: the template renders the call's id after its arguments "
+                          f"({_show(y, 160)}); the IR renders it between the name and the arguments")
         raise _refuse(f"a tool call: the arguments object is not written as json.dumps after the name: "
                       f"{_show(y, 160)}")
     style, j = found
     a1 = style.dumps(ARGS_1)
-    head, middle, tail = y[:i], y[i + len(CALL_NAME_1):j], y[j + len(a1):]
+    if k >= 0 and not (i + len(CALL_NAME_1) <= k and k + len(CALL_ID_1) <= j):
+        raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}) elsewhere than between "
+                      "its name and its arguments, where the IR renders it")
+    id_prefix = y[i + len(CALL_NAME_1):k] if k >= 0 else None
+    head = y[:i]
+    middle = y[k + len(CALL_ID_1):j] if k >= 0 else y[i + len(CALL_NAME_1):j]
+    tail = y[j + len(a1):]
+    cid1 = "" if k < 0 else id_prefix + CALL_ID_1
     ye = y if calls_alone else inserted("call1:empty")
-    one = CALL_NAME_1 + middle + a1 + tail
+    one = CALL_NAME_1 + cid1 + middle + a1 + tail
     if not ye.endswith(one) or not head.endswith(ye[:len(ye) - len(one)]):
         raise _refuse(f"a tool call in an answer without content renders {_show(ye, 160)}, not the call as after "
                       f"content {_show(y, 160)} less a separator")
     call_prefix = ye[:len(ye) - len(one)]
     content_sep = head[:len(head) - len(call_prefix)]
-    fields = dict(call_json=style, content_sep=content_sep, call_prefix=call_prefix, call_middle=middle,
-                  call_suffix=tail, calls_alone=calls_alone)
+    fields = dict(call_json=style, content_sep=content_sep, call_prefix=call_prefix, call_id_prefix=id_prefix,
+                  call_middle=middle, call_suffix=tail, calls_alone=calls_alone)
     two_probe = "call2:alone" if calls_alone else "call2"
     if not res.ok(two_probe):
         fields["max_calls"] = 1  # the template raises on a second call: so does the format (MessageError)
     else:
         y2 = inserted(two_probe)
-        two = CALL_NAME_2 + middle + style.dumps(ARGS_2) + tail
+        two = CALL_NAME_2 + ("" if k < 0 else id_prefix + CALL_ID_2) + middle + style.dumps(ARGS_2) + tail
         if not (y2.startswith(y) and y2.endswith(two)) or len(y2) < len(y) + len(two):
             raise _refuse(f"two tool calls do not render as one call's layout repeated: {_show(y2, 200)}")
         between = y2[len(y):len(y2) - len(two)]
@@ -515,7 +593,7 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     if not res.ok(str_probe):  # the template refuses arguments given as a string
         return replace(tf, **fields), False
     ys = inserted(str_probe)
-    around = ((call_prefix if calls_alone else head) + CALL_NAME_1 + middle, tail)
+    around = ((call_prefix if calls_alone else head) + CALL_NAME_1 + cid1 + middle, tail)
     if ys == around[0] + ARGS_STR + around[1]:
         string_arguments = "verbatim"
     elif ys == around[0] + style.dumps(ARGS_STR) + around[1]:
@@ -549,6 +627,14 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
 
     alone = ":alone" if tf.calls_alone or tf.max_calls == 1 else ""
     z1, _ = around("result1" + alone, RESULT_1)
+    z2, _ = around("result2" + alone, RESULT_1 + RESULT_2)
+    ids = CALL_ID_1 in z1
+    if ids:  # the id of the call a result answers: read the layout with a mark in its place
+        z1 = z1.replace(CALL_ID_1, _ID_MARK)
+        z2 = z2.replace(CALL_ID_1, _ID_MARK).replace(CALL_ID_2, _ID_MARK)
+        if z1.count(_ID_MARK) != 1 or z2.count(_ID_MARK) != 2:
+            raise _refuse(f"a tool result: the id of the call it answers shows {z1.count(_ID_MARK)} times in "
+                          f"{_show(z1, 160)}")
     if z1.count(RESULT_1) != 1:
         raise _refuse(f"a tool result: its content shows {z1.count(RESULT_1)} times in {_show(z1, 160)}")
     zo, zc = z1.split(RESULT_1)
@@ -558,19 +644,30 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
         tf = replace(tf, result_content="json")
         zo, zc = zo[:len(zo) - quoted.index(RESULT_1)], zc[len(quoted) - quoted.index(RESULT_1) - len(RESULT_1):]
         r1, r2 = quoted, tf.call_style.dumps(RESULT_2)
-    z2, _ = around("result2" + alone, RESULT_1 + RESULT_2)
     if not (z2.startswith(zo + r1) and z2.endswith(r2 + zc)) or len(z2) < len(zo + r1 + r2 + zc):
         raise _refuse(f"two consecutive tool results do not render as one result's layout: {_show(z2, 200)}")
     mid = z2[len(zo + r1):len(z2) - len(r2 + zc)]
     if mid == zc + zo:
-        return replace(tf, result_prefix=zo, result_suffix=zc, grouped=False)
-    parts = _split(mid, zo, zc, longest=True)  # Granite's '|>' ends both: the result's own end is the longest
-    if parts is None:
-        raise _refuse(f"two consecutive tool results are joined by {_show(mid)}: neither each result's own "
-                      f"ending {_show(zc)} and opening {_show(zo)}, nor a split of them")
-    rs, rp = parts
-    return replace(tf, results_open=zo[:len(zo) - len(rp)], result_prefix=rp, result_suffix=rs,
-                   results_close=zc[len(rs):], grouped=True)
+        fields = dict(result_prefix=zo, result_suffix=zc, grouped=False)
+    else:
+        parts = _split(mid, zo, zc, longest=True)  # Granite's '|>' ends both: the result's own end is the longest
+        if parts is None:
+            raise _refuse(f"two consecutive tool results are joined by {_show(mid)}: neither each result's own "
+                          f"ending {_show(zc)} and opening {_show(zo)}, nor a split of them")
+        rs, rp = parts
+        fields = dict(results_open=zo[:len(zo) - len(rp)], result_prefix=rp, result_suffix=rs,
+                      results_close=zc[len(rs):], grouped=True)
+    if ids:
+        if fields["result_prefix"].count(_ID_MARK) != 1 or any(_ID_MARK in v for k, v in fields.items()
+                                                               if k != "result_prefix" and isinstance(v, str)):
+            raise _refuse(f"a tool result: the template renders the id of the call it answers ({_show(z1, 160)}) "
+                          "elsewhere than in each result's opening, before its content, where the IR renders it")
+        fields["result_prefix"], fields["result_id_suffix"] = fields["result_prefix"].split(_ID_MARK)
+    return replace(tf, **fields)
+
+
+#: stands for a call's id while a result's layout is read (no template renders it)
+_ID_MARK = "\x00iD\x00"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,7 +737,7 @@ def _random_args(rng: random.Random) -> Any:
 def _random_answer(rng: random.Random, calls: bool, reasoning: bool) -> dict:
     m: dict = {"role": "assistant", "content": _random_text(rng)}
     if calls:
-        m["tool_calls"] = [_call(rng.choice(_NAMES), _random_args(rng), f"call_{rng.randint(0, 999)}")
+        m["tool_calls"] = [_call(rng.choice(_NAMES), _random_args(rng), f"c{rng.randint(0, 10**8 - 1):08d}")
                            for _ in range(rng.randint(1, 3))]
         if rng.random() < 0.3:
             m["content"] = ""
@@ -652,14 +749,17 @@ def _random_answer(rng: random.Random, calls: bool, reasoning: bool) -> dict:
 
 
 def _fixed_agent(reasoning: bool) -> list[dict]:
-    a1 = {"role": "assistant", "content": "Let me check.", "tool_calls": [_call("get_weather", {"city": "Paris"})]}
+    a1 = {"role": "assistant", "content": "Let me check.",
+          "tool_calls": [_call("get_weather", {"city": "Paris"}, "call00001")]}
     if reasoning:
         a1["reasoning_content"] = "I should call the tool."
     return [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Weather in Paris?"}, a1,
-            {"role": "tool", "content": "{\"temp\": 21}"},
+            {"role": "tool", "content": "{\"temp\": 21}", "tool_call_id": "call00001"},
             {"role": "assistant", "content": "",
-             "tool_calls": [_call("get_weather", '{"city": "Lyon"}'), _call("search", {"q": "é"})]},
-            {"role": "tool", "content": "18"}, {"role": "tool", "content": "nothing found"},
+             "tool_calls": [_call("get_weather", '{"city": "Lyon"}', "call00002"),
+                            _call("search", {"q": "é"}, "call00003")]},
+            {"role": "tool", "content": "18", "tool_call_id": "call00002"},
+            {"role": "tool", "content": "nothing found", "tool_call_id": "call00003"},
             {"role": "assistant", "content": "21 °C in Paris, 18 in Lyon."},
             {"role": "user", "content": "Thanks"}, {"role": "assistant", "content": "You're welcome."}]
 
@@ -699,9 +799,10 @@ def tool_verification_cases(*, system: bool, reasoning: bool, string_arguments: 
             for _ in range(rng.randint(0, 2)):
                 a = _random_answer(rng, True, reasoning)
                 msgs.append(a)
-                for _ in range(rng.choice([len(a["tool_calls"]), len(a["tool_calls"]), 1, 2])):
-                    msgs.append({"role": "tool", "content": rng.choice([_random_text(rng),
-                                                                        json.dumps(_json_value(rng))])})
+                ids = [c["id"] for c in a["tool_calls"]]
+                for r in range(rng.choice([len(ids), len(ids), 1, 2])):
+                    msgs.append({"role": "tool", "content": rng.choice([_random_text(rng), json.dumps(_json_value(rng))]),
+                                 "tool_call_id": ids[r % len(ids)]})
             if rng.random() < 0.75:
                 msgs.append(_random_answer(rng, False, reasoning))
         gen = rng.random() < (0.3 if msgs[-1]["role"] == "assistant" else 0.7)
@@ -709,10 +810,44 @@ def tool_verification_cases(*, system: bool, reasoning: bool, string_arguments: 
     return cases
 
 
-def _fit_cases(cases: list[ToolCase], tf: ToolFormat) -> list[ToolCase]:
+#: the answer put before a user message for templates that want user and assistant turns to alternate
+ANSWER_BETWEEN = {"role": "assistant", "content": "Done: the results are in."}
+#: the conversion note of a template that wants user messages and answers to alternate
+ALTERNATE_NOTE = ("the template raises unless user messages and answers alternate (answers with calls and tool "
+                  "results aside); the format renders such conversations too (verified with an answer between them)")
+
+
+def alternate_turns(msgs: list[dict]) -> list[dict]:
+    """``msgs`` with an answer (:data:`ANSWER_BETWEEN`) before each user message that follows
+    another user message, answers with calls and tool messages aside (what Mistral's templates
+    take: they raise otherwise)."""
+    out: list[dict] = []
+    last_plain = None  # the role of the last user message or answer without calls
+    for m in msgs:
+        if m["role"] == "user" and last_plain == "user":
+            out.append(dict(ANSWER_BETWEEN))
+        if m["role"] == "user" or (m["role"] == "assistant" and not m.get("tool_calls")):
+            last_plain = m["role"]
+        out.append(m)
+    return out
+
+
+def distinct_last_user(msgs: list[dict]) -> list[dict]:
+    """``msgs`` with each earlier user message whose content equals the last user message's made
+    different (a ``last_user`` format refuses them: Mistral's template renders the list before each)."""
+    users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+    if not users:
+        return msgs
+    last = msgs[users[-1]].get("content")
+    return [{**m, "content": f"{m['content']} (earlier)"} if i in users[:-1] and m.get("content") == last else m
+            for i, m in enumerate(msgs)]
+
+
+def _fit_cases(cases: list[ToolCase], tf: ToolFormat, alternate: bool = False) -> list[ToolCase]:
     """The cases within what the template renders (it raises, and the format refuses, beyond):
-    at most ``max_calls`` calls per answer, and no content beside calls when ``calls_alone``."""
-    if not (tf.max_calls or tf.calls_alone):
+    at most ``max_calls`` calls per answer, and no content beside calls when ``calls_alone``;
+    ``alternate``: user messages and answers alternate (:func:`alternate_turns`)."""
+    if not (tf.max_calls or tf.calls_alone or alternate or tf.placement == "last_user"):
         return cases
     out = []
     for c in cases:
@@ -725,6 +860,10 @@ def _fit_cases(cases: list[ToolCase], tf: ToolFormat) -> list[ToolCase]:
                     m["content"] = ""
                     m.pop("reasoning_content", None)
             msgs.append(m)
+        if alternate:
+            msgs = alternate_turns(msgs)
+        if tf.placement == "last_user":
+            msgs = distinct_last_user(msgs)
         out.append(replace(c, messages=tuple(msgs)))
     return out
 
@@ -796,9 +935,13 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     except MessageError as e:  # pragma: no cover - the probes are conversations the text format renders
         raise _refuse(f"the text format cannot render a tool probe: {e}") from None
     cand = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta)
+    alone = ":alone" if tf.calls_alone or tf.max_calls == 1 else ""
+    alternate = res.ok("result1" + alone) and not res.ok("result1:user" + alone)
+    if alternate:
+        notes.append(ALTERNATE_NOTE)
     cases = _fit_cases(tool_verification_cases(system=fmt.structure.system is not None,
                                                reasoning=_renders_reasoning(fmt), string_arguments=string_args,
-                                               n_random=n_random, seed=seed), tf)
+                                               n_random=n_random, seed=seed), tf, alternate)
     results = run.run([run.job(c.msgs, c.tool_list, c.add_generation_prompt) for c in cases])
     first: ConversionRefused | None = None
     scopes = [cand.structure.final_scope] + [s for s in FINAL_SCOPES if s != cand.structure.final_scope]
@@ -823,8 +966,8 @@ _REFUSAL_KINDS = (
     ("the text part is refused", "the text part is refused"),
     ("the template fails on a tool probe", "the template raises on a tool probe"),
     ("today's date", "a date in the tool header that cannot be placed"),
-    ("renders it before the content", "tool list neither after the system message nor in the first user message "
-                                      "(before the system text, [AVAILABLE_TOOLS], own turn)"),
+    ("renders it before the content", "tool list elsewhere (before the system text, in a turn of its own, in "
+                                      "another user turn)"),
     ("does not render it", "tool list not rendered"),
     ("str(dict)", "Python str(dict), not JSON"),
     ("only each tool's 'function'", "only each tool's function object"),
@@ -854,5 +997,5 @@ def _describe_probe(name: str) -> str:
     return f"{roles}; tools: {len(tools) if tools else 'none'}"
 
 
-__all__ = ["JSON_STYLES", "one_call_per_answer", "refusal_kind", "TOOL_STATUSES", "ToolCase", "recover_tools",
+__all__ = ["ALTERNATE_NOTE", "alternate_turns", "distinct_last_user", "JSON_STYLES", "one_call_per_answer", "refusal_kind", "TOOL_STATUSES", "ToolCase", "recover_tools",
            "tool_verification_cases", "uses_tools", "verify_tools"]

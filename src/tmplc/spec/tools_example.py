@@ -53,12 +53,17 @@ rules, each giving one field, so that any text the examples allow reads back one
   second example the system block must have a default message (``{SYSTEM=...}``) that stays with
   tools (``keep_default_system``): the list then always follows a system message, and
   ``system_sep`` is empty (everything is ``list_prefix``).  In the first user turn (``placement: first_user``): one example, the whole first user turn (its
-  prefix and suffix as the spec shows them) with ``{TOOL}`` twice, then ``{INPUT}``.
+  prefix and suffix as the spec shows them) with ``{TOOL}`` twice, then ``{INPUT}``.  Before the
+  last user turn (declared ``placement: last_user``): one example, the list, then the whole turn.
+  Text between the two ``{TOOL}`` that no item prefix/suffix split reads back separates items
+  (``item_sep``: a JSON array's ``", "``).
 * ``calls``: the first example starts with ``{OUTPUT}`` (the answer's content) and shows two
   calls; the second shows one call and no content.  Its text before ``{NAME}`` is
   ``call_prefix``, between ``{NAME}`` and ``{ARGUMENTS}`` ``call_middle``, after ``{ARGUMENTS}``
   ``call_suffix``; the first example's remaining text gives ``content_sep`` and ``call_sep``.
 * ``results``: ``{RESULT}`` twice, the whole run as it renders.
+* ``{ID}``: a call's id right after each ``{NAME}`` (``call_id_prefix`` between them), and a
+  result's ``tool_call_id`` right before each ``{RESULT}`` (``result_id_suffix`` between them).
 * A list (``{TOOL}``) and a run (``{RESULT}``) are ``open + (prefix + item + suffix)* + close``;
   the two items fix the text between items, and the split of it into suffix and prefix is the
   longest prefix that the opening text also ends with.  Every split that reads the example back
@@ -68,7 +73,7 @@ rules, each giving one field, so that any text the examples allow reads back one
   differs from ``json``.
 
 What no example can show is declared beside the examples with the field form's keys
-(:data:`DECLARED_KEYS`: ``system_prefix``, ``empty_list``, ``keep_default_system``,
+(:data:`DECLARED_KEYS`: ``placement``, ``system_prefix``, ``empty_list``, ``keep_default_system``,
 ``empty_system_counts``, ``string_arguments``, ``max_calls``, ``calls_alone``,
 ``result_content``, ``final_scope``).  The keys the examples give (``call_prefix: ...``) cannot be
 mixed with them.
@@ -92,7 +97,7 @@ PROBE = {"name": "é", "values": [1, {"z": None, "a": True}]}
 EXAMPLE_KEYS = ("json", "list", "calls", "results")
 OPTIONAL_EXAMPLE_KEYS = ("call_json",)
 #: field-form keys declared beside the examples: what the format does, which no example shows
-DECLARED_KEYS = ("final_scope", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
+DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
                  "empty_system_counts", "max_calls", "calls_alone", "result_content")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
@@ -162,26 +167,41 @@ def _literal(frag: Fragment, what: str, ex: _Example, where: str = "system block
     return "".join(p.value for p in frag)
 
 
-def _repeat_split(open_: str, between: str, close: str, ex: _Example) -> tuple[str, str, str, str]:
-    """``open + (prefix + X + suffix)* + close`` from the text before, between and after two items:
-    (open, prefix, suffix, close), the prefix the longest that both ``open_`` and ``between`` end with."""
+def _repeat_split(open_: str, between: str, close: str, ex: _Example,
+                  sep_allowed: bool = False) -> tuple[str, str, str, str, str]:
+    """``open + prefix X suffix (sep prefix X suffix)* + close`` from the text before, between and
+    after two items: (open, prefix, suffix, sep, close).  Without a separator where one split
+    reads the example back: the prefix is the longest that both ``open_`` and ``between`` end
+    with.  Otherwise (``sep_allowed``) the prefix is the longest that both end with, the suffix the
+    longest that ``between`` and ``close`` start with (in what is left), and the rest separates."""
     for n in range(min(len(open_), len(between)), -1, -1):
         prefix = between[len(between) - n:]
         suffix = between[:len(between) - n]
         if open_.endswith(prefix) and close.startswith(suffix):
-            return open_[:len(open_) - n], prefix, suffix, close[len(suffix):]
+            return open_[:len(open_) - n], prefix, suffix, "", close[len(suffix):]
+    if sep_allowed:
+        n = next(n for n in range(min(len(open_), len(between)), -1, -1) if open_.endswith(between[len(between) - n:]))
+        rest = between[:len(between) - n]
+        m = next(m for m in range(min(len(close), len(rest)), -1, -1) if close.startswith(rest[:m]))
+        return open_[:len(open_) - n], between[len(between) - n:], rest[:m], rest[m:], close[m:]
     raise ex.fail(f"the text between the two items ({between!r}) is not an item's ending followed by the next "
                   f"one's beginning: the text before the first item must end with the beginning ({open_!r}) and "
                   f"the text after the last must start with the ending ({close!r})")
 
 
+def _list_split(open_: str, between: str, close: str, ex: _Example) -> dict[str, str]:
+    list_prefix, item_prefix, item_suffix, item_sep, list_suffix = _repeat_split(open_, between, close, ex, True)
+    return dict(list_prefix=list_prefix, item_prefix=item_prefix, item_suffix=item_suffix, item_sep=item_sep,
+                list_suffix=list_suffix)
+
+
 def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragment | None,
-                 keep_default_system: bool) -> dict[str, Any]:
-    """The list's fields and its placement: the system block (``{SYSTEM}``) or the first user turn
-    (``{INPUT}``), as the examples show it."""
+                 keep_default_system: bool, placement: str | None) -> dict[str, Any]:
+    """The list's fields and its placement: the system block (``{SYSTEM}``), the first user turn
+    (``{INPUT}``) or, where ``placement: last_user`` is declared, before the last user turn."""
     ex = examples[0]
-    if any(a.kind == "INPUT" for a in ex.atoms):
-        return _first_user_fields(st, examples)
+    if placement == "last_user" or (placement is None and any(a.kind == "INPUT" for a in ex.atoms)):
+        return _user_turn_fields(st, examples, placement or "first_user")
     sb = st.system
     if sb is None or sb.placement != "standalone":
         raise ex.fail("a tool list in the system block needs a standalone system block ({SYSTEM} before the "
@@ -224,39 +244,62 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
                       "second says where the text separating a system message from the list ends")
     else:
         system_sep, open_ = "", sep_and_open
-    list_prefix, item_prefix, item_suffix, list_suffix = _repeat_split(open_, between, close, ex)
-    return dict(system_sep=system_sep, list_prefix=list_prefix, item_prefix=item_prefix,
-                item_suffix=item_suffix, list_suffix=list_suffix)
+    return dict(system_sep=system_sep, **_list_split(open_, between, close, ex))
 
 
-def _first_user_fields(st: Structure, examples: list[_Example]) -> dict[str, Any]:
+def _user_turn_fields(st: Structure, examples: list[_Example], placement: str) -> dict[str, Any]:
+    """A list in the first user turn (the turn's prefix, the list, ``{INPUT}``, its suffix) or
+    before the last one (the list, then the turn)."""
     ex = examples[0]
+    where = "in the first user turn" if placement == "first_user" else "before the last user turn"
     if len(examples) != 1:
-        raise examples[1].fail("a list in the first user turn is shown once (the turn with {TOOL}, {TOOL}, {INPUT})")
+        raise examples[1].fail(f"a list {where} is shown once (with {{TOOL}}, {{TOOL}}, {{INPUT}})")
     if st.system is not None and st.system.placement != "standalone":
-        raise ex.fail("a list in the first user turn needs a standalone system block or none (this spec puts the "
+        raise ex.fail(f"a list {where} needs a standalone system block or none (this spec puts the "
                       "system message inside the first user turn): declare the ToolFormat fields instead")
     prefix, suffix = _literal(st.user.prefix, "prefix", ex, "user turn"), \
         _literal(st.user.suffix, "suffix", ex, "user turn")
-    p = ex.pieces(("TOOL", "TOOL", "INPUT"))
-    if not p[0].startswith(prefix):
+    open_, between, close, after = ex.pieces(("TOOL", "TOOL", "INPUT"))
+    if placement == "last_user" and not close.endswith(prefix):
+        raise ex.fail(f"a list {where}: the text before {{INPUT}} must end with the user turn's prefix as the "
+                      f"spec shows it ({prefix!r})")
+    if placement == "first_user" and not open_.startswith(prefix):
         raise ex.fail(f"the example must start with the user turn's prefix as the spec shows it ({prefix!r})")
-    if p[-1] != suffix:
-        raise ex.fail(f"after {{INPUT}} comes the user turn's suffix as the spec shows it ({suffix!r}), "
-                      f"not {p[-1]!r}")
-    list_prefix, item_prefix, item_suffix, list_suffix = _repeat_split(p[0][len(prefix):], p[1], p[2], ex)
-    return dict(placement="first_user", list_prefix=list_prefix, item_prefix=item_prefix,
-                item_suffix=item_suffix, list_suffix=list_suffix)
+    if after != suffix:
+        raise ex.fail(f"after {{INPUT}} comes the user turn's suffix as the spec shows it ({suffix!r}), not {after!r}")
+    if placement == "last_user":
+        fields = _list_split(open_, between, close[:len(close) - len(prefix)], ex)
+    else:
+        fields = _list_split(open_[len(prefix):], between, close, ex)
+    return dict(placement=placement, **fields)
 
 
-def _call_fields(examples: list[_Example]) -> dict[str, str]:
+def _has(ex: _Example, kind: str) -> bool:
+    return any(a.kind == kind for a in ex.atoms)
+
+
+def _call_fields(examples: list[_Example]) -> dict[str, Any]:
+    """The call layout; with ``{ID}`` after each ``{NAME}``, the call's id (``call_id_prefix``)."""
     two, one = examples
-    head, a, m1, b, m2, c = two.pieces(("OUTPUT", "NAME", "ARGUMENTS", "NAME", "ARGUMENTS"))
+    ids = _has(one, "ID")
+    call = ("NAME", "ID", "ARGUMENTS") if ids else ("NAME", "ARGUMENTS")
+    p = two.pieces(("OUTPUT",) + call + call)
+    q = one.pieces(call)
+    if ids:  # drop the id's piece, keeping its text apart: name, [id prefix], id, middle
+        head, a, id1, m1, b, id2, m2, c = p
+        call_prefix, id_prefix, middle, call_suffix = q
+        if not (id1 == id2 == id_prefix):
+            raise two.fail(f"the text between {{NAME}} and {{ID}} differs between the calls ({id1!r}, {id2!r}, "
+                           f"{id_prefix!r})")
+    else:
+        head, a, m1, b, m2, c = p
+        call_prefix, middle, call_suffix = q
+        id_prefix = None
     if head:
         raise two.fail(f"the example starts with the answer's content: nothing before {{OUTPUT}} ({head!r})")
-    call_prefix, middle, call_suffix = one.pieces(("NAME", "ARGUMENTS"))
+    after = "{ID}" if ids else "{NAME}"
     if not (m1 == m2 == middle):
-        raise two.fail(f"the text between {{NAME}} and {{ARGUMENTS}} differs between the calls ({m1!r}, {m2!r}, "
+        raise two.fail(f"the text between {after} and {{ARGUMENTS}} differs between the calls ({m1!r}, {m2!r}, "
                        f"{middle!r})")
     if c != call_suffix:
         raise two.fail(f"the calls end differently ({c!r} here, {call_suffix!r} in the one-call example)")
@@ -266,20 +309,29 @@ def _call_fields(examples: list[_Example]) -> dict[str, str]:
     if not (b.startswith(call_suffix) and b.endswith(call_prefix) and len(b) >= len(call_suffix) + len(call_prefix)):
         raise two.fail(f"the text between the calls ({b!r}) must be a call's ending ({call_suffix!r}), then the "
                        f"separator, then a call's beginning ({call_prefix!r})")
-    return dict(content_sep=a[:len(a) - len(call_prefix)], call_prefix=call_prefix, call_middle=middle,
-                call_suffix=call_suffix, call_sep=b[len(call_suffix):len(b) - len(call_prefix)])
+    return dict(content_sep=a[:len(a) - len(call_prefix)], call_prefix=call_prefix, call_id_prefix=id_prefix,
+                call_middle=middle, call_suffix=call_suffix, call_sep=b[len(call_suffix):len(b) - len(call_prefix)])
 
 
 def _result_fields(ex: _Example) -> dict[str, Any]:
-    open_, between, close = ex.pieces(("RESULT", "RESULT"))
-    results_open, result_prefix, result_suffix, results_close = _repeat_split(open_, between, close, ex)
-    return dict(results_open=results_open, result_prefix=result_prefix, result_suffix=result_suffix,
-                results_close=results_close, grouped=True)
+    """A run of two results; with ``{ID}`` before each ``{RESULT}``, the id of the call it answers
+    (``result_id_suffix``: the text between them)."""
+    if _has(ex, "ID"):
+        open_, s1, between, s2, close = ex.pieces(("ID", "RESULT", "ID", "RESULT"))
+        if s1 != s2:
+            raise ex.fail(f"the text between {{ID}} and {{RESULT}} differs between the results ({s1!r}, {s2!r})")
+        id_suffix: str | None = s1
+    else:
+        open_, between, close = ex.pieces(("RESULT", "RESULT"))
+        id_suffix = None
+    results_open, result_prefix, result_suffix, _, results_close = _repeat_split(open_, between, close, ex)
+    return dict(results_open=results_open, result_prefix=result_prefix, result_id_suffix=id_suffix,
+                result_suffix=result_suffix, results_close=results_close, grouped=True)
 
 
 def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err: Err,
                               in_scalar: InScalar, system_prefix: Fragment | None = None,
-                              keep_default_system: bool = True) -> dict[str, Any]:
+                              keep_default_system: bool = True, placement: str | None = None) -> dict[str, Any]:
     """The ToolFormat fields the examples of a ``tools:`` mapping show (``value``, read from the
     YAML mapping ``node``; ``system_prefix``: the declared one, which a system-block example starts with)."""
     import yaml
@@ -311,7 +363,7 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
                       "with some indent, separators, key order and ensure_ascii (formats writing JSON another way, "
                       "e.g. Go's encoding/json escaping '<', cannot be modelled)", jnode)
         kw[key] = style
-    kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system))
+    kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system, placement))
     kw.update(_call_fields(examples("calls", (2,))))
     kw.update(_result_fields(examples("results", (1,))[0]))
     return kw
@@ -338,10 +390,14 @@ def examples_of(st: Structure) -> dict[str, Any]:
     def items(ph: str, before: str, after: str) -> str:
         return e(before) + ph + e(after)
 
-    tools = e(tf.list_prefix) + items("{TOOL}", tf.item_prefix, tf.item_suffix) * 2 + e(tf.list_suffix)
-    if tf.placement == "first_user":
-        lists = [e(literal(st.user.prefix, "user turn prefix")) + tools + "{INPUT}"
-                 + e(literal(st.user.suffix, "user turn suffix"))]
+    item = items("{TOOL}", tf.item_prefix, tf.item_suffix)
+    tools = e(tf.list_prefix) + item + e(tf.item_sep) + item + e(tf.list_suffix)
+    if tf.placement in ("first_user", "last_user"):
+        if sb is not None and sb.placement != "standalone":
+            raise ValueError("examples of a list in a user turn need a standalone system block or none")
+        user = e(literal(st.user.prefix, "user turn prefix"))
+        end = "{INPUT}" + e(literal(st.user.suffix, "user turn suffix"))
+        lists = [user + tools + end if tf.placement == "first_user" else tools + user + end]
     else:
         if sb is None:
             raise ValueError("examples of a list in the system block need a system block")
@@ -353,12 +409,16 @@ def examples_of(st: Structure) -> dict[str, Any]:
             return e(prefix) + head + tools + e(suffix)
 
         lists = [block(True)] if sb.default is not None and tf.keep_default_system else [block(True), block(False)]
-    call = items("{NAME}", tf.call_prefix, "") + e(tf.call_middle) + "{ARGUMENTS}" + e(tf.call_suffix)
-    result = items("{RESULT}", tf.result_prefix, tf.result_suffix)
+    cid = "" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}"
+    call = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + "{ARGUMENTS}" + e(tf.call_suffix)
+    rid = "" if tf.result_id_suffix is None else "{ID}" + e(tf.result_id_suffix)
+    result = e(tf.result_prefix) + rid + "{RESULT}" + e(tf.result_suffix)
     run = (e(tf.results_open) + result * 2 + e(tf.results_close) if tf.grouped
            else (e(tf.results_open) + result + e(tf.results_close)) * 2)
     declared = {k: v for k, v in (tools_data(st) or {}).items() if k in DECLARED_KEYS}
-    out: dict[str, Any] = {k: declared.pop(k) for k in ("final_scope", "system_prefix") if k in declared}
+    if declared.get("placement") == "first_user":  # {INPUT} in the list example shows it
+        del declared["placement"]
+    out: dict[str, Any] = {k: declared.pop(k) for k in ("final_scope", "placement", "system_prefix") if k in declared}
     out["json"] = tf.json.dumps(PROBE)
     if tf.call_json is not None:
         out["call_json"] = tf.call_json.dumps(PROBE)

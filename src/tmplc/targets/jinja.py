@@ -194,7 +194,8 @@ def _tools_test(tf) -> str:
 
 def _tool_list(tf) -> str:
     """The tool list: ``list_prefix``, each tool's JSON in ``item_prefix``/``item_suffix``, ``list_suffix``."""
-    items = ("{%- for tool in tools -%}" + _lit(tf.item_prefix) + "{{- tool | " + _json_filter(tf.json) + " -}}"
+    sep = ("{%- if not loop.first -%}" + _lit(tf.item_sep) + "{%- endif -%}") if tf.item_sep else ""
+    items = ("{%- for tool in tools -%}" + sep + _lit(tf.item_prefix) + "{{- tool | " + _json_filter(tf.json) + " -}}"
              + _lit(tf.item_suffix) + "{%- endfor -%}")
     return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
 
@@ -233,6 +234,31 @@ def _first_user_checks(fmt) -> str:
             "{%- endif -%}")
 
 
+#: the index of the last user message (a ``last_user`` tool list goes before it)
+LAST_USER_VAR = "tmplc_last_user"
+
+
+def _last_user_setup(fmt) -> str:
+    """A ``last_user`` tool list: where it goes, and the reference's refusal (tools without a user message)."""
+    name = jinja_string(fmt.name)[1:-1]
+    return ("{%- set tmplc_ns = namespace(last_user=-1) -%}{%- for m in messages -%}{%- if m['role'] == 'user' -%}"
+            "{%- set tmplc_ns.last_user = loop.index0 -%}{%- endif -%}{%- endfor -%}"
+            "{%- set " + LAST_USER_VAR + " = tmplc_ns.last_user -%}"
+            "{%- if " + TOOLS_VAR + " and " + LAST_USER_VAR + " < 0 -%}{{- raise_exception('tmplc: format \\'" + name
+            + "\\' puts the tools before the last user message, but the conversation has no user message') -}}"
+            "{%- endif -%}"
+            "{%- if " + TOOLS_VAR + " -%}{%- for m in messages -%}{%- if m['role'] == 'user' and loop.index0 < "
+            + LAST_USER_VAR + " and m['content'] == messages[" + LAST_USER_VAR + "]['content'] -%}{{- raise_exception("
+            "'tmplc: message ' ~ loop.index0 ~ ': format \\'" + name + "\\' puts the tools before the last user "
+            "message, and this earlier user message has the same content: make their contents differ') -}}"
+            "{%- endif -%}{%- endfor -%}{%- endif -%}")
+
+
+def _id_check(expr: str, what: str) -> str:
+    return ("{%- if not (" + expr + " is defined and " + expr + " is string) -%}{{- raise_exception('tmplc: message ' "
+            "~ loop.index0 ~ ': " + what + "') -}}{%- endif -%}")
+
+
 def _calls(st, strip, given: bool) -> str:
     """An answer's tool calls (after its content, inside its generation span)."""
     tf = st.tools
@@ -244,9 +270,13 @@ def _calls(st, strip, given: bool) -> str:
     args = "{{- tmplc_f['arguments'] | " + _json_filter(tf.call_style) + " -}}"
     if tf.string_arguments == "verbatim":
         args = "{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}" + args + "{%- endif -%}"
+    cid = ""
+    if tf.call_id_prefix is not None:
+        cid = (_id_check("tc['id']", "this format renders each tool call\\'s id: give every call an id string")
+               + _lit(tf.call_id_prefix) + "{{- tc['id'] -}}")
     return ("{%- if message['tool_calls'] -%}{%- for tc in message['tool_calls'] -%}"
             "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep + _lit(tf.call_prefix)
-            + "{{- tmplc_f['name'] -}}" + _lit(tf.call_middle)
+            + "{{- tmplc_f['name'] -}}" + cid + _lit(tf.call_middle)
             + args + _lit(tf.call_suffix) + "{%- endfor -%}{%- endif -%}")
 
 
@@ -286,7 +316,12 @@ def _results(tf) -> str:
         opener = opener and "{%- if " + first + " -%}" + opener + "{%- endif -%}"
         closer = closer and "{%- if " + end + " -%}" + closer + "{%- endif -%}"
     content = "message['content']" if tf.result_content == "verbatim" else "message['content'] | " + _json_filter(tf.call_style)
-    return ("{%- elif message['role'] == 'tool' -%}" + opener + _lit(tf.result_prefix) + "{{- " + content + " -}}"
+    rid = ""
+    if tf.result_id_suffix is not None:
+        rid = (_id_check("message['tool_call_id']", "this format renders the id of the call a tool result answers: "
+                         "give the tool message a tool_call_id string")
+               + "{{- message['tool_call_id'] -}}" + _lit(tf.result_id_suffix))
+    return ("{%- elif message['role'] == 'tool' -%}" + opener + _lit(tf.result_prefix) + rid + "{{- " + content + " -}}"
             + _lit(tf.result_suffix) + closer)
 
 
@@ -335,6 +370,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
         L.append("{%- set " + TOOLS_VAR + " = " + _tools_test(tf) + " -%}")
         if tf.placement == "first_user":
             L.append(_first_user_checks(fmt))
+        elif tf.placement == "last_user":
+            L.append(_last_user_setup(fmt))
     sys_on = "has_system"
     if sb is not None and sb.skip_empty:  # an empty system message counts as none
         L.append("{%- set system_shown = has_system and messages[0]['content'] != '' -%}")
@@ -369,7 +406,10 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     L.append("{%- if message['role'] == 'system' -%}"
              "{%- if not loop.first -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ "
              "': a system message is only allowed as the first message') -}}{%- endif -%}")
-    L.append("{%- elif message['role'] == 'user' -%}" + _out(st.user.prefix))
+    L.append("{%- elif message['role'] == 'user' -%}")
+    if tf is not None and tf.placement == "last_user":
+        L.append("{%- if " + TOOLS_VAR + " and loop.index0 == " + LAST_USER_VAR + " -%}" + _tool_list(tf) + "{%- endif -%}")
+    L.append(_out(st.user.prefix))
     if inline:
         L.append("{%- if " + first_turn + " -%}" + block + "{%- endif -%}")
     if tf is not None and tf.placement == "first_user":
