@@ -446,6 +446,27 @@ TOOL_PLACEMENTS = ("system", "first_user", "last_user")
 RESULT_CONTENTS = ("verbatim", "json")
 
 
+def split_between_items(opening: str, between: str, closing: str) -> tuple[str, str, str]:
+    """The canonical reading of the text ``between`` two repeated items (tools in a list), given
+    the text before the first (``opening``) and after the last (``closing``): ``(item_suffix,
+    item_sep, item_prefix)`` with ``between == item_suffix + item_sep + item_prefix``,
+    ``opening`` ending with ``item_prefix`` and ``closing`` starting with ``item_suffix``.
+
+    Without a separator where a split reads it so (the longest ``item_prefix``); otherwise the
+    longest ``item_prefix`` the opening also ends with, then the longest ``item_suffix`` the
+    closing also starts with, and the rest separates (a JSON array's ``", "``).  The one rule for
+    the converter (:mod:`tmplc.convert.tools`) and the by-example spec form
+    (:mod:`tmplc.spec.tools_example`)."""
+    for n in range(min(len(opening), len(between)), -1, -1):
+        prefix, suffix = between[len(between) - n:], between[:len(between) - n]
+        if opening.endswith(prefix) and closing.startswith(suffix):
+            return suffix, "", prefix
+    n = next(n for n in range(min(len(opening), len(between)), -1, -1) if opening.endswith(between[len(between) - n:]))
+    rest = between[:len(between) - n]
+    m = next(m for m in range(min(len(closing), len(rest)), -1, -1) if closing.startswith(rest[:m]))
+    return rest[:m], rest[m:], between[len(between) - n:]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ToolFormat:
     """How a format renders tools: the tool list, assistant tool calls and tool results.

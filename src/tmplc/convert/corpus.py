@@ -307,7 +307,7 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
     sandbox, ``fmt.render(tools=...)`` and ``fmt.to_jinja()`` through transformers —, else the first
     difference.  ``conv`` (the JinjaConversion): where it notes that the template raises on string
     arguments, the conversations give arguments as objects only."""
-    from tmplc.convert.tools import ALTERNATE_NOTE, alternate_turns, distinct_last_user, one_call_per_answer
+    from tmplc.convert.tools import ALTERNATE_NOTE, fit_messages
     from tmplc.errors import MessageError
     from tmplc.jinja_env import render_template
 
@@ -318,14 +318,9 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
         for msgs, tools, gen in fresh_tool_conversations(n, string_arguments=strings):
             if fmt.structure.system is None and msgs and msgs[0]["role"] == "system":
                 msgs = msgs[1:]
-            if tf is not None and tf.max_calls:
-                msgs = one_call_per_answer(msgs)
-            elif tf is not None and tf.calls_alone:  # the template drops an answer's content beside calls
-                msgs = [{**m, "content": ""} if m.get("tool_calls") else m for m in msgs]
-            if conv is not None and ALTERNATE_NOTE in conv.tools_notes:
-                msgs = alternate_turns(msgs)
-            if tf is not None and tf.placement == "last_user":
-                msgs = distinct_last_user(msgs)
+            if tf is not None:
+                msgs = fit_messages(msgs, tf, conv is not None and ALTERNATE_NOTE in conv.tools_notes,
+                                    split_calls=True)
             try:
                 mine = fmt.render(msgs, gen, tools=tools, date=day)
             except MessageError as e:

@@ -56,7 +56,7 @@ from tmplc.convert.dates import DATE_1, DATE_2
 from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
-from tmplc.ir import FINAL_SCOPES, ChatFormat, DateToken, Fragment, JsonStyle, ToolFormat, fragment
+from tmplc.ir import FINAL_SCOPES, ChatFormat, DateToken, Fragment, JsonStyle, ToolFormat, fragment, split_between_items
 
 #: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
 TOOL_STATUSES = ("exact", "refused", "none")
@@ -277,10 +277,8 @@ class _Results(dict):
 
 def _list_items(x1: str, x2: str) -> tuple[JsonStyle, str, str, str, str, str]:
     """The tool list's text with one tool (``x1``) and two (``x2``) -> (JSON style, the text before
-    the first item, item_prefix, item_suffix, item_sep, list_suffix).  The text between two items
-    is an item's suffix and the next one's prefix where it splits so; otherwise the longest prefix
-    the opening also ends with, the longest suffix the closing also starts with, and between them
-    a separator (a JSON array's ``", "``)."""
+    the first item, item_prefix, item_suffix, item_sep, list_suffix); the text between two items
+    is read by :func:`tmplc.ir.split_between_items`."""
     style = _json_style(x1, TOOL_1, "the tool list")
     j1, j2 = style.dumps(TOOL_1), style.dumps(TOOL_2)
     if x1.count(j1) != 1:
@@ -290,15 +288,7 @@ def _list_items(x1: str, x2: str) -> tuple[JsonStyle, str, str, str, str, str]:
         raise _refuse(f"the tool list: two tools do not render as one tool's layout repeated: one renders "
                       f"{_show(x1, 160)}, two {_show(x2, 160)}")
     mid = x2[len(pre + j1):len(x2) - len(j2 + post)]
-    parts = _split(mid, pre, post)
-    if parts is not None:
-        item_suffix, item_prefix = parts
-        sep = ""
-    else:
-        n = next(n for n in range(min(len(pre), len(mid)), -1, -1) if pre.endswith(mid[len(mid) - n:]))
-        item_prefix, rest = mid[len(mid) - n:], mid[:len(mid) - n]
-        m = next(m for m in range(min(len(post), len(rest)), -1, -1) if post.startswith(rest[:m]))
-        item_suffix, sep = rest[:m], rest[m:]
+    item_suffix, sep, item_prefix = split_between_items(pre, mid, post)
     return style, pre[:len(pre) - len(item_prefix)], item_prefix, item_suffix, sep, post[len(item_suffix):]
 
 
@@ -843,29 +833,36 @@ def distinct_last_user(msgs: list[dict]) -> list[dict]:
             for i, m in enumerate(msgs)]
 
 
-def _fit_cases(cases: list[ToolCase], tf: ToolFormat, alternate: bool = False) -> list[ToolCase]:
-    """The cases within what the template renders (it raises, and the format refuses, beyond):
-    at most ``max_calls`` calls per answer, and no content beside calls when ``calls_alone``;
-    ``alternate``: user messages and answers alternate (:func:`alternate_turns`)."""
-    if not (tf.max_calls or tf.calls_alone or alternate or tf.placement == "last_user"):
-        return cases
+def fit_messages(msgs: list[dict], tf: ToolFormat, alternate: bool = False, *, split_calls: bool = False
+                 ) -> list[dict]:
+    """``msgs`` within what a template with the tool format ``tf`` renders (it raises, and the
+    format refuses, beyond): at most ``max_calls`` calls per answer (the rest dropped, or with
+    ``split_calls`` given as consecutive answers: :func:`one_call_per_answer`), no content beside
+    calls when ``calls_alone``, user messages and answers alternating when ``alternate``
+    (:func:`alternate_turns`), and no earlier user message like the last for a ``last_user`` list
+    (:func:`distinct_last_user`)."""
+    if tf.max_calls and split_calls:
+        msgs = one_call_per_answer(msgs)
     out = []
-    for c in cases:
-        msgs = []
-        for m in c.msgs:
-            if m.get("tool_calls"):
-                if tf.max_calls:
-                    m["tool_calls"] = m["tool_calls"][:tf.max_calls]
-                if tf.calls_alone:
-                    m["content"] = ""
-                    m.pop("reasoning_content", None)
-            msgs.append(m)
-        if alternate:
-            msgs = alternate_turns(msgs)
-        if tf.placement == "last_user":
-            msgs = distinct_last_user(msgs)
-        out.append(replace(c, messages=tuple(msgs)))
+    for m in msgs:
+        if m.get("tool_calls") and (tf.max_calls or tf.calls_alone):
+            m = dict(m)
+            if tf.max_calls:
+                m["tool_calls"] = m["tool_calls"][:tf.max_calls]
+            if tf.calls_alone:
+                m["content"] = ""
+                m.pop("reasoning_content", None)
+        out.append(m)
+    if alternate:
+        out = alternate_turns(out)
+    if tf.placement == "last_user":
+        out = distinct_last_user(out)
     return out
+
+
+def _fit_cases(cases: list[ToolCase], tf: ToolFormat, alternate: bool = False) -> list[ToolCase]:
+    """The verification cases within what the template renders (:func:`fit_messages`)."""
+    return [replace(c, messages=tuple(fit_messages(c.msgs, tf, alternate))) for c in cases]
 
 
 def one_call_per_answer(msgs: list[dict]) -> list[dict]:
@@ -997,5 +994,5 @@ def _describe_probe(name: str) -> str:
     return f"{roles}; tools: {len(tools) if tools else 'none'}"
 
 
-__all__ = ["ALTERNATE_NOTE", "alternate_turns", "distinct_last_user", "JSON_STYLES", "one_call_per_answer", "refusal_kind", "TOOL_STATUSES", "ToolCase", "recover_tools",
+__all__ = ["ALTERNATE_NOTE", "alternate_turns", "distinct_last_user", "fit_messages", "JSON_STYLES", "one_call_per_answer", "refusal_kind", "TOOL_STATUSES", "ToolCase", "recover_tools",
            "tool_verification_cases", "uses_tools", "verify_tools"]

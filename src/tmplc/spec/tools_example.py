@@ -85,7 +85,7 @@ import itertools
 from typing import TYPE_CHECKING, Any, Callable
 
 from tmplc.errors import SpecError
-from tmplc.ir import Fragment, JsonStyle, Structure, Text, ToolFormat
+from tmplc.ir import Fragment, JsonStyle, Structure, Text, ToolFormat, split_between_items
 from tmplc.spec.vocabulary import TEXT, Atom
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,32 +167,12 @@ def _literal(frag: Fragment, what: str, ex: _Example, where: str = "system block
     return "".join(p.value for p in frag)
 
 
-def _repeat_split(open_: str, between: str, close: str, ex: _Example,
-                  sep_allowed: bool = False) -> tuple[str, str, str, str, str]:
-    """``open + prefix X suffix (sep prefix X suffix)* + close`` from the text before, between and
-    after two items: (open, prefix, suffix, sep, close).  Without a separator where one split
-    reads the example back: the prefix is the longest that both ``open_`` and ``between`` end
-    with.  Otherwise (``sep_allowed``) the prefix is the longest that both end with, the suffix the
-    longest that ``between`` and ``close`` start with (in what is left), and the rest separates."""
-    for n in range(min(len(open_), len(between)), -1, -1):
-        prefix = between[len(between) - n:]
-        suffix = between[:len(between) - n]
-        if open_.endswith(prefix) and close.startswith(suffix):
-            return open_[:len(open_) - n], prefix, suffix, "", close[len(suffix):]
-    if sep_allowed:
-        n = next(n for n in range(min(len(open_), len(between)), -1, -1) if open_.endswith(between[len(between) - n:]))
-        rest = between[:len(between) - n]
-        m = next(m for m in range(min(len(close), len(rest)), -1, -1) if close.startswith(rest[:m]))
-        return open_[:len(open_) - n], between[len(between) - n:], rest[:m], rest[m:], close[m:]
-    raise ex.fail(f"the text between the two items ({between!r}) is not an item's ending followed by the next "
-                  f"one's beginning: the text before the first item must end with the beginning ({open_!r}) and "
-                  f"the text after the last must start with the ending ({close!r})")
-
-
-def _list_split(open_: str, between: str, close: str, ex: _Example) -> dict[str, str]:
-    list_prefix, item_prefix, item_suffix, item_sep, list_suffix = _repeat_split(open_, between, close, ex, True)
-    return dict(list_prefix=list_prefix, item_prefix=item_prefix, item_suffix=item_suffix, item_sep=item_sep,
-                list_suffix=list_suffix)
+def _list_split(open_: str, between: str, close: str) -> dict[str, str]:
+    """A list's fields from the text before, between and after its two items
+    (:func:`tmplc.ir.split_between_items`: a separator where no prefix/suffix split reads it)."""
+    item_suffix, item_sep, item_prefix = split_between_items(open_, between, close)
+    return dict(list_prefix=open_[:len(open_) - len(item_prefix)], item_prefix=item_prefix, item_suffix=item_suffix,
+                item_sep=item_sep, list_suffix=close[len(item_suffix):])
 
 
 def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragment | None,
@@ -244,7 +224,7 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
                       "second says where the text separating a system message from the list ends")
     else:
         system_sep, open_ = "", sep_and_open
-    return dict(system_sep=system_sep, **_list_split(open_, between, close, ex))
+    return dict(system_sep=system_sep, **_list_split(open_, between, close))
 
 
 def _user_turn_fields(st: Structure, examples: list[_Example], placement: str) -> dict[str, Any]:
@@ -268,9 +248,9 @@ def _user_turn_fields(st: Structure, examples: list[_Example], placement: str) -
     if after != suffix:
         raise ex.fail(f"after {{INPUT}} comes the user turn's suffix as the spec shows it ({suffix!r}), not {after!r}")
     if placement == "last_user":
-        fields = _list_split(open_, between, close[:len(close) - len(prefix)], ex)
+        fields = _list_split(open_, between, close[:len(close) - len(prefix)])
     else:
-        fields = _list_split(open_[len(prefix):], between, close, ex)
+        fields = _list_split(open_[len(prefix):], between, close)
     return dict(placement=placement, **fields)
 
 
@@ -324,7 +304,12 @@ def _result_fields(ex: _Example) -> dict[str, Any]:
     else:
         open_, between, close = ex.pieces(("RESULT", "RESULT"))
         id_suffix = None
-    results_open, result_prefix, result_suffix, _, results_close = _repeat_split(open_, between, close, ex)
+    result_suffix, sep, result_prefix = split_between_items(open_, between, close)
+    if sep:  # a run of results has no separator field
+        raise ex.fail(f"the text between the two items ({between!r}) is not an item's ending followed by the next "
+                      f"one's beginning: the text before the first item must end with the beginning ({open_!r}) and "
+                      f"the text after the last must start with the ending ({close!r})")
+    results_open, results_close = open_[:len(open_) - len(result_prefix)], close[len(result_suffix):]
     return dict(results_open=results_open, result_prefix=result_prefix, result_id_suffix=id_suffix,
                 result_suffix=result_suffix, results_close=results_close, grouped=True)
 
