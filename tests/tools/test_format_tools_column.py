@@ -488,3 +488,32 @@ def test_format_preference_reads_a_tools_column(tmp_path):
     with pytest.raises(PairError) as e:
         pair_tools({"tools": 3})
     assert "column 'tools'" in e.value.reason and e.value.kind == "invalid"
+
+
+def test_format_cli_date_fixes_a_dated_format(tmp_path):
+    """A format that renders today's date (Mistral Small 3.2's default system prompt): without
+    --date the summary says every row carries today's; with --date the rows carry that day, the
+    same as ChatFormat.with_date's render tokenised, whatever day the run is made."""
+    import datetime
+
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "d.jsonl"
+    msgs = [{"role": "user", "content": "Weather in Paris?"}, {"role": "assistant", "content": "Sunny."}]
+    data.write_text(json.dumps({"messages": msgs}) + "\n", encoding="utf-8")
+    tok = str(tokenizer_dir("llama2"))
+    p = _cli([str(data), "-t", "mistral-v7-tekken-tools", "--tokenizer", tok, "--out", str(tmp_path / "a.parquet")])
+    assert p.returncode == 0, p.stderr
+    assert f"every row carries today's, {datetime.date.today().isoformat()}; give --date" in p.stderr
+    p = _cli([str(data), "-t", "mistral-v7-tekken-tools", "--tokenizer", tok, "--out", str(tmp_path / "b.parquet"),
+              "--date", "1999-12-31"])
+    assert p.returncode == 0, p.stderr
+    assert "give --date" not in p.stderr
+    fixed = tmplc.load("mistral-v7-tekken-tools").with_date(datetime.date(1999, 12, 31))
+    text = fixed.render(msgs)
+    assert "The current date is 1999-12-31." in text
+    ids = load_tokenizer("llama2")(text, add_special_tokens=False)["input_ids"]
+    assert pq.read_table(tmp_path / "b.parquet").column("input_ids").to_pylist() == [ids]
+    p = _cli([str(data), "-t", "mistral-v7-tekken-tools", "--tokenizer", tok, "--out", str(tmp_path / "c.parquet"),
+              "--date", "31/12/1999"])
+    assert p.returncode != 0 and "--date: '31/12/1999' is not a date (YYYY-MM-DD)" in p.stderr

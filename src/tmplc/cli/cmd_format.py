@@ -83,6 +83,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="join each row with N-1 random rows into one multi-turn conversation (reads all rows "
                         "into memory first)")
     p.add_argument("--seed", type=int, default=3407, help="seed for --conversation-extension")
+    p.add_argument("--date", metavar="YYYY-MM-DD",
+                   help="the day that a format rendering a date ({DATE=...}: Llama 3.2, Mistral Small 3.2) writes "
+                        "into every row (default: today, and the summary says so)")
     p.add_argument("--on-error", choices=["raise", "skip"], default="skip",
                    help="a row that cannot be normalized or rendered: fail (exit 2), or skip and report "
                         "(default)")
@@ -175,6 +178,26 @@ def _check_columns(reader, merged, args) -> None:
         except RowProblem as e:
             raise InputError(reader.path, f"{e}; for other columns pass --merged-prompt "
                                           "'{instruction}...' and --output-column") from None
+
+
+def load_dated(args):
+    """The format of ``--template``, its ``{DATE=...}`` pieces fixed to ``--date``; and the summary's
+    warning when the format renders a date and none was given (rows then carry today's)."""
+    import datetime
+
+    from tmplc.api import load
+
+    fmt = load(args.template)
+    if args.date is not None:
+        try:
+            day = datetime.date.fromisoformat(args.date)
+        except ValueError:
+            raise UsageError(f"--date: {args.date!r} is not a date (YYYY-MM-DD)") from None
+        return fmt.with_date(day), []
+    if fmt.structure.dated:
+        return fmt, [f"format {fmt.name!r} renders a date ({{DATE=...}}): every row carries today's, "
+                     f"{datetime.date.today().isoformat()}; give --date YYYY-MM-DD to fix it"]
+    return fmt, []
 
 
 def _tokenizer(args):
@@ -344,7 +367,6 @@ def _run(args, wrote: list) -> int:
     from functools import partial
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from tmplc.api import load
     from tmplc.data.readers import Reader
     from tmplc.data.writers import BackgroundWriter, prepare_batch, rows_writer
     from tmplc.fileio import atomic_output, prepare_output
@@ -361,7 +383,7 @@ def _run(args, wrote: list) -> int:
         policy = get_policy(args.policy)
     except TmplcError as e:
         raise UsageError(f"--policy: {e}") from None
-    fmt = load(args.template)
+    fmt, dated = load_dated(args)
     reader = Reader(args.data)
     _check_columns(reader, merged, args)
     if args.out:
@@ -375,7 +397,7 @@ def _run(args, wrote: list) -> int:
     if args.preview is not None:
         return _preview(args, job, reader)
 
-    summary = FormatSummary(warnings=list(info.hazards(fmt)))
+    summary = FormatSummary(warnings=list(info.hazards(fmt)) + dated)
     facts = DataFacts()
     seen: set = set()
     too_long: list = []

@@ -90,8 +90,7 @@ def run_preference(args, wrote: list) -> int:
     import warnings
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from tmplc.api import load
-    from tmplc.cli.cmd_format import _tokenizer, parse_max_rejected
+    from tmplc.cli.cmd_format import _tokenizer, load_dated, parse_max_rejected
     from tmplc.data.readers import Reader
     from tmplc.errors import TmplcError
     from tmplc.fileio import atomic_output, prepare_output
@@ -105,14 +104,14 @@ def run_preference(args, wrote: list) -> int:
         policy = get_policy(args.policy)
     except TmplcError as e:
         raise UsageError(f"--policy: {e}") from None
-    fmt = load(args.template)
+    fmt, dated = load_dated(args)
     reader = Reader(args.data)
     prepare_output(args.out)
     if args.summary_json:
         prepare_output(args.summary_json)
     info = _tokenizer(args)
     opts = make_options(policy, args.max_seq_length, args.truncation, args.special_tokens, args.backend)
-    summary = FormatSummary(warnings=list(info.hazards(fmt)))
+    summary = FormatSummary(warnings=list(info.hazards(fmt)) + dated)
     failed = None
     n = 0
     try:
