@@ -94,3 +94,20 @@ def test_space_after_bos_differs_in_llama_cpp_and_is_refused(tiny, tmp_path):
     c = ei.value.report.check("token_ids")
     assert c.ok is False and "position 1" in c.detail
     assert c.data["hf"][:2] == [1, 733] and c.data["llama_cpp"][:3] == [1, 28705, 733]
+    assert "HF '<s>'(1) '▁['(733)" in c.detail and "llama.cpp '<s>'(1) '▁'(28705) '▁['(733)" in c.detail
+
+
+def test_a_legacy_sentencepiece_folder_as_shipped_exports_with_its_space_prefix(tiny, tmp_path):
+    """A model folder holding the Llama-2 fixture's tokenizer files as shipped (tokenizer.json's
+    normalizer prepends '▁', legacy; transformers 5 nevertheless reports add_prefix_space=False):
+    the GGUF says add_space_prefix=true, as the tokenizer behaves, so llama.cpp puts '▁' before the
+    text after every special token as the HF tokenizer does, and every training render's ids agree
+    (this folder was refused at position 1 before)."""
+    from tmplc.export import export
+    from tmplc.gguf_container import read_gguf
+
+    model = tiny("raw-llama2", "mistral", "llama2")  # no template: the fixture's files as they are
+    rep = export(model, "mistral-v7-tekken-tools", tmp_path, outtypes="f16", logits=False)
+    assert rep.ok, rep.summary()
+    assert rep.check("token_ids").data["renders"] >= 10
+    assert read_gguf(next(tmp_path.glob("*.gguf"))).get("tokenizer.ggml.add_space_prefix") is True

@@ -188,9 +188,15 @@ def check_token_ids(fmt: "ChatFormat", gguf_path: Path, tokenizer: Any, convs: S
                 n += 1
                 if ll != hf:
                     k = next((i for i, (x, y) in enumerate(zip(ll, hf)) if x != y), min(len(ll), len(hf)))
-                    return Check("token_ids", False, f"llama.cpp's tokens differ from the HF tokenizer's at "
-                                 f"position {k}", {"text": text, "hf": hf[max(0, k - 3):k + 5],
-                                                    "llama_cpp": ll[max(0, k - 3):k + 5], "add_bos": add_bos})
+
+                    def show(ids: list[int]) -> str:
+                        return " ".join(f"{t!r}({i})" for i, t in zip(ids, tokenizer.convert_ids_to_tokens(ids)))
+
+                    return Check("token_ids", False, (
+                        f"llama.cpp's tokens differ from the HF tokenizer's at position {k} of a training render: "
+                        f"HF {show(hf[max(0, k - 2):k + 3])}, llama.cpp {show(ll[max(0, k - 2):k + 3])}: served by "
+                        "llama.cpp, the model would see other tokens than in training"), {"text": text, "hf": hf[max(0, k - 3):k + 5],
+                                     "llama_cpp": ll[max(0, k - 3):k + 5], "add_bos": add_bos})
                 if bos_id is not None and len(ll) >= 2 and ll[0] == bos_id and ll[1] == bos_id:
                     return Check("token_ids", False, "double BOS at the start", {"text": text})
     finally:

@@ -138,6 +138,34 @@ def bpe_vocab(tokenizer: Any, tj: dict, n_vocab: int, where: str) -> GGUFVocab:
     return GGUFVocab("gpt2", pre, tokens, types, None, _merges(tj), notes=notes)
 
 
+def _parts(node: Any, key: str) -> list[dict]:
+    """A tokenizer.json normalizer or pre-tokenizer, its ``Sequence`` flattened."""
+    if not isinstance(node, dict):
+        return []
+    if node.get("type") == "Sequence":
+        return [p for child in node.get(key) or [] for p in _parts(child, key)]
+    return [node]
+
+
+def space_prefix(tj: dict) -> bool | None:
+    """Whether a SentencePiece-style tokenizer.json puts '▁' before the text of each piece between
+    special tokens — llama.cpp's ``add_space_prefix`` (it adds the space at the start and after
+    every special token) — read off the tokenizer itself: a ``Prepend('▁')`` normalizer (Llama-2,
+    Mistral, legacy) or a ``Metaspace`` pre-tokenizer that prepends always: true; one that never
+    does: false; None where it says neither (``prepend_scheme: first`` has no llama.cpp equivalent).
+
+    Why not transformers' ``add_prefix_space``: transformers 5 reports false for a legacy
+    tokenizer.json whose normalizer prepends '▁', and the GGUF then tokenizes every render
+    differently (found exporting a model folder holding the Llama-2 fixture's files as shipped)."""
+    if any(n.get("type") == "Prepend" and n.get("prepend") == "\u2581" for n in _parts(tj.get("normalizer"), "normalizers")):
+        return True
+    for p in _parts(tj.get("pre_tokenizer"), "pretokenizers"):
+        if p.get("type") == "Metaspace":
+            scheme = p.get("prepend_scheme") or ("always" if p.get("add_prefix_space", True) else "never")
+            return {"always": True, "never": False}.get(scheme)
+    return None
+
+
 def spm_vocab(folder: Path, n_vocab: int, where: str) -> GGUFVocab:
     """The ``llama`` (SentencePiece) vocabulary from tokenizer.json, through gguf-py's LlamaHfVocab."""
     import gguf
@@ -167,7 +195,9 @@ def spm_vocab(folder: Path, n_vocab: int, where: str) -> GGUFVocab:
     _pad(tokens, types, n_vocab, scores, where)
     tok = hv.tokenizer
     unk = tok.unk_token_id
-    add_prefix = getattr(tok, "add_prefix_space", None)
+    add_prefix = space_prefix(tj)
+    if add_prefix is None:
+        add_prefix = getattr(tok, "add_prefix_space", None)
     return GGUFVocab("llama", None, tokens, types, scores, [], unk_id=unk,
                      add_space_prefix=add_prefix if isinstance(add_prefix, bool) else None)
 
