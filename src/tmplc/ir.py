@@ -444,6 +444,44 @@ STRING_ARGUMENTS = ("verbatim", "json")
 TOOL_PLACEMENTS = ("system", "first_user", "last_user")
 #: how a tool result's content renders (``ToolFormat.result_content``)
 RESULT_CONTENTS = ("verbatim", "json")
+#: when ``content_sep`` renders between an answer's content and its first call
+#: (``ToolFormat.content_sep_if``)
+CONTENT_SEP_IFS = ("answer", "content", "unended")
+#: how a per-argument call writes a value that is not a string (``ToolFormat.arg_values``)
+ARG_VALUES = ("json", "python")
+#: what of each tool the tool list serialises (``ToolFormat.tool_object``)
+TOOL_OBJECTS = ("tool", "function")
+
+
+def split_calls(opening: str, between: str, closing: str) -> tuple[str, str, str, str, str]:
+    """``(calls_open, call_prefix, call_sep, call_suffix, calls_close)`` from the text before an
+    answer's first call's name (``opening = calls_open + call_prefix``), between a call's arguments
+    and the next call's name, and after the last call's arguments (``closing = call_suffix +
+    calls_close``): nothing around the calls where the text between reads so, else the calls as
+    items of a list (:func:`split_between_items`).  None where no split reads it back."""
+    if between.startswith(closing) and between.endswith(opening) and len(between) >= len(opening) + len(closing):
+        return "", opening, between[len(closing):len(between) - len(opening)], closing, ""
+    suffix, sep, prefix = split_between_items(opening, between, closing)
+    return opening[:len(opening) - len(prefix)], prefix, sep, suffix, closing[len(suffix):]
+
+
+def split_per_argument(lead: str, between: str, tail: str, empty: str | None) -> tuple[str, str, str, str] | None:
+    """The canonical ``(call_middle, arg_prefix, arg_suffix, call_suffix)`` of a call whose
+    arguments render key by key, from the text after its name (and id) up to the first key
+    (``lead = call_middle + arg_prefix``), between one argument's value and the next key
+    (``between = arg_suffix + arg_prefix``), after the last value (``tail = arg_suffix +
+    call_suffix``) and, where known, after the name of a call without arguments (``empty =
+    call_middle + call_suffix``).  Every split renders calls with arguments alike; ``empty``
+    decides among them, and the canonical one has the shortest ``arg_prefix``.  None when no
+    split reads the texts back.  The one rule for the converter and the by-example spec form."""
+    for a in range(min(len(lead), len(between)) + 1):
+        ap = between[len(between) - a:]
+        asuf = between[:len(between) - a]
+        if lead.endswith(ap) and tail.startswith(asuf):
+            cm, cs = lead[:len(lead) - a], tail[len(asuf):]
+            if empty is None or cm + cs == empty:
+                return cm, ap, asuf, cs
+    return None
 
 
 def split_between_items(opening: str, between: str, closing: str) -> tuple[str, str, str]:
@@ -473,8 +511,11 @@ class ToolFormat:
 
     The tool list (``tools=[...]`` beside the messages) is ``list_prefix + (item_prefix +
     json(tool) + item_suffix) per tool, separated by item_sep + list_suffix``; each tool is
-    serialised whole (``{"type": "function", "function": {...}}``) by ``json`` (Mistral's
-    ``tools|tojson`` is ``[`` + items separated by ``", "`` + ``]``).  Where it goes (``placement``):
+    serialised by ``json``: whole (``{"type": "function", "function": {...}}``) with
+    ``tool_object="tool"``, or only its ``function`` object with ``"function"`` (MiniMax, DeepSeek
+    V3.2, Solar: ``tool.function | tojson``; every tool then needs a ``function`` object).
+    Mistral's ``tools|tojson`` is ``[`` + items separated by ``", "`` + ``]``.  Where it goes
+    (``placement``):
 
     * ``"system"``: into the standalone system block; when tools are given, the block is rendered
       even without a system message, as ``system.prefix + [system content + system_sep] + list +
@@ -497,11 +538,26 @@ class ToolFormat:
     ``{SYSTEM|nonempty}`` skips it (Granite 4.x tests the message's presence when tools are given).
 
     An assistant message's tool calls render after its content, before its suffix:
-    ``content_sep`` (only when the answer, as the earlier-answer rule renders it, is not empty),
-    then per call ``call_prefix + name + call_middle + arguments + call_suffix``, calls separated
-    by ``call_sep``; with ``call_id_prefix`` (None: no id), ``call_id_prefix + id`` follows the
-    name, and every call needs its ``id`` (a string; Mistral's ``[CALL_ID]``).  Arguments given as a JSON string render as given (``string_arguments``); as
-    an object, by ``call_json`` (None: ``json``).  ``max_calls`` (0: no limit): an answer with more
+    ``content_sep``, then ``calls_open``, per call ``call_prefix + name + call_middle + arguments +
+    call_suffix``, calls separated by ``call_sep``, then ``calls_close`` (Hunyuan's
+    ``<tool_calls>...</tool_calls>`` around the calls).  ``content_sep_if`` says when the separator renders:
+    ``"answer"``, when the answer, as the earlier-answer rule renders it (after its reasoning
+    block, if any), is not empty;
+    ``"content"``, when the message's content is not empty, even where the rule renders nothing of
+    it (QwQ tests ``message.content`` and renders the text after ``</think>``); ``"unended"``,
+    when the rendered answer is not empty and does not already end with the separator (Reka
+    adds a newline unless the answer ends with one).  With ``call_id_prefix`` (None: no id),
+    ``call_id_prefix + id`` follows the name, and every call needs its ``id`` (a string;
+    Mistral's ``[CALL_ID]``).  Arguments given as a JSON string render as given
+    (``string_arguments``); as an object, by ``call_json`` (None: ``json``).
+
+    Arguments key by key (``arg_prefix`` not None; Qwen3-Coder's ``<parameter=k>``, GLM's
+    ``<arg_key>``): per key of the arguments object, in its order, ``arg_prefix + key +
+    arg_middle + value + arg_suffix``, a string value as given and any other value as
+    ``call_json`` JSON, except that ``arg_values: "python"`` writes ``None``, ``True`` and
+    ``False`` as Python does (a template's ``value | string``).  Such a format needs the
+    arguments as an object: given as a JSON string, they are a MessageError (its templates raise
+    on them, or parse them).  ``max_calls`` (0: no limit): an answer with more
     calls is a MessageError (Llama 3.1: "only supports single tool-calls at once").
     ``calls_alone``: the template renders an answer with tool calls without its content, so an
     answer with calls whose content renders non-empty is a MessageError (never dropped silently).
@@ -515,6 +571,7 @@ class ToolFormat:
     and closed on its own)."""
 
     json: JsonStyle = field(default_factory=JsonStyle)
+    tool_object: str = "tool"
     placement: str = "system"
     system_sep: str = ""
     system_prefix: Fragment | None = None
@@ -532,6 +589,14 @@ class ToolFormat:
     call_middle: str = ""
     call_suffix: str = ""
     call_sep: str = ""
+    calls_open: str = ""
+    calls_close: str = ""
+    #: arguments key by key (None: one JSON object); see the class docstring
+    arg_prefix: str | None = None
+    arg_middle: str = ""
+    arg_suffix: str = ""
+    arg_values: str = "json"
+    content_sep_if: str = "answer"
     results_open: str = ""
     result_prefix: str = ""
     result_id_suffix: str | None = None
@@ -558,6 +623,25 @@ class ToolFormat:
         if self.result_content not in RESULT_CONTENTS:
             raise ValueError(f"result_content must be one of {', '.join(RESULT_CONTENTS)}, "
                              f"got {self.result_content!r}")
+        if self.content_sep_if not in CONTENT_SEP_IFS:
+            raise ValueError(f"content_sep_if must be one of {', '.join(CONTENT_SEP_IFS)}, got {self.content_sep_if!r}")
+        if self.tool_object not in TOOL_OBJECTS:
+            raise ValueError(f"tool_object must be one of {', '.join(TOOL_OBJECTS)}, got {self.tool_object!r}")
+        if self.arg_values not in ARG_VALUES:
+            raise ValueError(f"arg_values must be one of {', '.join(ARG_VALUES)}, got {self.arg_values!r}")
+        if not self.content_sep:
+            _set(self, content_sep_if="answer")  # no separator: one value per meaning
+        if self.arg_prefix is None:
+            if self.arg_middle or self.arg_suffix or self.arg_values != "json":
+                raise ValueError("arg_middle, arg_suffix and arg_values describe arguments rendered key by key: "
+                                 "set arg_prefix (a string, possibly empty) with them")
+        else:
+            # cm + (AP k AM v AS)* + cs renders alike with AP's first character moved to the end of
+            # cm and of AS when cs starts with it too: one value per meaning, the shortest arg_prefix
+            cm, ap, asuf, cs = self.call_middle, self.arg_prefix, self.arg_suffix, self.call_suffix
+            while ap and cs and ap[0] == cs[0]:
+                cm, asuf, ap, cs = cm + ap[0], asuf + ap[0], ap[1:], cs[1:]
+            _set(self, call_middle=cm, arg_prefix=ap, arg_suffix=asuf, call_suffix=cs)
         if isinstance(self.max_calls, bool) or not isinstance(self.max_calls, int) or self.max_calls < 0:
             raise ValueError(f"max_calls must be a non-negative integer (0: no limit), got {self.max_calls!r}")
         if self.placement == "first_user" and self.system_sep:
@@ -580,15 +664,42 @@ class ToolFormat:
         """Whether ``tools`` (the list beside the messages) counts as tools (see ``empty_list``)."""
         return tools is not None if self.empty_list else bool(tools)
 
+    def listed(self, tool: dict) -> Any:
+        """What of a tool (a definition ``check_tools`` accepted) the tool list serialises."""
+        return tool["function"] if self.tool_object == "function" else tool
+
     @property
     def call_style(self) -> JsonStyle:
         """The JSON style of call arguments (and of ``"json"`` results)."""
         return self.call_json if self.call_json is not None else self.json
 
+    @property
+    def per_argument(self) -> bool:
+        """Whether calls render their arguments key by key (``arg_prefix`` set)."""
+        return self.arg_prefix is not None
+
     def arguments(self, args: Any) -> str:
         """A call's arguments as the format renders them (a string as given unless
-        ``string_arguments`` is ``"json"``, else ``call_style``)."""
+        ``string_arguments`` is ``"json"``, else ``call_style``); key by key for a per-argument
+        format (whose arguments must be an object: :meth:`argument_items`)."""
+        if self.per_argument:
+            return "".join(self.arg_prefix + k + self.arg_middle + v + self.arg_suffix
+                           for k, v in self.argument_items(args))
         return args if isinstance(args, str) and self.string_arguments == "verbatim" else self.call_style.dumps(args)
+
+    def argument_items(self, args: dict) -> list[tuple[str, str]]:
+        """A per-argument call's ``(key, value text)`` pairs, in the object's order: a string value
+        as given, ``None``/``True``/``False`` as Python writes them when ``arg_values`` is
+        ``"python"`` (a template's ``value | string``), anything else as ``call_style`` JSON."""
+        out = []
+        for k, v in args.items():
+            if isinstance(v, str):
+                out.append((k, v))
+            elif self.arg_values == "python" and (v is None or isinstance(v, bool)):
+                out.append((k, str(v)))
+            else:
+                out.append((k, self.call_style.dumps(v)))
+        return out
 
     def result(self, content: str) -> str:
         """A tool result's content as the format renders it."""

@@ -62,7 +62,7 @@ from tmplc.errors import MessageError
 from tmplc.ir import IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tmplc.ir import ChatFormat, ContentRule
+    from tmplc.ir import ChatFormat, ContentRule, ToolFormat
 
 Part = Literal["preamble", "prefix", "lead", "content", "suffix", "generation_prompt", "closing", "call",
                "call_content"]
@@ -95,7 +95,7 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
     has_tools = fmt is not None and fmt.structure.tools is not None
     name = fmt.name if fmt is not None else "custom"
     if tools is not None:
-        check_tools(tools, name, has_tools)
+        check_tools(tools, name, fmt.structure.tools if has_tools else None)
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             raise MessageError(i, f"a message must be a dict with 'role' and 'content', got {type(m).__name__}")
@@ -138,11 +138,12 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
                                    "reasoning_content/thinking, or use a reasoning format (e.g. qwen3-tools)")
 
 
-def check_tools(tools, name: str, supported: bool) -> None:
-    """Validate a ``tools`` list (transformers' ``[{"type": "function", "function": {...}}]``).
+def check_tools(tools, name: str, tf: "ToolFormat | None") -> None:
+    """Validate a ``tools`` list (transformers' ``[{"type": "function", "function": {...}}]``) for
+    a format with tool format ``tf`` (None: no tool support).
     An empty list means no tools, as in the real templates (``{% if tools %}``), so a format without
     tool support accepts it (llama.cpp's capability probe renders every template with ``tools=[]``)."""
-    if not supported:
+    if tf is None:
         if isinstance(tools, (list, tuple)) and not tools:
             return
         raise MessageError(None, f"format {name!r} has no tool support: it cannot render tools "
@@ -153,6 +154,10 @@ def check_tools(tools, name: str, supported: bool) -> None:
         if not isinstance(t, dict):
             raise MessageError(None, f"tools[{k}] must be an object "
                                '({"type": "function", "function": {"name", "description", "parameters"}})')
+        if tf.tool_object == "function" and not isinstance(t.get("function"), dict):
+            raise MessageError(None, f"tools[{k}] has no 'function' object: format {name!r} lists each tool's "
+                               'function object ({"type": "function", "function": {"name", "description", '
+                               '"parameters"}})')
         try:
             json.dumps(t)
         except (TypeError, ValueError) as e:
@@ -334,7 +339,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                     fragment=fragment([tf.system_sep if has_system and in_system else "", tf.list_prefix]))
         for k, t in enumerate(tools):
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))
-            yield Event("system", "content", None, False, text=tf.json.dumps(t))
+            yield Event("system", "content", None, False, text=tf.json.dumps(tf.listed(t)))
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_suffix]))
         yield Event("system", "prefix", None, False, fragment=fragment([tf.list_suffix]))
 
@@ -342,20 +347,41 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
         m = messages[i]
         t = st.tools
         for k, (name, args) in enumerate(tool_calls(m, i)):
-            sep = t.call_sep if k else (t.content_sep if st.assistant.rule.apply(
-                content_of(m), message_reasoning(m)) else "")
-            yield Event("assistant", "call", i, True, fragment=fragment([sep, t.call_prefix]))
+            if k:
+                sep = t.call_sep
+            elif t.content_sep_if == "content":
+                sep = t.content_sep if content_of(m) else ""
+            else:
+                answer = st.assistant.rule.content(content_of(m), message_reasoning(m))
+                sep = t.content_sep if answer and not (t.content_sep_if == "unended"
+                                                       and answer.endswith(t.content_sep)) else ""
+            yield Event("assistant", "call", i, True, fragment=fragment([sep, "" if k else t.calls_open, t.call_prefix]))
             yield Event("assistant", "call_content", i, True, text=name)
             if t.call_id_prefix is not None:
                 yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_prefix]))
                 yield Event("assistant", "call_content", i, True, text=call_id(m, i, k))
             yield Event("assistant", "call", i, True, fragment=fragment([t.call_middle]))
-            yield Event("assistant", "call_content", i, True, text=t.arguments(args))
-            yield Event("assistant", "call", i, True, fragment=fragment([t.call_suffix]))
+            if t.per_argument:
+                for key, value in t.argument_items(args):
+                    yield Event("assistant", "call", i, True, fragment=fragment([t.arg_prefix]))
+                    yield Event("assistant", "call_content", i, True, text=key)
+                    yield Event("assistant", "call", i, True, fragment=fragment([t.arg_middle]))
+                    yield Event("assistant", "call_content", i, True, text=value)
+                    yield Event("assistant", "call", i, True, fragment=fragment([t.arg_suffix]))
+            else:
+                yield Event("assistant", "call_content", i, True, text=t.arguments(args))
+            yield Event("assistant", "call", i, True, fragment=fragment(
+                [t.call_suffix, t.calls_close if k == len(m["tool_calls"]) - 1 else ""]))
 
     def check_calls(i: int) -> None:
         t, m = st.tools, messages[i]
         n = len(m["tool_calls"])
+        if t.per_argument:
+            for k, (name, args) in enumerate(tool_calls(m, i)):
+                if isinstance(args, str):
+                    raise MessageError(i, f"tool_calls[{k}] ({name!r}): format {fmt.name!r} renders a call's "
+                                       "arguments key by key and needs them as an object, not a JSON string: "
+                                       "give json.loads(arguments)")
         if t.max_calls and n > t.max_calls:
             raise MessageError(i, f"format {fmt.name!r} renders at most {t.max_calls} tool call"
                                f"{'s' if t.max_calls > 1 else ''} per answer (its template refuses more); this "

@@ -193,13 +193,12 @@ def test_mistral_small_tool_part_is_recovered_exactly():
 #: corpus templates whose tool layout the IR cannot carry -> words the refusal must contain
 #: (read off the templates: LFM2 never renders an answer's tool_calls, Apriel-1.5 `{{ tools }}` as
 #: Python's str, DeepSeek-V3 never reads `tools`, QwQ tests the raw content before a call's
-#: separator, Reka-Edge drops the separator after a content ending with a newline)
+#: separator and renders reasoning_content nowhere)
 REFUSED = {
     "llamacpp-LFM2-8B-A1B": "does not render an answer's tool calls",
     "llamacpp-unsloth-Apriel-1.5": "str(dict)",
     "npm-deepseek_v3": "does not render it",
     "llamacpp-Qwen-QwQ-32B": "verification on tool conversations",
-    "llamacpp-Reka-Edge": "verification on tool conversations",
 }
 
 
@@ -209,6 +208,36 @@ def test_layouts_the_ir_cannot_carry_are_refused_never_wrong(name):
     assert conv.tools == "refused", (name, conv.tools_status)
     assert REFUSED[name] in conv.tools_reason, conv.tools_reason
     assert conv.format.structure.tools is None
+
+
+def test_reka_separator_unless_the_answer_ends_with_it_is_recovered_exactly():
+    """Reka Edge writes a newline between an answer and its calls unless the answer already ends
+    with one: ``content_sep_if: unended``, read by verification (each rule is tried), and the
+    recovered format renders like the real template on random tool conversations."""
+    conv, template, bos, eos = converted("llamacpp-Reka-Edge")
+    assert conv.tools == "exact", conv.tools_status
+    tf = conv.format.structure.tools
+    assert (tf.content_sep, tf.content_sep_if) == ("\n", "unended")
+    fmt, ours = conv.format, conv.format.to_jinja()
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    # an answer ending with the separator, with a call: the rule the other two would get wrong
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a\n", "tool_calls": [{"name": "f", "arguments": {"x": 1}}]},
+            {"role": "tool", "content": "r"}]
+    real = tok.apply_chat_template(msgs, chat_template=template, tokenize=False, **special)
+    assert fmt.render(msgs) == real and "a\n\n" not in real
+
+    @settings(max_examples=40)
+    @given(tool_conversations(reasoning=False), st.booleans())
+    def check(c, agp):
+        msgs, tools = c
+        kw = dict(tools=tools, add_generation_prompt=agp, tokenize=False)
+        real = tok.apply_chat_template(msgs, chat_template=template, **kw, **special)
+        assert fmt.render(msgs, agp, tools=tools) == real
+        assert tok.apply_chat_template(msgs, chat_template=ours, **kw, **special) == real
+
+    check()
 
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

@@ -69,11 +69,13 @@ def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
             "llamacpp-ibm-granite-granite-4.1"} <= exact
     # ... and Mistral Small 3.2 (the list before the last user message, ids: mistral-v7-tekken-tools)
     assert "llamacpp-Mistral-Small-3.2-24B-Instruct-2506" in exact
+    # ... and Reka Edge (the separator before calls only where the answer does not end with it)
+    assert "llamacpp-Reka-Edge" in exact
     # a floor under the measured figure (BENCHMARKS.md, tools section)
     assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
 
 
-FLOOR_EXACT_WITH_TOOLS = 10
+FLOOR_EXACT_WITH_TOOLS = 11
 
 
 def test_independent_check_catches_a_wrong_conversion(entries):

@@ -8,8 +8,13 @@ form) is not part of this check."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
+import pytest
 from hypothesis import assume, given, settings
 
+import tmplc
 from tmplc.engines.llamacpp import LlamaCppRenderError, ensure_llamacpp_driver, render_llamacpp
 from tmplc.registry import registry
 
@@ -27,15 +32,15 @@ def _driver():
         missing_fixture(f"llama.cpp's engine ({exc})", "run: python scripts/fetch_llamacpp.py --build")
 
 
-def check_batch(cases):
+def check_batch(cases, fmt=FMT):
     _driver()
-    target = FMT.to_llamacpp()
-    jobs = [{"template": target.chat_template, "messages": msgs, "bos_token": "", "eos_token": FMT.meta.eos_token,
+    target = fmt.to_llamacpp()
+    jobs = [{"template": target.chat_template, "messages": msgs, "bos_token": "", "eos_token": fmt.meta.eos_token,
              "add_generation_prompt": agp, "add_bos": target.add_bos_token, "raw_messages": True,
              "extra_context": {"tools": tools} if tools is not None else None} for msgs, tools, agp in cases]
     for (msgs, tools, agp), out in zip(cases, render_llamacpp(jobs)):
         assert not isinstance(out, LlamaCppRenderError), out
-        assert out == FMT.render(msgs, tools=tools, add_generation_prompt=agp), (msgs, tools, agp)
+        assert out == fmt.render(msgs, tools=tools, add_generation_prompt=agp), (msgs, tools, agp)
 
 
 def test_fixed_agent_conversation():
@@ -78,3 +83,53 @@ def test_random_tool_conversations_in_llamacpps_engine(conv):
     msgs, tools = conv
     assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
     check_batch([(msgs, tools, False), (msgs, tools, True)])
+
+
+#: qwen3-tools with Qwen3-Coder's call layout: arguments key by key with Python-written None/True/
+#: False, text around all calls, and the separator only where the answer does not end with it;
+#: the tool list holds each tool's function object alone (MiniMax, DeepSeek V3.2)
+CODER_LIKE = replace(FMT, structure=replace(FMT.structure, tools=replace(
+    FMT.structure.tools, tool_object="function", content_sep_if="unended", calls_open="<calls>", calls_close="</calls>",
+    call_prefix="<tool_call>\n<function=", call_middle=">\n", call_suffix="</function>\n</tool_call>",
+    call_sep="\n", arg_prefix="<parameter=", arg_middle=">\n", arg_suffix="\n</parameter>\n",
+    arg_values="python")))
+
+
+def _objects(msgs):
+    def obj(c):
+        f = c.get("function", c)
+        f = {**f, "arguments": f["arguments"] if isinstance(f["arguments"], dict) else json.loads(f["arguments"])}
+        return {**c, "function": f} if "function" in c else f
+
+    return [{**m, "tool_calls": [obj(c) for c in m["tool_calls"]]} if m.get("tool_calls") else m for m in msgs]
+
+
+def test_per_argument_calls_fixed_cases_in_llamacpps_engine():
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a\n", "tool_calls": [
+                {"name": "f", "arguments": {"s": "x<y", "n": None, "t": True, "u": False, "l": [1, {"k": "v"}]}},
+                {"name": "g", "arguments": {}}]},
+            {"role": "tool", "content": "r"}]
+    check_batch([(msgs, [WEATHER], agp) for agp in (False, True)], CODER_LIKE)
+    ref = CODER_LIKE.render(msgs)
+    assert "<parameter=n>\nNone\n</parameter>" in ref and "a\n<calls><tool_call>" in ref
+    listed = CODER_LIKE.render(msgs, tools=[WEATHER])
+    assert json.dumps(WEATHER["function"], ensure_ascii=False) in listed and '"type": "function"' not in listed
+    # a tool without a function object: the engine raises, as the reference does
+    target = CODER_LIKE.to_llamacpp()
+    bad = [WEATHER, {"type": "function", "name": "get"}]
+    out, = render_llamacpp([{"template": target.chat_template, "messages": msgs, "bos_token": "",
+                             "eos_token": CODER_LIKE.meta.eos_token, "add_generation_prompt": False,
+                             "add_bos": target.add_bos_token, "raw_messages": True, "extra_context": {"tools": bad}}])
+    assert isinstance(out, LlamaCppRenderError) and "has no 'function' object" in str(out), out
+    with pytest.raises(tmplc.MessageError, match="has no 'function' object"):
+        CODER_LIKE.render(msgs, tools=bad)
+
+
+@settings(max_examples=40)
+@given(tool_conversations())
+def test_random_per_argument_conversations_in_llamacpps_engine(conv):
+    msgs, tools = conv
+    msgs = _objects(msgs)
+    assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
+    check_batch([(msgs, tools, False), (msgs, tools, True)], CODER_LIKE)

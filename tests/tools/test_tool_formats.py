@@ -1,7 +1,9 @@
 """Any ToolFormat, not only Qwen3's: random tool layouts (texts with Jinja syntax, quotes,
 newlines, special-token text; JSON styles: indent, separators, sort_keys, ensure_ascii; grouped
-or not; a system default; a reasoning format or not) on random tool conversations, the HF Jinja
-target in jinja2's HF-compatible sandbox equals the reference renderer."""
+or not; a system default; a reasoning format or not; text around all of an answer's calls; the
+three rules for the content separator; each tool listed whole or its function object alone; arguments as one JSON object or key by key, with JSON or
+Python values) on random tool conversations, the HF Jinja target in jinja2's HF-compatible
+sandbox equals the reference renderer, and both refuse the same messages."""
 
 from __future__ import annotations
 
@@ -26,6 +28,17 @@ tool_formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix
                          call_middle=_text, call_suffix=_text, call_sep=_text, results_open=_text,
                          result_prefix=_text, result_suffix=_text, results_close=_text, grouped=st.booleans())
 
+_arg_layouts = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries({"arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
+                           "arg_values": st.sampled_from(["json", "python"])}))
+extended_tool_formats = st.builds(
+    lambda tf, extra: replace(tf, **extra), tool_formats,
+    st.fixed_dictionaries({"calls_open": _text, "calls_close": _text,
+                           "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
+                           "tool_object": st.sampled_from(["tool", "function"])}).flatmap(
+        lambda d: _arg_layouts.map(lambda a: {**d, **a})))
+
 CHATML = tmplc.load("chatml")
 THINKING = tmplc.load("qwen3-thinking")
 
@@ -43,3 +56,88 @@ def test_any_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp):
     fmt = replace(fmt, structure=replace(st_, tools=tf))
     want = fmt.render(msgs, tools=tools, add_generation_prompt=agp)
     assert render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp) == want
+
+
+def _objects(msgs: list[dict]) -> list[dict]:
+    """Every call's arguments as an object (a per-argument format refuses JSON strings)."""
+    import json
+
+    def obj(c):
+        f = c.get("function", c)
+        args = f["arguments"] if isinstance(f["arguments"], dict) else json.loads(f["arguments"])
+        f = {**f, "arguments": args}
+        return {**c, "function": f} if "function" in c else f
+
+    return [{**m, "tool_calls": [obj(c) for c in m["tool_calls"]]} if m.get("tool_calls") else m for m in msgs]
+
+
+@settings(max_examples=120)
+@given(extended_tool_formats, st.sampled_from(["chatml", "thinking"]), tool_conversations(), st.booleans(),
+       st.booleans())
+def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects):
+    """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values: equal
+    output where the reference renders; the same refusal (a MessageError from the reference, the
+    template's raise_exception from the target) where it does not (string arguments of a
+    per-argument format)."""
+    import pytest
+    from jinja2 import TemplateError
+
+    from tmplc.errors import MessageError
+
+    msgs, tools = conv
+    if as_objects:
+        msgs = _objects(msgs)
+    fmt = THINKING if base == "thinking" else CHATML
+    if base != "thinking":
+        msgs = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in msgs]
+    fmt = replace(fmt, structure=replace(fmt.structure, tools=tf))
+    try:
+        want = fmt.render(msgs, tools=tools, add_generation_prompt=agp)
+    except MessageError:
+        assert tf.per_argument
+        with pytest.raises(TemplateError):
+            render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp)
+        return
+    assert render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp) == want
+
+
+def test_per_argument_values_none_true_false_as_python_or_json():
+    """A value that is not a string: JSON by default, Python's ``None``/``True``/``False`` with
+    ``arg_values: python``; strings as given, nested values as JSON, keys in the object's order."""
+    args = {"z": None, "t": True, "f": False, "s": "x\ny", "n": 1.5, "o": {"b": [None, True]}}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": args}]}]
+    base = ToolFormat(call_prefix="<call ", call_middle=">", call_suffix="</call>", arg_prefix="<p ",
+                      arg_middle="=", arg_suffix=";")
+    for values, written in (("json", "<p z=null;<p t=true;<p f=false;"), ("python", "<p z=None;<p t=True;<p f=False;")):
+        fmt = replace(CHATML, structure=replace(CHATML.structure, tools=replace(base, arg_values=values)))
+        want = fmt.render(msgs)
+        assert "<call f>" + written + '<p s=x\ny;<p n=1.5;<p o={"b": [null, true]};</call>' in want
+        assert render_template(fmt.to_jinja(), msgs) == want
+
+
+def test_function_object_lists_only_each_tools_function_and_refuses_a_tool_without_one():
+    """``tool_object: function`` (MiniMax, DeepSeek V3.2, Solar): each list item is the JSON of
+    ``tool["function"]``; a tool without a ``function`` object is refused by the reference and by
+    the template alike (never rendered as something else)."""
+    import json
+
+    import pytest
+    from jinja2 import TemplateError
+
+    from tmplc.errors import MessageError
+
+    tool = {"type": "function", "function": {"name": "get", "description": "d", "parameters": {"type": "object"}}}
+    msgs = [{"role": "user", "content": "q"}]
+    tf = ToolFormat(list_prefix="<tools>", item_prefix="\n", list_suffix="\n</tools>")
+    for obj, item in (("tool", tool), ("function", tool["function"])):
+        fmt = replace(CHATML, structure=replace(CHATML.structure, tools=replace(tf, tool_object=obj)))
+        want = fmt.render(msgs, tools=[tool, tool])
+        listed = "<tools>\n" + json.dumps(item, ensure_ascii=False) + "\n" + json.dumps(item, ensure_ascii=False)
+        assert listed + "\n</tools>" in want
+        assert render_template(fmt.to_jinja(), msgs, tools=[tool, tool]) == want
+    for bad in ({"type": "function", "name": "get"}, {"type": "function", "function": "get"}):
+        with pytest.raises(MessageError, match=r"tools\[1\] has no 'function' object"):
+            fmt.render(msgs, tools=[tool, bad])
+        with pytest.raises(TemplateError, match=r"tools\[1\] has no 'function' object"):
+            render_template(fmt.to_jinja(), msgs, tools=[tool, bad])

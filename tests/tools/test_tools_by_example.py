@@ -27,6 +27,10 @@ from tools.test_tool_formats import _text
 #: fields whose split of repeated text is canonical in the examples (renders alike, names may differ)
 SPLIT_FIELDS = {"system_sep", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix", "results_open",
                 "result_prefix", "result_suffix", "results_close", "grouped"}
+#: the call layout's split of repeated text (calls_open + (call_prefix ... call_suffix)* + calls_close,
+#: arguments likewise): canonical in the examples, compared by rendering
+CALL_SPLIT_FIELDS = {"calls_open", "call_prefix", "call_middle", "call_suffix", "call_sep", "calls_close", "arg_prefix",
+                     "arg_suffix"}
 QWEN3 = tmplc.load("qwen3-tools")
 QWEN25 = tmplc.load("qwen2.5-tools")
 CHATML = tmplc.load("chatml")
@@ -78,7 +82,8 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      item_suffix=_text, list_suffix=_text, content_sep=_text, call_prefix=_text,
                      call_middle=_text, call_suffix=_text, call_sep=_text, results_open=_text,
                      result_prefix=_text, result_suffix=_text, results_close=_text, grouped=st.booleans(),
-                     string_arguments=st.sampled_from(["verbatim", "json"]))
+                     string_arguments=st.sampled_from(["verbatim", "json"]),
+                     tool_object=st.sampled_from(["tool", "function"]))
 
 
 @settings(max_examples=60)
@@ -98,6 +103,42 @@ def test_any_tool_format_reads_back_from_its_examples(tf, default, convs):
             assert getattr(back.structure.tools, f.name) == getattr(tf, f.name), f.name
     for conv in convs:
         _renders_alike(fmt, back, conv)
+
+
+_call_layouts = st.fixed_dictionaries({
+    "calls_open": _text, "calls_close": _text, "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
+    "arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text, "arg_values": st.sampled_from(["json", "python"])})
+
+
+def _as_objects(msgs: list[dict]) -> list[dict]:
+    def obj(c):
+        f = c.get("function", c)
+        f = {**f, "arguments": f["arguments"] if isinstance(f["arguments"], dict) else json.loads(f["arguments"])}
+        return {**c, "function": f} if "function" in c else f
+
+    return [{**m, "tool_calls": [obj(c) for c in m["tool_calls"]]} if m.get("tool_calls") else m for m in msgs]
+
+
+@settings(max_examples=60)
+@given(_formats, _call_layouts, st.booleans(), st.lists(tool_conversations(reasoning=False), min_size=1, max_size=3))
+def test_per_argument_calls_and_calls_around_read_back_from_examples(tf, layout, per_argument, convs):
+    """Text around all of an answer's calls, the content separator's rule, and arguments key by key
+    (``{KEY}{VALUE}`` twice per call, a call without arguments), written from a random format:
+    the declared fields read back equal, the call layout renders every conversation alike."""
+    if not per_argument:
+        layout = {k: v for k, v in layout.items() if not k.startswith("arg_")}
+    tf = replace(tf, **layout)
+    fmt = tmplc.ChatFormat(replace(CHATML.structure, tools=tf), CHATML.meta)
+    ex = examples_of(fmt.structure)
+    if per_argument:
+        assert "{KEY}" in ex["calls"][0] and "{KEY}" not in ex["calls"][1]
+    back = load_yaml_spec(_yaml_with_examples(fmt, ex))
+    for f in fields(ToolFormat):
+        if f.name not in SPLIT_FIELDS | CALL_SPLIT_FIELDS:
+            assert getattr(back.structure.tools, f.name) == getattr(tf, f.name), f.name
+    for msgs, tools in convs:
+        _renders_alike(fmt, back, (_as_objects(msgs), tools))
+        _renders_alike(fmt, back, (msgs, tools))  # string arguments: both refuse a per-argument format
 
 
 def test_json_style_by_example():
@@ -236,7 +277,8 @@ def test_every_tool_field_is_shown_by_an_example_or_declared():
     from tmplc.spec.tools_example import DECLARED_KEYS, OPTIONAL_EXAMPLE_KEYS
 
     shown = {"json", "placement", "system_sep", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix",
-             "content_sep", "call_prefix", "call_id_prefix", "call_middle", "call_suffix", "call_sep", "results_open",
+             "content_sep", "call_prefix", "call_id_prefix", "call_middle", "call_suffix", "call_sep", "calls_open",
+             "calls_close", "arg_prefix", "arg_middle", "arg_suffix", "results_open",
              "result_prefix", "result_id_suffix", "result_suffix", "results_close", "grouped"}
     assert {f.name for f in fields(ToolFormat)} == shown | set(OPTIONAL_EXAMPLE_KEYS) | (set(DECLARED_KEYS) - {"final_scope"})
 

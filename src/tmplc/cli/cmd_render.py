@@ -71,7 +71,7 @@ def _read_tools(path: str, fmt) -> list:
     if isinstance(tools, dict) and "tools" in tools:
         tools = tools["tools"]
     try:
-        check_tools(tools, fmt.name, fmt.structure.tools is not None)
+        check_tools(tools, fmt.name, fmt.structure.tools)
     except MessageError as e:
         raise InputError(path, e.message) from None
     return tools

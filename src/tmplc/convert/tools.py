@@ -13,7 +13,8 @@ conversation without the tool part; the extra text is located by its markers, an
   + item_prefix + json(tool) + item_suffix + list_suffix``; two tools give ``item_suffix +
   item_prefix``; a conversation without a system message splits ``system_sep`` from
   ``list_prefix``); the JSON style is the :data:`JSON_STYLES` candidate whose ``json.dumps`` of the
-  marker tool appears verbatim (transformers' ``tojson`` first); or the text added before the
+  marker tool (or of its ``function`` object alone: ``tool_object``) appears verbatim
+  (transformers' ``tojson`` first); or the text added before the
   first user message's content (``placement="first_user"``, Llama 3.x's ``tools_in_user_message``),
   with a system header that changes with tools (``system_prefix``) and ``tools=[]`` still rendering
   the list (``empty_list``);
@@ -28,7 +29,7 @@ conversation without the tool part; the extra text is located by its markers, an
 
 Where the extra text is elsewhere (before the last user message as Mistral's
 ``[AVAILABLE_TOOLS]``, a turn of its own), or is not the IR's layout (tools written field by field,
-as Python's ``str(dict)``, joined by a separator, only each tool's ``function`` object), or a
+as Python's ``str(dict)``, joined by a separator), or a
 system header that changes with tools holds a date that cannot be placed as the header's own
 ``{DATE=...}`` pieces, the tool part is refused with that reason.  Nothing is accepted
 unverified: the recovered format (with the answer scope ``final_scope`` among the IR's, tried in
@@ -56,7 +57,8 @@ from tmplc.convert.dates import DATE_1, DATE_2
 from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
-from tmplc.ir import FINAL_SCOPES, ChatFormat, DateToken, Fragment, JsonStyle, ToolFormat, fragment, split_between_items
+from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, ChatFormat, DateToken, Fragment, JsonStyle, ToolFormat, fragment,
+                      split_between_items, split_calls, split_per_argument)
 
 #: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
 TOOL_STATUSES = ("exact", "refused", "none")
@@ -83,8 +85,9 @@ def _tool(k: int) -> dict:
 
 
 TOOL_1, TOOL_2 = _tool(1), _tool(2)
-ARGS_1 = {"zeta": "vAl1qZmX é", "alpha": [1, {"b": None}]}
-ARGS_2 = {"yak": 2}
+ARGS_1 = {"zeta": "vAl1qZmX é", "alpha": [1, {"ü": "日本", "b": None}]}
+#: scalars a template may write as JSON or as Python (``value | string``) when it renders arguments key by key
+ARGS_2 = {"yak": True, "nOne": None}
 #: arguments given as a JSON string, in a layout no json.dumps style writes
 ARGS_STR = '{"zeta":  "sTr1qZmX",\n"n": 1}'
 CALL_NAME_1, CALL_NAME_2 = "cAll1qZmX", "cAll2qZmX"
@@ -173,6 +176,9 @@ PROBES: dict[str, tuple[list[dict], Any]] = {
     "call2:alone": ([_u("user1"), _a(None, [C1, C2]), _u("user2")], None),
     "call1:str": ([_u("user1"), _a("assistant1", [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
     "call1:str:alone": ([_u("user1"), _a(None, [_call(CALL_NAME_1, ARGS_STR)]), _u("user2")], None),
+    # a call without arguments: where a template renders them key by key, the text around them
+    "call1:noargs": ([_u("user1"), _a("assistant1", [_call(CALL_NAME_1, {})]), _u("user2")], None),
+    "call1:noargs:alone": ([_u("user1"), _a(None, [_call(CALL_NAME_1, {})]), _u("user2")], None),
     "result1": ([_u("user1"), _a("assistant1", [C1]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
     "result2": ([_u("user1"), _a("assistant1", [C1, C2]), _t(RESULT_1), _t(RESULT_2, CALL_ID_2), _a("assistant2"),
                  _u("user3")], None),
@@ -187,7 +193,8 @@ PROBES: dict[str, tuple[list[dict], Any]] = {
 }
 #: the call probes without the user message after the answer (":end"): for templates that raise on
 #: a user message right after an answer with calls (Mistral: user and assistant turns alternate)
-CALL_PROBES = ("call1", "call1:empty", "call2", "call2:alone", "call1:str", "call1:str:alone")
+CALL_PROBES = ("call1", "call1:empty", "call2", "call2:alone", "call1:str", "call1:str:alone", "call1:noargs",
+               "call1:noargs:alone")
 PROBES.update({n + ":end": (PROBES[n][0][:-1], PROBES[n][1]) for n in CALL_PROBES})
 
 
@@ -254,12 +261,19 @@ def _json_style(x: str, obj: Any, what: str) -> JsonStyle:
     if str(obj) in x or repr(obj) in x:
         raise _refuse(f"{what}: renders them as Python's str(dict) (single quotes, True/None), not JSON; the "
                       "IR writes JSON (json.dumps)")
-    if isinstance(obj, dict) and "function" in obj and any(s.dumps(obj["function"]) in x for s in JSON_STYLES):
-        raise _refuse(f"{what}: serialises only each tool's 'function' object; the IR serialises each tool "
-                      "whole ({\"type\": \"function\", \"function\": {...}})")
     raise _refuse(f"{what}: not written as json.dumps of the object in any of the {len(JSON_STYLES)} JSON styles "
                   "tried (indent, separators, sort_keys, ensure_ascii) — e.g. field by field or as pseudo-JSON: "
                   f"{_show(x, 160)}")
+
+
+def _tool_object(x: str) -> str:
+    """Whether the tool list ``x`` (one tool: ``TOOL_1``) serialises the whole tool or only its
+    ``function`` object (:data:`tmplc.ir.TOOL_OBJECTS`); the whole tool is tried first, since
+    its JSON holds the function object's."""
+    for obj, value in (("tool", TOOL_1), ("function", TOOL_1["function"])):
+        if any(s.dumps(value) in x for s in JSON_STYLES):
+            return obj
+    return "tool"  # neither: _json_style refuses with the reason
 
 
 class _Results(dict):
@@ -275,12 +289,15 @@ class _Results(dict):
         return dict.__getitem__(self, name)[0] == "ok"
 
 
-def _list_items(x1: str, x2: str) -> tuple[JsonStyle, str, str, str, str, str]:
-    """The tool list's text with one tool (``x1``) and two (``x2``) -> (JSON style, the text before
-    the first item, item_prefix, item_suffix, item_sep, list_suffix); the text between two items
-    is read by :func:`tmplc.ir.split_between_items`."""
-    style = _json_style(x1, TOOL_1, "the tool list")
-    j1, j2 = style.dumps(TOOL_1), style.dumps(TOOL_2)
+def _list_items(x1: str, x2: str) -> tuple[str, dict]:
+    """The tool list's text with one tool (``x1``) and two (``x2``) -> (the text before the first
+    item, the :class:`ToolFormat` fields of the items: ``json``, ``tool_object``, ``item_prefix``,
+    ``item_suffix``, ``item_sep``, ``list_suffix``); the text between two items is read by
+    :func:`tmplc.ir.split_between_items`."""
+    obj = _tool_object(x1)
+    pick = (lambda t: t["function"]) if obj == "function" else (lambda t: t)
+    style = _json_style(x1, pick(TOOL_1), "the tool list")
+    j1, j2 = style.dumps(pick(TOOL_1)), style.dumps(pick(TOOL_2))
     if x1.count(j1) != 1:
         raise _refuse(f"the tool list: each tool's JSON shows {x1.count(j1)} times")
     pre, post = x1.split(j1)
@@ -289,7 +306,9 @@ def _list_items(x1: str, x2: str) -> tuple[JsonStyle, str, str, str, str, str]:
                       f"{_show(x1, 160)}, two {_show(x2, 160)}")
     mid = x2[len(pre + j1):len(x2) - len(j2 + post)]
     item_suffix, sep, item_prefix = split_between_items(pre, mid, post)
-    return style, pre[:len(pre) - len(item_prefix)], item_prefix, item_suffix, sep, post[len(item_suffix):]
+    return pre[:len(pre) - len(item_prefix)], dict(json=style, tool_object=obj, item_prefix=item_prefix,
+                                                   item_suffix=item_suffix, item_sep=sep,
+                                                   list_suffix=post[len(item_suffix):])
 
 
 def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
@@ -312,9 +331,8 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
                       "expects the tools written into the system message); the IR writes the tool list into the "
                       "system block whenever tools are given")
     x2 = _inserted(res["list2:sys"], base, at, "the tool list (two tools)", msgs, TOOL_1["function"]["name"])
-    style, head, item_prefix, item_suffix, item_sep, list_suffix = _list_items(x1, x2)
-    tf = ToolFormat(json=style, item_prefix=item_prefix, item_suffix=item_suffix, item_sep=item_sep,
-                    list_suffix=list_suffix)
+    head, items = _list_items(x1, x2)
+    tf = ToolFormat(**items)
     return _list_split(fmt, res, tf, head)
 
 
@@ -391,9 +409,8 @@ def _read_first_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None
     x2 = got2[1]
     sb = fmt.structure.system
     header = None if changed is None else _dated(changed, sb.prefix)
-    style, list_prefix, item_prefix, item_suffix, item_sep, list_suffix = _list_items(x1, x2)
-    tf = ToolFormat(json=style, placement="first_user", system_prefix=header, list_prefix=list_prefix,
-                    item_prefix=item_prefix, item_suffix=item_suffix, item_sep=item_sep, list_suffix=list_suffix)
+    list_prefix, items = _list_items(x1, x2)
+    tf = ToolFormat(placement="first_user", system_prefix=header, list_prefix=list_prefix, **items)
     if header is not None and any(isinstance(p, DateToken) for p in header) and res.ok("list1:sys@date2"):
         msgs, _ = PROBES["list1:sys"]
         got = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_2)
@@ -455,9 +472,8 @@ def _read_last_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
     if x2 is None:
         raise _refuse(f"the tool list before the last user message: two tools do not render there as one tool's "
                       f"layout repeated: {_show(res['list2:sys'], 200)}")
-    style, list_prefix, item_prefix, item_suffix, item_sep, list_suffix = _list_items(x1, x2)
-    tf = ToolFormat(json=style, placement="last_user", list_prefix=list_prefix, item_prefix=item_prefix,
-                    item_suffix=item_suffix, item_sep=item_sep, list_suffix=list_suffix)
+    list_prefix, items = _list_items(x1, x2)
+    tf = ToolFormat(placement="last_user", list_prefix=list_prefix, **items)
     return _user_turn_checks(fmt, res, tf, base, "before the last user message")
 
 
@@ -502,6 +518,42 @@ def _empty_system(fmt: ChatFormat, res: dict, tf: ToolFormat) -> ToolFormat:
     return tf  # verification (random conversations with empty system messages) says where it differs
 
 
+def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_alone: bool, ids: bool
+                  ) -> tuple[JsonStyle, str, dict[str, Any], str] | None:
+    """A call whose arguments render key by key (``y``: the call probe's text, its name and id
+    ending at ``after``): (the JSON style of the non-string value, ``call_middle``, the ``arg_*``
+    fields, ``call_suffix``), the split read off the call without arguments
+    (:func:`tmplc.ir.split_per_argument`); None when ``y`` is not that."""
+    (k1, v1), (k2, v2) = ARGS_1.items()
+    p1 = y.find(k1, after)
+    q1 = y.find(v1, p1 + len(k1)) if p1 >= 0 else -1
+    p2 = y.find(k2, q1 + len(v1)) if q1 >= 0 else -1
+    if p2 < 0:
+        return None
+    found = next(((s, j) for s in styles if (j := y.find(s.dumps(v2), p2 + len(k2))) >= 0), None)
+    if found is None:
+        return None
+    style, q2 = found
+    lead, middle1, between = y[after:p1], y[p1 + len(k1):q1], y[q1 + len(v1):p2]
+    middle2, tail = y[p2 + len(k2):q2], y[q2 + len(style.dumps(v2)):]
+    if middle1 != middle2:
+        return None
+    empty = None
+    try:
+        z = inserted("call1:noargs:alone" if calls_alone else "call1:noargs")
+        i = z.find(CALL_NAME_1)
+        zk = z.find(CALL_ID_1) if ids else -1
+        empty = z[max(i + len(CALL_NAME_1), zk + len(CALL_ID_1) if zk >= 0 else 0):] if i >= 0 else None
+    except ConversionRefused:  # the template raises on a call without arguments: verification decides
+        pass
+    split = split_per_argument(lead, between, tail, empty)
+    if split is None:
+        raise _refuse(f"a tool call renders its arguments key by key ({_show(y, 200)}), but the call without "
+                      f"arguments ({_show(empty or '', 120)}) is not the text around them")
+    cm, ap, asuf, cs = split
+    return style, cm, dict(arg_prefix=ap, arg_middle=middle1, arg_suffix=asuf), cs
+
+
 def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat, bool]:
     """The call fields, and whether the template takes arguments given as a JSON string (False: it
     raises on them; the format renders them as given, and verification leaves them out).  A
@@ -538,24 +590,32 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     styles = [tf.json] + [s for s in JSON_STYLES if s != tf.json]  # the list's style first
     after = max(i + len(CALL_NAME_1), k + len(CALL_ID_1) if k >= 0 else 0)
     found = next(((s, j) for s in styles if (j := y.find(s.dumps(ARGS_1), after)) >= 0), None)
-    if found is None:
-        if str(ARGS_1) in y:
-            raise _refuse(f"a tool call: its arguments are written as Python's str(dict): {_show(y, 160)}; the IR "
-                          "writes JSON")
-        if k >= 0 and any(s.dumps(ARGS_1) in y for s in styles):
-            raise _refuse(f"a tool call: the template renders the call's id after its arguments "
-                          f"({_show(y, 160)}); the IR renders it between the name and the arguments")
-        raise _refuse(f"a tool call: the arguments object is not written as json.dumps after the name: "
-                      f"{_show(y, 160)}")
-    style, j = found
-    a1 = style.dumps(ARGS_1)
+    per_arg: dict[str, Any] = {}
+    if found is not None:
+        style, j = found
+        a1 = style.dumps(ARGS_1)
+        middle, tail = y[after:j], y[j + len(a1):]
+    else:
+        per = _per_argument(y, after, styles, inserted, calls_alone, k >= 0)
+        if per is None:
+            if str(ARGS_1) in y:
+                raise _refuse(f"a tool call: its arguments are written as Python's str(dict): {_show(y, 160)}; the "
+                              "IR writes JSON")
+            if k >= 0 and any(s.dumps(ARGS_1) in y for s in styles):
+                raise _refuse(f"a tool call: the template renders the call's id after its arguments "
+                              f"({_show(y, 160)}); the IR renders it between the name and the arguments")
+            raise _refuse(f"a tool call: the arguments are neither written as json.dumps of the object after the "
+                          f"name nor key by key (each key, then its value): {_show(y, 160)}")
+        style, middle, per_arg, tail = per
+        j = after + len(middle)
+        a1 = y[j:len(y) - len(tail)]
     if k >= 0 and not (i + len(CALL_NAME_1) <= k and k + len(CALL_ID_1) <= j):
         raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}) elsewhere than between "
                       "its name and its arguments, where the IR renders it")
     id_prefix = y[i + len(CALL_NAME_1):k] if k >= 0 else None
     head = y[:i]
-    middle = y[k + len(CALL_ID_1):j] if k >= 0 else y[i + len(CALL_NAME_1):j]
-    tail = y[j + len(a1):]
+    if k >= 0:
+        middle = y[k + len(CALL_ID_1):j]
     cid1 = "" if k < 0 else id_prefix + CALL_ID_1
     ye = y if calls_alone else inserted("call1:empty")
     one = CALL_NAME_1 + cid1 + middle + a1 + tail
@@ -565,20 +625,30 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     call_prefix = ye[:len(ye) - len(one)]
     content_sep = head[:len(head) - len(call_prefix)]
     fields = dict(call_json=style, content_sep=content_sep, call_prefix=call_prefix, call_id_prefix=id_prefix,
-                  call_middle=middle, call_suffix=tail, calls_alone=calls_alone)
+                  call_middle=middle, call_suffix=tail, calls_alone=calls_alone, **per_arg)
     two_probe = "call2:alone" if calls_alone else "call2"
     if not res.ok(two_probe):
         fields["max_calls"] = 1  # the template raises on a second call: so does the format (MessageError)
     else:
         y2 = inserted(two_probe)
-        two = CALL_NAME_2 + ("" if k < 0 else id_prefix + CALL_ID_2) + middle + style.dumps(ARGS_2) + tail
-        if not (y2.startswith(y) and y2.endswith(two)) or len(y2) < len(y) + len(two):
+        for values in (("json", "python") if per_arg else ("json",)):
+            if per_arg:
+                fields["arg_values"] = values
+            a2 = replace(tf, **fields).arguments(ARGS_2)
+            first = y[:len(y) - len(tail)]
+            two = CALL_NAME_2 + ("" if k < 0 else id_prefix + CALL_ID_2) + middle + a2 + tail
+            if y2.startswith(first) and y2.endswith(two) and len(y2) >= len(first) + len(two):
+                break
+        else:
             raise _refuse(f"two tool calls do not render as one call's layout repeated: {_show(y2, 200)}")
-        between = y2[len(y):len(y2) - len(two)]
-        if not between.endswith(call_prefix):
-            raise _refuse(f"two tool calls: the second starts with {_show(between)}, not with the first call's "
-                          f"prefix {_show(call_prefix)}")
-        fields["call_sep"] = between[:len(between) - len(call_prefix)]
+        between = y2[len(first):len(y2) - len(two)]
+        opening = call_prefix
+        if not calls_alone and not content_sep and head != call_prefix:  # pragma: no cover - head ends with it
+            raise _refuse(f"two tool calls: {_show(y2, 200)}")
+        (fields["calls_open"], fields["call_prefix"], fields["call_sep"], fields["call_suffix"],
+         fields["calls_close"]) = split_calls(opening, between, tail)
+    if per_arg:  # the format needs arguments as an object (MessageError otherwise): verified without strings
+        return replace(tf, **fields), False
     str_probe = "call1:str:alone" if calls_alone else "call1:str"
     if not res.ok(str_probe):  # the template refuses arguments given as a string
         return replace(tf, **fields), False
@@ -942,9 +1012,11 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     results = run.run([run.job(c.msgs, c.tool_list, c.add_generation_prompt) for c in cases])
     first: ConversionRefused | None = None
     scopes = [cand.structure.final_scope] + [s for s in FINAL_SCOPES if s != cand.structure.final_scope]
-    for scope in scopes:
+    seps = [tf.content_sep_if] + [c for c in CONTENT_SEP_IFS if c != tf.content_sep_if and tf.content_sep]
+    for scope, sep_if in [(s, c) for s in scopes for c in seps]:
         try:
-            f = ChatFormat(replace(cand.structure, final_scope=scope), fmt.meta)
+            f = ChatFormat(replace(cand.structure, final_scope=scope, tools=replace(tf, content_sep_if=sep_if)),
+                           fmt.meta)
         except ValueError:
             continue
         try:
@@ -967,7 +1039,6 @@ _REFUSAL_KINDS = (
                                       "another user turn)"),
     ("does not render it", "tool list not rendered"),
     ("str(dict)", "Python str(dict), not JSON"),
-    ("only each tool's 'function'", "only each tool's function object"),
     ("not written as json.dumps of the object", "tool list in its own layout (not JSON)"),
     ("joins tools with", "tools joined by a separator (a JSON array)"),
     ("without a system message", "another block without a system message"),

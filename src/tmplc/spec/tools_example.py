@@ -61,6 +61,16 @@ rules, each giving one field, so that any text the examples allow reads back one
   calls; the second shows one call and no content.  Its text before ``{NAME}`` is
   ``call_prefix``, between ``{NAME}`` and ``{ARGUMENTS}`` ``call_middle``, after ``{ARGUMENTS}``
   ``call_suffix``; the first example's remaining text gives ``content_sep`` and ``call_sep``.
+  Text around all of an answer's calls (``calls_open``/``calls_close``: Hunyuan's
+  ``<tool_calls>...</tool_calls>``) is what the text between the two calls does not repeat:
+  between them, a call's ending, ``call_sep`` and a call's beginning where that reads the example
+  back, else the calls split like list items (below).
+* Arguments key by key (Qwen3-Coder's ``<parameter=k>v</parameter>``): ``{KEY}{VALUE}`` twice
+  per call in place of ``{ARGUMENTS}`` (the text between ``{KEY}`` and ``{VALUE}`` is
+  ``arg_middle``), and the one-call example shows a call without arguments, which fixes the
+  split into ``call_middle + (arg_prefix + key + arg_middle + value + arg_suffix)* + call_suffix``
+  (the shortest ``arg_prefix`` that renders that call too).  ``arg_values: python`` is declared
+  where values other than strings render as Python writes them.
 * ``results``: ``{RESULT}`` twice, the whole run as it renders.
 * ``{ID}``: a call's id right after each ``{NAME}`` (``call_id_prefix`` between them), and a
   result's ``tool_call_id`` right before each ``{RESULT}`` (``result_id_suffix`` between them).
@@ -75,8 +85,9 @@ rules, each giving one field, so that any text the examples allow reads back one
 What no example can show is declared beside the examples with the field form's keys
 (:data:`DECLARED_KEYS`: ``placement``, ``system_prefix``, ``empty_list``, ``keep_default_system``,
 ``empty_system_counts``, ``string_arguments``, ``max_calls``, ``calls_alone``,
-``result_content``, ``final_scope``).  The keys the examples give (``call_prefix: ...``) cannot be
-mixed with them.
+``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``tool_object``: each
+``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``).  The keys the
+examples give (``call_prefix: ...``) cannot be mixed with them.
 """
 
 from __future__ import annotations
@@ -85,7 +96,8 @@ import itertools
 from typing import TYPE_CHECKING, Any, Callable
 
 from tmplc.errors import SpecError
-from tmplc.ir import Fragment, JsonStyle, Structure, Text, ToolFormat, split_between_items
+from tmplc.ir import (Fragment, JsonStyle, Structure, Text, ToolFormat, split_between_items, split_calls,
+                      split_per_argument)
 from tmplc.spec.vocabulary import TEXT, Atom
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,7 +110,8 @@ EXAMPLE_KEYS = ("json", "list", "calls", "results")
 OPTIONAL_EXAMPLE_KEYS = ("call_json",)
 #: field-form keys declared beside the examples: what the format does, which no example shows
 DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
-                 "empty_system_counts", "max_calls", "calls_alone", "result_content")
+                 "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
+                 "tool_object")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -259,38 +272,63 @@ def _has(ex: _Example, kind: str) -> bool:
 
 
 def _call_fields(examples: list[_Example]) -> dict[str, Any]:
-    """The call layout; with ``{ID}`` after each ``{NAME}``, the call's id (``call_id_prefix``)."""
+    """The call layout; with ``{ID}`` after each ``{NAME}``, the call's id (``call_id_prefix``);
+    with ``{KEY}``/``{VALUE}`` in place of ``{ARGUMENTS}``, arguments key by key (the one-call
+    example then shows a call without arguments)."""
     two, one = examples
-    ids = _has(one, "ID")
-    call = ("NAME", "ID", "ARGUMENTS") if ids else ("NAME", "ARGUMENTS")
+    ids, per = _has(one, "ID"), _has(two, "KEY")
+    idn = ("ID",) if ids else ()
+    args = ("KEY", "VALUE", "KEY", "VALUE") if per else ("ARGUMENTS",)
+    call = ("NAME",) + idn + args
     p = two.pieces(("OUTPUT",) + call + call)
-    q = one.pieces(call)
-    if ids:  # drop the id's piece, keeping its text apart: name, [id prefix], id, middle
-        head, a, id1, m1, b, id2, m2, c = p
-        call_prefix, id_prefix, middle, call_suffix = q
-        if not (id1 == id2 == id_prefix):
-            raise two.fail(f"the text between {{NAME}} and {{ID}} differs between the calls ({id1!r}, {id2!r}, "
-                           f"{id_prefix!r})")
-    else:
-        head, a, m1, b, m2, c = p
-        call_prefix, middle, call_suffix = q
-        id_prefix = None
+    q = one.pieces(("NAME",) + idn + (() if per else ("ARGUMENTS",)))
+    head, a = p[0], p[1]
+    n = len(call)  # the pieces after each call's name: [id prefix], then one per argument placeholder
+    first, second, c = p[2:2 + n - 1], p[2 + n:2 + 2 * n - 1], p[-1]
+    b = p[2 + n - 1]
     if head:
         raise two.fail(f"the example starts with the answer's content: nothing before {{OUTPUT}} ({head!r})")
+    id_prefix = None
+    if ids:
+        id_prefix = q[1]
+        if not (first[0] == second[0] == id_prefix):
+            raise two.fail(f"the text between {{NAME}} and {{ID}} differs between the calls ({first[0]!r}, "
+                           f"{second[0]!r}, {id_prefix!r})")
+        first, second = first[1:], second[1:]
+    opening = q[0]
     after = "{ID}" if ids else "{NAME}"
-    if not (m1 == m2 == middle):
-        raise two.fail(f"the text between {after} and {{ARGUMENTS}} differs between the calls ({m1!r}, {m2!r}, "
-                       f"{middle!r})")
-    if c != call_suffix:
-        raise two.fail(f"the calls end differently ({c!r} here, {call_suffix!r} in the one-call example)")
-    if not a.endswith(call_prefix):
+    per_arg: dict[str, Any] = {}
+    if per:
+        if first != second:
+            raise two.fail("the two calls differ in the text around their arguments (" + ", ".join(
+                repr(x) for x in first) + " against " + ", ".join(repr(x) for x in second) + ")")
+        lead, m1, between, m2 = first
+        if m1 != m2:
+            raise two.fail(f"the text between {{KEY}} and {{VALUE}} differs between the arguments ({m1!r}, {m2!r})")
+        split = split_per_argument(lead, between, c, q[-1])
+        if split is None:
+            raise one.fail(f"the call without arguments ({q[-1]!r} after {after}) is not the text around the "
+                           f"arguments of the two-call example (before the first {{KEY}}: {lead!r}, between "
+                           f"arguments: {between!r}, after the last {{VALUE}}: {c!r})")
+        middle, ap, asuf, _ = split
+        if not b.startswith(asuf):
+            raise two.fail(f"the text between the calls ({b!r}) must start with an argument's ending ({asuf!r})")
+        b, c = b[len(asuf):], c[len(asuf):]
+        per_arg = dict(arg_prefix=ap, arg_middle=m1, arg_suffix=asuf)
+    else:
+        middle = q[-2]
+        if not (first[0] == second[0] == middle):
+            raise two.fail(f"the text between {after} and {{ARGUMENTS}} differs between the calls ({first[0]!r}, "
+                           f"{second[0]!r}, {middle!r})")
+        if c != q[-1]:
+            raise two.fail(f"the calls end differently ({c!r} here, {q[-1]!r} in the one-call example)")
+    if not a.endswith(opening):
         raise two.fail(f"the text between {{OUTPUT}} and the first call ({a!r}) must end with the call's beginning "
-                       f"({call_prefix!r}, as the one-call example shows it)")
-    if not (b.startswith(call_suffix) and b.endswith(call_prefix) and len(b) >= len(call_suffix) + len(call_prefix)):
-        raise two.fail(f"the text between the calls ({b!r}) must be a call's ending ({call_suffix!r}), then the "
-                       f"separator, then a call's beginning ({call_prefix!r})")
-    return dict(content_sep=a[:len(a) - len(call_prefix)], call_prefix=call_prefix, call_id_prefix=id_prefix,
-                call_middle=middle, call_suffix=call_suffix, call_sep=b[len(call_suffix):len(b) - len(call_prefix)])
+                       f"({opening!r}, as the one-call example shows it)")
+    calls_open, call_prefix, call_sep, call_suffix, calls_close = split_calls(opening, b, c)
+    return dict(content_sep=a[:len(a) - len(opening)], calls_open=calls_open, call_prefix=call_prefix,
+                call_id_prefix=id_prefix, call_middle=middle, call_suffix=call_suffix, call_sep=call_sep,
+                calls_close=calls_close, **per_arg)
 
 
 def _result_fields(ex: _Example) -> dict[str, Any]:
@@ -395,7 +433,12 @@ def examples_of(st: Structure) -> dict[str, Any]:
 
         lists = [block(True)] if sb.default is not None and tf.keep_default_system else [block(True), block(False)]
     cid = "" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}"
-    call = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + "{ARGUMENTS}" + e(tf.call_suffix)
+    if tf.per_argument:
+        arg = e(tf.arg_prefix) + "{KEY}" + e(tf.arg_middle) + "{VALUE}" + e(tf.arg_suffix)
+        call = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + arg * 2 + e(tf.call_suffix)
+        one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + e(tf.call_suffix)
+    else:
+        call = one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + "{ARGUMENTS}" + e(tf.call_suffix)
     rid = "" if tf.result_id_suffix is None else "{ID}" + e(tf.result_id_suffix)
     result = e(tf.result_prefix) + rid + "{RESULT}" + e(tf.result_suffix)
     run = (e(tf.results_open) + result * 2 + e(tf.results_close) if tf.grouped
@@ -408,7 +451,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
     if tf.call_json is not None:
         out["call_json"] = tf.call_json.dumps(PROBE)
     out["list"] = lists
-    out["calls"] = ["{OUTPUT}" + e(tf.content_sep) + call + e(tf.call_sep) + call, call]
+    out["calls"] = ["{OUTPUT}" + e(tf.content_sep) + e(tf.calls_open) + call + e(tf.call_sep) + call
+                    + e(tf.calls_close), e(tf.calls_open) + one + e(tf.calls_close)]
     out["results"] = run
     out.update(declared)
     return out

@@ -195,8 +195,14 @@ def _tools_test(tf) -> str:
 def _tool_list(tf) -> str:
     """The tool list: ``list_prefix``, each tool's JSON in ``item_prefix``/``item_suffix``, ``list_suffix``."""
     sep = ("{%- if not loop.first -%}" + _lit(tf.item_sep) + "{%- endif -%}") if tf.item_sep else ""
-    items = ("{%- for tool in tools -%}" + sep + _lit(tf.item_prefix) + "{{- tool | " + _json_filter(tf.json) + " -}}"
-             + _lit(tf.item_suffix) + "{%- endfor -%}")
+    obj, check = "tool", ""
+    if tf.tool_object == "function":
+        obj = "tool['function']"
+        check = ("{%- if " + obj + " is not defined or " + obj + " is not mapping -%}{{- raise_exception('tmplc: tools['"
+                 " ~ loop.index0 ~ '] has no \\'function\\' object: this format lists each tool\\'s function object') "
+                 "-}}{%- endif -%}")
+    items = ("{%- for tool in tools -%}" + check + sep + _lit(tf.item_prefix) + "{{- " + obj + " | " + _json_filter(tf.json)
+             + " -}}" + _lit(tf.item_suffix) + "{%- endfor -%}")
     return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
 
 
@@ -265,25 +271,45 @@ def _calls(st, strip, given: bool) -> str:
     answer = _answer_expr(st.assistant.rule, strip, CONTENT_VAR, given)
     sep = "{%- if not loop.first -%}" + _lit(tf.call_sep)
     if tf.content_sep:
-        sep += "{%- elif " + answer + " -%}" + _lit(tf.content_sep)
+        cond = {"answer": answer, "content": CONTENT_VAR,
+                "unended": "(" + answer + ") and not (" + answer + ").endswith(" + jinja_string(tf.content_sep) + ")"}
+        sep += "{%- elif " + cond[tf.content_sep_if] + " -%}" + _lit(tf.content_sep)
     sep += "{%- endif -%}"
-    args = "{{- tmplc_f['arguments'] | " + _json_filter(tf.call_style) + " -}}"
-    if tf.string_arguments == "verbatim":
-        args = "{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}" + args + "{%- endif -%}"
+    if tf.per_argument:
+        value = "{%- if tmplc_v is string -%}{{- tmplc_v -}}"
+        if tf.arg_values == "python":
+            value += ("{%- elif tmplc_v is none -%}{{- 'None' -}}{%- elif tmplc_v is true -%}{{- 'True' -}}"
+                      "{%- elif tmplc_v is false -%}{{- 'False' -}}")
+        value += "{%- else -%}{{- tmplc_v | " + _json_filter(tf.call_style) + " -}}{%- endif -%}"
+        args = ("{%- for tmplc_k, tmplc_v in tmplc_f['arguments'] | items -%}" + _lit(tf.arg_prefix)
+                + "{{- tmplc_k -}}" + _lit(tf.arg_middle) + value + _lit(tf.arg_suffix) + "{%- endfor -%}")
+    else:
+        args = "{{- tmplc_f['arguments'] | " + _json_filter(tf.call_style) + " -}}"
+        if tf.string_arguments == "verbatim":
+            args = ("{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}" + args
+                    + "{%- endif -%}")
     cid = ""
     if tf.call_id_prefix is not None:
         cid = (_id_check("tc['id']", "this format renders each tool call\\'s id: give every call an id string")
                + _lit(tf.call_id_prefix) + "{{- tc['id'] -}}")
     return ("{%- if message['tool_calls'] -%}{%- for tc in message['tool_calls'] -%}"
-            "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep + _lit(tf.call_prefix)
-            + "{{- tmplc_f['name'] -}}" + cid + _lit(tf.call_middle)
-            + args + _lit(tf.call_suffix) + "{%- endfor -%}{%- endif -%}")
+            "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep
+            + ("{%- if loop.first -%}" + _lit(tf.calls_open) + "{%- endif -%}" if tf.calls_open else "")
+            + _lit(tf.call_prefix) + "{{- tmplc_f['name'] -}}" + cid + _lit(tf.call_middle) + args + _lit(tf.call_suffix)
+            + ("{%- if loop.last -%}" + _lit(tf.calls_close) + "{%- endif -%}" if tf.calls_close else "")
+            + "{%- endfor -%}{%- endif -%}")
 
 
 def _call_checks(st, strip, given: bool) -> str:
     """The refusals of an answer with tool calls (``max_calls``, ``calls_alone``), as the reference's."""
     tf = st.tools
     checks = ""
+    if tf.per_argument:
+        checks += ("{%- set tmplc_mi = loop.index0 -%}{%- for tc in message['tool_calls'] -%}{%- if (tc['function'] "
+                   "if tc['function'] is defined else tc)['arguments'] is string -%}{{- raise_exception('tmplc: "
+                   "message ' ~ tmplc_mi ~ ': this "
+                   "format renders a call\\'s arguments key by key and needs them as an object, not a JSON "
+                   "string') -}}{%- endif -%}{%- endfor -%}")
     if tf.max_calls:
         checks += ("{%- if message['tool_calls'] | length > " + str(tf.max_calls) + " -%}{{- raise_exception("
                    "'tmplc: message ' ~ loop.index0 ~ ': this format renders at most " + str(tf.max_calls)
