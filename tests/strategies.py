@@ -210,7 +210,11 @@ def _structures(draw, reasoning: bool | None = None):
     after = draw(st.sampled_from(["final", "final", "skip", "history"]))
     # which answers are final: the last message, the last answer (LFM2.5), those after the last user (Qwen3)
     scope = draw(st.sampled_from(["last", "last", "last_answer", "after_user"]))
-    return Structure(preamble=preamble, system=system, user=user, assistant=assistant, closing=closing, prompt_after_answer=after, final_scope=scope)
+    # how an answer's reasoning_content is read: newline-stripped (Qwen3), as given (MiniMax-M2),
+    # refused (QwQ never reads it); canonical "strip_nl" where the layout renders no reasoning
+    given = draw(st.sampled_from(["strip_nl", "strip_nl", "verbatim", "refused"]))
+    return Structure(preamble=preamble, system=system, user=user, assistant=assistant, closing=closing,
+                     prompt_after_answer=after, final_scope=scope, given_reasoning=given)
 
 
 def chat_formats(structure_strategy=None):

@@ -901,6 +901,30 @@ def test_final_scope_goes_on_the_second_output():
     assert parse_structure(_answers("{OUTPUT}", "{OUTPUT|final_after_user}")).final_scope == "last"
 
 
+def test_how_reasoning_content_is_read_goes_on_the_second_output():
+    """``|reasoning_verbatim`` (MiniMax-M2) and ``|no_reasoning_field`` (QwQ) on the final answer's
+    {OUTPUT}; misplaced, contradictory or meaningless ones are refused where they are written."""
+    block = "{THINK}<t>{REASONING}</t>{/THINK}"
+    fmt = tmplc.parse_spec(_answers("{OUTPUT}", block + "{OUTPUT|reasoning_verbatim}"))
+    assert fmt.structure.given_reasoning == "verbatim" and "{OUTPUT|reasoning_verbatim}" in fmt.to_spec()
+    answer = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": "\nr\n"}]
+    assert fmt.render(answer) == "U:q\nA:<t>\nr\n</t>a\n"
+    assert tmplc.parse_spec(_answers("{OUTPUT}", block + "{OUTPUT}")).render(answer) == "U:q\nA:<t>r</t>a\n"
+    qwq = tmplc.parse_spec(_answers("{OUTPUT|drop_think}", "{OUTPUT|no_reasoning_field}"))
+    assert qwq.structure.given_reasoning == "refused" and "{OUTPUT|no_reasoning_field}" in qwq.to_spec()
+    with pytest.raises(tmplc.MessageError, match="does not read reasoning_content") as e:
+        qwq.render(answer)
+    assert e.value.index == 1
+    for spec, line, col, what in (
+            (_answers("{OUTPUT|drop_think|no_reasoning_field}", "{OUTPUT}"), 2, 3, "go on the second {OUTPUT}"),
+            (_answers("{OUTPUT}", block + "{OUTPUT|reasoning_verbatim|no_reasoning_field}"), 4, 36, "contradict"),
+            (_answers("{OUTPUT}", "{OUTPUT|no_reasoning_field}"), 4, 3, "renders no reasoning"),
+            (_answers("{OUTPUT|drop_think}", "{OUTPUT|reasoning_verbatim}"), 4, 3, "no {THINK} block")):
+        with pytest.raises(SpecError) as e:
+            tmplc.parse_spec(spec)
+        assert (e.value.line, e.value.column) == (line, col) and what in e.value.message, (spec, e.value)
+
+
 @pytest.mark.parametrize("output", ["{OUTPUT|drop_think|trim_first}", "{OUTPUT|trim_first}",
                                     "{OUTPUT|lstrip_nl|trim_first}"])
 def test_trim_first_needs_a_trim_filter(output):

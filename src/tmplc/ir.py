@@ -35,6 +35,9 @@ DROP_THINK = ("", "last", "first", "last_lstrip_nl", "last_strip_nl", "last_trim
 PROMPT_AFTER_ANSWER = ("final", "skip", "history")
 #: Which answers are *final* (their own rule and ending) (``Structure.final_scope``).
 FINAL_SCOPES = ("last", "last_answer", "after_user", "after_user_reasoning")
+#: How a format reads an answer's explicit reasoning (``reasoning_content``/``thinking``)
+#: (``Structure.given_reasoning``).
+GIVEN_REASONING = ("strip_nl", "verbatim", "refused")
 
 
 def drop_reasoning(text: str, mode: str) -> str:
@@ -154,10 +157,9 @@ class ThinkBlock:
     trim: bool = False
 
     def render(self, content: str, reasoning: str | None = None) -> str:
-        """The block for an answer ``content``; ``reasoning`` (a message's ``reasoning_content``)
-        replaces :func:`reasoning_of` the content, with its newlines stripped at both ends as
-        :func:`reasoning_of` strips them."""
-        r = reasoning_of(content) if reasoning is None else reasoning.strip("\n")
+        """The block for an answer ``content``; ``reasoning`` (a message's explicit reasoning, as
+        the format reads it: :meth:`Structure.given`) replaces :func:`reasoning_of` the content."""
+        r = reasoning_of(content) if reasoning is None else reasoning
         if not r and not self.always:
             return ""
         return self.open + (r.strip() if self.trim else r) + self.close
@@ -733,6 +735,16 @@ class Structure:
     #: user message that are the last message or have reasoning (:func:`has_reasoning`; Qwen3's
     #: ``loop.index0 > ns.last_query_index and (loop.last or reasoning_content)``).
     final_scope: str = "last"
+    #: how an answer's explicit reasoning (``reasoning_content``, else ``thinking``) is read, where
+    #: the format renders reasoning: ``"strip_nl"`` with its newlines stripped at both ends (Qwen3's
+    #: ``reasoning_content.strip('\n')``), ``"verbatim"`` as given (``{OUTPUT|reasoning_verbatim}``;
+    #: MiniMax-M2); either way the content then holds no reasoning and is not split at
+    #: ``</think>``.  ``"refused"`` (``{OUTPUT|no_reasoning_field}``; QwQ): the template never reads
+    #: it and splits every content, so a message carrying one is a MessageError (the reasoning goes
+    #: in the content as ``<think>...</think>``), never dropped silently.  ``"strip_nl"`` where no
+    #: rule renders reasoning (such a format refuses explicit reasoning anyway), and ``"verbatim"``
+    #: only with a ``{THINK}`` block (one value per meaning).
+    given_reasoning: str = "strip_nl"
     #: how tools, tool calls and tool results render; None: the format has no tool support
     tools: ToolFormat | None = None
 
@@ -742,6 +754,12 @@ class Structure:
                              f"got {self.prompt_after_answer!r}")
         if self.final_scope not in FINAL_SCOPES:
             raise ValueError(f"final_scope must be one of {FINAL_SCOPES}, got {self.final_scope!r}")
+        if self.given_reasoning not in GIVEN_REASONING:
+            raise ValueError(f"given_reasoning must be one of {GIVEN_REASONING}, got {self.given_reasoning!r}")
+        rules = [r for r in (self.assistant.rule, self.assistant.final) if r is not None]
+        if not any(r.renders_reasoning for r in rules) or (
+                self.given_reasoning == "verbatim" and not any(r.think is not None for r in rules)):
+            _set(self, given_reasoning="strip_nl")
         tf = self.tools
         if tf is not None and (tf.placement == "system" or tf.system_prefix is not None) and (
                 self.system is None or self.system.placement != "standalone"):
@@ -766,6 +784,18 @@ class Structure:
         if self.final_scope == "after_user_reasoning":
             return {i for i in after if i == len(roles) - 1 or has_reasoning(messages[i])}
         return after
+
+    @property
+    def reads_reasoning(self) -> bool:
+        """Whether an answer may carry explicit reasoning (a rule renders reasoning, and the
+        format does not refuse it: ``given_reasoning``)."""
+        rules = [r for r in (self.assistant.rule, self.assistant.final) if r is not None]
+        return any(r.renders_reasoning for r in rules) and self.given_reasoning != "refused"
+
+    def given(self, message: dict) -> str | None:
+        """An answer's explicit reasoning as the format reads it (``given_reasoning``), or None."""
+        r = message_reasoning(message)
+        return r if r is None or self.given_reasoning == "verbatim" else r.strip("\n")
 
     def uses(self, name: Literal["BOS", "EOS"]) -> bool:
         """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""

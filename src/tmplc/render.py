@@ -132,8 +132,11 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
                 raise MessageError(i, f"only an assistant message can carry reasoning (this one is {role!r})")
             if not isinstance(r, str):
                 raise MessageError(i, f"reasoning_content must be a string, got {type(r).__name__}")
-            a = fmt.structure.assistant if fmt is not None else None
-            if a is not None and not (a.rule.renders_reasoning or (a.final is not None and a.final.renders_reasoning)):
+            if fmt is not None and not fmt.structure.reads_reasoning:
+                if fmt.structure.given_reasoning == "refused":
+                    raise MessageError(i, f"format {name!r} does not read reasoning_content/thinking (its template "
+                                       "splits the reasoning off the content): put the reasoning in the content "
+                                       "as <think>...</think>, or drop it")
                 raise MessageError(i, f"format {name!r} renders no reasoning: drop the message's "
                                    "reasoning_content/thinking, or use a reasoning format (e.g. qwen3-tools)")
 
@@ -352,7 +355,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             elif t.content_sep_if == "content":
                 sep = t.content_sep if content_of(m) else ""
             else:
-                answer = st.assistant.rule.content(content_of(m), message_reasoning(m))
+                answer = st.assistant.rule.content(content_of(m), st.given(m))
                 sep = t.content_sep if answer and not (t.content_sep_if == "unended"
                                                        and answer.endswith(t.content_sep)) else ""
             yield Event("assistant", "call", i, True, fragment=fragment([sep, "" if k else t.calls_open, t.call_prefix]))
@@ -388,7 +391,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                                f"answer has {n}: split them into consecutive answers")
         a = st.assistant
         rule = a.final if i in finals and a.final is not None else a.rule
-        if t.calls_alone and rule.apply(content_of(m), message_reasoning(m)):
+        if t.calls_alone and rule.apply(content_of(m), st.given(m)):
             raise MessageError(i, f"format {fmt.name!r} renders an answer with tool calls without its content "
                                "(its template drops it): give tool-call answers an empty content, or put the "
                                "text in an answer of its own")
@@ -516,7 +519,7 @@ def render_segments(
             t = fragment_text(fmt, e.fragment, bos, eos, date)
         elif e.rule is not None:
             m = messages[e.index]
-            text, given = (m["content"], None) if len(m) == 2 else (content_of(m), message_reasoning(m))
+            text, given = (m["content"], None) if len(m) == 2 else (content_of(m), fmt.structure.given(m))
             rule = e.rule
             if rule.think is not None:
                 seen = apply_trim(text, rule.trim, rule.trim_side) if rule.trim_first else text

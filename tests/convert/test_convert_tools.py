@@ -240,6 +240,39 @@ def test_reka_separator_unless_the_answer_ends_with_it_is_recovered_exactly():
     check()
 
 
+@pytest.mark.parametrize("name, mode", [("llamacpp-MiniMax-M2", "verbatim"), ("llamacpp-Qwen-QwQ-32B", "refused"),
+                                        ("npm-qwen3", "strip_nl")])
+def test_how_a_template_reads_reasoning_content_is_recovered(name, mode):
+    """MiniMax-M2 renders ``reasoning_content`` as given, Qwen3 strips its newlines, QwQ never reads
+    it (and splits every content at ``</think>``): ``given_reasoning``, read off probes that carry
+    it.  The format renders like the real template (through transformers) on answers carrying it,
+    or, where the template ignores it, refuses them and renders like the template without it."""
+    import tmplc
+
+    conv, template, bos, eos = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    assert fmt.structure.given_reasoning == mode and conv.text_format.structure.given_reasoning == mode
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "<think>\nx\n</think>\n\na", "reasoning_content": "\n r\n",
+             "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"k": "v"}}}]},
+            {"role": "tool", "content": "res"},
+            {"role": "assistant", "content": "b", "reasoning_content": "\nr2\n"}]
+    real = tok.apply_chat_template(msgs, chat_template=template, tokenize=False, **special)
+    if mode == "refused":
+        with pytest.raises(tmplc.MessageError, match="does not read reasoning_content"):
+            fmt.render(msgs)
+        plain = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in msgs]
+        assert fmt.render(plain) == real and "r2" not in real
+    else:
+        assert fmt.render(msgs) == real
+        assert ("\n\nr2\n\n" in real) == (mode == "verbatim")
+    assert tok.apply_chat_template(msgs if mode != "refused" else plain, chat_template=fmt.to_jinja(),
+                                   tokenize=False, **special) == real
+
+
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 

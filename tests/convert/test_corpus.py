@@ -71,11 +71,13 @@ def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
     assert "llamacpp-Mistral-Small-3.2-24B-Instruct-2506" in exact
     # ... and Reka Edge (the separator before calls only where the answer does not end with it)
     assert "llamacpp-Reka-Edge" in exact
+    # ... and how each reads reasoning_content: MiniMax-M2 as given, QwQ never (given_reasoning)
+    assert {"llamacpp-MiniMax-M2", "llamacpp-Qwen-QwQ-32B"} <= exact
     # a floor under the measured figure (BENCHMARKS.md, tools section)
     assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
 
 
-FLOOR_EXACT_WITH_TOOLS = 11
+FLOOR_EXACT_WITH_TOOLS = 15
 
 
 def test_independent_check_catches_a_wrong_conversion(entries):

@@ -87,8 +87,9 @@ def test_random_tool_conversations_in_llamacpps_engine(conv):
 
 #: qwen3-tools with Qwen3-Coder's call layout: arguments key by key with Python-written None/True/
 #: False, text around all calls, and the separator only where the answer does not end with it;
-#: the tool list holds each tool's function object alone (MiniMax, DeepSeek V3.2)
-CODER_LIKE = replace(FMT, structure=replace(FMT.structure, tools=replace(
+#: the tool list holds each tool's function object alone (MiniMax, DeepSeek V3.2); reasoning_content
+#: renders as given (MiniMax-M2)
+CODER_LIKE = replace(FMT, structure=replace(FMT.structure, given_reasoning="verbatim", tools=replace(
     FMT.structure.tools, tool_object="function", content_sep_if="unended", calls_open="<calls>", calls_close="</calls>",
     call_prefix="<tool_call>\n<function=", call_middle=">\n", call_suffix="</function>\n</tool_call>",
     call_sep="\n", arg_prefix="<parameter=", arg_middle=">\n", arg_suffix="\n</parameter>\n",
@@ -111,6 +112,9 @@ def test_per_argument_calls_fixed_cases_in_llamacpps_engine():
                 {"name": "g", "arguments": {}}]},
             {"role": "tool", "content": "r"}]
     check_batch([(msgs, [WEATHER], agp) for agp in (False, True)], CODER_LIKE)
+    reasoned = msgs[:1] + [{**msgs[1], "reasoning_content": "\nr\n"}]
+    check_batch([(reasoned, None, False)], CODER_LIKE)
+    assert "<think>\n\nr\n\n</think>" in CODER_LIKE.render(reasoned)
     ref = CODER_LIKE.render(msgs)
     assert "<parameter=n>\nNone\n</parameter>" in ref and "a\n<calls><tool_call>" in ref
     listed = CODER_LIKE.render(msgs, tools=[WEATHER])

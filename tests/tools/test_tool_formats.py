@@ -73,12 +73,13 @@ def _objects(msgs: list[dict]) -> list[dict]:
 
 @settings(max_examples=120)
 @given(extended_tool_formats, st.sampled_from(["chatml", "thinking"]), tool_conversations(), st.booleans(),
-       st.booleans())
-def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects):
-    """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values: equal
-    output where the reference renders; the same refusal (a MessageError from the reference, the
-    template's raise_exception from the target) where it does not (string arguments of a
-    per-argument format)."""
+       st.booleans(), st.sampled_from(["strip_nl", "verbatim", "refused"]))
+def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects, given_reasoning):
+    """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values,
+    tool_object, and each way of reading reasoning_content (given_reasoning): equal output where
+    the reference renders; the same refusal (a MessageError from the reference, the template's
+    raise_exception from the target) where it does not (string arguments of a per-argument
+    format, reasoning_content for a format that refuses it)."""
     import pytest
     from jinja2 import TemplateError
 
@@ -90,11 +91,11 @@ def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv,
     fmt = THINKING if base == "thinking" else CHATML
     if base != "thinking":
         msgs = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in msgs]
-    fmt = replace(fmt, structure=replace(fmt.structure, tools=tf))
+    fmt = replace(fmt, structure=replace(fmt.structure, tools=tf, given_reasoning=given_reasoning))
     try:
         want = fmt.render(msgs, tools=tools, add_generation_prompt=agp)
     except MessageError:
-        assert tf.per_argument
+        assert tf.per_argument or fmt.structure.given_reasoning == "refused"
         with pytest.raises(TemplateError):
             render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp)
         return
@@ -141,3 +142,28 @@ def test_function_object_lists_only_each_tools_function_and_refuses_a_tool_witho
             fmt.render(msgs, tools=[tool, bad])
         with pytest.raises(TemplateError, match=r"tools\[1\] has no 'function' object"):
             render_template(fmt.to_jinja(), msgs, tools=[tool, bad])
+
+
+def test_reasoning_content_read_newline_stripped_as_given_or_refused():
+    """``given_reasoning``: Qwen3 strips the newlines around ``reasoning_content``, MiniMax-M2 renders
+    it as given, QwQ never reads it (a message carrying it is refused by the reference and the
+    template alike); either reading leaves the content unsplit."""
+    import pytest
+    from jinja2 import TemplateError
+
+    from tmplc.errors import MessageError
+
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "<think>x</think>a", "reasoning_content": "\nr\n"}]
+    for mode, block in (("strip_nl", "<think>\nr\n</think>"), ("verbatim", "<think>\n\nr\n\n</think>")):
+        fmt = replace(THINKING, structure=replace(THINKING.structure, given_reasoning=mode))
+        want = fmt.render(msgs)
+        assert block + "\n\n<think>x</think>a<|im_end|>" in want
+        assert render_template(fmt.to_jinja(), msgs) == want
+    fmt = replace(THINKING, structure=replace(THINKING.structure, given_reasoning="refused"))
+    with pytest.raises(MessageError, match="does not read reasoning_content"):
+        fmt.render(msgs)
+    with pytest.raises(TemplateError, match="does not read reasoning_content"):
+        render_template(fmt.to_jinja(), msgs)
+    del msgs[1]["reasoning_content"]
+    assert render_template(fmt.to_jinja(), msgs) == fmt.render(msgs)

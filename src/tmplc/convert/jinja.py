@@ -181,12 +181,15 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
         real["eos_token"] = eos_token
     vprobe = _Probe(template, real, limits)
     verify_conversion(fmt, vprobe, has_system=probes.has_system, n_random=n_random, seed=seed)
+    fmt, reasoning_note = read_given_reasoning(fmt, vprobe)
     if _tool_state is not None:  # convert_jinja: the tool part, on the verified text format
         _tool_state.update(fmt=fmt, real=real, has_system=probes.has_system, vprobe=vprobe)
     if not probes.has_system:
         notes = f"converted from an HF chat template; the template raises on a system message ({probes.sys_text})"
     else:
         notes = "converted from an HF chat template"
+    if reasoning_note:
+        notes += "; " + reasoning_note
     if vars:
         notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
     return fmt.with_meta(notes=notes)
@@ -447,6 +450,51 @@ def verify_conversion(fmt: ChatFormat, vprobe: "_Probe", *, has_system: bool, n_
                 if r != out[i]:
                     raise ConversionRefused(f"injects today's date (strftime_now) in a conversation "
                                             f"({cases[i].label})", "date")
+
+
+def _given_reasoning_cases() -> list[tuple[list[dict], bool]]:
+    """Conversations whose answers carry ``reasoning_content``: with newlines around it, empty,
+    beside a content that holds a ``<think>`` block, in an earlier and a final answer."""
+    def a(content: str, reasoning: str) -> dict:
+        return {"role": "assistant", "content": content, "reasoning_content": reasoning}
+
+    u1, u2 = {"role": "user", "content": "q1"}, {"role": "user", "content": "q2"}
+    return [([u1, a("a1", "\nr1\n")], False),
+            ([u1, a("<think>\nt1\n</think>\n\na1", "\nr1 \n"), u2, a("<think>t2</think>a2", "r2")], False),
+            ([u1, a("<think>t1</think>\na1", ""), u2], True),
+            ([u1, a("a1", "r1"), u2, a("\na2", "\n\nr2")], True)]
+
+
+def read_given_reasoning(fmt: ChatFormat, vprobe: "_Probe") -> tuple[ChatFormat, str]:
+    """Stage 5, for a format whose answers render reasoning: how the template reads an answer's
+    ``reasoning_content`` (``Structure.given_reasoning``), tried in order on conversations that
+    carry it: stripped of newlines or as given (the content then not split at ``</think>``), or
+    not at all (the template renders as without it: ``"refused"``).  A template that reads it
+    otherwise gets ``"refused"`` too, with a note: the format then refuses messages carrying
+    it instead of rendering them differently.  Returns the format and the note (or ``""``)."""
+    st = fmt.structure
+    if not any(r is not None and r.renders_reasoning for r in (st.assistant.rule, st.assistant.final)):
+        return fmt, ""
+    cases = _given_reasoning_cases()
+    out = vprobe.run([vprobe.job(m, gen) for m, gen in cases])
+    failed = next((text for kind, text in out if kind != "ok"), None)
+    if failed is not None:
+        return (ChatFormat(_replace(st, given_reasoning="refused"), fmt.meta),
+                "reasoning_content refused: the template fails on an answer carrying it (" + failed[:120] + ")")
+    plain = [([{k: v for k, v in m.items() if k != "reasoning_content"} for m in msgs], gen) for msgs, gen in cases]
+    for mode in ("strip_nl", "verbatim", "refused"):
+        f = ChatFormat(_replace(st, given_reasoning=mode), fmt.meta)
+        if f.structure.given_reasoning != mode:
+            continue
+        try:
+            got = [f.render(m, gen, date=DATE_1) for m, gen in (plain if mode == "refused" else cases)]
+        except MessageError:
+            continue
+        if got == [text for _, text in out]:
+            return f, ""
+    return (ChatFormat(_replace(st, given_reasoning="refused"), fmt.meta),
+            "reasoning_content refused: the template reads it in a way the format cannot carry (neither "
+            "newline-stripped, nor as given, nor ignored); put reasoning in the content as <think>...</think>")
 
 
 def _prompt_after_answer(st, res: dict, tokens: dict):

@@ -74,7 +74,7 @@ from typing import Sequence
 from tmplc.errors import SpecError
 from tmplc.ir import TRIM_FILTERS, ContentRule, Fragment, Structure, SystemBlock, ThinkBlock, Turn
 from tmplc.spec.atoms import Codes, common_prefix, cut, direct, fragment_atoms, length, to_fragment
-from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, TEXT, THINKS, TOOL_PLACEHOLDERS, Atom
+from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, GIVEN_REASONING, TEXT, THINKS, TOOL_PLACEHOLDERS, Atom
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 _BREAKS = re.compile(r"[\r\n]+")
@@ -410,6 +410,22 @@ class _Recovery:
         if any(f in FINAL_SCOPES for f in a_o1.filters):
             raise self.error(f"{a_o1.show()}: {' / '.join('|' + f for f in FINAL_SCOPES)} say which answers are "
                              "final: they go on the second {OUTPUT} (the final answer's)", a_o1)
+        if any(f in GIVEN_REASONING for f in a_o1.filters):
+            raise self.error(f"{a_o1.show()}: {' / '.join('|' + f for f in GIVEN_REASONING)} say how every answer's "
+                             "reasoning_content is read: they go on the second {OUTPUT} (the final answer's)", a_o1)
+        given = [f for f in a_o2.filters if f in GIVEN_REASONING]
+        if len(given) > 1:
+            raise self.error(f"{a_o2.show()}: {' and '.join('|' + f for f in given)} contradict each other: "
+                             "keep one", a_o2)
+        if given:
+            blocks = think is not None or final_think is not None
+            if not (blocks or _drop(a_o1) or _drop(a_o2)):
+                raise self.error(f"{a_o2.show()}: |{given[0]} says how an answer's reasoning_content is read, but "
+                                 "this format renders no reasoning (no |drop_think filter, no {THINK} block); "
+                                 "remove it", a_o2)
+            if given[0] == "reasoning_verbatim" and not blocks:
+                raise self.error(f"{a_o2.show()}: |reasoning_verbatim says reasoning_content renders as given, but "
+                                 "no {THINK} block renders it; remove it", a_o2)
         for a, block in ((a_o1, think), (a_o2, final_think)):
             if "trim_first" in a.filters and _drop(a) == "" and block is None:
                 raise self.error(f"{a.show()}: |trim_first trims the content before the reasoning is split off; "
@@ -425,7 +441,8 @@ class _Recovery:
         return Structure(preamble=to_fragment(preamble), system=system, user=user, assistant=assistant,
                          prompt_after_answer=AFTER_ANSWER[prompt.filters[0]] if prompt is not None and prompt.filters
                          else "final",
-                         final_scope=next((FINAL_SCOPES[f] for f in a_o2.filters if f in FINAL_SCOPES), "last"))
+                         final_scope=next((FINAL_SCOPES[f] for f in a_o2.filters if f in FINAL_SCOPES), "last"),
+                         given_reasoning=GIVEN_REASONING[given[0]] if given else "strip_nl")
 
     def _split(self, mid: list[Atom], assistant_suffix: list[Atom], at: Atom):
         marks = [i for i, a in enumerate(mid) if a.kind == "SPLIT"]

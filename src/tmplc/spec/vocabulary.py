@@ -35,10 +35,14 @@ AFTER_ANSWER_FILTER_OF = {v: k for k, v in AFTER_ANSWER.items()}
 #: the second {OUTPUT|...}: which answers are final (Structure.final_scope)
 FINAL_SCOPES = {"final_last_answer": "last_answer", "final_after_user": "after_user"}
 FINAL_SCOPE_FILTER_OF = {v: k for k, v in FINAL_SCOPES.items()}
+#: the second {OUTPUT|...}: how an answer's explicit reasoning is read (Structure.given_reasoning)
+GIVEN_REASONING = {"reasoning_verbatim": "verbatim", "no_reasoning_field": "refused"}
+GIVEN_REASONING_FILTER_OF = {v: k for k, v in GIVEN_REASONING.items()}
 FILTERS = (TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw") + tuple(AFTER_ANSWER)
-           + tuple(FINAL_SCOPES))
+           + tuple(FINAL_SCOPES) + tuple(GIVEN_REASONING))
 # the filters each placeholder takes
-TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first") + tuple(FINAL_SCOPES), "SYSTEM": TRIMS + ("nonempty",),
+TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first") + tuple(FINAL_SCOPES)
+         + tuple(GIVEN_REASONING), "SYSTEM": TRIMS + ("nonempty",),
           "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
           "PROMPT": tuple(AFTER_ANSWER)}
 #: what a filter does, said where it is used on a placeholder that does not take it
@@ -48,7 +52,9 @@ FILTER_NOTES = {**{f: "it renders an answer from after its reasoning's </think>"
                 "always": "the reasoning block is rendered even when the reasoning is empty",
                 "raw": "an answer is empty when its message content is \"\"",
                 "skip_after_answer": "no generation prompt after an answer",
-                "history_after_answer": "after an answer, the prompt follows it rendered as an earlier answer"}
+                "history_after_answer": "after an answer, the prompt follows it rendered as an earlier answer",
+                "reasoning_verbatim": "an answer's reasoning_content renders as given (not newline-stripped)",
+                "no_reasoning_field": "the template never reads reasoning_content: a message carrying one is refused"}
 
 
 #: the kind of an atom of literal text
@@ -155,11 +161,13 @@ def placeholder(name: str, filters=(), default: str | None = None, line: int = 1
 
 
 def content(name: str, rule: "ContentRule", *, default: str | None = None, skip_empty: bool = False,
-            scope: str = "last") -> Atom:
+            scope: str = "last", given: str = "strip_nl") -> Atom:
     """The content placeholder (``INPUT``, ``OUTPUT``, ``SYSTEM``) whose filters say ``rule``
-    (and, for the system block, ``skip_empty``; for the final answer, its ``scope``)."""
+    (and, for the system block, ``skip_empty``; for the final answer, its ``scope`` and how
+    explicit reasoning is read, ``given``)."""
     filters = [f for f, on in ((TRIM_FILTER_OF[rule.trim_side], rule.trim), ("nonempty", skip_empty),
                                (THINK_FILTER_OF.get(rule.drop_think), rule.drop_think),
                                ("lstrip_nl", rule.lstrip_nl), ("trim_first", rule.trim_first),
-                               (FINAL_SCOPE_FILTER_OF.get(scope), scope != "last")) if on]
+                               (FINAL_SCOPE_FILTER_OF.get(scope), scope != "last"),
+                               (GIVEN_REASONING_FILTER_OF.get(given), given != "strip_nl")) if on]
     return placeholder(name, filters, default)

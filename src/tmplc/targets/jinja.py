@@ -95,9 +95,10 @@ def _given(strip_nl: bool = False) -> str:
     return "(" + GIVEN_VAR + (".strip('\\n')" if strip_nl else "") + ")"
 
 
-def _think_block(tb, strip=hf_strip, content: str = "message['content']", given: bool = False) -> str:
+def _think_block(tb, strip=hf_strip, content: str = "message['content']", given: str | None = None) -> str:
     """A final answer's reasoning block (:class:`tmplc.ir.ThinkBlock`), before its content;
-    ``given``: the answer may carry its reasoning (:data:`GIVEN_VAR`)."""
+    ``given``: the answer may carry its reasoning (:data:`GIVEN_VAR`), read as
+    ``Structure.given_reasoning`` says (None: it may not)."""
     if tb is None:
         return ""
     out = ("{{- " + jinja_string(tb.open) + " -}}" if tb.open else "") + "{{- " \
@@ -106,7 +107,7 @@ def _think_block(tb, strip=hf_strip, content: str = "message['content']", given:
         out = "{%- if " + REASONING_VAR + " -%}" + out + "{%- endif -%}"
     value = reasoning_expr(content)
     if given:
-        value = "(" + _given(True) + " if " + GIVEN_VAR + " is not none else " + value + ")"
+        value = "(" + _given(given == "strip_nl") + " if " + GIVEN_VAR + " is not none else " + value + ")"
     return "{%- set " + REASONING_VAR + " = " + value + " -%}" + out
 
 
@@ -150,7 +151,7 @@ def _empty_test(a, strip, last: str = "loop.last", content: str = "message['cont
     return test
 
 
-def _answer_expr(rule: ContentRule, strip, content: str, given: bool) -> str:
+def _answer_expr(rule: ContentRule, strip, content: str, given: str | None) -> str:
     """The expression of an answer's content by ``rule`` (without its block); ``given``: an
     explicit reasoning (:data:`GIVEN_VAR`) means the content is not split at ``</think>``."""
     expr = content_expr(content, rule, strip)
@@ -162,7 +163,7 @@ def _answer_expr(rule: ContentRule, strip, content: str, given: bool) -> str:
     return expr
 
 
-def _answer(rule: ContentRule, strip, content: str = "message['content']", given: bool = False) -> str:
+def _answer(rule: ContentRule, strip, content: str = "message['content']", given: str | None = None) -> str:
     """An answer's block (if any) and content by ``rule``."""
     seen = strip(rule.trim_side, content) if rule.trim_first else content
     return _think_block(rule.think, strip, seen, given) + "{{- " + _answer_expr(rule, strip, content, given) + " -}}"
@@ -265,7 +266,7 @@ def _id_check(expr: str, what: str) -> str:
             "~ loop.index0 ~ ': " + what + "') -}}{%- endif -%}")
 
 
-def _calls(st, strip, given: bool) -> str:
+def _calls(st, strip, given: str | None) -> str:
     """An answer's tool calls (after its content, inside its generation span)."""
     tf = st.tools
     answer = _answer_expr(st.assistant.rule, strip, CONTENT_VAR, given)
@@ -300,7 +301,7 @@ def _calls(st, strip, given: bool) -> str:
             + "{%- endfor -%}{%- endif -%}")
 
 
-def _call_checks(st, strip, given: bool) -> str:
+def _call_checks(st, strip, given: str | None) -> str:
     """The refusals of an answer with tool calls (``max_calls``, ``calls_alone``), as the reference's."""
     tf = st.tools
     checks = ""
@@ -326,7 +327,7 @@ def _call_checks(st, strip, given: bool) -> str:
     return checks
 
 
-def _calls_checks(st, strip, given: bool) -> str:
+def _calls_checks(st, strip, given: str | None) -> str:
     """An answer's refusals for its tool calls (before anything of it renders)."""
     c = _call_checks(st, strip, given)
     return "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}" + c + "{%- endif -%}" if c else ""
@@ -351,7 +352,7 @@ def _results(tf) -> str:
             + _lit(tf.result_suffix) + closer)
 
 
-def _refusals(fmt: "ChatFormat", given: bool) -> str:
+def _refusals(fmt: "ChatFormat", given: str | None) -> str:
     """What a format without tool support cannot render, refused as the reference refuses it
     (``render._check``) instead of silently dropped: ``tools``."""
     if fmt.structure.tools is not None:
@@ -362,7 +363,7 @@ def _refusals(fmt: "ChatFormat", given: bool) -> str:
             "(use a tool format, e.g. qwen3-tools)') -}}{%- endif -%}")
 
 
-def _message_refusals(fmt: "ChatFormat", given: bool) -> str:
+def _message_refusals(fmt: "ChatFormat", given: str | None) -> str:
     """Per message: ``tool_calls`` (a format without tool support) and reasoning (a format whose
     answers render none), refused as the reference refuses them."""
     name = jinja_string(fmt.name)[1:-1]
@@ -376,8 +377,11 @@ def _message_refusals(fmt: "ChatFormat", given: bool) -> str:
         out += ("{%- if (message['reasoning_content'] is defined and message['reasoning_content'] is not none) "
                 "or (message['thinking'] is defined and message['thinking'] is not none) -%}"
                 "{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': format " + name
-                + " renders no reasoning: drop the message\\'s reasoning_content/thinking, or use a "
-                "reasoning format (e.g. qwen3-tools)') -}}{%- endif -%}")
+                + (" does not read reasoning_content/thinking (its template splits the reasoning off the "
+                   "content): put the reasoning in the content as <think>...</think>, or drop it')"
+                   if fmt.structure.given_reasoning == "refused" else
+                   " renders no reasoning: drop the message\\'s reasoning_content/thinking, or use a "
+                   "reasoning format (e.g. qwen3-tools)')") + " -}}{%- endif -%}")
     return out
 
 
@@ -422,8 +426,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
                 block = "{%- if " + TOOLS_VAR + " -%}" + _tool_block(st, sys_on, strip) + "{%- else -%}" + block + "{%- endif -%}"
             L.append(block)
     inline = sb is not None and sb.placement == "first_user"
-    given = st.assistant.rule.renders_reasoning or (st.assistant.final is not None
-                                                    and st.assistant.final.renders_reasoning)
+    given = st.given_reasoning if st.reads_reasoning else None
     first_turn = "((has_system and loop.index0 == 1) or (not has_system and loop.first))"
     L.append(_final_setup(st))
     L.append(_refusals(fmt, given))
