@@ -304,3 +304,27 @@ def test_a_template_without_tools_says_none():
 def test_a_text_refusal_still_raises():
     with pytest.raises(ConversionRefused):
         convert_jinja("{{ raise_exception('no') }}{% if tools %}{% endif %}")
+
+
+@pytest.mark.parametrize("name", ["llamacpp-deepseek-ai-DeepSeek-R1-Distill-Qwen-32B",
+                                  "llamacpp-deepseek-ai-DeepSeek-R1-Distill-Llama-8B"])
+def test_deepseek_r1_templates_never_read_reasoning_content_nor_does_the_registry_entry(name):
+    """The R1 distills' templates (llama.cpp's copies) ignore ``reasoning_content`` and split every
+    answer at ``</think>``: the conversion and the registry's ``deepseek-r1`` refuse a message
+    carrying it (``|no_reasoning_field``); the conversion otherwise renders like the template."""
+    import tmplc
+
+    conv, template, bos, eos = converted(name)
+    entry = registry["deepseek-r1"].with_meta(bos_token=bos, eos_token=eos)
+    assert conv.text_format.structure.given_reasoning == entry.structure.given_reasoning == "refused"
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "<think>\nx\n</think>\n\na", "reasoning_content": "r"},
+            {"role": "user", "content": "q2"}]
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    real = tok.apply_chat_template(msgs, chat_template=template, tokenize=False, add_generation_prompt=True,
+                                   bos_token=bos, eos_token=eos)
+    for fmt in (conv.text_format, entry):
+        with pytest.raises(tmplc.MessageError, match="does not read reasoning_content"):
+            fmt.render(msgs, True)
+    plain = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in msgs]
+    assert conv.text_format.render(plain, True) == real and "x" not in real
