@@ -42,6 +42,10 @@ Conventions (where the issue is silent):
   templates cannot (no string functions): its target refuses them unless told to render
   contents as sent.  Any other (``strip('\\n')``, reformatting a ``<think>`` block, escaping) is
   refused.
+* ``reasoning_content``: for a format whose answers render reasoning, how the template reads it
+  is probed (:func:`read_given_reasoning`): newline-stripped, as given, or not at all; a template
+  that reads it otherwise converts to a format that refuses it (with a note), never to one that
+  renders it differently.
 * Empty system message: a template that renders a system message with content ``""`` exactly
   like no system message gets ``{SYSTEM|nonempty}``.
 * Generation prompt: where the prompt leaves the text that precedes an answer in the history,
@@ -153,7 +157,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     renders them).  ``vars``: extra template variables, baked into the result.
 
     Stages: :func:`probe` -> :func:`read_trims` -> :func:`read_layout` (which reads the answer
-    rules, :func:`read_answer_rules`, of each reading) -> :func:`verify_conversion`.
+    rules, :func:`read_answer_rules`, of each reading) -> :func:`verify_conversion` ->
+    :func:`read_given_reasoning`.
     """
     for k in _RESERVED:
         if k in vars:
