@@ -451,6 +451,8 @@ RESULT_CONTENTS = ("verbatim", "json")
 CONTENT_SEP_IFS = ("answer", "content", "unended")
 #: how a per-argument call writes a value that is not a string (``ToolFormat.arg_values``)
 ARG_VALUES = ("json", "python")
+#: when ``system_sep`` renders between the system message and the tool list (``ToolFormat.system_sep_if``)
+SYSTEM_SEP_IFS = ("message", "content")
 #: what of each tool the tool list serialises (``ToolFormat.tool_object``)
 TOOL_OBJECTS = ("tool", "function")
 
@@ -528,6 +530,10 @@ class ToolFormat:
     * ``"last_user"``: right before the last user message's turn (before its prefix; Mistral's
       ``[AVAILABLE_TOOLS]``).  With tools, the conversation needs a user message.
 
+    ``system_sep_if``: ``"message"`` (default), ``system_sep`` renders whenever the block holds a
+    system message; ``"content"``, only when that message's content, as the block renders it,
+    is not empty (LFM2's ``"\n" if system_prompt``, Laguna).
+
     ``system_prefix`` (None: unchanged): with tools, the system block's prefix is this fragment
     instead of ``system.prefix`` (Llama 3.1 adds ``Environment: ipython`` to its system header;
     Llama 3.2's also holds today's date, a ``{DATE=...}`` piece; a string is taken as literal text).
@@ -576,6 +582,7 @@ class ToolFormat:
     tool_object: str = "tool"
     placement: str = "system"
     system_sep: str = ""
+    system_sep_if: str = "message"
     system_prefix: Fragment | None = None
     empty_list: bool = False
     keep_default_system: bool = True
@@ -627,6 +634,10 @@ class ToolFormat:
                              f"got {self.result_content!r}")
         if self.content_sep_if not in CONTENT_SEP_IFS:
             raise ValueError(f"content_sep_if must be one of {', '.join(CONTENT_SEP_IFS)}, got {self.content_sep_if!r}")
+        if self.system_sep_if not in SYSTEM_SEP_IFS:
+            raise ValueError(f"system_sep_if must be one of {', '.join(SYSTEM_SEP_IFS)}, got {self.system_sep_if!r}")
+        if not self.system_sep or self.placement != "system":
+            _set(self, system_sep_if="message")  # nothing to render or no system block: one value per meaning
         if self.tool_object not in TOOL_OBJECTS:
             raise ValueError(f"tool_object must be one of {', '.join(TOOL_OBJECTS)}, got {self.tool_object!r}")
         if self.arg_values not in ARG_VALUES:

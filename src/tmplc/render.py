@@ -338,8 +338,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
         yield Event("system", "suffix", sys_index, False, fragment=sb.suffix)
 
     def tool_list() -> Iterator[Event]:
-        yield Event("system", "prefix", None, False,
-                    fragment=fragment([tf.system_sep if has_system and in_system else "", tf.list_prefix]))
+        sep = has_system and in_system and (tf.system_sep_if == "message" or st.system.content(
+            sys_text if sys_index is None else messages[sys_index]["content"]) != "")
+        yield Event("system", "prefix", None, False, fragment=fragment([tf.system_sep if sep else "", tf.list_prefix]))
         for k, t in enumerate(tools):
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))
             yield Event("system", "content", None, False, text=tf.json.dumps(tf.listed(t)))

@@ -1,7 +1,8 @@
 """Any ToolFormat, not only Qwen3's: random tool layouts (texts with Jinja syntax, quotes,
 newlines, special-token text; JSON styles: indent, separators, sort_keys, ensure_ascii; grouped
 or not; a system default; a reasoning format or not; text around all of an answer's calls; the
-three rules for the content separator; each tool listed whole or its function object alone; arguments as one JSON object or key by key, with JSON or
+three rules for the content separator; the separator after the system message always or only after
+a non-empty one; each tool listed whole or its function object alone; arguments as one JSON object or key by key, with JSON or
 Python values) on random tool conversations, the HF Jinja target in jinja2's HF-compatible
 sandbox equals the reference renderer, and both refuse the same messages."""
 
@@ -36,7 +37,8 @@ extended_tool_formats = st.builds(
     lambda tf, extra: replace(tf, **extra), tool_formats,
     st.fixed_dictionaries({"calls_open": _text, "calls_close": _text,
                            "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
-                           "tool_object": st.sampled_from(["tool", "function"])}).flatmap(
+                           "tool_object": st.sampled_from(["tool", "function"]),
+                           "system_sep_if": st.sampled_from(["message", "content"])}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")
@@ -167,3 +169,18 @@ def test_reasoning_content_read_newline_stripped_as_given_or_refused():
         render_template(fmt.to_jinja(), msgs)
     del msgs[1]["reasoning_content"]
     assert render_template(fmt.to_jinja(), msgs) == fmt.render(msgs)
+
+
+def test_system_separator_only_after_a_non_empty_system_message():
+    """``system_sep_if: content`` (LFM2: ``"\\n" if system_prompt``): no separator between an empty
+    (as the block renders it: trimmed) system message and the tool list; ``message``: always."""
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    st_ = replace(CHATML.structure, system=replace(CHATML.structure.system, trim=True))
+    for sys_if, sep in (("message", "\n"), ("content", "")):
+        tf = ToolFormat(system_sep="\n", system_sep_if=sys_if, list_prefix="Tools: ")
+        fmt = replace(CHATML, structure=replace(st_, tools=tf))
+        for content, shown in ((" \n", sep), ("s", "s\n")):
+            msgs = [{"role": "system", "content": content}, {"role": "user", "content": "q"}]
+            want = fmt.render(msgs, tools=[tool])
+            assert want.startswith("<|im_start|>system\n" + shown + "Tools: {")
+            assert render_template(fmt.to_jinja(), msgs, tools=[tool]) == want

@@ -83,7 +83,8 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      call_middle=_text, call_suffix=_text, call_sep=_text, results_open=_text,
                      result_prefix=_text, result_suffix=_text, results_close=_text, grouped=st.booleans(),
                      string_arguments=st.sampled_from(["verbatim", "json"]),
-                     tool_object=st.sampled_from(["tool", "function"]))
+                     tool_object=st.sampled_from(["tool", "function"]),
+                     system_sep_if=st.sampled_from(["message", "content"]))
 
 
 @settings(max_examples=60)

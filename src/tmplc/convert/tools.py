@@ -57,8 +57,8 @@ from tmplc.convert.dates import DATE_1, DATE_2
 from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
-from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, ChatFormat, DateToken, Fragment, JsonStyle, ToolFormat, fragment,
-                      split_between_items, split_calls, split_per_argument)
+from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, SYSTEM_SEP_IFS, ChatFormat, DateToken, Fragment, JsonStyle,
+                      ToolFormat, fragment, split_between_items, split_calls, split_per_argument)
 
 #: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
 TOOL_STATUSES = ("exact", "refused", "none")
@@ -1013,10 +1013,11 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     first: ConversionRefused | None = None
     scopes = [cand.structure.final_scope] + [s for s in FINAL_SCOPES if s != cand.structure.final_scope]
     seps = [tf.content_sep_if] + [c for c in CONTENT_SEP_IFS if c != tf.content_sep_if and tf.content_sep]
-    for scope, sep_if in [(s, c) for s in scopes for c in seps]:
+    sys_seps = [tf.system_sep_if] + [c for c in SYSTEM_SEP_IFS if c != tf.system_sep_if and tf.system_sep]
+    for scope, sep_if, sys_if in [(s, c, y) for s in scopes for c in seps for y in sys_seps]:
         try:
-            f = ChatFormat(replace(cand.structure, final_scope=scope, tools=replace(tf, content_sep_if=sep_if)),
-                           fmt.meta)
+            f = ChatFormat(replace(cand.structure, final_scope=scope,
+                                   tools=replace(tf, content_sep_if=sep_if, system_sep_if=sys_if)), fmt.meta)
         except ValueError:
             continue
         try:

@@ -412,7 +412,7 @@ class Plan:
 # the layout fields the plan models; a format type with any other field gets no plan
 _KNOWN_FIELDS = {
     "Structure": {"preamble", "system", "user", "assistant", "closing", "prompt_after_answer", "final_scope",
-                  "tools"},
+                  "tools", "given_reasoning"},  # given_reasoning: messages with reasoning take the generic path
     "Turn": {"prefix", "suffix", "lead", "rule", "prompt_only", "final_suffix", "final", "empty", "empty_raw"},
     "ContentRule": {"trim", "trim_side", "drop_think", "lstrip_nl", "trim_first", "think"},
     "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},

@@ -52,7 +52,8 @@ rules, each giving one field, so that any text the examples allow reads back one
   has ``{SYSTEM}``.  The text between ``{SYSTEM}`` and the list is ``system_sep``.  Without a
   second example the system block must have a default message (``{SYSTEM=...}``) that stays with
   tools (``keep_default_system``): the list then always follows a system message, and
-  ``system_sep`` is empty (everything is ``list_prefix``).  In the first user turn (``placement: first_user``): one example, the whole first user turn (its
+  ``system_sep`` is empty (everything is ``list_prefix``); with ``system_sep_if: content``
+  declared, both examples are shown (the second: the list after an empty system message).  In the first user turn (``placement: first_user``): one example, the whole first user turn (its
   prefix and suffix as the spec shows them) with ``{TOOL}`` twice, then ``{INPUT}``.  Before the
   last user turn (declared ``placement: last_user``): one example, the list, then the whole turn.
   Text between the two ``{TOOL}`` that no item prefix/suffix split reads back separates items
@@ -85,7 +86,7 @@ rules, each giving one field, so that any text the examples allow reads back one
 What no example can show is declared beside the examples with the field form's keys
 (:data:`DECLARED_KEYS`: ``placement``, ``system_prefix``, ``empty_list``, ``keep_default_system``,
 ``empty_system_counts``, ``string_arguments``, ``max_calls``, ``calls_alone``,
-``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``tool_object``: each
+``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``system_sep_if``, ``tool_object``: each
 ``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
@@ -111,7 +112,7 @@ OPTIONAL_EXAMPLE_KEYS = ("call_json",)
 #: field-form keys declared beside the examples: what the format does, which no example shows
 DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
                  "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
-                 "tool_object")
+                 "tool_object", "system_sep_if")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -189,7 +190,7 @@ def _list_split(open_: str, between: str, close: str) -> dict[str, str]:
 
 
 def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragment | None,
-                 keep_default_system: bool, placement: str | None) -> dict[str, Any]:
+                 keep_default_system: bool, placement: str | None, system_sep_if: str = "message") -> dict[str, Any]:
     """The list's fields and its placement: the system block (``{SYSTEM}``), the first user turn
     (``{INPUT}``) or, where ``placement: last_user`` is declared, before the last user turn."""
     ex = examples[0]
@@ -219,7 +220,9 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
     head, sep_and_open, between, close = block(ex, ("SYSTEM", "TOOL", "TOOL"))
     if head:
         raise ex.fail(f"text between the system block's prefix and {{SYSTEM}} ({head!r}) is not the spec's prefix")
-    always_system = sb.default is not None and keep_default_system
+    # a default message that stays with tools: the list always follows a system message, and
+    # (system_sep_if: message) the separator with it; an empty one still shows without it otherwise
+    always_system = sb.default is not None and keep_default_system and system_sep_if == "message"
     if len(examples) > 1:
         if always_system:
             raise examples[1].fail("the system block has a default message, so the list always follows a system "
@@ -354,7 +357,8 @@ def _result_fields(ex: _Example) -> dict[str, Any]:
 
 def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err: Err,
                               in_scalar: InScalar, system_prefix: Fragment | None = None,
-                              keep_default_system: bool = True, placement: str | None = None) -> dict[str, Any]:
+                              keep_default_system: bool = True, placement: str | None = None,
+                              system_sep_if: str = "message") -> dict[str, Any]:
     """The ToolFormat fields the examples of a ``tools:`` mapping show (``value``, read from the
     YAML mapping ``node``; ``system_prefix``: the declared one, which a system-block example starts with)."""
     import yaml
@@ -386,7 +390,8 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
                       "with some indent, separators, key order and ensure_ascii (formats writing JSON another way, "
                       "e.g. Go's encoding/json escaping '<', cannot be modelled)", jnode)
         kw[key] = style
-    kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system, placement))
+    kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system, placement,
+                           system_sep_if))
     kw.update(_call_fields(examples("calls", (2,))))
     kw.update(_result_fields(examples("results", (1,))[0]))
     return kw
@@ -431,7 +436,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
             head = "{SYSTEM}" + e(tf.system_sep) if with_system else ""
             return e(prefix) + head + tools + e(suffix)
 
-        lists = [block(True)] if sb.default is not None and tf.keep_default_system else [block(True), block(False)]
+        lists = ([block(True)] if sb.default is not None and tf.keep_default_system and tf.system_sep_if == "message"
+                 else [block(True), block(False)])
     cid = "" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}"
     if tf.per_argument:
         arg = e(tf.arg_prefix) + "{KEY}" + e(tf.arg_middle) + "{VALUE}" + e(tf.arg_suffix)

@@ -219,11 +219,15 @@ def _tool_block(st, sys_on: str, strip) -> str:
     """The system block with the tool list (rendered whenever ``tools`` is given)."""
     sb, tf = st.system, st.tools
     sep = "{{- " + jinja_string(tf.system_sep) + " -}}" if tf.system_sep else ""
+    if sep and tf.system_sep_if == "content":
+        sep = "{%- if (" + content_expr("messages[0]['content']", sb.rule, strip) + ") != '' -%}" + sep + "{%- endif -%}"
     if tf.empty_system_counts:  # with tools, an empty system message still counts
         sys_on = "has_system"
     head = "{%- if " + sys_on + " -%}" + _content("messages[0]['content']", sb.rule, strip) + sep
     if sb.default is not None and tf.keep_default_system:
-        head += "{%- else -%}{{- " + jinja_string(sb.content(sb.default) + tf.system_sep) + " -}}"
+        shown = sb.content(sb.default)
+        head += "{%- else -%}{{- " + jinja_string(shown + (tf.system_sep if shown or tf.system_sep_if == "message"
+                                                           else "")) + " -}}"
     head += "{%- endif -%}"
     return _system_prefix(st) + head + _tool_list(tf) + _out(sb.suffix)
 
