@@ -565,7 +565,8 @@ class ToolFormat:
     ``call_json`` JSON, except that ``arg_values: "python"`` writes ``None``, ``True`` and
     ``False`` as Python does (a template's ``value | string``).  Such a format needs the
     arguments as an object: given as a JSON string, they are a MessageError (its templates raise
-    on them, or parse them).  ``max_calls`` (0: no limit): an answer with more
+    on them, or parse them).  ``renders_calls`` False: the template renders no calls (LFM2),
+    and an answer carrying ``tool_calls`` is a MessageError.  ``max_calls`` (0: no limit): an answer with more
     calls is a MessageError (Llama 3.1: "only supports single tool-calls at once").
     ``calls_alone``: the template renders an answer with tool calls without its content, so an
     answer with calls whose content renders non-empty is a MessageError (never dropped silently).
@@ -620,6 +621,10 @@ class ToolFormat:
     max_calls: int = 0
     calls_alone: bool = False
     result_content: str = "verbatim"
+    #: False: the template never renders an answer's ``tool_calls`` (LFM2: the model writes its
+    #: calls into the content, as it emits them), so an answer carrying them is a MessageError,
+    #: never rendered without them; the call fields then keep their defaults
+    renders_calls: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.system_prefix, str):
@@ -634,6 +639,8 @@ class ToolFormat:
                              f"got {self.result_content!r}")
         if self.content_sep_if not in CONTENT_SEP_IFS:
             raise ValueError(f"content_sep_if must be one of {', '.join(CONTENT_SEP_IFS)}, got {self.content_sep_if!r}")
+        if not self.renders_calls:  # no call renders: the call fields mean nothing (one value per meaning)
+            _set(self, **{f: v for f, v in _CALL_DEFAULTS.items() if getattr(self, f) != v})
         if self.system_sep_if not in SYSTEM_SEP_IFS:
             raise ValueError(f"system_sep_if must be one of {', '.join(SYSTEM_SEP_IFS)}, got {self.system_sep_if!r}")
         if not self.system_sep or self.placement != "system":
@@ -717,6 +724,13 @@ class ToolFormat:
     def result(self, content: str) -> str:
         """A tool result's content as the format renders it."""
         return self.call_style.dumps(content) if self.result_content == "json" else content
+
+
+#: the ToolFormat fields about calls and their defaults (kept at these where ``renders_calls`` is False)
+_CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, "call_middle": "", "call_suffix": "",
+                  "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
+                  "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
+                  "max_calls": 0, "calls_alone": False}
 
 
 @dataclass(frozen=True, kw_only=True)

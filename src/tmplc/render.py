@@ -379,6 +379,10 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
 
     def check_calls(i: int) -> None:
         t, m = st.tools, messages[i]
+        if not t.renders_calls:
+            raise MessageError(i, f"format {fmt.name!r} renders no tool_calls (its template never reads them: the "
+                               "model writes its calls into the content): give the calls in the content as the "
+                               "model emits them")
         n = len(m["tool_calls"])
         if t.per_argument:
             for k, (name, args) in enumerate(tool_calls(m, i)):

@@ -2,7 +2,8 @@
 newlines, special-token text; JSON styles: indent, separators, sort_keys, ensure_ascii; grouped
 or not; a system default; a reasoning format or not; text around all of an answer's calls; the
 three rules for the content separator; the separator after the system message always or only after
-a non-empty one; each tool listed whole or its function object alone; arguments as one JSON object or key by key, with JSON or
+a non-empty one; each tool listed whole or its function object alone; calls not rendered at all
+(refused); arguments as one JSON object or key by key, with JSON or
 Python values) on random tool conversations, the HF Jinja target in jinja2's HF-compatible
 sandbox equals the reference renderer, and both refuse the same messages."""
 
@@ -38,7 +39,8 @@ extended_tool_formats = st.builds(
     st.fixed_dictionaries({"calls_open": _text, "calls_close": _text,
                            "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
                            "tool_object": st.sampled_from(["tool", "function"]),
-                           "system_sep_if": st.sampled_from(["message", "content"])}).flatmap(
+                           "system_sep_if": st.sampled_from(["message", "content"]),
+                           "renders_calls": st.sampled_from([True, True, True, False])}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")
@@ -97,7 +99,7 @@ def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv,
     try:
         want = fmt.render(msgs, tools=tools, add_generation_prompt=agp)
     except MessageError:
-        assert tf.per_argument or fmt.structure.given_reasoning == "refused"
+        assert tf.per_argument or fmt.structure.given_reasoning == "refused" or not fmt.structure.tools.renders_calls
         with pytest.raises(TemplateError):
             render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp)
         return
@@ -184,3 +186,30 @@ def test_system_separator_only_after_a_non_empty_system_message():
             want = fmt.render(msgs, tools=[tool])
             assert want.startswith("<|im_start|>system\n" + shown + "Tools: {")
             assert render_template(fmt.to_jinja(), msgs, tools=[tool]) == want
+
+
+def test_a_format_that_renders_no_calls_refuses_them_and_renders_the_rest():
+    """``renders_calls: false`` (LFM2: the model writes its calls into the content): an answer
+    carrying ``tool_calls`` is refused by the reference and the template alike; the tool list and
+    the results render as for any format."""
+    import pytest
+    from jinja2 import TemplateError
+
+    from tmplc.errors import MessageError
+
+    tf = ToolFormat(list_prefix="Tools: [", item_sep=", ", list_suffix="]", call_prefix="<call>",
+                    result_prefix="<r>", result_suffix="</r>", renders_calls=False)
+    assert tf.call_prefix == "" and tf == replace(tf, call_prefix="")  # the call fields mean nothing here
+    fmt = replace(CHATML, structure=replace(CHATML.structure, tools=tf))
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "<|tool_call_start|>[f()]<|tool_call_end|>"},
+            {"role": "tool", "content": "42"}]
+    want = fmt.render(msgs, tools=[tool])
+    assert "Tools: [{" in want and "<r>42</r>" in want
+    assert render_template(fmt.to_jinja(), msgs, tools=[tool]) == want
+    calls = msgs[:1] + [{"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {}}]}] + msgs[2:]
+    with pytest.raises(MessageError, match="renders no tool_calls"):
+        fmt.render(calls, tools=[tool])
+    with pytest.raises(TemplateError, match="renders no tool_calls"):
+        render_template(fmt.to_jinja(), calls, tools=[tool])

@@ -581,9 +581,8 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     calls_alone = not res.ok("call1") or (SENT["assistant1"] not in res["call1"] and res["call1"] == res["call1:empty"])
     y = inserted("call1:empty" if calls_alone else "call1")
     i = y.find(CALL_NAME_1)
-    if not y:
-        raise _refuse("a tool call: the template does not render an answer's tool calls (the answer renders alike "
-                      "with and without them); the IR renders them")
+    if not y:  # the model writes its calls into the content (LFM2): the format refuses tool_calls
+        return replace(tf, renders_calls=False), True
     if i < 0:
         raise _refuse(f"a tool call: the call's name does not show in {_show(y, 160)}")
     k = y.find(CALL_ID_1)
@@ -669,6 +668,8 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
 
     def around(name: str, content: str) -> tuple[str, str]:
         msgs, _ = PROBES[name]
+        if not tf.renders_calls:  # the template rendered the probe's calls as nothing
+            msgs = fit_messages(msgs, tf)
         base = bare.render(msgs, date=DATE_1)
         at = _segment_end(bare, msgs, msgs.index(next(m for m in msgs if m["role"] == "tool")), ("content",))
         at -= len(RESULT_1)
@@ -907,7 +908,8 @@ def fit_messages(msgs: list[dict], tf: ToolFormat, alternate: bool = False, *, s
                  ) -> list[dict]:
     """``msgs`` within what a template with the tool format ``tf`` renders (it raises, and the
     format refuses, beyond): at most ``max_calls`` calls per answer (the rest dropped, or with
-    ``split_calls`` given as consecutive answers: :func:`one_call_per_answer`), no content beside
+    ``split_calls`` given as consecutive answers: :func:`one_call_per_answer`), no calls where the
+    template renders none (``renders_calls`` False: its answers as without them), no content beside
     calls when ``calls_alone``, user messages and answers alternating when ``alternate``
     (:func:`alternate_turns`), and no earlier user message like the last for a ``last_user`` list
     (:func:`distinct_last_user`)."""
@@ -915,6 +917,9 @@ def fit_messages(msgs: list[dict], tf: ToolFormat, alternate: bool = False, *, s
         msgs = one_call_per_answer(msgs)
     out = []
     for m in msgs:
+        if not tf.renders_calls and "tool_calls" in m:  # the template renders answers as without them
+            m = {k: v for k, v in m.items() if k != "tool_calls"}
+            m["content"] = m.get("content") or ""
         if m.get("tool_calls") and (tf.max_calls or tf.calls_alone):
             m = dict(m)
             if tf.max_calls:

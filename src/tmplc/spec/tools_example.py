@@ -86,7 +86,8 @@ rules, each giving one field, so that any text the examples allow reads back one
 What no example can show is declared beside the examples with the field form's keys
 (:data:`DECLARED_KEYS`: ``placement``, ``system_prefix``, ``empty_list``, ``keep_default_system``,
 ``empty_system_counts``, ``string_arguments``, ``max_calls``, ``calls_alone``,
-``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``system_sep_if``, ``tool_object``: each
+``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``system_sep_if``,
+``renders_calls`` (false: no ``calls`` example), ``tool_object``: each
 ``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
@@ -112,7 +113,7 @@ OPTIONAL_EXAMPLE_KEYS = ("call_json",)
 #: field-form keys declared beside the examples: what the format does, which no example shows
 DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
                  "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
-                 "tool_object", "system_sep_if")
+                 "tool_object", "system_sep_if", "renders_calls")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -365,7 +366,13 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
 
     at = {k.value: (k, v) for k, v in node.value}
     kw: dict[str, Any] = {}
+    no_calls = value.get("renders_calls") is False
     for key in EXAMPLE_KEYS:
+        if key == "calls" and no_calls:
+            if key in value:
+                raise err("tools.calls shows how calls render, but renders_calls: false says the format renders "
+                          "none: remove one of them", at[key][0])
+            continue
         if key not in value:
             raise err(f"the by-example 'tools' section needs {', '.join(EXAMPLE_KEYS)}; {key!r} is missing "
                       "(docs/tools.md)", node)
@@ -392,7 +399,8 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
         kw[key] = style
     kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system, placement,
                            system_sep_if))
-    kw.update(_call_fields(examples("calls", (2,))))
+    if not no_calls:
+        kw.update(_call_fields(examples("calls", (2,))))
     kw.update(_result_fields(examples("results", (1,))[0]))
     return kw
 
@@ -457,8 +465,9 @@ def examples_of(st: Structure) -> dict[str, Any]:
     if tf.call_json is not None:
         out["call_json"] = tf.call_json.dumps(PROBE)
     out["list"] = lists
-    out["calls"] = ["{OUTPUT}" + e(tf.content_sep) + e(tf.calls_open) + call + e(tf.call_sep) + call
-                    + e(tf.calls_close), e(tf.calls_open) + one + e(tf.calls_close)]
+    if tf.renders_calls:
+        out["calls"] = ["{OUTPUT}" + e(tf.content_sep) + e(tf.calls_open) + call + e(tf.call_sep) + call
+                        + e(tf.calls_close), e(tf.calls_open) + one + e(tf.calls_close)]
     out["results"] = run
     out.update(declared)
     return out

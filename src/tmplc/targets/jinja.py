@@ -273,6 +273,8 @@ def _id_check(expr: str, what: str) -> str:
 def _calls(st, strip, given: str | None) -> str:
     """An answer's tool calls (after its content, inside its generation span)."""
     tf = st.tools
+    if not tf.renders_calls:
+        return ""  # refused before anything of the answer renders (_call_checks)
     answer = _answer_expr(st.assistant.rule, strip, CONTENT_VAR, given)
     sep = "{%- if not loop.first -%}" + _lit(tf.call_sep)
     if tf.content_sep:
@@ -308,6 +310,10 @@ def _calls(st, strip, given: str | None) -> str:
 def _call_checks(st, strip, given: str | None) -> str:
     """The refusals of an answer with tool calls (``max_calls``, ``calls_alone``), as the reference's."""
     tf = st.tools
+    if not tf.renders_calls:
+        return ("{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': this format renders no tool_calls (its "
+                "template never reads them: the model writes its calls into the content): give the calls in the "
+                "content as the model emits them') -}}")
     checks = ""
     if tf.per_argument:
         checks += ("{%- set tmplc_mi = loop.index0 -%}{%- for tc in message['tool_calls'] -%}{%- if (tc['function'] "
