@@ -195,10 +195,10 @@ def test_mistral_small_tool_part_is_recovered_exactly():
 #: Python's str, DeepSeek-V3 never reads `tools`, QwQ tests the raw content before a call's
 #: separator and renders reasoning_content nowhere)
 REFUSED = {
-    "llamacpp-LFM2-8B-A1B": "does not render an answer's tool calls",
+    "llamacpp-LFM2.5-8B-A1B": "neither written as json.dumps of the object after the name nor key by key",
     "llamacpp-unsloth-Apriel-1.5": "str(dict)",
     "npm-deepseek_v3": "does not render it",
-    "llamacpp-Qwen-QwQ-32B": "verification on tool conversations",
+    "llamacpp-upstage-Solar-Open-100B": "without a system message",
 }
 
 
@@ -208,6 +208,37 @@ def test_layouts_the_ir_cannot_carry_are_refused_never_wrong(name):
     assert conv.tools == "refused", (name, conv.tools_status)
     assert REFUSED[name] in conv.tools_reason, conv.tools_reason
     assert conv.format.structure.tools is None
+
+
+@pytest.mark.parametrize("name", ["llamacpp-LFM2-8B-A1B", "llamacpp-LFM2.5-Instruct"])
+def test_lfm2_calls_are_written_into_the_content(name):
+    """LFM2's templates never render ``tool_calls`` (the model writes ``<|tool_call_start|>...`` into
+    the content): ``renders_calls`` False, so the format refuses them.  Otherwise the format
+    renders like the real template, through transformers (the newline between the system prompt
+    and the tool list only after a non-empty one: an empty system message counts as none)."""
+    import tmplc
+
+    conv, template, bos, eos = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert not tf.renders_calls and tf.system_sep == "\n" and fmt.structure.system.skip_empty
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    for system in ("", "Be brief."):
+        msgs = [{"role": "system", "content": system}, {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "<|tool_call_start|>[f()]<|tool_call_end|>"},
+                {"role": "tool", "content": "42"}]
+        real = tok.apply_chat_template(msgs, tools=[tool], chat_template=template, tokenize=False,
+                                       add_generation_prompt=True, **special)
+        assert fmt.render(msgs, True, tools=[tool]) == real
+        assert tok.apply_chat_template(msgs, tools=[tool], chat_template=fmt.to_jinja(), tokenize=False,
+                                       add_generation_prompt=True, **special) == real
+    calls = msgs[:2] + [{"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": {}}}]}]
+    with pytest.raises(tmplc.MessageError, match="renders no tool_calls"):
+        fmt.render(calls, tools=[tool])
 
 
 def test_reka_separator_unless_the_answer_ends_with_it_is_recovered_exactly():
@@ -328,3 +359,23 @@ def test_deepseek_r1_templates_never_read_reasoning_content_nor_does_the_registr
             fmt.render(msgs, True)
     plain = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in msgs]
     assert conv.text_format.render(plain, True) == real and "x" not in real
+
+
+def test_laguna_separator_only_after_a_system_message_that_renders():
+    """Poolside Laguna-S rstrips the system message and separates it from the tool list only when
+    something is left: ``system_sep_if: content``, read by verification; a whitespace-only system
+    message renders like the real template (through transformers)."""
+    conv, template, bos, eos = converted("llamacpp-poolside-Laguna-S-2.1")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    assert fmt.structure.tools.system_sep and fmt.structure.tools.system_sep_if == "content"
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    for system in (" \n", "Be brief. "):
+        msgs = [{"role": "system", "content": system}, {"role": "user", "content": "q"}]
+        real = tok.apply_chat_template(msgs, tools=[tool], chat_template=template, tokenize=False,
+                                       add_generation_prompt=True, **special)
+        assert fmt.render(msgs, True, tools=[tool]) == real
+        assert tok.apply_chat_template(msgs, tools=[tool], chat_template=fmt.to_jinja(), tokenize=False,
+                                       add_generation_prompt=True, **special) == real
