@@ -565,7 +565,8 @@ class ToolFormat:
     ``call_json`` JSON, except that ``arg_values: "python"`` writes ``None``, ``True`` and
     ``False`` as Python does (a template's ``value | string``).  Such a format needs the
     arguments as an object: given as a JSON string, they are a MessageError (its templates raise
-    on them, or parse them).  ``renders_calls`` False: the template renders no calls (LFM2),
+    on them, or parse them).  ``renders_list`` False: the template renders no tool list (DeepSeek
+    V3, R1), and non-empty ``tools`` are a MessageError.  ``renders_calls`` False: the template renders no calls (LFM2),
     and an answer carrying ``tool_calls`` is a MessageError.  ``max_calls`` (0: no limit): an answer with more
     calls is a MessageError (Llama 3.1: "only supports single tool-calls at once").
     ``calls_alone``: the template renders an answer with tool calls without its content, so an
@@ -625,6 +626,10 @@ class ToolFormat:
     #: calls into the content, as it emits them), so an answer carrying them is a MessageError,
     #: never rendered without them; the call fields then keep their defaults
     renders_calls: bool = True
+    #: False: the template never renders the ``tools`` list (DeepSeek: the tools go into the system
+    #: message by hand), so non-empty ``tools`` are a MessageError, never dropped silently; the
+    #: list fields then keep their defaults
+    renders_list: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.system_prefix, str):
@@ -641,6 +646,9 @@ class ToolFormat:
             raise ValueError(f"content_sep_if must be one of {', '.join(CONTENT_SEP_IFS)}, got {self.content_sep_if!r}")
         if not self.renders_calls:  # no call renders: the call fields mean nothing (one value per meaning)
             _set(self, **{f: v for f, v in _CALL_DEFAULTS.items() if getattr(self, f) != v})
+        if not self.renders_list:  # likewise the list's; its JSON style stays as the calls' (call_style)
+            _set(self, json=self.call_style, call_json=None,
+                 **{f: v for f, v in _LIST_DEFAULTS.items() if getattr(self, f) != v})
         if self.system_sep_if not in SYSTEM_SEP_IFS:
             raise ValueError(f"system_sep_if must be one of {', '.join(SYSTEM_SEP_IFS)}, got {self.system_sep_if!r}")
         if not self.system_sep or self.placement != "system":
@@ -681,8 +689,9 @@ class ToolFormat:
                  list_suffix=self.item_suffix + self.list_suffix, item_suffix="")
 
     def given(self, tools: Any) -> bool:
-        """Whether ``tools`` (the list beside the messages) counts as tools (see ``empty_list``)."""
-        return tools is not None if self.empty_list else bool(tools)
+        """Whether ``tools`` (the list beside the messages) counts as tools and renders (see
+        ``empty_list``; never where ``renders_list`` is False)."""
+        return self.renders_list and (tools is not None if self.empty_list else bool(tools))
 
     def listed(self, tool: dict) -> Any:
         """What of a tool (a definition ``check_tools`` accepted) the tool list serialises."""
@@ -731,6 +740,11 @@ _CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, 
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
                   "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
                   "max_calls": 0, "calls_alone": False}
+#: the ToolFormat fields about the tool list and their defaults (kept at these where ``renders_list`` is False)
+_LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": "", "system_sep_if": "message",
+                  "system_prefix": None, "empty_list": False, "keep_default_system": True,
+                  "empty_system_counts": False, "list_prefix": "", "item_prefix": "", "item_suffix": "",
+                  "item_sep": "", "list_suffix": ""}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -153,6 +153,9 @@ def check_tools(tools, name: str, tf: "ToolFormat | None") -> None:
                            "(use a tool format, e.g. qwen3-tools)")
     if not isinstance(tools, (list, tuple)):
         raise MessageError(None, f"tools must be a list of tool definitions, got {type(tools).__name__}")
+    if tools and not tf.renders_list:
+        raise MessageError(None, f"format {name!r} renders no tool list (its template never reads tools): write "
+                           "the tool definitions into the system message as the model expects them")
     for k, t in enumerate(tools):
         if not isinstance(t, dict):
             raise MessageError(None, f"tools[{k}] must be an object "

@@ -2,8 +2,8 @@
 newlines, special-token text; JSON styles: indent, separators, sort_keys, ensure_ascii; grouped
 or not; a system default; a reasoning format or not; text around all of an answer's calls; the
 three rules for the content separator; the separator after the system message always or only after
-a non-empty one; each tool listed whole or its function object alone; calls not rendered at all
-(refused); arguments as one JSON object or key by key, with JSON or
+a non-empty one; each tool listed whole or its function object alone; calls or the tool list not
+rendered at all (refused); arguments as one JSON object or key by key, with JSON or
 Python values) on random tool conversations, the HF Jinja target in jinja2's HF-compatible
 sandbox equals the reference renderer, and both refuse the same messages."""
 
@@ -40,7 +40,8 @@ extended_tool_formats = st.builds(
                            "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
                            "tool_object": st.sampled_from(["tool", "function"]),
                            "system_sep_if": st.sampled_from(["message", "content"]),
-                           "renders_calls": st.sampled_from([True, True, True, False])}).flatmap(
+                           "renders_calls": st.sampled_from([True, True, True, False]),
+                           "renders_list": st.sampled_from([True, True, True, False])}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")
@@ -99,7 +100,8 @@ def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv,
     try:
         want = fmt.render(msgs, tools=tools, add_generation_prompt=agp)
     except MessageError:
-        assert tf.per_argument or fmt.structure.given_reasoning == "refused" or not fmt.structure.tools.renders_calls
+        t = fmt.structure.tools
+        assert tf.per_argument or fmt.structure.given_reasoning == "refused" or not t.renders_calls or not t.renders_list
         with pytest.raises(TemplateError):
             render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp)
         return
@@ -213,3 +215,29 @@ def test_a_format_that_renders_no_calls_refuses_them_and_renders_the_rest():
         fmt.render(calls, tools=[tool])
     with pytest.raises(TemplateError, match="renders no tool_calls"):
         render_template(fmt.to_jinja(), calls, tools=[tool])
+
+
+def test_a_format_that_renders_no_tool_list_refuses_tools_and_renders_the_rest():
+    """``renders_list: false`` (DeepSeek: the tools go into the system message by hand): non-empty
+    ``tools`` are refused by the reference and the template alike; ``[]`` is no tools; calls and
+    results render as for any format."""
+    import pytest
+    from jinja2 import TemplateError
+
+    from tmplc.errors import MessageError
+
+    tf = ToolFormat(list_prefix="Tools: ", call_prefix="<call>", call_suffix="</call>", result_prefix="<r>",
+                    result_suffix="</r>", renders_list=False)
+    assert tf.list_prefix == "" and tf == replace(tf, list_prefix="")  # the list fields mean nothing here
+    fmt = replace(CHATML, structure=replace(CHATML.structure, tools=tf))
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {"a": 1}}]},
+            {"role": "tool", "content": "42"}]
+    want = fmt.render(msgs, tools=[])
+    assert '<call>f{"a": 1}</call>' in want and "<r>42</r>" in want
+    assert render_template(fmt.to_jinja(), msgs, tools=[]) == want == fmt.render(msgs)
+    with pytest.raises(MessageError, match="renders no tool list"):
+        fmt.render(msgs, tools=[tool])
+    with pytest.raises(TemplateError, match="renders no tool list"):
+        render_template(fmt.to_jinja(), msgs, tools=[tool])

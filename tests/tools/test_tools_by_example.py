@@ -85,7 +85,8 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      string_arguments=st.sampled_from(["verbatim", "json"]),
                      tool_object=st.sampled_from(["tool", "function"]),
                      system_sep_if=st.sampled_from(["message", "content"]),
-                     renders_calls=st.sampled_from([True, True, True, False]))
+                     renders_calls=st.sampled_from([True, True, True, False]),
+                     renders_list=st.sampled_from([True, True, True, False]))
 
 
 @settings(max_examples=60)
@@ -129,7 +130,7 @@ def test_per_argument_calls_and_calls_around_read_back_from_examples(tf, layout,
     the declared fields read back equal, the call layout renders every conversation alike."""
     if not per_argument:
         layout = {k: v for k, v in layout.items() if not k.startswith("arg_")}
-    tf = replace(tf, renders_calls=True, **layout)
+    tf = replace(tf, renders_calls=True, renders_list=True, **layout)
     fmt = tmplc.ChatFormat(replace(CHATML.structure, tools=tf), CHATML.meta)
     ex = examples_of(fmt.structure)
     if per_argument:

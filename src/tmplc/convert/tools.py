@@ -317,6 +317,10 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
     st = fmt.structure
     msgs, _ = PROBES["list1:sys"]
     base = fmt.render(msgs, date=DATE_1)
+    if res["list1:sys"] == res["list2:sys"] == base:
+        # the template ignores `tools` (DeepSeek: the tools go into the system message by hand): the
+        # format refuses them rather than dropping them
+        return ToolFormat(renders_list=False)
     in_user = _read_first_user(fmt, res, base) or _read_last_user(fmt, res, base)
     if in_user is not None:
         return in_user
@@ -937,7 +941,8 @@ def fit_messages(msgs: list[dict], tf: ToolFormat, alternate: bool = False, *, s
 
 def _fit_cases(cases: list[ToolCase], tf: ToolFormat, alternate: bool = False) -> list[ToolCase]:
     """The verification cases within what the template renders (:func:`fit_messages`)."""
-    return [replace(c, messages=tuple(fit_messages(c.msgs, tf, alternate))) for c in cases]
+    return [replace(c, messages=tuple(fit_messages(c.msgs, tf, alternate)),
+                    tools=c.tools if tf.renders_list else None) for c in cases]
 
 
 def one_call_per_answer(msgs: list[dict]) -> list[dict]:

@@ -87,7 +87,7 @@ What no example can show is declared beside the examples with the field form's k
 (:data:`DECLARED_KEYS`: ``placement``, ``system_prefix``, ``empty_list``, ``keep_default_system``,
 ``empty_system_counts``, ``string_arguments``, ``max_calls``, ``calls_alone``,
 ``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``system_sep_if``,
-``renders_calls`` (false: no ``calls`` example), ``tool_object``: each
+``renders_calls``/``renders_list`` (false: no ``calls``/``list`` example), ``tool_object``: each
 ``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
@@ -113,7 +113,7 @@ OPTIONAL_EXAMPLE_KEYS = ("call_json",)
 #: field-form keys declared beside the examples: what the format does, which no example shows
 DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
                  "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
-                 "tool_object", "system_sep_if", "renders_calls")
+                 "tool_object", "system_sep_if", "renders_calls", "renders_list")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -366,12 +366,12 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
 
     at = {k.value: (k, v) for k, v in node.value}
     kw: dict[str, Any] = {}
-    no_calls = value.get("renders_calls") is False
+    no_calls, no_list = value.get("renders_calls") is False, value.get("renders_list") is False
     for key in EXAMPLE_KEYS:
-        if key == "calls" and no_calls:
+        if (key, True) in (("calls", no_calls), ("list", no_list)):
             if key in value:
-                raise err("tools.calls shows how calls render, but renders_calls: false says the format renders "
-                          "none: remove one of them", at[key][0])
+                raise err(f"tools.{key} shows how the {'calls' if key == 'calls' else 'tool list'} render, but "
+                          f"renders_{key}: false says the format renders none: remove one of them", at[key][0])
             continue
         if key not in value:
             raise err(f"the by-example 'tools' section needs {', '.join(EXAMPLE_KEYS)}; {key!r} is missing "
@@ -397,8 +397,9 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
                       "with some indent, separators, key order and ensure_ascii (formats writing JSON another way, "
                       "e.g. Go's encoding/json escaping '<', cannot be modelled)", jnode)
         kw[key] = style
-    kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system, placement,
-                           system_sep_if))
+    if not no_list:
+        kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system, placement,
+                               system_sep_if))
     if not no_calls:
         kw.update(_call_fields(examples("calls", (2,))))
     kw.update(_result_fields(examples("results", (1,))[0]))
@@ -428,13 +429,14 @@ def examples_of(st: Structure) -> dict[str, Any]:
 
     item = items("{TOOL}", tf.item_prefix, tf.item_suffix)
     tools = e(tf.list_prefix) + item + e(tf.item_sep) + item + e(tf.list_suffix)
+    lists: list[str] = []
     if tf.placement in ("first_user", "last_user"):
         if sb is not None and sb.placement != "standalone":
             raise ValueError("examples of a list in a user turn need a standalone system block or none")
         user = e(literal(st.user.prefix, "user turn prefix"))
         end = "{INPUT}" + e(literal(st.user.suffix, "user turn suffix"))
         lists = [user + tools + end if tf.placement == "first_user" else tools + user + end]
-    else:
+    elif tf.renders_list:
         if sb is None:
             raise ValueError("examples of a list in the system block need a system block")
         prefix = literal(sb.prefix if tf.system_prefix is None else tf.system_prefix, "system block prefix")
@@ -464,7 +466,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
     out["json"] = tf.json.dumps(PROBE)
     if tf.call_json is not None:
         out["call_json"] = tf.call_json.dumps(PROBE)
-    out["list"] = lists
+    if tf.renders_list:
+        out["list"] = lists
     if tf.renders_calls:
         out["calls"] = ["{OUTPUT}" + e(tf.content_sep) + e(tf.calls_open) + call + e(tf.call_sep) + call
                         + e(tf.calls_close), e(tf.calls_open) + one + e(tf.calls_close)]

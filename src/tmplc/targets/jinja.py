@@ -365,7 +365,12 @@ def _results(tf) -> str:
 def _refusals(fmt: "ChatFormat", given: str | None) -> str:
     """What a format without tool support cannot render, refused as the reference refuses it
     (``render._check``) instead of silently dropped: ``tools``."""
-    if fmt.structure.tools is not None:
+    tf = fmt.structure.tools
+    if tf is not None and not tf.renders_list:
+        return ("{%- if tools is defined and tools -%}{{- raise_exception('tmplc: format "
+                + jinja_string(fmt.name)[1:-1] + " renders no tool list (its template never reads tools): write the "
+                "tool definitions into the system message as the model expects them') -}}{%- endif -%}")
+    if tf is not None:
         return ""
     # an empty list means no tools (``{% if tools %}``), and llama.cpp probes every template with ``tools=[]``
     return ("{%- if tools is defined and tools -%}{{- raise_exception('tmplc: format "
@@ -432,7 +437,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
             block += "{%- else -%}" + _out(sb.absent)
         block += "{%- endif -%}"
         if sb.placement == "standalone":
-            if tf is not None and tf.placement == "system":
+            if tf is not None and tf.renders_list and tf.placement == "system":
                 block = "{%- if " + TOOLS_VAR + " -%}" + _tool_block(st, sys_on, strip) + "{%- else -%}" + block + "{%- endif -%}"
             L.append(block)
     inline = sb is not None and sb.placement == "first_user"
