@@ -630,6 +630,9 @@ class ToolFormat:
     #: message by hand), so non-empty ``tools`` are a MessageError, never dropped silently; the
     #: list fields then keep their defaults
     renders_list: bool = True
+    #: an answer with tool calls ends with the assistant's regular suffix even where it is the
+    #: final answer (Hy3: the turn goes on after its results); no effect without a ``final_suffix``
+    calls_end_turn: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.system_prefix, str):
@@ -739,7 +742,7 @@ class ToolFormat:
 _CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, "call_middle": "", "call_suffix": "",
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
                   "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
-                  "max_calls": 0, "calls_alone": False}
+                  "max_calls": 0, "calls_alone": False, "calls_end_turn": False}
 #: the ToolFormat fields about the tool list and their defaults (kept at these where ``renders_list`` is False)
 _LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": "", "system_sep_if": "message",
                   "system_prefix": None, "empty_list": False, "keep_default_system": True,
@@ -800,10 +803,12 @@ class Structure:
                 self.given_reasoning == "verbatim" and not any(r.think is not None for r in rules)):
             _set(self, given_reasoning="strip_nl")
         tf = self.tools
-        if tf is not None and (tf.placement == "system" or tf.system_prefix is not None) and (
+        if tf is not None and tf.renders_list and (tf.placement == "system" or tf.system_prefix is not None) and (
                 self.system is None or self.system.placement != "standalone"):
             raise ValueError("a tool list in the system block (or a tools system_prefix) needs a standalone "
                              "system block ({SYSTEM})")
+        if tf is not None and tf.calls_end_turn and self.assistant.final_suffix is None:
+            _set(self, tools=replace(tf, calls_end_turn=False))  # no ending of its own: one value per meaning
         if self.assistant.final is None and self.assistant.final_suffix is None:
             _set(self, final_scope="last",
                  prompt_after_answer="final" if self.prompt_after_answer == "history" else self.prompt_after_answer)

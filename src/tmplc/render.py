@@ -453,8 +453,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             if messages[i].get("tool_calls"):
                 yield from calls(i)
             if not (continue_final_message and i == last):
-                yield Event("assistant", "suffix", i, True, fragment=turn.final_suffix
-                            if final and turn.final_suffix is not None else turn.suffix)
+                own = final and turn.final_suffix is not None and not (
+                    st.tools is not None and st.tools.calls_end_turn and messages[i].get("tool_calls"))
+                yield Event("assistant", "suffix", i, True, fragment=turn.final_suffix if own else turn.suffix)
         elif role == "tool":
             t = st.tools
             first = not t.grouped or i == 0 or messages[i - 1]["role"] != "tool"

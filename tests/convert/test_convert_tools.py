@@ -379,3 +379,26 @@ def test_laguna_separator_only_after_a_system_message_that_renders():
         assert fmt.render(msgs, True, tools=[tool]) == real
         assert tok.apply_chat_template(msgs, tools=[tool], chat_template=fmt.to_jinja(), tokenize=False,
                                        add_generation_prompt=True, **special) == real
+
+
+def test_hy3_calls_end_their_turn_and_a_blank_system_message_has_no_separator():
+    """Tencent Hy3 leaves the last answer open but ends an answer with calls with its EOS
+    (``calls_end_turn``), and separates the system message from the tool list only when it has
+    content (``system_sep_if: content``, read from the verification conversations with an empty
+    system message); the format renders like the real template through transformers."""
+    conv, template, bos, eos = converted("llamacpp-tencent-Hy3")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert tf.calls_end_turn and tf.system_sep_if == "content" and fmt.structure.assistant.final_suffix is not None
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    call = {"type": "function", "function": {"name": "f", "arguments": {"k": "v", "n": 2}}}
+    for system in ("", "Be brief."):
+        for last in ({"role": "assistant", "content": "a", "tool_calls": [call]}, {"role": "assistant", "content": "a"}):
+            msgs = [{"role": "system", "content": system}, {"role": "user", "content": "q"}, last]
+            real = tok.apply_chat_template(msgs, tools=[tool], chat_template=template, tokenize=False, **special)
+            assert fmt.render(msgs, tools=[tool]) == real
+            assert tok.apply_chat_template(msgs, tools=[tool], chat_template=fmt.to_jinja(), tokenize=False,
+                                           **special) == real

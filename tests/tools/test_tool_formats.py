@@ -41,7 +41,8 @@ extended_tool_formats = st.builds(
                            "tool_object": st.sampled_from(["tool", "function"]),
                            "system_sep_if": st.sampled_from(["message", "content"]),
                            "renders_calls": st.sampled_from([True, True, True, False]),
-                           "renders_list": st.sampled_from([True, True, True, False])}).flatmap(
+                           "renders_list": st.sampled_from([True, True, True, False]),
+                           "calls_end_turn": st.booleans()}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")
@@ -241,3 +242,17 @@ def test_a_format_that_renders_no_tool_list_refuses_tools_and_renders_the_rest()
         fmt.render(msgs, tools=[tool])
     with pytest.raises(TemplateError, match="renders no tool list"):
         render_template(fmt.to_jinja(), msgs, tools=[tool])
+
+
+def test_an_answer_with_calls_keeps_the_regular_ending_where_calls_end_the_turn():
+    """``calls_end_turn`` (Hy3): the last answer has its own ending (none here), except an answer
+    with tool calls, which ends as every earlier answer does; the template renders the same."""
+    st_ = replace(CHATML.structure, assistant=replace(CHATML.structure.assistant, final_suffix=()))
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a", "tool_calls": [{"name": "f", "arguments": {}}]}]
+    for end_turn, ending in ((False, "</call>"), (True, "</call><|im_end|>\n")):
+        tf = ToolFormat(call_prefix="<call>", call_suffix="</call>", calls_end_turn=end_turn)
+        fmt = replace(CHATML, structure=replace(st_, tools=tf))
+        want = fmt.render(msgs)
+        assert want.endswith(ending) and fmt.render(msgs[:1] + [{"role": "assistant", "content": "a"}]).endswith("a")
+        assert render_template(fmt.to_jinja(), msgs) == want

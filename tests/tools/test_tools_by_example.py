@@ -86,7 +86,8 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      tool_object=st.sampled_from(["tool", "function"]),
                      system_sep_if=st.sampled_from(["message", "content"]),
                      renders_calls=st.sampled_from([True, True, True, False]),
-                     renders_list=st.sampled_from([True, True, True, False]))
+                     renders_list=st.sampled_from([True, True, True, False]),
+                     calls_end_turn=st.booleans())
 
 
 @settings(max_examples=60)
@@ -100,6 +101,7 @@ def test_any_tool_format_reads_back_from_its_examples(tf, default, convs):
     if default:
         st_ = replace(st_, system=replace(st_.system, default="You are a bot."))
     fmt = tmplc.ChatFormat(st_, CHATML.meta)
+    tf = st_.tools  # as the layout holds it (calls_end_turn without a final ending means nothing)
     back = load_yaml_spec(_yaml_with_examples(fmt, examples_of(st_)))
     for f in fields(ToolFormat):
         if f.name not in SPLIT_FIELDS:
@@ -132,6 +134,7 @@ def test_per_argument_calls_and_calls_around_read_back_from_examples(tf, layout,
         layout = {k: v for k, v in layout.items() if not k.startswith("arg_")}
     tf = replace(tf, renders_calls=True, renders_list=True, **layout)
     fmt = tmplc.ChatFormat(replace(CHATML.structure, tools=tf), CHATML.meta)
+    tf = fmt.structure.tools  # as the layout holds it
     ex = examples_of(fmt.structure)
     if per_argument:
         assert "{KEY}" in ex["calls"][0] and "{KEY}" not in ex["calls"][1]

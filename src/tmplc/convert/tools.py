@@ -832,7 +832,8 @@ def _fixed_agent(reasoning: bool) -> list[dict]:
 def tool_verification_cases(*, system: bool, reasoning: bool, string_arguments: bool = True, n_random: int = 80,
                             seed: int = 0) -> list[ToolCase]:
     """The fixed agent conversation (every prefix of it, with and without the system message, with
-    tools None, [] and two tools, generation prompt on and off) plus ``n_random`` seeded random
+    tools None, [] and two tools, generation prompt on and off; whole, with an empty and a blank
+    system message) plus ``n_random`` seeded random
     agent conversations (tools, calls with object and JSON-string arguments, 0-3 consecutive
     results, ``reasoning_content`` when ``reasoning``).  Calls in transformers' shape, with an id;
     arguments given as a JSON string only when ``string_arguments``."""
@@ -854,6 +855,11 @@ def tool_verification_cases(*, system: bool, reasoning: bool, string_arguments: 
             for t, tools in enumerate(tool_sets):
                 for gen in (False, True):
                     add(f"agent conversation, messages {start}..{cut - 1}, tools #{t}", agent[start:cut], tools, gen)
+    if agent[0]["role"] == "system":  # an empty or blank system message beside the tools (system_sep_if)
+        for blank in ("", " \n"):
+            for gen in (False, True):
+                add(f"agent conversation, system {blank!r}", [{**agent[0], "content": blank}] + agent[1:],
+                    tool_sets[2], gen)
     for k in range(n_random):
         tools = rng.choice([None, [], [_random_tool(rng)], [_random_tool(rng) for _ in range(rng.randint(2, 3))]])
         msgs: list[dict] = []
@@ -1024,10 +1030,11 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     scopes = [cand.structure.final_scope] + [s for s in FINAL_SCOPES if s != cand.structure.final_scope]
     seps = [tf.content_sep_if] + [c for c in CONTENT_SEP_IFS if c != tf.content_sep_if and tf.content_sep]
     sys_seps = [tf.system_sep_if] + [c for c in SYSTEM_SEP_IFS if c != tf.system_sep_if and tf.system_sep]
-    for scope, sep_if, sys_if in [(s, c, y) for s in scopes for c in seps for y in sys_seps]:
+    ends = [False, True] if fmt.structure.assistant.final_suffix is not None and tf.renders_calls else [False]
+    for scope, sep_if, sys_if, end_turn in [(s, c, y, e) for s in scopes for c in seps for y in sys_seps for e in ends]:
         try:
-            f = ChatFormat(replace(cand.structure, final_scope=scope,
-                                   tools=replace(tf, content_sep_if=sep_if, system_sep_if=sys_if)), fmt.meta)
+            f = ChatFormat(replace(cand.structure, final_scope=scope, tools=replace(
+                tf, content_sep_if=sep_if, system_sep_if=sys_if, calls_end_turn=end_turn)), fmt.meta)
         except ValueError:
             continue
         try:

@@ -87,7 +87,8 @@ What no example can show is declared beside the examples with the field form's k
 (:data:`DECLARED_KEYS`: ``placement``, ``system_prefix``, ``empty_list``, ``keep_default_system``,
 ``empty_system_counts``, ``string_arguments``, ``max_calls``, ``calls_alone``,
 ``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``system_sep_if``,
-``renders_calls``/``renders_list`` (false: no ``calls``/``list`` example), ``tool_object``: each
+``renders_calls``/``renders_list`` (false: no ``calls``/``list`` example), ``calls_end_turn``,
+``tool_object``: each
 ``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
@@ -113,7 +114,7 @@ OPTIONAL_EXAMPLE_KEYS = ("call_json",)
 #: field-form keys declared beside the examples: what the format does, which no example shows
 DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
                  "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
-                 "tool_object", "system_sep_if", "renders_calls", "renders_list")
+                 "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]

@@ -480,7 +480,10 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     last = _final_test(st)
     ending = _out(a.suffix)
     if a.final_suffix is not None:
-        ending = "{%- if " + last + " -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
+        own = last
+        if tools_on and st.tools.calls_end_turn:
+            own = "(" + last + " and not (message['tool_calls'] is defined and message['tool_calls']))"
+        ending = "{%- if " + own + " -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
     content = _answer(a.rule, strip, cvar, given)
     if a.final is not None:
         content = "{%- if " + last + " -%}" + _answer(a.final, strip, cvar, given) + "{%- else -%}" + content + "{%- endif -%}"
