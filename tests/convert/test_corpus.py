@@ -73,11 +73,15 @@ def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
     assert "llamacpp-Reka-Edge" in exact
     # ... and how each reads reasoning_content: MiniMax-M2 as given, QwQ never (given_reasoning)
     assert {"llamacpp-MiniMax-M2", "llamacpp-Qwen-QwQ-32B"} <= exact
+    # ... LFM2 (calls written into the content), Laguna-S and Hy3 (the separator after a system
+    # message only when it renders; Hy3's calls end their turn)
+    assert {"llamacpp-LFM2-8B-A1B", "llamacpp-LFM2.5-Instruct", "llamacpp-poolside-Laguna-S-2.1",
+            "llamacpp-tencent-Hy3"} <= exact
     # a floor under the measured figure (BENCHMARKS.md, tools section)
     assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
 
 
-FLOOR_EXACT_WITH_TOOLS = 15
+FLOOR_EXACT_WITH_TOOLS = 19
 
 
 def test_independent_check_catches_a_wrong_conversion(entries):
