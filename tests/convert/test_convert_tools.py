@@ -197,7 +197,7 @@ def test_mistral_small_tool_part_is_recovered_exactly():
 REFUSED = {
     "llamacpp-LFM2.5-8B-A1B": "neither written as json.dumps of the object after the name nor key by key",
     "llamacpp-unsloth-Apriel-1.5": "str(dict)",
-    "npm-deepseek_v3": "does not render it",
+    "npm-deepseek_v3": "a tool result (result1): the text around it differs",
     "llamacpp-upstage-Solar-Open-100B": "without a system message",
 }
 
