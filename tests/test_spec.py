@@ -910,6 +910,9 @@ def test_how_reasoning_content_is_read_goes_on_the_second_output():
     answer = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": "\nr\n"}]
     assert fmt.render(answer) == "U:q\nA:<t>\nr\n</t>a\n"
     assert tmplc.parse_spec(_answers("{OUTPUT}", block + "{OUTPUT}")).render(answer) == "U:q\nA:<t>r</t>a\n"
+    trimmed = tmplc.parse_spec(_answers("{OUTPUT}", block + "{OUTPUT|reasoning_trim}"))
+    assert trimmed.structure.given_reasoning == "trim" and "{OUTPUT|reasoning_trim}" in trimmed.to_spec()
+    assert trimmed.render([answer[0], {**answer[1], "reasoning_content": " \nr \n"}]) == "U:q\nA:<t>r</t>a\n"
     qwq = tmplc.parse_spec(_answers("{OUTPUT|drop_think}", "{OUTPUT|no_reasoning_field}"))
     assert qwq.structure.given_reasoning == "refused" and "{OUTPUT|no_reasoning_field}" in qwq.to_spec()
     with pytest.raises(tmplc.MessageError, match="does not read reasoning_content") as e:

@@ -37,7 +37,7 @@ PROMPT_AFTER_ANSWER = ("final", "skip", "history")
 FINAL_SCOPES = ("last", "last_answer", "after_user", "after_user_reasoning")
 #: How a format reads an answer's explicit reasoning (``reasoning_content``/``thinking``)
 #: (``Structure.given_reasoning``).
-GIVEN_REASONING = ("strip_nl", "verbatim", "refused")
+GIVEN_REASONING = ("strip_nl", "verbatim", "trim", "refused")
 
 
 def drop_reasoning(text: str, mode: str) -> str:
@@ -445,7 +445,7 @@ STRING_ARGUMENTS = ("verbatim", "json")
 #: where the tool list goes (``ToolFormat.placement``)
 TOOL_PLACEMENTS = ("system", "first_user", "last_user")
 #: how a tool result's content renders (``ToolFormat.result_content``)
-RESULT_CONTENTS = ("verbatim", "json")
+RESULT_CONTENTS = ("verbatim", "json", "trim")
 #: when ``content_sep`` renders between an answer's content and its first call
 #: (``ToolFormat.content_sep_if``)
 CONTENT_SEP_IFS = ("answer", "content", "unended")
@@ -530,6 +530,8 @@ class ToolFormat:
     * ``"last_user"``: right before the last user message's turn (before its prefix; Mistral's
       ``[AVAILABLE_TOOLS]``).  With tools, the conversation needs a user message.
 
+    ``list_first`` (``"system"`` placement): the block is ``prefix + list + [system_sep + system
+    content] + suffix`` instead (Qwen3.5, Spark: the tools, then the system message).
     ``system_sep_if``: ``"message"`` (default), ``system_sep`` renders whenever the block holds a
     system message; ``"content"``, only when that message's content, as the block renders it,
     is not empty (LFM2's ``"\n" if system_prompt``, Laguna).
@@ -575,7 +577,8 @@ class ToolFormat:
     A ``role: "tool"`` message renders ``result_prefix + content + result_suffix`` (with
     ``result_id_suffix``, None: no id, ``result_prefix + tool_call_id + result_id_suffix + content +
     result_suffix``: every result needs its ``tool_call_id``, a string), the content as
-    given (``result_content="verbatim"``) or as a JSON string literal (``"json"``: the template pipes
+    given (``result_content="verbatim"``), whitespace-stripped (``"trim"``: Qwen3.5's ``|trim``) or as a
+    JSON string literal (``"json"``: the template pipes
     it through ``tojson``, with ``call_json``'s style); a run of consecutive tool messages is opened by
     ``results_open`` and closed by ``results_close`` (``grouped``; otherwise each result is opened
     and closed on its own)."""
@@ -585,6 +588,8 @@ class ToolFormat:
     placement: str = "system"
     system_sep: str = ""
     system_sep_if: str = "message"
+    #: ``"system"`` placement: the list goes before the system message's content, not after it
+    list_first: bool = False
     system_prefix: Fragment | None = None
     empty_list: bool = False
     keep_default_system: bool = True
@@ -656,6 +661,8 @@ class ToolFormat:
             raise ValueError(f"system_sep_if must be one of {', '.join(SYSTEM_SEP_IFS)}, got {self.system_sep_if!r}")
         if not self.system_sep or self.placement != "system":
             _set(self, system_sep_if="message")  # nothing to render or no system block: one value per meaning
+        if self.placement != "system":
+            _set(self, list_first=False)
         if self.tool_object not in TOOL_OBJECTS:
             raise ValueError(f"tool_object must be one of {', '.join(TOOL_OBJECTS)}, got {self.tool_object!r}")
         if self.arg_values not in ARG_VALUES:
@@ -735,6 +742,8 @@ class ToolFormat:
 
     def result(self, content: str) -> str:
         """A tool result's content as the format renders it."""
+        if self.result_content == "trim":
+            return content.strip()
         return self.call_style.dumps(content) if self.result_content == "json" else content
 
 
@@ -745,6 +754,7 @@ _CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, 
                   "max_calls": 0, "calls_alone": False, "calls_end_turn": False}
 #: the ToolFormat fields about the tool list and their defaults (kept at these where ``renders_list`` is False)
 _LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": "", "system_sep_if": "message",
+                  "list_first": False,
                   "system_prefix": None, "empty_list": False, "keep_default_system": True,
                   "empty_system_counts": False, "list_prefix": "", "item_prefix": "", "item_suffix": "",
                   "item_sep": "", "list_suffix": ""}
@@ -780,12 +790,13 @@ class Structure:
     #: how an answer's explicit reasoning (``reasoning_content``, else ``thinking``) is read, where
     #: the format renders reasoning: ``"strip_nl"`` with its newlines stripped at both ends (Qwen3's
     #: ``reasoning_content.strip('\n')``), ``"verbatim"`` as given (``{OUTPUT|reasoning_verbatim}``;
-    #: MiniMax-M2); either way the content then holds no reasoning and is not split at
+    #: MiniMax-M2), ``"trim"`` whitespace-stripped (``{OUTPUT|reasoning_trim}``; Qwen3.5's
+    #: ``reasoning_content|trim``); either way the content then holds no reasoning and is not split at
     #: ``</think>``.  ``"refused"`` (``{OUTPUT|no_reasoning_field}``; QwQ): the template never reads
     #: it and splits every content, so a message carrying one is a MessageError (the reasoning goes
     #: in the content as ``<think>...</think>``), never dropped silently.  ``"strip_nl"`` where no
     #: rule renders reasoning (such a format refuses explicit reasoning anyway), and ``"verbatim"``
-    #: only with a ``{THINK}`` block (one value per meaning).
+    #: and ``"trim"`` only with a ``{THINK}`` block (one value per meaning).
     given_reasoning: str = "strip_nl"
     #: how tools, tool calls and tool results render; None: the format has no tool support
     tools: ToolFormat | None = None
@@ -800,7 +811,7 @@ class Structure:
             raise ValueError(f"given_reasoning must be one of {GIVEN_REASONING}, got {self.given_reasoning!r}")
         rules = [r for r in (self.assistant.rule, self.assistant.final) if r is not None]
         if not any(r.renders_reasoning for r in rules) or (
-                self.given_reasoning == "verbatim" and not any(r.think is not None for r in rules)):
+                self.given_reasoning in ("verbatim", "trim") and not any(r.think is not None for r in rules)):
             _set(self, given_reasoning="strip_nl")
         tf = self.tools
         if tf is not None and tf.renders_list and (tf.placement == "system" or tf.system_prefix is not None) and (
@@ -839,7 +850,9 @@ class Structure:
     def given(self, message: dict) -> str | None:
         """An answer's explicit reasoning as the format reads it (``given_reasoning``), or None."""
         r = message_reasoning(message)
-        return r if r is None or self.given_reasoning == "verbatim" else r.strip("\n")
+        if r is None or self.given_reasoning == "verbatim":
+            return r
+        return r.strip() if self.given_reasoning == "trim" else r.strip("\n")
 
     def uses(self, name: Literal["BOS", "EOS"]) -> bool:
         """Whether ``{BOS}``/``{EOS}`` appears anywhere in the layout."""

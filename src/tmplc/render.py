@@ -331,18 +331,27 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
         sb = st.system
         yield Event("system", "prefix", sys_index, False, fragment=sb.prefix if tf is None or tf.system_prefix is None
                     else tf.system_prefix)
+        first = in_system and tf.list_first
+        if first:
+            yield from tool_list()
         if has_system:
+            if first and separated():
+                yield Event("system", "prefix", None, False, fragment=fragment([tf.system_sep]))
             if sys_index is None:
                 yield Event("system", "content", None, False, text=sb.content(sys_text))
             else:
                 yield Event("system", "content", sys_index, False, rule=sb.rule)
-        if in_system:
+        if in_system and not first:
             yield from tool_list()
         yield Event("system", "suffix", sys_index, False, fragment=sb.suffix)
 
-    def tool_list() -> Iterator[Event]:
-        sep = has_system and in_system and (tf.system_sep_if == "message" or st.system.content(
+    def separated() -> bool:
+        """Whether ``system_sep`` renders between the system message and the list."""
+        return has_system and in_system and (tf.system_sep_if == "message" or st.system.content(
             sys_text if sys_index is None else messages[sys_index]["content"]) != "")
+
+    def tool_list() -> Iterator[Event]:
+        sep = separated() and not tf.list_first
         yield Event("system", "prefix", None, False, fragment=fragment([tf.system_sep if sep else "", tf.list_prefix]))
         for k, t in enumerate(tools):
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))

@@ -402,3 +402,36 @@ def test_hy3_calls_end_their_turn_and_a_blank_system_message_has_no_separator():
             assert fmt.render(msgs, tools=[tool]) == real
             assert tok.apply_chat_template(msgs, tools=[tool], chat_template=fmt.to_jinja(), tokenize=False,
                                            **special) == real
+
+
+@pytest.mark.parametrize("name", ["llamacpp-Spark2.5", "llamacpp-Qwen3.5-4B"])
+def test_the_tool_list_before_the_system_message_is_recovered(name):
+    """Spark 2.5 and Qwen3.5 write the tools into the system block before the system message
+    (``list_first``), separated from it only when it has content; Spark's block prefix loses its
+    ``\\n\\n`` with tools (``system_prefix``); Qwen3.5 trims results and reasoning_content.  The
+    format renders like the real template through transformers, with and without a system
+    message, on an agent conversation."""
+    conv, template, bos, eos = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert tf.list_first and tf.system_sep == "\n\n"
+    if name.endswith("Qwen3.5-4B"):
+        assert tf.result_content == "trim" and fmt.structure.given_reasoning == "trim" and tf.per_argument
+    else:
+        assert tf.system_prefix is not None
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    tool = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "Let me check.", "reasoning_content": " r \n",
+              "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"k": "v", "n": None}}}]},
+             {"role": "tool", "content": " 42\n"},
+             {"role": "assistant", "content": "It is 42."}]
+    for system in (None, "", "Be brief."):
+        msgs = agent if system is None else [{"role": "system", "content": system}] + agent
+        for tools in (None, [tool], [tool, tool]):
+            real = tok.apply_chat_template(msgs, tools=tools, chat_template=template, tokenize=False, **special)
+            assert fmt.render(msgs, tools=tools) == real, (system, tools)
+            assert tok.apply_chat_template(msgs, tools=tools, chat_template=fmt.to_jinja(), tokenize=False,
+                                           **special) == real

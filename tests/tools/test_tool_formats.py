@@ -1,7 +1,8 @@
 """Any ToolFormat, not only Qwen3's: random tool layouts (texts with Jinja syntax, quotes,
 newlines, special-token text; JSON styles: indent, separators, sort_keys, ensure_ascii; grouped
 or not; a system default; a reasoning format or not; text around all of an answer's calls; the
-three rules for the content separator; the separator after the system message always or only after
+three rules for the content separator; the list after the system message or before it; the separator
+between them always or only beside
 a non-empty one; each tool listed whole or its function object alone; calls or the tool list not
 rendered at all (refused); arguments as one JSON object or key by key, with JSON or
 Python values) on random tool conversations, the HF Jinja target in jinja2's HF-compatible
@@ -42,7 +43,8 @@ extended_tool_formats = st.builds(
                            "system_sep_if": st.sampled_from(["message", "content"]),
                            "renders_calls": st.sampled_from([True, True, True, False]),
                            "renders_list": st.sampled_from([True, True, True, False]),
-                           "calls_end_turn": st.booleans()}).flatmap(
+                           "calls_end_turn": st.booleans(), "list_first": st.booleans(),
+                           "result_content": st.sampled_from(["verbatim", "json", "trim"])}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")
@@ -79,7 +81,7 @@ def _objects(msgs: list[dict]) -> list[dict]:
 
 @settings(max_examples=120)
 @given(extended_tool_formats, st.sampled_from(["chatml", "thinking"]), tool_conversations(), st.booleans(),
-       st.booleans(), st.sampled_from(["strip_nl", "verbatim", "refused"]))
+       st.booleans(), st.sampled_from(["strip_nl", "verbatim", "trim", "refused"]))
 def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects, given_reasoning):
     """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values,
     tool_object, and each way of reading reasoning_content (given_reasoning): equal output where
@@ -153,7 +155,7 @@ def test_function_object_lists_only_each_tools_function_and_refuses_a_tool_witho
 
 def test_reasoning_content_read_newline_stripped_as_given_or_refused():
     """``given_reasoning``: Qwen3 strips the newlines around ``reasoning_content``, MiniMax-M2 renders
-    it as given, QwQ never reads it (a message carrying it is refused by the reference and the
+    it as given, Qwen3.5 strips its whitespace, QwQ never reads it (a message carrying it is refused by the reference and the
     template alike); either reading leaves the content unsplit."""
     import pytest
     from jinja2 import TemplateError
@@ -162,7 +164,9 @@ def test_reasoning_content_read_newline_stripped_as_given_or_refused():
 
     msgs = [{"role": "user", "content": "q"},
             {"role": "assistant", "content": "<think>x</think>a", "reasoning_content": "\nr\n"}]
-    for mode, block in (("strip_nl", "<think>\nr\n</think>"), ("verbatim", "<think>\n\nr\n\n</think>")):
+    msgs[1]["reasoning_content"] = "\n r \n"
+    for mode, block in (("strip_nl", "<think>\n r \n</think>"), ("verbatim", "<think>\n\n r \n\n</think>"),
+                        ("trim", "<think>\nr\n</think>")):
         fmt = replace(THINKING, structure=replace(THINKING.structure, given_reasoning=mode))
         want = fmt.render(msgs)
         assert block + "\n\n<think>x</think>a<|im_end|>" in want
@@ -256,3 +260,24 @@ def test_an_answer_with_calls_keeps_the_regular_ending_where_calls_end_the_turn(
         want = fmt.render(msgs)
         assert want.endswith(ending) and fmt.render(msgs[:1] + [{"role": "assistant", "content": "a"}]).endswith("a")
         assert render_template(fmt.to_jinja(), msgs) == want
+
+
+def test_the_list_before_the_system_message_and_trimmed_results():
+    """``list_first`` (Qwen3.5, Spark): the block is prefix, list, separator, system content, suffix;
+    without a system message, prefix, list, suffix.  ``result_content: trim`` (Qwen3.5): a result's
+    surrounding whitespace is dropped.  The template renders the same."""
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    tf = ToolFormat(list_first=True, list_prefix="<tools>", list_suffix="</tools>", system_sep="\n\n",
+                    system_sep_if="content", result_prefix="<r>", result_suffix="</r>", result_content="trim")
+    fmt = replace(CHATML, structure=replace(CHATML.structure, tools=tf))
+    calls = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {}}]},
+             {"role": "tool", "content": " \n42\n "}]
+    for system, head in (("S", "<|im_start|>system\n<tools>{"), ("", "<|im_start|>system\n<tools>{")):
+        msgs = [{"role": "system", "content": system}] + calls
+        want = fmt.render(msgs, tools=[tool])
+        assert want.startswith(head) and ("}</tools>\n\nS<|im_end|>" in want) == (system == "S")
+        assert "<r>42</r>" in want
+        assert render_template(fmt.to_jinja(), msgs, tools=[tool]) == want
+    want = fmt.render(calls, tools=[tool])
+    assert "}</tools><|im_end|>" in want and render_template(fmt.to_jinja(), calls, tools=[tool]) == want

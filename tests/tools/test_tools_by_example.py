@@ -87,7 +87,7 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      system_sep_if=st.sampled_from(["message", "content"]),
                      renders_calls=st.sampled_from([True, True, True, False]),
                      renders_list=st.sampled_from([True, True, True, False]),
-                     calls_end_turn=st.booleans())
+                     calls_end_turn=st.booleans(), list_first=st.booleans())
 
 
 @settings(max_examples=60)
@@ -282,7 +282,7 @@ def test_every_tool_field_is_shown_by_an_example_or_declared():
     """A ToolFormat field added later is either read from the examples or declared beside them."""
     from tmplc.spec.tools_example import DECLARED_KEYS, OPTIONAL_EXAMPLE_KEYS
 
-    shown = {"json", "placement", "system_sep", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix",
+    shown = {"json", "placement", "system_sep", "list_first", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix",
              "content_sep", "call_prefix", "call_id_prefix", "call_middle", "call_suffix", "call_sep", "calls_open",
              "calls_close", "arg_prefix", "arg_middle", "arg_suffix", "results_open",
              "result_prefix", "result_id_suffix", "result_suffix", "results_close", "grouped"}

@@ -464,7 +464,7 @@ def _given_reasoning_cases() -> list[tuple[list[dict], bool]]:
         return {"role": "assistant", "content": content, "reasoning_content": reasoning}
 
     u1, u2 = {"role": "user", "content": "q1"}, {"role": "user", "content": "q2"}
-    return [([u1, a("a1", "\nr1\n")], False),
+    return [([u1, a("a1", "\nr1\n")], False), ([u1, a("a1", " r1 \n")], False),
             ([u1, a("<think>\nt1\n</think>\n\na1", "\nr1 \n"), u2, a("<think>t2</think>a2", "r2")], False),
             ([u1, a("<think>t1</think>\na1", ""), u2], True),
             ([u1, a("a1", "r1"), u2, a("\na2", "\n\nr2")], True)]
@@ -473,7 +473,8 @@ def _given_reasoning_cases() -> list[tuple[list[dict], bool]]:
 def read_given_reasoning(fmt: ChatFormat, vprobe: "_Probe") -> tuple[ChatFormat, str]:
     """Stage 5, for a format whose answers render reasoning: how the template reads an answer's
     ``reasoning_content`` (``Structure.given_reasoning``), tried in order on conversations that
-    carry it: stripped of newlines or as given (the content then not split at ``</think>``), or
+    carry it: stripped of newlines, as given or whitespace-stripped (the content then not split at
+    ``</think>``), or
     not at all (the template renders as without it: ``"refused"``).  A template that reads it
     otherwise gets ``"refused"`` too, with a note: the format then refuses messages carrying
     it instead of rendering them differently.  Returns the format and the note (or ``""``)."""
@@ -487,7 +488,7 @@ def read_given_reasoning(fmt: ChatFormat, vprobe: "_Probe") -> tuple[ChatFormat,
         return (ChatFormat(_replace(st, given_reasoning="refused"), fmt.meta),
                 "reasoning_content refused: the template fails on an answer carrying it (" + failed[:120] + ")")
     plain = [([{k: v for k, v in m.items() if k != "reasoning_content"} for m in msgs], gen) for msgs, gen in cases]
-    for mode in ("strip_nl", "verbatim", "refused"):
+    for mode in ("strip_nl", "verbatim", "trim", "refused"):
         f = ChatFormat(_replace(st, given_reasoning=mode), fmt.meta)
         if f.structure.given_reasoning != mode:
             continue

@@ -25,7 +25,8 @@ conversation without the tool part; the extra text is located by its markers, an
   beside calls gives ``calls_alone``, one that raises on two calls ``max_calls = 1``;
 * a result: the text around a tool message's content (one result: ``results_open +
   result_prefix`` / ``result_suffix + results_close``; two consecutive ones split them and give
-  ``grouped``); a content written as a JSON string literal gives ``result_content = "json"``.
+  ``grouped``); a content written as a JSON string literal gives ``result_content = "json"``, one
+  whose surrounding whitespace is dropped ``"trim"``.
 
 Where the extra text is elsewhere (before the last user message as Mistral's
 ``[AVAILABLE_TOOLS]``, a turn of its own), or is not the IR's layout (tools written field by field,
@@ -58,7 +59,7 @@ from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, SYSTEM_SEP_IFS, ChatFormat, DateToken, Fragment, JsonStyle,
-                      ToolFormat, fragment, split_between_items, split_calls, split_per_argument)
+                      Text, ToolFormat, fragment, split_between_items, split_calls, split_per_argument)
 
 #: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
 TOOL_STATUSES = ("exact", "refused", "none")
@@ -188,6 +189,11 @@ PROBES: dict[str, tuple[list[dict], Any]] = {
                        _u("user3")], None),
     # a user message right after a result: templates that want user/assistant turns to alternate
     # (tool messages and answers with calls aside) raise on it (Mistral)
+    # a result with whitespace around it: rendered as given, or trimmed (Qwen3.5)
+    "result1:ws": ([_u("user1"), _a("assistant1", [C1]), _t(" \n" + RESULT_1 + "\n "), _a("assistant2"), _u("user3")],
+                   None),
+    "result1:ws:alone": ([_u("user1"), _a(None, [C1]), _t(" \n" + RESULT_1 + "\n "), _a("assistant2"), _u("user3")],
+                         None),
     "result1:user": ([_u("user1"), _a("assistant1", [C1]), _t(RESULT_1), _u("user3")], None),
     "result1:user:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _u("user3")], None),
 }
@@ -329,6 +335,9 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
                       "system message, or places it in the first user turn); the IR puts the tool list in a "
                       "standalone system block or in the first user message")
     at = _segment_end(fmt, msgs, 0, ("content",))
+    first = _read_list_first(fmt, res, base)
+    if first is not None:
+        return first
     x1 = _inserted(res["list1:sys"], base, at, "the tool list", msgs, TOOL_1["function"]["name"])
     if not x1:  # the template ignores `tools` (DeepSeek: the tools go into the system message by hand)
         raise _refuse("the tool list: the template does not render it (tools=[...] renders nothing; e.g. DeepSeek "
@@ -338,6 +347,92 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
     head, items = _list_items(x1, x2)
     tf = ToolFormat(**items)
     return _list_split(fmt, res, tf, head)
+
+
+def _prefix_cuts(fmt: ChatFormat, prefix: Fragment) -> dict[int, Fragment]:
+    """The fragments ``prefix`` can be cut to, by the length of their rendered text: inside or
+    between its literal texts, never inside a token or a date."""
+    from tmplc.render import fragment_text
+
+    cuts, done, off = {0: ()}, [], 0
+    for p in prefix:
+        if isinstance(p, Text):
+            for k in range(1, len(p.value) + 1):
+                cuts[off + k] = tuple(done) + (Text(p.value[:k]),)
+            off += len(p.value)
+        else:
+            off += len(fragment_text(fmt, (p,), fmt.meta.bos_token, fmt.meta.eos_token, DATE_1))
+            cuts[off] = tuple(done) + (p,)
+        done.append(p)
+    return cuts
+
+
+def _read_list_first(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
+    """The tool list before the system message's content in its block (``list_first``: Qwen3.5,
+    Spark): the block with tools is ``system_prefix + list + system_sep + content + suffix``, where
+    the system block's prefix (as the text format renders it) may lose a tail with tools (Spark's
+    ``\n\n``: then ``system_prefix``); the conversation without a system message ends the list.
+    None when the list is not there."""
+    st = fmt.structure
+    msgs, _ = PROBES["list1:sys"]
+    spans, off = {}, 0
+    for seg in fmt.segments(msgs, date=DATE_1):
+        if seg.message_index == 0 and seg.part in ("prefix", "content"):
+            spans.setdefault(seg.part, [off, off])[1] = off + len(seg.text)
+        off += len(seg.text)
+    if "content" not in spans:
+        return None
+    c0 = spans["content"][0]
+    p0 = spans["prefix"][0] if "prefix" in spans else c0
+    probe, probe2 = res["list1:sys"], res["list2:sys"]
+    if probe[:p0] != base[:p0] or not probe.endswith(base[c0:]) or len(probe) <= len(base):
+        return None
+    t1 = probe[p0:len(probe) - len(base) + c0]
+    t2 = probe2[p0:len(probe2) - len(base) + c0] if probe2[:p0] == base[:p0] and probe2.endswith(base[c0:]) else None
+    if TOOL_1["function"]["name"] not in t1 or t2 is None:
+        return None
+    obj = _tool_object(t1)
+    pick = (lambda t: t["function"]) if obj == "function" else (lambda t: t)
+    style = _json_style(t1, pick(TOOL_1), "the tool list")
+    j1 = style.dumps(pick(TOOL_1))
+    if t1.count(j1) != 1:
+        return None
+    pre, post = t1.split(j1)
+    prefix_text = base[p0:c0]
+    nmsgs, _ = PROBES["list1:nosys"]
+    want_n = res["list1:nosys"]
+    k = want_n.find(j1)
+    post_n = want_n[k + len(j1):] if k >= 0 else ""
+    common = 0
+    while common < min(len(post), len(post_n)) and post[common] == post_n[common]:
+        common += 1
+    cuts = _prefix_cuts(fmt, st.system.prefix)
+    keeps = (True, False) if st.system.default is not None else (True,)
+    for m in sorted((m for m in cuts if m <= len(pre) and pre[:m] == prefix_text[:m]), reverse=True):
+        sp = None if m == len(prefix_text) else cuts[m]
+        for tail in range(common, -1, -1):
+            sep = post[tail:]
+            x1 = pre[m:] + j1 + post[:tail]
+            if not t2.startswith(pre[:m]) or not t2.endswith(sep):
+                continue
+            x2 = t2[m:len(t2) - len(sep)]
+            try:
+                head, items = _list_items(x1, x2)
+            except ConversionRefused:
+                continue
+            for keep in keeps:
+                try:
+                    tf = ToolFormat(list_first=True, system_prefix=sp, system_sep=sep, list_prefix=head,
+                                    keep_default_system=keep, **items)
+                    cand = ChatFormat(replace(st, tools=tf), fmt.meta)
+                    ok = (cand.render(msgs, tools=[TOOL_1], date=DATE_1) == probe
+                          and cand.render(msgs, tools=[TOOL_1, TOOL_2], date=DATE_1) == probe2
+                          and cand.render(nmsgs, tools=[TOOL_1], date=DATE_1) == want_n)
+                except (ValueError, MessageError):
+                    continue
+                if ok:
+                    return _empty_system(fmt, res, tf)
+    return None
 
 
 def _first_user_parts(fmt: ChatFormat, base: str, probe: str) -> tuple[str | None, str] | None:
@@ -728,7 +823,15 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
             raise _refuse(f"a tool result: the template renders the id of the call it answers ({_show(z1, 160)}) "
                           "elsewhere than in each result's opening, before its content, where the IR renders it")
         fields["result_prefix"], fields["result_id_suffix"] = fields["result_prefix"].split(_ID_MARK)
-    return replace(tf, **fields)
+    tf = replace(tf, **fields)
+    if tf.result_content == "verbatim" and res.ok("result1:ws" + alone):  # trimmed (Qwen3.5's |trim)?
+        msgs, _ = PROBES["result1:ws" + alone]
+        if not tf.renders_calls:
+            msgs = fit_messages(msgs, tf)
+        fmt_t = ChatFormat(replace(fmt.structure, tools=replace(tf, result_content="trim")), fmt.meta)
+        if fmt_t.render(msgs, date=DATE_1) == res["result1:ws" + alone]:
+            tf = replace(tf, result_content="trim")
+    return tf
 
 
 #: stands for a call's id while a result's layout is read (no template renders it)

@@ -423,8 +423,8 @@ class _Recovery:
                 raise self.error(f"{a_o2.show()}: |{given[0]} says how an answer's reasoning_content is read, but "
                                  "this format renders no reasoning (no |drop_think filter, no {THINK} block); "
                                  "remove it", a_o2)
-            if given[0] == "reasoning_verbatim" and not blocks:
-                raise self.error(f"{a_o2.show()}: |reasoning_verbatim says reasoning_content renders as given, but "
+            if given[0] in ("reasoning_verbatim", "reasoning_trim") and not blocks:
+                raise self.error(f"{a_o2.show()}: |{given[0]} says how reasoning_content renders, but "
                                  "no {THINK} block renders it; remove it", a_o2)
         for a, block in ((a_o1, think), (a_o2, final_think)):
             if "trim_first" in a.filters and _drop(a) == "" and block is None:

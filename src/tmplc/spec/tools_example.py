@@ -52,7 +52,9 @@ rules, each giving one field, so that any text the examples allow reads back one
   has ``{SYSTEM}``.  The text between ``{SYSTEM}`` and the list is ``system_sep``.  Without a
   second example the system block must have a default message (``{SYSTEM=...}``) that stays with
   tools (``keep_default_system``): the list then always follows a system message, and
-  ``system_sep`` is empty (everything is ``list_prefix``); with ``system_sep_if: content``
+  ``system_sep`` is empty (everything is ``list_prefix``).  The list before ``{SYSTEM}`` (``{TOOL}``,
+  ``{TOOL}``, then ``{SYSTEM}``) is ``list_first``: the text between the list and ``{SYSTEM}`` is
+  ``system_sep``, where the second example ends the list.  With ``system_sep_if: content``
   declared, both examples are shown (the second: the list after an empty system message).  In the first user turn (``placement: first_user``): one example, the whole first user turn (its
   prefix and suffix as the spec shows them) with ``{TOOL}`` twice, then ``{INPUT}``.  Before the
   last user turn (declared ``placement: last_user``): one example, the list, then the whole turn.
@@ -219,6 +221,10 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
         p[-1] = p[-1][:len(p[-1]) - len(suffix)] if suffix else p[-1]
         return p
 
+    kinds = [a.kind for a in ex.atoms if a.kind != TEXT]
+    if kinds and kinds[0] == "TOOL":  # the list before the system message (list_first)
+        return _list_first_fields(examples, block, always=sb.default is not None and keep_default_system
+                                  and system_sep_if == "message")
     head, sep_and_open, between, close = block(ex, ("SYSTEM", "TOOL", "TOOL"))
     if head:
         raise ex.fail(f"text between the system block's prefix and {{SYSTEM}} ({head!r}) is not the spec's prefix")
@@ -243,6 +249,33 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
     else:
         system_sep, open_ = "", sep_and_open
     return dict(system_sep=system_sep, **_list_split(open_, between, close))
+
+
+def _list_first_fields(examples: list[_Example], block, always: bool) -> dict[str, Any]:
+    """A list before the system message in its block: ``{TOOL}``, ``{TOOL}``, the separator, then
+    ``{SYSTEM}``; the second example (the block without a system message) ends the list."""
+    ex = examples[0]
+    open_, between, close_and_sep, tail = block(ex, ("TOOL", "TOOL", "SYSTEM"))
+    if tail:
+        raise ex.fail(f"text between {{SYSTEM}} and the system block's suffix ({tail!r}) is not the spec's suffix")
+    if len(examples) > 1:
+        if always:
+            raise examples[1].fail("the system block has a default message, so the list always comes with a system "
+                                   "message: show only the example with {SYSTEM}")
+        o2, b2, close = block(examples[1], ("TOOL", "TOOL"))
+        if (o2, b2) != (open_, between):
+            raise examples[1].fail("the list differs from the first example's (the text before and between the "
+                                   "tools must be the same)")
+        if not close_and_sep.startswith(close):
+            raise ex.fail(f"the text before {{SYSTEM}} ({close_and_sep!r}) must start with the list's ending as the "
+                          f"second example shows it ({close!r}): the text after it is what separates them")
+        system_sep = close_and_sep[len(close):]
+    elif not always:
+        raise ex.fail("show the system block twice: with {SYSTEM} and without it (a list of two examples); the "
+                      "second says where the list ends and the text separating it from a system message begins")
+    else:
+        system_sep, close = "", close_and_sep
+    return dict(system_sep=system_sep, list_first=True, **_list_split(open_, between, close))
 
 
 def _user_turn_fields(st: Structure, examples: list[_Example], placement: str) -> dict[str, Any]:
@@ -444,6 +477,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
         suffix = literal(sb.suffix, "system block suffix")
 
         def block(with_system: bool) -> str:
+            if tf.list_first:
+                return e(prefix) + tools + (e(tf.system_sep) + "{SYSTEM}" if with_system else "") + e(suffix)
             head = "{SYSTEM}" + e(tf.system_sep) if with_system else ""
             return e(prefix) + head + tools + e(suffix)
 

@@ -36,7 +36,7 @@ AFTER_ANSWER_FILTER_OF = {v: k for k, v in AFTER_ANSWER.items()}
 FINAL_SCOPES = {"final_last_answer": "last_answer", "final_after_user": "after_user"}
 FINAL_SCOPE_FILTER_OF = {v: k for k, v in FINAL_SCOPES.items()}
 #: the second {OUTPUT|...}: how an answer's explicit reasoning is read (Structure.given_reasoning)
-GIVEN_REASONING = {"reasoning_verbatim": "verbatim", "no_reasoning_field": "refused"}
+GIVEN_REASONING = {"reasoning_verbatim": "verbatim", "reasoning_trim": "trim", "no_reasoning_field": "refused"}
 GIVEN_REASONING_FILTER_OF = {v: k for k, v in GIVEN_REASONING.items()}
 FILTERS = (TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw") + tuple(AFTER_ANSWER)
            + tuple(FINAL_SCOPES) + tuple(GIVEN_REASONING))
@@ -54,6 +54,7 @@ FILTER_NOTES = {**{f: "it renders an answer from after its reasoning's </think>"
                 "skip_after_answer": "no generation prompt after an answer",
                 "history_after_answer": "after an answer, the prompt follows it rendered as an earlier answer",
                 "reasoning_verbatim": "an answer's reasoning_content renders as given (not newline-stripped)",
+                "reasoning_trim": "an answer's reasoning_content renders whitespace-stripped",
                 "no_reasoning_field": "the template never reads reasoning_content: a message carrying one is refused"}
 
 

@@ -91,8 +91,11 @@ GIVEN_VAR = "tmplc_given"
 CONTENT_VAR = "tmplc_content"
 
 
-def _given(strip_nl: bool = False) -> str:
-    return "(" + GIVEN_VAR + (".strip('\\n')" if strip_nl else "") + ")"
+def _given(how: str = "verbatim", strip=hf_strip) -> str:
+    """The explicit reasoning as ``Structure.given_reasoning`` reads it."""
+    if how == "trim":
+        return "(" + strip("both", GIVEN_VAR) + ")"
+    return "(" + GIVEN_VAR + (".strip('\\n')" if how == "strip_nl" else "") + ")"
 
 
 def _think_block(tb, strip=hf_strip, content: str = "message['content']", given: str | None = None) -> str:
@@ -107,7 +110,7 @@ def _think_block(tb, strip=hf_strip, content: str = "message['content']", given:
         out = "{%- if " + REASONING_VAR + " -%}" + out + "{%- endif -%}"
     value = reasoning_expr(content)
     if given:
-        value = "(" + _given(given == "strip_nl") + " if " + GIVEN_VAR + " is not none else " + value + ")"
+        value = "(" + _given(given, strip) + " if " + GIVEN_VAR + " is not none else " + value + ")"
     return "{%- set " + REASONING_VAR + " = " + value + " -%}" + out
 
 
@@ -223,12 +226,15 @@ def _tool_block(st, sys_on: str, strip) -> str:
         sep = "{%- if (" + content_expr("messages[0]['content']", sb.rule, strip) + ") != '' -%}" + sep + "{%- endif -%}"
     if tf.empty_system_counts:  # with tools, an empty system message still counts
         sys_on = "has_system"
-    head = "{%- if " + sys_on + " -%}" + _content("messages[0]['content']", sb.rule, strip) + sep
+    content = _content("messages[0]['content']", sb.rule, strip)
+    head = "{%- if " + sys_on + " -%}" + (sep + content if tf.list_first else content + sep)
     if sb.default is not None and tf.keep_default_system:
         shown = sb.content(sb.default)
-        head += "{%- else -%}{{- " + jinja_string(shown + (tf.system_sep if shown or tf.system_sep_if == "message"
-                                                           else "")) + " -}}"
+        sep_text = tf.system_sep if shown or tf.system_sep_if == "message" else ""
+        head += "{%- else -%}{{- " + jinja_string(sep_text + shown if tf.list_first else shown + sep_text) + " -}}"
     head += "{%- endif -%}"
+    if tf.list_first:
+        return _system_prefix(st) + _tool_list(tf) + head + _out(sb.suffix)
     return _system_prefix(st) + head + _tool_list(tf) + _out(sb.suffix)
 
 
@@ -343,7 +349,7 @@ def _calls_checks(st, strip, given: str | None) -> str:
     return "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}" + c + "{%- endif -%}" if c else ""
 
 
-def _results(tf) -> str:
+def _results(tf, strip=hf_strip) -> str:
     """A ``role: "tool"`` message (a run of them opened and closed once when ``grouped``)."""
     first = "loop.first or messages[loop.index0 - 1]['role'] != 'tool'"
     end = "loop.last or messages[loop.index0 + 1]['role'] != 'tool'"
@@ -352,7 +358,8 @@ def _results(tf) -> str:
     if tf.grouped:
         opener = opener and "{%- if " + first + " -%}" + opener + "{%- endif -%}"
         closer = closer and "{%- if " + end + " -%}" + closer + "{%- endif -%}"
-    content = "message['content']" if tf.result_content == "verbatim" else "message['content'] | " + _json_filter(tf.call_style)
+    content = {"verbatim": "message['content']", "trim": strip("both", "message['content']"),
+               "json": "message['content'] | " + _json_filter(tf.call_style)}[tf.result_content]
     rid = ""
     if tf.result_id_suffix is not None:
         rid = (_id_check("message['tool_call_id']", "this format renders the id of the call a tool result answers: "
@@ -497,7 +504,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
         L.append(_calls_checks(st, strip, given))
     L.append(body)
     if tools_on:
-        L.append(_results(st.tools))
+        L.append(_results(st.tools, strip))
     L.append("{%- else -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': unknown role \\'' ~ "
              "message['role'] ~ '\\': this format supports system, user and assistant"
              + (" and tool" if tools_on else "") + "') -}}")
