@@ -1077,20 +1077,26 @@ def _renders_reasoning(fmt: ChatFormat) -> bool:
         return False
 
 
-def verify_tools(fmt: ChatFormat, cases: list[ToolCase], results: list[tuple[str, str]]) -> None:
+def verify_tools(fmt: ChatFormat, cases: list[ToolCase], results: list[tuple[str, str]], *,
+                 inputs: list[tuple[list, list | None]] | None = None, explain: bool = True) -> None:
     """Require byte equality between the template's renders and ``fmt.render`` (with the tools) on
-    every tool case; a precise refusal (where, what) otherwise."""
+    every tool case; a precise refusal (where, what) otherwise (``explain=False``: a short one,
+    for a candidate whose refusal is not reported).  ``inputs``: each case's messages and tools,
+    made once for many candidates."""
     from tmplc.convert.common import Case
 
-    for case, (kind, text) in zip(cases, results):
+    inputs = inputs or [(c.msgs, c.tool_list) for c in cases]
+    for case, (kind, text), (msgs, tools) in zip(cases, results, inputs):
         if kind != "ok":
             raise _refuse(f"the template fails on a tool conversation ({case.label}): {text}")
         try:
-            mine = fmt.render(case.msgs, case.add_generation_prompt, tools=case.tool_list, date=DATE_1)
+            mine = fmt.render(msgs, case.add_generation_prompt, tools=tools, date=DATE_1)
         except MessageError as e:
             raise _refuse(f"the recovered tool format cannot render a tool conversation the template renders "
                           f"({case.label}): {e}") from None
         if mine != text:
+            if not explain:
+                raise _refuse(f"verification on tool conversations: differs on {case.label}")
             c = Case(case.label, case.messages, case.add_generation_prompt)
             e = diagnose(fmt, c, text, mine, what="the template", tools=case.tool_list, date=DATE_1)
             raise _refuse(f"verification on tool conversations: {e.reason}")
@@ -1130,6 +1136,7 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
                                                n_random=n_random, seed=seed), tf, alternate)
     results = run.run([run.job(c.msgs, c.tool_list, c.add_generation_prompt) for c in cases])
     first: ConversionRefused | None = None
+    inputs = [(c.msgs, c.tool_list) for c in cases]  # made once for every candidate below
     scopes = [cand.structure.final_scope] + [s for s in FINAL_SCOPES if s != cand.structure.final_scope]
     seps = [tf.content_sep_if] + [c for c in CONTENT_SEP_IFS if c != tf.content_sep_if and tf.content_sep]
     sys_seps = [tf.system_sep_if] + [c for c in SYSTEM_SEP_IFS if c != tf.system_sep_if and tf.system_sep]
@@ -1141,7 +1148,7 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
         except ValueError:
             continue
         try:
-            verify_tools(f, cases, results)
+            verify_tools(f, cases, results, inputs=inputs, explain=first is None)
             if scope != fmt.structure.final_scope and reverify is not None:
                 reverify(f)
             return f, notes
