@@ -443,7 +443,7 @@ class JsonStyle:
 
 STRING_ARGUMENTS = ("verbatim", "json")
 #: where the tool list goes (``ToolFormat.placement``)
-TOOL_PLACEMENTS = ("system", "first_user", "last_user")
+TOOL_PLACEMENTS = ("system", "first_user", "last_user", "after_system")
 #: how a tool result's content renders (``ToolFormat.result_content``)
 RESULT_CONTENTS = ("verbatim", "json", "trim")
 #: when ``content_sep`` renders between an answer's content and its first call
@@ -529,6 +529,8 @@ class ToolFormat:
       message must be a user message (MessageError otherwise, or when there is none).
     * ``"last_user"``: right before the last user message's turn (before its prefix; Mistral's
       ``[AVAILABLE_TOOLS]``).  With tools, the conversation needs a user message.
+    * ``"after_system"``: right after the standalone system block (after the preamble where no
+      block renders), before the first message's turn (Devstral's ``[AVAILABLE_TOOLS]``).
 
     ``list_first`` (``"system"`` placement): the block is ``prefix + list + [system_sep + system
     content] + suffix`` instead (Qwen3.5, Spark: the tools, then the system message).
@@ -814,6 +816,10 @@ class Structure:
                 self.given_reasoning in ("verbatim", "trim") and not any(r.think is not None for r in rules)):
             _set(self, given_reasoning="strip_nl")
         tf = self.tools
+        if tf is not None and tf.renders_list and tf.placement == "after_system" and self.system is not None and (
+                self.system.placement != "standalone"):
+            raise ValueError("a tool list after the system block needs a standalone system block ({SYSTEM} before "
+                             "the first user turn) or none")
         if tf is not None and tf.renders_list and (tf.placement == "system" or tf.system_prefix is not None) and (
                 self.system is None or self.system.placement != "standalone"):
             raise ValueError("a tool list in the system block (or a tools system_prefix) needs a standalone "

@@ -419,6 +419,8 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             yield from system_block()
         else:
             inline_pending = True
+    if tf is not None and tf.placement == "after_system":
+        yield from tool_list()
 
     last = len(messages) - 1
     if add_generation_prompt and messages and messages[-1]["role"] == "assistant" and st.prompt_after_answer == "skip":

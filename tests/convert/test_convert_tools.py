@@ -438,3 +438,26 @@ def test_the_tool_list_before_the_system_message_is_recovered(name):
             assert fmt.render(msgs, tools=tools) == real, (system, tools)
             assert tok.apply_chat_template(msgs, tools=tools, chat_template=fmt.to_jinja(), tokenize=False,
                                            **special) == real
+
+
+def test_devstral_tool_list_after_the_system_block():
+    """Devstral (Unsloth's template) writes ``[AVAILABLE_TOOLS]`` + ``tools|tojson`` right after the
+    system block (``placement: after_system``); the format renders like the real template through
+    transformers, with and without a system message."""
+    conv, template, bos, eos = converted("llamacpp-unsloth-mistral-Devstral-Small-2507")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    assert fmt.structure.tools.placement == "after_system" and fmt.structure.tools.item_sep == ", "
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    tool = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "", "tool_calls": [
+                 {"type": "function", "function": {"name": "f", "arguments": {"k": "v"}}}]},
+             {"role": "tool", "content": "42"}, {"role": "assistant", "content": "It is 42."}]
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
+        for tools in (None, [tool], [tool, tool]):
+            real = tok.apply_chat_template(msgs, tools=tools, chat_template=template, tokenize=False, **special)
+            assert fmt.render(msgs, tools=tools) == real
+            assert tok.apply_chat_template(msgs, tools=tools, chat_template=fmt.to_jinja(), tokenize=False,
+                                           **special) == real

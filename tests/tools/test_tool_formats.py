@@ -1,7 +1,8 @@
 """Any ToolFormat, not only Qwen3's: random tool layouts (texts with Jinja syntax, quotes,
 newlines, special-token text; JSON styles: indent, separators, sort_keys, ensure_ascii; grouped
 or not; a system default; a reasoning format or not; text around all of an answer's calls; the
-three rules for the content separator; the list after the system message or before it; the separator
+three rules for the content separator; the list after the system message, before it or after the
+whole block; the separator
 between them always or only beside
 a non-empty one; each tool listed whole or its function object alone; calls or the tool list not
 rendered at all (refused); arguments as one JSON object or key by key, with JSON or
@@ -44,7 +45,8 @@ extended_tool_formats = st.builds(
                            "renders_calls": st.sampled_from([True, True, True, False]),
                            "renders_list": st.sampled_from([True, True, True, False]),
                            "calls_end_turn": st.booleans(), "list_first": st.booleans(),
-                           "result_content": st.sampled_from(["verbatim", "json", "trim"])}).flatmap(
+                           "result_content": st.sampled_from(["verbatim", "json", "trim"]),
+                           "placement": st.sampled_from(["system", "system", "after_system"])}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")

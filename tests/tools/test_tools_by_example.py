@@ -87,7 +87,8 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      system_sep_if=st.sampled_from(["message", "content"]),
                      renders_calls=st.sampled_from([True, True, True, False]),
                      renders_list=st.sampled_from([True, True, True, False]),
-                     calls_end_turn=st.booleans(), list_first=st.booleans())
+                     calls_end_turn=st.booleans(), list_first=st.booleans(),
+                     placement=st.sampled_from(["system", "system", "after_system"]))
 
 
 @settings(max_examples=60)

@@ -327,7 +327,7 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
         # the template ignores `tools` (DeepSeek: the tools go into the system message by hand): the
         # format refuses them rather than dropping them
         return ToolFormat(renders_list=False)
-    in_user = _read_first_user(fmt, res, base) or _read_last_user(fmt, res, base)
+    in_user = _read_first_user(fmt, res, base) or _read_last_user(fmt, res, base) or _read_after_system(fmt, res, base)
     if in_user is not None:
         return in_user
     if st.system is None or st.system.placement != "standalone":
@@ -574,6 +574,36 @@ def _read_last_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
     list_prefix, items = _list_items(x1, x2)
     tf = ToolFormat(placement="last_user", list_prefix=list_prefix, **items)
     return _user_turn_checks(fmt, res, tf, base, "before the last user message")
+
+
+def _read_after_system(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
+    """The tool list right after the system block, before the first message's turn (Devstral):
+    the text inserted where the block ends.  None when the list is not there."""
+    st = fmt.structure
+    if st.system is None or st.system.placement != "standalone":
+        return None
+    msgs, _ = PROBES["list1:sys"]
+    try:
+        at = _segment_end(fmt, msgs, 0, ("suffix", "content"))
+    except ConversionRefused:
+        return None
+    marker = TOOL_1["function"]["name"]
+
+    def inserted(probe: str) -> str | None:
+        if probe[:at] == base[:at] and probe.endswith(base[at:]) and len(probe) > len(base):
+            x = probe[at:len(probe) - len(base) + at]
+            return x if marker in x else None
+        return None
+
+    x1, x2 = inserted(res["list1:sys"]), inserted(res["list2:sys"])
+    if x1 is None or x2 is None:
+        return None
+    try:  # where the block has no suffix, a list at its end may be the system placement's instead
+        list_prefix, items = _list_items(x1, x2)
+        tf = ToolFormat(placement="after_system", list_prefix=list_prefix, **items)
+        return _user_turn_checks(fmt, res, tf, base, "after the system block")
+    except ConversionRefused:
+        return None
 
 
 def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolFormat:

@@ -58,6 +58,7 @@ rules, each giving one field, so that any text the examples allow reads back one
   declared, both examples are shown (the second: the list after an empty system message).  In the first user turn (``placement: first_user``): one example, the whole first user turn (its
   prefix and suffix as the spec shows them) with ``{TOOL}`` twice, then ``{INPUT}``.  Before the
   last user turn (declared ``placement: last_user``): one example, the list, then the whole turn.
+  After the system block (declared ``placement: after_system``): one example, the list alone.
   Text between the two ``{TOOL}`` that no item prefix/suffix split reads back separates items
   (``item_sep``: a JSON array's ``", "``).
 * ``calls``: the first example starts with ``{OUTPUT}`` (the answer's content) and shows two
@@ -200,6 +201,10 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
     ex = examples[0]
     if placement == "last_user" or (placement is None and any(a.kind == "INPUT" for a in ex.atoms)):
         return _user_turn_fields(st, examples, placement or "first_user")
+    if placement == "after_system":  # the list alone, as it renders after the system block
+        if len(examples) != 1:
+            raise examples[1].fail("a list after the system block is shown once (with {TOOL}, {TOOL})")
+        return dict(placement=placement, **_list_split(*ex.pieces(("TOOL", "TOOL"))))
     sb = st.system
     if sb is None or sb.placement != "standalone":
         raise ex.fail("a tool list in the system block needs a standalone system block ({SYSTEM} before the "
@@ -470,6 +475,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
         user = e(literal(st.user.prefix, "user turn prefix"))
         end = "{INPUT}" + e(literal(st.user.suffix, "user turn suffix"))
         lists = [user + tools + end if tf.placement == "first_user" else tools + user + end]
+    elif tf.placement == "after_system":
+        lists = [tools]
     elif tf.renders_list:
         if sb is None:
             raise ValueError("examples of a list in the system block need a system block")

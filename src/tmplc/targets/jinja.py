@@ -447,6 +447,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
             if tf is not None and tf.renders_list and tf.placement == "system":
                 block = "{%- if " + TOOLS_VAR + " -%}" + _tool_block(st, sys_on, strip) + "{%- else -%}" + block + "{%- endif -%}"
             L.append(block)
+    if tf is not None and tf.renders_list and tf.placement == "after_system":
+        L.append("{%- if " + TOOLS_VAR + " -%}" + _tool_list(tf) + "{%- endif -%}")
     inline = sb is not None and sb.placement == "first_user"
     given = st.given_reasoning if st.reads_reasoning else None
     first_turn = "((has_system and loop.index0 == 1) or (not has_system and loop.first))"
