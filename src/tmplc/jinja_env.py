@@ -54,16 +54,39 @@ def make_env(today: _dt.date = _dt.date(2026, 1, 1)) -> ImmutableSandboxedEnviro
     return env
 
 
+_ENV: ImmutableSandboxedEnvironment | None = None
+#: compiled templates by source (a generated template compiles in ~0.1 s: render many conversations
+#: with one compile); bounded, cleared when full
+_COMPILED: dict[str, Any] = {}
+_COMPILED_MAX = 64
+
+
+def _compiled(template: str):
+    global _ENV
+    t = _COMPILED.get(template)
+    if t is None:
+        if _ENV is None:
+            _ENV = make_env()
+        t = _ENV.from_string(template)
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        _COMPILED[template] = t
+    return t
+
+
 def render_template(template: str, messages: list[dict], *, add_generation_prompt: bool = False,
                     bos_token: str | None = None, eos_token: str | None = None,
                     today: _dt.date | None = None, **extra: Any) -> str:
     """Render a chat template in the sandbox with HF's variables (``strftime_now``: ``today``,
-    default the real date, as HF)."""
-    env = make_env(today or _dt.date.today())
-    ctx: dict[str, Any] = {"messages": messages, "add_generation_prompt": add_generation_prompt}
+    default the real date, as HF).  The compiled template is cached by its source; the date is a
+    variable of each render, so a cached template never sees another call's day."""
+    day = today or _dt.date.today()
+    now = day if isinstance(day, _dt.datetime) else _dt.datetime.combine(day, _dt.time())
+    ctx: dict[str, Any] = {"messages": messages, "add_generation_prompt": add_generation_prompt,
+                           "strftime_now": lambda fmt: now.strftime(fmt)}
     if bos_token is not None:
         ctx["bos_token"] = bos_token
     if eos_token is not None:
         ctx["eos_token"] = eos_token
     ctx.update(extra)
-    return env.from_string(template).render(**ctx)
+    return _compiled(template).render(**ctx)
