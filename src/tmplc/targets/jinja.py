@@ -358,8 +358,11 @@ def _results(tf, strip=hf_strip) -> str:
     if tf.grouped:
         opener = opener and "{%- if " + first + " -%}" + opener + "{%- endif -%}"
         closer = closer and "{%- if " + end + " -%}" + closer + "{%- endif -%}"
-    content = {"verbatim": "message['content']", "trim": strip("both", "message['content']"),
-               "json": "message['content'] | " + _json_filter(tf.call_style)}[tf.result_content]
+    content = "message['content']"
+    if tf.result_content == "trim":  # strip() only where it is written: the llama.cpp target records its use
+        content = strip("both", content)
+    elif tf.result_content == "json":
+        content += " | " + _json_filter(tf.call_style)
     rid = ""
     if tf.result_id_suffix is not None:
         rid = (_id_check("message['tool_call_id']", "this format renders the id of the call a tool result answers: "
