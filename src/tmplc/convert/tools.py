@@ -556,13 +556,9 @@ def _read_last_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
         off += len(seg.text)
     if at is None:
         return None
-    marker = TOOL_1["function"]["name"]
 
     def inserted(probe: str) -> str | None:
-        if probe[:at] == base[:at] and probe.endswith(base[at:]) and len(probe) > len(base):
-            x = probe[at:len(probe) - len(base) + at]
-            return x if marker in x else None
-        return None
+        return _list_inserted(probe, base, at)
 
     x1 = inserted(res["list1:sys"])
     if x1 is None:
@@ -576,6 +572,14 @@ def _read_last_user(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
     return _user_turn_checks(fmt, res, tf, base, "before the last user message")
 
 
+def _list_inserted(probe: str, base: str, at: int) -> str | None:
+    """The text ``probe`` inserts into ``base`` at ``at`` when it holds the marker tool's name, else None."""
+    if probe[:at] == base[:at] and probe.endswith(base[at:]) and len(probe) > len(base):
+        x = probe[at:len(probe) - len(base) + at]
+        return x if TOOL_1["function"]["name"] in x else None
+    return None
+
+
 def _read_after_system(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
     """The tool list right after the system block, before the first message's turn (Devstral):
     the text inserted where the block ends.  None when the list is not there."""
@@ -587,13 +591,9 @@ def _read_after_system(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | No
         at = _segment_end(fmt, msgs, 0, ("suffix", "content"))
     except ConversionRefused:
         return None
-    marker = TOOL_1["function"]["name"]
 
     def inserted(probe: str) -> str | None:
-        if probe[:at] == base[:at] and probe.endswith(base[at:]) and len(probe) > len(base):
-            x = probe[at:len(probe) - len(base) + at]
-            return x if marker in x else None
-        return None
+        return _list_inserted(probe, base, at)
 
     x1, x2 = inserted(res["list1:sys"]), inserted(res["list2:sys"])
     if x1 is None or x2 is None:
