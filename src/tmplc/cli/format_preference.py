@@ -30,7 +30,8 @@ class _PairWriter:
 
             self.pa = pa
             self.schema = pa.schema([(c, pa.list_(pa.int32())) for c in COLUMNS[:5]] + [("tmplc_row", pa.int64())])
-            self.writer = pq.ParquetWriter(f, self.schema, compression="snappy", use_dictionary=False)
+            self.writer = pq.ParquetWriter(f, self.schema, compression="snappy", use_dictionary=False,
+                                           write_statistics=["tmplc_row"])
 
     def write(self, rows: list) -> None:
         if not rows:
