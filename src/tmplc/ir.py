@@ -443,7 +443,7 @@ class JsonStyle:
 
 STRING_ARGUMENTS = ("verbatim", "json")
 #: where the tool list goes (``ToolFormat.placement``)
-TOOL_PLACEMENTS = ("system", "first_user", "last_user", "after_system")
+TOOL_PLACEMENTS = ("system", "first_user", "last_user", "after_system", "start")
 #: how a tool result's content renders (``ToolFormat.result_content``)
 RESULT_CONTENTS = ("verbatim", "json", "trim")
 #: when ``content_sep`` renders between an answer's content and its first call
@@ -531,6 +531,8 @@ class ToolFormat:
       ``[AVAILABLE_TOOLS]``).  With tools, the conversation needs a user message.
     * ``"after_system"``: right after the standalone system block (after the preamble where no
       block renders), before the first message's turn (Devstral's ``[AVAILABLE_TOOLS]``).
+    * ``"start"``: a block of its own at the very start of the text, before the preamble and the
+      system block (Kimi K2's ``tool_declare`` turn).
 
     ``list_first`` (``"system"`` placement): the block is ``prefix + list + [system_sep + system
     content] + suffix`` instead (Qwen3.5, Spark: the tools, then the system message).
@@ -560,7 +562,8 @@ class ToolFormat:
     when the rendered answer is not empty and does not already end with the separator (Reka
     adds a newline unless the answer ends with one).  With ``call_id_prefix`` (None: no id),
     ``call_id_prefix + id`` follows the name, and every call needs its ``id`` (a string;
-    Mistral's ``[CALL_ID]``).  Arguments given as a JSON string render as given
+    Mistral's ``[CALL_ID]``).  With ``call_index_prefix`` (None: none), ``call_index_prefix`` + the
+    call's 0-based position in its answer follows them (Kimi K2's ``functions.NAME:0``).  Arguments given as a JSON string render as given
     (``string_arguments``); as an object, by ``call_json`` (None: ``json``).
 
     Arguments key by key (``arg_prefix`` not None; Qwen3-Coder's ``<parameter=k>``, GLM's
@@ -604,6 +607,7 @@ class ToolFormat:
     content_sep: str = ""
     call_prefix: str = ""
     call_id_prefix: str | None = None
+    call_index_prefix: str | None = None
     call_middle: str = ""
     call_suffix: str = ""
     call_sep: str = ""
@@ -750,7 +754,7 @@ class ToolFormat:
 
 
 #: the ToolFormat fields about calls and their defaults (kept at these where ``renders_calls`` is False)
-_CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, "call_middle": "", "call_suffix": "",
+_CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, "call_index_prefix": None, "call_middle": "", "call_suffix": "",
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
                   "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
                   "max_calls": 0, "calls_alone": False, "calls_end_turn": False}

@@ -310,6 +310,23 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             raise MessageError(first_user, f"format {fmt.name!r} puts the tools in the first user message: with "
                                f"tools, the first message after the system message must be a user message, not "
                                f"{messages[first_user]['role']!r}")
+
+    def separated() -> bool:
+        """Whether ``system_sep`` renders between the system message and the list."""
+        return has_system and in_system and (tf.system_sep_if == "message" or st.system.content(
+            sys_text if sys_index is None else messages[sys_index]["content"]) != "")
+
+    def tool_list() -> Iterator[Event]:
+        sep = in_system and not tf.list_first and separated()
+        yield Event("system", "prefix", None, False, fragment=fragment([tf.system_sep if sep else "", tf.list_prefix]))
+        for k, t in enumerate(tools):
+            yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))
+            yield Event("system", "content", None, False, text=tf.json.dumps(tf.listed(t)))
+            yield Event("system", "prefix", None, False, fragment=fragment([tf.item_suffix]))
+        yield Event("system", "prefix", None, False, fragment=fragment([tf.list_suffix]))
+
+    if tf is not None and tf.placement == "start":
+        yield from tool_list()
     yield Event(None, "preamble", None, False, fragment=st.preamble)
     start = 0
     sys_text: str | None = None  # a default system message
@@ -345,20 +362,6 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             yield from tool_list()
         yield Event("system", "suffix", sys_index, False, fragment=sb.suffix)
 
-    def separated() -> bool:
-        """Whether ``system_sep`` renders between the system message and the list."""
-        return has_system and in_system and (tf.system_sep_if == "message" or st.system.content(
-            sys_text if sys_index is None else messages[sys_index]["content"]) != "")
-
-    def tool_list() -> Iterator[Event]:
-        sep = separated() and not tf.list_first
-        yield Event("system", "prefix", None, False, fragment=fragment([tf.system_sep if sep else "", tf.list_prefix]))
-        for k, t in enumerate(tools):
-            yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))
-            yield Event("system", "content", None, False, text=tf.json.dumps(tf.listed(t)))
-            yield Event("system", "prefix", None, False, fragment=fragment([tf.item_suffix]))
-        yield Event("system", "prefix", None, False, fragment=fragment([tf.list_suffix]))
-
     def calls(i: int) -> Iterator[Event]:
         m = messages[i]
         t = st.tools
@@ -376,6 +379,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             if t.call_id_prefix is not None:
                 yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_prefix]))
                 yield Event("assistant", "call_content", i, True, text=call_id(m, i, k))
+            if t.call_index_prefix is not None:
+                yield Event("assistant", "call", i, True, fragment=fragment([t.call_index_prefix]))
+                yield Event("assistant", "call_content", i, True, text=str(k))
             yield Event("assistant", "call", i, True, fragment=fragment([t.call_middle]))
             if t.per_argument:
                 for key, value in t.argument_items(args):

@@ -461,3 +461,35 @@ def test_devstral_tool_list_after_the_system_block():
             assert fmt.render(msgs, tools=tools) == real
             assert tok.apply_chat_template(msgs, tools=tools, chat_template=fmt.to_jinja(), tokenize=False,
                                            **special) == real
+
+
+def test_kimi_k2_tool_declare_turn_and_indexed_call_ids():
+    """Kimi K2 (moonshotai's template) opens the text with a ``tool_declare`` turn holding
+    ``tools|tojson`` (``placement: start``, before the default system message) and writes each call
+    as ``functions.NAME:i`` with ``i`` the call's position in its answer (``call_index_prefix``);
+    its results read ``## Return of <tool_call_id>``.  The format renders like the real template
+    through transformers, with and without a system message, one and several calls per answer."""
+    conv, template, bos, eos = converted("llamacpp-moonshotai-Kimi-K2")
+    assert conv.tools == "exact", conv.tools_status
+    tf = conv.format.structure.tools
+    assert tf.placement == "start" and tf.call_index_prefix == ":" and tf.call_prefix.endswith("functions.")
+    fmt = conv.format
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    tool = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}
+    call = {"type": "function", "function": {"name": "f", "arguments": {"k": "v"}}}
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "Let me look.", "tool_calls": [call, call, call]},
+             {"role": "tool", "tool_call_id": "functions.f:0", "content": "42"},
+             {"role": "tool", "tool_call_id": "functions.f:1", "content": "43"},
+             {"role": "tool", "tool_call_id": "functions.f:2", "content": "44"},
+             {"role": "assistant", "content": "", "tool_calls": [call]},
+             {"role": "tool", "tool_call_id": "functions.f:0", "content": "45"},
+             {"role": "assistant", "content": "It is 42."}]
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
+        for tools in (None, [tool], [tool, tool]):
+            real = tok.apply_chat_template(msgs, tools=tools, chat_template=template, tokenize=False, **special)
+            assert "functions.f:2<|tool_call_argument_begin|>" in real and "functions.f:0<|tool_call_arg" in real
+            assert fmt.render(msgs, tools=tools) == real
+            assert tok.apply_chat_template(msgs, tools=tools, chat_template=fmt.to_jinja(), tokenize=False,
+                                           **special) == real

@@ -38,7 +38,7 @@ _arg_layouts = st.one_of(
                            "arg_values": st.sampled_from(["json", "python"])}))
 extended_tool_formats = st.builds(
     lambda tf, extra: replace(tf, **extra), tool_formats,
-    st.fixed_dictionaries({"calls_open": _text, "calls_close": _text,
+    st.fixed_dictionaries({"calls_open": _text, "calls_close": _text, "call_index_prefix": st.none() | _text,
                            "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
                            "tool_object": st.sampled_from(["tool", "function"]),
                            "system_sep_if": st.sampled_from(["message", "content"]),
@@ -46,7 +46,7 @@ extended_tool_formats = st.builds(
                            "renders_list": st.sampled_from([True, True, True, False]),
                            "calls_end_turn": st.booleans(), "list_first": st.booleans(),
                            "result_content": st.sampled_from(["verbatim", "json", "trim"]),
-                           "placement": st.sampled_from(["system", "system", "after_system"])}).flatmap(
+                           "placement": st.sampled_from(["system", "system", "after_system", "start"])}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")

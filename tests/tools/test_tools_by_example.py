@@ -81,6 +81,7 @@ _styles = st.builds(JsonStyle, indent=st.sampled_from([None, 0, 2, 4]),
 _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_text, item_prefix=_text,
                      item_suffix=_text, list_suffix=_text, content_sep=_text, call_prefix=_text,
                      call_middle=_text, call_suffix=_text, call_sep=_text, results_open=_text,
+                     call_index_prefix=st.none() | _text,
                      result_prefix=_text, result_suffix=_text, results_close=_text, grouped=st.booleans(),
                      string_arguments=st.sampled_from(["verbatim", "json"]),
                      tool_object=st.sampled_from(["tool", "function"]),
@@ -88,7 +89,7 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      renders_calls=st.sampled_from([True, True, True, False]),
                      renders_list=st.sampled_from([True, True, True, False]),
                      calls_end_turn=st.booleans(), list_first=st.booleans(),
-                     placement=st.sampled_from(["system", "system", "after_system"]))
+                     placement=st.sampled_from(["system", "system", "after_system", "start"]))
 
 
 @settings(max_examples=60)
@@ -284,7 +285,7 @@ def test_every_tool_field_is_shown_by_an_example_or_declared():
     from tmplc.spec.tools_example import DECLARED_KEYS, OPTIONAL_EXAMPLE_KEYS
 
     shown = {"json", "placement", "system_sep", "list_first", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix",
-             "content_sep", "call_prefix", "call_id_prefix", "call_middle", "call_suffix", "call_sep", "calls_open",
+             "content_sep", "call_prefix", "call_id_prefix", "call_index_prefix", "call_middle", "call_suffix", "call_sep", "calls_open",
              "calls_close", "arg_prefix", "arg_middle", "arg_suffix", "results_open",
              "result_prefix", "result_id_suffix", "result_suffix", "results_close", "grouped"}
     assert {f.name for f in fields(ToolFormat)} == shown | set(OPTIONAL_EXAMPLE_KEYS) | (set(DECLARED_KEYS) - {"final_scope"})

@@ -47,6 +47,7 @@ Conventions: calls are given in transformers' shape (``{"type": "function", "fun
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -327,7 +328,8 @@ def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
         # the template ignores `tools` (DeepSeek: the tools go into the system message by hand): the
         # format refuses them rather than dropping them
         return ToolFormat(renders_list=False)
-    in_user = _read_first_user(fmt, res, base) or _read_last_user(fmt, res, base) or _read_after_system(fmt, res, base)
+    in_user = (_read_first_user(fmt, res, base) or _read_last_user(fmt, res, base) or _read_start(fmt, res, base)
+               or _read_after_system(fmt, res, base))
     if in_user is not None:
         return in_user
     if st.system is None or st.system.placement != "standalone":
@@ -580,6 +582,20 @@ def _list_inserted(probe: str, base: str, at: int) -> str | None:
     return None
 
 
+def _read_start(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
+    """The tool list as a block of its own at the very start of the text, before the preamble and
+    the system block (Kimi K2's ``tool_declare`` turn).  None when the list is not there."""
+    x1, x2 = _list_inserted(res["list1:sys"], base, 0), _list_inserted(res["list2:sys"], base, 0)
+    if x1 is None or x2 is None:
+        return None
+    try:
+        list_prefix, items = _list_items(x1, x2)
+        tf = ToolFormat(placement="start", list_prefix=list_prefix, **items)
+        return _user_turn_checks(fmt, res, tf, base, "at the start")
+    except ConversionRefused:
+        return None
+
+
 def _read_after_system(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
     """The tool list right after the system block, before the first message's turn (Devstral):
     the text inserted where the block ends.  None when the list is not there."""
@@ -759,16 +775,23 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
         fields["max_calls"] = 1  # the template raises on a second call: so does the format (MessageError)
     else:
         y2 = inserted(two_probe)
-        for values in (("json", "python") if per_arg else ("json",)):
+        first = y[:len(y) - len(tail)]
+        # the text after the name (and id) as is, or split around the call's position in its answer
+        # (Kimi K2's `functions.NAME:0`): the first call shows 0 there, the second 1
+        splits = [(None, middle)] + [(middle[:p], middle[p + 1:]) for p, ch in enumerate(middle) if ch == "0"]
+        for (index_prefix, mid), values in itertools.product(splits, ("json", "python") if per_arg else ("json",)):
             if per_arg:
                 fields["arg_values"] = values
             a2 = replace(tf, **fields).arguments(ARGS_2)
-            first = y[:len(y) - len(tail)]
-            two = CALL_NAME_2 + ("" if k < 0 else id_prefix + CALL_ID_2) + middle + a2 + tail
+            two = (CALL_NAME_2 + ("" if k < 0 else id_prefix + CALL_ID_2)
+                   + ("" if index_prefix is None else index_prefix + "1") + mid + a2 + tail)
             if y2.startswith(first) and y2.endswith(two) and len(y2) >= len(first) + len(two):
                 break
         else:
             raise _refuse(f"two tool calls do not render as one call's layout repeated: {_show(y2, 200)}")
+        if index_prefix is not None:
+            fields["call_index_prefix"], fields["call_middle"] = index_prefix, mid
+            cid1, middle = cid1 + index_prefix + "0", mid
         between = y2[len(first):len(y2) - len(two)]
         opening = call_prefix
         if not calls_alone and not content_sep and head != call_prefix:  # pragma: no cover - head ends with it

@@ -58,7 +58,8 @@ rules, each giving one field, so that any text the examples allow reads back one
   declared, both examples are shown (the second: the list after an empty system message).  In the first user turn (``placement: first_user``): one example, the whole first user turn (its
   prefix and suffix as the spec shows them) with ``{TOOL}`` twice, then ``{INPUT}``.  Before the
   last user turn (declared ``placement: last_user``): one example, the list, then the whole turn.
-  After the system block (declared ``placement: after_system``): one example, the list alone.
+  After the system block (declared ``placement: after_system``) or at the very start of the text
+  (``placement: start``): one example, the list alone.
   Text between the two ``{TOOL}`` that no item prefix/suffix split reads back separates items
   (``item_sep``: a JSON array's ``", "``).
 * ``calls``: the first example starts with ``{OUTPUT}`` (the answer's content) and shows two
@@ -78,6 +79,8 @@ rules, each giving one field, so that any text the examples allow reads back one
 * ``results``: ``{RESULT}`` twice, the whole run as it renders.
 * ``{ID}``: a call's id right after each ``{NAME}`` (``call_id_prefix`` between them), and a
   result's ``tool_call_id`` right before each ``{RESULT}`` (``result_id_suffix`` between them).
+* ``{INDEX}``: a call's 0-based position in its answer, after its ``{NAME}`` (and ``{ID}``), in
+  both call examples (``call_index_prefix`` before it).
 * A list (``{TOOL}``) and a run (``{RESULT}``) are ``open + (prefix + item + suffix)* + close``;
   the two items fix the text between items, and the split of it into suffix and prefix is the
   longest prefix that the opening text also ends with.  Every split that reads the example back
@@ -201,9 +204,9 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
     ex = examples[0]
     if placement == "last_user" or (placement is None and any(a.kind == "INPUT" for a in ex.atoms)):
         return _user_turn_fields(st, examples, placement or "first_user")
-    if placement == "after_system":  # the list alone, as it renders after the system block
+    if placement in ("after_system", "start"):  # the list alone, as it renders there
         if len(examples) != 1:
-            raise examples[1].fail("a list after the system block is shown once (with {TOOL}, {TOOL})")
+            raise examples[1].fail(f"a list with placement {placement} is shown once (with {{TOOL}}, {{TOOL}})")
         return dict(placement=placement, **_list_split(*ex.pieces(("TOOL", "TOOL"))))
     sb = st.system
     if sb is None or sb.placement != "standalone":
@@ -320,7 +323,7 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
     example then shows a call without arguments)."""
     two, one = examples
     ids, per = _has(one, "ID"), _has(two, "KEY")
-    idn = ("ID",) if ids else ()
+    idn = ("ID",) * ids + ("INDEX",) * _has(one, "INDEX")
     args = ("KEY", "VALUE", "KEY", "VALUE") if per else ("ARGUMENTS",)
     call = ("NAME",) + idn + args
     p = two.pieces(("OUTPUT",) + call + call)
@@ -331,15 +334,17 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
     b = p[2 + n - 1]
     if head:
         raise two.fail(f"the example starts with the answer's content: nothing before {{OUTPUT}} ({head!r})")
-    id_prefix = None
-    if ids:
-        id_prefix = q[1]
-        if not (first[0] == second[0] == id_prefix):
-            raise two.fail(f"the text between {{NAME}} and {{ID}} differs between the calls ({first[0]!r}, "
-                           f"{second[0]!r}, {id_prefix!r})")
+    heads: dict[str, str] = {}  # {ID}, {INDEX}: the text before each
+    for k, kind in enumerate(idn):
+        heads[kind] = q[1 + k]
+        if not (first[0] == second[0] == heads[kind]):
+            before = "{" + (("NAME",) + idn)[k] + "}"
+            raise two.fail(f"the text between {before} and {{{kind}}} differs between the calls ({first[0]!r}, "
+                           f"{second[0]!r}, {heads[kind]!r})")
         first, second = first[1:], second[1:]
+    id_prefix = heads.get("ID")
     opening = q[0]
-    after = "{ID}" if ids else "{NAME}"
+    after = "{" + (("NAME",) + idn)[-1] + "}"
     per_arg: dict[str, Any] = {}
     if per:
         if first != second:
@@ -370,7 +375,7 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
                        f"({opening!r}, as the one-call example shows it)")
     calls_open, call_prefix, call_sep, call_suffix, calls_close = split_calls(opening, b, c)
     return dict(content_sep=a[:len(a) - len(opening)], calls_open=calls_open, call_prefix=call_prefix,
-                call_id_prefix=id_prefix, call_middle=middle, call_suffix=call_suffix, call_sep=call_sep,
+                call_id_prefix=id_prefix, call_index_prefix=heads.get("INDEX"), call_middle=middle, call_suffix=call_suffix, call_sep=call_sep,
                 calls_close=calls_close, **per_arg)
 
 
@@ -475,7 +480,7 @@ def examples_of(st: Structure) -> dict[str, Any]:
         user = e(literal(st.user.prefix, "user turn prefix"))
         end = "{INPUT}" + e(literal(st.user.suffix, "user turn suffix"))
         lists = [user + tools + end if tf.placement == "first_user" else tools + user + end]
-    elif tf.placement == "after_system":
+    elif tf.placement in ("after_system", "start"):
         lists = [tools]
     elif tf.renders_list:
         if sb is None:
@@ -491,7 +496,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
 
         lists = ([block(True)] if sb.default is not None and tf.keep_default_system and tf.system_sep_if == "message"
                  else [block(True), block(False)])
-    cid = "" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}"
+    cid = ("" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}") + (
+        "" if tf.call_index_prefix is None else e(tf.call_index_prefix) + "{INDEX}")
     if tf.per_argument:
         arg = e(tf.arg_prefix) + "{KEY}" + e(tf.arg_middle) + "{VALUE}" + e(tf.arg_suffix)
         call = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + arg * 2 + e(tf.call_suffix)

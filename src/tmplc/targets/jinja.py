@@ -305,6 +305,8 @@ def _calls(st, strip, given: str | None) -> str:
     if tf.call_id_prefix is not None:
         cid = (_id_check("tc['id']", "this format renders each tool call\\'s id: give every call an id string")
                + _lit(tf.call_id_prefix) + "{{- tc['id'] -}}")
+    if tf.call_index_prefix is not None:
+        cid += _lit(tf.call_index_prefix) + "{{- loop.index0 -}}"
     return ("{%- if message['tool_calls'] -%}{%- for tc in message['tool_calls'] -%}"
             "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep
             + ("{%- if loop.first -%}" + _lit(tf.calls_open) + "{%- endif -%}" if tf.calls_open else "")
@@ -431,6 +433,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     if sb is not None and sb.skip_empty:  # an empty system message counts as none
         L.append("{%- set system_shown = has_system and messages[0]['content'] != '' -%}")
         sys_on = "system_shown"
+    if tf is not None and tf.renders_list and tf.placement == "start":
+        L.append("{%- if " + TOOLS_VAR + " -%}" + _tool_list(tf) + "{%- endif -%}")
     L.append(_out(st.preamble))
     if sb is None:
         L.append("{%- if has_system -%}{{- raise_exception('tmplc: message 0: format "
