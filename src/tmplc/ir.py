@@ -469,19 +469,21 @@ def split_calls(opening: str, between: str, closing: str) -> tuple[str, str, str
     return opening[:len(opening) - len(prefix)], prefix, sep, suffix, closing[len(suffix):]
 
 
-def split_per_argument(lead: str, between: str, tail: str, empty: str | None) -> tuple[str, str, str, str] | None:
+def split_per_argument(lead: str, between: str, tail: str, empty: str | None,
+                       next_call: str | None = None) -> tuple[str, str, str, str] | None:
     """The canonical ``(call_middle, arg_prefix, arg_suffix, call_suffix)`` of a call whose
     arguments render key by key, from the text after its name (and id) up to the first key
     (``lead = call_middle + arg_prefix``), between one argument's value and the next key
     (``between = arg_suffix + arg_prefix``), after the last value (``tail = arg_suffix +
     call_suffix``) and, where known, after the name of a call without arguments (``empty =
     call_middle + call_suffix``).  Every split renders calls with arguments alike; ``empty``
-    decides among them, and the canonical one has the shortest ``arg_prefix``.  None when no
-    split reads the texts back.  The one rule for the converter and the by-example spec form."""
+    decides among them, and the canonical one has the shortest ``arg_prefix``; where known, the
+    text from the last value to the next call (``next_call``) starts with ``arg_suffix``.  None
+    when no split reads the texts back.  The one rule for the converter and the by-example spec form."""
     for a in range(min(len(lead), len(between)) + 1):
         ap = between[len(between) - a:]
         asuf = between[:len(between) - a]
-        if lead.endswith(ap) and tail.startswith(asuf):
+        if lead.endswith(ap) and tail.startswith(asuf) and (next_call is None or next_call.startswith(asuf)):
             cm, cs = lead[:len(lead) - a], tail[len(asuf):]
             if empty is None or cm + cs == empty:
                 return cm, ap, asuf, cs
@@ -604,6 +606,12 @@ class ToolFormat:
     item_suffix: str = ""
     item_sep: str = ""
     list_suffix: str = ""
+    #: the list is one JSON array in ``json``'s style (Granite 3.3's ``tools | tojson(indent=4)``,
+    #: which nests each tool a level deeper than ``json.dumps(tool)``); the item fields stay empty
+    list_json: bool = False
+    #: with tools and no system message, this renders in place of the system block's ``absent``
+    #: text (Granite 3.3's default system message names the tools); None: ``absent`` as without tools
+    absent: Fragment | None = None
     content_sep: str = ""
     call_prefix: str = ""
     call_id_prefix: str | None = None
@@ -648,6 +656,8 @@ class ToolFormat:
     def __post_init__(self) -> None:
         if isinstance(self.system_prefix, str):
             _set(self, system_prefix=fragment([self.system_prefix]))
+        if isinstance(self.absent, str):
+            _set(self, absent=fragment([self.absent]))
         if self.placement not in TOOL_PLACEMENTS:
             raise ValueError(f"tools placement must be one of {', '.join(TOOL_PLACEMENTS)}, got {self.placement!r}")
         if self.string_arguments not in STRING_ARGUMENTS:
@@ -669,6 +679,15 @@ class ToolFormat:
             _set(self, system_sep_if="message")  # nothing to render or no system block: one value per meaning
         if self.placement != "system":
             _set(self, list_first=False)
+        elif self.renders_list:  # the block renders with the list whenever tools are given
+            _set(self, absent=None)
+        if self.list_json:
+            if self.item_prefix or self.item_suffix or self.item_sep:
+                raise ValueError("list_json writes the list as one JSON array: item_prefix, item_suffix and "
+                                 "item_sep describe a list written item by item")
+            if self.json.indent is None:  # one value per meaning: a flat array is the item-by-item form
+                _set(self, list_json=False, list_prefix=self.list_prefix + "[", item_sep=self.json.separators[0],
+                     list_suffix="]" + self.list_suffix)
         if self.tool_object not in TOOL_OBJECTS:
             raise ValueError(f"tool_object must be one of {', '.join(TOOL_OBJECTS)}, got {self.tool_object!r}")
         if self.arg_values not in ARG_VALUES:
@@ -763,7 +782,7 @@ _LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": ""
                   "list_first": False,
                   "system_prefix": None, "empty_list": False, "keep_default_system": True,
                   "empty_system_counts": False, "list_prefix": "", "item_prefix": "", "item_suffix": "",
-                  "item_sep": "", "list_suffix": ""}
+                  "item_sep": "", "list_suffix": "", "list_json": False, "absent": None}
 
 
 @dataclass(frozen=True, kw_only=True)

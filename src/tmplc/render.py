@@ -319,7 +319,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     def tool_list() -> Iterator[Event]:
         sep = in_system and not tf.list_first and separated()
         yield Event("system", "prefix", None, False, fragment=fragment([tf.system_sep if sep else "", tf.list_prefix]))
-        for k, t in enumerate(tools):
+        if tf.list_json:
+            yield Event("system", "content", None, False, text=tf.json.dumps([tf.listed(t) for t in tools]))
+        for k, t in enumerate(() if tf.list_json else tools):
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))
             yield Event("system", "content", None, False, text=tf.json.dumps(tf.listed(t)))
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_suffix]))
@@ -341,8 +343,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     if st.system is not None and not has_system:
         if st.system.default is not None and not (in_system and not tf.keep_default_system):
             sys_text, has_system = st.system.default, True
-        elif st.system.absent is not None and not in_system:
-            yield Event("system", "prefix", None, False, fragment=st.system.absent)
+        elif (absent := tf.absent if tf is not None and tf.absent is not None else st.system.absent) is not None \
+                and not in_system:
+            yield Event("system", "prefix", None, False, fragment=absent)
 
     def system_block() -> Iterator[Event]:
         sb = st.system

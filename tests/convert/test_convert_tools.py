@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from conftest import load_tokenizer, missing_fixture
 from tools.strategies_tools import tool_conversations
 
+import tmplc
 from tmplc.convert import ConversionRefused
 from tmplc.convert.jinja import convert_jinja
 from tmplc.convert.sandbox import Limits
@@ -493,3 +494,39 @@ def test_kimi_k2_tool_declare_turn_and_indexed_call_ids():
             assert fmt.render(msgs, tools=tools) == real
             assert tok.apply_chat_template(msgs, tools=tools, chat_template=fmt.to_jinja(), tokenize=False,
                                            **special) == real
+
+
+def test_granite_3_3_tool_list_as_one_indented_array_and_its_own_default_system_message():
+    """Granite 3.3 writes ``tools | tojson(indent=4)`` in an ``available_tools`` turn after the
+    system block (``list_json``: each tool nested a level deeper than ``json.dumps(tool,
+    indent=4)``), and without a system message its dated default system text names the tools
+    (``ToolFormat.absent``); it renders no calls (the model writes them into the content).  The
+    format renders like the real template through transformers, on a fixed date, with and without
+    a system message, with one and two tools; with calls it refuses, as documented."""
+    conv, template, bos, eos = converted("llamacpp-ibm-granite-granite-3.3-2B-Instruct")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert tf.list_json and tf.json.indent == 4 and tf.placement == "after_system" and tf.absent is not None
+    assert not tf.renders_calls
+    from tmplc.convert.corpus import CHECK_DAY, frozen_hf_clock
+
+    tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
+    special = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v is not None}
+    tools1 = [{"type": "function", "function": {"name": "f", "description": "d é", "parameters": {
+        "type": "object", "properties": {"k": {"type": "string"}}}}}]
+    agent = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<|tool_call|>[...]"},
+             {"role": "tool", "content": "42"}, {"role": "assistant", "content": "It is 42."}]
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
+        for tools in (None, tools1, tools1 * 2):
+            with frozen_hf_clock(CHECK_DAY):
+                real = tok.apply_chat_template(msgs, tools=tools, chat_template=template, tokenize=False, **special)
+                ours = tok.apply_chat_template(msgs, tools=tools, chat_template=fmt.to_jinja(), tokenize=False,
+                                               **special)
+            assert fmt.render(msgs, tools=tools, date=CHECK_DAY) == real == ours
+            if tools and len(msgs) == 4:
+                assert "You are a helpful assistant with access to the following tools." in real
+                assert '[\n    {\n        "type": "function"' in real
+    with pytest.raises(tmplc.MessageError, match="renders no tool_calls"):
+        fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": "f", "arguments": {}}}]}], tools=tools1)

@@ -37,8 +37,10 @@ _arg_layouts = st.one_of(
     st.fixed_dictionaries({"arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
                            "arg_values": st.sampled_from(["json", "python"])}))
 extended_tool_formats = st.builds(
-    lambda tf, extra: replace(tf, **extra), tool_formats,
+    lambda tf, extra: replace(tf, **extra, **({"item_prefix": "", "item_suffix": "", "item_sep": ""}
+                                              if extra["list_json"] else {})), tool_formats,
     st.fixed_dictionaries({"calls_open": _text, "calls_close": _text, "call_index_prefix": st.none() | _text,
+                           "list_json": st.booleans(), "absent": st.none() | _text,
                            "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
                            "tool_object": st.sampled_from(["tool", "function"]),
                            "system_sep_if": st.sampled_from(["message", "content"]),

@@ -89,7 +89,9 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      renders_calls=st.sampled_from([True, True, True, False]),
                      renders_list=st.sampled_from([True, True, True, False]),
                      calls_end_turn=st.booleans(), list_first=st.booleans(),
-                     placement=st.sampled_from(["system", "system", "after_system", "start"]))
+                     placement=st.sampled_from(["system", "system", "after_system", "start"]),
+                     absent=st.none() | _text).flatmap(
+    lambda tf: st.sampled_from([tf, replace(tf, list_json=True, item_prefix="", item_suffix="", item_sep="")]))
 
 
 @settings(max_examples=60)
@@ -284,7 +286,7 @@ def test_every_tool_field_is_shown_by_an_example_or_declared():
     """A ToolFormat field added later is either read from the examples or declared beside them."""
     from tmplc.spec.tools_example import DECLARED_KEYS, OPTIONAL_EXAMPLE_KEYS
 
-    shown = {"json", "placement", "system_sep", "list_first", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix",
+    shown = {"json", "placement", "system_sep", "list_first", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix", "list_json",
              "content_sep", "call_prefix", "call_id_prefix", "call_index_prefix", "call_middle", "call_suffix", "call_sep", "calls_open",
              "calls_close", "arg_prefix", "arg_middle", "arg_suffix", "results_open",
              "result_prefix", "result_id_suffix", "result_suffix", "results_close", "grouped"}
@@ -321,3 +323,19 @@ def test_every_registry_tool_entry_reads_back_from_its_examples(name):
         _renders_alike(fmt, back, conv, agp)
 
     alike()
+
+
+def test_per_argument_split_reads_the_text_between_calls():
+    """Regression (found by the random read-back above): arguments that start with a newline and
+    end with nothing, calls closed by a newline; ``{KEY}{VALUE}\\n`` could be read as an argument
+    ending with ``\\n``, but the two calls follow each other with nothing between them, so the
+    reading that fits both examples is the newline opening each argument."""
+    tf = ToolFormat(calls_close="\n", arg_prefix="\n")
+    fmt = tmplc.ChatFormat(replace(CHATML.structure, tools=tf), CHATML.meta)
+    back = load_yaml_spec(_yaml_with_examples(fmt, examples_of(fmt.structure)))
+    got = back.structure.tools
+    assert (got.arg_prefix, got.arg_suffix, got.calls_close) == ("\n", "", "\n")
+    conv = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"type": "function", "function": {"name": "f", "arguments": {"a": 1, "b": "x"}}}] * 2}]
+    assert back.render(conv) == fmt.render(conv)

@@ -294,3 +294,31 @@ def test_cli_yaml_run_no_packing_and_merge(models, data_file, tmp_path, capsys):
         assert torch.allclose(merged(ids).logits, peft_model(ids).logits, atol=1e-4)
     assert (out / "merged" / "tmplc.yaml").is_file()
     assert (out / "merged" / "chat_template.jinja").read_text() == tmplc.load("qwen3").to_jinja()
+
+
+def test_without_template_the_folders_own_chat_template_trains_and_is_recorded(models, data_file, tmp_path, capsys):
+    """``tmplc train`` without ``--template`` trains on the model folder's own chat_template where
+    tmplc imports it exactly (as ``tmplc check`` reads it), and refuses with the converter's reason
+    where it cannot.  The recorded ``tmplc.yaml`` names the registry entry the template is
+    (``llama-3``) and declares the end-of-turn token its turns end with (``<|eot_id|>``, not the
+    tokenizer's ``<|end_of_text|>``): the export then stops on it."""
+    import tmplc
+
+    run = ["--data", str(data_file), "--max-steps", "2", "--max-seq-length", "128",
+           "--cache-dir", str(tmp_path / "cache")]
+    # the fixture tokenizer's own template ignores add_generation_prompt: not importable
+    assert main(["train", "--model", str(models["llama3"]), "--out", str(tmp_path / "refused"), *run]) == 2
+    err = capsys.readouterr().err
+    assert "no --template given" in err and "ignores add_generation_prompt" in err and "tmplc fix" in err
+    assert not (tmp_path / "refused" / "adapter_model.safetensors").exists()
+    fixed = tmp_path / "fixed"
+    assert main(["fix", str(models["llama3"]), "--template", "llama-3", "--out", str(fixed)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert main(["train", "--model", str(fixed), "--out", str(out), *run]) == 0
+    assert "format: the model folder's chat_template (llama-3)" in capsys.readouterr().err
+    rec = tmplc.load_spec_file(out / "tmplc.yaml")
+    assert rec.name == "llama-3" and rec.eot_token == "<|eot_id|>" and rec.meta.eos_token == "<|end_of_text|>"
+    reg = tmplc.load("llama-3")
+    conv = conversations(3)[1]["messages"]
+    assert rec.render(conv, bos_token="<|begin_of_text|>") == reg.render(conv, bos_token="<|begin_of_text|>")

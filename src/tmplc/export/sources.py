@@ -46,7 +46,15 @@ def locate(model: str | Path, adapter: str | Path | None) -> Sources:
 
 
 def load_format(src: Sources, template: Any, tokenizer: Any):
-    """The chat format to export with, and where it came from (a description for the report)."""
+    """The chat format to export with, and where it came from (a description for the report); its
+    end-of-turn token, where it declares none, read off its assistant suffix (``with_end_of_turn``)."""
+    from tmplc.formatter.tokenizer_info import with_end_of_turn
+
+    fmt, source = _load_format(src, template, tokenizer)
+    return with_end_of_turn(fmt, tokenizer), source
+
+
+def _load_format(src: Sources, template: Any, tokenizer: Any):
     import tmplc
     from tmplc.ir import ChatFormat
 

@@ -301,6 +301,22 @@ def end_of_turn(fmt, info: TokenizerInfo | None = None) -> str | None:
     return text.strip() or None
 
 
+def with_end_of_turn(fmt, tokenizer: Any):
+    """``fmt`` with ``eot_token`` declared where it declares neither that nor ``stop``: the
+    :func:`end_of_turn` string of its assistant suffix, when that is one token of ``tokenizer``
+    other than its EOS (an imported chat template knows no token names: Llama 3's ends turns with
+    ``<|eot_id|>``, where the tokenizer's eos_token may be ``<|end_of_text|>``, and a GGUF or
+    Modelfile that stops on the EOS alone never stops).  Otherwise ``fmt`` unchanged."""
+    if fmt.meta.eot_token or fmt.meta.stop:
+        return fmt
+    eot = end_of_turn(fmt, tokenizer_info(tokenizer))
+    if not eot or eot in (fmt.meta.eos_token, getattr(tokenizer, "eos_token", None)):
+        return fmt
+    if len(tokenizer.encode(eot, add_special_tokens=False)) != 1:
+        return fmt
+    return fmt.with_meta(eot_token=eot)
+
+
 _CACHE: dict[int, tuple[Any, TokenizerInfo]] = {}
 _CACHE_LOCK = threading.Lock()
 

@@ -79,6 +79,8 @@ rules, each giving one field, so that any text the examples allow reads back one
 * ``results``: ``{RESULT}`` twice, the whole run as it renders.
 * ``{ID}``: a call's id right after each ``{NAME}`` (``call_id_prefix`` between them), and a
   result's ``tool_call_id`` right before each ``{RESULT}`` (``result_id_suffix`` between them).
+* ``{TOOLS}`` in place of ``{TOOL}, {TOOL}``: the list as one JSON array in the ``json`` style
+  (``list_json``: Granite 3.3's ``tools | tojson(indent=4)``, each tool nested a level deeper).
 * ``{INDEX}``: a call's 0-based position in its answer, after its ``{NAME}`` (and ``{ID}``), in
   both call examples (``call_index_prefix`` before it).
 * A list (``{TOOL}``) and a run (``{RESULT}``) are ``open + (prefix + item + suffix)* + close``;
@@ -94,7 +96,8 @@ What no example can show is declared beside the examples with the field form's k
 ``empty_system_counts``, ``string_arguments``, ``max_calls``, ``calls_alone``,
 ``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``system_sep_if``,
 ``renders_calls``/``renders_list`` (false: no ``calls``/``list`` example), ``calls_end_turn``,
-``tool_object``: each
+``absent`` (the text in place of the system block with tools and no system message, where it
+differs from the spec's ``{NOSYSTEM}`` text), ``tool_object``: each
 ``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
@@ -120,7 +123,7 @@ OPTIONAL_EXAMPLE_KEYS = ("call_json",)
 #: field-form keys declared beside the examples: what the format does, which no example shows
 DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
                  "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
-                 "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn")
+                 "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn", "absent")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -189,9 +192,22 @@ def _literal(frag: Fragment, what: str, ex: _Example, where: str = "system block
     return "".join(p.value for p in frag)
 
 
-def _list_split(open_: str, between: str, close: str) -> dict[str, str]:
+def _pieces(ex: _Example, names: tuple[str, ...]) -> list:
+    """``ex.pieces(names)``, where a list shown as one JSON array (``{TOOLS}``: ``list_json``) stands
+    for the two items ``{TOOL}, {TOOL}`` of ``names``; the text between those is then None."""
+    if "TOOL" in names and _has(ex, "TOOLS"):
+        k = names.index("TOOL")
+        p = ex.pieces(names[:k] + ("TOOLS",) + names[k + 2:])
+        return p[:k + 1] + [None] + p[k + 1:]
+    return ex.pieces(names)
+
+
+def _list_split(open_: str, between: str | None, close: str) -> dict[str, Any]:
     """A list's fields from the text before, between and after its two items
-    (:func:`tmplc.ir.split_between_items`: a separator where no prefix/suffix split reads it)."""
+    (:func:`tmplc.ir.split_between_items`: a separator where no prefix/suffix split reads it);
+    ``between`` None: the list is one JSON array (``{TOOLS}``)."""
+    if between is None:
+        return dict(list_prefix=open_, list_suffix=close, list_json=True)
     item_suffix, item_sep, item_prefix = split_between_items(open_, between, close)
     return dict(list_prefix=open_[:len(open_) - len(item_prefix)], item_prefix=item_prefix, item_suffix=item_suffix,
                 item_sep=item_sep, list_suffix=close[len(item_suffix):])
@@ -207,7 +223,7 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
     if placement in ("after_system", "start"):  # the list alone, as it renders there
         if len(examples) != 1:
             raise examples[1].fail(f"a list with placement {placement} is shown once (with {{TOOL}}, {{TOOL}})")
-        return dict(placement=placement, **_list_split(*ex.pieces(("TOOL", "TOOL"))))
+        return dict(placement=placement, **_list_split(*_pieces(ex, ("TOOL", "TOOL"))))
     sb = st.system
     if sb is None or sb.placement != "standalone":
         raise ex.fail("a tool list in the system block needs a standalone system block ({SYSTEM} before the "
@@ -220,7 +236,7 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
     what = "the declared system_prefix" if system_prefix is not None else "the system block's prefix as the spec shows it"
 
     def block(e: _Example, names: tuple[str, ...]) -> list[str]:
-        p = e.pieces(names)
+        p = _pieces(e, names)
         if not p[0].startswith(prefix):
             raise e.fail(f"the example must start with {what} ({prefix!r})")
         if not p[-1].endswith(suffix):
@@ -230,7 +246,7 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
         return p
 
     kinds = [a.kind for a in ex.atoms if a.kind != TEXT]
-    if kinds and kinds[0] == "TOOL":  # the list before the system message (list_first)
+    if kinds and kinds[0] in ("TOOL", "TOOLS"):  # the list before the system message (list_first)
         return _list_first_fields(examples, block, always=sb.default is not None and keep_default_system
                                   and system_sep_if == "message")
     head, sep_and_open, between, close = block(ex, ("SYSTEM", "TOOL", "TOOL"))
@@ -298,7 +314,7 @@ def _user_turn_fields(st: Structure, examples: list[_Example], placement: str) -
                       "system message inside the first user turn): declare the ToolFormat fields instead")
     prefix, suffix = _literal(st.user.prefix, "prefix", ex, "user turn"), \
         _literal(st.user.suffix, "suffix", ex, "user turn")
-    open_, between, close, after = ex.pieces(("TOOL", "TOOL", "INPUT"))
+    open_, between, close, after = _pieces(ex, ("TOOL", "TOOL", "INPUT"))
     if placement == "last_user" and not close.endswith(prefix):
         raise ex.fail(f"a list {where}: the text before {{INPUT}} must end with the user turn's prefix as the "
                       f"spec shows it ({prefix!r})")
@@ -353,7 +369,7 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
         lead, m1, between, m2 = first
         if m1 != m2:
             raise two.fail(f"the text between {{KEY}} and {{VALUE}} differs between the arguments ({m1!r}, {m2!r})")
-        split = split_per_argument(lead, between, c, q[-1])
+        split = split_per_argument(lead, between, c, q[-1], b)
         if split is None:
             raise one.fail(f"the call without arguments ({q[-1]!r} after {after}) is not the text around the "
                            f"arguments of the two-call example (before the first {{KEY}}: {lead!r}, between "
@@ -472,7 +488,7 @@ def examples_of(st: Structure) -> dict[str, Any]:
         return e(before) + ph + e(after)
 
     item = items("{TOOL}", tf.item_prefix, tf.item_suffix)
-    tools = e(tf.list_prefix) + item + e(tf.item_sep) + item + e(tf.list_suffix)
+    tools = e(tf.list_prefix) + ("{TOOLS}" if tf.list_json else item + e(tf.item_sep) + item) + e(tf.list_suffix)
     lists: list[str] = []
     if tf.placement in ("first_user", "last_user"):
         if sb is not None and sb.placement != "standalone":

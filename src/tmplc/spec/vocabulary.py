@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: the placeholders of a ``tools:`` section's examples only (tmplc.spec.tools_example): a tool's
 #: JSON, a call's name, id and arguments (or each argument's key and value), a tool result's content
-TOOL_PLACEHOLDERS = ("TOOL", "NAME", "ID", "INDEX", "ARGUMENTS", "KEY", "VALUE", "RESULT")
+TOOL_PLACEHOLDERS = ("TOOL", "TOOLS", "NAME", "ID", "INDEX", "ARGUMENTS", "KEY", "VALUE", "RESULT")
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
                 "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END", "EMPTY", "/EMPTY") + TOOL_PLACEHOLDERS
 #: the placeholders that take a default (``{SYSTEM=...}``, ``{PROMPT=...}``, ``{DATE=...}``)

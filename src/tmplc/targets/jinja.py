@@ -205,6 +205,14 @@ def _tool_list(tf) -> str:
         check = ("{%- if " + obj + " is not defined or " + obj + " is not mapping -%}{{- raise_exception('tmplc: tools['"
                  " ~ loop.index0 ~ '] has no \\'function\\' object: this format lists each tool\\'s function object') "
                  "-}}{%- endif -%}")
+    if tf.list_json:  # one array: the function objects gathered first where only they are listed
+        if tf.tool_object == "function":
+            items = ("{%- set tmplc_l = namespace(items=[]) -%}{%- for tool in tools -%}" + check
+                     + "{%- set tmplc_l.items = tmplc_l.items + [" + obj + "] -%}{%- endfor -%}"
+                     "{{- tmplc_l.items | " + _json_filter(tf.json) + " -}}")
+        else:
+            items = "{{- tools | " + _json_filter(tf.json) + " -}}"
+        return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
     items = ("{%- for tool in tools -%}" + check + sep + _lit(tf.item_prefix) + "{{- " + obj + " | " + _json_filter(tf.json)
              + " -}}" + _lit(tf.item_suffix) + "{%- endfor -%}")
     return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
@@ -447,6 +455,9 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
             block += ("{%- else -%}" + _system_prefix(st)
                       + ("{{- " + jinja_string(sb.content(sb.default)) + " -}}")
                       + _out(sb.suffix))
+        elif tf is not None and tf.absent is not None:
+            block += ("{%- elif " + TOOLS_VAR + " -%}" + _out(tf.absent)
+                      + ("{%- else -%}" + _out(sb.absent) if sb.absent is not None else ""))
         elif sb.absent is not None:
             block += "{%- else -%}" + _out(sb.absent)
         block += "{%- endif -%}"

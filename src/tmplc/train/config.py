@@ -44,7 +44,8 @@ class TrainConfig:
     # what to train, on what, where to
     model: str | None = _f(None, "HF model folder (config + safetensors + tokenizer)", metavar="DIR")
     data: Any = _f(None, "training data: JSONL/JSON/CSV/Parquet (any shape tmplc format reads)", metavar="FILE")
-    template: str | None = _f(None, "chat format: registry name, spec or YAML file, or spec text", metavar="SPEC")
+    template: str | None = _f(None, "chat format: registry name, spec or YAML file, or spec text (default: the "
+                                    "model folder's own chat_template, where tmplc imports it exactly)", metavar="SPEC")
     out: str | None = _f(None, "output folder (adapter, tokenizer, tmplc.yaml, checkpoints, train-log.jsonl)",
                          metavar="DIR")
     tokenizer: str | None = _f(None, "tokenizer folder (default: the model folder)", metavar="DIR")
@@ -135,7 +136,7 @@ class TrainConfig:
         return int(self.pack_tokens or self.batch_size * self.max_seq_length)
 
     def missing(self) -> list[str]:
-        return [k for k in ("model", "data", "template", "out") if getattr(self, k) in (None, "")]
+        return [k for k in ("model", "data", "out") if getattr(self, k) in (None, "")]
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

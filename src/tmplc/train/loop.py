@@ -132,6 +132,28 @@ def _forward_args(batch: Batch, impl: str, dtype, device) -> dict:
     return kw
 
 
+def model_format(cfg: TrainConfig, *, quiet: bool = False):
+    """The training format when ``--template`` is not given: the model folder's own chat_template
+    (``chat_template.jinja`` or tokenizer_config.json's), imported exactly by tmplc's converter, as
+    ``tmplc check`` reads it.  TrainError when the folder has none or the import is refused: the
+    trainer never guesses a format."""
+    from tmplc.doctor.model import ModelFolder
+    from tmplc.doctor.template import resolve
+    from tmplc.doctor.tokens import TokFacts
+
+    folder = ModelFolder(Path(cfg.model), tokenizer=cfg.tokenizer)
+    res = resolve(None, folder, TokFacts.of(folder.check_tokenizer))
+    if res.fmt is None:
+        why = (f"its chat_template cannot be imported exactly ({res.refusal})" if res.tokenizer_template
+               else "it has no chat_template")
+        raise TrainError(f"no --template given, and the model folder's own format cannot be used: {why}; pass the "
+                         "format you train with (--template NAME|SPEC|FILE), or write it into the folder first "
+                         "(tmplc fix MODEL --template NAME --out DIR)")
+    if not quiet:
+        print(f"tmplc train: format: the model folder's chat_template ({res.name})", file=sys.stderr)
+    return res.fmt.with_meta(name=res.name)
+
+
 class Trainer:
     """Holds a run's state; ``run()`` trains and saves (see the module docstring)."""
 
@@ -146,6 +168,8 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------
     def setup(self) -> None:
         import torch
+
+        from tmplc.formatter.tokenizer_info import with_end_of_turn
 
         from tmplc.api import load
         from tmplc.train import model as mdl
@@ -169,8 +193,10 @@ class Trainer:
             raise TrainRefused("--load-in-4bit needs a CUDA GPU and bitsandbytes; this machine has none: "
                                "drop --load-in-4bit")
         self.dtype = mdl.pick_dtype(cfg, self.device)
-        self.fmt = load(cfg.template)
+        self.fmt = load(cfg.template) if cfg.template else model_format(cfg, quiet=not dist.main)
         self.tokenizer = mdl.load_tokenizer(cfg)
+        # recorded in tmplc.yaml: the export then stops on the token that ends a turn, not the EOS
+        self.fmt = with_end_of_turn(self.fmt, self.tokenizer)
         self.doctor = run_doctor(cfg, self.fmt, quiet=not dist.main)
         if dist.main:
             self.data = prepare(cfg, self.fmt, self.tokenizer)
