@@ -138,3 +138,36 @@ def test_cached_tokenizer_info_equals_a_fresh_one(tmp_path, monkeypatch):
         fmt = tmplc.load(fmt_name)
         assert cached.hazards(fmt) == fresh.hazards(fmt), name
         assert tokenize_messages(fmt, conv, cached) == tokenize_messages(fmt, conv, load_tokenizer(name)), name
+
+
+def test_without_template_the_tokenizer_folders_own_chat_template_formats(tmp_path):
+    """``tmplc format`` without ``--template`` uses the ``--tokenizer`` folder's own chat_template
+    where tmplc imports it exactly (the same bytes as ``--template`` with the registry entry it
+    equals), and refuses with the converter's reason (exit 2, nothing written) where it cannot: the
+    npm Llama-3 fixture's template ignores add_generation_prompt."""
+    import shutil
+
+    import tmplc
+
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a {i}"}]}
+            for i in range(20)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+
+    def fmt_cli(*args):
+        return subprocess.run([sys.executable, "-m", "tmplc.cli", "format", str(data), *args], capture_output=True,
+                              text=True, env=env, timeout=300)
+
+    r = fmt_cli("--tokenizer", str(tokenizer_dir("llama3")), "--out", str(tmp_path / "refused.parquet"))
+    assert r.returncode == 2 and "no --template given" in r.stderr and "ignores add_generation_prompt" in r.stderr
+    assert not (tmp_path / "refused.parquet").exists()
+    folder = tmp_path / "tok"
+    shutil.copytree(tokenizer_dir("llama3"), folder)
+    (folder / "chat_template.jinja").write_text(tmplc.load("llama-3").to_jinja())  # as tmplc fix writes it
+    r = fmt_cli("--tokenizer", str(folder), "--out", str(tmp_path / "own.parquet"))
+    assert r.returncode == 0, r.stderr
+    assert "(template llama-3," in r.stdout + r.stderr
+    r = fmt_cli("--tokenizer", str(folder), "--template", "llama-3", "--out", str(tmp_path / "given.parquet"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "own.parquet").read_bytes() == (tmp_path / "given.parquet").read_bytes()

@@ -42,8 +42,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "rows in = rows out + rows rejected, with every reason. Exit 0 written; 1 a check failed "
                     "(no row out, too many rejected; nothing written); 2 bad input.")
     p.add_argument("data", metavar="DATA", help="data file (.jsonl, .json, .csv, .tsv, .parquet)")
-    p.add_argument("--template", "-t", required=True, metavar="SPEC",
-                   help="registry name/alias, spec or YAML file, or spec text")
+    p.add_argument("--template", "-t", metavar="SPEC",
+                   help="registry name/alias, spec or YAML file, or spec text (default: the --tokenizer "
+                        "folder's own chat_template, where tmplc imports it exactly)")
     p.add_argument("--tokenizer", required=True, metavar="DIR",
                    help="a local folder holding an HF fast tokenizer (tokenizer.json); nothing is downloaded")
     p.add_argument("--out", "-o", metavar="OUT",
@@ -187,7 +188,15 @@ def load_dated(args):
 
     from tmplc.api import load
 
-    fmt = load(args.template)
+    if args.template:
+        fmt = load(args.template)
+    else:
+        from tmplc.doctor.template import folder_format
+
+        fmt, why = folder_format(args.tokenizer)
+        if fmt is None:
+            raise UsageError(f"no --template given, and the --tokenizer folder's own format cannot be used: {why}; "
+                             "pass the format you train with (--template NAME|SPEC|FILE)")
     if args.date is not None:
         try:
             day = datetime.date.fromisoformat(args.date)

@@ -106,6 +106,25 @@ def resolve(template: Any, folder, facts) -> Resolved:
     return Resolved(None, None, "none", None, tmpl_text, refusal)
 
 
+def folder_format(model, tokenizer=None) -> tuple[Any, str]:
+    """A model (or tokenizer) folder's own chat format, where ``--template`` is not given: its
+    chat_template (``chat_template.jinja``, else tokenizer_config.json's) imported exactly, named
+    after the registry entry it equals (else the folder) -> ``(format, "")``; ``(None, why)`` when
+    the folder has none or the converter refuses it.  ``tmplc check``, ``format`` and ``train`` read
+    a folder's format this one way."""
+    from pathlib import Path
+
+    from tmplc.doctor.model import ModelFolder
+    from tmplc.doctor.tokens import TokFacts
+
+    folder = ModelFolder(Path(model), tokenizer=tokenizer)
+    res = resolve(None, folder, TokFacts.of(folder.check_tokenizer))
+    if res.fmt is None:
+        return None, (f"its chat_template cannot be imported exactly ({res.refusal})" if res.tokenizer_template
+                      else "it has no chat_template")
+    return res.fmt.with_meta(name=res.name), ""
+
+
 def render_probe(fmt, facts, gen: bool = False) -> str:
     from tmplc.errors import MessageError
 

@@ -133,25 +133,19 @@ def _forward_args(batch: Batch, impl: str, dtype, device) -> dict:
 
 
 def model_format(cfg: TrainConfig, *, quiet: bool = False):
-    """The training format when ``--template`` is not given: the model folder's own chat_template
-    (``chat_template.jinja`` or tokenizer_config.json's), imported exactly by tmplc's converter, as
-    ``tmplc check`` reads it.  TrainError when the folder has none or the import is refused: the
-    trainer never guesses a format."""
-    from tmplc.doctor.model import ModelFolder
-    from tmplc.doctor.template import resolve
-    from tmplc.doctor.tokens import TokFacts
+    """The training format when ``--template`` is not given: the model folder's own chat_template,
+    imported exactly (:func:`tmplc.doctor.template.folder_format`).  TrainError where the folder has
+    none or the import is refused: the trainer never guesses a format."""
+    from tmplc.doctor.template import folder_format
 
-    folder = ModelFolder(Path(cfg.model), tokenizer=cfg.tokenizer)
-    res = resolve(None, folder, TokFacts.of(folder.check_tokenizer))
-    if res.fmt is None:
-        why = (f"its chat_template cannot be imported exactly ({res.refusal})" if res.tokenizer_template
-               else "it has no chat_template")
+    fmt, why = folder_format(cfg.model, cfg.tokenizer)
+    if fmt is None:
         raise TrainError(f"no --template given, and the model folder's own format cannot be used: {why}; pass the "
                          "format you train with (--template NAME|SPEC|FILE), or write it into the folder first "
                          "(tmplc fix MODEL --template NAME --out DIR)")
     if not quiet:
-        print(f"tmplc train: format: the model folder's chat_template ({res.name})", file=sys.stderr)
-    return res.fmt.with_meta(name=res.name)
+        print(f"tmplc train: format: the model folder's chat_template ({fmt.name})", file=sys.stderr)
+    return fmt
 
 
 class Trainer:
