@@ -16,6 +16,7 @@ from hypothesis import assume, given, settings
 
 import tmplc
 from tmplc.engines.llamacpp import LlamaCppRenderError, ensure_llamacpp_driver, render_llamacpp
+from tmplc.ir import JsonStyle, Text
 from tmplc.registry import registry
 
 from conftest import missing_fixture
@@ -137,3 +138,37 @@ def test_random_per_argument_conversations_in_llamacpps_engine(conv):
     msgs = _objects(msgs)
     assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
     check_batch([(msgs, tools, False), (msgs, tools, True)], CODER_LIKE)
+
+
+#: qwen3-tools with Kimi K2's list turn before everything and call positions after the names
+KIMI_LIKE = replace(FMT, structure=replace(FMT.structure, tools=replace(
+    FMT.structure.tools, placement="start", system_sep="", list_prefix="<|im_system|>tool_declare<|im_middle|>",
+    item_prefix="", item_suffix="", item_sep=", ", list_suffix="<|im_end|>", call_prefix="<|tool_call_begin|>functions.",
+    call_index_prefix=":", call_middle="<|tool_call_argument_begin|>", call_suffix="<|tool_call_end|>")))
+#: qwen3-tools with Granite 3.3's list (one indented JSON array of the function objects after the
+#: system block) and a no-system text that changes with tools
+GRANITE_LIKE = replace(FMT, structure=replace(
+    FMT.structure, system=replace(FMT.structure.system, absent=(Text("<|im_start|>system\nNo tools.<|im_end|>\n"),)),
+    tools=replace(FMT.structure.tools, placement="after_system", system_sep="", list_json=True, item_prefix="",
+                  item_suffix="", item_sep="", tool_object="function",
+                  json=JsonStyle(indent=4, separators=(",", ": ")), list_prefix="<|im_start|>tools\n",
+                  list_suffix="<|im_end|>\n", absent=(Text("<|im_start|>system\nTools below.<|im_end|>\n"),))))
+
+
+def test_start_placement_call_positions_list_json_and_absent_in_llamacpps_engine():
+    """The tool list at the very start, a call's position after its name (``loop.index0``), the list
+    as one indented JSON array of function objects (``tojson(indent=4)``), and the no-system text
+    with tools: llama.cpp's own Jinja engine renders the target as the reference does."""
+    calls = [{"type": "function", "function": {"name": n, "arguments": {"k": n}}} for n in ("f", "g", "h")]
+    agent = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": calls},
+             {"role": "tool", "content": "r1"}, {"role": "tool", "content": "r2"}, {"role": "tool", "content": "r3"},
+             {"role": "assistant", "content": "done"}]
+    cases = [(m, tools, agp) for m in (agent, [{"role": "system", "content": "S"}] + agent)
+             for tools in (None, [WEATHER], [WEATHER, WEATHER]) for agp in (False, True)]
+    check_batch(cases, KIMI_LIKE)
+    check_batch(cases, GRANITE_LIKE)
+    kimi = KIMI_LIKE.render(agent, tools=[WEATHER])
+    assert kimi.startswith("<|im_system|>tool_declare<|im_middle|>{\"type\"") and "functions.h:2<|tool_call_arg" in kimi
+    granite = GRANITE_LIKE.render(agent, tools=[WEATHER, WEATHER])
+    assert granite.startswith("<|im_start|>system\nTools below.<|im_end|>\n<|im_start|>tools\n[\n    {\n")
+    assert GRANITE_LIKE.render(agent).startswith("<|im_start|>system\nNo tools.")

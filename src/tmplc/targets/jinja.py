@@ -207,9 +207,9 @@ def _tool_list(tf) -> str:
                  "-}}{%- endif -%}")
     if tf.list_json:  # one array: the function objects gathered first where only they are listed
         if tf.tool_object == "function":
-            items = ("{%- set tmplc_l = namespace(items=[]) -%}{%- for tool in tools -%}" + check
-                     + "{%- set tmplc_l.items = tmplc_l.items + [" + obj + "] -%}{%- endfor -%}"
-                     "{{- tmplc_l.items | " + _json_filter(tf.json) + " -}}")
+            items = ("{%- set tmplc_l = namespace(fns=[]) -%}{%- for tool in tools -%}" + check
+                     + "{%- set tmplc_l.fns = tmplc_l.fns + [" + obj + "] -%}{%- endfor -%}"
+                     "{{- tmplc_l.fns | " + _json_filter(tf.json) + " -}}")
         else:
             items = "{{- tools | " + _json_filter(tf.json) + " -}}"
         return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
