@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 import tmplc
-from conftest import load_tokenizer
+from conftest import load_tokenizer, tokenizer_dir
 from tmplc.export.sources import Sources, load_format
 from tmplc.formatter.tokenizer_info import with_end_of_turn
 
@@ -50,10 +50,13 @@ def test_declared_or_eos_ended_formats_are_unchanged(llama3_tokenizer):
     assert with_end_of_turn(text_ended, tok).meta.eot_token is None  # "\n\n" is no single special token
 
 
-def test_export_reads_the_end_of_turn_of_a_tokenizer_template(llama3_tokenizer, tmp_path):
+def test_export_reads_the_end_of_turn_of_a_tokenizer_template(tmp_path):
     """No --template and no tmplc.yaml: the export imports the tokenizer's chat_template and stops
     on ``<|eot_id|>``."""
-    tok = llama3_tokenizer
+    from transformers import AutoTokenizer
+
+    # a tokenizer of its own: load_tokenizer's is shared by every test (its real template stays)
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir("llama3")))
     tok.chat_template = tmplc.load("llama-3").to_jinja()
     src = Sources(tmp_path, None, tmp_path, {}, "")
     fmt, source = load_format(src, None, tok)
