@@ -611,23 +611,31 @@ def _list_inserted(probe: str, base: str, at: int) -> str | None:
     return None
 
 
-def _read_start(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
-    """The tool list as a block of its own at the very start of the text, before the preamble and
-    the system block (Kimi K2's ``tool_declare`` turn).  None when the list is not there."""
-    x1, x2 = _list_inserted(res["list1:sys"], base, 0), _list_inserted(res["list2:sys"], base, 0)
+def _list_block_at(fmt: ChatFormat, res: dict, base: str, at: int, placement: str, where: str) -> ToolFormat | None:
+    """The tool list as text of its own inserted into ``base`` at ``at`` (``placement``), checked
+    like a list in a user turn; None when the list is not there or that reading fails the checks."""
+    x1, x2 = _list_inserted(res["list1:sys"], base, at), _list_inserted(res["list2:sys"], base, at)
     if x1 is None or x2 is None:
         return None
     try:
         list_prefix, items = _list_items(x1, x2)
-        tf = ToolFormat(placement="start", list_prefix=list_prefix, **items)
-        return _user_turn_checks(fmt, res, tf, base, "at the start")
+        tf = ToolFormat(placement=placement, list_prefix=list_prefix, **items)
+        return _user_turn_checks(fmt, res, tf, base, where)
     except ConversionRefused:
         return None
 
 
+def _read_start(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
+    """The tool list as a block of its own at the very start of the text, before the preamble and
+    the system block (Kimi K2's ``tool_declare`` turn).  None when the list is not there."""
+    return _list_block_at(fmt, res, base, 0, "start", "at the start")
+
+
 def _read_after_system(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:
     """The tool list right after the system block, before the first message's turn (Devstral):
-    the text inserted where the block ends.  None when the list is not there."""
+    the text inserted where the block ends.  None when the list is not there (where the block has
+    no suffix, a list at its end may be the system placement's instead: a failed check falls
+    through to it)."""
     st = fmt.structure
     if st.system is None or st.system.placement != "standalone":
         return None
@@ -636,19 +644,7 @@ def _read_after_system(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | No
         at = _segment_end(fmt, msgs, 0, ("suffix", "content"))
     except ConversionRefused:
         return None
-
-    def inserted(probe: str) -> str | None:
-        return _list_inserted(probe, base, at)
-
-    x1, x2 = inserted(res["list1:sys"]), inserted(res["list2:sys"])
-    if x1 is None or x2 is None:
-        return None
-    try:  # where the block has no suffix, a list at its end may be the system placement's instead
-        list_prefix, items = _list_items(x1, x2)
-        tf = ToolFormat(placement="after_system", list_prefix=list_prefix, **items)
-        return _user_turn_checks(fmt, res, tf, base, "after the system block")
-    except ConversionRefused:
-        return None
+    return _list_block_at(fmt, res, base, at, "after_system", "after the system block")
 
 
 def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolFormat:

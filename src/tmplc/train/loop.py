@@ -163,9 +163,8 @@ class Trainer:
     def setup(self) -> None:
         import torch
 
-        from tmplc.formatter.tokenizer_info import with_end_of_turn
-
         from tmplc.api import load
+        from tmplc.formatter.tokenizer_info import with_end_of_turn
         from tmplc.train import model as mdl
         from tmplc.train.data import prepare
         from tmplc.train.doctor_gate import run_doctor
