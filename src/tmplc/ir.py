@@ -470,23 +470,27 @@ def split_calls(opening: str, between: str, closing: str) -> tuple[str, str, str
 
 
 def split_per_argument(lead: str, between: str, tail: str, empty: str | None,
-                       next_call: str | None = None) -> tuple[str, str, str, str] | None:
-    """The canonical ``(call_middle, arg_prefix, arg_suffix, call_suffix)`` of a call whose
+                       next_call: str | None = None) -> tuple[str, str, str, str, str] | None:
+    """The canonical ``(call_middle, arg_prefix, arg_suffix, call_suffix, no_arguments)`` of a call whose
     arguments render key by key, from the text after its name (and id) up to the first key
     (``lead = call_middle + arg_prefix``), between one argument's value and the next key
     (``between = arg_suffix + arg_prefix``), after the last value (``tail = arg_suffix +
     call_suffix``) and, where known, after the name of a call without arguments (``empty =
-    call_middle + call_suffix``).  Every split renders calls with arguments alike; ``empty``
-    decides among them, and the canonical one has the shortest ``arg_prefix``; where known, the
+    call_middle + [no_arguments] + call_suffix``).  Every split renders calls with arguments alike;
+    ``empty`` decides among them (one without ``no_arguments`` first), and the canonical one has
+    the shortest ``arg_prefix``; where known, the
     text from the last value to the next call (``next_call``) starts with ``arg_suffix``.  None
     when no split reads the texts back.  The one rule for the converter and the by-example spec form."""
-    for a in range(min(len(lead), len(between)) + 1):
-        ap = between[len(between) - a:]
-        asuf = between[:len(between) - a]
-        if lead.endswith(ap) and tail.startswith(asuf) and (next_call is None or next_call.startswith(asuf)):
-            cm, cs = lead[:len(lead) - a], tail[len(asuf):]
-            if empty is None or cm + cs == empty:
-                return cm, ap, asuf, cs
+    for exact in (True, False):
+        for a in range(min(len(lead), len(between)) + 1):
+            ap = between[len(between) - a:]
+            asuf = between[:len(between) - a]
+            if lead.endswith(ap) and tail.startswith(asuf) and (next_call is None or next_call.startswith(asuf)):
+                cm, cs = lead[:len(lead) - a], tail[len(asuf):]
+                if empty is None or cm + cs == empty:
+                    return cm, ap, asuf, cs, ""
+                if not exact and empty.startswith(cm) and empty.endswith(cs) and len(empty) > len(cm) + len(cs):
+                    return cm, ap, asuf, cs, empty[len(cm):len(empty) - len(cs)]
     return None
 
 
@@ -587,8 +591,8 @@ class ToolFormat:
     given (``result_content="verbatim"``), whitespace-stripped (``"trim"``: Qwen3.5's ``|trim``) or as a
     JSON string literal (``"json"``: the template pipes
     it through ``tojson``, with ``call_json``'s style); a run of consecutive tool messages is opened by
-    ``results_open`` and closed by ``results_close`` (``grouped``; otherwise each result is opened
-    and closed on its own)."""
+    ``results_open`` and closed by ``results_close``, its results separated by ``result_sep``
+    (``grouped``; otherwise each result is opened and closed on its own)."""
 
     json: JsonStyle = field(default_factory=JsonStyle)
     tool_object: str = "tool"
@@ -626,13 +630,33 @@ class ToolFormat:
     arg_middle: str = ""
     arg_suffix: str = ""
     arg_values: str = "json"
+    #: a per-argument call: the text between the key and a value that is not a string (None:
+    #: ``arg_middle``, as before a string); DeepSeek V3.2's ``string="false">`` against ``string="true">``
+    arg_middle_other: str | None = None
+    #: a per-argument call whose arguments object is empty: this in their place (DeepSeek V4's ``\n``)
+    no_arguments: str = ""
     content_sep_if: str = "answer"
     results_open: str = ""
     result_prefix: str = ""
     result_id_suffix: str | None = None
     result_suffix: str = ""
+    #: between two consecutive results of a run (``grouped``): DeepSeek V4's ``\n\n``
+    result_sep: str = ""
     results_close: str = ""
     grouped: bool = True
+    #: a user message right after a tool result opens with this instead of the user prefix (None:
+    #: the prefix): DeepSeek V4 renders results inside a user turn that the next user message continues
+    user_prefix_after_results: str | None = None
+    #: ``user_prefix_after_results`` also opens a user message right after another user message
+    #: (DeepSeek V4: one user turn holds consecutive user messages and results)
+    user_after_user: bool = False
+    #: a run of results answers every call of the answer right before it, one result per call:
+    #: another run is a MessageError (DeepSeek V3.2 closes the run after the last call's result,
+    #: and renders anything else into a run it never closes)
+    results_answer_calls: bool = False
+    #: an answer, or the generation prompt, right after a tool result opens with this instead of the
+    #: assistant prefix (None: the prefix): DeepSeek V3.2's answer goes on after its results
+    assistant_prefix_after_results: str | None = None
     #: arguments given as a JSON string: ``"verbatim"`` renders the string as given (Qwen3's
     #: ``arguments is string`` test); ``"json"`` serialises it like an object, as a JSON string
     #: literal (Qwen2.5 and Hermes pipe every argument through ``tojson``)
@@ -695,16 +719,20 @@ class ToolFormat:
         if not self.content_sep:
             _set(self, content_sep_if="answer")  # no separator: one value per meaning
         if self.arg_prefix is None:
-            if self.arg_middle or self.arg_suffix or self.arg_values != "json":
-                raise ValueError("arg_middle, arg_suffix and arg_values describe arguments rendered key by key: "
-                                 "set arg_prefix (a string, possibly empty) with them")
+            if (self.arg_middle or self.arg_suffix or self.arg_values != "json" or self.arg_middle_other is not None
+                    or self.no_arguments):
+                raise ValueError("arg_middle, arg_middle_other, arg_suffix, arg_values and no_arguments describe "
+                                 "arguments rendered key by key: set arg_prefix (a string, possibly empty) with them")
         else:
+            if self.arg_middle_other == self.arg_middle:
+                _set(self, arg_middle_other=None)  # one value per meaning
             # cm + (AP k AM v AS)* + cs renders alike with AP's first character moved to the end of
             # cm and of AS when cs starts with it too: one value per meaning, the shortest arg_prefix
-            cm, ap, asuf, cs = self.call_middle, self.arg_prefix, self.arg_suffix, self.call_suffix
-            while ap and cs and ap[0] == cs[0]:
-                cm, asuf, ap, cs = cm + ap[0], asuf + ap[0], ap[1:], cs[1:]
-            _set(self, call_middle=cm, arg_prefix=ap, arg_suffix=asuf, call_suffix=cs)
+            # (a call without arguments, cm + no_arguments + cs, reads alike where no_arguments turns too)
+            cm, ap, asuf, cs, na = self.call_middle, self.arg_prefix, self.arg_suffix, self.call_suffix, self.no_arguments
+            while ap and cs and ap[0] == cs[0] and (na + ap[0]).startswith(ap[0]):
+                cm, asuf, na, ap, cs = cm + ap[0], asuf + ap[0], (na + ap[0])[1:], ap[1:], cs[1:]
+            _set(self, call_middle=cm, arg_prefix=ap, arg_suffix=asuf, call_suffix=cs, no_arguments=na)
         if isinstance(self.max_calls, bool) or not isinstance(self.max_calls, int) or self.max_calls < 0:
             raise ValueError(f"max_calls must be a non-negative integer (0: no limit), got {self.max_calls!r}")
         if self.placement == "first_user" and self.system_sep:
@@ -714,6 +742,11 @@ class ToolFormat:
             _set(self, call_json=None)  # one value per meaning
         if not self.grouped and not self.results_open and not self.results_close:
             _set(self, grouped=True)  # nothing opens or closes a run: one value per meaning
+        if self.user_after_user and self.user_prefix_after_results is None:
+            raise ValueError("user_after_user opens a user message after another with user_prefix_after_results: "
+                             "set it")
+        if self.result_sep and not self.grouped:
+            raise ValueError("result_sep separates the results of a run: it needs grouped results")
         if self.placement != "system":  # about a list in the system block: one value per meaning
             _set(self, keep_default_system=True, empty_system_counts=False)
         if self.item_suffix and not self.item_sep and self.list_prefix.endswith(self.item_suffix):
@@ -747,22 +780,24 @@ class ToolFormat:
         ``string_arguments`` is ``"json"``, else ``call_style``); key by key for a per-argument
         format (whose arguments must be an object: :meth:`argument_items`)."""
         if self.per_argument:
-            return "".join(self.arg_prefix + k + self.arg_middle + v + self.arg_suffix
-                           for k, v in self.argument_items(args))
+            return "".join(self.arg_prefix + k + middle + v + self.arg_suffix
+                           for k, middle, v in self.argument_items(args)) or self.no_arguments
         return args if isinstance(args, str) and self.string_arguments == "verbatim" else self.call_style.dumps(args)
 
-    def argument_items(self, args: dict) -> list[tuple[str, str]]:
-        """A per-argument call's ``(key, value text)`` pairs, in the object's order: a string value
-        as given, ``None``/``True``/``False`` as Python writes them when ``arg_values`` is
+    def argument_items(self, args: dict) -> list[tuple[str, str, str]]:
+        """A per-argument call's ``(key, middle, value text)`` triples, in the object's order: a
+        string value as given after ``arg_middle``; any other value after ``arg_middle_other``
+        (where set), ``None``/``True``/``False`` as Python writes them when ``arg_values`` is
         ``"python"`` (a template's ``value | string``), anything else as ``call_style`` JSON."""
+        other = self.arg_middle if self.arg_middle_other is None else self.arg_middle_other
         out = []
         for k, v in args.items():
             if isinstance(v, str):
-                out.append((k, v))
+                out.append((k, self.arg_middle, v))
             elif self.arg_values == "python" and (v is None or isinstance(v, bool)):
-                out.append((k, str(v)))
+                out.append((k, other, str(v)))
             else:
-                out.append((k, self.call_style.dumps(v)))
+                out.append((k, other, self.call_style.dumps(v)))
         return out
 
     def result(self, content: str) -> str:
@@ -776,7 +811,8 @@ class ToolFormat:
 _CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, "call_index_prefix": None, "call_middle": "", "call_suffix": "",
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
                   "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
-                  "max_calls": 0, "calls_alone": False, "calls_end_turn": False}
+                  "max_calls": 0, "calls_alone": False, "calls_end_turn": False, "arg_middle_other": None,
+                  "no_arguments": "", "results_answer_calls": False}
 #: the ToolFormat fields about the tool list and their defaults (kept at these where ``renders_list`` is False)
 _LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": "", "system_sep_if": "message",
                   "list_first": False,

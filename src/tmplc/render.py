@@ -104,6 +104,8 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
             if not has_tools:
                 raise MessageError(i, f"unknown role 'tool': format {name!r} has no tool support (use a "
                                    "tool format, e.g. qwen3-tools)")
+            if fmt.structure.tools.results_answer_calls and (i == 0 or messages[i - 1].get("role") != "tool"):
+                _check_run(messages, i, name)
         elif role not in ROLES:
             raise MessageError(i, f"unknown role {role!r}: this format supports system, user and assistant"
                                + (" and tool" if has_tools else ""))
@@ -139,6 +141,20 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
                                        "as <think>...</think>, or drop it")
                 raise MessageError(i, f"format {name!r} renders no reasoning: drop the message's "
                                    "reasoning_content/thinking, or use a reasoning format (e.g. qwen3-tools)")
+
+
+def _check_run(messages: Sequence[dict], i: int, name: str) -> None:
+    """A run of results starting at ``i`` answers each call of the answer right before it (``results_answer_calls``)."""
+    n = next((k for k in range(i, len(messages)) if not isinstance(messages[k], dict)
+              or messages[k].get("role") != "tool"), len(messages)) - i
+    before = messages[i - 1] if i else None
+    calls = before.get("tool_calls") if isinstance(before, dict) and before.get("role") == "assistant" else None
+    k = len(calls) if isinstance(calls, (list, tuple)) else 0
+    if n != k:
+        raise MessageError(i, f"format {name!r} renders a run of tool results as the answers to the calls of the "
+                           f"answer right before it, one result per call (its template closes the run after the "
+                           f"last call's result); this run has {n} result{'s' * (n != 1)} for {k} call"
+                           f"{'s' * (k != 1)}: give one result per call, right after the answer with the calls")
 
 
 def check_tools(tools, name: str, tf: "ToolFormat | None") -> None:
@@ -387,10 +403,12 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                 yield Event("assistant", "call_content", i, True, text=str(k))
             yield Event("assistant", "call", i, True, fragment=fragment([t.call_middle]))
             if t.per_argument:
-                for key, value in t.argument_items(args):
+                if not args:
+                    yield Event("assistant", "call", i, True, fragment=fragment([t.no_arguments]))
+                for key, middle, value in t.argument_items(args):
                     yield Event("assistant", "call", i, True, fragment=fragment([t.arg_prefix]))
                     yield Event("assistant", "call_content", i, True, text=key)
-                    yield Event("assistant", "call", i, True, fragment=fragment([t.arg_middle]))
+                    yield Event("assistant", "call", i, True, fragment=fragment([middle]))
                     yield Event("assistant", "call_content", i, True, text=value)
                     yield Event("assistant", "call", i, True, fragment=fragment([t.arg_suffix]))
             else:
@@ -422,6 +440,17 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                                "(its template drops it): give tool-call answers an empty content, or put the "
                                "text in an answer of its own")
 
+    def after_results(i: int, prefix: Fragment, role: str) -> Fragment:
+        """A turn's prefix: another where the message before it (``i``: the turn's index) is a tool
+        result (or, ``user_after_user``, a user message's after a user message)."""
+        other = None if st.tools is None else getattr(st.tools, role + "_prefix_after_results")
+        if other is None or i == 0:
+            return prefix
+        before = ("tool", "user") if role == "user" and st.tools.user_after_user else ("tool",)
+        if messages[i - 1]["role"] not in before:
+            return prefix
+        return fragment([other])
+
     inline_pending = False
     if has_system or in_system:
         if st.system.placement == "standalone":
@@ -441,7 +470,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             turn = st.user
             if i == last_user:
                 yield from tool_list()
-            yield Event("user", "prefix", i, False, fragment=turn.prefix)
+            yield Event("user", "prefix", i, False, fragment=after_results(i, turn.prefix, "user"))
             if inline_pending:
                 yield from system_block()
                 inline_pending = False
@@ -466,7 +495,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                 continue
             if messages[i].get("tool_calls"):
                 check_calls(i)
-            yield Event("assistant", "prefix", i, False, fragment=turn.prefix)
+            yield Event("assistant", "prefix", i, False, fragment=after_results(i, turn.prefix, "assistant"))
             yield Event("assistant", "lead", i, True, fragment=turn.lead)
             yield Event("assistant", "content", i, True, rule=turn.final if final and turn.final is not None
                         else turn.rule)
@@ -481,7 +510,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             first = not t.grouped or i == 0 or messages[i - 1]["role"] != "tool"
             end = not t.grouped or i == last or messages[i + 1]["role"] != "tool"
             yield Event("tool", "prefix", i, False,
-                        fragment=fragment([t.results_open if first else "", t.result_prefix]))
+                        fragment=fragment([t.results_open if first else t.result_sep, t.result_prefix]))
             if t.result_id_suffix is not None:
                 yield Event("tool", "prefix", i, False, text=result_id(messages[i], i))
                 yield Event("tool", "prefix", i, False, fragment=fragment([t.result_id_suffix]))
@@ -498,8 +527,8 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                            "turn, but the conversation has no user message")
     if add_generation_prompt:
         yield Event("assistant", "generation_prompt", None, False,
-                    fragment=st.assistant.prefix + ((Text(st.assistant.prompt_only),) if st.assistant.prompt_only
-                                                    else ()))
+                    fragment=after_results(len(messages), st.assistant.prefix, "assistant")
+                    + ((Text(st.assistant.prompt_only),) if st.assistant.prompt_only else ()))
     elif st.closing and not continue_final_message:
         if messages and messages[-1]["role"] == "assistant":  # ends the answer: the model writes it
             yield Event("assistant", "suffix", last, True, fragment=st.closing)

@@ -198,7 +198,7 @@ def test_mistral_small_tool_part_is_recovered_exactly():
 REFUSED = {
     "llamacpp-LFM2.5-8B-A1B": "neither written as json.dumps of the object after the name nor key by key",
     "llamacpp-unsloth-Apriel-1.5": "str(dict)",
-    "npm-deepseek_v3": "a tool result (result1): the text around it differs",
+    "npm-deepseek_v3": "the recovered format renders '}<｜tool▁output▁end｜>'",
     "llamacpp-upstage-Solar-Open-100B": "without a system message",
 }
 
@@ -530,3 +530,55 @@ def test_granite_3_3_tool_list_as_one_indented_array_and_its_own_default_system_
     with pytest.raises(tmplc.MessageError, match="renders no tool_calls"):
         fmt.render([{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
             {"type": "function", "function": {"name": "f", "arguments": {}}}]}], tools=tools1)
+
+
+@pytest.mark.parametrize("name", ["llamacpp-deepseek-ai-DeepSeek-V3.2", "llamacpp-deepseek-ai-DeepSeek-V4",
+                                  "llamacpp-deepseek-ai-DeepSeek-V4-Flash-0731"])
+def test_deepseek_dsml_calls_and_their_results(name):
+    """DeepSeek V3.2/V4 write each argument as ``<｜DSML｜parameter name="k" string="true|false">``
+    (the text before a value depends on its type: ``arg_middle_other``; V4 writes ``\\n`` for a
+    call without arguments: ``no_arguments``).  V3.2 keeps the answer's turn open across its
+    results (the answer after them opens with ``\\n\\n``, not ``<｜Assistant｜>``) and closes the
+    run after the last call's result (a run of another length is refused); V4 writes results into
+    a user turn (``\\n\\n`` between them) that a following user message continues.  The format
+    renders like the real template through transformers, and so does its HF target."""
+    conv, template, bos, eos = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert tf.arg_middle.endswith('string="true">') and tf.arg_middle_other.endswith('string="false">')
+    v4 = "V4" in name
+    if v4:
+        assert (tf.no_arguments, tf.result_sep, tf.user_prefix_after_results, tf.user_after_user) == (
+            "\n", "\n\n", "\n\n", True)
+        assert tf.assistant_prefix_after_results is None and not tf.results_answer_calls
+    else:
+        assert tf.assistant_prefix_after_results == "\n\n" and tf.results_answer_calls
+        assert tf.user_prefix_after_results is None and tf.no_arguments == ""
+    from tmplc.convert.corpus import hf_render
+
+    tool = {"type": "function", "function": {"name": "f", "description": "d é", "parameters": {"type": "object"}}}
+    calls = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x y", "n": 3, "l": [1, None]}}},
+             {"type": "function", "function": {"name": "g", "arguments": {}}}]
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
+             {"role": "tool", "tool_call_id": "a", "content": "42"},
+             {"role": "tool", "tool_call_id": "b", "content": "43"},
+             {"role": "assistant", "content": "It is 42."},
+             {"role": "user", "content": "again"},
+             {"role": "assistant", "content": "", "tool_calls": calls[:1]},
+             {"role": "tool", "tool_call_id": "c", "content": "44"}]
+    if v4:  # a user message right after results, and right after another user message
+        agent += [{"role": "user", "content": "and?"}, {"role": "user", "content": "well?"}]
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
+        for tools in (None, [tool], [tool, tool]):
+            for gen in (False, True):
+                real = hf_render(template, msgs, gen, bos, eos, tools)
+                assert 'string="false">3</' in real and 'string="true">x y</' in real
+                assert fmt.render(msgs, gen, tools=tools) == real
+                assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
+    if not v4:  # one result for two calls: the real template never closes the run; the format refuses it
+        short = agent[:3] + [{"role": "assistant", "content": "ok"}]
+        assert "</function_results>" not in hf_render(template, short, False, bos, eos)
+        with pytest.raises(tmplc.MessageError, match="this run has 1 result for 2 calls"):
+            fmt.render(short)

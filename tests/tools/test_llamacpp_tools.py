@@ -172,3 +172,45 @@ def test_start_placement_call_positions_list_json_and_absent_in_llamacpps_engine
     granite = GRANITE_LIKE.render(agent, tools=[WEATHER, WEATHER])
     assert granite.startswith("<|im_start|>system\nTools below.<|im_end|>\n<|im_start|>tools\n[\n    {\n")
     assert GRANITE_LIKE.render(agent).startswith("<|im_start|>system\nNo tools.")
+
+
+#: CODER_LIKE with DeepSeek V4's call and result layout: the text before a value depends on its type,
+#: a call without arguments writes "\n", results go into a user turn that a user message continues
+DSML_LIKE = replace(CODER_LIKE, structure=replace(CODER_LIKE.structure, tools=replace(
+    CODER_LIKE.structure.tools, arg_values="json", call_middle=">\n", arg_prefix="<parameter=", arg_suffix="\n</parameter>\n",
+    call_suffix="</function>\n</tool_call>", arg_middle='" string="true">', arg_middle_other='" string="false">',
+    no_arguments="\n", results_open="<|im_start|>user\n", result_prefix="<r>", result_suffix="</r>", result_sep="\n\n",
+    results_close="", user_prefix_after_results="\n\n", user_after_user=True)))
+#: CODER_LIKE with DeepSeek V3.2's: the answer after its results goes on in the same turn, and a run
+#: of results answers every call of the answer before it
+V32_LIKE = replace(CODER_LIKE, structure=replace(CODER_LIKE.structure, tools=replace(
+    CODER_LIKE.structure.tools, assistant_prefix_after_results="\n\n", results_answer_calls=True)))
+
+
+def test_dsml_arguments_results_and_turn_prefixes_after_results_in_llamacpps_engine():
+    """Typed argument texts, a call without arguments, separated results, the turn prefixes after
+    results (also at the generation prompt), and the refusal of a run that does not answer each
+    call: llama.cpp's own Jinja engine renders (and raises) as the reference does."""
+    calls = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x", "n": 3, "l": [1, None]}}},
+             {"type": "function", "function": {"name": "g", "arguments": {}}}]
+    agent = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "tool_calls": calls},
+             {"role": "tool", "content": "r1"}, {"role": "tool", "content": "r2"},
+             {"role": "assistant", "content": "done"}, {"role": "user", "content": "u2"},
+             {"role": "user", "content": "u3"}, {"role": "assistant", "content": "", "tool_calls": calls[1:]},
+             {"role": "tool", "content": "r3"}, {"role": "user", "content": "u4"}]
+    cases = [(agent[:k], tools, agp) for k in (4, 5, 9, 10) for tools in (None, [WEATHER]) for agp in (False, True)]
+    check_batch(cases, DSML_LIKE)
+    check_batch([c for c in cases if len(c[0]) != 10], V32_LIKE)
+    dsml = DSML_LIKE.render(agent)
+    assert 'f>\n<parameter=s" string="true">x\n</parameter>\n<parameter=n" string="false">3' in dsml
+    assert "<r>r1</r>\n\n<r>r2</r>" in dsml and "<r>r3</r>\n\nu4" in dsml and "u2<|im_end|>\n\n\nu3" in dsml
+    assert "g>\n\n</function>" in dsml
+    assert V32_LIKE.render(agent[:4], True).endswith("</tool_response><|im_end|>\n\n\n")  # no assistant prefix
+    short = agent[:3] + [{"role": "assistant", "content": "ok"}]
+    with pytest.raises(tmplc.MessageError, match="this run has 1 result for 2 calls"):
+        V32_LIKE.render(short)
+    target = V32_LIKE.to_llamacpp()
+    out, = render_llamacpp([{"template": target.chat_template, "messages": short, "bos_token": "",
+                             "eos_token": V32_LIKE.meta.eos_token, "add_generation_prompt": False,
+                             "add_bos": target.add_bos_token, "raw_messages": True, "extra_context": None}])
+    assert isinstance(out, LlamaCppRenderError) and "one result per call" in str(out), out

@@ -35,10 +35,21 @@ tool_formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix
 _arg_layouts = st.one_of(
     st.just({}),
     st.fixed_dictionaries({"arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
-                           "arg_values": st.sampled_from(["json", "python"])}))
+                           "arg_values": st.sampled_from(["json", "python"]), "arg_middle_other": st.none() | _text,
+                           "no_arguments": _text}))
+
+
+def _extended(tf: ToolFormat, extra: dict) -> ToolFormat:
+    extra = dict(extra)
+    if extra["list_json"]:
+        extra.update(item_prefix="", item_suffix="", item_sep="")
+    if not tf.grouped:
+        extra["result_sep"] = ""
+    if extra["user_prefix_after_results"] is None:
+        extra["user_after_user"] = False
+    return replace(tf, **extra)
 extended_tool_formats = st.builds(
-    lambda tf, extra: replace(tf, **extra, **({"item_prefix": "", "item_suffix": "", "item_sep": ""}
-                                              if extra["list_json"] else {})), tool_formats,
+    _extended, tool_formats,
     st.fixed_dictionaries({"calls_open": _text, "calls_close": _text, "call_index_prefix": st.none() | _text,
                            "list_json": st.booleans(), "absent": st.none() | _text,
                            "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
@@ -48,6 +59,9 @@ extended_tool_formats = st.builds(
                            "renders_list": st.sampled_from([True, True, True, False]),
                            "calls_end_turn": st.booleans(), "list_first": st.booleans(),
                            "result_content": st.sampled_from(["verbatim", "json", "trim"]),
+                           "result_sep": _text, "user_prefix_after_results": st.none() | _text,
+                           "assistant_prefix_after_results": st.none() | _text, "user_after_user": st.booleans(),
+                           "results_answer_calls": st.sampled_from([False, False, True]),
                            "placement": st.sampled_from(["system", "system", "after_system", "start"])}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
@@ -88,6 +102,7 @@ def _objects(msgs: list[dict]) -> list[dict]:
        st.booleans(), st.sampled_from(["strip_nl", "verbatim", "trim", "refused"]))
 def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects, given_reasoning):
     """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values,
+    arg_middle_other/no_arguments, result_sep, the turn prefixes after results, results_answer_calls,
     tool_object, and each way of reading reasoning_content (given_reasoning): equal output where
     the reference renders; the same refusal (a MessageError from the reference, the template's
     raise_exception from the target) where it does not (string arguments of a per-argument
@@ -108,7 +123,8 @@ def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv,
         want = fmt.render(msgs, tools=tools, add_generation_prompt=agp)
     except MessageError:
         t = fmt.structure.tools
-        assert tf.per_argument or fmt.structure.given_reasoning == "refused" or not t.renders_calls or not t.renders_list
+        assert (tf.per_argument or fmt.structure.given_reasoning == "refused" or not t.renders_calls
+                or not t.renders_list or t.results_answer_calls)
         with pytest.raises(TemplateError):
             render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp)
         return

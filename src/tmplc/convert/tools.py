@@ -197,6 +197,12 @@ PROBES: dict[str, tuple[list[dict], Any]] = {
                          None),
     "result1:user": ([_u("user1"), _a("assistant1", [C1]), _t(RESULT_1), _u("user3")], None),
     "result1:user:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _u("user3")], None),
+    "result2:user": ([_u("user1"), _a("assistant1", [C1, C2]), _t(RESULT_1), _t(RESULT_2, CALL_ID_2), _u("user3")],
+                     None),
+    "result2:user:alone": ([_u("user1"), _a(None, [C1]), _t(RESULT_1), _t(RESULT_2, CALL_ID_2), _u("user3")], None),
+    # one result for two calls: rendered as any run, or not closed (results_answer_calls: DeepSeek V3.2)
+    "result:short": ([_u("user1"), _a("assistant1", [C1, C2]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
+    "result:short:alone": ([_u("user1"), _a(None, [C1, C2]), _t(RESULT_1), _a("assistant2"), _u("user3")], None),
 }
 #: the call probes without the user message after the answer (":end"): for templates that raise on
 #: a user message right after an answer with calls (Mistral: user and assistant turns alternate)
@@ -706,8 +712,6 @@ def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_a
     style, q2 = found
     lead, middle1, between = y[after:p1], y[p1 + len(k1):q1], y[q1 + len(v1):p2]
     middle2, tail = y[p2 + len(k2):q2], y[q2 + len(style.dumps(v2)):]
-    if middle1 != middle2:
-        return None
     empty = None
     try:
         z = inserted("call1:noargs:alone" if calls_alone else "call1:noargs")
@@ -720,8 +724,11 @@ def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_a
     if split is None:
         raise _refuse(f"a tool call renders its arguments key by key ({_show(y, 200)}), but the call without "
                       f"arguments ({_show(empty or '', 120)}) is not the text around them")
-    cm, ap, asuf, cs = split
-    return style, cm, dict(arg_prefix=ap, arg_middle=middle1, arg_suffix=asuf), cs
+    cm, ap, asuf, cs, none = split
+    # the text before a string value and before any other (DeepSeek's string="true"/"false"): the
+    # second argument's value is no string
+    return style, cm, dict(arg_prefix=ap, arg_middle=middle1, arg_suffix=asuf, arg_middle_other=middle2,
+                           no_arguments=none), cs
 
 
 def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat, bool]:
@@ -841,6 +848,56 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
 
 
 def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
+    """The result fields, read off results followed by an answer, else (where the answer after
+    results opens otherwise: DeepSeek V3.2) by a user message; then the other turn's prefix after
+    results where it differs (:func:`_prefix_after_results`)."""
+    alone = ":alone" if tf.calls_alone or tf.max_calls == 1 else ""
+    try:
+        tf, after = _read_run(fmt, tf, res, "result1" + alone, "result2" + alone), "user"
+    except ConversionRefused as e:
+        if not (res.ok("result1:user" + alone) and res.ok("result2:user" + alone)):
+            raise
+        try:
+            tf, after = _read_run(fmt, tf, res, "result1:user" + alone, "result2:user" + alone), "assistant"
+        except ConversionRefused:
+            raise e from None
+    tf = _prefix_after_results(fmt, tf, res, after, "result1" + (":user" if after == "user" else "") + alone)
+    short = "result:short" + (":alone" if tf.calls_alone else "")
+    if tf.renders_calls and tf.max_calls != 1 and res.ok(short):
+        msgs, _ = PROBES[short]
+        if ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(msgs, date=DATE_1) != res[short]:
+            tf = replace(tf, results_answer_calls=True)  # the template renders a short run otherwise
+    if tf.result_content == "verbatim" and res.ok("result1:ws" + alone):  # trimmed (Qwen3.5's |trim)?
+        msgs, _ = PROBES["result1:ws" + alone]
+        if not tf.renders_calls:
+            msgs = fit_messages(msgs, tf)
+        fmt_t = ChatFormat(replace(fmt.structure, tools=replace(tf, result_content="trim")), fmt.meta)
+        if fmt_t.render(msgs, date=DATE_1) == res["result1:ws" + alone]:
+            tf = replace(tf, result_content="trim")
+    return tf
+
+
+def _prefix_after_results(fmt: ChatFormat, tf: ToolFormat, res: dict, role: str, name: str) -> ToolFormat:
+    """``tf`` with ``<role>_prefix_after_results`` where probe ``name`` (a result, then a ``role``
+    message) renders the text in place of that turn's prefix otherwise (DeepSeek V4's user message
+    continues the user turn its results opened)."""
+    if not res.ok(name):
+        return tf
+    msgs, _ = PROBES[name]
+    if not tf.renders_calls:
+        msgs = fit_messages(msgs, tf)
+    probe = res[name]
+    mark = replace(tf, **{role + "_prefix_after_results": _ID_MARK})
+    text = ChatFormat(replace(fmt.structure, tools=mark), fmt.meta).render(msgs, date=DATE_1)
+    pre, post = text.split(_ID_MARK)
+    if ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(msgs, date=DATE_1) == probe \
+            or not (probe.startswith(pre) and probe.endswith(post) and len(probe) >= len(pre) + len(post)):
+        return tf  # as the format renders it, or otherwise: verification says where it differs
+    return replace(tf, **{role + "_prefix_after_results": probe[len(pre):len(probe) - len(post)]})
+
+
+def _read_run(fmt: ChatFormat, tf: ToolFormat, res: dict, one: str, two: str) -> ToolFormat:
+    """The result fields read off probes ``one`` and ``two`` (one and two results, then a message)."""
     bare = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta)  # results rendered as their content alone
 
     def around(name: str, content: str) -> tuple[str, str]:
@@ -863,9 +920,8 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
         z = probe[at:len(probe) - n_tail]
         return z, content
 
-    alone = ":alone" if tf.calls_alone or tf.max_calls == 1 else ""
-    z1, _ = around("result1" + alone, RESULT_1)
-    z2, _ = around("result2" + alone, RESULT_1 + RESULT_2)
+    z1, _ = around(one, RESULT_1)
+    z2, _ = around(two, RESULT_1 + RESULT_2)
     ids = CALL_ID_1 in z1
     if ids:  # the id of the call a result answers: read the layout with a mark in its place
         z1 = z1.replace(CALL_ID_1, _ID_MARK)
@@ -889,11 +945,9 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
         fields = dict(result_prefix=zo, result_suffix=zc, grouped=False)
     else:
         parts = _split(mid, zo, zc, longest=True)  # Granite's '|>' ends both: the result's own end is the longest
-        if parts is None:
-            raise _refuse(f"two consecutive tool results are joined by {_show(mid)}: neither each result's own "
-                          f"ending {_show(zc)} and opening {_show(zo)}, nor a split of them")
-        rs, rp = parts
-        fields = dict(results_open=zo[:len(zo) - len(rp)], result_prefix=rp, result_suffix=rs,
+        # else the text between results as between list items (DeepSeek V4's "\n\n" between them)
+        rs, sep, rp = (parts[0], "", parts[1]) if parts is not None else split_between_items(zo, mid, zc)
+        fields = dict(results_open=zo[:len(zo) - len(rp)], result_prefix=rp, result_suffix=rs, result_sep=sep,
                       results_close=zc[len(rs):], grouped=True)
     if ids:
         if fields["result_prefix"].count(_ID_MARK) != 1 or any(_ID_MARK in v for k, v in fields.items()
@@ -901,15 +955,7 @@ def _read_results(fmt: ChatFormat, tf: ToolFormat, res: dict) -> ToolFormat:
             raise _refuse(f"a tool result: the template renders the id of the call it answers ({_show(z1, 160)}) "
                           "elsewhere than in each result's opening, before its content, where the IR renders it")
         fields["result_prefix"], fields["result_id_suffix"] = fields["result_prefix"].split(_ID_MARK)
-    tf = replace(tf, **fields)
-    if tf.result_content == "verbatim" and res.ok("result1:ws" + alone):  # trimmed (Qwen3.5's |trim)?
-        msgs, _ = PROBES["result1:ws" + alone]
-        if not tf.renders_calls:
-            msgs = fit_messages(msgs, tf)
-        fmt_t = ChatFormat(replace(fmt.structure, tools=replace(tf, result_content="trim")), fmt.meta)
-        if fmt_t.render(msgs, date=DATE_1) == res["result1:ws" + alone]:
-            tf = replace(tf, result_content="trim")
-    return tf
+    return replace(tf, **fields)
 
 
 #: stands for a call's id while a result's layout is read (no template renders it)
@@ -1119,10 +1165,36 @@ def fit_messages(msgs: list[dict], tf: ToolFormat, alternate: bool = False, *, s
                 m["content"] = ""
                 m.pop("reasoning_content", None)
         out.append(m)
+    if tf.results_answer_calls:
+        out = results_per_call(out)
     if alternate:
         out = alternate_turns(out)
     if tf.placement == "last_user":
         out = distinct_last_user(out)
+    return out
+
+
+def results_per_call(msgs: list[dict]) -> list[dict]:
+    """``msgs`` with each run of tool results made one result per call of the answer right before
+    it (extra results dropped, missing ones added; a run after anything else dropped): what a
+    ``results_answer_calls`` format renders."""
+    out: list[dict] = []
+    i = 0
+    while i < len(msgs):
+        if msgs[i]["role"] != "tool":
+            out.append(msgs[i])
+            i += 1
+            continue
+        j = i
+        while j < len(msgs) and msgs[j]["role"] == "tool":
+            j += 1
+        before = msgs[i - 1] if i else {}
+        calls = before.get("tool_calls") or [] if before.get("role") == "assistant" else []
+        run = msgs[i:j][:len(calls)]
+        run += [{"role": "tool", "content": f"result {k}", "tool_call_id": c.get("id", "")}
+                for k, c in enumerate(calls[len(run):], len(run))]
+        out.extend(run)
+        i = j
     return out
 
 
@@ -1219,10 +1291,14 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     seps = [tf.content_sep_if] + [c for c in CONTENT_SEP_IFS if c != tf.content_sep_if and tf.content_sep]
     sys_seps = [tf.system_sep_if] + [c for c in SYSTEM_SEP_IFS if c != tf.system_sep_if and tf.system_sep]
     ends = [False, True] if fmt.structure.assistant.final_suffix is not None and tf.renders_calls else [False]
-    for scope, sep_if, sys_if, end_turn in [(s, c, y, e) for s in scopes for c in seps for y in sys_seps for e in ends]:
+    # a user message after another opens like one after results (DeepSeek V4), or as the text format's
+    merges = [False, True] if tf.user_prefix_after_results is not None else [False]
+    for scope, sep_if, sys_if, end_turn, merge in [(s, c, y, e, m) for s in scopes for c in seps for y in sys_seps
+                                                   for e in ends for m in merges]:
         try:
             f = ChatFormat(replace(cand.structure, final_scope=scope, tools=replace(
-                tf, content_sep_if=sep_if, system_sep_if=sys_if, calls_end_turn=end_turn)), fmt.meta)
+                tf, content_sep_if=sep_if, system_sep_if=sys_if, calls_end_turn=end_turn, user_after_user=merge)),
+                fmt.meta)
         except ValueError:
             continue
         try:

@@ -75,7 +75,8 @@ rules, each giving one field, so that any text the examples allow reads back one
   ``arg_middle``), and the one-call example shows a call without arguments, which fixes the
   split into ``call_middle + (arg_prefix + key + arg_middle + value + arg_suffix)* + call_suffix``
   (the shortest ``arg_prefix`` that renders that call too).  ``arg_values: python`` is declared
-  where values other than strings render as Python writes them.
+  where values other than strings render as Python writes them, and ``arg_middle_other`` where
+  the text before such a value differs from the examples' (DeepSeek V3.2's ``string="false">``).
 * ``results``: ``{RESULT}`` twice, the whole run as it renders.
 * ``{ID}``: a call's id right after each ``{NAME}`` (``call_id_prefix`` between them), and a
   result's ``tool_call_id`` right before each ``{RESULT}`` (``result_id_suffix`` between them).
@@ -83,7 +84,8 @@ rules, each giving one field, so that any text the examples allow reads back one
   (``list_json``: Granite 3.3's ``tools | tojson(indent=4)``, each tool nested a level deeper).
 * ``{INDEX}``: a call's 0-based position in its answer, after its ``{NAME}`` (and ``{ID}``), in
   both call examples (``call_index_prefix`` before it).
-* A list (``{TOOL}``) and a run (``{RESULT}``) are ``open + (prefix + item + suffix)* + close``;
+* A list (``{TOOL}``) and a run (``{RESULT}``) are ``open + (prefix + item + suffix)* + close``,
+  items separated by ``item_sep`` (``result_sep``) where the text between them holds more;
   the two items fix the text between items, and the split of it into suffix and prefix is the
   longest prefix that the opening text also ends with.  Every split that reads the example back
   renders every list alike, so the choice is only a canonical name.
@@ -97,7 +99,8 @@ What no example can show is declared beside the examples with the field form's k
 ``result_content``, ``final_scope``, ``arg_values``, ``content_sep_if``, ``system_sep_if``,
 ``renders_calls``/``renders_list`` (false: no ``calls``/``list`` example), ``calls_end_turn``,
 ``absent`` (the text in place of the system block with tools and no system message, where it
-differs from the spec's ``{NOSYSTEM}`` text), ``tool_object``: each
+differs from the spec's ``{NOSYSTEM}`` text), ``arg_middle_other``, ``user_prefix_after_results``,
+``assistant_prefix_after_results``, ``user_after_user``, ``results_answer_calls``, ``tool_object``: each
 ``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
@@ -123,7 +126,9 @@ OPTIONAL_EXAMPLE_KEYS = ("call_json",)
 #: field-form keys declared beside the examples: what the format does, which no example shows
 DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix", "empty_list", "keep_default_system",
                  "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
-                 "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn", "absent")
+                 "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn", "absent",
+                 "arg_middle_other", "user_prefix_after_results", "assistant_prefix_after_results",
+                 "user_after_user", "results_answer_calls")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -374,11 +379,11 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
             raise one.fail(f"the call without arguments ({q[-1]!r} after {after}) is not the text around the "
                            f"arguments of the two-call example (before the first {{KEY}}: {lead!r}, between "
                            f"arguments: {between!r}, after the last {{VALUE}}: {c!r})")
-        middle, ap, asuf, _ = split
+        middle, ap, asuf, _, none = split
         if not b.startswith(asuf):
             raise two.fail(f"the text between the calls ({b!r}) must start with an argument's ending ({asuf!r})")
         b, c = b[len(asuf):], c[len(asuf):]
-        per_arg = dict(arg_prefix=ap, arg_middle=m1, arg_suffix=asuf)
+        per_arg = dict(arg_prefix=ap, arg_middle=m1, arg_suffix=asuf, no_arguments=none)
     else:
         middle = q[-2]
         if not (first[0] == second[0] == middle):
@@ -407,13 +412,9 @@ def _result_fields(ex: _Example) -> dict[str, Any]:
         open_, between, close = ex.pieces(("RESULT", "RESULT"))
         id_suffix = None
     result_suffix, sep, result_prefix = split_between_items(open_, between, close)
-    if sep:  # a run of results has no separator field
-        raise ex.fail(f"the text between the two items ({between!r}) is not an item's ending followed by the next "
-                      f"one's beginning: the text before the first item must end with the beginning ({open_!r}) and "
-                      f"the text after the last must start with the ending ({close!r})")
     results_open, results_close = open_[:len(open_) - len(result_prefix)], close[len(result_suffix):]
     return dict(results_open=results_open, result_prefix=result_prefix, result_id_suffix=id_suffix,
-                result_suffix=result_suffix, results_close=results_close, grouped=True)
+                result_suffix=result_suffix, result_sep=sep, results_close=results_close, grouped=True)
 
 
 def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err: Err,
@@ -517,12 +518,12 @@ def examples_of(st: Structure) -> dict[str, Any]:
     if tf.per_argument:
         arg = e(tf.arg_prefix) + "{KEY}" + e(tf.arg_middle) + "{VALUE}" + e(tf.arg_suffix)
         call = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + arg * 2 + e(tf.call_suffix)
-        one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + e(tf.call_suffix)
+        one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + e(tf.no_arguments) + e(tf.call_suffix)
     else:
         call = one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + "{ARGUMENTS}" + e(tf.call_suffix)
     rid = "" if tf.result_id_suffix is None else "{ID}" + e(tf.result_id_suffix)
     result = e(tf.result_prefix) + rid + "{RESULT}" + e(tf.result_suffix)
-    run = (e(tf.results_open) + result * 2 + e(tf.results_close) if tf.grouped
+    run = (e(tf.results_open) + result + e(tf.result_sep) + result + e(tf.results_close) if tf.grouped
            else (e(tf.results_open) + result + e(tf.results_close)) * 2)
     declared = {k: v for k, v in (tools_data(st) or {}).items() if k in DECLARED_KEYS}
     if declared.get("placement") == "first_user":  # {INPUT} in the list example shows it

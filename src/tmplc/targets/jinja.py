@@ -297,13 +297,17 @@ def _calls(st, strip, given: str | None) -> str:
         sep += "{%- elif " + cond[tf.content_sep_if] + " -%}" + _lit(tf.content_sep)
     sep += "{%- endif -%}"
     if tf.per_argument:
-        value = "{%- if tmplc_v is string -%}{{- tmplc_v -}}"
+        other = "" if tf.arg_middle_other is None else _lit(tf.arg_middle_other)
+        value = "{%- if tmplc_v is string -%}" + ("" if tf.arg_middle_other is None else _lit(tf.arg_middle)) + "{{- tmplc_v -}}"
         if tf.arg_values == "python":
-            value += ("{%- elif tmplc_v is none -%}{{- 'None' -}}{%- elif tmplc_v is true -%}{{- 'True' -}}"
-                      "{%- elif tmplc_v is false -%}{{- 'False' -}}")
-        value += "{%- else -%}{{- tmplc_v | " + _json_filter(tf.call_style) + " -}}{%- endif -%}"
+            value += ("{%- elif tmplc_v is none -%}" + other + "{{- 'None' -}}{%- elif tmplc_v is true -%}" + other
+                      + "{{- 'True' -}}{%- elif tmplc_v is false -%}" + other + "{{- 'False' -}}")
+        value += "{%- else -%}" + other + "{{- tmplc_v | " + _json_filter(tf.call_style) + " -}}{%- endif -%}"
+        middle = _lit(tf.arg_middle) if tf.arg_middle_other is None else ""
         args = ("{%- for tmplc_k, tmplc_v in tmplc_f['arguments'] | items -%}" + _lit(tf.arg_prefix)
-                + "{{- tmplc_k -}}" + _lit(tf.arg_middle) + value + _lit(tf.arg_suffix) + "{%- endfor -%}")
+                + "{{- tmplc_k -}}" + middle + value + _lit(tf.arg_suffix) + "{%- endfor -%}")
+        if tf.no_arguments:
+            args += "{%- if not tmplc_f['arguments'] -%}" + _lit(tf.no_arguments) + "{%- endif -%}"
     else:
         args = "{{- tmplc_f['arguments'] | " + _json_filter(tf.call_style) + " -}}"
         if tf.string_arguments == "verbatim":
@@ -366,7 +370,8 @@ def _results(tf, strip=hf_strip) -> str:
     opener = _lit(tf.results_open)
     closer = _lit(tf.results_close)
     if tf.grouped:
-        opener = opener and "{%- if " + first + " -%}" + opener + "{%- endif -%}"
+        sep = "{%- else -%}" + _lit(tf.result_sep) if tf.result_sep else ""
+        opener = (opener or sep) and "{%- if " + first + " -%}" + opener + sep + "{%- endif -%}"
         closer = closer and "{%- if " + end + " -%}" + closer + "{%- endif -%}"
     content = "message['content']"
     if tf.result_content == "trim":  # strip() only where it is written: the llama.cpp target records its use
@@ -380,6 +385,19 @@ def _results(tf, strip=hf_strip) -> str:
                + "{{- message['tool_call_id'] -}}" + _lit(tf.result_id_suffix))
     return ("{%- elif message['role'] == 'tool' -%}" + opener + _lit(tf.result_prefix) + rid + "{{- " + content + " -}}"
             + _lit(tf.result_suffix) + closer)
+
+
+def _after_results(prefix: Fragment, tf, role: str, index: str) -> str:
+    """A turn's prefix (the turn at ``index``): ``tf``'s other prefix where the message before is a tool result."""
+    other = None if tf is None else getattr(tf, role + "_prefix_after_results")
+    if other is None:
+        return _out(prefix)
+    before = "messages[" + index + " - 1]['role']"
+    test = before + " == 'tool'"
+    if role == "user" and tf.user_after_user:
+        test = "(" + test + " or " + before + " == 'user')"
+    return ("{%- if " + index + " > 0 and " + test + " -%}" + _lit(other)
+            + "{%- else -%}" + _out(prefix) + "{%- endif -%}")
 
 
 def _refusals(fmt: "ChatFormat", given: str | None) -> str:
@@ -403,7 +421,22 @@ def _message_refusals(fmt: "ChatFormat", given: str | None) -> str:
     answers render none), refused as the reference refuses them."""
     name = jinja_string(fmt.name)[1:-1]
     out = ""
-    if fmt.structure.tools is None:
+    tf = fmt.structure.tools
+    if tf is not None and tf.results_answer_calls:  # as render._check_run refuses it
+        out += ("{%- if message['role'] == 'tool' and (loop.first or messages[loop.index0 - 1]['role'] != 'tool') -%}"
+                "{%- set tmplc_run = namespace(n=0, open=true) -%}"
+                "{%- for m in messages[loop.index0:] -%}{%- if tmplc_run.open and m['role'] == 'tool' -%}"
+                "{%- set tmplc_run.n = tmplc_run.n + 1 -%}{%- else -%}{%- set tmplc_run.open = false -%}{%- endif -%}"
+                "{%- endfor -%}"
+                "{%- set tmplc_prev = messages[loop.index0 - 1] if not loop.first else {} -%}"
+                "{%- set tmplc_k = tmplc_prev['tool_calls'] | length if (tmplc_prev['role'] is defined and "
+                "tmplc_prev['role'] == 'assistant' and tmplc_prev['tool_calls'] is defined and tmplc_prev['tool_calls']) "
+                "else 0 -%}"
+                "{%- if tmplc_run.n != tmplc_k -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': format "
+                + name + " renders a run of tool results as the answers to the calls of the answer right before it, "
+                "one result per call: give one result per call, right after the answer with the calls') -}}"
+                "{%- endif -%}{%- endif -%}")
+    if tf is None:
         out += ("{%- if message['tool_calls'] is defined and message['tool_calls'] is not none -%}"
                 "{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': format " + name
                 + " has no tool support: it cannot render tool_calls (use a tool format, e.g. "
@@ -480,7 +513,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     L.append("{%- elif message['role'] == 'user' -%}")
     if tf is not None and tf.placement == "last_user":
         L.append("{%- if " + TOOLS_VAR + " and loop.index0 == " + LAST_USER_VAR + " -%}" + _tool_list(tf) + "{%- endif -%}")
-    L.append(_out(st.user.prefix))
+    L.append(_after_results(st.user.prefix, tf, "user", "loop.index0"))
     if inline:
         L.append("{%- if " + first_turn + " -%}" + block + "{%- endif -%}")
     if tf is not None and tf.placement == "first_user":
@@ -517,7 +550,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     body = _out(a.lead) + content + (_calls(st, strip, given) if tools_on else "") + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
-    body = _out(a.prefix) + body
+    body = _after_results(a.prefix, tf, "assistant", "loop.index0") + body
     if a.empty is not None:
         body = "{%- if " + _empty_test(a, strip, last, cvar) + " -%}" + _out(a.empty) + "{%- else -%}" + body + "{%- endif -%}"
     if tools_on:
@@ -534,7 +567,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
         L.append("{%- if " + sys_on + " and messages | length == 1 -%}{{- raise_exception('tmplc: message 0: "
                  "this format places the system message inside the first user turn, but the "
                  "conversation has no user message') -}}{%- endif -%}")
-    gen = _out(st.assistant.prefix)
+    gen = _after_results(st.assistant.prefix, tf, "assistant", "messages | length")
     if st.assistant.prompt_only:
         gen += "{{- " + jinja_string(st.assistant.prompt_only) + " -}}"
     closing = ("{%- else -%}" + _out(st.closing)) if st.closing else ""
