@@ -916,3 +916,21 @@ def test_nosystem_date_must_be_iso() -> None:
     fmt = parse_spec("{NOSYSTEM}<|S|>Today is {DATE=%d %b %Y}.\n{/NOSYSTEM}<|S|>{SYSTEM}\n" + _TURNS)
     with pytest.raises(TargetError, match=r"\{DATE=%d %b %Y\} in the \{NOSYSTEM\} text.*YYYY-MM-DD"):
         to_ollama(fmt)
+
+
+def test_a_refused_empty_answer_is_a_template_error_and_other_answers_render() -> None:
+    """``{OUTPUT|no_empty_answer}`` (Ministral 3's template raises on an empty answer): the
+    reference refuses it (MessageError), the Modelfile's template fails naming the reason, and
+    every other conversation renders as the reference does (a run of Go's text/template)."""
+    fmt = parse_spec("<s>[INST]{INPUT}[/INST]{SPLIT}{OUTPUT}</s>[INST]{INPUT}[/INST]{SPLIT}{OUTPUT|no_empty_answer}</s>",
+                     bos_token="<s>", eos_token="</s>")
+    assert fmt.structure.refuses_empty_answers
+    empty = [u("q"), a(""), u("q2")]
+    with pytest.raises(MessageError, match="refuses an empty answer"):
+        fmt.render(empty)
+    mf = modelfile_fields(to_ollama(fmt))
+    r = render_ollama([{"template": mf["template"], "messages": empty}])
+    assert isinstance(r[0], OllamaRenderError) and "refuses an empty answer" in r[0].message
+    batch = Batch()
+    add_format_cases(batch, fmt, [[u("q"), a("x")], [u("q"), a(" "), u("q2")], [u("q")]], "no_empty_answer")
+    assert batch.check() == 3

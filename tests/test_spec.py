@@ -1061,3 +1061,31 @@ def test_json_unknown_field_is_an_error():
     data["structure"]["assistant"]["no_such_field"] = 1
     with pytest.raises(ValueError, match="no_such_field"):
         from_dict(data)
+
+
+def test_an_empty_answer_refused_goes_on_the_second_output():
+    """``{OUTPUT|no_empty_answer}`` (Ministral 3's template raises on an empty answer): every answer
+    with empty content and no tool calls is a MessageError at its index, in the reference and in the
+    HF target; an answer of whitespace renders; the spec writes the filter back; on the first
+    {OUTPUT} it is refused where it is written."""
+    from jinja2 import TemplateError
+
+    from tmplc.jinja_env import render_template
+
+    fmt = tmplc.parse_spec(_answers("{OUTPUT}", "{OUTPUT|no_empty_answer}"))
+    assert fmt.structure.refuses_empty_answers and "{OUTPUT|no_empty_answer}" in fmt.to_spec()
+    assert tmplc.parse_spec(fmt.to_spec()).structure == fmt.structure
+    for content in ("",):  # (None without tool calls is refused for every format: content must be a string)
+        msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": content},
+                {"role": "user", "content": "q2"}]
+        with pytest.raises(tmplc.MessageError, match="refuses an empty answer") as e:
+            fmt.render(msgs)
+        assert e.value.index == 1
+        with pytest.raises(TemplateError, match="refuses an empty answer"):
+            render_template(fmt.to_jinja(), msgs)
+    ok = [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]
+    assert fmt.render(ok) == render_template(fmt.to_jinja(), ok) == "U:q\nA: \n"
+    assert tmplc.parse_spec(_answers("{OUTPUT}")).render(ok[:1] + [{"role": "assistant", "content": ""}]) == "U:q\nA:\n"
+    with pytest.raises(SpecError) as e:
+        tmplc.parse_spec(_answers("{OUTPUT|no_empty_answer}", "{OUTPUT}"))
+    assert (e.value.line, e.value.column) == (2, 3) and "goes on the second {OUTPUT}" in e.value.message

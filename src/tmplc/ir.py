@@ -859,6 +859,9 @@ class Structure:
     #: rule renders reasoning (such a format refuses explicit reasoning anyway), and ``"verbatim"``
     #: and ``"trim"`` only with a ``{THINK}`` block (one value per meaning).
     given_reasoning: str = "strip_nl"
+    #: an answer with empty content ("" or None) and no tool calls is a MessageError
+    #: (``{OUTPUT|no_empty_answer}``: Ministral 3's template raises on one), never rendered
+    refuses_empty_answers: bool = False
     #: how tools, tool calls and tool results render; None: the format has no tool support
     tools: ToolFormat | None = None
 
@@ -870,6 +873,8 @@ class Structure:
             raise ValueError(f"final_scope must be one of {FINAL_SCOPES}, got {self.final_scope!r}")
         if self.given_reasoning not in GIVEN_REASONING:
             raise ValueError(f"given_reasoning must be one of {GIVEN_REASONING}, got {self.given_reasoning!r}")
+        if self.refuses_empty_answers and self.assistant.empty is not None:
+            raise ValueError("refuses_empty_answers: an empty answer is refused, so it has no {EMPTY} layout")
         rules = [r for r in (self.assistant.rule, self.assistant.final) if r is not None]
         if not any(r.renders_reasoning for r in rules) or (
                 self.given_reasoning in ("verbatim", "trim") and not any(r.think is not None for r in rules)):

@@ -62,7 +62,7 @@ from tmplc.errors import MessageError
 from tmplc.ir import IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tmplc.ir import ChatFormat, ContentRule, ToolFormat
+    from tmplc.ir import ChatFormat, ContentRule, Structure, ToolFormat
 
 Part = Literal["preamble", "prefix", "lead", "content", "suffix", "generation_prompt", "closing", "call",
                "call_content"]
@@ -89,6 +89,12 @@ class Segment:
     reasoning: bool = False
 
 
+def refused_empty_answer(st: "Structure", m: dict) -> bool:
+    """Whether message ``m`` is an empty answer (content "" or None, no tool calls) that the format
+    refuses (``Structure.refuses_empty_answers``)."""
+    return st.refuses_empty_answers and m.get("role") == "assistant" and not m.get("content") and not m.get("tool_calls")
+
+
 def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None) -> None:
     if not isinstance(messages, (list, tuple)):
         raise MessageError(None, f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}")
@@ -110,7 +116,7 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
             raise MessageError(i, f"unknown role {role!r}: this format supports system, user and assistant"
                                + (" and tool" if has_tools else ""))
         content = m.get("content")
-        if len(m) == 2 and isinstance(content, str):  # {"role", "content"}: nothing else to check
+        if len(m) == 2 and isinstance(content, str) and (content or role != "assistant"):  # nothing else to check
             if role == "system" and i != 0:
                 raise MessageError(i, "a system message is only allowed as the first message")
             continue
@@ -128,6 +134,9 @@ def _check(messages: Sequence[dict], fmt: "ChatFormat | None" = None, tools=None
                 raise MessageError(i, f"format {name!r} has no tool support: it cannot render tool_calls "
                                    "(use a tool format, e.g. qwen3-tools)")
             tool_calls(m, i)
+        if fmt is not None and refused_empty_answer(fmt.structure, m):
+            raise MessageError(i, f"format {name!r} refuses an empty answer (its template raises on one): give the "
+                               "answer its text, or leave the message out")
         r = message_reasoning(m)
         if r is not None:
             if role != "assistant":

@@ -582,3 +582,41 @@ def test_deepseek_dsml_calls_and_their_results(name):
         assert "</function_results>" not in hf_render(template, short, False, bos, eos)
         with pytest.raises(tmplc.MessageError, match="this run has 1 result for 2 calls"):
             fmt.render(short)
+
+
+def test_ministral_3_refuses_an_empty_answer_as_its_template_does():
+    """Ministral 3's template raises on an answer with empty content and no tool calls: the
+    conversion declares it (``{OUTPUT|no_empty_answer}``) instead of refusing the template, and
+    renders everything else like the real template through transformers — text and tools —, as
+    does its HF target; on an empty answer the format, the real template, the HF target and
+    llama.cpp's own engine all refuse."""
+    from tmplc.convert.corpus import hf_render
+    from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
+
+    name = "llamacpp-mistralai-Ministral-3-14B-Reasoning-2512"
+    conv, template, bos, eos = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    assert fmt.structure.refuses_empty_answers and "{OUTPUT|no_empty_answer}" in fmt.to_spec()
+    tool = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}
+    call = {"id": "abcdefghi", "type": "function", "function": {"name": "f", "arguments": {"k": "v"}}}
+    agent = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [call]},
+             {"role": "tool", "tool_call_id": "abcdefghi", "content": "42"}, {"role": "assistant", "content": "42."},
+             {"role": "user", "content": "thanks"}]
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
+        for tools in (None, [tool]):
+            for gen in (False, True):
+                real = hf_render(template, msgs, gen, bos, eos, tools)
+                assert fmt.render(msgs, gen, tools=tools) == real
+                assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
+    empty = [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}, {"role": "user", "content": "q2"}]
+    with pytest.raises(tmplc.MessageError, match="refuses an empty answer"):
+        fmt.render(empty)
+    for t in (template, fmt.to_jinja()):
+        with pytest.raises(Exception, match="Assistant message must have|refuses an empty answer"):
+            hf_render(t, empty, False, bos, eos)
+    target = fmt.to_llamacpp()
+    out, = render_llamacpp([{"template": target.chat_template, "messages": empty, "bos_token": bos or "",
+                             "eos_token": eos or "", "add_generation_prompt": False,
+                             "add_bos": target.add_bos_token, "raw_messages": True, "extra_context": None}])
+    assert isinstance(out, LlamaCppRenderError) and "refuses an empty answer" in str(out), out

@@ -226,6 +226,19 @@ def independent_check(entry: Entry, fmt, n: int = 60, day: _dt.date = CHECK_DAY)
         return _independent_check(entry, fmt, n, day)
 
 
+def _refused_alike(e: Exception, render, original: str, target: str) -> str | None:
+    """None when the original and the format's HF target (each rendered by ``render(template)``)
+    both raise on a conversation ``fmt.render`` refused (``e``), else what is wrong: refusing what
+    the original renders, or a target that renders what its format refuses."""
+    for what, template in (("the original", original), ("the HF target", target)):
+        try:
+            render(template)
+        except Exception:  # noqa: BLE001 - raising is what is checked
+            continue
+        return f"fmt.render refused a conversation that {what} renders: {e}"
+    return None
+
+
 def _independent_check(entry: Entry, fmt, n: int, day: _dt.date) -> str | None:
     from tmplc.errors import MessageError
     from tmplc.jinja_env import render_template
@@ -234,11 +247,15 @@ def _independent_check(entry: Entry, fmt, n: int, day: _dt.date) -> str | None:
     for msgs, gen in fresh_conversations(n):
         if fmt.structure.system is None and msgs and msgs[0]["role"] == "system":
             msgs = msgs[1:]
+        kw = dict(bos_token=entry.bos_token, eos_token=entry.eos_token)
         try:
             mine = fmt.render(msgs, gen, date=day)
         except MessageError as e:
-            return f"fmt.render refused a conversation: {e}"
-        kw = dict(bos_token=entry.bos_token, eos_token=entry.eos_token)
+            wrong = _refused_alike(e, lambda t: hf_render(t, msgs, gen, entry.bos_token, entry.eos_token),
+                                   entry.template, target)
+            if wrong:
+                return wrong
+            continue
         try:
             orig_hf = hf_render(entry.template, msgs, gen, entry.bos_token, entry.eos_token)
             orig_sb = render_template(entry.template, msgs, add_generation_prompt=gen, tools=None, documents=None,
@@ -321,11 +338,16 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
             if tf is not None:
                 msgs = fit_messages(msgs, tf, conv is not None and ALTERNATE_NOTE in conv.tools_notes,
                                     split_calls=True)
+            kw = {k: v for k, v in (("bos_token", entry.bos_token), ("eos_token", entry.eos_token)) if v is not None}
             try:
                 mine = fmt.render(msgs, gen, tools=tools, date=day)
             except MessageError as e:
-                return f"fmt.render refused a tool conversation: {e}"
-            kw = {k: v for k, v in (("bos_token", entry.bos_token), ("eos_token", entry.eos_token)) if v is not None}
+                wrong = _refused_alike(e, lambda t: _hf_tokenizer().apply_chat_template(
+                    msgs, chat_template=t, tokenize=False, add_generation_prompt=gen, tools=tools, **kw),
+                    entry.template, target)
+                if wrong:
+                    return wrong
+                continue
             try:
                 orig_hf = _hf_tokenizer().apply_chat_template(msgs, chat_template=entry.template, tokenize=False,
                                                               add_generation_prompt=gen, tools=tools, **kw)

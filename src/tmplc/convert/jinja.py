@@ -83,6 +83,7 @@ from tmplc.convert.errors import ConversionRefused, SandboxError
 from tmplc.convert.sandbox import DEFAULT_LIMITS, Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import ChatFormat, Metadata
+from tmplc.render import refused_empty_answer
 
 _RESERVED = ("messages", "add_generation_prompt", "__today__")
 
@@ -171,6 +172,8 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     probes = probe(_Probe(template, base, limits))
     read_trims(probes)
     st, full = read_layout(probes)
+    if probes.res["answer:empty"][0] == "raise" and st.assistant.empty is None:
+        st = _replace(st, refuses_empty_answers=True)  # verification: the template raises wherever the format refuses
     if st.uses("BOS") and bos_token is None:
         raise ConversionRefused("the template renders bos_token but no bos_token was given "
                                 "(pass bos_token=, or use load_template_source)", "tokens")
@@ -276,6 +279,9 @@ def probe(probe_: "_Probe") -> Probes:
         "pad:user": probe_.job(P(False, pad="user")),
         "pad:assistant": probe_.job(P(False, pad="assistant")),
         "sys:empty": probe_.job([{"role": "system", "content": ""}] + P(False)),
+        # an empty answer: rendered, or raised on (Ministral 3): the format then refuses it
+        "answer:empty": probe_.job([{"role": "user", "content": SENT["user1"]}, {"role": "assistant", "content": ""},
+                                    {"role": "user", "content": SENT["user2"]}]),
         "hist": probe_.job(P(False) + [{"role": "user", "content": SENT["user3"]}]),
         "sys:hist": probe_.job(P(True) + [{"role": "user", "content": SENT["user3"]}]),
         **{n: probe_.job(m) for n, m in answers.probe_jobs().items()},
@@ -606,6 +612,8 @@ def verify(fmt: ChatFormat, cases: list[Case], results: list[tuple[str, str]], *
            transform=None, date=None) -> None:
     """Require byte equality between the original's results and ``fmt.render`` on every case."""
     for case, (kind, text) in zip(cases, results):
+        if kind == "raise" and any(refused_empty_answer(fmt.structure, m) for m in case.msgs):
+            continue  # the format refuses it too (a MessageError)
         if kind != "ok":
             raise _failure(kind, text, f"a conversation ({case.label})")
         try:

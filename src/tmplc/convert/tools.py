@@ -59,6 +59,7 @@ from tmplc.convert.dates import DATE_1, DATE_2
 from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
+from tmplc.render import refused_empty_answer
 from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, SYSTEM_SEP_IFS, ChatFormat, DateToken, Fragment, JsonStyle,
                       Text, ToolFormat, fragment, split_between_items, split_calls, split_per_argument)
 
@@ -1237,6 +1238,8 @@ def verify_tools(fmt: ChatFormat, cases: list[ToolCase], results: list[tuple[str
 
     inputs = inputs or [(c.msgs, c.tool_list) for c in cases]
     for case, (kind, text), (msgs, tools) in zip(cases, results, inputs):
+        if kind == "raise" and any(refused_empty_answer(fmt.structure, m) for m in msgs):
+            continue  # the format refuses it too (a MessageError)
         if kind != "ok":
             raise _refuse(f"the template fails on a tool conversation ({case.label}): {text}")
         try:
@@ -1267,13 +1270,15 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     out = run.run(jobs)
     res = _Results(zip(names, out))
     notes = []
+    # the layout is read off probes whose answers without their calls may be empty: rendered here
+    layout = ChatFormat(replace(fmt.structure, refuses_empty_answers=False), fmt.meta)
     try:
-        tf = _read_list(fmt, res)
-        tf, string_args = _read_calls(fmt, tf, res)
+        tf = _read_list(layout, res)
+        tf, string_args = _read_calls(layout, tf, res)
         if not string_args:
             notes.append("the template raises on tool-call arguments given as a JSON string; the format renders "
                          "them as given (not verified)")
-        tf = _read_results(fmt, tf, res)
+        tf = _read_results(layout, tf, res)
     except MessageError as e:  # pragma: no cover - the probes are conversations the text format renders
         raise _refuse(f"the text format cannot render a tool probe: {e}") from None
     cand = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta)

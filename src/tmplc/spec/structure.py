@@ -74,7 +74,8 @@ from typing import Sequence
 from tmplc.errors import SpecError
 from tmplc.ir import TRIM_FILTERS, ContentRule, Fragment, Structure, SystemBlock, ThinkBlock, Turn
 from tmplc.spec.atoms import Codes, common_prefix, cut, direct, fragment_atoms, length, to_fragment
-from tmplc.spec.vocabulary import AFTER_ANSWER, FINAL_SCOPES, GIVEN_REASONING, TEXT, THINKS, TOOL_PLACEHOLDERS, Atom
+from tmplc.spec.vocabulary import (AFTER_ANSWER, FINAL_SCOPES, GIVEN_REASONING, NO_EMPTY_ANSWER, TEXT, THINKS,
+                                   TOOL_PLACEHOLDERS, Atom)
 
 _ORDER = ("INPUT", "OUTPUT", "INPUT", "OUTPUT")
 _BREAKS = re.compile(r"[\r\n]+")
@@ -413,6 +414,9 @@ class _Recovery:
         if any(f in GIVEN_REASONING for f in a_o1.filters):
             raise self.error(f"{a_o1.show()}: {' / '.join('|' + f for f in GIVEN_REASONING)} say how every answer's "
                              "reasoning_content is read: they go on the second {OUTPUT} (the final answer's)", a_o1)
+        if NO_EMPTY_ANSWER in a_o1.filters:
+            raise self.error(f"{a_o1.show()}: |{NO_EMPTY_ANSWER} says that every empty answer is refused: it goes on "
+                             "the second {OUTPUT} (the final answer's)", a_o1)
         given = [f for f in a_o2.filters if f in GIVEN_REASONING]
         if len(given) > 1:
             raise self.error(f"{a_o2.show()}: {' and '.join('|' + f for f in given)} contradict each other: "
@@ -442,7 +446,8 @@ class _Recovery:
                          prompt_after_answer=AFTER_ANSWER[prompt.filters[0]] if prompt is not None and prompt.filters
                          else "final",
                          final_scope=next((FINAL_SCOPES[f] for f in a_o2.filters if f in FINAL_SCOPES), "last"),
-                         given_reasoning=GIVEN_REASONING[given[0]] if given else "strip_nl")
+                         given_reasoning=GIVEN_REASONING[given[0]] if given else "strip_nl",
+                         refuses_empty_answers=NO_EMPTY_ANSWER in a_o2.filters)
 
     def _split(self, mid: list[Atom], assistant_suffix: list[Atom], at: Atom):
         marks = [i for i, a in enumerate(mid) if a.kind == "SPLIT"]

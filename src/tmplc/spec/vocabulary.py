@@ -38,11 +38,13 @@ FINAL_SCOPE_FILTER_OF = {v: k for k, v in FINAL_SCOPES.items()}
 #: the second {OUTPUT|...}: how an answer's explicit reasoning is read (Structure.given_reasoning)
 GIVEN_REASONING = {"reasoning_verbatim": "verbatim", "reasoning_trim": "trim", "no_reasoning_field": "refused"}
 GIVEN_REASONING_FILTER_OF = {v: k for k, v in GIVEN_REASONING.items()}
+#: the second {OUTPUT|...}: an empty answer is refused (Structure.refuses_empty_answers)
+NO_EMPTY_ANSWER = "no_empty_answer"
 FILTERS = (TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw") + tuple(AFTER_ANSWER)
-           + tuple(FINAL_SCOPES) + tuple(GIVEN_REASONING))
+           + tuple(FINAL_SCOPES) + tuple(GIVEN_REASONING) + (NO_EMPTY_ANSWER,))
 # the filters each placeholder takes
 TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first") + tuple(FINAL_SCOPES)
-         + tuple(GIVEN_REASONING), "SYSTEM": TRIMS + ("nonempty",),
+         + tuple(GIVEN_REASONING) + (NO_EMPTY_ANSWER,), "SYSTEM": TRIMS + ("nonempty",),
           "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
           "PROMPT": tuple(AFTER_ANSWER)}
 #: what a filter does, said where it is used on a placeholder that does not take it
@@ -55,7 +57,8 @@ FILTER_NOTES = {**{f: "it renders an answer from after its reasoning's </think>"
                 "history_after_answer": "after an answer, the prompt follows it rendered as an earlier answer",
                 "reasoning_verbatim": "an answer's reasoning_content renders as given (not newline-stripped)",
                 "reasoning_trim": "an answer's reasoning_content renders whitespace-stripped",
-                "no_reasoning_field": "the template never reads reasoning_content: a message carrying one is refused"}
+                "no_reasoning_field": "the template never reads reasoning_content: a message carrying one is refused",
+                NO_EMPTY_ANSWER: "an answer with empty content and no tool calls is refused"}
 
 
 #: the kind of an atom of literal text
@@ -162,13 +165,14 @@ def placeholder(name: str, filters=(), default: str | None = None, line: int = 1
 
 
 def content(name: str, rule: "ContentRule", *, default: str | None = None, skip_empty: bool = False,
-            scope: str = "last", given: str = "strip_nl") -> Atom:
+            scope: str = "last", given: str = "strip_nl", refuses_empty: bool = False) -> Atom:
     """The content placeholder (``INPUT``, ``OUTPUT``, ``SYSTEM``) whose filters say ``rule``
     (and, for the system block, ``skip_empty``; for the final answer, its ``scope`` and how
-    explicit reasoning is read, ``given``)."""
+    explicit reasoning is read, ``given``; whether an empty answer is refused, ``refuses_empty``)."""
     filters = [f for f, on in ((TRIM_FILTER_OF[rule.trim_side], rule.trim), ("nonempty", skip_empty),
                                (THINK_FILTER_OF.get(rule.drop_think), rule.drop_think),
                                ("lstrip_nl", rule.lstrip_nl), ("trim_first", rule.trim_first),
                                (FINAL_SCOPE_FILTER_OF.get(scope), scope != "last"),
-                               (GIVEN_REASONING_FILTER_OF.get(given), given != "strip_nl")) if on]
+                               (GIVEN_REASONING_FILTER_OF.get(given), given != "strip_nl"),
+                               (NO_EMPTY_ANSWER, refuses_empty)) if on]
     return placeholder(name, filters, default)

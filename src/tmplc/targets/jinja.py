@@ -422,6 +422,11 @@ def _message_refusals(fmt: "ChatFormat", given: str | None) -> str:
     name = jinja_string(fmt.name)[1:-1]
     out = ""
     tf = fmt.structure.tools
+    if fmt.structure.refuses_empty_answers:  # as render._check refuses it
+        out += ("{%- if message['role'] == 'assistant' and (message['content'] is not defined or message['content'] is "
+                "none or message['content'] == '') and not (message['tool_calls'] is defined and "
+                "message['tool_calls']) -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': format " + name
+                + " refuses an empty answer (its template raises on one): give the answer its text') -}}{%- endif -%}")
     if tf is not None and tf.results_answer_calls:  # as render._check_run refuses it
         out += ("{%- if message['role'] == 'tool' and (loop.first or messages[loop.index0 - 1]['role'] != 'tool') -%}"
                 "{%- set tmplc_run = namespace(n=0, open=true) -%}"

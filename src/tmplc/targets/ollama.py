@@ -34,7 +34,8 @@ Ollama, it renders every conversation exactly like the reference renderer
   last/first ``</think>``) is refused: Ollama's template functions cannot search a string either.
 * **Errors.**  Go templates have no ``raise_exception``; what the reference refuses (a system
   message that is not first, a system message for a format without a system slot, an unknown
-  role, a system message that must go inside the first user turn when that turn is missing)
+  role, a system message that must go inside the first user turn when that turn is missing, an
+  empty answer for ``{OUTPUT|no_empty_answer}``)
   makes the template execute ``{{ template "tmplc: <reason>" . }}``, so Ollama fails the request
   with ``template "tmplc: <reason>" not defined``.
 * **No system message** (``{NOSYSTEM}...{/NOSYSTEM}``, ``absent``): the template renders that text
@@ -641,6 +642,9 @@ class _Gen:
             L[-1] += "{{ .Content }}" + self.out(st.user.suffix, "user suffix")
         # assistant
         L.append("{{- else if eq .Role \"assistant\" }}")
+        if st.refuses_empty_answers:
+            L.append("{{- if eq .Content \"\" }}" + _error(f"format {name} refuses an empty answer (its template "
+                                                             "raises on one)") + "{{- end }}")
         if sb is not None and sb.placement == "first_user":
             # the system block (a message, or the default) is pending but the turn is an assistant one
             pending = after_shown if default is None else after_sys

@@ -38,12 +38,14 @@ def _block(tb) -> list[Atom]:
             + _mark("REASONING", ("trim",) if tb.trim else ()) + [Atom(TEXT, tb.close)] + _mark("/THINK"))
 
 
-def _output(a, final: bool = False, scope: str = "last", given: str = "strip_nl") -> list[Atom]:
+def _output(a, final: bool = False, scope: str = "last", given: str = "strip_nl", refuses_empty: bool = False
+            ) -> list[Atom]:
     """An ``{OUTPUT}`` with its reasoning block; ``final``: the second one (the final answer's
     own rule and block, when it has its own; its filters also say ``scope`` and ``given``)."""
     rule = a.final if final and a.final is not None else a.rule
     return _block(rule.think) + [content("OUTPUT", rule, scope=scope if final else "last",
-                                         given=given if final else "strip_nl")]
+                                         given=given if final else "strip_nl",
+                                         refuses_empty=refuses_empty and final)]
 
 
 def _reads(atoms: list[Atom]) -> Structure | None:
@@ -91,7 +93,8 @@ def spec_atoms(st: Structure) -> list[Atom]:
     # the first exchange and what follows it up to the second user content; then the second exchange
     middle = (exchange + _output(st.assistant) + _frag(st.assistant.suffix)
               + (_mark("SPLIT") if final is not None else []) + _frag(st.user.prefix))
-    last = (exchange + _output(st.assistant, final=True, scope=st.final_scope, given=st.given_reasoning)
+    last = (exchange + _output(st.assistant, final=True, scope=st.final_scope, given=st.given_reasoning,
+                               refuses_empty=st.refuses_empty_answers)
             + _frag(st.assistant.suffix if final is None else final))
     if st.assistant.empty is not None:
         last += (_mark("EMPTY", ("raw",) if st.assistant.empty_raw else ()) + _frag(st.assistant.empty)
