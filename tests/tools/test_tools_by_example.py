@@ -31,7 +31,7 @@ SPLIT_FIELDS = {"system_sep", "list_prefix", "item_prefix", "item_suffix", "item
 #: the call layout's split of repeated text (calls_open + (call_prefix ... call_suffix)* + calls_close,
 #: arguments likewise): canonical in the examples, compared by rendering
 CALL_SPLIT_FIELDS = {"calls_open", "call_prefix", "call_middle", "call_suffix", "call_sep", "calls_close", "arg_prefix",
-                     "arg_suffix"}
+                     "arg_suffix", "no_arguments"}
 QWEN3 = tmplc.load("qwen3-tools")
 QWEN25 = tmplc.load("qwen2.5-tools")
 CHATML = tmplc.load("chatml")
@@ -117,7 +117,8 @@ def test_any_tool_format_reads_back_from_its_examples(tf, default, convs):
 
 _call_layouts = st.fixed_dictionaries({
     "calls_open": _text, "calls_close": _text, "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
-    "arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text, "arg_values": st.sampled_from(["json", "python"])})
+    "arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text, "arg_values": st.sampled_from(["json", "python"]),
+    "arg_middle_other": st.none() | _text, "no_arguments": _text})
 
 
 def _as_objects(msgs: list[dict]) -> list[dict]:
@@ -133,10 +134,11 @@ def _as_objects(msgs: list[dict]) -> list[dict]:
 @given(_formats, _call_layouts, st.booleans(), st.lists(tool_conversations(reasoning=False), min_size=1, max_size=3))
 def test_per_argument_calls_and_calls_around_read_back_from_examples(tf, layout, per_argument, convs):
     """Text around all of an answer's calls, the content separator's rule, and arguments key by key
-    (``{KEY}{VALUE}`` twice per call, a call without arguments), written from a random format:
+    (``{KEY}{VALUE}`` twice per call, a call without arguments and what it renders in their place,
+    ``arg_middle_other`` declared beside), written from a random format:
     the declared fields read back equal, the call layout renders every conversation alike."""
     if not per_argument:
-        layout = {k: v for k, v in layout.items() if not k.startswith("arg_")}
+        layout = {k: v for k, v in layout.items() if not k.startswith("arg_") and k != "no_arguments"}
     tf = replace(tf, renders_calls=True, renders_list=True, **layout)
     fmt = tmplc.ChatFormat(replace(CHATML.structure, tools=tf), CHATML.meta)
     tf = fmt.structure.tools  # as the layout holds it
