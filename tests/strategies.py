@@ -82,6 +82,10 @@ def _frag(required: str = "", allow_tokens: bool = True):
 
 
 _sides = st.sampled_from(["both", "both", "left", "right"])
+#: when an empty system message counts as none ({SYSTEM|nonempty}, |nonblank) and what it renders (|empty_omitted)
+_empty_system = st.sampled_from([{}, {}, {"skip_empty": True}, {"skip_empty": True},
+                                 {"skip_empty": True, "empty_after_trim": True}, {"skip_empty": True, "empty_omitted": True},
+                                 {"skip_empty": True, "empty_after_trim": True, "empty_omitted": True}])
 # {PROMPT=...}: what reasoning templates add to the generation prompt only
 _prompt_only = st.one_of(st.just(""), st.just(""), st.sampled_from(["<think>\n", "<think>", " ", "\n\n"]))
 
@@ -199,10 +203,10 @@ def _structures(draw, reasoning: bool | None = None):
         preamble = draw(st.one_of(st.sampled_from([(), (SpecialToken("BOS"),)]), _frag()))
         # {NOSYSTEM}: text instead of the block without a system message (excludes a default)
         absent = draw(st.one_of(st.none(), st.none(), _frag("N:"))) if default is None else None
-        system = SystemBlock(placement="standalone", prefix=draw(_frag("S:", allow_tokens=False)), suffix=draw(_frag()), trim=draw(st.booleans()), default=default, trim_side=draw(_sides), skip_empty=draw(st.booleans()), absent=absent)
+        system = SystemBlock(placement="standalone", prefix=draw(_frag("S:", allow_tokens=False)), suffix=draw(_frag()), trim=draw(st.booleans()), default=default, trim_side=draw(_sides), absent=absent, **draw(_empty_system))
     else:
         preamble = draw(_frag())
-        system = SystemBlock(placement="first_user", prefix=draw(_frag("<<S>>", allow_tokens=False)), suffix=draw(_frag()), trim=draw(st.booleans()), default=default, trim_side=draw(_sides), skip_empty=draw(st.booleans()))
+        system = SystemBlock(placement="first_user", prefix=draw(_frag("<<S>>", allow_tokens=False)), suffix=draw(_frag()), trim=draw(st.booleans()), default=default, trim_side=draw(_sides), **draw(_empty_system))
     # text ending a conversation rendered without the generation prompt ({END}: Phi-3.5's EOS), sometimes
     closing = draw(st.one_of(st.just(()), st.just(()), st.just(()), _frag("Z")))
     # the generation prompt after an answer: as after the final answer, none ({PROMPT|skip_after_answer}:

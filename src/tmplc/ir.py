@@ -359,6 +359,11 @@ class SystemBlock:
     block is omitted then.  ``skip_empty`` (``{SYSTEM|nonempty}``): a system message whose
     content is ``""`` counts as no system message (the block is omitted, or shows the default);
     many templates test ``{% if system_message %}``.  ``trim``/``trim_side`` as in :class:`Turn`.
+    With ``skip_empty``, ``empty_after_trim`` (``{SYSTEM|trim|nonblank}``) tests the content as the
+    block renders it (after its trim: a blank one counts as none too), and ``empty_omitted``
+    (``{SYSTEM|nonempty|empty_omitted}``) makes an empty system message render nothing, neither the
+    block nor the default (or ``absent`` text), which stay for a conversation without one
+    (MiniMax-M1 renders its default only when there is no system message).
 
     ``absent`` (standalone blocks; ``{NOSYSTEM}...{/NOSYSTEM}`` in a spec) is literal text rendered
     *instead of* the block when the conversation has no system message, for templates whose
@@ -376,10 +381,17 @@ class SystemBlock:
     trim_side: Side = "both"
     skip_empty: bool = False
     absent: Fragment | None = None
+    empty_after_trim: bool = False
+    empty_omitted: bool = False
 
     def __post_init__(self) -> None:
         if not self.trim and self.trim_side != "both":
             _set(self, trim_side="both")
+        if (self.empty_after_trim or self.empty_omitted) and not self.skip_empty:
+            raise ValueError("empty_after_trim and empty_omitted say how an empty system message counts as none: "
+                             "they need skip_empty ({SYSTEM|nonempty})")
+        if not self.trim:  # nothing trimmed: the content as rendered is the content (one value per meaning)
+            _set(self, empty_after_trim=False)
         if self.absent is not None and not self.absent:  # nothing instead of the block: omitted
             _set(self, absent=None)
 
@@ -391,6 +403,10 @@ class SystemBlock:
     def content(self, text: str) -> str:
         """``text`` as the block renders it (trimmed or not)."""
         return apply_trim(text, self.trim, self.trim_side)
+
+    def counts_as_none(self, text: str) -> bool:
+        """Whether a system message with content ``text`` counts as none (``skip_empty``)."""
+        return self.skip_empty and (self.content(text) if self.empty_after_trim else text) == ""
 
 
 #: the message keys that carry an answer's explicit reasoning (transformers/Qwen3/DeepSeek, Ollama/gpt-oss)

@@ -19,8 +19,9 @@ Conversation rules (every target reproduces them, or refuses at compile time):
   then the assistant's ``prompt_only`` text.  After a last *assistant* message it follows that
   answer rendered as the final one (``prompt_after_answer == "final"``), or as an earlier one
   (``"history"``: no final rule or ending), or it does nothing (``"skip"``: as without it).
-* A system message with content ``""`` counts as no system message when the block is
-  ``skip_empty`` (the default, if any, is rendered instead).
+* A system message with content ``""`` (``empty_after_trim``: blank, as the block trims it)
+  counts as no system message when the block is ``skip_empty`` (the default, if any, is rendered
+  instead; with ``empty_omitted``, nothing is).
 * A *final* answer (the last message when it is an assistant one; by ``final_scope``: the last
   assistant message, or every answer after the last user message) ends with the assistant
   ``final_suffix`` when the format has one, and renders its content with the assistant ``final``
@@ -292,8 +293,8 @@ def decisions(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt
     Two conversations with the same roles and decisions walk alike (the formatter's plans are
     keyed by them)."""
     st = fmt.structure
-    counts = not (st.system is not None and st.system.skip_empty and messages and messages[0]["role"] == "system"
-                  and messages[0]["content"] == "")
+    counts = not (st.system is not None and messages and messages[0]["role"] == "system"
+                  and st.system.counts_as_none(messages[0]["content"]))
     a = st.assistant
     finals = st.final_answers(messages, add_generation_prompt)
     decided = (tuple(sorted(finals)),) if st.final_scope == "after_user_reasoning" else ()
@@ -365,7 +366,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
         start = 1
         if counts or (in_system and tf.empty_system_counts):
             sys_index, has_system = 0, True
-    if st.system is not None and not has_system:
+    # an empty system message that renders nothing in place of the block (empty_omitted)
+    omitted = start == 1 and not has_system and st.system.empty_omitted
+    if st.system is not None and not has_system and not omitted:
         if st.system.default is not None and not (in_system and not tf.keep_default_system):
             sys_text, has_system = st.system.default, True
         elif (absent := tf.absent if tf is not None and tf.absent is not None else st.system.absent) is not None \

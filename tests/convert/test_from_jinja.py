@@ -668,3 +668,39 @@ def test_a_last_answer_that_ends_differently_gets_a_final_suffix():
     fmt2 = from_jinja(t2)
     assert fmt2.structure.assistant.final_suffix == ()
     assert [c.code for c in tmplc.lint.caveats(fmt2)] == ["last-turn-open"]
+
+
+def test_an_empty_system_message_is_judged_against_no_system_message_before_the_answer_rules():
+    """Regression (found by test_generated_reasoning_formats_round_trip): whether an empty system
+    message counts as none is read before the answer rules are, so the layout then renders the
+    final answer's block differently from the template; the reading compares what an empty
+    system message changes against no system message, which the answer rules do not touch."""
+    spec = ("\n\n\n\nU:\n\n\n\n<<S>>\n\n\n\n{SYSTEM|nonempty=\x95\U000d3bdfV}\n\n{INPUT}\n\n\n\nA:{REPLY}\n\n\n\t"
+            "{OUTPUT}</s>\n\n\n{SPLIT}U:\n\n\n\n{INPUT}\n\n\n\nA:{REPLY}\n\n\n\t{THINK|always}{REASONING}[{/THINK}"
+            "{OUTPUT|drop_think|lstrip_nl}\n\n\n\n")
+    fmt = tmplc.parse_spec(spec, bos_token="<s>", eos_token="</s>")
+    back = from_jinja(fmt.to_jinja(), bos_token="<s>", eos_token="</s>", n_random=40)
+    assert back.structure.system == fmt.structure.system and back.structure.system.skip_empty
+
+
+def test_minimax_m1_system_message_blank_or_empty_renders_nothing_not_the_default():
+    """MiniMax-M1's template renders its default system message only without a system message;
+    one whose content trims to "" renders no block at all (``{SYSTEM|trim|nonblank|empty_omitted}``),
+    and ``<begin_of_document>`` before it is the preamble (only the empty message shows where the
+    block starts).  The format renders like the real template through transformers, and so does
+    its HF target; the spec writes the filters back."""
+    from convert.test_convert_tools import converted
+    from tmplc.convert.corpus import hf_render
+
+    conv, template, bos, eos = converted("llamacpp-MiniMax-M1")
+    fmt = conv.format
+    sb = fmt.structure.system
+    assert sb.skip_empty and sb.empty_after_trim and sb.empty_omitted and sb.default
+    assert "{SYSTEM|trim|nonblank|empty_omitted=" in fmt.to_spec()
+    assert tmplc.parse_spec(fmt.to_spec(), bos_token=bos, eos_token=eos).structure.system == sb
+    for system in (None, "", " \n ", "Be brief.", " Be brief. "):
+        msgs = ([] if system is None else [{"role": "system", "content": system}]) + [
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+        real = hf_render(template, msgs, False, bos, eos)
+        assert ("You are a helpful assistant" in real) == (system is None)
+        assert fmt.render(msgs) == real == hf_render(fmt.to_jinja(), msgs, False, bos, eos)

@@ -140,6 +140,21 @@ def _probe(text: str, *, system: bool, trim: dict, date_format: str | None, othe
         raise ConversionRefused(f"the probe render cannot be read as a spec: {e.message}", "structure") from None
 
 
+def fragment_cuts(frag) -> list[tuple[tuple, tuple]]:
+    """Every ``(head, tail)`` with ``head + tail == frag`` cut inside or between its literal
+    texts (never inside a token or a date), shortest head first."""
+    cuts = [((), tuple(frag))]
+    for i, p in enumerate(frag):
+        rest = tuple(frag[i + 1:])
+        if isinstance(p, Text):
+            for k in range(1, len(p.value) + 1):
+                tail = ((Text(p.value[k:]),) if k < len(p.value) else ()) + rest
+                cuts.append((tuple(frag[:i]) + (Text(p.value[:k]),), tail))
+        else:
+            cuts.append((tuple(frag[:i + 1]), rest))
+    return cuts
+
+
 def structure_from_render(text: str, *, system: bool, trim: dict,
                           user_end: str | None = None, reply_at: str | None = None,
                           date_format: str | None = None, first_turn: str | None = None,

@@ -65,6 +65,7 @@ from tmplc.convert import answers
 
 from tmplc.convert.common import (
     probe_fragment,
+    fragment_cuts,
     DATE_SENT,
     PAD,
     DateSentinel,
@@ -280,6 +281,7 @@ def probe(probe_: "_Probe") -> Probes:
         "pad:user": probe_.job(P(False, pad="user")),
         "pad:assistant": probe_.job(P(False, pad="assistant")),
         "sys:empty": probe_.job([{"role": "system", "content": ""}] + P(False)),
+        "sys:blank": probe_.job([{"role": "system", "content": " "}] + P(False)),
         "hist": probe_.job(P(False) + [{"role": "user", "content": SENT["user3"]}]),
         "sys:hist": probe_.job(P(True) + [{"role": "user", "content": SENT["user3"]}]),
         **{n: probe_.job(m) for n, m in answers.probe_jobs().items()},
@@ -394,7 +396,7 @@ def read_layout(p: Probes):
         """The rest of the layout from the other probes (raises when this reading cannot)."""
         if p.has_system:
             st = recover_default(st, nosys, tokens, p.date_format)
-            st = _recover_skip_empty(st, p.res["sys:empty"], p.res["nosys"][1], tokens)
+            st = _recover_skip_empty(st, p.res["sys:empty"], p.res["nosys"][1], tokens, p.res["sys:blank"])
         elif ChatFormat(st).render(probe_messages(False), **tokens) != nosys:
             raise ConversionRefused("the recovered layout does not render the probe", "structure")
         return st
@@ -556,18 +558,66 @@ def _as_history(final_text: str, hist: tuple[str, str]) -> str:
     return hist_text[:i + len(k)] + final_text[j + len(k):]
 
 
-def _recover_skip_empty(st, empty_res: tuple[str, str], nosys: str, tokens: dict):
+def _recover_skip_empty(st, empty_res: tuple[str, str], nosys: str, tokens: dict,
+                        blank_res: tuple[str, str] = ("error", "")):
     """``{SYSTEM|nonempty}`` when a system message with content "" renders exactly like no system
-    message (``{% if system_message %}``) and the block as recovered would render it."""
+    message (``{% if system_message %}``) and the block as recovered would render it; with
+    ``|empty_omitted`` when it renders like none *without* the default (MiniMax-M1 renders its
+    default only without a system message); ``|nonblank`` when a blank one (``blank_res``) renders
+    like the empty one and the block trims it (``{% set s = content|trim %}{% if s %}``).  Compared
+    as differences from the conversation without a system message: the layout has no answer rules
+    yet."""
     from dataclasses import replace
 
     kind, text = empty_res
-    if kind != "ok" or text != nosys:
+    if kind != "ok":
         return st
-    msgs = [{"role": "system", "content": ""}] + probe_messages(False)
-    if ChatFormat(st).render(msgs, **tokens) == ChatFormat(st).render(probe_messages(False), **tokens):
+    plain = probe_messages(False)
+    msgs = [{"role": "system", "content": ""}] + plain
+
+    def cut(without: str, empty: str) -> tuple[int, str]:
+        """Where ``empty`` leaves out text of ``without``, and that text ("": nothing left out)."""
+        p = 0
+        while p < min(len(without), len(empty)) and without[p] == empty[p]:
+            p += 1
+        q = 0
+        while q < min(len(without), len(empty)) - p and without[-1 - q] == empty[-1 - q]:
+            q += 1
+        if empty != without[:p] + without[len(without) - q:]:
+            return -1, ""
+        return (p, without[p:len(without) - q]) if p + q < len(without) else (0, "")
+
+    def renders_empty(layout, with_msgs: list, want: str) -> bool:
+        """Whether ``layout`` renders ``with_msgs`` as differing from no system message as ``want`` does."""
+        f = ChatFormat(layout)
+        return cut(f.render(plain, **tokens), f.render(with_msgs, **tokens)) == cut(nosys, want)
+
+    if text != nosys and cut(nosys, text)[0] < 0:
         return st
-    return replace(st, system=replace(st.system, skip_empty=True))
+    if renders_empty(st, msgs, text):
+        return st
+    # the block as read, or with a head of its prefix moved to the preamble (where no system message
+    # renders the default, nothing but an empty one shows where the block starts)
+    found = None
+    for head, tail in [((), st.system.prefix)] + fragment_cuts(st.system.prefix)[::-1][1:]:
+        base = replace(st, preamble=st.preamble + head, system=replace(st.system, prefix=tail))
+        for cand in (replace(base.system, skip_empty=True), replace(base.system, skip_empty=True, empty_omitted=True)):
+            if renders_empty(replace(base, system=cand), msgs, text):
+                found = base, cand
+                break
+        if found or base.system.default is None:  # only a default hides where the block starts
+            break
+    if found is None:
+        return st  # verification says where the template differs
+    st, cand = found
+    blank_kind, blank = blank_res
+    if cand.trim and blank_kind == "ok" and blank == text:
+        with_blank = [{"role": "system", "content": " "}] + plain
+        trimmed = replace(cand, empty_after_trim=True)
+        if not renders_empty(replace(st, system=cand), with_blank, blank) and \
+                renders_empty(replace(st, system=trimmed), with_blank, blank):
+            cand = trimmed
+    return replace(st, system=cand)
 
 
 def _parses(nosys: str, trim: dict, q_text: str) -> bool:

@@ -54,7 +54,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tmplc.convert.common import SENT, NASTY, _show, diagnose, _random_text
+from tmplc.convert.common import SENT, NASTY, _show, diagnose, _random_text, fragment_cuts
 from tmplc.convert.dates import DATE_1, DATE_2
 from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
@@ -371,17 +371,8 @@ def _prefix_cuts(fmt: ChatFormat, prefix: Fragment) -> dict[int, Fragment]:
     between its literal texts, never inside a token or a date."""
     from tmplc.render import fragment_text
 
-    cuts, done, off = {0: ()}, [], 0
-    for p in prefix:
-        if isinstance(p, Text):
-            for k in range(1, len(p.value) + 1):
-                cuts[off + k] = tuple(done) + (Text(p.value[:k]),)
-            off += len(p.value)
-        else:
-            off += len(fragment_text(fmt, (p,), fmt.meta.bos_token, fmt.meta.eos_token, DATE_1))
-            cuts[off] = tuple(done) + (p,)
-        done.append(p)
-    return cuts
+    return {len(fragment_text(fmt, head, fmt.meta.bos_token, fmt.meta.eos_token, DATE_1)): head
+            for head, _ in fragment_cuts(prefix)}
 
 
 def _read_list_first(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None:

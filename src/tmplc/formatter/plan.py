@@ -415,7 +415,8 @@ _KNOWN_FIELDS = {
                   "tools", "given_reasoning", "refuses_empty_answers"},  # given_reasoning: messages with reasoning take the generic path
     "Turn": {"prefix", "suffix", "lead", "rule", "prompt_only", "final_suffix", "final", "empty", "empty_raw"},
     "ContentRule": {"trim", "trim_side", "drop_think", "lstrip_nl", "trim_first", "think"},
-    "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent"},
+    "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent",
+                    "empty_after_trim", "empty_omitted"},
 }
 # fields the plan knows only at these values (others take the generic path); ``prompt_only``
 # changes only the generation prompt, which training rows never contain

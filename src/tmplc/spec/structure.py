@@ -543,7 +543,9 @@ def _rule(a: Atom, think: ThinkBlock | None = None) -> ContentRule:
 
 def _system(placement, prefix: list[Atom], suffix: list[Atom], a: Atom) -> SystemBlock:
     return SystemBlock(placement=placement, prefix=to_fragment(prefix), suffix=to_fragment(suffix),
-                       trim=a.trim is not None, default=a.default, trim_side=_side(a), skip_empty="nonempty" in a.filters)
+                       trim=a.trim is not None, default=a.default, trim_side=_side(a),
+                       skip_empty="nonempty" in a.filters or "nonblank" in a.filters,
+                       empty_after_trim="nonblank" in a.filters, empty_omitted="empty_omitted" in a.filters)
 
 
 def recover_structure(atoms: list[Atom], text: str) -> Structure:

@@ -40,16 +40,20 @@ GIVEN_REASONING = {"reasoning_verbatim": "verbatim", "reasoning_trim": "trim", "
 GIVEN_REASONING_FILTER_OF = {v: k for k, v in GIVEN_REASONING.items()}
 #: the second {OUTPUT|...}: an empty answer is refused (Structure.refuses_empty_answers)
 NO_EMPTY_ANSWER = "no_empty_answer"
-FILTERS = (TRIMS + ("nonempty",) + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw") + tuple(AFTER_ANSWER)
+#: {SYSTEM|...}: when an empty system message counts as none, and what it renders then (SystemBlock)
+SYSTEM_EMPTY = ("nonempty", "nonblank", "empty_omitted")
+FILTERS = (TRIMS + SYSTEM_EMPTY + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw") + tuple(AFTER_ANSWER)
            + tuple(FINAL_SCOPES) + tuple(GIVEN_REASONING) + (NO_EMPTY_ANSWER,))
 # the filters each placeholder takes
 TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first") + tuple(FINAL_SCOPES)
-         + tuple(GIVEN_REASONING) + (NO_EMPTY_ANSWER,), "SYSTEM": TRIMS + ("nonempty",),
+         + tuple(GIVEN_REASONING) + (NO_EMPTY_ANSWER,), "SYSTEM": TRIMS + SYSTEM_EMPTY,
           "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
           "PROMPT": tuple(AFTER_ANSWER)}
 #: what a filter does, said where it is used on a placeholder that does not take it
 FILTER_NOTES = {**{f: "it renders an answer from after its reasoning's </think>" for f in THINKS},
                 "nonempty": "an empty system message counts as none",
+                "nonblank": "a system message empty after the block's trim counts as none",
+                "empty_omitted": "an empty system message renders nothing, not the default",
                 "lstrip_nl": "it removes leading newlines from an answer",
                 "always": "the reasoning block is rendered even when the reasoning is empty",
                 "raw": "an answer is empty when its message content is \"\"",
@@ -147,6 +151,15 @@ def placeholder(name: str, filters=(), default: str | None = None, line: int = 1
         raise err(f"conflicting or repeated filters on {{{name}}}: at most one of {trims}, at most one of the "
                   "|drop_think filters, one of " + _names("|" + f for f in AFTER_ANSWER) + ", one of "
                   + _names("|" + f for f in FINAL_SCOPES) + ", and each filter once")
+    if "nonempty" in filters and "nonblank" in filters:
+        raise err(f"|nonempty and |nonblank on {{{name}}} contradict each other: |nonblank (blank after the trim "
+                  "counts as none) includes |nonempty; keep one")
+    if "nonblank" in filters and not any(f in TRIMS for f in filters):
+        raise err(f"|nonblank on {{{name}}} tests the content as the block trims it: add a trim filter ({trims}), "
+                  "or use |nonempty")
+    if "empty_omitted" in filters and not ("nonempty" in filters or "nonblank" in filters):
+        raise err(f"|empty_omitted on {{{name}}} says what an empty system message renders: it needs |nonempty or "
+                  "|nonblank (when the message counts as none)")
     if default is not None and name not in DEFAULTS:
         raise err(f"only {_names('{' + k + '}' for k in DEFAULTS)} take a default (={default!r})")
     if name == "DATE":
@@ -165,11 +178,14 @@ def placeholder(name: str, filters=(), default: str | None = None, line: int = 1
 
 
 def content(name: str, rule: "ContentRule", *, default: str | None = None, skip_empty: bool = False,
+            empty_after_trim: bool = False, empty_omitted: bool = False,
             scope: str = "last", given: str = "strip_nl", refuses_empty: bool = False) -> Atom:
     """The content placeholder (``INPUT``, ``OUTPUT``, ``SYSTEM``) whose filters say ``rule``
     (and, for the system block, ``skip_empty``; for the final answer, its ``scope`` and how
     explicit reasoning is read, ``given``; whether an empty answer is refused, ``refuses_empty``)."""
-    filters = [f for f, on in ((TRIM_FILTER_OF[rule.trim_side], rule.trim), ("nonempty", skip_empty),
+    filters = [f for f, on in ((TRIM_FILTER_OF[rule.trim_side], rule.trim),
+                               ("nonempty", skip_empty and not empty_after_trim), ("nonblank", empty_after_trim),
+                               ("empty_omitted", empty_omitted),
                                (THINK_FILTER_OF.get(rule.drop_think), rule.drop_think),
                                ("lstrip_nl", rule.lstrip_nl), ("trim_first", rule.trim_first),
                                (FINAL_SCOPE_FILTER_OF.get(scope), scope != "last"),

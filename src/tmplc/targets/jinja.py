@@ -239,7 +239,8 @@ def _tool_block(st, sys_on: str, strip) -> str:
     if sb.default is not None and tf.keep_default_system:
         shown = sb.content(sb.default)
         sep_text = tf.system_sep if shown or tf.system_sep_if == "message" else ""
-        head += "{%- else -%}{{- " + jinja_string(sep_text + shown if tf.list_first else shown + sep_text) + " -}}"
+        head += (("{%- elif not has_system -%}" if sb.empty_omitted else "{%- else -%}") + "{{- "
+                 + jinja_string(sep_text + shown if tf.list_first else shown + sep_text) + " -}}")
     head += "{%- endif -%}"
     if tf.list_first:
         return _system_prefix(st) + _tool_list(tf) + head + _out(sb.suffix)
@@ -477,7 +478,9 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
             L.append(_last_user_setup(fmt))
     sys_on = "has_system"
     if sb is not None and sb.skip_empty:  # an empty system message counts as none
-        L.append("{%- set system_shown = has_system and messages[0]['content'] != '' -%}")
+        tested = content_expr("messages[0]['content']", sb.rule, strip) if sb.empty_after_trim else \
+            "messages[0]['content']"
+        L.append("{%- set system_shown = has_system and (" + tested + ") != '' -%}")
         sys_on = "system_shown"
     if tf is not None and tf.renders_list and tf.placement == "start":
         L.append("{%- if " + TOOLS_VAR + " -%}" + _tool_list(tf) + "{%- endif -%}")
@@ -489,15 +492,17 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     else:
         block = ("{%- if " + sys_on + " -%}" + _system_prefix(st) + _content("messages[0]['content']", sb.rule, strip)
                  + _out(sb.suffix))
+        # without a (counting) system message; empty_omitted: only without one at all
+        other = "{%- elif not has_system -%}" if sb.empty_omitted else "{%- else -%}"
         if sb.default is not None:
-            block += ("{%- else -%}" + _system_prefix(st)
+            block += (other + _system_prefix(st)
                       + ("{{- " + jinja_string(sb.content(sb.default)) + " -}}")
                       + _out(sb.suffix))
         elif tf is not None and tf.absent is not None:
-            block += ("{%- elif " + TOOLS_VAR + " -%}" + _out(tf.absent)
-                      + ("{%- else -%}" + _out(sb.absent) if sb.absent is not None else ""))
+            block += ("{%- elif " + ("not has_system and " if sb.empty_omitted else "") + TOOLS_VAR + " -%}"
+                      + _out(tf.absent) + (other + _out(sb.absent) if sb.absent is not None else ""))
         elif sb.absent is not None:
-            block += "{%- else -%}" + _out(sb.absent)
+            block += other + _out(sb.absent)
         block += "{%- endif -%}"
         if sb.placement == "standalone":
             if tf is not None and tf.renders_list and tf.placement == "system":

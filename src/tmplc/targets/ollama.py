@@ -586,6 +586,9 @@ class _Gen:
                     lead_cond = ("(or (eq $i 0) (and (eq $i 1) " + sys0 + " " + empty0 + "))") if skip else "(eq $i 0)"
                     if skip:  # a lone empty system message: the generation prompt comes first
                         gen_cond = "(and (eq $i 0) (eq .Role \"system\") (eq .Content \"\"))"
+                elif skip and sb.empty_omitted:  # an empty system message renders nothing, not the default
+                    lead_cond = "(and (eq $i 1) " + sys0 + " " + empty0 + ")"
+                    gen_cond = "(and (eq $i 0) (eq .Role \"system\") (eq .Content \"\"))"
             elif sb is not None:
                 lead_cond = "(or (eq $i 0) " + after_sys + ")"
                 if skip:  # a lone empty system message (a non-empty one is an error)
@@ -618,7 +621,7 @@ class _Gen:
                 if not skip:
                     L[-1] += sys_block(".Content")
                 else:
-                    other = sys_block(None, default) if default is not None else (
+                    other = "" if sb.empty_omitted else sys_block(None, default) if default is not None else (
                         self.out(absent, "{NOSYSTEM} text", drop_absent) if absent else "")
                     L.append("{{- if ne .Content \"\" }}" + sys_block(".Content")
                              + ("{{- else }}" + other if other else "") + "{{- end }}")
@@ -633,7 +636,7 @@ class _Gen:
             # where the default goes: no system message (only when SYSTEM cannot carry it: else
             # Ollama sends it as message 0), or an empty one that counts as none
             where = (["(eq $i 0)"] if default_in_template else []) + \
-                ([after_sys] if skip and default is not None else [])
+                ([after_sys] if skip and default is not None and not sb.empty_omitted else [])
             if where:
                 cond = where[0] if len(where) == 1 else "(or " + " ".join(where) + ")"
                 L.append("{{- else if " + cond + " }}" + sys_block(None, default))
@@ -647,7 +650,7 @@ class _Gen:
                                                              "raises on one)") + "{{- end }}")
         if sb is not None and sb.placement == "first_user":
             # the system block (a message, or the default) is pending but the turn is an assistant one
-            pending = after_shown if default is None else after_sys
+            pending = after_shown if default is None or sb.empty_omitted else after_sys
             cond = pending if not default_in_template else "(or (eq $i 0) " + pending + ")"
             L.append("{{- if " + cond + " }}" + _error(
                 f"format {name} places the system message inside the first user turn, but the first "

@@ -72,7 +72,8 @@ def spec_atoms(st: Structure) -> list[Atom]:
         if sb.default is not None and ("{" in sb.default or "}" in sb.default):
             raise SpecError("the default system message contains braces, which {SYSTEM=...} cannot "
                             "hold; write it as default_system in a YAML spec (ChatFormat.to_yaml())")
-        system = (_frag(sb.prefix) + [content("SYSTEM", sb.rule, default=sb.default, skip_empty=sb.skip_empty)]
+        system = (_frag(sb.prefix) + [content("SYSTEM", sb.rule, default=sb.default, skip_empty=sb.skip_empty,
+                                                 empty_after_trim=sb.empty_after_trim, empty_omitted=sb.empty_omitted)]
                   + _frag(sb.suffix))
     mid = st.user.suffix + st.assistant.prefix
     split = _mark("SPLIT") if default_split(mid, st.assistant.suffix) != (st.user.suffix, st.assistant.prefix) else []
