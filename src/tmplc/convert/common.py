@@ -140,6 +140,14 @@ def _probe(text: str, *, system: bool, trim: dict, date_format: str | None, othe
         raise ConversionRefused(f"the probe render cannot be read as a spec: {e.message}", "structure") from None
 
 
+def refused_alike(fmt: ChatFormat, kind: str, msgs: Sequence[dict]) -> bool:
+    """Whether a verification conversation the template raised on (``kind``) is one the format
+    refuses for the same declared reason (an empty answer: ``Structure.refuses_empty_answers``)."""
+    from tmplc.render import refused_empty_answer
+
+    return kind == "raise" and any(refused_empty_answer(fmt.structure, m) for m in msgs)
+
+
 def fragment_cuts(frag) -> list[tuple[tuple, tuple]]:
     """Every ``(head, tail)`` with ``head + tail == frag`` cut inside or between its literal
     texts (never inside a token or a date), shortest head first."""

@@ -66,6 +66,7 @@ from tmplc.convert import answers
 from tmplc.convert.common import (
     probe_fragment,
     fragment_cuts,
+    refused_alike,
     DATE_SENT,
     PAD,
     DateSentinel,
@@ -84,7 +85,6 @@ from tmplc.convert.errors import ConversionRefused, SandboxError
 from tmplc.convert.sandbox import DEFAULT_LIMITS, Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import ChatFormat, Metadata
-from tmplc.render import refused_empty_answer
 
 _RESERVED = ("messages", "add_generation_prompt", "__today__")
 
@@ -660,7 +660,7 @@ def verify(fmt: ChatFormat, cases: list[Case], results: list[tuple[str, str]], *
            transform=None, date=None) -> None:
     """Require byte equality between the original's results and ``fmt.render`` on every case."""
     for case, (kind, text) in zip(cases, results):
-        if kind == "raise" and any(refused_empty_answer(fmt.structure, m) for m in case.msgs):
+        if refused_alike(fmt, kind, case.msgs):
             continue  # the format refuses it too (a MessageError)
         if kind != "ok":
             raise _failure(kind, text, f"a conversation ({case.label})")

@@ -54,12 +54,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tmplc.convert.common import SENT, NASTY, _show, diagnose, _random_text, fragment_cuts
+from tmplc.convert.common import SENT, NASTY, _show, diagnose, _random_text, fragment_cuts, refused_alike
 from tmplc.convert.dates import DATE_1, DATE_2
 from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
-from tmplc.render import refused_empty_answer
 from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, SYSTEM_SEP_IFS, ChatFormat, DateToken, Fragment, JsonStyle,
                       Text, ToolFormat, fragment, split_between_items, split_calls, split_per_argument)
 
@@ -1229,7 +1228,7 @@ def verify_tools(fmt: ChatFormat, cases: list[ToolCase], results: list[tuple[str
 
     inputs = inputs or [(c.msgs, c.tool_list) for c in cases]
     for case, (kind, text), (msgs, tools) in zip(cases, results, inputs):
-        if kind == "raise" and any(refused_empty_answer(fmt.structure, m) for m in msgs):
+        if refused_alike(fmt, kind, msgs):
             continue  # the format refuses it too (a MessageError)
         if kind != "ok":
             raise _refuse(f"the template fails on a tool conversation ({case.label}): {text}")
