@@ -10,7 +10,11 @@ meaning (the ``content.split('</think>')...`` of real templates), independently 
 * the final answer (the conversation's last message): its own rule (``Turn.final``), and before it
   the reasoning block ``open + reasoning + close`` (reasoning: ``content.split('</think>')[0].rstrip('\\n')
   .split('<think>')[-1].lstrip('\\n')``, ``''`` without ``</think>``; ``.strip()``-ed when the block
-  says ``trim``), rendered when the reasoning is not empty or the block is ``always``.
+  says ``trim``), rendered when the reasoning is not empty or the block is ``always``; without
+  reasoning, a block's ``absent`` text instead when it has one; a ``hidden`` block renders
+  ``open + close`` for every answer, whatever its reasoning.
+* a non-empty answer (by the steps above) gets the rule's ``before_nonempty`` text before it and
+  its ``after_nonempty`` text after it.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ def apply(text: str, rule) -> str:
     text = drop(text, getattr(rule, "drop_think", ""))
     if getattr(rule, "lstrip_nl", False):
         text = text.lstrip("\n")
-    return text if first else strip(text, rule)
+    text = text if first else strip(text, rule)
+    own = getattr(rule, "rule", rule)  # a Turn's own content rule
+    return getattr(own, "before_nonempty", "") + text + getattr(own, "after_nonempty", "") if text else text
 
 
 def reasoning(text: str) -> str:
@@ -56,9 +62,13 @@ def block(rule, text: str) -> str:
     think = getattr(rule, "think", None)
     if think is None:
         return ""
+    if think.hidden:
+        return think.open + think.close
     r = reasoning(strip(text, rule) if getattr(rule, "trim_first", False) else text)
-    if not (r or think.always):
-        return ""
+    if not r:
+        if think.absent is not None:
+            return think.absent
+        return think.open + think.close if think.always else ""
     return think.open + (r.strip() if think.trim else r) + think.close
 
 

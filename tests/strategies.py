@@ -134,8 +134,21 @@ def structures(draw, dates: bool = True, reasoning: bool | None = None):
 # answer rules of reasoning templates (Turn.drop_think, .lstrip_nl, .trim_first, .final)
 _drops = st.sampled_from(("", "") + DROP_THINK)  # "" three times in nine
 THINK_TEXTS = ["", "<think>\n", "<think>", "\n</think>\n\n", "</think>", "[", "\n"]
-think_blocks = st.builds(ThinkBlock, st.sampled_from(THINK_TEXTS), st.sampled_from(THINK_TEXTS),
-                         st.booleans(), st.booleans())
+#: what a block renders without reasoning ({ELSE}: Laguna-XS's "</think>\n"), when not always
+ABSENT_TEXTS = ["</think>\n", "<think></think>", "\n"]
+
+
+@st.composite
+def think_blocks(draw) -> ThinkBlock:
+    always = draw(st.booleans())
+    absent = None if always else draw(st.one_of(st.none(), st.none(), st.sampled_from(ABSENT_TEXTS)))
+    hidden = absent is None and not draw(st.integers(0, 4))  # GLM's earlier answers: the block alone
+    return ThinkBlock(draw(st.sampled_from(THINK_TEXTS)), draw(st.sampled_from(THINK_TEXTS)), always,
+                      draw(st.booleans()), absent, hidden)
+
+
+#: text before/after a non-empty answer only ({NONEMPTY}: GLM's "\n" before, Laguna-XS's after), sometimes
+_around_nonempty = st.sampled_from(["", "", "", "\n", "\n\n", " "])
 
 
 @st.composite
@@ -145,12 +158,13 @@ def final_answers(draw):
     # |trim_first only with a |drop_think filter: a spec refuses it without one (the IR keeps it
     # with a {THINK} block alone, which to_spec cannot write)
     return FinalAnswer(drop_think=drop, lstrip_nl=draw(st.booleans()), trim=draw(st.booleans()),
-                       trim_side=draw(_sides), think=draw(st.one_of(st.none(), think_blocks)),
-                       trim_first=bool(drop) and draw(st.booleans()))
+                       trim_side=draw(_sides), think=draw(st.one_of(st.none(), think_blocks())),
+                       trim_first=bool(drop) and draw(st.booleans()), before_nonempty=draw(_around_nonempty),
+                       after_nonempty=draw(_around_nonempty))
 
 
 #: the answer_rules keys that are ContentRule fields (the others are Turn fields)
-RULE_FIELDS = ("drop_think", "lstrip_nl", "trim_first", "think")
+RULE_FIELDS = ("drop_think", "lstrip_nl", "trim_first", "think", "before_nonempty", "after_nonempty")
 
 
 @st.composite
@@ -164,7 +178,8 @@ def answer_rules(draw, reasoning: bool | None = None) -> dict:
     rules = {"drop_think": draw(_drops), "lstrip_nl": draw(st.booleans()), "trim_first": draw(st.booleans()),
              "final": draw(st.one_of(st.none(), final_answers())),
              # every answer's reasoning block ({THINK} before both {OUTPUT}s: Ling), sometimes
-             "think": draw(st.one_of(st.none(), st.none(), think_blocks))}
+             "think": draw(st.one_of(st.none(), st.none(), think_blocks())),
+             "before_nonempty": draw(_around_nonempty), "after_nonempty": draw(_around_nonempty)}
     # the whole turn of an empty answer ({EMPTY}: ByteDance-Seed, DeepSeek), sometimes; decided on the
     # content ({EMPTY|raw}) when a reasoning block is drawn (the IR refuses the rendered test then)
     empty = draw(st.one_of(st.none(), st.none(), _frag("E:")))

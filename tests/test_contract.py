@@ -145,6 +145,8 @@ def ollama_refusal(fmt):
         return r"closing text \(\{END\}\), which an Ollama template cannot do"
     if a.empty is not None:
         return r"renders an empty answer as a turn of its own \(\{EMPTY\}\)"
+    if a.rule.wraps_nonempty:
+        return r"renders text around an answer only when the answer is not empty \(\{NONEMPTY\}"
     if a.think is not None:
         return r"renders every answer's reasoning in a block \(\{THINK\}...\{/THINK\}\)"
     if a.final is not None:

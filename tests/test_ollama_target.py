@@ -165,6 +165,7 @@ def answer_rules(fmt) -> bool:
     or tool blocks, whose JSON Go's encoding/json cannot write in the format's layout."""
     a = fmt.structure.assistant
     return bool(fmt.structure.tools is not None or a.drop_think or a.lstrip_nl or a.final is not None or a.think is not None or a.empty is not None
+                or a.rule.wraps_nonempty
                 or fmt.structure.closing)
 
 
@@ -255,8 +256,12 @@ def test_random_formats(formats, convs) -> None:
                 not a.drop_think and a.lstrip_nl and "{OUTPUT|lstrip_nl}" in str(exc)) or (
                 not earlier and fmt.structure.closing and "({END})" in str(exc)) or (
                 not (earlier or fmt.structure.closing) and a.empty is not None and "({EMPTY})" in str(exc)) or (
-                not (earlier or fmt.structure.closing or a.empty) and a.think is not None and "{THINK}" in str(exc)) or (
-                not (earlier or fmt.structure.closing or a.empty or a.think) and a.final is not None
+                not (earlier or fmt.structure.closing or a.empty) and a.rule.wraps_nonempty
+                and "{NONEMPTY}" in str(exc)) or (
+                not (earlier or fmt.structure.closing or a.empty or a.rule.wraps_nonempty) and a.think is not None
+                and "{THINK}" in str(exc)) or (
+                not (earlier or fmt.structure.closing or a.empty or a.rule.wraps_nonempty or a.think)
+                and a.final is not None
                 and "final answer" in str(exc)) or (
                 fmt.structure.final_scope != "last" and "ends answers other than the conversation" in str(exc)) or (
                 "{DATE=" in str(exc) and "YYYY-MM-DD" in str(exc)), str(exc)

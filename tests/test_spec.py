@@ -559,6 +559,25 @@ NEW_ERRORS = [
     ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}{REASONING}{BOS}{/THINK}{OUTPUT}\n", 4, 21,
      "{BOS} inside {THINK}"),
     ("U:{INPUT}{REASONING}\nA:{OUTPUT}\nU:{INPUT}\nA:{OUTPUT}\n", 1, 10, "{REASONING} goes only inside {THINK}"),
+    # {ELSE} inside {THINK}, {NONEMPTY}...{/NONEMPTY} after an {OUTPUT}
+    ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}<t>{ELSE}x{REASONING}</t>{/THINK}{OUTPUT}\n", 4, 13,
+     "{ELSE} goes once inside {THINK}...{/THINK}, after the {REASONING}"),
+    ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}<t>{REASONING}</t>{ELSE}a{ELSE}b{/THINK}{OUTPUT}\n", 4, 35,
+     "{ELSE} goes once"),
+    ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK|always}<t>{REASONING}</t>{ELSE}x{/THINK}{OUTPUT}\n", 4, 3,
+     "{THINK|always} renders the block's own text without reasoning"),
+    ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK}<t>{REASONING}</t>{/THINK}{OUTPUT}{ELSE}\n", 4, 44,
+     "{ELSE} goes only inside {THINK}"),
+    ("U:{INPUT}\nA:{OUTPUT}{ELSE}x\nU:{INPUT}\nA:{OUTPUT}\n", 2, 11, "{ELSE} goes only inside {THINK}"),
+    ("U:{INPUT}\nA:{OUTPUT} {NONEMPTY}\n{/NONEMPTY}\nU:{INPUT}\nA:{OUTPUT}\n", 2, 12,
+     "{NONEMPTY}...{/NONEMPTY} goes right before or after an {OUTPUT}"),
+    ("U:{INPUT}\nA:{OUTPUT}{NONEMPTY}\nU:{INPUT}\nA:{OUTPUT}\n", 2, 11, "as a pair"),
+    ("U:{INPUT}\nA:{OUTPUT}{NONEMPTY}{BOS}{/NONEMPTY}\nU:{INPUT}\nA:{OUTPUT}\n", 2, 21,
+     "{BOS} inside {NONEMPTY}: it holds literal text only"),
+    ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK|hidden}<t>{REASONING}</t>{ELSE}x{/THINK}{OUTPUT}\n", 4, 3,
+     "renders the block's own text without reasoning"),
+    ("U:{INPUT}\nA:{OUTPUT}\nU:{INPUT}\nA:{THINK|hidden|always}<t>{REASONING}</t>{/THINK}{OUTPUT}\n", 4, 3,
+     "(|always is implied): keep one"),
     # {PROMPT=...}
     ("U:{INPUT}\nA:{PROMPT}{OUTPUT}\nU:{INPUT}\nA:{PROMPT}{OUTPUT}\n", 2, 3, "{PROMPT=text} needs its text"),
     ("U:{INPUT}\nA:{PROMPT=}{OUTPUT}\nU:{INPUT}\nA:{PROMPT=}{OUTPUT}\n", 2, 3, "{PROMPT=text} needs its text"),
@@ -1089,3 +1108,61 @@ def test_an_empty_answer_refused_goes_on_the_second_output():
     with pytest.raises(SpecError) as e:
         tmplc.parse_spec(_answers("{OUTPUT|no_empty_answer}", "{OUTPUT}"))
     assert (e.value.line, e.value.column) == (2, 3) and "goes on the second {OUTPUT}" in e.value.message
+
+
+LAGUNA_XS_LIKE = ("<user>\n{INPUT}\n</user>\n{SPLIT}<assistant>\n{PROMPT=</think>}{THINK}<think>\n{REASONING|trim}\n"
+                  "</think>\n{ELSE}</think>\n{/THINK}{OUTPUT|trim|drop_think}{NONEMPTY}\n{/NONEMPTY}</assistant>\n"
+                  "<user>\n{INPUT}\n</user>\n{SPLIT}<assistant>\n{PROMPT=</think>}{THINK}<think>\n{REASONING|trim}\n"
+                  "</think>\n{ELSE}</think>\n{/THINK}{OUTPUT|trim|drop_think}{NONEMPTY}\n{/NONEMPTY}</assistant>\n")
+
+
+def test_think_block_else_and_text_after_nonempty_answers():
+    """Laguna-XS: an answer without reasoning renders "</think>\\n" in the block's place ({ELSE}), and
+    "\\n" follows the (trimmed) answer only when it is not empty ({NONEMPTY})."""
+    fmt = tmplc.parse_spec(LAGUNA_XS_LIKE)
+    a = fmt.structure.assistant
+    assert a.think == ThinkBlock("<think>\n", "\n</think>\n", False, True, "</think>\n")
+    assert a.rule.after_nonempty == "\n" and a.final is None and a.prompt_only == "</think>"
+    assert fmt.to_spec() == LAGUNA_XS_LIKE
+    assert from_dict(fmt.to_dict()).structure == fmt.structure
+    u, asst = "<user>\nq\n</user>\n", "<assistant>\n"
+    assert fmt.render(msgs(("q", " a "))) == f"{u}{asst}</think>\na\n</assistant>\n"
+    assert fmt.render(msgs(("q", " \n"))) == f"{u}{asst}</think>\n</assistant>\n"
+    assert fmt.render(msgs(("q", "<think> r </think>\n"))) == f"{u}{asst}<think>\nr\n</think>\n</assistant>\n"
+    assert fmt.render(msgs(("q", None)), add_generation_prompt=True) == f"{u}{asst}</think>"
+    # the text after the answer trains with it; the block is its own (reasoning) segment
+    segs = fmt.segments(msgs(("q", "a")))
+    assert [(s.text, s.reasoning) for s in segs if s.trainable] == [
+        ("</think>\n", True), ("a\n", False), ("</assistant>\n", False)]
+
+
+def test_think_block_absent_one_value_per_meaning():
+    assert ThinkBlock("<t>", "</t>", False, False, "<t></t>") == ThinkBlock("<t>", "</t>", True, False)
+    assert ThinkBlock("<t>", "</t>", False, False, "") == ThinkBlock("<t>", "</t>")
+    with pytest.raises(ValueError, match="not both"):
+        ThinkBlock("<t>", "</t>", True, False, "x")
+
+
+GLM_LIKE = ("[gMASK]<sop>{SPLIT}<|system|>\n{SYSTEM}<|user|>\n{INPUT}{SPLIT}<|assistant|>{THINK|hidden}\n<think></think>"
+            "{REASONING}{/THINK}{NONEMPTY}\n{/NONEMPTY}{OUTPUT|trim|drop_think}<|user|>\n{INPUT}{SPLIT}<|assistant|>"
+            "{THINK|always}\n<think>{REASONING|trim}</think>{/THINK}{NONEMPTY}\n{/NONEMPTY}{OUTPUT|trim|drop_think}")
+
+
+def test_hidden_think_block_and_text_before_nonempty_answers():
+    """GLM-4.6: earlier answers render "\\n<think></think>" whatever their reasoning ({THINK|hidden}),
+    the final one its reasoning; "\\n" goes before a non-blank answer only ({NONEMPTY} before {OUTPUT})."""
+    fmt = tmplc.parse_spec(GLM_LIKE)
+    a = fmt.structure.assistant
+    assert a.think == ThinkBlock("\n<think></think>", "", True, False, None, True)
+    assert a.rule.before_nonempty == "\n" and a.final.before_nonempty == "\n"
+    assert a.final.think == ThinkBlock("\n<think>", "</think>", True, True)
+    assert fmt.to_spec() == GLM_LIKE
+    assert from_dict(fmt.to_dict()).structure == fmt.structure
+    u, asst = "[gMASK]<sop><|user|>\nq", "<|assistant|>"
+    conv = msgs(("q", "<think>r</think> a "), ("q2", "<think> r2 </think>\n\nb"))
+    assert fmt.render(conv) == f"{u}{asst}\n<think></think>\na<|user|>\nq2{asst}\n<think>r2</think>\nb"
+    assert fmt.render(msgs(("q", " "))) == f"{u}{asst}\n<think></think>"
+    assert fmt.render(msgs(("q", "<think>r</think>"), ("q2", None)), add_generation_prompt=True) == \
+        f"{u}{asst}\n<think></think><|user|>\nq2{asst}"
+    # a hidden block's text written any way is the one value (the reasoning mark at its end)
+    assert ThinkBlock("\n<think>", "</think>", hidden=True) == ThinkBlock("\n<think></think>", hidden=True)

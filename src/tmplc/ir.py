@@ -149,19 +149,47 @@ class ThinkBlock:
     """The reasoning block an answer renders before its content (``{THINK}...{/THINK}``):
     ``open + reasoning + close``, the reasoning being :func:`reasoning_of` the message content
     (``|trim``-med when ``trim``).  Rendered only when the reasoning is not empty, or ``always``
-    (Qwen3: ``<think>\\n\\n</think>\\n\\n`` before a final answer without reasoning)."""
+    (Qwen3: ``<think>\\n\\n</think>\\n\\n`` before a final answer without reasoning).  Without
+    reasoning, ``absent`` is rendered in its place when set (``{THINK}...{ELSE}...{/THINK}``;
+    Laguna-XS: ``</think>\\n``); ``always`` is the case ``absent == open + close``.  A ``hidden``
+    block never shows the reasoning: every answer renders ``open + close`` (``{THINK|hidden}``;
+    GLM-4.6's earlier answers: ``\\n<think></think>`` whatever their reasoning)."""
 
     open: str = ""
     close: str = ""
     always: bool = False
     trim: bool = False
+    absent: str | None = None
+    hidden: bool = False
+
+    def __post_init__(self) -> None:  # one value per meaning
+        if self.hidden:
+            _set(self, open=self.open + self.close, close="", always=True, trim=False)
+            if self.absent is not None and self.absent != self.open:
+                raise ValueError("a hidden reasoning block renders the same text for every answer; it has no "
+                                 "`absent` text of its own")
+            _set(self, absent=None)
+            return
+        if self.absent is not None and self.always and self.absent != self.open + self.close:
+            raise ValueError("a reasoning block is either always rendered (its open and close text without "
+                             "reasoning) or renders its `absent` text without reasoning, not both")
+        if self.absent == self.open + self.close:
+            _set(self, always=True, absent=None)
+        elif self.absent == "":
+            _set(self, absent=None)
+
+    def without_reasoning(self) -> str:
+        """What the block renders for an answer without reasoning."""
+        if self.absent is not None:
+            return self.absent
+        return self.open + self.close if self.always else ""
 
     def render(self, content: str, reasoning: str | None = None) -> str:
         """The block for an answer ``content``; ``reasoning`` (a message's explicit reasoning, as
         the format reads it: :meth:`Structure.given`) replaces :func:`reasoning_of` the content."""
         r = reasoning_of(content) if reasoning is None else reasoning
-        if not r and not self.always:
-            return ""
+        if not r or self.hidden:
+            return self.without_reasoning()
         return self.open + (r.strip() if self.trim else r) + self.close
 
 
@@ -176,7 +204,10 @@ class ContentRule:
     see :func:`drop_reasoning`); ``lstrip_nl`` (``|lstrip_nl``) then removes leading ``\\n``; both
     apply before the trim, unless ``trim_first`` (``|trim_first``: Qwen3.5 trims a message before
     it splits off the reasoning); ``think`` is the reasoning block rendered before the content
-    (:class:`ThinkBlock`, ``{THINK}...{/THINK}``).
+    (:class:`ThinkBlock`, ``{THINK}...{/THINK}``); ``before_nonempty``/``after_nonempty`` is text
+    rendered right before/after the content only when the content (by this rule) is not empty
+    (``{NONEMPTY}...{/NONEMPTY}`` before/after an ``{OUTPUT}``; Laguna-XS: ``content.strip() ~ "\\n"``,
+    GLM-4.6: ``"\\n" + content.strip()``, only for a non-blank answer).
 
     Normalised once, here: one value per meaning (a strip that a later step repeats is dropped:
     ``|drop_think_lstrip_nl|lstrip_nl`` is ``|drop_think|lstrip_nl``)."""
@@ -187,6 +218,8 @@ class ContentRule:
     lstrip_nl: bool = False
     trim_first: bool = False
     think: ThinkBlock | None = None
+    before_nonempty: str = ""
+    after_nonempty: str = ""
 
     def __post_init__(self) -> None:
         if self.drop_think not in DROP_THINK:
@@ -223,12 +256,13 @@ class ContentRule:
 
     @property
     def answer_only(self) -> bool:
-        """Whether the rule uses an answer-only step (reasoning, ``lstrip_nl``), beyond a trim."""
-        return bool(self.drop_think or self.lstrip_nl or self.think is not None)
+        """Whether the rule uses an answer-only step (reasoning, ``lstrip_nl``, text around a non-empty
+        answer), beyond a trim."""
+        return bool(self.drop_think or self.lstrip_nl or self.think is not None or self.wraps_nonempty)
 
     def content(self, text: str, reasoning: str | None = None) -> str:
         """``text`` without the reasoning block: reasoning dropped, then ``lstrip_nl``, then the
-        whitespace trim (first of all when ``trim_first``).  With an explicit ``reasoning`` (the
+        whitespace trim (first of all when ``trim_first``), then the text around it if not empty.  With an explicit ``reasoning`` (the
         message's ``reasoning_content``) the content holds no reasoning: nothing is dropped."""
         if self.trim_first:
             text = apply_trim(text, self.trim, self.trim_side)
@@ -236,7 +270,13 @@ class ContentRule:
             text = drop_reasoning(text, self.drop_think)
         if self.lstrip_nl:
             text = text.lstrip("\n")
-        return text if self.trim_first else apply_trim(text, self.trim, self.trim_side)
+        text = text if self.trim_first else apply_trim(text, self.trim, self.trim_side)
+        return self.before_nonempty + text + self.after_nonempty if text else text
+
+    @property
+    def wraps_nonempty(self) -> bool:
+        """Whether text goes around a non-empty answer only (``before_nonempty``/``after_nonempty``)."""
+        return bool(self.before_nonempty or self.after_nonempty)
 
     def apply(self, text: str, reasoning: str | None = None) -> str:
         """``text`` as a turn with this rule renders it: the reasoning block (of the content as

@@ -250,6 +250,11 @@ def converter_gap(fmt) -> str | None:
     if fmt.structure.final_scope == "last_answer" and a.final_suffix is not None:
         # the converter reads |final_last_answer off the answer rules (LFM2.5), not off an ending
         return "the last answer's own ending before a user message (|final_last_answer with a final_suffix)"
+    if a.rule.wraps_nonempty or (a.final is not None and (a.final.wraps_nonempty or (
+            a.final.think is not None and a.final.think.absent is not None))):
+        # read where real templates have them: text after a non-empty answer off the suffix's
+        # whitespace (Laguna-XS), before it off a lead that hides the reasoning (GLM-4.6)
+        return "text around a non-empty answer or a final block's {ELSE} in a generated layout"
     if a.think is not None or a.empty is not None or fmt.structure.closing:
         # the converter reads these in the shapes real templates have (an always-rendered block
         # that was the lead, an empty turn off one probe, a closing where the prompt goes its own
@@ -704,3 +709,26 @@ def test_minimax_m1_system_message_blank_or_empty_renders_nothing_not_the_defaul
         real = hf_render(template, msgs, False, bos, eos)
         assert ("You are a helpful assistant" in real) == (system is None)
         assert fmt.render(msgs) == real == hf_render(fmt.to_jinja(), msgs, False, bos, eos)
+
+
+@pytest.mark.parametrize("spec", [
+    # Laguna-XS: "</think>\n" in place of missing reasoning ({ELSE}: the generation prompt's own
+    # "</think>" comes off the prefix), "\n" after a non-blank answer ({NONEMPTY})
+    "<user>\n{INPUT}\n</user>\n{SPLIT}<assistant>\n{PROMPT=</think>}{THINK}<think>\n{REASONING|trim}\n</think>\n"
+    "{ELSE}</think>\n{/THINK}{OUTPUT|trim|drop_think}{NONEMPTY}\n{/NONEMPTY}</assistant>\n<user>\n{INPUT}\n"
+    "</user>\n{SPLIT}<assistant>\n{PROMPT=</think>}{THINK}<think>\n{REASONING|trim}\n</think>\n{ELSE}</think>\n"
+    "{/THINK}{OUTPUT|trim|drop_think}{NONEMPTY}\n{/NONEMPTY}</assistant>\n",
+    # GLM-4.6: earlier answers hide their reasoning ({THINK|hidden}), "\n" before a non-blank answer
+    "[gMASK]<sop>{SPLIT}<|system|>\n{SYSTEM}<|user|>\n{INPUT}{SPLIT}<|assistant|>{THINK|hidden}\n<think></think>"
+    "{REASONING}{/THINK}{NONEMPTY}\n{/NONEMPTY}{OUTPUT|trim|drop_think}<|user|>\n{INPUT}{SPLIT}<|assistant|>"
+    "{THINK|always}\n<think>{REASONING|trim}</think>{/THINK}{NONEMPTY}\n{/NONEMPTY}{OUTPUT|trim|drop_think}",
+    # GLM-4.7: the final answer without reasoning renders what the hidden block does ({ELSE})
+    "[gMASK]<sop>{SPLIT}<|system|>{SYSTEM}<|user|>{INPUT}{SPLIT}<|assistant|>{PROMPT=<think>}{THINK|hidden}</think>"
+    "{REASONING}{/THINK}{OUTPUT|trim|drop_think}<|user|>{INPUT}{SPLIT}<|assistant|>{PROMPT=<think>}{THINK}<think>"
+    "{REASONING|trim}</think>{ELSE}</think>{/THINK}{OUTPUT|trim|drop_think}",
+])
+def test_reasoning_blocks_of_real_templates_round_trip(spec):
+    """The shapes Laguna-XS and GLM-4.6/4.7 have convert back from tmplc's own Jinja to the same layout."""
+    fmt = parse_spec(spec)
+    back = from_jinja(fmt.to_jinja())
+    assert back.structure == fmt.structure, (back.to_spec(), spec)

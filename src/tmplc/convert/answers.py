@@ -116,13 +116,38 @@ def _blocks(st: Structure, results: dict, tokens: dict, final: bool) -> list[tup
         return []
     msgs = conversation(BLOCK_PROBE, True) if final else conversation(BLOCK_PROBE, True)[:2]
     msgs[-1] = dict(msgs[-1], content="")
+    a = st.assistant
+    # the text before the answer's content (the last message: a final answer): without the earlier
+    # answers' block and the text they render before a non-empty answer (a final answer has its own)
+    bare = replace(st, final_scope="last", assistant=replace(a, final=replace(a.rule, think=None, before_nonempty="")))
     try:
-        head = ChatFormat(st).render(msgs, continue_final_message=True, **tokens)
+        head = ChatFormat(bare).render(msgs, continue_final_message=True, **tokens)
     except MessageError:
         return []
     lead = _lead_text(st)
     out = []
-    for cut in ([0] + ([len(lead)] if lead and not final else [])):
+    if not final and lead and REASON not in text:
+        # earlier answers hide their reasoning (GLM-4.6: "\n<think></think>" whatever it is): the lead
+        # is that block, or the block and then text before a non-empty answer ("\n" + content.strip())
+        for k in range(len(lead), 0, -1):
+            base = replace(st, assistant=replace(a, lead=(), rule=replace(a.rule, before_nonempty=lead[k:])))
+            out.append((base, ThinkBlock(lead[:k], hidden=True)))
+        return out
+    cuts = [(0, "")]
+    if lead is not None and not final:
+        cuts += [(len(lead), "")] if lead else []
+        # the block probe leaves the layout inside the prefix: the prefix's end (and the lead) is
+        # what an answer without reasoning renders in the block's place, and the generation
+        # prompt's own text (Laguna-XS: a prompt ending "</think>", answers "</think>\n" + content
+        # or "<think>\n...\n</think>\n" + content)
+        tail = a.prefix[-1].value if a.prefix and isinstance(a.prefix[-1], Text) else ""
+        if not text.startswith(head[:len(head) - len(lead)]):
+            ts = range(1, len(tail) + 1)
+            # a cut where a tag or a line starts first (the prefix "<assistant>\n", not "<assistant>\n<")
+            at_edge = [t for t in ts if tail[len(tail) - t] in "<[" or tail[len(tail) - t - 1:len(tail) - t] in ("\n", ">")]
+            cuts += [(len(lead) + t, tail[len(tail) - t:]) for t in at_edge + [t for t in ts if t not in at_edge]]
+    before = a.rule.before_nonempty
+    for cut, moved in cuts:
         h = head[:len(head) - cut]
         if not text.startswith(h):
             continue
@@ -133,32 +158,71 @@ def _blocks(st: Structure, results: dict, tokens: dict, final: bool) -> list[tup
         ends = {rest.find(ANSWER, i + len(REASON)), rest.find(BLOCK_PROBE, i + len(REASON))} - {-1}
         for j in sorted(ends) if i >= 0 else ():
             open_, close = rest[:i], rest[i + len(REASON):j]
-            if cut:  # the lead becomes the empty block: only an always-rendered block is the same text
-                if open_ + close == lead:
-                    base = replace(st, assistant=replace(st.assistant, lead=()))
-                    out += [(base, ThinkBlock(open_, close, True, trim)) for trim in (False, True)]
+            if cut:  # the lead (and the prefix's end) becomes what renders without reasoning
+                prefix = a.prefix
+                if moved:
+                    keep = prefix[-1].value[:len(prefix[-1].value) - len(moved)]
+                    prefix = prefix[:-1] + ((Text(keep),) if keep else ())
+                base = replace(st, assistant=replace(a, prefix=prefix, lead=(), prompt_only=moved + a.prompt_only))
+                out += [(base, ThinkBlock(open_, close, False, trim, moved + lead)) for trim in (False, True)]
                 continue
-            out += [(st, ThinkBlock(open_, close, always, trim)) for always, trim in product((False, True), repeat=2)]
+            closes = [close] + ([close[:-len(before)]] if before and close.endswith(before) else [])
+            out += [(st, ThinkBlock(open_, c, always, trim)) for c in closes
+                    for always, trim in product((False, True), repeat=2)]
+            if final and a.rule.think is not None and a.rule.think.hidden:
+                # without reasoning, the final answer renders what every earlier one does (GLM-4.7: "</think>")
+                out += [(st, ThinkBlock(open_, c, False, trim, a.rule.think.open)) for c in closes
+                        for trim in (False, True)]
     return out
 
 
-def _earlier_rule(st: Structure, results: dict, tokens: dict, names: list[str], rules: list, empties: list,
-                  upto: str | None) -> Structure | None:
-    """``st`` with the first earlier-answer rule (a block, the content rule, an empty turn) that
-    renders the probes ``names`` (up to ``upto`` only, when given), or None."""
+def _earlier_rules(st: Structure, results: dict, tokens: dict, names: list[str], rules: list, empties: list,
+                   upto: str | None):
+    """``st`` with an earlier-answer rule (a block, the content rule, an empty turn) that renders the
+    probes ``names`` (up to ``upto`` only, when given), for each block that has one, simplest first."""
     jobs = probe_jobs()
-    for base, block in [(st, None)] + _blocks(st, results, tokens, final=False):
-        b = base.assistant
-        for (d, l, f), (e, raw) in product([(b.drop_think, b.lstrip_nl, b.trim_first)] + rules, empties):
-            try:
-                cand = replace(base, assistant=replace(b, rule=replace(b.rule, drop_think=d, lstrip_nl=l, trim_first=f,
-                                                                            think=block),
-                                                       final=None, empty=e, empty_raw=raw))
-            except ValueError:  # an empty turn decided on the rendered answer with a block
-                continue
-            if _matches(cand, results, names, jobs, tokens, upto):
-                return cand
-    return None
+    blocks = [(st, None)] + _blocks(st, results, tokens, final=False)
+    # a text after non-empty answers is tried before an empty-answer turn: both can tell an empty
+    # answer apart, and the first is the simpler description (and keeps tool calls after the content)
+    combos = [("", [(None, False)])] + [(w, [(None, False)]) for w in _afters(st)[1:]] \
+        + [("", [e for e in empties if e[0] is not None])]
+    for after, emp in combos:
+        for base, block in blocks:
+            b = base.assistant
+            suffix = _cut_head(b.suffix, after)
+            for (d, l, f), (e, raw) in product([(b.drop_think, b.lstrip_nl, b.trim_first)] + rules, emp):
+                try:
+                    cand = replace(base, assistant=replace(
+                        b, suffix=suffix, final=None, empty=e, empty_raw=raw,
+                        rule=replace(b.rule, drop_think=d, lstrip_nl=l, trim_first=f, think=block, after_nonempty=after)))
+                except ValueError:  # an empty turn decided on the rendered answer with a block
+                    continue
+                if _matches(cand, results, names, jobs, tokens, upto):
+                    yield cand
+                    break  # one reading per block: the others differ only where the probes do not look
+
+
+#: how many readings of the earlier answers the final answer's rule is sought for (the probes
+#: may not tell a lead from a block that hides the reasoning: only the final answer shows which)
+_EARLIER_READINGS = 6
+
+
+def _afters(st: Structure) -> list[str]:
+    """What an answer may render after its content only when it is not empty (``after_nonempty``):
+    nothing, or a head of the whitespace the assistant suffix starts with (Laguna-XS ends a
+    non-blank answer with ``\n``; the layout, read off non-empty answers, has it in the suffix)."""
+    s = st.assistant.suffix
+    text = s[0].value if s and isinstance(s[0], Text) else ""
+    ws = text[:len(text) - len(text.lstrip())]
+    return [""] + [ws[:k] for k in range(1, len(ws) + 1)]
+
+
+def _cut_head(fragment, head: str):
+    """``fragment`` without its first ``head`` characters (all in its first Text part)."""
+    if not head:
+        return fragment
+    rest = fragment[0].value[len(head):]
+    return ((Text(rest),) if rest else ()) + tuple(fragment[1:])
 
 
 def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = None,
@@ -179,14 +243,26 @@ def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = 
     # the earlier answers' rule off every answer followed by a user message; else off the first
     # answer only: the last answer may be final before a user message too (|final_last_answer)
     for upto, scope in ((None, "last"), ("q2", "last_answer")):
-        found = _earlier_rule(st, results, tokens, hist, rules, empties, upto)
-        if found is not None:
-            break
-    if found is None:
-        return st
-    st = found
+        first = None
+        for k, found in enumerate(_earlier_rules(st, results, tokens, hist, rules, empties, upto)):
+            got = _final_rule(found, results, tokens, scope, final, final_trim)
+            if got is not None:
+                return got
+            first = first or found
+            if k + 1 >= _EARLIER_READINGS:
+                break
+        if first is not None:
+            return first  # no final rule: verification says where the template differs
+    return st
+
+
+def _final_rule(st: Structure, results: dict, tokens: dict, scope: str, final: list[str],
+                final_trim: bool | str | None) -> Structure | None:
+    """``st`` (its earlier answers' rule found) with the final answer's rule that renders the final
+    probes, or None."""
+    jobs = probe_jobs()
     if scope == "last_answer":
-        final = final + hist  # the hist probes' last answer is final too
+        final = final + [n for n in jobs if n.startswith("answer:hist:")]  # their last answer is final too
     elif final_trim is None and _matches(st, results, final, jobs, tokens):
         return st
     if final_trim is None:
@@ -198,10 +274,12 @@ def infer(st: Structure, results: dict, tokens: dict, date_format: str | None = 
         b = base.assistant
         try:
             cand = replace(base, assistant=replace(b, final=ContentRule(drop_think=d, lstrip_nl=l, trim=ftrim,
-                                                                        trim_side=fside, think=block, trim_first=f)),
+                                                                        trim_side=fside, think=block, trim_first=f,
+                                                                        before_nonempty=b.rule.before_nonempty,
+                                                                        after_nonempty=b.rule.after_nonempty)),
                            final_scope=scope)
         except ValueError:
             continue
         if _matches(cand, results, final, jobs, tokens):
             return cand
-    return st
+    return None

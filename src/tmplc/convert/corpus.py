@@ -422,7 +422,7 @@ def evaluate(entry: Entry, n_check: int = 60) -> Result:
 
 
 #: placeholders that are a feature of a spec by themselves (the others only with filters)
-_FEATURES = ("REPLY", "PROMPT", "DATE", "NOSYSTEM", "THINK", "EMPTY", "END")
+_FEATURES = ("REPLY", "PROMPT", "DATE", "NOSYSTEM", "THINK", "ELSE", "NONEMPTY", "EMPTY", "END")
 
 
 def spec_features(fmt) -> tuple[str, ...]:

@@ -652,6 +652,7 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
     want = res["list1:nosys"]
     ws = len(head) - len(head.lstrip())  # where several splits render alike: the separator is whitespace
     keeps = (True, False) if st.system.default is not None else (True,)
+    first = None
     for keep in keeps:  # False: with tools, the default system message gives way to the list (Granite 4.0)
         for k in [ws] + [k for k in range(len(head) + 1) if k != ws]:
             tf = replace(tf0, system_sep=head[:k], list_prefix=head[k:], keep_default_system=keep)
@@ -660,7 +661,15 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
             except MessageError:
                 continue
             if got == want:
-                return _empty_system(fmt, res, tf)
+                tf = _empty_system(fmt, res, tf)
+                # where a default system text stands in for the missing message (Laguna-XS.2), the
+                # empty system message's render tells where the separator ends and the list begins
+                if not _renders_empty_system(fmt, res, tf):
+                    first = first or tf
+                    continue
+                return tf
+    if first is not None:
+        return first
     tf = replace(tf0, list_prefix=head)
     got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
     k = 0
@@ -670,6 +679,19 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
                   f"where the system block with the list (as it renders after a system message) gives "
                   f"{_show(got[max(0, k - 30):k + 50])} (a different block, or a default system text, with tools; "
                   "the IR renders the system block with the list whenever tools are given)")
+
+
+def _renders_empty_system(fmt: ChatFormat, res: dict, tf: ToolFormat) -> bool:
+    """Whether ``tf`` renders the probe with an empty system message and tools as the template
+    does (True where the template raises on it or the format has no default system text)."""
+    if fmt.structure.system.default is None or not res.ok("list1:emptysys"):
+        return True
+    msgs, _ = PROBES["list1:emptysys"]
+    try:
+        got = ChatFormat(replace(fmt.structure, tools=tf), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_1)
+    except MessageError:
+        return False
+    return got == res["list1:emptysys"]
 
 
 def _empty_system(fmt: ChatFormat, res: dict, tf: ToolFormat) -> ToolFormat:

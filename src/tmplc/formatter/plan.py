@@ -414,7 +414,8 @@ _KNOWN_FIELDS = {
     "Structure": {"preamble", "system", "user", "assistant", "closing", "prompt_after_answer", "final_scope",
                   "tools", "given_reasoning", "refuses_empty_answers"},  # given_reasoning: messages with reasoning take the generic path
     "Turn": {"prefix", "suffix", "lead", "rule", "prompt_only", "final_suffix", "final", "empty", "empty_raw"},
-    "ContentRule": {"trim", "trim_side", "drop_think", "lstrip_nl", "trim_first", "think"},
+    "ContentRule": {"trim", "trim_side", "drop_think", "lstrip_nl", "trim_first", "think", "before_nonempty",
+                    "after_nonempty"},
     "SystemBlock": {"placement", "prefix", "suffix", "trim", "default", "trim_side", "skip_empty", "absent",
                     "empty_after_trim", "empty_omitted"},
 }
@@ -422,7 +423,8 @@ _KNOWN_FIELDS = {
 # changes only the generation prompt, which training rows never contain
 _PLAN_VALUES = {"trim_side": "both", "skip_empty": False, "drop_think": "", "absent": None, "final_suffix": None,
                 "lstrip_nl": False, "final": None, "trim_first": False, "think": None, "empty": None,
-                "closing": (), "tools": None, "refuses_empty_answers": False}
+                "closing": (), "tools": None, "refuses_empty_answers": False, "before_nonempty": "",
+                "after_nonempty": ""}
 
 def _fields_known(fmt) -> bool:
     import dataclasses

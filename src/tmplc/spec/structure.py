@@ -149,6 +149,7 @@ class _Recovery:
     # ------------------------------------------------------------------------------
     def run(self) -> Structure:
         atoms, absent = self._absent(self.atoms)
+        atoms, self.around = self._nonempty(atoms)
         atoms, self.think = self._think(atoms)
         atoms, closing = self._closing(atoms)
         atoms, empty = self._empty(atoms)
@@ -238,6 +239,11 @@ class _Recovery:
         opens = _where(atoms, "THINK")
         closes = _where(atoms, "/THINK")
         marks = _where(atoms, "REASONING")
+        others = _where(atoms, "ELSE")
+        stray = [e for e in others if not any(o < e < c for o, c in zip(opens, closes))]
+        if stray and len(opens) == len(closes):
+            raise self.error("{ELSE} goes only inside {THINK}...{/THINK}, after the {REASONING}: the text after it "
+                             "is rendered instead of the block for an answer without reasoning", atoms[stray[0]])
         if not opens and not closes and not marks:
             return atoms, (None, None)
         if len(opens) != len(closes) or any(c < o for o, c in zip(opens, closes)) or \
@@ -254,21 +260,62 @@ class _Recovery:
                                  "every answer's", atoms[i])
             inner = atoms[i + 1:j]
             for a in inner:
-                if a.kind not in (TEXT, "REASONING"):
-                    raise self.error(f"{a.show()} inside {{THINK}}: it holds literal text and one {{REASONING}}", a)
+                if a.kind not in (TEXT, "REASONING", "ELSE"):
+                    raise self.error(f"{a.show()} inside {{THINK}}: it holds literal text, one {{REASONING}} and "
+                                     "at most one {ELSE}", a)
             where = [k for k, a in enumerate(inner) if a.kind == "REASONING"]
             if len(where) != 1:
                 raise self.error("{THINK}...{/THINK} holds exactly one {REASONING} (where the reasoning goes)",
                                  atoms[i])
             k = where[0]
+            other = [e for e, a in enumerate(inner) if a.kind == "ELSE"]
+            if len(other) > 1 or (other and other[0] < k):
+                raise self.error("{ELSE} goes once inside {THINK}...{/THINK}, after the {REASONING}: the text "
+                                 "after it is rendered instead of the block for an answer without reasoning",
+                                 inner[other[-1]])
+            e = other[0] if other else len(inner)
+            if other and ({"always", "hidden"} & set(atoms[i].filters)):
+                raise self.error(f"{atoms[i].show()} renders the block's own text without reasoning; an {{ELSE}} "
+                                 "says what renders instead: keep one", atoms[i])
+            if "always" in atoms[i].filters and "hidden" in atoms[i].filters:
+                raise self.error("{THINK|hidden} renders its text for every answer (|always is implied): keep one",
+                                 atoms[i])
             blocks[outputs.index(j + 1)] = ThinkBlock(
-                "".join(a.value for a in inner[:k]), "".join(a.value for a in inner[k + 1:]),
-                "always" in atoms[i].filters, "trim" in inner[k].filters)
+                "".join(a.value for a in inner[:k]), "".join(a.value for a in inner[k + 1:e]),
+                "always" in atoms[i].filters, "trim" in inner[k].filters,
+                "".join(a.value for a in inner[e + 1:]) if other else None, "hidden" in atoms[i].filters)
         if len(marks) != len(opens):
             raise self.error("{REASONING} goes only inside {THINK}...{/THINK}",
                              next(atoms[m] for m in marks if not any(o < m < c for o, c in zip(opens, closes))))
         drop = set(k for o, c in zip(opens, closes) for k in range(o, c + 1))
         return [a for k, a in enumerate(atoms) if k not in drop] if drop else list(atoms), tuple(blocks)
+
+    def _nonempty(self, atoms: list[Atom]):
+        """Take the ``{NONEMPTY}...{/NONEMPTY}`` blocks (each right before or right after an
+        ``{OUTPUT}``: literal text rendered there only when that answer is not empty) out of the
+        atoms: ((before, after) of the first ``{OUTPUT}``, of the second)."""
+        opens = _where(atoms, "NONEMPTY")
+        closes = _where(atoms, "/NONEMPTY")
+        if not opens and not closes:
+            return atoms, (("", ""), ("", ""))
+        outputs = _where(atoms, "OUTPUT")
+        around = [["", ""], ["", ""]]
+        if len(opens) != len(closes) or any(c < o for o, c in zip(opens, closes)) or \
+                any(o < c for o, c in zip(opens[1:], closes)):
+            raise self.error("{NONEMPTY}...{/NONEMPTY} appears as a pair, right before or after an {OUTPUT}",
+                             atoms[sorted(opens + closes)[-1]])
+        for i, j in zip(opens, closes):
+            if (i - 1 not in outputs and j + 1 not in outputs) or len(outputs) != 2:
+                raise self.error("{NONEMPTY}...{/NONEMPTY} goes right before or after an {OUTPUT}: the text in it "
+                                 "is rendered there only when that answer is not empty", atoms[i])
+            inner = atoms[i + 1:j]
+            for a in inner:
+                if a.kind != TEXT:
+                    raise self.error(f"{a.show()} inside {{NONEMPTY}}: it holds literal text only", a)
+            k, side = (outputs.index(i - 1), 1) if i - 1 in outputs else (outputs.index(j + 1), 0)
+            around[k][side] = "".join(a.value for a in inner)
+        drop = set(k for o, c in zip(opens, closes) for k in range(o, c + 1))
+        return [a for k, a in enumerate(atoms) if k not in drop], tuple(tuple(x) for x in around)
 
     def _run(self, atoms: list[Atom]) -> Structure:
         if not atoms:
@@ -435,8 +482,8 @@ class _Recovery:
                 raise self.error(f"{a.show()}: |trim_first trims the content before the reasoning is split off; "
                                  "it needs a |drop_think filter or a {THINK} block before this {OUTPUT}", a)
         assistant = Turn(prefix=to_fragment(assistant_prefix), suffix=to_fragment(assistant_suffix),
-                         lead=to_fragment(lead), rule=_rule(a_o1, think), prompt_only=prompt_only,
-                         final_suffix=final_suffix, final=_rule(a_o2, final_think))
+                         lead=to_fragment(lead), rule=_rule(a_o1, think, self.around[0]), prompt_only=prompt_only,
+                         final_suffix=final_suffix, final=_rule(a_o2, final_think, self.around[1]))
         if (user.prefix, user.suffix) == (assistant.prefix + assistant.lead, assistant.suffix):
             raise self.error(
                 "ambiguous structure: the user and assistant turns are written identically "
@@ -535,10 +582,12 @@ def _side(a: Atom):
     return TRIM_FILTERS[a.trim] if a.trim else "both"
 
 
-def _rule(a: Atom, think: ThinkBlock | None = None) -> ContentRule:
-    """The content rule a placeholder's filters say (and the reasoning block before it)."""
+def _rule(a: Atom, think: ThinkBlock | None = None, around: tuple[str, str] = ("", "")) -> ContentRule:
+    """The content rule a placeholder's filters say (and the reasoning block before it, the text
+    around it when not empty)."""
     return ContentRule(trim=a.trim is not None, trim_side=_side(a), drop_think=_drop(a),
-                       lstrip_nl="lstrip_nl" in a.filters, trim_first="trim_first" in a.filters, think=think)
+                       lstrip_nl="lstrip_nl" in a.filters, trim_first="trim_first" in a.filters, think=think,
+                       before_nonempty=around[0], after_nonempty=around[1])
 
 
 def _system(placement, prefix: list[Atom], suffix: list[Atom], a: Atom) -> SystemBlock:

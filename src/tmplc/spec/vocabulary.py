@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: JSON, a call's name, id and arguments (or each argument's key and value), a tool result's content
 TOOL_PLACEHOLDERS = ("TOOL", "TOOLS", "NAME", "ID", "INDEX", "ARGUMENTS", "KEY", "VALUE", "RESULT")
 PLACEHOLDERS = ("INPUT", "OUTPUT", "SYSTEM", "BOS", "EOS", "SPLIT", "REPLY", "PROMPT", "DATE", "NOSYSTEM",
-                "/NOSYSTEM", "THINK", "/THINK", "REASONING", "END", "EMPTY", "/EMPTY") + TOOL_PLACEHOLDERS
+                "/NOSYSTEM", "THINK", "/THINK", "REASONING", "ELSE", "NONEMPTY", "/NONEMPTY", "END", "EMPTY",
+                "/EMPTY") + TOOL_PLACEHOLDERS
 #: the placeholders that take a default (``{SYSTEM=...}``, ``{PROMPT=...}``, ``{DATE=...}``)
 DEFAULTS = ("SYSTEM", "PROMPT", "DATE")
 TRIMS = tuple(TRIM_FILTERS)
@@ -42,12 +43,13 @@ GIVEN_REASONING_FILTER_OF = {v: k for k, v in GIVEN_REASONING.items()}
 NO_EMPTY_ANSWER = "no_empty_answer"
 #: {SYSTEM|...}: when an empty system message counts as none, and what it renders then (SystemBlock)
 SYSTEM_EMPTY = ("nonempty", "nonblank", "empty_omitted")
-FILTERS = (TRIMS + SYSTEM_EMPTY + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "raw") + tuple(AFTER_ANSWER)
+FILTERS = (TRIMS + SYSTEM_EMPTY + tuple(THINKS) + ("lstrip_nl", "trim_first", "always", "hidden", "raw")
+           + tuple(AFTER_ANSWER)
            + tuple(FINAL_SCOPES) + tuple(GIVEN_REASONING) + (NO_EMPTY_ANSWER,))
 # the filters each placeholder takes
 TAKES = {"INPUT": TRIMS, "OUTPUT": TRIMS + tuple(THINKS) + ("lstrip_nl", "trim_first") + tuple(FINAL_SCOPES)
          + tuple(GIVEN_REASONING) + (NO_EMPTY_ANSWER,), "SYSTEM": TRIMS + SYSTEM_EMPTY,
-          "THINK": ("always",), "REASONING": ("trim",), "EMPTY": ("raw",),
+          "THINK": ("always", "hidden"), "REASONING": ("trim",), "EMPTY": ("raw",),
           "PROMPT": tuple(AFTER_ANSWER)}
 #: what a filter does, said where it is used on a placeholder that does not take it
 FILTER_NOTES = {**{f: "it renders an answer from after its reasoning's </think>" for f in THINKS},
@@ -56,6 +58,7 @@ FILTER_NOTES = {**{f: "it renders an answer from after its reasoning's </think>"
                 "empty_omitted": "an empty system message renders nothing, not the default",
                 "lstrip_nl": "it removes leading newlines from an answer",
                 "always": "the reasoning block is rendered even when the reasoning is empty",
+                "hidden": "the reasoning block never shows the reasoning (its text alone, for every answer)",
                 "raw": "an answer is empty when its message content is \"\"",
                 "skip_after_answer": "no generation prompt after an answer",
                 "history_after_answer": "after an answer, the prompt follows it rendered as an earlier answer",

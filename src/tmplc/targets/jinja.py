@@ -104,10 +104,13 @@ def _think_block(tb, strip=hf_strip, content: str = "message['content']", given:
     ``Structure.given_reasoning`` says (None: it may not)."""
     if tb is None:
         return ""
+    if tb.hidden:
+        return _lit(tb.open)
     out = ("{{- " + jinja_string(tb.open) + " -}}" if tb.open else "") + "{{- " \
         + (strip("both", REASONING_VAR) if tb.trim else REASONING_VAR) + " -}}" + ("{{- " + jinja_string(tb.close) + " -}}" if tb.close else "")
     if not tb.always:
-        out = "{%- if " + REASONING_VAR + " -%}" + out + "{%- endif -%}"
+        out = "{%- if " + REASONING_VAR + " -%}" + out + ("{%- else -%}" + _lit(tb.absent) if tb.absent else "") \
+            + "{%- endif -%}"
     value = reasoning_expr(content)
     if given:
         value = "(" + _given(given, strip) + " if " + GIVEN_VAR + " is not none else " + value + ")"
@@ -163,6 +166,9 @@ def _answer_expr(rule: ContentRule, strip, content: str, given: str | None) -> s
 
         expr = ("(" + content_expr(content, replace(rule, drop_think=""), strip) + " if " + GIVEN_VAR
                 + " is not none else " + expr + ")")
+    if rule.wraps_nonempty:
+        expr = ("(" + jinja_string(rule.before_nonempty) + " ~ (" + expr + ") ~ " + jinja_string(rule.after_nonempty)
+                + " if (" + expr + ") else '')")
     return expr
 
 

@@ -437,6 +437,9 @@ class _Gen:
              "add_generation_prompt=False)"),
             (a.empty is not None, "renders an empty answer as a turn of its own ({EMPTY})",
              ": Ollama merges and continues messages, so an empty last answer is continued, not rendered"),
+            (a.rule.wraps_nonempty, "renders text around an answer only when the answer is not empty "
+             "({NONEMPTY}...{/NONEMPTY})", ": Ollama continues a trailing answer, and its template functions "
+             "cannot strip a string"),
             (a.rule.think is not None, "renders every answer's reasoning in a block "
              "({THINK}...{/THINK})", ": Ollama's template functions cannot search or split a string"),
             (a.final is not None, "renders the final answer's content by its own rule (the "

@@ -34,8 +34,10 @@ def _mark(name: str, filters=(), default: str | None = None) -> list[Atom]:
 def _block(tb) -> list[Atom]:
     if tb is None:
         return []
-    return (_mark("THINK", ("always",) if tb.always else ()) + [Atom(TEXT, tb.open)]
-            + _mark("REASONING", ("trim",) if tb.trim else ()) + [Atom(TEXT, tb.close)] + _mark("/THINK"))
+    absent = _mark("ELSE") + [Atom(TEXT, tb.absent)] if tb.absent is not None else []
+    marks = ("hidden",) if tb.hidden else ("always",) if tb.always else ()
+    return (_mark("THINK", marks) + [Atom(TEXT, tb.open)]
+            + _mark("REASONING", ("trim",) if tb.trim else ()) + [Atom(TEXT, tb.close)] + absent + _mark("/THINK"))
 
 
 def _output(a, final: bool = False, scope: str = "last", given: str = "strip_nl", refuses_empty: bool = False
@@ -43,9 +45,13 @@ def _output(a, final: bool = False, scope: str = "last", given: str = "strip_nl"
     """An ``{OUTPUT}`` with its reasoning block; ``final``: the second one (the final answer's
     own rule and block, when it has its own; its filters also say ``scope`` and ``given``)."""
     rule = a.final if final and a.final is not None else a.rule
-    return _block(rule.think) + [content("OUTPUT", rule, scope=scope if final else "last",
+    def nonempty(text: str) -> list[Atom]:
+        return _mark("NONEMPTY") + [Atom(TEXT, text)] + _mark("/NONEMPTY") if text else []
+
+    before, after = nonempty(rule.before_nonempty), nonempty(rule.after_nonempty)
+    return _block(rule.think) + before + [content("OUTPUT", rule, scope=scope if final else "last",
                                          given=given if final else "strip_nl",
-                                         refuses_empty=refuses_empty and final)]
+                                         refuses_empty=refuses_empty and final)] + after
 
 
 def _reads(atoms: list[Atom]) -> Structure | None:
