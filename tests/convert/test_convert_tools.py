@@ -620,3 +620,47 @@ def test_ministral_3_refuses_an_empty_answer_as_its_template_does():
                              "eos_token": eos or "", "add_generation_prompt": False,
                              "add_bos": target.add_bos_token, "raw_messages": True, "extra_context": None}])
     assert isinstance(out, LlamaCppRenderError) and "refuses an empty answer" in str(out), out
+
+
+@pytest.mark.parametrize("name", ["llamacpp-GLM-4.6", "llamacpp-GLM-4.7-Flash", "llamacpp-poolside-Laguna-XS-2.1",
+                                  "llamacpp-poolside-Laguna-XS.2"])
+def test_reasoning_blocks_glm_and_laguna_xs_with_tools(name):
+    """GLM-4.6/4.7: earlier answers render a fixed block whatever their reasoning ({THINK|hidden}),
+    answers after the last user message their reasoning (4.7: '</think>' without it, {ELSE}); GLM-4.6
+    puts '\\n' before a non-blank answer only.  Laguna-XS: '</think>\\n' in place of missing reasoning,
+    '\\n' after a non-blank answer only ({NONEMPTY}).  On an agent conversation with reasoning, blank
+    and empty answers, the format renders like the real template through transformers, and so do its
+    HF target (through transformers) and its llama.cpp target (through llama.cpp's own engine)."""
+    from tmplc.convert.corpus import hf_render
+    from tools.test_llamacpp_tools import check_batch
+
+    conv, template, bos, eos = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    a = fmt.structure.assistant
+    if "GLM" in name:
+        assert a.think is not None and a.think.hidden and fmt.structure.final_scope == "after_user"
+        assert a.rule.before_nonempty == ("\n" if "4.6" in name else "")
+    else:
+        assert a.think.absent == "</think>\n" and a.rule.after_nonempty == "\n"
+    tool = {"type": "function", "function": {"name": "f", "description": "d é", "parameters": {"type": "object"}}}
+    call = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x y", "n": 3}}}]
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "<think>plan</think>\nLet me look. ", "tool_calls": call},
+             {"role": "tool", "tool_call_id": "a", "content": "42"},
+             {"role": "assistant", "content": " ", "tool_calls": call},
+             {"role": "tool", "tool_call_id": "b", "content": "43"},
+             {"role": "assistant", "content": "<think> r </think>It is 42."},
+             {"role": "user", "content": "again"},
+             {"role": "assistant", "content": "", "tool_calls": call},
+             {"role": "tool", "tool_call_id": "c", "content": "44"},
+             {"role": "assistant", "content": "<think>\nsure\n</think>\n\n"}]
+    cases = []
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent, agent[:7], agent[:9]):
+        for tools in (None, [tool]):
+            for gen in (False, True):
+                real = hf_render(template, msgs, gen, bos, eos, tools)
+                assert fmt.render(msgs, gen, tools=tools) == real
+                assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
+                cases.append((msgs, tools, gen))
+    check_batch(cases, fmt)

@@ -210,7 +210,7 @@ _EARLIER_READINGS = 6
 def _afters(st: Structure) -> list[str]:
     """What an answer may render after its content only when it is not empty (``after_nonempty``):
     nothing, or a head of the whitespace the assistant suffix starts with (Laguna-XS ends a
-    non-blank answer with ``\n``; the layout, read off non-empty answers, has it in the suffix)."""
+    non-blank answer with ``\\n``; the layout, read off non-empty answers, has it in the suffix)."""
     s = st.assistant.suffix
     text = s[0].value if s and isinstance(s[0], Text) else ""
     ws = text[:len(text) - len(text.lstrip())]
