@@ -1141,6 +1141,10 @@ def test_think_block_absent_one_value_per_meaning():
     assert ThinkBlock("<t>", "</t>", False, False, "") == ThinkBlock("<t>", "</t>")
     with pytest.raises(ValueError, match="not both"):
         ThinkBlock("<t>", "</t>", True, False, "x")
+    # a hidden block renders its own text for every answer: no other text without reasoning
+    assert ThinkBlock("<t>", "</t>", absent="<t></t>", hidden=True) == ThinkBlock("<t></t>", hidden=True)
+    with pytest.raises(ValueError, match="no `absent` text of its own"):
+        ThinkBlock("<t>", "</t>", absent="x", hidden=True)
 
 
 GLM_LIKE = ("[gMASK]<sop>{SPLIT}<|system|>\n{SYSTEM}<|user|>\n{INPUT}{SPLIT}<|assistant|>{THINK|hidden}\n<think></think>"

@@ -262,8 +262,9 @@ class ContentRule:
 
     def content(self, text: str, reasoning: str | None = None) -> str:
         """``text`` without the reasoning block: reasoning dropped, then ``lstrip_nl``, then the
-        whitespace trim (first of all when ``trim_first``), then the text around it if not empty.  With an explicit ``reasoning`` (the
-        message's ``reasoning_content``) the content holds no reasoning: nothing is dropped."""
+        whitespace trim (first of all when ``trim_first``), then the text around it if not empty.
+        With an explicit ``reasoning`` (the message's ``reasoning_content``) the content holds no
+        reasoning: nothing is dropped."""
         if self.trim_first:
             text = apply_trim(text, self.trim, self.trim_side)
         if reasoning is None:

@@ -144,7 +144,8 @@ def _blocks(st: Structure, results: dict, tokens: dict, final: bool) -> list[tup
         if not text.startswith(head[:len(head) - len(lead)]):
             ts = range(1, len(tail) + 1)
             # a cut where a tag or a line starts first (the prefix "<assistant>\n", not "<assistant>\n<")
-            at_edge = [t for t in ts if tail[len(tail) - t] in "<[" or tail[len(tail) - t - 1:len(tail) - t] in ("\n", ">")]
+            at_edge = [t for t in ts
+                       if tail[len(tail) - t] in "<[" or tail[len(tail) - t - 1:len(tail) - t] in ("\n", ">")]
             cuts += [(len(lead) + t, tail[len(tail) - t:]) for t in at_edge + [t for t in ts if t not in at_edge]]
     before = a.rule.before_nonempty
     for cut, moved in cuts:
@@ -194,7 +195,8 @@ def _earlier_rules(st: Structure, results: dict, tokens: dict, names: list[str],
                 try:
                     cand = replace(base, assistant=replace(
                         b, suffix=suffix, final=None, empty=e, empty_raw=raw,
-                        rule=replace(b.rule, drop_think=d, lstrip_nl=l, trim_first=f, think=block, after_nonempty=after)))
+                        rule=replace(b.rule, drop_think=d, lstrip_nl=l, trim_first=f, think=block,
+                                     after_nonempty=after)))
                 except ValueError:  # an empty turn decided on the rendered answer with a block
                     continue
                 if _matches(cand, results, names, jobs, tokens, upto):
