@@ -182,6 +182,9 @@ def test_template_mismatch_by_ir_equality(model):
     r = tmplc.check(m, template="chatml", tokenizer=tok)
     (f,) = r.by_code("template-mismatch")
     assert f.details["tokenizer_template"] == "qwen3-thinking" and f.details["training_template"] == "chatml"
+    # the message shows where the two renders part (qwen3-thinking's empty think block on the final
+    # answer, past a shared head longer than a one-line excerpt), not two identical beginnings
+    assert "<think>\\n\\n</think>" in f.message and "From character" in f.message
 
 
 def test_template_mismatch_compares_tool_parts_of_a_tool_format(tmp_path):

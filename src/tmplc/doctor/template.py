@@ -199,9 +199,15 @@ def template_findings(res: Resolved, folder, facts, eot: str | None) -> list[Fin
             other = identify(res.tokenizer_fmt)
             sample_a = render_probe(res.fmt, facts)
             sample_b = render_probe(res.tokenizer_fmt, facts)
-            how = (f"Training renders {sample_a[:120]!r}, the tokenizer's template renders {sample_b[:120]!r}"
-                   if sample_a != sample_b else "They render text conversations alike; their tool parts differ "
-                   "(tools, tool calls or tool results)")
+            if sample_a != sample_b:
+                from tmplc.spec.atoms import common_prefix
+
+                k = common_prefix(sample_a, sample_b)
+                at = max(0, k - 40)
+                how = (f"From character {k} on, training renders {'…' if at else ''}{sample_a[at:k + 80]!r}, the "
+                       f"tokenizer's template renders {'…' if at else ''}{sample_b[at:k + 80]!r}")
+            else:
+                how = "They render text conversations alike; their tool parts differ (tools, tool calls or tool results)"
             out.append(Finding(
                 "template-mismatch", "error",
                 f"the tokenizer's chat_template ({other or 'not a registry format'}) is not the training format "
