@@ -512,6 +512,48 @@ ARG_VALUES = ("json", "python")
 SYSTEM_SEP_IFS = ("message", "content")
 #: what of each tool the tool list serialises (``ToolFormat.tool_object``)
 TOOL_OBJECTS = ("tool", "function")
+#: how the tool list writes each tool (``ToolFormat.tool_layout``): JSON, or :func:`xml_tool`
+TOOL_LAYOUTS = ("json", "xml")
+
+
+def xml_tool(fn: Any, style: JsonStyle) -> str:
+    r"""A tool's ``function`` object in the ``xml`` layout (Qwen3-Coder's tool list)::
+
+        \n<function>\n<name>NAME</name>[\n<description>DESCRIPTION</description>]\n<parameters>
+        (\n<parameter>\n<name>KEY</name>[\n<type>T</type>][\n<description>D</description>]EXTRA\n</parameter>)*
+        EXTRA\n</parameters>EXTRA\n</function>
+
+    One ``<parameter>`` per key of ``parameters.properties`` (when both are objects), in order;
+    descriptions are whitespace-stripped (``str.strip``).  ``EXTRA`` is ``\n<KEY>VALUE</KEY>`` for
+    every other key of the property, of ``parameters`` (not ``type``/``properties``) and of the
+    function (not ``type``/``name``/``description``/``parameters``), in order: an object or array
+    VALUE as ``style`` JSON, anything else as Python's ``str`` (a template's ``value | string``:
+    ``True``, ``None``, ``1.5``)."""
+
+    def text(v: Any) -> str:
+        return style.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+    def extra(d: Any, handled: tuple[str, ...]) -> str:
+        if not isinstance(d, dict):
+            return ""
+        return "".join(f"\n<{k}>{text(v)}</{k}>" for k, v in d.items() if k not in handled)
+
+    out = "\n<function>\n<name>" + str(fn.get("name", "")) + "</name>"
+    if "description" in fn:
+        out += "\n<description>" + str(fn["description"]).strip() + "</description>"
+    out += "\n<parameters>"
+    params = fn.get("parameters")
+    if isinstance(params, dict) and isinstance(params.get("properties"), dict):
+        for name, spec in params["properties"].items():
+            out += "\n<parameter>\n<name>" + str(name) + "</name>"
+            if isinstance(spec, dict):
+                if "type" in spec:
+                    out += "\n<type>" + str(spec["type"]) + "</type>"
+                if "description" in spec:
+                    out += "\n<description>" + str(spec["description"]).strip() + "</description>"
+            out += extra(spec, ("name", "type", "description")) + "\n</parameter>"
+    return (out + extra(params, ("type", "properties")) + "\n</parameters>"
+            + extra(fn, ("type", "name", "description", "parameters")) + "\n</function>")
 
 
 def split_calls(opening: str, between: str, closing: str) -> tuple[str, str, str, str, str]:
@@ -581,7 +623,8 @@ class ToolFormat:
     serialised by ``json``: whole (``{"type": "function", "function": {...}}``) with
     ``tool_object="tool"``, or only its ``function`` object with ``"function"`` (MiniMax, DeepSeek
     V3.2, Solar: ``tool.function | tojson``; every tool then needs a ``function`` object).
-    Mistral's ``tools|tojson`` is ``[`` + items separated by ``", "`` + ``]``.  Where it goes
+    Mistral's ``tools|tojson`` is ``[`` + items separated by ``", "`` + ``]``.  ``tool_layout="xml"``
+    writes each tool's ``function`` object as XML instead (:func:`xml_tool`, Qwen3-Coder).  Where it goes
     (``placement``):
 
     * ``"system"``: into the standalone system block; when tools are given, the block is rendered
@@ -653,6 +696,8 @@ class ToolFormat:
 
     json: JsonStyle = field(default_factory=JsonStyle)
     tool_object: str = "tool"
+    #: ``"xml"``: each tool's function object as :func:`xml_tool` writes it (``json``: nested values)
+    tool_layout: str = "json"
     placement: str = "system"
     system_sep: str = ""
     system_sep_if: str = "message"
@@ -661,6 +706,9 @@ class ToolFormat:
     system_prefix: Fragment | None = None
     empty_list: bool = False
     keep_default_system: bool = True
+    #: ``"system"`` placement: with tools and no system message, the block holds this text as its
+    #: message (Qwen3-Coder's "You are Qwen, ..."), where without tools it renders as the format says
+    default_system: str | None = None
     empty_system_counts: bool = False
     list_prefix: str = ""
     item_prefix: str = ""
@@ -733,6 +781,9 @@ class ToolFormat:
     #: an answer with tool calls ends with the assistant's regular suffix even where it is the
     #: final answer (Hy3: the turn goes on after its results); no effect without a ``final_suffix``
     calls_end_turn: bool = False
+    #: an answer with tool calls renders its content (as the answer's rule renders it)
+    #: whitespace-stripped, ``str.strip`` (Qwen3-Coder: ``message.content | trim`` beside calls only)
+    trim_call_answers: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.system_prefix, str):
@@ -771,6 +822,12 @@ class ToolFormat:
                      list_suffix="]" + self.list_suffix)
         if self.tool_object not in TOOL_OBJECTS:
             raise ValueError(f"tool_object must be one of {', '.join(TOOL_OBJECTS)}, got {self.tool_object!r}")
+        if self.tool_layout not in TOOL_LAYOUTS:
+            raise ValueError(f"tool_layout must be one of {', '.join(TOOL_LAYOUTS)}, got {self.tool_layout!r}")
+        if self.tool_layout == "xml":
+            if self.list_json:
+                raise ValueError("list_json writes the list as one JSON array; tool_layout xml writes each tool as XML")
+            _set(self, tool_object="function")  # the layout writes the function object's fields
         if self.arg_values not in ARG_VALUES:
             raise ValueError(f"arg_values must be one of {', '.join(ARG_VALUES)}, got {self.arg_values!r}")
         if not self.content_sep:
@@ -804,6 +861,11 @@ class ToolFormat:
                              "set it")
         if self.result_sep and not self.grouped:
             raise ValueError("result_sep separates the results of a run: it needs grouped results")
+        if self.default_system is not None:
+            if self.placement != "system":
+                raise ValueError("default_system is the system message of a tool list's system block: it needs "
+                                 "placement system")
+            _set(self, keep_default_system=True)  # the format's own default gives way to it: one value per meaning
         if self.placement != "system":  # about a list in the system block: one value per meaning
             _set(self, keep_default_system=True, empty_system_counts=False)
         if self.item_suffix and not self.item_sep and self.list_prefix.endswith(self.item_suffix):
@@ -821,6 +883,16 @@ class ToolFormat:
     def listed(self, tool: dict) -> Any:
         """What of a tool (a definition ``check_tools`` accepted) the tool list serialises."""
         return tool["function"] if self.tool_object == "function" else tool
+
+    def item_text(self, tool: dict) -> str:
+        """A tool (a definition ``check_tools`` accepted) as one item of the list renders it."""
+        if self.tool_layout == "xml":
+            return xml_tool(self.listed(tool), self.json)
+        return self.json.dumps(self.listed(tool))
+
+    def call_answer_rule(self, rule: ContentRule) -> ContentRule:
+        """The content rule of an answer with tool calls whose answers otherwise render by ``rule``."""
+        return replace(rule, trim=True, trim_side="both") if self.trim_call_answers else rule
 
     @property
     def call_style(self) -> JsonStyle:
@@ -869,13 +941,15 @@ _CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, 
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
                   "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
                   "max_calls": 0, "calls_alone": False, "calls_end_turn": False, "arg_middle_other": None,
+                  "trim_call_answers": False,
                   "no_arguments": "", "results_answer_calls": False}
 #: the ToolFormat fields about the tool list and their defaults (kept at these where ``renders_list`` is False)
 _LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": "", "system_sep_if": "message",
                   "list_first": False,
                   "system_prefix": None, "empty_list": False, "keep_default_system": True,
                   "empty_system_counts": False, "list_prefix": "", "item_prefix": "", "item_suffix": "",
-                  "item_sep": "", "list_suffix": "", "list_json": False, "absent": None}
+                  "item_sep": "", "list_suffix": "", "list_json": False, "absent": None,
+                  "tool_layout": "json", "default_system": None}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -349,7 +349,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             yield Event("system", "content", None, False, text=tf.json.dumps([tf.listed(t) for t in tools]))
         for k, t in enumerate(() if tf.list_json else tools):
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))
-            yield Event("system", "content", None, False, text=tf.json.dumps(tf.listed(t)))
+            yield Event("system", "content", None, False, text=tf.item_text(t))
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_suffix]))
         yield Event("system", "prefix", None, False, fragment=fragment([tf.list_suffix]))
 
@@ -369,7 +369,9 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     # an empty system message that renders nothing in place of the block (empty_omitted)
     omitted = start == 1 and not has_system and st.system.empty_omitted
     if st.system is not None and not has_system and not omitted:
-        if st.system.default is not None and not (in_system and not tf.keep_default_system):
+        if in_system and tf.default_system is not None:
+            sys_text, has_system = tf.default_system, True
+        elif st.system.default is not None and not (in_system and not tf.keep_default_system):
             sys_text, has_system = st.system.default, True
         elif (absent := tf.absent if tf is not None and tf.absent is not None else st.system.absent) is not None \
                 and not in_system:
@@ -402,7 +404,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             elif t.content_sep_if == "content":
                 sep = t.content_sep if content_of(m) else ""
             else:
-                answer = st.assistant.rule.content(content_of(m), st.given(m))
+                answer = t.call_answer_rule(st.assistant.rule).content(content_of(m), st.given(m))
                 sep = t.content_sep if answer and not (t.content_sep_if == "unended"
                                                        and answer.endswith(t.content_sep)) else ""
             yield Event("assistant", "call", i, True, fragment=fragment([sep, "" if k else t.calls_open, t.call_prefix]))
@@ -446,7 +448,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                                f"{'s' if t.max_calls > 1 else ''} per answer (its template refuses more); this "
                                f"answer has {n}: split them into consecutive answers")
         a = st.assistant
-        rule = a.final if i in finals and a.final is not None else a.rule
+        rule = t.call_answer_rule(a.final if i in finals and a.final is not None else a.rule)
         if t.calls_alone and rule.apply(content_of(m), st.given(m)):
             raise MessageError(i, f"format {fmt.name!r} renders an answer with tool calls without its content "
                                "(its template drops it): give tool-call answers an empty content, or put the "
@@ -509,8 +511,10 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                 check_calls(i)
             yield Event("assistant", "prefix", i, False, fragment=after_results(i, turn.prefix, "assistant"))
             yield Event("assistant", "lead", i, True, fragment=turn.lead)
-            yield Event("assistant", "content", i, True, rule=turn.final if final and turn.final is not None
-                        else turn.rule)
+            rule = turn.final if final and turn.final is not None else turn.rule
+            if messages[i].get("tool_calls"):
+                rule = st.tools.call_answer_rule(rule)
+            yield Event("assistant", "content", i, True, rule=rule)
             if messages[i].get("tool_calls"):
                 yield from calls(i)
             if not (continue_final_message and i == last):

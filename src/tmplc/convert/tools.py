@@ -60,7 +60,7 @@ from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, SYSTEM_SEP_IFS, ChatFormat, DateToken, Fragment, JsonStyle,
-                      Text, ToolFormat, fragment, split_between_items, split_calls, split_per_argument)
+                      Text, ToolFormat, fragment, split_between_items, split_calls, split_per_argument, xml_tool)
 
 #: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
 TOOL_STATUSES = ("exact", "refused", "none")
@@ -315,10 +315,8 @@ def _list_items(x1: str, x2: str) -> tuple[str, dict]:
                 pre, post = x1.split(one)
                 if x2 == pre + s.dumps([pick(TOOL_1), pick(TOOL_2)]) + post:
                     return pre, dict(json=s, tool_object=obj, list_json=True, list_suffix=post)
-    obj = _tool_object(x1)
-    pick = (lambda t: t["function"]) if obj == "function" else (lambda t: t)
-    style = _json_style(x1, pick(TOOL_1), "the tool list")
-    j1, j2 = style.dumps(pick(TOOL_1)), style.dumps(pick(TOOL_2))
+    item = _item_fields(x1)
+    j1, j2 = ToolFormat(**item).item_text(TOOL_1), ToolFormat(**item).item_text(TOOL_2)
     if x1.count(j1) != 1:
         raise _refuse(f"the tool list: each tool's JSON shows {x1.count(j1)} times")
     pre, post = x1.split(j1)
@@ -327,9 +325,23 @@ def _list_items(x1: str, x2: str) -> tuple[str, dict]:
                       f"{_show(x1, 160)}, two {_show(x2, 160)}")
     mid = x2[len(pre + j1):len(x2) - len(j2 + post)]
     item_suffix, sep, item_prefix = split_between_items(pre, mid, post)
-    return pre[:len(pre) - len(item_prefix)], dict(json=style, tool_object=obj, item_prefix=item_prefix,
-                                                   item_suffix=item_suffix, item_sep=sep,
-                                                   list_suffix=post[len(item_suffix):])
+    return pre[:len(pre) - len(item_prefix)], dict(item, item_prefix=item_prefix, item_suffix=item_suffix,
+                                                   item_sep=sep, list_suffix=post[len(item_suffix):])
+
+
+def _item_fields(x: str) -> dict[str, Any]:
+    """How the tool list ``x`` (one tool: ``TOOL_1``) writes a tool: the :class:`ToolFormat` fields
+    ``json``, ``tool_object`` and ``tool_layout`` (JSON first, then the ``xml`` layout)."""
+    for s in JSON_STYLES:
+        if s.dumps(TOOL_1) in x or s.dumps(TOOL_1["function"]) in x:
+            break
+    else:
+        xml = next((s for s in JSON_STYLES if xml_tool(TOOL_1["function"], s) in x), None)
+        if xml is not None:
+            return dict(json=xml, tool_layout="xml", tool_object="function")
+    obj = _tool_object(x)
+    return dict(json=_json_style(x, TOOL_1["function"] if obj == "function" else TOOL_1, "the tool list"),
+                tool_object=obj)
 
 
 def _read_list(fmt: ChatFormat, res: dict) -> ToolFormat:
@@ -398,10 +410,8 @@ def _read_list_first(fmt: ChatFormat, res: dict, base: str) -> ToolFormat | None
     t2 = probe2[p0:len(probe2) - len(base) + c0] if probe2[:p0] == base[:p0] and probe2.endswith(base[c0:]) else None
     if TOOL_1["function"]["name"] not in t1 or t2 is None:
         return None
-    obj = _tool_object(t1)
-    pick = (lambda t: t["function"]) if obj == "function" else (lambda t: t)
-    style = _json_style(t1, pick(TOOL_1), "the tool list")
-    j1 = style.dumps(pick(TOOL_1))
+    item = _item_fields(t1)
+    j1 = ToolFormat(**item).item_text(TOOL_1)
     if t1.count(j1) != 1:
         return None
     pre, post = t1.split(j1)
@@ -670,6 +680,10 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
                 return tf
     if first is not None:
         return first
+    for k in [ws] + [k for k in range(len(head) + 1) if k != ws]:
+        tf = _tools_default(fmt, replace(tf0, system_sep=head[:k], list_prefix=head[k:]), nmsgs, want)
+        if tf is not None:
+            return _empty_system(fmt, res, tf)
     tf = replace(tf0, list_prefix=head)
     got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
     k = 0
@@ -679,6 +693,26 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
                   f"where the system block with the list (as it renders after a system message) gives "
                   f"{_show(got[max(0, k - 30):k + 50])} (a different block, or a default system text, with tools; "
                   "the IR renders the system block with the list whenever tools are given)")
+
+
+def _tools_default(fmt: ChatFormat, tf: ToolFormat, msgs: list[dict], want: str) -> ToolFormat | None:
+    """``tf`` with the ``default_system`` text that makes it render ``want`` (``msgs``, without a
+    system message, with one tool), where the block holds a text of its own then; else None."""
+    mark = "\x00tmplc-default\x00"
+    try:
+        got = ChatFormat(replace(fmt.structure, tools=replace(tf, default_system=mark)), fmt.meta).render(
+            msgs, tools=[TOOL_1], date=DATE_1)
+    except (MessageError, ValueError):
+        return None
+    if got.count(mark) != 1:
+        return None
+    a, _, b = got.partition(mark)
+    if not (want.startswith(a) and want.endswith(b)) or len(want) <= len(a) + len(b):
+        return None
+    cand = replace(tf, default_system=want[len(a):len(want) - len(b)])
+    if ChatFormat(replace(fmt.structure, tools=cand), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_1) != want:
+        return None
+    return cand
 
 
 def _renders_empty_system(fmt: ChatFormat, res: dict, tf: ToolFormat) -> bool:
@@ -1012,11 +1046,18 @@ def _json_value(rng: random.Random, depth: int = 0) -> Any:
 
 
 def _random_tool(rng: random.Random) -> dict:
-    props = {rng.choice(_KEYS): {"type": rng.choice(["string", "integer", "number"]),
-                                 **({"description": _random_text(rng)} if rng.random() < 0.5 else {})}
-             for _ in range(rng.randint(0, 3))}
+    props = {}
+    for _ in range(rng.randint(0, 3)):
+        spec = {"type": rng.choice(["string", "integer", "number"])}
+        if rng.random() < 0.5:
+            spec["description"] = _random_text(rng)
+        if rng.random() < 0.3:  # more of JSON Schema: what a layout of its own writes key by key
+            spec[rng.choice(["enum", "minimum", "default", "items"])] = _json_value(rng)
+        props[rng.choice(_KEYS)] = spec
     fn = {"name": rng.choice(_NAMES), "description": _random_text(rng),
           "parameters": {"type": "object", "properties": props, "required": list(props)[:1]}}
+    if rng.random() < 0.2:
+        fn["strict"] = rng.random() < 0.5
     return {"type": "function", "function": fn}
 
 
@@ -1310,12 +1351,15 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     ends = [False, True] if fmt.structure.assistant.final_suffix is not None and tf.renders_calls else [False]
     # a user message after another opens like one after results (DeepSeek V4), or as the text format's
     merges = [False, True] if tf.user_prefix_after_results is not None else [False]
-    for scope, sep_if, sys_if, end_turn, merge in [(s, c, y, e, m) for s in scopes for c in seps for y in sys_seps
-                                                   for e in ends for m in merges]:
+    # an answer beside its calls trimmed where the others are not (Qwen3-Coder)
+    trims = [False, True] if tf.renders_calls and not tf.calls_alone else [False]
+    for scope, sep_if, sys_if, end_turn, merge, trim in [(s, c, y, e, m, t) for s in scopes for c in seps
+                                                         for y in sys_seps for e in ends for m in merges
+                                                         for t in trims]:
         try:
             f = ChatFormat(replace(cand.structure, final_scope=scope, tools=replace(
-                tf, content_sep_if=sep_if, system_sep_if=sys_if, calls_end_turn=end_turn, user_after_user=merge)),
-                fmt.meta)
+                tf, content_sep_if=sep_if, system_sep_if=sys_if, calls_end_turn=end_turn, user_after_user=merge,
+                trim_call_answers=trim)), fmt.meta)
         except ValueError:
             continue
         try:

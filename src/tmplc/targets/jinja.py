@@ -219,9 +219,43 @@ def _tool_list(tf) -> str:
         else:
             items = "{{- tools | " + _json_filter(tf.json) + " -}}"
         return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
-    items = ("{%- for tool in tools -%}" + check + sep + _lit(tf.item_prefix) + "{{- " + obj + " | " + _json_filter(tf.json)
-             + " -}}" + _lit(tf.item_suffix) + "{%- endfor -%}")
+    item = ("{{- " + XML_MACRO + "(" + obj + ") -}}" if tf.tool_layout == "xml"
+            else "{{- " + obj + " | " + _json_filter(tf.json) + " -}}")
+    items = ("{%- for tool in tools -%}" + check + sep + _lit(tf.item_prefix) + item + _lit(tf.item_suffix)
+             + "{%- endfor -%}")
     return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
+
+
+#: the macro that writes a tool's function object in the ``xml`` layout (:func:`tmplc.ir.xml_tool`)
+XML_MACRO = "tmplc_xml_tool"
+
+
+def _xml_macros(tf, strip) -> str:
+    """``tmplc_xml_tool(fn)``: :func:`tmplc.ir.xml_tool` in Jinja (``strip``: the descriptions' trim)."""
+    def extra(d: str, handled: tuple[str, ...]) -> str:
+        return ("{{- tmplc_xml_extra(" + d + ", [" + ", ".join(jinja_string(h) for h in handled) + "]) -}}")
+
+    value = ("{%- if v is mapping or (v is sequence and v is not string) -%}{{- v | " + _json_filter(tf.json)
+             + " -}}{%- else -%}{{- v | string -}}{%- endif -%}")
+    return ("{%- macro tmplc_xml_extra(d, handled) -%}{%- if d is mapping -%}{%- for k, v in d | items -%}"
+            "{%- if k not in handled -%}{{- '\\n<' ~ k ~ '>' -}}" + value + "{{- '</' ~ k ~ '>' -}}{%- endif -%}"
+            "{%- endfor -%}{%- endif -%}{%- endmacro -%}\n"
+            "{%- macro " + XML_MACRO + "(fn) -%}{{- '\\n<function>\\n<name>' ~ (fn['name'] if fn['name'] is defined "
+            "else '') ~ '</name>' -}}"
+            "{%- if fn['description'] is defined -%}{{- '\\n<description>' ~ "
+            + strip("both", "(fn['description'] | string)") + " ~ '</description>' -}}{%- endif -%}"
+            "{{- '\\n<parameters>' -}}"
+            "{%- set ps = fn['parameters'] if fn['parameters'] is defined else none -%}"
+            "{%- if ps is mapping and ps['properties'] is defined and ps['properties'] is mapping -%}"
+            "{%- for name, spec in ps['properties'] | items -%}{{- '\\n<parameter>\\n<name>' ~ name ~ '</name>' -}}"
+            "{%- if spec is mapping -%}"
+            "{%- if spec['type'] is defined -%}{{- '\\n<type>' ~ (spec['type'] | string) ~ '</type>' -}}{%- endif -%}"
+            "{%- if spec['description'] is defined -%}{{- '\\n<description>' ~ "
+            + strip("both", "(spec['description'] | string)") + " ~ '</description>' -}}{%- endif -%}"
+            "{%- endif -%}" + extra("spec", ("name", "type", "description")) + "{{- '\\n</parameter>' -}}"
+            "{%- endfor -%}{%- endif -%}" + extra("ps", ("type", "properties")) + "{{- '\\n</parameters>' -}}"
+            + extra("fn", ("type", "name", "description", "parameters")) + "{{- '\\n</function>' -}}"
+            "{%- endmacro -%}")
 
 
 def _system_prefix(st) -> str:
@@ -242,8 +276,9 @@ def _tool_block(st, sys_on: str, strip) -> str:
         sys_on = "has_system"
     content = _content("messages[0]['content']", sb.rule, strip)
     head = "{%- if " + sys_on + " -%}" + (sep + content if tf.list_first else content + sep)
-    if sb.default is not None and tf.keep_default_system:
-        shown = sb.content(sb.default)
+    default = tf.default_system if tf.default_system is not None else sb.default if tf.keep_default_system else None
+    if default is not None:
+        shown = sb.content(default)
         sep_text = tf.system_sep if shown or tf.system_sep_if == "message" else ""
         head += (("{%- elif not has_system -%}" if sb.empty_omitted else "{%- else -%}") + "{{- "
                  + jinja_string(sep_text + shown if tf.list_first else shown + sep_text) + " -}}")
@@ -296,7 +331,7 @@ def _calls(st, strip, given: str | None) -> str:
     tf = st.tools
     if not tf.renders_calls:
         return ""  # refused before anything of the answer renders (_call_checks)
-    answer = _answer_expr(st.assistant.rule, strip, CONTENT_VAR, given)
+    answer = _answer_expr(tf.call_answer_rule(st.assistant.rule), strip, CONTENT_VAR, given)
     sep = "{%- if not loop.first -%}" + _lit(tf.call_sep)
     if tf.content_sep:
         cond = {"answer": answer, "content": CONTENT_VAR,
@@ -354,10 +389,11 @@ def _call_checks(st, strip, given: str | None) -> str:
                    + " tool call(s) per answer') -}}{%- endif -%}")
     if tf.calls_alone:
         a = st.assistant
-        filled = "(" + _answer_expr(a.rule, strip, CONTENT_VAR, given) + ") != ''"
+        filled = "(" + _answer_expr(tf.call_answer_rule(a.rule), strip, CONTENT_VAR, given) + ") != ''"
         if a.final is not None:
             last = _final_test(st)
-            filled = ("((" + last + " and (" + _answer_expr(a.final, strip, CONTENT_VAR, given) + ") != '') or (not "
+            filled = ("((" + last + " and (" + _answer_expr(tf.call_answer_rule(a.final), strip, CONTENT_VAR, given)
+                      + ") != '') or (not "
                       + last + " and " + filled + "))")
         checks += ("{%- if " + filled + " -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': this "
                    "format renders an answer with tool calls without its content') -}}{%- endif -%}")
@@ -473,6 +509,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     st = fmt.structure
     name = fmt.name.replace("#}", "# }")
     L: list[str] = [f"{{#- tmplc chat template: {name} -#}}"]
+    if st.tools is not None and st.tools.renders_list and st.tools.tool_layout == "xml":
+        L.append(_xml_macros(st.tools, strip))
     L.append("{%- set has_system = messages | length > 0 and messages[0]['role'] == 'system' -%}")
     sb = st.system
     tf = st.tools
@@ -560,9 +598,16 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
         if tools_on and st.tools.calls_end_turn:
             own = "(" + last + " and not (message['tool_calls'] is defined and message['tool_calls']))"
         ending = "{%- if " + own + " -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
-    content = _answer(a.rule, strip, cvar, given)
-    if a.final is not None:
-        content = "{%- if " + last + " -%}" + _answer(a.final, strip, cvar, given) + "{%- else -%}" + content + "{%- endif -%}"
+    def answer(rule) -> str:
+        if a.final is None:
+            return _answer(rule(a.rule), strip, cvar, given)
+        return ("{%- if " + last + " -%}" + _answer(rule(a.final), strip, cvar, given) + "{%- else -%}"
+                + _answer(rule(a.rule), strip, cvar, given) + "{%- endif -%}")
+
+    content = answer(lambda r: r)
+    if tools_on and st.tools.trim_call_answers:
+        content = ("{%- if message['tool_calls'] is defined and message['tool_calls'] -%}"
+                   + answer(st.tools.call_answer_rule) + "{%- else -%}" + content + "{%- endif -%}")
     body = _out(a.lead) + content + (_calls(st, strip, given) if tools_on else "") + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
