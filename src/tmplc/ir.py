@@ -813,13 +813,6 @@ class ToolFormat:
             _set(self, list_first=False)
         elif self.renders_list:  # the block renders with the list whenever tools are given
             _set(self, absent=None)
-        if self.list_json:
-            if self.item_prefix or self.item_suffix or self.item_sep:
-                raise ValueError("list_json writes the list as one JSON array: item_prefix, item_suffix and "
-                                 "item_sep describe a list written item by item")
-            if self.json.indent is None:  # one value per meaning: a flat array is the item-by-item form
-                _set(self, list_json=False, list_prefix=self.list_prefix + "[", item_sep=self.json.separators[0],
-                     list_suffix="]" + self.list_suffix)
         if self.tool_object not in TOOL_OBJECTS:
             raise ValueError(f"tool_object must be one of {', '.join(TOOL_OBJECTS)}, got {self.tool_object!r}")
         if self.tool_layout not in TOOL_LAYOUTS:
@@ -828,6 +821,13 @@ class ToolFormat:
             if self.list_json:
                 raise ValueError("list_json writes the list as one JSON array; tool_layout xml writes each tool as XML")
             _set(self, tool_object="function")  # the layout writes the function object's fields
+        if self.list_json:
+            if self.item_prefix or self.item_suffix or self.item_sep:
+                raise ValueError("list_json writes the list as one JSON array: item_prefix, item_suffix and "
+                                 "item_sep describe a list written item by item")
+            if self.json.indent is None:  # one value per meaning: a flat array is the item-by-item form
+                _set(self, list_json=False, list_prefix=self.list_prefix + "[", item_sep=self.json.separators[0],
+                     list_suffix="]" + self.list_suffix)
         if self.arg_values not in ARG_VALUES:
             raise ValueError(f"arg_values must be one of {', '.join(ARG_VALUES)}, got {self.arg_values!r}")
         if not self.content_sep:

@@ -664,3 +664,57 @@ def test_reasoning_blocks_glm_and_laguna_xs_with_tools(name):
                 assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
                 cases.append((msgs, tools, gen))
     check_batch(cases, fmt)
+
+
+def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers():
+    """Qwen3-Coder writes each tool as XML (``<function><name>..``, one ``<parameter>`` per
+    property, every other JSON Schema key as ``<key>value</key>``: ``tool_layout="xml"``), opens
+    the system block with a text of its own when tools come without a system message
+    (``default_system``), and trims an answer beside its calls only (``trim_call_answers``).  The
+    format renders like the real template through transformers on fixed and random tool
+    conversations, as do its HF target (through transformers) and its llama.cpp target (through
+    llama.cpp's own engine)."""
+    from tmplc.convert.corpus import hf_render
+    from tools.test_llamacpp_tools import _has_float, _objects, check_batch
+
+    conv, template, bos, eos = converted("llamacpp-Qwen3-Coder")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert tf.tool_layout == "xml" and tf.trim_call_answers and tf.per_argument
+    assert tf.default_system.startswith("You are Qwen, a helpful AI assistant")
+    tool = {"type": "function", "function": {
+        "name": "f", "description": "  d é\n", "strict": True, "parameters": {
+            "type": "object", "required": ["s"], "properties": {
+                "s": {"type": ["string", "null"], "description": " the s ", "enum": ["a", "b"]},
+                "n": {"type": "integer", "minimum": 0, "default": None}, "o": {"items": {"type": "string"}}}}}}
+    calls = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x y", "n": 3, "l": [1, None]}}},
+             {"type": "function", "function": {"name": "g", "arguments": {}}}]
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "\n Let me look. \n", "tool_calls": calls},
+             {"role": "tool", "tool_call_id": "a", "content": "42"},
+             {"role": "tool", "tool_call_id": "b", "content": "43"},
+             {"role": "assistant", "content": " It is 42. \n"}]
+    cases = []
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
+        for tools in (None, [tool], [tool, tool]):
+            for gen in (False, True):
+                real = hf_render(template, msgs, gen, bos, eos, tools)
+                assert fmt.render(msgs, gen, tools=tools) == real
+                assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
+                cases.append((msgs, tools, gen))
+    assert "<type>['string', 'null']</type>" in real and "Let me look.\n<tool_call>" in real
+    check_batch(cases, fmt)
+
+    @settings(max_examples=30)
+    @given(tool_conversations(reasoning=False), st.booleans())
+    def check(c, agp):
+        msgs, tools = c
+        msgs = _objects(msgs)  # the template writes arguments key by key: it needs objects
+        real = hf_render(template, msgs, agp, bos, eos, tools)
+        assert fmt.render(msgs, agp, tools=tools) == real
+        assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, tools) == real
+        if not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []):
+            check_batch([(msgs, tools, agp)], fmt)
+
+    check()

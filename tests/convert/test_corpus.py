@@ -94,11 +94,14 @@ def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
     # ... and GLM-4.6/4.7: earlier answers hide their reasoning behind a fixed block ({THINK|hidden}),
     # the final one shows it; "\n" before a non-blank answer only (GLM-4.6's {NONEMPTY} before {OUTPUT})
     assert {"llamacpp-GLM-4.6", "llamacpp-GLM-4.7-Flash"} <= exact
+    # ... and Qwen3-Coder: its tool list as XML (tool_layout), a system text of its own with tools
+    # (default_system), answers trimmed beside their calls (trim_call_answers)
+    assert "llamacpp-Qwen3-Coder" in exact
     # a floor under the measured figure (BENCHMARKS.md, tools section)
     assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
 
 
-FLOOR_EXACT_WITH_TOOLS = 33
+FLOOR_EXACT_WITH_TOOLS = 34
 
 
 def test_independent_check_catches_a_wrong_conversion(entries):

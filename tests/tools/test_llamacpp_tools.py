@@ -214,3 +214,41 @@ def test_dsml_arguments_results_and_turn_prefixes_after_results_in_llamacpps_eng
                              "eos_token": V32_LIKE.meta.eos_token, "add_generation_prompt": False,
                              "add_bos": target.add_bos_token, "raw_messages": True, "extra_context": None}])
     assert isinstance(out, LlamaCppRenderError) and "one result per call" in str(out), out
+
+
+#: CODER_LIKE with Qwen3-Coder's tool list: each tool as XML (``tool_layout="xml"``), a system
+#: text of its own with tools and no system message (``default_system``), answers trimmed beside
+#: their calls (``trim_call_answers``)
+XML_LIKE = replace(CODER_LIKE, structure=replace(CODER_LIKE.structure, tools=replace(
+    CODER_LIKE.structure.tools, tool_layout="xml", trim_call_answers=True,
+    default_system="You are Qwen, a helpful AI assistant that can interact with a computer to solve tasks.")))
+
+
+def test_xml_tool_list_fixed_cases_in_llamacpps_engine():
+    tool = {"type": "function", "function": {
+        "name": "f", "description": "  d é\n", "strict": True, "parameters": {
+            "type": "object", "required": ["s"], "properties": {
+                "s": {"type": ["string", "null"], "description": " the s ", "enum": ["a", "b"]},
+                "n": {"type": "integer", "minimum": 0, "default": None}, "o": {"items": {"type": "string"}}}}}}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "\n let me look \n", "tool_calls": [{"name": "f", "arguments": {"s": "a"}}]},
+            {"role": "tool", "content": "r"}, {"role": "assistant", "content": " done \n"}]
+    cases = [(m, tools, agp) for m in (msgs, [{"role": "system", "content": "Be brief."}] + msgs)
+             for tools in (None, [tool], [WEATHER, tool]) for agp in (False, True)]
+    check_batch(cases, XML_LIKE)
+    listed = XML_LIKE.render(msgs, tools=[tool])
+    assert listed.startswith("<|im_start|>system\nYou are Qwen, a helpful AI assistant")
+    assert ("\n<parameter>\n<name>s</name>\n<type>['string', 'null']</type>\n<description>the s</description>"
+            '\n<enum>["a", "b"]</enum>\n</parameter>') in listed
+    assert "\n<default>None</default>" in listed and "\n<strict>True</strict>\n</function>" in listed
+    assert "let me look\n<calls>" in listed and " done \n<|im_end|>" in listed  # only the answer beside calls trims
+    assert not XML_LIKE.render(msgs).startswith("<|im_start|>system")  # no tools: no system text of its own
+
+
+@settings(max_examples=40)
+@given(tool_conversations())
+def test_random_xml_tool_lists_in_llamacpps_engine(conv):
+    msgs, tools = conv
+    msgs = _objects(msgs)
+    assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
+    check_batch([(msgs, tools, False), (msgs, tools, True)], XML_LIKE)

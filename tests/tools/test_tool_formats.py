@@ -47,6 +47,10 @@ def _extended(tf: ToolFormat, extra: dict) -> ToolFormat:
         extra["result_sep"] = ""
     if extra["user_prefix_after_results"] is None:
         extra["user_after_user"] = False
+    if extra["list_json"]:
+        extra["tool_layout"] = "json"
+    if extra["placement"] != "system":
+        extra["default_system"] = None
     return replace(tf, **extra)
 extended_tool_formats = st.builds(
     _extended, tool_formats,
@@ -62,7 +66,10 @@ extended_tool_formats = st.builds(
                            "result_sep": _text, "user_prefix_after_results": st.none() | _text,
                            "assistant_prefix_after_results": st.none() | _text, "user_after_user": st.booleans(),
                            "results_answer_calls": st.sampled_from([False, False, True]),
-                           "placement": st.sampled_from(["system", "system", "after_system", "start"])}).flatmap(
+                           "placement": st.sampled_from(["system", "system", "after_system", "start"]),
+                           "tool_layout": st.sampled_from(["json", "json", "xml"]),
+                           "default_system": st.none() | st.none() | _text,
+                           "trim_call_answers": st.booleans()}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")
@@ -103,7 +110,8 @@ def _objects(msgs: list[dict]) -> list[dict]:
 def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects, given_reasoning):
     """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values,
     arg_middle_other/no_arguments, result_sep, the turn prefixes after results, results_answer_calls,
-    tool_object, and each way of reading reasoning_content (given_reasoning): equal output where
+    tool_object, tool_layout (XML tool lists), default_system, trim_call_answers, and each way of
+    reading reasoning_content (given_reasoning): equal output where
     the reference renders; the same refusal (a MessageError from the reference, the template's
     raise_exception from the target) where it does not (string arguments of a per-argument
     format, reasoning_content for a format that refuses it)."""

@@ -91,8 +91,12 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      renders_list=st.sampled_from([True, True, True, False]),
                      calls_end_turn=st.booleans(), list_first=st.booleans(),
                      placement=st.sampled_from(["system", "system", "after_system", "start"]),
+                     tool_layout=st.sampled_from(["json", "json", "xml"]), trim_call_answers=st.booleans(),
                      absent=st.none() | _text).flatmap(
-    lambda tf: st.sampled_from([tf, replace(tf, list_json=True, item_prefix="", item_suffix="", item_sep="")]))
+    lambda tf: st.sampled_from([tf] + ([] if tf.tool_layout == "xml" else
+                                       [replace(tf, list_json=True, item_prefix="", item_suffix="", item_sep="")]))
+).flatmap(lambda tf: st.just(tf) if tf.placement != "system" else
+          (st.none() | _text).map(lambda d: replace(tf, default_system=d)))
 
 
 @settings(max_examples=60)

@@ -81,6 +81,11 @@ def test_a_json_style_renders_and_round_trips():
     ("tools:\n  system_prefix: [x]\n", 9, 18, "tools.system_prefix must be a string"),
     ("tools:\n  placement: first_user\n  system_sep: x\n", 10, 15, "a first_user tool list has none"),
     ("tools: [a]\n", 8, 8, "'tools' must be a mapping"),
+    ("tools:\n  tool_layout: yaml\n", 9, 16, "tool_layout must be one of json, xml"),
+    ("tools:\n  tool_layout: xml\n  list_json: true\n", 10, 14, "tool_layout xml writes each tool as XML"),
+    ("tools:\n  placement: first_user\n  default_system: x\n", 10, 19, "default_system is the system message"),
+    ("tools:\n  default_system: [x]\n", 9, 19, "tools.default_system must be a string"),
+    ("tools:\n  trim_call_answers: 1\n", 9, 22, "tools.trim_call_answers must be true or false"),
 ])
 def test_errors_name_file_line_and_column(section, line, col, what):
     with pytest.raises(SpecError) as e:
@@ -136,3 +141,42 @@ def test_first_user_placement_and_the_new_fields_render_and_round_trip():
 
     for m, tools in ((msgs, [tool]), (msgs[:2], []), (msgs[:2], None)):
         assert render_template(fmt.to_jinja(), m, tools=tools) == fmt.render(m, tools=tools)
+
+
+def test_an_xml_tool_list_with_its_own_system_text_renders_and_round_trips():
+    """Qwen3-Coder's layout in the field form: each tool as XML (``tool_layout: xml``, the
+    function object's fields), a system text of its own where tools come without a system message
+    (``default_system``), answers trimmed beside their calls (``trim_call_answers``)."""
+    text = HEAD + """tools:
+  tool_layout: xml
+  default_system: "You are Qwen."
+  trim_call_answers: true
+  list_prefix: "\\n<tools>"
+  list_suffix: "\\n</tools>"
+  content_sep: "\\n"
+  call_prefix: "<c>"
+  call_middle: " "
+  call_suffix: "</c>"
+  results_open: "<|r|>"
+  results_close: "<|e|>"
+"""
+    fmt = load_yaml_spec(text, "t.yaml")
+    tf = fmt.structure.tools
+    assert (tf.tool_layout, tf.default_system, tf.trim_call_answers, tf.tool_object) == (
+        "xml", "You are Qwen.", True, "function")
+    assert load_yaml_spec(fmt.to_yaml(), "b.yaml").structure == fmt.structure
+    assert from_dict(json.loads(json.dumps(to_dict(fmt)))) == fmt
+    tool = {"type": "function", "function": {"name": "f", "description": " d ", "parameters": {
+        "type": "object", "properties": {"k": {"type": "string", "enum": ["a", "b"]}}}}}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": " look ", "tool_calls": [{"name": "f", "arguments": {"k": "a"}}]},
+            {"role": "tool", "content": "1"}, {"role": "assistant", "content": " ok "}]
+    out = fmt.render(msgs, tools=[tool])
+    assert out.startswith("<|s|>You are Qwen.\n<tools>\n<function>\n<name>f</name>\n<description>d</description>"
+                          "\n<parameters>\n<parameter>\n<name>k</name>\n<type>string</type>"
+                          '\n<enum>["a", "b"]</enum>\n</parameter>\n</parameters>\n</function>\n</tools><|e|>')
+    assert "<|a|>look\n<c>f " in out and "<|a|> ok <|e|>" in out
+    assert not fmt.render(msgs[:1]).startswith("<|s|>")  # without tools no system text of its own
+    from tmplc.jinja_env import render_template
+
+    assert render_template(fmt.to_jinja(), msgs, tools=[tool]) == out

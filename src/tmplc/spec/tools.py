@@ -80,7 +80,8 @@ def apply_tools(st: Structure, node: "yaml.Node", value: Any,
             st, node, value, err, in_scalar or (lambda e, n, k: err(f"in tools.{k}: {e.message}", n)),
             kw.get("system_prefix"), value.get("keep_default_system", True) is not False,
             value.get("placement") if isinstance(value.get("placement"), str) else None,
-            value.get("system_sep_if") if isinstance(value.get("system_sep_if"), str) else "message"))
+            value.get("system_sep_if") if isinstance(value.get("system_sep_if"), str) else "message",
+            isinstance(value.get("default_system"), str)))
         value = {k: v for k, v in value.items() if k in tools_example.DECLARED_KEYS}
     for key in TEXT_FIELDS + OPTIONAL_TEXT_FIELDS + ("placement",):
         if key in value:

@@ -101,7 +101,9 @@ What no example can show is declared beside the examples with the field form's k
 ``absent`` (the text in place of the system block with tools and no system message, where it
 differs from the spec's ``{NOSYSTEM}`` text), ``arg_middle_other``, ``user_prefix_after_results``,
 ``assistant_prefix_after_results``, ``user_after_user``, ``results_answer_calls``, ``tool_object``: each
-``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``).  The keys the
+``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``; ``tool_layout: xml``:
+each ``{TOOL}`` is Qwen3-Coder's ``<function>`` element; ``default_system``: the system text with
+tools and no system message, so only the example with ``{SYSTEM}`` is shown; ``trim_call_answers``).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
 
@@ -128,7 +130,7 @@ DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix"
                  "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
                  "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn", "absent",
                  "arg_middle_other", "user_prefix_after_results", "assistant_prefix_after_results",
-                 "user_after_user", "results_answer_calls")
+                 "user_after_user", "results_answer_calls", "tool_layout", "default_system", "trim_call_answers")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -219,7 +221,8 @@ def _list_split(open_: str, between: str | None, close: str) -> dict[str, Any]:
 
 
 def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragment | None,
-                 keep_default_system: bool, placement: str | None, system_sep_if: str = "message") -> dict[str, Any]:
+                 keep_default_system: bool, placement: str | None, system_sep_if: str = "message",
+                 default_system: bool = False) -> dict[str, Any]:
     """The list's fields and its placement: the system block (``{SYSTEM}``), the first user turn
     (``{INPUT}``) or, where ``placement: last_user`` is declared, before the last user turn."""
     ex = examples[0]
@@ -250,19 +253,19 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
         p[-1] = p[-1][:len(p[-1]) - len(suffix)] if suffix else p[-1]
         return p
 
+    # a default message that stays with tools (or a declared default_system, the text tools bring):
+    # the list always comes with a system message, and (system_sep_if: message) the separator with
+    # it; an empty one still shows without it otherwise
+    always_system = (default_system or sb.default is not None and keep_default_system) and system_sep_if == "message"
     kinds = [a.kind for a in ex.atoms if a.kind != TEXT]
     if kinds and kinds[0] in ("TOOL", "TOOLS"):  # the list before the system message (list_first)
-        return _list_first_fields(examples, block, always=sb.default is not None and keep_default_system
-                                  and system_sep_if == "message")
+        return _list_first_fields(examples, block, always=always_system)
     head, sep_and_open, between, close = block(ex, ("SYSTEM", "TOOL", "TOOL"))
     if head:
         raise ex.fail(f"text between the system block's prefix and {{SYSTEM}} ({head!r}) is not the spec's prefix")
-    # a default message that stays with tools: the list always follows a system message, and
-    # (system_sep_if: message) the separator with it; an empty one still shows without it otherwise
-    always_system = sb.default is not None and keep_default_system and system_sep_if == "message"
     if len(examples) > 1:
         if always_system:
-            raise examples[1].fail("the system block has a default message, so the list always follows a system "
+            raise examples[1].fail("the system block has a default message (or default_system is declared), so the list always follows a system "
                                    "message: show only the example with {SYSTEM}")
         open_, b2, c2 = block(examples[1], ("TOOL", "TOOL"))
         if (b2, c2) != (between, close):
@@ -289,7 +292,7 @@ def _list_first_fields(examples: list[_Example], block, always: bool) -> dict[st
         raise ex.fail(f"text between {{SYSTEM}} and the system block's suffix ({tail!r}) is not the spec's suffix")
     if len(examples) > 1:
         if always:
-            raise examples[1].fail("the system block has a default message, so the list always comes with a system "
+            raise examples[1].fail("the system block has a default message (or default_system is declared), so the list always comes with a system "
                                    "message: show only the example with {SYSTEM}")
         o2, b2, close = block(examples[1], ("TOOL", "TOOL"))
         if (o2, b2) != (open_, between):
@@ -420,7 +423,7 @@ def _result_fields(ex: _Example) -> dict[str, Any]:
 def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err: Err,
                               in_scalar: InScalar, system_prefix: Fragment | None = None,
                               keep_default_system: bool = True, placement: str | None = None,
-                              system_sep_if: str = "message") -> dict[str, Any]:
+                              system_sep_if: str = "message", default_system: bool = False) -> dict[str, Any]:
     """The ToolFormat fields the examples of a ``tools:`` mapping show (``value``, read from the
     YAML mapping ``node``; ``system_prefix``: the declared one, which a system-block example starts with)."""
     import yaml
@@ -460,7 +463,7 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
         kw[key] = style
     if not no_list:
         kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system, placement,
-                               system_sep_if))
+                               system_sep_if, default_system))
     if not no_calls:
         kw.update(_call_fields(examples("calls", (2,))))
     kw.update(_result_fields(examples("results", (1,))[0]))
@@ -511,8 +514,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
             head = "{SYSTEM}" + e(tf.system_sep) if with_system else ""
             return e(prefix) + head + tools + e(suffix)
 
-        lists = ([block(True)] if sb.default is not None and tf.keep_default_system and tf.system_sep_if == "message"
-                 else [block(True), block(False)])
+        always = tf.default_system is not None or sb.default is not None and tf.keep_default_system
+        lists = [block(True)] if always and tf.system_sep_if == "message" else [block(True), block(False)]
     cid = ("" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}") + (
         "" if tf.call_index_prefix is None else e(tf.call_index_prefix) + "{INDEX}")
     if tf.per_argument:
