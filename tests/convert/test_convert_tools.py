@@ -703,7 +703,7 @@ def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers(
                 assert fmt.render(msgs, gen, tools=tools) == real
                 assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
                 cases.append((msgs, tools, gen))
-    assert "<type>['string', 'null']</type>" in real and "Let me look.\n<tool_call>" in real
+    assert "<type>['string', 'null']</type>" in real and "Let me look.\n\n<tool_call>" in real
     check_batch(cases, fmt)
 
     @settings(max_examples=30)
