@@ -208,6 +208,13 @@ def test_registry_entries_ollama_cannot_carry_are_refused() -> None:
     # Llama 3.1's tool list is tojson(indent=4): Python's indented layout, which Go's encoding/json cannot write
     with pytest.raises(TargetError, match=r"tools, tool calls and tool results.*encoding/json.*\(',', ': '\)"):
         to_ollama(registry["llama-3.1-tools"], allow_untrimmed=True)
+    # Qwen3-Coder's XML tool list writes values as Python's str() does, which Go's templates cannot
+    from dataclasses import replace
+
+    qwen3 = registry["qwen3-tools"]
+    xml = replace(qwen3, structure=replace(qwen3.structure, tools=replace(qwen3.structure.tools, tool_layout="xml")))
+    with pytest.raises(TargetError, match=r"tools, tool calls and tool results.*each tool as XML.*str\(\)"):
+        to_ollama(xml, allow_untrimmed=True)
     filters = {"deepseek-r1": "{OUTPUT|drop_think}", "qwen3-thinking": "{OUTPUT|drop_think_lstrip_nl}"}
     for name in ("deepseek-r1", "qwen3-thinking"):
         with pytest.raises(TargetError, match=r"drop_think.*cannot search or split a string") as e:

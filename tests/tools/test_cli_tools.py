@@ -60,3 +60,28 @@ def test_bad_tools_file(tmp_path, capsys):
     (tmp_path / "tools.json").write_text('["get_weather"]', encoding="utf-8")
     assert main(["render", "qwen3-tools", "--messages", m, "--tools", t]) == 2
     assert "tools[0] must be an object" in capsys.readouterr().err
+
+
+def test_each_rows_tools_column_renders_with_its_row(tmp_path, capsys):
+    """A JSONL row's ``tools`` column (as ``tmplc format`` reads it: a list, or a JSON string of
+    one) renders with that row, and only that row; ``--tools`` beside a row with tools is an
+    error naming the row (never one silently winning); ``--tools-column ''`` ignores the column;
+    a text format refuses a row with tools instead of dropping them."""
+    p = tmp_path / "rows.jsonl"
+    rows = [{"messages": AGENT, "tools": [WEATHER]}, {"messages": AGENT[:2]},
+            {"messages": AGENT[:2], "tools": json.dumps([WEATHER])}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tok = load_tokenizer("qwen3")
+    assert main(["render", "qwen3-tools", "--messages", str(p)]) == 0
+    want = [tok.apply_chat_template(AGENT, tools=[WEATHER], tokenize=False),
+            tok.apply_chat_template(AGENT[:2], tokenize=False),
+            tok.apply_chat_template(AGENT[:2], tools=[WEATHER], tokenize=False)]
+    assert capsys.readouterr().out == "".join(want)
+    _, t = _files(tmp_path)
+    assert main(["render", "qwen3-tools", "--messages", str(p), "--tools", t]) == 2
+    assert "row 0 of " + str(p) + " has its own tools (column 'tools')" in capsys.readouterr().err
+    assert main(["render", "qwen3-tools", "--messages", str(p), "--tools", t, "--tools-column", ""]) == 0
+    assert capsys.readouterr().out == "".join(tok.apply_chat_template(m, tools=[WEATHER], tokenize=False)
+                                              for m in (AGENT, AGENT[:2], AGENT[:2]))
+    assert main(["render", "qwen3", "--messages", str(p)]) == 2
+    assert "row 0: format 'qwen3' has no tool support" in capsys.readouterr().err

@@ -34,6 +34,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="a JSON file holding the tool definitions (transformers' [{\"type\": \"function\", "
                         "\"function\": {...}}]), rendered with every conversation; needs a format with tool "
                         "support (e.g. qwen3-tools; docs/tools.md)")
+    p.add_argument("--tools-column", default="tools", metavar="NAME",
+                   help="the column holding each row's own tool definitions, as tmplc format reads it "
+                        "(default: tools; '' to not read it); a row with tools cannot be combined with --tools")
     p.add_argument("--add-generation-prompt", action="store_true", help="append the assistant prefix")
     p.add_argument("--continue-final-message", action="store_true",
                    help="leave the final assistant message open (no suffix)")
@@ -77,7 +80,7 @@ def _read_tools(path: str, fmt) -> list:
     return tools
 
 
-def _show_labels(args, fmt, convs) -> int:
+def _show_labels(args, fmt, convs, row_tools) -> int:
     import warnings
 
     from tmplc.formatter import IGNORE, FormatterWarning, RowDropped, tokenize_messages, tokenizer_info
@@ -92,7 +95,7 @@ def _show_labels(args, fmt, convs) -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FormatterWarning)
                 out = tokenize_messages(fmt, msgs, tok, policy=args.policy, special_tokens=args.special_tokens,
-                                        tools=args._tools)
+                                        tools=row_tools[row])
         except MessageError as e:
             raise MessageError(e.index, e.message, row=row if len(convs) > 1 else None) from None
         except RowDropped as e:
@@ -147,14 +150,21 @@ def run(args) -> int:
     args._needs_tokens = True
     fmt = load_format(args.spec, args)
     args._tools = _read_tools(args.tools, fmt) if args.tools else None
-    convs = read_conversations(args.messages, source=args.source, merged_prompt=args.merged_prompt,
-                               output_column=args.output_column, default_system=args.default_system,
-                               limit=args.limit)
+    rows = read_conversations(args.messages, source=args.source, merged_prompt=args.merged_prompt,
+                              output_column=args.output_column, default_system=args.default_system,
+                              limit=args.limit, tools_column=args.tools_column or None)
+    convs, row_tools = [m for m, _ in rows], [t for _, t in rows]
+    for row, tools in enumerate(row_tools):
+        if tools is not None and args._tools is not None:
+            raise UsageError(f"row {row} of {args.messages} has its own tools (column {args.tools_column!r}) and "
+                             "--tools gives tools for every row: drop one (--tools-column '' ignores the column)")
+    if args._tools is not None:
+        row_tools = [args._tools] * len(convs)
     if args.show_labels:
-        return _show_labels(args, fmt, convs)
+        return _show_labels(args, fmt, convs, row_tools)
     for row, msgs in enumerate(convs):
         try:
-            segs = fmt.segments(msgs, args.add_generation_prompt, args.continue_final_message, tools=args._tools)
+            segs = fmt.segments(msgs, args.add_generation_prompt, args.continue_final_message, tools=row_tools[row])
         except MessageError as e:
             raise MessageError(e.index, e.message, row=row if len(convs) > 1 else None) from None
         if not args.show:

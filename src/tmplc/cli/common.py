@@ -150,15 +150,18 @@ DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq"
 
 def read_conversations(path: str, *, source: str = "auto", merged_prompt: str | None = None,
                        output_column: str = "output", default_system: str | None = None,
-                       limit: int | None = None) -> list[list[dict]]:
-    """Conversations to render from FILE: a JSON list of messages (one conversation), a JSONL file of
+                       limit: int | None = None,
+                       tools_column: str | None = "tools") -> list[tuple[list[dict], list | None]]:
+    """Conversations to render from FILE, each with its row's tool definitions (the
+    ``tools_column``, read as ``tmplc format`` reads it; None where the row has none): a JSON list
+    of messages (one conversation), a JSONL file of
     conversations (a list, or an object with ``messages``, per line), or any data file ``tmplc
     format`` reads (JSONL/JSON/CSV/TSV/Parquet rows: OpenAI messages, ShareGPT, Alpaca,
     prompt/completion, ``merged_prompt``), normalised by :mod:`tmplc.data.normalize`.  ``-``:
     JSON/JSONL on stdin.  A row that cannot be read or normalised is a ``MessageError`` naming the
     file and the 0-based row; a file that cannot be read, an ``InputError`` (exit 2)."""
     from tmplc.data.merged import MergedPrompt, RowProblem
-    from tmplc.data.normalize import normalize_row
+    from tmplc.data.normalize import normalize_row, row_tools
     from tmplc.data.readers import read_rows
     from tmplc.fileio import InputError, read_text
 
@@ -203,9 +206,10 @@ def read_conversations(path: str, *, source: str = "auto", merged_prompt: str | 
         try:
             msgs, _ = normalize_row(row, source=source, merged=merged, output_column=output_column,
                                     default_system=default_system)
+            tools = row_tools(row, tools_column)
         except RowProblem as e:
             raise MessageError(None, f"{e} (in {path})", row=n if len(rows) > 1 else None) from None
         except MessageError as e:
             raise MessageError(e.index, f"{e.message} (in {path})", row=n if len(rows) > 1 else None) from None
-        convs.append(msgs)
+        convs.append((msgs, tools))
     return convs

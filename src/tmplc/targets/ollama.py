@@ -415,12 +415,15 @@ class _Gen:
         self.st = fmt.structure
         st = self.st
         if st.tools is not None:
+            writes = (f"writes JSON with separators {st.tools.json.separators!r} in the caller's key order"
+                      if st.tools.tool_layout == "json" else
+                      "writes each tool as XML with values as Python's str() writes them (['string', 'null'], "
+                      "True, None), which Go's templates cannot")
             raise _refuse(
                 f"format {fmt.name!r} renders tools, tool calls and tool results, which an Ollama template "
                 "cannot reproduce exactly: Ollama serialises .Tools and tool-call arguments with Go's "
                 "encoding/json (compact ',' and ':' separators, '<', '>' and '&' escaped, its own key order), "
-                f"and this format writes JSON with separators {st.tools.json.separators!r} in the caller's key "
-                "order; use the text-only entry of this format for Ollama")
+                f"and this format {writes}; use the text-only entry of this format for Ollama")
         think = st.assistant.rule.drop_think
         if think:
             which = "first" if think.startswith("first") else "last"
