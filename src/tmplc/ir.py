@@ -1140,6 +1140,11 @@ class ChatFormat:
         """A copy with metadata fields replaced."""
         return replace(self, meta=replace(self.meta, **changes))
 
+    def without_tools(self) -> "ChatFormat":
+        """The text part: the same format without its tool format (conversations without tools,
+        tool calls or tool results render alike; tools are refused, never dropped)."""
+        return self if self.structure.tools is None else replace(self, structure=replace(self.structure, tools=None))
+
     # -- meaning --------------------------------------------------------------------
     def segments(
         self,

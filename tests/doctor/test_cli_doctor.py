@@ -16,7 +16,7 @@ def cli(*args):
 def test_check_clean_table_exit_0(model):
     res = cli("check", model("qwen3"))
     assert res.returncode == 0, res.stderr
-    assert "template: qwen3-thinking (tokenizer chat_template)" in res.stdout
+    assert "template: qwen3-tools (tokenizer chat_template)" in res.stdout  # with its tool part
     assert "0 error(s)" in res.stdout and "Traceback" not in res.stderr
 
 

@@ -94,8 +94,10 @@ def resolve(template: Any, folder, facts) -> Resolved:
     fmt = load_format(template) if template is not None else None
     tok_fmt, refusal = None, None
     if tmpl_text:
+        # the folder's own format carries its tool part where the converter recovers it exactly (a
+        # dataset with tools formats with it); a given text format is compared with the text part
         tok_fmt, refusal = import_chat_template(tmpl_text, bos=facts.bos, eos=facts.eos, name=folder.path.name,
-                                                with_tools=fmt is not None and fmt.structure.tools is not None)
+                                                with_tools=fmt is None or fmt.structure.tools is not None)
     if fmt is not None:
         return Resolved(fmt, fmt.name, "given", tok_fmt, tmpl_text, refusal)
     if tok_fmt is not None:

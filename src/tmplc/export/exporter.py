@@ -109,7 +109,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
     """
     from tmplc.export import quantize as qz
     from tmplc.export import validate as v
-    from tmplc.export.conversations import check_conversations
+    from tmplc.export.conversations import check_conversations, check_tool_conversations
     from tmplc.export.doctor_check import check_doctor
     from tmplc.export.reference import reference_logits
     from tmplc.export.sources import locate
@@ -168,8 +168,15 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
         try:
             modelfile = to_ollama(fmt, from_="./" + first, allow_untrimmed=True)
         except TmplcError as exc:
-            ollama_refusal = str(exc)
-            report.notes.append(f"no Modelfile: the Ollama target refuses this format ({exc})")
+            try:  # the text part, where only the tools are what Ollama cannot carry
+                if fmt.structure.tools is None:
+                    raise
+                modelfile = to_ollama(fmt.without_tools(), from_="./" + first, allow_untrimmed=True)
+                report.notes.append(f"the Modelfile carries the text format only, without its tools: {exc}; serve "
+                                    "tool calls with llama.cpp (the GGUF's template carries them)")
+            except TmplcError as exc2:
+                ollama_refusal = str(exc2)
+                report.notes.append(f"no Modelfile: the Ollama target refuses this format ({exc2})")
         if fmt.trims:
             report.notes.append("the format trims message content and Ollama templates cannot: the Modelfile "
                                 "renders contents as sent (strip them before sending)")
@@ -181,8 +188,9 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
         convs = check_conversations(n_random, seed)
         probe = temps[native[0]]
         fields = v.gguf_chat_fields(probe)
-        runs = [("llamacpp_template", lambda: v.check_llamacpp_template(fmt, probe, convs, fields)),
-                ("modelfile", lambda: v.check_modelfile(fmt, modelfile, convs, ollama_refusal)),
+        tool_convs = check_tool_conversations() if fmt.structure.tools is not None else []
+        runs = [("llamacpp_template", lambda: v.check_llamacpp_template(fmt, probe, convs, fields, tool_convs)),
+                ("modelfile", lambda: v.check_modelfile(fmt.without_tools(), modelfile, convs, ollama_refusal)),
                 ("token_ids", lambda: v.check_token_ids(fmt, probe, tokenizer, convs, fields)),
                 ("hf_template", lambda: v.check_hf_template(fmt, tokenizer, convs)),
                 ("doctor", lambda: check_doctor(fmt, tokenizer, ck, keys.eot_id, src.model))]

@@ -70,9 +70,13 @@ def _load_format(src: Sources, template: Any, tokenizer: Any):
     if not isinstance(jt, str) or not jt:
         raise ExportRefused(f"{src.tokenizer_dir}: no --template, no {SPEC_FILE} and no chat_template in the "
                             "tokenizer: tmplc cannot know the training format (pass --template)")
-    try:
-        fmt = tmplc.from_jinja(jt, bos_token=tokenizer.bos_token, eos_token=tokenizer.eos_token)
-    except tmplc.ConversionRefused as exc:
+    from tmplc.doctor.template import import_chat_template
+
+    # with its tool part where the converter recovers it exactly: the GGUF's template then renders
+    # tools as the model's own template does (a text-only import would refuse them)
+    fmt, refusal = import_chat_template(jt, bos=tokenizer.bos_token, eos=tokenizer.eos_token, name="imported",
+                                        with_tools=True)
+    if fmt is None:
         raise ExportRefused(f"{src.tokenizer_dir}: the tokenizer's chat_template cannot be imported exactly "
-                            f"({exc.reason}); pass --template SPEC") from exc
+                            f"({refusal}); pass --template SPEC")
     return fmt, f"{src.tokenizer_dir}: the tokenizer's chat_template (imported)"

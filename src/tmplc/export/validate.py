@@ -6,7 +6,8 @@ llama.cpp itself (tokenizer, loader, forward pass) through llama-cpp-python.
 
 1. ``llamacpp_template``: the GGUF's ``tokenizer.chat_template`` rendered by llama.cpp's engine
    (with the GGUF's bos/eos texts and add_bos, as llama-server does) equals the reference render
-   under llama.cpp's conventions, with and without the generation prompt.
+   under llama.cpp's conventions, with and without the generation prompt; for a format with
+   tools, on tool conversations too (a tool list, calls, results).
 2. ``modelfile``: the Modelfile's TEMPLATE run by the Go harness equals the reference under
    Ollama's conventions, and every end-of-turn string is a ``PARAMETER stop``.
 3. ``token_ids``: the training render tokenized by llama.cpp with the GGUF vocabulary (BOS added
@@ -79,8 +80,12 @@ def gguf_chat_fields(path: Path) -> dict[str, Any]:
 
 
 def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[list[dict]],
-                            fields: dict[str, Any] | None = None) -> Check:
-    """``fields``: :func:`gguf_chat_fields` of ``gguf_path`` when the caller has them already."""
+                            fields: dict[str, Any] | None = None,
+                            tool_convs: Sequence[tuple[list[dict], list[dict] | None]] = ()) -> Check:
+    """``fields``: :func:`gguf_chat_fields` of ``gguf_path`` when the caller has them already;
+    ``tool_convs``: (messages, tools) pairs, given to the engine as they are (tool calls with their
+    arguments as objects) with ``tools`` in the template's context, as ``llama-server --jinja``
+    passes a request's tools."""
     from tmplc.engines.llamacpp import LlamaCppRenderError, render_llamacpp
     from tmplc.targets.llamacpp import expected_llamacpp
 
@@ -88,18 +93,23 @@ def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[
     if not g["chat_template"]:
         return Check("llamacpp_template", False, "the GGUF has no tokenizer.chat_template")
     jobs, wants = [], []
-    for c in convs:
+    for c, tools in [(c, None) for c in convs] + [(c, t) for c, t in tool_convs]:
         for agp in (False, True):
             if agp and c[-1]["role"] == "assistant":
                 continue
             try:
-                want = expected_llamacpp(fmt, c, agp, bool(g["add_bos"]), DAY)
+                want = expected_llamacpp(fmt, c, agp, bool(g["add_bos"]), DAY, tools=tools)
             except (MessageError, TmplcError):
                 continue
-            jobs.append({"template": g["chat_template"], "messages": c, "bos_token": g["bos_text"] or "",
-                         "eos_token": g["eos_text"] or "", "add_generation_prompt": agp,
-                         "add_bos": bool(g["add_bos"]), "date": DAY})
+            job = {"template": g["chat_template"], "messages": c, "bos_token": g["bos_text"] or "",
+                   "eos_token": g["eos_text"] or "", "add_generation_prompt": agp,
+                   "add_bos": bool(g["add_bos"]), "date": DAY}
+            if tools is not None or any(m["role"] not in ("system", "user", "assistant") or "tool_calls" in m
+                                        for m in c):
+                job.update(raw_messages=True, extra_context={"tools": tools} if tools is not None else None)
+            jobs.append(job)
             wants.append(want)
+    with_tools = sum(1 for j in jobs if j.get("raw_messages"))
     try:
         got = render_llamacpp(jobs)
     except TmplcError as exc:
@@ -112,7 +122,9 @@ def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[
                          {"messages": job["messages"], "expected": want,
                           "got": out.message if isinstance(out, LlamaCppRenderError) else out})
     return Check("llamacpp_template", True, f"{len(jobs)} renders by llama.cpp's Jinja engine equal the "
-                 "reference (with and without the generation prompt)", {"renders": len(jobs)})
+                 "reference (with and without the generation prompt"
+                 + (f"; {with_tools} with tools, tool calls and results" if with_tools else "") + ")",
+                 {"renders": len(jobs), "with_tools": with_tools})
 
 
 def check_modelfile(fmt: "ChatFormat", modelfile: str | None, convs: Sequence[list[dict]],

@@ -74,7 +74,8 @@ def llamacpp_merge_system(messages: Sequence[dict]) -> list[dict]:
 
 def expected_llamacpp(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: bool,
                       add_bos_token: bool, date: "_dt.date | None" = None, *,
-                      bos_token: str | None = None, eos_token: str | None = None) -> str:
+                      bos_token: str | None = None, eos_token: str | None = None,
+                      tools: Sequence[dict] | None = None) -> str:
     """What llama-server's prompt text is meant to be for ``messages`` (reference + llama.cpp
     conventions) on ``date`` (default: today).
 
@@ -85,5 +86,5 @@ def expected_llamacpp(fmt: "ChatFormat", messages: Sequence[dict], add_generatio
         msgs = llamacpp_merge_system(msgs)
     bos = bos_token if bos_token is not None else fmt.meta.bos_token
     text = fmt.render(msgs, add_generation_prompt=add_generation_prompt, date=date,
-                      bos_token=bos_token, eos_token=eos_token)
+                      bos_token=bos_token, eos_token=eos_token, tools=tools)
     return strip_leading_bos(text, bos) if add_bos_token else text
