@@ -58,6 +58,8 @@ def test_export_keeps_the_templates_tools_and_checks_them_in_llamacpp(coder):
     assert report.ok, report.summary()
     first = report.checks[0]
     assert first.name == "llamacpp_template" and first.data["with_tools"] >= 6, first.detail
+    hf = next(c for c in report.checks if c.name == "hf_template")  # the folder's own template, by transformers
+    assert hf.ok and hf.data["with_tools"] == first.data["with_tools"], hf.detail
     assert "tool_layout: xml" in report.spec
     # independent of tmplc's reference: the GGUF's template through llama.cpp's engine == the
     # model's own template through transformers, on every tool conversation of the check

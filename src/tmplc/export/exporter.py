@@ -192,7 +192,7 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
         runs = [("llamacpp_template", lambda: v.check_llamacpp_template(fmt, probe, convs, fields, tool_convs)),
                 ("modelfile", lambda: v.check_modelfile(fmt.without_tools(), modelfile, convs, ollama_refusal)),
                 ("token_ids", lambda: v.check_token_ids(fmt, probe, tokenizer, convs, fields)),
-                ("hf_template", lambda: v.check_hf_template(fmt, tokenizer, convs)),
+                ("hf_template", lambda: v.check_hf_template(fmt, tokenizer, convs, tool_convs)),
                 ("doctor", lambda: check_doctor(fmt, tokenizer, ck, keys.eot_id, src.model))]
         checks: list[Check] = []
         for cname, run in runs:

@@ -247,32 +247,37 @@ def check_logits(gguf_path: Path, outtype: str, reference: "np.ndarray", ids: li
                  f"{agree:.2f}", data)
 
 
-def check_hf_template(fmt: "ChatFormat", tokenizer: Any, convs: Sequence[list[dict]]) -> Check:
-    """The tokenizer's own chat_template (what transformers users get) renders like the format.
+def check_hf_template(fmt: "ChatFormat", tokenizer: Any, convs: Sequence[list[dict]],
+                      tool_convs: Sequence[tuple[list[dict], list[dict] | None]] = ()) -> Check:
+    """The tokenizer's own chat_template (what transformers users get) renders like the format
+    (``tool_convs``: (messages, tools) pairs, for a format with tools).
 
     A tokenizer without a chat_template passes (nothing disagrees); one whose template renders any
     check conversation differently fails: the model folder would carry two formats."""
     jt = getattr(tokenizer, "chat_template", None)
     if not isinstance(jt, str) or not jt:
         return Check("hf_template", True, "the tokenizer has no chat_template (the format is the only one)")
-    n = 0
-    for c in convs:
+    n = with_tools = 0
+    for c, tools, agentic in [(c, None, False) for c in convs] + [(c, t, True) for c, t in tool_convs]:
         for agp in (False, True):
             if agp and c[-1]["role"] == "assistant":
                 continue
             try:
-                want = fmt.render(c, add_generation_prompt=agp, date=DAY)
+                want = fmt.render(c, add_generation_prompt=agp, date=DAY, tools=tools)
             except (MessageError, TmplcError):
                 continue
             try:
-                got = tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=agp)
+                got = tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=agp, tools=tools)
             except Exception as exc:  # the template raised where the format renders
                 got = f"<error: {exc}>"
             n += 1
+            with_tools += agentic
             if got != want:
                 return Check("hf_template", False, "the tokenizer's chat_template renders differently from the "
                              "training format (the model folder carries two formats; save the tokenizer with "
                              "the format's template: tmplc compile --to jinja)",
-                             {"messages": c, "add_generation_prompt": agp, "format": want, "tokenizer": got})
-    return Check("hf_template", True, f"the tokenizer's chat_template equals the format on {n} renders",
-                 {"renders": n})
+                             {"messages": c, "tools": tools, "add_generation_prompt": agp, "format": want,
+                              "tokenizer": got})
+    return Check("hf_template", True, f"the tokenizer's chat_template equals the format on {n} renders"
+                 + (f" ({with_tools} with tools, tool calls and results)" if with_tools else ""),
+                 {"renders": n, "with_tools": with_tools})
