@@ -507,13 +507,14 @@ RESULT_CONTENTS = ("verbatim", "json", "trim")
 #: (``ToolFormat.content_sep_if``)
 CONTENT_SEP_IFS = ("answer", "content", "unended")
 #: how a per-argument call writes a value that is not a string (``ToolFormat.arg_values``)
-ARG_VALUES = ("json", "python")
+ARG_VALUES = ("json", "python", "str")
 #: when ``system_sep`` renders between the system message and the tool list (``ToolFormat.system_sep_if``)
 SYSTEM_SEP_IFS = ("message", "content")
 #: what of each tool the tool list serialises (``ToolFormat.tool_object``)
 TOOL_OBJECTS = ("tool", "function")
-#: how the tool list writes each tool (``ToolFormat.tool_layout``): JSON, or :func:`xml_tool`
-TOOL_LAYOUTS = ("json", "xml")
+#: how the tool list writes each tool (``ToolFormat.tool_layout``): JSON, :func:`xml_tool` or
+#: :func:`python_def_tool`
+TOOL_LAYOUTS = ("json", "xml", "python_def")
 
 
 def xml_tool(fn: Any, style: JsonStyle) -> str:
@@ -554,6 +555,57 @@ def xml_tool(fn: Any, style: JsonStyle) -> str:
             out += extra(spec, ("name", "type", "description")) + "\n</parameter>"
     return (out + extra(params, ("type", "properties")) + "\n</parameters>"
             + extra(fn, ("type", "name", "description", "parameters")) + "\n</function>")
+
+
+#: JSON Schema type -> the Python type name :func:`python_def_tool` writes (anything else: ``Any``)
+PY_TYPES = {"string": "str", "number": "int", "integer": "int", "boolean": "bool", "array": "list"}
+
+
+def python_def_problem(tool: Any) -> str | None:
+    """Why :func:`python_def_tool` cannot write ``tool`` (its template raises or skips it), or None."""
+    if not isinstance(tool, dict) or tool.get("type") != "function":
+        return 'its "type" is not "function" (the layout lists function tools only)'
+    fn = tool.get("function")
+    if not isinstance(fn, dict) or not isinstance(fn.get("parameters"), dict) \
+            or not isinstance(fn["parameters"].get("properties"), dict):
+        return "it has no function.parameters.properties object (the layout writes one argument per property)"
+    req = fn["parameters"].get("required", [])
+    if not isinstance(req, list) or not all(isinstance(r, str) for r in req):
+        return "its parameters.required is not a list of names"
+    return None
+
+
+def python_def_tool(fn: Any) -> str:
+    """A tool's ``function`` object in the ``python_def`` layout (Seed-OSS's tool list): a Python
+    signature and a docstring, each line of the docstring indented by four spaces: ``def NAME(K:
+    T,K: T):``, the docstring's opening quotes, DESCRIPTION (whitespace-stripped), an empty line,
+    ``Args:`` with one ``- K (T) [必填]: D`` line per property (``[选填]`` for a key not in
+    ``parameters.required``) where there are properties, an empty line, ``Returns:`` with one ``- K
+    (T): D`` line per key of ``returns.properties`` where that is a non-empty object, then the
+    closing quotes.  ``T`` is the :data:`PY_TYPES` name of the property's ``type`` (``Any``
+    otherwise), ``D`` its ``description`` as Python's ``str`` writes it (empty where it is missing
+    or false).  Tools :func:`python_def_problem` names are a MessageError before this runs."""
+
+    def ty(spec: Any) -> str:
+        t = spec.get("type") if isinstance(spec, dict) else None
+        return PY_TYPES.get(t, "Any") if isinstance(t, str) else "Any"
+
+    def desc(spec: Any) -> str:
+        d = spec.get("description") if isinstance(spec, dict) else None
+        return str(d) if d else ""
+
+    params = fn["parameters"]
+    props, required = params["properties"], params.get("required", [])
+    out = ("def " + str(fn.get("name", "")) + "(" + ",".join(f"{k}: {ty(v)}" for k, v in props.items())
+           + '):\n    """\n    ' + (str(fn["description"]).strip() if "description" in fn else "") + "\n\n")
+    if props:
+        out += "    Args:" + "".join(f"\n    - {k} ({ty(v)}) {'[必填]' if k in required else '[选填]'}: {desc(v)}"
+                                     for k, v in props.items())
+    out += "\n"
+    returns = fn.get("returns")
+    if isinstance(returns, dict) and isinstance(returns.get("properties"), dict) and returns["properties"]:
+        out += "    Returns:" + "".join(f"\n    - {k} ({ty(v)}): {desc(v)}" for k, v in returns["properties"].items())
+    return out + '\n    """'
 
 
 def split_calls(opening: str, between: str, closing: str) -> tuple[str, str, str, str, str]:
@@ -624,7 +676,8 @@ class ToolFormat:
     ``tool_object="tool"``, or only its ``function`` object with ``"function"`` (MiniMax, DeepSeek
     V3.2, Solar: ``tool.function | tojson``; every tool then needs a ``function`` object).
     Mistral's ``tools|tojson`` is ``[`` + items separated by ``", "`` + ``]``.  ``tool_layout="xml"``
-    writes each tool's ``function`` object as XML instead (:func:`xml_tool`, Qwen3-Coder).  Where it goes
+    writes each tool's ``function`` object as XML instead (:func:`xml_tool`, Qwen3-Coder);
+    ``"python_def"`` as a Python signature with a docstring (:func:`python_def_tool`, Seed-OSS).  Where it goes
     (``placement``):
 
     * ``"system"``: into the standalone system block; when tools are given, the block is rendered
@@ -676,7 +729,8 @@ class ToolFormat:
     ``<arg_key>``): per key of the arguments object, in its order, ``arg_prefix + key +
     arg_middle + value + arg_suffix``, a string value as given and any other value as
     ``call_json`` JSON, except that ``arg_values: "python"`` writes ``None``, ``True`` and
-    ``False`` as Python does (a template's ``value | string``).  Such a format needs the
+    ``False`` as Python does, and ``"str"`` every value that is not a string as Python's ``str``
+    does (``{'k': None}``, ``[1, 2]``: a template's ``value | string``).  Such a format needs the
     arguments as an object: given as a JSON string, they are a MessageError (its templates raise
     on them, or parse them).  ``renders_list`` False: the template renders no tool list (DeepSeek
     V3, R1), and non-empty ``tools`` are a MessageError.  ``renders_calls`` False: the template renders no calls (LFM2),
@@ -821,6 +875,11 @@ class ToolFormat:
             if self.list_json:
                 raise ValueError("list_json writes the list as one JSON array; tool_layout xml writes each tool as XML")
             _set(self, tool_object="function")  # the layout writes the function object's fields
+        elif self.tool_layout == "python_def":
+            if self.list_json:
+                raise ValueError("list_json writes the list as one JSON array; tool_layout python_def writes each "
+                                 "tool as a Python signature")
+            _set(self, tool_object="tool")  # the layout reads the whole tool (its type, its function)
         if self.list_json:
             if self.item_prefix or self.item_suffix or self.item_sep:
                 raise ValueError("list_json writes the list as one JSON array: item_prefix, item_suffix and "
@@ -888,6 +947,8 @@ class ToolFormat:
         """A tool (a definition ``check_tools`` accepted) as one item of the list renders it."""
         if self.tool_layout == "xml":
             return xml_tool(self.listed(tool), self.json)
+        if self.tool_layout == "python_def":
+            return python_def_tool(tool["function"])
         return self.json.dumps(self.listed(tool))
 
     def call_answer_rule(self, rule: ContentRule) -> ContentRule:
@@ -917,13 +978,14 @@ class ToolFormat:
         """A per-argument call's ``(key, middle, value text)`` triples, in the object's order: a
         string value as given after ``arg_middle``; any other value after ``arg_middle_other``
         (where set), ``None``/``True``/``False`` as Python writes them when ``arg_values`` is
-        ``"python"`` (a template's ``value | string``), anything else as ``call_style`` JSON."""
+        ``"python"`` (a template's ``value | string``), every value as Python's ``str`` writes it
+        when it is ``"str"``, anything else as ``call_style`` JSON."""
         other = self.arg_middle if self.arg_middle_other is None else self.arg_middle_other
         out = []
         for k, v in args.items():
             if isinstance(v, str):
                 out.append((k, self.arg_middle, v))
-            elif self.arg_values == "python" and (v is None or isinstance(v, bool)):
+            elif self.arg_values == "str" or self.arg_values == "python" and (v is None or isinstance(v, bool)):
                 out.append((k, other, str(v)))
             else:
                 out.append((k, other, self.call_style.dumps(v)))

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 import json
 
 from tmplc.errors import MessageError
-from tmplc.ir import IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning
+from tmplc.ir import IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning, python_def_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat, ContentRule, Structure, ToolFormat
@@ -194,6 +194,8 @@ def check_tools(tools, name: str, tf: "ToolFormat | None") -> None:
             json.dumps(t)
         except (TypeError, ValueError) as e:
             raise MessageError(None, f"tools[{k}] is not JSON-serialisable: {e}") from None
+        if tf.tool_layout == "python_def" and (why := python_def_problem(t)) is not None:
+            raise MessageError(None, f"tools[{k}]: format {name!r} writes each tool as a Python signature, and {why}")
 
 
 def tool_calls(message: dict, index: int) -> list[tuple[str, object]]:
@@ -499,13 +501,15 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             turn = st.assistant
             final = i in finals
             if i in empties:
-                if messages[i].get("tool_calls"):
-                    raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
-                                       "own ({EMPTY}): an empty answer with tool_calls is not modelled")
                 if continue_final_message and i == last:
                     raise MessageError(i, f"format {fmt.name!r} renders an empty answer as a whole turn of its "
                                        "own ({EMPTY}): an empty last answer cannot be continued")
                 yield Event("assistant", "prefix", i, False, fragment=turn.empty)  # context: no answer to train
+                if messages[i].get("tool_calls"):  # the empty turn's text, then the calls and the turn's end
+                    check_calls(i)
+                    yield from calls(i)
+                    yield Event("assistant", "suffix", i, True, fragment=turn.final_suffix if (
+                        final and turn.final_suffix is not None and not st.tools.calls_end_turn) else turn.suffix)
                 continue
             if messages[i].get("tool_calls"):
                 check_calls(i)

@@ -192,11 +192,12 @@ def test_mistral_small_tool_part_is_recovered_exactly():
 
 
 #: corpus templates whose tool layout the IR cannot carry -> words the refusal must contain
-#: (read off the templates: LFM2 never renders an answer's tool_calls, Apriel-1.5 `{{ tools }}` as
+#: (read off the templates: LFM2.5-8B writes a call as Python syntax, `name(k='v', k2=[...])`, its
+#: arguments separated by ", ", which no per-argument split reads; Apriel-1.5 `{{ tools }}` as
 #: Python's str, DeepSeek-V3 never reads `tools`, QwQ tests the raw content before a call's
 #: separator and renders reasoning_content nowhere)
 REFUSED = {
-    "llamacpp-LFM2.5-8B-A1B": "neither written as json.dumps of the object after the name nor key by key",
+    "llamacpp-LFM2.5-8B-A1B": "but the call without arguments ('()]<|tool_call_end|>') is not the text around them",
     "llamacpp-unsloth-Apriel-1.5": "str(dict)",
     "npm-deepseek_v3": "the recovered format renders '}<｜tool▁output▁end｜>'",
     "llamacpp-upstage-Solar-Open-100B": "without a system message",
@@ -715,6 +716,74 @@ def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers(
         assert fmt.render(msgs, agp, tools=tools) == real
         assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, tools) == real
         if not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []):
+            check_batch([(msgs, tools, agp)], fmt)
+
+    check()
+
+
+def test_seed_oss_python_signatures_str_values_and_calls_after_an_empty_answer():
+    """Seed-OSS writes each tool as a Python signature with a docstring (``tool_layout:
+    python_def``: ``def f(a: str,b: Any):``, ``[必填]``/``[选填]``, a ``Returns`` section), every
+    argument value that is not a string as Python's ``str`` writes it (``arg_values: str``:
+    ``{'k': None}``), its own system text with tools (``default_system``), and an answer whose
+    content is blank as its empty turn followed by the calls.  The format renders like the real
+    template through transformers on fixed and random tool conversations, as do its HF target
+    (through transformers) and its llama.cpp target (through llama.cpp's own engine)."""
+    from tmplc.convert.corpus import hf_render
+    from tools.test_llamacpp_tools import _has_float, _objects, _unescaped_in_llamacpp, check_batch
+
+    conv, template, bos, eos = converted("llamacpp-ByteDance-Seed-OSS")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert (tf.tool_layout, tf.arg_values) == ("python_def", "str") and fmt.structure.assistant.empty is not None
+    assert tf.default_system.startswith("You are Doubao")
+    tool = {"type": "function", "function": {
+        "name": "f", "description": "  d é\n", "parameters": {
+            "type": "object", "required": ["s"], "properties": {
+                "s": {"type": "string", "description": "the s"}, "n": {"type": ["integer", "null"]},
+                "o": {"type": "object", "description": 0}}},
+        "returns": {"type": "object", "properties": {"ok": {"type": "boolean", "description": "done?"}}}}}
+    calls = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x y", "n": 3, "o": {"k": [None, True]}}}},
+             {"type": "function", "function": {"name": "g", "arguments": {}}}]
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "\n Let me look. \n", "tool_calls": calls},
+             {"role": "tool", "tool_call_id": "a", "content": "42"},
+             {"role": "tool", "tool_call_id": "b", "content": "43"},
+             {"role": "assistant", "content": "  ", "tool_calls": calls[:1]},
+             {"role": "tool", "tool_call_id": "c", "content": "44"},
+             {"role": "assistant", "content": " It is 42. \n"}]
+    cases = []
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
+        for tools in (None, [tool], [tool, tool]):
+            for gen in (False, True):
+                real = hf_render(template, msgs, gen, bos, eos, tools)
+                assert fmt.render(msgs, gen, tools=tools) == real
+                assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
+                cases.append((msgs, tools, gen))
+    assert "def f(s: str,n: Any,o: Any):" in real and "- s (str) [必填]: the s" in real and "- ok (bool): done?" in real
+    assert "<parameter=o>{'k': [None, True]}</parameter>" in real and "<seed:bos>assistant\n<seed:tool_call>" in real
+    check_batch(cases, fmt)
+    # strings inside a value as Python's repr writes them, in llama.cpp's engine too (its own
+    # `| string` writes them unescaped)
+    nested = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": {"o": {"k\n": ["a\nb", "it's", 'say "hi"', "\\",
+                                                                              "\x1b\xa0\u2028", "both '\""]}}}}]}]
+    assert "<parameter=o>{'k\\n': ['a\\nb', \"it's\", 'say \"hi\"', '\\\\'" in fmt.render(nested)
+    check_batch([(nested, [tool], False)], fmt)
+
+    @settings(max_examples=30)
+    @given(tool_conversations(reasoning=False), st.booleans())
+    def check(c, agp):
+        msgs, tools = c
+        msgs = _objects(msgs)  # the template writes arguments key by key: it needs objects
+        real = hf_render(template, msgs, agp, bos, eos, tools)
+        assert fmt.render(msgs, agp, tools=tools) == real
+        assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, tools) == real
+        calls = [m.get("tool_calls") for m in msgs]
+        values = [v for c in sum((m.get("tool_calls") or [] for m in msgs), []) for v in c.get("function", c)[
+            "arguments"].values()]
+        if not _has_float(calls) and not _has_float(tools or []) and not any(map(_unescaped_in_llamacpp, values)):
             check_batch([(msgs, tools, agp)], fmt)
 
     check()

@@ -97,11 +97,14 @@ def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
     # ... and Qwen3-Coder: its tool list as XML (tool_layout), a system text of its own with tools
     # (default_system), answers trimmed beside their calls (trim_call_answers)
     assert "llamacpp-Qwen3-Coder" in exact
+    # ... and Seed-OSS: each tool as a Python signature (python_def), values as Python's str, calls
+    # after an empty answer's own turn
+    assert "llamacpp-ByteDance-Seed-OSS" in exact
     # a floor under the measured figure (BENCHMARKS.md, tools section)
     assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
 
 
-FLOOR_EXACT_WITH_TOOLS = 34
+FLOOR_EXACT_WITH_TOOLS = 35
 
 
 def test_independent_check_catches_a_wrong_conversion(entries):

@@ -59,6 +59,21 @@ def _has_float(v) -> bool:
     return False
 
 
+def _unescaped_in_llamacpp(v, nested: bool = False) -> bool:
+    """Whether ``v`` holds, inside a list or mapping, a string with a character Python's ``repr``
+    escapes and the llama.cpp target's ``tmplc_pyrepr`` does not (unassigned code points, U+0000:
+    a known divergence, docs/tools.md)."""
+    from tmplc.targets.llamacpp import PYREPR_ESCAPED
+
+    if isinstance(v, str):
+        return nested and any(not c.isprintable() and c not in PYREPR_ESCAPED and c not in "\t\n\r" for c in v)
+    if isinstance(v, dict):
+        return any(_unescaped_in_llamacpp(k, True) or _unescaped_in_llamacpp(x, True) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_unescaped_in_llamacpp(x, True) for x in v)
+    return False
+
+
 def test_llamacpps_tojson_writes_floats_with_six_significant_digits():
     """A known divergence (docs/tools.md): llama.cpp's ``tojson`` writes a float like C's ``%g``
     (``0.0`` as ``0``, ``3.14159265358979`` as ``3.14159``) where Python's json (transformers, the

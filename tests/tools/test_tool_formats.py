@@ -35,7 +35,7 @@ tool_formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix
 _arg_layouts = st.one_of(
     st.just({}),
     st.fixed_dictionaries({"arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
-                           "arg_values": st.sampled_from(["json", "python"]), "arg_middle_other": st.none() | _text,
+                           "arg_values": st.sampled_from(["json", "python", "str"]), "arg_middle_other": st.none() | _text,
                            "no_arguments": _text}))
 
 
@@ -67,7 +67,7 @@ extended_tool_formats = st.builds(
                            "assistant_prefix_after_results": st.none() | _text, "user_after_user": st.booleans(),
                            "results_answer_calls": st.sampled_from([False, False, True]),
                            "placement": st.sampled_from(["system", "system", "after_system", "start"]),
-                           "tool_layout": st.sampled_from(["json", "json", "xml"]),
+                           "tool_layout": st.sampled_from(["json", "json", "xml", "python_def"]),
                            "default_system": st.none() | st.none() | _text,
                            "trim_call_answers": st.booleans()}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
@@ -110,7 +110,7 @@ def _objects(msgs: list[dict]) -> list[dict]:
 def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects, given_reasoning):
     """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values,
     arg_middle_other/no_arguments, result_sep, the turn prefixes after results, results_answer_calls,
-    tool_object, tool_layout (XML tool lists), default_system, trim_call_answers, and each way of
+    tool_object, tool_layout (XML tool lists, Python signatures), default_system, trim_call_answers, and each way of
     reading reasoning_content (given_reasoning): equal output where
     the reference renders; the same refusal (a MessageError from the reference, the template's
     raise_exception from the target) where it does not (string arguments of a per-argument
@@ -132,7 +132,7 @@ def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv,
     except MessageError:
         t = fmt.structure.tools
         assert (tf.per_argument or fmt.structure.given_reasoning == "refused" or not t.renders_calls
-                or not t.renders_list or t.results_answer_calls)
+                or not t.renders_list or t.results_answer_calls or t.tool_layout == "python_def")
         with pytest.raises(TemplateError):
             render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp)
         return

@@ -91,9 +91,9 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      renders_list=st.sampled_from([True, True, True, False]),
                      calls_end_turn=st.booleans(), list_first=st.booleans(),
                      placement=st.sampled_from(["system", "system", "after_system", "start"]),
-                     tool_layout=st.sampled_from(["json", "json", "xml"]), trim_call_answers=st.booleans(),
+                     tool_layout=st.sampled_from(["json", "json", "xml", "python_def"]), trim_call_answers=st.booleans(),
                      absent=st.none() | _text).flatmap(
-    lambda tf: st.sampled_from([tf] + ([] if tf.tool_layout == "xml" else
+    lambda tf: st.sampled_from([tf] + ([] if tf.tool_layout != "json" else
                                        [replace(tf, list_json=True, item_prefix="", item_suffix="", item_sep="")]))
 ).flatmap(lambda tf: st.just(tf) if tf.placement != "system" else
           (st.none() | _text).map(lambda d: replace(tf, default_system=d)))
@@ -121,7 +121,8 @@ def test_any_tool_format_reads_back_from_its_examples(tf, default, convs):
 
 _call_layouts = st.fixed_dictionaries({
     "calls_open": _text, "calls_close": _text, "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
-    "arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text, "arg_values": st.sampled_from(["json", "python"]),
+    "arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
+    "arg_values": st.sampled_from(["json", "python", "str"]),
     "arg_middle_other": st.none() | _text, "no_arguments": _text})
 
 

@@ -60,7 +60,9 @@ from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, SYSTEM_SEP_IFS, ChatFormat, DateToken, Fragment, JsonStyle,
-                      Text, ToolFormat, fragment, split_between_items, split_calls, split_per_argument, xml_tool)
+                      Text, ToolFormat, fragment, split_between_items, split_calls, split_per_argument, python_def_tool,
+                      xml_tool)
+from tmplc.render import decisions, fragment_text
 
 #: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
 TOOL_STATUSES = ("exact", "refused", "none")
@@ -331,7 +333,7 @@ def _list_items(x1: str, x2: str) -> tuple[str, dict]:
 
 def _item_fields(x: str) -> dict[str, Any]:
     """How the tool list ``x`` (one tool: ``TOOL_1``) writes a tool: the :class:`ToolFormat` fields
-    ``json``, ``tool_object`` and ``tool_layout`` (JSON first, then the ``xml`` layout)."""
+    ``json``, ``tool_object`` and ``tool_layout`` (JSON first, then the ``xml`` and ``python_def`` layouts)."""
     for s in JSON_STYLES:
         if s.dumps(TOOL_1) in x or s.dumps(TOOL_1["function"]) in x:
             break
@@ -339,6 +341,8 @@ def _item_fields(x: str) -> dict[str, Any]:
         xml = next((s for s in JSON_STYLES if xml_tool(TOOL_1["function"], s) in x), None)
         if xml is not None:
             return dict(json=xml, tool_layout="xml", tool_object="function")
+        if python_def_tool(TOOL_1["function"]) in x:
+            return dict(tool_layout="python_def")
     obj = _tool_object(x)
     return dict(json=_json_style(x, TOOL_1["function"] if obj == "function" else TOOL_1, "the tool list"),
                 tool_object=obj)
@@ -746,7 +750,8 @@ def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_a
     """A call whose arguments render key by key (``y``: the call probe's text, its name and id
     ending at ``after``): (the JSON style of the non-string value, ``call_middle``, the ``arg_*``
     fields, ``call_suffix``), the split read off the call without arguments
-    (:func:`tmplc.ir.split_per_argument`); None when ``y`` is not that."""
+    (:func:`tmplc.ir.split_per_argument`; ``arg_values: str`` where the list value is written as
+    Python's ``str`` writes it); None when ``y`` is not that."""
     (k1, v1), (k2, v2) = ARGS_1.items()
     p1 = y.find(k1, after)
     q1 = y.find(v1, p1 + len(k1)) if p1 >= 0 else -1
@@ -754,11 +759,16 @@ def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_a
     if p2 < 0:
         return None
     found = next(((s, j) for s in styles if (j := y.find(s.dumps(v2), p2 + len(k2))) >= 0), None)
-    if found is None:
+    values: dict[str, Any] = {}
+    if found is not None:
+        style, q2 = found
+        v2_text = style.dumps(v2)
+    elif (q2 := y.find(str(v2), p2 + len(k2))) >= 0:  # every value as Python's str writes it (Seed-OSS)
+        style, v2_text, values = styles[0], str(v2), dict(arg_values="str")
+    else:
         return None
-    style, q2 = found
     lead, middle1, between = y[after:p1], y[p1 + len(k1):q1], y[q1 + len(v1):p2]
-    middle2, tail = y[p2 + len(k2):q2], y[q2 + len(style.dumps(v2)):]
+    middle2, tail = y[p2 + len(k2):q2], y[q2 + len(v2_text):]
     empty = None
     try:
         z = inserted("call1:noargs:alone" if calls_alone else "call1:noargs")
@@ -775,7 +785,7 @@ def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_a
     # the text before a string value and before any other (DeepSeek's string="true"/"false"): the
     # second argument's value is no string
     return style, cm, dict(arg_prefix=ap, arg_middle=middle1, arg_suffix=asuf, arg_middle_other=middle2,
-                           no_arguments=none), cs
+                           no_arguments=none, **values), cs
 
 
 def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat, bool]:
@@ -793,7 +803,17 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
             at = _segment_end(fmt, plain, 1, ("prefix", "lead", "content"))
         except ConversionRefused:  # an empty answer with no prefix or lead: right after the user turn
             at = _segment_end(fmt, plain, 0, ("prefix", "content", "suffix"))
-        return _inserted(res[name], base, at, f"a tool call ({name})", msgs, CALL_NAME_1)
+        x = _inserted(res[name], base, at, f"a tool call ({name})", msgs, CALL_NAME_1)
+        a = fmt.structure.assistant
+        if a.empty is not None and 1 in decisions(fmt, plain)[1]:
+            # an empty answer renders its {EMPTY} text alone, and with calls that text, the calls and
+            # the turn's end: the calls are what comes before that end
+            final = 1 in fmt.structure.final_answers(plain, False) and a.final_suffix is not None
+            ending = fragment_text(fmt, a.final_suffix if final else a.suffix, fmt.meta.bos_token,
+                                   fmt.meta.eos_token, DATE_1)
+            if ending and x.endswith(ending):
+                x = x[:len(x) - len(ending)]
+        return x
 
     if not res.ok("call1:empty") and res.ok("call1:empty:end"):  # no user message right after calls
         res = _Results({n: dict.__getitem__(res, n + ":end") for n in CALL_PROBES})
@@ -858,7 +878,7 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
         # the text after the name (and id) as is, or split around the call's position in its answer
         # (Kimi K2's `functions.NAME:0`): the first call shows 0 there, the second 1
         splits = [(None, middle)] + [(middle[:p], middle[p + 1:]) for p, ch in enumerate(middle) if ch == "0"]
-        for (index_prefix, mid), values in itertools.product(splits, ("json", "python") if per_arg else ("json",)):
+        for (index_prefix, mid), values in itertools.product(splits, (("str",) if per_arg.get("arg_values") == "str" else ("json", "python")) if per_arg else ("json",)):
             if per_arg:
                 fields["arg_values"] = values
             a2 = replace(tf, **fields).arguments(ARGS_2)

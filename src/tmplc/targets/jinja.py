@@ -48,6 +48,11 @@ def hf_strip(side: str, expr: str) -> str:
     return "(" + expr + ")." + ("lstrip" if side == "left" else "rstrip") + "()"
 
 
+def hf_pystr(expr: str) -> str:
+    """The HF target's Python ``str()`` of a value: Jinja's ``| string`` (Python's own, in transformers)."""
+    return "(" + expr + " | string)"
+
+
 def content_expr(expr: str, rule: ContentRule, strip=hf_strip) -> str:
     """``expr`` as the content ``rule`` renders it (without its reasoning block): reasoning dropped,
     ``.lstrip('\\n')``, then the whitespace trim written by ``strip(side, expr)`` (the llama.cpp
@@ -219,7 +224,21 @@ def _tool_list(tf) -> str:
         else:
             items = "{{- tools | " + _json_filter(tf.json) + " -}}"
         return _lit(tf.list_prefix) + items + _lit(tf.list_suffix)
+    if tf.tool_layout == "python_def":
+        ps = "tool['function']['parameters']"
+        fail = ("{{- raise_exception('tmplc: tools[' ~ loop.index0 ~ ']: this format writes each tool as a Python "
+                "signature: it needs a function tool with function.parameters.properties (and parameters.required "
+                "a list of names)') -}}")
+        # (a loop over required, not reject('string'): llama.cpp's reject ignores a test's name)
+        check = ("{%- if tool['type'] is not defined or tool['type'] != 'function' or tool['function'] is not defined "
+                 "or tool['function'] is not mapping or tool['function']['parameters'] is not defined or " + ps
+                 + " is not mapping or " + ps + "['properties'] is not defined or " + ps + "['properties'] is not "
+                 "mapping -%}" + fail + "{%- elif " + ps + "['required'] is defined -%}{%- if " + ps
+                 + "['required'] is string or " + ps + "['required'] is mapping or " + ps + "['required'] is not "
+                 "sequence -%}" + fail + "{%- endif -%}{%- for tmplc_r in " + ps + "['required'] -%}{%- if tmplc_r "
+                 "is not string -%}" + fail + "{%- endif -%}{%- endfor -%}{%- endif -%}")
     item = ("{{- " + XML_MACRO + "(" + obj + ") -}}" if tf.tool_layout == "xml"
+            else "{{- " + PYTHON_DEF_MACRO + "(tool['function']) -}}" if tf.tool_layout == "python_def"
             else "{{- " + obj + " | " + _json_filter(tf.json) + " -}}")
     items = ("{%- for tool in tools -%}" + check + sep + _lit(tf.item_prefix) + item + _lit(tf.item_suffix)
              + "{%- endfor -%}")
@@ -228,10 +247,41 @@ def _tool_list(tf) -> str:
 
 #: the macro that writes a tool's function object in the ``xml`` layout (:func:`tmplc.ir.xml_tool`)
 XML_MACRO = "tmplc_xml_tool"
+#: the macro that writes a tool's function object in the ``python_def`` layout (:func:`tmplc.ir.python_def_tool`)
+PYTHON_DEF_MACRO = "tmplc_python_def_tool"
 
 
-def _xml_macros(tf, strip) -> str:
-    """``tmplc_xml_tool(fn)``: :func:`tmplc.ir.xml_tool` in Jinja (``strip``: the descriptions' trim)."""
+def _python_def_macros(strip, pystr) -> str:
+    """``tmplc_python_def_tool(fn)``: :func:`tmplc.ir.python_def_tool` in Jinja (``strip``: the
+    description's trim; ``pystr``: Python's ``str()`` of a value)."""
+    from tmplc.ir import PY_TYPES
+
+    types = "".join(("{%- if" if k == 0 else "{%- elif") + " t == " + jinja_string(name) + " -%}{{- "
+                    + jinja_string(py) + " -}}" for k, (name, py) in enumerate(PY_TYPES.items()))
+    return ("{%- macro tmplc_py_type(spec) -%}{%- set t = spec['type'] if spec is mapping and spec['type'] is defined "
+            "else none -%}" + types + "{%- else -%}{{- 'Any' -}}{%- endif -%}{%- endmacro -%}\n"
+            "{%- macro tmplc_py_desc(spec) -%}{%- if spec is mapping and spec['description'] is defined and "
+            "spec['description'] -%}{{- " + pystr("spec['description']") + " -}}{%- endif -%}{%- endmacro -%}\n"
+            "{%- macro " + PYTHON_DEF_MACRO + "(fn) -%}{%- set ps = fn['parameters'] -%}"
+            "{%- set req = ps['required'] if ps['required'] is defined else [] -%}"
+            "{{- 'def ' ~ (fn['name'] if fn['name'] is defined else '') ~ '(' -}}"
+            "{%- for k, v in ps['properties'] | items -%}{%- if not loop.first -%}{{- ',' -}}{%- endif -%}"
+            "{{- k ~ ': ' ~ tmplc_py_type(v) -}}{%- endfor -%}"
+            "{{- " + jinja_string('):\n    """\n    ') + " -}}{%- if fn['description'] is defined -%}{{- "
+            + strip("both", "(fn['description'] | string)") + " -}}{%- endif -%}{{- '\\n\\n' -}}"
+            "{%- if ps['properties'] -%}{{- '    Args:' -}}{%- for k, v in ps['properties'] | items -%}"
+            "{{- '\\n    - ' ~ k ~ ' (' ~ tmplc_py_type(v) ~ ') ' ~ (" + jinja_string("[必填]") + " if k in req else "
+            + jinja_string("[选填]") + ") ~ ': ' ~ tmplc_py_desc(v) -}}{%- endfor -%}{%- endif -%}{{- '\\n' -}}"
+            "{%- set rs = fn['returns'] if fn['returns'] is defined else none -%}"
+            "{%- if rs is mapping and rs['properties'] is defined and rs['properties'] is mapping and rs['properties'] -%}"
+            "{{- '    Returns:' -}}{%- for k, v in rs['properties'] | items -%}"
+            "{{- '\\n    - ' ~ k ~ ' (' ~ tmplc_py_type(v) ~ '): ' ~ tmplc_py_desc(v) -}}{%- endfor -%}{%- endif -%}"
+            "{{- " + jinja_string('\n    """') + " -}}{%- endmacro -%}")
+
+
+def _xml_macros(tf, strip, pystr) -> str:
+    """``tmplc_xml_tool(fn)``: :func:`tmplc.ir.xml_tool` in Jinja (``strip``: the descriptions' trim;
+    ``pystr``: Python's ``str()`` of a value)."""
     def extra(d: str, handled: tuple[str, ...]) -> str:
         return ("{{- tmplc_xml_extra(" + d + ", [" + ", ".join(jinja_string(h) for h in handled) + "]) -}}")
 
@@ -249,7 +299,7 @@ def _xml_macros(tf, strip) -> str:
             "{%- if ps is mapping and ps['properties'] is defined and ps['properties'] is mapping -%}"
             "{%- for name, spec in ps['properties'] | items -%}{{- '\\n<parameter>\\n<name>' ~ name ~ '</name>' -}}"
             "{%- if spec is mapping -%}"
-            "{%- if spec['type'] is defined -%}{{- '\\n<type>' ~ (spec['type'] | string) ~ '</type>' -}}{%- endif -%}"
+            "{%- if spec['type'] is defined -%}{{- '\\n<type>' ~ " + pystr("spec['type']") + " ~ '</type>' -}}{%- endif -%}"
             "{%- if spec['description'] is defined -%}{{- '\\n<description>' ~ "
             + strip("both", "(spec['description'] | string)") + " ~ '</description>' -}}{%- endif -%}"
             "{%- endif -%}" + extra("spec", ("name", "type", "description")) + "{{- '\\n</parameter>' -}}"
@@ -326,7 +376,7 @@ def _id_check(expr: str, what: str) -> str:
             "~ loop.index0 ~ ': " + what + "') -}}{%- endif -%}")
 
 
-def _calls(st, strip, given: str | None) -> str:
+def _calls(st, strip, given: str | None, pystr=hf_pystr) -> str:
     """An answer's tool calls (after its content, inside its generation span)."""
     tf = st.tools
     if not tf.renders_calls:
@@ -344,7 +394,8 @@ def _calls(st, strip, given: str | None) -> str:
         if tf.arg_values == "python":
             value += ("{%- elif tmplc_v is none -%}" + other + "{{- 'None' -}}{%- elif tmplc_v is true -%}" + other
                       + "{{- 'True' -}}{%- elif tmplc_v is false -%}" + other + "{{- 'False' -}}")
-        value += "{%- else -%}" + other + "{{- tmplc_v | " + _json_filter(tf.call_style) + " -}}{%- endif -%}"
+        value += "{%- else -%}" + other + ("{{- " + pystr("tmplc_v") + " -}}" if tf.arg_values == "str" else
+                                           "{{- tmplc_v | " + _json_filter(tf.call_style) + " -}}") + "{%- endif -%}"
         middle = _lit(tf.arg_middle) if tf.arg_middle_other is None else ""
         args = ("{%- for tmplc_k, tmplc_v in tmplc_f['arguments'] | items -%}" + _lit(tf.arg_prefix)
                 + "{{- tmplc_k -}}" + middle + value + _lit(tf.arg_suffix) + "{%- endfor -%}")
@@ -501,16 +552,18 @@ def _message_refusals(fmt: "ChatFormat", given: str | None) -> str:
     return out
 
 
-def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip) -> str:
+def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip, pystr=hf_pystr) -> str:
     """Generate the chat template.  ``generation_tags`` wraps the assistant lead, content and
     suffix in ``{% generation %}`` for ``return_assistant_tokens_mask`` (HF; llama.cpp ignores it).
     ``strip(side, expr)`` writes a whitespace strip (default: Jinja's ``| trim``, ``.lstrip()``,
-    ``.rstrip()``)."""
+    ``.rstrip()``), ``pystr(expr)`` Python's ``str()`` of a value (default: ``| string``)."""
     st = fmt.structure
     name = fmt.name.replace("#}", "# }")
     L: list[str] = [f"{{#- tmplc chat template: {name} -#}}"]
     if st.tools is not None and st.tools.renders_list and st.tools.tool_layout == "xml":
-        L.append(_xml_macros(st.tools, strip))
+        L.append(_xml_macros(st.tools, strip, pystr))
+    if st.tools is not None and st.tools.renders_list and st.tools.tool_layout == "python_def":
+        L.append(_python_def_macros(strip, pystr))
     L.append("{%- set has_system = messages | length > 0 and messages[0]['role'] == 'system' -%}")
     sb = st.system
     tf = st.tools
@@ -608,12 +661,18 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip)
     if tools_on and st.tools.trim_call_answers:
         content = ("{%- if message['tool_calls'] is defined and message['tool_calls'] -%}"
                    + answer(st.tools.call_answer_rule) + "{%- else -%}" + content + "{%- endif -%}")
-    body = _out(a.lead) + content + (_calls(st, strip, given) if tools_on else "") + ending
+    body = _out(a.lead) + content + (_calls(st, strip, given, pystr) if tools_on else "") + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
     body = _after_results(a.prefix, tf, "assistant", "loop.index0") + body
     if a.empty is not None:
-        body = "{%- if " + _empty_test(a, strip, last, cvar) + " -%}" + _out(a.empty) + "{%- else -%}" + body + "{%- endif -%}"
+        empty = _out(a.empty)
+        if tools_on:  # an empty answer with calls: the empty turn's text, then the calls and the turn's end
+            calls = _calls(st, strip, given, pystr) + ending
+            if generation_tags:
+                calls = "{%- generation -%}" + calls + "{%- endgeneration -%}"
+            empty += "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}" + calls + "{%- endif -%}"
+        body = "{%- if " + _empty_test(a, strip, last, cvar) + " -%}" + empty + "{%- else -%}" + body + "{%- endif -%}"
     if tools_on:
         L.append(_calls_checks(st, strip, given))
     L.append(body)

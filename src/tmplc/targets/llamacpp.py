@@ -228,6 +228,49 @@ def _strip_macro(name: str = "tmplc_strip") -> str:
     )
 
 
+#: characters Python's ``repr`` of a string escapes (besides the quote, ``\\``, ``\n``, ``\r``, ``\t``)
+#: that the ``tmplc_pyrepr`` macro escapes too: the non-printable ones up to U+00FF (U+0000 left
+#: out: a NUL in the template text) and the Unicode spaces and format characters of common text
+PYREPR_ESCAPED = tuple(c for c in map(chr, range(1, 0x100)) if not c.isprintable() and c not in "\t\n\r") + tuple(
+    map(chr, [0x1680, *range(0x2000, 0x2010), 0x2028, 0x2029, *range(0x202A, 0x2030), *range(0x205F, 0x2065),
+              0x3000, 0xFEFF]))
+
+
+def _pyrepr_macros() -> str:
+    """``tmplc_pystr(v)``: Python's ``str(v)`` for llama.cpp's engine, whose ``| string`` of a list
+    or mapping writes the strings in it unescaped (a newline raw, ``\\`` single, no quote choice):
+    ``tmplc_pyrepr`` writes Python's ``repr`` of strings, lists and mappings, recursively.  Other
+    non-printable characters (unassigned code points, rarer spaces) stay raw, where Python escapes
+    them (docs/tools.md)."""
+    from tmplc.targets.jinja import jinja_string
+
+    def esc(c: str) -> str:
+        n = ord(c)
+        return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+    table = "[" + ", ".join("[" + jinja_string(c) + ", " + jinja_string(esc(c)) + "]" for c in PYREPR_ESCAPED) + "]"
+    return (
+        "{%- macro tmplc_pyrepr(v) -%}"
+        "{%- if v is none -%}{{- 'None' -}}{%- elif v is true -%}{{- 'True' -}}{%- elif v is false -%}{{- 'False' -}}"
+        "{%- elif v is string -%}"
+        "{%- set tmplc_q = '\"' if ('\\'' in v and '\"' not in v) else '\\'' -%}"
+        "{%- set tmplc_r = namespace(s=v.replace('\\\\', '\\\\\\\\')) -%}"
+        "{%- if tmplc_q == '\\'' -%}{%- set tmplc_r.s = tmplc_r.s.replace('\\'', '\\\\\\'') -%}{%- endif -%}"
+        "{%- set tmplc_r.s = tmplc_r.s.replace('\\n', '\\\\n').replace('\\r', '\\\\r').replace('\\t', '\\\\t') -%}"
+        "{%- for tmplc_e in " + table + " -%}{%- set tmplc_r.s = tmplc_r.s.replace(tmplc_e[0], tmplc_e[1]) -%}"
+        "{%- endfor -%}"
+        "{{- tmplc_q ~ tmplc_r.s ~ tmplc_q -}}"
+        "{%- elif v is mapping -%}{{- '{' -}}{%- for tmplc_k, tmplc_x in v | items -%}{%- if not loop.first -%}"
+        "{{- ', ' -}}{%- endif -%}{{- tmplc_pyrepr(tmplc_k) ~ ': ' ~ tmplc_pyrepr(tmplc_x) -}}{%- endfor -%}"
+        "{{- '}' -}}"
+        "{%- elif v is iterable -%}{{- '[' -}}{%- for tmplc_x in v -%}{%- if not loop.first -%}{{- ', ' -}}"
+        "{%- endif -%}{{- tmplc_pyrepr(tmplc_x) -}}{%- endfor -%}{{- ']' -}}"
+        "{%- else -%}{{- v | string -}}{%- endif -%}"
+        "{%- endmacro -%}\n"
+        "{%- macro tmplc_pystr(v) -%}{%- if v is string -%}{{- v -}}{%- else -%}{{- tmplc_pyrepr(v) -}}{%- endif -%}"
+        "{%- endmacro -%}")
+
+
 def llamacpp_template(fmt: "ChatFormat") -> str:
     """The chat template for llama.cpp's Jinja engine: the HF target, with ``|trim``, ``.lstrip()``
     and ``.rstrip()`` of contents made exact (the ``tmplc_strip``/``tmplc_lstrip``/``tmplc_rstrip``
@@ -245,11 +288,18 @@ def llamacpp_template(fmt: "ChatFormat") -> str:
             used.append(name)
         return name + "(" + expr + ")"
 
-    out = to_jinja(fmt, generation_tags=False, strip=exact_strip)
+    def exact_pystr(expr: str) -> str:
+        if "tmplc_pystr" not in used:
+            used.append("tmplc_pystr")
+        return "tmplc_pystr(" + expr + ")"
+
+    out = to_jinja(fmt, generation_tags=False, strip=exact_strip, pystr=exact_pystr)
     if used:
         first, _, rest = out.partition("\n")
-        macros = "\n".join(_strip_macro(n) for n in STRIP_MACROS if n in used)
-        out = first + "\n" + macros + "\n" + rest
+        macros = [_strip_macro(n) for n in STRIP_MACROS if n in used]
+        if "tmplc_pystr" in used:
+            macros.append(_pyrepr_macros())
+        out = first + "\n" + "\n".join(macros) + "\n" + rest
     return out
 
 

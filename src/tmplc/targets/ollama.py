@@ -415,10 +415,11 @@ class _Gen:
         self.st = fmt.structure
         st = self.st
         if st.tools is not None:
-            writes = (f"writes JSON with separators {st.tools.json.separators!r} in the caller's key order"
-                      if st.tools.tool_layout == "json" else
-                      "writes each tool as XML with values as Python's str() writes them (['string', 'null'], "
-                      "True, None), which Go's templates cannot")
+            writes = {"json": f"writes JSON with separators {st.tools.json.separators!r} in the caller's key order",
+                      "xml": "writes each tool as XML with values as Python's str() writes them (['string', "
+                             "'null'], True, None), which Go's templates cannot",
+                      "python_def": "writes each tool as a Python signature with a docstring, which Go's templates "
+                                    "cannot"}[st.tools.tool_layout]
             raise _refuse(
                 f"format {fmt.name!r} renders tools, tool calls and tool results, which an Ollama template "
                 "cannot reproduce exactly: Ollama serialises .Tools and tool-call arguments with Go's "
