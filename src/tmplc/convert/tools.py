@@ -1349,8 +1349,9 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
         tf = _read_list(layout, res)
         tf, string_args = _read_calls(layout, tf, res)
         if not string_args:
-            notes.append("the template raises on tool-call arguments given as a JSON string; the format renders "
-                         "them as given (not verified)")
+            notes.append("the template raises on tool-call arguments given as a JSON string; " + (
+                "so does the format (it writes them key by key: a MessageError)" if tf.per_argument else
+                "the format renders them as given (not verified)"))
         tf = _read_results(layout, tf, res)
     except MessageError as e:  # pragma: no cover - the probes are conversations the text format renders
         raise _refuse(f"the text format cannot render a tool probe: {e}") from None
