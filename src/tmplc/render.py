@@ -60,7 +60,8 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 import json
 
 from tmplc.errors import MessageError
-from tmplc.ir import IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning, python_def_problem
+from tmplc.ir import (IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning,
+                      python_def_problem)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat, ContentRule, Structure, ToolFormat

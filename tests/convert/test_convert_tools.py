@@ -675,9 +675,6 @@ def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers(
     format renders like the real template through transformers on fixed and random tool
     conversations, as do its HF target (through transformers) and its llama.cpp target (through
     llama.cpp's own engine)."""
-    from tmplc.convert.corpus import hf_render
-    from tools.test_llamacpp_tools import _has_float, _objects, check_batch
-
     conv, template, bos, eos = converted("llamacpp-Qwen3-Coder")
     assert conv.tools == "exact", conv.tools_status
     fmt = conv.format
@@ -696,29 +693,9 @@ def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers(
              {"role": "tool", "tool_call_id": "a", "content": "42"},
              {"role": "tool", "tool_call_id": "b", "content": "43"},
              {"role": "assistant", "content": " It is 42. \n"}]
-    cases = []
-    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
-        for tools in (None, [tool], [tool, tool]):
-            for gen in (False, True):
-                real = hf_render(template, msgs, gen, bos, eos, tools)
-                assert fmt.render(msgs, gen, tools=tools) == real
-                assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
-                cases.append((msgs, tools, gen))
+    real = _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool)
     assert "<type>['string', 'null']</type>" in real and "Let me look.\n\n<tool_call>" in real
-    check_batch(cases, fmt)
-
-    @settings(max_examples=30)
-    @given(tool_conversations(reasoning=False), st.booleans())
-    def check(c, agp):
-        msgs, tools = c
-        msgs = _objects(msgs)  # the template writes arguments key by key: it needs objects
-        real = hf_render(template, msgs, agp, bos, eos, tools)
-        assert fmt.render(msgs, agp, tools=tools) == real
-        assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, tools) == real
-        if not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []):
-            check_batch([(msgs, tools, agp)], fmt)
-
-    check()
+    _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos)
 
 
 def test_seed_oss_python_signatures_str_values_and_calls_after_an_empty_answer():
@@ -729,8 +706,7 @@ def test_seed_oss_python_signatures_str_values_and_calls_after_an_empty_answer()
     content is blank as its empty turn followed by the calls.  The format renders like the real
     template through transformers on fixed and random tool conversations, as do its HF target
     (through transformers) and its llama.cpp target (through llama.cpp's own engine)."""
-    from tmplc.convert.corpus import hf_render
-    from tools.test_llamacpp_tools import _has_float, _objects, _unescaped_in_llamacpp, check_batch
+    from tools.test_llamacpp_tools import check_batch
 
     conv, template, bos, eos = converted("llamacpp-ByteDance-Seed-OSS")
     assert conv.tools == "exact", conv.tools_status
@@ -753,6 +729,27 @@ def test_seed_oss_python_signatures_str_values_and_calls_after_an_empty_answer()
              {"role": "assistant", "content": "  ", "tool_calls": calls[:1]},
              {"role": "tool", "tool_call_id": "c", "content": "44"},
              {"role": "assistant", "content": " It is 42. \n"}]
+    real = _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool)
+    assert "def f(s: str,n: Any,o: Any):" in real and "- s (str) [必填]: the s" in real and "- ok (bool): done?" in real
+    assert "<parameter=o>{'k': [None, True]}</parameter>" in real and "<seed:bos>assistant\n<seed:tool_call>" in real
+    # strings inside a value as Python's repr writes them, in llama.cpp's engine too (its own
+    # `| string` writes them unescaped)
+    nested = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": {"o": {"k\n": ["a\nb", "it's", 'say "hi"', "\\",
+                                                                              "\x1b\xa0\u2028", "both '\""]}}}}]}]
+    assert "<parameter=o>{'k\\n': ['a\\nb', \"it's\", 'say \"hi\"', '\\\\'" in fmt.render(nested)
+    check_batch([(nested, [tool], False)], fmt)
+    _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos)
+
+
+def _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool) -> str:
+    """``agent`` with and without a system message, with no tools, ``tool`` and it twice, with and
+    without the generation prompt: the real template through transformers == ``fmt.render`` == its
+    HF target through transformers == its llama.cpp target through llama.cpp's engine.  Returns
+    the last real render."""
+    from tmplc.convert.corpus import hf_render
+    from tools.test_llamacpp_tools import check_batch
+
     cases = []
     for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
         for tools in (None, [tool], [tool, tool]):
@@ -761,28 +758,27 @@ def test_seed_oss_python_signatures_str_values_and_calls_after_an_empty_answer()
                 assert fmt.render(msgs, gen, tools=tools) == real
                 assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, tools) == real
                 cases.append((msgs, tools, gen))
-    assert "def f(s: str,n: Any,o: Any):" in real and "- s (str) [必填]: the s" in real and "- ok (bool): done?" in real
-    assert "<parameter=o>{'k': [None, True]}</parameter>" in real and "<seed:bos>assistant\n<seed:tool_call>" in real
     check_batch(cases, fmt)
-    # strings inside a value as Python's repr writes them, in llama.cpp's engine too (its own
-    # `| string` writes them unescaped)
-    nested = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "function": {"name": "f", "arguments": {"o": {"k\n": ["a\nb", "it's", 'say "hi"', "\\",
-                                                                              "\x1b\xa0\u2028", "both '\""]}}}}]}]
-    assert "<parameter=o>{'k\\n': ['a\\nb', \"it's\", 'say \"hi\"', '\\\\'" in fmt.render(nested)
-    check_batch([(nested, [tool], False)], fmt)
+    return real
+
+
+def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos) -> None:
+    """Random tool conversations (tests/tools' strategies; call arguments as objects, as a
+    per-argument template needs): the same equalities, in llama.cpp where no known divergence
+    applies (floats; characters its Python-repr macro leaves raw)."""
+    from tmplc.convert.corpus import hf_render
+    from tools.test_llamacpp_tools import _has_float, _objects, _unescaped_in_llamacpp, check_batch
 
     @settings(max_examples=30)
     @given(tool_conversations(reasoning=False), st.booleans())
     def check(c, agp):
         msgs, tools = c
-        msgs = _objects(msgs)  # the template writes arguments key by key: it needs objects
+        msgs = _objects(msgs)
         real = hf_render(template, msgs, agp, bos, eos, tools)
         assert fmt.render(msgs, agp, tools=tools) == real
         assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, tools) == real
-        calls = [m.get("tool_calls") for m in msgs]
-        values = [v for c in sum((m.get("tool_calls") or [] for m in msgs), []) for v in c.get("function", c)[
-            "arguments"].values()]
+        calls = [c.get("function", c) for m in msgs for c in m.get("tool_calls") or []]
+        values = [v for c in calls for v in c["arguments"].values()]
         if not _has_float(calls) and not _has_float(tools or []) and not any(map(_unescaped_in_llamacpp, values)):
             check_batch([(msgs, tools, agp)], fmt)
 

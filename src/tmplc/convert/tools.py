@@ -878,7 +878,8 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
         # the text after the name (and id) as is, or split around the call's position in its answer
         # (Kimi K2's `functions.NAME:0`): the first call shows 0 there, the second 1
         splits = [(None, middle)] + [(middle[:p], middle[p + 1:]) for p, ch in enumerate(middle) if ch == "0"]
-        for (index_prefix, mid), values in itertools.product(splits, (("str",) if per_arg.get("arg_values") == "str" else ("json", "python")) if per_arg else ("json",)):
+        modes = (("str",) if per_arg.get("arg_values") == "str" else ("json", "python")) if per_arg else ("json",)
+        for (index_prefix, mid), values in itertools.product(splits, modes):
             if per_arg:
                 fields["arg_values"] = values
             a2 = replace(tf, **fields).arguments(ARGS_2)
