@@ -457,6 +457,14 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                                "(its template drops it): give tool-call answers an empty content, or put the "
                                "text in an answer of its own")
 
+    def answer_end(i: int, final: bool) -> Fragment:
+        """An answer's suffix: the final answer's own, unless its tool calls end the turn as any
+        other answer's (``calls_end_turn``)."""
+        a = st.assistant
+        own = final and a.final_suffix is not None and not (
+            st.tools is not None and st.tools.calls_end_turn and messages[i].get("tool_calls"))
+        return a.final_suffix if own else a.suffix
+
     def after_results(i: int, prefix: Fragment, role: str) -> Fragment:
         """A turn's prefix: another where the message before it (``i``: the turn's index) is a tool
         result (or, ``user_after_user``, a user message's after a user message)."""
@@ -509,8 +517,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                 if messages[i].get("tool_calls"):  # the empty turn's text, then the calls and the turn's end
                     check_calls(i)
                     yield from calls(i)
-                    yield Event("assistant", "suffix", i, True, fragment=turn.final_suffix if (
-                        final and turn.final_suffix is not None and not st.tools.calls_end_turn) else turn.suffix)
+                    yield Event("assistant", "suffix", i, True, fragment=answer_end(i, final))
                 continue
             if messages[i].get("tool_calls"):
                 check_calls(i)
@@ -523,9 +530,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             if messages[i].get("tool_calls"):
                 yield from calls(i)
             if not (continue_final_message and i == last):
-                own = final and turn.final_suffix is not None and not (
-                    st.tools is not None and st.tools.calls_end_turn and messages[i].get("tool_calls"))
-                yield Event("assistant", "suffix", i, True, fragment=turn.final_suffix if own else turn.suffix)
+                yield Event("assistant", "suffix", i, True, fragment=answer_end(i, final))
         elif role == "tool":
             t = st.tools
             first = not t.grouped or i == 0 or messages[i - 1]["role"] != "tool"

@@ -146,15 +146,6 @@ def test_per_argument_calls_fixed_cases_in_llamacpps_engine():
         CODER_LIKE.render(msgs, tools=bad)
 
 
-@settings(max_examples=40)
-@given(tool_conversations())
-def test_random_per_argument_conversations_in_llamacpps_engine(conv):
-    msgs, tools = conv
-    msgs = _objects(msgs)
-    assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
-    check_batch([(msgs, tools, False), (msgs, tools, True)], CODER_LIKE)
-
-
 #: qwen3-tools with Kimi K2's list turn before everything and call positions after the names
 KIMI_LIKE = replace(FMT, structure=replace(FMT.structure, tools=replace(
     FMT.structure.tools, placement="start", system_sep="", list_prefix="<|im_system|>tool_declare<|im_middle|>",
@@ -260,10 +251,12 @@ def test_xml_tool_list_fixed_cases_in_llamacpps_engine():
     assert not XML_LIKE.render(msgs).startswith("<|im_start|>system")  # no tools: no system text of its own
 
 
+@pytest.mark.parametrize("name", ["per-argument calls", "XML tool list"])
 @settings(max_examples=40)
-@given(tool_conversations())
-def test_random_xml_tool_lists_in_llamacpps_engine(conv):
+@given(conv=tool_conversations())
+def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
     msgs, tools = conv
     msgs = _objects(msgs)
     assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
-    check_batch([(msgs, tools, False), (msgs, tools, True)], XML_LIKE)
+    check_batch([(msgs, tools, False), (msgs, tools, True)], {"per-argument calls": CODER_LIKE,
+                                                              "XML tool list": XML_LIKE}[name])

@@ -168,15 +168,17 @@ def export(model: str | Path, template: Any = None, out: str | Path = "gguf-out"
         try:
             modelfile = to_ollama(fmt, from_="./" + first, allow_untrimmed=True)
         except TmplcError as exc:
-            try:  # the text part, where only the tools are what Ollama cannot carry
-                if fmt.structure.tools is None:
-                    raise
-                modelfile = to_ollama(fmt.without_tools(), from_="./" + first, allow_untrimmed=True)
-                report.notes.append(f"the Modelfile carries the text format only, without its tools: {exc}; serve "
-                                    "tool calls with llama.cpp (the GGUF's template carries them)")
-            except TmplcError as exc2:
-                ollama_refusal = str(exc2)
-                report.notes.append(f"no Modelfile: the Ollama target refuses this format ({exc2})")
+            refused = exc
+            if fmt.structure.tools is not None:  # the text part, where the tools are what Ollama cannot carry
+                try:
+                    modelfile = to_ollama(fmt.without_tools(), from_="./" + first, allow_untrimmed=True)
+                    report.notes.append(f"the Modelfile carries the text format only, without its tools: {exc}; "
+                                        "serve tool calls with llama.cpp (the GGUF's template carries them)")
+                except TmplcError as exc2:
+                    refused = exc2
+            if modelfile is None:
+                ollama_refusal = str(refused)
+                report.notes.append(f"no Modelfile: the Ollama target refuses this format ({refused})")
         if fmt.trims:
             report.notes.append("the format trims message content and Ollama templates cannot: the Modelfile "
                                 "renders contents as sent (strip them before sending)")

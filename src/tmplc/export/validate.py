@@ -79,6 +79,15 @@ def gguf_chat_fields(path: Path) -> dict[str, Any]:
     return out
 
 
+def _render_cases(convs: Sequence[list[dict]], tool_convs: Sequence[tuple[list[dict], list[dict] | None]]):
+    """``(messages, tools, from tool_convs, add_generation_prompt)`` of every render a check
+    compares: each conversation without and with the generation prompt (not after an answer)."""
+    for c, tools, agentic in [(c, None, False) for c in convs] + [(c, t, True) for c, t in tool_convs]:
+        for agp in (False, True):
+            if not (agp and c[-1]["role"] == "assistant"):
+                yield c, tools, agentic, agp
+
+
 def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[list[dict]],
                             fields: dict[str, Any] | None = None,
                             tool_convs: Sequence[tuple[list[dict], list[dict] | None]] = ()) -> Check:
@@ -93,23 +102,20 @@ def check_llamacpp_template(fmt: "ChatFormat", gguf_path: Path, convs: Sequence[
     if not g["chat_template"]:
         return Check("llamacpp_template", False, "the GGUF has no tokenizer.chat_template")
     jobs, wants = [], []
-    for c, tools in [(c, None) for c in convs] + [(c, t) for c, t in tool_convs]:
-        for agp in (False, True):
-            if agp and c[-1]["role"] == "assistant":
-                continue
-            try:
-                want = expected_llamacpp(fmt, c, agp, bool(g["add_bos"]), DAY, tools=tools)
-            except (MessageError, TmplcError):
-                continue
-            job = {"template": g["chat_template"], "messages": c, "bos_token": g["bos_text"] or "",
-                   "eos_token": g["eos_text"] or "", "add_generation_prompt": agp,
-                   "add_bos": bool(g["add_bos"]), "date": DAY}
-            if tools is not None or any(m["role"] not in ("system", "user", "assistant") or "tool_calls" in m
-                                        for m in c):
-                job.update(raw_messages=True, extra_context={"tools": tools} if tools is not None else None)
-            jobs.append(job)
-            wants.append(want)
-    with_tools = sum(1 for j in jobs if j.get("raw_messages"))
+    with_tools = 0
+    for c, tools, agentic, agp in _render_cases(convs, tool_convs):
+        try:
+            want = expected_llamacpp(fmt, c, agp, bool(g["add_bos"]), DAY, tools=tools)
+        except (MessageError, TmplcError):
+            continue
+        job = {"template": g["chat_template"], "messages": c, "bos_token": g["bos_text"] or "",
+               "eos_token": g["eos_text"] or "", "add_generation_prompt": agp,
+               "add_bos": bool(g["add_bos"]), "date": DAY}
+        if agentic:  # tool messages as given, the tools in the template's context
+            job.update(raw_messages=True, extra_context={"tools": tools} if tools is not None else None)
+        jobs.append(job)
+        wants.append(want)
+        with_tools += agentic
     try:
         got = render_llamacpp(jobs)
     except TmplcError as exc:
@@ -258,26 +264,23 @@ def check_hf_template(fmt: "ChatFormat", tokenizer: Any, convs: Sequence[list[di
     if not isinstance(jt, str) or not jt:
         return Check("hf_template", True, "the tokenizer has no chat_template (the format is the only one)")
     n = with_tools = 0
-    for c, tools, agentic in [(c, None, False) for c in convs] + [(c, t, True) for c, t in tool_convs]:
-        for agp in (False, True):
-            if agp and c[-1]["role"] == "assistant":
-                continue
-            try:
-                want = fmt.render(c, add_generation_prompt=agp, date=DAY, tools=tools)
-            except (MessageError, TmplcError):
-                continue
-            try:
-                got = tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=agp, tools=tools)
-            except Exception as exc:  # the template raised where the format renders
-                got = f"<error: {exc}>"
-            n += 1
-            with_tools += agentic
-            if got != want:
-                return Check("hf_template", False, "the tokenizer's chat_template renders differently from the "
-                             "training format (the model folder carries two formats; save the tokenizer with "
-                             "the format's template: tmplc compile --to jinja)",
-                             {"messages": c, "tools": tools, "add_generation_prompt": agp, "format": want,
-                              "tokenizer": got})
+    for c, tools, agentic, agp in _render_cases(convs, tool_convs):
+        try:
+            want = fmt.render(c, add_generation_prompt=agp, date=DAY, tools=tools)
+        except (MessageError, TmplcError):
+            continue
+        try:
+            got = tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=agp, tools=tools)
+        except Exception as exc:  # the template raised where the format renders
+            got = f"<error: {exc}>"
+        n += 1
+        with_tools += agentic
+        if got != want:
+            return Check("hf_template", False, "the tokenizer's chat_template renders differently from the "
+                         "training format (the model folder carries two formats; save the tokenizer with "
+                         "the format's template: tmplc compile --to jinja)",
+                         {"messages": c, "tools": tools, "add_generation_prompt": agp, "format": want,
+                          "tokenizer": got})
     return Check("hf_template", True, f"the tokenizer's chat_template equals the format on {n} renders"
                  + (f" ({with_tools} with tools, tool calls and results)" if with_tools else ""),
                  {"renders": n, "with_tools": with_tools})
