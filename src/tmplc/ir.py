@@ -508,6 +508,10 @@ RESULT_CONTENTS = ("verbatim", "json", "trim")
 CONTENT_SEP_IFS = ("answer", "content", "unended")
 #: how a per-argument call writes a value that is not a string (``ToolFormat.arg_values``)
 ARG_VALUES = ("json", "python", "str")
+#: ``ToolFormat.arg_cdata``: a string argument holding one of these goes in a CDATA section
+CDATA_TRIGGERS = ("<", "&", "\n")
+#: what opens and closes a CDATA section (``]]>`` in the text is not split, as templates write it)
+CDATA_OPEN, CDATA_CLOSE = "<![CDATA[", "]]>"
 #: when ``system_sep`` renders between the system message and the tool list (``ToolFormat.system_sep_if``)
 SYSTEM_SEP_IFS = ("message", "content")
 #: what of each tool the tool list serialises (``ToolFormat.tool_object``)
@@ -789,6 +793,9 @@ class ToolFormat:
     arg_middle: str = ""
     arg_suffix: str = ""
     arg_values: str = "json"
+    #: a per-argument call: a string value holding any of :data:`CDATA_TRIGGERS` renders inside
+    #: ``<![CDATA[`` ... ``]]>`` (MiniCPM5), any other string as given
+    arg_cdata: bool = False
     #: a per-argument call: the text between the key and a value that is not a string (None:
     #: ``arg_middle``, as before a string); DeepSeek V3.2's ``string="false">`` against ``string="true">``
     arg_middle_other: str | None = None
@@ -893,8 +900,9 @@ class ToolFormat:
             _set(self, content_sep_if="answer")  # no separator: one value per meaning
         if self.arg_prefix is None:
             if (self.arg_middle or self.arg_suffix or self.arg_values != "json" or self.arg_middle_other is not None
-                    or self.no_arguments):
-                raise ValueError("arg_middle, arg_middle_other, arg_suffix, arg_values and no_arguments describe "
+                    or self.no_arguments or self.arg_cdata):
+                raise ValueError("arg_middle, arg_middle_other, arg_suffix, arg_values, arg_cdata and no_arguments "
+                                 "describe "
                                  "arguments rendered key by key: set arg_prefix (a string, possibly empty) with them")
         else:
             if self.arg_middle_other == self.arg_middle:
@@ -979,12 +987,14 @@ class ToolFormat:
         string value as given after ``arg_middle``; any other value after ``arg_middle_other``
         (where set), ``None``/``True``/``False`` as Python writes them when ``arg_values`` is
         ``"python"`` (a template's ``value | string``), every value as Python's ``str`` writes it
-        when it is ``"str"``, anything else as ``call_style`` JSON."""
+        when it is ``"str"``, anything else as ``call_style`` JSON; with ``arg_cdata``, a string
+        holding any of :data:`CDATA_TRIGGERS` inside a CDATA section."""
         other = self.arg_middle if self.arg_middle_other is None else self.arg_middle_other
         out = []
         for k, v in args.items():
             if isinstance(v, str):
-                out.append((k, self.arg_middle, v))
+                wrap = self.arg_cdata and any(c in v for c in CDATA_TRIGGERS)
+                out.append((k, self.arg_middle, CDATA_OPEN + v + CDATA_CLOSE if wrap else v))
             elif self.arg_values == "str" or self.arg_values == "python" and (v is None or isinstance(v, bool)):
                 out.append((k, other, str(v)))
             else:
@@ -1003,7 +1013,7 @@ _CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, 
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
                   "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
                   "max_calls": 0, "calls_alone": False, "calls_end_turn": False, "arg_middle_other": None,
-                  "trim_call_answers": False,
+                  "trim_call_answers": False, "arg_cdata": False,
                   "no_arguments": "", "results_answer_calls": False}
 #: the ToolFormat fields about the tool list and their defaults (kept at these where ``renders_list`` is False)
 _LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": "", "system_sep_if": "message",

@@ -742,6 +742,34 @@ def test_seed_oss_python_signatures_str_values_and_calls_after_an_empty_answer()
     _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos)
 
 
+def test_minicpm5_cdata_string_arguments():
+    """MiniCPM5 writes each argument as ``<param name="k">value</param>``, a string value holding
+    ``<``, ``&`` or a newline inside a CDATA section (``arg_cdata``), any other value as Python's
+    ``str`` writes it.  The format renders like the real template through transformers on fixed and
+    random tool conversations, as do its HF target (through transformers) and its llama.cpp target
+    (through llama.cpp's own engine)."""
+    conv, template, bos, eos = converted("llamacpp-openbmb-MiniCPM5-1B")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert tf.per_argument and tf.arg_cdata and tf.arg_values == "str"
+    tool = {"type": "function", "function": {"name": "f", "description": "d é", "parameters": {
+        "type": "object", "properties": {"s": {"type": "string"}}}}}
+    calls = [{"type": "function", "function": {"name": "f", "arguments": {
+        "plain": "x y", "lt": "a<b", "amp": "R&D", "nl": "two\nlines", "n": 3, "l": ["<", None]}}},
+             {"type": "function", "function": {"name": "g", "arguments": {}}}]
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
+             {"role": "tool", "tool_call_id": "a", "content": "42"},
+             {"role": "tool", "tool_call_id": "b", "content": "43"},
+             {"role": "assistant", "content": "It is 42."}]
+    real = _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool)
+    assert ('<param name="plain">x y</param><param name="lt"><![CDATA[a<b]]></param>'
+            '<param name="amp"><![CDATA[R&D]]></param><param name="nl"><![CDATA[two\nlines]]></param>'
+            "<param name=\"n\">3</param><param name=\"l\">['<', None]</param>") in real
+    _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos)
+
+
 def _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool) -> str:
     """``agent`` with and without a system message, with no tools, ``tool`` and it twice, with and
     without the generation prompt: the real template through transformers == ``fmt.render`` == its

@@ -100,11 +100,13 @@ def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
     # ... and Seed-OSS: each tool as a Python signature (python_def), values as Python's str, calls
     # after an empty answer's own turn
     assert "llamacpp-ByteDance-Seed-OSS" in exact
+    # ... and MiniCPM5: a string argument holding '<', '&' or a newline in a CDATA section (arg_cdata)
+    assert "llamacpp-openbmb-MiniCPM5-1B" in exact
     # a floor under the measured figure (BENCHMARKS.md, tools section)
     assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
 
 
-FLOOR_EXACT_WITH_TOOLS = 35
+FLOOR_EXACT_WITH_TOOLS = 36
 
 
 def test_independent_check_catches_a_wrong_conversion(entries):

@@ -41,7 +41,11 @@ def check_batch(cases, fmt=FMT):
              "extra_context": {"tools": tools} if tools is not None else None} for msgs, tools, agp in cases]
     for (msgs, tools, agp), out in zip(cases, render_llamacpp(jobs)):
         assert not isinstance(out, LlamaCppRenderError), out
-        assert out == fmt.render(msgs, tools=tools, add_generation_prompt=agp), (msgs, tools, agp)
+        want = fmt.render(msgs, tools=tools, add_generation_prompt=agp)
+        if target.add_bos_token:  # llama.cpp's tokenizer adds the BOS the template leaves out
+            assert want.startswith(fmt.meta.bos_token), want[:40]
+            want = want[len(fmt.meta.bos_token):]
+        assert out == want, (msgs, tools, agp)
 
 
 def test_fixed_agent_conversation():
@@ -251,7 +255,26 @@ def test_xml_tool_list_fixed_cases_in_llamacpps_engine():
     assert not XML_LIKE.render(msgs).startswith("<|im_start|>system")  # no tools: no system text of its own
 
 
-@pytest.mark.parametrize("name", ["per-argument calls", "XML tool list"])
+#: CODER_LIKE with MiniCPM5's string arguments: one holding '<', '&' or a newline in a CDATA section
+CDATA_LIKE = replace(CODER_LIKE, structure=replace(CODER_LIKE.structure, tools=replace(
+    CODER_LIKE.structure.tools, arg_cdata=True)))
+
+
+def test_cdata_string_arguments_fixed_cases_in_llamacpps_engine():
+    args = {"plain": "x y", "lt": "a<b", "amp": "R&D", "nl": "two\nlines", "end": "x]]>y", "n": 2, "l": ["<"]}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": args}]},
+            {"role": "tool", "content": "r"}, {"role": "assistant", "content": "done"}]
+    check_batch([(msgs, tools, agp) for tools in (None, [WEATHER]) for agp in (False, True)], CDATA_LIKE)
+    text = CDATA_LIKE.render(msgs)
+    for key, value in (("plain", "x y"), ("lt", "<![CDATA[a<b]]>"), ("amp", "<![CDATA[R&D]]>"),
+                       ("nl", "<![CDATA[two\nlines]]>"), ("end", "x]]>y")):
+        assert f"<parameter={key}>\n{value}\n</parameter>" in text
+    assert '<parameter=l>\n["<"]\n</parameter>' in text  # not a string: as before, no CDATA
+    assert "CDATA" not in CODER_LIKE.render(msgs)
+
+
+@pytest.mark.parametrize("name", ["per-argument calls", "XML tool list", "CDATA string arguments"])
 @settings(max_examples=40)
 @given(conv=tool_conversations())
 def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
@@ -259,4 +282,5 @@ def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
     msgs = _objects(msgs)
     assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
     check_batch([(msgs, tools, False), (msgs, tools, True)], {"per-argument calls": CODER_LIKE,
-                                                              "XML tool list": XML_LIKE}[name])
+                                                              "XML tool list": XML_LIKE,
+                                                              "CDATA string arguments": CDATA_LIKE}[name])

@@ -36,7 +36,7 @@ _arg_layouts = st.one_of(
     st.just({}),
     st.fixed_dictionaries({"arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
                            "arg_values": st.sampled_from(["json", "python", "str"]), "arg_middle_other": st.none() | _text,
-                           "no_arguments": _text}))
+                           "no_arguments": _text, "arg_cdata": st.booleans()}))
 
 
 def _extended(tf: ToolFormat, extra: dict) -> ToolFormat:

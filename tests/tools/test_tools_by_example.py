@@ -123,7 +123,7 @@ _call_layouts = st.fixed_dictionaries({
     "calls_open": _text, "calls_close": _text, "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
     "arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
     "arg_values": st.sampled_from(["json", "python", "str"]),
-    "arg_middle_other": st.none() | _text, "no_arguments": _text})
+    "arg_middle_other": st.none() | _text, "no_arguments": _text, "arg_cdata": st.booleans()})
 
 
 def _as_objects(msgs: list[dict]) -> list[dict]:

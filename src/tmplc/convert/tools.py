@@ -1375,13 +1375,14 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     merges = [False, True] if tf.user_prefix_after_results is not None else [False]
     # an answer beside its calls trimmed where the others are not (Qwen3-Coder)
     trims = [False, True] if tf.renders_calls and not tf.calls_alone else [False]
-    for scope, sep_if, sys_if, end_turn, merge, trim in [(s, c, y, e, m, t) for s in scopes for c in seps
-                                                         for y in sys_seps for e in ends for m in merges
-                                                         for t in trims]:
+    # string arguments holding '<', '&' or a newline in a CDATA section (MiniCPM5)
+    cdatas = [False, True] if tf.per_argument else [False]
+    for scope, sep_if, sys_if, end_turn, merge, trim, wrap in itertools.product(scopes, seps, sys_seps, ends, merges,
+                                                                                trims, cdatas):
         try:
             f = ChatFormat(replace(cand.structure, final_scope=scope, tools=replace(
                 tf, content_sep_if=sep_if, system_sep_if=sys_if, calls_end_turn=end_turn, user_after_user=merge,
-                trim_call_answers=trim)), fmt.meta)
+                trim_call_answers=trim, arg_cdata=wrap)), fmt.meta)
         except ValueError:
             continue
         try:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tmplc.ir import THINK_END, THINK_START, ContentRule, DateToken, Fragment, SpecialToken
+from tmplc.ir import (CDATA_CLOSE, CDATA_OPEN, CDATA_TRIGGERS, THINK_END, THINK_START, ContentRule, DateToken, Fragment,
+                      SpecialToken)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat
@@ -390,7 +391,12 @@ def _calls(st, strip, given: str | None, pystr=hf_pystr) -> str:
     sep += "{%- endif -%}"
     if tf.per_argument:
         other = "" if tf.arg_middle_other is None else _lit(tf.arg_middle_other)
-        value = "{%- if tmplc_v is string -%}" + ("" if tf.arg_middle_other is None else _lit(tf.arg_middle)) + "{{- tmplc_v -}}"
+        string = "{{- tmplc_v -}}"
+        if tf.arg_cdata:
+            string = ("{%- if " + " or ".join(jinja_string(c) + " in tmplc_v" for c in CDATA_TRIGGERS) + " -%}{{- "
+                      + jinja_string(CDATA_OPEN) + " ~ tmplc_v ~ " + jinja_string(CDATA_CLOSE) + " -}}{%- else -%}"
+                      + string + "{%- endif -%}")
+        value = "{%- if tmplc_v is string -%}" + ("" if tf.arg_middle_other is None else _lit(tf.arg_middle)) + string
         if tf.arg_values == "python":
             value += ("{%- elif tmplc_v is none -%}" + other + "{{- 'None' -}}{%- elif tmplc_v is true -%}" + other
                       + "{{- 'True' -}}{%- elif tmplc_v is false -%}" + other + "{{- 'False' -}}")
