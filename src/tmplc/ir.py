@@ -508,6 +508,10 @@ RESULT_CONTENTS = ("verbatim", "json", "trim")
 CONTENT_SEP_IFS = ("answer", "content", "unended")
 #: how a per-argument call writes a value that is not a string (``ToolFormat.arg_values``)
 ARG_VALUES = ("json", "python", "str")
+#: how an answer with tool calls renders its content (``ToolFormat.call_answers``)
+CALL_ANSWERS = ("rule", "trim", "verbatim")
+#: how an answer right after a tool result renders its content (``ToolFormat.answers_after_results``)
+ANSWERS_AFTER_RESULTS = ("rule", "verbatim")
 #: ``ToolFormat.arg_cdata``: a string argument holding one of these goes in a CDATA section
 CDATA_TRIGGERS = ("<", "&", "\n")
 #: what opens and closes a CDATA section (``]]>`` in the text is not split, as templates write it)
@@ -842,9 +846,14 @@ class ToolFormat:
     #: an answer with tool calls ends with the assistant's regular suffix even where it is the
     #: final answer (Hy3: the turn goes on after its results); no effect without a ``final_suffix``
     calls_end_turn: bool = False
-    #: an answer with tool calls renders its content (as the answer's rule renders it)
-    #: whitespace-stripped, ``str.strip`` (Qwen3-Coder: ``message.content | trim`` beside calls only)
-    trim_call_answers: bool = False
+    #: how an answer with tool calls renders its content: ``"rule"`` as any answer (the format's
+    #: rule), ``"trim"`` as the rule renders it, whitespace-stripped (``str.strip``; Qwen3-Coder's
+    #: ``message.content | trim`` beside calls only), ``"verbatim"`` as given (DeepSeek V3.1's call
+    #: branch never splits off ``</think>``)
+    call_answers: str = "rule"
+    #: ``"verbatim"``: an answer right after a tool result renders its content as given, where the
+    #: others render by the format's rule (DeepSeek V3.1's ``is_tool`` branch); ``"rule"``: as any answer
+    answers_after_results: str = "rule"
 
     def __post_init__(self) -> None:
         if isinstance(self.system_prefix, str):
@@ -894,6 +903,11 @@ class ToolFormat:
             if self.json.indent is None:  # one value per meaning: a flat array is the item-by-item form
                 _set(self, list_json=False, list_prefix=self.list_prefix + "[", item_sep=self.json.separators[0],
                      list_suffix="]" + self.list_suffix)
+        if self.call_answers not in CALL_ANSWERS:
+            raise ValueError(f"call_answers must be one of {', '.join(CALL_ANSWERS)}, got {self.call_answers!r}")
+        if self.answers_after_results not in ANSWERS_AFTER_RESULTS:
+            raise ValueError(f"answers_after_results must be one of {', '.join(ANSWERS_AFTER_RESULTS)}, "
+                             f"got {self.answers_after_results!r}")
         if self.arg_values not in ARG_VALUES:
             raise ValueError(f"arg_values must be one of {', '.join(ARG_VALUES)}, got {self.arg_values!r}")
         if not self.content_sep:
@@ -959,9 +973,13 @@ class ToolFormat:
             return python_def_tool(tool["function"])
         return self.json.dumps(self.listed(tool))
 
-    def call_answer_rule(self, rule: ContentRule) -> ContentRule:
-        """The content rule of an answer with tool calls whose answers otherwise render by ``rule``."""
-        return replace(rule, trim=True, trim_side="both") if self.trim_call_answers else rule
+    def answer_rule(self, rule: ContentRule, *, calls: bool, after_results: bool) -> ContentRule:
+        """The content rule of an answer (with tool calls or not, right after a tool result or not)
+        in a format whose answers otherwise render by ``rule`` (``call_answers``,
+        ``answers_after_results``)."""
+        if after_results and self.answers_after_results == "verbatim" or calls and self.call_answers == "verbatim":
+            return IDENTITY
+        return replace(rule, trim=True, trim_side="both") if calls and self.call_answers == "trim" else rule
 
     @property
     def call_style(self) -> JsonStyle:
@@ -1013,7 +1031,7 @@ _CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, 
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
                   "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
                   "max_calls": 0, "calls_alone": False, "calls_end_turn": False, "arg_middle_other": None,
-                  "trim_call_answers": False, "arg_cdata": False,
+                  "call_answers": "rule", "arg_cdata": False,
                   "no_arguments": "", "results_answer_calls": False}
 #: the ToolFormat fields about the tool list and their defaults (kept at these where ``renders_list`` is False)
 _LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": "", "system_sep_if": "message",
@@ -1091,6 +1109,14 @@ class Structure:
                 self.system is None or self.system.placement != "standalone"):
             raise ValueError("a tool list in the system block (or a tools system_prefix) needs a standalone "
                              "system block ({SYSTEM})")
+        if tf is not None and all(r.identity for r in rules):  # every answer renders as given: one value per meaning
+            tf = replace(tf, answers_after_results="rule",
+                         call_answers="rule" if tf.call_answers == "verbatim" else tf.call_answers)
+            _set(self, tools=tf)
+        if tf is not None and "verbatim" in (tf.call_answers, tf.answers_after_results) and any(
+                r.think is not None for r in rules):
+            raise ValueError("call_answers/answers_after_results verbatim render an answer's content as given: a "
+                             "format whose answers render a reasoning block ({THINK}) would drop it there")
         if tf is not None and tf.calls_end_turn and self.assistant.final_suffix is None:
             _set(self, tools=replace(tf, calls_end_turn=False))  # no ending of its own: one value per meaning
         if self.assistant.final is None and self.assistant.final_suffix is None:

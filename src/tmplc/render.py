@@ -407,7 +407,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             elif t.content_sep_if == "content":
                 sep = t.content_sep if content_of(m) else ""
             else:
-                answer = t.call_answer_rule(st.assistant.rule).content(content_of(m), st.given(m))
+                answer = answer_rule(i, st.assistant.rule).content(content_of(m), st.given(m))
                 sep = t.content_sep if answer and not (t.content_sep_if == "unended"
                                                        and answer.endswith(t.content_sep)) else ""
             yield Event("assistant", "call", i, True, fragment=fragment([sep, "" if k else t.calls_open, t.call_prefix]))
@@ -451,7 +451,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                                f"{'s' if t.max_calls > 1 else ''} per answer (its template refuses more); this "
                                f"answer has {n}: split them into consecutive answers")
         a = st.assistant
-        rule = t.call_answer_rule(a.final if i in finals and a.final is not None else a.rule)
+        rule = answer_rule(i, a.final if i in finals and a.final is not None else a.rule)
         if t.calls_alone and rule.apply(content_of(m), st.given(m)):
             raise MessageError(i, f"format {fmt.name!r} renders an answer with tool calls without its content "
                                "(its template drops it): give tool-call answers an empty content, or put the "
@@ -464,6 +464,14 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
         own = final and a.final_suffix is not None and not (
             st.tools is not None and st.tools.calls_end_turn and messages[i].get("tool_calls"))
         return a.final_suffix if own else a.suffix
+
+    def answer_rule(i: int, rule: ContentRule) -> ContentRule:
+        """The content rule of the answer at ``i`` whose format's rule is ``rule`` (another with
+        tool calls, or right after a tool result: ``ToolFormat.answer_rule``)."""
+        if st.tools is None:
+            return rule
+        return st.tools.answer_rule(rule, calls=bool(messages[i].get("tool_calls")),
+                                    after_results=i > 0 and messages[i - 1]["role"] == "tool")
 
     def after_results(i: int, prefix: Fragment, role: str) -> Fragment:
         """A turn's prefix: another where the message before it (``i``: the turn's index) is a tool
@@ -523,9 +531,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                 check_calls(i)
             yield Event("assistant", "prefix", i, False, fragment=after_results(i, turn.prefix, "assistant"))
             yield Event("assistant", "lead", i, True, fragment=turn.lead)
-            rule = turn.final if final and turn.final is not None else turn.rule
-            if messages[i].get("tool_calls"):
-                rule = st.tools.call_answer_rule(rule)
+            rule = answer_rule(i, turn.final if final and turn.final is not None else turn.rule)
             yield Event("assistant", "content", i, True, rule=rule)
             if messages[i].get("tool_calls"):
                 yield from calls(i)

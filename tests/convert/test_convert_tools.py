@@ -671,7 +671,7 @@ def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers(
     """Qwen3-Coder writes each tool as XML (``<function><name>..``, one ``<parameter>`` per
     property, every other JSON Schema key as ``<key>value</key>``: ``tool_layout="xml"``), opens
     the system block with a text of its own when tools come without a system message
-    (``default_system``), and trims an answer beside its calls only (``trim_call_answers``).  The
+    (``default_system``), and trims an answer beside its calls only (``call_answers: trim``).  The
     format renders like the real template through transformers on fixed and random tool
     conversations, as do its HF target (through transformers) and its llama.cpp target (through
     llama.cpp's own engine)."""
@@ -679,7 +679,7 @@ def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers(
     assert conv.tools == "exact", conv.tools_status
     fmt = conv.format
     tf = fmt.structure.tools
-    assert tf.tool_layout == "xml" and tf.trim_call_answers and tf.per_argument
+    assert tf.tool_layout == "xml" and tf.call_answers == "trim" and tf.per_argument
     assert tf.default_system.startswith("You are Qwen, a helpful AI assistant")
     tool = {"type": "function", "function": {
         "name": "f", "description": "  d é\n", "strict": True, "parameters": {
@@ -768,6 +768,65 @@ def test_minicpm5_cdata_string_arguments():
             '<param name="amp"><![CDATA[R&D]]></param><param name="nl"><![CDATA[two\nlines]]></param>'
             "<param name=\"n\">3</param><param name=\"l\">['<', None]</param>") in real
     _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos)
+
+
+def test_deepseek_v31_answers_beside_calls_and_after_results_render_as_given():
+    """DeepSeek V3.1 keeps an answer's text after its first ``</think>``, except in an answer with
+    tool calls (``call_answers: verbatim``) and in one right after a tool result, which also has no
+    ``<｜Assistant｜>`` header (``answers_after_results: verbatim``,
+    ``assistant_prefix_after_results: ""``); it renders no tool list.  The format renders like the
+    real template through transformers on fixed and random tool conversations, as do its HF target
+    (through transformers) and its llama.cpp target (through llama.cpp's own engine)."""
+    from hypothesis import assume
+
+    from tmplc.convert.corpus import hf_render
+    from tools.test_llamacpp_tools import _has_float, _objects, check_batch
+
+    conv, template, bos, eos = converted("llamacpp-deepseek-ai-DeepSeek-V3.1")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert (tf.call_answers, tf.answers_after_results, tf.assistant_prefix_after_results) == ("verbatim", "verbatim", "")
+    assert not tf.renders_list
+    calls = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x y", "n": 3}}},
+             {"type": "function", "function": {"name": "g", "arguments": {}}}]
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "<think>plan</think>Let me look.", "tool_calls": calls},
+             {"role": "tool", "tool_call_id": "a", "content": "42"},
+             {"role": "tool", "tool_call_id": "b", "content": "43"},
+             {"role": "assistant", "content": "mulling</think>It is 42."},
+             {"role": "user", "content": "and?"},
+             {"role": "assistant", "content": "a</think>b</think>c"}]
+    cases = []
+    for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent, agent[:4]):
+        for gen in (False, True):
+            real = hf_render(template, msgs, gen, bos, eos, None)
+            assert fmt.render(msgs, gen) == real
+            assert hf_render(fmt.to_jinja(), msgs, gen, bos, eos, None) == real
+            cases.append((msgs, None, gen))
+    check_batch(cases, fmt)
+    real = hf_render(template, agent, False, bos, eos, None)
+    assert "<think></think><think>plan</think>Let me look.<｜tool▁calls▁begin｜>" in real
+    assert "<｜tool▁output▁end｜>mulling</think>It is 42.<｜end▁of▁sentence｜>" in real
+    assert real.endswith("<｜Assistant｜><think></think>b</think>c<｜end▁of▁sentence｜>")
+    with pytest.raises(tmplc.MessageError, match="tool list"):
+        fmt.render(agent, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}])
+
+    @settings(max_examples=40)
+    @given(tool_conversations(reasoning=False), st.booleans())
+    def check(c, agp):  # random tool conversations without a tool list (it renders none)
+        msgs = [{**m, "tool_calls": [c if "function" in c else {"type": "function", "function": c}
+                                     for c in m["tool_calls"]]} if m.get("tool_calls") else m
+                for m in _objects(c[0])]  # the template reads each call's function object
+        # two answers in a row: the template's second has no header (its text part's own divergence)
+        assume(not any(a["role"] == b["role"] == "assistant" for a, b in zip(msgs, msgs[1:])))
+        real = hf_render(template, msgs, agp, bos, eos, None)
+        assert fmt.render(msgs, agp) == real
+        assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, None) == real
+        if not _has_float([m.get("tool_calls") for m in msgs]):
+            check_batch([(msgs, None, agp)], fmt)
+
+    check()
 
 
 def _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool) -> str:

@@ -95,18 +95,21 @@ def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
     # the final one shows it; "\n" before a non-blank answer only (GLM-4.6's {NONEMPTY} before {OUTPUT})
     assert {"llamacpp-GLM-4.6", "llamacpp-GLM-4.7-Flash"} <= exact
     # ... and Qwen3-Coder: its tool list as XML (tool_layout), a system text of its own with tools
-    # (default_system), answers trimmed beside their calls (trim_call_answers)
+    # (default_system), answers trimmed beside their calls (call_answers: trim)
     assert "llamacpp-Qwen3-Coder" in exact
     # ... and Seed-OSS: each tool as a Python signature (python_def), values as Python's str, calls
     # after an empty answer's own turn
     assert "llamacpp-ByteDance-Seed-OSS" in exact
     # ... and MiniCPM5: a string argument holding '<', '&' or a newline in a CDATA section (arg_cdata)
     assert "llamacpp-openbmb-MiniCPM5-1B" in exact
+    # ... and DeepSeek V3.1: answers beside calls and right after results as given (call_answers,
+    # answers_after_results), the others after their first </think>
+    assert "llamacpp-deepseek-ai-DeepSeek-V3.1" in exact
     # a floor under the measured figure (BENCHMARKS.md, tools section)
     assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
 
 
-FLOOR_EXACT_WITH_TOOLS = 36
+FLOOR_EXACT_WITH_TOOLS = 37
 
 
 def test_independent_check_catches_a_wrong_conversion(entries):

@@ -228,9 +228,9 @@ def test_dsml_arguments_results_and_turn_prefixes_after_results_in_llamacpps_eng
 
 #: CODER_LIKE with Qwen3-Coder's tool list: each tool as XML (``tool_layout="xml"``), a system
 #: text of its own with tools and no system message (``default_system``), answers trimmed beside
-#: their calls (``trim_call_answers``)
+#: their calls (``call_answers: trim``)
 XML_LIKE = replace(CODER_LIKE, structure=replace(CODER_LIKE.structure, tools=replace(
-    CODER_LIKE.structure.tools, tool_layout="xml", trim_call_answers=True,
+    CODER_LIKE.structure.tools, tool_layout="xml", call_answers="trim",
     default_system="You are Qwen, a helpful AI assistant that can interact with a computer to solve tasks.")))
 
 

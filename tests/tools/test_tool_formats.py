@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tmplc
-from tmplc.ir import JsonStyle, ToolFormat
+from tmplc.ir import ContentRule, JsonStyle, ToolFormat
 from tmplc.jinja_env import render_template
 
 from tools.strategies_tools import tool_conversations
@@ -69,7 +69,8 @@ extended_tool_formats = st.builds(
                            "placement": st.sampled_from(["system", "system", "after_system", "start"]),
                            "tool_layout": st.sampled_from(["json", "json", "xml", "python_def"]),
                            "default_system": st.none() | st.none() | _text,
-                           "trim_call_answers": st.booleans()}).flatmap(
+                           "call_answers": st.sampled_from(["rule", "trim", "verbatim"]),
+                           "answers_after_results": st.sampled_from(["rule", "verbatim"])}).flatmap(
         lambda d: _arg_layouts.map(lambda a: {**d, **a})))
 
 CHATML = tmplc.load("chatml")
@@ -105,12 +106,13 @@ def _objects(msgs: list[dict]) -> list[dict]:
 
 
 @settings(max_examples=120)
-@given(extended_tool_formats, st.sampled_from(["chatml", "thinking"]), tool_conversations(), st.booleans(),
+@given(extended_tool_formats, st.sampled_from(["chatml", "thinking", "drop_think"]), tool_conversations(), st.booleans(),
        st.booleans(), st.sampled_from(["strip_nl", "verbatim", "trim", "refused"]))
 def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects, given_reasoning):
     """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values,
     arg_middle_other/no_arguments, result_sep, the turn prefixes after results, results_answer_calls,
-    tool_object, tool_layout (XML tool lists, Python signatures), default_system, trim_call_answers, and each way of
+    tool_object, tool_layout (XML tool lists, Python signatures), default_system, call_answers,
+    answers_after_results (on a format that drops the reasoning from answers: where they differ), and each way of
     reading reasoning_content (given_reasoning): equal output where
     the reference renders; the same refusal (a MessageError from the reference, the template's
     raise_exception from the target) where it does not (string arguments of a per-argument
@@ -124,8 +126,14 @@ def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv,
     if as_objects:
         msgs = _objects(msgs)
     fmt = THINKING if base == "thinking" else CHATML
+    if base == "drop_think":  # answers after their last </think>: the rule an answer "as given" differs from
+        fmt = replace(fmt, structure=replace(fmt.structure, assistant=replace(
+            fmt.structure.assistant, rule=ContentRule(drop_think="last"))))
     if base != "thinking":
         msgs = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in msgs]
+    else:  # a reasoning block would go unrendered in an answer "as given": such a format is refused (ValueError)
+        tf = replace(tf, answers_after_results="rule",
+                     call_answers="rule" if tf.call_answers == "verbatim" else tf.call_answers)
     fmt = replace(fmt, structure=replace(fmt.structure, tools=tf, given_reasoning=given_reasoning))
     try:
         want = fmt.render(msgs, tools=tools, add_generation_prompt=agp)

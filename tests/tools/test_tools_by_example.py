@@ -91,7 +91,9 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      renders_list=st.sampled_from([True, True, True, False]),
                      calls_end_turn=st.booleans(), list_first=st.booleans(),
                      placement=st.sampled_from(["system", "system", "after_system", "start"]),
-                     tool_layout=st.sampled_from(["json", "json", "xml", "python_def"]), trim_call_answers=st.booleans(),
+                     tool_layout=st.sampled_from(["json", "json", "xml", "python_def"]),
+                     call_answers=st.sampled_from(["rule", "trim", "verbatim"]),
+                     answers_after_results=st.sampled_from(["rule", "verbatim"]),
                      absent=st.none() | _text).flatmap(
     lambda tf: st.sampled_from([tf] + ([] if tf.tool_layout != "json" else
                                        [replace(tf, list_json=True, item_prefix="", item_suffix="", item_sep="")]))

@@ -85,7 +85,8 @@ def test_a_json_style_renders_and_round_trips():
     ("tools:\n  tool_layout: xml\n  list_json: true\n", 10, 14, "tool_layout xml writes each tool as XML"),
     ("tools:\n  placement: first_user\n  default_system: x\n", 10, 19, "default_system is the system message"),
     ("tools:\n  default_system: [x]\n", 9, 19, "tools.default_system must be a string"),
-    ("tools:\n  trim_call_answers: 1\n", 9, 22, "tools.trim_call_answers must be true or false"),
+    ("tools:\n  call_answers: cut\n", 9, 17, "call_answers must be one of rule, trim, verbatim"),
+    ("tools:\n  answers_after_results: trim\n", 9, 26, "answers_after_results must be one of rule, verbatim"),
 ])
 def test_errors_name_file_line_and_column(section, line, col, what):
     with pytest.raises(SpecError) as e:
@@ -146,11 +147,11 @@ def test_first_user_placement_and_the_new_fields_render_and_round_trip():
 def test_an_xml_tool_list_with_its_own_system_text_renders_and_round_trips():
     """Qwen3-Coder's layout in the field form: each tool as XML (``tool_layout: xml``, the
     function object's fields), a system text of its own where tools come without a system message
-    (``default_system``), answers trimmed beside their calls (``trim_call_answers``)."""
+    (``default_system``), answers trimmed beside their calls (``call_answers: trim``)."""
     text = HEAD + """tools:
   tool_layout: xml
   default_system: "You are Qwen."
-  trim_call_answers: true
+  call_answers: trim
   list_prefix: "\\n<tools>"
   list_suffix: "\\n</tools>"
   content_sep: "\\n"
@@ -162,8 +163,8 @@ def test_an_xml_tool_list_with_its_own_system_text_renders_and_round_trips():
 """
     fmt = load_yaml_spec(text, "t.yaml")
     tf = fmt.structure.tools
-    assert (tf.tool_layout, tf.default_system, tf.trim_call_answers, tf.tool_object) == (
-        "xml", "You are Qwen.", True, "function")
+    assert (tf.tool_layout, tf.default_system, tf.call_answers, tf.tool_object) == (
+        "xml", "You are Qwen.", "trim", "function")
     assert load_yaml_spec(fmt.to_yaml(), "b.yaml").structure == fmt.structure
     assert from_dict(json.loads(json.dumps(to_dict(fmt)))) == fmt
     tool = {"type": "function", "function": {"name": "f", "description": " d ", "parameters": {

@@ -1373,16 +1373,19 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     ends = [False, True] if fmt.structure.assistant.final_suffix is not None and tf.renders_calls else [False]
     # a user message after another opens like one after results (DeepSeek V4), or as the text format's
     merges = [False, True] if tf.user_prefix_after_results is not None else [False]
-    # an answer beside its calls trimmed where the others are not (Qwen3-Coder)
-    trims = [False, True] if tf.renders_calls and not tf.calls_alone else [False]
+    # an answer beside its calls trimmed (Qwen3-Coder) or as given (DeepSeek V3.1) where the others
+    # render by the rule; likewise an answer right after a result, as given (DeepSeek V3.1)
+    plain = not any(r.think is not None for r in (cand.structure.assistant.rule, cand.structure.assistant.final) if r)
+    call_answers = ["rule"] + (["trim"] + ["verbatim"] * plain if tf.renders_calls and not tf.calls_alone else [])
+    after_results = ["rule"] + ["verbatim"] * plain
     # string arguments holding '<', '&' or a newline in a CDATA section (MiniCPM5)
     cdatas = [False, True] if tf.per_argument else [False]
-    for scope, sep_if, sys_if, end_turn, merge, trim, wrap in itertools.product(scopes, seps, sys_seps, ends, merges,
-                                                                                trims, cdatas):
+    for scope, sep_if, sys_if, end_turn, merge, calls, after, wrap in itertools.product(
+            scopes, seps, sys_seps, ends, merges, call_answers, after_results, cdatas):
         try:
             f = ChatFormat(replace(cand.structure, final_scope=scope, tools=replace(
                 tf, content_sep_if=sep_if, system_sep_if=sys_if, calls_end_turn=end_turn, user_after_user=merge,
-                trim_call_answers=trim, arg_cdata=wrap)), fmt.meta)
+                call_answers=calls, answers_after_results=after, arg_cdata=wrap)), fmt.meta)
         except ValueError:
             continue
         try:

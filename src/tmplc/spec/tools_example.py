@@ -103,7 +103,8 @@ differs from the spec's ``{NOSYSTEM}`` text), ``arg_middle_other``, ``user_prefi
 ``assistant_prefix_after_results``, ``user_after_user``, ``results_answer_calls``, ``tool_object``: each
 ``{TOOL}`` is the tool's ``function`` object alone with ``tool_object: function``; ``tool_layout: xml``:
 each ``{TOOL}`` is Qwen3-Coder's ``<function>`` element; ``default_system``: the system text with
-tools and no system message, so only the example with ``{SYSTEM}`` is shown; ``trim_call_answers``;
+tools and no system message, so only the example with ``{SYSTEM}`` is shown; ``call_answers``;
+``answers_after_results``;
 ``arg_cdata``: the examples' string values hold none of ``<``, ``&``, a newline).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
@@ -131,8 +132,8 @@ DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix"
                  "empty_system_counts", "max_calls", "calls_alone", "result_content", "arg_values", "content_sep_if",
                  "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn", "absent",
                  "arg_middle_other", "user_prefix_after_results", "assistant_prefix_after_results",
-                 "user_after_user", "results_answer_calls", "tool_layout", "default_system", "trim_call_answers",
-                 "arg_cdata")
+                 "user_after_user", "results_answer_calls", "tool_layout", "default_system", "call_answers",
+                 "answers_after_results", "arg_cdata")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]

@@ -377,12 +377,28 @@ def _id_check(expr: str, what: str) -> str:
             "~ loop.index0 ~ ': " + what + "') -}}{%- endif -%}")
 
 
+#: the message in the loop has tool calls
+HAS_CALLS = "message['tool_calls'] is defined and message['tool_calls']"
+#: the answer in the loop comes right after a tool result (set where ``answers_after_results`` is not "rule")
+AFTER_RESULT = "tmplc_after_result"
+
+
+def _call_answer_expr(tf, rule: ContentRule, strip, given: str | None) -> str:
+    """An answer with tool calls as it renders (``ToolFormat.answer_rule``), as an expression."""
+    expr = _answer_expr(tf.answer_rule(rule, calls=True, after_results=False), strip, CONTENT_VAR, given)
+    after = tf.answer_rule(rule, calls=True, after_results=True)
+    if after == tf.answer_rule(rule, calls=True, after_results=False):
+        return expr
+    return ("((" + _answer_expr(after, strip, CONTENT_VAR, given) + ") if (" + AFTER_RESULT + ") else ("
+            + expr + "))")
+
+
 def _calls(st, strip, given: str | None, pystr=hf_pystr) -> str:
     """An answer's tool calls (after its content, inside its generation span)."""
     tf = st.tools
     if not tf.renders_calls:
         return ""  # refused before anything of the answer renders (_call_checks)
-    answer = _answer_expr(tf.call_answer_rule(st.assistant.rule), strip, CONTENT_VAR, given)
+    answer = _call_answer_expr(tf, st.assistant.rule, strip, given)
     sep = "{%- if not loop.first -%}" + _lit(tf.call_sep)
     if tf.content_sep:
         cond = {"answer": answer, "content": CONTENT_VAR,
@@ -446,10 +462,10 @@ def _call_checks(st, strip, given: str | None) -> str:
                    + " tool call(s) per answer') -}}{%- endif -%}")
     if tf.calls_alone:
         a = st.assistant
-        filled = "(" + _answer_expr(tf.call_answer_rule(a.rule), strip, CONTENT_VAR, given) + ") != ''"
+        filled = "(" + _call_answer_expr(tf, a.rule, strip, given) + ") != ''"
         if a.final is not None:
             last = _final_test(st)
-            filled = ("((" + last + " and (" + _answer_expr(tf.call_answer_rule(a.final), strip, CONTENT_VAR, given)
+            filled = ("((" + last + " and (" + _call_answer_expr(tf, a.final, strip, given)
                       + ") != '') or (not "
                       + last + " and " + filled + "))")
         checks += ("{%- if " + filled + " -%}{{- raise_exception('tmplc: message ' ~ loop.index0 ~ ': this "
@@ -460,7 +476,7 @@ def _call_checks(st, strip, given: str | None) -> str:
 def _calls_checks(st, strip, given: str | None) -> str:
     """An answer's refusals for its tool calls (before anything of it renders)."""
     c = _call_checks(st, strip, given)
-    return "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}" + c + "{%- endif -%}" if c else ""
+    return "{%- if " + HAS_CALLS + " -%}" + c + "{%- endif -%}" if c else ""
 
 
 def _results(tf, strip=hf_strip) -> str:
@@ -650,12 +666,14 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip,
                      "(message['thinking'] is defined and message['thinking'] is not none) else none) -%}")
         else:
             L.append("{%- set " + GIVEN_VAR + " = none -%}")
+    if tools_on and tf.answers_after_results != "rule":
+        L.append("{%- set " + AFTER_RESULT + " = loop.index0 > 0 and messages[loop.index0 - 1]['role'] == 'tool' -%}")
     last = _final_test(st)
     ending = _out(a.suffix)
     if a.final_suffix is not None:
         own = last
         if tools_on and st.tools.calls_end_turn:
-            own = "(" + last + " and not (message['tool_calls'] is defined and message['tool_calls']))"
+            own = "(" + last + " and not (" + HAS_CALLS + "))"
         ending = "{%- if " + own + " -%}" + _out(a.final_suffix) + "{%- else -%}" + ending + "{%- endif -%}"
     def answer(rule) -> str:
         if a.final is None:
@@ -664,9 +682,12 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip,
                 + _answer(rule(a.rule), strip, cvar, given) + "{%- endif -%}")
 
     content = answer(lambda r: r)
-    if tools_on and st.tools.trim_call_answers:
-        content = ("{%- if message['tool_calls'] is defined and message['tool_calls'] -%}"
-                   + answer(st.tools.call_answer_rule) + "{%- else -%}" + content + "{%- endif -%}")
+    if tools_on and tf.call_answers != "rule":
+        content = ("{%- if " + HAS_CALLS + " -%}" + answer(lambda r: tf.answer_rule(r, calls=True, after_results=False))
+                   + "{%- else -%}" + content + "{%- endif -%}")
+    if tools_on and tf.answers_after_results != "rule":
+        content = ("{%- if " + AFTER_RESULT + " -%}" + answer(lambda r: tf.answer_rule(r, calls=False, after_results=True))
+                   + "{%- else -%}" + content + "{%- endif -%}")
     body = _out(a.lead) + content + (_calls(st, strip, given, pystr) if tools_on else "") + ending
     if generation_tags:
         body = "{%- generation -%}" + body + "{%- endgeneration -%}"
@@ -677,7 +698,7 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip,
             calls = _calls(st, strip, given, pystr) + ending
             if generation_tags:
                 calls = "{%- generation -%}" + calls + "{%- endgeneration -%}"
-            empty += "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}" + calls + "{%- endif -%}"
+            empty += "{%- if " + HAS_CALLS + " -%}" + calls + "{%- endif -%}"
         body = "{%- if " + _empty_test(a, strip, last, cvar) + " -%}" + empty + "{%- else -%}" + body + "{%- endif -%}"
     if tools_on:
         L.append(_calls_checks(st, strip, given))
