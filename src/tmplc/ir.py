@@ -507,7 +507,7 @@ RESULT_CONTENTS = ("verbatim", "json", "trim")
 #: (``ToolFormat.content_sep_if``)
 CONTENT_SEP_IFS = ("answer", "content", "unended")
 #: how a per-argument call writes a value that is not a string (``ToolFormat.arg_values``)
-ARG_VALUES = ("json", "python", "str")
+ARG_VALUES = ("json", "python", "str", "python_call")
 #: how an answer with tool calls renders its content (``ToolFormat.call_answers``)
 CALL_ANSWERS = ("rule", "trim", "verbatim")
 #: how an answer right after a tool result renders its content (``ToolFormat.answers_after_results``)
@@ -629,7 +629,7 @@ def split_calls(opening: str, between: str, closing: str) -> tuple[str, str, str
 
 
 def split_per_argument(lead: str, between: str, tail: str, empty: str | None,
-                       next_call: str | None = None) -> tuple[str, str, str, str, str] | None:
+                       next_call: str | None = None) -> tuple[str, str, str, str, str, str] | None:
     """The canonical ``(call_middle, arg_prefix, arg_suffix, call_suffix, no_arguments)`` of a call whose
     arguments render key by key, from the text after its name (and id) up to the first key
     (``lead = call_middle + arg_prefix``), between one argument's value and the next key
@@ -638,8 +638,12 @@ def split_per_argument(lead: str, between: str, tail: str, empty: str | None,
     call_middle + [no_arguments] + call_suffix``).  Every split renders calls with arguments alike;
     ``empty`` decides among them (one without ``no_arguments`` first), and the canonical one has
     the shortest ``arg_prefix``; where known, the
-    text from the last value to the next call (``next_call``) starts with ``arg_suffix``.  None
-    when no split reads the texts back.  The one rule for the converter and the by-example spec form."""
+    text from the last value to the next call (``next_call``) starts with ``arg_suffix``.  Where
+    no such split reads them back, ``between = arg_suffix + arg_sep + arg_prefix`` with the longest
+    ``arg_prefix`` the lead ends with and the longest ``arg_suffix`` the tail starts with (LFM2.5's
+    ``, ``).  Returns ``(call_middle, arg_prefix, arg_suffix, call_suffix, no_arguments, arg_sep)``;
+    None when no split reads the texts back.  The one rule for the converter and the by-example
+    spec form."""
     for exact in (True, False):
         for a in range(min(len(lead), len(between)) + 1):
             ap = between[len(between) - a:]
@@ -647,9 +651,19 @@ def split_per_argument(lead: str, between: str, tail: str, empty: str | None,
             if lead.endswith(ap) and tail.startswith(asuf) and (next_call is None or next_call.startswith(asuf)):
                 cm, cs = lead[:len(lead) - a], tail[len(asuf):]
                 if empty is None or cm + cs == empty:
-                    return cm, ap, asuf, cs, ""
+                    return cm, ap, asuf, cs, "", ""
                 if not exact and empty.startswith(cm) and empty.endswith(cs) and len(empty) > len(cm) + len(cs):
-                    return cm, ap, asuf, cs, empty[len(cm):len(empty) - len(cs)]
+                    return cm, ap, asuf, cs, empty[len(cm):len(empty) - len(cs)], ""
+    a = next(a for a in range(min(len(lead), len(between)), -1, -1) if lead.endswith(between[len(between) - a:]))
+    rest = between[:len(between) - a]
+    b = next(b for b in range(min(len(tail), len(rest)), -1, -1) if tail.startswith(rest[:b])
+             and (next_call is None or next_call.startswith(rest[:b])))
+    ap, asuf, sep = between[len(between) - a:], rest[:b], rest[b:]
+    cm, cs = lead[:len(lead) - a], tail[b:]
+    if empty is None or cm + cs == empty:
+        return cm, ap, asuf, cs, "", sep
+    if empty.startswith(cm) and empty.endswith(cs) and len(empty) > len(cm) + len(cs):
+        return cm, ap, asuf, cs, empty[len(cm):len(empty) - len(cs)], sep
     return None
 
 
@@ -796,6 +810,8 @@ class ToolFormat:
     arg_prefix: str | None = None
     arg_middle: str = ""
     arg_suffix: str = ""
+    #: a per-argument call: the text between two arguments (LFM2.5's ``, `` in ``f(a='x', b=1)``)
+    arg_sep: str = ""
     arg_values: str = "json"
     #: a per-argument call: a string value holding any of :data:`CDATA_TRIGGERS` renders inside
     #: ``<![CDATA[`` ... ``]]>`` (MiniCPM5), any other string as given
@@ -914,8 +930,9 @@ class ToolFormat:
             _set(self, content_sep_if="answer")  # no separator: one value per meaning
         if self.arg_prefix is None:
             if (self.arg_middle or self.arg_suffix or self.arg_values != "json" or self.arg_middle_other is not None
-                    or self.no_arguments or self.arg_cdata):
-                raise ValueError("arg_middle, arg_middle_other, arg_suffix, arg_values, arg_cdata and no_arguments "
+                    or self.no_arguments or self.arg_cdata or self.arg_sep):
+                raise ValueError("arg_middle, arg_middle_other, arg_suffix, arg_sep, arg_values, arg_cdata and "
+                                 "no_arguments "
                                  "describe "
                                  "arguments rendered key by key: set arg_prefix (a string, possibly empty) with them")
         else:
@@ -925,7 +942,7 @@ class ToolFormat:
             # cm and of AS when cs starts with it too: one value per meaning, the shortest arg_prefix
             # (a call without arguments, cm + no_arguments + cs, reads alike where no_arguments turns too)
             cm, ap, asuf, cs, na = self.call_middle, self.arg_prefix, self.arg_suffix, self.call_suffix, self.no_arguments
-            while ap and cs and ap[0] == cs[0] and (na + ap[0]).startswith(ap[0]):
+            while ap and cs and ap[0] == cs[0] and (na + ap[0]).startswith(ap[0]) and not self.arg_sep:
                 cm, asuf, na, ap, cs = cm + ap[0], asuf + ap[0], (na + ap[0])[1:], ap[1:], cs[1:]
             _set(self, call_middle=cm, arg_prefix=ap, arg_suffix=asuf, call_suffix=cs, no_arguments=na)
         if isinstance(self.max_calls, bool) or not isinstance(self.max_calls, int) or self.max_calls < 0:
@@ -996,8 +1013,8 @@ class ToolFormat:
         ``string_arguments`` is ``"json"``, else ``call_style``); key by key for a per-argument
         format (whose arguments must be an object: :meth:`argument_items`)."""
         if self.per_argument:
-            return "".join(self.arg_prefix + k + middle + v + self.arg_suffix
-                           for k, middle, v in self.argument_items(args)) or self.no_arguments
+            return self.arg_sep.join(self.arg_prefix + k + middle + v + self.arg_suffix
+                                     for k, middle, v in self.argument_items(args)) or self.no_arguments
         return args if isinstance(args, str) and self.string_arguments == "verbatim" else self.call_style.dumps(args)
 
     def argument_items(self, args: dict) -> list[tuple[str, str, str]]:
@@ -1005,15 +1022,21 @@ class ToolFormat:
         string value as given after ``arg_middle``; any other value after ``arg_middle_other``
         (where set), ``None``/``True``/``False`` as Python writes them when ``arg_values`` is
         ``"python"`` (a template's ``value | string``), every value as Python's ``str`` writes it
-        when it is ``"str"``, anything else as ``call_style`` JSON; with ``arg_cdata``, a string
+        when it is ``"str"``, anything else as ``call_style`` JSON; ``"python_call"`` (LFM2.5's
+        ``f(a='x', b=1)``) writes a string in single quotes (as given: not escaped), an object as
+        ``call_style`` JSON and any other value as Python's ``str``; with ``arg_cdata``, a string
         holding any of :data:`CDATA_TRIGGERS` inside a CDATA section."""
         other = self.arg_middle if self.arg_middle_other is None else self.arg_middle_other
         out = []
         for k, v in args.items():
             if isinstance(v, str):
                 wrap = self.arg_cdata and any(c in v for c in CDATA_TRIGGERS)
-                out.append((k, self.arg_middle, CDATA_OPEN + v + CDATA_CLOSE if wrap else v))
-            elif self.arg_values == "str" or self.arg_values == "python" and (v is None or isinstance(v, bool)):
+                text = CDATA_OPEN + v + CDATA_CLOSE if wrap else v
+                out.append((k, self.arg_middle, "'" + text + "'" if self.arg_values == "python_call" else text))
+            elif self.arg_values == "python_call" and isinstance(v, dict):
+                out.append((k, other, self.call_style.dumps(v)))
+            elif self.arg_values in ("str", "python_call") or self.arg_values == "python" and (
+                    v is None or isinstance(v, bool)):
                 out.append((k, other, str(v)))
             else:
                 out.append((k, other, self.call_style.dumps(v)))
@@ -1029,7 +1052,7 @@ class ToolFormat:
 #: the ToolFormat fields about calls and their defaults (kept at these where ``renders_calls`` is False)
 _CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, "call_index_prefix": None, "call_middle": "", "call_suffix": "",
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
-                  "arg_suffix": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
+                  "arg_suffix": "", "arg_sep": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
                   "max_calls": 0, "calls_alone": False, "calls_end_turn": False, "arg_middle_other": None,
                   "call_answers": "rule", "arg_cdata": False,
                   "no_arguments": "", "results_answer_calls": False}

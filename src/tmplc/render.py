@@ -422,8 +422,8 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             if t.per_argument:
                 if not args:
                     yield Event("assistant", "call", i, True, fragment=fragment([t.no_arguments]))
-                for key, middle, value in t.argument_items(args):
-                    yield Event("assistant", "call", i, True, fragment=fragment([t.arg_prefix]))
+                for n, (key, middle, value) in enumerate(t.argument_items(args)):
+                    yield Event("assistant", "call", i, True, fragment=fragment([t.arg_sep if n else "", t.arg_prefix]))
                     yield Event("assistant", "call_content", i, True, text=key)
                     yield Event("assistant", "call", i, True, fragment=fragment([middle]))
                     yield Event("assistant", "call_content", i, True, text=value)

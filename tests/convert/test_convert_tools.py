@@ -770,6 +770,34 @@ def test_minicpm5_cdata_string_arguments():
     _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos)
 
 
+def test_lfm25_python_call_arguments():
+    """LFM2.5 writes its calls in Python's call syntax, ``[f(s='x', n=3, o={"k": 1}), g()]``: each
+    argument as ``key=value`` with ``, `` between them (``arg_sep``), a string in single quotes as
+    given, an object as JSON and any other value as Python's ``str`` writes it (``arg_values:
+    python_call``).  The format renders like the real template through transformers on fixed and
+    random tool conversations, as do its HF target (through transformers) and its llama.cpp target
+    (through llama.cpp's own engine)."""
+    conv, template, bos, eos = converted("llamacpp-LFM2.5-8B-A1B")
+    assert conv.tools == "exact", conv.tools_status
+    fmt = conv.format
+    tf = fmt.structure.tools
+    assert (tf.arg_values, tf.arg_sep, tf.call_sep) == ("python_call", ", ", ", ")
+    tool = {"type": "function", "function": {"name": "f", "description": "d é", "parameters": {
+        "type": "object", "properties": {"s": {"type": "string"}}}}}
+    calls = [{"type": "function", "function": {"name": "f", "arguments": {
+        "s": "x y", "q": "it's", "n": 3, "b": False, "z": None, "o": {"k": [1, None]}, "l": ["a", {"k": 1}]}}},
+             {"type": "function", "function": {"name": "g", "arguments": {}}}]
+    agent = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
+             {"role": "tool", "tool_call_id": "a", "content": "42"},
+             {"role": "tool", "tool_call_id": "b", "content": "43"},
+             {"role": "assistant", "content": "It is 42."}]
+    real = _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool)
+    assert ("""Let me look.<|tool_call_start|>[f(s='x y', q='it's', n=3, b=False, z=None, o={"k": [1, null]}, """
+            """l=['a', {'k': 1}]), g()]<|tool_call_end|>""") in real
+    _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls=True)
+
+
 def test_deepseek_v31_answers_beside_calls_and_after_results_render_as_given():
     """DeepSeek V3.1 keeps an answer's text after its first ``</think>``, except in an answer with
     tool calls (``call_answers: verbatim``) and in one right after a tool result, which also has no
@@ -815,9 +843,7 @@ def test_deepseek_v31_answers_beside_calls_and_after_results_render_as_given():
     @settings(max_examples=40)
     @given(tool_conversations(reasoning=False), st.booleans())
     def check(c, agp):  # random tool conversations without a tool list (it renders none)
-        msgs = [{**m, "tool_calls": [c if "function" in c else {"type": "function", "function": c}
-                                     for c in m["tool_calls"]]} if m.get("tool_calls") else m
-                for m in _objects(c[0])]  # the template reads each call's function object
+        msgs = _wrapped_calls(_objects(c[0]))  # the template reads each call's function object
         # two answers in a row: the template's second has no header (its text part's own divergence)
         assume(not any(a["role"] == b["role"] == "assistant" for a, b in zip(msgs, msgs[1:])))
         real = hf_render(template, msgs, agp, bos, eos, None)
@@ -849,10 +875,18 @@ def _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool) -> str:
     return real
 
 
-def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos) -> None:
+def _wrapped_calls(msgs: list[dict]) -> list[dict]:
+    """``msgs`` with every tool call as ``{"type": "function", "function": ...}`` (templates that
+    read ``tool_call['function']`` raise on the bare function object, which tmplc also takes)."""
+    return [{**m, "tool_calls": [c if "function" in c else {"type": "function", "function": c}
+                                 for c in m["tool_calls"]]} if m.get("tool_calls") else m for m in msgs]
+
+
+def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls: bool = False) -> None:
     """Random tool conversations (tests/tools' strategies; call arguments as objects, as a
-    per-argument template needs): the same equalities, in llama.cpp where no known divergence
-    applies (floats; characters its Python-repr macro leaves raw)."""
+    per-argument template needs; with ``wrap_calls``, each call in its ``function`` wrapper): the
+    same equalities, in llama.cpp where no known divergence applies (floats; characters its
+    Python-repr macro leaves raw)."""
     from tmplc.convert.corpus import hf_render
     from tools.test_llamacpp_tools import _has_float, _objects, _unescaped_in_llamacpp, check_batch
 
@@ -861,6 +895,8 @@ def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos)
     def check(c, agp):
         msgs, tools = c
         msgs = _objects(msgs)
+        if wrap_calls:
+            msgs = _wrapped_calls(msgs)
         real = hf_render(template, msgs, agp, bos, eos, tools)
         assert fmt.render(msgs, agp, tools=tools) == real
         assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, tools) == real

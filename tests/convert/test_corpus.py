@@ -105,11 +105,13 @@ def test_corpus_tool_parts_are_exact_or_refused_never_wrong(results):
     # ... and DeepSeek V3.1: answers beside calls and right after results as given (call_answers,
     # answers_after_results), the others after their first </think>
     assert "llamacpp-deepseek-ai-DeepSeek-V3.1" in exact
+    # ... and LFM2.5-8B: calls in Python's call syntax (arg_values: python_call, arg_sep)
+    assert "llamacpp-LFM2.5-8B-A1B" in exact
     # a floor under the measured figure (BENCHMARKS.md, tools section)
     assert len(exact) >= FLOOR_EXACT_WITH_TOOLS, exact
 
 
-FLOOR_EXACT_WITH_TOOLS = 37
+FLOOR_EXACT_WITH_TOOLS = 38
 
 
 def test_independent_check_catches_a_wrong_conversion(entries):

@@ -274,7 +274,26 @@ def test_cdata_string_arguments_fixed_cases_in_llamacpps_engine():
     assert "CDATA" not in CODER_LIKE.render(msgs)
 
 
-@pytest.mark.parametrize("name", ["per-argument calls", "XML tool list", "CDATA string arguments"])
+#: CODER_LIKE with LFM2.5's Python call syntax: ``f(a='x', n=1, o={"k": 1})``, ", " between arguments
+PYCALL_LIKE = replace(CODER_LIKE, structure=replace(CODER_LIKE.structure, tools=replace(
+    CODER_LIKE.structure.tools, calls_open="[", calls_close="]", call_prefix="", call_middle="(", call_suffix=")",
+    call_sep=", ", arg_prefix="", arg_middle="=", arg_suffix="", arg_sep=", ", arg_values="python_call")))
+
+
+def test_python_call_arguments_fixed_cases_in_llamacpps_engine():
+    args = {"s": "x y", "q": "it's", "n": 2, "b": True, "z": None, "o": {"k": [1, None], "é": "ü"}, "l": ["a", {"k": 1}]}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": args},
+                                                                {"name": "g", "arguments": {}}]},
+            {"role": "tool", "content": "r"}, {"role": "tool", "content": "r2"}, {"role": "assistant", "content": "done"}]
+    check_batch([(msgs, tools, agp) for tools in (None, [WEATHER]) for agp in (False, True)], PYCALL_LIKE)
+    text = PYCALL_LIKE.render(msgs)
+    assert ("""[f(s='x y', q='it's', n=2, b=True, z=None, o={"k": [1, null], "é": "ü"}, l=['a', {'k': 1}]), g()]"""
+            in text)
+
+
+@pytest.mark.parametrize("name", ["per-argument calls", "XML tool list", "CDATA string arguments",
+                                  "Python call arguments"])
 @settings(max_examples=40)
 @given(conv=tool_conversations())
 def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
@@ -283,4 +302,5 @@ def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
     assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
     check_batch([(msgs, tools, False), (msgs, tools, True)], {"per-argument calls": CODER_LIKE,
                                                               "XML tool list": XML_LIKE,
-                                                              "CDATA string arguments": CDATA_LIKE}[name])
+                                                              "CDATA string arguments": CDATA_LIKE,
+                                                              "Python call arguments": PYCALL_LIKE}[name])

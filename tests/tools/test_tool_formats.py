@@ -35,7 +35,8 @@ tool_formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix
 _arg_layouts = st.one_of(
     st.just({}),
     st.fixed_dictionaries({"arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
-                           "arg_values": st.sampled_from(["json", "python", "str"]), "arg_middle_other": st.none() | _text,
+                           "arg_values": st.sampled_from(["json", "python", "str", "python_call"]),
+                           "arg_middle_other": st.none() | _text, "arg_sep": _text,
                            "no_arguments": _text, "arg_cdata": st.booleans()}))
 
 

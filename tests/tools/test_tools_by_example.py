@@ -31,7 +31,7 @@ SPLIT_FIELDS = {"system_sep", "list_prefix", "item_prefix", "item_suffix", "item
 #: the call layout's split of repeated text (calls_open + (call_prefix ... call_suffix)* + calls_close,
 #: arguments likewise): canonical in the examples, compared by rendering
 CALL_SPLIT_FIELDS = {"calls_open", "call_prefix", "call_middle", "call_suffix", "call_sep", "calls_close", "arg_prefix",
-                     "arg_suffix", "no_arguments"}
+                     "arg_suffix", "no_arguments", "arg_sep"}
 QWEN3 = tmplc.load("qwen3-tools")
 QWEN25 = tmplc.load("qwen2.5-tools")
 CHATML = tmplc.load("chatml")
@@ -124,7 +124,7 @@ def test_any_tool_format_reads_back_from_its_examples(tf, default, convs):
 _call_layouts = st.fixed_dictionaries({
     "calls_open": _text, "calls_close": _text, "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
     "arg_prefix": _text, "arg_middle": _text, "arg_suffix": _text,
-    "arg_values": st.sampled_from(["json", "python", "str"]),
+    "arg_values": st.sampled_from(["json", "python", "str", "python_call"]), "arg_sep": _text,
     "arg_middle_other": st.none() | _text, "no_arguments": _text, "arg_cdata": st.booleans()})
 
 
@@ -324,7 +324,7 @@ def test_every_tool_field_is_shown_by_an_example_or_declared():
              "content_sep", "call_prefix", "call_id_prefix", "call_index_prefix", "call_middle", "call_suffix", "call_sep", "calls_open",
              "calls_close", "arg_prefix", "arg_middle", "arg_suffix", "results_open",
              "result_prefix", "result_id_suffix", "result_suffix", "results_close", "grouped", "result_sep",
-             "no_arguments"}
+             "no_arguments", "arg_sep"}
     assert {f.name for f in fields(ToolFormat)} == shown | set(OPTIONAL_EXAMPLE_KEYS) | (set(DECLARED_KEYS) - {"final_scope"})
 
 

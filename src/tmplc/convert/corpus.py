@@ -323,7 +323,9 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
     conversations — the original through transformers' ``apply_chat_template(tools=...)`` and the
     sandbox, ``fmt.render(tools=...)`` and ``fmt.to_jinja()`` through transformers —, else the first
     difference.  ``conv`` (the JinjaConversion): where it notes that the template raises on string
-    arguments, the conversations give arguments as objects only."""
+    arguments, the conversations give arguments as objects only.  Each conversation is fitted to
+    what the format renders, as the converter's own verification fits them
+    (:func:`tmplc.convert.tools.fit_messages`; no tools for a format that renders no tool list)."""
     from tmplc.convert.tools import ALTERNATE_NOTE, fit_messages
     from tmplc.errors import MessageError
     from tmplc.jinja_env import render_template
@@ -338,6 +340,8 @@ def independent_tool_check(entry: Entry, fmt, conv=None, n: int = 40, day: _dt.d
             if tf is not None:
                 msgs = fit_messages(msgs, tf, conv is not None and ALTERNATE_NOTE in conv.tools_notes,
                                     split_calls=True)
+                if not tf.renders_list:  # the template ignores them, the format refuses them (a MessageError)
+                    tools = None
             kw = {k: v for k, v in (("bos_token", entry.bos_token), ("eos_token", entry.eos_token)) if v is not None}
             try:
                 mine = fmt.render(msgs, gen, tools=tools, date=day)

@@ -768,6 +768,8 @@ def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_a
     else:
         return None
     lead, middle1, between = y[after:p1], y[p1 + len(k1):q1], y[q1 + len(v1):p2]
+    if values and middle1.endswith("'") and between.startswith("'"):  # f(k='v', ...): LFM2.5's Python call
+        middle1, between, values = middle1[:-1], between[1:], dict(arg_values="python_call")
     middle2, tail = y[p2 + len(k2):q2], y[q2 + len(v2_text):]
     empty = None
     try:
@@ -781,11 +783,11 @@ def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_a
     if split is None:
         raise _refuse(f"a tool call renders its arguments key by key ({_show(y, 200)}), but the call without "
                       f"arguments ({_show(empty or '', 120)}) is not the text around them")
-    cm, ap, asuf, cs, none = split
+    cm, ap, asuf, cs, none, sep = split
     # the text before a string value and before any other (DeepSeek's string="true"/"false"): the
     # second argument's value is no string
     return style, cm, dict(arg_prefix=ap, arg_middle=middle1, arg_suffix=asuf, arg_middle_other=middle2,
-                           no_arguments=none, **values), cs
+                           no_arguments=none, arg_sep=sep, **values), cs
 
 
 def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat, bool]:
@@ -878,7 +880,8 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
         # the text after the name (and id) as is, or split around the call's position in its answer
         # (Kimi K2's `functions.NAME:0`): the first call shows 0 there, the second 1
         splits = [(None, middle)] + [(middle[:p], middle[p + 1:]) for p, ch in enumerate(middle) if ch == "0"]
-        modes = (("str",) if per_arg.get("arg_values") == "str" else ("json", "python")) if per_arg else ("json",)
+        modes = ((per_arg["arg_values"],) if per_arg.get("arg_values") in ("str", "python_call") else
+                 ("json", "python")) if per_arg else ("json",)
         for (index_prefix, mid), values in itertools.product(splits, modes):
             if per_arg:
                 fields["arg_values"] = values

@@ -385,11 +385,11 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
             raise one.fail(f"the call without arguments ({q[-1]!r} after {after}) is not the text around the "
                            f"arguments of the two-call example (before the first {{KEY}}: {lead!r}, between "
                            f"arguments: {between!r}, after the last {{VALUE}}: {c!r})")
-        middle, ap, asuf, _, none = split
+        middle, ap, asuf, _, none, sep = split
         if not b.startswith(asuf):
             raise two.fail(f"the text between the calls ({b!r}) must start with an argument's ending ({asuf!r})")
         b, c = b[len(asuf):], c[len(asuf):]
-        per_arg = dict(arg_prefix=ap, arg_middle=m1, arg_suffix=asuf, no_arguments=none)
+        per_arg = dict(arg_prefix=ap, arg_middle=m1, arg_suffix=asuf, no_arguments=none, arg_sep=sep)
     else:
         middle = q[-2]
         if not (first[0] == second[0] == middle):
@@ -523,7 +523,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
         "" if tf.call_index_prefix is None else e(tf.call_index_prefix) + "{INDEX}")
     if tf.per_argument:
         arg = e(tf.arg_prefix) + "{KEY}" + e(tf.arg_middle) + "{VALUE}" + e(tf.arg_suffix)
-        call = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + arg * 2 + e(tf.call_suffix)
+        call = (items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + arg + e(tf.arg_sep) + arg
+                + e(tf.call_suffix))
         one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + e(tf.no_arguments) + e(tf.call_suffix)
     else:
         call = one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + "{ARGUMENTS}" + e(tf.call_suffix)

@@ -412,14 +412,20 @@ def _calls(st, strip, given: str | None, pystr=hf_pystr) -> str:
             string = ("{%- if " + " or ".join(jinja_string(c) + " in tmplc_v" for c in CDATA_TRIGGERS) + " -%}{{- "
                       + jinja_string(CDATA_OPEN) + " ~ tmplc_v ~ " + jinja_string(CDATA_CLOSE) + " -}}{%- else -%}"
                       + string + "{%- endif -%}")
+        if tf.arg_values == "python_call":
+            string = _lit("'") + string + _lit("'")
         value = "{%- if tmplc_v is string -%}" + ("" if tf.arg_middle_other is None else _lit(tf.arg_middle)) + string
+        if tf.arg_values == "python_call":
+            value += "{%- elif tmplc_v is mapping -%}" + other + "{{- tmplc_v | " + _json_filter(tf.call_style) + " -}}"
         if tf.arg_values == "python":
             value += ("{%- elif tmplc_v is none -%}" + other + "{{- 'None' -}}{%- elif tmplc_v is true -%}" + other
                       + "{{- 'True' -}}{%- elif tmplc_v is false -%}" + other + "{{- 'False' -}}")
-        value += "{%- else -%}" + other + ("{{- " + pystr("tmplc_v") + " -}}" if tf.arg_values == "str" else
+        as_str = tf.arg_values in ("str", "python_call")
+        value += "{%- else -%}" + other + ("{{- " + pystr("tmplc_v") + " -}}" if as_str else
                                            "{{- tmplc_v | " + _json_filter(tf.call_style) + " -}}") + "{%- endif -%}"
         middle = _lit(tf.arg_middle) if tf.arg_middle_other is None else ""
-        args = ("{%- for tmplc_k, tmplc_v in tmplc_f['arguments'] | items -%}" + _lit(tf.arg_prefix)
+        between = "{%- if not loop.first -%}" + _lit(tf.arg_sep) + "{%- endif -%}" if tf.arg_sep else ""
+        args = ("{%- for tmplc_k, tmplc_v in tmplc_f['arguments'] | items -%}" + between + _lit(tf.arg_prefix)
                 + "{{- tmplc_k -}}" + middle + value + _lit(tf.arg_suffix) + "{%- endfor -%}")
         if tf.no_arguments:
             args += "{%- if not tmplc_f['arguments'] -%}" + _lit(tf.no_arguments) + "{%- endif -%}"
