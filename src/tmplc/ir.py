@@ -630,20 +630,18 @@ def split_calls(opening: str, between: str, closing: str) -> tuple[str, str, str
 
 def split_per_argument(lead: str, between: str, tail: str, empty: str | None,
                        next_call: str | None = None) -> tuple[str, str, str, str, str, str] | None:
-    """The canonical ``(call_middle, arg_prefix, arg_suffix, call_suffix, no_arguments)`` of a call whose
-    arguments render key by key, from the text after its name (and id) up to the first key
-    (``lead = call_middle + arg_prefix``), between one argument's value and the next key
+    """The canonical ``(call_middle, arg_prefix, arg_suffix, call_suffix, no_arguments, arg_sep)``
+    of a call whose arguments render key by key, from the text after its name (and id) up to the
+    first key (``lead = call_middle + arg_prefix``), between one argument's value and the next key
     (``between = arg_suffix + arg_prefix``), after the last value (``tail = arg_suffix +
     call_suffix``) and, where known, after the name of a call without arguments (``empty =
     call_middle + [no_arguments] + call_suffix``).  Every split renders calls with arguments alike;
     ``empty`` decides among them (one without ``no_arguments`` first), and the canonical one has
-    the shortest ``arg_prefix``; where known, the
-    text from the last value to the next call (``next_call``) starts with ``arg_suffix``.  Where
-    no such split reads them back, ``between = arg_suffix + arg_sep + arg_prefix`` with the longest
-    ``arg_prefix`` the lead ends with and the longest ``arg_suffix`` the tail starts with (LFM2.5's
-    ``, ``).  Returns ``(call_middle, arg_prefix, arg_suffix, call_suffix, no_arguments, arg_sep)``;
-    None when no split reads the texts back.  The one rule for the converter and the by-example
-    spec form."""
+    the shortest ``arg_prefix``; where known, the text from the last value to the next call
+    (``next_call``) starts with ``arg_suffix``.  Where no such split reads them back, ``between =
+    arg_suffix + arg_sep + arg_prefix`` with the longest ``arg_prefix`` the lead ends with and the
+    longest ``arg_suffix`` the tail starts with (LFM2.5's ``, ``).  None when no split reads the
+    texts back.  The one rule for the converter and the by-example spec form."""
     for exact in (True, False):
         for a in range(min(len(lead), len(between)) + 1):
             ap = between[len(between) - a:]
@@ -932,9 +930,8 @@ class ToolFormat:
             if (self.arg_middle or self.arg_suffix or self.arg_values != "json" or self.arg_middle_other is not None
                     or self.no_arguments or self.arg_cdata or self.arg_sep):
                 raise ValueError("arg_middle, arg_middle_other, arg_suffix, arg_sep, arg_values, arg_cdata and "
-                                 "no_arguments "
-                                 "describe "
-                                 "arguments rendered key by key: set arg_prefix (a string, possibly empty) with them")
+                                 "no_arguments describe arguments rendered key by key: set arg_prefix (a string, "
+                                 "possibly empty) with them")
         else:
             if self.arg_middle_other == self.arg_middle:
                 _set(self, arg_middle_other=None)  # one value per meaning

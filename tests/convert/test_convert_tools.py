@@ -192,12 +192,12 @@ def test_mistral_small_tool_part_is_recovered_exactly():
 
 
 #: corpus templates whose tool layout the IR cannot carry -> words the refusal must contain
-#: (read off the templates: LFM2.5-8B writes a call as Python syntax, `name(k='v', k2=[...])`, its
-#: arguments separated by ", ", which no per-argument split reads; Apriel-1.5 `{{ tools }}` as
+#: (read off the templates: MiniMax-M3 writes each argument's value as nested XML elements
+#: (`<alpha><item>1</item>...`), neither JSON nor text; Apriel-1.5 `{{ tools }}` as
 #: Python's str, DeepSeek-V3 never reads `tools`, QwQ tests the raw content before a call's
 #: separator and renders reasoning_content nowhere)
 REFUSED = {
-    "llamacpp-LFM2.5-8B-A1B": "but the call without arguments ('()]<|tool_call_end|>') is not the text around them",
+    "llamacpp-MiniMax-M3": "the arguments are neither written as json.dumps of the object after the name nor key by key",
     "llamacpp-unsloth-Apriel-1.5": "str(dict)",
     "npm-deepseek_v3": "the recovered format renders '}<｜tool▁output▁end｜>'",
     "llamacpp-upstage-Solar-Open-100B": "without a system message",
@@ -388,9 +388,7 @@ def test_hy3_calls_end_their_turn_and_a_blank_system_message_has_no_separator():
     (``calls_end_turn``), and separates the system message from the tool list only when it has
     content (``system_sep_if: content``, read from the verification conversations with an empty
     system message); the format renders like the real template through transformers."""
-    conv, template, bos, eos = converted("llamacpp-tencent-Hy3")
-    assert conv.tools == "exact", conv.tools_status
-    fmt = conv.format
+    fmt, template, bos, eos = _exact_with_tools("llamacpp-tencent-Hy3")
     tf = fmt.structure.tools
     assert tf.calls_end_turn and tf.system_sep_if == "content" and fmt.structure.assistant.final_suffix is not None
     tok = load_tokenizer("qwen3")  # only its apply_chat_template: the template is passed explicitly
@@ -504,9 +502,7 @@ def test_granite_3_3_tool_list_as_one_indented_array_and_its_own_default_system_
     (``ToolFormat.absent``); it renders no calls (the model writes them into the content).  The
     format renders like the real template through transformers, on a fixed date, with and without
     a system message, with one and two tools; with calls it refuses, as documented."""
-    conv, template, bos, eos = converted("llamacpp-ibm-granite-granite-3.3-2B-Instruct")
-    assert conv.tools == "exact", conv.tools_status
-    fmt = conv.format
+    fmt, template, bos, eos = _exact_with_tools("llamacpp-ibm-granite-granite-3.3-2B-Instruct")
     tf = fmt.structure.tools
     assert tf.list_json and tf.json.indent == 4 and tf.placement == "after_system" and tf.absent is not None
     assert not tf.renders_calls
@@ -559,16 +555,9 @@ def test_deepseek_dsml_calls_and_their_results(name):
     from tmplc.convert.corpus import hf_render
 
     tool = {"type": "function", "function": {"name": "f", "description": "d é", "parameters": {"type": "object"}}}
-    calls = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x y", "n": 3, "l": [1, None]}}},
-             {"type": "function", "function": {"name": "g", "arguments": {}}}]
-    agent = [{"role": "user", "content": "q"},
-             {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
-             {"role": "tool", "tool_call_id": "a", "content": "42"},
-             {"role": "tool", "tool_call_id": "b", "content": "43"},
-             {"role": "assistant", "content": "It is 42."},
-             {"role": "user", "content": "again"},
-             {"role": "assistant", "content": "", "tool_calls": calls[:1]},
-             {"role": "tool", "tool_call_id": "c", "content": "44"}]
+    agent = _agent_with_two_calls({"s": "x y", "n": 3, "l": [1, None]}, "Let me look.", "It is 42.")
+    agent += [{"role": "user", "content": "again"}, {"role": "assistant", "content": "", "tool_calls": agent[1]["tool_calls"][:1]},
+              {"role": "tool", "tool_call_id": "c", "content": "44"}]
     if v4:  # a user message right after results, and right after another user message
         agent += [{"role": "user", "content": "and?"}, {"role": "user", "content": "well?"}]
     for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent):
@@ -675,9 +664,7 @@ def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers(
     format renders like the real template through transformers on fixed and random tool
     conversations, as do its HF target (through transformers) and its llama.cpp target (through
     llama.cpp's own engine)."""
-    conv, template, bos, eos = converted("llamacpp-Qwen3-Coder")
-    assert conv.tools == "exact", conv.tools_status
-    fmt = conv.format
+    fmt, template, bos, eos = _exact_with_tools("llamacpp-Qwen3-Coder")
     tf = fmt.structure.tools
     assert tf.tool_layout == "xml" and tf.call_answers == "trim" and tf.per_argument
     assert tf.default_system.startswith("You are Qwen, a helpful AI assistant")
@@ -686,13 +673,7 @@ def test_qwen3_coder_xml_tool_list_its_own_system_text_and_trimmed_call_answers(
             "type": "object", "required": ["s"], "properties": {
                 "s": {"type": ["string", "null"], "description": " the s ", "enum": ["a", "b"]},
                 "n": {"type": "integer", "minimum": 0, "default": None}, "o": {"items": {"type": "string"}}}}}}
-    calls = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x y", "n": 3, "l": [1, None]}}},
-             {"type": "function", "function": {"name": "g", "arguments": {}}}]
-    agent = [{"role": "user", "content": "q"},
-             {"role": "assistant", "content": "\n Let me look. \n", "tool_calls": calls},
-             {"role": "tool", "tool_call_id": "a", "content": "42"},
-             {"role": "tool", "tool_call_id": "b", "content": "43"},
-             {"role": "assistant", "content": " It is 42. \n"}]
+    agent = _agent_with_two_calls({"s": "x y", "n": 3, "l": [1, None]}, "\n Let me look. \n", " It is 42. \n")
     real = _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool)
     assert "<type>['string', 'null']</type>" in real and "Let me look.\n\n<tool_call>" in real
     _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos)
@@ -708,9 +689,7 @@ def test_seed_oss_python_signatures_str_values_and_calls_after_an_empty_answer()
     (through transformers) and its llama.cpp target (through llama.cpp's own engine)."""
     from tools.test_llamacpp_tools import check_batch
 
-    conv, template, bos, eos = converted("llamacpp-ByteDance-Seed-OSS")
-    assert conv.tools == "exact", conv.tools_status
-    fmt = conv.format
+    fmt, template, bos, eos = _exact_with_tools("llamacpp-ByteDance-Seed-OSS")
     tf = fmt.structure.tools
     assert (tf.tool_layout, tf.arg_values) == ("python_def", "str") and fmt.structure.assistant.empty is not None
     assert tf.default_system.startswith("You are Doubao")
@@ -748,21 +727,13 @@ def test_minicpm5_cdata_string_arguments():
     ``str`` writes it.  The format renders like the real template through transformers on fixed and
     random tool conversations, as do its HF target (through transformers) and its llama.cpp target
     (through llama.cpp's own engine)."""
-    conv, template, bos, eos = converted("llamacpp-openbmb-MiniCPM5-1B")
-    assert conv.tools == "exact", conv.tools_status
-    fmt = conv.format
+    fmt, template, bos, eos = _exact_with_tools("llamacpp-openbmb-MiniCPM5-1B")
     tf = fmt.structure.tools
     assert tf.per_argument and tf.arg_cdata and tf.arg_values == "str"
     tool = {"type": "function", "function": {"name": "f", "description": "d é", "parameters": {
         "type": "object", "properties": {"s": {"type": "string"}}}}}
-    calls = [{"type": "function", "function": {"name": "f", "arguments": {
-        "plain": "x y", "lt": "a<b", "amp": "R&D", "nl": "two\nlines", "n": 3, "l": ["<", None]}}},
-             {"type": "function", "function": {"name": "g", "arguments": {}}}]
-    agent = [{"role": "user", "content": "q"},
-             {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
-             {"role": "tool", "tool_call_id": "a", "content": "42"},
-             {"role": "tool", "tool_call_id": "b", "content": "43"},
-             {"role": "assistant", "content": "It is 42."}]
+    agent = _agent_with_two_calls({"plain": "x y", "lt": "a<b", "amp": "R&D", "nl": "two\nlines", "n": 3,
+                                   "l": ["<", None]}, "Let me look.", "It is 42.")
     real = _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool)
     assert ('<param name="plain">x y</param><param name="lt"><![CDATA[a<b]]></param>'
             '<param name="amp"><![CDATA[R&D]]></param><param name="nl"><![CDATA[two\nlines]]></param>'
@@ -777,21 +748,13 @@ def test_lfm25_python_call_arguments():
     python_call``).  The format renders like the real template through transformers on fixed and
     random tool conversations, as do its HF target (through transformers) and its llama.cpp target
     (through llama.cpp's own engine)."""
-    conv, template, bos, eos = converted("llamacpp-LFM2.5-8B-A1B")
-    assert conv.tools == "exact", conv.tools_status
-    fmt = conv.format
+    fmt, template, bos, eos = _exact_with_tools("llamacpp-LFM2.5-8B-A1B")
     tf = fmt.structure.tools
     assert (tf.arg_values, tf.arg_sep, tf.call_sep) == ("python_call", ", ", ", ")
     tool = {"type": "function", "function": {"name": "f", "description": "d é", "parameters": {
         "type": "object", "properties": {"s": {"type": "string"}}}}}
-    calls = [{"type": "function", "function": {"name": "f", "arguments": {
-        "s": "x y", "q": "it's", "n": 3, "b": False, "z": None, "o": {"k": [1, None]}, "l": ["a", {"k": 1}]}}},
-             {"type": "function", "function": {"name": "g", "arguments": {}}}]
-    agent = [{"role": "user", "content": "q"},
-             {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
-             {"role": "tool", "tool_call_id": "a", "content": "42"},
-             {"role": "tool", "tool_call_id": "b", "content": "43"},
-             {"role": "assistant", "content": "It is 42."}]
+    agent = _agent_with_two_calls({"s": "x y", "q": "it's", "n": 3, "b": False, "z": None, "o": {"k": [1, None]},
+                                   "l": ["a", {"k": 1}]}, "Let me look.", "It is 42.")
     real = _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool)
     assert ("""Let me look.<|tool_call_start|>[f(s='x y', q='it's', n=3, b=False, z=None, o={"k": [1, null]}, """
             """l=['a', {'k': 1}]), g()]<|tool_call_end|>""") in real
@@ -810,21 +773,12 @@ def test_deepseek_v31_answers_beside_calls_and_after_results_render_as_given():
     from tmplc.convert.corpus import hf_render
     from tools.test_llamacpp_tools import _has_float, _objects, check_batch
 
-    conv, template, bos, eos = converted("llamacpp-deepseek-ai-DeepSeek-V3.1")
-    assert conv.tools == "exact", conv.tools_status
-    fmt = conv.format
+    fmt, template, bos, eos = _exact_with_tools("llamacpp-deepseek-ai-DeepSeek-V3.1")
     tf = fmt.structure.tools
     assert (tf.call_answers, tf.answers_after_results, tf.assistant_prefix_after_results) == ("verbatim", "verbatim", "")
     assert not tf.renders_list
-    calls = [{"type": "function", "function": {"name": "f", "arguments": {"s": "x y", "n": 3}}},
-             {"type": "function", "function": {"name": "g", "arguments": {}}}]
-    agent = [{"role": "user", "content": "q"},
-             {"role": "assistant", "content": "<think>plan</think>Let me look.", "tool_calls": calls},
-             {"role": "tool", "tool_call_id": "a", "content": "42"},
-             {"role": "tool", "tool_call_id": "b", "content": "43"},
-             {"role": "assistant", "content": "mulling</think>It is 42."},
-             {"role": "user", "content": "and?"},
-             {"role": "assistant", "content": "a</think>b</think>c"}]
+    agent = _agent_with_two_calls({"s": "x y", "n": 3}, "<think>plan</think>Let me look.", "mulling</think>It is 42.") + [
+        {"role": "user", "content": "and?"}, {"role": "assistant", "content": "a</think>b</think>c"}]
     cases = []
     for msgs in (agent, [{"role": "system", "content": "Be brief."}] + agent, agent[:4]):
         for gen in (False, True):
@@ -853,6 +807,24 @@ def test_deepseek_v31_answers_beside_calls_and_after_results_render_as_given():
             check_batch([(msgs, None, agp)], fmt)
 
     check()
+
+
+def _exact_with_tools(name: str):
+    """The corpus template ``name``'s conversion, which must be exact with tools: (its format, the
+    template, its BOS and EOS)."""
+    conv, template, bos, eos = converted(name)
+    assert conv.tools == "exact", conv.tools_status
+    return conv.format, template, bos, eos
+
+
+def _agent_with_two_calls(args: dict, before: str, after: str) -> list[dict]:
+    """A user question, an answer ``before`` with calls ``f(args)`` and ``g()``, their two results,
+    and the answer ``after``."""
+    calls = [{"type": "function", "function": {"name": "f", "arguments": args}},
+             {"type": "function", "function": {"name": "g", "arguments": {}}}]
+    return [{"role": "user", "content": "q"}, {"role": "assistant", "content": before, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "a", "content": "42"}, {"role": "tool", "tool_call_id": "b", "content": "43"},
+            {"role": "assistant", "content": after}]
 
 
 def _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool) -> str:

@@ -318,3 +318,17 @@ def test_the_list_before_the_system_message_and_trimmed_results():
         assert render_template(fmt.to_jinja(), msgs, tools=[tool]) == want
     want = fmt.render(calls, tools=[tool])
     assert "}</tools><|im_end|>" in want and render_template(fmt.to_jinja(), calls, tools=[tool]) == want
+
+
+def test_answers_as_given_are_refused_where_answers_render_a_reasoning_block():
+    """``call_answers``/``answers_after_results`` ``verbatim`` render an answer's content as given:
+    in a format whose answers render a reasoning block ({THINK}) that block would go unrendered
+    there, so such a format is refused; in one whose answers render as given anyway, they mean
+    nothing and read back as ``rule`` (one value per meaning)."""
+    import pytest
+
+    for field in ("call_answers", "answers_after_results"):
+        with pytest.raises(ValueError, match="reasoning block"):
+            replace(THINKING.structure, tools=replace(THINKING.structure.tools or ToolFormat(), **{field: "verbatim"}))
+        st_ = replace(CHATML.structure, tools=ToolFormat(**{field: "verbatim"}))
+        assert (st_.tools.call_answers, st_.tools.answers_after_results) == ("rule", "rule")
