@@ -1383,6 +1383,7 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
     after_results = ["rule"] + ["verbatim"] * plain
     # string arguments holding '<', '&' or a newline in a CDATA section (MiniCPM5)
     cdatas = [False, True] if tf.per_argument else [False]
+    tried: set = set()
     for scope, sep_if, sys_if, end_turn, merge, calls, after, wrap in itertools.product(
             scopes, seps, sys_seps, ends, merges, call_answers, after_results, cdatas):
         try:
@@ -1391,6 +1392,9 @@ def recover_tools(template: str, fmt: ChatFormat, base: dict, limits: Limits, *,
                 call_answers=calls, answers_after_results=after, arg_cdata=wrap)), fmt.meta)
         except ValueError:
             continue
+        if f.structure in tried:  # a choice that means nothing here (normalised away): verified already
+            continue
+        tried.add(f.structure)
         try:
             verify_tools(f, cases, results, inputs=inputs, explain=first is None)
             if scope != fmt.structure.final_scope and reverify is not None:
