@@ -300,6 +300,9 @@ def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
     msgs, tools = conv
     msgs = _objects(msgs)
     assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
+    if name == "Python call arguments":  # a list value as Python's str writes it: the known repr divergence
+        assume(not any(_unescaped_in_llamacpp(v) for m in msgs for c in m.get("tool_calls") or []
+                       for v in c.get("function", c)["arguments"].values()))
     check_batch([(msgs, tools, False), (msgs, tools, True)], {"per-argument calls": CODER_LIKE,
                                                               "XML tool list": XML_LIKE,
                                                               "CDATA string arguments": CDATA_LIKE,
