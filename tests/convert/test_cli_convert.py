@@ -88,6 +88,13 @@ def test_convert_imports_the_tool_part_and_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "tools:" not in err
     assert load_format_file(tmp_path / "t.yaml").structure.tools is None
+    # the spec text (the default target) holds the text part only: it says so, never dropped silently
+    assert main(["convert", str(src), "--out", str(tmp_path / "q.spec")]) == 0
+    err = capsys.readouterr().err
+    assert "the spec text (--to spec, the default) holds the text format only" in err, err
+    assert "{TOOL" not in (tmp_path / "q.spec").read_text(encoding="utf-8")
+    assert main(["convert", str(src), "--text-only", "--out", str(tmp_path / "t.spec")]) == 0
+    assert "holds the text format only" not in capsys.readouterr().err
 
 
 def test_convert_says_why_a_tool_part_is_refused(tmp_path, capsys):

@@ -112,6 +112,9 @@ def run(args) -> int:
     for c in caveats(fmt):
         print(f"tmplc: caveat: {c}", file=sys.stderr)
     if args.target != "all":
+        if args.target == "spec" and fmt.structure.tools is not None:
+            print("tmplc: note: the spec text (--to spec, the default) holds the text format only; the tool "
+                  "layout is written by --to yaml, json, jinja, llamacpp or all", file=sys.stderr)
         write_output(_render(fmt, args.target), args.out)
         return 0
     from tmplc.cli.common import print_bundle
