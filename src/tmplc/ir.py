@@ -521,8 +521,8 @@ SYSTEM_SEP_IFS = ("message", "content")
 #: what of each tool the tool list serialises (``ToolFormat.tool_object``)
 TOOL_OBJECTS = ("tool", "function")
 #: how the tool list writes each tool (``ToolFormat.tool_layout``): JSON, :func:`xml_tool` or
-#: :func:`python_def_tool`
-TOOL_LAYOUTS = ("json", "xml", "python_def")
+#: :func:`python_def_tool`, or :func:`typescript_tool`
+TOOL_LAYOUTS = ("json", "xml", "python_def", "typescript")
 
 
 def xml_tool(fn: Any, style: JsonStyle) -> str:
@@ -616,6 +616,75 @@ def python_def_tool(fn: Any) -> str:
     return out + '\n    """'
 
 
+#: the JSON Schema keys of a property that :func:`typescript_tool` writes as ``// KEY: VALUE`` comments
+TS_COMMENT_KEYS = ("format", "maxItems", "maximum", "minItems", "minimum", "pattern")
+
+
+def _ts_value(v: Any) -> str:
+    """A schema value in a ``typescript`` comment: a string in double quotes, anything else as
+    Python's ``str`` (``True``, ``None``, ``[1, 'a']``)."""
+    return '"' + v + '"' if isinstance(v, str) else str(v)
+
+
+def typescript_type(schema: Any, indent: str) -> str:
+    """A JSON Schema as the ``typescript`` layout writes it (see :func:`typescript_tool`)."""
+    ty = schema.get("type")
+    if ty == "object":
+        out = "{\n"
+        required = schema.get("required", [])
+        extra = None
+        if "additionalProperties" in schema:
+            ap = schema["additionalProperties"]
+            extra = {"type": "any"} if ap == True else ap if isinstance(ap, dict) else None  # noqa: E712 (1 == True too)
+        for key, val in schema.get("properties", {}).items():
+            if "description" in val:
+                out += "".join(indent + "// " + line + "\n" for line in val["description"].split("\n") if line.strip())
+            out += "".join(indent + "// " + k + ": " + _ts_value(v) + "\n" for k, v in val.items() if k in TS_COMMENT_KEYS)
+            out += indent + key + ("" if key in required else "?") + ": " + typescript_type(val, indent + "  ") + ","
+            if "default" in val or "defalut_value" in val:
+                out += " // default: " + _ts_value(val.get("default", val.get("defalut_value")))
+            out += "\n"
+        if extra is not None:
+            out += indent + "[key: string]: " + typescript_type(extra, indent + "  ") + "\n"
+        return out + indent[:len(indent) - 2] + "}"
+    if ty == "string":
+        if schema.get("enum"):
+            return " | ".join('"' + str(v) + '"' for v in schema["enum"])
+        return "Date" if schema.get("format", "none") in ("date-time", "date") else "string"
+    if ty in ("number", "integer"):
+        return " | ".join(str(v) for v in schema["enum"]) if schema.get("enum") else "number"
+    if ty == "boolean":
+        return "boolean"
+    if ty == "array":
+        return typescript_type(schema["items"], indent) + "[]" if "items" in schema else "Array<any>"
+    return "any"
+
+
+def typescript_tool(fn: Any) -> str:
+    """A tool's ``function`` object in the ``typescript`` layout (GigaChat's ``namespace functions``
+    list): its description's non-blank lines as ``// LINE`` comments, then ``type NAME = (_: T) =>
+    R;`` and a newline, where ``T`` is the parameters' type where they have a non-empty
+    ``properties`` object (``type NAME = () => R;`` otherwise) and ``R`` that of
+    ``return_parameters`` (``any`` without).  A schema's type (:func:`typescript_type`): an object as
+    ``{``, per property its description's non-blank lines and its :data:`TS_COMMENT_KEYS` as ``//``
+    comments, ``KEY: T,`` (``KEY?:`` when not in ``required``) and `` // default: V`` where it has a
+    ``default``, each line indented two spaces deeper per level, an ``[key: string]: T`` line for
+    ``additionalProperties`` (``true``: ``any``), then ``}``; a string as its ``enum`` values in
+    double quotes joined by `` | `` (``Date`` for a ``date``/``date-time`` format, else ``string``);
+    a number or integer as its ``enum`` values joined by `` | `` (else ``number``); ``boolean``; an
+    array as its ``items`` type + ``[]`` (``Array<any>`` without); anything else ``any``.  Values in
+    comments: a string in double quotes, anything else as Python's ``str``.  A schema the layout
+    cannot read (a property that is not an object, a description that is not a string) raises
+    TypeError or AttributeError, as its template does."""
+    head = [f"// {line}" for line in fn["description"].split("\n") if line.strip()] if fn.get("description") else []
+    name = str(fn["name"]) if "name" in fn else ""
+    params, ret = fn.get("parameters"), fn.get("return_parameters")
+    body = (f"type {name} = (_: {typescript_type(params, '  ')}) => " if params and params.get("properties")
+            else f"type {name} = () => ")
+    body += typescript_type(ret, "  ") if ret and ret.get("properties") else "any"
+    return "\n".join(head + [body + ";\n"])
+
+
 def split_calls(opening: str, between: str, closing: str) -> tuple[str, str, str, str, str]:
     """``(calls_open, call_prefix, call_sep, call_suffix, calls_close)`` from the text before an
     answer's first call's name (``opening = calls_open + call_prefix``), between a call's arguments
@@ -697,7 +766,8 @@ class ToolFormat:
     V3.2, Solar: ``tool.function | tojson``; every tool then needs a ``function`` object).
     Mistral's ``tools|tojson`` is ``[`` + items separated by ``", "`` + ``]``.  ``tool_layout="xml"``
     writes each tool's ``function`` object as XML instead (:func:`xml_tool`, Qwen3-Coder);
-    ``"python_def"`` as a Python signature with a docstring (:func:`python_def_tool`, Seed-OSS).  Where it goes
+    ``"python_def"`` as a Python signature with a docstring (:func:`python_def_tool`, Seed-OSS);
+    ``"typescript"`` as a TypeScript function type (:func:`typescript_tool`, GigaChat).  Where it goes
     (``placement``):
 
     * ``"system"``: into the standalone system block; when tools are given, the block is rendered
@@ -905,10 +975,10 @@ class ToolFormat:
             if self.list_json:
                 raise ValueError("list_json writes the list as one JSON array; tool_layout xml writes each tool as XML")
             _set(self, tool_object="function")  # the layout writes the function object's fields
-        elif self.tool_layout == "python_def":
+        elif self.tool_layout in ("python_def", "typescript"):
             if self.list_json:
-                raise ValueError("list_json writes the list as one JSON array; tool_layout python_def writes each "
-                                 "tool as a Python signature")
+                raise ValueError(f"list_json writes the list as one JSON array; tool_layout {self.tool_layout} "
+                                 "writes each tool in a layout of its own")
             _set(self, tool_object="tool")  # the layout reads the whole tool (its type, its function)
         if self.list_json:
             if self.item_prefix or self.item_suffix or self.item_sep:
@@ -985,6 +1055,8 @@ class ToolFormat:
             return xml_tool(self.listed(tool), self.json)
         if self.tool_layout == "python_def":
             return python_def_tool(tool["function"])
+        if self.tool_layout == "typescript":
+            return typescript_tool(tool["function"])
         return self.json.dumps(self.listed(tool))
 
     def answer_rule(self, rule: ContentRule, *, calls: bool, after_results: bool) -> ContentRule:

@@ -61,7 +61,7 @@ import json
 
 from tmplc.errors import MessageError
 from tmplc.ir import (IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning,
-                      python_def_problem)
+                      python_def_problem, typescript_tool)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat, ContentRule, Structure, ToolFormat
@@ -197,6 +197,16 @@ def check_tools(tools, name: str, tf: "ToolFormat | None") -> None:
             raise MessageError(None, f"tools[{k}] is not JSON-serialisable: {e}") from None
         if tf.tool_layout == "python_def" and (why := python_def_problem(t)) is not None:
             raise MessageError(None, f"tools[{k}]: format {name!r} writes each tool as a Python signature, and {why}")
+        if tf.tool_layout == "typescript":
+            if not isinstance(t.get("function"), dict):
+                raise MessageError(None, f"tools[{k}] has no 'function' object: format {name!r} writes each tool's "
+                                   "function object as a TypeScript type")
+            try:
+                typescript_tool(t["function"])
+            except (TypeError, AttributeError, KeyError) as e:
+                raise MessageError(None, f"tools[{k}]: format {name!r} writes each tool as a TypeScript type, and its "
+                                   f"schema is not one it can read (a property or items that is not an object, a "
+                                   f"description that is not a string): {type(e).__name__}: {e}") from None
 
 
 def tool_calls(message: dict, index: int) -> list[tuple[str, object]]:

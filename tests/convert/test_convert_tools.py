@@ -761,6 +761,32 @@ def test_lfm25_python_call_arguments():
     _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls=True)
 
 
+@pytest.mark.parametrize("name", ["llamacpp-GigaChat3-10B-A1.8B", "llamacpp-GigaChat3.1-10B-A1.8B"])
+def test_gigachat_typescript_tool_list_and_one_call_per_answer(name):
+    """GigaChat 3 and 3.1 list the tools as TypeScript types in a ``function descriptions`` turn
+    (``tool_layout: typescript``) and render only an answer's first call (``tool_calls[0]``): the
+    format refuses a second call (``max_calls: 1``, a MessageError) where the template drops it
+    silently.  Within that, the format renders like the real template through transformers on
+    fixed and random tool conversations, as do its HF target (through transformers) and its
+    llama.cpp target (through llama.cpp's own engine)."""
+    from tmplc.convert.corpus import hf_render
+    from tools.test_llamacpp_tools import TS_TOOL
+
+    fmt, template, bos, eos = _exact_with_tools(name)
+    tf = fmt.structure.tools
+    assert (tf.tool_layout, tf.max_calls) == ("typescript", 1)
+    two = _agent_with_two_calls({"s": "x y", "n": 3}, "Let me look.", "It is 42.")
+    one = [two[0], {**two[1], "tool_calls": two[1]["tool_calls"][:1]}, two[2], two[4]]
+    real = _fixed_agent_in_three_engines(fmt, template, bos, eos, one, TS_TOOL)
+    assert "type book = (_: {\n  // the day\n  // format: \"date\"\n  when: Date," in real
+    # the template drops the second call: the format refuses it instead
+    dropped = hf_render(template, [two[0], two[1]], False, bos, eos, None)
+    assert dropped == hf_render(template, [two[0], one[1]], False, bos, eos, None) and '"name": "g"' not in dropped
+    with pytest.raises(tmplc.MessageError, match="at most 1 tool call"):
+        fmt.render(two)
+    _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls=True, fit=True)
+
+
 def test_deepseek_v31_answers_beside_calls_and_after_results_render_as_given():
     """DeepSeek V3.1 keeps an answer's text after its first ``</think>``, except in an answer with
     tool calls (``call_answers: verbatim``) and in one right after a tool result, which also has no
@@ -854,12 +880,14 @@ def _wrapped_calls(msgs: list[dict]) -> list[dict]:
                                  for c in m["tool_calls"]]} if m.get("tool_calls") else m for m in msgs]
 
 
-def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls: bool = False) -> None:
+def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls: bool = False,
+                                                        fit: bool = False) -> None:
     """Random tool conversations (tests/tools' strategies; call arguments as objects, as a
-    per-argument template needs; with ``wrap_calls``, each call in its ``function`` wrapper): the
-    same equalities, in llama.cpp where no known divergence applies (floats; characters its
-    Python-repr macro leaves raw)."""
+    per-argument template needs; with ``wrap_calls``, each call in its ``function`` wrapper; with
+    ``fit``, within what the format renders: ``fit_messages``): the same equalities, in llama.cpp
+    where no known divergence applies (floats; characters its Python-repr macro leaves raw)."""
     from tmplc.convert.corpus import hf_render
+    from tmplc.convert.tools import fit_messages
     from tools.test_llamacpp_tools import _has_float, _objects, _unescaped_in_llamacpp, check_batch
 
     @settings(max_examples=30)
@@ -869,6 +897,8 @@ def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos,
         msgs = _objects(msgs)
         if wrap_calls:
             msgs = _wrapped_calls(msgs)
+        if fit:
+            msgs = fit_messages(msgs, fmt.structure.tools)
         real = hf_render(template, msgs, agp, bos, eos, tools)
         assert fmt.render(msgs, agp, tools=tools) == real
         assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, tools) == real

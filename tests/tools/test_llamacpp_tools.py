@@ -292,8 +292,54 @@ def test_python_call_arguments_fixed_cases_in_llamacpps_engine():
             in text)
 
 
+#: CODER_LIKE with GigaChat's tool list: each tool's function as a TypeScript type (``tool_layout="typescript"``)
+TS_LIKE = replace(CODER_LIKE, structure=replace(CODER_LIKE.structure, tools=replace(
+    CODER_LIKE.structure.tools, tool_layout="typescript", list_prefix="namespace functions {\n", item_sep="\n",
+    item_prefix="", item_suffix="", list_suffix="\n} // namespace functions\n\n")))
+
+#: a tool holding what the TypeScript layout writes: comments from descriptions (blank lines left
+#: out) and from the keys it names, defaults, enums, dates, nested objects and arrays, an index
+#: signature, a return type
+TS_TOOL = {"type": "function", "function": {
+    "name": "book", "description": "Book a room.\n\n  Pays too.", "parameters": {
+        "type": "object", "required": ["when", "room"], "properties": {
+            "when": {"type": "string", "format": "date", "description": "the day"},
+            "room": {"type": "string", "enum": ["single", "double"], "default": "single"},
+            "n": {"type": "integer", "minimum": 1, "maximum": 4, "default": None, "enum": [1, 2]},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+            "any": {"type": "array"}, "pay": {"type": "boolean", "default": True},
+            "who": {"type": "object", "description": "guest", "properties": {"name": {"type": "string"}},
+                    "additionalProperties": {"type": "number"}},
+            "meta": {"type": "object", "additionalProperties": True}, "x": {"type": ["string", "null"]}}},
+    "return_parameters": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}}
+
+
+def test_typescript_tool_list_fixed_cases_in_llamacpps_engine():
+    """GigaChat's layout, as its template writes TS_TOOL (written out here by hand from that
+    template's rules), through the reference renderer, and the llama.cpp target in llama.cpp's own
+    engine on the same conversations."""
+    bare = {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}}
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "book", "arguments": {"when": "d"}}]},
+            {"role": "tool", "content": "r"}, {"role": "assistant", "content": "done"}]
+    check_batch([(msgs, tools, agp) for tools in (None, [TS_TOOL], [bare, TS_TOOL]) for agp in (False, True)], TS_LIKE)
+    want = ('namespace functions {\n// Book a room.\n//   Pays too.\ntype book = (_: {\n'
+            '  // the day\n  // format: "date"\n  when: Date,\n'
+            '  room: "single" | "double", // default: "single"\n'
+            '  // minimum: 1\n  // maximum: 4\n  n?: 1 | 2, // default: None\n'
+            '  // maxItems: 3\n  tags?: string[],\n  any?: Array<any>,\n  pay?: boolean, // default: True\n'
+            '  // guest\n  who?: {\n    name?: string,\n    [key: string]: number\n  },\n'
+            '  meta?: {\n    [key: string]: any\n  },\n  x?: any,\n'
+            '}) => {\n  ok?: boolean,\n};\n\ntype ping = () => any;\n\n} // namespace functions')
+    assert want.replace("\n\ntype ping = () => any;\n", "\n") in TS_LIKE.render(msgs, tools=[TS_TOOL])
+    assert "{\ntype ping = () => any;\n\n// Book a room." in TS_LIKE.render(msgs, tools=[bare, TS_TOOL])
+    with pytest.raises(tmplc.MessageError, match="tools\\[0\\]: .* TypeScript type"):
+        TS_LIKE.render(msgs, tools=[{"type": "function", "function": {"name": "f", "parameters": {
+            "type": "object", "properties": {"a": "not a schema"}}}}])
+
+
 @pytest.mark.parametrize("name", ["per-argument calls", "XML tool list", "CDATA string arguments",
-                                  "Python call arguments"])
+                                  "Python call arguments", "TypeScript tool list"])
 @settings(max_examples=40)
 @given(conv=tool_conversations())
 def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
@@ -306,4 +352,5 @@ def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
     check_batch([(msgs, tools, False), (msgs, tools, True)], {"per-argument calls": CODER_LIKE,
                                                               "XML tool list": XML_LIKE,
                                                               "CDATA string arguments": CDATA_LIKE,
-                                                              "Python call arguments": PYCALL_LIKE}[name])
+                                                              "Python call arguments": PYCALL_LIKE,
+                                                              "TypeScript tool list": TS_LIKE}[name])

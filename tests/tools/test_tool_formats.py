@@ -68,7 +68,7 @@ extended_tool_formats = st.builds(
                            "assistant_prefix_after_results": st.none() | _text, "user_after_user": st.booleans(),
                            "results_answer_calls": st.sampled_from([False, False, True]),
                            "placement": st.sampled_from(["system", "system", "after_system", "start"]),
-                           "tool_layout": st.sampled_from(["json", "json", "xml", "python_def"]),
+                           "tool_layout": st.sampled_from(["json", "json", "xml", "python_def", "typescript"]),
                            "default_system": st.none() | st.none() | _text,
                            "call_answers": st.sampled_from(["rule", "trim", "verbatim"]),
                            "answers_after_results": st.sampled_from(["rule", "verbatim"])}).flatmap(
@@ -112,7 +112,7 @@ def _objects(msgs: list[dict]) -> list[dict]:
 def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects, given_reasoning):
     """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values,
     arg_middle_other/no_arguments, result_sep, the turn prefixes after results, results_answer_calls,
-    tool_object, tool_layout (XML tool lists, Python signatures), default_system, call_answers,
+    tool_object, tool_layout (XML tool lists, Python signatures, TypeScript types), default_system, call_answers,
     answers_after_results (on a format that drops the reasoning from answers: where they differ), and each way of
     reading reasoning_content (given_reasoning): equal output where
     the reference renders; the same refusal (a MessageError from the reference, the template's
@@ -141,7 +141,7 @@ def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv,
     except MessageError:
         t = fmt.structure.tools
         assert (tf.per_argument or fmt.structure.given_reasoning == "refused" or not t.renders_calls
-                or not t.renders_list or t.results_answer_calls or t.tool_layout == "python_def")
+                or not t.renders_list or t.results_answer_calls or t.tool_layout in ("python_def", "typescript"))
         with pytest.raises(TemplateError):
             render_template(fmt.to_jinja(), msgs, tools=tools, add_generation_prompt=agp)
         return

@@ -91,7 +91,7 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      renders_list=st.sampled_from([True, True, True, False]),
                      calls_end_turn=st.booleans(), list_first=st.booleans(),
                      placement=st.sampled_from(["system", "system", "after_system", "start"]),
-                     tool_layout=st.sampled_from(["json", "json", "xml", "python_def"]),
+                     tool_layout=st.sampled_from(["json", "json", "xml", "python_def", "typescript"]),
                      call_answers=st.sampled_from(["rule", "trim", "verbatim"]),
                      answers_after_results=st.sampled_from(["rule", "verbatim"]),
                      absent=st.none() | _text).flatmap(

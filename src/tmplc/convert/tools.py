@@ -60,8 +60,8 @@ from tmplc.convert.errors import ConversionRefused
 from tmplc.convert.sandbox import Limits, render_batch
 from tmplc.errors import MessageError
 from tmplc.ir import (CONTENT_SEP_IFS, FINAL_SCOPES, SYSTEM_SEP_IFS, ChatFormat, DateToken, Fragment, JsonStyle,
-                      Text, ToolFormat, fragment, split_between_items, split_calls, split_per_argument, python_def_tool,
-                      xml_tool)
+                      Text, ToolFormat, fragment, python_def_tool, split_between_items, split_calls, split_per_argument,
+                      typescript_tool, xml_tool)
 from tmplc.render import decisions, fragment_text
 
 #: the tool status of a conversion (:attr:`tmplc.convert.jinja.JinjaConversion.tools`)
@@ -333,7 +333,7 @@ def _list_items(x1: str, x2: str) -> tuple[str, dict]:
 
 def _item_fields(x: str) -> dict[str, Any]:
     """How the tool list ``x`` (one tool: ``TOOL_1``) writes a tool: the :class:`ToolFormat` fields
-    ``json``, ``tool_object`` and ``tool_layout`` (JSON first, then the ``xml`` and ``python_def`` layouts)."""
+    ``json``, ``tool_object`` and ``tool_layout`` (JSON first, then the ``xml``, ``python_def`` and ``typescript`` layouts)."""
     for s in JSON_STYLES:
         if s.dumps(TOOL_1) in x or s.dumps(TOOL_1["function"]) in x:
             break
@@ -343,6 +343,8 @@ def _item_fields(x: str) -> dict[str, Any]:
             return dict(json=xml, tool_layout="xml", tool_object="function")
         if python_def_tool(TOOL_1["function"]) in x:
             return dict(tool_layout="python_def")
+        if typescript_tool(TOOL_1["function"]) in x:
+            return dict(tool_layout="typescript")
     obj = _tool_object(x)
     return dict(json=_json_style(x, TOOL_1["function"] if obj == "function" else TOOL_1, "the tool list"),
                 tool_object=obj)
@@ -872,8 +874,11 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     fields = dict(call_json=style, content_sep=content_sep, call_prefix=call_prefix, call_id_prefix=id_prefix,
                   call_middle=middle, call_suffix=tail, calls_alone=calls_alone, **per_arg)
     two_probe = "call2:alone" if calls_alone else "call2"
-    if not res.ok(two_probe):
-        fields["max_calls"] = 1  # the template raises on a second call: so does the format (MessageError)
+    one_probe = "call1:empty" if calls_alone else "call1"
+    if not res.ok(two_probe) or res[two_probe] == res[one_probe]:
+        # the template raises on a second call, or drops it (GigaChat renders tool_calls[0] only): the
+        # format refuses a second call (a MessageError), never dropping it silently
+        fields["max_calls"] = 1
     else:
         y2 = inserted(two_probe)
         first = y[:len(y) - len(tail)]

@@ -238,8 +238,13 @@ def _tool_list(tf) -> str:
                  + "['required'] is string or " + ps + "['required'] is mapping or " + ps + "['required'] is not "
                  "sequence -%}" + fail + "{%- endif -%}{%- for tmplc_r in " + ps + "['required'] -%}{%- if tmplc_r "
                  "is not string -%}" + fail + "{%- endif -%}{%- endfor -%}{%- endif -%}")
+    if tf.tool_layout == "typescript":
+        check = ("{%- if tool['function'] is not defined or tool['function'] is not mapping -%}{{- raise_exception("
+                 "'tmplc: tools[' ~ loop.index0 ~ '] has no function object: this format writes each tool\\'s "
+                 "function object as a TypeScript type') -}}{%- endif -%}")
     item = ("{{- " + XML_MACRO + "(" + obj + ") -}}" if tf.tool_layout == "xml"
             else "{{- " + PYTHON_DEF_MACRO + "(tool['function']) -}}" if tf.tool_layout == "python_def"
+            else "{{- " + TYPESCRIPT_MACRO + "(tool['function']) -}}" if tf.tool_layout == "typescript"
             else "{{- " + obj + " | " + _json_filter(tf.json) + " -}}")
     items = ("{%- for tool in tools -%}" + check + sep + _lit(tf.item_prefix) + item + _lit(tf.item_suffix)
              + "{%- endfor -%}")
@@ -278,6 +283,67 @@ def _python_def_macros(strip, pystr) -> str:
             "{{- '    Returns:' -}}{%- for k, v in rs['properties'] | items -%}"
             "{{- '\\n    - ' ~ k ~ ' (' ~ tmplc_py_type(v) ~ '): ' ~ tmplc_py_desc(v) -}}{%- endfor -%}{%- endif -%}"
             "{{- " + jinja_string('\n    """') + " -}}{%- endmacro -%}")
+
+
+#: the macro that writes a tool's function object in the ``typescript`` layout (:func:`tmplc.ir.typescript_tool`)
+TYPESCRIPT_MACRO = "tmplc_typescript_tool"
+
+
+def _typescript_macros(strip, pystr) -> str:
+    """``tmplc_typescript_tool(fn)``: :func:`tmplc.ir.typescript_tool` in Jinja (``strip``: the test
+    for a blank description line; ``pystr``: Python's ``str()`` of a value)."""
+    from tmplc.ir import TS_COMMENT_KEYS
+
+    def lines(expr: str, indent: str) -> str:  # the non-blank lines of a description, as comments
+        return ("{%- for tmplc_line in (" + expr + ").split('\\n') -%}{%- if " + strip("both", "tmplc_line")
+                + " -%}{{- " + indent + " ~ '// ' ~ tmplc_line ~ '\\n' -}}{%- endif -%}{%- endfor -%}")
+
+    def enum(quote: bool) -> str:
+        item = "'\"' ~ " + pystr("tmplc_e") + " ~ '\"'" if quote else pystr("tmplc_e")
+        return ("{%- for tmplc_e in schema['enum'] -%}{%- if not loop.first -%}{{- ' | ' -}}{%- endif -%}{{- " + item
+                + " -}}{%- endfor -%}")
+
+    has_enum = "schema['enum'] is defined and schema['enum']"
+    keys = "[" + ", ".join(jinja_string(k) for k in TS_COMMENT_KEYS) + "]"
+    return (
+        "{%- macro tmplc_ts_value(v) -%}{%- if v is string -%}{{- '\"' ~ v ~ '\"' -}}{%- else -%}{{- " + pystr("v")
+        + " -}}{%- endif -%}{%- endmacro -%}\n"
+        "{%- macro tmplc_ts_type(schema, indent) -%}"
+        "{%- set ty = schema['type'] if schema['type'] is defined else none -%}"
+        "{%- if ty == 'object' -%}{{- '{\\n' -}}"
+        "{%- set required = schema['required'] if schema['required'] is defined else [] -%}"
+        "{%- for key, val in (schema['properties'] if schema['properties'] is defined else {}) | items -%}"
+        "{%- if 'description' in val -%}" + lines("val['description']", "indent") + "{%- endif -%}"
+        "{%- for k, v in val | items -%}{%- if k in " + keys + " -%}"
+        "{{- indent ~ '// ' ~ k ~ ': ' ~ tmplc_ts_value(v) ~ '\\n' -}}{%- endif -%}{%- endfor -%}"
+        "{{- indent ~ key ~ ('' if key in required else '?') ~ ': ' ~ tmplc_ts_type(val, indent ~ '  ') ~ ',' -}}"
+        "{%- if 'default' in val -%}{{- ' // default: ' ~ tmplc_ts_value(val['default']) -}}"
+        "{%- elif 'defalut_value' in val -%}{{- ' // default: ' ~ tmplc_ts_value(val['defalut_value']) -}}{%- endif -%}"
+        "{{- '\\n' -}}{%- endfor -%}"
+        "{%- if schema['additionalProperties'] is defined -%}{%- set ap = schema['additionalProperties'] -%}"
+        "{%- if ap is mapping -%}{{- indent ~ '[key: string]: ' ~ tmplc_ts_type(ap, indent ~ '  ') ~ '\\n' -}}"
+        "{%- elif ap == true -%}{{- indent ~ '[key: string]: any\\n' -}}{%- endif -%}{%- endif -%}"
+        "{{- indent[:(indent | length) - 2] ~ '}' -}}"
+        "{%- elif ty == 'string' -%}{%- if " + has_enum + " -%}" + enum(True)
+        + "{%- elif schema['format'] is defined and schema['format'] in ['date-time', 'date'] -%}{{- 'Date' -}}"
+        "{%- else -%}{{- 'string' -}}{%- endif -%}"
+        "{%- elif ty == 'number' or ty == 'integer' -%}{%- if " + has_enum + " -%}" + enum(False)
+        + "{%- else -%}{{- 'number' -}}{%- endif -%}"
+        "{%- elif ty == 'boolean' -%}{{- 'boolean' -}}"
+        # (the "items" key through a loop: llama.cpp's engine reads schema['items'] as the mapping's method)
+        "{%- elif ty == 'array' -%}{%- if 'items' in schema -%}{%- for k, v in schema | items if k == 'items' -%}"
+        "{{- tmplc_ts_type(v, indent) ~ '[]' -}}{%- endfor -%}{%- else -%}{{- 'Array<any>' -}}{%- endif -%}"
+        "{%- else -%}{{- 'any' -}}{%- endif -%}{%- endmacro -%}\n"
+        "{%- macro " + TYPESCRIPT_MACRO + "(fn) -%}"
+        "{%- if fn['description'] is defined and fn['description'] -%}"
+        + lines("fn['description']", "''") + "{%- endif -%}"
+        "{%- set ps = fn['parameters'] if fn['parameters'] is defined else none -%}"
+        "{%- set rs = fn['return_parameters'] if fn['return_parameters'] is defined else none -%}"
+        "{{- 'type ' ~ (fn['name'] if fn['name'] is defined else '') ~ ' = ' -}}"
+        "{%- if ps and ps['properties'] is defined and ps['properties'] -%}{{- '(_: ' ~ tmplc_ts_type(ps, '  ') ~ ') => ' -}}"
+        "{%- else -%}{{- '() => ' -}}{%- endif -%}"
+        "{%- if rs and rs['properties'] is defined and rs['properties'] -%}{{- tmplc_ts_type(rs, '  ') -}}"
+        "{%- else -%}{{- 'any' -}}{%- endif -%}{{- ';\\n' -}}{%- endmacro -%}")
 
 
 def _xml_macros(tf, strip, pystr) -> str:
@@ -592,6 +658,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip,
         L.append(_xml_macros(st.tools, strip, pystr))
     if st.tools is not None and st.tools.renders_list and st.tools.tool_layout == "python_def":
         L.append(_python_def_macros(strip, pystr))
+    if st.tools is not None and st.tools.renders_list and st.tools.tool_layout == "typescript":
+        L.append(_typescript_macros(strip, pystr))
     L.append("{%- set has_system = messages | length > 0 and messages[0]['role'] == 'system' -%}")
     sb = st.system
     tf = st.tools

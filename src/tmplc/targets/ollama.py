@@ -419,7 +419,9 @@ class _Gen:
                       "xml": "writes each tool as XML with values as Python's str() writes them (['string', "
                              "'null'], True, None), which Go's templates cannot",
                       "python_def": "writes each tool as a Python signature with a docstring, which Go's templates "
-                                    "cannot"}[st.tools.tool_layout]
+                                    "cannot",
+                      "typescript": "writes each tool as a TypeScript type, which Go's templates cannot"}[
+                          st.tools.tool_layout]
             raise _refuse(
                 f"format {fmt.name!r} renders tools, tool calls and tool results, which an Ollama template "
                 "cannot reproduce exactly: Ollama serialises .Tools and tool-call arguments with Go's "
