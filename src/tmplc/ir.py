@@ -521,8 +521,8 @@ SYSTEM_SEP_IFS = ("message", "content")
 #: what of each tool the tool list serialises (``ToolFormat.tool_object``)
 TOOL_OBJECTS = ("tool", "function")
 #: how the tool list writes each tool (``ToolFormat.tool_layout``): JSON, :func:`xml_tool` or
-#: :func:`python_def_tool`, or :func:`typescript_tool`
-TOOL_LAYOUTS = ("json", "xml", "python_def", "typescript")
+#: :func:`python_def_tool`, :func:`typescript_tool`, or Python's ``str`` of the tool (``python_str``)
+TOOL_LAYOUTS = ("json", "xml", "python_def", "typescript", "python_str")
 
 
 def xml_tool(fn: Any, style: JsonStyle) -> str:
@@ -767,7 +767,9 @@ class ToolFormat:
     Mistral's ``tools|tojson`` is ``[`` + items separated by ``", "`` + ``]``.  ``tool_layout="xml"``
     writes each tool's ``function`` object as XML instead (:func:`xml_tool`, Qwen3-Coder);
     ``"python_def"`` as a Python signature with a docstring (:func:`python_def_tool`, Seed-OSS);
-    ``"typescript"`` as a TypeScript function type (:func:`typescript_tool`, GigaChat).  Where it goes
+    ``"typescript"`` as a TypeScript function type (:func:`typescript_tool`, GigaChat);
+    ``"python_str"`` as Python's ``str`` writes the tool (or its ``function`` object): ``{'type':
+    'function', ...}``, a template's ``tool | string`` (Apriel).  Where it goes
     (``placement``):
 
     * ``"system"``: into the standalone system block; when tools are given, the block is rendered
@@ -811,7 +813,10 @@ class ToolFormat:
     when the rendered answer is not empty and does not already end with the separator (Reka
     adds a newline unless the answer ends with one).  With ``call_id_prefix`` (None: no id),
     ``call_id_prefix + id`` follows the name, and every call needs its ``id`` (a string;
-    Mistral's ``[CALL_ID]``).  With ``call_index_prefix`` (None: none), ``call_index_prefix`` + the
+    Mistral's ``[CALL_ID]``); with ``call_id_after``, ``call_id_prefix + id + call_id_suffix``
+    follows the arguments instead (Apriel's ``{"name": ..., "arguments": ..., "id": ...}``).  With
+    ``last_call_ids`` False, the calls of the conversation's last message render without their
+    ids, which they then need not have (Apriel's ``loop.last``).  With ``call_index_prefix`` (None: none), ``call_index_prefix`` + the
     call's 0-based position in its answer follows them (Kimi K2's ``functions.NAME:0``).  Arguments given as a JSON string render as given
     (``string_arguments``); as an object, by ``call_json`` (None: ``json``).
 
@@ -868,6 +873,11 @@ class ToolFormat:
     content_sep: str = ""
     call_prefix: str = ""
     call_id_prefix: str | None = None
+    #: the id after the arguments (``call_id_prefix + id + call_id_suffix``, then ``call_suffix``)
+    call_id_after: bool = False
+    call_id_suffix: str = ""
+    #: False: the calls of the conversation's last message render without their ids (Apriel)
+    last_call_ids: bool = True
     call_index_prefix: str | None = None
     call_middle: str = ""
     call_suffix: str = ""
@@ -975,6 +985,10 @@ class ToolFormat:
             if self.list_json:
                 raise ValueError("list_json writes the list as one JSON array; tool_layout xml writes each tool as XML")
             _set(self, tool_object="function")  # the layout writes the function object's fields
+        elif self.tool_layout == "python_str":
+            if self.list_json:
+                raise ValueError("list_json writes the list as one JSON array; tool_layout python_str writes each "
+                                 "tool as Python's str writes it")
         elif self.tool_layout in ("python_def", "typescript"):
             if self.list_json:
                 raise ValueError(f"list_json writes the list as one JSON array; tool_layout {self.tool_layout} "
@@ -996,6 +1010,13 @@ class ToolFormat:
             raise ValueError(f"arg_values must be one of {', '.join(ARG_VALUES)}, got {self.arg_values!r}")
         if not self.content_sep:
             _set(self, content_sep_if="answer")  # no separator: one value per meaning
+        if self.call_id_prefix is None:  # no id: one value per meaning
+            _set(self, call_id_after=False, call_id_suffix="", last_call_ids=True)
+        elif self.call_id_suffix and not self.call_id_after:
+            raise ValueError("call_id_suffix is the text after a call's id where the id follows the arguments "
+                             "(call_id_after); where it follows the name, that text is call_middle")
+        elif self.call_id_suffix and self.last_call_ids:  # every call renders it: part of the call's ending
+            _set(self, call_suffix=self.call_id_suffix + self.call_suffix, call_id_suffix="")
         if self.arg_prefix is None:
             if (self.arg_middle or self.arg_suffix or self.arg_values != "json" or self.arg_middle_other is not None
                     or self.no_arguments or self.arg_cdata or self.arg_sep):
@@ -1009,7 +1030,8 @@ class ToolFormat:
             # cm and of AS when cs starts with it too: one value per meaning, the shortest arg_prefix
             # (a call without arguments, cm + no_arguments + cs, reads alike where no_arguments turns too)
             cm, ap, asuf, cs, na = self.call_middle, self.arg_prefix, self.arg_suffix, self.call_suffix, self.no_arguments
-            while ap and cs and ap[0] == cs[0] and (na + ap[0]).startswith(ap[0]) and not self.arg_sep:
+            while ap and cs and ap[0] == cs[0] and (na + ap[0]).startswith(ap[0]) and not self.arg_sep \
+                    and not self.call_id_after:
                 cm, asuf, na, ap, cs = cm + ap[0], asuf + ap[0], (na + ap[0])[1:], ap[1:], cs[1:]
             _set(self, call_middle=cm, arg_prefix=ap, arg_suffix=asuf, call_suffix=cs, no_arguments=na)
         if isinstance(self.max_calls, bool) or not isinstance(self.max_calls, int) or self.max_calls < 0:
@@ -1057,6 +1079,8 @@ class ToolFormat:
             return python_def_tool(tool["function"])
         if self.tool_layout == "typescript":
             return typescript_tool(tool["function"])
+        if self.tool_layout == "python_str":
+            return str(self.listed(tool))
         return self.json.dumps(self.listed(tool))
 
     def answer_rule(self, rule: ContentRule, *, calls: bool, after_results: bool) -> ContentRule:
@@ -1119,7 +1143,8 @@ class ToolFormat:
 
 
 #: the ToolFormat fields about calls and their defaults (kept at these where ``renders_calls`` is False)
-_CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, "call_index_prefix": None, "call_middle": "", "call_suffix": "",
+_CALL_DEFAULTS = {"content_sep": "", "call_prefix": "", "call_id_prefix": None, "call_id_after": False,
+                  "call_id_suffix": "", "last_call_ids": True, "call_index_prefix": None, "call_middle": "", "call_suffix": "",
                   "call_sep": "", "calls_open": "", "calls_close": "", "arg_prefix": None, "arg_middle": "",
                   "arg_suffix": "", "arg_sep": "", "arg_values": "json", "content_sep_if": "answer", "string_arguments": "verbatim",
                   "max_calls": 0, "calls_alone": False, "calls_end_turn": False, "arg_middle_other": None,

@@ -411,6 +411,8 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
     def calls(i: int) -> Iterator[Event]:
         m = messages[i]
         t = st.tools
+        # the ids (where the format renders them; not in the last message's calls without last_call_ids)
+        ids = t.call_id_prefix is not None and (t.last_call_ids or i != last)
         for k, (name, args) in enumerate(tool_calls(m, i)):
             if k:
                 sep = t.call_sep
@@ -422,7 +424,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                                                        and answer.endswith(t.content_sep)) else ""
             yield Event("assistant", "call", i, True, fragment=fragment([sep, "" if k else t.calls_open, t.call_prefix]))
             yield Event("assistant", "call_content", i, True, text=name)
-            if t.call_id_prefix is not None:
+            if ids and not t.call_id_after:
                 yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_prefix]))
                 yield Event("assistant", "call_content", i, True, text=call_id(m, i, k))
             if t.call_index_prefix is not None:
@@ -440,6 +442,10 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                     yield Event("assistant", "call", i, True, fragment=fragment([t.arg_suffix]))
             else:
                 yield Event("assistant", "call_content", i, True, text=t.arguments(args))
+            if ids and t.call_id_after:
+                yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_prefix]))
+                yield Event("assistant", "call_content", i, True, text=call_id(m, i, k))
+                yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_suffix]))
             yield Event("assistant", "call", i, True, fragment=fragment(
                 [t.call_suffix, t.calls_close if k == len(m["tool_calls"]) - 1 else ""]))
 

@@ -198,7 +198,7 @@ def test_mistral_small_tool_part_is_recovered_exactly():
 #: separator and renders reasoning_content nowhere)
 REFUSED = {
     "llamacpp-MiniMax-M3": "the arguments are neither written as json.dumps of the object after the name nor key by key",
-    "llamacpp-unsloth-Apriel-1.5": "str(dict)",
+    "llamacpp-unsloth-Apriel-1.5": "the tool list without a system message",
     "npm-deepseek_v3": "the recovered format renders '}<｜tool▁output▁end｜>'",
     "llamacpp-upstage-Solar-Open-100B": "without a system message",
 }
@@ -787,6 +787,36 @@ def test_gigachat_typescript_tool_list_and_one_call_per_answer(name):
     _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls=True, fit=True)
 
 
+def test_apriel_python_str_tool_list_and_call_ids_after_the_arguments():
+    """Apriel 1.6 lists each tool as Python's ``str`` writes it (``tool | string``: ``tool_layout:
+    python_str``) and writes a call's id after its arguments (``{"name": ..., "arguments": ...,
+    "id": ...}``: ``call_id_after``), except in the conversation's last message, whose calls render
+    without ids (``last_call_ids: false``).  The format renders like the real template through
+    transformers on fixed and random tool conversations, as do its HF target (through
+    transformers) and its llama.cpp target (through llama.cpp's own engine, where its Python-repr
+    macro writes the tools as Python does)."""
+    from tmplc.convert.corpus import hf_render
+
+    fmt, template, bos, eos = _exact_with_tools("llamacpp-Apriel-1.6-15b-Thinker-fixed")
+    tf = fmt.structure.tools
+    assert (tf.tool_layout, tf.call_id_after, tf.call_id_suffix, tf.last_call_ids) == ("python_str", True, '"', False)
+    tool = {"type": "function", "function": {"name": "f", "description": "it's \"d\" é", "strict": True,
+                                             "parameters": {"type": "object", "properties": {"s": {"type": "string"}}}}}
+    agent = _agent_with_two_calls({"s": "x y", "n": None}, "Let me look.", "It is 42.")
+    for c, cid in zip(agent[1]["tool_calls"], ("call_a", "call_b")):
+        c["id"] = cid
+    real = _fixed_agent_in_three_engines(fmt, template, bos, eos, agent, tool)
+    assert """{'type': 'function', 'function': {'name': 'f', 'description': 'it\\'s "d" é', 'strict': True""" in real
+    assert '[{"name": "f", "arguments": {"s": "x y", "n": null}, "id": "call_a"}, {"name": "g", "arguments": {}, ' \
+           '"id": "call_b"}]</tool_calls>' in real
+    last = fmt.render(agent[:2])  # the calls of the last message: no ids (which they need not have)
+    assert '{"name": "g", "arguments": {}}]</tool_calls>' in last and "call_a" not in last
+    assert fmt.render([agent[0], {**agent[1], "tool_calls": [{"type": "function", "function": {
+        "name": "f", "arguments": {}}}]}]) == hf_render(template, [agent[0], {**agent[1], "tool_calls": [
+            {"type": "function", "function": {"name": "f", "arguments": {}}}]}], False, bos, eos, None)
+    _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls=True, ids=True)
+
+
 def test_deepseek_v31_answers_beside_calls_and_after_results_render_as_given():
     """DeepSeek V3.1 keeps an answer's text after its first ``</think>``, except in an answer with
     tool calls (``call_answers: verbatim``) and in one right after a tool result, which also has no
@@ -881,11 +911,15 @@ def _wrapped_calls(msgs: list[dict]) -> list[dict]:
 
 
 def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls: bool = False,
-                                                        fit: bool = False) -> None:
+                                                        fit: bool = False, ids: bool = False) -> None:
     """Random tool conversations (tests/tools' strategies; call arguments as objects, as a
     per-argument template needs; with ``wrap_calls``, each call in its ``function`` wrapper; with
-    ``fit``, within what the format renders: ``fit_messages``): the same equalities, in llama.cpp
-    where no known divergence applies (floats; characters its Python-repr macro leaves raw)."""
+    ``fit``, within what the format renders: ``fit_messages``; with ``ids``, each call with an id
+    and no two user messages or answers without calls in a row, as the converter's verification
+    conversations): the same equalities, in llama.cpp where no known divergence applies (floats;
+    characters its Python-repr macro leaves raw)."""
+    from hypothesis import assume
+
     from tmplc.convert.corpus import hf_render
     from tmplc.convert.tools import fit_messages
     from tools.test_llamacpp_tools import _has_float, _objects, _unescaped_in_llamacpp, check_batch
@@ -899,12 +933,18 @@ def _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos,
             msgs = _wrapped_calls(msgs)
         if fit:
             msgs = fit_messages(msgs, fmt.structure.tools)
+        if ids:
+            plain = [m["role"] for m in msgs if m["role"] == "user" or (m["role"] == "assistant" and not m.get("tool_calls"))]
+            assume(all(a != b for a, b in zip(plain, plain[1:])))
+            msgs = [{**m, "tool_calls": [{**tc, "id": f"call_{i}_{k}"} for k, tc in enumerate(m["tool_calls"])]}
+                    if m.get("tool_calls") else m for i, m in enumerate(msgs)]
         real = hf_render(template, msgs, agp, bos, eos, tools)
         assert fmt.render(msgs, agp, tools=tools) == real
         assert hf_render(fmt.to_jinja(), msgs, agp, bos, eos, tools) == real
         calls = [c.get("function", c) for m in msgs for c in m.get("tool_calls") or []]
         values = [v for c in calls for v in c["arguments"].values()]
-        if not _has_float(calls) and not _has_float(tools or []) and not any(map(_unescaped_in_llamacpp, values)):
+        listed = fmt.structure.tools.tool_layout == "python_str" and _unescaped_in_llamacpp(tools or [])
+        if not (_has_float(calls) or _has_float(tools or []) or any(map(_unescaped_in_llamacpp, values)) or listed):
             check_batch([(msgs, tools, agp)], fmt)
 
     check()

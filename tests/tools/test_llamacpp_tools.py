@@ -338,14 +338,51 @@ def test_typescript_tool_list_fixed_cases_in_llamacpps_engine():
             "type": "object", "properties": {"a": "not a schema"}}}}])
 
 
+#: qwen3-tools with Apriel's layout: each tool as Python's str writes it (``tool_layout="python_str"``),
+#: a call's id after its arguments, and none in the last message's calls
+PYSTR_LIKE = replace(FMT, structure=replace(FMT.structure, tools=replace(
+    FMT.structure.tools, tool_layout="python_str", call_prefix='{"name": "', call_middle='", "arguments": ',
+    call_id_prefix=', "id": "', call_id_after=True, call_id_suffix='"', last_call_ids=False, call_suffix="}",
+    calls_open="<tool_calls>[", call_sep=", ", calls_close="]</tool_calls>")))
+
+
+def _with_ids(msgs: list[dict]) -> list[dict]:
+    """``msgs`` with an id on each call (``call_<message>_<k>``)."""
+    return [{**m, "tool_calls": [{**c, "id": f"call_{i}_{k}"} for k, c in enumerate(m["tool_calls"])]}
+            if m.get("tool_calls") else m for i, m in enumerate(msgs)]
+
+
+def test_python_str_tools_and_call_ids_after_arguments_fixed_cases_in_llamacpps_engine():
+    tool = {"type": "function", "function": {"name": "f", "description": "it's \"q\" \\ é\n", "strict": True,
+                                             "parameters": {"type": "object", "properties": {"n": {"default": None}}}}}
+    msgs = _with_ids([{"role": "user", "content": "q"},
+                      {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {"n": 1}},
+                                                                         {"name": "g", "arguments": "{}"}]},
+                      {"role": "tool", "content": "r"}, {"role": "tool", "content": "r2"},
+                      {"role": "assistant", "content": "done"}])
+    cases = [(m, tools, agp) for m in (msgs, msgs[:2]) for tools in (None, [tool]) for agp in (False, True)]
+    check_batch(cases, PYSTR_LIKE)
+    text = PYSTR_LIKE.render(msgs, tools=[tool])
+    assert """{'type': 'function', 'function': {'name': 'f', 'description': 'it\\'s "q" \\\\ é\\n', 'strict': True, """ \
+           """'parameters': {'type': 'object', 'properties': {'n': {'default': None}}}}}""" in text
+    assert '<tool_calls>[{"name": "f", "arguments": {"n": 1}, "id": "call_1_0"}, {"name": "g", "arguments": {}, ' \
+           '"id": "call_1_1"}]</tool_calls>' in text
+    last = PYSTR_LIKE.render([msgs[0], {**msgs[1], "tool_calls": [{"name": "f", "arguments": {}}]}])
+    assert last.endswith('<tool_calls>[{"name": "f", "arguments": {}}]</tool_calls><|im_end|>\n')  # no id, none needed
+    with pytest.raises(tmplc.MessageError, match="has no id"):
+        PYSTR_LIKE.render([msgs[0], {**msgs[1], "tool_calls": [{"name": "f", "arguments": {}}]}, msgs[2]])
+
+
 @pytest.mark.parametrize("name", ["per-argument calls", "XML tool list", "CDATA string arguments",
-                                  "Python call arguments", "TypeScript tool list"])
+                                  "Python call arguments", "TypeScript tool list", "Python str tool list"])
 @settings(max_examples=40)
 @given(conv=tool_conversations())
 def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
     msgs, tools = conv
-    msgs = _objects(msgs)
+    msgs = _with_ids(_objects(msgs))
     assume(not _has_float([m.get("tool_calls") for m in msgs]) and not _has_float(tools or []))
+    if name == "Python str tool list":  # the tools as Python's str writes them: the known repr divergence
+        assume(not _unescaped_in_llamacpp(tools or []))
     if name == "Python call arguments":  # a list value as Python's str writes it: the known repr divergence
         assume(not any(_unescaped_in_llamacpp(v) for m in msgs for c in m.get("tool_calls") or []
                        for v in c.get("function", c)["arguments"].values()))
@@ -353,4 +390,5 @@ def test_random_per_argument_conversations_in_llamacpps_engine(name, conv):
                                                               "XML tool list": XML_LIKE,
                                                               "CDATA string arguments": CDATA_LIKE,
                                                               "Python call arguments": PYCALL_LIKE,
-                                                              "TypeScript tool list": TS_LIKE}[name])
+                                                              "TypeScript tool list": TS_LIKE,
+                                                              "Python str tool list": PYSTR_LIKE}[name])

@@ -21,6 +21,7 @@ from tmplc.ir import ContentRule, JsonStyle, ToolFormat
 from tmplc.jinja_env import render_template
 
 from tools.strategies_tools import tool_conversations
+from tools.test_llamacpp_tools import _with_ids
 
 _text = st.one_of(st.sampled_from(["", "\n", "<tools>", "{{ x }}", "{% if %}", "'", '"', "\\", "<|im_end|>", "é 🙂"]),
                   st.text(max_size=6))
@@ -52,10 +53,14 @@ def _extended(tf: ToolFormat, extra: dict) -> ToolFormat:
         extra["tool_layout"] = "json"
     if extra["placement"] != "system":
         extra["default_system"] = None
+    if not extra["call_id_after"]:
+        extra["call_id_suffix"] = ""
     return replace(tf, **extra)
 extended_tool_formats = st.builds(
     _extended, tool_formats,
     st.fixed_dictionaries({"calls_open": _text, "calls_close": _text, "call_index_prefix": st.none() | _text,
+                           "call_id_prefix": st.none() | _text, "call_id_after": st.booleans(), "call_id_suffix": _text,
+                           "last_call_ids": st.booleans(),
                            "list_json": st.booleans(), "absent": st.none() | _text,
                            "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
                            "tool_object": st.sampled_from(["tool", "function"]),
@@ -68,7 +73,7 @@ extended_tool_formats = st.builds(
                            "assistant_prefix_after_results": st.none() | _text, "user_after_user": st.booleans(),
                            "results_answer_calls": st.sampled_from([False, False, True]),
                            "placement": st.sampled_from(["system", "system", "after_system", "start"]),
-                           "tool_layout": st.sampled_from(["json", "json", "xml", "python_def", "typescript"]),
+                           "tool_layout": st.sampled_from(["json", "json", "xml", "python_def", "typescript", "python_str"]),
                            "default_system": st.none() | st.none() | _text,
                            "call_answers": st.sampled_from(["rule", "trim", "verbatim"]),
                            "answers_after_results": st.sampled_from(["rule", "verbatim"])}).flatmap(
@@ -112,7 +117,8 @@ def _objects(msgs: list[dict]) -> list[dict]:
 def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv, agp, as_objects, given_reasoning):
     """calls_open/calls_close, content_sep_if, arg_prefix/arg_middle/arg_suffix/arg_values,
     arg_middle_other/no_arguments, result_sep, the turn prefixes after results, results_answer_calls,
-    tool_object, tool_layout (XML tool lists, Python signatures, TypeScript types), default_system, call_answers,
+    tool_object, tool_layout (XML tool lists, Python signatures, TypeScript types, Python's str), call ids
+    before or after the arguments and left out of the last message's calls, default_system, call_answers,
     answers_after_results (on a format that drops the reasoning from answers: where they differ), and each way of
     reading reasoning_content (given_reasoning): equal output where
     the reference renders; the same refusal (a MessageError from the reference, the template's
@@ -124,6 +130,7 @@ def test_any_extended_tool_format_renders_alike_in_the_hf_target(tf, base, conv,
     from tmplc.errors import MessageError
 
     msgs, tools = conv
+    msgs = _with_ids(msgs)  # a format that renders call ids needs them (a missing one: tests/tools/test_llamacpp_tools)
     if as_objects:
         msgs = _objects(msgs)
     fmt = THINKING if base == "thinking" else CHATML

@@ -91,7 +91,7 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
                      renders_list=st.sampled_from([True, True, True, False]),
                      calls_end_turn=st.booleans(), list_first=st.booleans(),
                      placement=st.sampled_from(["system", "system", "after_system", "start"]),
-                     tool_layout=st.sampled_from(["json", "json", "xml", "python_def", "typescript"]),
+                     tool_layout=st.sampled_from(["json", "json", "xml", "python_def", "typescript", "python_str"]),
                      call_answers=st.sampled_from(["rule", "trim", "verbatim"]),
                      answers_after_results=st.sampled_from(["rule", "verbatim"]),
                      absent=st.none() | _text).flatmap(
@@ -321,7 +321,8 @@ def test_every_tool_field_is_shown_by_an_example_or_declared():
     from tmplc.spec.tools_example import DECLARED_KEYS, OPTIONAL_EXAMPLE_KEYS
 
     shown = {"json", "placement", "system_sep", "list_first", "list_prefix", "item_prefix", "item_suffix", "item_sep", "list_suffix", "list_json",
-             "content_sep", "call_prefix", "call_id_prefix", "call_index_prefix", "call_middle", "call_suffix", "call_sep", "calls_open",
+             "content_sep", "call_prefix", "call_id_prefix", "call_id_after", "call_index_prefix", "call_middle", "call_suffix",
+             "call_sep", "calls_open",
              "calls_close", "arg_prefix", "arg_middle", "arg_suffix", "results_open",
              "result_prefix", "result_id_suffix", "result_suffix", "results_close", "grouped", "result_sep",
              "no_arguments", "arg_sep"}
@@ -374,3 +375,23 @@ def test_per_argument_split_reads_the_text_between_calls():
             {"role": "assistant", "content": "", "tool_calls": [
                 {"type": "function", "function": {"name": "f", "arguments": {"a": 1, "b": "x"}}}] * 2}]
     assert back.render(conv) == fmt.render(conv)
+
+
+@pytest.mark.parametrize("last_call_ids", [False, True])
+@settings(max_examples=15)
+@given(conv=tool_conversations(reasoning=False))
+def test_call_ids_after_the_arguments_read_back_from_examples(last_call_ids, conv):
+    """Apriel's calls (``{"name": ..., "arguments": ..., "id": ...}``): the examples show ``{ID}``
+    after ``{ARGUMENTS}`` (``call_id_after``) and declare ``last_call_ids`` and the
+    ``call_id_suffix`` a call without its id leaves out; they read back to the same format."""
+    from tools.test_llamacpp_tools import PYSTR_LIKE, _with_ids
+
+    st_ = replace(PYSTR_LIKE.structure, tools=replace(PYSTR_LIKE.structure.tools, last_call_ids=last_call_ids))
+    fmt = tmplc.ChatFormat(st_, PYSTR_LIKE.meta)
+    ex = examples_of(st_)
+    assert ex["calls"][1] == '<tool_calls>[{{"name": "{NAME}", "arguments": {ARGUMENTS}, "id": "{ID}"}}]</tool_calls>'
+    assert ex.get("call_id_suffix") == ('"' if not last_call_ids else None) and ex.get("last_call_ids") in (False, None)
+    back = load_yaml_spec(_yaml_with_examples(fmt, ex))
+    assert back.structure.tools == st_.tools
+    msgs, tools = conv
+    _renders_alike(fmt, back, (_with_ids(msgs), tools))

@@ -333,7 +333,7 @@ def _list_items(x1: str, x2: str) -> tuple[str, dict]:
 
 def _item_fields(x: str) -> dict[str, Any]:
     """How the tool list ``x`` (one tool: ``TOOL_1``) writes a tool: the :class:`ToolFormat` fields
-    ``json``, ``tool_object`` and ``tool_layout`` (JSON first, then the ``xml``, ``python_def`` and ``typescript`` layouts)."""
+    ``json``, ``tool_object`` and ``tool_layout`` (JSON first, then the ``xml``, ``python_def``, ``typescript`` and ``python_str`` layouts)."""
     for s in JSON_STYLES:
         if s.dumps(TOOL_1) in x or s.dumps(TOOL_1["function"]) in x:
             break
@@ -345,6 +345,9 @@ def _item_fields(x: str) -> dict[str, Any]:
             return dict(tool_layout="python_def")
         if typescript_tool(TOOL_1["function"]) in x:
             return dict(tool_layout="typescript")
+        for obj in ("tool", "function"):
+            if str(TOOL_1 if obj == "tool" else TOOL_1["function"]) in x:
+                return dict(tool_layout="python_str", tool_object=obj)
     obj = _tool_object(x)
     return dict(json=_json_style(x, TOOL_1["function"] if obj == "function" else TOOL_1, "the tool list"),
                 tool_object=obj)
@@ -747,6 +750,23 @@ def _empty_system(fmt: ChatFormat, res: dict, tf: ToolFormat) -> ToolFormat:
     return tf  # verification (random conversations with empty system messages) says where it differs
 
 
+def _last_call_ids(res: "_Results", end: str, rest: str, args: str, calls_alone: bool) -> dict[str, Any]:
+    """For a call whose id follows its arguments: ``{}`` where the calls of a conversation's last
+    message render their ids too, else ``last_call_ids: False`` and the ``call_id_suffix`` (the head
+    of ``rest``, the text after the id, that the call without its id does not render)."""
+    probe = ("call1:empty" if calls_alone else "call1") + ":end"
+    if end or not res.ok(probe) or CALL_ID_1 in res[probe]:
+        return {}
+    text = res[probe]
+    j = text.find(args, max(text.find(CALL_NAME_1), 0))
+    after = text[j + len(args):] if j >= 0 else ""
+    s = next((s for s in range(len(rest) + 1) if j >= 0 and after.startswith(rest[s:])), None)
+    if s is None:
+        raise _refuse(f"a tool call in the conversation's last message renders without its id, and not as the call "
+                      f"with its id less that id's text: {_show(text, 200)}")
+    return dict(last_call_ids=False, call_id_suffix=rest[:s])
+
+
 def _per_argument(y: str, after: int, styles: list[JsonStyle], inserted, calls_alone: bool, ids: bool
                   ) -> tuple[JsonStyle, str, dict[str, Any], str] | None:
     """A call whose arguments render key by key (``y``: the call probe's text, its name and id
@@ -835,7 +855,10 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
         raise _refuse(f"a tool call: the call's name does not show in {_show(y, 160)}")
     k = y.find(CALL_ID_1)
     styles = [tf.json] + [s for s in JSON_STYLES if s != tf.json]  # the list's style first
-    after = max(i + len(CALL_NAME_1), k + len(CALL_ID_1) if k >= 0 else 0)
+    # the id after the arguments (Apriel's {"name": ..., "arguments": ..., "id": ...}): JSON arguments
+    # between the name and the id
+    id_after = k >= 0 and any(0 <= y.find(s.dumps(ARGS_1), i + len(CALL_NAME_1)) < k for s in styles)
+    after = i + len(CALL_NAME_1) if id_after else max(i + len(CALL_NAME_1), k + len(CALL_ID_1) if k >= 0 else 0)
     found = next(((s, j) for s in styles if (j := y.find(s.dumps(ARGS_1), after)) >= 0), None)
     per_arg: dict[str, Any] = {}
     if found is not None:
@@ -856,23 +879,34 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
         style, middle, per_arg, tail = per
         j = after + len(middle)
         a1 = y[j:len(y) - len(tail)]
-    if k >= 0 and not (i + len(CALL_NAME_1) <= k and k + len(CALL_ID_1) <= j):
+    id_fields: dict[str, Any] = {}
+    if id_after:
+        id_prefix, tail = tail[:k - j - len(a1)], tail[k - j - len(a1) + len(CALL_ID_1):]
+        id_fields = dict(call_id_after=True, **_last_call_ids(res, end, tail, a1, calls_alone))
+        tail = tail[len(id_fields.get("call_id_suffix", "")):]
+    elif k >= 0 and not (i + len(CALL_NAME_1) <= k and k + len(CALL_ID_1) <= j):
         raise _refuse(f"a tool call: the template renders the call's id ({_show(y, 160)}) elsewhere than between "
-                      "its name and its arguments, where the IR renders it")
-    id_prefix = y[i + len(CALL_NAME_1):k] if k >= 0 else None
+                      "its name and its arguments or after its arguments, where the IR renders it")
+    else:
+        id_prefix = y[i + len(CALL_NAME_1):k] if k >= 0 else None
     head = y[:i]
-    if k >= 0:
+    if k >= 0 and not id_after:
         middle = y[k + len(CALL_ID_1):j]
-    cid1 = "" if k < 0 else id_prefix + CALL_ID_1
+
+    def ids(cid: str) -> tuple[str, str]:  # a call's id text before and after its arguments
+        text = "" if k < 0 else id_prefix + cid + id_fields.get("call_id_suffix", "")
+        return ("", text) if id_after else (text, "")
+
+    cid1, post1 = ids(CALL_ID_1)
     ye = y if calls_alone else inserted("call1:empty")
-    one = CALL_NAME_1 + cid1 + middle + a1 + tail
+    one = CALL_NAME_1 + cid1 + middle + a1 + post1 + tail
     if not ye.endswith(one) or not head.endswith(ye[:len(ye) - len(one)]):
         raise _refuse(f"a tool call in an answer without content renders {_show(ye, 160)}, not the call as after "
                       f"content {_show(y, 160)} less a separator")
     call_prefix = ye[:len(ye) - len(one)]
     content_sep = head[:len(head) - len(call_prefix)]
     fields = dict(call_json=style, content_sep=content_sep, call_prefix=call_prefix, call_id_prefix=id_prefix,
-                  call_middle=middle, call_suffix=tail, calls_alone=calls_alone, **per_arg)
+                  call_middle=middle, call_suffix=tail, calls_alone=calls_alone, **per_arg, **id_fields)
     two_probe = "call2:alone" if calls_alone else "call2"
     one_probe = "call1:empty" if calls_alone else "call1"
     if not res.ok(two_probe) or res[two_probe] == res[one_probe]:
@@ -882,6 +916,7 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     else:
         y2 = inserted(two_probe)
         first = y[:len(y) - len(tail)]
+        cid2, post2 = ids(CALL_ID_2)
         # the text after the name (and id) as is, or split around the call's position in its answer
         # (Kimi K2's `functions.NAME:0`): the first call shows 0 there, the second 1
         splits = [(None, middle)] + [(middle[:p], middle[p + 1:]) for p, ch in enumerate(middle) if ch == "0"]
@@ -891,8 +926,7 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
             if per_arg:
                 fields["arg_values"] = values
             a2 = replace(tf, **fields).arguments(ARGS_2)
-            two = (CALL_NAME_2 + ("" if k < 0 else id_prefix + CALL_ID_2)
-                   + ("" if index_prefix is None else index_prefix + "1") + mid + a2 + tail)
+            two = (CALL_NAME_2 + cid2 + ("" if index_prefix is None else index_prefix + "1") + mid + a2 + post2 + tail)
             if y2.startswith(first) and y2.endswith(two) and len(y2) >= len(first) + len(two):
                 break
         else:
@@ -912,7 +946,7 @@ def _read_calls(fmt: ChatFormat, tf: ToolFormat, res: dict) -> tuple[ToolFormat,
     if not res.ok(str_probe):  # the template refuses arguments given as a string
         return replace(tf, **fields), False
     ys = inserted(str_probe)
-    around = ((call_prefix if calls_alone else head) + CALL_NAME_1 + cid1 + middle, tail)
+    around = ((call_prefix if calls_alone else head) + CALL_NAME_1 + cid1 + middle, post1 + tail)
     if ys == around[0] + ARGS_STR + around[1]:
         string_arguments = "verbatim"
     elif ys == around[0] + style.dumps(ARGS_STR) + around[1]:

@@ -78,8 +78,10 @@ rules, each giving one field, so that any text the examples allow reads back one
   where values other than strings render as Python writes them, and ``arg_middle_other`` where
   the text before such a value differs from the examples' (DeepSeek V3.2's ``string="false">``).
 * ``results``: ``{RESULT}`` twice, the whole run as it renders.
-* ``{ID}``: a call's id right after each ``{NAME}`` (``call_id_prefix`` between them), and a
-  result's ``tool_call_id`` right before each ``{RESULT}`` (``result_id_suffix`` between them).
+* ``{ID}``: a call's id right after each ``{NAME}`` (``call_id_prefix`` between them), or right
+  after each ``{ARGUMENTS}`` (``call_id_after``; declared ``call_id_suffix``: the head of the text
+  after it that a call without its id leaves out, with ``last_call_ids: false``), and a result's
+  ``tool_call_id`` right before each ``{RESULT}`` (``result_id_suffix`` between them).
 * ``{TOOLS}`` in place of ``{TOOL}, {TOOL}``: the list as one JSON array in the ``json`` style
   (``list_json``: Granite 3.3's ``tools | tojson(indent=4)``, each tool nested a level deeper).
 * ``{INDEX}``: a call's 0-based position in its answer, after its ``{NAME}`` (and ``{ID}``), in
@@ -133,7 +135,7 @@ DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix"
                  "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn", "absent",
                  "arg_middle_other", "user_prefix_after_results", "assistant_prefix_after_results",
                  "user_after_user", "results_answer_calls", "tool_layout", "default_system", "call_answers",
-                 "answers_after_results", "arg_cdata")
+                 "answers_after_results", "arg_cdata", "last_call_ids", "call_id_suffix")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -350,13 +352,22 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
     example then shows a call without arguments)."""
     two, one = examples
     ids, per = _has(one, "ID"), _has(two, "KEY")
-    idn = ("ID",) * ids + ("INDEX",) * _has(one, "INDEX")
-    args = ("KEY", "VALUE", "KEY", "VALUE") if per else ("ARGUMENTS",)
+    kinds = [a.kind for a in one.atoms if a.kind in ("ID", "ARGUMENTS")]
+    id_after = kinds == ["ARGUMENTS", "ID"]  # Apriel's {"name": ..., "arguments": ..., "id": ...}
+    if id_after and _has(one, "INDEX"):
+        raise one.fail("{INDEX} follows {NAME} (and an {ID} there): an {ID} after {ARGUMENTS} takes no {INDEX}")
+    idn = ("ID",) * (ids and not id_after) + ("INDEX",) * _has(one, "INDEX")
+    args = ("KEY", "VALUE", "KEY", "VALUE") if per else ("ARGUMENTS",) + ("ID",) * id_after
     call = ("NAME",) + idn + args
     p = two.pieces(("OUTPUT",) + call + call)
-    q = one.pieces(("NAME",) + idn + (() if per else ("ARGUMENTS",)))
+    q = one.pieces(("NAME",) + idn + (() if per else args))
+    if id_after:  # the text between {ARGUMENTS} and {ID}, in both calls and the one-call example
+        if not (p[3] == p[6] == q[2]):
+            raise two.fail(f"the text between {{ARGUMENTS}} and {{ID}} differs between the calls ({p[3]!r}, {p[6]!r}, "
+                           f"{q[2]!r})")
+        p, q, id_prefix = p[:3] + p[4:6] + p[7:], q[:2] + q[3:], q[2]
     head, a = p[0], p[1]
-    n = len(call)  # the pieces after each call's name: [id prefix], then one per argument placeholder
+    n = len(call) - id_after  # the pieces after each call's name: [id prefix], then one per argument placeholder
     first, second, c = p[2:2 + n - 1], p[2 + n:2 + 2 * n - 1], p[-1]
     b = p[2 + n - 1]
     if head:
@@ -369,7 +380,8 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
             raise two.fail(f"the text between {before} and {{{kind}}} differs between the calls ({first[0]!r}, "
                            f"{second[0]!r}, {heads[kind]!r})")
         first, second = first[1:], second[1:]
-    id_prefix = heads.get("ID")
+    if not id_after:
+        id_prefix = heads.get("ID")
     opening = q[0]
     after = "{" + (("NAME",) + idn)[-1] + "}"
     per_arg: dict[str, Any] = {}
@@ -402,8 +414,8 @@ def _call_fields(examples: list[_Example]) -> dict[str, Any]:
                        f"({opening!r}, as the one-call example shows it)")
     calls_open, call_prefix, call_sep, call_suffix, calls_close = split_calls(opening, b, c)
     return dict(content_sep=a[:len(a) - len(opening)], calls_open=calls_open, call_prefix=call_prefix,
-                call_id_prefix=id_prefix, call_index_prefix=heads.get("INDEX"), call_middle=middle, call_suffix=call_suffix, call_sep=call_sep,
-                calls_close=calls_close, **per_arg)
+                call_id_prefix=id_prefix, call_id_after=id_after, call_index_prefix=heads.get("INDEX"),
+                call_middle=middle, call_suffix=call_suffix, call_sep=call_sep, calls_close=calls_close, **per_arg)
 
 
 def _result_fields(ex: _Example) -> dict[str, Any]:
@@ -469,6 +481,13 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
                                system_sep_if, default_system))
     if not no_calls:
         kw.update(_call_fields(examples("calls", (2,))))
+        id_suffix = value.get("call_id_suffix")
+        if isinstance(id_suffix, str) and id_suffix:  # the head of the text the examples show after {ID}
+            if not kw["call_id_after"] or not kw["call_suffix"].startswith(id_suffix):
+                raise err(f"tools.call_id_suffix ({id_suffix!r}) is the head of the text after an {{ID}} that "
+                          f"follows {{ARGUMENTS}} in the calls examples (there: {kw['call_suffix']!r})",
+                          at["call_id_suffix"][1])
+            kw["call_suffix"] = kw["call_suffix"][len(id_suffix):]
     kw.update(_result_fields(examples("results", (1,))[0]))
     return kw
 
@@ -484,6 +503,9 @@ def examples_of(st: Structure) -> dict[str, Any]:
     tf, sb = st.tools, st.system
     if tf is None:
         raise ValueError("examples need a tool format")
+    if tf.call_id_after and (tf.per_argument or tf.call_index_prefix is not None):
+        raise ValueError("examples show an {ID} after {ARGUMENTS} only for arguments as one JSON object and calls "
+                         "without an {INDEX}: this format is written in the field form")
     e = escape
 
     def literal(frag: Fragment, what: str) -> str:
@@ -519,7 +541,9 @@ def examples_of(st: Structure) -> dict[str, Any]:
 
         always = tf.default_system is not None or sb.default is not None and tf.keep_default_system
         lists = [block(True)] if always and tf.system_sep_if == "message" else [block(True), block(False)]
-    cid = ("" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}") + (
+    the_id = "" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}"
+    after_args = the_id + e(tf.call_id_suffix) if tf.call_id_after else ""
+    cid = ("" if tf.call_id_after else the_id) + (
         "" if tf.call_index_prefix is None else e(tf.call_index_prefix) + "{INDEX}")
     if tf.per_argument:
         arg = e(tf.arg_prefix) + "{KEY}" + e(tf.arg_middle) + "{VALUE}" + e(tf.arg_suffix)
@@ -527,7 +551,8 @@ def examples_of(st: Structure) -> dict[str, Any]:
                 + e(tf.call_suffix))
         one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + e(tf.no_arguments) + e(tf.call_suffix)
     else:
-        call = one = items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + "{ARGUMENTS}" + e(tf.call_suffix)
+        call = one = (items("{NAME}", tf.call_prefix, "") + cid + e(tf.call_middle) + "{ARGUMENTS}" + after_args
+                      + e(tf.call_suffix))
     rid = "" if tf.result_id_suffix is None else "{ID}" + e(tf.result_id_suffix)
     result = e(tf.result_prefix) + rid + "{RESULT}" + e(tf.result_suffix)
     run = (e(tf.results_open) + result + e(tf.result_sep) + result + e(tf.results_close) if tf.grouped

@@ -245,6 +245,7 @@ def _tool_list(tf) -> str:
     item = ("{{- " + XML_MACRO + "(" + obj + ") -}}" if tf.tool_layout == "xml"
             else "{{- " + PYTHON_DEF_MACRO + "(tool['function']) -}}" if tf.tool_layout == "python_def"
             else "{{- " + TYPESCRIPT_MACRO + "(tool['function']) -}}" if tf.tool_layout == "typescript"
+            else "{{- " + PYTHON_STR_MACRO + "(" + obj + ") -}}" if tf.tool_layout == "python_str"
             else "{{- " + obj + " | " + _json_filter(tf.json) + " -}}")
     items = ("{%- for tool in tools -%}" + check + sep + _lit(tf.item_prefix) + item + _lit(tf.item_suffix)
              + "{%- endfor -%}")
@@ -284,6 +285,9 @@ def _python_def_macros(strip, pystr) -> str:
             "{{- '\\n    - ' ~ k ~ ' (' ~ tmplc_py_type(v) ~ '): ' ~ tmplc_py_desc(v) -}}{%- endfor -%}{%- endif -%}"
             "{{- " + jinja_string('\n    """') + " -}}{%- endmacro -%}")
 
+
+#: the macro that writes a tool as Python's ``str`` does (the ``python_str`` layout)
+PYTHON_STR_MACRO = "tmplc_python_str_tool"
 
 #: the macro that writes a tool's function object in the ``typescript`` layout (:func:`tmplc.ir.typescript_tool`)
 TYPESCRIPT_MACRO = "tmplc_typescript_tool"
@@ -500,16 +504,22 @@ def _calls(st, strip, given: str | None, pystr=hf_pystr) -> str:
         if tf.string_arguments == "verbatim":
             args = ("{%- if tmplc_f['arguments'] is string -%}{{- tmplc_f['arguments'] -}}{%- else -%}" + args
                     + "{%- endif -%}")
-    cid = ""
+    cid = after = last = ""
     if tf.call_id_prefix is not None:
         cid = (_id_check("tc['id']", "this format renders each tool call\\'s id: give every call an id string")
-               + _lit(tf.call_id_prefix) + "{{- tc['id'] -}}")
+               + _lit(tf.call_id_prefix) + "{{- tc['id'] -}}" + _lit(tf.call_id_suffix))
+        if not tf.last_call_ids:  # the last message's calls render without ids
+            last = "{%- set tmplc_ids = not loop.last -%}"
+            cid = "{%- if tmplc_ids -%}" + cid + "{%- endif -%}"
+        if tf.call_id_after:
+            cid, after = "", cid
     if tf.call_index_prefix is not None:
         cid += _lit(tf.call_index_prefix) + "{{- loop.index0 -}}"
-    return ("{%- if message['tool_calls'] -%}{%- for tc in message['tool_calls'] -%}"
+    return ("{%- if message['tool_calls'] -%}" + last + "{%- for tc in message['tool_calls'] -%}"
             "{%- set tmplc_f = tc['function'] if tc['function'] is defined else tc -%}" + sep
             + ("{%- if loop.first -%}" + _lit(tf.calls_open) + "{%- endif -%}" if tf.calls_open else "")
-            + _lit(tf.call_prefix) + "{{- tmplc_f['name'] -}}" + cid + _lit(tf.call_middle) + args + _lit(tf.call_suffix)
+            + _lit(tf.call_prefix) + "{{- tmplc_f['name'] -}}" + cid + _lit(tf.call_middle) + args + after
+            + _lit(tf.call_suffix)
             + ("{%- if loop.last -%}" + _lit(tf.calls_close) + "{%- endif -%}" if tf.calls_close else "")
             + "{%- endfor -%}{%- endif -%}")
 
@@ -660,6 +670,8 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip,
         L.append(_python_def_macros(strip, pystr))
     if st.tools is not None and st.tools.renders_list and st.tools.tool_layout == "typescript":
         L.append(_typescript_macros(strip, pystr))
+    if st.tools is not None and st.tools.renders_list and st.tools.tool_layout == "python_str":
+        L.append("{%- macro " + PYTHON_STR_MACRO + "(t) -%}{{- " + pystr("t") + " -}}{%- endmacro -%}")
     L.append("{%- set has_system = messages | length > 0 and messages[0]['role'] == 'system' -%}")
     sb = st.system
     tf = st.tools

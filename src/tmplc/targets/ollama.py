@@ -420,7 +420,8 @@ class _Gen:
                              "'null'], True, None), which Go's templates cannot",
                       "python_def": "writes each tool as a Python signature with a docstring, which Go's templates "
                                     "cannot",
-                      "typescript": "writes each tool as a TypeScript type, which Go's templates cannot"}[
+                      "typescript": "writes each tool as a TypeScript type, which Go's templates cannot",
+                      "python_str": "writes each tool as Python's str() writes it, which Go's templates cannot"}[
                           st.tools.tool_layout]
             raise _refuse(
                 f"format {fmt.name!r} renders tools, tool calls and tool results, which an Ollama template "
