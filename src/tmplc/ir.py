@@ -870,6 +870,10 @@ class ToolFormat:
     #: with tools and no system message, this renders in place of the system block's ``absent``
     #: text (Granite 3.3's default system message names the tools); None: ``absent`` as without tools
     absent: Fragment | None = None
+    #: (``"system"`` placement) with tools and no system message, the list in a block of its own,
+    #: ``system.prefix + list + list_block_suffix``, then what the format renders without a system
+    #: message (its default system block or ``absent`` text) as without tools (Apriel 1.5)
+    list_block_suffix: Fragment | None = None
     content_sep: str = ""
     call_prefix: str = ""
     call_id_prefix: str | None = None
@@ -954,6 +958,15 @@ class ToolFormat:
             _set(self, system_prefix=fragment([self.system_prefix]))
         if isinstance(self.absent, str):
             _set(self, absent=fragment([self.absent]))
+        if isinstance(self.list_block_suffix, str):
+            _set(self, list_block_suffix=fragment([self.list_block_suffix]))
+        if self.list_block_suffix is not None:
+            if self.placement != "system" or self.list_first or self.system_prefix is not None \
+                    or self.default_system is not None:
+                raise ValueError("list_block_suffix (the list in a block of its own without a system message) is for "
+                                 "a list after the system message in its block (placement system, not list_first), "
+                                 "without a system_prefix or default_system of its own")
+            _set(self, keep_default_system=True)  # the block holds no default: one value per meaning
         if self.placement not in TOOL_PLACEMENTS:
             raise ValueError(f"tools placement must be one of {', '.join(TOOL_PLACEMENTS)}, got {self.placement!r}")
         if self.string_arguments not in STRING_ARGUMENTS:
@@ -1155,7 +1168,7 @@ _LIST_DEFAULTS = {"tool_object": "tool", "placement": "system", "system_sep": ""
                   "list_first": False,
                   "system_prefix": None, "empty_list": False, "keep_default_system": True,
                   "empty_system_counts": False, "list_prefix": "", "item_prefix": "", "item_suffix": "",
-                  "item_sep": "", "list_suffix": "", "list_json": False, "absent": None,
+                  "item_sep": "", "list_suffix": "", "list_json": False, "absent": None, "list_block_suffix": None,
                   "tool_layout": "json", "default_system": None}
 
 

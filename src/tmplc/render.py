@@ -379,6 +379,13 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
         start = 1
         if counts or (in_system and tf.empty_system_counts):
             sys_index, has_system = 0, True
+    if in_system and tf.list_block_suffix is not None and sys_index is None:
+        # without a system message, the list in a block of its own; then the format's block (its default)
+        # or text without a system message, as without tools (Apriel 1.5)
+        yield Event("system", "prefix", None, False, fragment=st.system.prefix)
+        yield from tool_list()
+        yield Event("system", "prefix", None, False, fragment=tf.list_block_suffix)
+        in_system = False
     # an empty system message that renders nothing in place of the block (empty_omitted)
     omitted = start == 1 and not has_system and st.system.empty_omitted
     if st.system is not None and not has_system and not omitted:

@@ -193,12 +193,10 @@ def test_mistral_small_tool_part_is_recovered_exactly():
 
 #: corpus templates whose tool layout the IR cannot carry -> words the refusal must contain
 #: (read off the templates: MiniMax-M3 writes each argument's value as nested XML elements
-#: (`<alpha><item>1</item>...`), neither JSON nor text; Apriel-1.5 `{{ tools }}` as
-#: Python's str, DeepSeek-V3 never reads `tools`, QwQ tests the raw content before a call's
-#: separator and renders reasoning_content nowhere)
+#: (`<alpha><item>1</item>...`), neither JSON nor text; DeepSeek-V3 never reads `tools`, QwQ
+#: tests the raw content before a call's separator and renders reasoning_content nowhere)
 REFUSED = {
     "llamacpp-MiniMax-M3": "the arguments are neither written as json.dumps of the object after the name nor key by key",
-    "llamacpp-unsloth-Apriel-1.5": "the tool list without a system message",
     "npm-deepseek_v3": "the recovered format renders '}<｜tool▁output▁end｜>'",
     "llamacpp-upstage-Solar-Open-100B": "without a system message",
 }
@@ -787,19 +785,32 @@ def test_gigachat_typescript_tool_list_and_one_call_per_answer(name):
     _random_per_argument_conversations_in_three_engines(fmt, template, bos, eos, wrap_calls=True, fit=True)
 
 
-def test_apriel_python_str_tool_list_and_call_ids_after_the_arguments():
-    """Apriel 1.6 lists each tool as Python's ``str`` writes it (``tool | string``: ``tool_layout:
-    python_str``) and writes a call's id after its arguments (``{"name": ..., "arguments": ...,
-    "id": ...}``: ``call_id_after``), except in the conversation's last message, whose calls render
-    without ids (``last_call_ids: false``).  The format renders like the real template through
-    transformers on fixed and random tool conversations, as do its HF target (through
-    transformers) and its llama.cpp target (through llama.cpp's own engine, where its Python-repr
-    macro writes the tools as Python does)."""
+@pytest.mark.parametrize("name", ["llamacpp-Apriel-1.6-15b-Thinker-fixed", "llamacpp-unsloth-Apriel-1.5"])
+def test_apriel_python_str_tool_list_and_call_ids_after_the_arguments(name):
+    """Apriel 1.5 and 1.6 list each tool as Python's ``str`` writes it (``tool | string``:
+    ``tool_layout: python_str``) and write a call's id after its arguments (``{"name": ...,
+    "arguments": ..., "id": ...}``: ``call_id_after``), except in the conversation's last message,
+    whose calls render without ids (``last_call_ids: false``).  Apriel 1.5, with tools and no system
+    message, renders the list in a block of its own (ending with its call instructions:
+    ``list_block_suffix``) and then its usual system block.  The format renders like the real
+    template through transformers on fixed and random tool conversations, as do its HF target
+    (through transformers) and its llama.cpp target (through llama.cpp's own engine, where its
+    Python-repr macro writes the tools as Python does)."""
     from tmplc.convert.corpus import hf_render
 
-    fmt, template, bos, eos = _exact_with_tools("llamacpp-Apriel-1.6-15b-Thinker-fixed")
+    fmt, template, bos, eos = _exact_with_tools(name)
     tf = fmt.structure.tools
     assert (tf.tool_layout, tf.call_id_after, tf.call_id_suffix, tf.last_call_ids) == ("python_str", True, '"', False)
+    if "1.5" in name:
+        block = "".join(p.value for p in tf.list_block_suffix)
+        assert block.startswith("\nReturn all function calls as a list of json objects") and block.endswith("<|end|>\n")
+        from tools.test_qwen3_tools_real import WEATHER
+
+        alone = fmt.render([{"role": "user", "content": "q"}], tools=[WEATHER])
+        assert alone == hf_render(template, [{"role": "user", "content": "q"}], False, bos, eos, [WEATHER])
+        assert alone.count("<|system|>") == 2 and alone.index("<available_tools>") < alone.rindex("<|system|>")
+    else:
+        assert tf.list_block_suffix is None
     tool = {"type": "function", "function": {"name": "f", "description": "it's \"d\" é", "strict": True,
                                              "parameters": {"type": "object", "properties": {"s": {"type": "string"}}}}}
     agent = _agent_with_two_calls({"s": "x y", "n": None}, "Let me look.", "It is 42.")

@@ -362,6 +362,16 @@ def test_python_str_tools_and_call_ids_after_arguments_fixed_cases_in_llamacpps_
                       {"role": "assistant", "content": "done"}])
     cases = [(m, tools, agp) for m in (msgs, msgs[:2]) for tools in (None, [tool]) for agp in (False, True)]
     check_batch(cases, PYSTR_LIKE)
+    # Apriel 1.5: with tools and no system message, the list in a block of its own, then the usual block
+    own = replace(PYSTR_LIKE, structure=replace(PYSTR_LIKE.structure, system=replace(
+        PYSTR_LIKE.structure.system, default="You are a bot."), tools=replace(
+        PYSTR_LIKE.structure.tools, list_block_suffix="\nCall them well.<|im_end|>\n")))
+    check_batch(cases + [([{"role": "system", "content": "S"}] + m, t, agp) for m, t, agp in cases], own)
+    alone = own.render(msgs[:1], tools=[tool])
+    assert alone.startswith("<|im_start|>system\n# Tools") and alone.endswith(
+        "</tool_call>\nCall them well.<|im_end|>\n<|im_start|>system\nYou are a bot.<|im_end|>\n"
+        "<|im_start|>user\nq<|im_end|>\n"), alone
+    assert "Call them well" not in own.render([{"role": "system", "content": "S"}] + msgs[:1], tools=[tool])
     text = PYSTR_LIKE.render(msgs, tools=[tool])
     assert """{'type': 'function', 'function': {'name': 'f', 'description': 'it\\'s "q" \\\\ é\\n', 'strict': True, """ \
            """'parameters': {'type': 'object', 'properties': {'n': {'default': None}}}}}""" in text

@@ -55,12 +55,14 @@ def _extended(tf: ToolFormat, extra: dict) -> ToolFormat:
         extra["default_system"] = None
     if not extra["call_id_after"]:
         extra["call_id_suffix"] = ""
+    if extra["placement"] != "system" or extra["list_first"] or extra["default_system"] is not None:
+        extra["list_block_suffix"] = None
     return replace(tf, **extra)
 extended_tool_formats = st.builds(
     _extended, tool_formats,
     st.fixed_dictionaries({"calls_open": _text, "calls_close": _text, "call_index_prefix": st.none() | _text,
                            "call_id_prefix": st.none() | _text, "call_id_after": st.booleans(), "call_id_suffix": _text,
-                           "last_call_ids": st.booleans(),
+                           "last_call_ids": st.booleans(), "list_block_suffix": st.none() | _text,
                            "list_json": st.booleans(), "absent": st.none() | _text,
                            "content_sep_if": st.sampled_from(["answer", "content", "unended"]),
                            "tool_object": st.sampled_from(["tool", "function"]),

@@ -98,7 +98,9 @@ _formats = st.builds(ToolFormat, json=_styles, system_sep=_text, list_prefix=_te
     lambda tf: st.sampled_from([tf] + ([] if tf.tool_layout != "json" else
                                        [replace(tf, list_json=True, item_prefix="", item_suffix="", item_sep="")]))
 ).flatmap(lambda tf: st.just(tf) if tf.placement != "system" else
-          (st.none() | _text).map(lambda d: replace(tf, default_system=d)))
+          (st.none() | _text).map(lambda d: replace(tf, default_system=d))
+).flatmap(lambda tf: st.just(tf) if tf.placement != "system" or tf.list_first or tf.default_system is not None
+          or not tf.renders_list else (st.none() | _text).map(lambda x: replace(tf, list_block_suffix=x)))
 
 
 @settings(max_examples=60)

@@ -693,6 +693,10 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
         tf = _tools_default(fmt, replace(tf0, system_sep=head[:k], list_prefix=head[k:]), nmsgs, want)
         if tf is not None:
             return _empty_system(fmt, res, tf)
+    for k in [ws] + [k for k in range(len(head) + 1) if k != ws]:
+        tf = _list_block(fmt, replace(tf0, system_sep=head[:k], list_prefix=head[k:]), nmsgs, want)
+        if tf is not None:
+            return tf
     tf = replace(tf0, list_prefix=head)
     got = ChatFormat(replace(st, tools=tf), fmt.meta).render(nmsgs, tools=[TOOL_1], date=DATE_1)
     k = 0
@@ -702,6 +706,27 @@ def _list_split(fmt: ChatFormat, res: dict, tf0: ToolFormat, head: str) -> ToolF
                   f"where the system block with the list (as it renders after a system message) gives "
                   f"{_show(got[max(0, k - 30):k + 50])} (a different block, or a default system text, with tools; "
                   "the IR renders the system block with the list whenever tools are given)")
+
+
+def _list_block(fmt: ChatFormat, tf: ToolFormat, msgs: list[dict], want: str) -> ToolFormat | None:
+    """``tf`` with the ``list_block_suffix`` that makes it render ``want`` (``msgs``, without a system
+    message, with one tool): the list in a block of its own, then the format's text without a system
+    message (Apriel 1.5); else None."""
+    mark = "\x00tmplc-block\x00"
+    try:
+        got = ChatFormat(replace(fmt.structure, tools=replace(tf, list_block_suffix=mark)), fmt.meta).render(
+            msgs, tools=[TOOL_1], date=DATE_1)
+    except (MessageError, ValueError):
+        return None
+    if got.count(mark) != 1:
+        return None
+    a, _, b = got.partition(mark)
+    if not (want.startswith(a) and want.endswith(b)) or len(want) < len(a) + len(b):
+        return None
+    cand = replace(tf, list_block_suffix=want[len(a):len(want) - len(b)])
+    if ChatFormat(replace(fmt.structure, tools=cand), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_1) != want:
+        return None
+    return cand
 
 
 def _tools_default(fmt: ChatFormat, tf: ToolFormat, msgs: list[dict], want: str) -> ToolFormat | None:

@@ -81,7 +81,7 @@ def apply_tools(st: Structure, node: "yaml.Node", value: Any,
             kw.get("system_prefix"), value.get("keep_default_system", True) is not False,
             value.get("placement") if isinstance(value.get("placement"), str) else None,
             value.get("system_sep_if") if isinstance(value.get("system_sep_if"), str) else "message",
-            isinstance(value.get("default_system"), str)))
+            isinstance(value.get("default_system"), str), kw.get("list_block_suffix")))
         value = {k: v for k, v in value.items() if k in tools_example.DECLARED_KEYS}
     for key in TEXT_FIELDS + OPTIONAL_TEXT_FIELDS + ("placement",):
         if key in value:

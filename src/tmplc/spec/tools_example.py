@@ -107,7 +107,9 @@ differs from the spec's ``{NOSYSTEM}`` text), ``arg_middle_other``, ``user_prefi
 each ``{TOOL}`` is Qwen3-Coder's ``<function>`` element; ``default_system``: the system text with
 tools and no system message, so only the example with ``{SYSTEM}`` is shown; ``call_answers``;
 ``answers_after_results``;
-``arg_cdata``: the examples' string values hold none of ``<``, ``&``, a newline).  The keys the
+``arg_cdata``: the examples' string values hold none of ``<``, ``&``, a newline;
+``list_block_suffix``: the example without a system message ends with it instead of the block's
+suffix; ``last_call_ids``, ``call_id_suffix``: see ``{ID}``).  The keys the
 examples give (``call_prefix: ...``) cannot be mixed with them.
 """
 
@@ -135,7 +137,7 @@ DECLARED_KEYS = ("final_scope", "placement", "string_arguments", "system_prefix"
                  "tool_object", "system_sep_if", "renders_calls", "renders_list", "calls_end_turn", "absent",
                  "arg_middle_other", "user_prefix_after_results", "assistant_prefix_after_results",
                  "user_after_user", "results_answer_calls", "tool_layout", "default_system", "call_answers",
-                 "answers_after_results", "arg_cdata", "last_call_ids", "call_id_suffix")
+                 "answers_after_results", "arg_cdata", "last_call_ids", "call_id_suffix", "list_block_suffix")
 
 Err = Callable[[str, "yaml.Node"], SpecError]
 InScalar = Callable[[SpecError, "yaml.Node", str], SpecError]
@@ -227,7 +229,7 @@ def _list_split(open_: str, between: str | None, close: str) -> dict[str, Any]:
 
 def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragment | None,
                  keep_default_system: bool, placement: str | None, system_sep_if: str = "message",
-                 default_system: bool = False) -> dict[str, Any]:
+                 default_system: bool = False, list_block_suffix: Fragment | None = None) -> dict[str, Any]:
     """The list's fields and its placement: the system block (``{SYSTEM}``), the first user turn
     (``{INPUT}``) or, where ``placement: last_user`` is declared, before the last user turn."""
     ex = examples[0]
@@ -247,21 +249,26 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
         prefix = _literal(sb.prefix, "prefix", ex)
     suffix = _literal(sb.suffix, "suffix", ex)
     what = "the declared system_prefix" if system_prefix is not None else "the system block's prefix as the spec shows it"
+    # the declared list_block_suffix: the block without a system message ends with it (the list's own block)
+    own = None if list_block_suffix is None else _literal(list_block_suffix, "list_block_suffix", ex)
 
-    def block(e: _Example, names: tuple[str, ...]) -> list[str]:
+    def block(e: _Example, names: tuple[str, ...], end: str = suffix) -> list[str]:
         p = _pieces(e, names)
         if not p[0].startswith(prefix):
             raise e.fail(f"the example must start with {what} ({prefix!r})")
-        if not p[-1].endswith(suffix):
-            raise e.fail(f"the example must end with the system block's suffix as the spec shows it ({suffix!r})")
+        if not p[-1].endswith(end):
+            ending = "the system block's suffix as the spec shows it" if end == suffix and own is None else \
+                "the declared list_block_suffix"
+            raise e.fail(f"the example must end with {ending} ({end!r})")
         p[0] = p[0][len(prefix):]
-        p[-1] = p[-1][:len(p[-1]) - len(suffix)] if suffix else p[-1]
+        p[-1] = p[-1][:len(p[-1]) - len(end)] if end else p[-1]
         return p
 
     # a default message that stays with tools (or a declared default_system, the text tools bring):
     # the list always comes with a system message, and (system_sep_if: message) the separator with
     # it; an empty one still shows without it otherwise
-    always_system = (default_system or sb.default is not None and keep_default_system) and system_sep_if == "message"
+    always_system = (default_system or sb.default is not None and keep_default_system) and system_sep_if == "message" \
+        and own is None
     kinds = [a.kind for a in ex.atoms if a.kind != TEXT]
     if kinds and kinds[0] in ("TOOL", "TOOLS"):  # the list before the system message (list_first)
         return _list_first_fields(examples, block, always=always_system)
@@ -272,7 +279,7 @@ def _list_fields(st: Structure, examples: list[_Example], system_prefix: Fragmen
         if always_system:
             raise examples[1].fail("the system block has a default message (or default_system is declared), so the list always follows a system "
                                    "message: show only the example with {SYSTEM}")
-        open_, b2, c2 = block(examples[1], ("TOOL", "TOOL"))
+        open_, b2, c2 = block(examples[1], ("TOOL", "TOOL"), suffix if own is None else own)
         if (b2, c2) != (between, close):
             raise examples[1].fail("the list differs from the first example's (the text between and after the "
                                    "tools must be the same)")
@@ -438,7 +445,8 @@ def _result_fields(ex: _Example) -> dict[str, Any]:
 def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err: Err,
                               in_scalar: InScalar, system_prefix: Fragment | None = None,
                               keep_default_system: bool = True, placement: str | None = None,
-                              system_sep_if: str = "message", default_system: bool = False) -> dict[str, Any]:
+                              system_sep_if: str = "message", default_system: bool = False,
+                              list_block_suffix: Fragment | None = None) -> dict[str, Any]:
     """The ToolFormat fields the examples of a ``tools:`` mapping show (``value``, read from the
     YAML mapping ``node``; ``system_prefix``: the declared one, which a system-block example starts with)."""
     import yaml
@@ -478,7 +486,7 @@ def tool_format_from_examples(st: Structure, node: "yaml.Node", value: dict, err
         kw[key] = style
     if not no_list:
         kw.update(_list_fields(st, examples("list", (1, 2)), system_prefix, keep_default_system, placement,
-                               system_sep_if, default_system))
+                               system_sep_if, default_system, list_block_suffix))
     if not no_calls:
         kw.update(_call_fields(examples("calls", (2,))))
         id_suffix = value.get("call_id_suffix")
@@ -533,13 +541,15 @@ def examples_of(st: Structure) -> dict[str, Any]:
         prefix = literal(sb.prefix if tf.system_prefix is None else tf.system_prefix, "system block prefix")
         suffix = literal(sb.suffix, "system block suffix")
 
+        own = None if tf.list_block_suffix is None else literal(tf.list_block_suffix, "list_block_suffix")
+
         def block(with_system: bool) -> str:
             if tf.list_first:
                 return e(prefix) + tools + (e(tf.system_sep) + "{SYSTEM}" if with_system else "") + e(suffix)
             head = "{SYSTEM}" + e(tf.system_sep) if with_system else ""
-            return e(prefix) + head + tools + e(suffix)
+            return e(prefix) + head + tools + e(suffix if with_system or own is None else own)
 
-        always = tf.default_system is not None or sb.default is not None and tf.keep_default_system
+        always = (tf.default_system is not None or sb.default is not None and tf.keep_default_system) and own is None
         lists = [block(True)] if always and tf.system_sep_if == "message" else [block(True), block(False)]
     the_id = "" if tf.call_id_prefix is None else e(tf.call_id_prefix) + "{ID}"
     after_args = the_id + e(tf.call_id_suffix) if tf.call_id_after else ""

@@ -711,7 +711,12 @@ def to_jinja(fmt: "ChatFormat", *, generation_tags: bool = True, strip=hf_strip,
         block += "{%- endif -%}"
         if sb.placement == "standalone":
             if tf is not None and tf.renders_list and tf.placement == "system":
-                block = "{%- if " + TOOLS_VAR + " -%}" + _tool_block(st, sys_on, strip) + "{%- else -%}" + block + "{%- endif -%}"
+                with_tools = _tool_block(st, sys_on, strip)
+                if tf.list_block_suffix is not None:  # no system message: the list in a block of its own
+                    with_tools = ("{%- if " + ("has_system" if tf.empty_system_counts else sys_on) + " -%}" + with_tools
+                                  + "{%- else -%}" + _out(sb.prefix) + _tool_list(tf) + _out(tf.list_block_suffix)
+                                  + block + "{%- endif -%}")
+                block = "{%- if " + TOOLS_VAR + " -%}" + with_tools + "{%- else -%}" + block + "{%- endif -%}"
             L.append(block)
     if tf is not None and tf.renders_list and tf.placement == "after_system":
         L.append("{%- if " + TOOLS_VAR + " -%}" + _tool_list(tf) + "{%- endif -%}")
