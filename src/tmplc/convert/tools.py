@@ -712,38 +712,32 @@ def _list_block(fmt: ChatFormat, tf: ToolFormat, msgs: list[dict], want: str) ->
     """``tf`` with the ``list_block_suffix`` that makes it render ``want`` (``msgs``, without a system
     message, with one tool): the list in a block of its own, then the format's text without a system
     message (Apriel 1.5); else None."""
-    mark = "\x00tmplc-block\x00"
-    try:
-        got = ChatFormat(replace(fmt.structure, tools=replace(tf, list_block_suffix=mark)), fmt.meta).render(
-            msgs, tools=[TOOL_1], date=DATE_1)
-    except (MessageError, ValueError):
-        return None
-    if got.count(mark) != 1:
-        return None
-    a, _, b = got.partition(mark)
-    if not (want.startswith(a) and want.endswith(b)) or len(want) < len(a) + len(b):
-        return None
-    cand = replace(tf, list_block_suffix=want[len(a):len(want) - len(b)])
-    if ChatFormat(replace(fmt.structure, tools=cand), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_1) != want:
-        return None
-    return cand
+    return _text_field(fmt, tf, "list_block_suffix", msgs, want, nonempty=False)
 
 
 def _tools_default(fmt: ChatFormat, tf: ToolFormat, msgs: list[dict], want: str) -> ToolFormat | None:
     """``tf`` with the ``default_system`` text that makes it render ``want`` (``msgs``, without a
     system message, with one tool), where the block holds a text of its own then; else None."""
-    mark = "\x00tmplc-default\x00"
+    return _text_field(fmt, tf, "default_system", msgs, want, nonempty=True)
+
+
+def _text_field(fmt: ChatFormat, tf: ToolFormat, field: str, msgs: list[dict], want: str,
+                nonempty: bool) -> ToolFormat | None:
+    """``tf`` with the text of ``field`` that makes it render ``want`` (``msgs`` with one tool): read
+    where a marker in that field renders, and checked; None where no text (``nonempty``: no
+    non-empty text) does."""
+    mark = "\x00tmplc-" + field + "\x00"
     try:
-        got = ChatFormat(replace(fmt.structure, tools=replace(tf, default_system=mark)), fmt.meta).render(
+        got = ChatFormat(replace(fmt.structure, tools=replace(tf, **{field: mark})), fmt.meta).render(
             msgs, tools=[TOOL_1], date=DATE_1)
     except (MessageError, ValueError):
         return None
     if got.count(mark) != 1:
         return None
     a, _, b = got.partition(mark)
-    if not (want.startswith(a) and want.endswith(b)) or len(want) <= len(a) + len(b):
+    if not (want.startswith(a) and want.endswith(b)) or len(want) < len(a) + len(b) + nonempty:
         return None
-    cand = replace(tf, default_system=want[len(a):len(want) - len(b)])
+    cand = replace(tf, **{field: want[len(a):len(want) - len(b)]})
     if ChatFormat(replace(fmt.structure, tools=cand), fmt.meta).render(msgs, tools=[TOOL_1], date=DATE_1) != want:
         return None
     return cand
