@@ -436,9 +436,7 @@ def _run(args, wrote: list) -> int:
                     bar.update(max(0, reader.bytes_read - bar.n))
 
             try:
-                # with workers, each encodes its own Parquet parts: the parent only appends them
-                written = "parquet_part" if kind == "parquet" and args.num_proc and args.num_proc > 1 else kind
-                run_batches(job, batches, consume, args.num_proc, prepare=partial(prepare_batch, written),
+                run_batches(job, batches, consume, args.num_proc, prepare=partial(prepare_batch, kind),
                             track_columns=merged is not None)
             except BaseException:
                 writer.abort()

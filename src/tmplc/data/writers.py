@@ -4,17 +4,15 @@ Columns, in this order: ``input_ids`` and ``labels`` (int32 lists; labels are -1
 trained), ``attention_mask`` and ``assistant_masks`` (int8 lists of 0/1), ``tmplc_row`` (int64,
 the 0-based data row).  A format with tool support adds ``n_tool_call_tokens`` (int64, the row's
 trained tokens inside assistant tool calls, as ``ChatFormat.tokenize`` counts them) before
-``tmplc_row``.  Parquet: one row group per batch (pyarrow, snappy), each encoded on its own as a
-Parquet part and appended as it is (:mod:`tmplc.data.parquet_parts`).  JSONL: one compact JSON
-object per line, keys in the column order above.  The bytes depend only on the rows and the
+``tmplc_row``.  Parquet: one row group per batch (pyarrow, snappy).  JSONL: one compact
+JSON object per line, keys in the column order above.  The bytes depend only on the rows and the
 batch size, not on the number of worker processes.
 
 Writing is split in two: ``prepare(res)`` turns a batch's numpy columns into what is written (an
-Arrow table, its encoded Parquet part, or the JSONL bytes) and can run in a worker process
-(``prepare_batch``); ``write(payload)`` appends it to the file.  ``BackgroundWriter`` runs the
-writes in a thread, in order, so that encoding the next batch overlaps writing this one (pyarrow's
-Parquet encoding and file writes release the GIL): in one process the writer thread encodes each
-batch's table, with workers each worker encodes its own batches and the parent only appends them.
+Arrow table, or the JSONL bytes) and can run in a worker process (``prepare_batch``);
+``write(payload)`` appends it to the file.  ``BackgroundWriter`` runs the writes in a thread, in
+order, so that encoding the next batch overlaps writing this one (pyarrow's Parquet encoding and
+file writes release the GIL).
 """
 
 from __future__ import annotations
@@ -82,48 +80,41 @@ def jsonl_bytes(res) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def parquet_part(res) -> bytes | None:
-    """The batch's rows as an encoded Parquet part (:func:`tmplc.data.parquet_parts.encode_part`)."""
-    from tmplc.data.parquet_parts import encode_part
-
-    table = parquet_table(res)
-    return None if table is None else encode_part(table)
-
-
-PREPARE = {"parquet": parquet_table, "parquet_part": parquet_part, "jsonl": jsonl_bytes}
+PREPARE = {"parquet": parquet_table, "jsonl": jsonl_bytes}
 
 
 def prepare_batch(kind: str, res) -> None:
     """Put the written form of ``res`` into ``res.payload`` and drop its token arrays (what a worker
-    sends back is then only what is written).  ``kind``: "parquet" (an Arrow table, which the
-    writer encodes), "parquet_part" (the table encoded here: in a worker) or "jsonl"."""
+    sends back is then only what is written)."""
     res.payload = PREPARE[kind](res)
     res.ids = res.labels = None
 
 
 class ParquetRowsWriter:
-    """Parquet parts appended as one file; a payload that is an Arrow table is encoded here first
-    (no dictionary encoding: token ids rarely repeat enough to pay for it, 8x faster to write;
-    min/max statistics only for the row column: a reader filters on it, and the token lists'
-    min/max serve no query and cost ~20% of the writer's time)."""
-
     def __init__(self, f: IO[bytes], tool_calls: bool = False) -> None:
-        from tmplc.data.parquet_parts import PartsWriter, encode_part
+        import pyarrow.parquet as pq
 
-        self.encode = encode_part
-        self.writer = PartsWriter(f, encode_part(None, _schema(tool_calls)))
+        # no dictionary encoding: token ids rarely repeat enough to pay for it (8x faster to write);
+        # min/max statistics only for the row column (a reader filters on it; the token lists' min/max
+        # serve no query and cost ~20% of the writer's time)
+        self.writer = pq.ParquetWriter(f, _schema(tool_calls), compression="snappy", use_dictionary=False,
+                                       write_statistics=["tmplc_row"])
 
     prepare = staticmethod(parquet_table)
 
-    def write(self, payload) -> None:
-        if payload is not None:
-            self.writer.write(payload if isinstance(payload, bytes) else self.encode(payload))
+    def write(self, table) -> None:
+        if table is not None:
+            self.writer.write_table(table)
 
     def close(self) -> None:
         self.writer.close()
 
     def abort(self) -> None:
-        """After a failure: nothing to close (the temporary file is removed by the caller)."""
+        """Close after a failure (the temporary file is removed by the caller)."""
+        try:
+            self.writer.close()
+        except Exception:
+            pass
 
 
 class JsonlRowsWriter:
