@@ -1002,10 +1002,15 @@ class ToolFormat:
             if self.list_json:
                 raise ValueError("list_json writes the list as one JSON array; tool_layout python_str writes each "
                                  "tool as Python's str writes it")
-        elif self.tool_layout in ("python_def", "typescript"):
+        elif self.tool_layout == "typescript":
             if self.list_json:
-                raise ValueError(f"list_json writes the list as one JSON array; tool_layout {self.tool_layout} "
-                                 "writes each tool in a layout of its own")
+                raise ValueError("list_json writes the list as one JSON array; tool_layout typescript writes each "
+                                 "tool as a TypeScript type")
+            _set(self, tool_object="function")  # the layout writes the function object
+        elif self.tool_layout == "python_def":
+            if self.list_json:
+                raise ValueError("list_json writes the list as one JSON array; tool_layout python_def writes each "
+                                 "tool as a Python signature")
             _set(self, tool_object="tool")  # the layout reads the whole tool (its type, its function)
         if self.list_json:
             if self.item_prefix or self.item_suffix or self.item_sep:
@@ -1085,13 +1090,18 @@ class ToolFormat:
         return tool["function"] if self.tool_object == "function" else tool
 
     def item_text(self, tool: dict) -> str:
-        """A tool (a definition ``check_tools`` accepted) as one item of the list renders it."""
+        """A tool (a definition ``check_tools`` accepted) as one item of the list renders it;
+        ValueError where the ``typescript`` layout cannot read its schema (its template raises)."""
         if self.tool_layout == "xml":
             return xml_tool(self.listed(tool), self.json)
         if self.tool_layout == "python_def":
             return python_def_tool(tool["function"])
         if self.tool_layout == "typescript":
-            return typescript_tool(tool["function"])
+            try:
+                return typescript_tool(self.listed(tool))
+            except (TypeError, AttributeError, KeyError) as e:
+                raise ValueError(f"its schema is not one the layout can read (a property or items that is not an "
+                                 f"object, a description that is not a string): {type(e).__name__}: {e}") from None
         if self.tool_layout == "python_str":
             return str(self.listed(tool))
         return self.json.dumps(self.listed(tool))

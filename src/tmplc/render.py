@@ -61,7 +61,7 @@ import json
 
 from tmplc.errors import MessageError
 from tmplc.ir import (IDENTITY, DateToken, Fragment, SpecialToken, Text, apply_trim, fragment, message_reasoning,
-                      python_def_problem, typescript_tool)
+                      python_def_problem)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tmplc.ir import ChatFormat, ContentRule, Structure, ToolFormat
@@ -197,16 +197,6 @@ def check_tools(tools, name: str, tf: "ToolFormat | None") -> None:
             raise MessageError(None, f"tools[{k}] is not JSON-serialisable: {e}") from None
         if tf.tool_layout == "python_def" and (why := python_def_problem(t)) is not None:
             raise MessageError(None, f"tools[{k}]: format {name!r} writes each tool as a Python signature, and {why}")
-        if tf.tool_layout == "typescript":
-            if not isinstance(t.get("function"), dict):
-                raise MessageError(None, f"tools[{k}] has no 'function' object: format {name!r} writes each tool's "
-                                   "function object as a TypeScript type")
-            try:
-                typescript_tool(t["function"])
-            except (TypeError, AttributeError, KeyError) as e:
-                raise MessageError(None, f"tools[{k}]: format {name!r} writes each tool as a TypeScript type, and its "
-                                   f"schema is not one it can read (a property or items that is not an object, a "
-                                   f"description that is not a string): {type(e).__name__}: {e}") from None
 
 
 def tool_calls(message: dict, index: int) -> list[tuple[str, object]]:
@@ -362,7 +352,12 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             yield Event("system", "content", None, False, text=tf.json.dumps([tf.listed(t) for t in tools]))
         for k, t in enumerate(() if tf.list_json else tools):
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_sep if k else "", tf.item_prefix]))
-            yield Event("system", "content", None, False, text=tf.item_text(t))
+            try:
+                text = tf.item_text(t)
+            except ValueError as e:  # a schema the layout cannot read (typescript), as its template raises
+                raise MessageError(None, f"tools[{k}]: format {fmt.name!r} writes each tool as a TypeScript type, "
+                                   f"and {e}") from None
+            yield Event("system", "content", None, False, text=text)
             yield Event("system", "prefix", None, False, fragment=fragment([tf.item_suffix]))
         yield Event("system", "prefix", None, False, fragment=fragment([tf.list_suffix]))
 
@@ -431,9 +426,10 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
                                                        and answer.endswith(t.content_sep)) else ""
             yield Event("assistant", "call", i, True, fragment=fragment([sep, "" if k else t.calls_open, t.call_prefix]))
             yield Event("assistant", "call_content", i, True, text=name)
-            if ids and not t.call_id_after:
-                yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_prefix]))
-                yield Event("assistant", "call_content", i, True, text=call_id(m, i, k))
+            the_id = (Event("assistant", "call", i, True, fragment=fragment([t.call_id_prefix])),
+                      Event("assistant", "call_content", i, True, text=call_id(m, i, k))) if ids else ()
+            if not t.call_id_after:
+                yield from the_id
             if t.call_index_prefix is not None:
                 yield Event("assistant", "call", i, True, fragment=fragment([t.call_index_prefix]))
                 yield Event("assistant", "call_content", i, True, text=str(k))
@@ -450,8 +446,7 @@ def walk(fmt: "ChatFormat", messages: Sequence[dict], add_generation_prompt: boo
             else:
                 yield Event("assistant", "call_content", i, True, text=t.arguments(args))
             if ids and t.call_id_after:
-                yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_prefix]))
-                yield Event("assistant", "call_content", i, True, text=call_id(m, i, k))
+                yield from the_id
                 yield Event("assistant", "call", i, True, fragment=fragment([t.call_id_suffix]))
             yield Event("assistant", "call", i, True, fragment=fragment(
                 [t.call_suffix, t.calls_close if k == len(m["tool_calls"]) - 1 else ""]))

@@ -392,7 +392,7 @@ def test_call_ids_after_the_arguments_read_back_from_examples(last_call_ids, con
     fmt = tmplc.ChatFormat(st_, PYSTR_LIKE.meta)
     ex = examples_of(st_)
     assert ex["calls"][1] == '<tool_calls>[{{"name": "{NAME}", "arguments": {ARGUMENTS}, "id": "{ID}"}}]</tool_calls>'
-    assert ex.get("call_id_suffix") == ('"' if not last_call_ids else None) and ex.get("last_call_ids") in (False, None)
+    assert (ex.get("call_id_suffix"), ex.get("last_call_ids")) == (('"', False) if not last_call_ids else (None, None))
     back = load_yaml_spec(_yaml_with_examples(fmt, ex))
     assert back.structure.tools == st_.tools
     msgs, tools = conv

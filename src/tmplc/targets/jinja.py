@@ -238,13 +238,9 @@ def _tool_list(tf) -> str:
                  + "['required'] is string or " + ps + "['required'] is mapping or " + ps + "['required'] is not "
                  "sequence -%}" + fail + "{%- endif -%}{%- for tmplc_r in " + ps + "['required'] -%}{%- if tmplc_r "
                  "is not string -%}" + fail + "{%- endif -%}{%- endfor -%}{%- endif -%}")
-    if tf.tool_layout == "typescript":
-        check = ("{%- if tool['function'] is not defined or tool['function'] is not mapping -%}{{- raise_exception("
-                 "'tmplc: tools[' ~ loop.index0 ~ '] has no function object: this format writes each tool\\'s "
-                 "function object as a TypeScript type') -}}{%- endif -%}")
     item = ("{{- " + XML_MACRO + "(" + obj + ") -}}" if tf.tool_layout == "xml"
             else "{{- " + PYTHON_DEF_MACRO + "(tool['function']) -}}" if tf.tool_layout == "python_def"
-            else "{{- " + TYPESCRIPT_MACRO + "(tool['function']) -}}" if tf.tool_layout == "typescript"
+            else "{{- " + TYPESCRIPT_MACRO + "(" + obj + ") -}}" if tf.tool_layout == "typescript"
             else "{{- " + PYTHON_STR_MACRO + "(" + obj + ") -}}" if tf.tool_layout == "python_str"
             else "{{- " + obj + " | " + _json_filter(tf.json) + " -}}")
     items = ("{%- for tool in tools -%}" + check + sep + _lit(tf.item_prefix) + item + _lit(tf.item_suffix)
