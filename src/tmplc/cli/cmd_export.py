@@ -4,6 +4,7 @@ HF model (+ LoRA adapter) -> validated GGUF files, Modelfile and export-report.j
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -46,7 +47,7 @@ def run(args) -> int:
     for n in report.notes:
         print(f"  note: {n}")
     for f, h in report.files.items():
-        print(f"  wrote {args.out}/{f}  sha256 {h[:16]}...")
+        print(f"  wrote {os.path.join(args.out, f)}  sha256 {h[:16]}...")  # (no "//" for an --out ending in /)
     if not report.ok:
         print("tmplc: --force: files written although checks failed (marked in export-report.json)", file=sys.stderr)
     return 0
