@@ -7,15 +7,18 @@ Corpus: bench_formatter's README corpus (system prompt + 3 exchanges, seeded), a
 ``messages`` column; the real Llama-3 tokenizer; tmplc's llama-3 format; output Parquet.
 Methods: the in-process loop (``encode_rows`` in batches of 1,000 on already-read conversations,
 tokenizer loaded before timing), and the CLI (``python -m tmplc.cli format``, start-up, reading
-and writing included) with ``--num-proc 1`` and ``2``.  Peak memory of the whole process tree is
-sampled every 50 ms from /proc: RSS summed over processes (counts pages shared by forked workers
-once per process) and PSS (shared pages divided among the processes that share them).  CPU
-seconds: user + system of the whole tree (the loop: this process's).
+and writing included) with ``--num-proc 1`` and ``2``, run as an installed package runs (with
+Python's bytecode cache, even where the environment sets PYTHONDONTWRITEBYTECODE).  Peak memory
+of the whole process tree is sampled every 50 ms from /proc in one run of each CLI method of its
+own: RSS summed over processes (counts pages shared by forked workers once per process) and PSS
+(shared pages divided among the processes that share them); the timed runs are not sampled (the
+sampling's CPU would compete with a 2-core run).  CPU seconds: user + system of the whole tree
+(the loop: this process's).
 
 On a shared machine, ``--repeat N`` runs the three methods N times interleaved (loop, --num-proc
 1, --num-proc 2, loop, ...), so that each round's three see about the same load, and reports each
 method's fastest round (the least disturbed) and the ratios of those; the first CLI run warms the
-tokenizer cache (not timed).  ``--baseline-src`` adds an older checkout's CLI (``--num-proc 1`` and
+tokenizer cache and the memory runs the rest (neither is timed).  ``--baseline-src`` adds an older checkout's CLI (``--num-proc 1`` and
 ``2``) to the same rounds, for before/after figures taken under the same load; its outputs must be
 the same table as this tree's (byte-identical across its own --num-proc).  Prints one Markdown table.
 """
@@ -68,23 +71,32 @@ def mem(pid: int) -> tuple[int, int]:
 SRC = ROOT / "src"
 
 
-def run_cli(args: list[str], src: Path | None = None) -> tuple[float, float, int, int]:
-    """(wall s, CPU s of the tree, peak RSS, peak PSS) of one ``tmplc`` run."""
-    env = dict(os.environ, PYTHONPATH=str(src or SRC))
+def run_cli(args: list[str], src: Path | None = None, sample: bool = False) -> tuple[float, float, int, int]:
+    """(wall s, CPU s of the tree, peak RSS, peak PSS) of one ``tmplc`` run.  Memory is sampled only
+    when ``sample`` (reading /proc every 50 ms costs CPU that a 2-core run would feel, and the
+    polling rounds the wall time up): a timed run only waits for the process."""
+    # Python's bytecode cache as an installed package has it (pip compiles at install); where the
+    # environment sets PYTHONDONTWRITEBYTECODE, every start would compile tmplc's modules again (~0.1 s)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(src or SRC)
     t = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "tmplc.cli", *args], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     peak_rss = peak_pss = 0
-    status = None
-    while status is None:
-        r, s = mem(p.pid)
-        peak_rss, peak_pss = max(peak_rss, r), max(peak_pss, s)
-        time.sleep(0.05)
-        pid, st, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            status = st
+    if sample:
+        status = None
+        while status is None:
+            r, s = mem(p.pid)
+            peak_rss, peak_pss = max(peak_rss, r), max(peak_pss, s)
+            time.sleep(0.05)
+            pid, st, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                status = st
+        err = p.stderr.read()
+    else:
+        err = p.stderr.read()  # the run's summary is small: reading it to the end waits for the run
+        _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
-    err = p.stderr.read()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"tmplc format failed ({code}):\n{err}")
@@ -140,6 +152,10 @@ def main() -> None:
         if base:
             run_cli(cli + ["--out", str(tmp / "warm.parquet"), "--preview", "1"], base)
         best: dict = {}
+        peaks: dict = {}
+        for np_, src in procs:  # memory: one sampled run each (also the timed runs' warm-up)
+            peaks[np_, src] = run_cli(cli + ["--out", str(tmp / "mem.parquet"), "--num-proc", str(np_)], src,
+                                      sample=True)[2:]
         for _ in range(a.repeat):
             w, c = loop(convs, a.tokenizer)
             best["loop"] = min(best.get("loop", (w, c, 0, 0)), (w, c, 0, 0))
@@ -166,7 +182,8 @@ def main() -> None:
         lines.append(f"| {n} | in-process `encode_rows` loop | {lw:.1f} | {lc:.1f} | {n / lw:,.0f} | 1.00× "
                      "| — | — | — |")
         for np_, src in procs:
-            w, c, rss, pss = best[np_, src]
+            w, c = best[np_, src][:2]
+            rss, pss = peaks[np_, src]
             vs1 = f"{best[1, src][0] / w:.2f}×"
             who = f"baseline ({src.parent.name}) " if src else ""
             lines.append(f"| {n} | {who}`tmplc format --num-proc {np_}` | {w:.1f} | {c:.1f} | {n / w:,.0f} | "

@@ -48,6 +48,11 @@ def timed(name, fn):
     return run
 
 W.BackgroundWriter._loop = timed("writer thread", W.BackgroundWriter._loop)
+try:
+    import tmplc.formatter.parallel as PP
+    PP._Workers._feed = staticmethod(timed("sender threads", PP._Workers._feed))
+except AttributeError:
+    pass
 for name in ("_handle_workers", "_handle_tasks", "_handle_results"):
     setattr(P.Pool, name, staticmethod(timed("Pool." + name, getattr(P.Pool, name))))
 from tmplc.cli import main

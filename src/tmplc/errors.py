@@ -131,6 +131,11 @@ class ModelfileSyntaxError(TargetError):
     exit_code = 2
 
 
+class WorkerError(TmplcError, RuntimeError):
+    """A worker process ended without answering (killed from outside, e.g. by the out-of-memory
+    killer, or crashed)."""
+
+
 class UsageError(TmplcError, ValueError):
     """A command line that cannot work (a missing or contradictory option): exit 2."""
 

@@ -88,22 +88,26 @@ def _position(data: bytes, offset: int) -> tuple[int, int]:
     return line, offset - start + 1
 
 
+def utf8_bom_length(head: bytes, path=None, *, what: str = "file", line_offset: int = 0) -> int:
+    """The length of the UTF-8 BOM that ``head`` (a file's first bytes) starts with (0 or 3); a
+    UTF-16/UTF-32 BOM raises ``InputError``."""
+    if head.startswith(UTF8_BOM):
+        return len(UTF8_BOM)
+    for bom, name in _OTHER_BOMS:
+        if head.startswith(bom):
+            raise InputError(path, f"this {what} is {name} (byte-order mark at byte 0); tmplc reads "
+                                   "UTF-8 text: convert it, e.g. iconv -f UTF-16 -t UTF-8",
+                             line=1 + line_offset, column=1, offset=0)
+    return 0
+
+
 def decode_text(data: bytes, path=None, *, what: str = "file", line_offset: int = 0,
                 byte_offset: int = 0) -> str:
     """Decode bytes under tmplc's policy (UTF-8, optional leading BOM) or raise ``InputError``.
 
     ``line_offset`` / ``byte_offset`` place a chunk inside a larger file (for line readers); a
     BOM is only recognised at byte 0 of the file."""
-    skip = 0
-    if byte_offset == 0:
-        if data.startswith(UTF8_BOM):
-            skip = len(UTF8_BOM)
-        else:
-            for bom, name in _OTHER_BOMS:
-                if data.startswith(bom):
-                    raise InputError(path, f"this {what} is {name} (byte-order mark at byte 0); tmplc reads "
-                                           "UTF-8 text: convert it, e.g. iconv -f UTF-16 -t UTF-8",
-                                     line=1 + line_offset, column=1, offset=0)
+    skip = utf8_bom_length(data, path, what=what, line_offset=line_offset) if byte_offset == 0 else 0
     try:
         return data[skip:].decode("utf-8") if skip else data.decode("utf-8")
     except UnicodeDecodeError as e:

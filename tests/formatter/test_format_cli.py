@@ -138,6 +138,37 @@ def test_cached_tokenizer_info_equals_a_fresh_one(tmp_path, monkeypatch):
         fmt = tmplc.load(fmt_name)
         assert cached.hazards(fmt) == fresh.hazards(fmt), name
         assert tokenize_messages(fmt, conv, cached) == tokenize_messages(fmt, conv, load_tokenizer(name)), name
+        if cached.tiktoken() is not None:  # once its ranks are cached, the tiktoken path reads only the head
+            again = load_tokenizer_info(tokenizer_dir(name))
+            assert tokenize_messages(fmt, conv, again) == tokenize_messages(fmt, conv, cached), name
+            assert again._spec is None and again._rust is None and not isinstance(again._json, str), name
+        assert cached.spec == fresh.spec and cached.json_sha256 == fresh.json_sha256, name  # read on demand
+        assert all(cached.in_model_vocab(i) == (i in set(_vocab_ids(fresh.spec))) for i in
+                   (0, fresh.bos_id or 0, fresh.eos_id or 0, fresh.vocab_size - 1, fresh.vocab_size)), name
+
+
+def _vocab_ids(spec):
+    vocab = spec["model"]["vocab"]
+    return vocab.values() if isinstance(vocab, dict) else range(len(vocab))
+
+
+def test_an_older_tokenizer_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    """An entry in an older layout (the JSON inline, no head) or with its JSON file missing is read
+    again through transformers and rewritten, never half-used."""
+    from tmplc.formatter.tokenizer_load import _cache_dir, load_tokenizer_info
+
+    monkeypatch.setenv("TMPLC_CACHE_DIR", str(tmp_path / "cache"))
+    first = load_tokenizer_info(tokenizer_dir("llama3"))
+    (entry,) = [p for p in _cache_dir().glob("*.json") if not p.name.endswith(".tokenizer.json")]
+    entry.write_text(json.dumps({"json": first.json, "bos": first.bos_token, "eos": first.eos_token,
+                                 "pad": first.pad_token}))
+    again = load_tokenizer_info(tokenizer_dir("llama3"))
+    assert again._rust is not None and again.facts() == first.facts()  # built through transformers
+    assert json.loads(entry.read_text())["layout"] == 2
+    entry.with_suffix(".tokenizer.json").unlink()
+    third = load_tokenizer_info(tokenizer_dir("llama3"))
+    assert third._rust is not None and third.facts() == first.facts()
+    assert entry.with_suffix(".tokenizer.json").read_text() == first.json
 
 
 def test_without_template_the_tokenizer_folders_own_chat_template_formats(tmp_path):

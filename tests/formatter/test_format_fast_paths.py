@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from tmplc.cli import main
 from tmplc.data import readers
@@ -134,3 +136,56 @@ def test_cli_output_identical_with_and_without_orjson(tmp_path, monkeypatch):
     assert any(":57:9: invalid JSON" in r for r in reasons)       # b'{"a": 1,}' is line 40 + 17
     assert any("invalid UTF-8 at byte offset" in r for r in reasons)
     assert any("Unexpected UTF-8 BOM" in r for r in reasons)
+
+
+# -- the JSONL reader's batches (RawLines) -------------------------------------------------------
+
+_LINE_BYTES = st.lists(st.sampled_from([b'{"a": 1}', b"", b"  ", b"\t", b"\r", b"\x0b", b"\x0c", b" {\"b\": \"x\"}",
+                                        b"[1,2]", b"\xe6\x97\xa5", b'["\xe6\x97\xa5"]', b"\xff", b" \xc2\xa0 ",
+                                        b"\xef\xbb\xbf{}"]), max_size=25)
+
+
+def _reference_rows(data: bytes, path: str) -> list[tuple]:
+    """(bytes, line, offset, path) of each non-blank line, as the reader's contract states it: lines
+    split on \\n only, numbered from 1 with blank ones counted, a UTF-8 BOM at byte 0 not part of line 1."""
+    out, offset = [], 0
+    for n, line in enumerate(data.split(b"\n"), 1):
+        start, offset = offset, offset + len(line) + 1
+        if n == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line, start = line[3:], 3
+        if line and not line.isspace():
+            out.append((line + (b"\n" if offset <= len(data) else b""), n, start, path))
+    return out
+
+
+@example(lines=[b"\xef\xbb\xbf{}", b"x"], crlf=True, bom=False, final_newline=False, block=1, batch=1)
+@example(lines=[b'["\xe6\x97\xa5"]'], crlf=False, bom=False, final_newline=True, block=1 << 22, batch=3)
+@given(lines=_LINE_BYTES, crlf=st.booleans(), bom=st.booleans(), final_newline=st.booleans(),
+       block=st.sampled_from([1, 2, 3, 5, 8, 64, 1 << 22]), batch=st.integers(1, 6))
+def test_jsonl_batches_are_the_files_lines_whatever_the_block_size(tmp_path_factory, lines, crlf, bom,
+                                                                    final_newline, block, batch):
+    """Reading in blocks of any size (a line or a batch across block ends) gives every non-blank
+    line with its number and offset, in batches of ``batch``; the bytes read reach the file's size.
+    The second example: a first line starting with a multi-byte character (was refused as invalid
+    UTF-8 when its first 4 bytes cut the character)."""
+    import pickle
+
+    sep = b"\r\n" if crlf else b"\n"
+    data = (b"\xef\xbb\xbf" if bom else b"") + sep.join(lines) + (sep if final_newline and lines else b"")
+    f = tmp_path_factory.mktemp("jsonl") / "d.jsonl"
+    f.write_bytes(data)
+    saved, readers._BLOCK = readers._BLOCK, block
+    try:
+        r = readers.Reader(f)
+        got = list(r.batches(batch))
+    finally:
+        readers._BLOCK = saved
+    want = _reference_rows(data, str(f))
+    assert [len(b) for b in got] == [len(want[i:i + batch]) for i in range(0, len(want), batch)]
+    flat = [(x.data, x.line, x.offset, x.path) for b in got for x in b]
+    assert flat == want
+    assert r.bytes_read == len(data)
+    for b in got:  # what a worker process gets: the same lines
+        assert isinstance(b, readers.RawLines)
+        assert list(pickle.loads(pickle.dumps(b))) == list(b) == [b[i] for i in range(len(b))]
+        assert b[1:3] == list(b)[1:3]

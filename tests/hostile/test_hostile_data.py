@@ -330,3 +330,37 @@ def test_interrupted_run_leaves_no_final_file(tmp_path, how, num_proc):
     if how == "SIGINT":
         assert p.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
         assert os.listdir(outdir) == []  # the temporary file is removed too
+
+
+def test_a_killed_worker_ends_the_run_with_an_error_and_no_file(tmp_path):
+    """A worker killed from outside (as the kernel's OOM killer does) fails the run at once with the
+    reason and what to do, instead of hanging; the temporary output is removed."""
+    f = _big(tmp_path)
+    outdir = tmp_path / "out"
+    out = outdir / "train.parquet"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    p = subprocess.Popen([sys.executable, "-m", "tmplc.cli", "format", str(f), "-t", "llama-3", "--tokenizer",
+                          str(tokenizer_dir("llama3")), "--out", str(out), "--num-proc", "2", "--batch-size", "100"],
+                         stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        assert _wait_for_temp(outdir, p), p.stderr.read() if p.poll() is not None else "no temp file"
+        end = time.monotonic() + 60
+        while time.monotonic() < end and p.poll() is None:
+            workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+            if len(workers) == 2:
+                break
+            time.sleep(0.02)
+        assert len(workers) == 2, workers
+        os.kill(int(workers[0]), signal.SIGKILL)
+        p.wait(60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    err = p.stderr.read()
+    assert p.returncode not in (0, None), err[-600:]
+    assert p.returncode == 1 and "tmplc: error: a format worker process ended unexpectedly (killed by SIGKILL: " \
+        "often the kernel's out-of-memory killer)" in err and "--num-proc 1" in err, err[-600:]
+    assert "Traceback" not in err and "internal error" not in err, err[-1500:]
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split() == []
+    assert not out.exists() and os.listdir(outdir) == []

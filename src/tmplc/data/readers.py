@@ -28,12 +28,14 @@ import csv
 import json
 import re
 import sys
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from tmplc.errors import MessageError, TmplcError
-from tmplc.fileio import UTF8_BOM, InputError, decode_text, read_text
+from tmplc.fileio import UTF8_BOM, InputError, decode_text, read_text, utf8_bom_length
 
 KINDS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv", "tsv": "tsv",
          "parquet": "parquet", "pq": "parquet"}
@@ -56,6 +58,37 @@ class RawLine:
     offset: int
     path: str
 
+
+class RawLines(Sequence):
+    """A batch of JSONL lines: one ``bytes`` holding them (blank lines between them included) with
+    each line's start and end offsets in the file and its line number; an item is a ``RawLine``.
+    It pickles as a few objects, not one per line (a batch sent to a worker process)."""
+
+    __slots__ = ("blob", "base", "starts", "ends", "lines", "path")
+
+    def __init__(self, blob: bytes, base: int, starts: array, ends: array, lines: array, path: str) -> None:
+        self.blob, self.base, self.starts, self.ends, self.lines, self.path = blob, base, starts, ends, lines, path
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        s = self.starts[k]
+        return RawLine(self.blob[s - self.base:self.ends[k] - self.base], self.lines[k], s, self.path)
+
+    def __iter__(self):
+        blob, base, path = self.blob, self.base, self.path
+        for s, e, n in zip(self.starts, self.ends, self.lines):
+            yield RawLine(blob[s - base:e - base], n, s, path)
+
+    def __reduce__(self):
+        return RawLines, (self.blob, self.base, self.starts, self.ends, self.lines, self.path)
+
+
+_BLOCK = 1 << 22  # bytes read at a time
+_BLANK = frozenset(b" \t\n\r\x0b\x0c")  # the bytes bytes.isspace() accepts
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _BRACKETS = re.compile(r"[\[\]{}]")
@@ -201,7 +234,7 @@ class Reader:
                "parquet": self._parquet}[self.kind]
         buf: list = []
         for row in gen(batch_size):
-            if isinstance(row, list):  # a whole batch (JSONL, JSON, Parquet)
+            if isinstance(row, (list, RawLines)):  # a whole batch (JSONL, JSON, Parquet)
                 yield row
                 continue
             buf.append(row)
@@ -213,32 +246,52 @@ class Reader:
 
     # -- JSONL ---------------------------------------------------------------------------------
     def _jsonl(self, batch_size):
-        """Whole batches of ``RawLine`` (blank lines skipped, not counted as rows)."""
+        """Whole batches as ``RawLines`` (blank lines skipped, not counted as rows).  The file is read
+        in large blocks and only the line ends are looked for here; each line's bytes are cut out
+        where the batch is parsed (a worker process)."""
         path = self.path
-        batch: list = []
         with self.file.open("rb") as f:
-            offset = 0
-            n = 0
-            for line in f:
+            buf = f.read(max(_BLOCK, 4))
+            pos = utf8_bom_length(buf[:4], self.path, what="data file")
+            base = 0  # the file offset of buf[0]
+            n = 0  # lines so far, blank ones included
+            first = None  # where in buf the batch being gathered starts
+            starts, ends, lines = array("q"), array("q"), array("q")
+            while True:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    more = f.read(_BLOCK)
+                    if more:  # keep the gathered batch and the line begun
+                        keep = pos if first is None else first
+                        buf = buf[keep:] + more
+                        base += keep
+                        pos -= keep
+                        if first is not None:
+                            first = 0
+                        continue
+                    if pos >= len(buf):
+                        break
+                    end = len(buf)  # the last line, without a line break
+                else:
+                    end = nl + 1
                 n += 1
-                start = offset
-                offset += len(line)
-                if n == 1:
-                    if line.startswith(UTF8_BOM):
-                        line = line[len(UTF8_BOM):]
-                        start += len(UTF8_BOM)
-                    else:
-                        decode_text(line[:4], self.path, what="data file")  # UTF-16/32 BOM -> InputError
-                if not line or line.isspace():  # a blank line (no copy of the line, unlike strip)
+                if buf[pos] in _BLANK and buf[pos:end].isspace():
+                    pos = end
                     continue
-                batch.append(RawLine(line, n, start, path))
-                if len(batch) >= batch_size:
-                    self.bytes_read = offset
-                    yield batch
-                    batch = []
-            self.bytes_read = offset
-        if batch:
-            yield batch
+                if first is None:
+                    first = pos
+                starts.append(base + pos)
+                ends.append(base + end)
+                lines.append(n)
+                pos = end
+                if len(lines) >= batch_size:
+                    self.bytes_read = base + pos
+                    yield RawLines(buf[first:pos], base + first, starts, ends, lines, path)
+                    first = None
+                    starts, ends, lines = array("q"), array("q"), array("q")
+            self.bytes_read = base + len(buf)
+        if lines:
+            yield RawLines(buf[first:pos], base + first, starts, ends, lines, path)
 
     # -- JSON ----------------------------------------------------------------------------------
     def _json(self, batch_size):

@@ -37,8 +37,8 @@ STRESS = (
 
 def _eligible(info: "TokenizerInfo") -> str | None:
     """The pre-tokenizer regex when eligible, else None."""
-    spec = info.spec
-    model = spec.get("model") or {}
+    spec = info.head
+    model = spec["model"]
     if model.get("type") != "BPE" or model.get("byte_fallback") or model.get("dropout"):
         return None
     if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
@@ -103,7 +103,7 @@ def _cache_key(info: "TokenizerInfo") -> str:
     import tiktoken
     import tokenizers
 
-    h = hashlib.sha256(info.json.encode("utf-8"))
+    h = hashlib.sha256(info.json_sha256.encode())
     h.update(f"|tiktoken={tiktoken.__version__}|tokenizers={tokenizers.__version__}|v1".encode())
     return h.hexdigest()
 
@@ -171,15 +171,14 @@ def build_tiktoken(info: "TokenizerInfo") -> Any:
         return None
     from tmplc.formatter.tokenizer_info import _byte_decoder
 
-    model = info.spec["model"]
-    vocab: dict[str, int] = model["vocab"]
     bd = _byte_decoder()
     try:
         key = _cache_key(info)
     except Exception:  # pragma: no cover
         key = None
-    ranks = _load_ranks(key, len(vocab)) if key else None
+    ranks = _load_ranks(key, sum(b - a for a, b in info.model_vocab)) if key else None
     if ranks is None:
+        vocab: dict[str, int] = info.spec["model"]["vocab"]
         ranks = {}
         try:
             for tok, i in vocab.items():
@@ -202,7 +201,7 @@ def build_tiktoken(info: "TokenizerInfo") -> Any:
     except Exception:  # pragma: no cover - unreadable cache: verify
         marker = None
     # verification: every vocabulary entry's text, plus stress texts with the added tokens
-    texts = [bytes(bd[c] for c in tok).decode("utf-8", "replace") for tok in vocab]
+    texts = [bytes(bd[c] for c in tok).decode("utf-8", "replace") for tok in info.spec["model"]["vocab"]]
     texts.append(STRESS)
     texts.append(STRESS + "".join(list(info.added)[:64]) + STRESS)
     texts.append("".join(f"{t} x{t}\n" for t in info.added))

@@ -62,9 +62,8 @@ def _tokenizer_facts(info, enc) -> tuple | None:
         names = list(added)
         ok = all(not (a != b and a in b) for a in names for b in names)
         if ok:
-            vocab_ids = set((info.spec.get("model") or {}).get("vocab", {}).values())
             if info.bos_id is not None:
-                if added.get(info.bos_token) != info.bos_id or info.bos_id in vocab_ids:
+                if added.get(info.bos_token) != info.bos_id or info.in_model_vocab(info.bos_id):
                     ok = False
             if ok:
                 facts = (table.tolist(), added, frozenset(n[0] for n in names if n))

@@ -23,7 +23,7 @@ import threading
 import unicodedata
 import warnings
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from tmplc.errors import TmplcError
 
@@ -58,6 +58,44 @@ def _components(node: Any, key: str = "pretokenizers") -> list[dict]:
     return [node]
 
 
+def spec_head(spec: dict) -> dict:
+    """A tokenizer JSON without its model's ``vocab`` and ``merges``: what the formatter reads of it
+    on every run (the vocabulary is read only to build what is then cached)."""
+    head = {k: v for k, v in spec.items() if k != "model"}
+    head["model"] = {k: v for k, v in (spec.get("model") or {}).items() if k not in ("vocab", "merges")}
+    return head
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads`` with the cyclic collector paused: a 128k vocabulary's merges are ~10^6 small
+    lists, and collections while they are made would more than double the time."""
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return json.loads(text)
+    finally:
+        if was:
+            gc.enable()
+
+
+def _id_ranges(ids) -> list[tuple[int, int]]:
+    """Sorted ids as half-open ranges ``[(start, end), ...]`` (a vocabulary is mostly one range)."""
+    out: list[list[int]] = []
+    for i in sorted(ids):
+        if out and out[-1][1] == i:
+            out[-1][1] = i + 1
+        elif not out or out[-1][1] < i:
+            out.append([i, i + 1])
+    return [(a, b) for a, b in out]
+
+
+def _model_vocab_ids(model: dict):
+    vocab = model.get("vocab") or {}
+    return vocab.values() if isinstance(vocab, dict) else range(len(vocab))  # Unigram: a list of pieces
+
+
 class TokenizerInfo:
     """Facts about one HF fast tokenizer (see the module docstring)."""
 
@@ -70,30 +108,65 @@ class TokenizerInfo:
         self._setup(tokenizer.backend_tokenizer, tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token)
 
     @classmethod
-    def from_parts(cls, tokenizer_json: str, bos_token, eos_token, pad_token, facts: dict | None = None,
-                   surface: tuple | None = None) -> "TokenizerInfo":
+    def from_parts(cls, tokenizer_json: str | Callable[[], str], bos_token, eos_token, pad_token,
+                   facts: dict | None = None, surface: tuple | None = None,
+                   head: dict | None = None) -> "TokenizerInfo":
         """Rebuild from ``parts()`` (what a pickled BatchTokenizer carries instead of the HF object).
 
         ``facts`` (from ``facts()`` of the same tokenizer, e.g. a cache) defers building the Rust
         tokenizer (about 0.5 s for a 128k vocabulary) until something needs it; ``surface``: the
-        ``(surface, nfc)`` pair, likewise."""
+        ``(surface, nfc)`` pair, likewise; ``head`` (``spec_head``) defers parsing the JSON (about
+        0.1 s), and then ``tokenizer_json`` may be a function that reads it when first needed."""
         self = cls.__new__(cls)
         if facts is None:
             from tokenizers import Tokenizer
 
-            rust = Tokenizer.from_str(tokenizer_json)
+            rust = Tokenizer.from_str(tokenizer_json if isinstance(tokenizer_json, str) else tokenizer_json())
         else:
             rust = None
-        self._setup(rust, bos_token, eos_token, pad_token, tokenizer_json, own=True, facts=facts, surface=surface)
+        self._setup(rust, bos_token, eos_token, pad_token, tokenizer_json, own=True, facts=facts, surface=surface,
+                    head=head)
         return self
 
     def parts(self) -> tuple:
         return (self.json, self.bos_token, self.eos_token, self.pad_token)
 
     def facts(self) -> dict:
-        """What ``_setup`` asks the Rust tokenizer (see ``from_parts``)."""
+        """What ``_setup`` asks the Rust tokenizer and the full JSON (see ``from_parts``)."""
         return {"bos_id": self.bos_id, "eos_id": self.eos_id, "pad_id": self.pad_id, "adds_bos": self.adds_bos,
-                "vocab_size": self.vocab_size}
+                "vocab_size": self.vocab_size, "model_vocab": self.model_vocab, "json_sha256": self.json_sha256}
+
+    @property
+    def json(self) -> str:
+        """The tokenizer's JSON text (read when first needed, where the info came from a cache)."""
+        if not isinstance(self._json, str):
+            with self._json_lock:
+                if not isinstance(self._json, str):
+                    self._json = self._json()
+        return self._json
+
+    @property
+    def spec(self) -> dict:
+        """The parsed tokenizer JSON (parsed when first needed; ``head`` has all but the model's
+        vocabulary and merges)."""
+        if self._spec is None:
+            with self._json_lock:
+                if self._spec is None:
+                    self._spec = _parse_json(self.json)
+        return self._spec
+
+    @property
+    def json_sha256(self) -> str:
+        """The SHA-256 of ``json`` (hex): the key of what is cached about this vocabulary."""
+        if self._json_sha256 is None:
+            import hashlib
+
+            self._json_sha256 = hashlib.sha256(self.json.encode("utf-8")).hexdigest()
+        return self._json_sha256
+
+    def in_model_vocab(self, token_id: int) -> bool:
+        """Whether ``token_id`` is an entry of the model's own vocabulary (not only an added token)."""
+        return any(a <= token_id < b for a, b in self.model_vocab)
 
     @property
     def rust(self):
@@ -108,19 +181,24 @@ class TokenizerInfo:
                     self._rust = t
         return self._rust
 
-    def _setup(self, rust, bos_token, eos_token, pad_token, tokenizer_json: str | None = None,
-               own: bool = False, facts: dict | None = None, surface: tuple | None = None) -> None:
-        from tokenizers import Tokenizer
+    def _setup(self, rust, bos_token, eos_token, pad_token, tokenizer_json: Any = None, own: bool = False,
+               facts: dict | None = None, surface: tuple | None = None, head: dict | None = None) -> None:
+        self._json = tokenizer_json if tokenizer_json is not None else rust.to_str()
+        self._spec: dict | None = None
+        self._json_lock = threading.RLock()  # spec reads json under it
+        self._rust_lock = threading.Lock()
+        if own:
+            self._rust = rust
+        else:
+            # an own copy: transformers leaves its shared backend's encode_special_tokens set after a
+            # tokenizer(..., split_special_tokens=True) call, which would split template special tokens
+            from tokenizers import Tokenizer
 
-        self.json = tokenizer_json if tokenizer_json is not None else rust.to_str()
-        # an own copy: transformers leaves its shared backend's encode_special_tokens set after a
-        # tokenizer(..., split_special_tokens=True) call, which would split template special tokens
-        self._rust = rust if own else Tokenizer.from_str(self.json)
+            self._rust = Tokenizer.from_str(self.json)
         if self._rust is not None:
             self._rust.encode_special_tokens = False
-        self.spec = json.loads(self.json)
+        self.head = head if head is not None else spec_head(self.spec)
         self._lock = threading.Lock()
-        self._rust_lock = threading.Lock()
         self._rust_split = None
         self._tiktoken: Any = False  # False: not tried yet; None: not available
 
@@ -130,14 +208,18 @@ class TokenizerInfo:
         if facts is not None:
             self.bos_id, self.eos_id, self.pad_id = facts["bos_id"], facts["eos_id"], facts["pad_id"]
             self.adds_bos = bool(facts["adds_bos"])
+            self.model_vocab = [tuple(r) for r in facts["model_vocab"]]
+            self._json_sha256 = facts["json_sha256"]
         else:
+            self.model_vocab = _id_ranges(_model_vocab_ids(self.spec.get("model") or {}))
+            self._json_sha256 = None
             self.bos_id = self._id(self.bos_token)
             self.eos_id = self._id(self.eos_token)
             self.pad_id = self._id(self.pad_token)
             with_sp = self.rust.encode("a", add_special_tokens=True).ids
             self.adds_bos = self.bos_id is not None and bool(with_sp) and with_sp[0] == self.bos_id
 
-        added = self.spec.get("added_tokens") or []
+        added = self.head.get("added_tokens") or []
         self.added: dict[str, int] = {a["content"]: a["id"] for a in added}
         self.special: dict[str, int] = {a["content"]: a["id"] for a in added if a.get("special")}
         self.special_len: dict[int, int] = {i: len(s) for s, i in self.special.items()}
@@ -165,14 +247,14 @@ class TokenizerInfo:
         """(numpy int array of byte lengths per id, needs_nfc_check) or (None, False)."""
         import numpy as np
 
-        model = self.spec.get("model") or {}
+        model = self.head["model"]
         if model.get("type") != "BPE" or self.lrstrip:
             return None, False
         if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
             return None, False
-        norms = _components(self.spec.get("normalizer"), "normalizers")
-        pres = _components(self.spec.get("pre_tokenizer"))
-        decs = _components(self.spec.get("decoder"), "decoders")
+        norms = _components(self.head.get("normalizer"), "normalizers")
+        pres = _components(self.head.get("pre_tokenizer"))
+        decs = _components(self.head.get("decoder"), "decoders")
         nfc = False
         kind = None
         if any(p.get("type") == "ByteLevel" for p in pres) and not model.get("byte_fallback"):
@@ -190,7 +272,7 @@ class TokenizerInfo:
             kind = "spm"
         else:
             return None, False
-        vocab: dict[str, int] = model.get("vocab") or {}
+        vocab: dict[str, int] = self.spec["model"].get("vocab") or {}
         table = np.full(self.vocab_size, -1, dtype=np.int64)
         if kind == "bytelevel":
             bd = _byte_decoder()
@@ -244,7 +326,7 @@ class TokenizerInfo:
         """Human-readable warnings about this tokenizer with this format (empty when fine)."""
         out = []
         eot = end_of_turn(fmt, self)
-        if eot and eot in self.special and self.spec.get("normalizer") is None:
+        if eot and eot in self.special and self.head.get("normalizer") is None:
             eot_ids = [self.special[eot]]  # a special token's own text is that token
         else:
             eot_ids = self.token_ids(eot) if eot else []
