@@ -97,3 +97,18 @@ def test_a_worker_that_dies_ends_the_run_with_its_exit_code(job):
         _run(job, 2, _raise_at("exit"))
     assert time.monotonic() - t < 60
     assert multiprocessing.active_children() == []
+
+
+def test_spawned_workers_where_fork_is_not_available(job, monkeypatch):
+    """Where fork is not available (Windows) workers are spawned and rebuild the tokenizer from its
+    JSON: the same written bytes as one process."""
+    from functools import partial
+
+    from tmplc.data.writers import prepare_batch
+    from tmplc.formatter import parallel
+
+    one = _run(job, 1, partial(prepare_batch, "jsonl"))
+    monkeypatch.setattr(parallel.mp, "get_all_start_methods", lambda: ["spawn"])
+    two = _run(job, 2, partial(prepare_batch, "jsonl"))
+    assert [r.payload for r in two] == [r.payload for r in one] and b"".join(r.payload for r in one)
+    assert multiprocessing.active_children() == []

@@ -246,7 +246,7 @@ def run_batches(job: RowsJob, batches: Iterable[tuple[list[int], list]], consume
         ctx = mp.get_context("fork")
         _JOB, _KW, _PREP = job, kw, prepare
         args: tuple = ()
-    else:  # pragma: no cover - not Linux
+    else:  # Windows (tested on Linux by hiding fork)
         ctx = mp.get_context("spawn")
         state = {k: v for k, v in job.__dict__.items() if k != "info"}
         args = ((job.info.parts(), state), kw, prepare)
