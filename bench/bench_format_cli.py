@@ -17,8 +17,9 @@ sampling's CPU would compete with a 2-core run).  CPU seconds: user + system of 
 
 On a shared machine, ``--repeat N`` runs the three methods N times interleaved (loop, --num-proc
 1, --num-proc 2, loop, ...), so that each round's three see about the same load, and reports each
-method's fastest round (the least disturbed) and the ratios of those; the first CLI run warms the
-tokenizer cache and the memory runs the rest (neither is timed).  ``--baseline-src`` adds an older checkout's CLI (``--num-proc 1`` and
+method's fastest round (the least disturbed) and the ratios of those; the first CLI run fills the
+tokenizer cache (one of its own per source tree, under the run's temporary folder) and the memory
+runs warm the rest (neither is timed).  ``--baseline-src`` adds an older checkout's CLI (``--num-proc 1`` and
 ``2``) to the same rounds, for before/after figures taken under the same load; its outputs must be
 the same table as this tree's (byte-identical across its own --num-proc).  Prints one Markdown table.
 """
@@ -69,6 +70,7 @@ def mem(pid: int) -> tuple[int, int]:
 
 
 SRC = ROOT / "src"
+CACHE = Path(tempfile.gettempdir()) / "tmplc-bench-cache"
 
 
 def run_cli(args: list[str], src: Path | None = None, sample: bool = False) -> tuple[float, float, int, int]:
@@ -79,6 +81,8 @@ def run_cli(args: list[str], src: Path | None = None, sample: bool = False) -> t
     # environment sets PYTHONDONTWRITEBYTECODE, every start would compile tmplc's modules again (~0.1 s)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(src or SRC)
+    # each tree its own tokenizer cache: another version's entries would not be its own
+    env["TMPLC_CACHE_DIR"] = str(CACHE / ("baseline" if src else "this"))
     t = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "tmplc.cli", *args], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
@@ -140,7 +144,9 @@ def main() -> None:
     procs = [(1, None), (2, None)] + ([(1, base), (2, base)] if base else [])
     from bench_formatter import corpus
 
+    global CACHE
     tmp = Path(tempfile.mkdtemp(prefix="tmplc-bench-"))
+    CACHE = tmp / "cache"
     loads = [os.getloadavg()[0]]
     lines = []
     for n in a.rows:
