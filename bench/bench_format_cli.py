@@ -1,7 +1,7 @@
 """`tmplc format` end to end vs the in-process formatter loop (issue 18).
 
     .venv/bin/python bench/bench_format_cli.py [--rows 20000 40000] [--repeat 3] [--tokenizer .cache/fixtures/llama3]
-        [--baseline-src ../main/src]
+        [--baseline-src ../main/src] [--write BENCHMARKS.md]
 
 Corpus: bench_formatter's README corpus (system prompt + 3 exchanges, seeded), as JSONL with a
 ``messages`` column; the real Llama-3 tokenizer; tmplc's llama-3 format; output Parquet.
@@ -21,7 +21,8 @@ method's fastest round (the least disturbed) and the ratios of those; the first 
 tokenizer cache (one of its own per source tree, under the run's temporary folder) and the memory
 runs warm the rest (neither is timed).  ``--baseline-src`` adds an older checkout's CLI (``--num-proc 1`` and
 ``2``) to the same rounds, for before/after figures taken under the same load; its outputs must be
-the same table as this tree's (byte-identical across its own --num-proc).  Prints one Markdown table.
+the same table as this tree's (byte-identical across its own --num-proc).  Prints one Markdown table;
+``--write`` also puts it (with the command and the time) in BENCHMARKS.md, replacing the last one.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def main() -> None:
     ap.add_argument("--src", default=str(ROOT / "src"),
                     help="the tmplc source tree the CLI runs (e.g. an older checkout's src, with its templates/ "
                          "and grammars/ beside it)")
+    ap.add_argument("--write", metavar="BENCHMARKS.md", default=None, help="also write the table there")
     ap.add_argument("--baseline-src", default=None,
                     help="also run this source tree's CLI in the same rounds (before/after under the same load)")
     a = ap.parse_args()
@@ -195,13 +197,21 @@ def main() -> None:
             lines.append(f"| {n} | {who}`tmplc format --num-proc {np_}` | {w:.1f} | {c:.1f} | {n / w:,.0f} | "
                          f"{lw / w:.2f}× | {vs1} | {m(rss)} | {m(pss)} |")
     loads.append(os.getloadavg()[0])
-    print("| rows | run | wall s | CPU s | ex/s | vs loop | vs --num-proc 1 | peak RSS (tree) | peak PSS (tree) |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    print("\n".join(lines))
     also = f" and the baseline's from {base}" if base else ""
-    print(f"(fastest of {a.repeat} interleaved round(s); CLI from {SRC}{also}; outputs byte-identical across "
-          f"--num-proc{', the same table as the baseline' if base else ''}; {os.cpu_count()} CPUs; load average "
-          f"{' / '.join(f'{x:.1f}' for x in loads)} at the start / end)")
+    table = "\n".join(
+        ["| rows | run | wall s | CPU s | ex/s | vs loop | vs --num-proc 1 | peak RSS (tree) | peak PSS (tree) |",
+         "|---:|---|---:|---:|---:|---:|---:|---:|---:|"] + lines +
+        [f"(fastest of {a.repeat} interleaved round(s); CLI from {SRC}{also}; outputs byte-identical across "
+         f"--num-proc{', the same table as the baseline' if base else ''}; {os.cpu_count()} CPUs; load average "
+         f"{' / '.join(f'{x:.1f}' for x in loads)} at the start / end)"])
+    print(table)
+    if a.write:
+        from benchdoc import write_block
+
+        cmd = " ".join(["bench/bench_format_cli.py"] + sys.argv[1:])
+        write_block(a.write, "bench_format_cli", f"Last run: `.venv/bin/python {cmd}` "
+                    f"({time.strftime('%H:%M UTC, %Y-%m-%d', time.gmtime())})\n\n{table}",
+                    "`tmplc format` end to end (issue 18)")
     shutil.rmtree(tmp, ignore_errors=True)  # only this run's own folder
 
 

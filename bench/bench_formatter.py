@@ -26,7 +26,6 @@ import argparse
 import os
 import platform
 import random
-import re
 import sys
 import time
 import warnings
@@ -181,18 +180,10 @@ def main(argv=None) -> int:
     print(table)
     print("\nlabels == brute-force reference on every conversation of both corpora: OK")
     if args.write:
-        path = Path(args.write)
-        start, end = "<!-- bench_formatter:start -->", "<!-- bench_formatter:end -->"
-        block = f"{start}\n{table}\n{end}"
-        old = path.read_text(encoding="utf-8") if path.exists() else ""
-        if start in old and end in old:
-            new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda m: block, old, flags=re.S)
-        else:
-            new = (old.rstrip() + "\n\n" if old else "# Benchmarks\n\n") + \
-                "## Formatter throughput\n\nCommand: `.venv/bin/python bench/bench_formatter.py --write " \
-                "BENCHMARKS.md`\n\n" + block + "\n"
-        path.write_text(new, encoding="utf-8")
-        print(f"wrote {path}")
+        from benchdoc import write_block
+
+        write_block(args.write, "bench_formatter", table, "Formatter throughput",
+                    "Command: `.venv/bin/python bench/bench_formatter.py --write BENCHMARKS.md`\n\n")
     return 0
 
 
