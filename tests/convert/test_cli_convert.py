@@ -115,3 +115,40 @@ def test_convert_says_why_a_tool_part_is_refused(tmp_path, capsys):
     cap = capsys.readouterr()
     assert "tools: refused: an Ollama template's tool part" in cap.err, cap.err
     assert "{SYSTEM|nonempty}" in cap.out
+
+
+#: ChatML, except that an answer right after an answer continues it (no new turn)
+CHATML_JOINING = ("{% for m in messages %}{% if m.role == 'assistant' and not loop.first and "
+                  "messages[loop.index0 - 1].role == 'assistant' %}{{ m.content }}<|im_end|>\n{% else %}"
+                  "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
+                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_convert_names_shapes_the_template_renders_otherwise(tmp_path, capsys):
+    """A template that renders two answers in a row otherwise than the format (which gives each its
+    own turn) converts exactly on alternating turns, with a caveat and a note naming the shape; a
+    template that renders them as separate turns gets neither."""
+    import yaml
+
+    import tmplc
+    from tmplc.convert.corpus import hf_render
+
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+            {"role": "assistant", "content": "b"}]
+    joined = hf_render(CHATML_JOINING, msgs, False, None, "<|im_end|>")
+    assert joined.endswith("<|im_start|>assistant\na<|im_end|>\nb<|im_end|>\n")  # the premise, by transformers
+    assert tmplc.load("chatml").render(msgs).endswith("<|im_start|>assistant\nb<|im_end|>\n")
+    for template, noted in ((CHATML_JOINING, True), (CHATML, False)):
+        d = tmp_path / ("joining" if noted else "plain")
+        d.mkdir()
+        p = _cfg(d, template)
+        assert main(["convert", str(p), "--to", "yaml"]) == 0
+        out = capsys.readouterr()
+        caveat = ("tmplc: caveat: the template renders two answers in a row otherwise than this format (each "
+                  "message its own turn): rows with two answers in a row train a text the template does not show")
+        assert (caveat in out.err) == noted, out.err
+        notes = yaml.safe_load(out.out)["notes"]
+        assert ("the template renders two answers in a row otherwise" in notes) == noted
+        assert "two user messages in a row" not in out.err + notes
+        fmt = tmplc.from_jinja(template, eos_token="<|im_end|>")
+        assert ("two answers in a row" in fmt.meta.notes) == noted

@@ -198,3 +198,42 @@ def test_spec_features_name_what_a_conversion_uses():
                            "{OUTPUT}<|e|>\n{END}{{x}}", bos_token="<s>")
     assert corpus.spec_features(fmt) == ("{SYSTEM|nonempty}", "{INPUT|trim}", "{PROMPT|skip_after_answer}",
                                          "{OUTPUT|drop_think}", "{END}")
+
+
+#: the corpus templates that render two answers or two user messages in a row otherwise than their
+#: converted format (each message its own turn), as transformers renders them (session 19).  Qwen3.5,
+#: StepFun 3.5 and DeepSeek V4 render them otherwise than their text format only: their tool part
+#: (how it joins messages around calls and results) renders them as the template does
+RENDER_OTHERWISE = {
+    "llamacpp-Apertus-8B-Instruct", "llamacpp-Apriel-1.6-15b-Thinker-fixed", "llamacpp-deepseek-ai-DeepSeek-V3.1",
+    "llamacpp-deepseek-ai-DeepSeek-V3.2", "llamacpp-google-gemma-4-31B-it"}
+
+
+def test_shapes_beyond_alternating_turns_rendered_otherwise_are_noted(results):
+    """Two answers in a row and two user messages in a row (with and without a system message),
+    through the real template in transformers and through the converted format: a conversion's
+    notes name a shape exactly when the two render it differently (a template that raises on it,
+    or a format that refuses it, is not noted)."""
+    from tmplc.convert.corpus import hf_render
+
+    shapes = {"two answers in a row": ["user", "assistant", "assistant"],
+              "two user messages in a row": ["user", "user", "assistant"]}
+    noted = set()
+    for r in results:
+        if r.status != "converted":
+            continue
+        e, fmt = r.entry, r.format
+        for what, roles in shapes.items():
+            msgs = [{"role": role, "content": f"text {i} of a {role}"} for i, role in enumerate(roles)]
+            differs = False
+            for conv in (msgs, [{"role": "system", "content": "Be kind."}] + msgs):
+                try:
+                    real = hf_render(e.template, conv, False, e.bos_token, e.eos_token)
+                    mine = fmt.render(conv, False)
+                except Exception:  # noqa: BLE001 - raised by either (MessageError here): not a difference
+                    continue
+                differs = differs or real != mine
+            assert (what in fmt.meta.notes) == differs, (e.name, what, fmt.meta.notes)
+            if differs:
+                noted.add(e.name)
+    assert noted == RENDER_OTHERWISE

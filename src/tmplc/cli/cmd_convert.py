@@ -111,6 +111,10 @@ def run(args) -> int:
 
     for c in caveats(fmt):
         print(f"tmplc: caveat: {c}", file=sys.stderr)
+    for what in () if args.text_only else conv.renders_otherwise:
+        print(f"tmplc: caveat: the template renders {what} otherwise than this format (each message its own "
+              f"turn): rows with {what} train a text the template does not show; merge or drop them",
+              file=sys.stderr)
     if args.target != "all":
         if args.target == "spec" and fmt.structure.tools is not None:
             print("tmplc: note: the spec text (--to spec, the default) holds the text format only; the tool "

@@ -37,6 +37,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NEUTRAL_BOS, NEUTRAL_EOS = "<|bos|>", "<|eos|>"
 
@@ -382,6 +383,7 @@ class Result:
     #: tool check differs)
     tools: str = ""
     tools_reason: str = ""
+    format: Any = None  # converted: the ChatFormat
 
     @property
     def tool_capable(self) -> bool:
@@ -422,7 +424,7 @@ def evaluate(entry: Entry, n_check: int = 60) -> Result:
             tools, tools_reason = "wrong", tool_problem
     from tmplc.convert.identify import identify
 
-    return Result(entry, "converted", "", identify(fmt) or "", kind, spec_features(fmt), tools, tools_reason)
+    return Result(entry, "converted", "", identify(fmt) or "", kind, spec_features(fmt), tools, tools_reason, fmt)
 
 
 #: placeholders that are a feature of a spec by themselves (the others only with filters)

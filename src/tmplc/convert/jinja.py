@@ -34,6 +34,9 @@ Conventions (where the issue is silent):
 * Equivalence is checked on the conversations a ChatFormat describes: an optional system
   message, then alternating user/assistant messages starting with the user.  Where the original
   raises on other shapes (consecutive users, a leading assistant), the format renders them.
+  Two answers in a row and two user messages in a row are rendered through both: where the
+  template renders them otherwise than the format (each message its own turn), the format's
+  notes say so (:func:`renders_otherwise`); they are not refused.
 * A template that raises on a system message converts to a format without a system slot (the
   format then refuses system messages too); one that silently drops it is refused.
 * Content transformations the IR carries: ``trim``/``lstrip``/``rstrip`` (Python's, Unicode
@@ -57,6 +60,7 @@ Conventions (where the issue is silent):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from dataclasses import replace as _replace
 from itertools import product
 from typing import Any
@@ -192,17 +196,27 @@ def from_jinja(template: str, *, bos_token: str | None = None, eos_token: str | 
     vprobe = _Probe(template, real, limits)
     verify_conversion(fmt, vprobe, has_system=probes.has_system, n_random=n_random, seed=seed)
     fmt, reasoning_note = read_given_reasoning(fmt, vprobe)
+    notes = partial(_conversion_notes, None if probes.has_system else probes.sys_text, reasoning_note, vars)
+    shapes = renders_otherwise(fmt, vprobe, has_system=probes.has_system)
     if _tool_state is not None:  # convert_jinja: the tool part, on the verified text format
-        _tool_state.update(fmt=fmt, real=real, has_system=probes.has_system, vprobe=vprobe)
-    if not probes.has_system:
-        notes = f"converted from an HF chat template; the template raises on a system message ({probes.sys_text})"
-    else:
-        notes = "converted from an HF chat template"
+        _tool_state.update(fmt=fmt, real=real, has_system=probes.has_system, vprobe=vprobe, notes=notes,
+                           shapes=shapes)
+    return fmt.with_meta(notes=notes(shapes))
+
+
+def _conversion_notes(system_refused: str | None, reasoning_note: str, vars: dict, shapes: list[str]) -> str:
+    notes = "converted from an HF chat template"
+    if system_refused is not None:
+        notes += f"; the template raises on a system message ({system_refused})"
     if reasoning_note:
         notes += "; " + reasoning_note
+    if shapes:
+        notes += (f"; not verified beyond alternating turns: the template renders {' and '.join(shapes)} otherwise "
+                  "than this format (each message its own turn), so rows with them train a text the template "
+                  "does not show")
     if vars:
         notes += "; template variables baked in: " + ", ".join(f"{k}={v!r}" for k, v in vars.items())
-    return fmt.with_meta(notes=notes)
+    return notes
 
 
 @dataclass(frozen=True)
@@ -219,6 +233,9 @@ class JinjaConversion:
     tools_reason: str = ""
     #: what an exact tool part leaves unverified (e.g. the template raises on string arguments)
     tools_notes: tuple[str, ...] = ()
+    #: the shapes beyond alternating turns the template renders otherwise than ``format``
+    #: (:func:`renders_otherwise`), e.g. ``("two answers in a row",)``
+    renders_otherwise: tuple[str, ...] = ()
 
     @property
     def tools_status(self) -> str:
@@ -237,8 +254,9 @@ def convert_jinja(template: str, *, bos_token: str | None = None, eos_token: str
     state: dict = {}
     text = from_jinja(template, bos_token=bos_token, eos_token=eos_token, format_name=format_name, limits=limits,
                       n_random=n_random, seed=seed, _tool_state=state, **vars)
+    text_shapes = tuple(state["shapes"])
     if not uses_tools(template):
-        return JinjaConversion(text, text, "none")
+        return JinjaConversion(text, text, "none", renders_otherwise=text_shapes)
     has_system = state["has_system"]
 
     def reverify(f: ChatFormat) -> None:
@@ -248,10 +266,13 @@ def convert_jinja(template: str, *, bos_token: str | None = None, eos_token: str
         fmt, notes = recover_tools(template, text, state["real"], limits or DEFAULT_LIMITS,
                                    n_random=n_random_tools, seed=seed, reverify=reverify)
     except ConversionRefused as e:  # a sandbox limit on the tool probes included: the text part stands
-        return JinjaConversion(text, text, "refused", e.reason)
+        return JinjaConversion(text, text, "refused", e.reason, renders_otherwise=text_shapes)
     note = "; tools, tool calls and tool results recovered and verified on tool conversations"
     note += "".join(f" ({n})" for n in notes)
-    return JinjaConversion(fmt.with_meta(notes=text.meta.notes + note), text, "exact", "", tuple(notes))
+    # the shapes again: the tool part may render them otherwise than the text format (Apriel 1.6)
+    shapes = renders_otherwise(fmt, state["vprobe"], has_system=has_system)
+    return JinjaConversion(fmt.with_meta(notes=state["notes"](shapes) + note), text, "exact", "", tuple(notes),
+                           tuple(shapes))
 
 
 def _TOKENS() -> dict:
@@ -461,6 +482,35 @@ def verify_conversion(fmt: ChatFormat, vprobe: "_Probe", *, has_system: bool, n_
                 if r != out[i]:
                     raise ConversionRefused(f"injects today's date (strftime_now) in a conversation "
                                             f"({cases[i].label})", "date")
+
+
+#: conversations outside the alternating ones the verification covers (module docstring)
+_OTHER_SHAPES = {"two answers in a row": ("user", "assistant", "assistant"),
+                 "two user messages in a row": ("user", "user", "assistant")}
+
+
+def renders_otherwise(fmt: ChatFormat, vprobe: "_Probe", *, has_system: bool) -> list[str]:
+    """The shapes of :data:`_OTHER_SHAPES` (with and without a system message) that the template
+    renders, and otherwise than ``fmt`` does: what a conversion note names.  A shape the template
+    raises on, or the format refuses, is not one of them."""
+    cases = []
+    for what, roles in _OTHER_SHAPES.items():
+        msgs = [{"role": r, "content": f"{r} message {i}"} for i, r in enumerate(roles)]
+        cases.append((what, msgs))
+        if has_system:
+            cases.append((what, [{"role": "system", "content": "system message"}] + msgs))
+    out = vprobe.run([vprobe.job(msgs, False) for _, msgs in cases])
+    differ: list[str] = []
+    for (what, msgs), (kind, text) in zip(cases, out):
+        if kind != "ok" or what in differ:
+            continue
+        try:
+            mine = fmt.render(msgs, False, date=DATE_1)
+        except MessageError:
+            continue
+        if mine != text:
+            differ.append(what)
+    return differ
 
 
 def _given_reasoning_cases() -> list[tuple[list[dict], bool]]:

@@ -6,13 +6,15 @@ At most ``2 * N`` batches are in flight, so memory does not grow with the number
 ignore SIGINT: on Ctrl-C the parent stops them and the caller's ``atomic_output`` removes the
 temporary file.  With ``num_proc <= 1`` everything runs in this process.
 
-The parent reads and splits lines, sends batches and writes (in a writer thread); workers parse,
-normalize and encode, and ``prepare`` turns each result into what is written (an Arrow table,
+The parent reads (for JSONL it only finds line ends: ``RawLines``), sends batches and writes (in
+a writer thread); workers cut the lines, parse, normalize and encode, and ``prepare`` turns each result into what is written (an Arrow table,
 JSONL bytes), so only that comes back.  Each worker has a pipe each way: a batch goes out
 pickled (by a sender thread per worker, so that a worker busy with its last batch never holds up
 another's), a result comes back as a pickle whose large buffers (the Arrow columns) travel
 out-of-band, as they are, without being copied into the pickle; the parent takes results from
-whichever worker has one and hands them to ``consume`` in input order.  On C free cores
+whichever worker has one and hands them to ``consume`` in input order.  A worker's exception is
+raised again in the parent; a worker that dies (killed, e.g. by the out-of-memory killer) ends
+the run with ``WorkerError``.  On C free cores
 ``--num-proc C`` approaches C times one process once the data amortizes the start (a fork per
 worker); on cores busy with other work, extra workers only compete for them (docs/format.md,
 "Speed").
@@ -178,8 +180,12 @@ class _Workers:
         code = self.procs[k].exitcode
         how = f"exit code {code}"
         if code is not None and code < 0:
-            how = f"killed by {signal.Signals(-code).name}" + \
-                  (": often the kernel's out-of-memory killer" if -code == signal.SIGKILL else "")
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:  # a signal Python has no name for
+                how = f"killed by signal {-code}"
+            if -code == signal.SIGKILL:
+                how += ": often the kernel's out-of-memory killer"
         return WorkerError(f"a format worker process ended unexpectedly ({how}); run again with a smaller "
                            "--num-proc or --batch-size, or with --num-proc 1 to see a row that causes it")
 
